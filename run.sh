@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# dealerbot's one entry point for people and CI: sets everything up, then runs what you ask.
+#   ./run.sh demo     set up, start the sandbox, run the scraping bots, write the review workbook
+#   ./run.sh test     set up, run the test suite (real Chromium against the sandbox)
+#   ./run.sh soak     set up, run the slow soak tests
+#   ./run.sh bench    set up, run the benchmarks in bench/
+#   ./run.sh setup    only set up (.venv, Python packages, a browser)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+  echo "run as root or install sudo to install: $*" >&2; return 1; fi; }
+
+apt_install() {
+  command -v apt-get >/dev/null || return 1
+  if [ ! -f /tmp/.dealerbot-apt-updated ]; then need_root apt-get update -qq && touch /tmp/.dealerbot-apt-updated; fi
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+setup() {
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "dealerbot needs Python 3.11 or newer ($PYTHON is $("$PYTHON" --version 2>&1))" >&2; exit 2
+  fi
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && "$PYTHON" -m venv "$VENV"; }
+  fi
+  local stamp="$VENV/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
+  if [ ! -f "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+    touch "$stamp"
+  fi
+  # A browser without downloading one from a browser vendor: Playwright's own when present,
+  # else a system Chromium/Chrome/Edge; on Debian/Ubuntu install Chromium from the distribution.
+  if ! "$VENV/bin/python" -m dealerbot.browser_check >/dev/null 2>&1; then
+    echo "no browser found: installing Chromium from the distribution's packages" >&2
+    apt_install chromium || apt_install chromium-browser || {
+      "$VENV/bin/python" -m dealerbot.browser_check; exit 2; }
+  fi
+}
+
+cmd=${1:-demo}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo) setup; exec "$VENV/bin/dealerbot" demo "$@" ;;
+  test)
+    setup
+    set +e
+    "$VENV/bin/python" -m pytest "$@"
+    rc=$?
+    set -e
+    # pytest's 5 means no test ran: that is a failure, not a pass.
+    if [ "$rc" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
+    exit "$rc" ;;
+  soak) setup; exec "$VENV/bin/python" -m pytest -m slow -o addopts="" "$@" ;;
+  bench) setup; exec "$VENV/bin/python" bench/scrape_orders.py "$@" ;;
+  *) echo "usage: ./run.sh [demo|test|soak|bench|setup] [args...]" >&2; exit 2 ;;
+esac
