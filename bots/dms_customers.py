@@ -18,5 +18,5 @@ class DmsCustomersBot(Bot):
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal("dms", DmsApp) as s:
             screen = customers_screen(s)
-            await screen.open()
+            await s.step("open the list", screen.open)
             await scrape_pages(ctx, screen, DMS_CUSTOMER)

@@ -18,5 +18,5 @@ class OemCustomersBot(Bot):
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal("oem", OemPortal) as s:
             screen = CustomersPage(s)
-            await screen.open()
+            await s.step("open the list", screen.open)
             await scrape_pages(ctx, screen, OEM_CUSTOMER)

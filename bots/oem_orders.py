@@ -24,7 +24,7 @@ class OemOrdersBot(Bot):
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal("oem", OemPortal) as s:
             orders = OrdersPage(s)
-            await orders.open()
+            await s.step("open the orders list", orders.open)
             detail = OrderDetailPage(s)
             queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=PAGE_SIZE * 2)
             workers = ctx.settings.run.concurrency

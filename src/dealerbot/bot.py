@@ -114,7 +114,7 @@ class BotContext:
             )
             top = app(session, lambda: self.password(portal))
             session.login = top.login
-            await top.open()
+            await session.step(f"open {selectors.title}", top.open)
             yield session
 
     def password(self, portal: str) -> str:

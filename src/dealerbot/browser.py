@@ -137,6 +137,7 @@ class Evidence:
     folder: Path
     masker: Masker
     files: list[Path] = field(default_factory=list)
+    log: Any = logger  # the run's bound logger, so that the lines land in the run's log
 
     def next_name(self, label: str, suffix: str) -> Path:
         """A fresh file name in the folder, e.g. ``oem-1-screenshot.png``."""
@@ -149,7 +150,7 @@ class Evidence:
     def add(self, path: Path) -> None:
         """Record a saved file and log it."""
         self.files.append(path)
-        logger.error("evidence saved: {}", path)
+        self.log.error("evidence saved: {}", path)
 
 
 def mask_trace(path: Path, masker: Masker) -> None:
@@ -236,7 +237,7 @@ class PortalContext:
                 self.evidence.add(shot)
                 saved.append(shot)
             except Exception as exc:  # noqa: BLE001 - evidence is best effort, never the failure
-                logger.warning("could not take a screenshot: {}", exc)
+                self.evidence.log.warning("could not take a screenshot: {}", exc)
             try:
                 html_path = self.evidence.next_name(label, "-page.html")
                 html = await page.content()
@@ -247,7 +248,7 @@ class PortalContext:
                 self.evidence.add(html_path)
                 saved.append(html_path)
             except Exception as exc:  # noqa: BLE001
-                logger.warning("could not save the page HTML: {}", exc)
+                self.evidence.log.warning("could not save the page HTML: {}", exc)
         return saved
 
     async def finish(self, failed: bool) -> None:
@@ -263,7 +264,7 @@ class PortalContext:
                 self.evidence.add(path)
             await self.context.tracing.stop()
         except Exception as exc:  # noqa: BLE001
-            logger.warning("could not save the trace: {}", exc)
+            self.evidence.log.warning("could not save the trace: {}", exc)
 
 
 class Browser:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -322,7 +323,7 @@ def selectors_check(
         table.add_column(col)
     colours = {"ok": "green", "fallback": "yellow", "missing": "red", "optional": "dim", "unchecked": "dim"}
     for row in report:
-        table.add_row(row.name, f"[{colours[row.result]}]{row.result}[/]", row.detail)
+        table.add_row(row.name, f"[{colours[row.result]}]{row.result}[/]", escape(row.detail))
     _console().print(table)
     if any(r.result == "missing" for r in report):
         raise typer.Exit(1)

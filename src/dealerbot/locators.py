@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 TYPES = ("css", "role", "label", "text", "placeholder", "testid")
 _OPTIONS = {"name", "exact"}
-TOP_KEYS = {"portal", "title", "selectors", "endpoints", "evidence_mask"}
+TOP_KEYS = {"portal", "title", "selectors", "endpoints", "evidence_mask", "screens", "optional"}
+SCREEN_KEYS = {"names", "endpoint", "via", "before", "params", "logged_out"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,18 @@ class SelectorSpec:
     line: int
 
 
+@dataclass(frozen=True)
+class Screen:
+    """Where ``dealerbot selectors check`` finds a group of selectors (``names`` are prefixes)."""
+
+    names: tuple[str, ...]
+    endpoint: str | None = None
+    via: str | None = None
+    before: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    logged_out: bool = False
+
+
 @dataclass
 class SelectorFile:
     """A loaded, validated ``selectors/<portal>.yaml``."""
@@ -104,6 +117,8 @@ class SelectorFile:
     selectors: dict[str, SelectorSpec]
     endpoints: dict[str, str] = field(default_factory=dict)
     evidence_mask: tuple[str, ...] = ()
+    screens: tuple[Screen, ...] = ()
+    optional: frozenset[str] = frozenset()
 
     def spec(self, name: str) -> SelectorSpec:
         """The spec for ``name``.
@@ -253,7 +268,52 @@ def load_selector_file(path: Path) -> SelectorFile:
             if n not in selectors:
                 raise _err(path, item, f"evidence_mask names unknown selector '{n}'")
             mask.append(n)
-    return SelectorFile(path, portal, title, selectors, endpoints, tuple(mask))
+    screens = _screens(path, top["screens"][1], selectors, endpoints) if "screens" in top else ()
+    optional: set[str] = set()
+    if "optional" in top:
+        o_node = top["optional"][1]
+        if not isinstance(o_node, yaml.SequenceNode):
+            raise _err(path, o_node, "'optional' must be a list of selector names")
+        for item in o_node.value:
+            n = _scalar(path, item, "optional entry")
+            if n not in selectors:
+                raise _err(path, item, f"optional names unknown selector '{n}'")
+            optional.add(n)
+    return SelectorFile(path, portal, title, selectors, endpoints, tuple(mask), screens, frozenset(optional))
+
+
+def _screens(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec], endpoints: dict[str, str]) -> tuple[Screen, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise _err(path, node, "'screens' must be a list of {names, endpoint | via, ...}")
+    out = []
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            raise _err(path, item, "each screen must be a mapping")
+        data = yaml.safe_load(yaml.serialize(item))
+        unknown = set(data) - SCREEN_KEYS
+        if unknown:
+            raise _err(path, item, f"screen: unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(SCREEN_KEYS))})")
+        names = data.get("names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise _err(path, item, "screen: 'names' must be a non-empty list of selector name prefixes")
+        for prefix in names:
+            if not any(n.startswith(prefix + ".") for n in selectors):
+                raise _err(path, item, f"screen: no selector name starts with '{prefix}.'")
+        if bool(data.get("endpoint")) == bool(data.get("via")):
+            raise _err(path, item, "screen: give exactly one of 'endpoint' or 'via'")
+        if data.get("endpoint") and data["endpoint"] not in endpoints:
+            raise _err(path, item, f"screen: unknown endpoint '{data['endpoint']}'")
+        for key in ("via", "before"):
+            if data.get(key) and data[key] not in selectors:
+                raise _err(path, item, f"screen: {key} names unknown selector '{data[key]}'")
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            raise _err(path, item, "screen: 'params' must be a mapping")
+        out.append(Screen(
+            tuple(names), data.get("endpoint"), data.get("via"), data.get("before"),
+            tuple((str(k), str(v)) for k, v in params.items()), bool(data.get("logged_out", False)),
+        ))
+    return tuple(out)
 
 
 def default_selectors_dir() -> Path:
@@ -301,10 +361,11 @@ class Locators:
     One instance per page; it remembers which candidate matched for each name.
     """
 
-    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000) -> None:
+    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000, log: Any = logger) -> None:
         self.page = page
         self.file = selectors
         self.timeout_ms = timeout_ms
+        self.log = log
         self._warned: set[str] = set()
 
     def _candidates(self, name: str, params: dict[str, Any]) -> list[Candidate]:
@@ -361,7 +422,7 @@ class Locators:
         if name in self._warned:
             return
         self._warned.add(name)
-        logger.warning(
+        self.log.warning(
             "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
             "the portal has drifted, update line {} of the file",
             name, self.file.path.name, first.describe(), index + 1, used.describe(), first.line,
@@ -375,8 +436,9 @@ class HtmlReader:
     same fallback order and the same drift warning as :class:`Locators`.
     """
 
-    def __init__(self, selectors: SelectorFile) -> None:
+    def __init__(self, selectors: SelectorFile, log: Any = logger) -> None:
         self.file = selectors
+        self.log = log
         self._warned: set[str] = set()
         self._compiled: dict[tuple[str, str], Any] = {}
 
@@ -403,7 +465,7 @@ class HtmlReader:
             if found:
                 if index > 0 and name not in self._warned:
                     self._warned.add(name)
-                    logger.warning(
+                    self.log.warning(
                         "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
                         "the portal has drifted", name, self.file.path.name, cands[0].describe(),
                         index + 1, cand.describe(),

@@ -101,8 +101,8 @@ class PortalSession:
         self.selectors = selectors
         self.run = run
         self.log = log
-        self.loc = Locators(page, selectors, timeout_ms=run.timeout_seconds * 1000)
-        self.html = HtmlReader(selectors)
+        self.loc = Locators(page, selectors, timeout_ms=run.timeout_seconds * 1000, log=log)
+        self.html = HtmlReader(selectors, log=log)
         self.counts = counts if counts is not None else {}
         self.login: Callable[[], Awaitable[None]] | None = None
         self._generation = 0
@@ -126,6 +126,40 @@ class PortalSession:
         """Whether ``url`` is the portal's login page."""
         login_path = self.selectors.endpoints.get("login", "/login")
         return urlparse(url).path.rstrip("/") == login_path.rstrip("/")
+
+    # -- the browser page -----------------------------------------------------------------
+    async def goto(self, endpoint: str, params: dict[str, Any] | None = None, expect_login: bool = False, **fmt: Any) -> None:
+        """Navigate the page to an endpoint and check the answer.
+
+        A redirect to the login page is not an error here when ``expect_login`` is true
+        (page objects check for the login form themselves).
+
+        Raises:
+            PortalUnavailable, RateLimited, PageChanged: the portal answered an error status.
+            SessionExpired: sent to the login page while ``expect_login`` is false.
+        """
+        url = self.url(endpoint, params, **fmt)
+        try:
+            resp = await self.page.goto(url, wait_until="domcontentloaded")
+        except Exception as exc:  # playwright.Error: refused, timeout, aborted
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "Timeout" in text:
+                raise StepTimeout(f"{self.name}: opening {urlparse(url).path} timed out") from exc
+            raise PortalUnavailable(f"{self.name}: opening {urlparse(url).path} failed: {text}") from exc
+        if resp is not None:
+            self.check(resp.status, resp.url, url, expect_login)
+
+    async def step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a screen step, retrying it from the start on a retryable system failure.
+
+        Raises:
+            SystemFailure: after the retries are used up.
+        """
+
+        def count_retry(_exc: SystemFailure) -> None:
+            self.counts["retries"] = self.counts.get("retries", 0) + 1
+
+        return await with_retries(f"{self.name}: {what}", fn, self.run.retries, self.run.backoff_seconds, count_retry, self.log)
 
     # -- reads through the session ------------------------------------------------------
     async def fetch_json(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> Any:
@@ -173,7 +207,7 @@ class PortalSession:
         async with self._limit:
             resp = await self._get(url)
             try:
-                self._classify(resp, url)
+                self.check(resp.status, resp.url, url)
                 return await resp.text()
             except SessionExpired:
                 pass
@@ -183,7 +217,7 @@ class PortalSession:
         async with self._limit:
             resp = await self._get(url)
             try:
-                self._classify(resp, url)
+                self.check(resp.status, resp.url, url)
                 return await resp.text()
             finally:
                 await resp.dispose()
@@ -197,9 +231,13 @@ class PortalSession:
                 raise StepTimeout(f"{self.name}: GET {url} timed out") from exc
             raise PortalUnavailable(f"{self.name}: GET {url} failed: {text}") from exc
 
-    def _classify(self, resp: APIResponse, url: str) -> None:
-        status = resp.status
-        if status == 401 or self.is_login_url(resp.url):
+    def check(self, status: int, final_url: str, url: str, expect_login: bool = False) -> None:
+        """Turn an HTTP answer into the error tree (see the module docstring); pass when fine.
+
+        Raises:
+            SessionExpired, RateLimited, PortalUnavailable, PageChanged: by status.
+        """
+        if status == 401 or (not expect_login and self.is_login_url(final_url)):
             raise SessionExpired(f"{self.name}: session expired (GET {urlparse(url).path} -> login)")
         if status == 429:
             raise RateLimited(f"{self.name}: rate limited (HTTP 429) on {urlparse(url).path}")

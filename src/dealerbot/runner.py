@@ -105,6 +105,7 @@ async def run_bot(
     ctx: BotContext | None = None
     try:
         with run_sinks(run_id, name, settings.path("logs"), run_dir, masker) as log:
+            evidence.log = log
             log.info("run {} started ({}, {})", run_id, trigger, f"since {since:%Y-%m-%d %H:%M:%S}" if since else "full")
             try:
                 async with open_browser(settings.browser, headed=headed) as browser:

@@ -36,17 +36,20 @@ class LoginForm:
         s = self.s
         secret = self.password()
         if not await self.is_shown():
-            await s.page.goto(s.url("login"))
+            await s.goto("login", expect_login=True)
         for name, value in self.fields.items():
             await (await s.loc.get(name)).fill(value)
         await s.pctx.pause_tracing()
         try:
             await (await s.loc.get("login.password")).fill(secret)
             submit = await s.loc.get("login.submit")
-            async with s.page.expect_navigation(wait_until="domcontentloaded"):
+            async with s.page.expect_navigation(wait_until="domcontentloaded") as nav:
                 await submit.click()
+            resp = await nav.value
         finally:
             await s.pctx.resume_tracing()
+        if resp is not None:
+            s.check(resp.status, resp.url, resp.url, expect_login=True)
         if s.is_login_url(s.page.url) or await s.loc.visible("login.error"):
             message = ""
             if await s.loc.present("login.error"):
@@ -92,7 +95,7 @@ class PagedTable:
 
     async def open(self) -> None:
         """Show the list in the browser (checks the screen is there)."""
-        await self.s.page.goto(self.s.url(self.endpoint))
+        await self.s.goto(self.endpoint)
         await (await self.s.loc.get(f"{self.prefix}.table")).wait_for(state="visible")
 
     async def fetch(self, page: int, query: str = "") -> tuple[list[dict[str, str]], bool]:

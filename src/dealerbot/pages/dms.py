@@ -27,7 +27,7 @@ class DmsApp:
         Raises:
             LoginRejected: the password was refused.
         """
-        await self.s.page.goto(self.s.url("landing"))
+        await self.s.goto("landing", expect_login=True)
         if await self.login_form.is_shown():
             await self.login()
         else:

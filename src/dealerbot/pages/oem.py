@@ -46,7 +46,7 @@ class OemPortal:
             LoginRejected: the password was refused.
             PageChanged: a screen is not as expected.
         """
-        await self.s.page.goto(self.s.url("landing"))
+        await self.s.goto("landing", expect_login=True)
         if await self.login_form.is_shown():
             await self.login()
         else:
@@ -75,7 +75,7 @@ class OrdersPage:
         Raises:
             PageChanged: the table is missing.
         """
-        await self.s.page.goto(self.s.url("orders_page"))
+        await self.s.goto("orders_page")
         await (await self.s.loc.get("orders.table")).wait_for(state="visible")
         await dismiss_notice(self.s)
         try:

@@ -207,7 +207,8 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
 
     @app.middleware("http")
     async def behaviours(request: Request, call_next):  # noqa: ANN001
-        if request.url.path.startswith("/__admin"):
+        path = request.url.path
+        if path.startswith("/__admin"):
             request.state.session = None
             return await call_next(request)
         rt.count("requests")
@@ -219,8 +220,12 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
                 return _problem(rt, request, 503, "系统维护中",
                                 f"系统维护中（维护时间 {b['maintenance_window']}），请稍后再试。", "maintenance")
 
-        # session lookup and idle expiry
+        # session lookup and idle expiry (static assets neither touch nor expire sessions)
         now_m = time.monotonic()
+        if path.startswith("/static/"):
+            request.state.session = None
+            request.state.expired = request.state.new_session = False
+            return await call_next(request)
         sid = request.cookies.get(rt.cookie)
         sess = rt.sessions.get(sid) if sid else None
         request.state.expired = False
@@ -230,7 +235,7 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
             with rt.lock:
                 rt.sessions.pop(sess.sid, None)
             sess = None
-        if sess is None and not request.url.path.startswith("/static/"):
+        if sess is None:
             sess = rt.new_session()
             request.state.new_session = True
         if sess is not None:

@@ -1,0 +1,103 @@
+"""Fixtures for the engine tests: a real sandbox over loopback, real Chromium, a real SQLite file."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dealerbot.config import Settings, load_settings
+from dealerbot.records import ENTITIES
+from dealerbot.sandbox.config import SandboxConfig
+from dealerbot.sandbox.server import SandboxServer
+from dealerbot.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+OEM_PASSWORD = "Oem@2026!"
+DMS_PASSWORD = "Dms@2026!"
+PASSWORDS = {"oem": OEM_PASSWORD, "dms": DMS_PASSWORD}
+ORDERS = 150
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=ORDERS, seed=11)) as sb:
+        yield sb
+
+
+class Admin:
+    """The sandbox's test-only admin endpoints (ground truth, behaviours, counters)."""
+
+    def __init__(self, sb: SandboxServer) -> None:
+        headers = {"X-Admin-Token": sb.admin_token}
+        self.oem = httpx.Client(base_url=sb.oem_url, headers=headers, timeout=10)
+        self.dms = httpx.Client(base_url=sb.dms_url, headers=headers, timeout=10)
+
+    def get(self, app: str, path: str) -> object:
+        r = getattr(self, app).get(path)
+        r.raise_for_status()
+        return r.json()
+
+    def orders(self) -> list[dict]:
+        data = self.get("oem", "/__admin/orders")
+        return data["orders"] if isinstance(data, dict) else data
+
+    def rows(self, app: str, what: str) -> list[dict]:
+        data = self.get(app, f"/__admin/{what}")
+        return data[what] if isinstance(data, dict) else data
+
+    def counters(self, app: str = "oem") -> dict:
+        return self.get(app, "/__admin/counters")
+
+    def behave(self, app: str = "oem", **values: object) -> None:
+        getattr(self, app).put("/__admin/behaviours", json=values).raise_for_status()
+
+    def reset(self) -> None:
+        self.oem.post("/__admin/reset").raise_for_status()
+        self.dms.post("/__admin/reset").raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def admin(sandbox: SandboxServer) -> Iterator[Admin]:
+    a = Admin(sandbox)
+    yield a
+    a.oem.close()
+    a.dms.close()
+
+
+@pytest.fixture
+def clean_sandbox(admin: Admin) -> Iterator[Admin]:
+    """Data, accounts, counters and behaviours as generated, before and after the test."""
+    admin.reset()
+    yield admin
+    admin.reset()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings of a fresh dealership folder: own logs, state, store; fast retries."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("DEALERBOT_OEM_PASSWORD", "DEALERBOT_DMS_PASSWORD", "DEALERBOT_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    shutil.copytree(ROOT / "selectors", tmp_path / "selectors")
+    return load_settings(
+        None,
+        oem__url=sandbox.oem_url,
+        dms__url=sandbox.dms_url,
+        run__backoff_seconds=0.05,
+        run__timeout_seconds=15,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store.open(settings.store_url)
+    yield s
+    s.close()
+
+
+def entity(name: str):
+    return ENTITIES[name]

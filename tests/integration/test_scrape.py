@@ -1,0 +1,151 @@
+"""The scraping bots against the sandbox, checked against its ground truth."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
+from dealerbot.runner import run_bot
+from dealerbot.validate import normalize_mobile, normalize_vin
+
+from .conftest import PASSWORDS
+
+
+def _stored_keys(store, entity) -> set[str]:
+    return {r[entity.key] for r in store.iter_records(entity)}
+
+
+def _rejected_keys(store, run_id, entity) -> set[str]:
+    return {r["record_key"] for r in store.iter_rejects(run_id, entity)}
+
+
+async def test_full_scrape_of_orders_equals_the_portal(settings, store, clean_sandbox):
+    truth = {o["order_no"]: o for o in clean_sandbox.orders()}
+    result = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    stored = _stored_keys(store, OEM_ORDER)
+    rejected = _rejected_keys(store, result.run_id, OEM_ORDER)
+    # Every order in the portal is either stored or rejected with a reason; none twice.
+    assert stored | rejected == set(truth)
+    assert not stored & rejected
+    assert result.counts["read"] == len(truth)
+    assert result.counts["rejected"] == len(rejected) > 0  # the generator plants bad VINs/IDs
+    # Values are the portal's, normalised.
+    for order_no in sorted(stored)[:40]:
+        row, src = store.get(OEM_ORDER, order_no), truth[order_no]
+        assert row["status"] == src["status"]
+        assert row["price"] == Decimal(str(src["price"])).quantize(Decimal("0.01"))
+        assert row["vin"] == normalize_vin(src["vin"]).value
+        assert row["mobile"] == normalize_mobile(src["mobile"]).value
+        assert row["updated_at"] == datetime.fromisoformat(src["updated_at"].replace(" ", "T"))
+    # A rejected VIN is really wrong.
+    for rej in store.iter_rejects(result.run_id, OEM_ORDER):
+        assert rej["reason"]
+        assert rej["code"] in {"vin_check_digit", "vin_length", "vin_chars", "id_check_code", "id_length", "id_birthdate", "required", "bad_value"}
+
+
+async def test_rerun_adds_no_duplicates_and_incremental_reads_only_changes(settings, store, clean_sandbox):
+    first = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert first.ok, first.error
+    stored_before = store.count(OEM_ORDER)
+    rejects_before = len(_rejected_keys(store, first.run_id, OEM_ORDER))
+
+    # Nothing changed: the incremental run reads only the overlap at the watermark.
+    again = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert again.ok, again.error
+    assert again.counts["read"] <= 2
+    assert store.count(OEM_ORDER) == stored_before
+
+    # Change three orders and add one in the portal.
+    truth = clean_sandbox.orders()
+    good = [o for o in truth if o["order_no"] in _stored_keys(store, OEM_ORDER)][:3]
+    for o in good:
+        r = clean_sandbox.oem.patch(f"/__admin/orders/{o['order_no']}", json={"status": "已取消"})
+        r.raise_for_status()
+    new = clean_sandbox.oem.post("/__admin/orders", json={
+        "customer_name": "测试 客户", "mobile": "+86 139-0000-1234", "id_type": "身份证",
+        "id_number": "11010519491231002X", "model_code": good[0]["model_code"], "color": "白色",
+        "vin": "", "price": 199800, "status": "已下单", "planned_delivery_date": "2026-12-20",
+    })
+    new.raise_for_status()
+    new_no = new.json()["order_no"]
+
+    inc = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert inc.ok, inc.error
+    watermark = max(datetime.fromisoformat(o["updated_at"].replace(" ", "T")) for o in truth)
+    changed = {o["order_no"] for o in clean_sandbox.orders()
+               if datetime.fromisoformat(o["updated_at"].replace(" ", "T")) > watermark - timedelta(seconds=1)}
+    assert {o["order_no"] for o in good} | {new_no} <= changed
+    assert inc.counts["read"] == len(changed)
+    for o in good:
+        assert store.get(OEM_ORDER, o["order_no"])["status"] == "已取消"
+    added = store.get(OEM_ORDER, new_no)
+    assert added["mobile"] == "13900001234" and added["customer_name"] == "测试客户"
+    assert store.count(OEM_ORDER) == stored_before + 1
+    assert len(_rejected_keys(store, first.run_id, OEM_ORDER)) == rejects_before
+
+    # --full reads everything again and still stores each order once.
+    full = await run_bot("oem-orders", settings, passwords=PASSWORDS, full=True)
+    assert full.ok and full.counts["read"] == len(truth) + 1
+    assert store.count(OEM_ORDER) == stored_before + 1
+
+
+async def test_customers_and_dms_records_equal_ground_truth(settings, store, clean_sandbox):
+    cases = [
+        ("oem-customers", OEM_CUSTOMER, clean_sandbox.rows("oem", "customers")),
+        ("dms-customers", DMS_CUSTOMER, clean_sandbox.rows("dms", "customers")),
+        ("dms-contracts", DMS_CONTRACT, clean_sandbox.rows("dms", "contracts")),
+    ]
+    for bot, entity, truth in cases:
+        result = await run_bot(bot, settings, passwords=PASSWORDS)
+        assert result.ok, (bot, result.error)
+        keys = {t[entity.key] for t in truth}
+        stored = _stored_keys(store, entity)
+        assert stored | _rejected_keys(store, result.run_id, entity) == keys, bot
+        assert result.counts["read"] == len(truth), bot
+    consent = {t["customer_no"]: t["consent"] for t in cases[0][2]}
+    for row in store.iter_records(OEM_CUSTOMER):
+        assert row["consent"] is (consent[row["customer_no"]] in (True, 1, "已授权")), row["customer_no"]
+    # The generator plants the same person twice: flagged as a duplicate, kept.
+    flagged = [r for r in store.iter_records(OEM_CUSTOMER) if '"duplicate"' in r["issues"]]
+    assert flagged
+
+
+async def test_saved_login_is_reused_and_private(settings, clean_sandbox):
+    first = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert first.ok, first.error
+    logins = clean_sandbox.counters()["logins"]
+    state = settings.path("state") / "oem-dealer_admin.json"
+    assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
+    second = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert second.ok, second.error
+    assert clean_sandbox.counters()["logins"] == logins  # no new login: the saved one worked
+
+
+async def test_session_expiring_mid_run_logs_in_again_once(settings, store, clean_sandbox):
+    truth = clean_sandbox.orders()
+    expired = []
+
+    def expire_midway(counts: dict[str, int]) -> None:
+        if counts["read"] >= 40 and not expired:
+            expired.append(clean_sandbox.oem.post("/__admin/expire-sessions").json())
+
+    result = await run_bot("oem-orders", settings, passwords=PASSWORDS, on_progress=expire_midway)
+    assert expired, "the test did not get to expire the session"
+    assert result.ok, result.error
+    assert result.counts["relogins"] == 1
+    assert result.counts["read"] == len(truth)
+    assert store.count(OEM_ORDER) + result.counts["rejected"] == len(truth)
+
+
+async def test_portal_errors_are_retried_and_nothing_is_lost(settings, store, clean_sandbox):
+    truth = clean_sandbox.orders()
+    clean_sandbox.behave("oem", error_rate=0.15)
+    result = await run_bot("oem-orders", settings.model_copy(update={"run": settings.run.model_copy(update={"retries": 6})}), passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert result.counts["retries"] > 0
+    assert clean_sandbox.counters()["errors_injected"] > 0
+    assert store.count(OEM_ORDER) + result.counts["rejected"] == len(truth)
