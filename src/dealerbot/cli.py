@@ -37,7 +37,7 @@ def _console() -> Console:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True)
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -117,13 +117,13 @@ def _run_one(
 
 
 def _report_failure(console: Console, result: Any) -> None:
-    console.print(f"[bold red]{result.bot} failed[/]: {result.error}")
+    console.print(f"[bold red]{result.bot} failed[/]: {escape(str(result.error))}")
     if result.evidence:
-        console.print(f"evidence: {result.run_dir}")
+        console.print(f"evidence: {escape(str(result.run_dir))}")
         for p in result.evidence:
-            console.print(f"  {p}")
+            console.print(f"  {escape(str(p))}")
     if result.run_dir:
-        console.print(f"run log:  {result.run_dir / 'run.log'}")
+        console.print(f"run log:  {escape(str(result.run_dir / 'run.log'))}")
 
 
 @app.command()
@@ -189,7 +189,7 @@ def runs(
         note = (r.error or "")[:80] + (f" [{r.evidence_dir}]" if r.evidence_dir else "")
         table.add_row(
             r.run_id, r.bot, r.trigger, f"{r.started_at:%Y-%m-%d %H:%M:%S}", seconds, f"[{colour}]{r.status}[/]",
-            str(r.counts.get("read", 0)), str(r.counts.get("rejected", 0)), note,
+            str(r.counts.get("read", 0)), str(r.counts.get("rejected", 0)), escape(note),
         )
     _console().print(table)
 
@@ -203,7 +203,7 @@ def export(
     """Write the Excel review workbook and print its path."""
     settings = _settings(config)
     path = _export(settings, run_id, output)
-    _console().print(f"review workbook: {path}")
+    _console().print(f"review workbook: {escape(str(path))}")
 
 
 def _export(settings: Settings, run_id: str | None, output: Path | None, runs: list[Any] | None = None) -> Path:
@@ -272,7 +272,7 @@ def demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{demo_store}{suffix}").unlink(missing_ok=True)
     with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=orders)) as sb:
-        console.print(f"sandbox: OEM portal {sb.oem_url} · DMS {sb.dms_url}")
+        console.print(f"sandbox: OEM portal {sb.oem_url} · DMS {sb.dms_url}", markup=False)
         settings = _settings(
             None,
             oem__url=sb.oem_url, dms__url=sb.dms_url, store__url=f"sqlite:///{demo_store}",
@@ -291,7 +291,7 @@ def demo(
     for r in failed:
         _report_failure(console, r)
     path = _export(settings, None, output or settings.path("out") / f"demo-review-{results[0].run_id[:15]}.xlsx")
-    console.print(f"[bold green]review workbook:[/] {path}")
+    console.print(f"[bold green]review workbook:[/] {escape(str(path))}")
     if failed:
         raise typer.Exit(1)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import httpx
 import pytest
@@ -61,21 +60,9 @@ def test_two_sandboxes_in_one_process_and_clean_stop():
         assert len(ha) == len(hb) == 30 and ha != hb
         assert httpx.get(b.oem_url + "/__admin/orders", headers={"X-Admin-Token": a.admin_token}).status_code == 401
         url, db = a.oem_url, a.state.db_path
-        t = time.perf_counter()
-    assert time.perf_counter() - t < 4
     with pytest.raises(httpx.TransportError):
         httpx.get(url + "/__admin/health", timeout=1)
     assert not db.exists()
-
-
-def test_keep_alive_requests_are_fast(sandbox):
-    # guards against the ~40 ms Nagle/delayed-ACK stall per keep-alive response
-    with httpx.Client(base_url=sandbox.oem_url) as c:
-        c.get("/login")
-        t = time.perf_counter()
-        for _ in range(30):
-            assert c.get("/login").status_code == 200
-        assert time.perf_counter() - t < 0.9
 
 
 def test_run_forever_serves_until_sigterm(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -319,13 +318,10 @@ def test_large_generator_streams(tmp_path):
 
     cols = [Column("id", "编号", "int"), Column("name", "姓名"), Column("amount", "金额", "decimal")]
     path = tmp_path / "big.xlsx"
-    start = time.perf_counter()
     stats = write_workbook(path, [("订单数", n)], [Sheet("订单", cols, rows())])
-    elapsed = time.perf_counter() - start
 
     assert consumed == n
     assert stats.rows == {"订单": n}
-    assert elapsed < 3.0
 
     wb = load_workbook(path, read_only=True)
     ws = wb["订单"]

@@ -1,0 +1,105 @@
+"""The `dealerbot` command as an operator uses it (a real subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from openpyxl import load_workbook
+
+from .conftest import OEM_PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dealerbot(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    full_env.update(env, COLUMNS="160", NO_COLOR="1")
+    return subprocess.run(
+        [sys.executable, "-m", "dealerbot.cli", *args], cwd=cwd, env=full_env,
+        capture_output=True, text=True, timeout=240,
+    )
+
+
+def _config(tmp_path: Path, sandbox, extra: str = "") -> None:
+    (tmp_path / "dealerbot.toml").write_text(
+        f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n[run]\nbackoff_seconds = 0.05\n{extra}',
+        encoding="utf-8",
+    )
+
+
+def test_run_runs_export_and_failure_exit_codes(tmp_path, sandbox, clean_sandbox):
+    _config(tmp_path, sandbox)
+    ok = dealerbot(["run", "oem-customers"], tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "oem-customers" in ok.stdout and "成功" in ok.stdout
+
+    # The saved login makes the password irrelevant; without it the wrong one is refused.
+    for state in (tmp_path / "state").glob("*.json"):
+        state.unlink()
+    bad = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD="not-the-password")
+    assert bad.returncode == 1
+    assert "refused the login" in bad.stdout and "run log:" in bad.stdout
+    assert "not-the-password" not in bad.stdout + bad.stderr
+
+    history = dealerbot(["runs"], tmp_path)
+    assert history.returncode == 0 and "succeeded" in history.stdout and "failed" in history.stdout
+
+    exported = dealerbot(["export", "-o", "review.xlsx"], tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    wb = load_workbook(tmp_path / "review.xlsx")
+    assert "厂家客户" in wb.sheetnames
+
+    unknown = dealerbot(["run", "no-such-bot"], tmp_path)
+    assert unknown.returncode == 2 and "available: dms-contracts" in unknown.stderr
+
+
+def test_missing_password_and_literal_password_are_explained(tmp_path, sandbox):
+    _config(tmp_path, sandbox)
+    missing = dealerbot(["run", "oem-customers"], tmp_path)
+    assert missing.returncode == 1 and "DEALERBOT_OEM_PASSWORD" in missing.stdout
+    _config(tmp_path, sandbox, extra='[dms]\n')
+    (tmp_path / "dealerbot.toml").write_text('[oem]\nurl = "http://127.0.0.1:1"\npassword = "Oem@2026!"\n', encoding="utf-8")
+    literal = dealerbot(["run", "oem-customers"], tmp_path)
+    assert literal.returncode == 2
+    assert "dealerbot.toml" in literal.stderr and "[oem] password" in literal.stderr and "DEALERBOT_OEM_PASSWORD" in literal.stderr
+
+
+def test_bad_config_value_names_the_key(tmp_path):
+    (tmp_path / "dealerbot.toml").write_text("[run]\nconcurrency = 0\n", encoding="utf-8")
+    result = dealerbot(["runs"], tmp_path)
+    assert result.returncode == 2 and "run.concurrency" in result.stderr
+
+
+def test_bots_and_selectors_check(tmp_path, sandbox):
+    listed = dealerbot(["bots"], tmp_path)
+    assert listed.returncode == 0
+    for name in ("oem-orders", "oem-customers", "dms-customers", "dms-contracts"):
+        assert name in listed.stdout
+    _config(tmp_path, sandbox)
+    (tmp_path / "selectors").mkdir()
+    text = (ROOT / "selectors" / "oem.yaml").read_text(encoding="utf-8")
+    text = text.replace('  orders.export:\n    - css: "#export-xlsx"', '  orders.export:\n    - css: "#export-button-v2"')
+    text = text.replace('  orders.table:\n    - css: "#orders-table"', '  orders.table:\n    - css: "#orders-grid-v2"')
+    (tmp_path / "selectors" / "oem.yaml").write_text(text, encoding="utf-8")
+    check = dealerbot(["selectors", "check", "oem"], tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD)
+    assert check.returncode == 1, check.stdout + check.stderr  # something is missing
+    lines = {line.split("│")[1].strip(): line for line in check.stdout.splitlines() if line.count("│") >= 3}
+    assert "fallback" in lines["orders.export"]
+    assert "missing" in lines["orders.table"]
+    assert " ok " in lines["login.username"]
+    assert " ok " in lines["notice.ack"]
+
+
+def test_sandbox_port_in_use_says_which(tmp_path, sandbox):
+    port = sandbox.oem_url.rsplit(":", 1)[1]
+    result = dealerbot(["sandbox", "--oem-port", port, "--dms-port", "0"], tmp_path)
+    assert result.returncode == 2 and port in (result.stdout + result.stderr)
+
+
+def test_sandbox_bad_config_value_names_the_key(tmp_path):
+    (tmp_path / "dealerbot.toml").write_text("[sandbox]\nerror_rate = 7\n", encoding="utf-8")
+    result = dealerbot(["sandbox"], tmp_path)
+    assert result.returncode == 2 and "error_rate" in result.stderr

@@ -1,0 +1,61 @@
+"""The review workbook staff open in Excel, read back with openpyxl."""
+
+from __future__ import annotations
+
+import zipfile
+
+from openpyxl import load_workbook
+
+from dealerbot.export import entity_of_bots, export_runs
+from dealerbot.records import OEM_CUSTOMER, OEM_ORDER
+from dealerbot.runner import run_bot
+
+from .conftest import PASSWORDS
+
+
+async def test_review_workbook_rows_highlights_and_formula_safety(settings, store, clean_sandbox):
+    orders = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    customers = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert orders.ok and customers.ok
+    runs = [store.run(orders.run_id), store.run(customers.run_id)]
+    path = settings.path("out") / "review.xlsx"
+    stats = export_runs(store, runs, path, entity_of_bots())
+    assert stats.path == path and path.is_file()
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp file left
+
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["概要", OEM_ORDER.title, OEM_CUSTOMER.title]
+    summary = {r[0].value: r[1].value for r in wb["概要"].iter_rows(min_row=2)}
+    assert summary["运行编号"] in (orders.run_id, customers.run_id)
+
+    ws = wb[OEM_ORDER.title]
+    headers = [c.value for c in ws[1]]
+    assert headers[:3] == ["订单号", "客户姓名", "手机号"] and headers[-2:] == ["校验结果", "问题说明"]
+    assert ws.freeze_panes == "A2" and ws.auto_filter.ref.startswith("A1:")
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == orders.counts["read"] == len(clean_sandbox.orders())
+    by_result = {}
+    for r in rows:
+        by_result.setdefault(r[-2], []).append(r)
+    assert len(by_result["拒绝"]) == orders.counts["rejected"]
+    assert by_result["已修正"] and by_result["通过"]
+    # Real numbers and dates, not text.
+    price_col = headers.index("价格")
+    assert any(isinstance(r[price_col], (int, float)) for r in by_result["通过"])
+    # A repaired mobile is highlighted, the reason beside it.
+    mobile_col = headers.index("手机号") + 1
+    repaired_row = next(i for i, r in enumerate(rows, start=2) if r[-2] == "已修正" and "手机号" in (r[-1] or ""))
+    assert ws.cell(repaired_row, mobile_col).fill.fgColor.rgb.endswith("C6EFCE")
+
+    # Formula-like scraped text (the portal has cities like =HYPERLINK(...)) stays text.
+    cws = wb[OEM_CUSTOMER.title]
+    city_col = [c.value for c in cws[1]].index("城市") + 1
+    formula_cells = [cws.cell(r, city_col) for r in range(2, cws.max_row + 1)
+                     if str(cws.cell(r, city_col).value or "").startswith(("=", "+", "-", "@"))]
+    assert formula_cells, "the sandbox plants formula-like cities"
+    for cell in formula_cells:
+        assert cell.data_type == "s"
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.startswith("xl/worksheets/"):
+                assert "<f>" not in z.read(name).decode("utf-8")

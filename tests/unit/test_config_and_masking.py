@@ -1,0 +1,83 @@
+"""Settings, credentials and masking: pure pieces of the engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from dealerbot.browser import find_browser
+from dealerbot.config import BrowserSettings, load_settings
+from dealerbot.credentials import get_password
+from dealerbot.errors import BrowserNotFound, ConfigError, CredentialsMissing
+from dealerbot.logsetup import Masker
+
+
+def test_file_values_environment_wins_and_paths_are_relative_to_the_file(tmp_path, monkeypatch):
+    cfg = tmp_path / "dealerbot.toml"
+    cfg.write_text('[oem]\nurl = "http://127.0.0.1:9001"\n[run]\nconcurrency = 2\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEALERBOT_RUN__CONCURRENCY", "6")
+    s = load_settings()
+    assert s.oem.url == "http://127.0.0.1:9001" and s.oem.dealer_code == "D31001"
+    assert s.run.concurrency == 6
+    assert s.path("logs") == tmp_path / "logs"
+    assert s.store_url == f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("[run]\nconcurrency = 0\n", "run.concurrency"),
+        ("[run]\nconcurency = 3\n", "run.concurency"),
+        ("[browser]\nheadless = 'sometimes'\n", "browser.headless"),
+        ("[oem]\npassword = 'x'\n", "[oem] password"),
+        ("[dms]\nurl = \n", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_refused_with_the_key(tmp_path, monkeypatch, text, words):
+    cfg = tmp_path / "dealerbot.toml"
+    cfg.write_text(text, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert words in str(err.value) and str(cfg) in str(err.value)
+
+
+def test_password_comes_from_the_environment_or_says_how(monkeypatch):
+    monkeypatch.setenv("DEALERBOT_OEM_PASSWORD", "s3cret!")
+    assert get_password("oem", "dealer_admin") == "s3cret!"
+    monkeypatch.delenv("DEALERBOT_OEM_PASSWORD")
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    with pytest.raises(CredentialsMissing, match="DEALERBOT_OEM_PASSWORD.*credentials set oem"):
+        get_password("oem", "dealer_admin")
+
+
+def test_browser_discovery_explains_what_it_tried(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERBOT_BROWSER", str(tmp_path / "no-such-chrome"))
+    with pytest.raises(BrowserNotFound, match="no-such-chrome"):
+        find_browser(BrowserSettings())
+    monkeypatch.setenv("DEALERBOT_BROWSER", "msedge")
+    assert find_browser(BrowserSettings()).channel == "msedge"
+    monkeypatch.delenv("DEALERBOT_BROWSER")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BrowserNotFound) as err:
+        find_browser(BrowserSettings(), bundled=str(tmp_path / "ms-playwright" / "chrome"))
+    assert "bundled Chromium: not installed" in str(err.value) and "apt-get install chromium" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("mobile 13812345678 ok", "mobile 138****5678 ok"),
+        ("mobile +86 138-1234-5678", "mobile 138****5678"),
+        ("１３８１２３４５６７８", "１３８****５６７８"),
+        ("id 11010519491231002X", "id 110105********002X"),
+        ("pw Oem@2026! typed", "pw ****** typed"),
+        ("csrf_token=abcdef123&x=1", "csrf_token=******&x=1"),
+        ('{"password": "hunter22"}', '{"password": "******"}'),
+        ("order XS2026000123 price 189800", "order XS2026000123 price 189800"),
+    ],
+)
+def test_masker(text, masked):
+    m = Masker(["Oem@2026!"])
+    assert m(text) == masked
+    assert m(m(text)) == masked  # idempotent

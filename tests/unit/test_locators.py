@@ -1,0 +1,87 @@
+"""Selector files: loaded, validated, and every error names the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lxml import html
+
+from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
+from dealerbot.locators import HtmlReader, load_portal_selectors, load_selector_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_selectors_folder_is_data_only():
+    # A selectors package would shadow the stdlib module that asyncio (and Playwright) import.
+    assert not (ROOT / "selectors" / "__init__.py").exists()
+    import selectors as stdlib_selectors
+
+    assert hasattr(stdlib_selectors, "DefaultSelector")
+
+
+@pytest.mark.parametrize("portal", ["oem", "dms"])
+def test_shipped_selector_files_are_valid(portal):
+    f = load_portal_selectors(portal, ROOT / "selectors")
+    assert f.portal == portal and f.screens and "login.password" in f.selectors
+    assert f.endpoint("login") == "/login"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "x.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("portal: x\nselectors:\n  a.b:\n    - xpath: //div\n", 4, "unknown key 'xpath'"),
+        ("portal: x\nselectors:\n  a.b:\n    - css: '#a'\n      label: A\n", 4, "exactly one type"),
+        ("portal: x\nselectors:\n  a.b: []\n", 3, "non-empty list"),
+        ("portal: x\nselectors:\n  a.b:\n    - css: ''\n", 4, "non-empty text"),
+        ("selectors:\n  a.b:\n    - css: '#a'\n", 1, "missing top-level key 'portal'"),
+        ("portal: x\nselectorz: {}\n", 2, "unknown top-level key 'selectorz'"),
+        ("portal: x\nselectors:\n  a.b:\n    - css: '#a'\n  a.b:\n    - css: '#b'\n", 5, "defined twice"),
+        ("portal: x\nselectors:\n  a.b:\n    - label: A\n      name: B\n", 4, "'name' only goes with 'role'"),
+        ("portal: x\nselectors:\n  a.b:\n    - css: '#a'\nevidence_mask: [a.c]\n", 5, "unknown selector 'a.c'"),
+        ("portal: x\nselectors:\n  a.b: [css: '#a'\n", 4, "not valid YAML"),
+        ("portal: x\nselectors:\n  a.b:\n    - css: '#a'\nscreens:\n  - {names: [zz], endpoint: login}\n", 6, "no selector name starts with 'zz.'"),
+    ],
+)
+def test_malformed_files_name_file_and_line(tmp_path, text, line, words):
+    path = _write(tmp_path, text)
+    with pytest.raises(SelectorFileError) as err:
+        load_selector_file(path)
+    assert str(err.value).startswith(f"{path}:{line}:"), str(err.value)
+    assert words in str(err.value)
+
+
+def test_unknown_name_lists_close_names(tmp_path):
+    f = load_selector_file(_write(tmp_path, "portal: x\nselectors:\n  login.user:\n    - css: '#u'\n  login.pw:\n    - css: '#p'\n"))
+    with pytest.raises(UnknownSelector, match=r"no selector named 'login.password'.*login.pw, login.user"):
+        f.spec("login.password")
+    with pytest.raises(UnknownSelector):
+        f.require(["login.user", "login.nope"])
+
+
+def test_html_reader_falls_back_and_fills_placeholders(tmp_path):
+    f = load_selector_file(_write(tmp_path, (
+        "portal: x\nselectors:\n  d.field:\n    - css: \"#new dd[data-field='{field}']\"\n"
+        "    - css: \"#old dd[data-field='{field}']\"\n"
+    )))
+    root = html.fromstring("<div id='old'><dl><dd data-field='vin'> LVSHCAMB1CE054249 </dd></dl></div>")
+    warnings: list[str] = []
+
+    class Log:
+        def warning(self, msg, *args):
+            warnings.append(msg.format(*args))
+
+    reader = HtmlReader(f, log=Log())
+    assert reader.text(root, "d.field", field="vin") == "LVSHCAMB1CE054249"
+    assert reader.text(root, "d.field", field="vin") == "LVSHCAMB1CE054249"
+    assert len(warnings) == 1 and "fallback #2" in warnings[0]  # warned once, not per record
+    with pytest.raises(PageChanged, match="field=price"):
+        reader.text(root, "d.field", field="price")
+    assert reader.text(root, "d.field", required=False, field="price") == ""
