@@ -37,7 +37,7 @@ setup() {
   # else a system Chromium/Chrome/Edge; on Debian/Ubuntu install Chromium from the distribution.
   if ! "$VENV/bin/python" -m dealerbot.browser_check >/dev/null 2>&1; then
     echo "no browser found: installing Chromium from the distribution's packages" >&2
-    apt_install chromium || apt_install chromium-browser || {
+    apt_install chromium chromium-headless-shell || apt_install chromium || apt_install chromium-browser || {
       "$VENV/bin/python" -m dealerbot.browser_check; exit 2; }
   fi
 }

@@ -1,0 +1,164 @@
+"""Benchmark: scrape N orders with their details from the sandbox, against a plain-HTTP floor.
+
+    ./run.sh bench                      # 2,000 orders, concurrency 4
+    ./run.sh bench --orders 500 --concurrency 2
+
+Three processes: the sandbox (``dealerbot sandbox``), the floor and the bot. The floor logs in
+with httpx and reads the same list endpoint and the same detail pages at the same concurrency,
+parsing the same fields with lxml. The bot is ``dealerbot run oem-orders --full`` exactly as an
+operator starts it. Printed: seconds, records per second, the ratio bot/floor, and the peak
+memory (RSS) of the bot process and all its browser processes together, sampled every 50 ms.
+Targets: ratio <= 3.0, peak memory < 600 MB. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from lxml import html
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSWORD = "Oem@2026!"
+FIELDS = (
+    "order_no", "customer_name", "mobile", "id_type", "id_number", "model_code", "color", "vin",
+    "price", "status", "planned_delivery_date", "updated_at",
+)
+TARGET_RATIO = 3.0
+TARGET_MB = 600
+
+
+def start_sandbox(orders: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dealerbot.cli", "sandbox", "--oem-port", "0", "--dms-port", "0", "--orders", str(orders)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tempfile.gettempdir(),
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        if m and "OEM" in line:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+            return proc, m.group(1)
+    proc.kill()
+    raise SystemExit("the sandbox did not start")
+
+
+async def floor(base: str, concurrency: int) -> tuple[int, float]:
+    """Plain HTTP: log in, walk the list endpoint, fetch and parse every detail page."""
+    started = time.perf_counter()
+    limits = httpx.Limits(max_connections=concurrency + 1)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as c:
+        page = await c.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        r = await c.post("/login", data={"dealer_code": "D31001", "username": "dealer_admin", "password": PASSWORD, "csrf_token": token})
+        assert r.status_code == 303, r.status_code
+        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=40)
+        count = 0
+
+        async def walk() -> None:
+            n = 1
+            while True:
+                data = (await c.get("/api/orders", params={"page": n, "page_size": 20, "sort": "updated_at", "dir": "asc"})).json()
+                for item in data["items"]:
+                    await queue.put(item["order_no"])
+                if n >= data["pages"]:
+                    break
+                n += 1
+            for _ in range(concurrency):
+                await queue.put(None)
+
+        async def details() -> None:
+            nonlocal count
+            while (no := await queue.get()) is not None:
+                root = html.fromstring((await c.get(f"/orders/{no}")).text)
+                record = {f: root.cssselect(f"#order-detail dd[data-field='{f}']")[0].text_content().strip() for f in FIELDS}
+                assert record["order_no"] == no
+                count += 1
+
+        await asyncio.gather(walk(), *(details() for _ in range(concurrency)))
+    return count, time.perf_counter() - started
+
+
+def run_bot(base: str, concurrency: int, workdir: Path, trace: bool = True) -> tuple[int, float, float]:
+    """``dealerbot run oem-orders --full``; returns (records, seconds, peak MB of the process tree)."""
+    (workdir / "dealerbot.toml").write_text(
+        f'[oem]\nurl = "{base}"\n[run]\nconcurrency = {concurrency}\n[browser]\ntrace = {str(trace).lower()}\n', encoding="utf-8"
+    )
+    env = dict(os.environ, DEALERBOT_OEM_PASSWORD=PASSWORD, COLUMNS="120")
+    started = time.perf_counter()
+    proc = psutil.Popen(
+        [sys.executable, "-m", "dealerbot.cli", "run", "oem-orders", "--full"], cwd=workdir, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    peak = peak_rss = 0
+    breakdown: list[tuple[int, str]] = []
+    while proc.poll() is None:
+        try:
+            procs = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            procs = []
+        pss = rss = 0
+        for p in procs:
+            try:
+                info = p.memory_full_info()
+                pss += getattr(info, "pss", info.rss)
+                rss += info.rss
+            except psutil.Error:
+                pass
+        if pss > peak:
+            breakdown = sorted(((getattr(p.memory_full_info(), "pss", 0) if p.is_running() else 0, p.name()) for p in procs), reverse=True)[:4] if os.environ.get("BENCH_BREAKDOWN") else []
+        peak, peak_rss = max(peak, pss), max(peak_rss, rss)
+        time.sleep(0.05)
+    if os.environ.get("BENCH_BREAKDOWN"):
+        print("largest at peak:", [(f"{m / 1e6:.0f} MB", n) for m, n in breakdown])
+    print(f"(peak RSS summed over processes, counting shared pages once per process: {peak_rss / 1e6:.0f} MB)")
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"the bot failed (exit {proc.returncode}); see {workdir / 'logs'}")
+    db = sqlite3.connect(workdir / "var" / "dealerbot.sqlite")
+    read = json.loads(db.execute("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0])["read"]
+    db.close()
+    return read, seconds, peak / 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--no-trace", action="store_true", help="run the bot with Playwright tracing off")
+    args = ap.parse_args()
+    sandbox, base = start_sandbox(args.orders)
+    try:
+        floor_n, floor_s = asyncio.run(floor(base, args.concurrency))
+        with tempfile.TemporaryDirectory(prefix="dealerbot-bench-") as tmp:
+            bot_n, bot_s, peak_mb = run_bot(base, args.concurrency, Path(tmp), trace=not args.no_trace)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(10)
+    ratio = bot_s / floor_s
+    print(f"orders: {args.orders}, concurrency: {args.concurrency}, cores: {os.cpu_count()}")
+    print(f"floor (httpx + lxml):        {floor_n:6d} records in {floor_s:6.1f} s = {floor_n / floor_s:7.1f} records/s")
+    print(f"bot (dealerbot run, whole):  {bot_n:6d} records in {bot_s:6.1f} s = {bot_n / bot_s:7.1f} records/s")
+    print(f"ratio bot/floor: {ratio:.2f}x (target <= {TARGET_RATIO}x)")
+    print(f"peak memory, bot + browser processes: {peak_mb:.0f} MB (target < {TARGET_MB} MB)")
+    ok = bot_n == floor_n == args.orders and ratio <= TARGET_RATIO and peak_mb < TARGET_MB
+    print("result:", "PASS" if ok else "MISS")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
