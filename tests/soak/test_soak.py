@@ -1,0 +1,40 @@
+"""Soak: a large portal that misbehaves the whole time (`./run.sh soak`, not in the default run)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from dealerbot.config import load_settings
+from dealerbot.records import OEM_ORDER
+from dealerbot.runner import run_bot
+from dealerbot.sandbox.config import SandboxConfig
+from dealerbot.sandbox.server import SandboxServer
+from dealerbot.store import Store
+
+pytestmark = pytest.mark.slow
+
+async def test_ten_thousand_orders_through_errors_slowness_and_expiry(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, orders=10_000, seed=3, error_rate=0.03, slow_rate=0.02, slow_ms=800)
+    with SandboxServer(cfg) as sb:
+        admin = httpx.Client(base_url=sb.oem_url, headers={"X-Admin-Token": sb.admin_token}, timeout=30)
+        truth = admin.get("/__admin/orders").json()
+        settings = load_settings(None, oem__url=sb.oem_url, run__retries=8, run__backoff_seconds=0.1)
+        expiries = []
+
+        def expire_every_3000(counts: dict[str, int]) -> None:
+            if counts["read"] // 3000 > len(expiries):
+                expiries.append(admin.post("/__admin/expire-sessions").json())
+
+        result = await run_bot("oem-orders", settings, passwords={"oem": "Oem@2026!"}, on_progress=expire_every_3000)
+        assert result.ok, result.error
+        assert result.counts["read"] == len(truth) == 10_000
+        assert result.counts["relogins"] == len(expiries) == 3
+        assert result.counts["retries"] > 0
+        with Store.open(settings.store_url) as store:
+            assert store.count(OEM_ORDER) + result.counts["rejected"] == len(truth)
+        # An incremental run right after reads only the overlap.
+        again = await run_bot("oem-orders", settings, passwords={"oem": "Oem@2026!"})
+        assert again.ok and again.counts["read"] <= 2
+        admin.close()
