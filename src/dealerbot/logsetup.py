@@ -125,6 +125,8 @@ def add_console_sink(masker: Masker, level: str = "INFO") -> int:
         format=_console_format,
         filter=_masking_filter(masker),
         colorize=None,
+        backtrace=False,
+        diagnose=False,  # never print variable values in tracebacks: they may hold secrets
     )
 
 
@@ -145,7 +147,8 @@ def run_sinks(
             format=_file_format,
             filter=_masking_filter(masker, run_id),
             encoding="utf-8",
-            enqueue=False,
+            backtrace=False,
+            diagnose=False,
         ),
         logger.add(
             logs_dir / "dealerbot.jsonl",
@@ -155,6 +158,8 @@ def run_sinks(
             retention=10,
             filter=_masking_filter(masker, run_id),
             encoding="utf-8",
+            backtrace=False,
+            diagnose=False,
         ),
     ]
     try:

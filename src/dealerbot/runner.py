@@ -91,6 +91,7 @@ async def run_bot(
     bot_cls = get_bot(name)
     bot = bot_cls()
     store = Store.open(settings.store_url)
+    store.close_abandoned_runs()
     run_id = new_run_id(name)
     run_dir = settings.path("logs") / "runs" / run_id
     masker = make_masker(settings, passwords)

@@ -10,6 +10,8 @@ memory does not grow with the number of records and a re-run adds no duplicates.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -84,6 +86,8 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("evidence_dir", Text),
             Column("evidence", Text, nullable=False, default="[]"),
             Column("options", Text, nullable=False, default="{}"),
+            Column("host", String(255), nullable=False, default=""),
+            Column("pid", Integer, nullable=False, default=0),
         ),
         "rejects": Table(
             "rejects", meta,
@@ -183,14 +187,34 @@ class Store:
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, run_id: str, bot: str, trigger: str, options: dict[str, Any] | None = None) -> None:
-        """Record that a run started."""
+        """Record that a run started (on this host, in this process)."""
         with self.engine.begin() as conn:
             conn.execute(
                 self.tables["runs"].insert().values(
                     run_id=run_id, bot=bot, trigger=trigger, started_at=datetime.now(),
                     status="running", counts="{}", evidence="[]", options=dumps(options or {}),
+                    host=socket.gethostname(), pid=os.getpid(),
                 )
             )
+
+    def close_abandoned_runs(self) -> list[str]:
+        """Mark as ``interrupted`` the runs still ``running`` whose process on this host is gone
+        (killed, power cut). Returns their ids. Runs of other hosts are left alone."""
+        import psutil
+
+        t = self.tables["runs"]
+        host = socket.gethostname()
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(t.c.run_id, t.c.pid).where(t.c.status == "running", t.c.host == host)).all()
+            gone = [r.run_id for r in rows if r.pid != os.getpid() and not psutil.pid_exists(r.pid)]
+            if gone:
+                conn.execute(
+                    update(t).where(t.c.run_id.in_(gone)).values(
+                        status="interrupted", ended_at=datetime.now(),
+                        error="the process running it ended without finishing (killed or powered off)",
+                    )
+                )
+        return gone
 
     def finish_run(
         self,
