@@ -142,7 +142,7 @@ class BotContext:
         except RecordRejected as rej:
             self.counts["rejected"] += 1
             self.writer.reject(entity, item.key, rej.code, rej.field, rej.reason, raw, [issue_dict(i) for i in item.issues])
-            self.log.warning("rejected {} {}: {}", entity.name, item.key or "(no key)", rej.reason)
+            self.log.info("rejected {} {}: {}", entity.name, item.key or "(no key)", rej.reason)
             self._track_change(entity, item.data)
             self.progress()
             return False

@@ -119,12 +119,17 @@ def add_console_sink(masker: Masker, level: str = "INFO") -> int:
         logger.remove(0)
     except ValueError:
         pass
+    def write(message: str) -> None:
+        # Look sys.stderr up at each write, so that a rich progress display that redirects
+        # stderr keeps log lines above its bar instead of tearing it.
+        sys.stderr.write(message)
+
     return logger.add(
-        sys.stderr,
+        write,
         level=level,
         format=_console_format,
         filter=_masking_filter(masker),
-        colorize=None,
+        colorize=sys.stderr.isatty(),
         backtrace=False,
         diagnose=False,  # never print variable values in tracebacks: they may hold secrets
     )
