@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urljoin, urlparse
 
 from loguru import logger
 from lxml import html as lxml_html
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import (
     PageChanged,
@@ -159,7 +160,13 @@ class PortalSession:
         def count_retry(_exc: SystemFailure) -> None:
             self.counts["retries"] = self.counts.get("retries", 0) + 1
 
-        return await with_retries(f"{self.name}: {what}", fn, self.run.retries, self.run.backoff_seconds, count_retry, self.log)
+        async def attempt() -> T:
+            try:
+                return await fn()
+            except PlaywrightTimeout as exc:  # a page action that never completed
+                raise StepTimeout(f"{self.name}: {what}: {str(exc).splitlines()[0]}") from exc
+
+        return await with_retries(f"{self.name}: {what}", attempt, self.run.retries, self.run.backoff_seconds, count_retry, self.log)
 
     # -- reads through the session ------------------------------------------------------
     async def fetch_json(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> Any:

@@ -50,7 +50,7 @@ class LoginForm:
             await s.pctx.resume_tracing()
         if resp is not None:
             s.check(resp.status, resp.url, resp.url, expect_login=True)
-        if s.is_login_url(s.page.url) or await s.loc.visible("login.error"):
+        if await self.is_shown():  # still on the login screen: the portal said no
             message = ""
             if await s.loc.present("login.error"):
                 message = (await (await s.loc.get("login.error")).inner_text()).strip()

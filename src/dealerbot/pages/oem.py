@@ -6,7 +6,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from dealerbot.errors import PageChanged
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from dealerbot.errors import PageChanged, PortalUnavailable
 from dealerbot.pages.common import LoginForm, PagedTable
 from dealerbot.portal import PortalSession
 
@@ -16,6 +18,7 @@ ORDER_FIELDS = (
 )
 CUSTOMER_FIELDS = ("customer_no", "name", "mobile", "id_type", "id_number", "city", "consent", "updated_at")
 PAGE_SIZE = 20
+NOTICE_TIMEOUT_MS = 5_000
 
 
 async def dismiss_notice(s: PortalSession) -> None:
@@ -23,7 +26,11 @@ async def dismiss_notice(s: PortalSession) -> None:
     if await s.loc.visible("notice.dialog"):
         dialog = await s.loc.get("notice.dialog")
         await (await s.loc.get("notice.ack")).click()
-        await dialog.wait_for(state="hidden")  # hidden or removed
+        try:
+            await dialog.wait_for(state="hidden", timeout=NOTICE_TIMEOUT_MS)  # hidden or removed
+        except PlaywrightTimeout as exc:
+            # The page posts the acknowledgement to the portal; when that fails the notice stays.
+            raise PortalUnavailable("oem: the 系统公告 notice did not close after 我知道了") from exc
         s.log.debug("oem: notice dismissed")
 
 
