@@ -93,8 +93,8 @@ SUMMARY_COLUMNS = (
 
 def _summary_table(results: list[Any]) -> Table:
     table = Table(title="运行结果 (run summary)", min_width=60)
-    table.add_column("bot", no_wrap=True)
-    table.add_column("status", no_wrap=True)
+    table.add_column("机器人", no_wrap=True)
+    table.add_column("状态", no_wrap=True)
     for _, header in SUMMARY_COLUMNS:
         table.add_column(header, justify="right", no_wrap=True)
     for r in results:
@@ -135,10 +135,13 @@ def run(
     config: ConfigOpt = None,
 ) -> None:
     """Run one bot now, with a live progress bar; exit 0 on success, 1 on failure."""
+    from dealerbot.registry import get_bot
+
     settings = _settings(config)
     _setup_console_logging(settings, verbose)
     console = _console()
     try:
+        get_bot(bot)  # an unknown name is said before any progress bar is drawn
         result = _run_one(settings, bot, console, full=full, headed=headed)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
@@ -180,33 +183,49 @@ def runs(
             history = store.runs(limit, bot)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
-    table = Table(title=f"runs ({settings.store_url})")
-    for col in ("run", "bot", "trigger", "started", "seconds", "status", "read", "rejected", "error / evidence"):
-        table.add_column(col)
+    from dealerbot.export import STATUS_TEXT
+
+    table = Table(title="运行记录 (runs)", caption=escape(settings.store_url))
+    table.add_column("run", no_wrap=True)
+    table.add_column("开始", no_wrap=True)
+    table.add_column("秒", justify="right", no_wrap=True)
+    table.add_column("状态", no_wrap=True)
+    table.add_column("读取", justify="right", no_wrap=True)
+    table.add_column("拒绝", justify="right", no_wrap=True)
     for r in history:
-        seconds = f"{(r.ended_at - r.started_at).total_seconds():.1f}" if r.ended_at else "-"
+        seconds = f"{(r.ended_at - r.started_at).total_seconds():.0f}" if r.ended_at else "-"
         colour = {"succeeded": "green", "failed": "red"}.get(r.status, "yellow")
-        note = (r.error or "")[:80] + (f" [{r.evidence_dir}]" if r.evidence_dir else "")
         table.add_row(
-            r.run_id, r.bot, r.trigger, f"{r.started_at:%Y-%m-%d %H:%M:%S}", seconds, f"[{colour}]{r.status}[/]",
-            str(r.counts.get("read", 0)), str(r.counts.get("rejected", 0)), escape(note),
+            r.run_id, f"{r.started_at:%m-%d %H:%M}", seconds, f"[{colour}]{STATUS_TEXT.get(r.status, r.status)}[/]",
+            str(r.counts.get("read", 0)), str(r.counts.get("rejected", 0)),
         )
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    for r in history:
+        if r.error:
+            console.print(f"[red]{r.run_id}[/] {escape(r.error)}")
+            if r.evidence_dir:
+                console.print(f"  evidence: {escape(r.evidence_dir)}")
 
 
 @app.command()
 def export(
     run_id: Annotated[str | None, typer.Option("--run", help="run id (default: the latest run of every bot)")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="workbook path (.xlsx)")] = None,
+    all_records: Annotated[bool, typer.Option("--all", help="every record in the store, not only what the runs read")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the Excel review workbook and print its path."""
+    """Write the Excel review workbook and print its path.
+
+    By default each bot's latest run is exported with the records it read (after an
+    incremental run: what changed since the run before); --all exports every stored record.
+    """
     settings = _settings(config)
-    path = _export(settings, run_id, output)
+    path = _export(settings, run_id, output, all_records=all_records)
     _console().print(f"review workbook: {escape(str(path))}")
 
 
-def _export(settings: Settings, run_id: str | None, output: Path | None, runs: list[Any] | None = None) -> Path:
+def _export(settings: Settings, run_id: str | None, output: Path | None, runs: list[Any] | None = None, all_records: bool = False) -> Path:
     from dealerbot.export import default_workbook_path, entity_of_bots, export_runs, latest_runs
     from dealerbot.store import Store
 
@@ -221,7 +240,7 @@ def _export(settings: Settings, run_id: str | None, output: Path | None, runs: l
                 else:
                     runs = latest_runs(store)
             path = output or default_workbook_path(settings.path("out"), runs)
-            stats = export_runs(store, runs, path, entity_of_bots())
+            stats = export_runs(store, runs, path, entity_of_bots(), all_records)
     except (DealerbotError, ValueError) as exc:
         raise _fail(str(exc)) from None
     return stats.path
@@ -291,7 +310,8 @@ def demo(
     for r in failed:
         _report_failure(console, r)
     path = _export(settings, None, output or settings.path("out") / f"demo-review-{results[0].run_id[:15]}.xlsx")
-    console.print(f"[bold green]review workbook:[/] {escape(str(path))}")
+    console.print(f"[bold green]审核工作簿 (review workbook):[/] {escape(str(path))}")
+    console.print("请用 Excel 打开审核：红色 = 已拒绝（未入库），黄色 = 待复核，绿色 = 已自动修正；原因见“问题说明”列。")
     if failed:
         raise typer.Exit(1)
 

@@ -170,10 +170,13 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
     """Turn a pydantic error into one line per bad key, e.g. ``run.concurrency: ...``."""
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(root)"
         value = err.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"{source}: {key}: {err['msg']}{shown}")
+        env = "DEALERBOT_" + "__".join(p.upper() for p in loc)
+        where = f"${env}" if loc and env in os.environ else source
+        lines.append(f"{where}: {key}: {err['msg']}{shown}")
     return "\n".join(lines)
 
 

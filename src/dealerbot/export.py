@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from dealerbot.errors import ConfigError
-from dealerbot.records import ENTITIES, Entity
+from dealerbot.pipeline import typed
+from dealerbot.records import ENTITIES, Entity, Item
 from dealerbot.store import RunRecord, Store
 from dealerbot.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, write_workbook
 
@@ -36,17 +37,28 @@ def _issues(raw: str | None) -> tuple[dict[str, CellIssue], list[CellIssue]]:
     return cells, row
 
 
-def _rows(store: Store, entity: Entity, run_id: str) -> Iterator[Row]:
-    for rec in store.iter_records(entity, run_id):
+def _rows(store: Store, entity: Entity, run_id: str, all_records: bool) -> Iterator[Row]:
+    for rec in store.iter_records(entity, None if all_records else run_id):
         cells, row_issues = _issues(rec.get("issues"))
         yield Row({f: rec.get(f) for f in entity.field_names}, cells, row_issues)
+    convert = typed(entity)
     for rej in store.iter_rejects(run_id, entity):
         raw = json.loads(rej["raw"])
         cells, row_issues = _issues(rej.get("issues"))
         if not cells and not row_issues:
             row_issues = [CellIssue("reject", rej["reason"])]
-        # A rejected record is shown as scraped, every value as text.
-        yield Row({f: raw.get(f) for f in entity.field_names}, cells, row_issues)
+        # A rejected record is shown as scraped, with numbers and dates typed where they read.
+        values = convert(Item(entity, {f: raw.get(f) for f in entity.field_names})).data
+        yield Row(values, cells, row_issues)
+
+
+def _scope(run: RunRecord, all_records: bool) -> str:
+    if all_records:
+        return "库中全部记录（另含本次运行拒绝的记录）"
+    since = run.options.get("since")
+    if since:
+        return f"本次运行读取的记录：自 {since.replace('T', ' ')} 以来有变化的（增量）"
+    return "本次运行读取的全部记录"
 
 
 def latest_runs(store: Store) -> list[RunRecord]:
@@ -58,8 +70,16 @@ def latest_runs(store: Store) -> list[RunRecord]:
     return sorted(seen.values(), key=lambda r: r.started_at)
 
 
-def export_runs(store: Store, runs: Sequence[RunRecord], path: Path, bot_entities: dict[str, Entity]) -> WorkbookStats:
+LEGEND = "红色 = 已拒绝（未入库，原因见“问题说明”）；黄色 = 待复核；绿色 = 已自动修正；无色 = 通过"
+
+
+def export_runs(
+    store: Store, runs: Sequence[RunRecord], path: Path, bot_entities: dict[str, Entity], all_records: bool = False
+) -> WorkbookStats:
     """Write the review workbook for ``runs`` to ``path`` (atomically).
+
+    Each run gives a sheet of its entity: the records it read (or, with ``all_records``, every
+    record in the store) and the records it rejected.
 
     Raises:
         ConfigError: nothing to export (no runs), or an unknown bot without an entity.
@@ -67,8 +87,10 @@ def export_runs(store: Store, runs: Sequence[RunRecord], path: Path, bot_entitie
     """
     if not runs:
         raise ConfigError("no runs to export yet: run a bot first (`dealerbot run oem-orders`)")
-    summary: list[tuple[str, Any]] = [("导出时间", datetime.now().replace(microsecond=0))]
+    summary: list[tuple[str, Any]] = [("导出时间", datetime.now().replace(microsecond=0)), ("颜色说明", LEGEND)]
     sheets: list[Sheet] = []
+    order = list(ENTITIES)
+    runs = sorted(runs, key=lambda r: (order.index(bot_entities[r.bot].name) if r.bot in bot_entities else -1, r.started_at))
     for run in runs:
         entity = bot_entities.get(run.bot)
         if entity is None:
@@ -80,6 +102,7 @@ def export_runs(store: Store, runs: Sequence[RunRecord], path: Path, bot_entitie
             ("开始时间", run.started_at.replace(microsecond=0)),
             ("结束时间", run.ended_at.replace(microsecond=0) if run.ended_at else None),
             ("状态", STATUS_TEXT.get(run.status, run.status)),
+            ("范围", _scope(run, all_records)),
             ("统计", counts or "无"),
         ]
         if run.error:
@@ -88,7 +111,7 @@ def export_runs(store: Store, runs: Sequence[RunRecord], path: Path, bot_entitie
             summary.append(("失败证据", run.evidence_dir))
         columns = [Column(f.name, f.header, f.kind, f.width) for f in entity.fields]
         title = entity.title if sum(1 for r in runs if bot_entities.get(r.bot) is entity) == 1 else f"{entity.title}-{run.run_id[-4:]}"
-        sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id)))
+        sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records)))
     return write_workbook(path, summary, sheets)
 
 

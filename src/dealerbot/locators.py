@@ -317,11 +317,20 @@ def _screens(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec], en
 
 
 def default_selectors_dir() -> Path:
-    """``selectors/`` of the project: the cwd's when present, else the source checkout's."""
+    """``selectors/`` in the working folder when present (a dealership's own adjusted copy),
+    else the one shipped with dealerbot."""
     here = Path.cwd() / "selectors"
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parents[2] / "selectors"
+    checkout = Path(__file__).resolve().parents[2] / "selectors"  # a source checkout (editable install)
+    if checkout.is_dir():
+        return checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec("dealerbot.shipped_selectors")  # an installed wheel
+    if spec is None or not spec.submodule_search_locations:
+        raise SelectorFileError("no selectors/ folder here and none shipped with dealerbot")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def load_portal_selectors(portal: str, directory: Path | None = None) -> SelectorFile:

@@ -143,10 +143,7 @@ class PortalSession:
         try:
             resp = await self.page.goto(url, wait_until="domcontentloaded")
         except Exception as exc:  # playwright.Error: refused, timeout, aborted
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "Timeout" in text:
-                raise StepTimeout(f"{self.name}: opening {urlparse(url).path} timed out") from exc
-            raise PortalUnavailable(f"{self.name}: opening {urlparse(url).path} failed: {text}") from exc
+            raise self._network_error(exc, url) from exc
         if resp is not None:
             self.check(resp.status, resp.url, url, expect_login)
 
@@ -233,10 +230,18 @@ class PortalSession:
         try:
             return await self.pctx.context.request.get(url, timeout=self.run.timeout_seconds * 1000)
         except Exception as exc:  # playwright.Error: connection refused, timeout, closed
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "Timeout" in text or "timed out" in text:
-                raise StepTimeout(f"{self.name}: GET {url} timed out") from exc
-            raise PortalUnavailable(f"{self.name}: GET {url} failed: {text}") from exc
+            raise self._network_error(exc, url) from exc
+
+    def _network_error(self, exc: Exception, url: str) -> SystemFailure:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Timeout" in text or "timed out" in text:
+            return StepTimeout(f"{self.name}: {urlparse(url).path} did not answer within {self.run.timeout_seconds:.0f}s")
+        if any(k in text for k in ("ERR_CONNECTION_REFUSED", "ECONNREFUSED", "ERR_NAME_NOT_RESOLVED", "ENOTFOUND", "ERR_ADDRESS_UNREACHABLE")):
+            return PortalUnavailable(
+                f"cannot reach the {self.selectors.title} at {self.settings.url} ({text.split(' at ')[0]}): "
+                f"check [{self.name}] url in dealerbot.toml and that the portal is up"
+            )
+        return PortalUnavailable(f"{self.name}: {urlparse(url).path} failed: {text}")
 
     def check(self, status: int, final_url: str, url: str, expect_login: bool = False) -> None:
         """Turn an HTTP answer into the error tree (see the module docstring); pass when fine.

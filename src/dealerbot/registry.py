@@ -6,6 +6,7 @@ there is no registry state to reset.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import pkgutil
@@ -52,4 +53,6 @@ def get_bot(name: str, package: str = BOTS_PACKAGE) -> type[Bot]:
     try:
         return bots[name]
     except KeyError:
-        raise UnknownBot(f"no bot named '{name}'; available: {', '.join(bots) or '(none)'}") from None
+        close = difflib.get_close_matches(name, list(bots), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise UnknownBot(f"no bot named '{name}'; {hint}available: {', '.join(bots) or '(none)'}") from None

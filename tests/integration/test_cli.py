@@ -45,7 +45,7 @@ def test_run_runs_export_and_failure_exit_codes(tmp_path, sandbox, clean_sandbox
     assert "not-the-password" not in bad.stdout + bad.stderr
 
     history = dealerbot(["runs"], tmp_path)
-    assert history.returncode == 0 and "succeeded" in history.stdout and "failed" in history.stdout
+    assert history.returncode == 0 and "成功" in history.stdout and "失败" in history.stdout
 
     exported = dealerbot(["export", "-o", "review.xlsx"], tmp_path)
     assert exported.returncode == 0, exported.stderr

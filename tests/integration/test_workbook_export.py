@@ -59,3 +59,30 @@ async def test_review_workbook_rows_highlights_and_formula_safety(settings, stor
         for name in z.namelist():
             if name.startswith("xl/worksheets/"):
                 assert "<f>" not in z.read(name).decode("utf-8")
+
+
+async def test_incremental_export_says_its_scope_and_all_exports_everything(settings, store, clean_sandbox):
+    full = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert full.ok
+    order_no = next(r["order_no"] for r in store.iter_records(OEM_ORDER))
+    clean_sandbox.oem.patch(f"/__admin/orders/{order_no}", json={"status": "已到店"}).raise_for_status()
+    inc = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert inc.ok and 1 <= inc.counts["read"] <= 3
+    bots = entity_of_bots()
+
+    path = settings.path("out") / "daily.xlsx"
+    export_runs(store, [store.run(inc.run_id)], path, bots)
+    wb = load_workbook(path)
+    summary = {r[0].value: r[1].value for r in wb["概要"].iter_rows(min_row=2)}
+    assert "增量" in summary["范围"] and "颜色说明" in summary
+    rows = list(wb[OEM_ORDER.title].iter_rows(min_row=2, values_only=True))
+    assert len(rows) == inc.counts["read"] and order_no in {r[0] for r in rows}
+
+    everything = settings.path("out") / "all.xlsx"
+    export_runs(store, [store.run(full.run_id)], everything, bots, all_records=True)
+    ws = load_workbook(everything)[OEM_ORDER.title]
+    rows = list(ws.iter_rows(min_row=2, values_only=True))
+    assert len(rows) == store.count(OEM_ORDER) + full.counts["rejected"]
+    headers = [c.value for c in ws[1]]
+    rejected = [r for r in rows if r[-2] == "拒绝"]
+    assert rejected and all(isinstance(r[headers.index("价格")], (int, float)) for r in rejected)

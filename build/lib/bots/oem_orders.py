@@ -1,0 +1,74 @@
+"""oem-orders: orders (with their details) updated since the last successful run."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from dealerbot.bot import Bot, BotContext
+from dealerbot.pages.oem import PAGE_SIZE, OemPortal, OrderDetailPage, OrdersPage
+from dealerbot.records import OEM_ORDER
+
+TIE_OVERLAP = timedelta(seconds=1)
+
+
+class OemOrdersBot(Bot):
+    """Reads the OEM portal's orders list and every listed order's detail page."""
+
+    name = "oem-orders"
+    portal = "oem"
+    entity = OEM_ORDER
+    description = "厂家门户订单（含详情），默认增量"
+    incremental = True
+
+    async def run(self, ctx: BotContext) -> None:
+        async with ctx.portal("oem", OemPortal) as s:
+            orders = OrdersPage(s)
+            await s.step("open the orders list", orders.open)
+            detail = OrderDetailPage(s)
+            queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=PAGE_SIZE * 2)
+            workers = ctx.settings.run.concurrency
+
+            async def walk_list() -> None:
+                try:
+                    await self._walk(ctx, orders, queue)
+                finally:
+                    for _ in range(workers):
+                        await queue.put(None)
+
+            async def read_details() -> None:
+                while (order_no := await queue.get()) is not None:
+                    ctx.emit(OEM_ORDER, await detail.read(order_no), source=order_no)
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(walk_list())
+                for _ in range(workers):
+                    tg.create_task(read_details())
+
+    async def _walk(self, ctx: BotContext, orders: OrdersPage, queue: asyncio.Queue[str | None]) -> None:
+        """Walk the list oldest change first, by keyset (updated_since = last seen) not by page
+        number, so that orders changing during the walk never shift others out of view."""
+        cursor: datetime | None = ctx.since
+        page_no = 1
+        boundary: dict[str, datetime] = {}  # orders already queued near the cursor
+        limit = ctx.settings.run.page_limit
+        while True:
+            data = await orders.fetch(page_no, cursor)
+            ctx.page_done()
+            items = data["items"]
+            if page_no == 1 and cursor == ctx.since:
+                ctx.counts.setdefault("expected", data["total"])
+            for item in items:
+                order_no = item["order_no"]
+                if order_no in boundary:
+                    continue
+                boundary[order_no] = datetime.fromisoformat(item["updated_at"])
+                await queue.put(order_no)
+            if len(items) < PAGE_SIZE or page_no >= data["pages"] or (limit and ctx.counts["pages"] >= limit):
+                return
+            last = datetime.fromisoformat(items[-1]["updated_at"])
+            if cursor is not None and last - TIE_OVERLAP <= cursor:
+                page_no += 1  # a whole page shares one timestamp: step by page number
+                continue
+            cursor, page_no = last - TIE_OVERLAP, 1
+            boundary = {k: t for k, t in boundary.items() if t > cursor}

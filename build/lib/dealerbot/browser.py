@@ -1,0 +1,361 @@
+"""Finding a browser, launching it, portal contexts with saved logins, evidence on failure.
+
+Resources are async context managers, as robocorp's ``browser`` package does it::
+
+    async with open_browser(settings.browser, masker) as browser:
+        async with browser.context("oem", state_file, evidence) as ctx:
+            page = await ctx.new_page()
+            ...
+
+When the ``context`` block exits with an exception, every open page gets a full-page
+screenshot (password inputs and ``evidence_mask`` selectors masked) and its HTML (mobiles, ID
+numbers and secrets masked), and the Playwright trace is saved, all under the run's evidence
+folder (``logs/runs/<run-id>/``). :class:`Evidence` keeps the list of files for the run record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+from playwright.async_api import Browser as PwBrowser
+from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
+
+from dealerbot.config import BrowserSettings
+from dealerbot.errors import BrowserNotFound
+from dealerbot.logsetup import Masker
+
+BROWSER_ENV = "DEALERBOT_BROWSER"
+CHROMIUM_ARGS = [
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-features=Translate,MediaRouter,OptimizationHints",
+]
+CHANNELS = {"chrome", "chrome-beta", "msedge", "msedge-beta", "msedge-dev", "chromium"}
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How to launch: an executable path or a Playwright channel, and where it came from."""
+
+    executable: str | None
+    channel: str | None
+    source: str
+
+    def describe(self) -> str:
+        """E.g. ``/usr/bin/chromium (system browser)``."""
+        what = self.executable or (f"channel {self.channel}" if self.channel else "Playwright's Chromium")
+        return f"{what} ({self.source})"
+
+
+HEADLESS_SHELLS = ["chromium-headless-shell", "chrome-headless-shell"]
+
+
+def _system_candidates(headless: bool) -> list[str]:
+    names = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "microsoft-edge", "msedge"]
+    if headless:
+        # The old headless shell: same engine, about a third less memory than a full browser.
+        names = HEADLESS_SHELLS + names
+    found = [p for n in names if (p := shutil.which(n))]
+    if sys.platform == "win32":
+        for base in (os.environ.get("PROGRAMFILES(X86)", ""), os.environ.get("PROGRAMFILES", ""), os.environ.get("LOCALAPPDATA", "")):
+            if base:
+                found += [
+                    str(Path(base) / "Microsoft/Edge/Application/msedge.exe"),
+                    str(Path(base) / "Google/Chrome/Application/chrome.exe"),
+                ]
+    elif sys.platform == "darwin":
+        found += [
+            "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+            "/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge",
+            "/Applications/Chromium.app/Contents/MacOS/Chromium",
+        ]
+    return found
+
+
+def find_browser(settings: BrowserSettings, bundled: str | None = None, headless: bool = True) -> LaunchSpec:
+    """Pick the browser to drive.
+
+    Order: ``DEALERBOT_BROWSER`` (a path or a channel name), then ``[browser] executable`` /
+    ``channel`` in the config, then Playwright's own Chromium when installed (``bundled``: its
+    executable path), then a system browser: for headless runs a Chromium headless shell
+    first (Debian's ``chromium-headless-shell``), then Chromium, Chrome or Edge.
+
+    Raises:
+        BrowserNotFound: nothing usable; the message lists what was tried and how to fix it.
+    """
+    tried: list[str] = []
+    env = os.environ.get(BROWSER_ENV, "").strip()
+    for value, source in ((env, f"${BROWSER_ENV}"), (settings.executable, "[browser] executable")):
+        if not value:
+            continue
+        if value in CHANNELS:
+            return LaunchSpec(None, value, source)
+        if Path(value).is_file() and os.access(value, os.X_OK):
+            return LaunchSpec(value, None, source)
+        tried.append(f"{value} from {source}: not an executable file or a channel name ({', '.join(sorted(CHANNELS))})")
+        raise BrowserNotFound("no usable browser:\n  " + "\n  ".join(tried))
+    if settings.channel:
+        return LaunchSpec(None, settings.channel, "[browser] channel")
+    if bundled:
+        if Path(bundled).is_file():
+            # No path given: Playwright picks its own headless shell or full Chromium.
+            return LaunchSpec(None, None, f"Playwright's bundled Chromium ({Path(bundled).parent.name})")
+        tried.append(f"Playwright's bundled Chromium: not installed ({bundled})")
+    for path in _system_candidates(headless):
+        if Path(path).is_file():
+            return LaunchSpec(path, None, "system browser")
+        tried.append(f"{path}: not found")
+    tried.append("chromium / google-chrome / microsoft-edge on PATH: not found")
+    hint = (
+        "Install one: on Debian/Ubuntu `sudo apt-get install chromium`; on Windows Edge is built in; "
+        "or `playwright install chromium` where downloads are allowed; or point "
+        f"${BROWSER_ENV} (or [browser] executable in dealerbot.toml) at a Chrome/Edge/Chromium binary."
+    )
+    raise BrowserNotFound("no usable browser found. Tried:\n  " + "\n  ".join(tried) + "\n" + hint)
+
+
+def write_private_json(path: Path, data: Any) -> None:
+    """Write JSON readable by the owner only (mode 0600), atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Evidence:
+    """Failure evidence of one run: the folder and the files saved into it."""
+
+    folder: Path
+    masker: Masker
+    files: list[Path] = field(default_factory=list)
+    log: Any = logger  # the run's bound logger, so that the lines land in the run's log
+
+    def next_name(self, label: str, suffix: str) -> Path:
+        """A fresh file name in the folder, e.g. ``oem-1-screenshot.png``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while (p := self.folder / f"{label}-{n}{suffix}").exists():
+            n += 1
+        return p
+
+    def add(self, path: Path) -> None:
+        """Record a saved file and log it."""
+        self.files.append(path)
+        self.log.error("evidence saved: {}", path)
+
+
+def mask_trace(path: Path, masker: Masker) -> None:
+    """Rewrite a trace zip with every text member masked (mobiles, ID numbers, secrets)."""
+    tmp = path.with_suffix(".masking")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if not info.filename.endswith((".png", ".jpeg", ".jpg", ".webp")):
+                try:
+                    data = masker(data.decode("utf-8")).encode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+            dst.writestr(info, data)
+    os.replace(tmp, path)
+
+
+class PortalContext:
+    """A browser context for one portal: saved login state, tracing, evidence on failure."""
+
+    def __init__(
+        self,
+        context: BrowserContext,
+        portal: str,
+        state_file: Path | None,
+        evidence: Evidence,
+        mask_locators: Callable[[Page], list[Any]] | None,
+        trace: bool,
+    ) -> None:
+        self.context = context
+        self.portal = portal
+        self.state_file = state_file
+        self.evidence = evidence
+        self._mask_locators = mask_locators
+        self._trace = trace
+        self._chunk_open = False
+
+    async def new_page(self) -> Page:
+        """Open a page in this context."""
+        return await self.context.new_page()
+
+    async def save_state(self) -> None:
+        """Save cookies and local storage for the next run (file mode 0600)."""
+        if self.state_file is not None:
+            write_private_json(self.state_file, await self.context.storage_state())
+
+    def forget_state(self) -> None:
+        """Delete the saved login (it no longer works)."""
+        if self.state_file is not None and self.state_file.exists():
+            self.state_file.unlink()
+
+    # -- tracing: paused while a password is typed, so traces never hold it -----------------
+    async def start_tracing(self) -> None:
+        if self._trace:
+            await self.context.tracing.start(screenshots=True, snapshots=True, sources=False)
+            await self.context.tracing.start_chunk(title=self.portal)
+            self._chunk_open = True
+
+    async def pause_tracing(self) -> None:
+        """Drop the current trace chunk (call before typing a password)."""
+        if self._chunk_open:
+            await self.context.tracing.stop_chunk()
+            self._chunk_open = False
+
+    async def resume_tracing(self) -> None:
+        """Start a new chunk after :meth:`pause_tracing`."""
+        if self._trace and not self._chunk_open:
+            await self.context.tracing.start_chunk(title=self.portal)
+            self._chunk_open = True
+
+    async def capture(self, label: str | None = None) -> list[Path]:
+        """Save a masked full-page screenshot and the masked HTML of every open page."""
+        saved: list[Path] = []
+        label = label or self.portal
+        for page in self.context.pages:
+            if page.is_closed():
+                continue
+            try:
+                shot = self.evidence.next_name(label, "-screenshot.png")
+                mask = [page.locator("input[type=password]")]
+                if self._mask_locators:
+                    mask += self._mask_locators(page)
+                await page.screenshot(path=str(shot), full_page=True, mask=mask, timeout=10_000)
+                self.evidence.add(shot)
+                saved.append(shot)
+            except Exception as exc:  # noqa: BLE001 - evidence is best effort, never the failure
+                self.evidence.log.warning("could not take a screenshot: {}", exc)
+            try:
+                html_path = self.evidence.next_name(label, "-page.html")
+                html = await page.content()
+                html_path.write_text(
+                    f"<!-- {self.evidence.masker(page.url)} -->\n" + self.evidence.masker(html),
+                    encoding="utf-8",
+                )
+                self.evidence.add(html_path)
+                saved.append(html_path)
+            except Exception as exc:  # noqa: BLE001
+                self.evidence.log.warning("could not save the page HTML: {}", exc)
+        return saved
+
+    async def finish(self, failed: bool) -> None:
+        """Stop tracing; on failure keep the trace (masked) as evidence."""
+        if not self._trace:
+            return
+        try:
+            if failed and self._chunk_open:
+                path = self.evidence.next_name(self.portal, "-trace.zip")
+                await self.context.tracing.stop_chunk(path=str(path))
+                self._chunk_open = False
+                mask_trace(path, self.evidence.masker)
+                self.evidence.add(path)
+            await self.context.tracing.stop()
+        except Exception as exc:  # noqa: BLE001
+            self.evidence.log.warning("could not save the trace: {}", exc)
+
+
+class Browser:
+    """One launched browser for a run."""
+
+    def __init__(self, playwright: Playwright, browser: PwBrowser, spec: LaunchSpec, settings: BrowserSettings) -> None:
+        self.playwright = playwright
+        self.browser = browser
+        self.spec = spec
+        self.settings = settings
+
+    @asynccontextmanager
+    async def context(
+        self,
+        portal: str,
+        evidence: Evidence,
+        state_file: Path | None = None,
+        mask_locators: Callable[[Page], list[Any]] | None = None,
+        timeout_ms: float = 30_000,
+    ) -> AsyncIterator[PortalContext]:
+        """A fresh context for ``portal``, reusing ``state_file``'s saved login if present.
+
+        On an exception inside the block, evidence is saved before the context closes and the
+        exception propagates unchanged.
+        """
+        kwargs: dict[str, Any] = {
+            "locale": "zh-CN",
+            "timezone_id": "Asia/Shanghai",
+            "viewport": {"width": 1366, "height": 900},
+            "accept_downloads": True,
+        }
+        if state_file is not None and state_file.is_file():
+            try:
+                json.loads(state_file.read_text(encoding="utf-8"))
+                kwargs["storage_state"] = str(state_file)
+            except (OSError, ValueError):
+                logger.warning("saved login {} is unreadable; logging in afresh", state_file)
+        ctx = await self.browser.new_context(**kwargs)
+        ctx.set_default_timeout(timeout_ms)
+        pctx = PortalContext(ctx, portal, state_file, evidence, mask_locators, self.settings.trace)
+        await pctx.start_tracing()
+        failed = False
+        try:
+            yield pctx
+        except BaseException:
+            failed = True
+            await pctx.capture()
+            raise
+        finally:
+            await pctx.finish(failed)
+            await ctx.close()
+
+
+@asynccontextmanager
+async def open_browser(settings: BrowserSettings, headed: bool = False) -> AsyncIterator[Browser]:
+    """Start Playwright and launch the discovered browser; close both at exit.
+
+    Raises:
+        BrowserNotFound: no browser (see :func:`find_browser`), or it failed to start.
+    """
+    async with async_playwright() as pw:
+        try:
+            bundled = pw.chromium.executable_path
+        except Exception:  # noqa: BLE001 - no bundled build registered
+            bundled = None
+        headless = settings.headless and not headed
+        spec = find_browser(settings, bundled, headless)
+        args = list(CHROMIUM_ARGS)
+        if platform.system() == "Linux" and hasattr(os, "geteuid") and os.geteuid() == 0:
+            args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+        try:
+            browser = await pw.chromium.launch(
+                executable_path=spec.executable,
+                channel=spec.channel,
+                headless=headless,
+                slow_mo=settings.slow_mo_ms or None,
+                args=args,
+            )
+        except Exception as exc:
+            raise BrowserNotFound(f"could not start {spec.describe()}: {str(exc).splitlines()[0]}") from exc
+        logger.debug("browser: {} {}", spec.describe(), browser.version)
+        try:
+            yield Browser(pw, browser, spec, settings)
+        finally:
+            await browser.close()

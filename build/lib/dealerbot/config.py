@@ -1,0 +1,213 @@
+"""Typed settings: ``dealerbot.toml`` < ``DEALERBOT_*`` environment variables < command line.
+
+Passwords never live in the file. They come from ``DEALERBOT_<PORTAL>_PASSWORD`` or the OS
+keyring (``dealerbot credentials set oem``); see :mod:`dealerbot.credentials`. A ``password``
+key written in the file is refused with a message saying where to put it instead.
+
+Nested keys map to environment variables with a double underscore, e.g. ``[oem] url`` is
+``DEALERBOT_OEM__URL`` and ``[run] concurrency`` is ``DEALERBOT_RUN__CONCURRENCY``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from dealerbot.errors import ConfigError
+
+CONFIG_ENV = "DEALERBOT_CONFIG"
+DEFAULT_CONFIG_NAME = "dealerbot.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PortalSettings(_Section):
+    """Where a portal lives and who logs in (the password is looked up separately)."""
+
+    url: str = "http://127.0.0.1:8701"
+    dealer_code: str = ""
+    username: str = ""
+
+
+class OemSettings(PortalSettings):
+    """The OEM portal (defaults: the sandbox's demo dealer)."""
+
+    url: str = "http://127.0.0.1:8701"
+    dealer_code: str = "D31001"
+    username: str = "dealer_admin"
+
+
+class DmsSettings(PortalSettings):
+    """The DMS (defaults: the sandbox's demo user)."""
+
+    url: str = "http://127.0.0.1:8702"
+    username: str = "sales01"
+
+
+class BrowserSettings(_Section):
+    """Which browser to drive. Empty values mean: discover one (see :mod:`dealerbot.browser`)."""
+
+    executable: str = ""
+    channel: str = ""
+    headless: bool = True
+    slow_mo_ms: int = Field(default=0, ge=0)
+    trace: bool = True
+
+
+class RunSettings(_Section):
+    """How bots run."""
+
+    concurrency: int = Field(default=4, ge=1, le=16)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)
+    backoff_seconds: float = Field(default=1.0, ge=0)
+    page_limit: int = Field(default=0, ge=0, description="0 = no limit on list pages read")
+
+
+class StoreSettings(_Section):
+    """The run store. SQLite by default; any SQLAlchemy URL (PostgreSQL for groups)."""
+
+    url: str = ""
+
+
+class PathSettings(_Section):
+    """Folders, relative to the project folder (the config file's folder, else the cwd)."""
+
+    logs: str = "logs"
+    state: str = "state"
+    out: str = "out"
+    var: str = "var"
+
+
+class Settings(BaseSettings):
+    """All of dealerbot's settings.
+
+    Build with :func:`load_settings`, which reads the file, refuses literal passwords and
+    turns validation errors into :class:`ConfigError` naming the key.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DEALERBOT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    oem: OemSettings = OemSettings()
+    dms: DmsSettings = DmsSettings()
+    browser: BrowserSettings = BrowserSettings()
+    run: RunSettings = RunSettings()
+    store: StoreSettings = StoreSettings()
+    paths: PathSettings = PathSettings()
+    sandbox: dict[str, Any] = Field(default_factory=dict)
+    home: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init kwargs; the environment wins over them.
+        return (env_settings, init_settings)
+
+    # -- derived paths ---------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        """Absolute folder for ``logs``, ``state``, ``out`` or ``var``."""
+        p = Path(getattr(self.paths, name))
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def store_url(self) -> str:
+        """The SQLAlchemy URL of the run store (default: ``var/dealerbot.sqlite``)."""
+        if self.store.url:
+            return self.store.url
+        return f"sqlite:///{self.path('var') / 'dealerbot.sqlite'}"
+
+
+def _find_config(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file not found: {explicit}")
+        return explicit
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p} (from {CONFIG_ENV})")
+        return p
+    p = Path.cwd() / DEFAULT_CONFIG_NAME
+    return p if p.is_file() else None
+
+
+def _refuse_passwords(data: dict[str, Any], path: Path) -> None:
+    for section, values in data.items():
+        if isinstance(values, dict):
+            for key in values:
+                if "password" in key.lower() or key.lower() in {"secret", "token"}:
+                    raise ConfigError(
+                        f"{path}: [{section}] {key} holds a password; passwords are never read "
+                        f"from the config file. Remove it and set DEALERBOT_{section.upper()}_PASSWORD "
+                        f"or run `dealerbot credentials set {section}` (stores it in the OS keyring)."
+                    )
+        elif "password" in section.lower():
+            raise ConfigError(
+                f"{path}: {section} holds a password; passwords are never read from the config "
+                f"file. Use an environment variable or `dealerbot credentials set`."
+            )
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    """Turn a pydantic error into one line per bad key, e.g. ``run.concurrency: ...``."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        key = ".".join(loc) or "(root)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        env = "DEALERBOT_" + "__".join(p.upper() for p in loc)
+        where = f"${env}" if loc and env in os.environ else source
+        lines.append(f"{where}: {key}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Read ``dealerbot.toml`` (if any), the environment and ``overrides``.
+
+    Raises:
+        ConfigError: the file is missing (when named), is not valid TOML (names the line),
+            holds a password, or a value is invalid (names the key).
+    """
+    path = _find_config(config)
+    data: dict[str, Any] = {}
+    home = Path.cwd()
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        _refuse_passwords(data, path)
+        home = path.resolve().parent
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition("__")
+        if key:
+            data.setdefault(section, {})[key] = value
+        else:
+            data[section] = value
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(path or "settings"))) from None
+    settings.home = home
+    return settings

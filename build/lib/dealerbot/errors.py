@@ -1,0 +1,121 @@
+"""Every error dealerbot raises on purpose, and what the runner does with it.
+
+The tree::
+
+    DealerbotError                      base of everything below
+    ├── ConfigError                     bad configuration or setup: fail fast, never retry
+    │   ├── SelectorFileError           a selectors/*.yaml file is malformed (names file and line)
+    │   ├── UnknownSelector             a page object asked for a name the file does not have
+    │   ├── UnknownBot                  no bot of that name (lists the ones that exist)
+    │   ├── BrowserNotFound             no usable Chromium/Chrome/Edge (says what was tried)
+    │   ├── CredentialsMissing          no password in the environment or the keyring
+    │   └── LoginRejected               the portal said the password is wrong / account locked;
+    │                                   never retried (the OEM portal locks after 5 wrong tries)
+    ├── SystemFailure                   the portal, the network or the browser broke:
+    │   │                               save evidence, retry with backoff, then fail the run
+    │   ├── PortalUnavailable           HTTP 5xx, maintenance window (503), connection refused
+    │   ├── RateLimited                 HTTP 429 / the portal's rate-limit warning page
+    │   ├── SessionExpired              the portal sent us back to its login page
+    │   ├── PageChanged                 an element or field we rely on is not on the page
+    │   └── StepTimeout                 a step did not finish in time
+    └── BusinessError                   this record is bad: reject it with a reason, go on
+        └── RecordRejected              carries a stable code, the field and a Chinese reason
+
+Only :mod:`dealerbot.runner` decides a run's status from these. Pipeline steps raise
+:class:`RecordRejected`; page objects and the browser layer raise :class:`SystemFailure`
+subclasses; configuration and start-up raise :class:`ConfigError` subclasses.
+"""
+
+from __future__ import annotations
+
+
+class DealerbotError(Exception):
+    """Base class of every error dealerbot raises on purpose."""
+
+
+# --- configuration: fail fast -------------------------------------------------------------
+
+
+class ConfigError(DealerbotError):
+    """Configuration or setup is wrong. Retrying cannot help; the message says what to fix."""
+
+
+class SelectorFileError(ConfigError):
+    """A selector file is malformed. The message names the file and line."""
+
+
+class UnknownSelector(ConfigError):
+    """A page object asked for a selector name the portal's file does not define."""
+
+
+class UnknownBot(ConfigError):
+    """No bot is registered under that name."""
+
+
+class BrowserNotFound(ConfigError):
+    """No usable browser was found. The message lists what was tried and how to fix it."""
+
+
+class CredentialsMissing(ConfigError):
+    """No password could be found for a portal."""
+
+
+class LoginRejected(ConfigError):
+    """The portal rejected the credentials (wrong password, locked account).
+
+    Deliberately not a :class:`SystemFailure`: retrying a wrong password locks the account.
+    """
+
+
+# --- system: evidence, retry, then fail ---------------------------------------------------
+
+
+class SystemFailure(DealerbotError):
+    """The portal, the network or the browser failed. Retried with backoff, then fails the run."""
+
+    retryable: bool = True
+
+
+class PortalUnavailable(SystemFailure):
+    """The portal answered 5xx, is in its maintenance window, or could not be reached."""
+
+
+class RateLimited(SystemFailure):
+    """The portal says we sent too many requests. Back off longer before trying again."""
+
+
+class SessionExpired(SystemFailure):
+    """The portal's session ended and it showed its login page again."""
+
+
+class PageChanged(SystemFailure):
+    """A screen does not look as the page object expects (element or field missing)."""
+
+    retryable = False
+
+
+class StepTimeout(SystemFailure):
+    """A step took longer than its timeout."""
+
+
+# --- business: reject the record, go on -----------------------------------------------------
+
+
+class BusinessError(DealerbotError):
+    """A record is bad. It is rejected with a reason and the run goes on."""
+
+
+class RecordRejected(BusinessError):
+    """A pipeline step rejected a record.
+
+    Attributes:
+        code: stable machine-readable code, e.g. ``vin_check_digit``.
+        field: the field at fault, or ``""`` for the record as a whole.
+        reason: operator-facing reason in Simplified Chinese.
+    """
+
+    def __init__(self, code: str, reason: str, field: str = "") -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.field = field
+        self.reason = reason

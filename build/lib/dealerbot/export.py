@@ -1,0 +1,131 @@
+"""The review workbook: what the store holds for some runs, as staff read it in Excel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dealerbot.errors import ConfigError
+from dealerbot.pipeline import typed
+from dealerbot.records import ENTITIES, Entity, Item
+from dealerbot.store import RunRecord, Store
+from dealerbot.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, write_workbook
+
+STATUS_TEXT = {"succeeded": "成功", "failed": "失败", "running": "运行中", "interrupted": "已中断"}
+COUNT_TEXT = {
+    "pages": "列表页", "read": "读取", "accepted": "接受", "repaired": "已修正", "flagged": "待复核",
+    "rejected": "拒绝", "retries": "重试", "relogins": "重新登录",
+}
+
+
+def _issues(raw: str | None) -> tuple[dict[str, CellIssue], list[CellIssue]]:
+    cells: dict[str, CellIssue] = {}
+    row: list[CellIssue] = []
+    for i in json.loads(raw or "[]"):
+        issue = CellIssue(i["severity"], i["message"])
+        if i.get("field"):
+            # Two issues on one cell: keep the worse one on the cell, both in the reasons.
+            if i["field"] in cells:
+                row.append(issue)
+            else:
+                cells[i["field"]] = issue
+        else:
+            row.append(issue)
+    return cells, row
+
+
+def _rows(store: Store, entity: Entity, run_id: str, all_records: bool) -> Iterator[Row]:
+    for rec in store.iter_records(entity, None if all_records else run_id):
+        cells, row_issues = _issues(rec.get("issues"))
+        yield Row({f: rec.get(f) for f in entity.field_names}, cells, row_issues)
+    convert = typed(entity)
+    for rej in store.iter_rejects(run_id, entity):
+        raw = json.loads(rej["raw"])
+        cells, row_issues = _issues(rej.get("issues"))
+        if not cells and not row_issues:
+            row_issues = [CellIssue("reject", rej["reason"])]
+        # A rejected record is shown as scraped, with numbers and dates typed where they read.
+        values = convert(Item(entity, {f: raw.get(f) for f in entity.field_names})).data
+        yield Row(values, cells, row_issues)
+
+
+def _scope(run: RunRecord, all_records: bool) -> str:
+    if all_records:
+        return "库中全部记录（另含本次运行拒绝的记录）"
+    since = run.options.get("since")
+    if since:
+        return f"本次运行读取的记录：自 {since.replace('T', ' ')} 以来有变化的（增量）"
+    return "本次运行读取的全部记录"
+
+
+def latest_runs(store: Store) -> list[RunRecord]:
+    """The newest finished run of each bot (what a daily review covers)."""
+    seen: dict[str, RunRecord] = {}
+    for run in store.runs(limit=500):
+        if run.status != "running" and run.bot not in seen:
+            seen[run.bot] = run
+    return sorted(seen.values(), key=lambda r: r.started_at)
+
+
+LEGEND = "红色 = 已拒绝（未入库，原因见“问题说明”）；黄色 = 待复核；绿色 = 已自动修正；无色 = 通过"
+
+
+def export_runs(
+    store: Store, runs: Sequence[RunRecord], path: Path, bot_entities: dict[str, Entity], all_records: bool = False
+) -> WorkbookStats:
+    """Write the review workbook for ``runs`` to ``path`` (atomically).
+
+    Each run gives a sheet of its entity: the records it read (or, with ``all_records``, every
+    record in the store) and the records it rejected.
+
+    Raises:
+        ConfigError: nothing to export (no runs), or an unknown bot without an entity.
+        ValueError: ``path`` does not end in .xlsx.
+    """
+    if not runs:
+        raise ConfigError("no runs to export yet: run a bot first (`dealerbot run oem-orders`)")
+    summary: list[tuple[str, Any]] = [("导出时间", datetime.now().replace(microsecond=0)), ("颜色说明", LEGEND)]
+    sheets: list[Sheet] = []
+    order = list(ENTITIES)
+    runs = sorted(runs, key=lambda r: (order.index(bot_entities[r.bot].name) if r.bot in bot_entities else -1, r.started_at))
+    for run in runs:
+        entity = bot_entities.get(run.bot)
+        if entity is None:
+            raise ConfigError(f"run {run.run_id}: bot '{run.bot}' is unknown, cannot export it")
+        counts = "，".join(f"{COUNT_TEXT.get(k, k)} {v}" for k, v in run.counts.items() if v and k in COUNT_TEXT)
+        summary += [
+            ("运行编号", run.run_id),
+            ("机器人", run.bot),
+            ("开始时间", run.started_at.replace(microsecond=0)),
+            ("结束时间", run.ended_at.replace(microsecond=0) if run.ended_at else None),
+            ("状态", STATUS_TEXT.get(run.status, run.status)),
+            ("范围", _scope(run, all_records)),
+            ("统计", counts or "无"),
+        ]
+        if run.error:
+            summary.append(("错误", run.error))
+        if run.evidence_dir:
+            summary.append(("失败证据", run.evidence_dir))
+        columns = [Column(f.name, f.header, f.kind, f.width) for f in entity.fields]
+        title = entity.title if sum(1 for r in runs if bot_entities.get(r.bot) is entity) == 1 else f"{entity.title}-{run.run_id[-4:]}"
+        sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records)))
+    return write_workbook(path, summary, sheets)
+
+
+def entity_of_bots() -> dict[str, Entity]:
+    """Each bot's entity, from the bot registry."""
+    from dealerbot.registry import discover
+
+    return {name: cls.entity for name, cls in discover().items()}
+
+
+def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord]) -> Path:
+    """E.g. ``out/review-20261125-083015.xlsx``."""
+    stamp = max(r.started_at for r in runs).strftime("%Y%m%d-%H%M%S") if runs else datetime.now().strftime("%Y%m%d-%H%M%S")
+    return out_dir / f"review-{stamp}.xlsx"
+
+
+__all__ = ["ENTITIES", "default_workbook_path", "entity_of_bots", "export_runs", "latest_runs"]

@@ -1,0 +1,497 @@
+"""Selectors by name, loaded from ``selectors/<portal>.yaml`` and validated at start-up.
+
+A selector file looks like::
+
+    portal: oem
+    title: 厂家经销商门户
+    evidence_mask: [login.password]     # names masked in failure screenshots
+    endpoints:                           # URLs the portal's own pages call
+      orders_api: /api/orders
+    selectors:
+      login.username:                    # a name page objects use
+        - css: "#username"               # first choice
+        - label: 用户名                   # fallback, tried when the first does not match
+      login.submit:
+        - role: button
+          name: 登录
+      detail.field:
+        - css: "#order-detail dd[data-field='{field}']"   # {placeholders} filled by callers
+
+Types: ``css``, ``role`` (+ ``name``), ``label``, ``text``, ``placeholder``, ``testid``;
+``exact: true`` applies to the text-like ones. A file with an unknown type, a missing key or a
+bad value raises :class:`~dealerbot.errors.SelectorFileError` naming the file and line; asking
+for a name that is not there raises :class:`~dealerbot.errors.UnknownSelector`.
+
+When a fallback rather than the first choice matches, a warning is logged once per name: the
+portal has probably drifted, and the YAML should be updated before the fallback breaks too.
+
+This module is named ``locators`` on purpose: a module or package called ``selectors``
+shadows the standard-library module asyncio imports.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from loguru import logger
+
+from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
+    from playwright.async_api import Frame, Locator, Page
+
+TYPES = ("css", "role", "label", "text", "placeholder", "testid")
+_OPTIONS = {"name", "exact"}
+TOP_KEYS = {"portal", "title", "selectors", "endpoints", "evidence_mask", "screens", "optional"}
+SCREEN_KEYS = {"names", "endpoint", "via", "before", "params", "logged_out"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to find an element: a type, a value and options."""
+
+    kind: str
+    value: str
+    name: str | None = None
+    exact: bool = False
+    line: int = 0
+
+    def describe(self) -> str:
+        """Human description, e.g. ``role=button name='登录'``."""
+        extra = f" name={self.name!r}" if self.name else ""
+        return f"{self.kind}={self.value!r}{extra}"
+
+    def fields(self) -> set[str]:
+        """Placeholders like ``{field}`` used in the value or name."""
+        names = set()
+        for text in (self.value, self.name or ""):
+            names |= {f for _, f, _, _ in string.Formatter().parse(text) if f}
+        return names
+
+    def format(self, params: dict[str, Any]) -> Candidate:
+        """This candidate with ``{placeholders}`` filled."""
+        if not params:
+            return self
+        return Candidate(
+            self.kind,
+            self.value.format(**params),
+            self.name.format(**params) if self.name else None,
+            self.exact,
+            self.line,
+        )
+
+
+@dataclass(frozen=True)
+class SelectorSpec:
+    """A named selector: ordered candidates, first choice first."""
+
+    name: str
+    candidates: tuple[Candidate, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Screen:
+    """Where ``dealerbot selectors check`` finds a group of selectors (``names`` are prefixes)."""
+
+    names: tuple[str, ...]
+    endpoint: str | None = None
+    via: str | None = None
+    before: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    logged_out: bool = False
+
+
+@dataclass
+class SelectorFile:
+    """A loaded, validated ``selectors/<portal>.yaml``."""
+
+    path: Path
+    portal: str
+    title: str
+    selectors: dict[str, SelectorSpec]
+    endpoints: dict[str, str] = field(default_factory=dict)
+    evidence_mask: tuple[str, ...] = ()
+    screens: tuple[Screen, ...] = ()
+    optional: frozenset[str] = frozenset()
+
+    def spec(self, name: str) -> SelectorSpec:
+        """The spec for ``name``.
+
+        Raises:
+            UnknownSelector: the file has no such name (message lists close names).
+        """
+        try:
+            return self.selectors[name]
+        except KeyError:
+            prefix = name.split(".")[0]
+            close = sorted(n for n in self.selectors if n.startswith(prefix))
+            hint = f"; names under '{prefix}.': {', '.join(close)}" if close else ""
+            raise UnknownSelector(f"{self.path}: no selector named '{name}'{hint}") from None
+
+    def endpoint(self, name: str, **params: Any) -> str:
+        """A portal URL path by name, with ``{placeholders}`` filled.
+
+        Raises:
+            UnknownSelector: no such endpoint in the file.
+        """
+        try:
+            template = self.endpoints[name]
+        except KeyError:
+            raise UnknownSelector(f"{self.path}: no endpoint named '{name}'") from None
+        return template.format(**params)
+
+    def require(self, names: list[str] | tuple[str, ...]) -> None:
+        """Check at start-up that every name a page object uses exists.
+
+        Raises:
+            UnknownSelector: naming the first missing name.
+        """
+        for name in names:
+            if name not in self.selectors and name not in self.endpoints:
+                self.spec(name)
+
+
+def _err(path: Path, node: yaml.Node | None, msg: str) -> SelectorFileError:
+    line = node.start_mark.line + 1 if node is not None else 0
+    return SelectorFileError(f"{path}:{line}: {msg}")
+
+
+def _scalar(path: Path, node: yaml.Node, what: str) -> str:
+    if not isinstance(node, yaml.ScalarNode) or node.value == "":
+        raise _err(path, node, f"{what} must be a non-empty text")
+    return str(node.value)
+
+
+def _candidate(path: Path, sel: str, node: yaml.Node) -> Candidate:
+    if not isinstance(node, yaml.MappingNode):
+        raise _err(path, node, f"selector '{sel}': each choice must be a mapping like {{css: '#id'}}")
+    kinds: list[tuple[str, str]] = []
+    opts: dict[str, Any] = {}
+    for key_node, val_node in node.value:
+        key = _scalar(path, key_node, "key")
+        if key in TYPES:
+            kinds.append((key, _scalar(path, val_node, f"selector '{sel}' {key}")))
+        elif key in _OPTIONS:
+            if key == "exact":
+                if not isinstance(val_node, yaml.ScalarNode) or val_node.value not in ("true", "false"):
+                    raise _err(path, val_node, f"selector '{sel}': exact must be true or false")
+                opts[key] = val_node.value == "true"
+            else:
+                opts[key] = _scalar(path, val_node, f"selector '{sel}' {key}")
+        else:
+            raise _err(
+                path, key_node,
+                f"selector '{sel}': unknown key '{key}' (types: {', '.join(TYPES)}; options: name, exact)",
+            )
+    if len(kinds) != 1:
+        raise _err(
+            path, node,
+            f"selector '{sel}': each choice needs exactly one type of {', '.join(TYPES)}, got "
+            f"{[k for k, _ in kinds] or 'none'}",
+        )
+    kind, value = kinds[0]
+    if "name" in opts and kind != "role":
+        raise _err(path, node, f"selector '{sel}': 'name' only goes with 'role'")
+    return Candidate(kind, value, opts.get("name"), bool(opts.get("exact", False)), node.start_mark.line + 1)
+
+
+def load_selector_file(path: Path) -> SelectorFile:
+    """Load and validate one selector file.
+
+    Raises:
+        SelectorFileError: unreadable, not YAML, or malformed (message names file and line).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SelectorFileError(f"{path}: cannot read selector file: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 0
+        raise SelectorFileError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(root, yaml.MappingNode):
+        raise _err(path, root, "the file must be a mapping with 'portal' and 'selectors'")
+    top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key_node, val_node in root.value:
+        key = _scalar(path, key_node, "key")
+        if key not in TOP_KEYS:
+            raise _err(path, key_node, f"unknown top-level key '{key}' (allowed: {', '.join(sorted(TOP_KEYS))})")
+        top[key] = (key_node, val_node)
+    for required in ("portal", "selectors"):
+        if required not in top:
+            raise _err(path, root, f"missing top-level key '{required}'")
+    portal = _scalar(path, top["portal"][1], "portal")
+    title = _scalar(path, top["title"][1], "title") if "title" in top else portal
+
+    sel_node = top["selectors"][1]
+    if not isinstance(sel_node, yaml.MappingNode):
+        raise _err(path, sel_node, "'selectors' must be a mapping of name -> list of choices")
+    selectors: dict[str, SelectorSpec] = {}
+    for key_node, val_node in sel_node.value:
+        name = _scalar(path, key_node, "selector name")
+        if name in selectors:
+            raise _err(path, key_node, f"selector '{name}' is defined twice (first on line {selectors[name].line})")
+        if isinstance(val_node, yaml.MappingNode):
+            choices = [_candidate(path, name, val_node)]
+        elif isinstance(val_node, yaml.SequenceNode) and val_node.value:
+            choices = [_candidate(path, name, item) for item in val_node.value]
+        else:
+            raise _err(path, val_node, f"selector '{name}' needs a non-empty list of choices")
+        placeholders = {frozenset(c.fields()) for c in choices}
+        if len(placeholders) > 1:
+            raise _err(path, val_node, f"selector '{name}': all choices must use the same {{placeholders}}")
+        selectors[name] = SelectorSpec(name, tuple(choices), key_node.start_mark.line + 1)
+
+    endpoints: dict[str, str] = {}
+    if "endpoints" in top:
+        ep_node = top["endpoints"][1]
+        if not isinstance(ep_node, yaml.MappingNode):
+            raise _err(path, ep_node, "'endpoints' must be a mapping of name -> URL path")
+        for key_node, val_node in ep_node.value:
+            endpoints[_scalar(path, key_node, "endpoint name")] = _scalar(path, val_node, "endpoint")
+
+    mask: list[str] = []
+    if "evidence_mask" in top:
+        m_node = top["evidence_mask"][1]
+        if not isinstance(m_node, yaml.SequenceNode):
+            raise _err(path, m_node, "'evidence_mask' must be a list of selector names")
+        for item in m_node.value:
+            n = _scalar(path, item, "evidence_mask entry")
+            if n not in selectors:
+                raise _err(path, item, f"evidence_mask names unknown selector '{n}'")
+            mask.append(n)
+    screens = _screens(path, top["screens"][1], selectors, endpoints) if "screens" in top else ()
+    optional: set[str] = set()
+    if "optional" in top:
+        o_node = top["optional"][1]
+        if not isinstance(o_node, yaml.SequenceNode):
+            raise _err(path, o_node, "'optional' must be a list of selector names")
+        for item in o_node.value:
+            n = _scalar(path, item, "optional entry")
+            if n not in selectors:
+                raise _err(path, item, f"optional names unknown selector '{n}'")
+            optional.add(n)
+    return SelectorFile(path, portal, title, selectors, endpoints, tuple(mask), screens, frozenset(optional))
+
+
+def _screens(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec], endpoints: dict[str, str]) -> tuple[Screen, ...]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise _err(path, node, "'screens' must be a list of {names, endpoint | via, ...}")
+    out = []
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            raise _err(path, item, "each screen must be a mapping")
+        data = yaml.safe_load(yaml.serialize(item))
+        unknown = set(data) - SCREEN_KEYS
+        if unknown:
+            raise _err(path, item, f"screen: unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(SCREEN_KEYS))})")
+        names = data.get("names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise _err(path, item, "screen: 'names' must be a non-empty list of selector name prefixes")
+        for prefix in names:
+            if not any(n.startswith(prefix + ".") for n in selectors):
+                raise _err(path, item, f"screen: no selector name starts with '{prefix}.'")
+        if bool(data.get("endpoint")) == bool(data.get("via")):
+            raise _err(path, item, "screen: give exactly one of 'endpoint' or 'via'")
+        if data.get("endpoint") and data["endpoint"] not in endpoints:
+            raise _err(path, item, f"screen: unknown endpoint '{data['endpoint']}'")
+        for key in ("via", "before"):
+            if data.get(key) and data[key] not in selectors:
+                raise _err(path, item, f"screen: {key} names unknown selector '{data[key]}'")
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            raise _err(path, item, "screen: 'params' must be a mapping")
+        out.append(Screen(
+            tuple(names), data.get("endpoint"), data.get("via"), data.get("before"),
+            tuple((str(k), str(v)) for k, v in params.items()), bool(data.get("logged_out", False)),
+        ))
+    return tuple(out)
+
+
+def default_selectors_dir() -> Path:
+    """``selectors/`` in the working folder when present (a dealership's own adjusted copy),
+    else the one shipped with dealerbot."""
+    here = Path.cwd() / "selectors"
+    if here.is_dir():
+        return here
+    checkout = Path(__file__).resolve().parents[2] / "selectors"  # a source checkout (editable install)
+    if checkout.is_dir():
+        return checkout
+    import importlib.util
+
+    spec = importlib.util.find_spec("dealerbot.shipped_selectors")  # an installed wheel
+    if spec is None or not spec.submodule_search_locations:
+        raise SelectorFileError("no selectors/ folder here and none shipped with dealerbot")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def load_portal_selectors(portal: str, directory: Path | None = None) -> SelectorFile:
+    """Load ``<directory>/<portal>.yaml``.
+
+    Raises:
+        SelectorFileError: missing or malformed file.
+    """
+    directory = directory or default_selectors_dir()
+    path = directory / f"{portal}.yaml"
+    if not path.is_file():
+        raise SelectorFileError(f"{path}: selector file for portal '{portal}' not found")
+    return load_selector_file(path)
+
+
+# --- resolving on a live page ----------------------------------------------------------------
+
+
+def build_locator(scope: Page | Frame | Locator, c: Candidate) -> Locator:
+    """A Playwright locator for one candidate."""
+    if c.kind == "css":
+        return scope.locator(c.value)
+    if c.kind == "role":
+        return scope.get_by_role(c.value, name=c.name, exact=c.exact)  # type: ignore[arg-type]
+    if c.kind == "label":
+        return scope.get_by_label(c.value, exact=c.exact)
+    if c.kind == "text":
+        return scope.get_by_text(c.value, exact=c.exact)
+    if c.kind == "placeholder":
+        return scope.get_by_placeholder(c.value, exact=c.exact)
+    return scope.get_by_test_id(c.value)
+
+
+class Locators:
+    """Resolves selector names on a page, trying fallbacks in order.
+
+    One instance per page; it remembers which candidate matched for each name.
+    """
+
+    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000, log: Any = logger) -> None:
+        self.page = page
+        self.file = selectors
+        self.timeout_ms = timeout_ms
+        self.log = log
+        self._warned: set[str] = set()
+
+    def _candidates(self, name: str, params: dict[str, Any]) -> list[Candidate]:
+        return [c.format(params) for c in self.file.spec(name).candidates]
+
+    async def get(self, name: str, timeout_ms: float | None = None, **params: Any) -> Locator:
+        """Wait until one candidate of ``name`` is attached and return its locator.
+
+        Raises:
+            UnknownSelector: ``name`` is not in the file.
+            PageChanged: no candidate appeared within the timeout.
+        """
+        cands = self._candidates(name, params)
+        locs = [build_locator(self.page, c) for c in cands]
+        combined = locs[0]
+        for loc in locs[1:]:
+            combined = combined.or_(loc)
+        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
+        try:
+            await combined.first.wait_for(state="attached", timeout=timeout)
+        except Exception as exc:  # playwright TimeoutError or a closed page
+            tried = "; ".join(c.describe() for c in cands)
+            raise PageChanged(
+                f"{self.file.portal}: '{name}' not found on {self.page.url} within "
+                f"{timeout / 1000:.0f}s (tried {tried})"
+            ) from exc
+        for index, (cand, loc) in enumerate(zip(cands, locs, strict=True)):
+            if await loc.count() > 0:
+                if index > 0:
+                    self._warn_fallback(name, cands[0], cand, index)
+                return loc.first
+        return combined.first  # matched between the checks; let Playwright's auto-wait handle it
+
+    async def present(self, name: str, **params: Any) -> bool:
+        """Whether any candidate of ``name`` is on the page right now (no waiting)."""
+        for c in self._candidates(name, params):
+            if await build_locator(self.page, c).count() > 0:
+                return True
+        return False
+
+    async def visible(self, name: str, **params: Any) -> bool:
+        """Whether any candidate of ``name`` is visible right now (no waiting)."""
+        for c in self._candidates(name, params):
+            loc = build_locator(self.page, c)
+            if await loc.count() > 0 and await loc.first.is_visible():
+                return True
+        return False
+
+    def all_candidates(self, name: str, **params: Any) -> list[Locator]:
+        """Locators for every candidate of ``name`` (for masking in screenshots)."""
+        return [build_locator(self.page, c) for c in self._candidates(name, params)]
+
+    def _warn_fallback(self, name: str, first: Candidate, used: Candidate, index: int) -> None:
+        if name in self._warned:
+            return
+        self._warned.add(name)
+        self.log.warning(
+            "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
+            "the portal has drifted, update line {} of the file",
+            name, self.file.path.name, first.describe(), index + 1, used.describe(), first.line,
+        )
+
+
+class HtmlReader:
+    """Reads fields out of HTML fetched without a browser (the portal's pages, same cookies).
+
+    Uses the ``css`` candidates of a selector (others need a live page) with lxml, with the
+    same fallback order and the same drift warning as :class:`Locators`.
+    """
+
+    def __init__(self, selectors: SelectorFile, log: Any = logger) -> None:
+        self.file = selectors
+        self.log = log
+        self._warned: set[str] = set()
+        self._compiled: dict[tuple[str, str], Any] = {}
+
+    def _css(self, value: str) -> Any:
+        from lxml.cssselect import CSSSelector
+
+        key = ("css", value)
+        sel = self._compiled.get(key)
+        if sel is None:
+            sel = self._compiled[key] = CSSSelector(value)
+        return sel
+
+    def find_all(self, root: HtmlElement, name: str, **params: Any) -> list[HtmlElement]:
+        """Elements matching the first css candidate of ``name`` that matches anything.
+
+        Raises:
+            UnknownSelector: no such name, or it has no css candidate.
+        """
+        cands = [c.format(params) for c in self.file.spec(name).candidates if c.kind == "css"]
+        if not cands:
+            raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
+        for index, cand in enumerate(cands):
+            found = self._css(cand.value)(root)
+            if found:
+                if index > 0 and name not in self._warned:
+                    self._warned.add(name)
+                    self.log.warning(
+                        "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
+                        "the portal has drifted", name, self.file.path.name, cands[0].describe(),
+                        index + 1, cand.describe(),
+                    )
+                return list(found)
+        return []
+
+    def text(self, root: HtmlElement, name: str, required: bool = True, **params: Any) -> str:
+        """Stripped text of the first element of ``name``.
+
+        Raises:
+            PageChanged: ``required`` and nothing matched.
+        """
+        found = self.find_all(root, name, **params)
+        if not found:
+            if required:
+                shown = ", ".join(f"{k}={v}" for k, v in params.items())
+                raise PageChanged(f"{self.file.portal}: '{name}'{' (' + shown + ')' if shown else ''} not on the page")
+            return ""
+        return found[0].text_content().strip()

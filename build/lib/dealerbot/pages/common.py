@@ -1,0 +1,111 @@
+"""Screen behaviour shared by portals: logging in through a form, reading server-rendered tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dealerbot.errors import LoginRejected, PageChanged
+from dealerbot.portal import PortalSession
+
+
+class LoginForm:
+    """A portal's login screen.
+
+    ``fields`` maps selector names to the values to type (the password is typed separately,
+    with tracing paused so that no trace ever holds it).
+    """
+
+    def __init__(self, session: PortalSession, fields: dict[str, str], password: Callable[[], str]) -> None:
+        self.s = session
+        self.fields = fields
+        self.password = password
+
+    async def is_shown(self) -> bool:
+        """Whether the page is the login screen."""
+        return self.s.is_login_url(self.s.page.url) or await self.s.loc.present("login.form")
+
+    async def login(self) -> None:
+        """Log in once. Never retries a refused password (portals lock accounts).
+
+        Raises:
+            LoginRejected: the portal showed a login error (wrong password, locked account).
+            PageChanged: the login form is not where the selectors say.
+            CredentialsMissing: no password is configured.
+        """
+        s = self.s
+        secret = self.password()
+        if not await self.is_shown():
+            await s.goto("login", expect_login=True)
+        for name, value in self.fields.items():
+            await (await s.loc.get(name)).fill(value)
+        await s.pctx.pause_tracing()
+        try:
+            await (await s.loc.get("login.password")).fill(secret)
+            submit = await s.loc.get("login.submit")
+            async with s.page.expect_navigation(wait_until="domcontentloaded") as nav:
+                await submit.click()
+            resp = await nav.value
+        finally:
+            await s.pctx.resume_tracing()
+        if resp is not None:
+            s.check(resp.status, resp.url, resp.url, expect_login=True)
+        if await self.is_shown():  # still on the login screen: the portal said no
+            message = ""
+            if await s.loc.present("login.error"):
+                message = (await (await s.loc.get("login.error")).inner_text()).strip()
+            s.pctx.forget_state()
+            who = " / ".join(self.fields.values())
+            raise LoginRejected(
+                f"{s.selectors.title} refused the login for {who}: {message or 'still on the login page'} "
+                f"(not retried: portals lock accounts after repeated wrong passwords)"
+            )
+        await s.pctx.save_state()
+        s.log.info("{}: logged in as {}", s.name, " / ".join(self.fields.values()))
+
+
+def read_table(
+    session: PortalSession, root: Any, row_name: str, cell_name: str, fields: Sequence[str]
+) -> list[dict[str, str]]:
+    """Rows of a server-rendered table as dicts of cell texts.
+
+    Raises:
+        PageChanged: a row lacks one of ``fields`` (the table's layout changed).
+    """
+    rows = []
+    for row in session.html.find_all(root, row_name):
+        record = {}
+        for f in fields:
+            cells = session.html.find_all(row, cell_name, field=f)
+            if not cells:
+                raise PageChanged(f"{session.name}: table row has no '{f}' cell ({cell_name})")
+            record[f] = cells[0].text_content().strip()
+        rows.append(record)
+    return rows
+
+
+class PagedTable:
+    """A server-rendered, paged list screen: ``<prefix>.table``, ``.row``, ``.cell``, ``.next``."""
+
+    def __init__(self, session: PortalSession, prefix: str, endpoint: str, fields: tuple[str, ...]) -> None:
+        self.s = session
+        self.prefix = prefix
+        self.endpoint = endpoint
+        self.fields = fields
+
+    async def open(self) -> None:
+        """Show the list in the browser (checks the screen is there)."""
+        await self.s.goto(self.endpoint)
+        await (await self.s.loc.get(f"{self.prefix}.table")).wait_for(state="visible")
+
+    async def fetch(self, page: int, query: str = "") -> tuple[list[dict[str, str]], bool]:
+        """Rows of list page ``page`` and whether a next page exists.
+
+        Raises:
+            PageChanged: the table is missing or a row lacks a field.
+        """
+        root = await self.s.fetch_html(self.endpoint, {"page": page, "q": query})
+        if not self.s.html.find_all(root, f"{self.prefix}.table"):
+            raise PageChanged(f"{self.s.name}: {self.endpoint} page {page} has no table")
+        rows = read_table(self.s, root, f"{self.prefix}.row", f"{self.prefix}.cell", self.fields)
+        return rows, bool(self.s.html.find_all(root, f"{self.prefix}.next"))

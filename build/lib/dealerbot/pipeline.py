@@ -1,0 +1,229 @@
+"""Processing steps for scraped records, composed like Scrapy's item pipelines.
+
+A step is a callable ``step(item) -> item``. It normalises fields in place and appends
+:class:`~dealerbot.validate.Issue` objects to ``item.issues``; the final :func:`reject_on_issues`
+step turns any issue of severity ``reject`` into :class:`~dealerbot.errors.RecordRejected`.
+Each entity's pipeline is a plain list in :func:`pipeline_for`; steps are pure except
+:class:`DuplicateDetector`, which remembers what one run has seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dealerbot import validate as v
+from dealerbot.errors import RecordRejected
+from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, Item
+
+Step = Callable[[Item], Item]
+
+_TRUE = {"已授权", "是", "true", "1", "yes", "y", "授权"}
+_FALSE = {"未授权", "否", "false", "0", "no", "n", "", "未授权数据共享"}
+
+
+def _add(item: Item, issue: v.Issue | None, field: str) -> None:
+    if issue is not None:
+        item.issues.append(dataclasses.replace(issue, field=field))
+
+
+def required(*fields: str) -> Step:
+    """Reject a record whose ``fields`` are empty."""
+
+    def step(item: Item) -> Item:
+        for f in fields:
+            value = item.data.get(f)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                item.issues.append(v.Issue(f, "required", "reject", f"缺少{item.entity.header(f)}"))
+        return item
+
+    return step
+
+
+def name(field: str) -> Step:
+    """Trim and normalise a person's name."""
+
+    def step(item: Item) -> Item:
+        checked = v.normalize_name(item.data.get(field))
+        item.data[field] = checked.value
+        _add(item, checked.issue, field)
+        return item
+
+    return step
+
+
+def mobile(field: str) -> Step:
+    """Normalise a Chinese mobile to 11 digits; keep and flag what cannot be repaired."""
+
+    def step(item: Item) -> Item:
+        checked = v.normalize_mobile(item.data.get(field))
+        item.data[field] = checked.value
+        _add(item, checked.issue, field)
+        return item
+
+    return step
+
+
+def id_number(field: str, type_field: str | None = None) -> Step:
+    """Check an ID number (18-digit check code for 身份证)."""
+
+    def step(item: Item) -> Item:
+        id_type = item.data.get(type_field) if type_field else None
+        checked = v.normalize_id_number(id_type, item.data.get(field))
+        item.data[field] = checked.value
+        _add(item, checked.issue, field)
+        return item
+
+    return step
+
+
+def vin(field: str) -> Step:
+    """Check a VIN (length, characters, check digit); an empty VIN is legal (not allocated)."""
+
+    def step(item: Item) -> Item:
+        checked = v.normalize_vin(item.data.get(field))
+        item.data[field] = checked.value
+        _add(item, checked.issue, field)
+        return item
+
+    return step
+
+
+def typed(entity: Entity) -> Step:
+    """Convert text to the entity's field kinds (Decimal, date, datetime, bool).
+
+    A value that cannot be read becomes a ``bad_value`` reject issue naming the text.
+    """
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "decimal": v.parse_price,
+        "date": v.parse_date,
+        "datetime": v.parse_datetime,
+        "bool": _parse_bool,
+        "int": lambda s: int(str(s).replace(",", "")) if str(s).strip() else None,
+    }
+    kinds = [(f.name, parsers[f.kind]) for f in entity.fields if f.kind in parsers]
+
+    def step(item: Item) -> Item:
+        for fname, parse in kinds:
+            raw = item.data.get(fname)
+            if raw is None or not isinstance(raw, str):
+                continue
+            try:
+                item.data[fname] = parse(raw)
+            except ValueError as exc:
+                item.issues.append(
+                    v.Issue(fname, "bad_value", "reject", f"{item.entity.header(fname)}无法识别：「{raw}」（{exc}）")
+                )
+        return item
+
+    return step
+
+
+def _parse_bool(raw: str) -> bool:
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"不是 是/否 值：{raw!r}")
+
+
+class DuplicateDetector:
+    """Flags the second and later records of the same customer within one run."""
+
+    def __init__(self, name_field: str, mobile_field: str, id_field: str) -> None:
+        self.fields = (name_field, mobile_field, id_field)
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, item: Item) -> Item:
+        n, m, i = (str(item.data.get(f) or "") for f in self.fields)
+        key = v.customer_dedupe_key(n, m, i)
+        if key is None:
+            return item
+        first = self._seen.setdefault(key, item.key)
+        if first != item.key:
+            item.issues.append(
+                v.Issue("", "duplicate", "flag", f"疑似重复客户：与 {first} 为同一人（{n}）")
+            )
+        return item
+
+
+def reject_on_issues(item: Item) -> Item:
+    """Raise :class:`RecordRejected` when any issue is of severity ``reject``.
+
+    Raises:
+        RecordRejected: with the first reject's code and field and every reject's reason.
+    """
+    rejects = [i for i in item.issues if i.severity == "reject"]
+    if rejects:
+        reason = "；".join(i.message for i in rejects)
+        raise RecordRejected(rejects[0].code, reason, rejects[0].field)
+    return item
+
+
+class Pipeline:
+    """An ordered list of steps applied to each item."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = list(steps)
+
+    def process(self, item: Item) -> Item:
+        """Run every step.
+
+        Raises:
+            RecordRejected: a step (or the final check) rejected the record.
+        """
+        for step in self.steps:
+            item = step(item)
+        return item
+
+
+def pipeline_for(entity: Entity) -> Pipeline:
+    """A fresh pipeline for one run of ``entity`` records (dedupe state starts empty)."""
+    if entity is OEM_ORDER:
+        steps: list[Step] = [
+            required("order_no", "customer_name", "model_code", "status"),
+            name("customer_name"),
+            mobile("mobile"),
+            id_number("id_number", "id_type"),
+            vin("vin"),
+            typed(entity),
+            reject_on_issues,
+        ]
+    elif entity is OEM_CUSTOMER:
+        steps = [
+            required("customer_no", "name"),
+            name("name"),
+            mobile("mobile"),
+            id_number("id_number", "id_type"),
+            typed(entity),
+            DuplicateDetector("name", "mobile", "id_number"),
+            reject_on_issues,
+        ]
+    elif entity is DMS_CUSTOMER:
+        steps = [
+            required("customer_no", "name"),
+            name("name"),
+            mobile("mobile"),
+            id_number("id_number"),
+            typed(entity),
+            DuplicateDetector("name", "mobile", "id_number"),
+            reject_on_issues,
+        ]
+    elif entity is DMS_CONTRACT:
+        steps = [
+            required("contract_no", "customer_no", "model_code"),
+            name("customer_name"),
+            vin("vin"),
+            typed(entity),
+            reject_on_issues,
+        ]
+    else:  # pragma: no cover - every entity has a pipeline
+        raise KeyError(entity.name)
+    return Pipeline(steps)
+
+
+def issue_dict(issue: v.Issue) -> dict[str, str]:
+    """An issue as stored in the run store."""
+    return {"field": issue.field, "code": issue.code, "severity": issue.severity, "message": issue.message}

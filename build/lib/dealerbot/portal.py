@@ -1,0 +1,288 @@
+"""A logged-in portal: its browser page, its selectors, and reads through the same session.
+
+Bots move through screens in the real browser (login, notice, list pages) and read bulk data
+the cheapest faithful way the portal itself offers: its JSON endpoints as its own pages call
+them, and its pages fetched through the browser context's request API with the same cookies.
+Every such read is classified here into the error tree of :mod:`dealerbot.errors`:
+
+* 401, or a redirect to the login page -> :class:`SessionExpired`: log in again (once per
+  expiry, at most ``MAX_RELOGINS`` a run) and repeat the read;
+* 429 -> :class:`RateLimited`; 503 and other 5xx, refused connections -> :class:`PortalUnavailable`;
+  timeouts -> :class:`StepTimeout`: retried with exponential backoff (:func:`with_retries`);
+* 404 -> :class:`PageChanged` (not retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode, urljoin, urlparse
+
+from loguru import logger
+from lxml import html as lxml_html
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from dealerbot.errors import (
+    PageChanged,
+    PortalUnavailable,
+    RateLimited,
+    SessionExpired,
+    StepTimeout,
+    SystemFailure,
+)
+from dealerbot.locators import HtmlReader, Locators, SelectorFile
+
+if TYPE_CHECKING:
+    from playwright.async_api import APIResponse, Page
+
+    from dealerbot.browser import PortalContext
+    from dealerbot.config import PortalSettings, RunSettings
+
+T = TypeVar("T")
+MAX_RELOGINS = 3
+RATE_LIMIT_FACTOR = 5.0
+
+
+async def with_retries(
+    what: str,
+    fn: Callable[[], Awaitable[T]],
+    attempts: int,
+    backoff: float,
+    on_retry: Callable[[SystemFailure], None] | None = None,
+    log: Any = logger,
+) -> T:
+    """Run ``fn``; on a retryable :class:`SystemFailure`, wait and try again.
+
+    Waits ``backoff * 2**n`` seconds (times 5 after a rate-limit answer) with jitter.
+
+    Raises:
+        SystemFailure: the last failure once ``attempts`` retries are used up, or at once
+            for a failure that is not retryable.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await fn()
+        except SystemFailure as exc:
+            if not exc.retryable or attempt >= attempts:
+                raise
+            attempt += 1
+            delay = backoff * (2 ** (attempt - 1)) * (RATE_LIMIT_FACTOR if isinstance(exc, RateLimited) else 1.0)
+            delay *= 1 + random.random() * 0.25
+            log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, attempt, attempts, delay)
+            if on_retry:
+                on_retry(exc)
+            await asyncio.sleep(delay)
+
+
+class PortalSession:
+    """One portal, logged in, for one run.
+
+    ``login`` is the page object's login routine; :meth:`fetch` calls it again when the
+    portal's session has expired.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: PortalSettings,
+        pctx: PortalContext,
+        page: Page,
+        selectors: SelectorFile,
+        run: RunSettings,
+        log: Any = logger,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.pctx = pctx
+        self.page = page
+        self.selectors = selectors
+        self.run = run
+        self.log = log
+        self.loc = Locators(page, selectors, timeout_ms=run.timeout_seconds * 1000, log=log)
+        self.html = HtmlReader(selectors, log=log)
+        self.counts = counts if counts is not None else {}
+        self.login: Callable[[], Awaitable[None]] | None = None
+        self._generation = 0
+        self._relogins = 0
+        self._relogin_lock = asyncio.Lock()
+        self._limit = asyncio.Semaphore(run.concurrency)
+
+    # -- URLs ------------------------------------------------------------------------------
+    def url(self, path_or_endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> str:
+        """Absolute URL for an endpoint name from the selector file or a literal path."""
+        path = (
+            self.selectors.endpoint(path_or_endpoint, **fmt)
+            if path_or_endpoint in self.selectors.endpoints
+            else path_or_endpoint
+        )
+        url = urljoin(self.settings.url.rstrip("/") + "/", path.lstrip("/"))
+        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        return f"{url}?{urlencode(clean)}" if clean else url
+
+    def is_login_url(self, url: str) -> bool:
+        """Whether ``url`` is the portal's login page."""
+        login_path = self.selectors.endpoints.get("login", "/login")
+        return urlparse(url).path.rstrip("/") == login_path.rstrip("/")
+
+    # -- the browser page -----------------------------------------------------------------
+    async def goto(self, endpoint: str, params: dict[str, Any] | None = None, expect_login: bool = False, **fmt: Any) -> None:
+        """Navigate the page to an endpoint and check the answer.
+
+        A redirect to the login page is not an error here when ``expect_login`` is true
+        (page objects check for the login form themselves).
+
+        Raises:
+            PortalUnavailable, RateLimited, PageChanged: the portal answered an error status.
+            SessionExpired: sent to the login page while ``expect_login`` is false.
+        """
+        url = self.url(endpoint, params, **fmt)
+        try:
+            resp = await self.page.goto(url, wait_until="domcontentloaded")
+        except Exception as exc:  # playwright.Error: refused, timeout, aborted
+            raise self._network_error(exc, url) from exc
+        if resp is not None:
+            self.check(resp.status, resp.url, url, expect_login)
+
+    async def step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        """Run a screen step, retrying it from the start on a retryable system failure.
+
+        Raises:
+            SystemFailure: after the retries are used up.
+        """
+
+        def count_retry(_exc: SystemFailure) -> None:
+            self.counts["retries"] = self.counts.get("retries", 0) + 1
+
+        async def attempt() -> T:
+            try:
+                return await fn()
+            except PlaywrightTimeout as exc:  # a page action that never completed
+                raise StepTimeout(f"{self.name}: {what}: {str(exc).splitlines()[0]}") from exc
+
+        return await with_retries(f"{self.name}: {what}", attempt, self.run.retries, self.run.backoff_seconds, count_retry, self.log)
+
+    # -- reads through the session ------------------------------------------------------
+    async def fetch_json(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> Any:
+        """GET a JSON endpoint with the browser's cookies (retries, re-login).
+
+        Raises:
+            SystemFailure: see the module docstring.
+        """
+        body = await self.fetch(endpoint, params, **fmt)
+        import json
+
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise PageChanged(f"{self.name}: {endpoint} did not answer JSON: {body[:120]!r}") from exc
+
+    async def fetch_html(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> Any:
+        """GET a page with the browser's cookies and parse it (lxml element).
+
+        Raises:
+            SystemFailure: see the module docstring.
+        """
+        body = await self.fetch(endpoint, params, **fmt)
+        return lxml_html.fromstring(body)
+
+    async def fetch(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> str:
+        """GET ``endpoint`` and return the body text, classifying failures.
+
+        Raises:
+            SystemFailure: after the retries are used up (see the module docstring).
+            LoginRejected: logging in again was refused.
+        """
+        url = self.url(endpoint, params, **fmt)
+
+        def count_retry(_exc: SystemFailure) -> None:
+            self.counts["retries"] = self.counts.get("retries", 0) + 1
+
+        return await with_retries(
+            f"GET {urlparse(url).path}", lambda: self._fetch_once(url), self.run.retries,
+            self.run.backoff_seconds, count_retry, self.log,
+        )
+
+    async def _fetch_once(self, url: str) -> str:
+        generation = self._generation
+        async with self._limit:
+            resp = await self._get(url)
+            try:
+                self.check(resp.status, resp.url, url)
+                return await resp.text()
+            except SessionExpired:
+                pass
+            finally:
+                await resp.dispose()
+        await self.relogin(generation)
+        async with self._limit:
+            resp = await self._get(url)
+            try:
+                self.check(resp.status, resp.url, url)
+                return await resp.text()
+            finally:
+                await resp.dispose()
+
+    async def _get(self, url: str) -> APIResponse:
+        try:
+            return await self.pctx.context.request.get(url, timeout=self.run.timeout_seconds * 1000)
+        except Exception as exc:  # playwright.Error: connection refused, timeout, closed
+            raise self._network_error(exc, url) from exc
+
+    def _network_error(self, exc: Exception, url: str) -> SystemFailure:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Timeout" in text or "timed out" in text:
+            return StepTimeout(f"{self.name}: {urlparse(url).path} did not answer within {self.run.timeout_seconds:.0f}s")
+        if any(k in text for k in ("ERR_CONNECTION_REFUSED", "ECONNREFUSED", "ERR_NAME_NOT_RESOLVED", "ENOTFOUND", "ERR_ADDRESS_UNREACHABLE")):
+            return PortalUnavailable(
+                f"cannot reach the {self.selectors.title} at {self.settings.url} ({text.split(' at ')[0]}): "
+                f"check [{self.name}] url in dealerbot.toml and that the portal is up"
+            )
+        return PortalUnavailable(f"{self.name}: {urlparse(url).path} failed: {text}")
+
+    def check(self, status: int, final_url: str, url: str, expect_login: bool = False) -> None:
+        """Turn an HTTP answer into the error tree (see the module docstring); pass when fine.
+
+        Raises:
+            SessionExpired, RateLimited, PortalUnavailable, PageChanged: by status.
+        """
+        if status == 401 or (not expect_login and self.is_login_url(final_url)):
+            raise SessionExpired(f"{self.name}: session expired (GET {urlparse(url).path} -> login)")
+        if status == 429:
+            raise RateLimited(f"{self.name}: rate limited (HTTP 429) on {urlparse(url).path}")
+        if status == 503:
+            raise PortalUnavailable(f"{self.name}: unavailable or in maintenance (HTTP 503)")
+        if status >= 500:
+            raise PortalUnavailable(f"{self.name}: server error HTTP {status} on {urlparse(url).path}")
+        if status == 404:
+            raise PageChanged(f"{self.name}: not found (HTTP 404): {urlparse(url).path}")
+        if status >= 400:
+            raise PageChanged(f"{self.name}: HTTP {status} on {urlparse(url).path}")
+
+    async def relogin(self, seen_generation: int | None = None) -> None:
+        """Log in again after the session expired (once, however many reads noticed it).
+
+        Raises:
+            SessionExpired: the run already re-logged in ``MAX_RELOGINS`` times.
+            LoginRejected: the portal refused the password.
+        """
+        async with self._relogin_lock:
+            if seen_generation is not None and seen_generation != self._generation:
+                return  # another read already logged in again
+            if self.login is None:
+                raise SessionExpired(f"{self.name}: session expired and no login routine is set")
+            if self._relogins >= MAX_RELOGINS:
+                raise SessionExpired(f"{self.name}: session keeps expiring ({self._relogins} re-logins this run)")
+            self._relogins += 1
+            self.counts["relogins"] = self.counts.get("relogins", 0) + 1
+            self.log.warning("{}: session expired, logging in again ({}/{})", self.name, self._relogins, MAX_RELOGINS)
+            await self.login()
+            self._generation += 1
+
+    @property
+    def generation(self) -> int:
+        """Bumped at every (re-)login."""
+        return self._generation

@@ -1,0 +1,134 @@
+"""The record types dealerbot scrapes: their fields, kinds and Chinese column headers.
+
+One definition serves the store (columns), the pipeline (which fields to check) and the review
+workbook (headers and cell types).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["text", "int", "decimal", "date", "datetime", "bool"]
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    """One field of a record."""
+
+    name: str
+    header: str
+    kind: Kind = "text"
+    width: float | None = None
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A kind of record and the store table it lives in."""
+
+    name: str
+    title: str  # sheet title in the review workbook
+    key: str
+    fields: tuple[FieldDef, ...]
+    change_field: str | None = None  # source's last-changed timestamp (for watermarks)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def header(self, name: str) -> str:
+        """The Chinese header of a field (the field name when unknown)."""
+        for f in self.fields:
+            if f.name == name:
+                return f.header
+        return name
+
+
+@dataclass
+class Item:
+    """One record moving through the pipeline: raw text in, typed values out, issues on the side."""
+
+    entity: Entity
+    data: dict[str, Any]
+    issues: list[Any] = field(default_factory=list)  # validate.Issue
+    source: str = ""  # where it was read, e.g. the detail page URL
+
+    @property
+    def key(self) -> str:
+        return str(self.data.get(self.entity.key) or "")
+
+
+OEM_ORDER = Entity(
+    name="oem_order",
+    title="厂家订单",
+    key="order_no",
+    change_field="updated_at",
+    fields=(
+        FieldDef("order_no", "订单号", width=18),
+        FieldDef("customer_name", "客户姓名", width=12),
+        FieldDef("mobile", "手机号", width=15),
+        FieldDef("id_type", "证件类型", width=10),
+        FieldDef("id_number", "证件号码", width=21),
+        FieldDef("model_code", "车型代码", width=16),
+        FieldDef("color", "颜色", width=10),
+        FieldDef("vin", "VIN", width=20),
+        FieldDef("price", "价格", "decimal", width=13),
+        FieldDef("status", "订单状态", width=10),
+        FieldDef("planned_delivery_date", "计划交车日期", "date", width=13),
+        FieldDef("updated_at", "更新时间", "datetime", width=19),
+    ),
+)
+
+OEM_CUSTOMER = Entity(
+    name="oem_customer",
+    title="厂家客户",
+    key="customer_no",
+    change_field="updated_at",
+    fields=(
+        FieldDef("customer_no", "客户编号", width=14),
+        FieldDef("name", "客户姓名", width=12),
+        FieldDef("mobile", "手机号", width=15),
+        FieldDef("id_type", "证件类型", width=10),
+        FieldDef("id_number", "证件号码", width=21),
+        FieldDef("city", "城市", width=14),
+        FieldDef("consent", "数据共享授权", "bool", width=12),
+        FieldDef("updated_at", "更新时间", "datetime", width=19),
+    ),
+)
+
+DMS_CUSTOMER = Entity(
+    name="dms_customer",
+    title="DMS客户",
+    key="customer_no",
+    fields=(
+        FieldDef("customer_no", "客户编号", width=14),
+        FieldDef("name", "客户姓名", width=12),
+        FieldDef("mobile", "手机号", width=15),
+        FieldDef("id_number", "证件号码", width=21),
+        FieldDef("address", "地址", width=30),
+        FieldDef("created_at", "建档时间", "datetime", width=19),
+    ),
+)
+
+DMS_CONTRACT = Entity(
+    name="dms_contract",
+    title="DMS销售合同",
+    key="contract_no",
+    change_field="updated_at",
+    fields=(
+        FieldDef("contract_no", "合同号", width=15),
+        FieldDef("customer_no", "客户编号", width=14),
+        FieldDef("customer_name", "客户姓名", width=12),
+        FieldDef("model_code", "DMS车型代码", width=14),
+        FieldDef("color", "颜色", width=10),
+        FieldDef("vin", "VIN", width=20),
+        FieldDef("price", "价格", "decimal", width=13),
+        FieldDef("deposit", "定金", "decimal", width=12),
+        FieldDef("delivery_date", "交车日期", "date", width=13),
+        FieldDef("oem_order_no", "厂家订单号", width=18),
+        FieldDef("status", "合同状态", width=10),
+        FieldDef("updated_at", "更新时间", "datetime", width=19),
+    ),
+)
+
+ENTITIES: dict[str, Entity] = {e.name: e for e in (OEM_ORDER, OEM_CUSTOMER, DMS_CUSTOMER, DMS_CONTRACT)}

@@ -1,0 +1,157 @@
+"""One run's lifecycle. The only place that decides and writes a run's status.
+
+    open run in store -> run folder + log sinks -> browser -> bot.run(ctx) -> flush records
+      -> succeeded: move the bot's watermark
+      -> ConfigError (bad setup, wrong password): failed, no retry
+      -> SystemFailure (after the retries inside): failed, evidence listed
+      -> anything else: failed as an internal error, with the traceback in the run log
+      -> Ctrl-C / cancellation: interrupted
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dealerbot.bot import BotContext
+from dealerbot.browser import Evidence, open_browser
+from dealerbot.config import Settings
+from dealerbot.credentials import password_source
+from dealerbot.errors import ConfigError, DealerbotError, SystemFailure
+from dealerbot.logsetup import Masker, run_sinks
+from dealerbot.registry import get_bot
+from dealerbot.store import Store
+
+WATERMARK_OVERLAP = timedelta(seconds=1)
+
+
+@dataclass
+class RunResult:
+    """What a run did."""
+
+    run_id: str
+    bot: str
+    status: str
+    counts: dict[str, int]
+    error: str | None = None
+    error_kind: str | None = None
+    run_dir: Path | None = None
+    evidence: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+def new_run_id(bot: str, now: datetime | None = None) -> str:
+    """E.g. ``20261125-083015-oem-orders-3fa2``."""
+    now = now or datetime.now()
+    return f"{now:%Y%m%d-%H%M%S}-{bot}-{secrets.token_hex(2)}"
+
+
+def make_masker(settings: Settings, passwords: Mapping[str, str] | None) -> Masker:
+    """A masker that knows every password this run can use."""
+    from dealerbot.credentials import get_password
+
+    masker = Masker(passwords.values() if passwords else ())
+    for portal in ("oem", "dms"):
+        try:
+            masker.add_secret(get_password(portal, getattr(settings, portal).username))
+        except DealerbotError:
+            pass
+    return masker
+
+
+async def run_bot(
+    name: str,
+    settings: Settings,
+    *,
+    full: bool = False,
+    headed: bool = False,
+    trigger: str = "manual",
+    passwords: Mapping[str, str] | None = None,
+    on_progress: Callable[[dict[str, int]], None] | None = None,
+    on_start: Callable[[str, Path], None] | None = None,
+    selectors_dir: Path | None = None,
+) -> RunResult:
+    """Run the bot ``name`` once and record the run.
+
+    Failures of the run are reported in the result (status ``failed``), not raised.
+
+    Raises:
+        UnknownBot: no such bot (before any run is recorded).
+        ConfigError: the store cannot be opened.
+        asyncio.CancelledError / KeyboardInterrupt: after recording the run as ``interrupted``.
+    """
+    bot_cls = get_bot(name)
+    bot = bot_cls()
+    store = Store.open(settings.store_url)
+    store.close_abandoned_runs()
+    run_id = new_run_id(name)
+    run_dir = settings.path("logs") / "runs" / run_id
+    masker = make_masker(settings, passwords)
+    evidence = Evidence(run_dir, masker)
+    watermark = store.watermark(name) if bot.incremental and not full else None
+    since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
+    store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None})
+    result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
+    if on_start:
+        on_start(run_id, run_dir)
+    writer = store.writer(run_id)
+    ctx: BotContext | None = None
+    try:
+        with run_sinks(run_id, name, settings.path("logs"), run_dir, masker) as log:
+            evidence.log = log
+            log.info("run {} started ({}, {})", run_id, trigger, f"since {since:%Y-%m-%d %H:%M:%S}" if since else "full")
+            try:
+                async with open_browser(settings.browser, headed=headed) as browser:
+                    ctx = BotContext(
+                        run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer,
+                        evidence=evidence, passwords=password_source(passwords), log=log, full=full,
+                        since=since, selectors_dir=selectors_dir, on_progress=on_progress,
+                    )
+                    await bot.run(ctx)
+                writer.flush()
+                result.status = "succeeded"
+                if bot.incremental and ctx.newest_change is not None:
+                    store.set_watermark(name, ctx.newest_change.isoformat(timespec="seconds"), run_id)
+                log.info("run {} succeeded: {}", run_id, _fmt_counts(ctx.counts))
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                result.status = "interrupted"
+                result.error = "interrupted by the operator"
+                log.warning("run {} interrupted", run_id)
+                raise
+            except ConfigError as exc:
+                result.status, result.error, result.error_kind = "failed", str(exc), "config"
+                log.error("run {} failed (configuration): {}", run_id, exc)
+            except SystemFailure as exc:
+                result.status, result.error, result.error_kind = "failed", str(exc), "system"
+                log.error("run {} failed (system): {}", run_id, exc)
+            except Exception as exc:  # noqa: BLE001 - an internal error still ends the run cleanly
+                result.status, result.error, result.error_kind = "failed", f"{type(exc).__name__}: {exc}", "internal"
+                log.opt(exception=exc).error("run {} failed (internal error): {}", run_id, exc)
+            finally:
+                try:
+                    writer.flush()
+                except Exception as exc:  # noqa: BLE001
+                    log.error("could not write the last records: {}", exc)
+                result.counts = dict(ctx.counts) if ctx else {}
+                result.evidence = list(evidence.files)
+                if result.error:
+                    result.error = masker(result.error)
+                store.finish_run(
+                    run_id, result.status if result.status != "running" else "failed", result.counts,
+                    result.error, str(run_dir) if evidence.files else None, [str(p) for p in evidence.files],
+                )
+    finally:
+        store.close()
+    return result
+
+
+def _fmt_counts(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in counts.items() if v)

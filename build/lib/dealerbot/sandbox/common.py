@@ -1,0 +1,346 @@
+"""Pieces shared by the OEM portal and the DMS: sessions, accounts, optional behaviours,
+templates and the common admin endpoints.
+
+Nothing here is module-level mutable state: each app gets its own :class:`Runtime`
+(``app.state.rt``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import jinja2
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from .config import BEHAVIOUR_KEYS, SandboxConfig, in_window
+from .state import SandboxState
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+PAGE_SIZE = 20
+MAX_FAILED_LOGINS = 5
+COUNTER_KEYS = ("requests", "logins", "failed_logins", "rate_limited", "errors_injected", "maintenance_hits",
+                "api_requests", "detail_views", "exports")
+
+
+def make_templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             autoescape=jinja2.select_autoescape(["html"]), auto_reload=False)
+    env.filters["money"] = lambda v: "" if v is None or v == "" else f"{float(v):,.2f}"
+    env.filters["dt"] = lambda v: (v or "").replace("T", " ")
+    return env
+
+
+@dataclass
+class Session:
+    sid: str
+    csrf: str
+    last_seen: float
+    user: str | None = None          # account key once logged in
+    display_name: str = ""
+    notice_acked: bool = False
+    flash: str | None = None
+
+
+@dataclass
+class Account:
+    key: str
+    password: str
+    display_name: str
+    failed: int = 0
+    locked: bool = False              # after too many wrong passwords, until admin unlock/reset
+    locked_until: float = 0.0         # temporary lock after rate-limit abuse
+
+
+@dataclass
+class Runtime:
+    """Per-app mutable runtime: behaviours, sessions, accounts, counters."""
+
+    name: str
+    cookie: str
+    cfg: SandboxConfig
+    state: SandboxState
+    admin_token: str
+    accounts_factory: Callable[[], dict[str, Account]]
+    behaviours: dict = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    rate: dict[str, list] = field(default_factory=dict)  # key -> [window_start, count]
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    rng: random.Random = field(default_factory=random.Random)
+    templates: jinja2.Environment = field(default_factory=make_templates)
+
+    def __post_init__(self) -> None:
+        self.reset_runtime()
+
+    def reset_runtime(self) -> None:
+        with self.lock:
+            self.behaviours = self.cfg.behaviours()
+            self.accounts = self.accounts_factory()
+            self.counters = {k: 0 for k in COUNTER_KEYS}
+            self.rate = {}
+
+    def count(self, key: str, n: int = 1) -> None:
+        with self.lock:
+            self.counters[key] = self.counters.get(key, 0) + n
+
+    # ---- sessions ------------------------------------------------------------------------
+    def new_session(self) -> Session:
+        s = Session(sid=secrets.token_urlsafe(24), csrf=secrets.token_urlsafe(24), last_seen=time.monotonic())
+        with self.lock:
+            if len(self.sessions) > 50_000:  # keep memory bounded under cookieless floods
+                idle = self.behaviours["session_idle_seconds"]
+                now = time.monotonic()
+                self.sessions = {k: v for k, v in self.sessions.items() if now - v.last_seen <= idle}
+            self.sessions[s.sid] = s
+        return s
+
+    def drop_sessions_of(self, user: str) -> None:
+        with self.lock:
+            for k in [k for k, s in self.sessions.items() if s.user == user]:
+                del self.sessions[k]
+
+    def expire_all(self) -> int:
+        with self.lock:
+            for s in self.sessions.values():
+                s.last_seen = -math.inf
+            return len(self.sessions)
+
+    def render(self, request: Request, name: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+        sess: Session | None = getattr(request.state, "session", None)
+        ctx.setdefault("session", sess)
+        ctx.setdefault("csrf", sess.csrf if sess else "")
+        html = self.templates.get_template(name).render(**ctx)
+        return HTMLResponse(html, status_code=status_code)
+
+    # ---- accounts ------------------------------------------------------------------------
+    def check_login(self, key: str, password: str) -> tuple[bool, str]:
+        """Returns (ok, error message)."""
+        with self.lock:
+            acc = self.accounts.get(key)
+            if acc is None:
+                self.count("failed_logins")
+                return False, "用户名或密码错误"
+            if acc.locked or acc.locked_until > time.time():
+                self.count("failed_logins")
+                return False, "账号已锁定，请联系管理员解锁"
+            if not secrets.compare_digest(acc.password.encode(), password.encode()):
+                self.count("failed_logins")
+                if self.name == "oem":
+                    acc.failed += 1
+                    if acc.failed >= MAX_FAILED_LOGINS:
+                        acc.locked = True
+                        return False, "账号已锁定，请联系管理员解锁"
+                    return False, f"用户名或密码错误，还可尝试 {MAX_FAILED_LOGINS - acc.failed} 次"
+                return False, "用户名或密码错误"
+            acc.failed = 0
+            self.count("logins")
+            return True, ""
+
+    def unlock(self, key: str) -> bool:
+        with self.lock:
+            acc = self.accounts.get(key)
+            if acc is None:
+                return False
+            acc.failed, acc.locked, acc.locked_until = 0, False, 0.0
+            return True
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def safe_next(value: str | None, default: str) -> str:
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def login_redirect(request: Request, expired: bool) -> RedirectResponse:
+    path = request.url.path
+    if request.url.query:
+        path += "?" + request.url.query
+    url = "/login?" + ("expired=1&" if expired else "") + "next=" + quote(path, safe="")
+    return RedirectResponse(url, status_code=303)
+
+
+def require_login(request: Request) -> Session | Response:
+    """The logged-in session, or the response to send instead (redirect or 401)."""
+    sess: Session | None = request.state.session
+    if sess is not None and sess.user:
+        return sess
+    expired = bool(getattr(request.state, "expired", False))
+    if wants_json(request):
+        return JSONResponse({"error": "session_expired" if expired else "not_logged_in"}, status_code=401)
+    return login_redirect(request, expired)
+
+
+def check_csrf(request: Request, token: str | None) -> bool:
+    sess: Session | None = request.state.session
+    return bool(sess and token and secrets.compare_digest(sess.csrf.encode(), token.encode()))
+
+
+def _problem(rt: Runtime, request: Request, status: int, title: str, message: str, code: str) -> Response:
+    if wants_json(request):
+        return JSONResponse({"error": code, "message": message}, status_code=status)
+    html = rt.templates.get_template("problem.html").render(title=title, message=message, status=status,
+                                                             app=rt.name)
+    return HTMLResponse(html, status_code=status)
+
+
+def install_middleware(app: FastAPI, rt: Runtime) -> None:
+    """Sessions, idle expiry and the optional behaviours (maintenance, rate limit, errors, slowness)."""
+
+    @app.middleware("http")
+    async def behaviours(request: Request, call_next):  # noqa: ANN001
+        path = request.url.path
+        if path.startswith("/__admin"):
+            request.state.session = None
+            return await call_next(request)
+        rt.count("requests")
+        b = rt.behaviours
+        if b["maintenance_window"]:
+            now = datetime.now()
+            if in_window(b["maintenance_window"], now.hour * 60 + now.minute):
+                rt.count("maintenance_hits")
+                return _problem(rt, request, 503, "系统维护中",
+                                f"系统维护中（维护时间 {b['maintenance_window']}），请稍后再试。", "maintenance")
+
+        # session lookup and idle expiry (static assets neither touch nor expire sessions)
+        now_m = time.monotonic()
+        if path.startswith("/static/"):
+            request.state.session = None
+            request.state.expired = request.state.new_session = False
+            return await call_next(request)
+        sid = request.cookies.get(rt.cookie)
+        sess = rt.sessions.get(sid) if sid else None
+        request.state.expired = False
+        request.state.new_session = False
+        if sess is not None and now_m - sess.last_seen > b["session_idle_seconds"]:
+            request.state.expired = sess.user is not None
+            with rt.lock:
+                rt.sessions.pop(sess.sid, None)
+            sess = None
+        if sess is None:
+            sess = rt.new_session()
+            request.state.new_session = True
+        if sess is not None:
+            sess.last_seen = now_m
+        request.state.session = sess
+
+        # rate limit (per session; per client address when there is no session cookie)
+        limit = b["rate_limit_per_minute"]
+        if limit:
+            key = ("s:" + sid) if sid and not request.state.new_session else \
+                ("c:" + (request.client.host if request.client else "?"))
+            with rt.lock:
+                win = rt.rate.get(key)
+                if win is None or now_m - win[0] >= 60:
+                    win = rt.rate[key] = [now_m, 0]
+                win[1] += 1
+                n = win[1]
+            if n > limit:
+                rt.count("rate_limited")
+                if n > 2 * limit and sess is not None and sess.user:
+                    acc = rt.accounts.get(sess.user)
+                    if acc is not None:
+                        acc.locked_until = time.time() + b["rate_limit_lock_minutes"] * 60
+                    rt.drop_sessions_of(sess.user)
+                    return _problem(rt, request, 429, "访问过于频繁",
+                                    "访问过于频繁，账号已被临时锁定，请稍后再试。", "account_locked")
+                return _problem(rt, request, 429, "访问过于频繁",
+                                "访问过于频繁，请稍后再试。继续频繁访问将导致账号被锁定。", "rate_limited")
+
+        if b["error_rate"] and rt.rng.random() < b["error_rate"]:
+            rt.count("errors_injected")
+            return _problem(rt, request, 500, "系统错误", "系统繁忙，请稍后重试。（错误代码 500）", "server_error")
+        if b["slow_rate"] and rt.rng.random() < b["slow_rate"]:
+            await asyncio.sleep(b["slow_ms"] / 1000)
+
+        response = await call_next(request)
+        if request.state.new_session and sess is not None and rt.sessions.get(sess.sid) is sess:
+            response.set_cookie(rt.cookie, sess.sid, httponly=True, samesite="lax", path="/")
+        return response
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc: Exception):  # noqa: ANN001
+        detail = getattr(exc, "detail", None)
+        msg = detail if isinstance(detail, str) and detail != "Not Found" else "您访问的页面不存在。"
+        return _problem(rt, request, 404, "页面不存在", msg, "not_found")
+
+
+def admin_guard(rt: Runtime, request: Request) -> None:
+    token = request.headers.get("x-admin-token", "")
+    if not token or not secrets.compare_digest(token.encode(), rt.admin_token.encode()):
+        raise HTTPException(status_code=401, detail="admin token required (header X-Admin-Token)")
+
+
+def common_admin_router(rt: Runtime, reset_data: Callable[[], None]) -> APIRouter:
+    r = APIRouter(prefix="/__admin")
+
+    @r.get("/health")
+    async def health() -> dict:
+        return {"ok": True, "app": rt.name}
+
+    @r.post("/reset")
+    async def reset(request: Request) -> dict:
+        admin_guard(rt, request)
+        reset_data()
+        rt.reset_runtime()
+        return {"ok": True}
+
+    @r.get("/counters")
+    async def counters(request: Request) -> dict:
+        admin_guard(rt, request)
+        with rt.lock:
+            return dict(rt.counters)
+
+    @r.get("/behaviours")
+    async def get_behaviours(request: Request) -> dict:
+        admin_guard(rt, request)
+        return dict(rt.behaviours)
+
+    @r.put("/behaviours")
+    async def put_behaviours(request: Request) -> JSONResponse:
+        admin_guard(rt, request)
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=422)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "body must be a JSON object"}, status_code=422)
+        unknown = sorted(set(body) - set(BEHAVIOUR_KEYS))
+        if unknown:
+            return JSONResponse({"error": f"unknown behaviour keys: {', '.join(unknown)}",
+                                 "allowed": list(BEHAVIOUR_KEYS)}, status_code=422)
+        merged = {**rt.cfg.model_dump(), **rt.behaviours, **body}
+        try:
+            checked = SandboxConfig(**merged)
+        except ValidationError as e:
+            errs = [{"key": ".".join(str(x) for x in err["loc"]), "message": err["msg"]} for err in e.errors()]
+            return JSONResponse({"error": "invalid behaviour value", "details": errs}, status_code=422)
+        with rt.lock:
+            rt.behaviours = checked.behaviours()
+            rt.rate = {}
+        return JSONResponse(dict(rt.behaviours))
+
+    @r.post("/expire-sessions")
+    async def expire_sessions(request: Request) -> dict:
+        admin_guard(rt, request)
+        return {"ok": True, "expired": rt.expire_all()}
+
+    return r

@@ -1,0 +1,175 @@
+"""Configuration of the sandbox (practice OEM portal and DMS).
+
+See docs/sandbox.md for the meaning of every key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+_WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+# Keys that PUT /__admin/behaviours may change at runtime.
+BEHAVIOUR_KEYS = (
+    "maintenance_window",
+    "rate_limit_per_minute",
+    "rate_limit_lock_minutes",
+    "slow_rate",
+    "slow_ms",
+    "error_rate",
+    "session_idle_seconds",
+)
+
+
+class SandboxPortInUse(Exception):
+    """Raised when the sandbox cannot bind one of its ports."""
+
+    def __init__(self, host: str, port: int, app: str = "") -> None:
+        self.host = host
+        self.port = port
+        self.app = app
+        what = f"{app} " if app else ""
+        super().__init__(f"sandbox {what}port {host}:{port} is already in use (choose another port or 0)")
+
+
+def parse_window(value: str) -> tuple[int, int]:
+    """Parse "HH:MM-HH:MM" into (start_minute, end_minute) of the day."""
+    m = _WINDOW_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"maintenance_window must look like 'HH:MM-HH:MM' (24h local time), got {value!r}")
+    h1, m1, h2, m2 = (int(g) for g in m.groups())
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def in_window(window: str | None, minute_of_day: int) -> bool:
+    """True if minute_of_day lies in the window; the window may wrap midnight.
+
+    A window whose start equals its end ("00:00-00:00") covers the whole day.
+    The end minute is exclusive.
+    """
+    if not window:
+        return False
+    start, end = parse_window(window)
+    if start == end:
+        return True
+    if start < end:
+        return start <= minute_of_day < end
+    return minute_of_day >= start or minute_of_day < end
+
+
+class SandboxConfig(BaseModel):
+    """Every setting of the sandbox. Unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    host: str = "127.0.0.1"
+    oem_port: int = 8701
+    dms_port: int = 8702
+    seed: int = 20261125
+    orders: int = 500
+    customers: int | None = None
+    db_path: Path | None = None
+    session_idle_seconds: float = 900
+    admin_token: str | None = None
+    maintenance_window: str | None = None
+    rate_limit_per_minute: int = 0
+    rate_limit_lock_minutes: float = 5
+    slow_rate: float = 0.0
+    slow_ms: int = 2000
+    error_rate: float = 0.0
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("host must not be empty (use 127.0.0.1)")
+        return v
+
+    @field_validator("oem_port", "dms_port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if not 0 <= v <= 65535:
+            raise ValueError(f"port must be between 0 and 65535 (0 = any free port), got {v}")
+        return v
+
+    @field_validator("orders")
+    @classmethod
+    def _orders(cls, v: int) -> int:
+        if not 10 <= v <= 1_000_000:
+            raise ValueError(f"orders must be between 10 and 1000000, got {v}")
+        return v
+
+    @field_validator("customers")
+    @classmethod
+    def _customers(cls, v: int | None) -> int | None:
+        if v is not None and not 5 <= v <= 1_000_000:
+            raise ValueError(f"customers must be between 5 and 1000000 (or unset), got {v}")
+        return v
+
+    @field_validator("session_idle_seconds")
+    @classmethod
+    def _idle(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"session_idle_seconds must be > 0, got {v}")
+        return v
+
+    @field_validator("admin_token")
+    @classmethod
+    def _token(cls, v: str | None) -> str | None:
+        if v is not None and len(v.strip()) < 8:
+            raise ValueError("admin_token must have at least 8 characters (or be unset for a random one)")
+        return v.strip() if v is not None else None
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _window(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        parse_window(v)
+        return v.strip()
+
+    @field_validator("rate_limit_per_minute")
+    @classmethod
+    def _rate(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError(f"rate_limit_per_minute must be >= 0 (0 = off), got {v}")
+        return v
+
+    @field_validator("rate_limit_lock_minutes")
+    @classmethod
+    def _lock(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"rate_limit_lock_minutes must be > 0, got {v}")
+        return v
+
+    @field_validator("slow_rate", "error_rate")
+    @classmethod
+    def _fraction(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"must be a fraction between 0 and 1, got {v}")
+        return v
+
+    @field_validator("slow_ms")
+    @classmethod
+    def _slow_ms(cls, v: int) -> int:
+        if not 0 <= v <= 120_000:
+            raise ValueError(f"slow_ms must be between 0 and 120000, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> "SandboxConfig":
+        if self.oem_port and self.oem_port == self.dms_port:
+            raise ValueError(f"oem_port and dms_port must differ (both {self.oem_port})")
+        return self
+
+    @property
+    def effective_customers(self) -> int:
+        """Number of OEM customers to generate."""
+        return self.customers if self.customers is not None else max(5, round(self.orders * 0.8))
+
+    def behaviours(self) -> dict:
+        return {k: getattr(self, k) for k in BEHAVIOUR_KEYS}

@@ -1,0 +1,287 @@
+"""SQLite-backed data of the sandbox, shared by the OEM portal and the DMS.
+
+One connection guarded by a lock (the apps may call in from worker threads); WAL journal.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .data import Dataset, generate, iso
+
+OEM_ORDER_COLS = ("order_no", "customer_no", "customer_name", "mobile", "id_type", "id_number", "model_code",
+                  "color", "vin", "price", "status", "planned_delivery_date", "updated_at")
+OEM_CUSTOMER_COLS = ("customer_no", "name", "mobile", "id_type", "id_number", "city", "address", "consent",
+                     "updated_at")
+DMS_CUSTOMER_COLS = ("customer_no", "name", "mobile", "id_number", "address", "created_at")
+DMS_CONTRACT_COLS = ("contract_no", "customer_no", "customer_name", "model_code", "color", "vin", "price",
+                     "deposit", "delivery_date", "oem_order_no", "status", "updated_at")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS oem_customers (
+  customer_no TEXT PRIMARY KEY, name TEXT NOT NULL, mobile TEXT NOT NULL, id_type TEXT NOT NULL,
+  id_number TEXT NOT NULL, city TEXT NOT NULL, address TEXT NOT NULL, consent TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oem_orders (
+  order_no TEXT PRIMARY KEY, customer_no TEXT NOT NULL, customer_name TEXT NOT NULL, mobile TEXT NOT NULL,
+  id_type TEXT NOT NULL, id_number TEXT NOT NULL, model_code TEXT NOT NULL, color TEXT NOT NULL,
+  vin TEXT NOT NULL, price REAL NOT NULL, status TEXT NOT NULL, planned_delivery_date TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_oem_orders_updated ON oem_orders(updated_at, order_no);
+CREATE INDEX IF NOT EXISTS ix_oem_orders_status ON oem_orders(status, updated_at);
+CREATE TABLE IF NOT EXISTS dms_customers (
+  customer_no TEXT PRIMARY KEY, name TEXT NOT NULL, mobile TEXT NOT NULL, id_number TEXT NOT NULL,
+  address TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dms_contracts (
+  contract_no TEXT PRIMARY KEY, customer_no TEXT NOT NULL, customer_name TEXT NOT NULL,
+  model_code TEXT NOT NULL, color TEXT NOT NULL, vin TEXT NOT NULL, price REAL NOT NULL,
+  deposit REAL NOT NULL, delivery_date TEXT NOT NULL, oem_order_no TEXT NOT NULL, status TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_dms_contracts_vin ON dms_contracts(vin);
+CREATE INDEX IF NOT EXISTS ix_dms_contracts_oem ON dms_contracts(oem_order_no);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SandboxState:
+    """The sandbox data in one SQLite file. Thread-safe; every method takes the lock."""
+
+    def __init__(self, seed: int, orders: int, customers: int | None = None,
+                 db_path: str | os.PathLike | None = None) -> None:
+        self.seed, self.n_orders, self.n_customers = seed, orders, customers
+        self._tmpdir: tempfile.TemporaryDirectory | None = None
+        if db_path is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="dealerbot-sandbox-")
+            db_path = Path(self._tmpdir.name) / "sandbox.sqlite"
+        self.db_path = Path(db_path)
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(self.db_path, check_same_thread=False, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.executescript(_SCHEMA)
+        self._dataset: Dataset | None = None
+        self.reset_oem()
+        self.reset_dms()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    @property
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            self._dataset = generate(self.seed, self.n_orders, self.n_customers)
+        return self._dataset
+
+    @property
+    def reference(self) -> datetime:
+        return self.dataset.reference
+
+    def close(self) -> None:
+        with self.lock:
+            try:
+                self.conn.close()
+            finally:
+                if self._tmpdir is not None:
+                    self._tmpdir.cleanup()
+                    self._tmpdir = None
+
+    def _reload(self, table: str, cols: tuple[str, ...], rows: list[dict]) -> None:
+        with self.lock:
+            c = self.conn
+            c.execute("BEGIN")
+            try:
+                c.execute(f"DELETE FROM {table}")
+                c.executemany(f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                              [tuple(r[k] for k in cols) for r in rows])
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def reset_oem(self) -> None:
+        ds = self.dataset
+        self._reload("oem_customers", OEM_CUSTOMER_COLS, ds.oem_customers)
+        self._reload("oem_orders", OEM_ORDER_COLS, ds.oem_orders)
+
+    def reset_dms(self) -> None:
+        ds = self.dataset
+        self._reload("dms_customers", DMS_CUSTOMER_COLS, ds.dms_customers)
+        self._reload("dms_contracts", DMS_CONTRACT_COLS, ds.dms_contracts)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def query(self, sql: str, args: tuple | list = ()) -> list[dict]:
+        with self.lock:
+            return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+
+    def one(self, sql: str, args: tuple | list = ()) -> dict | None:
+        with self.lock:
+            r = self.conn.execute(sql, args).fetchone()
+            return dict(r) if r is not None else None
+
+    def scalar(self, sql: str, args: tuple | list = ()) -> Any:
+        with self.lock:
+            r = self.conn.execute(sql, args).fetchone()
+            return r[0] if r is not None else None
+
+    def execute(self, sql: str, args: tuple | list = ()) -> int:
+        with self.lock:
+            return self.conn.execute(sql, args).rowcount
+
+    def next_timestamp(self, table: str, column: str = "updated_at") -> str:
+        """A timestamp for a change: now, but strictly after every stored value."""
+        with self.lock:
+            latest = self.scalar(f"SELECT MAX({column}) FROM {table}")
+            now = datetime.now().replace(microsecond=0)
+            if latest:
+                bump = datetime.fromisoformat(latest) + timedelta(seconds=1)
+                now = max(now, bump)
+            return iso(now)
+
+    # ---- OEM orders ----------------------------------------------------------------------
+    @staticmethod
+    def _order_where(date_from: str | None, date_to: str | None, status: str | None,
+                     updated_since: str | None) -> tuple[str, list]:
+        where, args = [], []
+        if date_from:
+            where.append("updated_at >= ?")
+            args.append(date_from + "T00:00:00")
+        if date_to:
+            nxt = (datetime.fromisoformat(date_to) + timedelta(days=1)).strftime("%Y-%m-%d")
+            where.append("updated_at < ?")
+            args.append(nxt + "T00:00:00")
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if updated_since:
+            where.append("updated_at > ?")
+            args.append(updated_since)
+        return (" WHERE " + " AND ".join(where)) if where else "", args
+
+    def count_orders(self, date_from=None, date_to=None, status=None, updated_since=None) -> int:
+        w, a = self._order_where(date_from, date_to, status, updated_since)
+        return int(self.scalar(f"SELECT COUNT(*) FROM oem_orders{w}", a))
+
+    def list_orders(self, date_from=None, date_to=None, status=None, updated_since=None, direction="desc",
+                    limit: int | None = None, offset: int = 0) -> list[dict]:
+        w, a = self._order_where(date_from, date_to, status, updated_since)
+        d = "ASC" if direction == "asc" else "DESC"
+        sql = f"SELECT * FROM oem_orders{w} ORDER BY updated_at {d}, order_no {d}"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            a = a + [limit, offset]
+        return self.query(sql, a)
+
+    def get_order(self, order_no: str) -> dict | None:
+        return self.one("SELECT * FROM oem_orders WHERE order_no = ?", (order_no,))
+
+    def all_orders(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_orders ORDER BY order_no")
+
+    def insert_order(self, row: dict) -> None:
+        cols = OEM_ORDER_COLS
+        self.execute(f"INSERT INTO oem_orders ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                     tuple(row[k] for k in cols))
+
+    def update_order(self, order_no: str, changes: dict) -> None:
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        self.execute(f"UPDATE oem_orders SET {sets} WHERE order_no = ?", (*changes.values(), order_no))
+
+    def next_order_no(self) -> str:
+        with self.lock:
+            year = self.reference.year
+            rows = self.query("SELECT order_no FROM oem_orders WHERE order_no LIKE ?", (f"XS{year}%",))
+            seq = max((int(r["order_no"][6:]) for r in rows if r["order_no"][6:].isdigit()), default=0)
+            return f"XS{year}{seq + 1:06d}"
+
+    # ---- OEM customers -------------------------------------------------------------------
+    def search_oem_customers(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        where, args = "", []
+        if q:
+            like = f"%{q}%"
+            where = " WHERE customer_no LIKE ? OR name LIKE ? OR mobile LIKE ? OR id_number LIKE ?"
+            args = [like] * 4
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM oem_customers{where}", args))
+            rows = self.query(f"SELECT * FROM oem_customers{where} ORDER BY customer_no LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def all_oem_customers(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_customers ORDER BY customer_no")
+
+    # ---- DMS -----------------------------------------------------------------------------
+    def search_dms_customers(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        where, args = "", []
+        if q:
+            like = f"%{q}%"
+            where = " WHERE customer_no LIKE ? OR name LIKE ? OR mobile LIKE ? OR id_number LIKE ?"
+            args = [like] * 4
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM dms_customers{where}", args))
+            rows = self.query(f"SELECT * FROM dms_customers{where} ORDER BY customer_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def get_dms_customer(self, customer_no: str) -> dict | None:
+        return self.one("SELECT * FROM dms_customers WHERE customer_no = ?", (customer_no,))
+
+    def insert_dms_customer(self, row: dict) -> str:
+        with self.lock:
+            seq = self.scalar("SELECT MAX(CAST(SUBSTR(customer_no, 3) AS INTEGER)) FROM dms_customers") or 0
+            no = f"KH{seq + 1:06d}"
+            row = dict(row, customer_no=no, created_at=self.next_timestamp("dms_customers", "created_at"))
+            cols = DMS_CUSTOMER_COLS
+            self.execute(f"INSERT INTO dms_customers ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                         tuple(row[k] for k in cols))
+            return no
+
+    def search_contracts(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        where, args = "", []
+        if q:
+            where = " WHERE contract_no = ? OR oem_order_no = ? OR vin = ? OR contract_no LIKE ? OR oem_order_no LIKE ? OR vin LIKE ?"
+            qq = q.strip().upper()
+            args = [qq, qq, qq, f"%{qq}%", f"%{qq}%", f"%{qq}%"]
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM dms_contracts{where}", args))
+            rows = self.query(f"SELECT * FROM dms_contracts{where} ORDER BY contract_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def get_contract(self, contract_no: str) -> dict | None:
+        return self.one("SELECT * FROM dms_contracts WHERE contract_no = ?", (contract_no,))
+
+    def contract_with(self, column: str, value: str, exclude: str | None) -> str | None:
+        assert column in ("vin", "oem_order_no")
+        return self.scalar(f"SELECT contract_no FROM dms_contracts WHERE {column} = ? AND contract_no != ? "
+                           "ORDER BY contract_no LIMIT 1", (value, exclude or ""))
+
+    def save_contract(self, contract_no: str | None, row: dict) -> str:
+        with self.lock:
+            ts = self.next_timestamp("dms_contracts")
+            if contract_no is None:
+                ref = self.reference
+                prefix = f"HT{ref.year}{ref.month:02d}"
+                seq = self.scalar("SELECT MAX(CAST(SUBSTR(contract_no, 9) AS INTEGER)) FROM dms_contracts "
+                                  "WHERE contract_no LIKE ?", (prefix + "%",)) or 0
+                contract_no = f"{prefix}{seq + 1:04d}"
+                full = dict(row, contract_no=contract_no, updated_at=ts)
+                cols = DMS_CONTRACT_COLS
+                self.execute(f"INSERT INTO dms_contracts ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                             tuple(full[k] for k in cols))
+            else:
+                changes = dict(row, updated_at=ts)
+                sets = ", ".join(f"{k} = ?" for k in changes)
+                self.execute(f"UPDATE dms_contracts SET {sets} WHERE contract_no = ?",
+                             (*changes.values(), contract_no))
+            return contract_no
+
+    def all_dms_customers(self) -> list[dict]:
+        return self.query("SELECT * FROM dms_customers ORDER BY customer_no")
+
+    def all_contracts(self) -> list[dict]:
+        return self.query("SELECT * FROM dms_contracts ORDER BY contract_no")
