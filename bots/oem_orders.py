@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from dealerbot.bot import Bot, BotContext
+from dealerbot.bot import Bot, BotContext, fan_out
 from dealerbot.pages.oem import PAGE_SIZE, OemPortal, OrderDetailPage, OrdersPage
 from dealerbot.records import OEM_ORDER
 
@@ -26,26 +26,16 @@ class OemOrdersBot(Bot):
             orders = OrdersPage(s)
             await s.step("open the orders list", orders.open)
             detail = OrderDetailPage(s)
-            queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=PAGE_SIZE * 2)
-            workers = ctx.settings.run.concurrency
 
-            async def walk_list() -> None:
-                try:
-                    await self._walk(ctx, orders, queue)
-                finally:
-                    for _ in range(workers):
-                        await queue.put(None)
+            async def read_detail(order_no: str) -> None:
+                ctx.emit(OEM_ORDER, await detail.read(order_no), source=order_no)
 
-            async def read_details() -> None:
-                while (order_no := await queue.get()) is not None:
-                    ctx.emit(OEM_ORDER, await detail.read(order_no), source=order_no)
+            await fan_out(
+                lambda put: self._walk(ctx, orders, put), read_detail,
+                workers=ctx.settings.run.concurrency, buffer=PAGE_SIZE * 2,
+            )
 
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(walk_list())
-                for _ in range(workers):
-                    tg.create_task(read_details())
-
-    async def _walk(self, ctx: BotContext, orders: OrdersPage, queue: asyncio.Queue[str | None]) -> None:
+    async def _walk(self, ctx: BotContext, orders: OrdersPage, put: Callable[[str], Awaitable[None]]) -> None:
         """Walk the list oldest change first, by keyset (updated_since = last seen) not by page
         number, so that orders changing during the walk never shift others out of view."""
         cursor: datetime | None = ctx.since
@@ -59,11 +49,12 @@ class OemOrdersBot(Bot):
             if page_no == 1 and cursor == ctx.since:
                 ctx.counts.setdefault("expected", data["total"])
             for item in items:
-                order_no = item["order_no"]
-                if order_no in boundary:
-                    continue
-                boundary[order_no] = datetime.fromisoformat(item["updated_at"])
-                await queue.put(order_no)
+                order_no, changed = item["order_no"], datetime.fromisoformat(item["updated_at"])
+                if boundary.get(order_no) == changed:
+                    continue  # seen at this very version in the overlap
+                boundary[order_no] = changed
+                ctx.observe_change(changed)
+                await put(order_no)
             if len(items) < PAGE_SIZE or page_no >= data["pages"] or (limit and ctx.counts["pages"] >= limit):
                 return
             last = datetime.fromisoformat(items[-1]["updated_at"])

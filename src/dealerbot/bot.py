@@ -7,13 +7,15 @@ result (accepted, repaired, flagged or rejected with a reason) into the run stor
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from dealerbot.browser import Browser, Evidence
 from dealerbot.config import Settings
@@ -25,6 +27,7 @@ from dealerbot.portal import PortalSession
 from dealerbot.records import Entity, Item
 from dealerbot.store import RecordWriter
 
+
 class PortalApp(Protocol):
     """A portal's top-level page object (see :mod:`dealerbot.pages`)."""
 
@@ -32,6 +35,8 @@ class PortalApp(Protocol):
 
     async def login(self) -> None: ...
 
+
+T = TypeVar("T")
 
 COUNT_KEYS = ("pages", "read", "accepted", "repaired", "flagged", "rejected", "retries", "relogins")
 
@@ -94,6 +99,7 @@ class BotContext:
             SystemFailure: the portal could not be opened.
         """
         selectors = self.selectors(portal)
+        selectors.require(getattr(sys.modules[app.__module__], "SELECTORS_USED", ()))
         settings = getattr(self.settings, portal)
 
         def mask(page: Any) -> list[Any]:
@@ -114,8 +120,20 @@ class BotContext:
             )
             top = app(session, lambda: self.password(portal))
             session.login = top.login
-            await session.step(f"open {selectors.title}", top.open)
-            yield session
+            try:
+                await session.step(f"open {selectors.title}", top.open)
+                yield session
+            except BaseException:
+                self._save_failed_response(session)
+                raise
+
+    def _save_failed_response(self, session: PortalSession) -> None:
+        if session.failed_response is None:
+            return
+        url, status, body = session.failed_response
+        path = self.evidence.next_name(session.name, "-response.html")
+        path.write_text(f"<!-- HTTP {status} {self.evidence.masker(url)} -->\n{self.evidence.masker(body)}", encoding="utf-8")
+        self.evidence.add(path)
 
     def password(self, portal: str) -> str:
         """The portal's password (environment, keyring or the runner's overrides).
@@ -143,7 +161,6 @@ class BotContext:
             self.counts["rejected"] += 1
             self.writer.reject(entity, item.key, rej.code, rej.field, rej.reason, raw, [issue_dict(i) for i in item.issues])
             self.log.info("rejected {} {}: {}", entity.name, item.key or "(no key)", rej.reason)
-            self._track_change(entity, item.data)
             self.progress()
             return False
         severities = {i.severity for i in item.issues}
@@ -153,21 +170,18 @@ class BotContext:
             self.counts["repaired"] += 1
         self.counts["accepted"] += 1
         self.writer.add(entity, item.data, [issue_dict(i) for i in item.issues])
-        self._track_change(entity, item.data)
         self.progress()
         return True
 
-    def _track_change(self, entity: Entity, data: dict[str, Any]) -> None:
-        if entity.change_field is None:
-            return
-        value = data.get(entity.change_field)
-        if isinstance(value, str):
-            try:
-                value = datetime.fromisoformat(value.replace(" ", "T"))
-            except ValueError:
-                return
-        if isinstance(value, datetime) and (self.newest_change is None or value > self.newest_change):
-            self.newest_change = value
+    def observe_change(self, changed_at: datetime) -> None:
+        """Note a change time the bot *listed* (not read later from a detail page).
+
+        The run's watermark becomes the newest one noted, once the run succeeds. Taking it from
+        the list walk means a change that happens between listing and reading is never skipped:
+        it moves the record past the watermark, so the next run lists it again.
+        """
+        if self.newest_change is None or changed_at > self.newest_change:
+            self.newest_change = changed_at
 
     def page_done(self) -> None:
         """Count a list page read."""
@@ -178,6 +192,50 @@ class BotContext:
         """Tell the progress display (if any) the current counts."""
         if self.on_progress is not None:
             self.on_progress(self.counts)
+
+
+_DONE = object()
+
+
+def first_error(group: BaseExceptionGroup) -> BaseException:
+    """The first real error inside a (nested) exception group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return first_error(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]
+
+
+async def fan_out(
+    produce: Callable[[Callable[[T], Awaitable[None]]], Awaitable[None]],
+    consume: Callable[[T], Awaitable[None]],
+    workers: int,
+    buffer: int,
+) -> None:
+    """Run ``produce(put)`` and ``workers`` copies of ``consume(item)`` over a bounded queue.
+
+    Memory stays bounded by ``buffer`` items. The first failure cancels everything else and is
+    raised as itself (not wrapped in an ExceptionGroup), so the runner can classify it.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
+
+    async def producer() -> None:
+        await produce(queue.put)
+        for _ in range(workers):
+            await queue.put(_DONE)  # only after a normal end: on failure the group cancels all
+
+    async def worker() -> None:
+        while (item := await queue.get()) is not _DONE:
+            await consume(item)
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(producer())
+            for _ in range(workers):
+                tg.create_task(worker())
+    except BaseExceptionGroup as group:
+        raise first_error(group) from None
 
 
 async def scrape_pages(ctx: BotContext, screen: Any, entity: Entity) -> None:

@@ -195,7 +195,7 @@ class PortalContext:
         self.evidence = evidence
         self._mask_locators = mask_locators
         self._trace = trace
-        self._chunk_open = False
+        self._tracing = False
 
     async def new_page(self) -> Page:
         """Open a page in this context."""
@@ -211,24 +211,27 @@ class PortalContext:
         if self.state_file is not None and self.state_file.exists():
             self.state_file.unlink()
 
-    # -- tracing: paused while a password is typed, so traces never hold it -----------------
+    # -- tracing: off while a password is typed, so traces never hold it ------------------
     async def start_tracing(self) -> None:
-        if self._trace:
+        """Start recording (screenshots and DOM snapshots) for the failure evidence."""
+        if self._trace and not self._tracing:
             await self.context.tracing.start(screenshots=True, snapshots=True, sources=False)
             await self.context.tracing.start_chunk(title=self.portal)
-            self._chunk_open = True
+            self._tracing = True
 
     async def pause_tracing(self) -> None:
-        """Drop the current trace chunk (call before typing a password)."""
-        if self._chunk_open:
-            await self.context.tracing.stop_chunk()
-            self._chunk_open = False
+        """Stop recording and drop what was recorded (call before typing a password).
+
+        Stopping outright, not just ending a chunk: a chunk boundary still lets the login
+        request's form data into the trace's network log.
+        """
+        if self._tracing:
+            await self.context.tracing.stop()
+            self._tracing = False
 
     async def resume_tracing(self) -> None:
-        """Start a new chunk after :meth:`pause_tracing`."""
-        if self._trace and not self._chunk_open:
-            await self.context.tracing.start_chunk(title=self.portal)
-            self._chunk_open = True
+        """Record again after :meth:`pause_tracing`."""
+        await self.start_tracing()
 
     async def capture(self, label: str | None = None) -> list[Path]:
         """Save a masked full-page screenshot and the masked HTML of every open page."""
@@ -262,16 +265,16 @@ class PortalContext:
 
     async def finish(self, failed: bool) -> None:
         """Stop tracing; on failure keep the trace (masked) as evidence."""
-        if not self._trace:
+        if not self._tracing:
             return
         try:
-            if failed and self._chunk_open:
+            if failed:
                 path = self.evidence.next_name(self.portal, "-trace.zip")
                 await self.context.tracing.stop_chunk(path=str(path))
-                self._chunk_open = False
                 mask_trace(path, self.evidence.masker)
                 self.evidence.add(path)
             await self.context.tracing.stop()
+            self._tracing = False
         except Exception as exc:  # noqa: BLE001
             self.evidence.log.warning("could not save the trace: {}", exc)
 

@@ -8,10 +8,9 @@ drifted), or nothing does (``missing``; ``optional`` for names that may be absen
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from dealerbot.browser import Evidence, open_browser
@@ -19,9 +18,8 @@ from dealerbot.config import Settings
 from dealerbot.credentials import password_source
 from dealerbot.errors import ConfigError
 from dealerbot.locators import Screen, build_locator, load_portal_selectors
-from dealerbot.logsetup import Masker
 from dealerbot.portal import PortalSession
-
+from dealerbot.runner import make_masker
 
 WAIT_MS = 2000
 
@@ -87,28 +85,28 @@ async def check_selectors(
     lookup = password_source(passwords)
     portal_settings = getattr(settings, portal)
     done: dict[str, SelectorResult] = {}
-    with tempfile.TemporaryDirectory(prefix="dealerbot-check-") as tmp:
-        evidence = Evidence(Path(tmp), Masker())
-        async with open_browser(settings.browser, headed=headed) as browser:
-            async with browser.context(portal, evidence, state_file=None) as pctx:
-                page = await pctx.new_page()
-                s = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
-                app = app_cls(s, lambda: lookup(portal, portal_settings.username))
-                logged_in = False
-                for screen in selectors.screens:
-                    if not screen.logged_out and not logged_in:
-                        await app.login_form.login()
-                        logged_in = True
-                    if screen.endpoint:
-                        await page.goto(s.url(screen.endpoint))
-                    else:
-                        link = await s.loc.get(screen.via)  # type: ignore[arg-type]
-                        async with page.expect_navigation(wait_until="domcontentloaded"):
-                            await link.click()
-                    await page.wait_for_load_state("load")
-                    if screen.before and await s.loc.visible(screen.before):
-                        await (await s.loc.get(screen.before)).click()
-                    await _check_names(s, screen, done)
+    folder = settings.path("logs") / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-check-{portal}"
+    evidence = Evidence(folder, make_masker(settings, passwords))  # written only if the check fails
+    async with open_browser(settings.browser, headed=headed) as browser:
+        async with browser.context(portal, evidence, state_file=None) as pctx:
+            page = await pctx.new_page()
+            s = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
+            app = app_cls(s, lambda: lookup(portal, portal_settings.username))
+            logged_in = False
+            for screen in selectors.screens:
+                if not screen.logged_out and not logged_in:
+                    await app.login_form.login()
+                    logged_in = True
+                if screen.endpoint:
+                    await page.goto(s.url(screen.endpoint))
+                else:
+                    link = await s.loc.get(screen.via)  # type: ignore[arg-type]
+                    async with page.expect_navigation(wait_until="domcontentloaded"):
+                        await link.click()
+                await page.wait_for_load_state("load")
+                if screen.before and await s.loc.visible(screen.before):
+                    await (await s.loc.get(screen.before)).click()
+                await _check_names(s, screen, done)
     for name in selectors.selectors:
         done.setdefault(name, SelectorResult(name, "unchecked", "not on any screen in 'screens'"))
     return [done[n] for n in selectors.selectors]

@@ -134,7 +134,11 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs on the console")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Run one bot now, with a live progress bar; exit 0 on success, 1 on failure."""
+    """Run one bot now, with a live progress bar.
+
+    Exit 0 on success; 1 when the portal or network failed (evidence folder printed); 2 when the
+    configuration is wrong (wrong password, selector file, missing credentials).
+    """
     from dealerbot.registry import get_bot
 
     settings = _settings(config)
@@ -148,7 +152,7 @@ def run(
     console.print(_summary_table([result]))
     if not result.ok:
         _report_failure(console, result)
-        raise typer.Exit(1)
+        raise typer.Exit(2 if result.error_kind == "config" else 1)
 
 
 @app.command()
@@ -183,9 +187,11 @@ def runs(
             history = store.runs(limit, bot)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
+    from sqlalchemy.engine import make_url
+
     from dealerbot.export import STATUS_TEXT
 
-    table = Table(title="运行记录 (runs)", caption=escape(settings.store_url))
+    table = Table(title="运行记录 (runs)", caption=escape(make_url(settings.store_url).render_as_string(hide_password=True)))
     table.add_column("run", no_wrap=True)
     table.add_column("开始", no_wrap=True)
     table.add_column("秒", justify="right", no_wrap=True)

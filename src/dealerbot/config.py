@@ -69,6 +69,8 @@ class RunSettings(_Section):
     retries: int = Field(default=3, ge=0, le=10)
     backoff_seconds: float = Field(default=1.0, ge=0)
     page_limit: int = Field(default=0, ge=0, description="0 = no limit on list pages read")
+    requests_per_minute: int = Field(default=0, ge=0, description="0 = no client-side throttle")
+    rate_limit_pause_seconds: float = Field(default=60.0, ge=0, description="all reads wait this long after a 429")
 
 
 class StoreSettings(_Section):
@@ -153,7 +155,7 @@ def _refuse_passwords(data: dict[str, Any], path: Path) -> None:
     for section, values in data.items():
         if isinstance(values, dict):
             for key in values:
-                if "password" in key.lower() or key.lower() in {"secret", "token"}:
+                if any(w in key.lower() for w in ("password", "passwd", "pwd", "secret", "token")):
                     raise ConfigError(
                         f"{path}: [{section}] {key} holds a password; passwords are never read "
                         f"from the config file. Remove it and set DEALERBOT_{section.upper()}_PASSWORD "
@@ -173,7 +175,8 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc) or "(root)"
         value = err.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        secret = any(w in key.lower() for w in ("password", "passwd", "secret", "token"))
+        shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
         env = "DEALERBOT_" + "__".join(p.upper() for p in loc)
         where = f"${env}" if loc and env in os.environ else source
         lines.append(f"{where}: {key}: {err['msg']}{shown}")
@@ -197,17 +200,32 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         _refuse_passwords(data, path)
         home = path.resolve().parent
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
-        section, _, key = dotted.partition("__")
-        if key:
-            data.setdefault(section, {})[key] = value
-        else:
-            data[section] = value
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, str(path or "settings"))) from None
+    settings = _apply_overrides(settings, overrides)
     settings.home = home
+    return settings
+
+
+def _apply_overrides(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """Values given by the program (command line, demo) win over the file and the environment.
+
+    Raises:
+        ConfigError: an override is invalid (names the key).
+    """
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition("__")
+        current = getattr(settings, section)
+        try:
+            if key and isinstance(current, BaseModel):
+                value = type(current).model_validate({**current.model_dump(), key: value})
+            elif key:
+                value = {**current, key: value}
+            settings = settings.model_copy(update={section: value})
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, f"--{section}.{key}" if key else f"--{section}")) from None
     return settings

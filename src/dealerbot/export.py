@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,19 @@ def _issues(raw: str | None) -> tuple[dict[str, CellIssue], list[CellIssue]]:
 
 
 def _rows(store: Store, entity: Entity, run_id: str, all_records: bool) -> Iterator[Row]:
+    rejects: Iterable[dict[str, Any]]
+    if all_records:
+        rejects = list(store.iter_open_rejects(entity))  # few: records still waiting for a fix
+        superseded = {r["record_key"] for r in rejects}
+    else:
+        rejects, superseded = store.iter_rejects(run_id, entity), set()
     for rec in store.iter_records(entity, None if all_records else run_id):
+        if rec[entity.key] in superseded:
+            continue  # rejected since it was stored: the reject below is the current state
         cells, row_issues = _issues(rec.get("issues"))
         yield Row({f: rec.get(f) for f in entity.field_names}, cells, row_issues)
     convert = typed(entity)
-    for rej in store.iter_rejects(run_id, entity):
+    for rej in rejects:
         raw = json.loads(rej["raw"])
         cells, row_issues = _issues(rej.get("issues"))
         if not cells and not row_issues:
@@ -54,7 +62,7 @@ def _rows(store: Store, entity: Entity, run_id: str, all_records: bool) -> Itera
 
 def _scope(run: RunRecord, all_records: bool) -> str:
     if all_records:
-        return "库中全部记录（另含本次运行拒绝的记录）"
+        return "库中全部记录，以及所有尚未更正的被拒记录"
     since = run.options.get("since")
     if since:
         return f"本次运行读取的记录：自 {since.replace('T', ' ')} 以来有变化的（增量）"

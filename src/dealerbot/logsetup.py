@@ -12,12 +12,15 @@ import time; callers add sinks and remove them with the handles they get back.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
+import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from loguru import logger
 
@@ -29,6 +32,13 @@ _MOBILE_STRICT = re.compile(
     rf"([1１]{_D}{{2}})[\s.-]?({_D}{{4}})[\s.-]?({_D}{{4}})(?![0-9{_FW}])"
 )
 _ID = re.compile(r"(?<![0-9])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9])")
+_SENSITIVE = r"[\w.-]*(?:password|passwd|pwd|token|secret|session|sessid|csrf|xsrf|auth|cookie)[\w.-]*"
+# {"name": "oem_session", "value": "..."}: cookies, form fields and headers inside traces.
+_NAME_VALUE = re.compile(
+    rf'(?i)("name"\s*:\s*"{_SENSITIVE}"\s*,\s*"value"\s*:\s*")((?:[^"\\]|\\.)*)(")'
+)
+# <input name="csrf_token" value="..."> and <meta name="csrf-token" content="...">
+_HTML_ATTR = re.compile(rf'(?i)(name="{_SENSITIVE}"[^>]*?\b(?:value|content)=")([^"]*)(")')
 _KV_SECRET = re.compile(
     r"(?i)((?:password|passwd|pwd|token|csrf_token|secret|authorization|x-admin-token|cookie)"
     r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;}]+)"
@@ -44,12 +54,21 @@ class Masker:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: set[str] = {s for s in secrets if s}
+        self._secrets: set[str] = set()
+        for secret in secrets:
+            self.add_secret(secret)
 
     def add_secret(self, secret: str | None) -> None:
-        """Remember a secret value so it is masked wherever it appears."""
+        """Remember a secret value so it is masked wherever it appears, also as it looks
+        JSON-escaped or URL-encoded (inside traces and logged URLs)."""
         if secret and len(secret) >= 3:
-            self._secrets.add(secret)
+            self._secrets |= {
+                secret,
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+                json.dumps(secret)[1:-1],
+                quote(secret, safe=""),
+                quote_plus(secret, safe=""),
+            }
 
     def __call__(self, text: str) -> str:
         """Return ``text`` with every secret, mobile and ID number masked."""
@@ -58,6 +77,8 @@ class Masker:
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, "******")
+        text = _NAME_VALUE.sub(lambda m: m.group(1) + "******" + m.group(3), text)
+        text = _HTML_ATTR.sub(lambda m: m.group(1) + "******" + m.group(3), text)
         text = _KV_SECRET.sub(lambda m: m.group(1) + "******", text)
         text = _ID.sub(lambda m: m.group(1) + "********" + m.group(3)[-4:], text)
         text = _MOBILE_STRICT.sub(lambda m: m.group(1) + "****" + m.group(3), text)
@@ -82,13 +103,12 @@ def _masking_filter(masker: Masker, run_id: str | None = None):  # type: ignore[
         if record["extra"]:
             record["extra"].update(masker.mask_obj(dict(record["extra"])))
         if record["exception"] is not None:
-            # Exception text is rendered later by the sink; mask the value's args too.
-            exc = record["exception"].value
-            if exc is not None and exc.args:
-                try:
-                    exc.args = tuple(masker.mask_obj(list(exc.args)))
-                except Exception:  # noqa: BLE001 - never let masking break logging
-                    pass
+            # Render the traceback here and mask the text: exception messages (SQL parameters,
+            # chained causes, groups) can carry anything. Sinks then print no raw traceback.
+            typ, value, tb = record["exception"]
+            rendered = "".join(traceback.format_exception(typ, value, tb)).rstrip()
+            record["message"] = f"{record['message']}\n{masker(rendered)}"
+            record["exception"] = None
         return True
 
     return _filter

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlparse
@@ -25,6 +26,7 @@ from lxml import html as lxml_html
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import (
+    LoginRejected,
     PageChanged,
     PortalUnavailable,
     RateLimited,
@@ -108,8 +110,13 @@ class PortalSession:
         self.login: Callable[[], Awaitable[None]] | None = None
         self._generation = 0
         self._relogins = 0
+        self._login_refused: LoginRejected | None = None
+        self.failed_response: tuple[str, int, str] | None = None
         self._relogin_lock = asyncio.Lock()
         self._limit = asyncio.Semaphore(run.concurrency)
+        self._throttle_lock = asyncio.Lock()
+        self._sent: deque[float] = deque()
+        self._paused_until = 0.0
 
     # -- URLs ------------------------------------------------------------------------------
     def url(self, path_or_endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> str:
@@ -140,6 +147,7 @@ class PortalSession:
             SessionExpired: sent to the login page while ``expect_login`` is false.
         """
         url = self.url(endpoint, params, **fmt)
+        await self.throttle()
         try:
             resp = await self.page.goto(url, wait_until="domcontentloaded")
         except Exception as exc:  # playwright.Error: refused, timeout, aborted
@@ -154,16 +162,17 @@ class PortalSession:
             SystemFailure: after the retries are used up.
         """
 
-        def count_retry(_exc: SystemFailure) -> None:
-            self.counts["retries"] = self.counts.get("retries", 0) + 1
-
         async def attempt() -> T:
+            generation = self._generation
             try:
                 return await fn()
             except PlaywrightTimeout as exc:  # a page action that never completed
                 raise StepTimeout(f"{self.name}: {what}: {str(exc).splitlines()[0]}") from exc
+            except SessionExpired:
+                await self.relogin(generation)  # then the step runs again from its start
+                return await fn()
 
-        return await with_retries(f"{self.name}: {what}", attempt, self.run.retries, self.run.backoff_seconds, count_retry, self.log)
+        return await with_retries(f"{self.name}: {what}", attempt, self.run.retries, self.run.backoff_seconds, self._count_retry, self.log)
 
     # -- reads through the session ------------------------------------------------------
     async def fetch_json(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> Any:
@@ -197,24 +206,26 @@ class PortalSession:
             LoginRejected: logging in again was refused.
         """
         url = self.url(endpoint, params, **fmt)
-
-        def count_retry(_exc: SystemFailure) -> None:
-            self.counts["retries"] = self.counts.get("retries", 0) + 1
-
         return await with_retries(
             f"GET {urlparse(url).path}", lambda: self._fetch_once(url), self.run.retries,
-            self.run.backoff_seconds, count_retry, self.log,
+            self.run.backoff_seconds, self._count_retry, self.log,
         )
 
+    def _count_retry(self, _exc: SystemFailure) -> None:
+        self.counts["retries"] = self.counts.get("retries", 0) + 1
+
     async def _fetch_once(self, url: str) -> str:
-        generation = self._generation
         async with self._limit:
+            generation = self._generation
             resp = await self._get(url)
             try:
                 self.check(resp.status, resp.url, url)
                 return await resp.text()
             except SessionExpired:
                 pass
+            except SystemFailure:
+                await self._keep_failed(resp, url)
+                raise
             finally:
                 await resp.dispose()
         await self.relogin(generation)
@@ -223,10 +234,50 @@ class PortalSession:
             try:
                 self.check(resp.status, resp.url, url)
                 return await resp.text()
+            except SystemFailure:
+                await self._keep_failed(resp, url)
+                raise
             finally:
                 await resp.dispose()
 
+    async def _keep_failed(self, resp: APIResponse, url: str) -> None:
+        """Remember the last failed answer: it is saved as evidence if the run fails."""
+        try:
+            body = await resp.text()
+        except Exception:  # noqa: BLE001 - evidence is best effort
+            body = ""
+        self.failed_response = (url, resp.status, body[:500_000])
+
+    async def throttle(self) -> None:
+        """Wait as the portal's request budget requires: the shared pause after a 429, and
+        ``[run] requests_per_minute`` when set. Every read and navigation goes through here."""
+        async with self._throttle_lock:
+            loop = asyncio.get_running_loop()
+            wait = self._paused_until - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            per_minute = self.run.requests_per_minute
+            if per_minute:
+                now = loop.time()
+                while self._sent and now - self._sent[0] >= 60:
+                    self._sent.popleft()
+                if len(self._sent) >= per_minute:
+                    await asyncio.sleep(60 - (now - self._sent[0]))
+                    self._sent.popleft()
+                self._sent.append(loop.time())
+
+    def _pause_after_rate_limit(self) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.run.rate_limit_pause_seconds
+        if until > self._paused_until:
+            self._paused_until = until
+            self.log.warning(
+                "{}: the portal says too many requests; every read waits {:.0f}s "
+                "(set [run] requests_per_minute to stay under its limit)", self.name, self.run.rate_limit_pause_seconds,
+            )
+
     async def _get(self, url: str) -> APIResponse:
+        await self.throttle()
         try:
             return await self.pctx.context.request.get(url, timeout=self.run.timeout_seconds * 1000)
         except Exception as exc:  # playwright.Error: connection refused, timeout, closed
@@ -252,6 +303,7 @@ class PortalSession:
         if status == 401 or (not expect_login and self.is_login_url(final_url)):
             raise SessionExpired(f"{self.name}: session expired (GET {urlparse(url).path} -> login)")
         if status == 429:
+            self._pause_after_rate_limit()
             raise RateLimited(f"{self.name}: rate limited (HTTP 429) on {urlparse(url).path}")
         if status == 503:
             raise PortalUnavailable(f"{self.name}: unavailable or in maintenance (HTTP 503)")
@@ -270,6 +322,8 @@ class PortalSession:
             LoginRejected: the portal refused the password.
         """
         async with self._relogin_lock:
+            if self._login_refused is not None:
+                raise self._login_refused  # never type a refused password twice
             if seen_generation is not None and seen_generation != self._generation:
                 return  # another read already logged in again
             if self.login is None:
@@ -279,10 +333,9 @@ class PortalSession:
             self._relogins += 1
             self.counts["relogins"] = self.counts.get("relogins", 0) + 1
             self.log.warning("{}: session expired, logging in again ({}/{})", self.name, self._relogins, MAX_RELOGINS)
-            await self.login()
+            try:
+                await self.login()
+            except LoginRejected as exc:
+                self._login_refused = exc
+                raise
             self._generation += 1
-
-    @property
-    def generation(self) -> int:
-        """Bumped at every (re-)login."""
-        return self._generation

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dealerbot.bot import BotContext
+from dealerbot.bot import BotContext, first_error
 from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
@@ -115,7 +115,10 @@ async def run_bot(
                         evidence=evidence, passwords=password_source(passwords), log=log, full=full,
                         since=since, selectors_dir=selectors_dir, on_progress=on_progress,
                     )
-                    await bot.run(ctx)
+                    try:
+                        await bot.run(ctx)
+                    except BaseExceptionGroup as group:  # a bot's own TaskGroup: classify the cause
+                        raise first_error(group) from None
                 writer.flush()
                 result.status = "succeeded"
                 if bot.incremental and ctx.newest_change is not None:

@@ -34,7 +34,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -152,6 +154,27 @@ class Store:
         self.engine = engine
         self.meta, self.tables = _build_metadata()
         self.meta.create_all(engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store made by an older dealerbot up to date, for columns added since.
+
+        Only additive changes are made this way; a column never changes type or goes away.
+        """
+        existing = inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table in self.meta.sorted_tables:
+                have = {c["name"] for c in existing.get_columns(table.name)}
+                for col in table.columns:
+                    if col.name in have:
+                        continue
+                    ddl = f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(dialect=self.engine.dialect)}"
+                    default = getattr(col.default, "arg", None)
+                    if isinstance(default, str):
+                        ddl += " DEFAULT '" + default.replace("'", "''") + "'"
+                    elif isinstance(default, int | float):
+                        ddl += f" DEFAULT {default}"
+                    conn.execute(text(ddl))
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -169,10 +192,12 @@ class Store:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
         try:
-            engine = create_engine(url, **kwargs)
+            engine = create_engine(url, hide_parameters=True, **kwargs)  # no record data in errors
             if parsed.get_backend_name() == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             return cls(engine)
+        except ConfigError:
+            raise
         except Exception as exc:  # noqa: BLE001 - driver errors vary by backend
             raise ConfigError(f"cannot open the store at {parsed.render_as_string(hide_password=True)}: {exc}") from None
 
@@ -311,6 +336,23 @@ class Store:
         q = select(t).where(t.c.run_id == run_id).order_by(t.c.id)
         if entity is not None:
             q = q.where(t.c.entity == entity.name)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=500).execute(q).mappings():
+                yield dict(row)
+
+    def iter_open_rejects(self, entity: Entity) -> Iterator[dict[str, Any]]:
+        """The latest reject of each record that has not been accepted since (still to fix)."""
+        r, t = self.tables["rejects"], self.tables[entity.name]
+        latest = (
+            select(func.max(r.c.id).label("id")).where(r.c.entity == entity.name).group_by(r.c.record_key).subquery()
+        )
+        q = (
+            select(r)
+            .join(latest, latest.c.id == r.c.id)
+            .outerjoin(t, t.c[entity.key] == r.c.record_key)
+            .where((t.c[entity.key].is_(None)) | (t.c.scraped_at < r.c.created_at))
+            .order_by(r.c.record_key)
+        )
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=500).execute(q).mappings():
                 yield dict(row)

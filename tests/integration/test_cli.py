@@ -40,7 +40,7 @@ def test_run_runs_export_and_failure_exit_codes(tmp_path, sandbox, clean_sandbox
     for state in (tmp_path / "state").glob("*.json"):
         state.unlink()
     bad = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD="not-the-password")
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # configuration: the password
     assert "refused the login" in bad.stdout and "run log:" in bad.stdout
     assert "not-the-password" not in bad.stdout + bad.stderr
 
@@ -59,7 +59,7 @@ def test_run_runs_export_and_failure_exit_codes(tmp_path, sandbox, clean_sandbox
 def test_missing_password_and_literal_password_are_explained(tmp_path, sandbox):
     _config(tmp_path, sandbox)
     missing = dealerbot(["run", "oem-customers"], tmp_path)
-    assert missing.returncode == 1 and "DEALERBOT_OEM_PASSWORD" in missing.stdout
+    assert missing.returncode == 2 and "DEALERBOT_OEM_PASSWORD" in missing.stdout
     _config(tmp_path, sandbox, extra='[dms]\n')
     (tmp_path / "dealerbot.toml").write_text('[oem]\nurl = "http://127.0.0.1:1"\npassword = "Oem@2026!"\n', encoding="utf-8")
     literal = dealerbot(["run", "oem-customers"], tmp_path)

@@ -93,3 +93,19 @@ async def test_password_and_mobiles_never_appear_unmasked_in_logs(settings, clea
     leaked = [m for m in mobiles if m in text]
     assert not leaked, leaked[:5]
     assert re.search(r"1\d\d\*\*\*\*\d{4}", text)  # masked ones are there
+
+
+async def test_a_selector_name_missing_from_the_file_fails_at_once_naming_it(settings, clean_sandbox):
+    _edit_selector(settings, "oem", "  orders.row:\n", "  orders.rows:\n")
+    started = time.monotonic()
+    result = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert result.status == "failed" and result.error_kind == "config"
+    assert "no selector named 'orders.row'" in result.error and "oem.yaml" in result.error
+    assert time.monotonic() - started < 10  # no waiting for an element that cannot be found
+
+
+async def test_a_failed_read_keeps_the_portals_answer_as_evidence(settings, clean_sandbox):
+    clean_sandbox.behave("oem", error_rate=1.0)
+    result = await run_bot("oem-customers", settings.model_copy(update={"run": settings.run.model_copy(update={"retries": 1})}), passwords=PASSWORDS)
+    assert result.status == "failed" and result.error_kind == "system" and "500" in result.error
+    assert result.counts["retries"] >= 1

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dealerbot.sandbox.data import (CONTRACT_STATUSES, DMS_MODELS, OEM_MODELS, PRICE_MAX, PRICE_MIN, STATUSES,
-                                    generate, id_is_valid, mobile_is_clean, vin_check_digit, vin_is_valid)
+from dealerbot.sandbox.data import (
+    CONTRACT_STATUSES,
+    DMS_MODELS,
+    OEM_MODELS,
+    PRICE_MAX,
+    PRICE_MIN,
+    STATUSES,
+    generate,
+    id_is_valid,
+    mobile_is_clean,
+    vin_check_digit,
+    vin_is_valid,
+)
 
 
 def test_same_seed_same_data_other_seed_differs():

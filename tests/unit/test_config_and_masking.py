@@ -81,3 +81,23 @@ def test_masker(text, masked):
     m = Masker(["Oem@2026!"])
     assert m(text) == masked
     assert m(m(text)) == masked  # idempotent
+
+
+def test_program_overrides_win_over_the_environment(tmp_path, monkeypatch):
+    # The demo points the bots at its own sandbox and store whatever the environment says.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEALERBOT_OEM__URL", "http://127.0.0.1:9999")
+    monkeypatch.setenv("DEALERBOT_STORE__URL", "sqlite:////real/production.sqlite")
+    s = load_settings(None, oem__url="http://127.0.0.1:1234", store__url="sqlite:///demo.sqlite")
+    assert s.oem.url == "http://127.0.0.1:1234" and s.store.url == "sqlite:///demo.sqlite"
+    assert s.oem.dealer_code == "D31001"
+    with pytest.raises(ConfigError, match="run.concurrency"):
+        load_settings(None, run__concurrency=0)
+
+
+def test_a_password_in_the_wrong_place_is_never_echoed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEALERBOT_OEM__PASSWORD", "Hunter2-Secret")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert "DEALERBOT_OEM__PASSWORD" in str(err.value) and "Hunter2-Secret" not in str(err.value)

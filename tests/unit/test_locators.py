@@ -85,3 +85,11 @@ def test_html_reader_falls_back_and_fills_placeholders(tmp_path):
     with pytest.raises(PageChanged, match="field=price"):
         reader.text(root, "d.field", field="price")
     assert reader.text(root, "d.field", required=False, field="price") == ""
+
+
+@pytest.mark.parametrize("portal", ["oem", "dms"])
+def test_shipped_selector_files_have_every_name_the_page_objects_use(portal):
+    import importlib
+
+    used = importlib.import_module(f"dealerbot.pages.{portal}").SELECTORS_USED
+    load_portal_selectors(portal, ROOT / "selectors").require(used)  # raises naming a missing one

@@ -46,3 +46,23 @@ def test_runs_of_a_killed_process_are_marked_interrupted(tmp_path):
         assert store.run("r-alive").status == "running"
         store.finish_run("r-alive", "succeeded", {"read": 1})
         assert store.runs(1)[0].counts == {"read": 1}
+
+
+def test_a_store_from_an_older_dealerbot_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TABLE runs (run_id VARCHAR(80) PRIMARY KEY, bot VARCHAR(64) NOT NULL, trigger VARCHAR(32) NOT NULL,"
+        " started_at DATETIME NOT NULL, ended_at DATETIME, status VARCHAR(16) NOT NULL, counts TEXT NOT NULL,"
+        " error TEXT, evidence_dir TEXT, evidence TEXT NOT NULL, options TEXT NOT NULL)"
+    )
+    con.execute("INSERT INTO runs VALUES ('old-1', 'oem-orders', 'manual', '2026-11-01 08:00:00', NULL, 'running', '{}', NULL, NULL, '[]', '{}')")
+    con.commit()
+    con.close()
+    with Store.open(f"sqlite:///{db}") as store:
+        assert store.run("old-1").status == "running"
+        assert store.close_abandoned_runs() == []  # another host's (unknown) run is left alone
+        store.start_run("new-1", "oem-orders", "manual")
+        assert {r.run_id for r in store.runs()} == {"old-1", "new-1"}

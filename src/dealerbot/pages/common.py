@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from dealerbot.errors import LoginRejected, PageChanged
 from dealerbot.portal import PortalSession
+
+LOGIN_SELECTORS = ("login.form", "login.password", "login.submit", "login.error")
 
 
 class LoginForm:
@@ -40,16 +43,22 @@ class LoginForm:
         for name, value in self.fields.items():
             await (await s.loc.get(name)).fill(value)
         await s.pctx.pause_tracing()
+        password = await s.loc.get("login.password")
         try:
-            await (await s.loc.get("login.password")).fill(secret)
+            await password.fill(secret)
             submit = await s.loc.get("login.submit")
             async with s.page.expect_navigation(wait_until="domcontentloaded") as nav:
                 await submit.click()
             resp = await nav.value
+            if resp is not None:
+                s.check(resp.status, resp.url, resp.url, expect_login=True)
+            if not await self.is_shown():
+                await s.pctx.save_state()  # while not tracing: the state holds the session cookie
         finally:
+            if await self.is_shown():
+                with contextlib.suppress(Exception):  # never leave the password on the page
+                    await password.fill("", timeout=2000)
             await s.pctx.resume_tracing()
-        if resp is not None:
-            s.check(resp.status, resp.url, resp.url, expect_login=True)
         if await self.is_shown():  # still on the login screen: the portal said no
             message = ""
             if await s.loc.present("login.error"):
@@ -60,7 +69,6 @@ class LoginForm:
                 f"{s.selectors.title} refused the login for {who}: {message or 'still on the login page'} "
                 f"(not retried: portals lock accounts after repeated wrong passwords)"
             )
-        await s.pctx.save_state()
         s.log.info("{}: logged in as {}", s.name, " / ".join(self.fields.values()))
 
 
@@ -82,6 +90,11 @@ def read_table(
             record[f] = cells[0].text_content().strip()
         rows.append(record)
     return rows
+
+
+def paged_table_selectors(prefix: str) -> tuple[str, ...]:
+    """The names a :class:`PagedTable` with ``prefix`` uses."""
+    return tuple(f"{prefix}.{part}" for part in ("table", "row", "cell", "next"))
 
 
 class PagedTable:

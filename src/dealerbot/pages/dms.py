@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dealerbot.pages.common import LoginForm, PagedTable
+from dealerbot.pages.common import LOGIN_SELECTORS, LoginForm, PagedTable, paged_table_selectors
 from dealerbot.portal import PortalSession
 
+# Every selector and endpoint name these page objects use (checked when the DMS is opened).
+SELECTORS_USED = (
+    *LOGIN_SELECTORS, "login.username", *paged_table_selectors("customers"), *paged_table_selectors("contracts"),
+    "login", "landing", "customers_page", "contracts_page",
+)
 CUSTOMER_FIELDS = ("customer_no", "name", "mobile", "id_number", "address", "created_at")
 CONTRACT_FIELDS = (
     "contract_no", "customer_no", "customer_name", "model_code", "color", "vin", "price", "deposit",

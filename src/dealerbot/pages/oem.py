@@ -9,7 +9,7 @@ from typing import Any
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import PageChanged, PortalUnavailable
-from dealerbot.pages.common import LoginForm, PagedTable
+from dealerbot.pages.common import LOGIN_SELECTORS, LoginForm, PagedTable, paged_table_selectors
 from dealerbot.portal import PortalSession
 
 ORDER_FIELDS = (
@@ -18,6 +18,13 @@ ORDER_FIELDS = (
 )
 CUSTOMER_FIELDS = ("customer_no", "name", "mobile", "id_type", "id_number", "city", "consent", "updated_at")
 PAGE_SIZE = 20
+# Every selector and endpoint name these page objects use: checked when the portal is opened,
+# so a renamed or deleted entry in selectors/oem.yaml fails the run at once, naming it.
+SELECTORS_USED = (
+    *LOGIN_SELECTORS, "login.dealer_code", "login.username", "notice.dialog", "notice.ack",
+    "orders.table", "orders.row", "detail.root", "detail.field", *paged_table_selectors("customers"),
+    "login", "landing", "orders_page", "orders_api", "order_detail", "customers_page",
+)
 NOTICE_TIMEOUT_MS = 5_000
 
 

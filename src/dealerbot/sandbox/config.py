@@ -161,7 +161,7 @@ class SandboxConfig(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _ports_differ(self) -> "SandboxConfig":
+    def _ports_differ(self) -> SandboxConfig:
         if self.oem_port and self.oem_port == self.dms_port:
             raise ValueError(f"oem_port and dms_port must differ (both {self.oem_port})")
         return self

@@ -12,8 +12,18 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .common import (PAGE_SIZE, STATIC, Account, Runtime, admin_guard, check_csrf, common_admin_router,
-                     install_middleware, require_login, safe_next)
+from .common import (
+    PAGE_SIZE,
+    STATIC,
+    Account,
+    Runtime,
+    admin_guard,
+    check_csrf,
+    common_admin_router,
+    install_middleware,
+    require_login,
+    safe_next,
+)
 from .config import SandboxConfig
 from .data import CONTRACT_STATUSES, DMS_MODELS, VIN_CHARS, id_is_valid, mobile_is_clean, vin_is_valid
 from .state import SandboxState

@@ -13,8 +13,18 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from .common import (PAGE_SIZE, STATIC, Account, Runtime, admin_guard, check_csrf, common_admin_router,
-                     install_middleware, require_login, safe_next)
+from .common import (
+    PAGE_SIZE,
+    STATIC,
+    Account,
+    Runtime,
+    admin_guard,
+    check_csrf,
+    common_admin_router,
+    install_middleware,
+    require_login,
+    safe_next,
+)
 from .config import SandboxConfig
 from .data import ID_TYPES, STATUSES, iso
 from .state import SandboxState

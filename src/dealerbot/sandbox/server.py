@@ -9,7 +9,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import uvicorn
 
@@ -56,7 +56,7 @@ class SandboxServer:
         self._error: BaseException | None = None
 
     # ------------------------------------------------------------------------------------
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         from .dms import create_dms_app
         from .oem import create_oem_app
 
@@ -132,7 +132,7 @@ class SandboxServer:
             self.state.close()
             self.state = None
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -141,7 +141,8 @@ class SandboxServer:
 
 def run_forever(cfg: SandboxConfig | None = None, echo: Callable[[str], None] = print) -> int:
     """Serve both apps in the foreground until Ctrl-C / SIGTERM. Returns the exit code."""
-    from .dms import DEMO_PASSWORD as DMS_PASSWORD, DEMO_USERNAME as DMS_USER
+    from .dms import DEMO_PASSWORD as DMS_PASSWORD
+    from .dms import DEMO_USERNAME as DMS_USER
     from .oem import DEMO_DEALER_CODE, DEMO_PASSWORD, DEMO_USERNAME
 
     stop = threading.Event()
