@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from datetime import datetime, timedelta
@@ -150,3 +151,36 @@ async def test_portal_errors_are_retried_and_nothing_is_lost(settings, store, cl
     assert result.counts["retries"] > 0
     assert clean_sandbox.counters()["errors_injected"] > 0
     assert store.count(OEM_ORDER) + result.counts["rejected"] == len(truth)
+
+
+async def test_a_failing_detail_read_fails_the_run_promptly_as_a_system_error(settings, clean_sandbox):
+    def break_portal(counts: dict[str, int]) -> None:
+        if counts["read"] >= 30:
+            clean_sandbox.behave("oem", error_rate=1.0)
+
+    no_retries = settings.model_copy(update={"run": settings.run.model_copy(update={"retries": 0})})
+    result = await asyncio.wait_for(run_bot("oem-orders", no_retries, passwords=PASSWORDS, on_progress=break_portal), 90)
+    assert result.status == "failed" and result.error_kind == "system", result.error
+    assert "500" in result.error
+    assert any(p.name.endswith("-response.html") for p in result.evidence)  # the portal's error page
+
+
+async def test_orders_changed_while_the_run_reads_them_are_not_lost(settings, store, clean_sandbox):
+    truth = sorted(clean_sandbox.orders(), key=lambda o: o["updated_at"])
+    early, late = truth[0]["order_no"], truth[len(truth) // 2]["order_no"]
+    changed = []
+
+    def change_midway(counts: dict[str, int]) -> None:
+        if counts["read"] >= 20 and not changed:
+            for no in (early, late):  # one already read, one probably queued but not read
+                clean_sandbox.oem.patch(f"/__admin/orders/{no}", json={"status": "已取消"}).raise_for_status()
+            changed.append(True)
+
+    first = await run_bot("oem-orders", settings, passwords=PASSWORDS, on_progress=change_midway)
+    assert first.ok and changed
+    again = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert again.ok
+    for no in (early, late):
+        row = store.get(OEM_ORDER, no)
+        if row is not None:  # (a rejected order has no row; its reject is re-recorded)
+            assert row["status"] == "已取消", no

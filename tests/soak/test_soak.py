@@ -38,3 +38,18 @@ async def test_ten_thousand_orders_through_errors_slowness_and_expiry(tmp_path, 
         again = await run_bot("oem-orders", settings, passwords={"oem": "Oem@2026!"})
         assert again.ok and again.counts["read"] <= 2
         admin.close()
+
+
+async def test_a_portal_rate_limit_pauses_the_run_instead_of_locking_the_account(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, orders=40, seed=5, rate_limit_per_minute=30)
+    with SandboxServer(cfg) as sb:
+        admin = httpx.Client(base_url=sb.oem_url, headers={"X-Admin-Token": sb.admin_token}, timeout=30)
+        settings = load_settings(None, oem__url=sb.oem_url, run__rate_limit_pause_seconds=61, run__backoff_seconds=0.5)
+        result = await run_bot("oem-orders", settings, passwords={"oem": "Oem@2026!"})
+        counters = admin.get("/__admin/counters").json()
+        admin.close()
+    assert result.ok, result.error
+    assert result.counts["read"] == 40
+    assert counters["rate_limited"] >= 1  # it did hit the limit ...
+    assert counters["rate_limited"] < 30  # ... and stopped at once, never reaching the lockout
