@@ -55,6 +55,23 @@ class Bot(ABC):
         """Do the work. Raise a :class:`~dealerbot.errors.SystemFailure` when a portal breaks."""
 
 
+class ListBot(Bot):
+    """A bot that reads every page of one server-rendered list screen.
+
+    Subclasses set ``app`` (the portal's top-level page object) and ``screen`` (a factory of
+    the list's page object, whose ``fetch(page)`` returns ``(rows, has_next)``).
+    """
+
+    app: ClassVar[Callable[..., PortalApp]]
+    screen: ClassVar[Callable[[PortalSession], Any]]
+
+    async def run(self, ctx: BotContext) -> None:
+        async with ctx.portal(self.portal, type(self).app) as s:
+            screen = type(self).screen(s)
+            await s.step("open the list", screen.open)
+            await scrape_pages(ctx, screen, self.entity)
+
+
 @dataclass
 class BotContext:
     """Everything a bot may use during one run."""

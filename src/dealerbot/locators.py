@@ -258,28 +258,28 @@ def load_selector_file(path: Path) -> SelectorFile:
         for key_node, val_node in ep_node.value:
             endpoints[_scalar(path, key_node, "endpoint name")] = _scalar(path, val_node, "endpoint")
 
-    mask: list[str] = []
-    if "evidence_mask" in top:
-        m_node = top["evidence_mask"][1]
-        if not isinstance(m_node, yaml.SequenceNode):
-            raise _err(path, m_node, "'evidence_mask' must be a list of selector names")
-        for item in m_node.value:
-            n = _scalar(path, item, "evidence_mask entry")
-            if n not in selectors:
-                raise _err(path, item, f"evidence_mask names unknown selector '{n}'")
-            mask.append(n)
+    mask = _name_list(path, top.get("evidence_mask"), selectors, "evidence_mask")
     screens = _screens(path, top["screens"][1], selectors, endpoints) if "screens" in top else ()
-    optional: set[str] = set()
-    if "optional" in top:
-        o_node = top["optional"][1]
-        if not isinstance(o_node, yaml.SequenceNode):
-            raise _err(path, o_node, "'optional' must be a list of selector names")
-        for item in o_node.value:
-            n = _scalar(path, item, "optional entry")
-            if n not in selectors:
-                raise _err(path, item, f"optional names unknown selector '{n}'")
-            optional.add(n)
+    optional = _name_list(path, top.get("optional"), selectors, "optional")
     return SelectorFile(path, portal, title, selectors, endpoints, tuple(mask), screens, frozenset(optional))
+
+
+def _name_list(
+    path: Path, entry: tuple[yaml.Node, yaml.Node] | None, selectors: dict[str, SelectorSpec], key: str
+) -> list[str]:
+    """A top-level list of selector names (``evidence_mask``, ``optional``), each checked."""
+    if entry is None:
+        return []
+    node = entry[1]
+    if not isinstance(node, yaml.SequenceNode):
+        raise _err(path, node, f"'{key}' must be a list of selector names")
+    names = []
+    for item in node.value:
+        name = _scalar(path, item, f"{key} entry")
+        if name not in selectors:
+            raise _err(path, item, f"{key} names unknown selector '{name}'")
+        names.append(name)
+    return names
 
 
 def _screens(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec], endpoints: dict[str, str]) -> tuple[Screen, ...]:
@@ -403,8 +403,9 @@ class Locators:
             ) from exc
         for index, (cand, loc) in enumerate(zip(cands, locs, strict=True)):
             if await loc.count() > 0:
-                if index > 0:
-                    self._warn_fallback(name, cands[0], cand, index)
+                if index > 0 and name not in self._warned:
+                    self._warned.add(name)
+                    warn_drift(self.log, self.file, name, cands[0], cand, index)
                 return loc.first
         return combined.first  # matched between the checks; let Playwright's auto-wait handle it
 
@@ -427,15 +428,14 @@ class Locators:
         """Locators for every candidate of ``name`` (for masking in screenshots)."""
         return [build_locator(self.page, c) for c in self._candidates(name, params)]
 
-    def _warn_fallback(self, name: str, first: Candidate, used: Candidate, index: int) -> None:
-        if name in self._warned:
-            return
-        self._warned.add(name)
-        self.log.warning(
-            "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
-            "the portal has drifted, update line {} of the file",
-            name, self.file.path.name, first.describe(), index + 1, used.describe(), first.line,
-        )
+
+def warn_drift(log: Any, file: SelectorFile, name: str, first: Candidate, used: Candidate, index: int) -> None:
+    """Log that a fallback matched where the first choice did not: the portal has drifted."""
+    log.warning(
+        "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
+        "the portal has drifted, update line {} of the file",
+        name, file.path.name, first.describe(), index + 1, used.describe(), first.line,
+    )
 
 
 class HtmlReader:
@@ -474,11 +474,7 @@ class HtmlReader:
             if found:
                 if index > 0 and name not in self._warned:
                     self._warned.add(name)
-                    self.log.warning(
-                        "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
-                        "the portal has drifted", name, self.file.path.name, cands[0].describe(),
-                        index + 1, cand.describe(),
-                    )
+                    warn_drift(self.log, self.file, name, cands[0], cand, index)
                 return list(found)
         return []
 

@@ -41,28 +41,24 @@ def required(*fields: str) -> Step:
     return step
 
 
-def name(field: str) -> Step:
-    """Trim and normalise a person's name."""
-
+def _normalise(field: str, check: Callable[[Any], v.Checked[Any]]) -> Step:
     def step(item: Item) -> Item:
-        checked = v.normalize_name(item.data.get(field))
+        checked = check(item.data.get(field))
         item.data[field] = checked.value
         _add(item, checked.issue, field)
         return item
 
     return step
+
+
+def name(field: str) -> Step:
+    """Trim and normalise a person's name."""
+    return _normalise(field, v.normalize_name)
 
 
 def mobile(field: str) -> Step:
     """Normalise a Chinese mobile to 11 digits; keep and flag what cannot be repaired."""
-
-    def step(item: Item) -> Item:
-        checked = v.normalize_mobile(item.data.get(field))
-        item.data[field] = checked.value
-        _add(item, checked.issue, field)
-        return item
-
-    return step
+    return _normalise(field, v.normalize_mobile)
 
 
 def id_number(field: str, type_field: str | None = None) -> Step:
@@ -80,14 +76,7 @@ def id_number(field: str, type_field: str | None = None) -> Step:
 
 def vin(field: str) -> Step:
     """Check a VIN (length, characters, check digit); an empty VIN is legal (not allocated)."""
-
-    def step(item: Item) -> Item:
-        checked = v.normalize_vin(item.data.get(field))
-        item.data[field] = checked.value
-        _add(item, checked.issue, field)
-        return item
-
-    return step
+    return _normalise(field, v.normalize_vin)
 
 
 def typed(entity: Entity) -> Step:
