@@ -15,8 +15,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dealerbot.errors import ConfigError
 
@@ -88,6 +89,16 @@ class PathSettings(_Section):
     var: str = "var"
 
 
+class _SectionEnv(EnvSettingsSource):
+    """``DEALERBOT_<SECTION>__<KEY>`` variables; a plain ``DEALERBOT_<SECTION>`` that is not a
+    JSON object (``DEALERBOT_BROWSER=/usr/bin/chromium``) is some other setting, not the section."""
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("{"):
+            value = None
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
+
+
 class Settings(BaseSettings):
     """All of dealerbot's settings.
 
@@ -108,7 +119,16 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
     sandbox: dict[str, Any] = Field(default_factory=dict)
-    home: Path = Field(default_factory=Path.cwd, exclude=True)
+    _home: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def home(self) -> Path:
+        """The project folder: the config file's folder, else the working folder."""
+        return self._home
+
+    @home.setter
+    def home(self, value: Path) -> None:
+        self._home = value
 
     @classmethod
     def settings_customise_sources(
@@ -120,7 +140,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init kwargs; the environment wins over them.
-        return (env_settings, init_settings)
+        return (_SectionEnv(settings_cls), init_settings)
 
     # -- derived paths ---------------------------------------------------------------------
     def path(self, name: str) -> Path:

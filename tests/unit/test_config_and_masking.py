@@ -101,3 +101,12 @@ def test_a_password_in_the_wrong_place_is_never_echoed(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         load_settings()
     assert "DEALERBOT_OEM__PASSWORD" in str(err.value) and "Hunter2-Secret" not in str(err.value)
+
+
+def test_the_browser_variable_is_not_mistaken_for_the_browser_section(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEALERBOT_BROWSER", "/usr/bin/chromium")
+    monkeypatch.setenv("DEALERBOT_BROWSER__HEADLESS", "false")
+    s = load_settings()
+    assert s.browser.headless is False and s.browser.executable == ""
+    assert find_browser(s.browser).source == "$DEALERBOT_BROWSER" or not __import__("os").path.exists("/usr/bin/chromium")
