@@ -103,3 +103,24 @@ def test_sandbox_bad_config_value_names_the_key(tmp_path):
     (tmp_path / "dealerbot.toml").write_text("[sandbox]\nerror_rate = 7\n", encoding="utf-8")
     result = dealerbot(["sandbox"], tmp_path)
     assert result.returncode == 2 and "error_rate" in result.stderr
+
+
+def test_password_stored_with_credentials_set_is_used_by_a_run(tmp_path, sandbox, clean_sandbox):
+    _config(tmp_path, sandbox)
+    keyring_env = {
+        "PYTHON_KEYRING_BACKEND": "integration.keyring_backend.FileKeyring",
+        "DEALERBOT_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
+        "PYTHONPATH": str(ROOT / "tests"),
+    }
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    full_env.update(keyring_env, COLUMNS="160")
+    stored = subprocess.run(
+        [sys.executable, "-m", "dealerbot.cli", "credentials", "set", "oem"], cwd=tmp_path, env=full_env,
+        input=f"{OEM_PASSWORD}\n{OEM_PASSWORD}\n", capture_output=True, text=True, timeout=60,
+    )
+    assert stored.returncode == 0, stored.stdout + stored.stderr
+    assert "FileKeyring" in stored.stdout
+    assert OEM_PASSWORD not in stored.stdout + stored.stderr  # the prompt does not echo it
+    ran = dealerbot(["run", "oem-customers"], tmp_path, **keyring_env)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert clean_sandbox.counters()["logins"] >= 1
