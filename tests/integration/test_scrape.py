@@ -184,3 +184,28 @@ async def test_orders_changed_while_the_run_reads_them_are_not_lost(settings, st
         row = store.get(OEM_ORDER, no)
         if row is not None:  # (a rejected order has no row; its reject is re-recorded)
             assert row["status"] == "已取消", no
+
+
+async def test_full_and_repeated_scrape_into_postgresql(settings, clean_sandbox):
+    import os
+
+    import pytest
+    from sqlalchemy import create_engine
+
+    from dealerbot.store import Store, _build_metadata
+
+    pg = os.environ.get("DEALERBOT_TEST_POSTGRES_URL")
+    if not pg:
+        pytest.skip("no PostgreSQL server: set DEALERBOT_TEST_POSTGRES_URL (CI does)")
+    engine = create_engine(pg)
+    _build_metadata()[0].drop_all(engine)
+    engine.dispose()
+    on_pg = settings.model_copy(update={"store": settings.store.model_copy(update={"url": pg})})
+    truth = clean_sandbox.orders()
+    first = await run_bot("oem-orders", on_pg, passwords=PASSWORDS)
+    again = await run_bot("oem-orders", on_pg, passwords=PASSWORDS, full=True)
+    assert first.ok and again.ok, (first.error, again.error)
+    with Store.open(pg) as store:
+        assert store.engine.dialect.name == "postgresql"
+        assert store.count(OEM_ORDER) + first.counts["rejected"] == len(truth)
+        assert store.watermark("oem-orders")

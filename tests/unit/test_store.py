@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import datetime
 from decimal import Decimal
 
+import pytest
+from sqlalchemy import create_engine
+
 from dealerbot.records import OEM_ORDER
-from dealerbot.store import Store
+from dealerbot.store import Store, _build_metadata
+
+PG_ENV = "DEALERBOT_TEST_POSTGRES_URL"  # set by .ci/run, which starts a PostgreSQL server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """A fresh, empty store of each backend a dealership may use."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    pg = os.environ.get(PG_ENV)
+    if not pg:
+        pytest.skip(f"no PostgreSQL server: set {PG_ENV} (CI does)")
+    engine = create_engine(pg)
+    _build_metadata()[0].drop_all(engine)
+    engine.dispose()
+    return pg
 
 
 def _order(no: str, status: str) -> dict:
@@ -16,27 +36,29 @@ def _order(no: str, status: str) -> dict:
             "updated_at": datetime(2026, 11, 20, 10, 31, 5)}
 
 
-def test_upserts_by_key_keep_first_run_and_stream_back(tmp_path):
-    with Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+def test_upserts_by_key_keep_first_run_and_stream_back(url):
+    with Store.open(url) as store:
         w = store.writer("run-1", batch_size=2)
         w.add(OEM_ORDER, _order("A", "已下单"), [])
         w.add(OEM_ORDER, _order("B", "已下单"), [])
         w.add(OEM_ORDER, _order("A", "已配车"), [{"field": "mobile", "code": "x", "severity": "flag", "message": "m"}])
         w.reject(OEM_ORDER, "C", "vin_check_digit", "vin", "VIN校验位错误", {"order_no": "C"})
+        w.reject(OEM_ORDER, "B", "vin_check_digit", "vin", "VIN校验位错误", {"order_no": "B"})
         w.flush()
+        assert [r["record_key"] for r in store.iter_open_rejects(OEM_ORDER)] == ["B", "C"]  # B: rejected last
         w2 = store.writer("run-2")
         w2.add(OEM_ORDER, _order("B", "在途"), [])
         w2.flush()
+        assert [r["record_key"] for r in store.iter_open_rejects(OEM_ORDER)] == ["C"]  # B accepted since
         assert store.count(OEM_ORDER) == 2
         a, b = store.get(OEM_ORDER, "A"), store.get(OEM_ORDER, "B")
         assert a["status"] == "已配车" and a["price"] == Decimal("189800.00") and '"flag"' in a["issues"]
         assert b["status"] == "在途" and b["first_run_id"] == "run-1" and b["last_run_id"] == "run-2"
         assert [r["order_no"] for r in store.iter_records(OEM_ORDER, "run-1")] == ["A"]
-        assert [r["record_key"] for r in store.iter_rejects("run-1")] == ["C"]
+        assert [r["record_key"] for r in store.iter_rejects("run-1")] == ["C", "B"]
 
 
-def test_runs_of_a_killed_process_are_marked_interrupted(tmp_path):
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+def test_runs_of_a_killed_process_are_marked_interrupted(url):
     code = f"from dealerbot.store import Store; s = Store.open({url!r}); s.start_run('r-dead', 'oem-orders', 'manual')"
     subprocess.run([sys.executable, "-c", code], check=True)  # the process ends with the run "running"
     with Store.open(url) as store:
