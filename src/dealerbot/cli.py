@@ -165,8 +165,9 @@ def bots() -> None:
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     table = Table(title="bots")
-    for col in ("name", "portal", "records", "incremental", "description"):
-        table.add_column(col)
+    for col in ("name", "portal", "records", "incremental"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("description", overflow="fold")
     for name, cls in found.items():
         table.add_row(name, cls.portal, cls.entity.title, "yes" if cls.incremental else "no", cls.description)
     _console().print(table)
