@@ -63,6 +63,8 @@ def _rows(store: Store, entity: Entity, run_id: str, all_records: bool) -> Itera
 def _scope(run: RunRecord, all_records: bool) -> str:
     if all_records:
         return "库中全部记录，以及所有尚未更正的被拒记录"
+    if run.status != "succeeded":
+        return "本次运行未成功：仅含失败前读取的记录；完整数据请用 dealerbot export --all 导出"
     since = run.options.get("since")
     if since:
         return f"本次运行读取的记录：自 {since.replace('T', ' ')} 以来有变化的（增量）"

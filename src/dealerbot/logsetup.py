@@ -32,7 +32,7 @@ _MOBILE_STRICT = re.compile(
     rf"([1１]{_D}{{2}})[\s.-]?({_D}{{4}})[\s.-]?({_D}{{4}})(?![0-9{_FW}])"
 )
 _ID = re.compile(r"(?<![0-9])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9])")
-_SENSITIVE = r"[\w.-]*(?:password|passwd|pwd|token|secret|session|sessid|csrf|xsrf|auth|cookie)[\w.-]*"
+_SENSITIVE = r"[\w.-]*(?:password|passwd|pwd|token|secret|session|sessid|csrf|xsrf|authorization|cookie)[\w.-]*"
 # {"name": "oem_session", "value": "..."}: cookies, form fields and headers inside traces.
 _NAME_VALUE = re.compile(
     rf'(?i)("name"\s*:\s*"{_SENSITIVE}"\s*,\s*"value"\s*:\s*")((?:[^"\\]|\\.)*)(")'

@@ -165,12 +165,13 @@ class PortalSession:
         async def attempt() -> T:
             generation = self._generation
             try:
-                return await fn()
+                try:
+                    return await fn()
+                except SessionExpired:
+                    await self.relogin(generation)  # then the step runs again from its start
+                    return await fn()
             except PlaywrightTimeout as exc:  # a page action that never completed
                 raise StepTimeout(f"{self.name}: {what}: {str(exc).splitlines()[0]}") from exc
-            except SessionExpired:
-                await self.relogin(generation)  # then the step runs again from its start
-                return await fn()
 
         return await with_retries(f"{self.name}: {what}", attempt, self.run.retries, self.run.backoff_seconds, self._count_retry, self.log)
 
@@ -253,8 +254,7 @@ class PortalSession:
         ``[run] requests_per_minute`` when set. Every read and navigation goes through here."""
         async with self._throttle_lock:
             loop = asyncio.get_running_loop()
-            wait = self._paused_until - loop.time()
-            if wait > 0:
+            while (wait := self._paused_until - loop.time()) > 0:  # a new 429 may extend it
                 await asyncio.sleep(wait)
             per_minute = self.run.requests_per_minute
             if per_minute:
@@ -268,9 +268,10 @@ class PortalSession:
 
     def _pause_after_rate_limit(self) -> None:
         loop = asyncio.get_running_loop()
-        until = loop.time() + self.run.rate_limit_pause_seconds
-        if until > self._paused_until:
-            self._paused_until = until
+        now = loop.time()
+        already_paused = self._paused_until > now
+        self._paused_until = max(self._paused_until, now + self.run.rate_limit_pause_seconds)
+        if not already_paused:
             self.log.warning(
                 "{}: the portal says too many requests; every read waits {:.0f}s "
                 "(set [run] requests_per_minute to stay under its limit)", self.name, self.run.rate_limit_pause_seconds,
@@ -338,4 +339,6 @@ class PortalSession:
             except LoginRejected as exc:
                 self._login_refused = exc
                 raise
+            except PlaywrightTimeout as exc:
+                raise StepTimeout(f"{self.name}: logging in again timed out") from exc
             self._generation += 1

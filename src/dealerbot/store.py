@@ -174,7 +174,12 @@ class Store:
                         ddl += " DEFAULT '" + default.replace("'", "''") + "'"
                     elif isinstance(default, int | float):
                         ddl += f" DEFAULT {default}"
-                    conn.execute(text(ddl))
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(text(ddl))
+                    except Exception:  # noqa: BLE001 - another process added it a moment ago
+                        if col.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+                            raise
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -353,8 +358,13 @@ class Store:
             .where((t.c[entity.key].is_(None)) | (t.c.scraped_at < r.c.created_at))
             .order_by(r.c.record_key)
         )
+        # A reject without a key cannot be followed across runs: the latest run's are shown.
+        last_run = select(r.c.run_id).where(r.c.entity == entity.name).order_by(r.c.id.desc()).limit(1).scalar_subquery()
+        keyless = select(r).where(r.c.entity == entity.name, r.c.record_key == "", r.c.run_id == last_run).order_by(r.c.id)
         with self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=500).execute(q).mappings():
+            for row in conn.execution_options(yield_per=500).execute(q.where(r.c.record_key != "")).mappings():
+                yield dict(row)
+            for row in conn.execute(keyless).mappings():
                 yield dict(row)
 
     def count(self, entity: Entity, run_id: str | None = None) -> int:

@@ -109,3 +109,12 @@ async def test_a_failed_read_keeps_the_portals_answer_as_evidence(settings, clea
     result = await run_bot("oem-customers", settings.model_copy(update={"run": settings.run.model_copy(update={"retries": 1})}), passwords=PASSWORDS)
     assert result.status == "failed" and result.error_kind == "system" and "500" in result.error
     assert result.counts["retries"] >= 1
+
+
+async def test_a_login_form_that_changed_still_leaves_a_trace(settings, clean_sandbox):
+    _edit_selector(settings, "oem", '  login.password:\n    - css: "#password"\n    - label: 密码',
+                   '  login.password:\n    - css: "#password-v2"\n    - label: 口令')
+    result = await run_bot("oem-customers", settings.model_copy(update={"run": settings.run.model_copy(update={"timeout_seconds": 3, "retries": 0})}), passwords=PASSWORDS)
+    assert result.status == "failed" and "login.password" in result.error
+    names = {p.name.split("-", 2)[-1] for p in result.evidence}
+    assert {"screenshot.png", "page.html", "trace.zip"} <= names, names

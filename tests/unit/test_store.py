@@ -88,3 +88,14 @@ def test_a_store_from_an_older_dealerbot_gains_the_new_columns(tmp_path):
         assert store.close_abandoned_runs() == []  # another host's (unknown) run is left alone
         store.start_run("new-1", "oem-orders", "manual")
         assert {r.run_id for r in store.runs()} == {"old-1", "new-1"}
+
+
+def test_rejects_without_a_key_are_each_shown(tmp_path):
+    with Store.open(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
+        for run in ("run-1", "run-2"):
+            w = store.writer(run)
+            for _ in range(3):
+                w.reject(OEM_ORDER, "", "required", "order_no", "缺少订单号", {"customer_name": "王芳"})
+            w.flush()
+        open_rejects = list(store.iter_open_rejects(OEM_ORDER))
+        assert len(open_rejects) == 3 and {r["run_id"] for r in open_rejects} == {"run-2"}

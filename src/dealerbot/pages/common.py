@@ -43,8 +43,9 @@ class LoginForm:
         for name, value in self.fields.items():
             await (await s.loc.get(name)).fill(value)
         await s.pctx.pause_tracing()
-        password = await s.loc.get("login.password")
+        password = None
         try:
+            password = await s.loc.get("login.password")
             await password.fill(secret)
             submit = await s.loc.get("login.submit")
             async with s.page.expect_navigation(wait_until="domcontentloaded") as nav:
@@ -55,8 +56,8 @@ class LoginForm:
             if not await self.is_shown():
                 await s.pctx.save_state()  # while not tracing: the state holds the session cookie
         finally:
-            if await self.is_shown():
-                with contextlib.suppress(Exception):  # never leave the password on the page
+            with contextlib.suppress(Exception):  # never leave the password on the page
+                if password is not None and await self.is_shown():
                     await password.fill("", timeout=2000)
             await s.pctx.resume_tracing()
         if await self.is_shown():  # still on the login screen: the portal said no
