@@ -199,33 +199,26 @@ class SandboxState:
             return f"XS{year}{seq + 1:06d}"
 
     # ---- OEM customers -------------------------------------------------------------------
-    def search_oem_customers(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+    def _search_customers(self, table: str, order: str, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
         where, args = "", []
         if q:
             like = f"%{q}%"
             where = " WHERE customer_no LIKE ? OR name LIKE ? OR mobile LIKE ? OR id_number LIKE ?"
             args = [like] * 4
         with self.lock:
-            total = int(self.scalar(f"SELECT COUNT(*) FROM oem_customers{where}", args))
-            rows = self.query(f"SELECT * FROM oem_customers{where} ORDER BY customer_no LIMIT ? OFFSET ?",
-                              args + [limit, offset])
+            total = int(self.scalar(f"SELECT COUNT(*) FROM {table}{where}", args))
+            rows = self.query(f"SELECT * FROM {table}{where} ORDER BY {order} LIMIT ? OFFSET ?", args + [limit, offset])
         return total, rows
+
+    def search_oem_customers(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        return self._search_customers("oem_customers", "customer_no", q, limit, offset)
 
     def all_oem_customers(self) -> list[dict]:
         return self.query("SELECT * FROM oem_customers ORDER BY customer_no")
 
     # ---- DMS -----------------------------------------------------------------------------
     def search_dms_customers(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
-        where, args = "", []
-        if q:
-            like = f"%{q}%"
-            where = " WHERE customer_no LIKE ? OR name LIKE ? OR mobile LIKE ? OR id_number LIKE ?"
-            args = [like] * 4
-        with self.lock:
-            total = int(self.scalar(f"SELECT COUNT(*) FROM dms_customers{where}", args))
-            rows = self.query(f"SELECT * FROM dms_customers{where} ORDER BY customer_no DESC LIMIT ? OFFSET ?",
-                              args + [limit, offset])
-        return total, rows
+        return self._search_customers("dms_customers", "customer_no DESC", q, limit, offset)
 
     def get_dms_customer(self, customer_no: str) -> dict | None:
         return self.one("SELECT * FROM dms_customers WHERE customer_no = ?", (customer_no,))
