@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -282,6 +282,21 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
         detail = getattr(exc, "detail", None)
         msg = detail if isinstance(detail, str) and detail != "Not Found" else "您访问的页面不存在。"
         return _problem(rt, request, 404, "页面不存在", msg, "not_found")
+
+
+def paged_search(request: Request, search: Callable[[str, int, int], tuple[int, list[dict]]]) -> dict[str, Any]:
+    """Template values of a searchable list screen: ``?q=`` and ``?page=`` (20 a page)."""
+    q = (request.query_params.get("q") or "").strip()
+    try:
+        page = max(1, int(request.query_params.get("page") or 1))
+    except ValueError:
+        page = 1
+    total, rows = search(q, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+
+    def qs(p: int) -> str:
+        return urlencode({k: v for k, v in (("q", q), ("page", p)) if v})
+
+    return {"rows": rows, "q": q, "page": page, "pages": max(1, math.ceil(total / PAGE_SIZE)), "total": total, "qs": qs}
 
 
 def admin_guard(rt: Runtime, request: Request) -> None:

@@ -21,6 +21,7 @@ from .common import (
     check_csrf,
     common_admin_router,
     install_middleware,
+    paged_search,
     require_login,
     safe_next,
 )
@@ -60,12 +61,6 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
     install_middleware(app, rt)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     model_codes = {c for c, _ in DMS_MODELS}
-
-    def page_param(request: Request) -> int:
-        try:
-            return max(1, int(request.query_params.get("page") or 1))
-        except ValueError:
-            return 1
 
     def take_flash(sess) -> str | None:  # noqa: ANN001
         msg, sess.flash = sess.flash, None
@@ -117,16 +112,8 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         sess = require_login(request)
         if isinstance(sess, Response):
             return sess
-        q = (request.query_params.get("q") or "").strip()
-        page = page_param(request)
-        total, rows = state.search_dms_customers(q, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-
-        def qs(p: int) -> str:
-            return urlencode({k: v for k, v in (("q", q), ("page", p)) if v})
-
-        return rt.render(request, "dms_customers.html", rows=rows, q=q, page=page, pages=pages, total=total,
-                         qs=qs, pager_id="customers-pager", toast=take_flash(sess), nav="customers")
+        return rt.render(request, "dms_customers.html", **paged_search(request, state.search_dms_customers),
+                         pager_id="customers-pager", toast=take_flash(sess), nav="customers")
 
     @app.get("/api/customers")
     async def api_customers(request: Request):
@@ -204,16 +191,8 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         sess = require_login(request)
         if isinstance(sess, Response):
             return sess
-        q = (request.query_params.get("q") or "").strip()
-        page = page_param(request)
-        total, rows = state.search_contracts(q, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-
-        def qs(p: int) -> str:
-            return urlencode({k: v for k, v in (("q", q), ("page", p)) if v})
-
-        return rt.render(request, "dms_contracts.html", rows=rows, q=q, page=page, pages=pages, total=total,
-                         qs=qs, pager_id="contracts-pager", toast=take_flash(sess), nav="contracts")
+        return rt.render(request, "dms_contracts.html", **paged_search(request, state.search_contracts),
+                         pager_id="contracts-pager", toast=take_flash(sess), nav="contracts")
 
     def validate_contract(v: dict, contract_no: str | None) -> tuple[dict, dict]:
         errors: dict[str, str] = {}

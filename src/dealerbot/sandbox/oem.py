@@ -22,6 +22,7 @@ from .common import (
     check_csrf,
     common_admin_router,
     install_middleware,
+    paged_search,
     require_login,
     safe_next,
 )
@@ -280,19 +281,8 @@ def create_oem_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         sess = require_login(request)
         if isinstance(sess, Response):
             return sess
-        q = (request.query_params.get("q") or "").strip()
-        try:
-            page = _int_param(request, "page", 1)
-        except _BadParam:
-            page = 1
-        total, rows = state.search_oem_customers(q, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-
-        def qs(p: int) -> str:
-            return urlencode({k: v for k, v in (("q", q), ("page", p)) if v})
-
-        return rt.render(request, "oem_customers.html", rows=rows, q=q, page=page, pages=pages, total=total,
-                         qs=qs, pager_id="customers-pager")
+        return rt.render(request, "oem_customers.html", **paged_search(request, state.search_oem_customers),
+                         pager_id="customers-pager")
 
     # ---- admin ---------------------------------------------------------------------------
     app.include_router(common_admin_router(rt, state.reset_oem))
