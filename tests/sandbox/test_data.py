@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from dealerbot.sandbox.data import (
+    NEW_MODEL,
+    OEM_TO_DMS,
+    OEM_TO_DMS_STATUS,
     CONTRACT_STATUSES,
     DMS_MODELS,
     OEM_MODELS,
@@ -52,7 +55,7 @@ def test_mobiles_vins_ids_and_shape():
     assert 0.75 <= consent <= 0.85
     assert all(PRICE_MIN <= o["price"] <= PRICE_MAX for o in orders)
     assert set(Counter(o["status"] for o in orders)) == set(STATUSES)
-    assert {o["model_code"] for o in orders} <= {m[0] for m in OEM_MODELS}
+    assert {o["model_code"] for o in orders} <= {m[0] for m in OEM_MODELS} | {NEW_MODEL[0]}
     # duplicates: same person (id number) twice with a differently formatted mobile
     by_id = Counter((c["name"], c["id_number"]) for c in custs)
     dups = [k for k, n in by_id.items() if n > 1]
@@ -92,3 +95,23 @@ def test_dms_contracts():
 def test_scales():
     ds = generate(1, 10_000)
     assert len(ds.oem_orders) == 10_000
+
+
+def test_the_dms_lags_behind_the_oem():
+    """Statuses are the DMS's own words; a third of the contracts are behind their order; the
+    newly launched model appears in recent orders only, none of them with a contract."""
+    ds = generate(20261125, 2000)
+    orders = {o["order_no"]: o for o in ds.oem_orders}
+    lifecycle = list(CONTRACT_STATUSES[:5])
+    behind = 0
+    for c in ds.dms_contracts:
+        target = OEM_TO_DMS_STATUS[orders[c["oem_order_no"]]["status"]]
+        assert lifecycle.index(c["status"]) <= lifecycle.index(target)
+        behind += c["status"] != target
+        if c["status"] == "待配车":
+            assert c["vin"] == ""
+    assert 0.2 <= behind / len(ds.dms_contracts) <= 0.4
+    new = [o for o in ds.oem_orders if o["model_code"] == NEW_MODEL[0]]
+    assert len(new) == 40
+    assert not {o["order_no"] for o in new} & {c["oem_order_no"] for c in ds.dms_contracts}
+    assert NEW_MODEL[0] not in OEM_TO_DMS

@@ -20,6 +20,7 @@ BEHAVIOUR_KEYS = (
     "slow_rate",
     "slow_ms",
     "error_rate",
+    "save_delay_ms",
     "session_idle_seconds",
 )
 
@@ -80,6 +81,7 @@ class SandboxConfig(BaseModel):
     slow_rate: float = 0.0
     slow_ms: int = 2000
     error_rate: float = 0.0
+    save_delay_ms: int = 0
 
     @field_validator("host")
     @classmethod
@@ -153,11 +155,11 @@ class SandboxConfig(BaseModel):
             raise ValueError(f"must be a fraction between 0 and 1, got {v}")
         return v
 
-    @field_validator("slow_ms")
+    @field_validator("slow_ms", "save_delay_ms")
     @classmethod
-    def _slow_ms(cls, v: int) -> int:
+    def _millis(cls, v: int) -> int:
         if not 0 <= v <= 120_000:
-            raise ValueError(f"slow_ms must be between 0 and 120000, got {v}")
+            raise ValueError(f"must be between 0 and 120000 milliseconds, got {v}")
         return v
 
     @model_validator(mode="after")

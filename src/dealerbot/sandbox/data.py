@@ -13,7 +13,11 @@ from datetime import date, datetime, timedelta
 
 STATUSES = ("已下单", "已配车", "在途", "已到店", "已交车", "已取消")
 STATUS_WEIGHTS = (15, 15, 20, 15, 30, 5)
-CONTRACT_STATUSES = ("待交车", "已交车", "已取消")
+# The DMS's own contract statuses (they differ from the OEM's order statuses).
+CONTRACT_STATUSES = ("待配车", "已配车", "运输中", "待交车", "已交车", "已取消")
+# How a clerk would follow an OEM status in the DMS (sandbox-internal: bots use their dictionary).
+OEM_TO_DMS_STATUS = {"已下单": "待配车", "已配车": "已配车", "在途": "运输中", "已到店": "待交车",
+                     "已交车": "已交车", "已取消": "已取消"}
 ID_TYPES = ("身份证", "护照", "港澳通行证")
 COLORS = ("珍珠白", "曜石黑", "星空灰", "极光蓝", "赤焰红", "香槟金", "冰川银")
 
@@ -32,6 +36,9 @@ OEM_MODELS = (
     ("EV8-AWD-MAX", "国星EV8 四驱 Max", 429_800, "DMS-EV8M", "EV8"),
 )
 OEM_TO_DMS = {m[0]: m[3] for m in OEM_MODELS}
+# A model the OEM launched days ago: some recent orders carry it, and the DMS has no code for it
+# yet (so no dictionary can map it until the DMS adds one).
+NEW_MODEL = ("EV9-AWD-LTD", "国星EV9 四驱 首发限量版", 459_800)
 # DMS model list (code, name); the DMS also knows two models the OEM no longer sells.
 DMS_MODELS = tuple((m[3], m[1].replace("国星", "国星 ")) for m in OEM_MODELS) + (
     ("DMS-GX5X", "国星 GX5 1.5T 老款"),
@@ -326,7 +333,6 @@ def generate(seed: int, orders: int, customers: int | None = None) -> Dataset:
     dms_by_no = {c["customer_no"]: c for c in ds.dms_customers}
     for k, o in enumerate(contract_orders):
         cno = oem_to_dms[o["customer_no"]]
-        status = {"已交车": "已交车"}.get(o["status"], "待交车")
         price = o["price"] - r.choice((0, 0, 0, 2000, 5000))
         ds.dms_contracts.append({
             "contract_no": f"HT{ref.year}{ref.month:02d}{k + 1:04d}",
@@ -339,10 +345,39 @@ def generate(seed: int, orders: int, customers: int | None = None) -> Dataset:
             "deposit": float(r.choice((5000, 10000, 10000, 20000))),
             "delivery_date": o["planned_delivery_date"],
             "oem_order_no": o["order_no"],
-            "status": status,
+            "status": OEM_TO_DMS_STATUS[o["status"]],  # then lagged in _quirks
             "updated_at": o["updated_at"],
         })
+    _quirks(ds, seed, ref)
     for c in ds.oem_customers:
         c.pop("_city", None)
         c.pop("clean_mobile", None)
     return ds
+
+
+def _quirks(ds: Dataset, seed: int, ref: datetime) -> None:
+    """What makes the DMS lag behind the OEM, drawn from a random stream of its own so that
+    the rest of the data stays as it was for a seed.
+
+    * About a third of the contracts show an earlier status than their order (the clerk has
+      not caught up yet); a contract still before 已配车 has no VIN yet.
+    * About 2% of the orders without a contract, among the last 10 days, are of the newly
+      launched model (:data:`NEW_MODEL`), which the DMS does not know.
+    """
+    q = random.Random(seed * 7919 + 17)
+    order_by_no = {o["order_no"]: o for o in ds.oem_orders}
+    lifecycle = CONTRACT_STATUSES[:5]
+    for c in ds.dms_contracts:
+        o = order_by_no[c["oem_order_no"]]
+        target = OEM_TO_DMS_STATUS[o["status"]]
+        c["status"] = target
+        if target in lifecycle and lifecycle.index(target) > 0 and q.random() < 0.33:
+            c["status"] = lifecycle[q.randrange(lifecycle.index(target))]
+            if c["status"] == "待配车":
+                c["vin"] = ""
+    with_contract = {c["oem_order_no"] for c in ds.dms_contracts}
+    recent = [o for o in ds.oem_orders if o["order_no"] not in with_contract
+              and o["updated_at"] >= iso(ref - timedelta(days=10)) and o["status"] != "已取消"]
+    for o in q.sample(recent, min(len(recent), max(1, round(len(ds.oem_orders) * 0.02)))):
+        o["model_code"] = NEW_MODEL[0]
+        o["price"] = float(NEW_MODEL[2])

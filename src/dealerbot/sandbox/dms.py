@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 import secrets
@@ -61,6 +62,12 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
     install_middleware(app, rt)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     model_codes = {c for c, _ in DMS_MODELS}
+
+    async def slow_save() -> None:
+        """The ``save_delay_ms`` behaviour: the save is committed, the answer comes late."""
+        delay = rt.behaviours.get("save_delay_ms") or 0
+        if delay:
+            await asyncio.sleep(delay / 1000)
 
     def take_flash(sess) -> str | None:  # noqa: ANN001
         msg, sess.flash = sess.flash, None
@@ -183,6 +190,7 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
                              nav="customers")
         no = state.insert_dms_customer(v)
         sess.flash = f"保存成功（客户编号 {no}）"
+        await slow_save()
         return RedirectResponse("/customers?" + urlencode({"q": no}), status_code=303)
 
     # ---- contracts -----------------------------------------------------------------------
@@ -274,6 +282,7 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         with state.lock:
             no = state.save_contract(contract_no, row)
         request.state.session.flash = f"保存成功（合同号 {no}）"
+        await slow_save()
         return RedirectResponse("/contracts?" + urlencode({"q": no}), status_code=303)
 
     @app.get("/contracts/new", response_class=HTMLResponse)
@@ -282,7 +291,7 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         if isinstance(sess, Response):
             return sess
         v = {k: "" for k in CONTRACT_FIELDS}
-        v["status"] = "待交车"
+        v["status"] = CONTRACT_STATUSES[0]
         return contract_form(request, v, {}, None)
 
     @app.post("/contracts/new", response_class=HTMLResponse)
@@ -326,6 +335,47 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
     async def admin_contracts(request: Request):
         admin_guard(rt, request)
         return state.all_contracts()
+
+    @app.post("/__admin/contracts")
+    async def admin_add_contract(request: Request):
+        """Plant a contract as if a clerk had keyed it (no validation but the columns)."""
+        admin_guard(rt, request)
+        body = await request.json()
+        row = {k: body.get(k, "") for k in CONTRACT_FIELDS}
+        cust = state.get_dms_customer(row["customer_no"]) if row["customer_no"] else None
+        if cust is None:
+            return JSONResponse({"error": "customer_no must name an existing DMS customer"}, status_code=422)
+        row["customer_name"] = cust["name"]
+        row["price"] = float(row["price"] or 0)
+        row["deposit"] = float(row["deposit"] or 0)
+        row["status"] = row["status"] or CONTRACT_STATUSES[0]
+        with state.lock:
+            no = state.save_contract(None, row)
+        return state.get_contract(no)
+
+    @app.patch("/__admin/contracts/{contract_no}")
+    async def admin_patch_contract(request: Request, contract_no: str):
+        """Change a contract as if a clerk had edited it (bumps updated_at)."""
+        admin_guard(rt, request)
+        c = state.get_contract(contract_no)
+        if c is None:
+            return JSONResponse({"error": "no such contract"}, status_code=404)
+        body = await request.json()
+        unknown = sorted(set(body) - set(CONTRACT_FIELDS))
+        if unknown:
+            return JSONResponse({"error": f"unknown fields: {', '.join(unknown)}"}, status_code=422)
+        row = {k: c[k] for k in CONTRACT_FIELDS} | body
+        with state.lock:
+            state.save_contract(contract_no, {**row, "customer_name": c["customer_name"]})
+        return state.get_contract(contract_no)
+
+    @app.post("/__admin/customers")
+    async def admin_add_customer(request: Request):
+        """Plant a customer as if a clerk had keyed it (no validation)."""
+        admin_guard(rt, request)
+        body = await request.json()
+        no = state.insert_dms_customer({k: str(body.get(k, "")) for k in CUSTOMER_FIELDS})
+        return state.get_dms_customer(no)
 
     @app.post("/__admin/unlock")
     async def admin_unlock(request: Request):
