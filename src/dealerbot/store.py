@@ -5,6 +5,14 @@ dealership group). Nothing else in dealerbot writes SQL.
 
 Records are upserted by their key in small batches as they arrive (:class:`RecordWriter`), so
 memory does not grow with the number of records and a re-run adds no duplicates.
+
+The re-key side lives here too: the ledger of planned DMS writes (``actions``, whose states are
+drawn in :mod:`dealerbot.ledger`), the append-only ``audit`` trail (triggers refuse updates and
+deletes), and ``order_sync``: each OEM order's last reconciliation and the values both sides
+last agreed on.
+
+The schema is created and upgraded by Alembic migrations (``dealerbot/migrations``) when a
+store is opened; a store made by an older dealerbot upgrades in place.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,12 +34,14 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     Numeric,
     String,
     Table,
     Text,
+    case,
     create_engine,
     event,
     func,
@@ -42,7 +53,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from dealerbot.errors import ConfigError
+from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
+
+SCHEMA_HEAD = "0002"  # the newest migration in dealerbot/migrations/versions (a test checks)
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 _TYPES = {
     "text": lambda: Text(),
@@ -111,6 +126,71 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("run_id", String(80), nullable=False),
             Column("updated_at", DateTime, nullable=False),
         ),
+        "meta": Table(
+            "meta", meta,
+            Column("key", String(64), primary_key=True),
+            Column("value", Text, nullable=False),
+        ),
+        "actions": Table(
+            "actions", meta,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("kind", String(32), nullable=False),
+            Column("natural_key", String(64), nullable=False, index=True),
+            Column("contract_no", String(64)),
+            Column("customer", Text, nullable=False, default="{}"),
+            Column("new_values", Text, nullable=False, default="{}"),
+            Column("old_values", Text, nullable=False, default="{}"),
+            Column("checksum", String(64), nullable=False),
+            Column("plan_checksum", String(64), nullable=False),
+            Column("state", String(16), nullable=False, index=True),
+            Column("needs_approval", Boolean, nullable=False),
+            Column("conflict", Boolean, nullable=False, default=False),
+            Column("note", Text, nullable=False, default=""),
+            Column("planned_at", DateTime, nullable=False),
+            Column("updated_at", DateTime, nullable=False),
+            Column("reviewed_by", String(64)),
+            Column("reviewed_at", DateTime),
+            Column("review_note", Text),
+            Column("run_id", String(80)),
+            Column("attempts", Integer, nullable=False, default=0),
+            Column("customer_submitted_at", DateTime),
+            Column("submitted_at", DateTime),
+            Column("result_customer_no", String(64)),
+            Column("written_at", DateTime),
+            Column("verified_at", DateTime),
+            Column("failure_code", String(48)),
+            Column("failure_reason", Text),
+            Column("evidence_dir", Text),
+            Index(
+                "ux_actions_open_key", "natural_key", unique=True,
+                sqlite_where=text(f"state IN {OPEN_STATES!r}"), postgresql_where=text(f"state IN {OPEN_STATES!r}"),
+            ),
+        ),
+        "audit": Table(
+            "audit", meta,
+            Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("at", DateTime, nullable=False),
+            Column("run_id", String(80)),
+            Column("actor", String(64), nullable=False),
+            Column("action_id", Integer),
+            Column("event", String(32), nullable=False),
+            Column("target", String(64), nullable=False, default=""),
+            Column("natural_key", String(64), nullable=False, default="", index=True),
+            Column("old_values", Text, nullable=False, default="{}"),
+            Column("new_values", Text, nullable=False, default="{}"),
+            Column("note", Text, nullable=False, default=""),
+        ),
+        "order_sync": Table(
+            "order_sync", meta,
+            Column("oem_order_no", String(64), primary_key=True),
+            Column("contract_no", String(64)),
+            Column("klass", String(16), nullable=False, index=True),
+            Column("reason", Text, nullable=False, default=""),
+            Column("changes", Text, nullable=False, default="[]"),
+            Column("base", Text, nullable=False, default="{}"),
+            Column("action_id", Integer),
+            Column("reconciled_at", DateTime, nullable=False),
+        ),
     }
     for entity in ENTITIES.values():
         tables[entity.name] = _entity_table(meta, entity)
@@ -153,33 +233,6 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.meta, self.tables = _build_metadata()
-        self.meta.create_all(engine)
-        self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Bring a store made by an older dealerbot up to date, for columns added since.
-
-        Only additive changes are made this way; a column never changes type or goes away.
-        """
-        existing = inspect(self.engine)
-        with self.engine.begin() as conn:
-            for table in self.meta.sorted_tables:
-                have = {c["name"] for c in existing.get_columns(table.name)}
-                for col in table.columns:
-                    if col.name in have:
-                        continue
-                    ddl = f"ALTER TABLE {table.name} ADD COLUMN {col.name} {col.type.compile(dialect=self.engine.dialect)}"
-                    default = getattr(col.default, "arg", None)
-                    if isinstance(default, str):
-                        ddl += " DEFAULT '" + default.replace("'", "''") + "'"
-                    elif isinstance(default, int | float):
-                        ddl += f" DEFAULT {default}"
-                    try:
-                        with conn.begin_nested():
-                            conn.execute(text(ddl))
-                    except Exception:  # noqa: BLE001 - another process added it a moment ago
-                        if col.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
-                            raise
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -200,6 +253,7 @@ class Store:
             engine = create_engine(url, hide_parameters=True, **kwargs)  # no record data in errors
             if parsed.get_backend_name() == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
+            migrate(engine)
             return cls(engine)
         except ConfigError:
             raise
@@ -382,6 +436,365 @@ class Store:
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c[entity.key] == key)).mappings().first()
         return dict(row) if row else None
+
+
+    # -- identity --------------------------------------------------------------------------
+    def store_id(self) -> str:
+        """A random id made when the store was created (review workbooks carry it)."""
+        t = self.tables["meta"]
+        with self.engine.connect() as conn:
+            return str(conn.execute(select(t.c.value).where(t.c.key == "store_id")).scalar() or "")
+
+    def value_counts(self, entity: Entity, field: str) -> dict[str, int]:
+        """How many stored records of ``entity`` have each value of ``field``."""
+        t = self.tables[entity.name]
+        q = select(t.c[field], func.count()).group_by(t.c[field])
+        with self.engine.connect() as conn:
+            return {str(v or ""): int(n) for v, n in conn.execute(q)}
+
+    # -- the re-key ledger -------------------------------------------------------------------
+    @staticmethod
+    def _action(row: Any) -> Action:
+        return Action(
+            kind=row["kind"], natural_key=row["natural_key"], new_values=json.loads(row["new_values"]),
+            old_values=json.loads(row["old_values"]), contract_no=row["contract_no"] or "",
+            customer=CustomerPlan.from_dict(json.loads(row["customer"])), conflict=bool(row["conflict"]),
+            note=row["note"] or "", id=row["id"], state=row["state"], needs_approval=bool(row["needs_approval"]),
+            stored_checksum=row["checksum"], plan_checksum=row["plan_checksum"], reviewed_by=row["reviewed_by"], review_note=row["review_note"],
+            run_id=row["run_id"], attempts=row["attempts"], customer_submitted=row["customer_submitted_at"] is not None,
+            submitted=row["submitted_at"] is not None, result_customer_no=row["result_customer_no"],
+            failure_code=row["failure_code"], failure_reason=row["failure_reason"], evidence_dir=row["evidence_dir"],
+        )
+
+    def action(self, action_id: int) -> Action | None:
+        """One action by id, or None."""
+        t = self.tables["actions"]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.id == action_id)).mappings().first()
+        return self._action(row) if row else None
+
+    def actions(
+        self, states: Iterable[str] | None = None, natural_key: str | None = None, run_id: str | None = None,
+    ) -> list[Action]:
+        """Actions (in the given states, of one order, last taken by one run), oldest first."""
+        t = self.tables["actions"]
+        q = select(t).order_by(t.c.id)
+        if states is not None:
+            q = q.where(t.c.state.in_(list(states)))
+        if natural_key is not None:
+            q = q.where(t.c.natural_key == natural_key)
+        if run_id is not None:
+            q = q.where(t.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [self._action(r) for r in conn.execute(q).mappings()]
+
+    def latest_actions(self) -> dict[str, Action]:
+        """The newest action of every OEM order that has one."""
+        t = self.tables["actions"]
+        newest = select(func.max(t.c.id)).group_by(t.c.natural_key).scalar_subquery()
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=1000).execute(select(t).where(t.c.id.in_(newest))).mappings()
+            return {r["natural_key"]: self._action(r) for r in rows}
+
+    def written_contracts(self) -> dict[str, dict[str, Any]]:
+        """What dealerbot last wrote for each OEM order (actions that reached the DMS, whatever
+        happened next): the contract no, its values as written and when; newer than a scrape
+        taken before it."""
+        t = self.tables["actions"]
+        q = select(t).where(t.c.written_at.is_not(None), t.c.contract_no.is_not(None)).order_by(t.c.id)
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=1000).execute(q).mappings():
+                customer = CustomerPlan.from_dict(json.loads(r["customer"]))
+                values = json.loads(r["new_values"])
+                no = r["result_customer_no"] or customer.customer_no
+                if no:
+                    values["customer_no"] = no
+                out[r["natural_key"]] = {"contract_no": r["contract_no"], "values": values, "written_at": r["written_at"]}
+        return out
+
+    def created_customers(self) -> list[dict[str, Any]]:
+        """The DMS customers dealerbot created (their number and the values typed)."""
+        t = self.tables["actions"]
+        q = select(t.c.customer, t.c.result_customer_no).where(t.c.result_customer_no.is_not(None))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        out = []
+        for customer, no in rows:
+            plan = CustomerPlan.from_dict(json.loads(customer))
+            if plan.mode == "new":
+                out.append({**plan.values, "customer_no": no})
+        return out
+
+    def save_plan(
+        self,
+        supersede: Sequence[int],
+        new: Sequence[tuple[PlannedAction, bool]],
+        sync_rows: Sequence[dict[str, Any]],
+        new_state: dict[int, str] | None = None,
+    ) -> dict[str, int]:
+        """Store one reconciliation in one transaction: close the open actions in ``supersede``
+        (state ``superseded``), add each ``(action, needs_approval)`` of ``new`` (``planned``, or
+        ``approved`` by policy when it needs no approval), and upsert ``sync_rows`` (their
+        ``action_id`` is filled in for new actions of the same order). Returns the new ids by
+        natural key.
+
+        Raises:
+            sqlalchemy.exc.IntegrityError: a second open action for one order (never planned).
+        """
+        t, st = self.tables["actions"], self.tables["order_sync"]
+        now = datetime.now()
+        ids: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            if supersede:
+                conn.execute(
+                    update(t).where(t.c.id.in_(list(supersede)), t.c.state.in_(["planned", "approved", "failed"]))
+                    .values(state="superseded", updated_at=now)
+                )
+            for action, needs_approval in new:
+                result = conn.execute(t.insert().values(
+                    kind=action.kind, natural_key=action.natural_key, contract_no=action.contract_no or None,
+                    customer=dumps(action.customer.as_dict()), new_values=dumps(action.new_values),
+                    old_values=dumps(action.old_values), checksum=action.checksum(), plan_checksum=action.checksum(),
+                    state="planned" if needs_approval else "approved", needs_approval=needs_approval,
+                    conflict=action.conflict, note=action.note, planned_at=now, updated_at=now,
+                    reviewed_by=None if needs_approval else "policy", reviewed_at=None if needs_approval else now,
+                    attempts=0,
+                ))
+                ids[action.natural_key] = int(result.inserted_primary_key[0])
+            rows = [dict(r, action_id=ids.get(r["oem_order_no"], r.get("action_id")), reconciled_at=now) for r in sync_rows]
+            for start in range(0, len(rows), 500):
+                conn.execute(self._upsert(st, ["oem_order_no"]), rows[start:start + 500])
+        return ids
+
+    def has_plan(self) -> bool:
+        """Whether reconciliation has ever run on this store."""
+        t = self.tables["order_sync"]
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.oem_order_no).limit(1)).first() is not None
+
+    def sync_state(self) -> dict[str, dict[str, Any]]:
+        """Each OEM order's last reconciliation (class, reason, changes, agreed base values)."""
+        t = self.tables["order_sync"]
+        with self.engine.connect() as conn:
+            return {
+                r["oem_order_no"]: {**r, "base": json.loads(r["base"]), "changes": json.loads(r["changes"])}
+                for r in conn.execution_options(yield_per=1000).execute(select(t)).mappings()
+            }
+
+    def claim(self, action_id: int, run_id: str, from_states: Sequence[str] = ("approved",), from_run: str | None = None) -> bool:
+        """Take an action for ``run_id`` (compare-and-set): True when this run now owns it.
+
+        From ``approved`` it moves to ``in_progress``; an ``in_progress``/``written`` action of a
+        run that ended without finishing is taken over where it stands (``from_run`` names it).
+        """
+        t = self.tables["actions"]
+        q = update(t).where(t.c.id == action_id, t.c.state.in_(list(from_states)))
+        if from_run is not None:
+            q = q.where(t.c.run_id == from_run)
+        values: dict[str, Any] = {"run_id": run_id, "updated_at": datetime.now(), "attempts": t.c.attempts + 1}
+        if "approved" in from_states:
+            values["state"] = case((t.c.state == "approved", "in_progress"), else_=t.c.state)
+        with self.engine.begin() as conn:
+            return conn.execute(q.values(**values)).rowcount == 1
+
+    def abandoned_actions(self) -> list[Action]:
+        """Actions left ``in_progress`` or ``written`` by runs that are no longer running."""
+        t, r = self.tables["actions"], self.tables["runs"]
+        running = select(r.c.run_id).where(r.c.status == "running")
+        q = select(t).where(
+            t.c.state.in_(["in_progress", "written"]), (t.c.run_id.is_(None)) | (t.c.run_id.not_in(running))
+        ).order_by(t.c.id)
+        with self.engine.connect() as conn:
+            return [self._action(row) for row in conn.execute(q).mappings()]
+
+    def mark(self, action_id: int, run_id: str, **stamps: bool) -> None:
+        """Note a step about to happen, before it happens: ``customer_submitted`` or
+        ``submitted`` (a submit may have reached the DMS: from now on, search before any retry)."""
+        t = self.tables["actions"]
+        now = datetime.now()
+        values: dict[str, Any] = {f"{k}_at": now for k, on in stamps.items() if on}
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == action_id, t.c.run_id == run_id).values(updated_at=now, **values))
+
+    def record_customer(self, action: Action, run_id: str, customer_no: str, created: bool, actor: str) -> None:
+        """The contract's customer exists in the DMS now (created by this run, or found)."""
+        t = self.tables["actions"]
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+                result_customer_no=customer_no, updated_at=datetime.now()))
+            self._audit(conn, run_id, actor, action, "create_customer" if created else "found_customer", customer_no,
+                        {}, action.customer.values if created else {}, "" if created else "DMS中已有该客户（之前的运行已创建）")
+
+    def record_written(
+        self, action: Action, run_id: str, contract_no: str, actor: str, found: bool = False,
+        old_values: dict[str, str] | None = None,
+    ) -> None:
+        """The DMS saved the contract (or it was found saved after a crash): state ``written``."""
+        t = self.tables["actions"]
+        now = datetime.now()
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+                state="written", contract_no=contract_no, written_at=now, updated_at=now))
+            old = action.old_values if old_values is None else old_values
+            self._audit(conn, run_id, actor, action, action.kind, contract_no, old,
+                        {k: v for k, v in action.new_values.items() if old.get(k, "") != v},
+                        "在DMS中找到已保存的记录（上次运行在记录前中断）" if found else "")
+
+    def record_verified(self, action: Action, run_id: str, contract_no: str) -> None:
+        """Read back equal to what was planned: state ``verified``; the values become the base
+        both sides agree on."""
+        t, st = self.tables["actions"], self.tables["order_sync"]
+        now = datetime.now()
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+                state="verified", verified_at=now, updated_at=now, failure_code=None, failure_reason=None))
+            row = conn.execute(select(st.c.base).where(st.c.oem_order_no == action.natural_key)).first()
+            base = {**(json.loads(row.base) if row else {}), **action.new_values}
+            conn.execute(self._upsert(st, ["oem_order_no"], keep=["klass", "reason", "changes", "action_id"]), [{
+                "oem_order_no": action.natural_key, "contract_no": contract_no, "klass": "in_sync", "reason": "",
+                "changes": "[]", "base": dumps(base), "action_id": action.id, "reconciled_at": now,
+            }])
+
+    def record_failed(self, action: Action, run_id: str, code: str, reason: str, evidence_dir: str | None = None) -> None:
+        """The DMS refused the record, or the read-back differs: state ``failed`` with the reason
+        (a person decides in the next review workbook)."""
+        t = self.tables["actions"]
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+                state="failed", failure_code=code, failure_reason=reason, evidence_dir=evidence_dir,
+                updated_at=datetime.now()))
+
+    def review(self, decisions: Sequence[dict[str, Any]], actor: str) -> list[int]:
+        """Apply reviewed workbook rows in one transaction, each only if the action is still as
+        exported (same checksum, awaiting review). Returns the ids that did not match (nothing is
+        applied then).
+
+        Each decision: ``id``, ``checksum`` (as exported), ``decision`` (approve | skip), and for
+        edited rows ``new_values``/``customer`` (the new content) and ``note``.
+        """
+        t = self.tables["actions"]
+        now = datetime.now()
+        stale: list[int] = []
+        with self.engine.begin() as conn:
+            for d in decisions:
+                row = conn.execute(select(t).where(t.c.id == d["id"])).mappings().first()
+                if row is None or row["checksum"] != d["checksum"] or row["state"] not in ("planned", "failed"):
+                    stale.append(d["id"])
+            if stale:
+                return stale
+            for d in decisions:
+                action = self._action(conn.execute(select(t).where(t.c.id == d["id"])).mappings().one())
+                values: dict[str, Any] = {"reviewed_by": actor, "reviewed_at": now, "updated_at": now,
+                                          "review_note": d.get("note") or None}
+                event = "skip"
+                if d["decision"] == "approve":
+                    event = "approve"
+                    values.update(state="approved", failure_code=None, failure_reason=None)
+                    if d.get("new_values") is not None:
+                        event = "approve_edited"
+                        customer = d.get("customer") or action.customer
+                        values.update(
+                            new_values=dumps(d["new_values"]), customer=dumps(customer.as_dict()),
+                            checksum=PlannedAction(action.kind, action.natural_key, d["new_values"], action.old_values,
+                                                   action.contract_no, customer).checksum(),
+                        )
+                else:
+                    values["state"] = "skipped"
+                conn.execute(update(t).where(t.c.id == action.id).values(**values))
+                new = d.get("new_values") or {}
+                self._audit(conn, None, actor, action, event, action.contract_no,
+                            {k: v for k, v in action.new_values.items() if k in new and new[k] != v},
+                            {k: v for k, v in new.items() if action.new_values.get(k) != v}, d.get("note") or "")
+        return []
+
+    def _audit(
+        self, conn: Any, run_id: str | None, actor: str, action: Action, event: str, target: str,
+        old: dict[str, Any], new: dict[str, Any], note: str = "",
+    ) -> None:
+        conn.execute(self.tables["audit"].insert().values(
+            at=datetime.now(), run_id=run_id, actor=actor, action_id=action.id, event=event, target=target or "",
+            natural_key=action.natural_key, old_values=dumps(old), new_values=dumps(new), note=note,
+        ))
+
+    def audit_rows(self, limit: int = 50, natural_key: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail, newest first."""
+        t = self.tables["audit"]
+        q = select(t).order_by(t.c.id.desc()).limit(limit)
+        if natural_key:
+            q = q.where((t.c.natural_key == natural_key) | (t.c.target == natural_key))
+        if run_id:
+            q = q.where(t.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [
+                {**r, "old_values": json.loads(r["old_values"]), "new_values": json.loads(r["new_values"])}
+                for r in conn.execute(q).mappings()
+            ]
+
+
+def schema_version(engine: Engine) -> str | None:
+    """The store's Alembic revision (None for an empty store or one made before migrations)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the store's schema to :data:`SCHEMA_HEAD` with the Alembic migrations.
+
+    Cheap when the store is current (one query; Alembic is imported only to upgrade). Several
+    processes opening one store at once take turns: a file lock beside a SQLite file, an
+    advisory lock on PostgreSQL.
+
+    Raises:
+        ConfigError: the store was made by a newer dealerbot, or a migration failed.
+    """
+    current = schema_version(engine)
+    if current == SCHEMA_HEAD:
+        return
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    script = ScriptDirectory.from_config(cfg)
+    if current is not None and script.get_revision(current) is None:
+        raise ConfigError(
+            f"the store {engine.url.render_as_string(hide_password=True)} was made by a newer dealerbot "
+            f"(schema {current}); upgrade dealerbot to use it"
+        )
+    with _migration_lock(engine):
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            try:
+                command.upgrade(cfg, "head")
+            except Exception as exc:  # noqa: BLE001 - name the store, keep the cause
+                raise ConfigError(
+                    f"could not upgrade the store {engine.url.render_as_string(hide_password=True)}: {exc}"
+                ) from exc
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(7301001)"))
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(7301001)"))
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+        from filelock import FileLock
+
+        with FileLock(f"{database}.migrate.lock", timeout=120):
+            yield
+        return
+    yield
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
