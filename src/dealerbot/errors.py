@@ -5,6 +5,8 @@ The tree::
     DealerbotError                      base of everything below
     ├── ConfigError                     bad configuration or setup: fail fast, never retry
     │   ├── SelectorFileError           a selectors/*.yaml file is malformed (names file and line)
+    │   ├── DataFileError               a file staff edit (dictionary.yaml, a review workbook)
+    │   │                               is malformed or not ours (names file and line or row)
     │   ├── UnknownSelector             a page object asked for a name the file does not have
     │   ├── UnknownBot                  no bot of that name (lists the ones that exist)
     │   ├── BrowserNotFound             no usable Chromium/Chrome/Edge (says what was tried)
@@ -42,6 +44,11 @@ class ConfigError(DealerbotError):
 
 class SelectorFileError(ConfigError):
     """A selector file is malformed. The message names the file and line."""
+
+
+class DataFileError(ConfigError):
+    """A file staff edit (the data dictionary, a review workbook) is malformed, damaged or not
+    dealerbot's. The message names the file and the line, sheet row or key; nothing was applied."""
 
 
 class UnknownSelector(ConfigError):

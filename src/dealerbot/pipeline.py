@@ -10,6 +10,7 @@ Each entity's pipeline is a plain list in :func:`pipeline_for`; steps are pure e
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -61,12 +62,19 @@ def mobile(field: str) -> Step:
     return _normalise(field, v.normalize_mobile)
 
 
+_OTHER_DOCUMENT = re.compile(r"[A-Z]{1,2}\d{7,9}")
+
+
 def id_number(field: str, type_field: str | None = None) -> Step:
-    """Check an ID number (18-digit check code for 身份证)."""
+    """Check an ID number (18-digit check code for 身份证). Without a type field, a number that
+    looks like a passport or travel permit (``E12345678``) is taken as one."""
 
     def step(item: Item) -> Item:
         id_type = item.data.get(type_field) if type_field else None
-        checked = v.normalize_id_number(id_type, item.data.get(field))
+        raw = item.data.get(field)
+        if type_field is None and _OTHER_DOCUMENT.fullmatch(v.to_halfwidth(str(raw or "")).strip().upper()):
+            id_type = "护照"
+        checked = v.normalize_id_number(id_type, raw)
         item.data[field] = checked.value
         _add(item, checked.issue, field)
         return item
@@ -138,6 +146,21 @@ class DuplicateDetector:
         return item
 
 
+def kept_as_found(*fields: str) -> Step:
+    """The other system's own records (the DMS's) are kept whatever their quality: they are
+    what a write must match. A reject on ``fields`` becomes a flag for staff to look at."""
+
+    def step(item: Item) -> Item:
+        item.issues = [
+            dataclasses.replace(i, severity="flag", message=f"DMS中的数据有误：{i.message}")
+            if i.severity == "reject" and i.field in fields else i
+            for i in item.issues
+        ]
+        return item
+
+    return step
+
+
 def reject_on_issues(item: Item) -> Item:
     """Raise :class:`RecordRejected` when any issue is of severity ``reject``.
 
@@ -196,6 +219,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
             name("name"),
             mobile("mobile"),
             id_number("id_number"),
+            kept_as_found("id_number"),
             typed(entity),
             DuplicateDetector("name", "mobile", "id_number"),
             reject_on_issues,
@@ -205,6 +229,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
             required("contract_no", "customer_no", "model_code"),
             name("customer_name"),
             vin("vin"),
+            kept_as_found("vin"),
             typed(entity),
             reject_on_issues,
         ]

@@ -1,0 +1,199 @@
+"""The data dictionary staff keep: OEM codes -> DMS codes, and which OEM field fills which DMS
+field, read from ``dictionary.yaml`` in the project folder (see the file's own comments and
+the README's "Data dictionary" section).
+
+Loading validates everything and names the file and line of the first problem. A code that the
+dictionary lacks is never guessed: :meth:`Dictionary.lookup` returns None and the caller
+rejects the record ("unmapped model code X").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dealerbot.errors import DataFileError
+from dealerbot.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER
+from dealerbot.yamlfile import Lines, load_yaml
+
+DEFAULT_FILE = "dictionary.yaml"
+TABLES = ("models", "colors", "statuses")
+TABLE_TEXT = {"models": "车型代码", "colors": "颜色", "statuses": "订单状态"}
+Update = Literal["sync", "fill_empty", "forward", "never"]
+# The DMS contract fields the re-key bot can type (customer_no comes from customer matching).
+CONTRACT_FIELDS = ("model_code", "color", "vin", "price", "deposit", "delivery_date", "oem_order_no", "status")
+CUSTOMER_FIELDS = ("name", "mobile", "id_number", "address")
+SOURCES = {"order": OEM_ORDER, "customer": OEM_CUSTOMER}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldRule(_Strict):
+    """Where one DMS field's value comes from, and how a later OEM change reaches the DMS.
+
+    ``update``: ``sync`` (an OEM change is written unless the DMS was changed too: then it is
+    a conflict), ``fill_empty`` (written only into an empty DMS field), ``forward`` (a status
+    only moves forward along ``status_order``) or ``never`` (set when the contract is created).
+    """
+
+    source: str | None = Field(default=None, alias="from")
+    value: str | None = None
+    map: Literal["models", "colors", "statuses"] | None = None
+    update: Update = "sync"
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        side, _, name = v.partition(".")
+        entity = SOURCES.get(side)
+        if entity is None or name not in entity.field_names:
+            choices = ", ".join(f"{s}.{f}" for s, e in SOURCES.items() for f in e.field_names)
+            raise ValueError(f"'from: {v}' names no OEM field; use one of {choices}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldRule:
+        if (self.source is None) == (self.value is None):
+            raise ValueError("give exactly one of 'from' (an OEM field) or 'value' (a fixed value)")
+        return self
+
+
+class _DictionaryFile(_Strict):
+    version: Literal[1] = 1
+    models: dict[str, str]
+    colors: dict[str, str]
+    statuses: dict[str, str]
+    status_order: list[str]
+    cancelled_status: str
+    contract: dict[str, FieldRule]
+    customer: dict[str, FieldRule]
+
+    @field_validator("models", "colors", "statuses", mode="before")
+    @classmethod
+    def _codes(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for key, value in v.items():
+                if value is None or str(value).strip() == "":
+                    raise ValueError(f"'{key}' has no DMS value")
+            return {str(k).strip(): str(val).strip() for k, val in v.items()}
+        return v
+
+    @field_validator("contract")
+    @classmethod
+    def _contract(cls, v: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        unknown = sorted(set(v) - set(CONTRACT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown DMS contract field(s) {unknown}; the form has {', '.join(CONTRACT_FIELDS)}")
+        missing = [f for f in CONTRACT_FIELDS if f not in v]
+        if missing:
+            raise ValueError(f"no rule for the DMS contract field(s) {missing}")
+        return v
+
+    @field_validator("customer")
+    @classmethod
+    def _customer(cls, v: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        unknown = sorted(set(v) - set(CUSTOMER_FIELDS))
+        missing = [f for f in CUSTOMER_FIELDS if f not in v]
+        if unknown or missing:
+            raise ValueError(f"the DMS customer form needs exactly {', '.join(CUSTOMER_FIELDS)} "
+                             f"(unknown: {unknown or 'none'}; missing: {missing or 'none'})")
+        return v
+
+    @model_validator(mode="after")
+    def _statuses(self) -> _DictionaryFile:
+        lifecycle = set(self.status_order)
+        for oem, dms in self.statuses.items():
+            if dms != self.cancelled_status and dms not in lifecycle:
+                raise ValueError(f"statuses: {oem} -> {dms}: {dms} is neither in status_order nor the cancelled_status")
+        if self.contract["status"].map != "statuses":
+            raise ValueError("contract.status must map through 'statuses'")
+        return self
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    """A loaded, valid data dictionary."""
+
+    path: Path
+    models: dict[str, str]
+    colors: dict[str, str]
+    statuses: dict[str, str]
+    status_order: tuple[str, ...]
+    cancelled_status: str
+    contract: dict[str, FieldRule]
+    customer: dict[str, FieldRule]
+
+    def table(self, name: str) -> dict[str, str]:
+        """One of the code tables: ``models``, ``colors`` or ``statuses``."""
+        return {"models": self.models, "colors": self.colors, "statuses": self.statuses}[name]
+
+    def lookup(self, name: str, code: str) -> str | None:
+        """The DMS value of an OEM ``code`` in table ``name``, or None when the code is unmapped."""
+        return self.table(name).get(code.strip())
+
+    @property
+    def dms_statuses(self) -> tuple[str, ...]:
+        """Every DMS status the dictionary knows: the lifecycle, then the cancelled one."""
+        return (*self.status_order, self.cancelled_status)
+
+    def fields_from(self, side: str) -> set[str]:
+        """The OEM fields of ``side`` (``order`` or ``customer``) the mapping reads."""
+        rules = [*self.contract.values(), *self.customer.values()]
+        return {r.source.split(".", 1)[1] for r in rules if r.source and r.source.startswith(side + ".")}
+
+
+def load_dictionary(path: Path) -> Dictionary:
+    """Load and validate ``path``.
+
+    Raises:
+        DataFileError: missing, not YAML, or invalid (the message names file and line).
+    """
+    if not path.is_file():
+        raise DataFileError(
+            f"{path}: the data dictionary is missing; copy dictionary.yaml from dealerbot's folder "
+            f"and map your OEM codes to your DMS codes (see the README, 'Data dictionary')"
+        )
+    data, lines = load_yaml(path)
+    if not isinstance(data, dict):
+        raise DataFileError(f"{lines.where(())}: the dictionary must be a mapping (models, colors, statuses, ...)")
+    try:
+        parsed = _DictionaryFile.model_validate(data)
+    except ValidationError as exc:
+        raise DataFileError(_describe(exc, lines)) from None
+    return Dictionary(
+        path=path, models=parsed.models, colors=parsed.colors, statuses=parsed.statuses,
+        status_order=tuple(parsed.status_order), cancelled_status=parsed.cancelled_status,
+        contract=parsed.contract, customer=parsed.customer,
+    )
+
+
+def _describe(exc: ValidationError, lines: Lines) -> str:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+        key = ".".join(str(p) for p in loc) or "(top)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(f"{lines.where(loc)}: {key}: {msg}")
+    return "\n".join(out)
+
+
+def dms_kind(field: str) -> str:
+    """The kind of a DMS contract field (``decimal``, ``date`` or ``text``)."""
+    for f in DMS_CONTRACT.fields:
+        if f.name == field:
+            return f.kind
+    return "text"

@@ -1,0 +1,376 @@
+"""Reconciliation: every OEM order against the DMS, and the writes that would bring them together.
+
+Each stored OEM order gets one class::
+
+    create     the DMS has no contract for it: plan a new contract (and customer, when needed)
+    update     the contract exists and an OEM change should reach it (which fields, old -> new)
+    in_sync    nothing to write
+    conflict   both sides changed, or they disagree and no rule of the dictionary settles it
+    rejected   it cannot be written (unmapped code, customer not consenting, bad data...)
+
+:func:`classify` decides one order from what the store knows (pure; unit-tested). Each field
+follows its dictionary rule (``sync``, ``fill_empty``, ``forward``, ``never``); ``sync`` compares
+three values, the OEM's, the DMS's and the *base* both last agreed on (kept per order in the
+store), so that a change made by staff in the DMS is never overwritten and a change on both
+sides is a conflict for a person.
+
+:func:`reconcile` runs it over the store and writes the plan into the ledger: new actions,
+actions superseded because the data changed, and actions left alone (already approved with
+the same content, or being written right now).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dealerbot import validate as v
+from dealerbot.dictionary import CONTRACT_FIELDS, Dictionary
+from dealerbot.errors import RecordRejected
+from dealerbot.ledger import KIND_TEXT, OPEN_STATES, Action, CustomerPlan, PlannedAction, Policy
+from dealerbot.mapping import (
+    CONTRACT_HEADERS,
+    check_contract,
+    check_customer,
+    contract_values,
+    customer_values,
+    dms_values,
+    issues_text,
+)
+from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
+from dealerbot.store import Store, dumps
+
+KLASSES = ("create", "update", "in_sync", "conflict", "rejected")
+KLASS_TEXT = {"create": "待新建", "update": "待更新", "in_sync": "已同步", "conflict": "冲突", "rejected": "无法处理"}
+
+
+@dataclass
+class Outcome:
+    """What reconciliation decided for one OEM order."""
+
+    order_no: str
+    klass: str
+    reason: str = ""
+    contract_no: str = ""
+    action: PlannedAction | None = None
+    agreed: dict[str, str] = field(default_factory=dict)  # fields both sides hold alike now
+
+    @property
+    def changes(self) -> list[tuple[str, str, str]]:
+        """(field, old, new) of the planned write."""
+        if self.action is None:
+            return []
+        return [(f, old, new) for f, (old, new) in self.action.changes.items()]
+
+
+def _norm(text: Any) -> str:
+    return str(text or "").strip().upper()
+
+
+class Indexes:
+    """The OEM customers and the DMS side, indexed for matching orders to them."""
+
+    def __init__(
+        self, oem_customers: Iterable[dict[str, Any]], dms_customers: Iterable[dict[str, Any]],
+        dms_contracts: Iterable[dict[str, Any]],
+    ) -> None:
+        self.oem_by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.oem_by_mobile: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for c in oem_customers:
+            if c.get("id_number"):
+                self.oem_by_id[_norm(c["id_number"])].append(c)
+            if c.get("mobile"):
+                self.oem_by_mobile[c["mobile"]].append(c)
+        self.dms_by_mobile: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.dms_by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.dms_by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.dms_customers: dict[str, dict[str, Any]] = {}
+        for c in dms_customers:
+            self.add_dms_customer(c)
+        self.contract_by_order: dict[str, dict[str, Any]] = {}
+        self.contracts_by_vin: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for c in dms_contracts:
+            if c.get("oem_order_no"):
+                self.contract_by_order[_norm(c["oem_order_no"])] = c
+            if c.get("vin"):
+                self.contracts_by_vin[_norm(c["vin"])].append(c)
+
+    def add_dms_customer(self, c: dict[str, Any]) -> None:
+        if c["customer_no"] in self.dms_customers:
+            return
+        self.dms_customers[c["customer_no"]] = c
+        mobile = v.normalize_mobile(c.get("mobile"))
+        if mobile.issue is None or mobile.issue.severity == "repaired":
+            self.dms_by_mobile[mobile.value].append(c)
+        if c.get("id_number"):
+            self.dms_by_id[_norm(c["id_number"])].append(c)
+        if c.get("name"):
+            self.dms_by_name[v.normalize_name(c["name"]).value].append(c)
+
+    def oem_customer_for(self, order: dict[str, Any]) -> dict[str, Any] | None:
+        """The OEM customer of an order: same ID number, else same mobile and name."""
+        found = self.oem_by_id.get(_norm(order.get("id_number")))
+        if not found and order.get("mobile"):
+            found = [c for c in self.oem_by_mobile.get(order["mobile"], []) if c.get("name") == order.get("customer_name")]
+        if not found:
+            return None
+        # The same person entered twice (the portal has duplicates): consent must hold for all.
+        return min(found, key=lambda c: (bool(c.get("consent")), c["customer_no"]))
+
+
+def match_customer(order: dict[str, Any], oem_customer: dict[str, Any] | None, ix: Indexes, d: Dictionary) -> CustomerPlan:
+    """The DMS customer for a new contract: by normalised mobile, then ID number, then name.
+
+    One clear match is used; several, or a match on the name alone, are ``ambiguous`` (a person
+    chooses in the review workbook: never picked here); none means a new customer.
+
+    Raises:
+        RecordRejected: a new customer would be refused by the DMS (e.g. no valid mobile).
+    """
+    idn = _norm(order.get("id_number"))
+    mobile = v.normalize_mobile(order.get("mobile"))
+    by_mobile = ix.dms_by_mobile.get(mobile.value, []) if mobile.issue is None or mobile.issue.severity == "repaired" else []
+    nos = lambda cs: tuple(c["customer_no"] for c in cs)  # noqa: E731
+    if len(by_mobile) == 1:
+        c = by_mobile[0]
+        if idn and c.get("id_number") and _norm(c["id_number"]) != idn:
+            return CustomerPlan("ambiguous", candidates=nos(by_mobile), values=customer_values(order, oem_customer, d))
+        return CustomerPlan("existing", c["customer_no"])
+    if len(by_mobile) > 1:
+        same = [c for c in by_mobile if _norm(c.get("id_number")) == idn] if idn else []
+        if len(same) == 1:
+            return CustomerPlan("existing", same[0]["customer_no"])
+        return CustomerPlan("ambiguous", candidates=nos(by_mobile), values=customer_values(order, oem_customer, d))
+    by_id = ix.dms_by_id.get(idn, []) if idn else []
+    if len(by_id) == 1:
+        return CustomerPlan("existing", by_id[0]["customer_no"])
+    if len(by_id) > 1:
+        return CustomerPlan("ambiguous", candidates=nos(by_id), values=customer_values(order, oem_customer, d))
+    values = customer_values(order, oem_customer, d)
+    by_name = ix.dms_by_name.get(v.normalize_name(order.get("customer_name")).value, [])
+    if by_name:
+        return CustomerPlan("ambiguous", candidates=nos(by_name), values=values)
+    issues = check_customer(values)
+    if issues:
+        raise RecordRejected(issues[0].code, "无法在DMS新建客户：" + issues_text(issues), issues[0].field)
+    return CustomerPlan("new", values=values)
+
+
+def customer_note(plan: CustomerPlan) -> str:
+    """Operator-facing words on how the contract gets its customer."""
+    if plan.mode == "existing":
+        return f"客户：DMS现有客户 {plan.customer_no}"
+    if plan.mode == "new":
+        return "客户：将在DMS新建客户档案"
+    if plan.mode == "ambiguous":
+        return (f"客户匹配不唯一（{'、'.join(plan.candidates)}），请在“客户编号”列填写其中一个，"
+                f"或填“新建”，并选择“修改后同意”")
+    return ""
+
+
+def classify(
+    order: dict[str, Any], ix: Indexes, d: Dictionary, base: dict[str, str] | None = None,
+) -> Outcome:
+    """Decide what to do for one stored OEM order (see the module docstring). Never raises."""
+    key = order["order_no"]
+    oem_customer = ix.oem_customer_for(order)
+    try:
+        target = contract_values(order, oem_customer, d)
+    except RecordRejected as rej:
+        return Outcome(key, "rejected", rej.reason)
+    contract = ix.contract_by_order.get(_norm(key))
+    if contract is None:
+        return _plan_create(order, oem_customer, target, ix, d)
+    return _plan_update(key, contract, target, base or {}, d)
+
+
+def _plan_create(
+    order: dict[str, Any], oem_customer: dict[str, Any] | None, target: dict[str, str], ix: Indexes, d: Dictionary,
+) -> Outcome:
+    key = order["order_no"]
+    if target["vin"] and ix.contracts_by_vin.get(target["vin"]):
+        other = ix.contracts_by_vin[target["vin"]][0]
+        return Outcome(
+            key, "conflict",
+            f"VIN {target['vin']} 已在DMS合同 {other['contract_no']} 中（厂家订单号 {other.get('oem_order_no') or '空'}），"
+            f"请人工核对后在DMS中处理", contract_no=other["contract_no"],
+        )
+    if target["status"] == d.cancelled_status:
+        return Outcome(key, "in_sync", "订单已取消且DMS中没有合同：无需处理")
+    if oem_customer is None:
+        return Outcome(key, "rejected", "厂家门户中找不到该订单客户的资料和授权（先运行 oem-customers）")
+    if not oem_customer.get("consent"):
+        return Outcome(key, "rejected", f"客户 {oem_customer['customer_no']} 未授权数据共享（未授权）：按个人信息保护法不录入DMS")
+    issues = check_contract(target, d)
+    if issues:
+        return Outcome(key, "rejected", "DMS不会接受：" + issues_text(issues))
+    try:
+        customer = match_customer(order, oem_customer, ix, d)
+    except RecordRejected as rej:
+        return Outcome(key, "rejected", rej.reason)
+    note = customer_note(customer)
+    return Outcome(key, "create", note, action=PlannedAction("create_contract", key, target, customer=customer, note=note))
+
+
+def _plan_update(key: str, contract: dict[str, Any], target: dict[str, str], base: dict[str, str], d: Dictionary) -> Outcome:
+    current = dms_values(contract)
+    new = dict(current)
+    conflicts: list[str] = []
+    agreed: dict[str, str] = {}
+    lifecycle = list(d.status_order)
+    for f in CONTRACT_FIELDS:
+        o, c, b = target[f], current[f], base.get(f)
+        if o == c:
+            agreed[f] = o
+            continue
+        rule = d.contract[f].update
+        label = CONTRACT_HEADERS[f]
+        if rule == "never" or (rule == "fill_empty" and not o):
+            continue
+        if rule == "fill_empty" and not c:
+            new[f] = o
+        elif rule == "forward":
+            if o == d.cancelled_status:
+                new[f] = o
+            elif c == d.cancelled_status:
+                conflicts.append(f"DMS合同已取消，但厂家订单状态为 {o}")
+                new[f] = o
+            elif o in lifecycle and c in lifecycle:
+                if lifecycle.index(o) > lifecycle.index(c):
+                    new[f] = o
+                # DMS ahead of the OEM (delivered before the portal caught up): leave it
+            else:
+                conflicts.append(f"{label} DMS为「{c}」，厂家映射为「{o}」，不在 status_order 中")
+                new[f] = o
+        elif b is not None and b == c:
+            new[f] = o  # only the OEM changed since both agreed
+        elif b is not None and b == o:
+            continue  # staff changed the DMS since: their value stays
+        else:
+            why = "双方都已修改" if b is not None else "两边不一致且没有同步记录"
+            conflicts.append(f"{label} DMS为「{c or '空'}」，厂家为「{o or '空'}」（{why}）")
+            new[f] = o
+    contract_no = contract["contract_no"]
+    if new == current:
+        return Outcome(key, "in_sync", contract_no=contract_no, agreed=agreed)
+    cancel = new["status"] == d.cancelled_status and current["status"] != d.cancelled_status
+    kind = "cancel_contract" if cancel else "update_contract"
+    action = PlannedAction(kind, key, new, current, contract_no=contract_no, conflict=bool(conflicts),
+                           note="；".join(conflicts))
+    changes = "；".join(f"{CONTRACT_HEADERS[f]} {old or '空'}→{val or '空'}" for f, (old, val) in action.changes.items())
+    if conflicts:
+        return Outcome(key, "conflict", action.note, contract_no, action, agreed)
+    return Outcome(key, "update", f"{KIND_TEXT[kind]}：{changes}", contract_no, action, agreed)
+
+
+# -- over the whole store ----------------------------------------------------------------------
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation found and planned."""
+
+    counts: Counter[str]
+    outcomes: list[Outcome]
+    planned: int = 0  # new actions in the ledger
+    superseded: int = 0
+    awaiting_approval: int = 0  # open actions waiting for a person (new and earlier)
+    ready: int = 0  # approved actions the re-key bot will write
+    in_progress: int = 0
+
+
+def reconcile(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
+    """Classify every OEM order in the store and bring the ledger in line (one transaction).
+
+    Reads the orders, OEM customers and the DMS as last scraped, with what dealerbot itself
+    wrote since (from the ledger) laid over them.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the store failed.
+    """
+    written = store.written_contracts()
+    contracts = {c["contract_no"]: c for c in store.iter_records(DMS_CONTRACT)}
+    for key, w in written.items():
+        scraped = contracts.get(w["contract_no"])
+        if scraped is None or scraped["scraped_at"] < w["written_at"]:
+            contracts[w["contract_no"]] = {**(scraped or {}), **w["values"], "contract_no": w["contract_no"]}
+    ix = Indexes(store.iter_records(OEM_CUSTOMER), store.iter_records(DMS_CUSTOMER), contracts.values())
+    for c in store.created_customers():
+        ix.add_dms_customer(c)
+    latest = store.latest_actions()
+    sync = store.sync_state()
+    rejected_at_read = {r["record_key"]: r["reason"] for r in store.iter_open_rejects(OEM_ORDER) if r["record_key"]}
+
+    report = ReconcileReport(Counter(), [])
+    supersede: list[int] = []
+    new: list[tuple[PlannedAction, bool]] = []
+    sync_rows: list[dict[str, Any]] = []
+    for order in store.iter_records(OEM_ORDER):
+        key = order["order_no"]
+        if key in rejected_at_read:
+            outcome = Outcome(key, "rejected", f"读取时被拒绝：{rejected_at_read.pop(key)}")
+        else:
+            outcome = classify(order, ix, d, (sync.get(key) or {}).get("base"))
+        _decide(outcome, latest.get(key), policy, supersede, new, report)
+        report.outcomes.append(outcome)
+        report.counts[outcome.klass] += 1
+        base = {**((sync.get(key) or {}).get("base") or {}), **outcome.agreed}
+        sync_rows.append({
+            "oem_order_no": key, "contract_no": outcome.contract_no or None, "klass": outcome.klass,
+            "reason": outcome.reason, "changes": dumps([list(c) for c in outcome.changes]), "base": dumps(base),
+            "action_id": latest[key].id if key in latest else None,
+        })
+    for key, reason in sorted(rejected_at_read.items()):  # rejected at every read so far
+        outcome = Outcome(key, "rejected", f"读取时被拒绝：{reason}")
+        _decide(outcome, latest.get(key), policy, supersede, new, report)
+        report.outcomes.append(outcome)
+        report.counts["rejected"] += 1
+        sync_rows.append({"oem_order_no": key, "contract_no": None, "klass": "rejected", "reason": outcome.reason,
+                          "changes": "[]", "base": dumps((sync.get(key) or {}).get("base") or {}),
+                          "action_id": latest[key].id if key in latest else None})
+    store.save_plan(supersede, new, sync_rows)
+    report.planned, report.superseded = len(new), len(supersede)
+    for a in store.actions(OPEN_STATES):
+        if a.state in ("planned", "failed"):
+            report.awaiting_approval += 1
+        elif a.state == "approved" and a.kind in policy.enabled:
+            report.ready += 1
+        elif a.state in ("in_progress", "written"):
+            report.in_progress += 1
+    return report
+
+
+def _decide(
+    outcome: Outcome, latest: Action | None, policy: Policy, supersede: list[int],
+    new: list[tuple[PlannedAction, bool]], report: ReconcileReport,
+) -> None:
+    """What the ledger does with ``outcome``, given the order's newest action."""
+    open_action = latest if latest is not None and latest.state in OPEN_STATES else None
+    if open_action is not None and open_action.state in ("in_progress", "written"):
+        outcome.reason = (outcome.reason + "；" if outcome.reason else "") + "正在写入DMS（上次运行未完成，下次运行继续）"
+        return  # the re-key bot owns it until it is verified or failed
+    action = outcome.action
+    if action is None:
+        if open_action is not None:
+            supersede.append(open_action.id)
+        return
+    plan = action.checksum()
+    if open_action is not None and open_action.plan_checksum == plan:
+        if open_action.state == "failed":
+            outcome.reason = f"上次写入失败：{open_action.failure_reason}"
+        return  # planned before with the same content: keep its approval (or its failure)
+    if latest is not None and latest.state == "skipped" and latest.plan_checksum == plan:
+        outcome.reason = (outcome.reason + "；" if outcome.reason else "") + "审核时已跳过"
+        return
+    if open_action is not None:
+        supersede.append(open_action.id)
+    if action.kind not in policy.enabled:
+        action = PlannedAction(
+            action.kind, action.natural_key, action.new_values, action.old_values, action.contract_no, action.customer,
+            action.conflict, (action.note + "；" if action.note else "")
+            + f"{KIND_TEXT[action.kind]}未启用：在 dealerbot.toml 的 [rekey] enabled 中加入 {action.kind} 后才会写入",
+        )
+        outcome.action = action
+    new.append((action, policy.needs_approval(action) or action.kind not in policy.enabled))

@@ -1,0 +1,108 @@
+"""Reading the YAML files staff edit (the data dictionary, later the timetables), safely and
+with line numbers.
+
+:func:`load_yaml` returns plain Python data plus a :class:`Lines` map from each value's path
+(``("models", "GX7-25T-LUX")``) to its line, so that a validation error can name the line.
+It refuses what makes YAML dangerous or ambiguous in a hand-edited file: anchors and aliases
+(alias bombs), duplicate keys (the later one would silently win), files over a size cap, and
+text that is not UTF-8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dealerbot.errors import DataFileError
+
+MAX_BYTES = 2_000_000
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Lines:
+    """Line numbers (1-based) of the values in a loaded YAML file, by path."""
+
+    file: Path
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def of(self, path: Path_) -> int:
+        """The line of ``path``, or of its nearest parent that has one (0 when unknown)."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 0)
+
+    def where(self, path: Path_) -> str:
+        """``file:line`` of ``path``."""
+        line = self.of(path)
+        return f"{self.file}:{line}" if line else str(self.file)
+
+
+def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> tuple[Any, Lines]:
+    """Load ``path`` as YAML data with the line of every value.
+
+    Raises:
+        DataFileError: the file is missing, unreadable, too large, not UTF-8, not valid YAML,
+            uses anchors/aliases, or repeats a key (the message names file and line).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot read the file: {exc.strerror}") from None
+    if size > max_bytes:
+        raise DataFileError(f"{path}: {size:,} bytes is too large for this file (at most {max_bytes:,})")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataFileError(f"{path}: cannot read the file: {exc.strerror}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a BOM left by Windows Notepad is harmless
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataFileError(
+            f"{path}:{line}: the file is not UTF-8 (saved as GBK?); save it as UTF-8 and try again"
+        ) from None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                line = event.start_mark.line + 1
+                raise DataFileError(f"{path}:{line}: anchors and aliases (& and *) are not allowed in this file")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise DataFileError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    lines = Lines(path)
+    if root is None:
+        return None, lines
+    return _build(root, (), lines, yaml.SafeLoader("")), lines
+
+
+def _build(node: yaml.Node, path: Path_, lines: Lines, loader: yaml.SafeLoader) -> Any:
+    lines.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise DataFileError(f"{lines.file}:{key_node.start_mark.line + 1}: a key must be plain text")
+            key = loader.construct_object(key_node)
+            key = key if isinstance(key, str | int) else str(key)
+            if key in out:
+                raise DataFileError(
+                    f"{lines.file}:{key_node.start_mark.line + 1}: '{key}' appears twice "
+                    f"(first on line {lines.lines[(*path, key)]})"
+                )
+            out[key] = _build(value_node, (*path, key), lines, loader)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
+    return loader.construct_object(node)
