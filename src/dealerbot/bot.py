@@ -25,7 +25,7 @@ from dealerbot.locators import SelectorFile, build_locator, load_portal_selector
 from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
 from dealerbot.records import Entity, Item
-from dealerbot.store import RecordWriter
+from dealerbot.store import RecordWriter, Store
 
 
 class PortalApp(Protocol):
@@ -46,9 +46,10 @@ class Bot(ABC):
 
     name: ClassVar[str]
     portal: ClassVar[str]
-    entity: ClassVar[Entity]
+    entity: ClassVar[Entity | None] = None  # the records it reads (None: a bot that writes)
     description: ClassVar[str]
     incremental: ClassVar[bool] = False
+    options: ClassVar[tuple[str, ...]] = ()  # run options it understands, e.g. ("dry_run",)
 
     @abstractmethod
     async def run(self, ctx: BotContext) -> None:
@@ -64,6 +65,7 @@ class ListBot(Bot):
 
     app: ClassVar[Callable[..., PortalApp]]
     screen: ClassVar[Callable[[PortalSession], Any]]
+    entity: ClassVar[Entity]
 
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal(self.portal, type(self).app) as s:
@@ -81,10 +83,12 @@ class BotContext:
     settings: Settings
     browser: Browser
     writer: RecordWriter
+    store: Store
     evidence: Evidence
     passwords: PasswordSource
     log: Any
     full: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
     since: datetime | None = None
     selectors_dir: Path | None = None
     on_progress: Callable[[dict[str, int]], None] | None = None
@@ -103,8 +107,13 @@ class BotContext:
         return self.settings.path("state") / f"{portal}-{username}.json"
 
     @asynccontextmanager
-    async def portal(self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp]) -> AsyncIterator[PortalSession]:
+    async def portal(
+        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp], require: tuple[str, ...] = (),
+    ) -> AsyncIterator[PortalSession]:
         """Open ``portal`` in a fresh browser context, logged in, on its landing page.
+
+        Every selector name of the app's module ``SELECTORS_USED`` and of ``require`` (what the
+        bot's own steps use) must be in the portal's selector file.
 
         ``app(session, password)`` builds the portal's top-level page object; its ``open()``
         logs in when the saved login no longer works, and its ``login()`` is used again when
@@ -116,7 +125,7 @@ class BotContext:
             SystemFailure: the portal could not be opened.
         """
         selectors = self.selectors(portal)
-        selectors.require(getattr(sys.modules[app.__module__], "SELECTORS_USED", ()))
+        selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *require))
         settings = getattr(self.settings, portal)
 
         def mask(page: Any) -> list[Any]:

@@ -215,7 +215,7 @@ class PortalContext:
     async def start_tracing(self) -> None:
         """Start recording (screenshots and DOM snapshots) for the failure evidence."""
         if self._trace and not self._tracing:
-            await self.context.tracing.start(screenshots=True, snapshots=True, sources=False)
+            await self.context.tracing.start(screenshots=False, snapshots=True, sources=False)
             await self.context.tracing.start_chunk(title=self.portal)
             self._tracing = True
 

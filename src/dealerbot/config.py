@@ -74,6 +74,32 @@ class RunSettings(_Section):
     rate_limit_pause_seconds: float = Field(default=60.0, ge=0, description="all reads wait this long after a 429")
 
 
+class RekeySettings(_Section):
+    """Writing into the DMS: what needs a person's approval, what may be written at all."""
+
+    approval_required: list[str] = Field(
+        default_factory=lambda: ["create_contract", "cancel_contract"],
+        description="action kinds that wait for approval in the review workbook; the rest go straight through",
+    )
+    enabled: list[str] = Field(
+        default_factory=lambda: ["create_contract", "update_contract"],
+        description="action kinds the bot may write; add cancel_contract to let approved cancellations through",
+    )
+    concurrency: int = Field(default=3, ge=1, le=8, description="DMS forms filled at once (one browser context each)")
+    dictionary: str = Field(default="dictionary.yaml", description="the data dictionary, relative to the project folder")
+    reviewer: str = Field(default="", description="name recorded for approvals (default: the OS user)")
+
+    def policy(self) -> Any:
+        """The :class:`dealerbot.ledger.Policy` these settings describe.
+
+        Raises:
+            ConfigError: an unknown action kind.
+        """
+        from dealerbot.ledger import Policy
+
+        return Policy.of(self.approval_required, self.enabled)
+
+
 class StoreSettings(_Section):
     """The run store. SQLite by default; any SQLAlchemy URL (PostgreSQL for groups)."""
 
@@ -116,6 +142,7 @@ class Settings(BaseSettings):
     dms: DmsSettings = DmsSettings()
     browser: BrowserSettings = BrowserSettings()
     run: RunSettings = RunSettings()
+    rekey: RekeySettings = RekeySettings()
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
     sandbox: dict[str, Any] = Field(default_factory=dict)
@@ -146,6 +173,12 @@ class Settings(BaseSettings):
     def path(self, name: str) -> Path:
         """Absolute folder for ``logs``, ``state``, ``out`` or ``var``."""
         p = Path(getattr(self.paths, name))
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def dictionary_path(self) -> Path:
+        """The data dictionary file (``[rekey] dictionary``, relative to the project folder)."""
+        p = Path(self.rekey.dictionary)
         return p if p.is_absolute() else self.home / p
 
     @property

@@ -35,6 +35,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import yaml
 from loguru import logger
@@ -144,7 +145,8 @@ class SelectorFile:
             template = self.endpoints[name]
         except KeyError:
             raise UnknownSelector(f"{self.path}: no endpoint named '{name}'") from None
-        return template.format(**params)
+        # A value read from a portal is one path segment, whatever it holds ("../logout").
+        return template.format(**{k: quote(str(v), safe="") for k, v in params.items()})
 
     def require(self, names: list[str] | tuple[str, ...]) -> None:
         """Check at start-up that every name a page object uses exists.
@@ -376,9 +378,18 @@ class Locators:
         self.timeout_ms = timeout_ms
         self.log = log
         self._warned: set[str] = set()
+        self._matched: dict[str, int] = {}  # name -> the choice that matched last on this page
 
     def _candidates(self, name: str, params: dict[str, Any]) -> list[Candidate]:
         return [c.format(params) for c in self.file.spec(name).candidates]
+
+    def known(self, name: str, **params: Any) -> Locator | None:
+        """The locator of the choice of ``name`` that matched before on this page (no waiting,
+        no round-trip), or None when none has yet: for repeated steps that act at once."""
+        index = self._matched.get(name)
+        if index is None:
+            return None
+        return build_locator(self.page, self._candidates(name, params)[index]).first
 
     async def get(self, name: str, timeout_ms: float | None = None, **params: Any) -> Locator:
         """Wait until one candidate of ``name`` is attached and return its locator.
@@ -389,10 +400,17 @@ class Locators:
         """
         cands = self._candidates(name, params)
         locs = [build_locator(self.page, c) for c in cands]
+        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
+        index = self._matched.get(name)
+        if index is not None:  # one round-trip for a name resolved before
+            try:
+                await locs[index].first.wait_for(state="attached", timeout=timeout)
+                return locs[index].first
+            except Exception:  # noqa: BLE001 - gone since: try every choice below
+                timeout = min(timeout, 2_000)
         combined = locs[0]
         for loc in locs[1:]:
             combined = combined.or_(loc)
-        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
         try:
             await combined.first.wait_for(state="attached", timeout=timeout)
         except Exception as exc:  # playwright TimeoutError or a closed page
@@ -401,13 +419,20 @@ class Locators:
                 f"{self.file.portal}: '{name}' not found on {self.page.url} within "
                 f"{timeout / 1000:.0f}s (tried {tried})"
             ) from exc
-        for index, (cand, loc) in enumerate(zip(cands, locs, strict=True)):
+        for index, loc in enumerate(locs):
             if await loc.count() > 0:
-                if index > 0 and name not in self._warned:
-                    self._warned.add(name)
-                    warn_drift(self.log, self.file, name, cands[0], cand, index)
+                self.fallback_used(name, index)
+                self._matched[name] = index
                 return loc.first
         return combined.first  # matched between the checks; let Playwright's auto-wait handle it
+
+    def fallback_used(self, name: str, index: int) -> None:
+        """Note that choice ``index`` of ``name`` matched; past the first, warn once that the
+        portal has drifted (naming the YAML line)."""
+        if index > 0 and name not in self._warned:
+            self._warned.add(name)
+            cands = self.file.spec(name).candidates
+            warn_drift(self.log, self.file, name, cands[0], cands[index], index)
 
     async def present(self, name: str, **params: Any) -> bool:
         """Whether any candidate of ``name`` is on the page right now (no waiting)."""

@@ -78,6 +78,7 @@ async def run_bot(
     on_progress: Callable[[dict[str, int]], None] | None = None,
     on_start: Callable[[str, Path], None] | None = None,
     selectors_dir: Path | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run the bot ``name`` once and record the run.
 
@@ -89,6 +90,10 @@ async def run_bot(
         asyncio.CancelledError / KeyboardInterrupt: after recording the run as ``interrupted``.
     """
     bot_cls = get_bot(name)
+    options = dict(options or {})
+    unknown = sorted(k for k, v in options.items() if v and k not in bot_cls.options)
+    if unknown:
+        raise ConfigError(f"bot '{name}' has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
     bot = bot_cls()
     store = Store.open(settings.store_url)
     store.close_abandoned_runs()
@@ -98,7 +103,7 @@ async def run_bot(
     evidence = Evidence(run_dir, masker)
     watermark = store.watermark(name) if bot.incremental and not full else None
     since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
-    store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None})
+    store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options})
     result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
     if on_start:
         on_start(run_id, run_dir)
@@ -111,8 +116,8 @@ async def run_bot(
             try:
                 async with open_browser(settings.browser, headed=headed) as browser:
                     ctx = BotContext(
-                        run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer,
-                        evidence=evidence, passwords=password_source(passwords), log=log, full=full,
+                        run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
+                        evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,
                         since=since, selectors_dir=selectors_dir, on_progress=on_progress,
                     )
                     try:
@@ -144,6 +149,8 @@ async def run_bot(
                 except Exception as exc:  # noqa: BLE001
                     log.error("could not write the last records: {}", exc)
                 result.counts = dict(ctx.counts) if ctx else {}
+                if on_progress is not None and ctx is not None:
+                    on_progress({**ctx.counts, "finished": 1})
                 result.evidence = list(evidence.files)
                 if result.error:
                     result.error = masker(result.error)

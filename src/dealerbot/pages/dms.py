@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs, urlparse
 
+from dealerbot.errors import PageChanged
+from dealerbot.forms import Form, SubmitOutcome
+from dealerbot.mapping import dms_values
 from dealerbot.pages.common import LOGIN_SELECTORS, LoginForm, PagedTable, paged_table_selectors
 from dealerbot.portal import PortalSession
+from dealerbot.rekey import Submitted
 
 # Every selector and endpoint name these page objects use (checked when the DMS is opened).
 SELECTORS_USED = (
@@ -51,3 +56,158 @@ def customers_screen(session: PortalSession) -> PagedTable:
 def contracts_screen(session: PortalSession) -> PagedTable:
     """销售合同."""
     return PagedTable(session, "contracts", "contracts_page", CONTRACT_FIELDS)
+
+
+# -- writing: the contract and customer forms -------------------------------------------------
+
+CONTRACT_FORM = {f: f"contract_form.{f}" for f in (
+    "model_code", "color", "vin", "price", "deposit", "delivery_date", "oem_order_no", "status")}
+CUSTOMER_FORM = {f: f"customer_form.{f}" for f in ("name", "mobile", "id_number", "address")}
+# The names writing needs besides SELECTORS_USED (checked when a writing bot opens the DMS).
+WRITE_SELECTORS = (
+    *CONTRACT_FORM.values(), *CUSTOMER_FORM.values(), "contract_form.form", "contract_form.customer_pick",
+    "contract_form.customer_no", "contract_form.save", "contract_form.confirm_ok", "contract_form.confirm_cancel",
+    "customer_dialog.query", "customer_dialog.search", "customer_dialog.pick", "customer_form.form",
+    "customer_form.save", "form.field_error", "contract_new", "contract_edit", "customer_new", "customers_api",
+)
+
+
+def _query_param(url: str, name: str = "q") -> str:
+    values = parse_qs(urlparse(url).query).get(name)
+    return values[0] if values else ""
+
+
+class ContractForm:
+    """新建合同 / 编辑合同: the form, its customer pop-up and its 确认保存? dialog."""
+
+    def __init__(self, session: PortalSession) -> None:
+        self.s = session
+        self.form = Form(session)
+
+    async def open_new(self) -> None:
+        """Show an empty contract form."""
+        await self.s.goto("contract_new")
+        await self.s.loc.get("contract_form.form")
+
+    async def open_edit(self, contract_no: str) -> None:
+        """Show a contract's form.
+
+        Raises:
+            PageChanged: no such contract (404) or no form.
+        """
+        await self.s.goto("contract_edit", contract_no=contract_no)
+        await self.s.loc.get("contract_form.form")
+
+    async def pick_customer(self, customer_no: str) -> None:
+        """Choose the customer through the 选择客户 pop-up, as a clerk does.
+
+        Raises:
+            PageChanged: the pop-up did not offer the customer, or did not fill the form.
+        """
+        await self.form.click("contract_form.customer_pick")
+        await self.form.fill({"customer_dialog.query": customer_no})
+        await self.form.press("customer_dialog.query", "Enter")  # searches, as the 搜索 button does
+        await self.form.click("customer_dialog.pick", customer_no=customer_no)
+        chosen = (await self.form.read({"no": "contract_form.customer_no"}))["no"]
+        if chosen != customer_no:
+            raise PageChanged(f"dms: the customer pop-up chose {chosen!r}, not {customer_no}")
+
+    async def fill(self, values: dict[str, str]) -> None:
+        """Type the contract fields (form text by field name)."""
+        await self.form.fill({CONTRACT_FORM[f]: v for f, v in values.items()})
+
+    async def save(self) -> SubmitOutcome:
+        """保存, then 确定 in the confirm dialog; what the DMS answered (never retried)."""
+        return await self.form.submit("contract_form.save", confirm="contract_form.confirm_ok", errors="form.field_error")
+
+    async def rehearse(self) -> None:
+        """保存, then 取消 in the confirm dialog: everything but the save (a dry run)."""
+        await self.form.click("contract_form.save")
+        await self.form.click("contract_form.confirm_cancel")
+
+
+class CustomerForm:
+    """新增客户."""
+
+    def __init__(self, session: PortalSession) -> None:
+        self.s = session
+        self.form = Form(session)
+
+    async def open_new(self) -> None:
+        await self.s.goto("customer_new")
+        await self.s.loc.get("customer_form.form")
+
+    async def fill(self, values: dict[str, str]) -> None:
+        await self.form.fill({CUSTOMER_FORM[f]: v for f, v in values.items()})
+
+    async def save(self) -> SubmitOutcome:
+        return await self.form.submit("customer_form.save", errors="form.field_error")
+
+
+class WebDms:
+    """The re-key engine's view of the web DMS (:class:`dealerbot.rekey.DmsWriter`): searches
+    and read-backs through the logged-in session, writes through the forms, on this session's
+    page. Steps that only read or open a screen are retried (and log in again on expiry);
+    a submit never is."""
+
+    def __init__(self, session: PortalSession, capture: Callable[[str], Awaitable[str | None]]) -> None:
+        self.s = session
+        self.contracts = contracts_screen(session)
+        self.contract_form = ContractForm(session)
+        self.customer_form = CustomerForm(session)
+        self._capture = capture
+
+    async def find_contracts(self, oem_order_no: str) -> list[dict[str, str]]:
+        rows, _ = await self.contracts.fetch(1, oem_order_no)
+        return [r for r in rows if r["oem_order_no"].strip().upper() == oem_order_no.strip().upper()]
+
+    async def read_contract(self, contract_no: str) -> dict[str, str] | None:
+        rows, _ = await self.contracts.fetch(1, contract_no)
+        for r in rows:
+            if r["contract_no"] == contract_no:
+                return {**dms_values(r), "customer_no": r["customer_no"], "contract_no": contract_no}
+        return None
+
+    async def find_customer(self, id_number: str) -> str | None:
+        rows = await self.s.fetch_json("customers_api", {"q": id_number})
+        found = [r["customer_no"] for r in rows if str(r.get("id_number", "")).upper() == id_number.upper()]
+        return found[0] if len(found) == 1 else None
+
+    async def create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
+        await self.s.step("open the new-customer form", self.customer_form.open_new)
+        await self.customer_form.fill(values)
+        if dry_run:
+            return Submitted("rehearsed")
+        return self._result(await self.customer_form.save())
+
+    async def create_contract(self, customer_no: str | None, values: dict[str, str], dry_run: bool) -> Submitted:
+        form = self.contract_form
+        await self.s.step("open the new-contract form", form.open_new)
+        if customer_no:
+            await form.pick_customer(customer_no)
+        await form.fill(values)
+        if dry_run:
+            await form.rehearse()
+            return Submitted("rehearsed")
+        return self._result(await form.save())
+
+    async def update_contract(self, contract_no: str, changes: dict[str, str], dry_run: bool) -> Submitted:
+        form = self.contract_form
+        await self.s.step(f"open contract {contract_no}", lambda: form.open_edit(contract_no))
+        await form.fill(changes)
+        if dry_run:
+            await form.rehearse()
+            return Submitted("rehearsed")
+        return self._result(await form.save(), contract_no)
+
+    def _result(self, outcome: SubmitOutcome, key: str = "") -> Submitted:
+        if outcome.result == "saved":
+            return Submitted("saved", key or _query_param(outcome.url))
+        if outcome.result == "refused":
+            return Submitted("refused", message=outcome.message)
+        if self.s.is_login_url(outcome.url):
+            return Submitted("unknown", message="session expired during the save")
+        return Submitted("unknown", message=outcome.detail)
+
+    async def evidence(self, label: str) -> str | None:
+        return await self._capture(label)

@@ -1,0 +1,55 @@
+"""dms-rekey: types the approved actions of the ledger into the DMS, exactly once, read back.
+
+New contracts (with their customer when the DMS has none yet), status and field updates, and
+(when enabled) cancellations, through the DMS's own screens as a clerk would: the customer
+pop-up, the model dropdown, the 确认保存? dialog. ``--dry-run`` goes through every screen but
+the final save. Run ``dealerbot reconcile`` (or ``dealerbot sync``) first to plan the actions.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from dealerbot.bot import Bot, BotContext
+from dealerbot.failpoints import Failpoints
+from dealerbot.pages.dms import WRITE_SELECTORS, DmsApp, WebDms
+from dealerbot.portal import PortalSession
+from dealerbot.rekey import Rekeyer, pending_actions, write_actions
+
+
+class DmsRekeyBot(Bot):
+    """Writes approved OEM orders and status changes into the DMS."""
+
+    name = "dms-rekey"
+    portal = "dms"
+    description = "把已批准的操作录入DMS（新建合同及客户、更新状态），逐条回读核对"
+    options = ("dry_run",)
+
+    async def run(self, ctx: BotContext) -> None:
+        policy = ctx.settings.rekey.policy()
+        dry_run = bool(ctx.options.get("dry_run"))
+        rekeyer = Rekeyer(
+            ctx.store, ctx.run_id, self.name, ctx.counts, ctx.log, dry_run=dry_run,
+            failpoints=Failpoints.from_env(), progress=ctx.progress,
+        )
+        todo = pending_actions(ctx.store, policy.enabled, include_resumed=not dry_run)
+        if not todo:
+            ctx.log.info("nothing approved to write (see `dealerbot reconcile` and the review workbook)")
+            return
+        pages = min(ctx.settings.rekey.concurrency, len(todo))
+        async with AsyncExitStack() as stack:
+            sessions: list[PortalSession] = []
+            for _ in range(pages):  # the first logs in; the others reuse its saved login
+                sessions.append(await stack.enter_async_context(ctx.portal("dms", DmsApp, WRITE_SELECTORS)))
+
+            def capture(session: PortalSession):  # noqa: ANN202
+                async def save(label: str) -> str | None:
+                    await session.pctx.capture(label)
+                    return str(ctx.evidence.folder)
+
+                return save
+
+            writers = [WebDms(s, capture(s)) for s in sessions]
+            await write_actions(
+                ctx.store, rekeyer, writers, todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,
+            )

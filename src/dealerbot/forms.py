@@ -1,0 +1,262 @@
+"""Filling and submitting a portal's forms by selector name: the helper every page object uses
+to write (public API: a user's own portal uses it the same way).
+
+* :meth:`Form.fill` types a mapping of selector names to values. Plain inputs, text areas and
+  ``<select>`` elements reachable by a ``css`` choice are set in **one** browser round-trip,
+  firing the ``input`` and ``change`` events the page listens to; anything else (a ``label`` or
+  ``role`` choice, a CSS extension only Playwright knows) is filled by Playwright, field by field.
+* :meth:`Form.choose` picks a ``<select>`` option by its value or visible text.
+* :meth:`Form.submit` clicks once (and confirms a confirm dialog when given) and reads the
+  outcome: the page the portal answered with, its status and its field errors. It **never
+  retries**: when no answer came (timeout, closed page) the outcome is ``unknown``, and the
+  caller must look in the portal for what happened before doing anything else.
+
+Raises (every method): :class:`~dealerbot.errors.PageChanged` when a named element is not on
+the page; :class:`~dealerbot.errors.RecordRejected` when a value is not among a dropdown's
+options (the record cannot be written as it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from dealerbot.errors import PageChanged, RecordRejected
+from dealerbot.portal import PortalSession
+
+_MISSING, _NO_OPTION, _NOT_BATCHABLE = -1, -2, -3
+
+# Sets many fields in one evaluate: tries each field's CSS choices in order, uses the native
+# value setter (so that frameworks watching the property see it) and fires input + change.
+_FILL_JS = """
+(items) => items.map(([choices, value, bySelectText]) => {
+  let el = null, index = -1;
+  for (let i = 0; i < choices.length && !el; i++) {
+    try { el = document.querySelector(choices[i]); } catch (e) { return -3; }
+    if (el) index = i;
+  }
+  if (!el) return -1;
+  if (el.tagName === 'SELECT') {
+    const opt = Array.from(el.options).find(o => bySelectText ? o.textContent.trim() === value : o.value === value);
+    if (!opt) return -2;
+    el.value = opt.value;
+  } else if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') {
+    if (el.type === 'checkbox' || el.type === 'radio' || el.type === 'file') return -3;
+    const proto = el.tagName === 'TEXTAREA' ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
+    Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
+  } else {
+    return -3;
+  }
+  el.dispatchEvent(new Event('input', {bubbles: true}));
+  el.dispatchEvent(new Event('change', {bubbles: true}));
+  return index;
+})
+"""
+
+_READ_JS = """
+(items) => items.map((choices) => {
+  for (const c of choices) {
+    let el = null;
+    try { el = document.querySelector(c); } catch (e) { return null; }
+    if (el) return el.value !== undefined ? el.value : el.textContent.trim();
+  }
+  return null;
+})
+"""
+
+_ERRORS_JS = """
+([choices, attr]) => {
+  for (const c of choices) {
+    let found = [];
+    try { found = Array.from(document.querySelectorAll(c)); } catch (e) { return null; }
+    if (found.length) return found.map(el => [el.getAttribute(attr) || '', el.textContent.trim()]);
+  }
+  return [];
+}
+"""
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What the portal answered to a submit.
+
+    ``result``: ``saved`` (the portal moved on from the form), ``refused`` (it showed the form
+    again, with ``errors`` by field; ``""`` is the form as a whole) or ``unknown`` (no answer:
+    the submit may or may not have been saved).
+    """
+
+    result: Literal["saved", "refused", "unknown"]
+    url: str = ""
+    status: int | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        """The portal's error messages in one line (operator-facing)."""
+        return "；".join(f"{k}：{v}" if k else v for k, v in self.errors.items()) or self.detail
+
+
+class Form:
+    """One form on a portal page, addressed by selector names."""
+
+    def __init__(self, session: PortalSession) -> None:
+        self.s = session
+        self.page = session.page
+
+    def _css(self, name: str, params: Mapping[str, Any] | None = None) -> tuple[list[str], list[int], bool]:
+        """The css choices of ``name`` (in order), their positions among all its choices, and
+        whether it has other choices too (label, role...: only Playwright can try those)."""
+        cands = [c.format(dict(params or {})) for c in self.s.selectors.spec(name).candidates]
+        css = [(i, c.value) for i, c in enumerate(cands) if c.kind == "css"]
+        return [v for _, v in css], [i for i, _ in css], len(css) < len(cands)
+
+    async def fill(self, values: Mapping[str, str], by_text: frozenset[str] = frozenset()) -> None:
+        """Set every ``selector name -> value`` (``<select>`` by option value, or by visible text
+        for the names in ``by_text``), in one round-trip where the elements allow it.
+
+        Raises:
+            PageChanged: a field is not on the page.
+            RecordRejected: a dropdown has no such option.
+        """
+        batch: list[tuple[str, list[str], list[int], bool, str]] = []
+        slow: list[tuple[str, str]] = []
+        for name, value in values.items():
+            css, positions, others = self._css(name)
+            if css:
+                batch.append((name, css, positions, others, value))
+            else:
+                slow.append((name, value))
+        if batch:
+            codes = await self.page.evaluate(_FILL_JS, [[css, value, name in by_text] for name, css, _, _, value in batch])
+            for (name, css, positions, others, value), code in zip(batch, codes, strict=True):
+                if code == _MISSING and not others:
+                    raise PageChanged(f"{self.s.name}: form field '{name}' not on {self.page.url} (tried {', '.join(css)})")
+                if code == _NO_OPTION:
+                    raise RecordRejected("option_missing", f"下拉框「{name}」中没有选项「{value}」", name)
+                if code in (_MISSING, _NOT_BATCHABLE):
+                    slow.append((name, value))  # Playwright tries every choice (and warns of drift)
+                else:
+                    self.s.loc.fallback_used(name, positions[code])
+        for name, value in slow:
+            await self._fill_one(name, value, name in by_text)
+
+    async def _fill_one(self, name: str, value: str, by_text: bool) -> None:
+        loc = await self.s.loc.get(name)
+        tag = await loc.evaluate("el => el.tagName")
+        if tag == "SELECT":
+            await self._select(name, loc, value, by_text)
+        else:
+            await loc.fill(value)
+
+    async def choose(self, name: str, value: str | None = None, text: str | None = None) -> None:
+        """Pick an option of the ``<select>`` ``name`` by ``value`` or visible ``text``.
+
+        Raises:
+            PageChanged: no such element. RecordRejected: no such option.
+        """
+        loc = await self.s.loc.get(name)
+        await self._select(name, loc, text if value is None else value, value is None)
+
+    async def _select(self, name: str, loc: Any, wanted: str | None, by_text: bool) -> None:
+        try:
+            if by_text:
+                await loc.select_option(label=wanted, timeout=2000)
+            else:
+                await loc.select_option(value=wanted, timeout=2000)
+        except PlaywrightTimeout:
+            raise RecordRejected("option_missing", f"下拉框「{name}」中没有选项「{wanted}」", name) from None
+
+    async def read(self, names: Mapping[str, str]) -> dict[str, str | None]:
+        """The current value of each ``key -> selector name`` (None when not on the page)."""
+        keys = list(names)
+        values = await self.page.evaluate(_READ_JS, [self._css(names[k])[0] for k in keys])
+        out: dict[str, str | None] = dict(zip(keys, values, strict=True))
+        for k in keys:
+            if out[k] is None and self._css(names[k])[2] and await self.s.loc.present(names[k]):
+                out[k] = await (await self.s.loc.get(names[k])).input_value()
+        return out
+
+    async def click(self, name: str, **params: Any) -> None:
+        """Click the element ``name`` (a real click: pop-ups, scripted buttons), waiting for it
+        to appear and to take clicks.
+
+        Raises:
+            PageChanged: it did not appear.
+        """
+        known = self.s.loc.known(name, **params)
+        if known is not None:
+            try:
+                await known.click()
+                return
+            except PlaywrightTimeout:
+                pass  # not there the way it was: resolve every choice again
+        await (await self.s.loc.get(name, **params)).click()
+
+    async def press(self, name: str, key: str, **params: Any) -> None:
+        """Press ``key`` (e.g. ``Enter``) in the element ``name``."""
+        known = self.s.loc.known(name, **params)
+        await (known if known is not None else await self.s.loc.get(name, **params)).press(key)
+
+    async def submit(
+        self,
+        button: str,
+        confirm: str | None = None,
+        errors: str | None = None,
+        error_attr: str = "data-for",
+        stayed: Callable[[str], bool] | None = None,
+        timeout_ms: float | None = None,
+    ) -> SubmitOutcome:
+        """Click ``button`` once (then ``confirm``, the OK of a confirm dialog) and read what the
+        portal answered.
+
+        ``saved``: the answer is a page other than the form (``stayed(url)`` false; by default,
+        any URL other than the form's) with a status below 400; ``refused``: the form came back,
+        with the texts of the ``errors`` elements by their ``error_attr`` (field name);
+        ``unknown``: no answer within the timeout, or the page went away. Never retried.
+
+        Raises:
+            PageChanged: the button or the confirm dialog is not there.
+        """
+        form_url = self.page.url
+        stayed = stayed or (lambda url: url.split("?")[0] == form_url.split("?")[0])
+        timeout = timeout_ms if timeout_ms is not None else self.s.run.timeout_seconds * 1000
+        confirmed = False
+        try:
+            async with self.page.expect_navigation(wait_until="domcontentloaded", timeout=timeout) as nav:
+                await self.click(button)
+                if confirm is not None:
+                    await self.click(confirm)
+                confirmed = True
+            response = await nav.value
+        except PageChanged:
+            raise
+        except PlaywrightTimeout:
+            if not confirmed:
+                raise PageChanged(f"{self.s.name}: '{button}' or the confirm dialog '{confirm}' did not take the click") from None
+            return SubmitOutcome("unknown", self.page.url, None, {}, f"no answer within {timeout / 1000:.0f}s")
+        except PlaywrightError as exc:  # page closed or crashed mid-submit
+            return SubmitOutcome("unknown", "", None, {}, str(exc).splitlines()[0])
+        status = response.status if response is not None else None
+        url = self.page.url
+        if status is not None and status >= 500:
+            return SubmitOutcome("unknown", url, status, {}, f"HTTP {status}")
+        if stayed(url) or (status is not None and status >= 400):
+            found = await self.errors(errors, error_attr) if errors else {}
+            return SubmitOutcome("refused", url, status, found, "" if found else f"HTTP {status}: the form came back")
+        return SubmitOutcome("saved", url, status)
+
+    async def errors(self, name: str, attr: str = "data-for") -> dict[str, str]:
+        """The error texts on the page, by the field named in ``attr`` of each error element."""
+        css = self._css(name)[0]
+        if not css:
+            return {}
+        found = await self.page.evaluate(_ERRORS_JS, [css, attr])
+        out: dict[str, str] = {}
+        for key, text in found or []:
+            out[key] = f"{out[key]}；{text}" if key in out else text
+        return out
