@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,7 +27,9 @@ app = typer.Typer(
 )
 selectors_app = typer.Typer(help="Check selector files against a live portal.", no_args_is_help=True)
 credentials_app = typer.Typer(help="Store portal passwords in the OS keyring.", no_args_is_help=True)
+dictionary_app = typer.Typer(help="The data dictionary (OEM codes -> DMS codes).", no_args_is_help=True)
 app.add_typer(selectors_app, name="selectors")
+app.add_typer(dictionary_app, name="dictionary")
 app.add_typer(credentials_app, name="credentials")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="dealerbot.toml to use (default: ./dealerbot.toml or $DEALERBOT_CONFIG)")]
@@ -56,26 +59,35 @@ def _setup_console_logging(settings: Settings, verbose: bool) -> None:
 
 
 class RunProgress:
-    """A rich progress bar fed by a run's counts."""
+    """Rich progress bars fed by runs' counts: one line per bot (:meth:`track`)."""
 
-    def __init__(self, console: Console, label: str) -> None:
+    def __init__(self, console: Console) -> None:
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("页 {task.fields[pages]} · 拒绝 {task.fields[rejected]} · 待复核 {task.fields[flagged]}"),
+            TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
             console=console,
             transient=False,
         )
-        self.task = self.progress.add_task(label, total=None, pages=0, rejected=0, flagged=0)
 
-    def update(self, counts: dict[str, int]) -> None:
-        self.progress.update(
-            self.task, completed=counts.get("read", 0), total=counts.get("expected"),
-            pages=counts.get("pages", 0), rejected=counts.get("rejected", 0), flagged=counts.get("flagged", 0),
-        )
+    def track(self, label: str) -> Any:
+        """A new bar for ``label``; returns the ``on_progress`` callback that feeds it."""
+        task = self.progress.add_task(label, total=None, detail="")
+
+        def update(counts: dict[str, int]) -> None:
+            if "actions" in counts:  # a bot that writes
+                detail = f"已核对 {counts.get('verified', 0)} · 失败 {counts.get('failed', 0)} · 新客户 {counts.get('customers_created', 0)}"
+                done = counts.get("done", 0)
+            else:
+                detail = f"页 {counts.get('pages', 0)} · 拒绝 {counts.get('rejected', 0)} · 待复核 {counts.get('flagged', 0)}"
+                done = counts.get("read", 0)
+            total = done if counts.get("finished") else counts.get("expected")
+            self.progress.update(task, completed=done, total=total, detail=detail)
+
+        return update
 
     def __enter__(self) -> RunProgress:
         self.progress.start()
@@ -87,7 +99,9 @@ class RunProgress:
 
 SUMMARY_COLUMNS = (
     ("read", "读取"), ("accepted", "接受"), ("repaired", "修正"), ("flagged", "复核"),
-    ("rejected", "拒绝"), ("pages", "页"), ("retries", "重试"), ("relogins", "重登"),
+    ("rejected", "拒绝"), ("pages", "页"), ("actions", "操作"), ("verified", "已核对"), ("found", "已存在"),
+    ("customers_created", "新客户"), ("failed", "失败"), ("unfinished", "未完成"), ("rehearsed", "演练"),
+    ("retries", "重试"), ("relogins", "重登"),
 )
 
 
@@ -95,24 +109,26 @@ def _summary_table(results: list[Any]) -> Table:
     table = Table(title="运行结果 (run summary)", min_width=60)
     table.add_column("机器人", no_wrap=True)
     table.add_column("状态", no_wrap=True)
-    for _, header in SUMMARY_COLUMNS:
+    shown = [(k, h) for k, h in SUMMARY_COLUMNS if k == "read" or any(r.counts.get(k) for r in results)]
+    for _, header in shown:
         table.add_column(header, justify="right", no_wrap=True)
     for r in results:
         colour = "green" if r.ok else "red"
-        table.add_row(r.bot, f"[{colour}]{'成功' if r.ok else '失败'}[/]", *(str(r.counts.get(k, 0)) for k, _ in SUMMARY_COLUMNS))
+        table.add_row(r.bot, f"[{colour}]{'成功' if r.ok else '失败'}[/]", *(str(r.counts.get(k, 0)) for k, _ in shown))
     table.caption = "runs: " + ", ".join(r.run_id for r in results)
     return table
 
 
 def _run_one(
     settings: Settings, bot: str, console: Console, *, full: bool = False, headed: bool = False,
-    trigger: str = "manual", passwords: dict[str, str] | None = None,
+    trigger: str = "manual", passwords: dict[str, str] | None = None, options: dict[str, Any] | None = None,
 ) -> Any:
     from dealerbot.runner import run_bot
 
-    with RunProgress(console, bot) as bar:
+    with RunProgress(console) as bar:
         return asyncio.run(
-            run_bot(bot, settings, full=full, headed=headed, trigger=trigger, passwords=passwords, on_progress=bar.update)
+            run_bot(bot, settings, full=full, headed=headed, trigger=trigger, passwords=passwords,
+                    on_progress=bar.track(bot), options=options)
         )
 
 
@@ -130,6 +146,7 @@ def _report_failure(console: Console, result: Any) -> None:
 def run(
     bot: Annotated[str, typer.Argument(help="bot name (see `dealerbot bots`)")],
     full: Annotated[bool, typer.Option("--full", help="read everything, not only what changed since the last run")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="dms-rekey: fill every form but never save; report what would be written")] = False,
     headed: Annotated[bool, typer.Option("--headed", help="show the browser window")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs on the console")] = False,
     config: ConfigOpt = None,
@@ -145,11 +162,15 @@ def run(
     _setup_console_logging(settings, verbose)
     console = _console()
     try:
-        get_bot(bot)  # an unknown name is said before any progress bar is drawn
-        result = _run_one(settings, bot, console, full=full, headed=headed)
+        cls = get_bot(bot)  # an unknown name is said before any progress bar is drawn
+        if dry_run and "dry_run" not in cls.options:
+            raise ConfigError(f"bot '{bot}' only reads: --dry-run is for bots that write (dms-rekey)")
+        result = _run_one(settings, bot, console, full=full, headed=headed, options={"dry_run": dry_run})
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     console.print(_summary_table([result]))
+    if dry_run and result.ok:
+        _print_planned(settings, console, "演练：以下操作将被写入DMS（dry run: what would be written）", ("approved",))
     if not result.ok:
         _report_failure(console, result)
         raise typer.Exit(2 if result.error_kind == "config" else 1)
@@ -169,7 +190,7 @@ def bots() -> None:
         table.add_column(col, no_wrap=True)
     table.add_column("description", overflow="fold")
     for name, cls in found.items():
-        table.add_row(name, cls.portal, cls.entity.title, "yes" if cls.incremental else "no", cls.description)
+        table.add_row(name, cls.portal, cls.entity.title if cls.entity else "（写入）", "yes" if cls.incremental else "no", cls.description)
     _console().print(table)
 
 
@@ -253,6 +274,216 @@ def _export(settings: Settings, run_id: str | None, output: Path | None, runs: l
     return stats.path
 
 
+def _open_store(settings: Settings) -> Any:
+    from dealerbot.store import Store
+
+    try:
+        return Store.open(settings.store_url)
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_planned(settings: Settings, console: Console, title: str, states: tuple[str, ...], limit: int = 30) -> None:
+    from dealerbot.ledger import KIND_TEXT, STATE_TEXT
+    from dealerbot.mapping import CONTRACT_HEADERS
+
+    with _open_store(settings) as store:
+        actions = store.actions(states)
+    if not actions:
+        return
+    table = Table(title=title)
+    for col in ("厂家订单号", "操作", "状态", "合同号", "变更 / 客户", "说明"):
+        table.add_column(col, overflow="fold")
+    for a in actions[:limit]:
+        if a.kind == "create_contract":
+            what = {"existing": f"客户 {a.customer.customer_no}", "new": "新建客户"}.get(a.customer.mode, "客户待定")
+        else:
+            what = "；".join(f"{CONTRACT_HEADERS.get(f, f)} {o or '空'}→{n or '空'}" for f, (o, n) in a.changes.items())
+        table.add_row(a.natural_key, KIND_TEXT[a.kind], STATE_TEXT[a.state], a.contract_no or "", escape(what),
+                      escape(a.failure_reason or a.note or ""))
+    if len(actions) > limit:
+        table.caption = f"另有 {len(actions) - limit} 条未列出 ({len(actions)} in all)"
+    console.print(table)
+
+
+def _load_dictionary(settings: Settings) -> Any:
+    from dealerbot.dictionary import load_dictionary
+
+    try:
+        return load_dictionary(settings.dictionary_path)
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_reconcile(console: Console, report: Any, show: str | None = None, limit: int = 20) -> None:
+    from dealerbot.reconcile import KLASS_TEXT, KLASSES
+
+    table = Table(title="对账结果 (reconcile)")
+    table.add_column("分类", no_wrap=True)
+    table.add_column("订单数", justify="right", no_wrap=True)
+    for k in KLASSES:
+        table.add_row(f"{KLASS_TEXT[k]} ({k})", str(report.counts.get(k, 0)))
+    console.print(table)
+    console.print(f"账本 (ledger)：新计划 {report.planned} 条 · 作废 {report.superseded} 条 · 待审核 {report.awaiting_approval} 条 · "
+                  f"可写入 {report.ready} 条 · 写入中 {report.in_progress} 条")
+    wanted = [show] if show else ["conflict", "rejected"]
+    rows = [o for o in report.outcomes if o.klass in wanted]
+    if rows:
+        detail = Table(title=f"{'、'.join(KLASS_TEXT[k] for k in wanted)}（前 {min(limit, len(rows))} 条）")
+        for col in ("厂家订单号", "分类", "合同号", "原因 / 变更"):
+            detail.add_column(col, overflow="fold")
+        for o in rows[:limit]:
+            detail.add_row(o.order_no, KLASS_TEXT[o.klass], o.contract_no, escape(o.reason))
+        console.print(detail)
+
+
+@app.command()
+def reconcile(
+    show: Annotated[str | None, typer.Option("--show", help="list one class: create, update, in_sync, conflict, rejected")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="how many orders to list")] = 20,
+    config: ConfigOpt = None,
+) -> None:
+    """Classify every OEM order against the DMS and plan the writes (nothing is written here).
+
+    Creations wait for approval in the review workbook (`dealerbot export`), status updates go
+    straight through (see [rekey] in dealerbot.toml); `dealerbot run dms-rekey` writes them.
+    """
+    from dealerbot.reconcile import KLASSES
+    from dealerbot.reconcile import reconcile as plan
+
+    if show is not None and show not in KLASSES:
+        raise _fail(f"--show 应为 {', '.join(KLASSES)} 之一 (unknown class {show!r})")
+    settings = _settings(config)
+    dictionary = _load_dictionary(settings)
+    try:
+        policy = settings.rekey.policy()
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+    with _open_store(settings) as store:
+        report = plan(store, dictionary, policy)
+    _print_reconcile(_console(), report, show, limit)
+
+
+@app.command("import-review")
+def import_review(
+    file: Annotated[Path, typer.Argument(help="the review workbook (.xlsx) with the 审核 column filled in")],
+    reviewer: Annotated[str | None, typer.Option("--reviewer", help="name recorded with the approvals (default: [rekey] reviewer or the OS user)")] = None,
+    apply_valid: Annotated[bool, typer.Option("--apply-valid", help="apply the valid rows even when others are refused")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Read a reviewed workbook back: approved rows are released for writing, skipped rows are
+    set aside, edited values are checked again. Nothing is applied when any row is refused
+    (unless --apply-valid); exit 2 then, naming each row.
+    """
+    import getpass
+
+    from dealerbot.review import apply_review, read_review
+
+    settings = _settings(config)
+    dictionary = _load_dictionary(settings)
+    actor = reviewer or settings.rekey.reviewer or getpass.getuser()
+    console = _console()
+    with _open_store(settings) as store:
+        try:
+            review = read_review(file, store, dictionary)
+        except DealerbotError as exc:
+            raise _fail(str(exc)) from None
+        for problem in review.problems:
+            Console(stderr=True, highlight=False).print(f"[red]拒绝[/] {escape(problem)}")
+        if review.problems and not apply_valid:
+            raise _fail(f"{file}: {len(review.problems)} 行有问题，未导入任何内容；修改后重新导入，"
+                        f"或用 --apply-valid 只导入没有问题的行 (nothing applied)")
+        try:
+            apply_review(store, review, actor)
+        except DealerbotError as exc:
+            raise _fail(str(exc)) from None
+    c = review.counts
+    console.print(f"已导入 (imported)：同意 {c['approve']} 条，修改后同意 {c['approve_edited']} 条，跳过 {c['skip']} 条，"
+                  f"未审核 {review.undecided} 条；审核人 {escape(actor)}")
+    if c["approve"] + c["approve_edited"]:
+        console.print("运行 dealerbot run dms-rekey（或 dealerbot sync）把已同意的操作写入DMS。")
+    if review.problems:
+        raise typer.Exit(2)
+
+
+@app.command()
+def audit(
+    order: Annotated[str | None, typer.Option("--order", help="one OEM order no (or contract/customer no)")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="one run id")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="how many entries")] = 50,
+    config: ConfigOpt = None,
+) -> None:
+    """The audit trail of every write and review decision, newest first (append-only)."""
+    from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
+    from dealerbot.runner import make_masker
+
+    settings = _settings(config)
+    with _open_store(settings) as store:
+        rows = store.audit_rows(limit, order, run_id)
+    if not rows:
+        _console().print("还没有审计记录 (no audit entries yet)")
+        return
+    mask = make_masker(settings, None)
+    events = {"create_customer": "新建客户", "found_customer": "找到客户", "create_contract": "新建合同",
+              "update_contract": "更新合同", "cancel_contract": "取消合同", "approve": "审核同意",
+              "approve_edited": "修改后同意", "skip": "审核跳过"}
+    table = Table(title="审计记录 (audit)")
+    for col in ("时间", "事件", "厂家订单号", "对象", "操作人", "运行", "内容"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        names = {**CONTRACT_HEADERS, **CUSTOMER_HEADERS}
+        changes = "；".join(
+            f"{names.get(k, k)} {r['old_values'].get(k, '') or '空'}→{v or '空'}" if k in r["old_values"] else f"{names.get(k, k)}={v}"
+            for k, v in r["new_values"].items()
+        )
+        table.add_row(f"{r['at']:%m-%d %H:%M:%S}", events.get(r["event"], r["event"]), r["natural_key"], r["target"],
+                      escape(r["actor"]), r["run_id"] or "", escape(mask(" ".join(x for x in (changes, r["note"]) if x))))
+    _console().print(table)
+
+
+@app.command("sync")
+def sync_command(
+    full: Annotated[bool, typer.Option("--full", help="read every OEM order, not only what changed")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="fill the DMS forms but never save")] = False,
+    headed: Annotated[bool, typer.Option("--headed", help="show the browser window")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="workbook path (.xlsx)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs on the console")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """The daily chain: read the OEM portal and the DMS, reconcile, write what is approved or
+    needs no approval into the DMS, and write the review workbook.
+
+    Exit 0 when every step succeeded, 1 when a portal failed, 2 for configuration.
+    """
+    settings = _settings(config)
+    _setup_console_logging(settings, verbose)
+    _load_dictionary(settings)  # a broken dictionary is said before anything runs
+    _sync_and_report(settings, _console(), full=full, dry_run=dry_run, headed=headed, output=output)
+
+
+def _sync_and_report(settings: Settings, console: Console, output: Path | None = None, **kwargs: Any) -> Any:
+    from dealerbot.sync import sync
+
+    try:
+        with RunProgress(console) as bar:
+            result = asyncio.run(sync(settings, progress=bar.track, on_step=lambda m: console.print(f"· {m}"), **kwargs))
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+    console.print(_summary_table(result.runs))
+    for r in result.runs:
+        if not r.ok:
+            _report_failure(console, r)
+    if result.left is not None:
+        _print_reconcile(console, result.left)
+    result.workbook_path = path = _export(settings, None, output)
+    console.print(f"[bold green]审核工作簿 (review workbook):[/] {escape(str(path))}")
+    if result.stopped:
+        console.print(f"[bold red]{escape(result.stopped)}[/]")
+    if not result.ok:
+        raise typer.Exit(2 if any(r.error_kind == "config" for r in result.runs) else 1)
+    return result
+
+
 @app.command()
 def sandbox(
     oem_port: Annotated[int | None, typer.Option(help="OEM portal port (0 = any free port)")] = None,
@@ -278,7 +509,7 @@ def sandbox(
     raise typer.Exit(run_forever(cfg, echo=_console().print))
 
 
-DEMO_BOTS = ("oem-orders", "oem-customers", "dms-customers", "dms-contracts")
+DEMO_APPROVALS = 10
 
 
 @app.command()
@@ -288,7 +519,9 @@ def demo(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="workbook path (.xlsx)")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Start the sandbox, run every scraping bot against it, write the review workbook."""
+    """The whole chain on the sandbox: read both portals, reconcile, write status updates into
+    the DMS, review (a staff member's approval of some new contracts, simulated in the
+    workbook), write those, and leave the review workbook."""
     from dealerbot.sandbox.config import SandboxConfig
     from dealerbot.sandbox.server import SandboxServer
 
@@ -302,25 +535,66 @@ def demo(
         settings = _settings(
             None,
             oem__url=sb.oem_url, dms__url=sb.dms_url, store__url=f"sqlite:///{demo_store}",
-            paths__state=str(base.path("state") / "demo"),
+            paths__state=str(base.path("state") / "demo"), rekey__dictionary=str(_sandbox_dictionary(base)),
         )
         _setup_console_logging(settings, verbose)
         passwords = _demo_passwords()
-        results = []
-        for bot in DEMO_BOTS:
-            try:
-                results.append(_run_one(settings, bot, console, headed=headed, trigger="demo", passwords=passwords))
-            except DealerbotError as exc:
-                raise _fail(str(exc)) from None
-    console.print(_summary_table(results))
-    failed = [r for r in results if not r.ok]
-    for r in failed:
-        _report_failure(console, r)
-    path = _export(settings, None, output or settings.path("out") / f"demo-review-{results[0].run_id[:15]}.xlsx")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = settings.path("out")
+        console.rule("1. 读取两边、对账、自动写入状态更新 (sync)")
+        first = _sync_and_report(settings, console, out / f"demo-review-{stamp}.xlsx", headed=headed, passwords=passwords,
+                                 trigger="demo")
+        console.rule(f"2. 审核：模拟员工在“待处理”表中同意前 {DEMO_APPROVALS} 条新建合同")
+        reviewed = _demo_review(settings, console, first.workbook_path, out / f"demo-reviewed-{stamp}.xlsx")
+        console.rule("3. 写入已同意的合同 (dms-rekey)")
+        try:
+            result = _run_one(settings, "dms-rekey", console, headed=headed, passwords=passwords, trigger="demo")
+        except DealerbotError as exc:
+            raise _fail(str(exc)) from None
+        console.print(_summary_table([result]))
+        if not result.ok:
+            _report_failure(console, result)
+            raise typer.Exit(1)
+    path = _export(settings, None, output or out / f"demo-final-{stamp}.xlsx")
+    console.rule("完成")
     console.print(f"[bold green]审核工作簿 (review workbook):[/] {escape(str(path))}")
-    console.print("请用 Excel 打开审核：红色 = 已拒绝（未入库），黄色 = 待复核，绿色 = 已自动修正；原因见“问题说明”列。")
-    if failed:
-        raise typer.Exit(1)
+    console.print(f"员工填写过的工作簿: {escape(str(reviewed))}")
+    console.print("请用 Excel 打开：“待处理”表列出等待审核的操作（在“审核”列选择 同意 / 跳过 / 修改后同意，"
+                  "再运行 dealerbot import-review 文件名）；“无法处理”表列出被拒绝的订单及原因；"
+                  "“写入结果”表列出刚写入DMS并核对过的合同。")
+    console.print(f"审计记录 (audit trail): DEALERBOT_STORE__URL=sqlite:///{demo_store} dealerbot audit", markup=False)
+
+
+def _demo_review(settings: Settings, console: Console, workbook: Path, reviewed: Path) -> Path:
+    """What a staff member does in Excel, done with openpyxl: 同意 on the first new contracts."""
+    from openpyxl import load_workbook
+
+    from dealerbot.review import APPROVE, PENDING_HEADERS, PENDING_TITLE, apply_review, read_review
+
+    wb = load_workbook(workbook)
+    ws = wb[PENDING_TITLE]
+    decision_col = PENDING_HEADERS.index("审核") + 1
+    kind_col = PENDING_HEADERS.index("操作") + 1
+    customer_col = PENDING_HEADERS.index("客户编号") + 1
+    approved = 0
+    for row in range(2, ws.max_row + 1):
+        if approved < DEMO_APPROVALS and ws.cell(row, kind_col).value == "新建合同" and ws.cell(row, customer_col).value:
+            ws.cell(row, decision_col).value = APPROVE
+            approved += 1
+    wb.save(reviewed)
+    with _open_store(settings) as store:
+        review = read_review(reviewed, store, _load_dictionary(settings))
+        apply_review(store, review, "演示审核员")
+    console.print(f"已同意 {review.counts['approve']} 条；其余 {review.undecided} 条仍待审核 ({escape(str(reviewed))})")
+    return reviewed
+
+
+def _sandbox_dictionary(settings: Settings) -> Path:
+    """The data dictionary for the sandbox: the working folder's, else dealerbot's own."""
+    if settings.dictionary_path.is_file():
+        return settings.dictionary_path
+    shipped = Path(__file__).resolve().parents[2] / "dictionary.yaml"  # a source checkout
+    return shipped if shipped.is_file() else settings.dictionary_path
 
 
 def _demo_passwords() -> dict[str, str]:
@@ -328,6 +602,37 @@ def _demo_passwords() -> dict[str, str]:
     from dealerbot.sandbox.oem import DEMO_PASSWORD as OEM_PASSWORD
 
     return {"oem": OEM_PASSWORD, "dms": DMS_PASSWORD}
+
+
+@dictionary_app.command("check")
+def dictionary_check(config: ConfigOpt = None) -> None:
+    """List every OEM code in the store that the data dictionary lacks, with how many records
+    carry it. Exit 0 when nothing is missing, 1 when codes are missing, 2 when the file is broken."""
+    from dealerbot.records import OEM_ORDER
+
+    settings = _settings(config)
+    d = _load_dictionary(settings)
+    with _open_store(settings) as store:
+        seen = {table: store.value_counts(OEM_ORDER, field) for table, field in
+                (("models", "model_code"), ("colors", "color"), ("statuses", "status"))}
+    from dealerbot.dictionary import TABLE_TEXT
+
+    table = Table(title=f"{d.path} 缺少的代码 (codes the dictionary lacks)")
+    for col in ("表", "OEM代码", "订单数"):
+        table.add_column(col)
+    missing = 0
+    for name, counts in seen.items():
+        for code, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            if code and d.lookup(name, code) is None:
+                table.add_row(f"{name}（{TABLE_TEXT[name]}）", escape(code), str(n))
+                missing += 1
+    console = _console()
+    if not missing:
+        console.print(f"字典完整：库中所有车型、颜色、状态都已映射 ({d.path}: nothing missing)")
+        return
+    console.print(table)
+    console.print(f"在 {escape(str(d.path))} 中补上这些代码后重新运行 dealerbot reconcile。")
+    raise typer.Exit(1)
 
 
 @selectors_app.command("check")

@@ -84,12 +84,14 @@ LEGEND = "红色 = 已拒绝（未入库，原因见“问题说明”）；黄�
 
 
 def export_runs(
-    store: Store, runs: Sequence[RunRecord], path: Path, bot_entities: dict[str, Entity], all_records: bool = False
+    store: Store, runs: Sequence[RunRecord], path: Path, bot_entities: dict[str, Entity | None], all_records: bool = False,
+    review: bool = True,
 ) -> WorkbookStats:
     """Write the review workbook for ``runs`` to ``path`` (atomically).
 
     Each run gives a sheet of its entity: the records it read (or, with ``all_records``, every
-    record in the store) and the records it rejected.
+    record in the store) and the records it rejected. With ``review``, the re-key sheets follow
+    (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review`).
 
     Raises:
         ConfigError: nothing to export (no runs), or an unknown bot without an entity.
@@ -100,11 +102,11 @@ def export_runs(
     summary: list[tuple[str, Any]] = [("导出时间", datetime.now().replace(microsecond=0)), ("颜色说明", LEGEND)]
     sheets: list[Sheet] = []
     order = list(ENTITIES)
-    runs = sorted(runs, key=lambda r: (order.index(bot_entities[r.bot].name) if r.bot in bot_entities else -1, r.started_at))
+    runs = sorted(runs, key=lambda r: (order.index(e.name) if (e := bot_entities.get(r.bot)) else len(order), r.started_at))
     for run in runs:
-        entity = bot_entities.get(run.bot)
-        if entity is None:
+        if run.bot not in bot_entities:
             raise ConfigError(f"run {run.run_id}: bot '{run.bot}' is unknown, cannot export it")
+        entity = bot_entities[run.bot]
         counts = "，".join(f"{COUNT_TEXT.get(k, k)} {v}" for k, v in run.counts.items() if v and k in COUNT_TEXT)
         summary += [
             ("运行编号", run.run_id),
@@ -119,14 +121,22 @@ def export_runs(
             summary.append(("错误", run.error))
         if run.evidence_dir:
             summary.append(("失败证据", run.evidence_dir))
+        if entity is None:  # a bot that writes: its actions are on the 待处理 / 已写入 sheets
+            continue
         columns = [Column(f.name, f.header, f.kind, f.width) for f in entity.fields]
         title = entity.title if sum(1 for r in runs if bot_entities.get(r.bot) is entity) == 1 else f"{entity.title}-{run.run_id[-4:]}"
         sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records)))
+    if review:
+        from dealerbot.review import review_sheets
+
+        extra, lines = review_sheets(store)
+        sheets = extra[:1] + sheets + extra[1:]  # 待处理 first: what staff act on
+        summary[2:2] = lines
     return write_workbook(path, summary, sheets)
 
 
-def entity_of_bots() -> dict[str, Entity]:
-    """Each bot's entity, from the bot registry."""
+def entity_of_bots() -> dict[str, Entity | None]:
+    """Each bot's entity (None for bots that write), from the bot registry."""
     from dealerbot.registry import discover
 
     return {name: cls.entity for name, cls in discover().items()}

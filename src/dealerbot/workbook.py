@@ -39,6 +39,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 
 __all__ = [
     "CellIssue",
@@ -87,6 +88,7 @@ _SEVERITY_COLOURS = {
     "repaired": ("C6EFCE", "006100"),
 }
 _HEADER_FILL = "1F4E78"  # dark blue
+_EDITABLE_HEADER_FILL = "548235"  # green: staff may change this column
 _HEADER_FONT = "FFFFFF"
 
 _NUMBER_FORMATS = {
@@ -132,6 +134,9 @@ class Column:
     header: str  # Chinese header text
     kind: ColumnKind = "text"
     width: float | None = None  # None -> sensible default from kind and header length
+    hidden: bool = False  # e.g. a row key read back on import
+    choices: tuple[str, ...] = ()  # an Excel drop-down list on the column's cells
+    editable: bool = False  # staff may change it (the header is coloured to say so)
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -190,6 +195,7 @@ class Sheet:
     title: str  # Chinese sheet name (<=31 chars, no []:*?/\)
     columns: Sequence[Column]
     rows: Iterable[Row]
+    hidden: bool = False  # a sheet for the program, not for people
 
     def __post_init__(self) -> None:
         _validate_title(self.title)
@@ -303,6 +309,16 @@ class _Styles:
                 name=f"{_STYLE_PREFIX}-header",
                 font=Font(bold=True, color=_HEADER_FONT),
                 fill=PatternFill(fill_type="solid", start_color=_HEADER_FILL, end_color=_HEADER_FILL),
+                alignment=header_align,
+            ),
+        )
+        self._add(
+            wb,
+            "header-editable",
+            NamedStyle(
+                name=f"{_STYLE_PREFIX}-header-editable",
+                font=Font(bold=True, color=_HEADER_FONT),
+                fill=PatternFill(fill_type="solid", start_color=_EDITABLE_HEADER_FILL, end_color=_EDITABLE_HEADER_FILL),
                 alignment=header_align,
             ),
         )
@@ -473,15 +489,20 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
     ncols = len(columns) + 2
 
     # Layout must be set before the first row is appended in write-only mode.
+    if sheet.hidden:
+        ws.sheet_state = "hidden"
     for idx, col in enumerate(columns, 1):
         ws.column_dimensions[get_column_letter(idx)].width = _column_width(col)
+        ws.column_dimensions[get_column_letter(idx)].hidden = col.hidden
     ws.column_dimensions[get_column_letter(ncols - 1)].width = _STATUS_WIDTH
     ws.column_dimensions[get_column_letter(ncols)].width = _DETAIL_WIDTH
     ws.freeze_panes = "A2"
 
-    header_style = styles.array("header")
-    headers = [col.header for col in columns] + [STATUS_HEADER, DETAIL_HEADER]
-    ws.append([_styled_cell(ws, _clean_text(text), header_style) for text in headers])
+    header_style, editable_style = styles.array("header"), styles.array("header-editable")
+    ws.append(
+        [_styled_cell(ws, _clean_text(col.header), editable_style if col.editable else header_style) for col in columns]
+        + [_styled_cell(ws, text, header_style) for text in (STATUS_HEADER, DETAIL_HEADER)]
+    )
 
     count = 0
     for row in sheet.rows:  # consumed once, streamed
@@ -510,6 +531,14 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
         count += 1
 
     ws.auto_filter.ref = f"A1:{get_column_letter(ncols)}{count + 1}"
+    for idx, col in enumerate(columns, 1):
+        if col.choices and count:
+            listed = ",".join(col.choices)
+            dv = DataValidation(type="list", formula1=f'"{listed}"', allow_blank=True, showErrorMessage=True,
+                                errorTitle="请从列表中选择", error=f"可选：{listed}")
+            letter = get_column_letter(idx)
+            dv.add(f"{letter}2:{letter}{count + 1}")
+            ws.data_validations.append(dv)
     return count
 
 

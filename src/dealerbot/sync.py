@@ -1,0 +1,86 @@
+"""``dealerbot sync``: the whole daily chain, for the CLI, the timetable and the console.
+
+    read the OEM portal (orders, customers) -> read the DMS (customers, contracts)
+      -> reconcile (plan) -> write what is approved or needs no approval (dms-rekey)
+      -> reconcile again (what is left) -> the review workbook
+
+A reading step that fails stops the chain before anything is planned or written from
+incomplete data; the workbook is still written so staff see the failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dealerbot.config import Settings
+from dealerbot.dictionary import load_dictionary
+from dealerbot.reconcile import ReconcileReport, reconcile
+from dealerbot.runner import RunResult, run_bot
+from dealerbot.store import Store
+
+READ_BOTS = ("oem-orders", "oem-customers", "dms-customers", "dms-contracts")
+WRITE_BOT = "dms-rekey"
+
+RunStep = Callable[[str], Any]  # bot name -> an async callable running it (the CLI adds a progress bar)
+
+
+@dataclass
+class SyncResult:
+    """What one sync did."""
+
+    runs: list[RunResult] = field(default_factory=list)
+    plan: ReconcileReport | None = None  # before writing
+    left: ReconcileReport | None = None  # after writing
+    workbook_path: Path | None = None
+    stopped: str | None = None  # why the chain stopped early
+
+    @property
+    def ok(self) -> bool:
+        return self.stopped is None and all(r.ok for r in self.runs)
+
+
+async def sync(
+    settings: Settings,
+    *,
+    full: bool = False,
+    dry_run: bool = False,
+    headed: bool = False,
+    trigger: str = "manual",
+    passwords: Mapping[str, str] | None = None,
+    progress: Callable[[str], Callable[[dict[str, int]], None] | None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> SyncResult:
+    """Run the chain (see the module docstring). Run failures are in the result, not raised.
+
+    Raises:
+        ConfigError: the dictionary, the policy or the store is unusable (before any run).
+    """
+    dictionary = load_dictionary(settings.dictionary_path)
+    policy = settings.rekey.policy()
+    result = SyncResult()
+    say = on_step or (lambda _msg: None)
+
+    async def run(bot: str, **options: Any) -> RunResult:
+        r = await run_bot(
+            bot, settings, full=full and bot == "oem-orders", headed=headed, trigger=trigger, passwords=passwords,
+            on_progress=progress(bot) if progress else None, options=options,
+        )
+        result.runs.append(r)
+        return r
+
+    for bot in READ_BOTS:
+        if not (await run(bot)).ok:
+            result.stopped = f"{bot} 失败：未做对账和写入（{bot} failed: nothing planned or written）"
+            return result
+    say("对账 (reconcile)")
+    with Store.open(settings.store_url) as store:
+        result.plan = reconcile(store, dictionary, policy)
+    if result.plan.ready or result.plan.in_progress:
+        say(f"写入DMS (dms-rekey{' --dry-run' if dry_run else ''})")
+        await run(WRITE_BOT, dry_run=dry_run)
+    with Store.open(settings.store_url) as store:
+        result.left = reconcile(store, dictionary, policy)
+    return result
