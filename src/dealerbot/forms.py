@@ -225,24 +225,31 @@ class Form:
         form_url = self.page.url
         stayed = stayed or (lambda url: url.split("?")[0] == form_url.split("?")[0])
         timeout = timeout_ms if timeout_ms is not None else self.s.run.timeout_seconds * 1000
-        confirmed = False
+        button_loc = self.s.loc.known(button) or await self.s.loc.get(button)
+        sent = False  # from the click that may save on, any doubt means "unknown", never "again"
         try:
             async with self.page.expect_navigation(wait_until="domcontentloaded", timeout=timeout) as nav:
-                await self.click(button)
-                if confirm is not None:
-                    await self.click(confirm)
-                confirmed = True
+                if confirm is None:
+                    sent = True
+                    await button_loc.click(no_wait_after=True)
+                else:
+                    await button_loc.click(no_wait_after=True)  # opens the confirm dialog
+                    confirm_loc = self.s.loc.known(confirm) or await self.s.loc.get(confirm)
+                    sent = True
+                    await confirm_loc.click(no_wait_after=True)
             response = await nav.value
-        except PageChanged:
-            raise
         except PlaywrightTimeout:
-            if not confirmed:
-                raise PageChanged(f"{self.s.name}: '{button}' or the confirm dialog '{confirm}' did not take the click") from None
-            return SubmitOutcome("unknown", self.page.url, None, {}, f"no answer within {timeout / 1000:.0f}s")
+            if not sent:
+                raise PageChanged(f"{self.s.name}: '{button}' did not take the click") from None
+            return SubmitOutcome("unknown", self.page.url, None, {}, f"no answer within {timeout / 1000:.1f}s")
         except PlaywrightError as exc:  # page closed or crashed mid-submit
+            if not sent:
+                raise PageChanged(f"{self.s.name}: '{button}': {str(exc).splitlines()[0]}") from None
             return SubmitOutcome("unknown", "", None, {}, str(exc).splitlines()[0])
         status = response.status if response is not None else None
         url = self.page.url
+        if self.s.is_login_url(url):
+            return SubmitOutcome("unknown", url, status, {}, "the portal asked to log in again (session expired)")
         if status is not None and status >= 500:
             return SubmitOutcome("unknown", url, status, {}, f"HTTP {status}")
         if stayed(url) or (status is not None and status >= 400):

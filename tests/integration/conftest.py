@@ -55,6 +55,12 @@ class Admin:
     def behave(self, app: str = "oem", **values: object) -> None:
         getattr(self, app).put("/__admin/behaviours", json=values).raise_for_status()
 
+    def contracts(self) -> list[dict]:
+        return self.rows("dms", "contracts")
+
+    def customers(self) -> list[dict]:
+        return self.rows("dms", "customers")
+
     def reset(self) -> None:
         self.oem.post("/__admin/reset").raise_for_status()
         self.dms.post("/__admin/reset").raise_for_status()
@@ -83,6 +89,7 @@ def settings(tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyP
     for var in ("DEALERBOT_OEM_PASSWORD", "DEALERBOT_DMS_PASSWORD", "DEALERBOT_CONFIG"):
         monkeypatch.delenv(var, raising=False)
     shutil.copytree(ROOT / "selectors", tmp_path / "selectors")
+    shutil.copy(ROOT / "dictionary.yaml", tmp_path / "dictionary.yaml")
     return load_settings(
         None,
         oem__url=sandbox.oem_url,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 
 from dealerbot.sandbox.data import (
-    NEW_MODEL,
-    OEM_TO_DMS,
-    OEM_TO_DMS_STATUS,
     CONTRACT_STATUSES,
     DMS_MODELS,
+    NEW_MODEL,
     OEM_MODELS,
+    OEM_TO_DMS,
+    OEM_TO_DMS_STATUS,
     PRICE_MAX,
     PRICE_MIN,
     STATUSES,
