@@ -84,9 +84,6 @@ class _DictionaryFile(_Strict):
     @classmethod
     def _codes(cls, v: Any) -> Any:
         if isinstance(v, dict):
-            for key, value in v.items():
-                if value is None or str(value).strip() == "":
-                    raise ValueError(f"'{key}' has no DMS value")
             return {str(k).strip(): str(val).strip() for k, val in v.items()}
         return v
 
@@ -111,15 +108,6 @@ class _DictionaryFile(_Strict):
                              f"(unknown: {unknown or 'none'}; missing: {missing or 'none'})")
         return v
 
-    @model_validator(mode="after")
-    def _statuses(self) -> _DictionaryFile:
-        lifecycle = set(self.status_order)
-        for oem, dms in self.statuses.items():
-            if dms != self.cancelled_status and dms not in lifecycle:
-                raise ValueError(f"statuses: {oem} -> {dms}: {dms} is neither in status_order nor the cancelled_status")
-        if self.contract["status"].map != "statuses":
-            raise ValueError("contract.status must map through 'statuses'")
-        return self
 
 
 @dataclass(frozen=True)
@@ -168,10 +156,22 @@ def load_dictionary(path: Path) -> Dictionary:
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise DataFileError(f"{lines.where(())}: the dictionary must be a mapping (models, colors, statuses, ...)")
+    for table in TABLES:
+        codes = data.get(table)
+        for code, value in (codes.items() if isinstance(codes, dict) else ()):
+            if value is None or str(value).strip() == "":
+                raise DataFileError(f"{lines.where((table, code))}: {table}: '{code}' has no DMS value")
     try:
         parsed = _DictionaryFile.model_validate(data)
     except ValidationError as exc:
         raise DataFileError(_describe(exc, lines)) from None
+    lifecycle = set(parsed.status_order)
+    for oem, dms in parsed.statuses.items():
+        if dms != parsed.cancelled_status and dms not in lifecycle:
+            raise DataFileError(f"{lines.where(('statuses', oem))}: statuses: {oem} -> {dms}: '{dms}' is in neither "
+                                f"status_order nor cancelled_status")
+    if parsed.contract["status"].map != "statuses":
+        raise DataFileError(f"{lines.where(('contract', 'status'))}: contract.status must have 'map: statuses'")
     return Dictionary(
         path=path, models=parsed.models, colors=parsed.colors, statuses=parsed.statuses,
         status_order=tuple(parsed.status_order), cancelled_status=parsed.cancelled_status,
@@ -181,7 +181,7 @@ def load_dictionary(path: Path) -> Dictionary:
 
 def _describe(exc: ValidationError, lines: Lines) -> str:
     out = []
-    for err in exc.errors():
+    for err in sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden"):  # a typo first
         loc = tuple(p for p in err["loc"] if p not in ("function-after",))
         key = ".".join(str(p) for p in loc) or "(top)"
         msg = err["msg"].removeprefix("Value error, ")

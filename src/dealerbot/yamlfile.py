@@ -88,7 +88,7 @@ def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> tuple[Any, Lines]:
 
 
 def _build(node: yaml.Node, path: Path_, lines: Lines, loader: yaml.SafeLoader) -> Any:
-    lines.lines[path] = node.start_mark.line + 1
+    lines.lines.setdefault(path, node.start_mark.line + 1)  # a key's own line wins (set below)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -101,6 +101,7 @@ def _build(node: yaml.Node, path: Path_, lines: Lines, loader: yaml.SafeLoader) 
                     f"{lines.file}:{key_node.start_mark.line + 1}: '{key}' appears twice "
                     f"(first on line {lines.lines[(*path, key)]})"
                 )
+            lines.lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _build(value_node, (*path, key), lines, loader)
         return out
     if isinstance(node, yaml.SequenceNode):

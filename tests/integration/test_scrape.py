@@ -187,19 +187,11 @@ async def test_orders_changed_while_the_run_reads_them_are_not_lost(settings, st
 
 
 async def test_full_and_repeated_scrape_into_postgresql(settings, clean_sandbox):
-    import os
+    from postgres import empty_postgres
 
-    import pytest
-    from sqlalchemy import create_engine
+    from dealerbot.store import Store
 
-    from dealerbot.store import Store, _build_metadata
-
-    pg = os.environ.get("DEALERBOT_TEST_POSTGRES_URL")
-    if not pg:
-        pytest.skip("no PostgreSQL server: set DEALERBOT_TEST_POSTGRES_URL (CI does)")
-    engine = create_engine(pg)
-    _build_metadata()[0].drop_all(engine)
-    engine.dispose()
+    pg = empty_postgres()
     on_pg = settings.model_copy(update={"store": settings.store.model_copy(update={"url": pg})})
     truth = clean_sandbox.orders()
     first = await run_bot("oem-orders", on_pg, passwords=PASSWORDS)

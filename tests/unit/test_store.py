@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine
+from postgres import empty_postgres
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from dealerbot.ledger import CustomerPlan, PlannedAction
 from dealerbot.records import OEM_ORDER
-from dealerbot.store import Store, _build_metadata
-
-PG_ENV = "DEALERBOT_TEST_POSTGRES_URL"  # set by .ci/run, which starts a PostgreSQL server
+from dealerbot.store import SCHEMA_HEAD, Store, _build_metadata, schema_version
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -22,13 +22,7 @@ def url(request, tmp_path):
     """A fresh, empty store of each backend a dealership may use."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'db.sqlite'}"
-    pg = os.environ.get(PG_ENV)
-    if not pg:
-        pytest.skip(f"no PostgreSQL server: set {PG_ENV} (CI does)")
-    engine = create_engine(pg)
-    _build_metadata()[0].drop_all(engine)
-    engine.dispose()
-    return pg
+    return empty_postgres()
 
 
 def _order(no: str, status: str) -> dict:
@@ -99,3 +93,90 @@ def test_rejects_without_a_key_are_each_shown(tmp_path):
             w.flush()
         open_rejects = list(store.iter_open_rejects(OEM_ORDER))
         assert len(open_rejects) == 3 and {r["run_id"] for r in open_rejects} == {"run-2"}
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_uses(url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from dealerbot.store import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+    with Store.open(url) as store:
+        assert schema_version(store.engine) == SCHEMA_HEAD
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), store.meta)
+        assert diff == [], diff
+        assert len(store.store_id()) == 32
+
+
+def test_a_store_of_the_previous_version_with_data_upgrades_in_place(tmp_path):
+    """dealerbot 0.1 made its tables with create_all and had no migrations."""
+    db = tmp_path / "v01.sqlite"
+    engine = create_engine(f"sqlite:///{db}")
+    meta, tables = _build_metadata()
+    old = [tables[n] for n in ("runs", "rejects", "watermarks", "oem_order", "oem_customer", "dms_customer", "dms_contract")]
+    meta.create_all(engine, tables=old)
+    with engine.begin() as conn:
+        conn.execute(tables["oem_order"].insert().values(
+            order_no="XS2026000001", status="在途", issues="[]", first_run_id="r1", last_run_id="r1",
+            scraped_at=datetime(2026, 11, 20, 8, 0)))
+        conn.execute(tables["watermarks"].insert().values(bot="oem-orders", value="2026-11-20T08:00:00", run_id="r1",
+                                                          updated_at=datetime(2026, 11, 20, 8, 0)))
+    engine.dispose()
+    with Store.open(f"sqlite:///{db}") as store:
+        assert schema_version(store.engine) == SCHEMA_HEAD
+        assert store.get(OEM_ORDER, "XS2026000001")["status"] == "在途"
+        assert store.watermark("oem-orders") == "2026-11-20T08:00:00"
+        assert store.actions() == [] and store.store_id()
+
+
+def _action(key: str = "XS2026000001", color: str = "白") -> PlannedAction:
+    return PlannedAction("create_contract", key, {"color": color, "status": "待配车"}, customer=CustomerPlan("existing", "KH1"))
+
+
+def test_one_open_action_per_order_claims_are_exclusive_and_audit_is_append_only(url):
+    with Store.open(url) as store:
+        ids = store.save_plan([], [(_action(), True)], [])
+        first = store.action(ids["XS2026000001"])
+        assert first.state == "planned" and first.stored_checksum == first.plan_checksum == _action().checksum()
+        with pytest.raises(IntegrityError):  # a second create for the same order can never be planned
+            store.save_plan([], [(_action(color="黑"), True)], [])
+        # Superseding the open one makes room for the new plan.
+        ids2 = store.save_plan([first.id], [(_action(color="黑"), False)], [])
+        assert store.action(first.id).state == "superseded"
+        second = store.action(ids2["XS2026000001"])
+        assert second.state == "approved" and second.reviewed_by == "policy"
+        store.start_run("run-a", "dms-rekey", "manual")
+        store.start_run("run-b", "dms-rekey", "manual")
+        assert store.claim(second.id, "run-a") and not store.claim(second.id, "run-b")
+        claimed = store.action(second.id)
+        assert claimed.state == "in_progress" and claimed.run_id == "run-a" and claimed.attempts == 1
+        store.record_written(claimed, "run-a", "HT2026110001", "dms-rekey")
+        row = store.audit_rows(5)[0]
+        assert row["event"] == "create_contract" and row["target"] == "HT2026110001" and row["new_values"]["color"] == "黑"
+        with store.engine.begin() as conn, pytest.raises(DBAPIError):
+            conn.execute(text("UPDATE audit SET actor = 'someone else'"))
+        with store.engine.begin() as conn, pytest.raises(DBAPIError):
+            conn.execute(text("DELETE FROM audit"))
+        assert store.audit_rows(5)[0]["actor"] == "dms-rekey"
+        # A run that ends without finishing leaves the action to be taken over where it stands.
+        store.finish_run("run-a", "interrupted", {})
+        [left] = store.abandoned_actions()
+        assert left.state == "written" and store.claim(left.id, "run-b", ("in_progress", "written"), from_run="run-a")
+        assert store.action(left.id).run_id == "run-b"
+
+
+def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path):
+    db = tmp_path / "race.sqlite"
+    code = f"from dealerbot.store import Store; Store.open('sqlite:///{db}').close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    with Store.open(f"sqlite:///{db}") as store:
+        assert schema_version(store.engine) == SCHEMA_HEAD

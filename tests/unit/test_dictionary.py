@@ -1,0 +1,83 @@
+"""The data dictionary: the shipped file loads; every mistake names its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dealerbot.dictionary import load_dictionary
+from dealerbot.errors import DataFileError
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "dictionary.yaml"
+
+
+def test_the_shipped_dictionary_maps_the_sandbox_and_never_guesses():
+    d = load_dictionary(SHIPPED)
+    assert d.lookup("models", "GX7-25T-LUX") == "DMS-GX7L"
+    assert d.lookup("models", " GX7-25T-LUX ") == "DMS-GX7L"
+    assert d.lookup("models", "EV9-AWD-LTD") is None  # launched after the file was written
+    assert d.lookup("statuses", "在途") == "运输中"
+    assert d.dms_statuses[-1] == "已取消" and d.status_order[0] == "待配车"
+    assert d.contract["vin"].update == "fill_empty" and d.contract["price"].update == "never"
+    assert d.fields_from("customer") == {"city"}
+
+
+def _write(tmp_path: Path, text: str, name: str = "dictionary.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def _variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = SHIPPED.read_text(encoding="utf-8")
+    assert old in text
+    return _write(tmp_path, text.replace(old, new, 1))
+
+
+def _line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(("old", "new", "needle", "words"), [
+    ("  GX3-15T-LUX: DMS-GX3L", "  GX3-15T-LUX:", "GX3-15T-LUX:", "has no DMS value"),
+    ("  曜石黑: 曜石黑", "  曜石黑: 曜石黑\n  曜石黑: 黑色", "曜石黑: 黑色", "appears twice"),
+    ("  vin:           {from: order.vin, update: fill_empty}",
+     "  vin:           {from: order.vim, update: fill_empty}", "order.vim", "names no OEM field"),
+    ("  price:         {from: order.price, update: never}",
+     "  price:         {from: order.price, update: sometimes}", "sometimes", "update"),
+    ("status_order: [待配车, 已配车, 运输中, 待交车, 已交车]",
+     "status_order: [待配车, 已配车, 运输中, 已交车]", "已到店: 待交车", "status_order"),
+    ("models:  ", "modles:  ", "modles", "unknown key"),
+])
+def test_mistakes_name_the_file_and_line(tmp_path, old, new, needle, words):
+    path = _variant(tmp_path, old, new)
+    with pytest.raises(DataFileError) as err:
+        load_dictionary(path)
+    message = str(err.value)
+    assert words in message
+    assert f"{path}:" in message
+    line = int(message.split(f"{path}:")[1].split(":")[0])
+    assert abs(line - _line_of(path, needle)) <= 1, message
+
+
+def test_hostile_and_broken_files_are_refused_clearly(tmp_path):
+    bomb = _write(tmp_path, 'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: [*b, *b]\n', "bomb.yaml")
+    with pytest.raises(DataFileError, match="anchors and aliases"):
+        load_dictionary(bomb)
+    gbk = tmp_path / "gbk.yaml"
+    gbk.write_bytes(SHIPPED.read_text(encoding="utf-8").encode("gbk", errors="replace"))
+    with pytest.raises(DataFileError, match="not UTF-8"):
+        load_dictionary(gbk)
+    with pytest.raises(DataFileError, match="missing"):
+        load_dictionary(tmp_path / "nope.yaml")
+    with pytest.raises(DataFileError, match="not valid YAML"):
+        load_dictionary(_write(tmp_path, "models: [\n", "broken.yaml"))
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"# " + b"x" * 3_000_000 + b"\n")
+    with pytest.raises(DataFileError, match="too large"):
+        load_dictionary(huge)
+    bom = tmp_path / "bom.yaml"
+    bom.write_bytes(b"\xef\xbb\xbf" + SHIPPED.read_bytes())  # Notepad's BOM is fine
+    assert load_dictionary(bom).lookup("models", "EV6-LR-PRO") == "DMS-EV6P"

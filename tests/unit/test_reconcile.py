@@ -1,0 +1,166 @@
+"""Mapping and reconciliation as pure functions: what would be written, and why not."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dealerbot.dictionary import load_dictionary
+from dealerbot.ledger import CustomerPlan, PlannedAction, Policy
+from dealerbot.mapping import check_contract, check_customer, contract_values, form_text
+from dealerbot.reconcile import Indexes, classify
+
+D = load_dictionary(Path(__file__).resolve().parents[2] / "dictionary.yaml")
+VIN = "LGXGX7A18TN000123"  # a valid check digit
+ID = "11010519491231002X"
+
+
+def order(**changes: object) -> dict:
+    base = {
+        "order_no": "XS2026000001", "customer_name": "王芳", "mobile": "13812345678", "id_type": "身份证",
+        "id_number": ID, "model_code": "GX7-25T-LUX", "color": "曜石黑", "vin": VIN,
+        "price": Decimal("239800.00"), "status": "在途", "planned_delivery_date": date(2026, 12, 20),
+        "updated_at": datetime(2026, 11, 20, 10, 0, 0),
+    }
+    return {**base, **changes}
+
+
+OEM_CUSTOMER = {"customer_no": "CU0000001", "name": "王芳", "mobile": "13812345678", "id_number": ID,
+                "city": "杭州市", "consent": True}
+DMS_CUSTOMER = {"customer_no": "KH000001", "name": "王芳", "mobile": "13812345678", "id_number": ID,
+                "address": "杭州市西湖区"}
+
+
+def contract(**changes: object) -> dict:
+    base = {"contract_no": "HT2026110001", "customer_no": "KH000001", "model_code": "DMS-GX7L", "color": "曜石黑",
+            "vin": VIN, "price": Decimal("234800.00"), "deposit": Decimal("10000.00"),
+            "delivery_date": date(2026, 12, 20), "oem_order_no": "XS2026000001", "status": "运输中"}
+    return {**base, **changes}
+
+
+def ix(oem=(OEM_CUSTOMER,), dms=(DMS_CUSTOMER,), contracts=()) -> Indexes:
+    return Indexes(list(oem), list(dms), list(contracts))
+
+
+def test_form_text_is_what_is_typed():
+    assert form_text(Decimal("239800"), "decimal") == "239800.00"
+    assert form_text("239,800.5", "decimal") == "239800.50"
+    assert form_text(239800.0, "decimal") == "239800.00"
+    assert form_text(datetime(2026, 12, 20, 0, 0), "date") == "2026-12-20"
+    assert form_text("2026/12/20", "date") == "2026-12-20"
+    assert form_text(13812345678.0) == "13812345678"  # a mobile Excel turned into a number
+    assert form_text(None) == "" and form_text("  白 ") == "白"
+
+
+def test_a_new_order_of_a_known_customer_becomes_a_creation_with_that_customer():
+    out = classify(order(), ix(), D)
+    assert out.klass == "create"
+    a = out.action
+    assert a.kind == "create_contract" and a.customer == CustomerPlan("existing", "KH000001")
+    assert a.new_values == {
+        "model_code": "DMS-GX7L", "color": "曜石黑", "vin": VIN, "price": "239800.00", "deposit": "0",
+        "delivery_date": "2026-12-20", "oem_order_no": "XS2026000001", "status": "运输中",
+    } | {"deposit": "0.00"}
+
+
+def test_customer_matching_mobile_then_id_then_name_never_guesses():
+    # By ID number when the DMS has an older mobile.
+    moved = dict(DMS_CUSTOMER, mobile="13900000000")
+    assert classify(order(), ix(dms=[moved]), D).action.customer == CustomerPlan("existing", "KH000001")
+    # The same mobile but another ID number: a person must decide.
+    other = dict(DMS_CUSTOMER, id_number="110105194912310021".replace("0021", "0013"))
+    amb = classify(order(), ix(dms=[other]), D).action
+    assert amb.customer.mode == "ambiguous" and amb.customer.candidates == ("KH000001",)
+    assert Policy().needs_approval(amb)
+    # Two customers with the mobile, one with the ID number: that one.
+    twin = dict(DMS_CUSTOMER, customer_no="KH000002", id_number="E12345678")
+    assert classify(order(), ix(dms=[DMS_CUSTOMER, twin]), D).action.customer.customer_no == "KH000001"
+    # Only the name matches: never picked.
+    namesake = dict(DMS_CUSTOMER, mobile="13900000000", id_number="E12345678")
+    assert classify(order(), ix(dms=[namesake]), D).action.customer.mode == "ambiguous"
+    # Nobody: a new customer from the OEM's data, its address from the OEM customer's city.
+    new = classify(order(), ix(dms=[]), D).action.customer
+    assert new == CustomerPlan("new", values={"name": "王芳", "mobile": "13812345678", "id_number": ID, "address": "杭州市"})
+
+
+@pytest.mark.parametrize(("changes", "oem", "words"), [
+    ({"model_code": "EV9-AWD-LTD"}, (OEM_CUSTOMER,), "未映射的车型代码 EV9-AWD-LTD"),
+    ({"color": "玫瑰金"}, (OEM_CUSTOMER,), "未映射的颜色 玫瑰金"),
+    ({}, (dict(OEM_CUSTOMER, consent=False),), "未授权"),
+    ({}, (), "找不到该订单"),  # no OEM customer record: no consent known
+    ({"mobile": "021-6234 5678"}, (dict(OEM_CUSTOMER, mobile="021-6234 5678"),), "不是11位手机号"),
+])
+def test_what_cannot_be_written_is_rejected_with_the_reason(changes, oem, words):
+    out = classify(order(**changes), ix(oem=oem, dms=[]), D)
+    assert out.klass == "rejected" and words in out.reason and out.action is None
+
+
+def test_consent_of_a_customer_entered_twice_must_hold_for_both():
+    twice = [OEM_CUSTOMER, dict(OEM_CUSTOMER, customer_no="CU0000009", mobile="138 1234 5678", consent=False)]
+    assert classify(order(), ix(oem=twice), D).klass == "rejected"
+
+
+def test_a_cancelled_order_without_contract_needs_nothing_and_a_vin_clash_is_a_conflict():
+    assert classify(order(status="已取消"), ix(), D).klass == "in_sync"
+    clash = contract(contract_no="HT2026110099", oem_order_no="")
+    out = classify(order(), ix(contracts=[clash]), D)
+    assert out.klass == "conflict" and "HT2026110099" in out.reason and out.action is None
+
+
+def test_status_moves_forward_only_and_a_vin_fills_an_empty_field():
+    behind = contract(status="已配车", vin="")
+    out = classify(order(), ix(contracts=[behind]), D)
+    assert out.klass == "update" and out.action.kind == "update_contract"
+    assert out.action.changes == {"status": ("已配车", "运输中"), "vin": ("", VIN)}
+    assert out.action.old_values["price"] == "234800.00"  # the dealer's price: never overwritten
+    ahead = contract(status="已交车")  # delivered before the portal caught up
+    assert classify(order(), ix(contracts=[ahead]), D).klass == "in_sync"
+
+
+def test_cancellation_is_its_own_action_and_waits_for_a_person():
+    out = classify(order(status="已取消"), ix(contracts=[contract()]), D)
+    assert out.action.kind == "cancel_contract" and out.action.changes == {"status": ("运输中", "已取消")}
+    assert Policy().needs_approval(out.action)
+    assert "cancel_contract" not in Policy().enabled
+
+
+def test_three_way_sync_keeps_staff_changes_and_flags_both_sides_changing():
+    moved = order(planned_delivery_date=date(2027, 1, 5))
+    base = {"delivery_date": "2026-12-20"}
+    # Only the OEM changed since both agreed: write it.
+    out = classify(moved, ix(contracts=[contract()]), D, base)
+    assert out.klass == "update" and out.action.changes == {"delivery_date": ("2026-12-20", "2027-01-05")}
+    # Only staff changed the DMS: keep theirs.
+    staff = contract(delivery_date=date(2026, 12, 28))
+    assert classify(order(), ix(contracts=[staff]), D, base).klass == "in_sync"
+    # Both changed: a conflict for a person, proposing the OEM's value.
+    both = classify(moved, ix(contracts=[staff]), D, base)
+    assert both.klass == "conflict" and both.action.conflict and "双方都已修改" in both.reason
+    assert Policy().needs_approval(both.action)
+    # They differ and nothing records an agreement: not settled by any rule.
+    assert classify(moved, ix(contracts=[contract()]), D).klass == "conflict"
+    # A VIN that differs on both sides is a conflict, never overwritten silently.
+    assert classify(order(), ix(contracts=[contract(vin="LGXGX7A17TN000999")]), D).klass == "conflict"
+
+
+def test_checks_mirror_the_dms_rules():
+    good = classify(order(), ix(), D).action.new_values
+    assert check_contract(good, D) == []
+    bad = dict(good, model_code="GX7-25T-LUX", vin="LGXGX7A15TN000123", deposit="300000.00", status="到店")
+    assert {i.field for i in check_contract(bad, D)} == {"model_code", "vin", "deposit", "status"}
+    assert check_customer({"name": "王芳", "mobile": "13812345678", "id_number": ID, "address": "杭州"}) == []
+    assert check_customer({"name": "王芳", "mobile": "13812345678", "id_number": "E12345678", "address": "杭州"}) == []
+    wrong = {i.field for i in check_customer({"name": "", "mobile": "1381234567", "id_number": "110105194912310021",
+                                              "address": ""})}
+    assert wrong == {"name", "mobile", "id_number", "address"}
+
+
+def test_checksum_covers_what_a_reviewer_approves():
+    a = classify(order(), ix(), D).action
+    assert a.checksum() == PlannedAction(a.kind, a.natural_key, dict(a.new_values), customer=a.customer).checksum()
+    assert a.checksum() != PlannedAction(a.kind, a.natural_key, dict(a.new_values, color="白"), customer=a.customer).checksum()
+    assert a.checksum() != PlannedAction(a.kind, a.natural_key, a.new_values, customer=CustomerPlan("new")).checksum()
+    assert contract_values(order(), OEM_CUSTOMER, D)["status"] == "运输中"
