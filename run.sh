@@ -3,7 +3,7 @@
 #   ./run.sh demo     set up, start the sandbox, run the scraping bots, write the review workbook
 #   ./run.sh test     set up, run the test suite (real Chromium against the sandbox)
 #   ./run.sh soak     set up, run the slow soak tests
-#   ./run.sh bench    set up, run the benchmarks in bench/
+#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey [args] for one)
 #   ./run.sh setup    only set up (.venv, Python packages, a browser)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -61,6 +61,16 @@ case "$cmd" in
     if [ "$rc" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
     exit "$rc" ;;
   soak) setup; exec "$VENV/bin/python" -m pytest -m slow -o addopts="" "$@" ;;
-  bench) setup; exec "$VENV/bin/python" bench/scrape_orders.py "$@" ;;
+  bench)
+    setup
+    case "${1:-all}" in
+      scrape) shift; exec "$VENV/bin/python" bench/scrape_orders.py "$@" ;;
+      rekey) shift; exec "$VENV/bin/python" bench/rekey.py "$@" ;;
+      all) rc=0
+        "$VENV/bin/python" bench/scrape_orders.py || rc=1
+        "$VENV/bin/python" bench/rekey.py || rc=1
+        exit "$rc" ;;
+      *) echo "usage: ./run.sh bench [scrape|rekey] [args...]" >&2; exit 2 ;;
+    esac ;;
   *) echo "usage: ./run.sh [demo|test|soak|bench|setup] [args...]" >&2; exit 2 ;;
 esac

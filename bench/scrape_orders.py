@@ -19,42 +19,24 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import psutil
 from lxml import html
 
-ROOT = Path(__file__).resolve().parents[1]
-PASSWORD = "Oem@2026!"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OEM_PASSWORD as PASSWORD  # noqa: E402
+from _common import clean_env, measure, start_sandbox  # noqa: E402
+
 FIELDS = (
     "order_no", "customer_name", "mobile", "id_type", "id_number", "model_code", "color", "vin",
     "price", "status", "planned_delivery_date", "updated_at",
 )
 TARGET_RATIO = 3.0
 TARGET_MB = 600
-
-
-def start_sandbox(orders: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dealerbot.cli", "sandbox", "--oem-port", "0", "--dms-port", "0", "--orders", str(orders)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tempfile.gettempdir(),
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-        if m and "OEM" in line:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-            return proc, m.group(1)
-    proc.kill()
-    raise SystemExit("the sandbox did not start")
 
 
 async def floor(base: str, concurrency: int) -> tuple[int, float]:
@@ -98,41 +80,15 @@ def run_bot(base: str, concurrency: int, workdir: Path, trace: bool = True) -> t
     (workdir / "dealerbot.toml").write_text(
         f'[oem]\nurl = "{base}"\n[run]\nconcurrency = {concurrency}\n[browser]\ntrace = {str(trace).lower()}\n', encoding="utf-8"
     )
-    env = dict(os.environ, DEALERBOT_OEM_PASSWORD=PASSWORD, COLUMNS="120")
-    started = time.perf_counter()
-    proc = psutil.Popen(
-        [sys.executable, "-m", "dealerbot.cli", "run", "oem-orders", "--full"], cwd=workdir, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    peak = peak_rss = 0
-    breakdown: list[tuple[int, str]] = []
-    while proc.poll() is None:
-        try:
-            procs = [proc, *proc.children(recursive=True)]
-        except psutil.Error:
-            procs = []
-        pss = rss = 0
-        for p in procs:
-            try:
-                info = p.memory_full_info()
-                pss += getattr(info, "pss", info.rss)
-                rss += info.rss
-            except psutil.Error:
-                pass
-        if pss > peak:
-            breakdown = sorted(((getattr(p.memory_full_info(), "pss", 0) if p.is_running() else 0, p.name()) for p in procs), reverse=True)[:4] if os.environ.get("BENCH_BREAKDOWN") else []
-        peak, peak_rss = max(peak, pss), max(peak_rss, rss)
-        time.sleep(0.05)
-    if os.environ.get("BENCH_BREAKDOWN"):
-        print("largest at peak:", [(f"{m / 1e6:.0f} MB", n) for m, n in breakdown])
-    print(f"(peak RSS summed over processes, counting shared pages once per process: {peak_rss / 1e6:.0f} MB)")
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"the bot failed (exit {proc.returncode}); see {workdir / 'logs'}")
+    run = measure([sys.executable, "-m", "dealerbot.cli", "run", "oem-orders", "--full"], workdir,
+                  clean_env(DEALERBOT_OEM_PASSWORD=PASSWORD))
+    print(f"(peak RSS summed over processes, counting shared pages once per process: {run.peak_rss_mb:.0f} MB)")
+    if run.returncode != 0:
+        raise SystemExit(f"the bot failed (exit {run.returncode}); see {workdir / 'logs'}")
     db = sqlite3.connect(workdir / "var" / "dealerbot.sqlite")
     read = json.loads(db.execute("SELECT counts FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()[0])["read"]
     db.close()
-    return read, seconds, peak / 1e6
+    return read, run.seconds, run.peak_pss_mb
 
 
 def main() -> int:
@@ -141,14 +97,14 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--no-trace", action="store_true", help="run the bot with Playwright tracing off")
     args = ap.parse_args()
-    sandbox, base = start_sandbox(args.orders)
+    sandbox = start_sandbox(args.orders)
+    base = sandbox.oem
     try:
         floor_n, floor_s = asyncio.run(floor(base, args.concurrency))
         with tempfile.TemporaryDirectory(prefix="dealerbot-bench-") as tmp:
             bot_n, bot_s, peak_mb = run_bot(base, args.concurrency, Path(tmp), trace=not args.no_trace)
     finally:
-        sandbox.terminate()
-        sandbox.wait(10)
+        sandbox.stop()
     ratio = bot_s / floor_s
     print(f"orders: {args.orders}, concurrency: {args.concurrency}, cores: {os.cpu_count()}")
     print(f"floor (httpx + lxml):        {floor_n:6d} records in {floor_s:6.1f} s = {floor_n / floor_s:7.1f} records/s")

@@ -50,6 +50,7 @@ class Bot(ABC):
     description: ClassVar[str]
     incremental: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()  # run options it understands, e.g. ("dry_run",)
+    trace: ClassVar[bool] = True  # keep a Playwright trace of a failed run unless [browser] trace says
 
     @abstractmethod
     async def run(self, ctx: BotContext) -> None:
@@ -136,9 +137,10 @@ class BotContext:
                 if not c.fields()
             ]
 
+        trace = self.settings.browser.trace
         async with self.browser.context(
             portal, self.evidence, self.state_file(portal), mask,
-            timeout_ms=self.settings.run.timeout_seconds * 1000,
+            timeout_ms=self.settings.run.timeout_seconds * 1000, trace=self.bot.trace if trace is None else trace,
         ) as pctx:
             page = await pctx.new_page()
             session = PortalSession(
@@ -152,6 +154,26 @@ class BotContext:
             except BaseException:
                 self._save_failed_response(session)
                 raise
+
+    @asynccontextmanager
+    async def portal_pages(
+        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp], pages: int,
+        require: tuple[str, ...] = (),
+    ) -> AsyncIterator[list[PortalSession]]:
+        """Like :meth:`portal`, with ``pages`` pages in the one logged-in browser context, one
+        session each (to work on several screens at once; they share the login, re-logins and
+        the request budget, and a failure's evidence covers every page).
+
+        Raises:
+            as :meth:`portal`.
+        """
+        async with self.portal(portal, app, require) as first:
+            sessions = [first]
+            for _ in range(pages - 1):
+                other = first.sibling(await first.pctx.new_page())
+                other.login = app(other, lambda: self.password(portal)).login
+                sessions.append(other)
+            yield sessions
 
     def _save_failed_response(self, session: PortalSession) -> None:
         if session.failed_response is None:

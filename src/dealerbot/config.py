@@ -59,7 +59,10 @@ class BrowserSettings(_Section):
     channel: str = ""
     headless: bool = True
     slow_mo_ms: int = Field(default=0, ge=0)
-    trace: bool = True
+    trace: bool | None = Field(
+        default=None, description="keep a Playwright trace of failed runs; unset: each bot's own choice "
+        "(reading bots trace, dms-rekey does not: tracing costs a form-heavy bot about a fifth of its speed)",
+    )
 
 
 class RunSettings(_Section):

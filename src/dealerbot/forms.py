@@ -106,7 +106,11 @@ class Form:
 
     def __init__(self, session: PortalSession) -> None:
         self.s = session
-        self.page = session.page
+
+    @property
+    def page(self) -> Any:
+        """The session's current page (it may be renewed: :meth:`PortalSession.fresh_page`)."""
+        return self.s.page
 
     def _css(self, name: str, params: Mapping[str, Any] | None = None) -> tuple[list[str], list[int], bool]:
         """The css choices of ``name`` (in order), their positions among all its choices, and
@@ -181,9 +185,11 @@ class Form:
                 out[k] = await (await self.s.loc.get(names[k])).input_value()
         return out
 
-    async def click(self, name: str, **params: Any) -> None:
+    async def click(self, name: str, settled: bool = True, **params: Any) -> None:
         """Click the element ``name`` (a real click: pop-ups, scripted buttons), waiting for it
-        to appear and to take clicks.
+        to appear and, when ``settled``, to be visible, still and enabled first (Playwright's
+        actionability checks). ``settled=False`` only waits for it to be there and visible: for
+        controls in pop-ups of the page's own making, where those checks cost frames for nothing.
 
         Raises:
             PageChanged: it did not appear.
@@ -191,11 +197,19 @@ class Form:
         known = self.s.loc.known(name, **params)
         if known is not None:
             try:
-                await known.click()
+                await self._click(known, settled)
                 return
             except PlaywrightTimeout:
                 pass  # not there the way it was: resolve every choice again
-        await (await self.s.loc.get(name, **params)).click()
+        await self._click(await self.s.loc.get(name, **params), settled)
+
+    @staticmethod
+    async def _click(loc: Any, settled: bool) -> None:
+        if settled:
+            await loc.click()
+        else:
+            await loc.wait_for(state="visible")
+            await loc.click(force=True)
 
     async def press(self, name: str, key: str, **params: Any) -> None:
         """Press ``key`` (e.g. ``Enter``) in the element ``name``."""
@@ -228,7 +242,9 @@ class Form:
         button_loc = self.s.loc.known(button) or await self.s.loc.get(button)
         sent = False  # from the click that may save on, any doubt means "unknown", never "again"
         try:
-            async with self.page.expect_navigation(wait_until="domcontentloaded", timeout=timeout) as nav:
+            # "commit": the answer's status and URL are all a success needs; the page it leads to
+            # is not rendered for nothing (the next step navigates away at once).
+            async with self.page.expect_navigation(wait_until="commit", timeout=timeout) as nav:
                 if confirm is None:
                     sent = True
                     await button_loc.click(no_wait_after=True)
@@ -253,6 +269,10 @@ class Form:
         if status is not None and status >= 500:
             return SubmitOutcome("unknown", url, status, {}, f"HTTP {status}")
         if stayed(url) or (status is not None and status >= 400):
+            try:
+                await self.page.wait_for_load_state("domcontentloaded", timeout=timeout)
+            except PlaywrightError:
+                return SubmitOutcome("unknown", url, status, {}, "the form came back but did not load")
             found = await self.errors(errors, error_attr) if errors else {}
             return SubmitOutcome("refused", url, status, found, "" if found else f"HTTP {status}: the form came back")
         return SubmitOutcome("saved", url, status)

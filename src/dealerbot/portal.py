@@ -18,6 +18,7 @@ import asyncio
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlparse
 
@@ -79,6 +80,21 @@ async def with_retries(
             await asyncio.sleep(delay)
 
 
+@dataclass
+class _Shared:
+    """What every page of one logged-in portal shares: its session's re-logins and its request
+    budget (the portal counts requests per account, not per page)."""
+
+    limit: asyncio.Semaphore
+    generation: int = 0
+    relogins: int = 0
+    login_refused: LoginRejected | None = None
+    relogin_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    throttle_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sent: deque[float] = field(default_factory=deque)
+    paused_until: float = 0.0
+
+
 class PortalSession:
     """One portal, logged in, for one run.
 
@@ -108,15 +124,25 @@ class PortalSession:
         self.html = HtmlReader(selectors, log=log)
         self.counts = counts if counts is not None else {}
         self.login: Callable[[], Awaitable[None]] | None = None
-        self._generation = 0
-        self._relogins = 0
-        self._login_refused: LoginRejected | None = None
         self.failed_response: tuple[str, int, str] | None = None
-        self._relogin_lock = asyncio.Lock()
-        self._limit = asyncio.Semaphore(run.concurrency)
-        self._throttle_lock = asyncio.Lock()
-        self._sent: deque[float] = deque()
-        self._paused_until = 0.0
+        self.shared = _Shared(asyncio.Semaphore(run.concurrency))
+
+    def sibling(self, page: Page) -> PortalSession:
+        """A session on another page of the same browser context (the same login), for work on
+        several screens at once. Re-logins, the request budget and the counts are shared; set
+        its ``login`` to a routine that logs in on its own page."""
+        other = PortalSession(self.name, self.settings, self.pctx, page, self.selectors, self.run, self.log, self.counts)
+        other.shared = self.shared
+        return other
+
+    async def fresh_page(self) -> None:
+        """Go on in a new page of the same context and close the old one. A page that has loaded
+        hundreds of screens keeps its renderer's memory high; a new one starts small. The login
+        (cookies) is the context's and stays."""
+        old = self.page
+        self.page = await self.pctx.new_page()
+        self.loc = Locators(self.page, self.selectors, timeout_ms=self.run.timeout_seconds * 1000, log=self.log)
+        await old.close()
 
     # -- URLs ------------------------------------------------------------------------------
     def url(self, path_or_endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> str:
@@ -163,7 +189,7 @@ class PortalSession:
         """
 
         async def attempt() -> T:
-            generation = self._generation
+            generation = self.shared.generation
             try:
                 try:
                     return await fn()
@@ -216,8 +242,8 @@ class PortalSession:
         self.counts["retries"] = self.counts.get("retries", 0) + 1
 
     async def _fetch_once(self, url: str) -> str:
-        async with self._limit:
-            generation = self._generation
+        async with self.shared.limit:
+            generation = self.shared.generation
             resp = await self._get(url)
             try:
                 self.check(resp.status, resp.url, url)
@@ -230,7 +256,7 @@ class PortalSession:
             finally:
                 await resp.dispose()
         await self.relogin(generation)
-        async with self._limit:
+        async with self.shared.limit:
             resp = await self._get(url)
             try:
                 self.check(resp.status, resp.url, url)
@@ -252,25 +278,25 @@ class PortalSession:
     async def throttle(self) -> None:
         """Wait as the portal's request budget requires: the shared pause after a 429, and
         ``[run] requests_per_minute`` when set. Every read and navigation goes through here."""
-        async with self._throttle_lock:
+        async with self.shared.throttle_lock:
             loop = asyncio.get_running_loop()
-            while (wait := self._paused_until - loop.time()) > 0:  # a new 429 may extend it
+            while (wait := self.shared.paused_until - loop.time()) > 0:  # a new 429 may extend it
                 await asyncio.sleep(wait)
             per_minute = self.run.requests_per_minute
             if per_minute:
                 now = loop.time()
-                while self._sent and now - self._sent[0] >= 60:
-                    self._sent.popleft()
-                if len(self._sent) >= per_minute:
-                    await asyncio.sleep(60 - (now - self._sent[0]))
-                    self._sent.popleft()
-                self._sent.append(loop.time())
+                while self.shared.sent and now - self.shared.sent[0] >= 60:
+                    self.shared.sent.popleft()
+                if len(self.shared.sent) >= per_minute:
+                    await asyncio.sleep(60 - (now - self.shared.sent[0]))
+                    self.shared.sent.popleft()
+                self.shared.sent.append(loop.time())
 
     def _pause_after_rate_limit(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        already_paused = self._paused_until > now
-        self._paused_until = max(self._paused_until, now + self.run.rate_limit_pause_seconds)
+        already_paused = self.shared.paused_until > now
+        self.shared.paused_until = max(self.shared.paused_until, now + self.run.rate_limit_pause_seconds)
         if not already_paused:
             self.log.warning(
                 "{}: the portal says too many requests; every read waits {:.0f}s "
@@ -322,23 +348,23 @@ class PortalSession:
             SessionExpired: the run already re-logged in ``MAX_RELOGINS`` times.
             LoginRejected: the portal refused the password.
         """
-        async with self._relogin_lock:
-            if self._login_refused is not None:
-                raise self._login_refused  # never type a refused password twice
-            if seen_generation is not None and seen_generation != self._generation:
+        async with self.shared.relogin_lock:
+            if self.shared.login_refused is not None:
+                raise self.shared.login_refused  # never type a refused password twice
+            if seen_generation is not None and seen_generation != self.shared.generation:
                 return  # another read already logged in again
             if self.login is None:
                 raise SessionExpired(f"{self.name}: session expired and no login routine is set")
-            if self._relogins >= MAX_RELOGINS:
-                raise SessionExpired(f"{self.name}: session keeps expiring ({self._relogins} re-logins this run)")
-            self._relogins += 1
+            if self.shared.relogins >= MAX_RELOGINS:
+                raise SessionExpired(f"{self.name}: session keeps expiring ({self.shared.relogins} re-logins this run)")
+            self.shared.relogins += 1
             self.counts["relogins"] = self.counts.get("relogins", 0) + 1
-            self.log.warning("{}: session expired, logging in again ({}/{})", self.name, self._relogins, MAX_RELOGINS)
+            self.log.warning("{}: session expired, logging in again ({}/{})", self.name, self.shared.relogins, MAX_RELOGINS)
             try:
                 await self.login()
             except LoginRejected as exc:
-                self._login_refused = exc
+                self.shared.login_refused = exc
                 raise
             except PlaywrightTimeout as exc:
                 raise StepTimeout(f"{self.name}: logging in again timed out") from exc
-            self._generation += 1
+            self.shared.generation += 1

@@ -72,6 +72,9 @@ WRITE_SELECTORS = (
 )
 
 
+PAGE_LIFETIME = 60  # forms opened on one page before a fresh one (bounded renderer memory)
+
+
 def _query_param(url: str, name: str = "q") -> str:
     values = parse_qs(urlparse(url).query).get(name)
     return values[0] if values else ""
@@ -104,10 +107,10 @@ class ContractForm:
         Raises:
             PageChanged: the pop-up did not offer the customer, or did not fill the form.
         """
-        await self.form.click("contract_form.customer_pick")
+        await self.form.click("contract_form.customer_pick", settled=False)
         await self.form.fill({"customer_dialog.query": customer_no})
         await self.form.press("customer_dialog.query", "Enter")  # searches, as the 搜索 button does
-        await self.form.click("customer_dialog.pick", customer_no=customer_no)
+        await self.form.click("customer_dialog.pick", settled=False, customer_no=customer_no)
         chosen = (await self.form.read({"no": "contract_form.customer_no"}))["no"]
         if chosen != customer_no:
             raise PageChanged(f"dms: the customer pop-up chose {chosen!r}, not {customer_no}")
@@ -150,12 +153,23 @@ class WebDms:
     page. Steps that only read or open a screen are retried (and log in again on expiry);
     a submit never is."""
 
-    def __init__(self, session: PortalSession, capture: Callable[[str], Awaitable[str | None]]) -> None:
+    def __init__(
+        self, session: PortalSession, capture: Callable[[str], Awaitable[str | None]], page_lifetime: int = PAGE_LIFETIME,
+    ) -> None:
         self.s = session
         self.contracts = contracts_screen(session)
         self.contract_form = ContractForm(session)
         self.customer_form = CustomerForm(session)
         self._capture = capture
+        self._page_lifetime = page_lifetime
+        self._forms_opened = 0
+
+    async def _open(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Open a form screen (retried, logging in again on expiry), on a fresh page now and then."""
+        self._forms_opened += 1
+        if self._page_lifetime and self._forms_opened % self._page_lifetime == 0:
+            await self.s.fresh_page()
+        await self.s.step(what, step)
 
     async def find_contracts(self, oem_order_no: str) -> list[dict[str, str]]:
         rows, _ = await self.contracts.fetch(1, oem_order_no)
@@ -174,7 +188,7 @@ class WebDms:
         return found[0] if len(found) == 1 else None
 
     async def create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
-        await self.s.step("open the new-customer form", self.customer_form.open_new)
+        await self._open("open the new-customer form", self.customer_form.open_new)
         await self.customer_form.fill(values)
         if dry_run:
             return Submitted("rehearsed")
@@ -182,7 +196,7 @@ class WebDms:
 
     async def create_contract(self, customer_no: str | None, values: dict[str, str], dry_run: bool) -> Submitted:
         form = self.contract_form
-        await self.s.step("open the new-contract form", form.open_new)
+        await self._open("open the new-contract form", form.open_new)
         if customer_no:
             await form.pick_customer(customer_no)
         await form.fill(values)
@@ -193,7 +207,7 @@ class WebDms:
 
     async def update_contract(self, contract_no: str, changes: dict[str, str], dry_run: bool) -> Submitted:
         form = self.contract_form
-        await self.s.step(f"open contract {contract_no}", lambda: form.open_edit(contract_no))
+        await self._open(f"open contract {contract_no}", lambda: form.open_edit(contract_no))
         await form.fill(changes)
         if dry_run:
             await form.rehearse()

@@ -1,0 +1,248 @@
+"""Benchmark: re-key N new contracts (some with a new customer) into the sandbox DMS, each read
+back and checked, against (a) a plain hand-written Playwright script typing field by field and
+(b) the floor: the same forms posted by plain HTTP.
+
+    ./run.sh bench rekey                    # 500 contracts
+    ./run.sh bench rekey --contracts 200 --concurrency 4
+
+The sandbox runs in its own process. A working folder is prepared as a dealership would have
+it: the four reading bots and `dealerbot reconcile`, then N planned creations are approved (as
+a reviewer would in the workbook). Then, each on a freshly reset DMS and each checked against
+the sandbox's ground truth (every planned contract there once, with the planned values):
+
+* the bot: ``dealerbot run dms-rekey`` as an operator starts it (browser start, login, the
+  customer pop-up, the model dropdown, the 确认保存? dialog, read-back; its ledger and audit);
+* (a) naive: one page, ``page.fill``/``page.click`` field by field, read-back through the list page;
+* (b) floor: httpx posting the customer and contract forms, read-back through the list page,
+  at the bot's concurrency.
+
+Printed: seconds, verified contracts per second, the ratios, the share of contracts that needed
+a new customer, and the peak memory (PSS) of the bot and its browser processes together.
+Targets: >= 5 contracts/s, faster than (a), < 600 MB. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+from lxml import html
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DMS_PASSWORD, OEM_PASSWORD, ROOT, Sandbox, clean_env, measure, start_sandbox  # noqa: E402
+
+TARGET_RATE = 5.0
+TARGET_MB = 600
+FIELDS = ("model_code", "color", "vin", "price", "deposit", "delivery_date", "oem_order_no", "status")
+
+
+def _cli(workdir: Path, *args: str) -> None:
+    import subprocess
+
+    env = clean_env(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, DEALERBOT_DMS_PASSWORD=DMS_PASSWORD)
+    done = subprocess.run([sys.executable, "-m", "dealerbot.cli", *args], cwd=workdir, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"dealerbot {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
+def prepare(sb: Sandbox, workdir: Path, contracts: int, concurrency: int, trace: bool,
+            new_share: float | None = None) -> list[dict]:
+    """A dealership's folder with ``contracts`` approved creations; returns them as a plan."""
+    (workdir / "dealerbot.toml").write_text(
+        f'[oem]\nurl = "{sb.oem}"\n[dms]\nurl = "{sb.dms}"\n[browser]\ntrace = {str(trace).lower()}\n'
+        f'[rekey]\nconcurrency = {concurrency}\n'
+        f'approval_required = ["create_contract", "update_contract", "cancel_contract"]\n', encoding="utf-8",
+    )
+    shutil.copy(ROOT / "dictionary.yaml", workdir / "dictionary.yaml")
+    for bot in ("oem-orders", "oem-customers", "dms-customers", "dms-contracts"):
+        _cli(workdir, "run", bot)
+    _cli(workdir, "reconcile")
+    from dealerbot.store import Store
+
+    with Store.open(f"sqlite:///{workdir / 'var' / 'dealerbot.sqlite'}") as store:
+        creations = [a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode in ("new", "existing")]
+        if len(creations) < contracts:
+            raise SystemExit(f"only {len(creations)} creations planned; use a larger sandbox (--orders)")
+        if new_share is not None:  # the mix asked for: new customers first, then known ones
+            news = [a for a in creations if a.customer.mode == "new"]
+            olds = [a for a in creations if a.customer.mode == "existing"]
+            wanted = round(contracts * new_share)
+            if len(news) < wanted or len(olds) < contracts - wanted:
+                raise SystemExit(f"not enough creations for that mix ({len(news)} new, {len(olds)} known customers)")
+            creations = news[:wanted] + olds[:contracts - wanted]
+        chosen = creations[:contracts]
+        stale = store.review([{"id": a.id, "checksum": a.stored_checksum, "decision": "approve"} for a in chosen], "bench")
+        assert not stale
+    return [{"order_no": a.natural_key, "mode": a.customer.mode, "customer_no": a.customer.customer_no,
+             "customer": a.customer.values, "values": a.new_values} for a in chosen]
+
+
+def reset_dms(sb: Sandbox) -> None:
+    httpx.post(f"{sb.dms}/__admin/reset", headers={"X-Admin-Token": sb.token}, timeout=60).raise_for_status()
+
+
+def verify(sb: Sandbox, plan: list[dict]) -> int:
+    """How many planned contracts the DMS holds exactly once, with exactly the planned values."""
+    rows = httpx.get(f"{sb.dms}/__admin/contracts", headers={"X-Admin-Token": sb.token}, timeout=60).json()
+    by_order: dict[str, list[dict]] = {}
+    for r in rows:
+        by_order.setdefault(r["oem_order_no"], []).append(r)
+    good = 0
+    for item in plan:
+        found = by_order.get(item["order_no"], [])
+        if len(found) != 1:
+            continue
+        c, v = found[0], item["values"]
+        if (c["model_code"], c["color"], c["vin"], c["status"], c["delivery_date"]) == (
+                v["model_code"], v["color"], v["vin"], v["status"], v["delivery_date"]) and f"{c['price']:.2f}" == v["price"]:
+            good += 1
+    return good
+
+
+# -- (a) a plain Playwright script, field by field ---------------------------------------------
+
+async def naive(dms: str, plan: list[dict]) -> None:
+    from playwright.async_api import async_playwright
+
+    from dealerbot.browser import CHROMIUM_ARGS, find_browser
+    from dealerbot.config import BrowserSettings
+
+    spec = find_browser(BrowserSettings())
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=spec.executable, channel=spec.channel, args=[*CHROMIUM_ARGS, "--no-sandbox"])
+        page = await (await browser.new_context()).new_page()
+        await page.goto(f"{dms}/login")
+        await page.fill("#username", "sales01")
+        await page.fill("#password", DMS_PASSWORD)
+        async with page.expect_navigation():
+            await page.click("#login-submit")
+        for item in plan:
+            customer_no = item["customer_no"]
+            if item["mode"] == "new":
+                await page.goto(f"{dms}/customers/new")
+                for f, value in item["customer"].items():
+                    await page.fill(f"#customer-form #{f}", value)
+                async with page.expect_navigation():
+                    await page.click("#customer-form #save")
+                customer_no = parse_qs(urlparse(page.url).query).get("q", [""])[0]
+                if not customer_no.startswith("KH"):  # the same person's second order: already there
+                    await page.goto(f"{dms}/customers?q={item['customer']['id_number']}")
+                    customer_no = await page.locator("td[data-field=customer_no]").first.inner_text()
+            await page.goto(f"{dms}/contracts/new")
+            await page.click("#customer-pick")
+            await page.fill("#customer-dialog-q", customer_no)
+            await page.click("#customer-dialog-search")
+            await page.click(f"#customer-dialog-table tr.pick-row[data-customer-no='{customer_no}'] button.pick")
+            v = item["values"]
+            await page.select_option("#model_code", v["model_code"])
+            for f in ("color", "vin", "price", "deposit", "delivery_date", "oem_order_no"):
+                await page.fill(f"#{f}", v[f])
+            await page.select_option("#status", v["status"])
+            await page.click("#save")
+            async with page.expect_navigation():
+                await page.click("#confirm-ok")
+            contract_no = parse_qs(urlparse(page.url).query)["q"][0]
+            await page.goto(f"{dms}/contracts?q={contract_no}")  # read back
+            for f in FIELDS:
+                await page.locator(f"tr.contract-row td[data-field={f}]").first.inner_text()
+        await browser.close()
+
+
+# -- (b) the floor: the same forms by plain HTTP ------------------------------------------------
+
+async def floor(dms: str, plan: list[dict], concurrency: int) -> None:
+    async with httpx.AsyncClient(base_url=dms, timeout=60, limits=httpx.Limits(max_connections=concurrency + 1)) as c:
+        page = await c.get("/login")
+        token = html.fromstring(page.text).cssselect("input[name=csrf_token]")[0].get("value")
+        r = await c.post("/login", data={"username": "sales01", "password": DMS_PASSWORD, "csrf_token": token})
+        assert r.status_code == 303
+        token = html.fromstring((await c.get("/contracts")).text).cssselect("meta[name=csrf-token]")[0].get("content")
+        queue: asyncio.Queue[dict] = asyncio.Queue()
+        for item in plan:
+            queue.put_nowait(item)
+        made: dict[str, str] = {}
+        locks: dict[str, asyncio.Lock] = {}
+
+        async def customer(item: dict) -> str:
+            values = item["customer"]
+            async with locks.setdefault(values["id_number"], asyncio.Lock()):
+                if values["id_number"] not in made:
+                    r = await c.post("/customers/new", data={**values, "csrf_token": token})
+                    assert r.status_code == 303, r.text[:300]
+                    made[values["id_number"]] = parse_qs(urlparse(r.headers["location"]).query)["q"][0]
+            return made[values["id_number"]]
+
+        async def worker() -> None:
+            while not queue.empty():
+                item = queue.get_nowait()
+                no = await customer(item) if item["mode"] == "new" else item["customer_no"]
+                r = await c.post("/contracts/new", data={**item["values"], "customer_no": no, "csrf_token": token})
+                assert r.status_code == 303, r.text[:300]
+                contract_no = parse_qs(urlparse(r.headers["location"]).query)["q"][0]
+                row = html.fromstring((await c.get("/contracts", params={"q": contract_no})).text)
+                assert row.cssselect("td[data-field=oem_order_no]")[0].text_content().strip() == item["order_no"]
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--contracts", type=int, default=500)
+    ap.add_argument("--orders", type=int, default=1600, help="orders in the sandbox (enough creations for --contracts)")
+    ap.add_argument("--concurrency", type=int, default=3, help="DMS forms at once ([rekey] concurrency)")
+    ap.add_argument("--new-customers", type=float, default=1 / 3, metavar="SHARE",
+                    help="share of the contracts whose customer must be created first (default: a third)")
+    ap.add_argument("--no-trace", action="store_true", help="run the bot with Playwright tracing off")
+    ap.add_argument("--naive", nargs=2, metavar=("PLAN", "DMS_URL"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.naive:  # the plain script, in a process of its own
+        asyncio.run(naive(args.naive[1], json.loads(Path(args.naive[0]).read_text(encoding="utf-8"))))
+        return 0
+
+    sb = start_sandbox(args.orders)
+    try:
+        with tempfile.TemporaryDirectory(prefix="dealerbot-bench-rekey-") as tmp:
+            workdir = Path(tmp)
+            plan = prepare(sb, workdir, args.contracts, args.concurrency, not args.no_trace, args.new_customers)
+            new_customers = sum(1 for p in plan if p["mode"] == "new")
+            env = clean_env(DEALERBOT_DMS_PASSWORD=DMS_PASSWORD)
+            bot = measure([sys.executable, "-m", "dealerbot.cli", "run", "dms-rekey"], workdir, env)
+            bot_ok = verify(sb, plan)
+            reset_dms(sb)
+            plan_file = workdir / "plan.json"
+            plan_file.write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")
+            naive_run = measure([sys.executable, __file__, "--naive", str(plan_file), sb.dms], workdir, env)
+            naive_ok = verify(sb, plan)
+            reset_dms(sb)
+            started = time.perf_counter()
+            asyncio.run(floor(sb.dms, plan, args.concurrency))
+            floor_s = time.perf_counter() - started
+            floor_ok = verify(sb, plan)
+    finally:
+        sb.stop()
+    n = len(plan)
+    rate = bot_ok / bot.seconds
+    print(f"contracts: {n} ({new_customers} with a new customer, {new_customers / n:.0%}), concurrency {args.concurrency}, "
+          f"tracing {'off' if args.no_trace else 'on'}")
+    print(f"floor (httpx, forms posted):      {floor_ok:4d} verified in {floor_s:6.1f} s = {floor_ok / floor_s:7.1f}/s")
+    print(f"(a) plain Playwright, by field:   {naive_ok:4d} verified in {naive_run.seconds:6.1f} s = "
+          f"{naive_ok / naive_run.seconds:7.1f}/s (peak {naive_run.peak_pss_mb:.0f} MB)")
+    print(f"dealerbot run dms-rekey:          {bot_ok:4d} verified in {bot.seconds:6.1f} s = {rate:7.1f}/s "
+          f"(peak {bot.peak_pss_mb:.0f} MB PSS; RSS summed {bot.peak_rss_mb:.0f} MB)")
+    print(f"bot vs (a): {naive_run.seconds / bot.seconds:.2f}x faster; bot/floor: {bot.seconds / floor_s:.1f}x the time")
+    ok = (bot.returncode == 0 and bot_ok == naive_ok == floor_ok == n and rate >= TARGET_RATE
+          and bot.seconds < naive_run.seconds and bot.peak_pss_mb < TARGET_MB)
+    print(f"targets: >= {TARGET_RATE}/s, faster than (a), < {TARGET_MB} MB -> {'PASS' if ok else 'MISS'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
