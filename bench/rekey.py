@@ -53,11 +53,12 @@ def _cli(workdir: Path, *args: str) -> None:
         raise SystemExit(f"dealerbot {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
 
-def prepare(sb: Sandbox, workdir: Path, contracts: int, concurrency: int, trace: bool,
+def prepare(sb: Sandbox, workdir: Path, contracts: int, concurrency: int, trace: bool | None,
             new_share: float | None = None) -> list[dict]:
     """A dealership's folder with ``contracts`` approved creations; returns them as a plan."""
+    tracing = "" if trace is None else f"[browser]\ntrace = {str(trace).lower()}\n"
     (workdir / "dealerbot.toml").write_text(
-        f'[oem]\nurl = "{sb.oem}"\n[dms]\nurl = "{sb.dms}"\n[browser]\ntrace = {str(trace).lower()}\n'
+        f'[oem]\nurl = "{sb.oem}"\n[dms]\nurl = "{sb.dms}"\n{tracing}'
         f'[rekey]\nconcurrency = {concurrency}\n'
         f'approval_required = ["create_contract", "update_contract", "cancel_contract"]\n', encoding="utf-8",
     )
@@ -200,7 +201,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=3, help="DMS forms at once ([rekey] concurrency)")
     ap.add_argument("--new-customers", type=float, default=1 / 3, metavar="SHARE",
                     help="share of the contracts whose customer must be created first (default: a third)")
-    ap.add_argument("--no-trace", action="store_true", help="run the bot with Playwright tracing off")
+    ap.add_argument("--trace", action="store_true", help="run the bot with Playwright tracing on ([browser] trace = true)")
     ap.add_argument("--naive", nargs=2, metavar=("PLAN", "DMS_URL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.naive:  # the plain script, in a process of its own
@@ -211,7 +212,7 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="dealerbot-bench-rekey-") as tmp:
             workdir = Path(tmp)
-            plan = prepare(sb, workdir, args.contracts, args.concurrency, not args.no_trace, args.new_customers)
+            plan = prepare(sb, workdir, args.contracts, args.concurrency, True if args.trace else None, args.new_customers)
             new_customers = sum(1 for p in plan if p["mode"] == "new")
             env = clean_env(DEALERBOT_DMS_PASSWORD=DMS_PASSWORD)
             bot = measure([sys.executable, "-m", "dealerbot.cli", "run", "dms-rekey"], workdir, env)
@@ -231,7 +232,7 @@ def main() -> int:
     n = len(plan)
     rate = bot_ok / bot.seconds
     print(f"contracts: {n} ({new_customers} with a new customer, {new_customers / n:.0%}), concurrency {args.concurrency}, "
-          f"tracing {'off' if args.no_trace else 'on'}")
+          f"tracing {'on' if args.trace else 'as the bot chooses (off)'}")
     print(f"floor (httpx, forms posted):      {floor_ok:4d} verified in {floor_s:6.1f} s = {floor_ok / floor_s:7.1f}/s")
     print(f"(a) plain Playwright, by field:   {naive_ok:4d} verified in {naive_run.seconds:6.1f} s = "
           f"{naive_ok / naive_run.seconds:7.1f}/s (peak {naive_run.peak_pss_mb:.0f} MB)")

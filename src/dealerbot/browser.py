@@ -21,8 +21,8 @@ import platform
 import shutil
 import sys
 import zipfile
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,6 +336,26 @@ class Browser:
             await ctx.close()
 
 
+# Playwright's driver (Node.js) keeps a large young generation it never gives back: a small one
+# holds its memory near 150 MB over a long run instead of 230 MB and more, at no measurable CPU
+# cost (bench/rekey.py).
+DRIVER_NODE_OPTIONS = "--max-semi-space-size=2"
+
+
+@contextmanager
+def _driver_options() -> Iterator[None]:
+    """NODE_OPTIONS for the driver while it starts (it reads them once), then as they were."""
+    old = os.environ.get("NODE_OPTIONS")
+    os.environ["NODE_OPTIONS"] = f"{old} {DRIVER_NODE_OPTIONS}" if old else DRIVER_NODE_OPTIONS
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("NODE_OPTIONS", None)
+        else:
+            os.environ["NODE_OPTIONS"] = old
+
+
 @asynccontextmanager
 async def open_browser(settings: BrowserSettings, headed: bool = False) -> AsyncIterator[Browser]:
     """Start Playwright and launch the discovered browser; close both at exit.
@@ -343,7 +363,9 @@ async def open_browser(settings: BrowserSettings, headed: bool = False) -> Async
     Raises:
         BrowserNotFound: no browser (see :func:`find_browser`), or it failed to start.
     """
-    async with async_playwright() as pw:
+    async with AsyncExitStack() as stack:
+        with _driver_options():
+            pw = await stack.enter_async_context(async_playwright())
         try:
             bundled = pw.chromium.executable_path
         except Exception:  # noqa: BLE001 - no bundled build registered

@@ -72,7 +72,7 @@ WRITE_SELECTORS = (
 )
 
 
-PAGE_LIFETIME = 60  # forms opened on one page before a fresh one (bounded renderer memory)
+PAGE_LIFETIME = 40  # forms opened on one page before a fresh one (bounded renderer memory)
 
 
 def _query_param(url: str, name: str = "q") -> str:
