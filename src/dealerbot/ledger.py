@@ -116,6 +116,7 @@ class Action(PlannedAction):
     needs_approval: bool = True
     stored_checksum: str = ""  # of the content as it stands (after a reviewer's edits)
     plan_checksum: str = ""  # of the content as reconciliation planned it
+    plan_values: dict[str, str] = field(default_factory=dict)  # new_values as planned, before any edit
     reviewed_by: str | None = None
     review_note: str | None = None
     run_id: str | None = None

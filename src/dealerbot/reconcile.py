@@ -9,10 +9,11 @@ Each stored OEM order gets one class::
     rejected   it cannot be written (unmapped code, customer not consenting, bad data...)
 
 :func:`classify` decides one order from what the store knows (pure; unit-tested). Each field
-follows its dictionary rule (``sync``, ``fill_empty``, ``forward``, ``never``); ``sync`` compares
-three values, the OEM's, the DMS's and the *base* both last agreed on (kept per order in the
-store), so that a change made by staff in the DMS is never overwritten and a change on both
-sides is a conflict for a person.
+follows its dictionary rule (``sync``, ``fill_empty``, ``forward``, ``never``) and the *base*
+kept per order in the store: the OEM's and the DMS's values when both last agreed, or when a
+reviewer settled a difference (an edited write). A change made by staff in the DMS is never
+overwritten, a change on both sides is a conflict for a person, and a difference a reviewer chose
+stays until one side moves again.
 
 :func:`reconcile` runs it over the store and writes the plan into the ledger: new actions,
 actions superseded because the data changed, and actions left alone (already approved with
@@ -55,7 +56,7 @@ class Outcome:
     reason: str = ""
     contract_no: str = ""
     action: PlannedAction | None = None
-    agreed: dict[str, str] = field(default_factory=dict)  # fields both sides hold alike now
+    agreed: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> {"oem", "dms"} alike now
 
     @property
     def changes(self) -> list[tuple[str, str, str]]:
@@ -171,7 +172,7 @@ def customer_note(plan: CustomerPlan) -> str:
 
 
 def classify(
-    order: dict[str, Any], ix: Indexes, d: Dictionary, base: dict[str, str] | None = None,
+    order: dict[str, Any], ix: Indexes, d: Dictionary, base: dict[str, dict[str, str]] | None = None,
 ) -> Outcome:
     """Decide what to do for one stored OEM order (see the module docstring). Never raises."""
     key = order["order_no"]
@@ -214,21 +215,28 @@ def _plan_create(
     return Outcome(key, "create", note, action=PlannedAction("create_contract", key, target, customer=customer, note=note))
 
 
-def _plan_update(key: str, contract: dict[str, Any], target: dict[str, str], base: dict[str, str], d: Dictionary) -> Outcome:
+def _plan_update(
+    key: str, contract: dict[str, Any], target: dict[str, str], base: dict[str, dict[str, str]], d: Dictionary,
+) -> Outcome:
     current = dms_values(contract)
     new = dict(current)
     conflicts: list[str] = []
-    agreed: dict[str, str] = {}
+    agreed: dict[str, dict[str, str]] = {}
     lifecycle = list(d.status_order)
     for f in CONTRACT_FIELDS:
-        o, c, b = target[f], current[f], base.get(f)
+        o, c = target[f], current[f]
+        seen = base.get(f)  # {"oem": ..., "dms": ...} when both last agreed (or a person settled it)
         if o == c:
-            agreed[f] = o
+            agreed[f] = {"oem": o, "dms": c}
             continue
         rule = d.contract[f].update
         label = CONTRACT_HEADERS[f]
         if rule == "never" or (rule == "fill_empty" and not o):
             continue
+        if seen is not None and seen.get("oem") == o and seen.get("dms") == c:
+            continue  # a difference a reviewer chose (an edited write): neither side moved since
+        oem_moved = seen is None or seen.get("oem") != o
+        dms_moved = seen is not None and seen.get("dms") != c
         if rule == "fill_empty" and not c:
             new[f] = o
         elif rule == "forward":
@@ -244,12 +252,12 @@ def _plan_update(key: str, contract: dict[str, Any], target: dict[str, str], bas
             else:
                 conflicts.append(f"{label} DMS为「{c}」，厂家映射为「{o}」，不在 status_order 中")
                 new[f] = o
-        elif b is not None and b == c:
+        elif seen is not None and not dms_moved:
             new[f] = o  # only the OEM changed since both agreed
-        elif b is not None and b == o:
+        elif seen is not None and not oem_moved:
             continue  # staff changed the DMS since: their value stays
         else:
-            why = "双方都已修改" if b is not None else "两边不一致且没有同步记录"
+            why = "双方都已修改" if seen is not None else "两边不一致且没有同步记录"
             conflicts.append(f"{label} DMS为「{c or '空'}」，厂家为「{o or '空'}」（{why}）")
             new[f] = o
     contract_no = contract["contract_no"]

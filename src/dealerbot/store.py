@@ -139,6 +139,7 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("contract_no", String(64)),
             Column("customer", Text, nullable=False, default="{}"),
             Column("new_values", Text, nullable=False, default="{}"),
+            Column("plan_values", Text, nullable=False, default="{}"),  # new_values as planned, before edits
             Column("old_values", Text, nullable=False, default="{}"),
             Column("checksum", String(64), nullable=False),
             Column("plan_checksum", String(64), nullable=False),
@@ -460,7 +461,8 @@ class Store:
             old_values=json.loads(row["old_values"]), contract_no=row["contract_no"] or "",
             customer=CustomerPlan.from_dict(json.loads(row["customer"])), conflict=bool(row["conflict"]),
             note=row["note"] or "", id=row["id"], state=row["state"], needs_approval=bool(row["needs_approval"]),
-            stored_checksum=row["checksum"], plan_checksum=row["plan_checksum"], reviewed_by=row["reviewed_by"], review_note=row["review_note"],
+            stored_checksum=row["checksum"], plan_checksum=row["plan_checksum"],
+            plan_values=json.loads(row["plan_values"]), reviewed_by=row["reviewed_by"], review_note=row["review_note"],
             run_id=row["run_id"], attempts=row["attempts"], customer_submitted=row["customer_submitted_at"] is not None,
             submitted=row["submitted_at"] is not None, result_customer_no=row["result_customer_no"],
             failure_code=row["failure_code"], failure_reason=row["failure_reason"], evidence_dir=row["evidence_dir"],
@@ -556,6 +558,7 @@ class Store:
                     kind=action.kind, natural_key=action.natural_key, contract_no=action.contract_no or None,
                     customer=dumps(action.customer.as_dict()), new_values=dumps(action.new_values),
                     old_values=dumps(action.old_values), checksum=action.checksum(), plan_checksum=action.checksum(),
+                    plan_values=dumps(action.new_values),
                     state="planned" if needs_approval else "approved", needs_approval=needs_approval,
                     conflict=action.conflict, note=action.note, planned_at=now, updated_at=now,
                     reviewed_by=None if needs_approval else "policy", reviewed_at=None if needs_approval else now,
@@ -650,7 +653,10 @@ class Store:
             conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
                 state="verified", verified_at=now, updated_at=now, failure_code=None, failure_reason=None))
             row = conn.execute(select(st.c.base).where(st.c.oem_order_no == action.natural_key)).first()
-            base = {**(json.loads(row.base) if row else {}), **action.new_values}
+            # Both sides agree now: the DMS holds what was written, the OEM what was planned
+            # from it (they differ where a reviewer edited the value).
+            written = {f: {"oem": action.plan_values.get(f, v), "dms": v} for f, v in action.new_values.items()}
+            base = {**(json.loads(row.base) if row else {}), **written}
             conn.execute(self._upsert(st, ["oem_order_no"], keep=["klass", "reason", "changes", "action_id"]), [{
                 "oem_order_no": action.natural_key, "contract_no": contract_no, "klass": "in_sync", "reason": "",
                 "changes": "[]", "base": dumps(base), "action_id": action.id, "reconciled_at": now,

@@ -302,26 +302,17 @@ class _Styles:
         self._quoted: dict[str, StyleArray] = {}
 
         header_align = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        self._add(
-            wb,
-            "header",
-            NamedStyle(
-                name=f"{_STYLE_PREFIX}-header",
-                font=Font(bold=True, color=_HEADER_FONT),
-                fill=PatternFill(fill_type="solid", start_color=_HEADER_FILL, end_color=_HEADER_FILL),
-                alignment=header_align,
-            ),
-        )
-        self._add(
-            wb,
-            "header-editable",
-            NamedStyle(
-                name=f"{_STYLE_PREFIX}-header-editable",
-                font=Font(bold=True, color=_HEADER_FONT),
-                fill=PatternFill(fill_type="solid", start_color=_EDITABLE_HEADER_FILL, end_color=_EDITABLE_HEADER_FILL),
-                alignment=header_align,
-            ),
-        )
+        for key, colour in (("header", _HEADER_FILL), ("header-editable", _EDITABLE_HEADER_FILL)):
+            self._add(
+                wb,
+                key,
+                NamedStyle(
+                    name=f"{_STYLE_PREFIX}-{key}",
+                    font=Font(bold=True, color=_HEADER_FONT),
+                    fill=PatternFill(fill_type="solid", start_color=colour, end_color=colour),
+                    alignment=header_align,
+                ),
+            )
         self._add(wb, "label", NamedStyle(name=f"{_STYLE_PREFIX}-label", font=Font(bold=True)))
 
         fills = {

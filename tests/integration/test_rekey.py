@@ -141,6 +141,18 @@ def _entities():
     return entity_of_bots()
 
 
+def exported_pending(store: Store, path: Path):
+    """Export the review workbook to ``path``; its 待处理 sheet (editable), the column numbers by
+    header, and the rows of new contracts whose customer is decided."""
+    export_runs(store, latest_runs(store), path, _entities())
+    wb = load_workbook(path)
+    ws = wb[PENDING_TITLE]
+    col = {h: i + 1 for i, h in enumerate(PENDING_HEADERS)}
+    rows = [r for r in range(2, ws.max_row + 1) if ws.cell(r, col["操作"]).value == "新建合同"
+            and ws.cell(r, col["客户编号"]).value]
+    return wb, ws, col, rows
+
+
 def _config(tmp_path: Path, sandbox) -> None:
     (tmp_path / "dealerbot.toml").write_text(
         f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n'
@@ -196,12 +208,7 @@ async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_sk
     await read_both(settings)
     plan(settings, store)
     path = tmp_path / "review.xlsx"
-    export_runs(store, latest_runs(store), path, _entities())
-    wb = load_workbook(path)
-    ws = wb[PENDING_TITLE]
-    col = {h: i + 1 for i, h in enumerate(PENDING_HEADERS)}
-    rows = [r for r in range(2, ws.max_row + 1) if ws.cell(r, col["操作"]).value == "新建合同"
-            and ws.cell(r, col["客户编号"]).value]
+    wb, ws, col, rows = exported_pending(store, path)
     edited, skipped, plain = rows[0], rows[1], rows[2]
     ws.cell(edited, col["审核"]).value = APPROVE_EDITED
     ws.cell(edited, col["颜色"]).value = "曜石黑"
@@ -225,9 +232,13 @@ async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_sk
     decision = [r for r in store.audit_rows(50) if r["event"] == "approve_edited"]
     assert decision and decision[0]["actor"] == "王会计" and decision[0]["new_values"]["color"] == "曜石黑"
     assert decision[0]["note"] == "客户改选黑色，特价"
-    # The skipped one stays skipped while its data is unchanged.
-    plan(settings, store)
+    # The skipped one stays skipped while its data is unchanged; the edited one is not "corrected"
+    # back to the OEM's colour by the next reconciliation (the DMS now knows the contract).
+    assert (await run_bot("dms-contracts", settings, passwords=PASSWORDS)).ok
+    report = plan(settings, store)
     assert [a.state for a in store.actions(natural_key=key[skipped])][-1] == "skipped"
+    assert next(o for o in report.outcomes if o.order_no == key[edited]).klass == "in_sync"
+    assert store.actions(natural_key=key[edited])[-1].state == "verified"
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -244,12 +255,7 @@ async def test_stale_foreign_damaged_and_invalid_workbooks_are_refused_with_noth
     await read_both(settings)
     plan(settings, store)
     path = tmp_path / "review.xlsx"
-    export_runs(store, latest_runs(store), path, _entities())
-    wb = load_workbook(path)
-    ws = wb[PENDING_TITLE]
-    col = {h: i + 1 for i, h in enumerate(PENDING_HEADERS)}
-    rows = [r for r in range(2, ws.max_row + 1) if ws.cell(r, col["操作"]).value == "新建合同"
-            and ws.cell(r, col["客户编号"]).value]
+    wb, ws, col, rows = exported_pending(store, path)
     stale, fine = rows[0], rows[1]
     for r in (stale, fine):
         ws.cell(r, col["审核"]).value = APPROVE

@@ -129,7 +129,7 @@ def test_cancellation_is_its_own_action_and_waits_for_a_person():
 
 def test_three_way_sync_keeps_staff_changes_and_flags_both_sides_changing():
     moved = order(planned_delivery_date=date(2027, 1, 5))
-    base = {"delivery_date": "2026-12-20"}
+    base = {"delivery_date": {"oem": "2026-12-20", "dms": "2026-12-20"}}
     # Only the OEM changed since both agreed: write it.
     out = classify(moved, ix(contracts=[contract()]), D, base)
     assert out.klass == "update" and out.action.changes == {"delivery_date": ("2026-12-20", "2027-01-05")}
@@ -164,3 +164,15 @@ def test_checksum_covers_what_a_reviewer_approves():
     assert a.checksum() != PlannedAction(a.kind, a.natural_key, dict(a.new_values, color="白"), customer=a.customer).checksum()
     assert a.checksum() != PlannedAction(a.kind, a.natural_key, a.new_values, customer=CustomerPlan("new")).checksum()
     assert contract_values(order(), OEM_CUSTOMER, D)["status"] == "运输中"
+
+
+def test_a_difference_a_reviewer_chose_stays_until_one_side_moves():
+    # The reviewer wrote 曜石黑 where the OEM says 珍珠白 (修改后同意): both sides recorded so.
+    base = {"color": {"oem": "珍珠白", "dms": "曜石黑"}}
+    oem_white = order(color="珍珠白")
+    assert classify(oem_white, ix(contracts=[contract(color="曜石黑")]), D, base).klass == "in_sync"
+    # The OEM changes the colour again: that reaches the DMS.
+    out = classify(order(color="星空灰"), ix(contracts=[contract(color="曜石黑")]), D, base)
+    assert out.klass == "update" and out.action.changes == {"color": ("曜石黑", "星空灰")}
+    # Staff change it in the DMS: theirs stays.
+    assert classify(oem_white, ix(contracts=[contract(color="冰川银")]), D, base).klass == "in_sync"

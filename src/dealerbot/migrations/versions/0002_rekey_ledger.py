@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("contract_no", sa.String(64)),
         sa.Column("customer", sa.Text, nullable=False, server_default="{}"),
         sa.Column("new_values", sa.Text, nullable=False, server_default="{}"),
+        sa.Column("plan_values", sa.Text, nullable=False, server_default="{}"),
         sa.Column("old_values", sa.Text, nullable=False, server_default="{}"),
         sa.Column("checksum", sa.String(64), nullable=False),
         sa.Column("plan_checksum", sa.String(64), nullable=False),
