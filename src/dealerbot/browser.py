@@ -33,6 +33,7 @@ from playwright.async_api import BrowserContext, Page, Playwright, async_playwri
 
 from dealerbot.config import BrowserSettings
 from dealerbot.errors import BrowserNotFound
+from dealerbot.files import make_private, private_dir, write_private_json
 from dealerbot.logsetup import Masker
 
 BROWSER_ENV = "DEALERBOT_BROWSER"
@@ -132,17 +133,6 @@ def find_browser(settings: BrowserSettings, bundled: str | None = None, headless
     raise BrowserNotFound("no usable browser found. Tried:\n  " + "\n  ".join(tried) + "\n" + hint)
 
 
-def write_private_json(path: Path, data: Any) -> None:
-    """Write JSON readable by the owner only (mode 0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 @dataclass
 class Evidence:
     """Failure evidence of one run: the folder and the files saved into it."""
@@ -154,14 +144,15 @@ class Evidence:
 
     def next_name(self, label: str, suffix: str) -> Path:
         """A fresh file name in the folder, e.g. ``oem-1-screenshot.png``."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)
         n = 1
         while (p := self.folder / f"{label}-{n}{suffix}").exists():
             n += 1
         return p
 
     def add(self, path: Path) -> None:
-        """Record a saved file and log it."""
+        """Record a saved file (made private to the user) and log it."""
+        make_private(path)
         self.files.append(path)
         self.log.error("evidence saved: {}", path)
 

@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags without <bool>, readable in any terminal or log
 )
 selectors_app = typer.Typer(help="Check selector files against a live portal.", no_args_is_help=True)
 credentials_app = typer.Typer(help="Store portal passwords in the OS keyring.", no_args_is_help=True)
@@ -213,6 +214,9 @@ def runs(
 
     from dealerbot.export import STATUS_TEXT
 
+    if not history:
+        _console().print("还没有运行记录 (no runs yet): dealerbot run <bot>，或 dealerbot sync")
+        return
     table = Table(title="运行记录 (runs)", caption=escape(make_url(settings.store_url).render_as_string(hide_password=True)))
     table.add_column("run", no_wrap=True)
     table.add_column("开始", no_wrap=True)
@@ -681,10 +685,29 @@ def credentials_set(
     _console().print(f"stored in the OS keyring ({backend})")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"dealerbot {version('dealerbot')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option("--version", help="print the version and exit", is_eager=True,
+                                               callback=_version)] = False,
+) -> None:
+    """RPA bots between the car maker's dealer portal (OEM) and the dealership's DMS."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    from dealerbot.files import private_by_default
+
     if sys.platform == "win32":
         os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    private_by_default()  # the store, logs, evidence and workbooks hold customers' data
     app(args=argv, prog_name="dealerbot")
 
 

@@ -24,6 +24,8 @@ from urllib.parse import quote, quote_plus
 
 from loguru import logger
 
+from dealerbot.files import private_dir, private_file
+
 _FW = "０-９"
 _D = f"[0-9{_FW}]"
 # A mobile, possibly with +86/0086 and separators, full-width digits included.
@@ -163,11 +165,11 @@ def run_sinks(
 
     Yields a logger bound with ``run_id`` and ``bot``.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    logs_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(logs_dir)
+    private_dir(run_dir)
     ids = [
         logger.add(
-            run_dir / "run.log",
+            private_file(run_dir / "run.log"),
             level="DEBUG",
             format=_file_format,
             filter=_masking_filter(masker, run_id),
@@ -176,7 +178,7 @@ def run_sinks(
             diagnose=False,
         ),
         logger.add(
-            logs_dir / "dealerbot.jsonl",
+            private_file(logs_dir / "dealerbot.jsonl"),
             level="INFO",
             serialize=True,
             rotation="10 MB",

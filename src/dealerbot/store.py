@@ -53,6 +53,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from dealerbot.errors import ConfigError
+from dealerbot.files import make_private, private_dir
 from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
@@ -248,13 +249,17 @@ class Store:
             raise ConfigError(f"store url {url!r} is not a database URL: {exc}") from None
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(parsed.database).parent)
             kwargs["connect_args"] = {"timeout": 30}
         try:
             engine = create_engine(url, hide_parameters=True, **kwargs)  # no record data in errors
             if parsed.get_backend_name() == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
             migrate(engine)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+                for suffix in ("", "-wal", "-shm"):  # customers' data: the user's alone
+                    if Path(f"{parsed.database}{suffix}").exists():
+                        make_private(Path(f"{parsed.database}{suffix}"))
             return cls(engine)
         except ConfigError:
             raise

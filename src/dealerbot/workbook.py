@@ -41,6 +41,8 @@ from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from dealerbot.files import private_dir
+
 __all__ = [
     "CellIssue",
     "Column",
@@ -599,7 +601,7 @@ def write_workbook(path: Path, summary: Sequence[tuple[str, Any]], sheets: Seque
     sheets = list(sheets)  # the Sheet list itself is small; rows stay lazy
     _validate_sheets(sheets)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = _temp_path(path)
     wb = Workbook(write_only=True)
     counts: dict[str, int] = {}
@@ -608,7 +610,7 @@ def write_workbook(path: Path, summary: Sequence[tuple[str, Any]], sheets: Seque
         _write_summary(wb, styles, summary)
         for sheet in sheets:
             counts[sheet.title] = _write_sheet(wb, styles, sheet)
-        with open(tmp, "wb") as fh:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
             wb.save(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -124,3 +124,32 @@ def test_password_stored_with_credentials_set_is_used_by_a_run(tmp_path, sandbox
     ran = dealerbot(["run", "oem-customers"], tmp_path, **keyring_env)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert clean_sandbox.counters()["logins"] >= 1
+
+
+def test_everything_a_run_leaves_is_private_to_the_user(tmp_path, sandbox, clean_sandbox):
+    """The store and its -wal/-shm, logs, evidence, saved logins and workbooks hold customers'
+    data: 0600 files in 0700 folders."""
+    import stat
+
+    _config(tmp_path, sandbox)
+    ok = dealerbot(["run", "oem-customers"], tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    for state in (tmp_path / "state").glob("*.json"):
+        state.unlink()
+    failed = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD="wrong-password")
+    assert failed.returncode == 2  # leaves evidence: screenshot, page, trace
+    assert dealerbot(["export", "-o", "out/review.xlsx"], tmp_path).returncode == 0
+    made = [p for d in ("logs", "var", "out", "state") for p in [tmp_path / d, *(tmp_path / d).rglob("*")]]
+    assert any(p.name.endswith("-screenshot.png") for p in made) and any(p.name == "dealerbot.sqlite" for p in made)
+    wrong = [f"{p.relative_to(tmp_path)} {oct(stat.S_IMODE(p.stat().st_mode))}" for p in made
+             if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)]
+    assert not wrong, wrong
+
+
+def test_help_version_and_an_empty_history(tmp_path):
+    helped = dealerbot(["run", "--help"], tmp_path)
+    assert helped.returncode == 0 and "--dry-run" in helped.stdout and "<bool>" not in helped.stdout
+    version = dealerbot(["--version"], tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("dealerbot ")
+    empty = dealerbot(["runs"], tmp_path)
+    assert empty.returncode == 0 and "no runs yet" in empty.stdout
