@@ -19,8 +19,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from dealerbot.browser import Browser, Evidence
 from dealerbot.config import Settings
-from dealerbot.credentials import PasswordSource
-from dealerbot.errors import RecordRejected
+from dealerbot.credentials import PasswordSource, env_name
+from dealerbot.errors import LoginRejected, RecordRejected
 from dealerbot.locators import SelectorFile, build_locator, load_portal_selectors
 from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
@@ -39,6 +39,11 @@ class PortalApp(Protocol):
 T = TypeVar("T")
 
 COUNT_KEYS = ("pages", "read", "accepted", "repaired", "flagged", "rejected", "retries", "relogins")
+
+
+def account_key(portal: str, settings: Any) -> str:
+    """Which account of which portal: the key of its remembered login refusal."""
+    return "|".join((portal, settings.url.rstrip("/"), settings.dealer_code, settings.username))
 
 
 class Bot(ABC):
@@ -128,6 +133,8 @@ class BotContext:
         selectors = self.selectors(portal)
         selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *require))
         settings = getattr(self.settings, portal)
+        account = account_key(portal, settings)
+        fingerprint = self._check_not_refused(portal, account, selectors.title)
 
         def mask(page: Any) -> list[Any]:
             return [
@@ -151,6 +158,10 @@ class BotContext:
             try:
                 await session.step(f"open {selectors.title}", top.open)
                 yield session
+            except LoginRejected as exc:
+                if not exc.remembered:  # never type this password again (portals lock accounts)
+                    self.store.record_login_refusal(account, fingerprint, str(exc), self.run_id)
+                raise
             except BaseException:
                 self._save_failed_response(session)
                 raise
@@ -174,6 +185,29 @@ class BotContext:
                 other.login = app(other, lambda: self.password(portal)).login
                 sessions.append(other)
             yield sessions
+
+    def _check_not_refused(self, portal: str, account: str, title: str) -> str:
+        """The fingerprint of the portal's password, after checking the portal has not refused
+        that very password before (before any browser starts).
+
+        Raises:
+            CredentialsMissing: no password is configured.
+            LoginRejected: this password was refused before (``remembered``; nothing typed).
+        """
+        fingerprint = self.store.password_fingerprint(self.password(portal))
+        refused = self.store.login_refusal(account)
+        if refused is not None:
+            if refused["fingerprint"] == fingerprint:
+                raise LoginRejected(
+                    f"{title}在 {refused['refused_at']:%Y-%m-%d %H:%M} 拒绝过这个密码，为免账号被锁定不再尝试。"
+                    f"请设置新密码：dealerbot credentials set {portal}（或更新 {env_name(portal)}）；"
+                    f"确认密码无误时运行 dealerbot credentials retry {portal} "
+                    f"(the portal refused this password before: not tried again) — {refused['message']}",
+                    remembered=True,
+                )
+            self.store.clear_login_refusal(account)
+            self.log.info("{}: the password changed since the portal refused one: trying the new one", portal)
+        return fingerprint
 
     def _save_failed_response(self, session: PortalSession) -> None:
         if session.failed_response is None:

@@ -682,7 +682,31 @@ def credentials_set(
         backend = set_password(portal, username, password)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
-    _console().print(f"stored in the OS keyring ({backend})")
+    _console().print(f"已保存到系统钥匙串 (stored in the OS keyring: {backend})")
+    _forget_refusal(settings, portal)
+
+
+def _forget_refusal(settings: Settings, portal: str) -> bool:
+    from dealerbot.bot import account_key
+
+    with _open_store(settings) as store:
+        return store.clear_login_refusal(account_key(portal, getattr(settings, portal)))
+
+
+@credentials_app.command("retry")
+def credentials_retry(
+    portal: Annotated[str, typer.Argument(help="oem or dms")],
+    config: ConfigOpt = None,
+) -> None:
+    """Let the next run try the password the portal refused last time (when you are sure it is
+    right, e.g. the account was unlocked). dealerbot never retries a refused password by itself."""
+    settings = _settings(config)
+    if portal not in ("oem", "dms"):
+        raise _fail(f"unknown portal {portal!r}: use oem or dms")
+    if _forget_refusal(settings, portal):
+        _console().print(f"下次运行将再次尝试 {portal} 的密码 (the next run will try the password again)")
+    else:
+        _console().print(f"{portal} 没有被拒绝的密码记录 (no refusal on record)")
 
 
 def _version(value: bool) -> None:

@@ -68,10 +68,15 @@ class CredentialsMissing(ConfigError):
 
 
 class LoginRejected(ConfigError):
-    """The portal rejected the credentials (wrong password, locked account).
+    """The portal rejected the credentials (wrong password, locked account), or it did before
+    and the password has not changed since (``remembered``: nothing was typed this time).
 
     Deliberately not a :class:`SystemFailure`: retrying a wrong password locks the account.
     """
+
+    def __init__(self, message: str, remembered: bool = False) -> None:
+        super().__init__(message)
+        self.remembered = remembered
 
 
 # --- system: evidence, retry, then fail ---------------------------------------------------

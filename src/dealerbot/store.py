@@ -17,6 +17,8 @@ store is opened; a store made by an older dealerbot upgrades in place.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -57,7 +59,7 @@ from dealerbot.files import make_private, private_dir
 from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
-SCHEMA_HEAD = "0002"  # the newest migration in dealerbot/migrations/versions (a test checks)
+SCHEMA_HEAD = "0003"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 _TYPES = {
@@ -181,6 +183,14 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("old_values", Text, nullable=False, default="{}"),
             Column("new_values", Text, nullable=False, default="{}"),
             Column("note", Text, nullable=False, default=""),
+        ),
+        "login_refusals": Table(
+            "login_refusals", meta,
+            Column("account", String(255), primary_key=True),
+            Column("fingerprint", String(64), nullable=False),
+            Column("message", Text, nullable=False, default=""),
+            Column("refused_at", DateTime, nullable=False),
+            Column("run_id", String(80)),
         ),
         "order_sync": Table(
             "order_sync", meta,
@@ -457,6 +467,34 @@ class Store:
         q = select(t.c[field], func.count()).group_by(t.c[field])
         with self.engine.connect() as conn:
             return {str(v or ""): int(n) for v, n in conn.execute(q)}
+
+    # -- refused passwords -------------------------------------------------------------------
+    def password_fingerprint(self, password: str) -> str:
+        """A keyed digest of a password (never the password): enough to tell whether the
+        password now configured is the one a portal refused."""
+        return hmac.new(self.store_id().encode(), password.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def login_refusal(self, account: str) -> dict[str, Any] | None:
+        """The portal account's last refused password (fingerprint, message, when), or None."""
+        t = self.tables["login_refusals"]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.account == account)).mappings().first()
+        return dict(row) if row else None
+
+    def record_login_refusal(self, account: str, fingerprint: str, message: str, run_id: str | None) -> None:
+        """Remember that the portal refused this password for this account."""
+        t = self.tables["login_refusals"]
+        with self.engine.begin() as conn:
+            conn.execute(self._upsert(t, ["account"]), [{
+                "account": account, "fingerprint": fingerprint, "message": message, "refused_at": datetime.now(),
+                "run_id": run_id,
+            }])
+
+    def clear_login_refusal(self, account: str) -> bool:
+        """Forget a refusal (a new password was set, or the operator asks to try again)."""
+        t = self.tables["login_refusals"]
+        with self.engine.begin() as conn:
+            return conn.execute(t.delete().where(t.c.account == account)).rowcount > 0
 
     # -- the re-key ledger -------------------------------------------------------------------
     @staticmethod

@@ -44,6 +44,13 @@ def test_run_runs_export_and_failure_exit_codes(tmp_path, sandbox, clean_sandbox
     assert "refused the login" in bad.stdout and "run log:" in bad.stdout
     assert "not-the-password" not in bad.stdout + bad.stderr
 
+    again = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD="not-the-password")
+    assert again.returncode == 2 and "不再尝试" in again.stderr + again.stdout
+    retry = dealerbot(["credentials", "retry", "oem"], tmp_path)
+    assert retry.returncode == 0 and "再次尝试" in retry.stdout
+    tried = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD="not-the-password")
+    assert tried.returncode == 2 and "refused the login" in tried.stdout  # typed once more, as asked
+
     history = dealerbot(["runs"], tmp_path)
     assert history.returncode == 0 and "成功" in history.stdout and "失败" in history.stdout
 

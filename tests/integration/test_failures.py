@@ -62,6 +62,22 @@ async def test_wrong_password_fails_fast_with_one_attempt(settings, clean_sandbo
     assert not (settings.path("state") / "oem-dealer_admin.json").exists()
 
 
+async def test_a_refused_password_is_never_typed_again_until_it_changes(settings, store, clean_sandbox):
+    """A daily schedule must not lock the account: the portal locks after 5 wrong passwords."""
+    first = await run_bot("oem-orders", settings, passwords={"oem": "Wrong-Pass-1"})
+    assert first.error_kind == "config"
+    refused = clean_sandbox.counters()["failed_logins"]
+    for _ in range(5):
+        again = await run_bot("oem-orders", settings, passwords={"oem": "Wrong-Pass-1"})
+        assert again.error_kind == "config" and "不再尝试" in again.error and "credentials set oem" in again.error
+        assert not again.evidence  # no browser was started for it
+    assert clean_sandbox.counters()["failed_logins"] == refused  # nothing typed: the account is not locked
+    # A changed password is tried (and works), and the mark is gone.
+    fixed = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert fixed.ok, fixed.error
+    assert store.login_refusal("oem|" + settings.oem.url.rstrip("/") + "|D31001|dealer_admin") is None
+
+
 def _all_text_under(folder: Path) -> str:
     chunks = []
     for p in folder.rglob("*"):
