@@ -203,22 +203,18 @@ def _candidate(path: Path, sel: str, node: yaml.Node) -> Candidate:
     return Candidate(kind, value, opts.get("name"), bool(opts.get("exact", False)), node.start_mark.line + 1)
 
 
+MAX_SELECTOR_FILE_BYTES = 1_000_000  # a portal's selectors are a few KB; refuse what is not
+
+
 def load_selector_file(path: Path) -> SelectorFile:
     """Load and validate one selector file.
 
     Raises:
         SelectorFileError: unreadable, not YAML, or malformed (message names file and line).
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SelectorFileError(f"{path}: cannot read selector file: {exc.strerror}") from None
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        raise SelectorFileError(f"{path}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    from dealerbot.yamlfile import compose_yaml
+
+    root = compose_yaml(path, MAX_SELECTOR_FILE_BYTES, SelectorFileError)
     if not isinstance(root, yaml.MappingNode):
         raise _err(path, root, "the file must be a mapping with 'portal' and 'selectors'")
     top: dict[str, tuple[yaml.Node, yaml.Node]] = {}
@@ -226,6 +222,8 @@ def load_selector_file(path: Path) -> SelectorFile:
         key = _scalar(path, key_node, "key")
         if key not in TOP_KEYS:
             raise _err(path, key_node, f"unknown top-level key '{key}' (allowed: {', '.join(sorted(TOP_KEYS))})")
+        if key in top:
+            raise _err(path, key_node, f"'{key}' appears twice (first on line {top[key][0].start_mark.line + 1})")
         top[key] = (key_node, val_node)
     for required in ("portal", "selectors"):
         if required not in top:
@@ -258,7 +256,10 @@ def load_selector_file(path: Path) -> SelectorFile:
         if not isinstance(ep_node, yaml.MappingNode):
             raise _err(path, ep_node, "'endpoints' must be a mapping of name -> URL path")
         for key_node, val_node in ep_node.value:
-            endpoints[_scalar(path, key_node, "endpoint name")] = _scalar(path, val_node, "endpoint")
+            name = _scalar(path, key_node, "endpoint name")
+            if name in endpoints:
+                raise _err(path, key_node, f"endpoint '{name}' is defined twice")
+            endpoints[name] = _scalar(path, val_node, "endpoint")
 
     mask = _name_list(path, top.get("evidence_mask"), selectors, "evidence_mask")
     screens = _screens(path, top["screens"][1], selectors, endpoints) if "screens" in top else ()

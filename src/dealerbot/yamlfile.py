@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dealerbot.errors import DataFileError
+from dealerbot.errors import ConfigError, DataFileError
 
 MAX_BYTES = 2_000_000
 
@@ -45,42 +45,48 @@ class Lines:
         return f"{self.file}:{line}" if line else str(self.file)
 
 
-def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> tuple[Any, Lines]:
-    """Load ``path`` as YAML data with the line of every value.
+def compose_yaml(path: Path, max_bytes: int = MAX_BYTES, error: type[ConfigError] = DataFileError) -> yaml.Node | None:
+    """Read ``path`` and parse it into YAML nodes (which carry their lines), safely.
 
     Raises:
-        DataFileError: the file is missing, unreadable, too large, not UTF-8, not valid YAML,
-            uses anchors/aliases, or repeats a key (the message names file and line).
+        ``error`` (DataFileError by default): the file is missing, unreadable, too large, not
+            UTF-8, not valid YAML, or uses anchors/aliases (the message names file and line).
     """
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise DataFileError(f"{path}: cannot read the file: {exc.strerror}") from None
+        raise error(f"{path}: cannot read the file: {exc.strerror}") from None
     if size > max_bytes:
-        raise DataFileError(f"{path}: {size:,} bytes is too large for this file (at most {max_bytes:,})")
+        raise error(f"{path}: {size:,} bytes is too large for this file (at most {max_bytes:,})")
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise DataFileError(f"{path}: cannot read the file: {exc.strerror}") from None
+        raise error(f"{path}: cannot read the file: {exc.strerror}") from None
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a BOM left by Windows Notepad is harmless
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataFileError(
-            f"{path}:{line}: the file is not UTF-8 (saved as GBK?); save it as UTF-8 and try again"
-        ) from None
+        raise error(f"{path}:{line}: the file is not UTF-8 (saved as GBK?); save it as UTF-8 and try again") from None
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                line = event.start_mark.line + 1
-                raise DataFileError(f"{path}:{line}: anchors and aliases (& and *) are not allowed in this file")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+                raise error(f"{path}:{event.start_mark.line + 1}: anchors and aliases (& and *) are not allowed in this file")
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise DataFileError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise error(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> tuple[Any, Lines]:
+    """Load ``path`` as YAML data with the line of every value.
+
+    Raises:
+        DataFileError: as :func:`compose_yaml`, or a key repeats (names both lines).
+    """
+    root = compose_yaml(path, max_bytes)
     lines = Lines(path)
     if root is None:
         return None, lines

@@ -93,3 +93,26 @@ def test_shipped_selector_files_have_every_name_the_page_objects_use(portal):
 
     used = importlib.import_module(f"dealerbot.pages.{portal}").SELECTORS_USED
     load_portal_selectors(portal, ROOT / "selectors").require(used)  # raises naming a missing one
+
+
+def test_hostile_selector_files_are_refused_with_file_and_line(tmp_path):
+    """An alias bomb once took 2.2 GB from a 3.9 KB file; a repeated key silently replaced the first."""
+    cases = {
+        "bomb.yaml": ('portal: x\nselectors:\n  a: &a [{css: "#a"}, {css: "#a"}]\n  b: [*a, *a]\n', "anchors and aliases"),
+        "twice.yaml": ('portal: x\nselectors:\n  a: [{css: "#a"}]\nportal: y\n', "'portal' appears twice"),
+        "endpoints.yaml": ('portal: x\nselectors:\n  a: [{css: "#a"}]\nendpoints:\n  login: /login\n  login: /signin\n',
+                           "endpoint 'login' is defined twice"),
+    }
+    for name, (text, words) in cases.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        with pytest.raises(SelectorFileError, match=words) as err:
+            load_selector_file(tmp_path / name)
+        assert f"{tmp_path / name}:" in str(err.value)
+    gbk = tmp_path / "gbk.yaml"
+    gbk.write_bytes('portal: x\ntitle: 经销商管理系统\nselectors:\n  a: [{css: "#a"}]\n'.encode("gbk"))
+    with pytest.raises(SelectorFileError, match=r"gbk.yaml:2: the file is not UTF-8"):
+        load_selector_file(gbk)
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"portal: x\nselectors:\n  a: [{css: '#a'}]\n# " + b"x" * 2_000_000)
+    with pytest.raises(SelectorFileError, match="too large"):
+        load_selector_file(huge)
