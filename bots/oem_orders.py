@@ -54,6 +54,9 @@ class OemOrdersBot(Bot):
                     continue  # seen at this very version in the overlap
                 boundary[order_no] = changed
                 ctx.observe_change(changed)
+                if not OEM_ORDER.key_is_valid(order_no):  # it would become the detail page's URL
+                    ctx.reject(OEM_ORDER, item, "bad_key", f"订单号格式不正确：「{order_no}」，未读取详情", "order_no")
+                    continue
                 await put(order_no)
             if len(items) < PAGE_SIZE or page_no >= data["pages"] or (limit and ctx.counts["pages"] >= limit):
                 return

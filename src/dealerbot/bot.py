@@ -255,6 +255,15 @@ class BotContext:
         self.progress()
         return True
 
+    def reject(self, entity: Entity, data: dict[str, Any], code: str, reason: str, field: str = "") -> None:
+        """Reject a record before it is read further (e.g. a listed key that cannot be a key)."""
+        self.counts["read"] += 1
+        self.counts["rejected"] += 1
+        key = str(data.get(entity.key) or "")
+        self.writer.reject(entity, key, code, field, reason, dict(data))
+        self.log.info("rejected {} {}: {}", entity.name, key or "(no key)", reason)
+        self.progress()
+
     def observe_change(self, changed_at: datetime) -> None:
         """Note a change time the bot *listed* (not read later from a detail page).
 

@@ -29,6 +29,15 @@ def _add(item: Item, issue: v.Issue | None, field: str) -> None:
         item.issues.append(dataclasses.replace(issue, field=field))
 
 
+def key_format(item: Item) -> Item:
+    """Reject a record whose key does not look like the entity's keys (it would go into URLs)."""
+    key = str(item.data.get(item.entity.key) or "").strip()
+    if key and not item.entity.key_is_valid(key):
+        item.issues.append(v.Issue(item.entity.key, "bad_key", "reject",
+                                   f"{item.entity.header(item.entity.key)}格式不正确：「{key}」"))
+    return item
+
+
 def required(*fields: str) -> Step:
     """Reject a record whose ``fields`` are empty."""
 
@@ -196,6 +205,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
     if entity is OEM_ORDER:
         steps: list[Step] = [
             required("order_no", "customer_name", "model_code", "status"),
+            key_format,
             name("customer_name"),
             mobile("mobile"),
             id_number("id_number", "id_type"),
@@ -206,6 +216,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
     elif entity is OEM_CUSTOMER:
         steps = [
             required("customer_no", "name"),
+            key_format,
             name("name"),
             mobile("mobile"),
             id_number("id_number", "id_type"),
@@ -216,6 +227,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
     elif entity is DMS_CUSTOMER:
         steps = [
             required("customer_no", "name"),
+            key_format,
             name("name"),
             mobile("mobile"),
             id_number("id_number"),
@@ -227,6 +239,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
     elif entity is DMS_CONTRACT:
         steps = [
             required("contract_no", "customer_no", "model_code"),
+            key_format,
             name("customer_name"),
             vin("vin"),
             kept_as_found("vin"),

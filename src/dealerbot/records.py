@@ -6,6 +6,7 @@ workbook (headers and cell types).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,6 +32,13 @@ class Entity:
     key: str
     fields: tuple[FieldDef, ...]
     change_field: str | None = None  # source's last-changed timestamp (for watermarks)
+    # What a key may look like: keys go into URLs (detail pages, edit forms), so a scraped key
+    # such as "../logout" is rejected, never followed.
+    key_pattern: str = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+
+    def key_is_valid(self, key: str) -> bool:
+        """Whether ``key`` has the form of this entity's keys."""
+        return re.fullmatch(self.key_pattern, key) is not None
 
     @property
     def field_names(self) -> list[str]:

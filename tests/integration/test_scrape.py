@@ -201,3 +201,18 @@ async def test_full_and_repeated_scrape_into_postgresql(settings, clean_sandbox)
         assert store.engine.dialect.name == "postgresql"
         assert store.count(OEM_ORDER) + first.counts["rejected"] == len(truth)
         assert store.watermark("oem-orders")
+
+
+async def test_a_listed_key_that_is_a_path_is_rejected_not_followed(settings, store, clean_sandbox):
+    """An order numbered ../logout once made the bot GET /logout (and lose its session)."""
+    for bad in ("../logout", "XS 2026/1"):
+        clean_sandbox.oem.post("/__admin/orders", json={
+            "order_no": bad, "customer_name": "测试", "model_code": "GX3-15T-STD", "status": "已下单",
+        }).raise_for_status()
+    result = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert result.counts["relogins"] == 0  # never logged out by a scraped key
+    rejects = {r["record_key"]: r for r in store.iter_rejects(result.run_id, OEM_ORDER)}
+    assert rejects["../logout"]["code"] == "bad_key" and "订单号格式不正确" in rejects["../logout"]["reason"]
+    assert rejects["XS 2026/1"]["code"] == "bad_key"
+    assert store.count(OEM_ORDER) + result.counts["rejected"] == len(clean_sandbox.orders())
