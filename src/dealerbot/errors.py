@@ -3,6 +3,8 @@
 The tree::
 
     DealerbotError                      base of everything below
+    ├── AlreadyRunning                  this bot runs for the same portal account elsewhere:
+    │                                   this run does not start (a timetable records a skip)
     ├── ConfigError                     bad configuration or setup: fail fast, never retry
     │   ├── SelectorFileError           a selectors/*.yaml file is malformed (names file and line)
     │   ├── DataFileError               a file staff edit (dictionary.yaml, a review workbook)
@@ -33,6 +35,10 @@ from __future__ import annotations
 
 class DealerbotError(Exception):
     """Base class of every error dealerbot raises on purpose."""
+
+
+class AlreadyRunning(DealerbotError):
+    """Another process runs this bot for the same portal account; this run did not start."""
 
 
 # --- configuration: fail fast -------------------------------------------------------------

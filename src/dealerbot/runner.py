@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +24,7 @@ from dealerbot.bot import BotContext, first_error
 from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
-from dealerbot.errors import ConfigError, DealerbotError, SystemFailure
+from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, SystemFailure
 from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.registry import get_bot
 from dealerbot.store import Store
@@ -86,6 +88,7 @@ async def run_bot(
 
     Raises:
         UnknownBot: no such bot (before any run is recorded).
+        AlreadyRunning: this bot is running for the same portal account (another process).
         ConfigError: the store cannot be opened.
         asyncio.CancelledError / KeyboardInterrupt: after recording the run as ``interrupted``.
     """
@@ -95,72 +98,103 @@ async def run_bot(
     if unknown:
         raise ConfigError(f"bot '{name}' has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
     bot = bot_cls()
-    store = Store.open(settings.store_url)
-    store.close_abandoned_runs()
-    run_id = new_run_id(name)
-    run_dir = settings.path("logs") / "runs" / run_id
-    masker = make_masker(settings, passwords)
-    evidence = Evidence(run_dir, masker)
-    watermark = store.watermark(name) if bot.incremental and not full else None
-    since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
-    store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options})
-    result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
-    if on_start:
-        on_start(run_id, run_dir)
-    writer = store.writer(run_id)
-    ctx: BotContext | None = None
-    try:
-        with run_sinks(run_id, name, settings.path("logs"), run_dir, masker) as log:
-            evidence.log = log
-            log.info("run {} started ({}, {})", run_id, trigger, f"since {since:%Y-%m-%d %H:%M:%S}" if since else "full")
-            try:
-                async with open_browser(settings.browser, headed=headed) as browser:
-                    ctx = BotContext(
-                        run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
-                        evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,
-                        since=since, selectors_dir=selectors_dir, on_progress=on_progress,
-                    )
-                    try:
-                        await bot.run(ctx)
-                    except BaseExceptionGroup as group:  # a bot's own TaskGroup: classify the cause
-                        raise first_error(group) from None
-                writer.flush()
-                result.status = "succeeded"
-                if bot.incremental and ctx.newest_change is not None:
-                    store.set_watermark(name, ctx.newest_change.isoformat(timespec="seconds"), run_id)
-                log.info("run {} succeeded: {}", run_id, _fmt_counts(ctx.counts))
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                result.status = "interrupted"
-                result.error = "interrupted by the operator"
-                log.warning("run {} interrupted", run_id)
-                raise
-            except ConfigError as exc:
-                result.status, result.error, result.error_kind = "failed", str(exc), "config"
-                log.error("run {} failed (configuration): {}", run_id, exc)
-            except SystemFailure as exc:
-                result.status, result.error, result.error_kind = "failed", str(exc), "system"
-                log.error("run {} failed (system): {}", run_id, exc)
-            except Exception as exc:  # noqa: BLE001 - an internal error still ends the run cleanly
-                result.status, result.error, result.error_kind = "failed", f"{type(exc).__name__}: {exc}", "internal"
-                log.opt(exception=exc).error("run {} failed (internal error): {}", run_id, exc)
-            finally:
+    with single_instance(settings, bot_cls):
+        store = Store.open(settings.store_url)
+        store.close_abandoned_runs()
+        run_id = new_run_id(name)
+        run_dir = settings.path("logs") / "runs" / run_id
+        masker = make_masker(settings, passwords)
+        evidence = Evidence(run_dir, masker)
+        watermark = store.watermark(name) if bot.incremental and not full else None
+        since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
+        store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options})
+        result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
+        if on_start:
+            on_start(run_id, run_dir)
+        writer = store.writer(run_id)
+        ctx: BotContext | None = None
+        try:
+            with run_sinks(run_id, name, settings.path("logs"), run_dir, masker) as log:
+                evidence.log = log
+                log.info("run {} started ({}, {})", run_id, trigger, f"since {since:%Y-%m-%d %H:%M:%S}" if since else "full")
                 try:
+                    async with open_browser(settings.browser, headed=headed) as browser:
+                        ctx = BotContext(
+                            run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
+                            evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,
+                            since=since, selectors_dir=selectors_dir, on_progress=on_progress,
+                        )
+                        try:
+                            await bot.run(ctx)
+                        except BaseExceptionGroup as group:  # a bot's own TaskGroup: classify the cause
+                            raise first_error(group) from None
                     writer.flush()
-                except Exception as exc:  # noqa: BLE001
-                    log.error("could not write the last records: {}", exc)
-                result.counts = dict(ctx.counts) if ctx else {}
-                if on_progress is not None and ctx is not None:
-                    on_progress({**ctx.counts, "finished": 1})
-                result.evidence = list(evidence.files)
-                if result.error:
-                    result.error = masker(result.error)
-                store.finish_run(
-                    run_id, result.status if result.status != "running" else "failed", result.counts,
-                    result.error, str(run_dir) if evidence.files else None, [str(p) for p in evidence.files],
-                )
+                    result.status = "succeeded"
+                    if bot.incremental and ctx.newest_change is not None:
+                        store.set_watermark(name, ctx.newest_change.isoformat(timespec="seconds"), run_id)
+                    log.info("run {} succeeded: {}", run_id, _fmt_counts(ctx.counts))
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    result.status = "interrupted"
+                    result.error = "interrupted by the operator"
+                    log.warning("run {} interrupted", run_id)
+                    raise
+                except ConfigError as exc:
+                    result.status, result.error, result.error_kind = "failed", str(exc), "config"
+                    log.error("run {} failed (configuration): {}", run_id, exc)
+                except SystemFailure as exc:
+                    result.status, result.error, result.error_kind = "failed", str(exc), "system"
+                    log.error("run {} failed (system): {}", run_id, exc)
+                except Exception as exc:  # noqa: BLE001 - an internal error still ends the run cleanly
+                    result.status, result.error, result.error_kind = "failed", f"{type(exc).__name__}: {exc}", "internal"
+                    log.opt(exception=exc).error("run {} failed (internal error): {}", run_id, exc)
+                finally:
+                    try:
+                        writer.flush()
+                    except Exception as exc:  # noqa: BLE001
+                        log.error("could not write the last records: {}", exc)
+                    result.counts = dict(ctx.counts) if ctx else {}
+                    if on_progress is not None and ctx is not None:
+                        on_progress({**ctx.counts, "finished": 1})
+                    result.evidence = list(evidence.files)
+                    if result.error:
+                        result.error = masker(result.error)
+                    store.finish_run(
+                        run_id, result.status if result.status != "running" else "failed", result.counts,
+                        result.error, str(run_dir) if evidence.files else None, [str(p) for p in evidence.files],
+                    )
+        finally:
+            store.close()
+        return result
+
+
+@contextmanager
+def single_instance(settings: Settings, bot_cls: type[Any]) -> Iterator[None]:
+    """Hold the lock of ``bot_cls`` for its portal account (a file lock under ``state/locks``),
+    so that two processes never run one bot against one account at once.
+
+    Raises:
+        AlreadyRunning: another process holds it.
+    """
+    from filelock import FileLock, Timeout
+
+    from dealerbot.bot import account_key
+    from dealerbot.files import private_dir
+
+    portal = getattr(settings, bot_cls.portal, None)
+    account = account_key(bot_cls.portal, portal) if portal is not None else bot_cls.portal
+    digest = hashlib.sha1(account.encode()).hexdigest()[:12]
+    lock = FileLock(private_dir(settings.path("state") / "locks") / f"{bot_cls.name}-{digest}.lock", timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise AlreadyRunning(
+            f"{bot_cls.name} 正在为同一账号运行，本次不启动；等它结束，或用 dealerbot runs 查看 "
+            f"({bot_cls.name} is already running for this portal account)"
+        ) from None
+    try:
+        yield
     finally:
-        store.close()
-    return result
+        lock.release()
 
 
 def _fmt_counts(counts: Mapping[str, Any]) -> str:

@@ -160,3 +160,25 @@ def test_help_version_and_an_empty_history(tmp_path):
     assert version.returncode == 0 and version.stdout.startswith("dealerbot ")
     empty = dealerbot(["runs"], tmp_path)
     assert empty.returncode == 0 and "no runs yet" in empty.stdout
+
+
+def test_a_second_run_of_the_same_bot_and_account_does_not_start(tmp_path, sandbox, clean_sandbox):
+    _config(tmp_path, sandbox)
+    clean_sandbox.behave("dms", slow_rate=1.0, slow_ms=700)  # the first run takes a few seconds
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_DMS_PASSWORD="Dms@2026!", COLUMNS="160")
+    first = subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "run", "dms-customers"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        import time
+
+        deadline = time.monotonic() + 30
+        while not list((tmp_path / "state" / "locks").glob("*.lock")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = dealerbot(["run", "dms-customers"], tmp_path, DEALERBOT_DMS_PASSWORD="Dms@2026!")
+        assert second.returncode == 2 and "already running" in second.stderr, second.stdout + second.stderr
+        other = dealerbot(["run", "oem-customers"], tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD)
+        assert other.returncode == 0, other.stdout + other.stderr  # another bot is not held up
+    finally:
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
