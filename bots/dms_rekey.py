@@ -33,7 +33,7 @@ class DmsRekeyBot(Bot):
             ctx.store, ctx.run_id, self.name, ctx.counts, ctx.log, dry_run=dry_run,
             failpoints=Failpoints.from_env(), progress=ctx.progress,
         )
-        todo = pending_actions(ctx.store, policy.enabled, include_resumed=not dry_run)
+        todo = pending_actions(ctx.store, policy.enabled, include_resumed=not dry_run, log=ctx.log)
         if not todo:
             ctx.log.info("nothing approved to write (see `dealerbot reconcile` and the review workbook)")
             return

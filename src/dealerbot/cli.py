@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,7 +42,7 @@ def _console() -> Console:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}")
+    Console(stderr=True, highlight=False).print(f"[bold red]错误 (error):[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -134,13 +135,13 @@ def _run_one(
 
 
 def _report_failure(console: Console, result: Any) -> None:
-    console.print(f"[bold red]{result.bot} failed[/]: {escape(str(result.error))}")
+    console.print(f"[bold red]{result.bot} 失败 (failed)[/]：{escape(str(result.error))}")
     if result.evidence:
-        console.print(f"evidence: {escape(str(result.run_dir))}")
+        console.print(f"失败证据 (evidence): {escape(str(result.run_dir))}")
         for p in result.evidence:
             console.print(f"  {escape(str(p))}")
     if result.run_dir:
-        console.print(f"run log:  {escape(str(result.run_dir / 'run.log'))}")
+        console.print(f"运行日志 (run log): {escape(str(result.run_dir / 'run.log'))}")
 
 
 @app.command()
@@ -222,14 +223,15 @@ def runs(
     table.add_column("开始", no_wrap=True)
     table.add_column("秒", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
-    table.add_column("读取", justify="right", no_wrap=True)
-    table.add_column("拒绝", justify="right", no_wrap=True)
+    table.add_column("读取/写入", justify="right", no_wrap=True)
+    table.add_column("拒绝/失败", justify="right", no_wrap=True)
     for r in history:
         seconds = f"{(r.ended_at - r.started_at).total_seconds():.0f}" if r.ended_at else "-"
         colour = {"succeeded": "green", "failed": "red"}.get(r.status, "yellow")
+        writer = "actions" in r.counts  # a bot that writes: what it wrote and what failed
         table.add_row(
             r.run_id, f"{r.started_at:%m-%d %H:%M}", seconds, f"[{colour}]{STATUS_TEXT.get(r.status, r.status)}[/]",
-            str(r.counts.get("read", 0)), str(r.counts.get("rejected", 0)),
+            str(r.counts.get("verified" if writer else "read", 0)), str(r.counts.get("failed" if writer else "rejected", 0)),
         )
     console = _console()
     console.print(table)
@@ -287,6 +289,13 @@ def _open_store(settings: Settings) -> Any:
         raise _fail(str(exc)) from None
 
 
+def _masker(settings: Settings) -> Callable[[str], str]:
+    """Masks mobiles, ID numbers and secrets in operator output (it may be captured in logs)."""
+    from dealerbot.runner import make_masker
+
+    return make_masker(settings, None)
+
+
 def _print_planned(settings: Settings, console: Console, title: str, states: tuple[str, ...], limit: int = 30) -> None:
     from dealerbot.ledger import KIND_TEXT, STATE_TEXT
     from dealerbot.mapping import CONTRACT_HEADERS
@@ -303,8 +312,9 @@ def _print_planned(settings: Settings, console: Console, title: str, states: tup
             what = {"existing": f"客户 {a.customer.customer_no}", "new": "新建客户"}.get(a.customer.mode, "客户待定")
         else:
             what = "；".join(f"{CONTRACT_HEADERS.get(f, f)} {o or '空'}→{n or '空'}" for f, (o, n) in a.changes.items())
-        table.add_row(a.natural_key, KIND_TEXT[a.kind], STATE_TEXT[a.state], a.contract_no or "", escape(what),
-                      escape(a.failure_reason or a.note or ""))
+        mask = _masker(settings)
+        table.add_row(a.natural_key, KIND_TEXT[a.kind], STATE_TEXT[a.state], a.contract_no or "", escape(mask(what)),
+                      escape(mask(a.failure_reason or a.note or "")))
     if len(actions) > limit:
         table.caption = f"另有 {len(actions) - limit} 条未列出 ({len(actions)} in all)"
     console.print(table)
@@ -319,10 +329,13 @@ def _load_dictionary(settings: Settings) -> Any:
         raise _fail(str(exc)) from None
 
 
-def _print_reconcile(console: Console, report: Any, show: str | None = None, limit: int = 20) -> None:
+def _print_reconcile(
+    console: Console, report: Any, mask: Callable[[str], str], show: str | None = None, limit: int = 20,
+    title: str = "对账结果 (reconcile)",
+) -> None:
     from dealerbot.reconcile import KLASS_TEXT, KLASSES
 
-    table = Table(title="对账结果 (reconcile)")
+    table = Table(title=title)
     table.add_column("分类", no_wrap=True)
     table.add_column("订单数", justify="right", no_wrap=True)
     for k in KLASSES:
@@ -337,7 +350,7 @@ def _print_reconcile(console: Console, report: Any, show: str | None = None, lim
         for col in ("厂家订单号", "分类", "合同号", "原因 / 变更"):
             detail.add_column(col, overflow="fold")
         for o in rows[:limit]:
-            detail.add_row(o.order_no, KLASS_TEXT[o.klass], o.contract_no, escape(o.reason))
+            detail.add_row(o.order_no, KLASS_TEXT[o.klass], o.contract_no, escape(mask(o.reason)))
         console.print(detail)
 
 
@@ -365,7 +378,7 @@ def reconcile(
         raise _fail(str(exc)) from None
     with _open_store(settings) as store:
         report = plan(store, dictionary, policy)
-    _print_reconcile(_console(), report, show, limit)
+    _print_reconcile(_console(), report, _masker(settings), show, limit)
 
 
 @app.command("import-review")
@@ -406,6 +419,13 @@ def import_review(
                   f"未审核 {review.undecided} 条；审核人 {escape(actor)}")
     if c["approve"] + c["approve_edited"]:
         console.print("运行 dealerbot run dms-rekey（或 dealerbot sync）把已同意的操作写入DMS。")
+        from dealerbot.ledger import KIND_TEXT
+
+        with _open_store(settings) as store:
+            held = {a.kind for a in store.actions(["approved"]) if a.kind not in settings.rekey.enabled}
+        for kind in sorted(held):
+            console.print(f"[yellow]注意[/]：{KIND_TEXT[kind]}未启用，已同意的{KIND_TEXT[kind]}不会写入；"
+                          f"需要时在 dealerbot.toml 的 [rekey] enabled 中加入 {kind}")
     if review.problems:
         raise typer.Exit(2)
 
@@ -419,7 +439,6 @@ def audit(
 ) -> None:
     """The audit trail of every write and review decision, newest first (append-only)."""
     from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
-    from dealerbot.runner import make_masker
 
     settings = _settings(config)
     with _open_store(settings) as store:
@@ -427,7 +446,7 @@ def audit(
     if not rows:
         _console().print("还没有审计记录 (no audit entries yet)")
         return
-    mask = make_masker(settings, None)
+    mask = _masker(settings)
     events = {"create_customer": "新建客户", "found_customer": "找到客户", "create_contract": "新建合同",
               "update_contract": "更新合同", "cancel_contract": "取消合同", "approve": "审核同意",
               "approve_edited": "修改后同意", "skip": "审核跳过"}
@@ -477,8 +496,14 @@ def _sync_and_report(settings: Settings, console: Console, output: Path | None =
     for r in result.runs:
         if not r.ok:
             _report_failure(console, r)
+    if result.plan is not None and result.runs and result.runs[-1].bot == "dms-rekey":
+        p = result.plan
+        console.print(f"写入前的计划 (planned before writing)：待新建 {p.counts.get('create', 0)} · 待更新 "
+                      f"{p.counts.get('update', 0)} · 冲突 {p.counts.get('conflict', 0)} · 可写入 {p.ready} 条")
     if result.left is not None:
-        _print_reconcile(console, result.left)
+        _print_reconcile(console, result.left, _masker(settings), title="写入后仍待处理 (left after writing)")
+    if kwargs.get("dry_run"):
+        _print_planned(settings, console, "演练：以下操作将被写入DMS（dry run: what would be written）", ("approved",))
     result.workbook_path = path = _export(settings, None, output)
     console.print(f"[bold green]审核工作簿 (review workbook):[/] {escape(str(path))}")
     if result.stopped:
@@ -611,7 +636,7 @@ def _demo_passwords() -> dict[str, str]:
 @dictionary_app.command("check")
 def dictionary_check(config: ConfigOpt = None) -> None:
     """List every OEM code in the store that the data dictionary lacks, with how many records
-    carry it. Exit 0 when nothing is missing, 1 when codes are missing, 2 when the file is broken."""
+    carry it. Exit 0 when nothing is missing, 2 when codes are missing or the file is broken."""
     from dealerbot.records import OEM_ORDER
 
     settings = _settings(config)
@@ -636,7 +661,7 @@ def dictionary_check(config: ConfigOpt = None) -> None:
         return
     console.print(table)
     console.print(f"在 {escape(str(d.path))} 中补上这些代码后重新运行 dealerbot reconcile。")
-    raise typer.Exit(1)
+    raise typer.Exit(2)
 
 
 @selectors_app.command("check")

@@ -88,7 +88,11 @@ class RekeySettings(_Section):
         default_factory=lambda: ["create_contract", "update_contract"],
         description="action kinds the bot may write; add cancel_contract to let approved cancellations through",
     )
-    concurrency: int = Field(default=3, ge=1, le=8, description="DMS forms filled at once (one browser context each)")
+    auto_update_fields: list[str] = Field(
+        default_factory=lambda: ["status", "vin"],
+        description="an update changing only these fields needs no approval; others wait for a person",
+    )
+    concurrency: int = Field(default=3, ge=1, le=8, description="DMS forms filled at once (pages of one login)")
     dictionary: str = Field(default="dictionary.yaml", description="the data dictionary, relative to the project folder")
     reviewer: str = Field(default="", description="name recorded for approvals (default: the OS user)")
 
@@ -98,9 +102,14 @@ class RekeySettings(_Section):
         Raises:
             ConfigError: an unknown action kind.
         """
+        from dealerbot.dictionary import CONTRACT_FIELDS
         from dealerbot.ledger import Policy
 
-        return Policy.of(self.approval_required, self.enabled)
+        unknown = sorted(set(self.auto_update_fields) - set(CONTRACT_FIELDS))
+        if unknown:
+            raise ConfigError(f"[rekey] auto_update_fields: unknown field(s) {unknown}; the DMS contract has "
+                              f"{', '.join(CONTRACT_FIELDS)}")
+        return Policy.of(self.approval_required, self.enabled, self.auto_update_fields)
 
 
 class StoreSettings(_Section):

@@ -44,8 +44,8 @@ def get_password(portal: str, username: str) -> str:
     if value:
         return value
     raise CredentialsMissing(
-        f"no password for {portal} user '{username}': set {env_name(portal)} or run "
-        f"`dealerbot credentials set {portal}` to store it in the OS keyring"
+        f"没有 {portal} 用户 {username} 的密码：请设置环境变量 {env_name(portal)}，或运行 "
+        f"dealerbot credentials set {portal} 保存到系统钥匙串 (no password for {portal} user '{username}')"
     )
 
 
@@ -62,7 +62,7 @@ def set_password(portal: str, username: str, password: str) -> str:
         return type(keyring.get_keyring()).__name__
     except Exception as exc:  # noqa: BLE001 - backends raise many kinds of errors
         raise CredentialsMissing(
-            f"the OS keyring is not usable here ({exc}); set {env_name(portal)} instead"
+            f"这台电脑上的系统钥匙串不可用，请改用环境变量 {env_name(portal)} (the OS keyring is not usable here: {exc})"
         ) from None
 
 

@@ -17,7 +17,9 @@ from dealerbot.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, wri
 STATUS_TEXT = {"succeeded": "成功", "failed": "失败", "running": "运行中", "interrupted": "已中断"}
 COUNT_TEXT = {
     "pages": "列表页", "read": "读取", "accepted": "接受", "repaired": "已修正", "flagged": "待复核",
-    "rejected": "拒绝", "retries": "重试", "relogins": "重新登录",
+    "rejected": "拒绝", "actions": "待写入操作", "verified": "已写入并核对", "found": "已在DMS中找到",
+    "customers_created": "新建客户", "failed": "失败", "unfinished": "未完成（下次继续）", "rehearsed": "演练",
+    "retries": "重试", "relogins": "重新登录",
 }
 
 
@@ -142,10 +144,15 @@ def entity_of_bots() -> dict[str, Entity | None]:
     return {name: cls.entity for name, cls in discover().items()}
 
 
-def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord]) -> Path:
-    """E.g. ``out/review-20261125-083015.xlsx``."""
-    stamp = max(r.started_at for r in runs).strftime("%Y%m%d-%H%M%S") if runs else datetime.now().strftime("%Y%m%d-%H%M%S")
-    return out_dir / f"review-{stamp}.xlsx"
+def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord], now: datetime | None = None) -> Path:
+    """A new file named after the export, e.g. ``out/review-20261125-083015.xlsx``: never one
+    that exists (staff may be filling it in)."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    path, n = out_dir / f"review-{stamp}.xlsx", 1
+    while path.exists():
+        n += 1
+        path = out_dir / f"review-{stamp}-{n}.xlsx"
+    return path
 
 
 __all__ = ["ENTITIES", "default_workbook_path", "entity_of_bots", "export_runs", "latest_runs"]

@@ -140,9 +140,13 @@ class Policy:
 
     approval_required: frozenset[str] = frozenset({"create_contract", "cancel_contract"})
     enabled: frozenset[str] = frozenset({"create_contract", "update_contract"})
+    # An update that changes only these fields needs no approval (the status moving on, a VIN
+    # allocated); one that changes others (a model, a delivery date...) waits for a person.
+    auto_update_fields: frozenset[str] = frozenset({"status", "vin"})
 
     @classmethod
-    def of(cls, approval_required: Iterable[str], enabled: Iterable[str]) -> Policy:
+    def of(cls, approval_required: Iterable[str], enabled: Iterable[str],
+           auto_update_fields: Iterable[str] = ("status", "vin")) -> Policy:
         """Build from config lists.
 
         Raises:
@@ -152,8 +156,10 @@ class Policy:
         unknown = sorted((approval | allowed) - set(ACTION_KINDS))
         if unknown:
             raise ConfigError(f"[rekey]: unknown action kind(s) {unknown}; known: {', '.join(ACTION_KINDS)}")
-        return cls(approval, allowed)
+        return cls(approval, allowed, frozenset(auto_update_fields))
 
     def needs_approval(self, action: PlannedAction) -> bool:
         """Whether a person must approve ``action`` before it is written."""
-        return action.conflict or action.customer.mode == "ambiguous" or action.kind in self.approval_required
+        if action.conflict or action.customer.mode == "ambiguous" or action.kind in self.approval_required:
+            return True
+        return action.kind == "update_contract" and not set(action.changes) <= self.auto_update_fields

@@ -167,14 +167,14 @@ def check_customer(values: dict[str, str]) -> list[v.Issue]:
         bad("name", "name_length", "超过30个字")
     mobile = values.get("mobile", "")
     if not re.fullmatch(r"1[3-9]\d{9}", mobile):
-        bad("mobile", "mobile_invalid", f"「{mobile}」不是11位手机号，DMS无法建档")
+        bad("mobile", "mobile_invalid", f"不是11位手机号（{len(mobile)} 个字符），DMS无法建档" if mobile else "不能为空")
     idn = values.get("id_number", "")
     if re.fullmatch(r"\d{17}[\dX]", idn):
         checked = v.normalize_id_number("身份证", idn)
         if checked.issue is not None:
             bad("id_number", checked.issue.code, checked.issue.message)
     elif not _OTHER_ID.match(idn):
-        bad("id_number", "id_format", f"「{idn}」不是有效证件号码")
+        bad("id_number", "id_format", "不是有效证件号码（18位身份证号，或护照等证件号如 E12345678）")
     if not values.get("address"):
         bad("address", "required", "不能为空")
     return issues

@@ -54,5 +54,5 @@ def get_bot(name: str, package: str = BOTS_PACKAGE) -> type[Bot]:
         return bots[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(bots), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise UnknownBot(f"no bot named '{name}'; {hint}available: {', '.join(bots) or '(none)'}") from None
+        hint = f"是不是 '{close[0]}'？" if close else ""
+        raise UnknownBot(f"没有名为 '{name}' 的机器人；{hint}现有 (available: {', '.join(bots) or 'none'})") from None

@@ -23,6 +23,7 @@ next review workbook), never a crash of the run.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -127,7 +128,14 @@ class Rekeyer:
             SystemFailure: the DMS or the browser failed (the action is left where it stands).
         """
         if self.dry_run:
-            return await self._rehearse(action, w)
+            try:
+                return await self._rehearse(action, w)
+            except RecordRejected as rej:  # what the real run would fail on: say so, go on
+                self.log.warning("dry run: {} {} would fail: {}", action.kind, action.natural_key, rej.reason)
+                self._bump("failed")
+                self._bump("done")
+                self.progress()
+                return "failed"
         try:
             if action.kind == "create_contract":
                 state = await self._create(action, w)
@@ -287,12 +295,19 @@ class Rekeyer:
         return "failed"
 
 
-def pending_actions(store: Store, kinds: frozenset[str], include_resumed: bool = True) -> list[tuple[Action, bool]]:
+def pending_actions(
+    store: Store, kinds: frozenset[str], include_resumed: bool = True, log: Any = None,
+) -> list[tuple[Action, bool]]:
     """What a run would write, in order, as ``(action, resumed)``: first the actions left
     half-done by runs that ended (unless ``include_resumed`` is false: a dry run), then the
-    approved ones of ``kinds``."""
+    approved ones of ``kinds``. Approved actions of other kinds are held back (logged)."""
     resume = [(a, True) for a in store.abandoned_actions() if a.kind in kinds] if include_resumed else []
-    return resume + [(a, False) for a in store.actions(["approved"]) if a.kind in kinds]
+    approved = store.actions(["approved"])
+    held = Counter(a.kind for a in approved if a.kind not in kinds)
+    if held and log is not None:
+        log.warning("approved but not enabled, held back: {} (add them to [rekey] enabled to write them)",
+                    ", ".join(f"{n} {k}" for k, n in sorted(held.items())))
+    return resume + [(a, False) for a in approved if a.kind in kinds]
 
 
 async def write_actions(

@@ -22,10 +22,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dealerbot import validate as v
 from dealerbot.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
 from dealerbot.errors import DataFileError
 from dealerbot.ledger import AWAITING_REVIEW, KIND_TEXT, NEW_CUSTOMER, OPEN_STATES, STATE_TEXT, Action, CustomerPlan
 from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract, check_customer, form_text, issues_text
+from dealerbot.reconcile import customer_note
 from dealerbot.records import DMS_CUSTOMER
 from dealerbot.store import Store
 from dealerbot.workbook import CellIssue, Column, Row, Sheet
@@ -194,8 +196,10 @@ def _open(path: Path) -> Any:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
-    if not path.is_file():
+    if not path.exists():
         raise DataFileError(f"{path}: 文件不存在 (no such file)")
+    if not path.is_file():
+        raise DataFileError(f"{path}: 不是文件，请给出审核工作簿 .xlsx 的路径 (not a file)")
     try:
         return load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, OSError, EOFError) as exc:
@@ -248,7 +252,8 @@ def _read_row(
     path: Path, n: int, cells: dict[str, Any], store: Store, d: Dictionary,
     dms_customers: dict[str, dict[str, Any]], result: ReviewImport,
 ) -> None:
-    where = f"{PENDING_TITLE}表第 {n} 行"
+    order = str(cells.get("_order_no") or "?")
+    where = f"{PENDING_TITLE}表第 {n} 行（订单 {order}）"
     decision = str(cells.get("_decision") or "").strip()
     if not decision:
         result.undecided += 1
@@ -262,8 +267,6 @@ def _read_row(
         result.problems.append(f"{where}：隐藏的行键缺失或被修改，无法对应到操作")
         return
     action = store.action(key)
-    order = cells.get("_order_no") or (action.natural_key if action else "?")
-    where = f"{where}（订单 {order}）"
     if action is None or action.natural_key != cells.get("_order_no"):
         result.problems.append(f"{where}：行键 {key} 不对应这个订单（行键被修改？）")
         return
@@ -278,21 +281,25 @@ def _read_row(
         return
     exported = exported_values(action, dms_customers)
     try:
-        now = {k: form_text(cells.get(k), dms_kind(k) if k in CONTRACT_FIELDS else "text") for k in exported}
+        now = {k: _cell_text(k, cells.get(k)) for k in exported}
     except ValueError as exc:
         result.problems.append(f"{where}：{exc}")
         return
     edited = {k for k in exported if now[k] != exported[k]}
-    if action.kind == "create_contract" and action.customer.mode == "existing" and now["customer_no"] == exported["customer_no"]:
-        edited -= set(CUSTOMER_FIELDS)  # the DMS customer's details are shown, not written
+    creating = action.kind == "create_contract"
+    if creating and now["customer_no"] not in ("", NEW_CUSTOMER) and edited & set(CUSTOMER_FIELDS):
+        result.problems.append(f"{where}：现有客户 {now['customer_no']} 的资料不在这里修改（DMS中的客户档案不会被改写）；"
+                               f"请恢复原值，或在“客户编号”填“新建”以新建客户")
+        return
     if decision == APPROVE and edited:
         names = "、".join(_header(k) for k in sorted(edited))
         result.problems.append(f"{where}：改动了 {names}，但审核选的是“同意”；请改选“修改后同意”，或恢复原值")
         return
-    if decision == APPROVE and action.customer.mode == "ambiguous":
-        result.problems.append(f"{where}：客户匹配不唯一，请在“客户编号”列填写客户编号或“新建”，并选择“修改后同意”")
+    if creating and not now["customer_no"]:
+        result.problems.append(f"{where}：客户未确定，请在“客户编号”列填写客户编号（如 "
+                               f"{'、'.join(action.customer.candidates) or 'KH000001'}）或“新建”，并选择“修改后同意”")
         return
-    if decision == APPROVE or not edited:
+    if not edited:
         result.decisions.append({**decision_entry, "decision": "approve"})
         result.counts["approve"] += 1
         return
@@ -302,13 +309,32 @@ def _read_row(
         return
     new_values = {**action.new_values, **{f: now[f] for f in REVIEWED_FIELDS}}
     customer = action.customer
-    if action.kind == "create_contract":
+    if creating:
         if now["customer_no"] == NEW_CUSTOMER:
             customer = CustomerPlan("new", values={f: now[f] for f in CUSTOMER_FIELDS})
         else:
             customer = CustomerPlan("existing", now["customer_no"])
-    result.decisions.append({**decision_entry, "decision": "approve", "new_values": new_values, "customer": customer})
+    result.decisions.append({**decision_entry, "decision": "approve", "new_values": new_values, "customer": customer,
+                             "plan_note": customer_note(customer) if creating else action.note})
     result.counts["approve_edited"] += 1
+
+
+def _cell_text(key: str, value: Any) -> str:
+    """A reviewed cell as form text; a mobile or ID number written as people do is normalised
+    the way scraped ones are (``138 1234 5678`` → ``13812345678``).
+
+    Raises:
+        ValueError: a money or date cell that cannot be read.
+    """
+    text = form_text(value, dms_kind(key) if key in CONTRACT_FIELDS else "text")
+    if key == "mobile" and text:
+        checked = v.normalize_mobile(text)
+        return checked.value if checked.issue is None or checked.issue.severity == "repaired" else text
+    if key == "id_number":
+        return v.to_halfwidth(text).strip().upper()
+    if key == "vin":
+        return v.to_halfwidth(text).replace(" ", "").upper()
+    return text
 
 
 def _header(key: str) -> str:

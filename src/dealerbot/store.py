@@ -670,7 +670,7 @@ class Store:
             conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
                 result_customer_no=customer_no, updated_at=datetime.now()))
             self._audit(conn, run_id, actor, action, "create_customer" if created else "found_customer", customer_no,
-                        {}, action.customer.values if created else {}, "" if created else "DMS中已有该客户（之前的运行已创建）")
+                        {}, action.customer.values if created else {}, "" if created else "DMS中已有该证件号码的客户，未重复新建")
 
     def record_written(
         self, action: Action, run_id: str, contract_no: str, actor: str, found: bool = False,
@@ -745,16 +745,18 @@ class Store:
                         customer = d.get("customer") or action.customer
                         values.update(
                             new_values=dumps(d["new_values"]), customer=dumps(customer.as_dict()),
+                            note=d.get("plan_note", action.note),
                             checksum=PlannedAction(action.kind, action.natural_key, d["new_values"], action.old_values,
                                                    action.contract_no, customer).checksum(),
                         )
                 else:
                     values["state"] = "skipped"
                 conn.execute(update(t).where(t.c.id == action.id).values(**values))
-                new = d.get("new_values") or {}
+                before = {**action.new_values, **_customer_fields(action.customer)}
+                after = {**(d.get("new_values") or {}), **_customer_fields(d.get("customer"))}
                 self._audit(conn, None, actor, action, event, action.contract_no,
-                            {k: v for k, v in action.new_values.items() if k in new and new[k] != v},
-                            {k: v for k, v in new.items() if action.new_values.get(k) != v}, d.get("note") or "")
+                            {k: v for k, v in before.items() if k in after and after[k] != v},
+                            {k: v for k, v in after.items() if before.get(k) != v}, d.get("note") or "")
         return []
 
     def _audit(
@@ -779,6 +781,13 @@ class Store:
                 {**r, "old_values": json.loads(r["old_values"]), "new_values": json.loads(r["new_values"])}
                 for r in conn.execute(q).mappings()
             ]
+
+
+def _customer_fields(plan: CustomerPlan | None) -> dict[str, str]:
+    """A contract's customer as audit fields (its number, or the new customer's values)."""
+    if plan is None:
+        return {}
+    return {"customer_no": plan.customer_no or ("新建" if plan.mode == "new" else ""), **plan.values}
 
 
 def schema_version(engine: Engine) -> str | None:

@@ -41,7 +41,7 @@ def test_run_runs_export_and_failure_exit_codes(tmp_path, sandbox, clean_sandbox
         state.unlink()
     bad = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD="not-the-password")
     assert bad.returncode == 2  # configuration: the password
-    assert "refused the login" in bad.stdout and "run log:" in bad.stdout
+    assert "refused the login" in bad.stdout and "运行日志 (run log)" in bad.stdout
     assert "not-the-password" not in bad.stdout + bad.stderr
 
     again = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD="not-the-password")

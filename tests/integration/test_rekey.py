@@ -364,11 +364,18 @@ async def test_dry_run_fills_every_form_and_saves_nothing(settings, store, clean
     await read_both(settings)
     plan(settings, store)
     approve(store, 4)
-    ready = store.actions(["approved"])  # the 4 and the status updates that need no approval
+    # One with a model the DMS's dropdown does not offer: the dry run says it would fail, and goes on.
+    odd = next(a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode == "existing")
+    assert not store.review([{"id": odd.id, "checksum": odd.stored_checksum, "decision": "approve",
+                              "new_values": dict(odd.new_values, model_code="DMS-NOPE")}], "t")
+    ready = store.actions(["approved"])  # those, and the status updates that need no approval
     contracts, customers = clean_sandbox.contracts(), clean_sandbox.customers()
     result = await run_bot("dms-rekey", settings, passwords=PASSWORDS, options={"dry_run": True})
     assert result.ok, result.error
-    assert result.counts["rehearsed"] == len(ready) == result.counts["done"]
+    assert result.counts["rehearsed"] == len(ready) - 1 and result.counts["failed"] == 1
+    assert result.counts["done"] == len(ready)
+    log = (result.run_dir / "run.log").read_text(encoding="utf-8")
+    assert f"{odd.natural_key} would fail" in log and "DMS-NOPE" in log
     assert clean_sandbox.contracts() == contracts and clean_sandbox.customers() == customers
     assert {store.action(a.id).state for a in ready} == {"approved"}
     assert not store.audit_rows(100, run_id=result.run_id)
