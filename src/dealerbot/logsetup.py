@@ -36,8 +36,9 @@ _MOBILE_STRICT = re.compile(
 _ID = re.compile(r"(?<![0-9])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9])")
 _SENSITIVE = r"[\w.-]*(?:password|passwd|pwd|token|secret|session|sessid|csrf|xsrf|authorization|cookie)[\w.-]*"
 # {"name": "oem_session", "value": "..."}: cookies, form fields and headers inside traces.
+# ["META",{"name":"csrf-token","content":"..."}]: an element's attributes in a trace's DOM snapshot.
 _NAME_VALUE = re.compile(
-    rf'(?i)("name"\s*:\s*"{_SENSITIVE}"\s*,\s*"value"\s*:\s*")((?:[^"\\]|\\.)*)(")'
+    rf'(?i)("name"\s*:\s*"{_SENSITIVE}"\s*,\s*"(?:value|content)"\s*:\s*")((?:[^"\\]|\\.)*)(")'
 )
 # <input name="csrf_token" value="..."> and <meta name="csrf-token" content="...">
 _HTML_ATTR = re.compile(rf'(?i)(name="{_SENSITIVE}"[^>]*?\b(?:value|content)=")([^"]*)(")')

@@ -109,6 +109,13 @@ async def test_password_and_mobiles_never_appear_unmasked_in_logs(settings, clea
     leaked = [m for m in mobiles if m in text]
     assert not leaked, leaked[:5]
     assert re.search(r"1\d\d\*\*\*\*\d{4}", text)  # masked ones are there
+    # The session's CSRF token, as the trace's DOM snapshots hold it, is masked too.
+    assert '"csrf-token","content":"******"' in text
+    assert not re.search(r'"name":"csrf[-_]token","(?:content|value)":"(?!\*{6})', text)
+    # Traces keep DOM snapshots only: screencast frames are images text masking cannot reach.
+    for trace in settings.path("logs").rglob("*trace.zip"):
+        with zipfile.ZipFile(trace) as z:
+            assert not [n for n in z.namelist() if n.endswith((".jpeg", ".jpg", ".png", ".webp"))], trace
 
 
 async def test_a_selector_name_missing_from_the_file_fails_at_once_naming_it(settings, clean_sandbox):

@@ -110,3 +110,12 @@ def test_the_browser_variable_is_not_mistaken_for_the_browser_section(tmp_path, 
     s = load_settings()
     assert s.browser.headless is False and s.browser.executable == ""
     assert find_browser(s.browser).source == "$DEALERBOT_BROWSER" or not __import__("os").path.exists("/usr/bin/chromium")
+
+
+def test_csrf_tokens_in_trace_snapshots_are_masked():
+    from dealerbot.logsetup import Masker
+
+    snapshot = '["META",{"name":"csrf-token","content":"vsaeMOZmdOgySBlpze5jg27K"}],["INPUT",{"type":"hidden","name":"csrf_token","value":"abcDEF123"}]'
+    masked = Masker()(snapshot)
+    assert "vsaeMOZmdOgySBlpze5jg27K" not in masked and "abcDEF123" not in masked
+    assert '"csrf-token","content":"******"' in masked
