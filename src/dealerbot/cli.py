@@ -519,9 +519,11 @@ def sandbox(
     dms_port: Annotated[int | None, typer.Option(help="DMS port (0 = any free port)")] = None,
     orders: Annotated[int | None, typer.Option(help="orders to generate")] = None,
     seed: Annotated[int | None, typer.Option(help="data generator seed")] = None,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="allow [sandbox] host to be other than loopback")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Start the practice OEM portal and DMS in the foreground (Ctrl-C stops them)."""
+    """Start the practice OEM portal and DMS in the foreground (Ctrl-C stops them). The admin
+    token is written to state/sandbox-admin-token (readable by you only)."""
     from pydantic import ValidationError
 
     from dealerbot.config import describe_validation_error
@@ -531,11 +533,13 @@ def sandbox(
     settings = _settings(config)
     values = dict(settings.sandbox)
     values.update({k: v for k, v in {"oem_port": oem_port, "dms_port": dms_port, "orders": orders, "seed": seed}.items() if v is not None})
+    if allow_remote:
+        values["allow_remote"] = True
     try:
         cfg = SandboxConfig(**values)
     except ValidationError as exc:
         raise _fail(describe_validation_error(exc, "[sandbox]")) from None
-    raise typer.Exit(run_forever(cfg, echo=_console().print))
+    raise typer.Exit(run_forever(cfg, echo=_console().print, token_file=settings.path("state") / "sandbox-admin-token"))
 
 
 DEMO_APPROVALS = 10

@@ -70,21 +70,37 @@ def test_run_forever_serves_until_sigterm(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from dealerbot.sandbox.server import run_forever; "
+    token_file = tmp_path / "state" / "sandbox-admin-token"
+    code = ("import sys, pathlib; from dealerbot.sandbox.server import run_forever; "
             "from dealerbot.sandbox.config import SandboxConfig; "
             "sys.exit(run_forever(SandboxConfig(oem_port=0, dms_port=0, orders=20), "
-            "echo=lambda s: print(s, flush=True)))")
+            f"echo=lambda s: print(s, flush=True), token_file=pathlib.Path({str(token_file)!r})))")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         lines = [p.stdout.readline() for _ in range(5)]
         text = "".join(lines)
         assert "D31001" in text and "dealer_admin" in text and "Oem@2026!" in text
-        assert "sales01" in text and "Dms@2026!" in text and "admin token" in text
+        assert "sales01" in text and "Dms@2026!" in text and str(token_file) in text
         url = lines[0].split()[-1]
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(url + "/__admin/health").json()["app"] == "oem"
+        # The admin token is in a file only its owner reads, never on the screen.
+        token = token_file.read_text(encoding="utf-8").strip()
+        assert (token_file.stat().st_mode & 0o777) == 0o600 and token not in text
+        assert httpx.get(url + "/__admin/counters", headers={"X-Admin-Token": token}).status_code == 200
         p.send_signal(signal.SIGTERM)
         assert p.wait(timeout=5) == 0
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_a_bind_beyond_loopback_needs_saying_so():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="allow_remote"):
+        SandboxConfig(host="0.0.0.0")
+    assert SandboxConfig(host="0.0.0.0", allow_remote=True).host == "0.0.0.0"
+    assert SandboxConfig(host="localhost").host == "localhost"
+    assert SandboxConfig(host="::1").host == "::1"

@@ -36,6 +36,17 @@ class SandboxPortInUse(Exception):
         super().__init__(f"sandbox {what}port {host}:{port} is already in use (choose another port or 0)")
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def parse_window(value: str) -> tuple[int, int]:
     """Parse "HH:MM-HH:MM" into (start_minute, end_minute) of the day."""
     m = _WINDOW_RE.match(value.strip())
@@ -67,6 +78,7 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     host: str = "127.0.0.1"
+    allow_remote: bool = False  # a host other than loopback exposes the portals and their admin API
     oem_port: int = 8701
     dms_port: int = 8702
     seed: int = 20261125
@@ -161,6 +173,15 @@ class SandboxConfig(BaseModel):
         if not 0 <= v <= 120_000:
             raise ValueError(f"must be between 0 and 120000 milliseconds, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _loopback_unless_allowed(self) -> SandboxConfig:
+        if not self.allow_remote and not _is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} would let other machines reach the practice portals and their admin API; "
+                f"use 127.0.0.1, or set allow_remote = true (dealerbot sandbox --allow-remote) on purpose"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ports_differ(self) -> SandboxConfig:

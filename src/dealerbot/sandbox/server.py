@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import secrets
 import signal
 import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import uvicorn
 
@@ -139,8 +141,14 @@ class SandboxServer:
         self.stop()
 
 
-def run_forever(cfg: SandboxConfig | None = None, echo: Callable[[str], None] = print) -> int:
-    """Serve both apps in the foreground until Ctrl-C / SIGTERM. Returns the exit code."""
+def run_forever(
+    cfg: SandboxConfig | None = None, echo: Callable[[str], None] = print, token_file: Path | None = None,
+) -> int:
+    """Serve both apps in the foreground until Ctrl-C / SIGTERM. Returns the exit code.
+
+    The admin token is written to ``token_file`` (mode 0600), never printed; without a file it
+    is not shown at all (set ``admin_token`` in the config to know it).
+    """
     from .dms import DEMO_PASSWORD as DMS_PASSWORD
     from .dms import DEMO_USERNAME as DMS_USER
     from .oem import DEMO_DEALER_CODE, DEMO_PASSWORD, DEMO_USERNAME
@@ -160,7 +168,13 @@ def run_forever(cfg: SandboxConfig | None = None, echo: Callable[[str], None] = 
         echo(f"  login: dealer code {DEMO_DEALER_CODE} / user {DEMO_USERNAME} / password {DEMO_PASSWORD}")
         echo(f"DMS (经销商管理系统):       {sb.dms_url}")
         echo(f"  login: user {DMS_USER} / password {DMS_PASSWORD}")
-        echo(f"admin token (header X-Admin-Token): {sb.admin_token}")
+        if token_file is not None:
+            token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(sb.admin_token + "\n")
+            os.chmod(token_file, 0o600)
+            echo(f"admin token (header X-Admin-Token): in {token_file} (readable by you only)")
         echo("Press Ctrl-C to stop.")
         while not stop.is_set():
             stop.wait(0.5)
