@@ -53,6 +53,16 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
         raise _fail(str(exc)) from None
 
 
+def _say_where(settings: Settings) -> None:
+    """Without a config file, say loudly which portals and accounts a run will use."""
+    if settings.source is None:
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]注意[/]：没有找到 dealerbot.toml，使用内置的演示设置：厂家门户 {settings.oem.url}"
+            f"（{settings.oem.dealer_code} / {settings.oem.username}），DMS {settings.dms.url}（{settings.dms.username}）。"
+            f"正式使用请 cp dealerbot.example.toml dealerbot.toml 并修改 (no config file: built-in sandbox defaults)"
+        )
+
+
 def _setup_console_logging(settings: Settings, verbose: bool) -> None:
     from dealerbot.logsetup import add_console_sink
     from dealerbot.runner import make_masker
@@ -161,6 +171,7 @@ def run(
     from dealerbot.registry import get_bot
 
     settings = _settings(config)
+    _say_where(settings)
     _setup_console_logging(settings, verbose)
     console = _console()
     try:
@@ -479,6 +490,7 @@ def sync_command(
     Exit 0 when every step succeeded, 1 when a portal failed, 2 for configuration.
     """
     settings = _settings(config)
+    _say_where(settings)
     _setup_console_logging(settings, verbose)
     _load_dictionary(settings)  # a broken dictionary is said before anything runs
     _sync_and_report(settings, _console(), full=full, dry_run=dry_run, headed=headed, output=output)

@@ -14,8 +14,9 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -35,6 +36,14 @@ class PortalSettings(_Section):
     url: str = "http://127.0.0.1:8701"
     dealer_code: str = ""
     username: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlparse(v.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{v!r} is not a web address: write it in full, e.g. http://{v.strip() or '127.0.0.1:8701'}")
+        return v.strip()
 
 
 class OemSettings(PortalSettings):
@@ -159,6 +168,16 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     sandbox: dict[str, Any] = Field(default_factory=dict)
     _home: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The config file read, or None (built-in defaults and the environment only)."""
+        return self._source
+
+    @source.setter
+    def source(self, value: Path | None) -> None:
+        self._source = value
 
     @property
     def home(self) -> Path:
@@ -259,8 +278,17 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     data: dict[str, Any] = {}
     home = Path.cwd()
     if path is not None:
+        raw = path.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a BOM left by Windows Notepad is harmless
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{path}:{line}: 文件不是 UTF-8 编码（可能是 GBK），请另存为 UTF-8 "
+                              f"(the file is not UTF-8)") from None
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         _refuse_passwords(data, path)
@@ -271,6 +299,7 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(describe_validation_error(exc, str(path or "settings"))) from None
     settings = _apply_overrides(settings, overrides)
     settings.home = home
+    settings.source = path
     return settings
 
 

@@ -182,3 +182,10 @@ def test_a_second_run_of_the_same_bot_and_account_does_not_start(tmp_path, sandb
     finally:
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, out + err
+
+
+def test_without_a_config_file_a_run_says_which_portals_it_uses(tmp_path):
+    result = dealerbot(["run", "oem-customers"], tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD,
+                       DEALERBOT_RUN__RETRIES="0", DEALERBOT_OEM__URL="http://127.0.0.1:9")
+    assert "没有找到 dealerbot.toml" in result.stderr and "http://127.0.0.1:9" in result.stderr
+    assert result.returncode == 1  # nothing listens there: a portal failure, said as such

@@ -31,6 +31,7 @@ def test_file_values_environment_wins_and_paths_are_relative_to_the_file(tmp_pat
         ("[browser]\nheadless = 'sometimes'\n", "browser.headless"),
         ("[oem]\npassword = 'x'\n", "[oem] password"),
         ("[dms]\nurl = \n", "not valid TOML"),
+        ('[oem]\nurl = "127.0.0.1:8751"\n', "oem.url"),
     ],
 )
 def test_bad_files_are_refused_with_the_key(tmp_path, monkeypatch, text, words):
@@ -119,3 +120,17 @@ def test_csrf_tokens_in_trace_snapshots_are_masked():
     masked = Masker()(snapshot)
     assert "vsaeMOZmdOgySBlpze5jg27K" not in masked and "abcDEF123" not in masked
     assert '"csrf-token","content":"******"' in masked
+
+
+def test_a_config_file_in_gbk_or_with_a_bom_and_a_url_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "dealerbot.toml"
+    cfg.write_bytes("[dms]\nusername = \"销售01\"\n".encode("gbk"))
+    with pytest.raises(ConfigError, match=r"dealerbot.toml:2: .*UTF-8"):
+        load_settings()
+    cfg.write_bytes(b"\xef\xbb\xbf" + '[dms]\nusername = "sales02"\n'.encode())
+    settings = load_settings()
+    assert settings.dms.username == "sales02" and settings.source == cfg
+    monkeypatch.setenv("DEALERBOT_OEM__URL", "127.0.0.1:8751")
+    with pytest.raises(ConfigError, match=r"\$DEALERBOT_OEM__URL: oem.url: .*not a web address"):
+        load_settings()
