@@ -265,6 +265,8 @@ class Store:
             engine = create_engine(url, hide_parameters=True, **kwargs)  # no record data in errors
             if parsed.get_backend_name() == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
+            if parsed.get_backend_name() == "sqlite":
+                _check_intact(engine, parsed.database or ":memory:")
             migrate(engine)
             if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
                 for suffix in ("", "-wal", "-shm"):  # customers' data: the user's alone
@@ -853,6 +855,25 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             yield
         return
     yield
+
+
+def _check_intact(engine: Engine, database: str) -> None:
+    """Refuse a damaged SQLite store before anything reads or writes it (a few ms for a
+    dealership's store: ``PRAGMA quick_check``).
+
+    Raises:
+        ConfigError: the file is not a database or is damaged (names it and what to do).
+    """
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(text("PRAGMA quick_check(5)")).scalars().all()
+    except Exception as exc:  # noqa: BLE001 - "file is not a database", "malformed"...
+        result = [str(exc).splitlines()[0]]
+    if result != ["ok"]:
+        raise ConfigError(
+            f"数据库文件已损坏，未读写任何内容：{database}（请从备份恢复，或改名后让 dealerbot 新建一个） "
+            f"(the store is damaged: {'; '.join(result)[:300]})"
+        )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -128,7 +128,7 @@ def test_a_config_file_in_gbk_or_with_a_bom_and_a_url_from_the_environment(tmp_p
     cfg.write_bytes("[dms]\nusername = \"销售01\"\n".encode("gbk"))
     with pytest.raises(ConfigError, match=r"dealerbot.toml:2: .*UTF-8"):
         load_settings()
-    cfg.write_bytes(b"\xef\xbb\xbf" + '[dms]\nusername = "sales02"\n'.encode())
+    cfg.write_bytes(b"\xef\xbb\xbf" + b'[dms]\nusername = "sales02"\n')
     settings = load_settings()
     assert settings.dms.username == "sales02" and settings.source == cfg
     monkeypatch.setenv("DEALERBOT_OEM__URL", "127.0.0.1:8751")

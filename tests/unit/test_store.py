@@ -12,6 +12,7 @@ from postgres import empty_postgres
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from dealerbot.errors import ConfigError
 from dealerbot.ledger import CustomerPlan, PlannedAction
 from dealerbot.records import OEM_ORDER
 from dealerbot.store import SCHEMA_HEAD, Store, _build_metadata, schema_version
@@ -180,3 +181,25 @@ def test_two_processes_opening_a_new_store_at_once_both_succeed(tmp_path):
         assert p.returncode == 0, err
     with Store.open(f"sqlite:///{db}") as store:
         assert schema_version(store.engine) == SCHEMA_HEAD
+
+
+def test_a_damaged_store_is_refused_before_anything_reads_or_writes_it(tmp_path):
+    db = tmp_path / "db.sqlite"
+    with Store.open(f"sqlite:///{db}") as store:
+        w = store.writer("run-1")
+        for i in range(3000):
+            w.add(OEM_ORDER, _order(f"XS{i:010d}", "已下单"), [])
+        w.flush()
+    raw = bytearray(db.read_bytes())
+    middle = len(raw) // 2
+    raw[middle:middle + 4096] = b"\xff" * 4096  # a bad disk block in the middle
+    db.write_bytes(bytes(raw))
+    before = db.read_bytes()
+    with pytest.raises(ConfigError, match="数据库文件已损坏") as err:
+        Store.open(f"sqlite:///{db}")
+    assert str(db) in str(err.value)
+    assert db.read_bytes() == before  # nothing written into it
+    text = tmp_path / "notes.sqlite"
+    text.write_text("these are not the droids", encoding="utf-8")
+    with pytest.raises(ConfigError, match="数据库文件已损坏"):
+        Store.open(f"sqlite:///{text}")
