@@ -132,6 +132,7 @@ class BotContext:
         """
         selectors = self.selectors(portal)
         selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *require))
+        self.log.info("{}: selectors from {}", portal, selectors.path)
         settings = getattr(self.settings, portal)
         account = account_key(portal, settings)
         fingerprint = self._check_not_refused(portal, account, selectors.title)

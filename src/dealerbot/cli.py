@@ -695,7 +695,9 @@ def selectors_check(
         report = asyncio.run(check_selectors(settings, portal, headed=headed))
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
-    table = Table(title=f"selectors/{portal}.yaml on {getattr(settings, portal).url}")
+    from dealerbot.locators import portal_selectors_path
+
+    table = Table(title=f"{portal_selectors_path(portal)} on {getattr(settings, portal).url}")
     for col in ("name", "result", "matched"):
         table.add_column(col)
     colours = {"ok": "green", "fallback": "yellow", "missing": "red", "optional": "dim", "unchecked": "dim"}

@@ -319,12 +319,12 @@ def _screens(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec], en
     return tuple(out)
 
 
-def default_selectors_dir() -> Path:
-    """``selectors/`` in the working folder when present (a dealership's own adjusted copy),
-    else the one shipped with dealerbot."""
-    here = Path.cwd() / "selectors"
-    if here.is_dir():
-        return here
+def shipped_selectors_dir() -> Path:
+    """The selector files that come with dealerbot (a source checkout's, or an installed wheel's).
+
+    Raises:
+        SelectorFileError: none can be found.
+    """
     checkout = Path(__file__).resolve().parents[2] / "selectors"  # a source checkout (editable install)
     if checkout.is_dir():
         return checkout
@@ -336,14 +336,23 @@ def default_selectors_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def portal_selectors_path(portal: str, directory: Path | None = None) -> Path:
+    """Which file holds ``portal``'s selectors: ``<directory>/<portal>.yaml`` when a directory
+    is given; else the working folder's ``selectors/<portal>.yaml`` (a dealership's own adjusted
+    copy) when there is one, else dealerbot's own, file by file."""
+    if directory is not None:
+        return directory / f"{portal}.yaml"
+    here = Path.cwd() / "selectors" / f"{portal}.yaml"
+    return here if here.is_file() else shipped_selectors_dir() / f"{portal}.yaml"
+
+
 def load_portal_selectors(portal: str, directory: Path | None = None) -> SelectorFile:
-    """Load ``<directory>/<portal>.yaml``.
+    """Load the selector file of ``portal`` (see :func:`portal_selectors_path`).
 
     Raises:
         SelectorFileError: missing or malformed file.
     """
-    directory = directory or default_selectors_dir()
-    path = directory / f"{portal}.yaml"
+    path = portal_selectors_path(portal, directory)
     if not path.is_file():
         raise SelectorFileError(f"{path}: selector file for portal '{portal}' not found")
     return load_selector_file(path)

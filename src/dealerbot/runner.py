@@ -105,7 +105,8 @@ async def run_bot(
         run_dir = settings.path("logs") / "runs" / run_id
         masker = make_masker(settings, passwords)
         evidence = Evidence(run_dir, masker)
-        watermark = store.watermark(name) if bot.incremental and not full else None
+        mark = watermark_key(settings, bot_cls)
+        watermark = store.watermark(mark) if bot.incremental and not full else None
         since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
         store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options})
         result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
@@ -131,7 +132,7 @@ async def run_bot(
                     writer.flush()
                     result.status = "succeeded"
                     if bot.incremental and ctx.newest_change is not None:
-                        store.set_watermark(name, ctx.newest_change.isoformat(timespec="seconds"), run_id)
+                        store.set_watermark(mark, ctx.newest_change.isoformat(timespec="seconds"), run_id)
                     log.info("run {} succeeded: {}", run_id, _fmt_counts(ctx.counts))
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     result.status = "interrupted"
@@ -167,6 +168,19 @@ async def run_bot(
         return result
 
 
+def _account(settings: Settings, bot_cls: type[Any]) -> str:
+    from dealerbot.bot import account_key
+
+    portal = getattr(settings, bot_cls.portal, None)
+    return account_key(bot_cls.portal, portal) if portal is not None else bot_cls.portal
+
+
+def watermark_key(settings: Settings, bot_cls: type[Any]) -> str:
+    """The watermark belongs to the bot *and* the portal account it read: pointed at another
+    portal or dealer code, an incremental run starts from the beginning, not from this one's."""
+    return f"{bot_cls.name}@{hashlib.sha1(_account(settings, bot_cls).encode()).hexdigest()[:16]}"
+
+
 @contextmanager
 def single_instance(settings: Settings, bot_cls: type[Any]) -> Iterator[None]:
     """Hold the lock of ``bot_cls`` for its portal account (a file lock under ``state/locks``),
@@ -177,12 +191,9 @@ def single_instance(settings: Settings, bot_cls: type[Any]) -> Iterator[None]:
     """
     from filelock import FileLock, Timeout
 
-    from dealerbot.bot import account_key
     from dealerbot.files import private_dir
 
-    portal = getattr(settings, bot_cls.portal, None)
-    account = account_key(bot_cls.portal, portal) if portal is not None else bot_cls.portal
-    digest = hashlib.sha1(account.encode()).hexdigest()[:12]
+    digest = hashlib.sha1(_account(settings, bot_cls).encode()).hexdigest()[:12]
     lock = FileLock(private_dir(settings.path("state") / "locks") / f"{bot_cls.name}-{digest}.lock", timeout=0)
     try:
         lock.acquire()

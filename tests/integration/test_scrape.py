@@ -200,7 +200,10 @@ async def test_full_and_repeated_scrape_into_postgresql(settings, clean_sandbox)
     with Store.open(pg) as store:
         assert store.engine.dialect.name == "postgresql"
         assert store.count(OEM_ORDER) + first.counts["rejected"] == len(truth)
-        assert store.watermark("oem-orders")
+        from dealerbot.registry import get_bot
+        from dealerbot.runner import watermark_key
+
+        assert store.watermark(watermark_key(on_pg, get_bot("oem-orders")))
 
 
 async def test_a_listed_key_that_is_a_path_is_rejected_not_followed(settings, store, clean_sandbox):
@@ -216,3 +219,15 @@ async def test_a_listed_key_that_is_a_path_is_rejected_not_followed(settings, st
     assert rejects["../logout"]["code"] == "bad_key" and "订单号格式不正确" in rejects["../logout"]["reason"]
     assert rejects["XS 2026/1"]["code"] == "bad_key"
     assert store.count(OEM_ORDER) + result.counts["rejected"] == len(clean_sandbox.orders())
+
+
+async def test_the_watermark_belongs_to_the_portal_account_not_only_the_bot(settings, store, clean_sandbox):
+    """Pointed at another portal, an incremental run once read nothing and succeeded."""
+    first = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert first.ok and first.counts["read"] == len(clean_sandbox.orders())
+    same = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert same.counts["read"] <= 2  # incremental: nothing changed
+    other_url = settings.oem.url.replace("127.0.0.1", "localhost")  # as if another portal
+    other = settings.model_copy(update={"oem": settings.oem.model_copy(update={"url": other_url})})
+    elsewhere = await run_bot("oem-orders", other, passwords=PASSWORDS)
+    assert elsewhere.ok and elsewhere.counts["read"] == len(clean_sandbox.orders())  # from the beginning

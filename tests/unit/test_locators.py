@@ -116,3 +116,15 @@ def test_hostile_selector_files_are_refused_with_file_and_line(tmp_path):
     huge.write_bytes(b"portal: x\nselectors:\n  a: [{css: '#a'}]\n# " + b"x" * 2_000_000)
     with pytest.raises(SelectorFileError, match="too large"):
         load_selector_file(huge)
+
+
+def test_a_working_folder_selectors_file_replaces_only_its_own_portal(tmp_path, monkeypatch):
+    from dealerbot.locators import portal_selectors_path, shipped_selectors_dir
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "selectors").mkdir()
+    own = tmp_path / "selectors" / "dms.yaml"
+    own.write_text((shipped_selectors_dir() / "dms.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    assert portal_selectors_path("dms") == own  # the dealership's adjusted copy
+    assert portal_selectors_path("oem") == shipped_selectors_dir() / "oem.yaml"  # not hidden by it
+    assert load_portal_selectors("oem").portal == "oem"
