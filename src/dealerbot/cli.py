@@ -38,11 +38,20 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="dealerbo
 
 
 def _console() -> Console:
-    return Console(stderr=False, highlight=False)
+    return _make_console()
+
+
+def _make_console(stderr: bool = False) -> Console:
+    """Rich output for people; outside a terminal (cron, a pipe, a log file) plain lines that
+    are never wrapped, so that paths and messages stay whole."""
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty() or os.environ.get("COLUMNS"):
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=240, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[bold red]错误 (error):[/] {escape(message)}")
+    _make_console(stderr=True).print(f"[bold red]错误 (error):[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -56,7 +65,7 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 def _say_where(settings: Settings) -> None:
     """Without a config file, say loudly which portals and accounts a run will use."""
     if settings.source is None:
-        Console(stderr=True, highlight=False).print(
+        _make_console(stderr=True).print(
             f"[yellow]注意[/]：没有找到 dealerbot.toml，使用内置的演示设置：厂家门户 {settings.oem.url}"
             f"（{settings.oem.dealer_code} / {settings.oem.username}），DMS {settings.dms.url}（{settings.dms.username}）。"
             f"正式使用请 cp dealerbot.example.toml dealerbot.toml 并修改 (no config file: built-in sandbox defaults)"
@@ -417,7 +426,7 @@ def import_review(
         except DealerbotError as exc:
             raise _fail(str(exc)) from None
         for problem in review.problems:
-            Console(stderr=True, highlight=False).print(f"[red]拒绝[/] {escape(problem)}")
+            _make_console(stderr=True).print(f"[red]拒绝[/] {escape(problem)}")
         if review.problems and not apply_valid:
             raise _fail(f"{file}: {len(review.problems)} 行有问题，未导入任何内容；修改后重新导入，"
                         f"或用 --apply-valid 只导入没有问题的行 (nothing applied)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,30 @@ _FALSE = {"未授权", "否", "false", "0", "no", "n", "", "未授权数据共�
 def _add(item: Item, issue: v.Issue | None, field: str) -> None:
     if issue is not None:
         item.issues.append(dataclasses.replace(issue, field=field))
+
+
+MAX_TEXT = 200
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def suspicious_text(item: Item) -> Item:
+    """Flag text no portal field should hold: control characters, bidirectional-text controls
+    (they can make a value read differently from what it is) and very long values. The value is
+    kept as read; staff see it yellow, with the reason."""
+    for fname, value in item.data.items():
+        if not isinstance(value, str):
+            continue
+        found = []
+        if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+            found.append("包含控制字符")
+        if any(ch in _BIDI for ch in value):
+            found.append("包含双向文字控制符（显示的内容可能与实际不同）")
+        if len(value) > MAX_TEXT:
+            found.append(f"内容过长（{len(value)} 个字符）")
+        if found:
+            item.issues.append(v.Issue(fname, "suspicious_text", "flag",
+                                       f"{item.entity.header(fname)}{'、'.join(found)}，请核对"))
+    return item
 
 
 def key_format(item: Item) -> Item:
@@ -204,6 +229,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
     """A fresh pipeline for one run of ``entity`` records (dedupe state starts empty)."""
     if entity is OEM_ORDER:
         steps: list[Step] = [
+            suspicious_text,
             required("order_no", "customer_name", "model_code", "status"),
             key_format,
             name("customer_name"),
@@ -215,6 +241,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
         ]
     elif entity is OEM_CUSTOMER:
         steps = [
+            suspicious_text,
             required("customer_no", "name"),
             key_format,
             name("name"),
@@ -226,6 +253,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
         ]
     elif entity is DMS_CUSTOMER:
         steps = [
+            suspicious_text,
             required("customer_no", "name"),
             key_format,
             name("name"),
@@ -238,6 +266,7 @@ def pipeline_for(entity: Entity) -> Pipeline:
         ]
     elif entity is DMS_CONTRACT:
         steps = [
+            suspicious_text,
             required("contract_no", "customer_no", "model_code"),
             key_format,
             name("customer_name"),

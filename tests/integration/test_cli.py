@@ -189,3 +189,13 @@ def test_without_a_config_file_a_run_says_which_portals_it_uses(tmp_path):
                        DEALERBOT_RUN__RETRIES="0", DEALERBOT_OEM__URL="http://127.0.0.1:9")
     assert "没有找到 dealerbot.toml" in result.stderr and "http://127.0.0.1:9" in result.stderr
     assert result.returncode == 1  # nothing listens there: a portal failure, said as such
+
+
+def test_output_into_a_pipe_keeps_long_paths_whole(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_") and k != "COLUMNS"}
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "dealerbot.toml"
+    deep.parent.mkdir(parents=True)
+    deep.write_text("[run]\nconcurrency = 0\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "dealerbot.cli", "runs", "-c", str(deep)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and str(deep) in result.stderr  # one line, not broken at 80 columns

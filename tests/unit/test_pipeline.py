@@ -71,3 +71,24 @@ def test_same_customer_twice_in_one_run_is_flagged_as_duplicate():
     assert second.data["consent"] is True
     # A fresh pipeline (a new run) starts with no memory.
     assert not [i for i in pipeline_for(OEM_CUSTOMER).process(Item(OEM_CUSTOMER, {**base, "customer_no": "CU2", "mobile": "13812345678"})).issues if i.code == "duplicate"]
+
+
+def test_control_characters_bidi_overrides_and_overlong_text_are_flagged_not_passed():
+    from dealerbot.pipeline import pipeline_for
+    from dealerbot.records import OEM_CUSTOMER, Item
+
+    rows = {
+        "CU0000001": {"name": "王\u202e芳", "city": "杭州市"},        # right-to-left override
+        "CU0000002": {"name": "李强", "city": "杭州\x07市"},          # a bell in the city
+        "CU0000003": {"name": "张三", "city": "杭" * 300},            # 300 characters
+        "CU0000004": {"name": "赵四", "city": "杭州市"},
+    }
+    p = pipeline_for(OEM_CUSTOMER)
+    flagged = {}
+    for no, row in rows.items():
+        item = p.process(Item(OEM_CUSTOMER, {"customer_no": no, "mobile": "13812345678", "id_type": "护照",
+                                             "id_number": "E12345678", "consent": "已授权", **row}))
+        flagged[no] = [i.message for i in item.issues if i.code == "suspicious_text"]
+    assert "双向文字控制符" in flagged["CU0000001"][0] and flagged["CU0000001"][0].startswith("客户姓名")
+    assert "控制字符" in flagged["CU0000002"][0] and "过长（300" in flagged["CU0000003"][0]
+    assert flagged["CU0000004"] == []
