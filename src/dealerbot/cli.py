@@ -228,6 +228,7 @@ def runs(
     settings = _settings(config)
     try:
         with Store.open(settings.store_url) as store:
+            store.close_abandoned_runs()  # a killed run shows as such, not as 运行中
             history = store.runs(limit, bot)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None

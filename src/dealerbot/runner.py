@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dealerbot.bot import BotContext, first_error
+from dealerbot.bot import COUNT_KEYS, BotContext, first_error
 from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
@@ -112,7 +112,8 @@ async def run_bot(
         result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
         if on_start:
             on_start(run_id, run_dir)
-        writer = store.writer(run_id)
+        counts = dict.fromkeys(COUNT_KEYS, 0)
+        writer = store.writer(run_id, counts=counts)
         ctx: BotContext | None = None
         try:
             with run_sinks(run_id, name, settings.path("logs"), run_dir, masker) as log:
@@ -123,7 +124,7 @@ async def run_bot(
                         ctx = BotContext(
                             run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
                             evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,
-                            since=since, selectors_dir=selectors_dir, on_progress=on_progress,
+                            since=since, selectors_dir=selectors_dir, on_progress=on_progress, counts=counts,
                         )
                         try:
                             await bot.run(ctx)
@@ -154,6 +155,9 @@ async def run_bot(
                     except Exception as exc:  # noqa: BLE001
                         log.error("could not write the last records: {}", exc)
                     result.counts = dict(ctx.counts) if ctx else {}
+                    if result.error and result.error_kind in ("system", "internal") and counts.get("stored"):
+                        result.error += (f"（失败前已保存 {counts['stored']} 条记录，重新运行会补全其余的）"
+                                         f" ({counts['stored']} records were stored before it failed)")
                     if on_progress is not None and ctx is not None:
                         on_progress({**ctx.counts, "finished": 1})
                     result.evidence = list(evidence.files)

@@ -392,9 +392,9 @@ class Store:
         cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name not in keep}
         return stmt.on_conflict_do_update(index_elements=keys, set_=cols)
 
-    def writer(self, run_id: str, batch_size: int = 100) -> RecordWriter:
-        """A buffered writer of records and rejects for one run."""
-        return RecordWriter(self, run_id, batch_size)
+    def writer(self, run_id: str, batch_size: int = 100, counts: dict[str, int] | None = None) -> RecordWriter:
+        """A buffered writer of records and rejects for one run (saving ``counts`` with each batch)."""
+        return RecordWriter(self, run_id, batch_size, counts)
 
     def iter_records(self, entity: Entity, run_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Stream an entity's records (those touched by ``run_id`` when given), by key."""
@@ -887,10 +887,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class RecordWriter:
     """Buffers accepted records and rejects, flushing every ``batch_size`` in one transaction."""
 
-    def __init__(self, store: Store, run_id: str, batch_size: int = 100) -> None:
+    def __init__(self, store: Store, run_id: str, batch_size: int = 100, counts: dict[str, int] | None = None) -> None:
         self.store = store
         self.run_id = run_id
         self.batch_size = batch_size
+        self.counts = counts  # the run's counts: saved with every batch, so a killed run shows them
         self._records: dict[str, list[dict[str, Any]]] = {}
         self._rejects: list[dict[str, Any]] = []
         self._pending = 0
@@ -935,6 +936,13 @@ class RecordWriter:
                 conn.execute(self.store._upsert(table, [key], keep=["first_run_id"]), unique)
             if self._rejects:
                 conn.execute(self.store.tables["rejects"].insert(), self._rejects)
+            if self.counts is not None:
+                stored = self.counts.get("stored", 0) + sum(len(rows) for rows in self._records.values())
+                runs = self.store.tables["runs"]
+                conn.execute(update(runs).where(runs.c.run_id == self.run_id)
+                             .values(counts=dumps({**self.counts, "stored": stored})))
+        if self.counts is not None:
+            self.counts["stored"] = stored
         self._records = {}
         self._rejects = []
         self._pending = 0

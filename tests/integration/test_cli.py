@@ -199,3 +199,36 @@ def test_output_into_a_pipe_keeps_long_paths_whole(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dealerbot.cli", "runs", "-c", str(deep)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and str(deep) in result.stderr  # one line, not broken at 80 columns
+
+
+def test_a_killed_run_shows_what_it_had_stored(tmp_path, sandbox, clean_sandbox):
+    import signal
+    import sqlite3
+    import time
+
+    _config(tmp_path, sandbox)
+    clean_sandbox.behave("oem", slow_rate=1.0, slow_ms=400)  # about 15 s for the 150 orders
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, COLUMNS="160")
+    run = subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "run", "oem-orders"], cwd=tmp_path, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "var" / "dealerbot.sqlite"
+    stored = 0
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and not stored:
+            time.sleep(0.2)
+            try:
+                with sqlite3.connect(db) as conn:
+                    row = conn.execute("SELECT counts FROM runs").fetchone()
+            except sqlite3.Error:  # not created yet
+                continue
+            stored = __import__("json").loads(row[0]).get("stored", 0) if row else 0
+        assert stored, "the run stored nothing to kill it after"
+    finally:
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+    history = dealerbot(["runs"], tmp_path)
+    assert "已中断" in history.stdout and "运行中" not in history.stdout
+    line = next(x for x in history.stdout.splitlines() if "oem-orders" in x)
+    assert int(line.split("│")[5].strip()) >= stored  # read, as saved with the last batch
