@@ -357,9 +357,7 @@ class PortalSession:
                 raise SessionExpired(f"{self.name}: session expired and no login routine is set")
             if self.shared.relogins >= MAX_RELOGINS:
                 raise SessionExpired(f"{self.name}: session keeps expiring ({self.shared.relogins} re-logins this run)")
-            self.shared.relogins += 1
-            self.counts["relogins"] = self.counts.get("relogins", 0) + 1
-            self.log.warning("{}: session expired, logging in again ({}/{})", self.name, self.shared.relogins, MAX_RELOGINS)
+            self.log.warning("{}: session expired, logging in again ({}/{})", self.name, self.shared.relogins + 1, MAX_RELOGINS)
             try:
                 await self.login()
             except LoginRejected as exc:
@@ -367,4 +365,8 @@ class PortalSession:
                 raise
             except PlaywrightTimeout as exc:
                 raise StepTimeout(f"{self.name}: logging in again timed out") from exc
+            # Counted once it worked: an attempt the portal broke (a 500) is retried, not a
+            # sign that the session keeps expiring.
+            self.shared.relogins += 1
+            self.counts["relogins"] = self.counts.get("relogins", 0) + 1
             self.shared.generation += 1

@@ -141,3 +141,26 @@ async def test_a_login_form_that_changed_still_leaves_a_trace(settings, clean_sa
     assert result.status == "failed" and "login.password" in result.error
     names = {p.name.split("-", 2)[-1] for p in result.evidence}
     assert {"screenshot.png", "page.html", "trace.zip"} <= names, names
+
+
+async def test_a_session_that_ends_right_after_logging_in_is_not_a_refused_password(settings, store, clean_sandbox):
+    """The portal took the password (it redirected), then its new session ended at once: seen in
+    the soak run as 'refused the login ... 会话已过期' and a failed run."""
+    clean_sandbox.oem.post("/__admin/fail-next", json={"path": "/orders", "mode": "expire"}).raise_for_status()
+    result = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert clean_sandbox.counters()["logins"] == 2  # logged in again, once
+    assert store.login_refusal("oem|" + settings.oem.url.rstrip("/") + "|D31001|dealer_admin") is None
+
+
+async def test_a_server_error_on_the_page_after_logging_in_again_is_one_re_login(settings, clean_sandbox):
+    done = []
+
+    def expire_midway(counts: dict[str, int]) -> None:
+        if counts["read"] >= 40 and not done:
+            clean_sandbox.oem.post("/__admin/fail-next", json={"path": "/orders", "mode": "500"}).raise_for_status()
+            done.append(clean_sandbox.oem.post("/__admin/expire-sessions").json())
+
+    result = await run_bot("oem-orders", settings, passwords=PASSWORDS, on_progress=expire_midway)
+    assert done and result.ok, result.error
+    assert result.counts["relogins"] == 1  # a 500 on the landing page is not another expiry

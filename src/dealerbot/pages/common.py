@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dealerbot.errors import LoginRejected, PageChanged
+from dealerbot.errors import LoginRejected, PageChanged, SessionExpired
 from dealerbot.portal import PortalSession
 
 LOGIN_SELECTORS = ("login.form", "login.password", "login.submit", "login.error")
@@ -51,10 +51,18 @@ class LoginForm:
             async with s.page.expect_navigation(wait_until="domcontentloaded") as nav:
                 await submit.click()
             resp = await nav.value
-            if resp is not None:
-                s.check(resp.status, resp.url, resp.url, expect_login=True)
+            # The portal took the password when it answered the POST with a redirect.
+            accepted = resp is not None and resp.request.redirected_from is not None
             if not await self.is_shown():
+                # Past the login page: logged in, whatever the page it led to answered (a 500 on
+                # the landing page is for the next step to retry, not a failed login).
                 await s.pctx.save_state()  # while not tracing: the state holds the session cookie
+            elif accepted:
+                # Logged in, then sent back to the login page (the new session ended at once):
+                # the password is right; log in again later, never count it as refused.
+                raise SessionExpired(f"{s.name}: logged in, but the portal sent us back to its login page")
+            elif resp is not None:
+                s.check(resp.status, resp.url, resp.url, expect_login=True)  # the login POST itself failed
         finally:
             with contextlib.suppress(Exception):  # never leave the password on the page
                 if password is not None and await self.is_shown():

@@ -81,6 +81,7 @@ class Runtime:
     accounts: dict[str, Account] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     rate: dict[str, list] = field(default_factory=dict)  # key -> [window_start, count]
+    fail_next: list[dict] = field(default_factory=list)  # one-shot faults: {path, mode, count}
     lock: threading.RLock = field(default_factory=threading.RLock)
     rng: random.Random = field(default_factory=random.Random)
     templates: jinja2.Environment = field(default_factory=make_templates)
@@ -94,6 +95,7 @@ class Runtime:
             self.accounts = self.accounts_factory()
             self.counters = {k: 0 for k in COUNTER_KEYS}
             self.rate = {}
+            self.fail_next = []
 
     def count(self, key: str, n: int = 1) -> None:
         with self.lock:
@@ -151,6 +153,16 @@ class Runtime:
             acc.failed = 0
             self.count("logins")
             return True, ""
+
+    def take_fault(self, path: str, logged_in: bool) -> str | None:
+        """The one-shot fault planted for ``path`` (``POST /__admin/fail-next``), if any is left
+        (an "expire" fault waits for a logged-in session)."""
+        with self.lock:
+            for fault in self.fail_next:
+                if path == fault["path"] and fault["count"] > 0 and (logged_in or fault["mode"] != "expire"):
+                    fault["count"] -= 1
+                    return str(fault["mode"])
+        return None
 
     def unlock(self, key: str) -> bool:
         with self.lock:
@@ -266,6 +278,17 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
                 return _problem(rt, request, 429, "访问过于频繁",
                                 "访问过于频繁，请稍后再试。继续频繁访问将导致账号被锁定。", "rate_limited")
 
+        fault = rt.take_fault(path, logged_in=bool(sess is not None and sess.user))
+        if fault == "500":
+            rt.count("errors_injected")
+            return _problem(rt, request, 500, "系统错误", "系统繁忙，请稍后重试。（错误代码 500）", "server_error")
+        if fault == "expire":
+            with rt.lock:
+                rt.sessions.pop(sess.sid, None)
+            request.state.session = None
+            request.state.expired = True
+            return require_login(request)
+
         if b["error_rate"] and rt.rng.random() < b["error_rate"]:
             rt.count("errors_injected")
             return _problem(rt, request, 500, "系统错误", "系统繁忙，请稍后重试。（错误代码 500）", "server_error")
@@ -353,6 +376,18 @@ def common_admin_router(rt: Runtime, reset_data: Callable[[], None]) -> APIRoute
             rt.behaviours = checked.behaviours()
             rt.rate = {}
         return JSONResponse(dict(rt.behaviours))
+
+    @r.post("/fail-next")
+    async def fail_next(request: Request) -> JSONResponse:
+        """Plant a one-shot fault: the next ``count`` requests to ``path`` answer HTTP 500
+        (``mode`` "500") or find their session expired (``mode`` "expire")."""
+        admin_guard(rt, request)
+        body = await request.json()
+        if not isinstance(body, dict) or body.get("mode") not in ("500", "expire") or not str(body.get("path", "")).startswith("/"):
+            return JSONResponse({"error": "want {path: '/...', mode: '500' | 'expire', count: n}"}, status_code=422)
+        with rt.lock:
+            rt.fail_next.append({"path": body["path"], "mode": body["mode"], "count": int(body.get("count", 1))})
+        return JSONResponse({"ok": True})
 
     @r.post("/expire-sessions")
     async def expire_sessions(request: Request) -> dict:
