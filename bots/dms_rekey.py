@@ -37,6 +37,8 @@ class DmsRekeyBot(Bot):
         if not todo:
             ctx.log.info("nothing approved to write (see `dealerbot reconcile` and the review workbook)")
             return
+        for action, _ in todo:  # the names and addresses about to be typed: masked in every artifact
+            ctx.personal(*action.customer.values.values(), action.new_values.get("customer_name"))
         pages = min(ctx.settings.rekey.concurrency, len(todo))
         async with ctx.portal_pages("dms", DmsApp, pages, WRITE_SELECTORS) as sessions:
 

@@ -30,9 +30,10 @@ class OemOrdersBot(Bot):
             async def read_detail(order_no: str) -> None:
                 ctx.emit(OEM_ORDER, await detail.read(order_no), source=order_no)
 
+            run = ctx.settings.run
             await fan_out(
-                lambda put: self._walk(ctx, orders, put), read_detail,
-                workers=ctx.settings.run.concurrency, buffer=PAGE_SIZE * 2,
+                lambda put: self._walk(ctx, orders, put), read_detail, workers=run.concurrency, buffer=PAGE_SIZE * 2,
+                requeue_rounds=run.requeue_rounds, pause=run.backoff_seconds, log=ctx.log,
             )
 
     async def _walk(self, ctx: BotContext, orders: OrdersPage, put: Callable[[str], Awaitable[None]]) -> None:

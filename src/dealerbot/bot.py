@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from dealerbot.browser import Browser, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import PasswordSource, env_name
-from dealerbot.errors import LoginRejected, RecordRejected
+from dealerbot.errors import LoginRejected, RecordRejected, SystemFailure
 from dealerbot.locators import SelectorFile, build_locator, load_portal_selectors
 from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
@@ -100,6 +100,7 @@ class BotContext:
     on_progress: Callable[[dict[str, int]], None] | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
     newest_change: datetime | None = None
+    notes: list[str] = field(default_factory=list)  # for the operator: the summary and `runs`
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
     # -- portals ----------------------------------------------------------------------------
@@ -149,6 +150,8 @@ class BotContext:
         async with self.browser.context(
             portal, self.evidence, self.state_file(portal), mask,
             timeout_ms=self.settings.run.timeout_seconds * 1000, trace=self.bot.trace if trace is None else trace,
+            mask_css=[c.value for name in selectors.evidence_mask for c in selectors.spec(name).candidates
+                      if c.kind == "css" and not c.fields()],
         ) as pctx:
             page = await pctx.new_page()
             session = PortalSession(
@@ -156,8 +159,12 @@ class BotContext:
             )
             top = app(session, lambda: self.password(portal))
             session.login = top.login
+            if self.settings.run.requests_per_minute:
+                await session.count_every_request()
             try:
                 await session.step(f"open {selectors.title}", top.open)
+                if not session.shared.logged_in:
+                    self._note_saved_login(portal, selectors.title)
                 yield session
             except LoginRejected as exc:
                 if not exc.remembered:  # never type this password again (portals lock accounts)
@@ -210,6 +217,28 @@ class BotContext:
             self.log.info("{}: the password changed since the portal refused one: trying the new one", portal)
         return fingerprint
 
+    def _note_saved_login(self, portal: str, title: str) -> None:
+        """Say that no password was typed: a password changed on the portal since the saved
+        login shows only when that login expires."""
+        saved = self.state_file(portal)
+        since = f"（{datetime.fromtimestamp(saved.stat().st_mtime):%m-%d %H:%M} 登录）" if saved.exists() else ""
+        self.note(
+            f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现 "
+            f"({portal}: used the saved login; a changed password shows only when it expires)"
+        )
+
+    def personal(self, *values: Any) -> None:
+        """Mark values as personal data (names, addresses...) so that every artifact of the run
+        masks them: logs, page HTML, traces. Records' personal fields are marked by :meth:`emit`;
+        a bot that types data it did not scrape this run marks it here."""
+        self.evidence.masker.add_personal(*values)
+
+    def note(self, text: str) -> None:
+        """Tell the operator something the counts cannot (shown in the summary and `runs`)."""
+        if text not in self.notes:
+            self.notes.append(text)
+            self.log.info("note: {}", text)
+
     def _save_failed_response(self, session: PortalSession) -> None:
         if session.failed_response is None:
             return
@@ -236,6 +265,7 @@ class BotContext:
         if pipeline is None:
             pipeline = self._pipelines[entity.name] = pipeline_for(entity)
         raw = dict(data)
+        self.personal(*(data.get(f) for f in entity.personal_fields))
         item = Item(entity, dict(data), source=source)
         self.counts["read"] += 1
         try:
@@ -246,6 +276,7 @@ class BotContext:
             self.log.info("rejected {} {}: {}", entity.name, item.key or "(no key)", rej.reason)
             self.progress()
             return False
+        self.personal(*(item.data.get(f) for f in entity.personal_fields))  # as cleaned
         severities = {i.severity for i in item.issues}
         if "flag" in severities:
             self.counts["flagged"] += 1
@@ -258,6 +289,7 @@ class BotContext:
 
     def reject(self, entity: Entity, data: dict[str, Any], code: str, reason: str, field: str = "") -> None:
         """Reject a record before it is read further (e.g. a listed key that cannot be a key)."""
+        self.personal(*(data.get(f) for f in entity.personal_fields))
         self.counts["read"] += 1
         self.counts["rejected"] += 1
         key = str(data.get(entity.key) or "")
@@ -304,30 +336,65 @@ async def fan_out(
     consume: Callable[[T], Awaitable[None]],
     workers: int,
     buffer: int,
+    requeue_rounds: int = 0,
+    pause: float = 1.0,
+    log: Any = None,
 ) -> None:
     """Run ``produce(put)`` and ``workers`` copies of ``consume(item)`` over a bounded queue.
 
-    Memory stays bounded by ``buffer`` items. The first failure cancels everything else and is
-    raised as itself (not wrapped in an ExceptionGroup), so the runner can classify it.
+    Memory stays bounded by ``buffer`` items. An item whose ``consume`` fails with a retryable
+    :class:`SystemFailure` (its own retries used up) is set aside and tried again after the
+    others, up to ``requeue_rounds`` more rounds (waiting ``pause * 2**round`` seconds first):
+    one unlucky read never ends a run. Any other failure, or a set-aside item failing in the
+    last round, cancels everything else and is raised as itself (not wrapped in an
+    ExceptionGroup), so the runner can classify it.
+
+    Raises:
+        SystemFailure: see above (also :class:`~dealerbot.errors.CircuitOpen` from the reads).
     """
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
+    deferred: list[T] = []
 
-    async def producer() -> None:
-        await produce(queue.put)
-        for _ in range(workers):
-            await queue.put(_DONE)  # only after a normal end: on failure the group cancels all
+    async def one_pass(fill: Callable[[asyncio.Queue[Any]], Awaitable[None]], last: bool) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
 
-    async def worker() -> None:
-        while (item := await queue.get()) is not _DONE:
-            await consume(item)
-
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(producer())
+        async def producer() -> None:
+            await fill(queue)
             for _ in range(workers):
-                tg.create_task(worker())
-    except BaseExceptionGroup as group:
-        raise first_error(group) from None
+                await queue.put(_DONE)  # only after a normal end: on failure the group cancels all
+
+        async def worker() -> None:
+            while (item := await queue.get()) is not _DONE:
+                try:
+                    await consume(item)
+                except SystemFailure as exc:
+                    if last or not exc.retryable:
+                        raise
+                    deferred.append(item)
+                    if log is not None:
+                        log.warning("{}: {}; tried again after the others", item, exc)
+
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(producer())
+                for _ in range(workers):
+                    tg.create_task(worker())
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+
+    await one_pass(lambda q: produce(q.put), last=requeue_rounds == 0)
+    for round_no in range(1, requeue_rounds + 1):
+        if not deferred:
+            return
+        items, deferred[:] = list(deferred), []
+        if log is not None:
+            log.warning("reading {} failed record(s) again (round {}/{})", len(items), round_no, requeue_rounds)
+        await asyncio.sleep(pause * 2**round_no)
+
+        async def refill(q: asyncio.Queue[Any], items: list[T] = items) -> None:
+            for item in items:
+                await q.put(item)
+
+        await one_pass(refill, last=round_no == requeue_rounds)
 
 
 async def scrape_pages(ctx: BotContext, screen: Any, entity: Entity) -> None:

@@ -15,13 +15,14 @@ folder (``logs/runs/<run-id>/``). :class:`Evidence` keeps the list of files for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import sys
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,83 @@ class Evidence:
         self.log.error("evidence saved: {}", path)
 
 
+# Stars every text and input value inside the matched elements, keeping the page's structure.
+_STAR_TEXT_JS = """els => {
+  for (const el of els) {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    const texts = [];
+    while (walker.nextNode()) texts.push(walker.currentNode);
+    for (const t of texts) if (t.nodeValue.trim()) t.nodeValue = '***';
+    for (const input of [el, ...el.querySelectorAll('input, textarea')]) {
+      if (input.tagName === 'INPUT' || input.tagName === 'TEXTAREA') {
+        input.value = '';
+        if (input.hasAttribute('value')) input.setAttribute('value', '***');
+      }
+    }
+  }
+}"""
+
+
+# The texts of matched elements that hold text only (cells, not whole tables: their headers
+# are no personal data).
+_LEAF_TEXTS_JS = "els => els.filter(e => !e.children.length).map(e => e.innerText || e.value || '')"
+
+
+def _snapshot_element(node: list[Any]) -> Any:
+    """An lxml element from a trace's DOM snapshot node ``["TAG", {attrs}, child...]`` (text
+    children are strings; ``[[n, m]]`` references to earlier snapshots are left out)."""
+    from lxml import etree
+
+    tag = node[0] if isinstance(node[0], str) and node[0].replace("-", "").isalnum() else "x-node"
+    el = etree.Element(tag.lower())
+    rest = node[1:]
+    if rest and isinstance(rest[0], dict):
+        for k, v in rest[0].items():
+            with contextlib.suppress(ValueError, TypeError):
+                el.set(k, str(v))
+        rest = rest[1:]
+    last = None
+    for child in rest:
+        if isinstance(child, str):
+            if last is None:
+                el.text = (el.text or "") + child
+            else:
+                last.tail = (last.tail or "") + child
+        elif isinstance(child, list) and child and isinstance(child[0], str):
+            last = _snapshot_element(child)
+            el.append(last)
+    return el
+
+
+def learn_personal_from_trace(path: Path, css: Sequence[str], masker: Masker) -> None:
+    """Teach ``masker`` every personal value the trace's DOM snapshots show: the texts of the
+    cells the portal's ``evidence_mask`` selectors (``css``) match, on every screen the run
+    passed through (a landing page's list, a pop-up), not only the one it failed on."""
+    if not css:
+        return
+    from lxml.cssselect import CSSSelector
+
+    selectors = []
+    for c in css:
+        with contextlib.suppress(Exception):  # a selector lxml cannot read: the page-level masks remain
+            selectors.append(CSSSelector(c))
+    with zipfile.ZipFile(path) as z:
+        members = [n for n in z.namelist() if n.endswith(".trace")]
+        for name in members:
+            for line in z.read(name).decode("utf-8", "replace").splitlines():
+                if '"frame-snapshot"' not in line:
+                    continue
+                with contextlib.suppress(ValueError, KeyError, TypeError, RecursionError):
+                    html = json.loads(line)["snapshot"]["html"]
+                    if not (isinstance(html, list) and html and isinstance(html[0], str)):
+                        continue
+                    root = _snapshot_element(html)
+                    for sel in selectors:
+                        masker.add_personal(*(
+                            "".join(el.itertext()).strip() for el in sel(root) if len(el) == 0
+                        ))
+
+
 def mask_trace(path: Path, masker: Masker) -> None:
     """Rewrite a trace zip with every text member masked (mobiles, ID numbers, secrets)."""
     tmp = path.with_suffix(".masking")
@@ -183,12 +261,14 @@ class PortalContext:
         evidence: Evidence,
         mask_locators: Callable[[Page], list[Any]] | None,
         trace: bool,
+        mask_css: Sequence[str] = (),
     ) -> None:
         self.context = context
         self.portal = portal
         self.state_file = state_file
         self.evidence = evidence
         self._mask_locators = mask_locators
+        self._mask_css = tuple(mask_css)
         self._trace = trace
         self._tracing = False
 
@@ -228,6 +308,14 @@ class PortalContext:
         """Record again after :meth:`pause_tracing`."""
         await self.start_tracing()
 
+    async def _learn_personal(self, page: Page) -> None:
+        """Teach the masker the personal values shown on ``page`` (the texts of the portal's
+        ``evidence_mask`` cells), so that the trace and the logs mask them too, also where they
+        appeared earlier in the run."""
+        for locator in self._mask_locators(page) if self._mask_locators else ():
+            with contextlib.suppress(Exception):
+                self.evidence.masker.add_personal(*await locator.evaluate_all(_LEAF_TEXTS_JS))
+
     async def capture(self, label: str | None = None, pages: list[Page] | None = None) -> list[Path]:
         """Save a masked full-page screenshot and the masked HTML of ``pages`` (default: every
         open page of the context)."""
@@ -236,6 +324,7 @@ class PortalContext:
         for page in self.context.pages if pages is None else pages:
             if page.is_closed():
                 continue
+            await self._learn_personal(page)
             try:
                 shot = self.evidence.next_name(label, "-screenshot.png")
                 mask = [page.locator("input[type=password]")]
@@ -248,6 +337,10 @@ class PortalContext:
                 self.evidence.log.warning("could not take a screenshot: {}", exc)
             try:
                 html_path = self.evidence.next_name(label, "-page.html")
+                if self._mask_locators:  # the screenshot's masked areas are starred in the HTML too
+                    for locator in self._mask_locators(page):
+                        with contextlib.suppress(Exception):
+                            await locator.evaluate_all(_STAR_TEXT_JS)
                 html = await page.content()
                 html_path.write_text(
                     f"<!-- {self.evidence.masker(page.url)} -->\n" + self.evidence.masker(html),
@@ -267,6 +360,7 @@ class PortalContext:
             if failed:
                 path = self.evidence.next_name(self.portal, "-trace.zip")
                 await self.context.tracing.stop_chunk(path=str(path))
+                learn_personal_from_trace(path, self._mask_css, self.evidence.masker)
                 mask_trace(path, self.evidence.masker)
                 self.evidence.add(path)
             await self.context.tracing.stop()
@@ -293,6 +387,7 @@ class Browser:
         mask_locators: Callable[[Page], list[Any]] | None = None,
         timeout_ms: float = 30_000,
         trace: bool = True,
+        mask_css: Sequence[str] = (),
     ) -> AsyncIterator[PortalContext]:
         """A fresh context for ``portal``, reusing ``state_file``'s saved login if present.
 
@@ -313,7 +408,7 @@ class Browser:
                 logger.warning("saved login {} is unreadable; logging in afresh", state_file)
         ctx = await self.browser.new_context(**kwargs)
         ctx.set_default_timeout(timeout_ms)
-        pctx = PortalContext(ctx, portal, state_file, evidence, mask_locators, trace)
+        pctx = PortalContext(ctx, portal, state_file, evidence, mask_locators, trace, mask_css)
         await pctx.start_tracing()
         failed = False
         try:

@@ -133,11 +133,31 @@ def _summary_table(results: list[Any]) -> Table:
     shown = [(k, h) for k, h in SUMMARY_COLUMNS if k == "read" or any(r.counts.get(k) for r in results)]
     for _, header in shown:
         table.add_column(header, justify="right", no_wrap=True)
+    from dealerbot.export import STATUS_TEXT
+
     for r in results:
-        colour = "green" if r.ok else "red"
-        table.add_row(r.bot, f"[{colour}]{'成功' if r.ok else '失败'}[/]", *(str(r.counts.get(k, 0)) for k, _ in shown))
+        colour = {"succeeded": "green", "postponed": "yellow"}.get(r.status, "red")
+        table.add_row(r.bot, f"[{colour}]{STATUS_TEXT.get(r.status, r.status)}[/]", *(str(r.counts.get(k, 0)) for k, _ in shown))
     table.caption = "runs: " + ", ".join(r.run_id for r in results)
     return table
+
+
+EXIT_POSTPONED = 75  # sysexits' EX_TEMPFAIL: try again later (the portal's maintenance window)
+
+
+def _exit_code(results: list[Any]) -> int:
+    """2 for a configuration problem, 1 for a failure, 75 when only postponed, 0 otherwise."""
+    if any(r.error_kind == "config" for r in results):
+        return 2
+    if any(r.status == "failed" for r in results):
+        return 1
+    return EXIT_POSTPONED if any(r.status == "postponed" for r in results) else 0
+
+
+def _print_notes(console: Console, results: list[Any]) -> None:
+    for r in results:
+        for note in r.notes:
+            console.print(f"[yellow]注意 (note)[/] {r.bot}: {escape(note)}")
 
 
 def _run_one(
@@ -154,6 +174,10 @@ def _run_one(
 
 
 def _report_failure(console: Console, result: Any) -> None:
+    if result.status == "postponed":
+        when = f"，可在 {result.resume_after:%m-%d %H:%M} 后再运行" if result.resume_after else ""
+        console.print(f"[bold yellow]{result.bot} 已推迟 (postponed){when}[/]：{escape(str(result.error))}")
+        return
     console.print(f"[bold red]{result.bot} 失败 (failed)[/]：{escape(str(result.error))}")
     if result.evidence:
         console.print(f"失败证据 (evidence): {escape(str(result.run_dir))}")
@@ -175,7 +199,8 @@ def run(
     """Run one bot now, with a live progress bar.
 
     Exit 0 on success; 1 when the portal or network failed (evidence folder printed); 2 when the
-    configuration is wrong (wrong password, selector file, missing credentials).
+    configuration is wrong (wrong password, selector file, missing credentials); 75 when the run
+    was postponed (the portal's maintenance window: run again after the time printed).
     """
     from dealerbot.registry import get_bot
 
@@ -191,11 +216,12 @@ def run(
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     console.print(_summary_table([result]))
+    _print_notes(console, [result])
     if dry_run and result.ok:
         _print_planned(settings, console, "演练：以下操作将被写入DMS（dry run: what would be written）", ("approved",))
     if not result.ok:
         _report_failure(console, result)
-        raise typer.Exit(2 if result.error_kind == "config" else 1)
+        raise typer.Exit(_exit_code([result]))
 
 
 @app.command()
@@ -258,9 +284,13 @@ def runs(
     console.print(table)
     for r in history:
         if r.error:
-            console.print(f"[red]{r.run_id}[/] {escape(r.error)}")
+            console.print(f"[{'yellow' if r.status == 'postponed' else 'red'}]{r.run_id}[/] {escape(r.error)}")
+            if r.resume_after:
+                console.print(f"  可在 {r.resume_after:%m-%d %H:%M} 后再运行 (resume after)")
             if r.evidence_dir:
                 console.print(f"  evidence: {escape(r.evidence_dir)}")
+    for note in history[0].notes:  # the newest run's notes (every run would repeat them)
+        console.print(f"[yellow]注意 (note)[/] {history[0].run_id}: {escape(note)}")
 
 
 @app.command()
@@ -497,7 +527,8 @@ def sync_command(
     """The daily chain: read the OEM portal and the DMS, reconcile, write what is approved or
     needs no approval into the DMS, and write the review workbook.
 
-    Exit 0 when every step succeeded, 1 when a portal failed, 2 for configuration.
+    Exit 0 when every step succeeded, 1 when a portal failed, 2 for configuration, 75 when
+    postponed (a portal's maintenance window).
     """
     settings = _settings(config)
     _say_where(settings)
@@ -515,6 +546,7 @@ def _sync_and_report(settings: Settings, console: Console, output: Path | None =
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     console.print(_summary_table(result.runs))
+    _print_notes(console, result.runs)
     for r in result.runs:
         if not r.ok:
             _report_failure(console, r)
@@ -531,7 +563,7 @@ def _sync_and_report(settings: Settings, console: Console, output: Path | None =
     if result.stopped:
         console.print(f"[bold red]{escape(result.stopped)}[/]")
     if not result.ok:
-        raise typer.Exit(2 if any(r.error_kind == "config" for r in result.runs) else 1)
+        raise typer.Exit(_exit_code(result.runs) or 1)
     return result
 
 

@@ -79,8 +79,16 @@ class RunSettings(_Section):
 
     concurrency: int = Field(default=4, ge=1, le=16)
     timeout_seconds: float = Field(default=30.0, gt=0)
-    retries: int = Field(default=3, ge=0, le=10)
+    retries: int = Field(default=3, ge=0, le=10, description="a failed read or step is tried this many more times")
     backoff_seconds: float = Field(default=1.0, ge=0)
+    requeue_rounds: int = Field(
+        default=2, ge=0, le=10,
+        description="a record whose read still failed is tried again at the end of the run, this many rounds",
+    )
+    max_consecutive_failures: int = Field(
+        default=10, ge=2, le=1000,
+        description="circuit breaker: the run stops after this many system failures in a row (the portal is down)",
+    )
     page_limit: int = Field(default=0, ge=0, description="0 = no limit on list pages read")
     requests_per_minute: int = Field(default=0, ge=0, description="0 = no client-side throttle")
     rate_limit_pause_seconds: float = Field(default=60.0, ge=0, description="all reads wait this long after a 429")

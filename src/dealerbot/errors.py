@@ -17,7 +17,11 @@ The tree::
     │                                   never retried (the OEM portal locks after 5 wrong tries)
     ├── SystemFailure                   the portal, the network or the browser broke:
     │   │                               save evidence, retry with backoff, then fail the run
-    │   ├── PortalUnavailable           HTTP 5xx, maintenance window (503), connection refused
+    │   ├── PortalUnavailable           HTTP 5xx, connection refused
+    │   │   ├── PortalMaintenance       the portal's maintenance notice (503 系统维护中): the run
+    │   │   │                           ends "postponed" until the announced window's end
+    │   │   └── CircuitOpen             N system failures in a row (the circuit breaker):
+    │   │                               the portal is down, the run stops without more retries
     │   ├── RateLimited                 HTTP 429 / the portal's rate-limit warning page
     │   ├── SessionExpired              the portal sent us back to its login page
     │   ├── PageChanged                 an element or field we rely on is not on the page
@@ -96,6 +100,25 @@ class SystemFailure(DealerbotError):
 
 class PortalUnavailable(SystemFailure):
     """The portal answered 5xx, is in its maintenance window, or could not be reached."""
+
+
+class PortalMaintenance(PortalUnavailable):
+    """The portal shows its maintenance notice. Not retried within the run: the run ends
+    ``postponed`` with the portal's message and, when it announced one, the window's end."""
+
+    retryable = False
+
+    def __init__(self, message: str, notice: str = "", until: str | None = None) -> None:
+        super().__init__(message)
+        self.notice = notice  # the portal's own words
+        self.until = until  # "HH:MM", the announced end of the window, when known
+
+
+class CircuitOpen(PortalUnavailable):
+    """Too many system failures in a row (``[run] max_consecutive_failures``): the portal is
+    down or broken, so the run stops instead of retrying every remaining read."""
+
+    retryable = False
 
 
 class RateLimited(SystemFailure):

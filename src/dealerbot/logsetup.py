@@ -48,18 +48,68 @@ _KV_SECRET = re.compile(
 )
 
 
+PENDING_LIMIT = 256  # personal values checked one by one before the automaton is rebuilt
+
+
+def mask_personal_value(value: str) -> str:
+    """``王伟`` -> ``王*``, ``北京市朝阳区建国路8号`` -> ``北**********``: the first character
+    stays (enough to tell records apart when reading evidence), the rest is starred."""
+    return value[0] + "*" * max(1, len(value) - 1)
+
+
 class Masker:
     """Masks secrets and personal data in text. Safe to apply twice.
 
     Known secrets (passwords, tokens) are added with :meth:`add_secret` and replaced by
     ``******``; mobiles become ``138****5678``; 18-digit ID numbers ``110105********002X``;
-    ``password=...``/``token: ...`` pairs lose their value.
+    ``password=...``/``token: ...`` pairs lose their value. Names and addresses have no shape a
+    pattern could find: the values a run meets in its records' personal fields are added with
+    :meth:`add_personal` and masked wherever they appear (:func:`mask_personal_value`).
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
+        self._personal: set[str] = set()
+        self._pending: set[str] = set()  # added since the automaton was built
+        self._automaton: Any = None  # an Aho-Corasick automaton of _personal, built on demand
         for secret in secrets:
             self.add_secret(secret)
+
+    def add_personal(self, *values: Any) -> None:
+        """Remember personal values (names, addresses; at least two characters) to mask."""
+        for value in values:
+            text = str(value).strip() if value is not None else ""
+            if len(text) >= 2 and "*" not in text and text not in self._personal:
+                self._personal.add(text)
+                self._pending.add(text)
+        if len(self._pending) > PENDING_LIMIT:
+            self._automaton = None  # rebuilt at the next use, with everything
+
+    def _mask_personal(self, text: str) -> str:
+        if not self._personal:
+            return text
+        if self._automaton is None and len(self._pending) > PENDING_LIMIT:
+            import ahocorasick  # C extension: one pass over the text, however many values
+
+            automaton = ahocorasick.Automaton()
+            for value in tuple(self._personal):
+                automaton.add_word(value, len(value))
+            automaton.make_automaton()
+            self._automaton, self._pending = automaton, set()
+        if self._automaton is not None:
+            out, last = [], 0
+            for end, length in self._automaton.iter_long(text):
+                start = end - length + 1
+                out += [text[last:start], mask_personal_value(text[start:end + 1])]
+                last = end + 1
+            if out:
+                out.append(text[last:])
+                text = "".join(out)
+        # Values added since the automaton was built (a few hundred at most): one by one.
+        for value in sorted(tuple(self._pending), key=len, reverse=True):
+            if value in text:
+                text = text.replace(value, mask_personal_value(value))
+        return text
 
     def add_secret(self, secret: str | None) -> None:
         """Remember a secret value so it is masked wherever it appears, also as it looks
@@ -85,7 +135,7 @@ class Masker:
         text = _KV_SECRET.sub(lambda m: m.group(1) + "******", text)
         text = _ID.sub(lambda m: m.group(1) + "********" + m.group(3)[-4:], text)
         text = _MOBILE_STRICT.sub(lambda m: m.group(1) + "****" + m.group(3), text)
-        return text
+        return self._mask_personal(text)
 
     def mask_obj(self, value: Any) -> Any:
         """Mask strings inside dicts/lists/tuples (for structured ``extra`` values)."""

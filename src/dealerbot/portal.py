@@ -9,26 +9,36 @@ Every such read is classified here into the error tree of :mod:`dealerbot.errors
   expiry, at most ``MAX_RELOGINS`` a run) and repeat the read;
 * 429 -> :class:`RateLimited`; 503 and other 5xx, refused connections -> :class:`PortalUnavailable`;
   timeouts -> :class:`StepTimeout`: retried with exponential backoff (:func:`with_retries`);
-* 404 -> :class:`PageChanged` (not retried).
+* 503 with the portal's maintenance notice -> :class:`PortalMaintenance` (not retried: the run
+  ends postponed until the announced end of the window);
+* 404 -> :class:`PageChanged` (not retried);
+* ``[run] max_consecutive_failures`` retryable failures in a row, whatever reads they hit ->
+  :class:`CircuitOpen` (the portal is down: stop rather than retry every remaining read).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
-from collections import deque
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlparse
 
+from aiolimiter import AsyncLimiter
 from loguru import logger
 from lxml import html as lxml_html
 from playwright.async_api import TimeoutError as PlaywrightTimeout
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from dealerbot.errors import (
+    CircuitOpen,
     LoginRejected,
     PageChanged,
+    PortalMaintenance,
     PortalUnavailable,
     RateLimited,
     SessionExpired,
@@ -46,6 +56,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 MAX_RELOGINS = 3
 RATE_LIMIT_FACTOR = 5.0
+MAX_BACKOFF_SECONDS = 30.0
+PACE_MARGIN = 1.02  # N requests take 2% more than a minute: clock jitter never makes it N+1
 
 
 async def with_retries(
@@ -56,28 +68,63 @@ async def with_retries(
     on_retry: Callable[[SystemFailure], None] | None = None,
     log: Any = logger,
 ) -> T:
-    """Run ``fn``; on a retryable :class:`SystemFailure`, wait and try again.
+    """Run ``fn``; on a retryable :class:`SystemFailure`, wait and try again (tenacity).
 
-    Waits ``backoff * 2**n`` seconds (times 5 after a rate-limit answer) with jitter.
+    Waits ``backoff * 2**n`` seconds (times 5 after a rate-limit answer, at most
+    ``MAX_BACKOFF_SECONDS``) with jitter.
 
     Raises:
         SystemFailure: the last failure once ``attempts`` retries are used up, or at once
             for a failure that is not retryable.
     """
-    attempt = 0
-    while True:
-        try:
-            return await fn()
-        except SystemFailure as exc:
-            if not exc.retryable or attempt >= attempts:
-                raise
-            attempt += 1
-            delay = backoff * (2 ** (attempt - 1)) * (RATE_LIMIT_FACTOR if isinstance(exc, RateLimited) else 1.0)
-            delay *= 1 + random.random() * 0.25
-            log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, attempt, attempts, delay)
-            if on_retry:
-                on_retry(exc)
-            await asyncio.sleep(delay)
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = min(MAX_BACKOFF_SECONDS, backoff * 2 ** (state.attempt_number - 1))
+        delay *= RATE_LIMIT_FACTOR if isinstance(exc, RateLimited) else 1.0
+        return delay * (1 + random.random() * 0.25)
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        sleep = state.next_action.sleep if state.next_action else 0.0
+        log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, state.attempt_number, attempts, sleep)
+        if on_retry and isinstance(exc, SystemFailure):
+            on_retry(exc)
+
+    async def call() -> T:  # a coroutine function: tenacity awaits it (a lambda it would not)
+        return await fn()
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts + 1),
+        wait=wait,
+        retry=retry_if_exception(lambda e: isinstance(e, SystemFailure) and e.retryable),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return await retrying(call)
+
+
+_WINDOW = re.compile(r"(\d{1,2}:\d{2})\s*(?:-|–|—|~|～|至|到)\s*(\d{1,2}:\d{2})")
+_MAINTENANCE = re.compile(r"[^。！!？?\n]*(?:维护|maintenance)[^。！!？?\n]*", re.IGNORECASE)
+
+
+def maintenance_notice(body: str) -> tuple[str, str | None] | None:
+    """The portal's maintenance notice in a 503 answer (HTML or JSON), and the announced end of
+    its window ("HH:MM") when it names one; None when the answer is not a maintenance notice."""
+    text = body
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        data = json.loads(body)
+        text = " ".join(str(v) for v in data.values()) if isinstance(data, dict) else str(data)
+    if text is body and "<" in body:
+        with contextlib.suppress(Exception):  # not HTML after all: search the raw text
+            text = "\n".join(lxml_html.fromstring(body).itertext())  # one line per element
+    sentences = [" ".join(m.group(0).split()) for m in _MAINTENANCE.finditer(text)]
+    if not sentences:
+        return None
+    # The sentence that names the window, else the longest (a page title says less).
+    notice = max(sentences, key=lambda t: (_WINDOW.search(t) is not None, len(t)))[:200]
+    window = _WINDOW.search(notice) or _WINDOW.search(text)
+    return notice, (window.group(2).zfill(5) if window else None)
 
 
 @dataclass
@@ -90,9 +137,11 @@ class _Shared:
     relogins: int = 0
     login_refused: LoginRejected | None = None
     relogin_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    throttle_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    sent: deque[float] = field(default_factory=deque)
+    pace: AsyncLimiter | None = None  # [run] requests_per_minute
     paused_until: float = 0.0
+    failures_in_row: int = 0  # system failures since the last read that worked (circuit breaker)
+    routed: bool = False  # the browser's own requests pass through throttle() (see count_every_request)
+    logged_in: bool = False  # a password was typed this run (else the saved login was used)
 
 
 class PortalSession:
@@ -125,7 +174,11 @@ class PortalSession:
         self.counts = counts if counts is not None else {}
         self.login: Callable[[], Awaitable[None]] | None = None
         self.failed_response: tuple[str, int, str] | None = None
-        self.shared = _Shared(asyncio.Semaphore(run.concurrency))
+        per_minute = run.requests_per_minute
+        self.shared = _Shared(
+            asyncio.Semaphore(run.concurrency),
+            pace=AsyncLimiter(1, 60 / per_minute * PACE_MARGIN) if per_minute else None,
+        )
 
     def sibling(self, page: Page) -> PortalSession:
         """A session on another page of the same browser context (the same login), for work on
@@ -173,13 +226,14 @@ class PortalSession:
             SessionExpired: sent to the login page while ``expect_login`` is false.
         """
         url = self.url(endpoint, params, **fmt)
-        await self.throttle()
+        if not self.shared.routed:  # else the navigation is counted by the route
+            await self.throttle()
         try:
             resp = await self.page.goto(url, wait_until="domcontentloaded")
         except Exception as exc:  # playwright.Error: refused, timeout, aborted
             raise self._network_error(exc, url) from exc
         if resp is not None:
-            self.check(resp.status, resp.url, url, expect_login)
+            self.check(resp.status, resp.url, url, expect_login, body=await resp.text() if resp.status == 503 else None)
 
     async def step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a screen step, retrying it from the start on a retryable system failure.
@@ -199,42 +253,77 @@ class PortalSession:
             except PlaywrightTimeout as exc:  # a page action that never completed
                 raise StepTimeout(f"{self.name}: {what}: {str(exc).splitlines()[0]}") from exc
 
-        return await with_retries(f"{self.name}: {what}", attempt, self.run.retries, self.run.backoff_seconds, self._count_retry, self.log)
+        return await with_retries(
+            f"{self.name}: {what}", lambda: self._guarded(attempt), self.run.retries, self.run.backoff_seconds,
+            self._count_retry, self.log,
+        )
+
+    async def _guarded(self, fn: Callable[[], Awaitable[T]]) -> T:
+        """``fn()`` under the circuit breaker: a success closes it; the
+        ``[run] max_consecutive_failures``-th retryable failure in a row opens it.
+
+        Raises:
+            CircuitOpen: this failure was one too many in a row.
+        """
+        try:
+            result = await fn()
+        except SystemFailure as exc:
+            if exc.retryable:
+                self.shared.failures_in_row += 1
+                limit = self.run.max_consecutive_failures
+                if self.shared.failures_in_row >= limit:
+                    raise CircuitOpen(
+                        f"{self.selectors.title}连续 {self.shared.failures_in_row} 次出错，本次运行停止，稍后再试 "
+                        f"({self.name}: {limit} system failures in a row, the last: {exc})"
+                    ) from exc
+            raise
+        self.shared.failures_in_row = 0
+        return result
 
     # -- reads through the session ------------------------------------------------------
-    async def fetch_json(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> Any:
-        """GET a JSON endpoint with the browser's cookies (retries, re-login).
+    async def fetch_json(
+        self, endpoint: str, params: dict[str, Any] | None = None, *, patient: bool = False, **fmt: Any,
+    ) -> Any:
+        """GET a JSON endpoint with the browser's cookies (retries, re-login; see :meth:`fetch`).
 
         Raises:
             SystemFailure: see the module docstring.
         """
-        body = await self.fetch(endpoint, params, **fmt)
-        import json
-
+        body = await self.fetch(endpoint, params, patient=patient, **fmt)
         try:
             return json.loads(body)
         except ValueError as exc:
             raise PageChanged(f"{self.name}: {endpoint} did not answer JSON: {body[:120]!r}") from exc
 
-    async def fetch_html(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> Any:
-        """GET a page with the browser's cookies and parse it (lxml element).
+    async def fetch_html(
+        self, endpoint: str, params: dict[str, Any] | None = None, *, patient: bool = False, **fmt: Any,
+    ) -> Any:
+        """GET a page with the browser's cookies and parse it (lxml element; see :meth:`fetch`).
 
         Raises:
             SystemFailure: see the module docstring.
         """
-        body = await self.fetch(endpoint, params, **fmt)
+        body = await self.fetch(endpoint, params, patient=patient, **fmt)
         return lxml_html.fromstring(body)
 
-    async def fetch(self, endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> str:
+    async def fetch(
+        self, endpoint: str, params: dict[str, Any] | None = None, *, patient: bool = False, **fmt: Any,
+    ) -> str:
         """GET ``endpoint`` and return the body text, classifying failures.
+
+        A record's read is tried ``[run] retries`` more times; a ``patient`` read (a list page,
+        which the whole run walks through) until the circuit breaker opens.
 
         Raises:
             SystemFailure: after the retries are used up (see the module docstring).
+            CircuitOpen: too many failures in a row.
+            PortalMaintenance: the portal's maintenance notice.
             LoginRejected: logging in again was refused.
         """
         url = self.url(endpoint, params, **fmt)
+        attempts = self.run.max_consecutive_failures if patient else self.run.retries
         return await with_retries(
-            f"GET {urlparse(url).path}", lambda: self._fetch_once(url), self.run.retries,
+            f"GET {urlparse(url).path}", lambda: self._guarded(lambda: self._fetch_once(url)), attempts,
             self.run.backoff_seconds, self._count_retry, self.log,
         )
 
@@ -246,7 +335,7 @@ class PortalSession:
             generation = self.shared.generation
             resp = await self._get(url)
             try:
-                self.check(resp.status, resp.url, url)
+                self.check(resp.status, resp.url, url, body=await resp.text() if resp.status == 503 else None)
                 return await resp.text()
             except SessionExpired:
                 pass
@@ -259,7 +348,7 @@ class PortalSession:
         async with self.shared.limit:
             resp = await self._get(url)
             try:
-                self.check(resp.status, resp.url, url)
+                self.check(resp.status, resp.url, url, body=await resp.text() if resp.status == 503 else None)
                 return await resp.text()
             except SystemFailure:
                 await self._keep_failed(resp, url)
@@ -275,22 +364,34 @@ class PortalSession:
             body = ""
         self.failed_response = (url, resp.status, body[:500_000])
 
+    async def count_every_request(self) -> None:
+        """Make every request the browser sends to the portal wait in :meth:`throttle` too:
+        navigations, the scripts' own calls and static files, which the portal may all count
+        against its limit. Used when ``[run] requests_per_minute`` is set (a route costs a round
+        trip per request)."""
+        origin = urlparse(self.settings.url)
+
+        async def handle(route: Any) -> None:
+            target = urlparse(route.request.url)
+            if (target.scheme, target.netloc) == (origin.scheme, origin.netloc):
+                await self.throttle()
+            with contextlib.suppress(Exception):  # the page closed meanwhile: nothing to send
+                await route.continue_()
+
+        await self.pctx.context.route("**/*", handle)
+        self.shared.routed = True
+
     async def throttle(self) -> None:
-        """Wait as the portal's request budget requires: the shared pause after a 429, and
-        ``[run] requests_per_minute`` when set. Every read and navigation goes through here."""
-        async with self.shared.throttle_lock:
-            loop = asyncio.get_running_loop()
-            while (wait := self.shared.paused_until - loop.time()) > 0:  # a new 429 may extend it
-                await asyncio.sleep(wait)
-            per_minute = self.run.requests_per_minute
-            if per_minute:
-                now = loop.time()
-                while self.shared.sent and now - self.shared.sent[0] >= 60:
-                    self.shared.sent.popleft()
-                if len(self.shared.sent) >= per_minute:
-                    await asyncio.sleep(60 - (now - self.shared.sent[0]))
-                    self.shared.sent.popleft()
-                self.shared.sent.append(loop.time())
+        """Wait as the portal's request budget requires: the shared pause after a 429, then
+        ``[run] requests_per_minute`` when set, as an even pace (aiolimiter, one request per
+        60/N seconds plus 2%): never more than N in any 60 seconds, and never a long stall
+        that would time a page out. Every read goes through here, and with
+        :meth:`count_every_request` every request of the browser too."""
+        loop = asyncio.get_running_loop()
+        while (wait := self.shared.paused_until - loop.time()) > 0:  # a new 429 may extend it
+            await asyncio.sleep(wait)
+        if self.shared.pace is not None:
+            await self.shared.pace.acquire()
 
     def _pause_after_rate_limit(self) -> None:
         loop = asyncio.get_running_loop()
@@ -321,11 +422,12 @@ class PortalSession:
             )
         return PortalUnavailable(f"{self.name}: {urlparse(url).path} failed: {text}")
 
-    def check(self, status: int, final_url: str, url: str, expect_login: bool = False) -> None:
+    def check(self, status: int, final_url: str, url: str, expect_login: bool = False, body: str | None = None) -> None:
         """Turn an HTTP answer into the error tree (see the module docstring); pass when fine.
+        ``body``: the answer's text when its status is 503 (to recognise a maintenance notice).
 
         Raises:
-            SessionExpired, RateLimited, PortalUnavailable, PageChanged: by status.
+            SessionExpired, RateLimited, PortalMaintenance, PortalUnavailable, PageChanged: by status.
         """
         if status == 401 or (not expect_login and self.is_login_url(final_url)):
             raise SessionExpired(f"{self.name}: session expired (GET {urlparse(url).path} -> login)")
@@ -333,7 +435,15 @@ class PortalSession:
             self._pause_after_rate_limit()
             raise RateLimited(f"{self.name}: rate limited (HTTP 429) on {urlparse(url).path}")
         if status == 503:
-            raise PortalUnavailable(f"{self.name}: unavailable or in maintenance (HTTP 503)")
+            notice = maintenance_notice(body or "")
+            if notice is not None:
+                text, until = notice
+                raise PortalMaintenance(
+                    f"{self.selectors.title}维护中{f'，推迟到 {until} 后' if until else ''}：{text} "
+                    f"({self.name}: in maintenance (HTTP 503){f' until {until}' if until else ''})",
+                    notice=text, until=until,
+                )
+            raise PortalUnavailable(f"{self.name}: unavailable (HTTP 503)")
         if status >= 500:
             raise PortalUnavailable(f"{self.name}: server error HTTP {status} on {urlparse(url).path}")
         if status == 404:

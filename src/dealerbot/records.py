@@ -21,6 +21,7 @@ class FieldDef:
     header: str
     kind: Kind = "text"
     width: float | None = None
+    personal: bool = False  # personal data (name, mobile, ID number, address): masked in every artifact
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class Entity:
     @property
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
+
+    @property
+    def personal_fields(self) -> list[str]:
+        """The fields holding personal data (masked in logs, HTML, traces and screenshots)."""
+        return [f.name for f in self.fields if f.personal]
 
     def header(self, name: str) -> str:
         """The Chinese header of a field (the field name when unknown)."""
@@ -73,10 +79,10 @@ OEM_ORDER = Entity(
     change_field="updated_at",
     fields=(
         FieldDef("order_no", "订单号", width=18),
-        FieldDef("customer_name", "客户姓名", width=12),
-        FieldDef("mobile", "手机号", width=15),
+        FieldDef("customer_name", "客户姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
         FieldDef("id_type", "证件类型", width=10),
-        FieldDef("id_number", "证件号码", width=21),
+        FieldDef("id_number", "证件号码", width=21, personal=True),
         FieldDef("model_code", "车型代码", width=16),
         FieldDef("color", "颜色", width=10),
         FieldDef("vin", "VIN", width=20),
@@ -94,10 +100,10 @@ OEM_CUSTOMER = Entity(
     change_field="updated_at",
     fields=(
         FieldDef("customer_no", "客户编号", width=14),
-        FieldDef("name", "客户姓名", width=12),
-        FieldDef("mobile", "手机号", width=15),
+        FieldDef("name", "客户姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
         FieldDef("id_type", "证件类型", width=10),
-        FieldDef("id_number", "证件号码", width=21),
+        FieldDef("id_number", "证件号码", width=21, personal=True),
         FieldDef("city", "城市", width=14),
         FieldDef("consent", "数据共享授权", "bool", width=12),
         FieldDef("updated_at", "更新时间", "datetime", width=19),
@@ -110,10 +116,10 @@ DMS_CUSTOMER = Entity(
     key="customer_no",
     fields=(
         FieldDef("customer_no", "客户编号", width=14),
-        FieldDef("name", "客户姓名", width=12),
-        FieldDef("mobile", "手机号", width=15),
-        FieldDef("id_number", "证件号码", width=21),
-        FieldDef("address", "地址", width=30),
+        FieldDef("name", "客户姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
+        FieldDef("id_number", "证件号码", width=21, personal=True),
+        FieldDef("address", "地址", width=30, personal=True),
         FieldDef("created_at", "建档时间", "datetime", width=19),
     ),
 )
@@ -126,7 +132,7 @@ DMS_CONTRACT = Entity(
     fields=(
         FieldDef("contract_no", "合同号", width=15),
         FieldDef("customer_no", "客户编号", width=14),
-        FieldDef("customer_name", "客户姓名", width=12),
+        FieldDef("customer_name", "客户姓名", width=12, personal=True),
         FieldDef("model_code", "DMS车型代码", width=14),
         FieldDef("color", "颜色", width=10),
         FieldDef("vin", "VIN", width=20),

@@ -3,6 +3,7 @@
     open run in store -> run folder + log sinks -> browser -> bot.run(ctx) -> flush records
       -> succeeded: move the bot's watermark
       -> ConfigError (bad setup, wrong password): failed, no retry
+      -> PortalMaintenance (the portal's maintenance notice): postponed until the window's end
       -> SystemFailure (after the retries inside): failed, evidence listed
       -> anything else: failed as an internal error, with the traceback in the run log
       -> Ctrl-C / cancellation: interrupted
@@ -24,7 +25,7 @@ from dealerbot.bot import COUNT_KEYS, BotContext, first_error
 from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
-from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, SystemFailure
+from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, PortalMaintenance, SystemFailure
 from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.registry import get_bot
 from dealerbot.store import Store
@@ -44,6 +45,8 @@ class RunResult:
     error_kind: str | None = None
     run_dir: Path | None = None
     evidence: list[Path] = field(default_factory=list)
+    resume_after: datetime | None = None  # a postponed run: not before this
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -143,6 +146,10 @@ async def run_bot(
                 except ConfigError as exc:
                     result.status, result.error, result.error_kind = "failed", str(exc), "config"
                     log.error("run {} failed (configuration): {}", run_id, exc)
+                except PortalMaintenance as exc:
+                    result.status, result.error, result.error_kind = "postponed", str(exc), "postponed"
+                    result.resume_after = resume_time(exc.until) if exc.until else None
+                    log.warning("run {} postponed: {}", run_id, exc)
                 except SystemFailure as exc:
                     result.status, result.error, result.error_kind = "failed", str(exc), "system"
                     log.error("run {} failed (system): {}", run_id, exc)
@@ -155,6 +162,7 @@ async def run_bot(
                     except Exception as exc:  # noqa: BLE001
                         log.error("could not write the last records: {}", exc)
                     result.counts = dict(ctx.counts) if ctx else {}
+                    result.notes = list(ctx.notes) if ctx else []
                     if result.error and result.error_kind in ("system", "internal") and counts.get("stored"):
                         result.error += (f"（失败前已保存 {counts['stored']} 条记录，重新运行会补全其余的）"
                                          f" ({counts['stored']} records were stored before it failed)")
@@ -166,10 +174,20 @@ async def run_bot(
                     store.finish_run(
                         run_id, result.status if result.status != "running" else "failed", result.counts,
                         result.error, str(run_dir) if evidence.files else None, [str(p) for p in evidence.files],
+                        resume_after=result.resume_after, notes=result.notes,
                     )
         finally:
             store.close()
         return result
+
+
+def resume_time(hhmm: str, now: datetime | None = None) -> datetime:
+    """The next moment the clock shows ``hhmm`` ("04:00"): today, or tomorrow when that time
+    has passed (a window announced as 02:00-04:00 seen at 03:10 ends today at 04:00)."""
+    now = now or datetime.now()
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    at = now.replace(hour=hour % 24, minute=minute % 60, second=0, microsecond=0)
+    return at if at > now else at + timedelta(days=1)
 
 
 def _account(settings: Settings, bot_cls: type[Any]) -> str:

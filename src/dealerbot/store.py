@@ -24,7 +24,7 @@ import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -59,7 +59,7 @@ from dealerbot.files import make_private, private_dir
 from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
-SCHEMA_HEAD = "0003"  # the newest migration in dealerbot/migrations/versions (a test checks)
+SCHEMA_HEAD = "0004"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 _TYPES = {
@@ -71,7 +71,7 @@ _TYPES = {
     "bool": lambda: Boolean(),
 }
 
-RUN_STATUSES = ("running", "succeeded", "failed", "interrupted")
+RUN_STATUSES = ("running", "succeeded", "failed", "postponed", "interrupted")
 
 
 def _entity_table(meta: MetaData, entity: Entity) -> Table:
@@ -108,6 +108,8 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("options", Text, nullable=False, default="{}"),
             Column("host", String(255), nullable=False, default=""),
             Column("pid", Integer, nullable=False, default=0),
+            Column("resume_after", DateTime),  # a postponed run: not before this (0004)
+            Column("notes", Text, nullable=False, default="[]"),  # for the operator (0004)
         ),
         "rejects": Table(
             "rejects", meta,
@@ -224,6 +226,8 @@ class RunRecord:
     evidence_dir: str | None
     evidence: list[str]
     options: dict[str, Any]
+    resume_after: datetime | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _json_default(value: Any) -> Any:
@@ -326,8 +330,14 @@ class Store:
         error: str | None = None,
         evidence_dir: str | None = None,
         evidence: Sequence[str] = (),
+        resume_after: datetime | None = None,
+        notes: Sequence[str] = (),
     ) -> None:
-        """Record a run's outcome. Raises ValueError for an unknown status."""
+        """Record a run's outcome (``resume_after``: a postponed run's earliest new start).
+
+        Raises:
+            ValueError: an unknown status.
+        """
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         with self.engine.begin() as conn:
@@ -336,7 +346,8 @@ class Store:
                 .where(self.tables["runs"].c.run_id == run_id)
                 .values(
                     status=status, ended_at=datetime.now(), counts=dumps(counts), error=error,
-                    evidence_dir=evidence_dir, evidence=dumps(list(evidence)),
+                    evidence_dir=evidence_dir, evidence=dumps(list(evidence)), resume_after=resume_after,
+                    notes=dumps(list(notes)),
                 )
             )
 
@@ -362,7 +373,8 @@ class Store:
             run_id=row["run_id"], bot=row["bot"], trigger=row["trigger"], started_at=row["started_at"],
             ended_at=row["ended_at"], status=row["status"], counts=json.loads(row["counts"] or "{}"),
             error=row["error"], evidence_dir=row["evidence_dir"], evidence=json.loads(row["evidence"] or "[]"),
-            options=json.loads(row["options"] or "{}"),
+            options=json.loads(row["options"] or "{}"), resume_after=row["resume_after"],
+            notes=json.loads(row["notes"] or "[]"),
         )
 
     # -- watermarks ----------------------------------------------------------------------------

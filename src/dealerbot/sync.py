@@ -72,8 +72,10 @@ async def sync(
         return r
 
     for bot in READ_BOTS:
-        if not (await run(bot)).ok:
-            result.stopped = f"{bot} 失败：未做对账和写入（{bot} failed: nothing planned or written）"
+        r = await run(bot)
+        if not r.ok:
+            verb, word = ("已推迟", "postponed") if r.status == "postponed" else ("失败", "failed")
+            result.stopped = f"{bot} {verb}：未做对账和写入（{bot} {word}: nothing planned or written）"
             return result
     say("对账 (reconcile)")
     with Store.open(settings.store_url) as store:

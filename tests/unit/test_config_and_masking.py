@@ -134,3 +134,34 @@ def test_a_config_file_in_gbk_or_with_a_bom_and_a_url_from_the_environment(tmp_p
     monkeypatch.setenv("DEALERBOT_OEM__URL", "127.0.0.1:8751")
     with pytest.raises(ConfigError, match=r"\$DEALERBOT_OEM__URL: oem.url: .*not a web address"):
         load_settings()
+
+
+def test_names_and_addresses_met_in_records_are_masked_wherever_they_appear():
+    from dealerbot.logsetup import PENDING_LIMIT, Masker
+
+    m = Masker()
+    m.add_personal("王伟", "北京市朝阳区建国路8号", None, "", "李")  # empty and one-character values are ignored
+    text = "客户王伟（北京市朝阳区建国路8号）下单；李先生"
+    masked = m(text)
+    assert masked == "客户王*（北**********）下单；李先生"
+    assert m(masked) == masked  # safe to apply twice
+    many = [f"客户{i:05d}" for i in range(PENDING_LIMIT * 3)]  # past the one-by-one list: the automaton
+    m.add_personal(*many)
+    assert m(f"{many[0]} {many[-1]} 王伟") == "客****** 客****** 王*"
+    m.add_personal("赵六")  # added after the automaton was built
+    assert m("赵六 王伟") == "赵* 王*"
+
+
+def test_a_maintenance_notice_is_recognised_with_the_end_of_its_window():
+    from datetime import datetime
+
+    from dealerbot.portal import maintenance_notice
+    from dealerbot.runner import resume_time
+
+    html = "<html><title>系统维护中</title><p>系统维护中（维护时间 02:00-04:00），请稍后再试。</p></html>"
+    assert maintenance_notice(html) == ("系统维护中（维护时间 02:00-04:00），请稍后再试", "04:00")
+    assert maintenance_notice('{"error": "maintenance", "message": "系统维护中（维护时间 23:30至1:00）"}')[1] == "01:00"
+    assert maintenance_notice("<p>系统繁忙，请稍后重试。</p>") is None  # a plain 503 is no maintenance
+    assert maintenance_notice("Scheduled maintenance, back soon") == ("Scheduled maintenance, back soon", None)
+    assert resume_time("04:00", datetime(2026, 11, 25, 3, 10)) == datetime(2026, 11, 25, 4, 0)
+    assert resume_time("01:00", datetime(2026, 11, 25, 23, 40)) == datetime(2026, 11, 26, 1, 0)

@@ -56,13 +56,16 @@ class LoginForm:
             if not await self.is_shown():
                 # Past the login page: logged in, whatever the page it led to answered (a 500 on
                 # the landing page is for the next step to retry, not a failed login).
+                s.shared.logged_in = True
                 await s.pctx.save_state()  # while not tracing: the state holds the session cookie
             elif accepted:
                 # Logged in, then sent back to the login page (the new session ended at once):
                 # the password is right; log in again later, never count it as refused.
                 raise SessionExpired(f"{s.name}: logged in, but the portal sent us back to its login page")
             elif resp is not None:
-                s.check(resp.status, resp.url, resp.url, expect_login=True)  # the login POST itself failed
+                # the login POST itself failed
+                s.check(resp.status, resp.url, resp.url, expect_login=True,
+                        body=await resp.text() if resp.status == 503 else None)
         finally:
             with contextlib.suppress(Exception):  # never leave the password on the page
                 if password is not None and await self.is_shown():
@@ -120,13 +123,16 @@ class PagedTable:
         await self.s.goto(self.endpoint)
         await (await self.s.loc.get(f"{self.prefix}.table")).wait_for(state="visible")
 
-    async def fetch(self, page: int, query: str = "") -> tuple[list[dict[str, str]], bool]:
-        """Rows of list page ``page`` and whether a next page exists.
+    async def fetch(self, page: int, query: str = "", patient: bool = True) -> tuple[list[dict[str, str]], bool]:
+        """Rows of list page ``page`` and whether a next page exists. A list page is read
+        ``patient``-ly (until the circuit breaker opens: a run walks through every page);
+        a one-off search need not be.
 
         Raises:
             PageChanged: the table is missing or a row lacks a field.
+            SystemFailure: see :meth:`PortalSession.fetch`.
         """
-        root = await self.s.fetch_html(self.endpoint, {"page": page, "q": query})
+        root = await self.s.fetch_html(self.endpoint, {"page": page, "q": query}, patient=patient)
         if not self.s.html.find_all(root, f"{self.prefix}.table"):
             raise PageChanged(f"{self.s.name}: {self.endpoint} page {page} has no table")
         rows = read_table(self.s, root, f"{self.prefix}.row", f"{self.prefix}.cell", self.fields)

@@ -172,11 +172,11 @@ class WebDms:
         await self.s.step(what, step)
 
     async def find_contracts(self, oem_order_no: str) -> list[dict[str, str]]:
-        rows, _ = await self.contracts.fetch(1, oem_order_no)
+        rows, _ = await self.contracts.fetch(1, oem_order_no, patient=False)
         return [r for r in rows if r["oem_order_no"].strip().upper() == oem_order_no.strip().upper()]
 
     async def read_contract(self, contract_no: str) -> dict[str, str] | None:
-        rows, _ = await self.contracts.fetch(1, contract_no)
+        rows, _ = await self.contracts.fetch(1, contract_no, patient=False)
         for r in rows:
             if r["contract_no"] == contract_no:
                 return {**dms_values(r), "customer_no": r["customer_no"], "contract_no": contract_no}

@@ -110,7 +110,7 @@ class OrdersPage:
             "page": page, "page_size": PAGE_SIZE, "sort": "updated_at", "dir": direction,
             "updated_since": updated_since.isoformat(timespec="seconds") if updated_since else None,
         }
-        data = await self.s.fetch_json("orders_api", params)
+        data = await self.s.fetch_json("orders_api", params, patient=True)
         if not isinstance(data, dict) or "items" not in data or "total" not in data:
             raise PageChanged(f"oem: the orders endpoint answered an unexpected shape: {str(data)[:200]}")
         return data

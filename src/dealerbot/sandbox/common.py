@@ -92,6 +92,7 @@ class Runtime:
     def reset_runtime(self) -> None:
         with self.lock:
             self.behaviours = self.cfg.behaviours()
+            self.rng = random.Random(self.cfg.fault_seed)
             self.accounts = self.accounts_factory()
             self.counters = {k: 0 for k in COUNTER_KEYS}
             self.rate = {}
@@ -375,6 +376,8 @@ def common_admin_router(rt: Runtime, reset_data: Callable[[], None]) -> APIRoute
         with rt.lock:
             rt.behaviours = checked.behaviours()
             rt.rate = {}
+            if "fault_seed" in body:
+                rt.rng = random.Random(checked.fault_seed)
         return JSONResponse(dict(rt.behaviours))
 
     @r.post("/fail-next")

@@ -20,6 +20,7 @@ BEHAVIOUR_KEYS = (
     "slow_rate",
     "slow_ms",
     "error_rate",
+    "fault_seed",
     "save_delay_ms",
     "session_idle_seconds",
 )
@@ -93,6 +94,7 @@ class SandboxConfig(BaseModel):
     slow_rate: float = 0.0
     slow_ms: int = 2000
     error_rate: float = 0.0
+    fault_seed: int | None = None  # seeds the draws of error_rate/slow_rate (None: unseeded)
     save_delay_ms: int = 0
 
     @field_validator("host")

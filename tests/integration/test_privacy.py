@@ -1,0 +1,98 @@
+"""Privacy: no artifact of a failing run (logs, page HTML, the portal's answers, traces) holds a
+password, a cookie, a CSRF token or any customer's name, mobile, ID number or address."""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from datetime import datetime, timedelta
+
+from dealerbot.runner import run_bot
+
+from .conftest import DMS_PASSWORD, OEM_PASSWORD, PASSWORDS
+from .test_failures import _all_text_under, _edit_selector
+
+WRONG = "Wrong-Pass-77"
+
+
+def _window_around_now() -> str:
+    now = datetime.now()
+    return f"{now - timedelta(minutes=5):%H:%M}-{now + timedelta(minutes=30):%H:%M}"
+
+
+def _personal_truth(admin) -> dict[str, set[str]]:
+    """Every personal value the sandbox holds (its admin ground truth)."""
+    orders, oem_customers, dms_customers = admin.orders(), admin.rows("oem", "customers"), admin.customers()
+    names = {o["customer_name"] for o in orders} | {c["name"] for c in oem_customers} | {c["name"] for c in dms_customers}
+    mobiles = {re.sub(r"\D", "", r["mobile"]) for r in (*orders, *oem_customers, *dms_customers)}
+    return {
+        "names": {n.strip() for n in names if len(n.strip()) >= 2},
+        "mobiles": {m for m in mobiles if len(m) == 11 and m.startswith("1")},
+        "ids": {r["id_number"] for r in (*orders, *oem_customers, *dms_customers) if len(r.get("id_number") or "") == 18},
+        "addresses": {c["address"] for c in dms_customers if c.get("address")},
+    }
+
+
+def _where(settings, values: list[str]) -> list[str]:
+    """Which artifacts (files, or trace members) hold any of ``values``."""
+    found = []
+    for p in settings.path("logs").rglob("*"):
+        if p.is_file() and p.suffix == ".zip":
+            with zipfile.ZipFile(p) as z:
+                found += [f"{p.name}:{n}" for n in z.namelist()
+                          if any(v in z.read(n).decode("utf-8", "replace") for v in values)]
+        elif p.is_file() and p.suffix != ".png":
+            if any(v in p.read_text(encoding="utf-8", errors="replace") for v in values):
+                found.append(p.name)
+    return found
+
+
+async def test_no_artifact_of_failing_runs_holds_secrets_or_personal_data(settings, clean_sandbox):
+    truth = _personal_truth(clean_sandbox)
+    settings.browser.trace = True  # every bot keeps a trace of its failure here
+
+    # 1. A refused password.
+    wrong = await run_bot("oem-customers", settings, passwords={"oem": WRONG, "dms": DMS_PASSWORD})
+    assert wrong.error_kind == "config"
+    # 2. A selector miss on lists full of customers (the pages are open in the browser).
+    _edit_selector(settings, "dms", "  customers.cell:\n    - css: \"td[data-field='{field}']\"",
+                   "  customers.cell:\n    - css: \"td[data-col='{field}']\"")
+    miss = await run_bot("dms-customers", settings, passwords=PASSWORDS)
+    assert miss.status == "failed" and "cell" in miss.error
+    _edit_selector(settings, "oem", "  customers.cell:\n    - css: \"td[data-field='{field}']\"",
+                   "  customers.cell:\n    - css: \"td[data-col='{field}']\"")
+    miss_oem = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert miss_oem.status == "failed"
+    # 3. Server errors on every page of a list.
+    clean_sandbox.dms.post("/__admin/fail-next", json={"path": "/contracts", "mode": "500", "count": 500}).raise_for_status()
+    errors = await run_bot("dms-contracts", settings, passwords=PASSWORDS)
+    assert errors.status == "failed"
+    # 4. A session that keeps expiring while order details are read (the orders list is open).
+    walk = sorted(clean_sandbox.orders(), key=lambda o: (o["updated_at"], o["order_no"]))
+    clean_sandbox.oem.post("/__admin/fail-next", json={
+        "path": f"/orders/{walk[60]['order_no']}", "mode": "expire", "count": 500}).raise_for_status()
+    expiry = await run_bot("oem-orders", settings, passwords=PASSWORDS, full=True)
+    assert expiry.status == "failed"
+    # 5. The portal's maintenance notice.
+    clean_sandbox.behave("dms", maintenance_window=_window_around_now())
+    postponed = await run_bot("dms-contracts", settings, passwords=PASSWORDS)
+    assert postponed.status == "postponed"
+
+    runs = (wrong, miss, miss_oem, errors, expiry, postponed)
+    assert all(r.evidence for r in runs)
+    assert any(p.name.endswith("-trace.zip") for r in runs for p in r.evidence)
+    text = _all_text_under(settings.path("logs"))
+    assert "customer-row" in text and "order-row" in text  # the list pages are in the evidence
+
+    for secret in (OEM_PASSWORD, DMS_PASSWORD, WRONG):
+        assert secret not in text
+    cookies = [c["value"] for state in settings.path("state").glob("*.json")
+               for c in json.loads(state.read_text(encoding="utf-8"))["cookies"] if len(c["value"]) >= 8]
+    assert cookies and not [c for c in cookies if c in text]
+    assert not re.search(r'name="csrf[-_]token"[^>]*(?:value|content)="(?!\*{6})', text)
+    assert not re.search(r'"name":"csrf[-_]token","(?:content|value)":"(?!\*{6})', text)
+    for kind, values in truth.items():
+        leaked = sorted(v for v in values if v in text)
+        assert not leaked, f"{kind}: {len(leaked)} unmasked, e.g. {leaked[:5]} in {_where(settings, leaked[:5])}"
+    assert re.search(r"<td[^>]*>\*\*\*</td>", text)  # personal cells starred in the saved HTML
