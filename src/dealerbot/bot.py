@@ -171,7 +171,7 @@ class BotContext:
                     self.store.record_login_refusal(account, fingerprint, str(exc), self.run_id)
                 raise
             except BaseException:
-                self._save_failed_response(session)
+                await self._save_failed_response(session)
                 raise
 
     @asynccontextmanager
@@ -239,13 +239,18 @@ class BotContext:
             self.notes.append(text)
             self.log.info("note: {}", text)
 
-    def _save_failed_response(self, session: PortalSession) -> None:
-        if session.failed_response is None:
+    async def _save_failed_response(self, session: PortalSession) -> None:
+        """Keep the portal's failing answer to a read (masked): as text, and rendered into a
+        screenshot of its own (the browser's page shows a healthy screen: the read failed
+        behind it)."""
+        if session.shared.failed_response is None:
             return
-        url, status, body = session.failed_response
+        url, status, body = session.shared.failed_response
+        masked = self.evidence.masker(body)
         path = self.evidence.next_name(session.name, "-response.html")
-        path.write_text(f"<!-- HTTP {status} {self.evidence.masker(url)} -->\n{self.evidence.masker(body)}", encoding="utf-8")
+        path.write_text(f"<!-- HTTP {status} {self.evidence.masker(url)} -->\n{masked}", encoding="utf-8")
         self.evidence.add(path)
+        await session.pctx.render_answer(session.name, f"HTTP {status} {self.evidence.masker(url)}", masked)
 
     def password(self, portal: str) -> str:
         """The portal's password (environment, keyring or the runner's overrides).

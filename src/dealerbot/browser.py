@@ -25,6 +25,7 @@ import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,31 @@ class PortalContext:
         """Record again after :meth:`pause_tracing`."""
         await self.start_tracing()
 
+    async def render_answer(self, label: str, title: str, masked_body: str) -> Path | None:
+        """Screenshot a failing answer the browser never showed (a read made through the
+        session): rendered offline in a page of its own, every network request refused.
+        ``masked_body`` must already be masked. Best effort: None when it cannot be rendered."""
+        page = None
+        try:
+            page = await self.context.new_page()
+            await page.route("**/*", lambda route: route.abort())
+            looks_html = "<" in masked_body[:2000] and ">" in masked_body[:2000]
+            content = masked_body if looks_html else f"<pre>{html_escape(masked_body)}</pre>"
+            banner = (f"<div style='background:#fee;border:2px solid #c00;padding:6px;font:14px sans-serif'>"
+                      f"dealerbot: 门户对这次读取的回答 (the portal's answer to the failed read): {html_escape(title)}</div>")
+            await page.set_content(banner + content, wait_until="domcontentloaded", timeout=5000)
+            shot = self.evidence.next_name(label, "-response.png")
+            await page.screenshot(path=str(shot), full_page=True, timeout=10_000)
+            self.evidence.add(shot)
+            return shot
+        except Exception as exc:  # noqa: BLE001 - evidence is best effort, never the failure
+            self.evidence.log.warning("could not render the failing answer: {}", exc)
+            return None
+        finally:
+            if page is not None:
+                with contextlib.suppress(Exception):
+                    await page.close()
+
     async def _learn_personal(self, page: Page) -> None:
         """Teach the masker the personal values shown on ``page`` (the texts of the portal's
         ``evidence_mask`` cells), so that the trace and the logs mask them too, also where they
@@ -323,6 +349,11 @@ class PortalContext:
         label = label or self.portal
         for page in self.context.pages if pages is None else pages:
             if page.is_closed():
+                continue
+            if page.url in ("about:blank", "") or page.url.startswith("chrome-error:"):
+                # Nothing the portal sent was ever shown (a refused connection): the headless
+                # browser's error page is blank, a picture that would mislead.
+                self.evidence.log.warning("{}: no screen to capture (no page of the portal loaded: {})", label, page.url)
                 continue
             await self._learn_personal(page)
             try:

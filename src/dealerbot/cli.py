@@ -314,6 +314,7 @@ def _export(settings: Settings, run_id: str | None, output: Path | None, runs: l
     from dealerbot.export import default_workbook_path, entity_of_bots, export_runs, latest_runs
     from dealerbot.store import Store
 
+    path = output
     try:
         with Store.open(settings.store_url) as store:
             if runs is None:
@@ -328,6 +329,13 @@ def _export(settings: Settings, run_id: str | None, output: Path | None, runs: l
             stats = export_runs(store, runs, path, entity_of_bots(), all_records)
     except (DealerbotError, ValueError) as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:  # a read-only or full disk, a folder that is a file, a file open in Excel
+        where = exc.filename or path or settings.path("out")
+        raise _fail(
+            f"无法写入审核工作簿 {where}：{exc.strerror or exc}。请检查磁盘空间、文件夹权限，或文件是否在 Excel 中打开"
+            f"（可用 -o 指定其他位置）；未生成工作簿，已有文件未被改动 "
+            f"(could not write the review workbook: {exc})"
+        ) from None
     return stats.path
 
 

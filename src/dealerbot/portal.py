@@ -141,6 +141,7 @@ class _Shared:
     paused_until: float = 0.0
     failures_in_row: int = 0  # system failures since the last read that worked (circuit breaker)
     routed: bool = False  # the browser's own requests pass through throttle() (see count_every_request)
+    failed_response: tuple[str, int, str] | None = None  # the last failed answer (url, status, body)
     logged_in: bool = False  # a password was typed this run (else the saved login was used)
 
 
@@ -173,7 +174,6 @@ class PortalSession:
         self.html = HtmlReader(selectors, log=log)
         self.counts = counts if counts is not None else {}
         self.login: Callable[[], Awaitable[None]] | None = None
-        self.failed_response: tuple[str, int, str] | None = None
         per_minute = run.requests_per_minute
         self.shared = _Shared(
             asyncio.Semaphore(run.concurrency),
@@ -278,6 +278,7 @@ class PortalSession:
                     ) from exc
             raise
         self.shared.failures_in_row = 0
+        self.shared.failed_response = None  # evidence of a failure a retry got past would mislead
         return result
 
     # -- reads through the session ------------------------------------------------------
@@ -362,7 +363,7 @@ class PortalSession:
             body = await resp.text()
         except Exception:  # noqa: BLE001 - evidence is best effort
             body = ""
-        self.failed_response = (url, resp.status, body[:500_000])
+        self.shared.failed_response = (url, resp.status, body[:500_000])
 
     async def count_every_request(self) -> None:
         """Make every request the browser sends to the portal wait in :meth:`throttle` too:

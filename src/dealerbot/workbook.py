@@ -24,8 +24,11 @@ Operator-facing text (sheet titles, headers, reasons) is Simplified Chinese.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import os
+import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -535,6 +538,22 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
     return count
 
 
+def _drop_half_written_zip(exc: OSError) -> None:
+    """A write that failed (a full disk) leaves openpyxl's zip writer open in the traceback's
+    frames; collected later, after its file is closed, it prints "Exception ignored ... seek of
+    closed file" over the real message. Drop those frames now, quietly (the OSError says all)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _unraisable: None
+    try:
+        seen: BaseException | None = exc
+        while seen is not None:  # the chained errors' frames hold it too
+            seen.__traceback__ = None
+            seen = seen.__context__
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
 def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
@@ -615,12 +634,13 @@ def write_workbook(path: Path, summary: Sequence[tuple[str, Any]], sheets: Seque
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        _discard_sheet_buffers(wb)
-        try:
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # the cleanup never hides the real error
+            _discard_sheet_buffers(wb)
+        with contextlib.suppress(OSError):
             tmp.unlink()
-        except FileNotFoundError:
-            pass
+        if isinstance(exc, OSError):
+            _drop_half_written_zip(exc)
         raise
     _fsync_dir(path.parent)
     return WorkbookStats(path=path, rows=counts)

@@ -4,6 +4,7 @@ is down stops the run quickly (circuit breaker), and a maintenance notice postpo
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -131,3 +132,28 @@ async def test_a_thousand_orders_through_ten_percent_server_errors_complete_in_o
             assert store.count(OEM_ORDER) + len(list(store.iter_rejects(result.run_id))) == FAULT_ORDERS
     finally:
         admin.reset()
+
+
+async def test_a_failing_bulk_read_is_rendered_into_a_screenshot_of_its_own(settings, clean_sandbox):
+    """Before, the only screenshot showed the healthy orders page the browser had open."""
+    clean_sandbox.oem.post("/__admin/fail-next", json={"path": "/api/orders", "mode": "500", "count": 100}).raise_for_status()
+    settings.run.max_consecutive_failures = 4  # list reads retry until the breaker opens: keep it short
+    result = await run_bot("oem-orders", settings, passwords=PASSWORDS, full=True)
+    assert result.status == "failed" and "连续" in result.error
+    names = [p.name for p in result.evidence]
+    shots = [p for p in result.evidence if p.name.endswith("-response.png")]
+    assert shots and shots[0].stat().st_size > 2000, names
+    answer = next(p for p in result.evidence if p.name.endswith("-response.html")).read_text(encoding="utf-8")
+    assert "HTTP 500" in answer and "server_error" in answer
+
+
+async def test_a_portal_that_cannot_be_reached_leaves_no_blank_screenshot(settings, clean_sandbox):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    unreachable = settings.model_copy(update={"dms": settings.dms.model_copy(update={"url": closed})})
+    result = await run_bot("dms-contracts", unreachable, passwords=PASSWORDS)
+    assert result.status == "failed" and "cannot reach" in result.error and closed in result.error
+    assert not [p for p in result.evidence if p.name.endswith("-screenshot.png")]
+    log = (result.run_dir / "run.log").read_text(encoding="utf-8")
+    assert "no screen to capture" in log

@@ -86,3 +86,33 @@ async def test_incremental_export_says_its_scope_and_all_exports_everything(sett
     headers = [c.value for c in ws[1]]
     rejected = [r for r in rows if r[-2] == "拒绝"]
     assert rejected and all(isinstance(r[headers.index("价格")], (int, float)) for r in rejected)
+
+
+def test_export_to_a_full_disk_or_an_unusable_folder_says_so_and_changes_nothing(settings, clean_sandbox, monkeypatch):
+    """Before: a traceback (and the cleanup of the temp file could hide the real error)."""
+    import asyncio
+    import os
+
+    from typer.testing import CliRunner
+
+    from dealerbot.cli import app
+    from dealerbot.runner import run_bot
+
+    from .conftest import PASSWORDS
+
+    assert asyncio.run(run_bot("oem-customers", settings, passwords=PASSWORDS)).ok
+    runner = CliRunner()
+    # A disk that is full: the workbook's temp file leads to /dev/full (ENOSPC on every write).
+    target = settings.home / "review.xlsx"
+    target.write_bytes(b"the workbook of yesterday")
+    (settings.home / f".review.xlsx.tmp-{os.getpid()}").symlink_to("/dev/full")
+    full = runner.invoke(app, ["export", "-o", str(target)])
+    assert full.exit_code == 2, full.output
+    assert "无法写入审核工作簿" in full.output and "No space left" in full.output
+    assert full.exception is None or isinstance(full.exception, SystemExit)
+    assert target.read_bytes() == b"the workbook of yesterday"  # left as it was
+    # An out/ that is not a folder.
+    (settings.home / "out").write_text("not a folder", encoding="utf-8")
+    blocked = runner.invoke(app, ["export"])
+    assert blocked.exit_code == 2 and "无法写入审核工作簿" in blocked.output, blocked.output
+    assert "Traceback" not in blocked.output
