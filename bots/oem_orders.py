@@ -28,6 +28,7 @@ class OemOrdersBot(Bot):
             detail = OrderDetailPage(s)
 
             async def read_detail(order_no: str) -> None:
+                ctx.check_stop()
                 ctx.emit(OEM_ORDER, await detail.read(order_no), source=order_no)
 
             run = ctx.settings.run

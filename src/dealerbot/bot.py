@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from dealerbot.browser import Browser, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import PasswordSource, env_name
-from dealerbot.errors import LoginRejected, RecordRejected, SystemFailure
+from dealerbot.errors import LoginRejected, RecordRejected, StopRequested, SystemFailure
 from dealerbot.locators import SelectorFile, build_locator, load_portal_selectors
 from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
@@ -101,6 +101,7 @@ class BotContext:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
     newest_change: datetime | None = None
     notes: list[str] = field(default_factory=list)  # for the operator: the summary and `runs`
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: stop at the next safe point
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
     # -- portals ----------------------------------------------------------------------------
@@ -226,6 +227,15 @@ class BotContext:
             f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现 "
             f"({portal}: used the saved login; a changed password shows only when it expires)"
         )
+
+    def check_stop(self) -> None:
+        """Call between records: stop here when a shutdown asked for it.
+
+        Raises:
+            StopRequested: the scheduler (or the operator) is stopping dealerbot.
+        """
+        if self.stop.is_set():
+            raise StopRequested("调度程序正在停止：当前记录已完成，其余留待下次运行 (stopped between records by a shutdown)")
 
     def personal(self, *values: Any) -> None:
         """Mark values as personal data (names, addresses...) so that every artifact of the run
@@ -412,6 +422,7 @@ async def scrape_pages(ctx: BotContext, screen: Any, entity: Entity) -> None:
     page = 1
     limit = ctx.settings.run.page_limit
     while True:
+        ctx.check_stop()
         rows, has_next = await screen.fetch(page)
         ctx.page_done()
         for row in rows:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -21,20 +23,22 @@ from dealerbot.errors import ConfigError, DealerbotError
 
 app = typer.Typer(
     name="dealerbot",
-    help="RPA bots between the car maker's dealer portal (OEM) and the dealership's DMS.",
+    help="经销商RPA：在厂家门户（OEM）与DMS之间读取、核对、录入 (RPA bots between the OEM dealer portal and the DMS).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: flags without <bool>, readable in any terminal or log
 )
-selectors_app = typer.Typer(help="Check selector files against a live portal.", no_args_is_help=True)
-credentials_app = typer.Typer(help="Store portal passwords in the OS keyring.", no_args_is_help=True)
-dictionary_app = typer.Typer(help="The data dictionary (OEM codes -> DMS codes).", no_args_is_help=True)
+selectors_app = typer.Typer(help="检查选择器文件与门户是否一致 (selector files against a live portal).", no_args_is_help=True)
+credentials_app = typer.Typer(help="门户密码（保存在系统钥匙串）(portal passwords in the OS keyring).", no_args_is_help=True)
+dictionary_app = typer.Typer(help="数据字典：厂家代码 -> DMS代码 (the data dictionary).", no_args_is_help=True)
 app.add_typer(selectors_app, name="selectors")
 app.add_typer(dictionary_app, name="dictionary")
 app.add_typer(credentials_app, name="credentials")
+schedule_app = typer.Typer(help="定时任务：schedules/*.yaml（检查、列出、运行调度程序）(timetables).", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="dealerbot.toml to use (default: ./dealerbot.toml or $DEALERBOT_CONFIG)")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="配置文件（默认 ./dealerbot.toml 或 $DEALERBOT_CONFIG）")]
 
 
 def _console() -> Console:
@@ -142,6 +146,8 @@ def _summary_table(results: list[Any]) -> Table:
     return table
 
 
+TRIGGER_TEXT = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台",
+                "demo": "演示"}
 EXIT_POSTPONED = 75  # sysexits' EX_TEMPFAIL: try again later (the portal's maintenance window)
 
 
@@ -189,14 +195,16 @@ def _report_failure(console: Console, result: Any) -> None:
 
 @app.command()
 def run(
-    bot: Annotated[str, typer.Argument(help="bot name (see `dealerbot bots`)")],
-    full: Annotated[bool, typer.Option("--full", help="read everything, not only what changed since the last run")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="dms-rekey: fill every form but never save; report what would be written")] = False,
-    headed: Annotated[bool, typer.Option("--headed", help="show the browser window")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs on the console")] = False,
+    bot: Annotated[str, typer.Argument(help="机器人名称（见 dealerbot bots）")],
+    full: Annotated[bool, typer.Option("--full", help="全量读取，而不只读取上次运行后的变化")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="dms-rekey：填写表单但不保存，报告将写入的内容（演练）")] = False,
+    headed: Annotated[bool, typer.Option("--headed", help="显示浏览器窗口")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="在终端显示调试日志")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Run one bot now, with a live progress bar.
+    """立即运行一个机器人，显示进度。
+
+    Run one bot now, with a live progress bar.
 
     Exit 0 on success; 1 when the portal or network failed (evidence folder printed); 2 when the
     configuration is wrong (wrong password, selector file, missing credentials); 75 when the run
@@ -226,7 +234,9 @@ def run(
 
 @app.command()
 def bots() -> None:
-    """List the bots that exist."""
+    """列出所有机器人。
+
+    List the bots that exist."""
     from dealerbot.registry import discover
 
     try:
@@ -244,11 +254,13 @@ def bots() -> None:
 
 @app.command()
 def runs(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="how many runs")] = 20,
-    bot: Annotated[str | None, typer.Option("--bot", help="only this bot")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="显示多少条")] = 20,
+    bot: Annotated[str | None, typer.Option("--bot", help="只看这个机器人")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run history, newest first."""
+    """运行记录，最新的在前。
+
+    Run history, newest first."""
     from dealerbot.store import Store
 
     settings = _settings(config)
@@ -270,6 +282,7 @@ def runs(
     table.add_column("开始", no_wrap=True)
     table.add_column("秒", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
+    table.add_column("触发", no_wrap=True)
     table.add_column("读取/写入", justify="right", no_wrap=True)
     table.add_column("拒绝/失败", justify="right", no_wrap=True)
     for r in history:
@@ -278,6 +291,7 @@ def runs(
         writer = "actions" in r.counts  # a bot that writes: what it wrote and what failed
         table.add_row(
             r.run_id, f"{r.started_at:%m-%d %H:%M}", seconds, f"[{colour}]{STATUS_TEXT.get(r.status, r.status)}[/]",
+            TRIGGER_TEXT.get(r.trigger, r.trigger) + (f" {r.job}" if r.job else ""),
             str(r.counts.get("verified" if writer else "read", 0)), str(r.counts.get("failed" if writer else "rejected", 0)),
         )
     console = _console()
@@ -288,26 +302,28 @@ def runs(
             if r.resume_after:
                 console.print(f"  可在 {r.resume_after:%m-%d %H:%M} 后再运行 (resume after)")
             if r.evidence_dir:
-                console.print(f"  evidence: {escape(r.evidence_dir)}")
+                console.print(f"  失败证据 (evidence): {escape(r.evidence_dir)}")
     for note in history[0].notes:  # the newest run's notes (every run would repeat them)
         console.print(f"[yellow]注意 (note)[/] {history[0].run_id}: {escape(note)}")
 
 
 @app.command()
 def export(
-    run_id: Annotated[str | None, typer.Option("--run", help="run id (default: the latest run of every bot)")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="workbook path (.xlsx)")] = None,
-    all_records: Annotated[bool, typer.Option("--all", help="every record in the store, not only what the runs read")] = False,
+    run_id: Annotated[str | None, typer.Option("--run", help="运行编号（默认：每个机器人的最近一次运行）")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="工作簿路径（.xlsx）")] = None,
+    all_records: Annotated[bool, typer.Option("--all", help="导出库中全部记录，而不只是本次运行读取的")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Write the Excel review workbook and print its path.
+    """生成 Excel 审核工作簿并显示其路径。
+
+    Write the Excel review workbook and print its path.
 
     By default each bot's latest run is exported with the records it read (after an
     incremental run: what changed since the run before); --all exports every stored record.
     """
     settings = _settings(config)
     path = _export(settings, run_id, output, all_records=all_records)
-    _console().print(f"review workbook: {escape(str(path))}")
+    _console().print(f"审核工作簿 (review workbook): {escape(str(path))}")
 
 
 def _export(settings: Settings, run_id: str | None, output: Path | None, runs: list[Any] | None = None, all_records: bool = False) -> Path:
@@ -415,11 +431,13 @@ def _print_reconcile(
 
 @app.command()
 def reconcile(
-    show: Annotated[str | None, typer.Option("--show", help="list one class: create, update, in_sync, conflict, rejected")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="how many orders to list")] = 20,
+    show: Annotated[str | None, typer.Option("--show", help="列出一类：create / update / in_sync / conflict / rejected")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="列出多少条订单")] = 20,
     config: ConfigOpt = None,
 ) -> None:
-    """Classify every OEM order against the DMS and plan the writes (nothing is written here).
+    """对账：逐条比对厂家订单与DMS合同，生成写入计划（此处不写入）。
+
+    Classify every OEM order against the DMS and plan the writes (nothing is written here).
 
     Creations wait for approval in the review workbook (`dealerbot export`), status updates go
     straight through (see [rekey] in dealerbot.toml); `dealerbot run dms-rekey` writes them.
@@ -442,12 +460,14 @@ def reconcile(
 
 @app.command("import-review")
 def import_review(
-    file: Annotated[Path, typer.Argument(help="the review workbook (.xlsx) with the 审核 column filled in")],
-    reviewer: Annotated[str | None, typer.Option("--reviewer", help="name recorded with the approvals (default: [rekey] reviewer or the OS user)")] = None,
-    apply_valid: Annotated[bool, typer.Option("--apply-valid", help="apply the valid rows even when others are refused")] = False,
+    file: Annotated[Path, typer.Argument(help="已填写“审核”列的审核工作簿（.xlsx）")],
+    reviewer: Annotated[str | None, typer.Option("--reviewer", help="记录在审批中的审核人（默认 [rekey] reviewer 或系统用户名）")] = None,
+    apply_valid: Annotated[bool, typer.Option("--apply-valid", help="即使有行被拒，也应用其余有效的行")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Read a reviewed workbook back: approved rows are released for writing, skipped rows are
+    """导入审核后的工作簿：同意的行放行写入，跳过的行不写。
+
+    Read a reviewed workbook back: approved rows are released for writing, skipped rows are
     set aside, edited values are checked again. Nothing is applied when any row is refused
     (unless --apply-valid); exit 2 then, naming each row.
     """
@@ -491,12 +511,14 @@ def import_review(
 
 @app.command()
 def audit(
-    order: Annotated[str | None, typer.Option("--order", help="one OEM order no (or contract/customer no)")] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="one run id")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="how many entries")] = 50,
+    order: Annotated[str | None, typer.Option("--order", help="只看一个厂家订单号（或合同号/客户编号）")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="只看一次运行")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="显示多少条")] = 50,
     config: ConfigOpt = None,
 ) -> None:
-    """The audit trail of every write and review decision, newest first (append-only)."""
+    """审计记录：每次写入和审核决定，最新的在前（只增不改）。
+
+    The audit trail of every write and review decision, newest first (append-only)."""
     from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 
     settings = _settings(config)
@@ -525,14 +547,16 @@ def audit(
 
 @app.command("sync")
 def sync_command(
-    full: Annotated[bool, typer.Option("--full", help="read every OEM order, not only what changed")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="fill the DMS forms but never save")] = False,
-    headed: Annotated[bool, typer.Option("--headed", help="show the browser window")] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="workbook path (.xlsx)")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs on the console")] = False,
+    full: Annotated[bool, typer.Option("--full", help="读取全部厂家订单，而不只是变化的")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="填写DMS表单但不保存（演练）")] = False,
+    headed: Annotated[bool, typer.Option("--headed", help="显示浏览器窗口")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="工作簿路径（.xlsx）")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="在终端显示调试日志")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """The daily chain: read the OEM portal and the DMS, reconcile, write what is approved or
+    """每日同步：读取厂家门户和DMS、对账、写入已批准的操作、生成审核工作簿。
+
+    The daily chain: read the OEM portal and the DMS, reconcile, write what is approved or
     needs no approval into the DMS, and write the review workbook.
 
     Exit 0 when every step succeeded, 1 when a portal failed, 2 for configuration, 75 when
@@ -577,14 +601,16 @@ def _sync_and_report(settings: Settings, console: Console, output: Path | None =
 
 @app.command()
 def sandbox(
-    oem_port: Annotated[int | None, typer.Option(help="OEM portal port (0 = any free port)")] = None,
-    dms_port: Annotated[int | None, typer.Option(help="DMS port (0 = any free port)")] = None,
-    orders: Annotated[int | None, typer.Option(help="orders to generate")] = None,
-    seed: Annotated[int | None, typer.Option(help="data generator seed")] = None,
-    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="allow [sandbox] host to be other than loopback")] = False,
+    oem_port: Annotated[int | None, typer.Option(help="厂家门户端口（0 = 任意空闲端口）")] = None,
+    dms_port: Annotated[int | None, typer.Option(help="DMS端口（0 = 任意空闲端口）")] = None,
+    orders: Annotated[int | None, typer.Option(help="生成的订单数")] = None,
+    seed: Annotated[int | None, typer.Option(help="数据生成种子")] = None,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="允许 [sandbox] host 使用非本机地址")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Start the practice OEM portal and DMS in the foreground (Ctrl-C stops them). The admin
+    """启动练习用的厂家门户和DMS（Ctrl-C 停止）。
+
+    Start the practice OEM portal and DMS in the foreground (Ctrl-C stops them). The admin
     token is written to state/sandbox-admin-token (readable by you only)."""
     from pydantic import ValidationError
 
@@ -609,12 +635,14 @@ DEMO_APPROVALS = 10
 
 @app.command()
 def demo(
-    orders: Annotated[int, typer.Option(help="orders in the practice portal")] = 300,
-    headed: Annotated[bool, typer.Option("--headed", help="show the browser window")] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="workbook path (.xlsx)")] = None,
+    orders: Annotated[int, typer.Option(help="练习门户中的订单数")] = 300,
+    headed: Annotated[bool, typer.Option("--headed", help="显示浏览器窗口")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="工作簿路径（.xlsx）")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """The whole chain on the sandbox: read both portals, reconcile, write status updates into
+    """演示：在练习环境中走完整个流程（读取、对账、审核、写入）。
+
+    The whole chain on the sandbox: read both portals, reconcile, write status updates into
     the DMS, review (a staff member's approval of some new contracts, simulated in the
     workbook), write those, and leave the review workbook."""
     from dealerbot.sandbox.config import SandboxConfig
@@ -626,7 +654,7 @@ def demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{demo_store}{suffix}").unlink(missing_ok=True)
     with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=orders)) as sb:
-        console.print(f"sandbox: OEM portal {sb.oem_url} · DMS {sb.dms_url}", markup=False)
+        console.print(f"练习环境 (sandbox)：厂家门户 {sb.oem_url} · DMS {sb.dms_url}", markup=False)
         settings = _settings(
             None,
             oem__url=sb.oem_url, dms__url=sb.dms_url, store__url=f"sqlite:///{demo_store}",
@@ -701,7 +729,9 @@ def _demo_passwords() -> dict[str, str]:
 
 @dictionary_app.command("check")
 def dictionary_check(config: ConfigOpt = None) -> None:
-    """List every OEM code in the store that the data dictionary lacks, with how many records
+    """列出数据字典缺少的厂家代码及涉及的记录数。
+
+    List every OEM code in the store that the data dictionary lacks, with how many records
     carry it. Exit 0 when nothing is missing, 2 when codes are missing or the file is broken."""
     from dealerbot.records import OEM_ORDER
 
@@ -732,11 +762,13 @@ def dictionary_check(config: ConfigOpt = None) -> None:
 
 @selectors_app.command("check")
 def selectors_check(
-    portal: Annotated[str, typer.Argument(help="portal name: oem or dms")],
+    portal: Annotated[str, typer.Argument(help="门户：oem 或 dms")],
     headed: Annotated[bool, typer.Option("--headed")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Resolve every selector on the live portal: which match, which fall back, which are missing."""
+    """在门户上逐个检查选择器：匹配、备用或缺失。
+
+    Resolve every selector on the live portal: which match, which fall back, which are missing."""
     from dealerbot.checks import check_selectors
 
     settings = _settings(config)
@@ -760,10 +792,12 @@ def selectors_check(
 
 @credentials_app.command("set")
 def credentials_set(
-    portal: Annotated[str, typer.Argument(help="oem or dms")],
+    portal: Annotated[str, typer.Argument(help="oem 或 dms")],
     config: ConfigOpt = None,
 ) -> None:
-    """Prompt for a portal's password and store it in the OS keyring."""
+    """输入门户密码并保存到系统钥匙串。
+
+    Prompt for a portal's password and store it in the OS keyring."""
     from dealerbot.credentials import set_password
 
     settings = _settings(config)
@@ -788,10 +822,12 @@ def _forget_refusal(settings: Settings, portal: str) -> bool:
 
 @credentials_app.command("retry")
 def credentials_retry(
-    portal: Annotated[str, typer.Argument(help="oem or dms")],
+    portal: Annotated[str, typer.Argument(help="oem 或 dms")],
     config: ConfigOpt = None,
 ) -> None:
-    """Let the next run try the password the portal refused last time (when you are sure it is
+    """允许下次运行再试一次门户上次拒绝的密码（确认密码无误时）。
+
+    Let the next run try the password the portal refused last time (when you are sure it is
     right, e.g. the account was unlocked). dealerbot never retries a refused password by itself."""
     settings = _settings(config)
     if portal not in ("oem", "dms"):
@@ -812,10 +848,121 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _options(
-    show_version: Annotated[bool, typer.Option("--version", help="print the version and exit", is_eager=True,
+    show_version: Annotated[bool, typer.Option("--version", help="显示版本号", is_eager=True,
                                                callback=_version)] = False,
 ) -> None:
     """RPA bots between the car maker's dealer portal (OEM) and the dealership's DMS."""
+
+
+# -- timetables -------------------------------------------------------------------------------
+
+def _load_jobs(settings: Settings) -> list[Any]:
+    from dealerbot.registry import discover
+    from dealerbot.timetable import load_timetables
+
+    folder = settings.path("schedules")
+    try:
+        jobs = load_timetables(folder, discover())
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+    if not jobs:
+        raise _fail(f"{folder} 中没有定时任务：参考 schedules/README.md 写一个 .yaml 文件 (no jobs in {folder})")
+    return jobs
+
+
+@schedule_app.command("check")
+def schedule_check(
+    count: Annotated[int, typer.Option("--count", "-n", help="每个任务显示几次运行时间")] = 5,
+    config: ConfigOpt = None,
+) -> None:
+    """检查所有定时任务文件，并显示每个任务接下来的运行时间（已计入节假日和停用时段）。
+
+    Validate every schedules/*.yaml (unknown bot, bad cron, bad time zone: file and line) and
+    print each job's next fire times, China's holidays, make-up working days and blackout
+    windows applied. Exit 2 when a file is wrong or a date lies beyond the holiday data."""
+    from dealerbot.timetable import fire_times
+
+    settings = _settings(config)
+    console = _console()
+    failed = False
+    for job in _load_jobs(settings):
+        trigger = job.trigger()
+        try:
+            times = fire_times(job, count, trigger=trigger)
+        except DealerbotError as exc:
+            console.print(f"[red]{escape(job.describe())}[/] ({escape(job.source)})：{escape(str(exc))}")
+            failed = True
+            continue
+        console.print(f"[bold]{escape(job.describe())}[/] ({escape(job.source)}, {job.tz})")
+        for t in times:
+            console.print(f"  {t:%Y-%m-%d %a %H:%M}")
+        for note in trigger.moved:
+            console.print(f"  [yellow]{escape(note)}[/]")
+    if failed:
+        raise typer.Exit(2)
+
+
+@schedule_app.command("list")
+def schedule_list(config: ConfigOpt = None) -> None:
+    """列出定时任务：下次运行时间和上次结果。
+
+    The jobs with their next fire time and the last run each started."""
+    from dealerbot.export import STATUS_TEXT
+    from dealerbot.timetable import fire_times
+
+    settings = _settings(config)
+    jobs = _load_jobs(settings)
+    table = Table(title="定时任务 (schedules)")
+    for col in ("任务", "运行", "时间", "下次", "上次", "上次结果"):
+        table.add_column(col, no_wrap=col in ("下次", "上次"))
+    with _open_store(settings) as store:
+        for job in jobs:
+            try:
+                nxt = fire_times(job, 1)
+                next_text = f"{nxt[0]:%m-%d %H:%M}" if nxt else "-"
+            except DealerbotError:
+                next_text = "节假日数据过期"
+            last = store.last_job_run(job.name)
+            when = job.cron and f"cron {job.cron}" or f"every {job.every}"
+            table.add_row(
+                escape(job.name) + ("" if job.enabled else "（停用）"), escape(job.run),
+                escape(when) + ("，工作日" if job.days == "workdays" else ""), next_text,
+                f"{last.started_at:%m-%d %H:%M}" if last else "-",
+                STATUS_TEXT.get(last.status, last.status) if last else "-",
+            )
+    _console().print(table)
+
+
+@schedule_app.command("start")
+def schedule_start(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="在终端显示调试日志")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """在前台运行调度程序（Ctrl-C 或 SIGTERM 停止：正在运行的机器人先完成当前记录）。
+
+    Run the scheduler in the foreground until Ctrl-C or SIGTERM; a running re-key finishes its
+    current record first. Exit 0 after a clean stop."""
+    from dealerbot.scheduler import Scheduler
+
+    settings = _settings(config)
+    _say_where(settings)
+    _setup_console_logging(settings, verbose)
+    jobs = _load_jobs(settings)
+
+    async def serve() -> None:
+        scheduler = Scheduler(settings, jobs)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, AttributeError):  # Windows: Ctrl-C raises instead
+                loop.add_signal_handler(sig, scheduler.request_stop)
+        _console().print(f"调度程序已启动：{len(jobs)} 个任务；按 Ctrl-C 停止 (scheduler running)")
+        await scheduler.serve()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    _console().print("调度程序已停止 (scheduler stopped)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -830,4 +977,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

@@ -142,6 +142,32 @@ class PathSettings(_Section):
     state: str = "state"
     out: str = "out"
     var: str = "var"
+    schedules: str = "schedules"
+
+
+NOTIFY_EVENTS = ("failed", "postponed", "rejects", "review", "skipped", "succeeded")
+
+
+class NotifySettings(_Section):
+    """Messages to people after runs, through apprise (e-mail, WeCom/企业微信, DingTalk...)."""
+
+    urls: list[str] = Field(
+        default_factory=list,
+        description="apprise URLs, e.g. mailtos://user:pass@example.com, wecombot://KEY, dingtalk://TOKEN",
+    )
+    on: list[str] = Field(
+        default_factory=lambda: ["failed", "postponed", "rejects", "review", "skipped"],
+        description=f"which outcomes send a message: {', '.join(NOTIFY_EVENTS)}",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("on")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(NOTIFY_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown event(s) {', '.join(unknown)}; choose from {', '.join(NOTIFY_EVENTS)}")
+        return value
 
 
 class _SectionEnv(EnvSettingsSource):
@@ -174,6 +200,7 @@ class Settings(BaseSettings):
     rekey: RekeySettings = RekeySettings()
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
+    notify: NotifySettings = NotifySettings()
     sandbox: dict[str, Any] = Field(default_factory=dict)
     _home: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)

@@ -5,6 +5,8 @@ The tree::
     DealerbotError                      base of everything below
     ├── AlreadyRunning                  this bot runs for the same portal account elsewhere:
     │                                   this run does not start (a timetable records a skip)
+    ├── StopRequested                   a shutdown (SIGTERM, Ctrl-C of the scheduler) asked the
+    │                                   run to stop at a safe point, between records: interrupted
     ├── ConfigError                     bad configuration or setup: fail fast, never retry
     │   ├── SelectorFileError           a selectors/*.yaml file is malformed (names file and line)
     │   ├── DataFileError               a file staff edit (dictionary.yaml, a review workbook)
@@ -43,6 +45,10 @@ class DealerbotError(Exception):
 
 class AlreadyRunning(DealerbotError):
     """Another process runs this bot for the same portal account; this run did not start."""
+
+
+class StopRequested(DealerbotError):
+    """The scheduler is shutting down: the bot stopped between two records (nothing half-done)."""
 
 
 # --- configuration: fail fast -------------------------------------------------------------

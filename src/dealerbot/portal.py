@@ -418,8 +418,8 @@ class PortalSession:
             return StepTimeout(f"{self.name}: {urlparse(url).path} did not answer within {self.run.timeout_seconds:.0f}s")
         if any(k in text for k in ("ERR_CONNECTION_REFUSED", "ECONNREFUSED", "ERR_NAME_NOT_RESOLVED", "ENOTFOUND", "ERR_ADDRESS_UNREACHABLE")):
             return PortalUnavailable(
-                f"cannot reach the {self.selectors.title} at {self.settings.url} ({text.split(' at ')[0]}): "
-                f"check [{self.name}] url in dealerbot.toml and that the portal is up"
+                f"无法连接{self.selectors.title}（{self.settings.url}）：请检查 dealerbot.toml 中的 [{self.name}] url，"
+                f"以及门户是否在线 (cannot reach {self.settings.url}: {text.split(' at ')[0]})"
             )
         return PortalUnavailable(f"{self.name}: {urlparse(url).path} failed: {text}")
 

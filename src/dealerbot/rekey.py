@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from dealerbot.errors import RecordRejected, SystemFailure
+from dealerbot.errors import RecordRejected, StopRequested, SystemFailure
 from dealerbot.failpoints import Failpoints
 from dealerbot.ledger import Action
 from dealerbot.mapping import CONTRACT_HEADERS
@@ -319,6 +319,7 @@ async def write_actions(
     backoff: float,
     log: Any,
     max_consecutive_failures: int = 3,
+    check_stop: Callable[[], None] | None = None,
 ) -> None:
     """Write ``todo`` (see :func:`pending_actions`), ``len(writers)`` at a time. Each action is
     claimed in the store before it is touched, so two runs never write one action; a resumed
@@ -326,9 +327,13 @@ async def write_actions(
     a system error is tried again (with backoff, searching first) up to ``retries`` times, then
     left for the next run.
 
+    ``check_stop`` is asked before each action is taken: on a shutdown every page finishes the
+    action it is on and takes no other (never stopped inside one); then it raises.
+
     Raises:
         SystemFailure: a failure that retrying cannot help (the screen changed), or
             ``max_consecutive_failures`` actions in a row could not be written (the DMS is down).
+        StopRequested: from ``check_stop``.
     """
     queue: asyncio.Queue[tuple[Action, bool]] = asyncio.Queue()
     for item in todo:
@@ -340,9 +345,20 @@ async def write_actions(
         log.warning("resuming {} action(s) left unfinished by an earlier run (searching the DMS first)", resumed)
     consecutive = 0
 
+    def stopping() -> bool:
+        if check_stop is None:
+            return False
+        try:
+            check_stop()
+        except StopRequested:
+            return True
+        return False
+
     async def worker(w: DmsWriter) -> None:
         nonlocal consecutive
         while not queue.empty():
+            if stopping():
+                return  # the others finish theirs too; the stop is raised once all are done
             action, was_resumed = queue.get_nowait()
             if not rekeyer.dry_run:
                 if was_resumed:
@@ -376,3 +392,5 @@ async def write_actions(
     async with asyncio.TaskGroup() as tg:
         for w in writers:
             tg.create_task(worker(w))
+    if check_stop is not None and not queue.empty():
+        check_stop()  # raises StopRequested: what is left waits for the next run

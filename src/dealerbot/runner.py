@@ -25,8 +25,16 @@ from dealerbot.bot import COUNT_KEYS, BotContext, first_error
 from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
-from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, PortalMaintenance, SystemFailure
+from dealerbot.errors import (
+    AlreadyRunning,
+    ConfigError,
+    DealerbotError,
+    PortalMaintenance,
+    StopRequested,
+    SystemFailure,
+)
 from dealerbot.logsetup import Masker, run_sinks
+from dealerbot.notify import Notifier, run_messages
 from dealerbot.registry import get_bot
 from dealerbot.store import Store
 
@@ -64,6 +72,8 @@ def make_masker(settings: Settings, passwords: Mapping[str, str] | None) -> Mask
     from dealerbot.credentials import get_password
 
     masker = Masker(passwords.values() if passwords else ())
+    for url in settings.notify.urls:  # notification URLs carry tokens and mail passwords
+        masker.add_secret(url)
     for portal in ("oem", "dms"):
         try:
             masker.add_secret(get_password(portal, getattr(settings, portal).username))
@@ -84,10 +94,15 @@ async def run_bot(
     on_start: Callable[[str, Path], None] | None = None,
     selectors_dir: Path | None = None,
     options: Mapping[str, Any] | None = None,
+    job: str | None = None,
+    stop: asyncio.Event | None = None,
 ) -> RunResult:
     """Run the bot ``name`` once and record the run.
 
-    Failures of the run are reported in the result (status ``failed``), not raised.
+    Failures of the run are reported in the result (status ``failed``), not raised. ``trigger``
+    says why it started (manual, schedule, catch-up, postponed, console, demo) and ``job`` which
+    timetable job started it; when ``stop`` is set, a bot that checks it stops between records
+    (status ``interrupted``). Notifications (``[notify]``) go out when the run has finished.
 
     Raises:
         UnknownBot: no such bot (before any run is recorded).
@@ -111,7 +126,8 @@ async def run_bot(
         mark = watermark_key(settings, bot_cls)
         watermark = store.watermark(mark) if bot.incremental and not full else None
         since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
-        store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options})
+        store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options},
+                        job=job)
         result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
         if on_start:
             on_start(run_id, run_dir)
@@ -128,6 +144,7 @@ async def run_bot(
                             run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
                             evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,
                             since=since, selectors_dir=selectors_dir, on_progress=on_progress, counts=counts,
+                            stop=stop or asyncio.Event(),
                         )
                         try:
                             await bot.run(ctx)
@@ -146,6 +163,9 @@ async def run_bot(
                 except ConfigError as exc:
                     result.status, result.error, result.error_kind = "failed", str(exc), "config"
                     log.error("run {} failed (configuration): {}", run_id, exc)
+                except StopRequested as exc:
+                    result.status, result.error = "interrupted", str(exc)
+                    log.warning("run {} stopped: {}", run_id, exc)
                 except PortalMaintenance as exc:
                     result.status, result.error, result.error_kind = "postponed", str(exc), "postponed"
                     result.resume_after = resume_time(exc.until) if exc.until else None
@@ -176,6 +196,7 @@ async def run_bot(
                         result.error, str(run_dir) if evidence.files else None, [str(p) for p in evidence.files],
                         resume_after=result.resume_after, notes=result.notes,
                     )
+                await Notifier(settings.notify, log).send(run_messages(result))
         finally:
             store.close()
         return result

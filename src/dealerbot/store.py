@@ -59,7 +59,7 @@ from dealerbot.files import make_private, private_dir
 from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
-SCHEMA_HEAD = "0004"  # the newest migration in dealerbot/migrations/versions (a test checks)
+SCHEMA_HEAD = "0005"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 _TYPES = {
@@ -71,7 +71,7 @@ _TYPES = {
     "bool": lambda: Boolean(),
 }
 
-RUN_STATUSES = ("running", "succeeded", "failed", "postponed", "interrupted")
+RUN_STATUSES = ("running", "succeeded", "failed", "postponed", "interrupted", "skipped")
 
 
 def _entity_table(meta: MetaData, entity: Entity) -> Table:
@@ -110,6 +110,7 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("pid", Integer, nullable=False, default=0),
             Column("resume_after", DateTime),  # a postponed run: not before this (0004)
             Column("notes", Text, nullable=False, default="[]"),  # for the operator (0004)
+            Column("job", String(64), index=True),  # the timetable job that started it (0005)
         ),
         "rejects": Table(
             "rejects", meta,
@@ -228,6 +229,7 @@ class RunRecord:
     options: dict[str, Any]
     resume_after: datetime | None = None
     notes: list[str] = field(default_factory=list)
+    job: str | None = None
 
 
 def _json_default(value: Any) -> Any:
@@ -292,16 +294,39 @@ class Store:
         self.close()
 
     # -- runs ---------------------------------------------------------------------------------
-    def start_run(self, run_id: str, bot: str, trigger: str, options: dict[str, Any] | None = None) -> None:
-        """Record that a run started (on this host, in this process)."""
+    def start_run(
+        self, run_id: str, bot: str, trigger: str, options: dict[str, Any] | None = None, job: str | None = None,
+    ) -> None:
+        """Record that a run started (on this host, in this process; ``job``: the timetable job)."""
         with self.engine.begin() as conn:
             conn.execute(
                 self.tables["runs"].insert().values(
                     run_id=run_id, bot=bot, trigger=trigger, started_at=datetime.now(),
                     status="running", counts="{}", evidence="[]", options=dumps(options or {}),
-                    host=socket.gethostname(), pid=os.getpid(),
+                    host=socket.gethostname(), pid=os.getpid(), job=job,
                 )
             )
+
+    def record_skipped_run(self, run_id: str, bot: str, trigger: str, reason: str, job: str | None = None) -> None:
+        """Record a run that did not start (the bot was already running for the account, the
+        timetable fired too late): it shows in the history with its reason."""
+        now = datetime.now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.tables["runs"].insert().values(
+                    run_id=run_id, bot=bot, trigger=trigger, started_at=now, ended_at=now, status="skipped",
+                    counts="{}", evidence="[]", options="{}", error=reason, host=socket.gethostname(),
+                    pid=os.getpid(), job=job,
+                )
+            )
+
+    def last_job_run(self, job: str) -> RunRecord | None:
+        """The newest run a timetable job started (any outcome), or None."""
+        t = self.tables["runs"]
+        q = select(t).where(t.c.job == job).order_by(t.c.started_at.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return self._run(row) if row is not None else None
 
     def close_abandoned_runs(self) -> list[str]:
         """Mark as ``interrupted`` the runs still ``running`` whose process on this host is gone
@@ -374,7 +399,7 @@ class Store:
             ended_at=row["ended_at"], status=row["status"], counts=json.loads(row["counts"] or "{}"),
             error=row["error"], evidence_dir=row["evidence_dir"], evidence=json.loads(row["evidence"] or "[]"),
             options=json.loads(row["options"] or "{}"), resume_after=row["resume_after"],
-            notes=json.loads(row["notes"] or "[]"),
+            notes=json.loads(row["notes"] or "[]"), job=row["job"],
         )
 
     # -- watermarks ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ incomplete data; the workbook is still written so staff see the failure.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from dealerbot.config import Settings
 from dealerbot.dictionary import load_dictionary
+from dealerbot.notify import Notifier, review_message
 from dealerbot.reconcile import ReconcileReport, reconcile
 from dealerbot.runner import RunResult, run_bot
 from dealerbot.store import Store
@@ -52,8 +54,12 @@ async def sync(
     passwords: Mapping[str, str] | None = None,
     progress: Callable[[str], Callable[[dict[str, int]], None] | None] | None = None,
     on_step: Callable[[str], None] | None = None,
+    job: str | None = None,
+    stop: asyncio.Event | None = None,
 ) -> SyncResult:
     """Run the chain (see the module docstring). Run failures are in the result, not raised.
+    A ``stop`` set between steps ends the chain there; approvals left waiting for a person are
+    notified (``[notify] on`` review).
 
     Raises:
         ConfigError: the dictionary, the policy or the store is unusable (before any run).
@@ -66,12 +72,15 @@ async def sync(
     async def run(bot: str, **options: Any) -> RunResult:
         r = await run_bot(
             bot, settings, full=full and bot == "oem-orders", headed=headed, trigger=trigger, passwords=passwords,
-            on_progress=progress(bot) if progress else None, options=options,
+            on_progress=progress(bot) if progress else None, options=options, job=job, stop=stop,
         )
         result.runs.append(r)
         return r
 
     for bot in READ_BOTS:
+        if stop is not None and stop.is_set():
+            result.stopped = "调度程序正在停止：同步未完成 (stopping: the chain ended early)"
+            return result
         r = await run(bot)
         if not r.ok:
             verb, word = ("已推迟", "postponed") if r.status == "postponed" else ("失败", "failed")
@@ -85,4 +94,6 @@ async def sync(
         await run(WRITE_BOT, dry_run=dry_run)
     with Store.open(settings.store_url) as store:
         result.left = reconcile(store, dictionary, policy)
+    if result.left.awaiting_approval:
+        await Notifier(settings.notify).send([review_message(result.left.awaiting_approval)])
     return result

@@ -231,4 +231,4 @@ def test_a_killed_run_shows_what_it_had_stored(tmp_path, sandbox, clean_sandbox)
     history = dealerbot(["runs"], tmp_path)
     assert "已中断" in history.stdout and "运行中" not in history.stdout
     line = next(x for x in history.stdout.splitlines() if "oem-orders" in x)
-    assert int(line.split("│")[5].strip()) >= stored  # read, as saved with the last batch
+    assert int(line.split("│")[6].strip()) >= stored  # read, as saved with the last batch

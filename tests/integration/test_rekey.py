@@ -415,3 +415,26 @@ async def test_status_changes_flow_staff_edits_are_kept_and_cancellation_waits(s
         update={"enabled": ["create_contract", "update_contract", "cancel_contract"]})})
     assert (await run_bot("dms-rekey", enabled, passwords=PASSWORDS)).ok
     assert {c["oem_order_no"]: c for c in clean_sandbox.contracts()}[cancelled]["status"] == "已取消"
+
+
+async def test_a_stop_request_lets_the_re_key_finish_its_current_record_and_nothing_is_half_done(settings, store, clean_sandbox):
+    """What a SIGTERM to the scheduler does to a re-key in progress."""
+    import asyncio
+
+    await read_both(settings)
+    plan(settings, store)
+    chosen = approve(store, 12)
+    stop = asyncio.Event()
+
+    def stop_after_the_first(counts: dict[str, int]) -> None:
+        if counts.get("verified", 0) >= 1:
+            stop.set()
+
+    first = await run_bot("dms-rekey", settings, passwords=PASSWORDS, on_progress=stop_after_the_first, stop=stop)
+    assert first.status == "interrupted" and "当前记录已完成" in first.error
+    states = Counter(store.action(a.id).state for a in chosen)
+    assert set(states) <= {"verified", "approved"}, states  # none left in progress, none failed
+    assert 1 <= states["verified"] < len(chosen)
+    second = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
+    assert second.ok, second.error
+    assert_written_as_planned(clean_sandbox, store, chosen)  # all once, nothing doubled

@@ -55,6 +55,7 @@ async def test_a_portal_rate_limit_pauses_the_run_instead_of_locking_the_account
     assert counters["rate_limited"] < 30  # ... and stopped at once, never reaching the lockout
 
 
+@pytest.mark.timeout(1500)  # 100 runs of about 6 s
 async def test_a_thousand_orders_at_ten_percent_server_errors_complete_99_runs_in_100(tmp_path, monkeypatch):
     """The target of the hardening issue, literally: 100 seeded runs, default retry settings."""
     monkeypatch.chdir(tmp_path)

@@ -78,8 +78,10 @@ class LoginForm:
             s.pctx.forget_state()
             who = " / ".join(self.fields.values())
             raise LoginRejected(
-                f"{s.selectors.title} refused the login for {who}: {message or 'still on the login page'} "
-                f"(not retried: portals lock accounts after repeated wrong passwords)"
+                f"{s.selectors.title}拒绝登录（{who}）：{message or '仍停留在登录页'}。为免账号被锁定，不会自动重试；"
+                f"请核对密码：dealerbot credentials set {s.name} "
+                f"({s.name}: the portal refused the login for {who}; not retried: portals lock accounts after "
+                f"repeated wrong passwords)"
             )
         s.log.info("{}: logged in as {}", s.name, " / ".join(self.fields.values()))
 

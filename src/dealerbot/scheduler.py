@@ -1,0 +1,207 @@
+"""The scheduler: runs the timetable jobs (:mod:`dealerbot.timetable`) with APScheduler 3.
+
+* A job runs its bot (or ``sync``) through :func:`~dealerbot.runner.run_bot`, recorded with
+  why it started (``schedule``, ``catch-up``, ``postponed``) and the job's name.
+* One instance at a time: a firing while the job still runs here (APScheduler's
+  ``max_instances=1``) or while the same bot runs for the same account in another process
+  (the manual runs' file lock) is **skipped and recorded** (status ``skipped``, with why).
+* Misfires: a firing later than the job's ``misfire_grace_seconds`` (the machine was busy or
+  asleep) is recorded as skipped, never silently dropped; ``coalesce`` runs several missed
+  firings once.
+* After the machine was off: on start, a job whose last run is older than a firing it should
+  have had runs once at once (``on_start: run_once``, recorded ``catch-up``) or waits.
+* A run that ended ``postponed`` (the portal's maintenance notice) runs again at the end of the
+  announced window.
+* An exception in a run never stops the scheduler. :meth:`Scheduler.request_stop` (SIGTERM,
+  Ctrl-C) lets running bots stop at their next safe point (a re-key finishes its current
+  record), waits up to ``grace`` seconds, then cancels what is left (recorded ``interrupted``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from loguru import logger
+
+from dealerbot.config import Settings
+from dealerbot.errors import AlreadyRunning
+from dealerbot.notify import Message, Notifier
+from dealerbot.runner import RunResult, new_run_id, run_bot
+from dealerbot.store import Store
+from dealerbot.timetable import SYNC, CalendarUnknown, Job, JobTrigger
+
+STOP_GRACE_SECONDS = 120.0
+
+
+class Scheduler:
+    """Runs ``jobs`` until :meth:`request_stop`. Build it inside the event loop that serves it."""
+
+    def __init__(
+        self, settings: Settings, jobs: list[Job], *, passwords: Mapping[str, str] | None = None,
+        grace: float = STOP_GRACE_SECONDS, log: Any = logger,
+    ) -> None:
+        self.settings = settings
+        self.jobs = {j.name: j for j in jobs if j.enabled}
+        self.passwords = passwords
+        self.grace = grace
+        self.log = log
+        self.stop = asyncio.Event()  # handed to every run: stop at the next safe point
+        self._stopping = asyncio.Event()
+        self._active: set[asyncio.Task[Any]] = set()
+        self.aps = AsyncIOScheduler(job_defaults={"max_instances": 1})
+        self.notifier = Notifier(settings.notify, log)
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Schedule every job, catch up what was missed while the machine was off, and run until
+        :meth:`request_stop`; then stop cleanly (see the module docstring)."""
+        self.aps.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+        for job in self.jobs.values():
+            self.aps.add_job(
+                self._fire, self._trigger(job), args=[job.name, "schedule"], id=job.name, name=job.describe(),
+                misfire_grace_time=job.misfire_grace_seconds, coalesce=job.coalesce, max_instances=1,
+            )
+        self.aps.start()
+        self.log.info("scheduler started: {} job(s)", len(self.jobs))
+        for line in self.describe():
+            self.log.info("  {}", line)
+        self._catch_up()
+        await self._stopping.wait()
+        await self._shut_down()
+
+    def request_stop(self) -> None:
+        """Stop (from a signal handler or another task): no new runs; running ones stop at
+        their next safe point."""
+        if not self._stopping.is_set():
+            self.log.warning("scheduler stopping: running bots finish their current record (up to {:.0f}s)", self.grace)
+        self.stop.set()
+        self._stopping.set()
+
+    async def _shut_down(self) -> None:
+        self.aps.pause()
+        running = [t for t in self._active if not t.done()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=self.grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=30)
+        self.aps.shutdown(wait=False)
+        self.log.info("scheduler stopped")
+
+    def describe(self) -> list[str]:
+        """A line per job with its next fire time."""
+        out = []
+        for aps_job in self.aps.get_jobs():
+            when = f"{aps_job.next_run_time:%Y-%m-%d %H:%M %Z}" if aps_job.next_run_time else "不再运行 (no next run)"
+            out.append(f"{aps_job.id}: 下次 {when}")
+        return out
+
+    # -- triggers -------------------------------------------------------------------------
+    def _trigger(self, job: Job) -> JobTrigger:
+        trigger = job.trigger()
+        inner = trigger.get_next_fire_time
+        reported: list[bool] = []
+
+        def safe(previous: datetime | None, now: datetime) -> datetime | None:
+            try:
+                return inner(previous, now)
+            except CalendarUnknown as exc:  # never let it reach APScheduler's loop: the job ends
+                if not reported:
+                    reported.append(True)
+                    self.log.error("job {} stops: {}", job.name, exc)
+                    self._spawn(self.notifier.send([Message("failed", f"dealerbot 定时任务 {job.name} 已停止", str(exc))]))
+                return None
+
+        trigger.get_next_fire_time = safe  # type: ignore[method-assign]
+        return trigger
+
+    def _catch_up(self) -> None:
+        now = datetime.now().astimezone()
+        with Store.open(self.settings.store_url) as store:
+            last_runs = {name: store.last_job_run(name) for name in self.jobs}
+        for name, job in self.jobs.items():
+            last = last_runs[name]
+            if job.on_start != "run_once" or last is None:
+                continue
+            started = last.started_at.astimezone(job.tz) if last.started_at.tzinfo else last.started_at.replace(tzinfo=now.tzinfo).astimezone(job.tz)
+            due = self._trigger(job).get_next_fire_time(started, started)
+            if due is not None and due < now - timedelta(seconds=60):
+                self.log.warning("job {} missed {:%Y-%m-%d %H:%M} while dealerbot was not running: running it once now",
+                                 name, due)
+                self.aps.add_job(self._fire, DateTrigger(now, job.tz), args=[name, "catch-up"], id=f"{name}@catch-up",
+                                 replace_existing=True, misfire_grace_time=job.misfire_grace_seconds)
+
+    # -- running -------------------------------------------------------------------------
+    async def _fire(self, name: str, why: str) -> None:
+        """Run one job now; never raises (the scheduler outlives any run)."""
+        job = self.jobs[name]
+        if self.stop.is_set():
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._active.add(task)
+        try:
+            options = dict(job.options)
+            full = bool(options.pop("full", False))
+            if job.run == SYNC:
+                from dealerbot.sync import sync
+
+                done = await sync(self.settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why,
+                                  passwords=self.passwords, job=name, stop=self.stop)
+                results: list[RunResult] = done.runs
+            else:
+                results = [await run_bot(job.run, self.settings, full=full, trigger=why, passwords=self.passwords,
+                                         options=options, job=name, stop=self.stop)]
+        except AlreadyRunning as exc:
+            await self._skipped(job, why, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - a failing run never stops the scheduler
+            self.log.opt(exception=exc).error("job {} failed to run: {}", name, exc)
+            return
+        finally:
+            if task is not None:
+                self._active.discard(task)
+        for r in results:
+            if r.status == "postponed" and r.resume_after is not None and not self.stop.is_set():
+                at = r.resume_after.astimezone(job.tz) if r.resume_after.tzinfo else r.resume_after.replace(tzinfo=datetime.now().astimezone().tzinfo)
+                self.log.warning("job {} postponed by the portal's maintenance: runs again at {:%m-%d %H:%M}", name, at)
+                self.aps.add_job(self._fire, DateTrigger(at), args=[name, "postponed"], id=f"{name}@postponed",
+                                 replace_existing=True, misfire_grace_time=job.misfire_grace_seconds)
+                break
+
+    async def _skipped(self, job: Job, why: str, reason: str) -> None:
+        bot = job.run
+        run_id = new_run_id(bot)
+        self.log.warning("job {} skipped: {}", job.name, reason)
+        with Store.open(self.settings.store_url) as store:
+            store.record_skipped_run(run_id, bot, why, reason, job=job.name)
+        await self.notifier.send([Message("skipped", f"dealerbot {bot} 未运行（定时任务 {job.name}）", f"运行 {run_id}\n原因：{reason}")])
+
+    def _on_event(self, event: JobEvent) -> None:
+        name = event.job_id.split("@")[0]
+        job = self.jobs.get(name)
+        if job is None:
+            return
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            reason = "上一次运行尚未结束，本次跳过 (the previous run of this job is still running)"
+        elif event.code == EVENT_JOB_MISSED:
+            when = getattr(event, "scheduled_run_time", None)
+            reason = (f"错过了 {when:%m-%d %H:%M} 的运行（超过 {job.misfire_grace_seconds} 秒的宽限），"
+                      f"等下次 (missed its time by more than the grace period)") if when else "missed"
+        else:
+            exc = getattr(event, "exception", None)
+            self.log.error("job {} raised: {}", name, exc)
+            return
+        self._spawn(self._skipped(job, "schedule", reason))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._active.add(task)
+        task.add_done_callback(self._active.discard)

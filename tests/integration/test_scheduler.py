@@ -1,0 +1,220 @@
+"""The scheduler with real APScheduler, real bots against the sandbox, and notifications that
+arrive at a local webhook receiver (apprise's json:// target on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from apscheduler.triggers.date import DateTrigger
+
+from dealerbot.errors import AlreadyRunning
+from dealerbot.registry import discover, get_bot
+from dealerbot.runner import run_bot, single_instance
+from dealerbot.scheduler import Scheduler
+from dealerbot.store import Store
+from dealerbot.timetable import load_timetables
+
+from .conftest import OEM_PASSWORD, PASSWORDS
+from .test_cli import _config
+
+
+class Receiver:
+    """A webhook that records every JSON message posted to it."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.messages.append(json.loads(body.decode("utf-8")))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"json://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _timetable(settings, text: str):
+    folder = settings.home / "schedules"
+    folder.mkdir(exist_ok=True)
+    (folder / "jobs.yaml").write_text(text, encoding="utf-8")
+    return load_timetables(folder, discover())
+
+
+async def _until(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.2)
+
+
+def _runs(settings, job: str) -> list:
+    with Store.open(settings.store_url) as store:
+        return [r for r in store.runs(100) if r.job == job]
+
+
+async def test_a_job_runs_its_bot_on_time_again_and_again_and_skips_while_it_runs_elsewhere(settings, clean_sandbox, receiver):
+    settings.notify.urls = [receiver.url]
+    jobs = _timetable(settings, "jobs:\n  - {name: customers, run: oem-customers, every: 4s, on_start: wait}\n")
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        await _until(lambda: len([r for r in _runs(settings, "customers") if r.status == "succeeded"]) >= 2)
+        # The same bot started by hand for the same account: the next firing is skipped and recorded.
+        while True:
+            try:
+                with single_instance(settings, get_bot("oem-customers")):
+                    await _until(lambda: any(r.status == "skipped" for r in _runs(settings, "customers")))
+                break
+            except AlreadyRunning:  # a scheduled run holds it just now: take it after that one
+                await asyncio.sleep(0.2)
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 60)
+    runs = _runs(settings, "customers")
+    assert {r.trigger for r in runs} == {"schedule"}
+    skipped = next(r for r in runs if r.status == "skipped")
+    assert "正在为同一账号运行" in skipped.error
+    assert not [r for r in runs if r.status in ("running", "failed")]
+    sent = [m for m in receiver.messages if "未运行" in m["title"]]
+    assert sent and "正在为同一账号运行" in sent[0]["message"]
+
+
+async def test_a_firing_too_late_is_recorded_not_dropped_silently(settings, clean_sandbox):
+    jobs = _timetable(settings, "jobs:\n  - {name: late, run: oem-customers, cron: '0 3 * * *', misfire_grace_seconds: 30}\n")
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=5)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        await asyncio.sleep(0.5)
+        # As if the machine had been busy: the firing comes 10 minutes after its time.
+        scheduler.aps.add_job(scheduler._fire, DateTrigger(datetime.now().astimezone() - timedelta(minutes=10)),
+                              args=["late", "schedule"], id="late@slow", misfire_grace_time=30)
+        await _until(lambda: bool(_runs(settings, "late")), 20)
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 30)
+    (run,) = _runs(settings, "late")
+    assert run.status == "skipped" and "错过" in run.error
+
+
+async def test_after_the_machine_was_off_a_missed_job_runs_once_on_start(settings, clean_sandbox):
+    jobs = _timetable(settings, "jobs:\n  - {name: daily, run: oem-customers, cron: '0 3 * * *', on_start: run_once}\n"
+                                "  - {name: patient, run: dms-contracts, cron: '0 3 * * *', on_start: wait}\n")
+    with Store.open(settings.store_url) as store:  # both last ran three days ago
+        for job, bot in (("daily", "oem-customers"), ("patient", "dms-contracts")):
+            store.start_run(f"old-{job}", bot, "schedule", job=job)
+            store.finish_run(f"old-{job}", "succeeded", {})
+            with store.engine.begin() as conn:
+                conn.execute(store.tables["runs"].update().where(store.tables["runs"].c.run_id == f"old-{job}")
+                             .values(started_at=datetime.now() - timedelta(days=3)))
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        await _until(lambda: any(r.trigger == "catch-up" and r.status == "succeeded" for r in _runs(settings, "daily")))
+        await asyncio.sleep(1)
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 60)
+    assert [r.trigger for r in _runs(settings, "daily")] == ["catch-up", "schedule"]  # newest first: once
+    assert [r.run_id for r in _runs(settings, "patient")] == ["old-patient"]  # waits for its time
+
+
+async def test_a_run_postponed_by_maintenance_is_run_again_when_the_window_ends(settings, clean_sandbox, receiver):
+    settings.notify.urls = [receiver.url]
+    now = datetime.now()
+    clean_sandbox.behave("dms", maintenance_window=f"{now - timedelta(minutes=5):%H:%M}-{now + timedelta(minutes=30):%H:%M}")
+    jobs = _timetable(settings, "jobs:\n  - {name: contracts, run: dms-contracts, cron: '0 3 * * *'}\n")
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=10)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        scheduler.aps.add_job(scheduler._fire, DateTrigger(datetime.now().astimezone()), args=["contracts", "schedule"],
+                              id="contracts@now")
+        await _until(lambda: scheduler.aps.get_job("contracts@postponed") is not None, 30)
+        again = scheduler.aps.get_job("contracts@postponed").next_run_time
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 30)
+    (run,) = _runs(settings, "contracts")
+    assert run.status == "postponed" and run.resume_after is not None
+    assert again.replace(tzinfo=None) == run.resume_after
+    sent = [m for m in receiver.messages if "已推迟" in m["title"]]
+    assert sent and "维护" in sent[0]["message"] and "后再运行" in sent[0]["message"]
+
+
+async def test_a_failed_run_is_notified_and_a_notification_that_cannot_be_sent_never_fails_a_run(settings, clean_sandbox, receiver):
+    settings.notify.urls = [receiver.url]
+    failed = await run_bot("oem-customers", settings, passwords={"oem": "Wrong-Pass-5", "dms": PASSWORDS["dms"]})
+    assert failed.status == "failed"
+    (message,) = [m for m in receiver.messages if "失败" in m["title"]]
+    assert "oem-customers" in message["title"] and "拒绝登录" in message["message"]
+    assert failed.run_id in message["message"] and str(failed.run_dir) in message["message"]
+    assert "Wrong-Pass-5" not in json.dumps(message, ensure_ascii=False)
+    # Nobody listens at this address: the run still succeeds, and the log says what happened.
+    receiver.close()
+    settings.notify.on = ["succeeded"]
+    ok = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert ok.ok, ok.error
+    assert "not sent" in (ok.run_dir / "run.log").read_text(encoding="utf-8")
+
+
+def test_sigterm_stops_the_scheduler_cleanly_and_the_run_is_recorded_interrupted(tmp_path, sandbox, clean_sandbox):
+    _config(tmp_path, sandbox)
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "jobs.yaml").write_text(
+        "jobs:\n  - {name: orders, run: oem-orders, every: 2s, options: {full: true}, on_start: wait}\n", encoding="utf-8")
+    clean_sandbox.behave("oem", slow_rate=1.0, slow_ms=300)  # a run that takes a while
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, COLUMNS="160", NO_COLOR="1")
+    proc = subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "schedule", "start"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    store_url = f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read() if proc.poll() is not None else "no run started"
+            if (tmp_path / "var" / "dealerbot.sqlite").exists():
+                with Store.open(store_url) as store:
+                    if any(r.status == "running" for r in store.runs(5)):
+                        break
+            time.sleep(0.3)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        clean_sandbox.behave("oem", slow_rate=0.0)
+    assert proc.returncode == 0, out
+    assert "调度程序已停止" in out and "Traceback" not in out
+    with Store.open(store_url) as store:
+        runs = store.runs(10)
+    assert runs and not [r for r in runs if r.status == "running"]
+    assert runs[0].status == "interrupted" and runs[0].trigger == "schedule" and runs[0].job == "orders"

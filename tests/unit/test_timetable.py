@@ -1,0 +1,103 @@
+"""Timetables: China's working days (holidays, 调休 make-up days), blackout windows, validation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dealerbot.errors import DataFileError
+from dealerbot.registry import discover
+from dealerbot.timetable import Blackout, CalendarUnknown, fire_times, is_workday, load_timetables
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def _jobs(tmp_path: Path, text: str):
+    folder = tmp_path / "schedules"
+    folder.mkdir(exist_ok=True)
+    (folder / "t.yaml").write_text(text, encoding="utf-8")
+    return load_timetables(folder, discover())
+
+
+def _days(times) -> list[str]:
+    return [f"{t:%m-%d %H:%M}" for t in times]
+
+
+DAILY = """
+jobs:
+  - name: daily
+    run: sync
+    cron: "30 7 * * *"
+    days: workdays
+"""
+
+
+def test_working_days_skip_national_day_and_run_on_its_make_up_saturday(tmp_path):
+    (job,) = _jobs(tmp_path, DAILY)
+    times = fire_times(job, 6, datetime(2026, 9, 28, 9, 0, tzinfo=TZ))
+    # 10-01..10-07 are the holiday; Saturday 10-10 is a 调休 working day.
+    assert _days(times) == ["09-29 07:30", "09-30 07:30", "10-08 07:30", "10-09 07:30", "10-10 07:30", "10-12 07:30"]
+    assert all(t.tzinfo is not None and t.utcoffset().total_seconds() == 8 * 3600 for t in times)
+
+
+def test_working_days_around_spring_festival_2026(tmp_path):
+    (job,) = _jobs(tmp_path, DAILY)
+    times = fire_times(job, 5, datetime(2026, 2, 12, 9, 0, tzinfo=TZ))
+    # Saturday 02-14 is worked; the holiday runs 02-15..02-23.
+    assert _days(times) == ["02-13 07:30", "02-14 07:30", "02-24 07:30", "02-25 07:30", "02-26 07:30"]
+    assert is_workday(datetime(2026, 2, 28).date()) and not is_workday(datetime(2026, 2, 17).date())
+
+
+def test_a_run_inside_a_blackout_is_postponed_to_its_end_not_dropped(tmp_path):
+    jobs = _jobs(tmp_path, """
+blackouts:
+  oem:
+    - window: "02:00-04:00"
+    - window: "16:00-24:00"
+      days: month_end
+  dms:
+    - window: "23:00-01:00"
+jobs:
+  - {name: night, run: oem-orders, cron: "30 2 * * *"}
+  - {name: closing, run: oem-customers, cron: "0 17 * * *"}
+  - {name: dms-late, run: dms-contracts, cron: "30 23 * * *"}
+  - {name: both, run: sync, cron: "30 0 * * *"}
+""")
+    night, closing, dms_late, both = jobs
+    assert _days(fire_times(night, 2, datetime(2026, 11, 25, 12, 0, tzinfo=TZ))) == ["11-26 04:00", "11-27 04:00"]
+    # Month-end closing: on the 30th the 17:00 run waits for midnight; on other days it runs.
+    assert _days(fire_times(closing, 3, datetime(2026, 11, 29, 12, 0, tzinfo=TZ))) == [
+        "11-29 17:00", "12-01 00:00", "12-01 17:00"]
+    # A window across midnight; sync uses both portals, so the DMS's window applies to it.
+    assert _days(fire_times(dms_late, 1, datetime(2026, 11, 25, 12, 0, tzinfo=TZ))) == ["11-26 01:00"]
+    assert _days(fire_times(both, 1, datetime(2026, 11, 25, 12, 0, tzinfo=TZ))) == ["11-26 01:00"]
+    with pytest.raises(ValueError):
+        Blackout.parse("25:00-26:00")
+
+
+def test_a_date_beyond_the_holiday_data_is_an_error_unless_weekdays_are_asked_for(tmp_path):
+    (job,) = _jobs(tmp_path, DAILY)
+    with pytest.raises(CalendarUnknown, match="chinesecalendar"):
+        fire_times(job, 30, datetime(2026, 12, 20, 9, 0, tzinfo=TZ))
+    (weekdays,) = _jobs(tmp_path, DAILY + "    beyond_calendar: weekdays\n")
+    times = fire_times(weekdays, 30, datetime(2026, 12, 20, 9, 0, tzinfo=TZ))
+    assert all(t.weekday() < 5 for t in times if t.year == 2027)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("jobs:\n  - {name: a, run: oem-order, cron: '0 7 * * *'}\n", "t.yaml:2: job 'a': no bot 'oem-order' (did you mean 'oem-orders'?)"),
+    ("jobs:\n  - name: a\n    run: sync\n    cron: '0 25 * * *'\n", "t.yaml:4: jobs.0.cron"),
+    ("timezone: Mars/Olympus\njobs:\n  - {name: a, run: sync, every: 1h}\n", "t.yaml:1: unknown time zone 'Mars/Olympus'"),
+    ("jobs:\n  - {name: a, run: sync, every: 1h, cron: '0 7 * * *'}\n", "needs exactly one of cron: or every:"),
+    ("jobs:\n  - {name: a, run: sync, every: 1h}\n  - {name: a, run: sync, every: 2h}\n", "job name 'a' is used twice"),
+    ("jobs:\n  - {name: a, run: oem-orders, every: 1h, options: {dry_run: true}}\n", "oem-orders has no option dry_run"),
+    ("jobs:\n  - {name: a, run: sync, every: 0m}\n", "every must look like"),
+    ("jobs:\n  - {name: a, run: sync, every: 1h, misfire_grace_seconds: 1}\n", "misfire_grace_seconds"),
+])
+def test_a_bad_timetable_names_the_file_and_line(tmp_path, text, message):
+    with pytest.raises(DataFileError) as exc:
+        _jobs(tmp_path, text)
+    assert message in str(exc.value)
