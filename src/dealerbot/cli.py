@@ -965,6 +965,113 @@ def schedule_start(
     _console().print("调度程序已停止 (scheduler stopped)")
 
 
+# -- the operator console --------------------------------------------------------------------
+
+HostOpt = Annotated[str, typer.Option("--host", help="监听地址（默认只有本机可访问）")]
+PortOpt = Annotated[int, typer.Option("--port", help="端口")]
+RemoteOpt = Annotated[bool, typer.Option("--allow-remote", help="允许监听非本机地址（局域网可访问）")]
+
+
+def _console_ready(settings: Settings, host: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback address without --allow-remote; ask for a password at the first start.
+
+    Raises:
+        typer.Exit: 2 when the console cannot start safely.
+    """
+    import ipaddress
+
+    from dealerbot.console.auth import PASSWORD_ENV, ConsolePassword
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not allow_remote:
+        raise _fail(f"控制台默认只监听本机地址；要在 {host} 上监听（局域网可访问），请加 --allow-remote "
+                    f"(the console binds to loopback unless --allow-remote)")
+    password = ConsolePassword(settings.path("state"))
+    if password.is_set:
+        return
+    if not sys.stdin.isatty():
+        raise _fail(f"控制台还没有密码：在终端运行一次 dealerbot console 设置，或设置环境变量 {PASSWORD_ENV} "
+                    f"(no console password yet)")
+    first = typer.prompt("设置控制台密码（至少 8 位）", hide_input=True, confirmation_prompt="再输入一次")
+    try:
+        password.set(first)
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+
+
+async def _serve_console(settings: Settings, host: str, port: int, scheduler: Any = None) -> None:
+    import uvicorn
+
+    from dealerbot.console.app import create_app
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]  # ours stop the scheduler first
+            yield
+
+    server = Server(uvicorn.Config(create_app(settings, scheduler), host=host, port=port, log_level="warning"))
+
+    def stop() -> None:
+        server.should_exit = True
+        if scheduler is not None:
+            scheduler.request_stop()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.add_signal_handler(sig, stop)
+    _console().print(f"控制台 (console)：http://{host}:{port}/  按 Ctrl-C 停止")
+    if scheduler is None:
+        await server.serve()
+        return
+    scheduling = asyncio.create_task(scheduler.serve())
+    await server.serve()
+    stop()
+    await scheduling
+
+
+@app.command("console")
+def console_command(
+    host: HostOpt = "127.0.0.1", port: PortOpt = 8750, allow_remote: RemoteOpt = False, config: ConfigOpt = None,
+) -> None:
+    """运行操作控制台（网页）：启动机器人、查看运行和失败证据、下载和上传审核工作簿。
+
+    The operator console, a local web app (http://127.0.0.1:8750/ by default). The first start
+    asks for its password (or set DEALERBOT_CONSOLE_PASSWORD)."""
+    settings = _settings(config)
+    _console_ready(settings, host, allow_remote)
+    _setup_console_logging(settings, False)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve_console(settings, host, port))
+
+
+@app.command("serve")
+def serve_command(
+    host: HostOpt = "127.0.0.1", port: PortOpt = 8750, allow_remote: RemoteOpt = False, config: ConfigOpt = None,
+) -> None:
+    """同时运行控制台和调度程序：在办公室电脑上一直运行的方式。
+
+    The console and the scheduler in one process: how a dealership leaves dealerbot running
+    (Ctrl-C or SIGTERM stops both; running bots finish their current record first)."""
+    from dealerbot.scheduler import Scheduler
+
+    settings = _settings(config)
+    _say_where(settings)
+    _console_ready(settings, host, allow_remote)
+    _setup_console_logging(settings, False)
+    jobs = _load_jobs(settings)
+
+    async def both() -> None:
+        await _serve_console(settings, host, port, Scheduler(settings, jobs))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(both())
+    _console().print("已停止 (stopped)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     from dealerbot.files import private_by_default

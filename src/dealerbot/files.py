@@ -35,11 +35,16 @@ def private_dir(path: Path) -> Path:
 
 def write_private_json(path: Path, data: Any) -> None:
     """Write JSON readable by the owner only (mode 0600), atomically."""
+    write_private_text(path, json.dumps(data))
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write text readable by the owner only (mode 0600), atomically."""
     private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
+        fh.write(text)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 

@@ -1,0 +1,377 @@
+"""The console's web app (FastAPI, server-rendered Jinja2 templates, a few lines of plain JS).
+
+Pages: 机器人 (start a bot, with a dry run where the bot has one), 运行记录 (history filtered by
+bot and status), a run's page (live progress and log lines over server-sent events while it
+runs; then status, counts, rejects with reasons, failure screenshots, the workbook), 审核 (upload
+a reviewed workbook), 定时任务 (next and last runs; pause and resume when the scheduler runs in
+this process) and 状态 (each portal's saved login and any refused password).
+
+Safety: loopback by default; a password (argon2) and a signed HttpOnly SameSite=Strict session
+cookie; a CSRF token on every form; failed logins throttled per client; every text escaped
+(autoescape); evidence served only from the run's own recorded files, screenshots inline and
+anything else (the portal's HTML) as a download, never rendered in the console's origin; a
+Content-Security-Policy allowing only the console's own script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.middleware.sessions import SessionMiddleware
+
+from dealerbot.config import Settings
+from dealerbot.console.auth import ConsolePassword, LoginThrottle, session_secret
+from dealerbot.errors import DealerbotError
+from dealerbot.export import STATUS_TEXT
+from dealerbot.files import private_dir
+from dealerbot.store import Store
+
+TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示"}
+PUBLIC = {"/login", "/console.js"}
+
+_JS = """
+document.addEventListener('DOMContentLoaded', function () {
+  var box = document.getElementById('live');
+  if (!box) return;
+  var log = document.getElementById('log'), counts = document.getElementById('counts');
+  var es = new EventSource(box.getAttribute('data-events'));
+  es.addEventListener('log', function (e) {
+    var line = document.createElement('div');
+    line.textContent = JSON.parse(e.data);
+    log.appendChild(line);
+    log.scrollTop = log.scrollHeight;
+  });
+  es.addEventListener('counts', function (e) {
+    var c = JSON.parse(e.data), parts = [];
+    Object.keys(c).forEach(function (k) { if (c[k]) parts.push(k + ' ' + c[k]); });
+    counts.textContent = parts.join(' · ');
+  });
+  es.addEventListener('done', function () { es.close(); location.reload(); });
+});
+"""
+
+
+class Console:
+    """What the pages share: settings, templates, the runs started here, the scheduler."""
+
+    def __init__(self, settings: Settings, scheduler: Any = None, passwords: Mapping[str, str] | None = None) -> None:
+        self.settings = settings
+        self.scheduler = scheduler
+        self.passwords = passwords
+        self.password = ConsolePassword(settings.path("state"))
+        self.throttle = LoginThrottle()
+        self.live: dict[str, dict[str, int]] = {}  # run id -> counts, while running here
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.env = Environment(
+            loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
+        )
+        self.env.globals.update(STATUS_TEXT=STATUS_TEXT, TRIGGERS=TRIGGERS)
+
+    def page(self, request: Request, name: str, code: int = 200, **values: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(
+            request=request, csrf=request.session.get("csrf", ""), logged_in=bool(request.session.get("user")),
+            **values,
+        )
+        return HTMLResponse(html, status_code=code)
+
+    def store(self) -> Store:
+        return Store.open(self.settings.store_url)
+
+    async def start(self, bot: str, dry_run: bool) -> str:
+        """Start ``bot`` in this process; its run id once it is recorded.
+
+        Raises:
+            DealerbotError: it could not start (unknown bot, already running, configuration).
+        """
+        from dealerbot.runner import run_bot
+
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[str] = loop.create_future()
+        holder: dict[str, str] = {}
+
+        def on_start(run_id: str, _run_dir: Path) -> None:
+            holder["id"] = run_id
+            self.live[run_id] = {}
+            if not started.done():
+                started.set_result(run_id)
+
+        def on_progress(counts: dict[str, int]) -> None:
+            if "id" in holder:
+                self.live[holder["id"]] = dict(counts)
+
+        task = loop.create_task(run_bot(
+            bot, self.settings, trigger="console", passwords=self.passwords, on_start=on_start,
+            on_progress=on_progress, options={"dry_run": True} if dry_run else {},
+        ))
+        self.tasks.add(task)
+        task.add_done_callback(lambda t: (self.tasks.discard(t), self.live.pop(holder.get("id", ""), None)))
+        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+        if started.done():
+            return started.result()
+        if task.done() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+        raise DealerbotError(f"{bot} did not start within 60 s")
+
+
+def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str, str] | None = None) -> FastAPI:
+    """The console for ``settings`` (``scheduler``: the one running in this process, if any)."""
+    app = FastAPI(title="dealerbot 控制台", docs_url=None, redoc_url=None, openapi_url=None)
+    c = Console(settings, scheduler, passwords)
+    app.state.console = c
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        path = request.url.path
+        if path not in PUBLIC and not request.session.get("user"):
+            if request.method == "GET":
+                return RedirectResponse("/login", status_code=303)
+            return Response("未登录 (not logged in)", status_code=401)
+        response: Response = await call_next(request)
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    # added after guard: it runs first, so guard sees request.session
+    app.add_middleware(
+        SessionMiddleware, secret_key=session_secret(settings.path("state")), session_cookie="dealerbot_console",
+        max_age=12 * 3600, same_site="strict", https_only=False,
+    )
+
+    @app.get("/console.js")
+    async def script() -> Response:
+        return Response(_JS, media_type="text/javascript")
+
+    # -- login --------------------------------------------------------------------------------
+    @app.get("/login", response_class=HTMLResponse)
+    async def login_page(request: Request) -> HTMLResponse:
+        request.session.setdefault("csrf", secrets.token_urlsafe(24))
+        return c.page(request, "login.html")
+
+    @app.post("/login")
+    async def login(request: Request, password: str = Form(""), csrf: str = Form("")) -> Response:
+        client = request.client.host if request.client else "?"
+        wait = c.throttle.wait_seconds(client)
+        if wait:
+            return c.page(request, "login.html", 429, error=f"登录失败次数过多，请 {wait / 60:.0f} 分钟后再试")
+        if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
+            return c.page(request, "login.html", 403, error="页面已过期，请重新输入 (CSRF)")
+        if not c.password.verify(password):
+            c.throttle.failed(client)
+            return c.page(request, "login.html", 401, error="密码错误")
+        c.throttle.succeeded(client)
+        request.session.clear()
+        request.session.update(user="operator", csrf=secrets.token_urlsafe(24))
+        return RedirectResponse("/bots", status_code=303)
+
+    def check_csrf(request: Request, token: str) -> None:
+        """Every form carries the session's token (a page of another site cannot post here).
+
+        Raises:
+            HTTPException: 403 when it is missing or wrong.
+        """
+        if not token or not secrets.compare_digest(token, request.session.get("csrf", "")):
+            raise HTTPException(403, "请求已过期，请刷新页面后重试 (CSRF token missing or wrong)")
+
+    @app.post("/logout")
+    async def logout(request: Request, csrf: str = Form("")) -> Response:
+        check_csrf(request, csrf)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    # -- bots and runs ------------------------------------------------------------------------
+    @app.get("/")
+    async def home() -> Response:
+        return RedirectResponse("/bots", status_code=303)
+
+    @app.get("/bots", response_class=HTMLResponse)
+    async def bots(request: Request, error: str = "") -> HTMLResponse:
+        from dealerbot.registry import discover
+
+        with c.store() as store:
+            running = {r.bot for r in store.runs(50) if r.status == "running"}
+        return c.page(request, "bots.html", bots=sorted(discover().values(), key=lambda b: b.name), running=running,
+                      error=error)
+
+    @app.post("/bots/{name}/run")
+    async def run_now(request: Request, name: str, csrf: str = Form(""), dry_run: str = Form("")) -> Response:
+        check_csrf(request, csrf)
+        try:
+            run_id = await c.start(name, bool(dry_run))
+        except DealerbotError as exc:
+            from dealerbot.registry import discover
+
+            with c.store() as store:
+                running = {r.bot for r in store.runs(50) if r.status == "running"}
+            return c.page(request, "bots.html", 409, bots=sorted(discover().values(), key=lambda b: b.name),
+                          running=running, error=str(exc))
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.get("/runs", response_class=HTMLResponse)
+    async def runs(request: Request, bot: str = "", status: str = "") -> HTMLResponse:
+        with c.store() as store:
+            store.close_abandoned_runs()
+            history = [r for r in store.runs(200, bot or None) if not status or r.status == status][:100]
+        return c.page(request, "runs.html", runs=history, bot=bot, status=status)
+
+    def _run_or_404(run_id: str) -> Any:
+        with c.store() as store:
+            run = store.run(run_id)
+            if run is None:
+                raise HTTPException(404, "没有这次运行")
+            rejects = list(store.iter_rejects(run_id))[:500]
+        return run, rejects
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    async def run_page(request: Request, run_id: str) -> HTMLResponse:
+        run, rejects = _run_or_404(run_id)
+        shots = [Path(p).name for p in run.evidence if p.endswith(".png")]
+        files = [Path(p).name for p in run.evidence if not p.endswith(".png")]
+        return c.page(request, "run.html", run=run, rejects=rejects, shots=shots, files=files,
+                      live=run.status == "running", counts=c.live.get(run_id, run.counts))
+
+    @app.get("/runs/{run_id}/events")
+    async def events(run_id: str) -> StreamingResponse:
+        run, _ = _run_or_404(run_id)
+        log_file = settings.path("logs") / "runs" / run_id / "run.log"
+
+        async def stream() -> AsyncIterator[str]:
+            offset = 0
+            while True:
+                if log_file.is_file():
+                    with log_file.open("r", encoding="utf-8", errors="replace") as fh:
+                        fh.seek(offset)
+                        chunk = fh.read()
+                        offset = fh.tell()
+                    for line in chunk.splitlines():
+                        yield f"event: log\ndata: {json.dumps(line, ensure_ascii=False)}\n\n"
+                if run_id in c.live:
+                    yield f"event: counts\ndata: {json.dumps(c.live[run_id])}\n\n"
+                with c.store() as store:
+                    current = store.run(run_id)
+                if current is None or current.status != "running":
+                    yield "event: done\ndata: {}\n\n"
+                    return
+                await asyncio.sleep(0.5)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @app.get("/runs/{run_id}/files/{name}")
+    async def evidence(run_id: str, name: str) -> FileResponse:
+        run, _ = _run_or_404(run_id)
+        recorded = {Path(p).name: Path(p) for p in run.evidence}  # only the run's own files, by name
+        path = recorded.get(name)
+        if path is None or not path.is_file():
+            raise HTTPException(404, "没有这个文件")
+        if path.suffix == ".png":
+            return FileResponse(path, media_type="image/png")
+        return FileResponse(path, media_type="application/octet-stream", filename=name)  # never rendered here
+
+    @app.get("/runs/{run_id}/workbook")
+    async def workbook(run_id: str) -> FileResponse:
+        from dealerbot.export import entity_of_bots, export_runs
+
+        run, _ = _run_or_404(run_id)
+        out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"
+        try:
+            with c.store() as store:
+                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(), False)
+        except (DealerbotError, ValueError, OSError) as exc:
+            raise HTTPException(500, f"无法生成审核工作簿：{exc}") from None
+        return FileResponse(out, filename=out.name,
+                            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+    # -- review ---------------------------------------------------------------------------------
+    @app.get("/review", response_class=HTMLResponse)
+    async def review_page(request: Request) -> HTMLResponse:
+        return c.page(request, "review.html")
+
+    @app.post("/review", response_class=HTMLResponse)
+    async def review_upload(request: Request, file: UploadFile, csrf: str = Form(""), apply_valid: str = Form("")) -> HTMLResponse:
+        check_csrf(request, csrf)
+        from dealerbot.dictionary import load_dictionary
+        from dealerbot.review import apply_review, read_review
+
+        folder = private_dir(settings.path("out") / "uploads")
+        target = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.xlsx"  # never the client's name
+        target.write_bytes(await file.read(20_000_001))
+        if target.stat().st_size > 20_000_000:
+            target.unlink()
+            return c.page(request, "review.html", 413, error="文件太大（超过 20 MB）")
+        try:
+            dictionary = load_dictionary(settings.dictionary_path)
+            with c.store() as store:
+                result = await asyncio.to_thread(read_review, target, store, dictionary)
+                if result.problems and not apply_valid:
+                    return c.page(request, "review.html", 422, problems=result.problems,
+                                  error=f"{len(result.problems)} 行有问题，未导入任何内容")
+                apply_review(store, result, settings.rekey.reviewer or "控制台")
+        except DealerbotError as exc:
+            return c.page(request, "review.html", 422, error=str(exc).replace(str(target), file.filename or "工作簿"))
+        return c.page(request, "review.html", done=result.counts, undecided=result.undecided, problems=result.problems)
+
+    # -- timetable and health ---------------------------------------------------------------------
+    @app.get("/schedules", response_class=HTMLResponse)
+    async def schedules(request: Request) -> HTMLResponse:
+        from dealerbot.registry import discover
+        from dealerbot.timetable import fire_times, load_timetables
+
+        rows, error = [], ""
+        try:
+            jobs = load_timetables(settings.path("schedules"), discover())
+        except DealerbotError as exc:
+            jobs, error = [], str(exc)
+        with c.store() as store:
+            for job in jobs:
+                aps = c.scheduler.aps.get_job(job.name) if c.scheduler is not None else None
+                if aps is not None:
+                    nxt = aps.next_run_time
+                else:
+                    try:
+                        times = fire_times(job, 1)
+                        nxt = times[0] if times else None
+                    except DealerbotError:
+                        nxt = None
+                rows.append({"job": job, "next": nxt, "last": store.last_job_run(job.name),
+                             "paused": aps is not None and aps.next_run_time is None})
+        return c.page(request, "schedules.html", rows=rows, serving=c.scheduler is not None, error=error)
+
+    @app.post("/schedules/{name}/{action}")
+    async def pause_resume(request: Request, name: str, action: str, csrf: str = Form("")) -> Response:
+        check_csrf(request, csrf)
+        if c.scheduler is None or action not in ("pause", "resume") or c.scheduler.aps.get_job(name) is None:
+            raise HTTPException(404, "没有这个定时任务，或调度程序未在本进程运行")
+        getattr(c.scheduler.aps, f"{action}_job")(name)
+        return RedirectResponse("/schedules", status_code=303)
+
+    @app.get("/health", response_class=HTMLResponse)
+    async def health(request: Request) -> HTMLResponse:
+        from dealerbot.bot import account_key
+
+        portals = []
+        with c.store() as store:
+            for name in ("oem", "dms"):
+                portal = getattr(settings, name)
+                state = settings.path("state") / f"{name}-{portal.username or 'default'}.json"
+                portals.append({
+                    "name": name, "url": portal.url, "username": portal.username,
+                    "login": datetime.fromtimestamp(state.stat().st_mtime) if state.is_file() else None,
+                    "refused": store.login_refusal(account_key(name, portal)),
+                    "last_ok": next((r for r in store.runs(200) if r.status == "succeeded"
+                                     and r.bot.startswith(name)), None),
+                })
+        return c.page(request, "health.html", portals=portals)
+
+    return app
