@@ -786,7 +786,14 @@ def selectors_check(
     for row in report:
         table.add_row(row.name, f"[{colours[row.result]}]{row.result}[/]", escape(row.detail))
     _console().print(table)
-    if any(r.result == "missing" for r in report):
+    from collections import Counter
+
+    from dealerbot.files import write_private_json
+
+    results = Counter(r.result for r in report)  # for the console's 状态 page
+    write_private_json(settings.path("state") / f"selectors-check-{portal}.json",
+                       {"at": datetime.now().isoformat(timespec="seconds"), **results})
+    if results["missing"]:
         raise typer.Exit(1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,6 +99,9 @@ def test_bots_and_selectors_check(tmp_path, sandbox):
     assert "missing" in lines["orders.table"]
     assert " ok " in lines["login.username"]
     assert " ok " in lines["notice.ack"]
+    # What the console's 状态 page shows: when the selectors were last checked, and the result.
+    recorded = json.loads((tmp_path / "state" / "selectors-check-oem.json").read_text(encoding="utf-8"))
+    assert recorded["missing"] >= 1 and recorded["fallback"] >= 1 and recorded["at"].startswith("20")
 
 
 def test_sandbox_port_in_use_says_which(tmp_path, sandbox):

@@ -216,3 +216,36 @@ def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(
             proc.kill()
     assert proc.returncode == 0, out
     assert "已停止" in out and "Traceback" not in out
+
+
+async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(console, settings, store, clean_sandbox, tmp_path):
+    from dealerbot.review import APPROVE, APPROVE_EDITED
+
+    from .test_rekey import exported_pending, plan, read_both
+
+    await read_both(settings)
+    plan(settings, store)
+    path = tmp_path / "reviewed.xlsx"
+    wb, ws, col, rows = exported_pending(store, path)
+    ws.cell(rows[0], col["审核"]).value = APPROVE
+    ws.cell(rows[1], col["审核"]).value = APPROVE_EDITED
+    ws.cell(rows[1], col["颜色"]).value = "曜石黑"
+    wb.save(path)
+    keys = [ws.cell(r, col["厂家订单号"]).value for r in rows[:2]]
+    async with async_playwright() as pw:
+        spec = find_browser(BrowserSettings())
+        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
+        page = await browser.new_page()
+        try:
+            await page.goto(console + "/login")
+            await page.fill("#password", CONSOLE_PASSWORD)
+            await page.click("#login")
+            await page.goto(console + "/review")
+            await page.set_input_files("#review-file", str(path))
+            await page.click("#upload")
+            assert "同意 1 条，修改后同意 1 条" in await page.inner_text("#imported")
+        finally:
+            await browser.close()
+    approved = [store.actions(natural_key=k)[-1] for k in keys]
+    assert [a.state for a in approved] == ["approved", "approved"]
+    assert approved[1].new_values["color"] == "曜石黑"

@@ -218,3 +218,24 @@ def test_sigterm_stops_the_scheduler_cleanly_and_the_run_is_recorded_interrupted
         runs = store.runs(10)
     assert runs and not [r for r in runs if r.status == "running"]
     assert runs[0].status == "interrupted" and runs[0].trigger == "schedule" and runs[0].job == "orders"
+
+
+async def test_firings_missed_while_the_scheduler_was_held_up_start_one_run(settings, clean_sandbox):
+    jobs = _timetable(settings, "jobs:\n  - {name: often, run: oem-customers, every: 2s, coalesce: true, on_start: wait}\n")
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        await asyncio.sleep(0.3)
+        scheduler.aps.pause()  # as if the event loop had been blocked: three firings pass
+        await asyncio.sleep(7)
+        resumed = datetime.now()
+        scheduler.aps.resume()
+        await asyncio.sleep(1.5)
+        started = [r for r in _runs(settings, "often") if r.started_at >= resumed - timedelta(seconds=0.2)]
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 60)
+    ran = [r for r in started if r.status != "skipped"]
+    assert len(ran) == 1, [(r.status, r.started_at) for r in started]  # three missed firings, one run
+    # a firing that came while that one still ran is skipped as such, never a second run at once
+    assert all("尚未结束" in (r.error or "") for r in started if r.status == "skipped")

@@ -365,10 +365,16 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
             for name in ("oem", "dms"):
                 portal = getattr(settings, name)
                 state = settings.path("state") / f"{name}-{portal.username or 'default'}.json"
+                checked = settings.path("state") / f"selectors-check-{name}.json"
+                try:
+                    check = json.loads(checked.read_text(encoding="utf-8")) if checked.is_file() else None
+                except ValueError:
+                    check = None
                 portals.append({
                     "name": name, "url": portal.url, "username": portal.username,
                     "login": datetime.fromtimestamp(state.stat().st_mtime) if state.is_file() else None,
                     "refused": store.login_refusal(account_key(name, portal)),
+                    "check": check,
                     "last_ok": next((r for r in store.runs(200) if r.status == "succeeded"
                                      and r.bot.startswith(name)), None),
                 })
