@@ -164,6 +164,7 @@ class Scheduler:
             return
         except Exception as exc:  # noqa: BLE001 - a failing run never stops the scheduler
             self.log.opt(exception=exc).error("job {} failed to run: {}", name, exc)
+            await self._skipped(job, why, f"无法开始：{exc}", status="failed")
             return
         finally:
             if task is not None:
@@ -176,13 +177,19 @@ class Scheduler:
                                  replace_existing=True, misfire_grace_time=job.misfire_grace_seconds)
                 break
 
-    async def _skipped(self, job: Job, why: str, reason: str) -> None:
+    async def _skipped(self, job: Job, why: str, reason: str, status: str = "skipped") -> None:
+        """Record (and notify) a firing that did not become a run: ``skipped``, or ``failed``
+        when it could not start at all (a broken dictionary, an unusable store)."""
         bot = job.run
         run_id = new_run_id(bot)
-        self.log.warning("job {} skipped: {}", job.name, reason)
-        with Store.open(self.settings.store_url) as store:
-            store.record_skipped_run(run_id, bot, why, reason, job=job.name)
-        await self.notifier.send([Message("skipped", f"dealerbot {bot} 未运行（定时任务 {job.name}）", f"运行 {run_id}\n原因：{reason}")])
+        self.log.warning("job {} {}: {}", job.name, status, reason)
+        try:
+            with Store.open(self.settings.store_url) as store:
+                store.record_skipped_run(run_id, bot, why, reason, job=job.name, status=status)
+        except Exception as exc:  # noqa: BLE001 - the store itself may be what is broken
+            self.log.error("could not record it: {}", exc)
+        title = f"dealerbot {bot} {'未运行' if status == 'skipped' else '无法开始'}（定时任务 {job.name}）"
+        await self.notifier.send([Message(status, title, f"运行 {run_id}\n原因：{reason}")])
 
     def _on_event(self, event: JobEvent) -> None:
         name = event.job_id.split("@")[0]

@@ -307,14 +307,17 @@ class Store:
                 )
             )
 
-    def record_skipped_run(self, run_id: str, bot: str, trigger: str, reason: str, job: str | None = None) -> None:
+    def record_skipped_run(
+        self, run_id: str, bot: str, trigger: str, reason: str, job: str | None = None, status: str = "skipped",
+    ) -> None:
         """Record a run that did not start (the bot was already running for the account, the
-        timetable fired too late): it shows in the history with its reason."""
+        timetable fired too late: ``skipped``; it could not start at all: ``failed``): it shows
+        in the history with its reason."""
         now = datetime.now()
         with self.engine.begin() as conn:
             conn.execute(
                 self.tables["runs"].insert().values(
-                    run_id=run_id, bot=bot, trigger=trigger, started_at=now, ended_at=now, status="skipped",
+                    run_id=run_id, bot=bot, trigger=trigger, started_at=now, ended_at=now, status=status,
                     counts="{}", evidence="[]", options="{}", error=reason, host=socket.gethostname(),
                     pid=os.getpid(), job=job,
                 )

@@ -239,3 +239,19 @@ async def test_firings_missed_while_the_scheduler_was_held_up_start_one_run(sett
     assert len(ran) == 1, [(r.status, r.started_at) for r in started]  # three missed firings, one run
     # a firing that came while that one still ran is skipped as such, never a second run at once
     assert all("尚未结束" in (r.error or "") for r in started if r.status == "skipped")
+
+
+async def test_a_job_that_cannot_start_is_recorded_and_the_scheduler_goes_on(settings, clean_sandbox):
+    settings.dictionary_path.unlink()  # sync cannot start without its dictionary
+    jobs = _timetable(settings, "jobs:\n  - {name: broken, run: sync, every: 2s, on_start: wait}\n"
+                                "  - {name: fine, run: dms-contracts, every: 2s, on_start: wait}\n")
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        await _until(lambda: len(_runs(settings, "broken")) >= 2 and any(r.status == "succeeded" for r in _runs(settings, "fine")))
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 60)
+    broken = _runs(settings, "broken")
+    assert {r.status for r in broken} == {"failed"} and all("dictionary" in r.error for r in broken)
+    assert not serving.exception()
