@@ -171,8 +171,13 @@ class BotContext:
                 if not exc.remembered:  # never type this password again (portals lock accounts)
                     self.store.record_login_refusal(account, fingerprint, str(exc), self.run_id)
                 raise
+            except (StopRequested, asyncio.CancelledError, KeyboardInterrupt):
+                raise  # stopping on purpose: nothing failed, no evidence to render
             except BaseException:
-                await self._save_failed_response(session)
+                try:
+                    await self._save_failed_response(session)
+                except Exception as exc:  # noqa: BLE001 - evidence never hides the failure itself
+                    self.log.warning("could not keep the failing answer: {}", exc)
                 raise
 
     @asynccontextmanager

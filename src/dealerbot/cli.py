@@ -969,6 +969,8 @@ def schedule_start(
         asyncio.run(serve())
     except KeyboardInterrupt:
         pass
+    except DealerbotError as exc:
+        raise _fail(f"调度程序无法运行 (the scheduler stopped): {exc}") from None
     _console().print("调度程序已停止 (scheduler stopped)")
 
 
@@ -1010,19 +1012,34 @@ def _console_ready(settings: Settings, host: str, allow_remote: bool) -> None:
 
 
 async def _serve_console(settings: Settings, host: str, port: int, scheduler: Any = None) -> None:
+    """Serve the console (and run ``scheduler``) until a signal; then let runs reach a safe
+    point. A second Ctrl-C or SIGTERM stops at once.
+
+    Raises:
+        DealerbotError: the scheduler could not start (its error, after the console stopped).
+    """
     import uvicorn
 
     from dealerbot.console.app import create_app
+    from dealerbot.scheduler import STOP_GRACE_SECONDS
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self):  # type: ignore[no-untyped-def]  # ours stop the scheduler first
             yield
 
-    server = Server(uvicorn.Config(create_app(settings, scheduler), host=host, port=port, log_level="warning"))
+    app = create_app(settings, scheduler)
+    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5))
+    signals: list[bool] = []
 
     def stop() -> None:
+        if signals:  # asked twice: no more waiting
+            server.force_exit = True
+            for task in app.state.console.tasks:
+                task.cancel()
+        signals.append(True)
         server.should_exit = True
+        app.state.console.stop.set()  # live pages end, runs stop at their next safe point
         if scheduler is not None:
             scheduler.request_stop()
 
@@ -1031,13 +1048,15 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
         with contextlib.suppress(NotImplementedError, AttributeError):
             loop.add_signal_handler(sig, stop)
     _console().print(f"控制台 (console)：http://{host}:{port}/  按 Ctrl-C 停止")
-    if scheduler is None:
-        await server.serve()
-        return
-    scheduling = asyncio.create_task(scheduler.serve())
+    scheduling = None
+    if scheduler is not None:
+        scheduling = asyncio.create_task(scheduler.serve())
+        scheduling.add_done_callback(lambda t: t.cancelled() or t.exception() is None or stop())
     await server.serve()
     stop()
-    await scheduling
+    await app.state.console.drain(STOP_GRACE_SECONDS)
+    if scheduling is not None:
+        await scheduling  # raises what stopped it, if anything did
 
 
 @app.command("console")
@@ -1051,8 +1070,10 @@ def console_command(
     settings = _settings(config)
     _console_ready(settings, host, allow_remote)
     _setup_console_logging(settings, False)
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(_serve_console(settings, host, port))
+    except KeyboardInterrupt:
+        pass
 
 
 @app.command("serve")
@@ -1074,8 +1095,12 @@ def serve_command(
     async def both() -> None:
         await _serve_console(settings, host, port, Scheduler(settings, jobs))
 
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         asyncio.run(both())
+    except KeyboardInterrupt:
+        pass
+    except DealerbotError as exc:
+        raise _fail(f"调度程序无法运行 (the scheduler stopped): {exc}") from None
     _console().print("已停止 (stopped)")
 
 

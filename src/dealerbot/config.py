@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -90,6 +90,15 @@ class RunSettings(_Section):
         description="circuit breaker: the run stops after this many system failures in a row (the portal is down)",
     )
     page_limit: int = Field(default=0, ge=0, description="0 = no limit on list pages read")
+
+    @model_validator(mode="after")
+    def _breaker_above_retries(self) -> RunSettings:
+        if self.max_consecutive_failures <= self.retries + 1:
+            raise ValueError(
+                f"max_consecutive_failures ({self.max_consecutive_failures}) must be larger than retries + 1 "
+                f"({self.retries + 1}): else one unlucky record opens the circuit breaker before it can be read again"
+            )
+        return self
     requests_per_minute: int = Field(default=0, ge=0, description="0 = no client-side throttle")
     rate_limit_pause_seconds: float = Field(default=60.0, ge=0, description="all reads wait this long after a 429")
 

@@ -48,7 +48,8 @@ _KV_SECRET = re.compile(
 )
 
 
-PENDING_LIMIT = 256  # personal values checked one by one before the automaton is rebuilt
+PENDING_LIMIT = 64  # personal values checked one by one before they join an automaton
+LEVEL_RATIO = 4  # automata merge when the newer is at least a quarter of the older (LSM-like)
 
 
 def mask_personal_value(value: str) -> str:
@@ -70,8 +71,10 @@ class Masker:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._personal: set[str] = set()
-        self._pending: set[str] = set()  # added since the automaton was built
-        self._automaton: Any = None  # an Aho-Corasick automaton of _personal, built on demand
+        self._pending: set[str] = set()  # the newest values, checked one by one
+        # Aho-Corasick automata over the older values, largest first, each with its values:
+        # merged as they grow (as an LSM tree does), so adding n values costs O(n log n).
+        self._levels: list[tuple[Any, set[str]]] = []
         for secret in secrets:
             self.add_secret(secret)
 
@@ -83,30 +86,35 @@ class Masker:
                 self._personal.add(text)
                 self._pending.add(text)
         if len(self._pending) > PENDING_LIMIT:
-            self._automaton = None  # rebuilt at the next use, with everything
+            self._levels.append(self._automaton(self._pending))
+            self._pending = set()
+            while len(self._levels) > 1 and len(self._levels[-1][1]) * LEVEL_RATIO >= len(self._levels[-2][1]):
+                newer, older = self._levels.pop(), self._levels.pop()
+                self._levels.append(self._automaton(older[1] | newer[1]))
+
+    @staticmethod
+    def _automaton(values: set[str]) -> tuple[Any, set[str]]:
+        import ahocorasick  # C extension: one pass over the text, however many values
+
+        automaton = ahocorasick.Automaton()
+        for value in values:
+            automaton.add_word(value, len(value))
+        automaton.make_automaton()
+        return automaton, values
 
     def _mask_personal(self, text: str) -> str:
         if not self._personal:
             return text
-        if self._automaton is None and len(self._pending) > PENDING_LIMIT:
-            import ahocorasick  # C extension: one pass over the text, however many values
-
-            automaton = ahocorasick.Automaton()
-            for value in tuple(self._personal):
-                automaton.add_word(value, len(value))
-            automaton.make_automaton()
-            self._automaton, self._pending = automaton, set()
-        if self._automaton is not None:
+        for automaton, _values in tuple(self._levels):
             out, last = [], 0
-            for end, length in self._automaton.iter_long(text):
+            for end, length in automaton.iter_long(text):
                 start = end - length + 1
                 out += [text[last:start], mask_personal_value(text[start:end + 1])]
                 last = end + 1
             if out:
                 out.append(text[last:])
                 text = "".join(out)
-        # Values added since the automaton was built (a few hundred at most): one by one.
-        for value in sorted(tuple(self._pending), key=len, reverse=True):
+        for value in sorted(tuple(self._pending), key=len, reverse=True):  # the newest few
             if value in text:
                 text = text.replace(value, mask_personal_value(value))
         return text
@@ -150,17 +158,23 @@ class Masker:
 
 def _masking_filter(masker: Masker, run_id: str | None = None):  # type: ignore[no-untyped-def]
     def _filter(record: dict[str, Any]) -> bool:
+        # A run binds its own masker (``masker`` in extra), which knows the names and addresses
+        # it met: every sink uses it for that run's lines (moved out of extra: never serialized).
+        bound = record["extra"].pop("masker", None) or record.get("_masker")
+        if bound is not None:
+            record["_masker"] = bound
         if run_id is not None and record["extra"].get("run_id") != run_id:
             return False
-        record["message"] = masker(record["message"])
+        mask = bound or masker
+        record["message"] = mask(record["message"])
         if record["extra"]:
-            record["extra"].update(masker.mask_obj(dict(record["extra"])))
+            record["extra"].update(mask.mask_obj(dict(record["extra"])))
         if record["exception"] is not None:
             # Render the traceback here and mask the text: exception messages (SQL parameters,
             # chained causes, groups) can carry anything. Sinks then print no raw traceback.
             typ, value, tb = record["exception"]
             rendered = "".join(traceback.format_exception(typ, value, tb)).rstrip()
-            record["message"] = f"{record['message']}\n{masker(rendered)}"
+            record["message"] = f"{record['message']}\n{mask(rendered)}"
             record["exception"] = None
         return True
 
@@ -241,7 +255,7 @@ def run_sinks(
         ),
     ]
     try:
-        yield logger.bind(run_id=run_id, bot=bot)
+        yield logger.bind(run_id=run_id, bot=bot, masker=masker)
     finally:
         for handler in ids:
             logger.remove(handler)

@@ -30,11 +30,11 @@ from apscheduler.triggers.date import DateTrigger
 from loguru import logger
 
 from dealerbot.config import Settings
-from dealerbot.errors import AlreadyRunning
+from dealerbot.errors import AlreadyRunning, DataFileError, DealerbotError
 from dealerbot.notify import Message, Notifier
 from dealerbot.runner import RunResult, new_run_id, run_bot
 from dealerbot.store import Store
-from dealerbot.timetable import SYNC, CalendarUnknown, Job, JobTrigger
+from dealerbot.timetable import SYNC, Job, JobTrigger
 
 STOP_GRACE_SECONDS = 120.0
 
@@ -112,7 +112,7 @@ class Scheduler:
         def safe(previous: datetime | None, now: datetime) -> datetime | None:
             try:
                 return inner(previous, now)
-            except CalendarUnknown as exc:  # never let it reach APScheduler's loop: the job ends
+            except DataFileError as exc:  # never let it reach APScheduler's loop: the job ends, said so
                 if not reported:
                     reported.append(True)
                     self.log.error("job {} stops: {}", job.name, exc)
@@ -124,8 +124,12 @@ class Scheduler:
 
     def _catch_up(self) -> None:
         now = datetime.now().astimezone()
-        with Store.open(self.settings.store_url) as store:
-            last_runs = {name: store.last_job_run(name) for name in self.jobs}
+        try:
+            with Store.open(self.settings.store_url) as store:
+                last_runs = {name: store.last_job_run(name) for name in self.jobs}
+        except DealerbotError as exc:  # a store not reachable yet (PostgreSQL still starting)
+            self.log.error("no catch-up of missed runs: {}", exc)
+            return
         for name, job in self.jobs.items():
             last = last_runs[name]
             if job.on_start != "run_once" or last is None:

@@ -51,7 +51,7 @@ SYNC = "sync"
 _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _WINDOW = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-MAX_SKIPS = 2000  # firings skipped in a row (holidays, blackouts) before a trigger gives up
+MAX_SKIPS = 1000  # days skipped (holidays) or windows waited out in a row before a trigger gives up
 
 
 class CalendarUnknown(DataFileError):
@@ -237,11 +237,11 @@ class JobTrigger(BaseTrigger):
         for _ in range(MAX_SKIPS):
             t = self.base.get_next_fire_time(prev, now)
             if t is None:
-                return None
+                return None  # the base trigger has ended
             if self.workdays and not is_workday(t.date(), self.beyond):
                 if t.weekday() < 5:
                     self.moved.append(f"{t:%Y-%m-%d %a} 法定节假日，不运行")
-                prev = now = t
+                prev, now = None, self._next_midnight(t)  # skip the whole day, not firing by firing
                 continue
             if self.workdays and t.weekday() >= 5:
                 self.moved.append(f"{t:%Y-%m-%d %a} 调休工作日，照常运行")
@@ -249,11 +249,14 @@ class JobTrigger(BaseTrigger):
             if end is not None:
                 self.moved.append(f"{t:%Y-%m-%d %H:%M} 在停用时段内，推迟到 {end:%H:%M}")
                 if self.workdays and not is_workday(end.date(), self.beyond):
-                    prev = now = end
+                    prev, now = None, self._next_midnight(end)
                     continue
                 return end
             return t
-        return None
+        raise DataFileError(f"no working day without a blackout in the next {MAX_SKIPS} days: check days and blackouts")
+
+    def _next_midnight(self, t: datetime) -> datetime:
+        return datetime.combine(t.date() + timedelta(days=1), time(0, 0), t.tzinfo)
 
     def _blackout_end(self, t: datetime) -> datetime | None:
         end = None

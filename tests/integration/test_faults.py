@@ -137,7 +137,7 @@ async def test_a_thousand_orders_through_ten_percent_server_errors_complete_in_o
 async def test_a_failing_bulk_read_is_rendered_into_a_screenshot_of_its_own(settings, clean_sandbox):
     """Before, the only screenshot showed the healthy orders page the browser had open."""
     clean_sandbox.oem.post("/__admin/fail-next", json={"path": "/api/orders", "mode": "500", "count": 100}).raise_for_status()
-    settings.run.max_consecutive_failures = 4  # list reads retry until the breaker opens: keep it short
+    settings.run.max_consecutive_failures = 5  # list reads retry until the breaker opens: keep it short
     result = await run_bot("oem-orders", settings, passwords=PASSWORDS, full=True)
     assert result.status == "failed" and "连续" in result.error
     names = [p.name for p in result.evidence]

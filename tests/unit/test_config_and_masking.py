@@ -137,7 +137,7 @@ def test_a_config_file_in_gbk_or_with_a_bom_and_a_url_from_the_environment(tmp_p
 
 
 def test_names_and_addresses_met_in_records_are_masked_wherever_they_appear():
-    from dealerbot.logsetup import PENDING_LIMIT, Masker
+    from dealerbot.logsetup import PENDING_LIMIT, Masker  # noqa: F401
 
     m = Masker()
     m.add_personal("王伟", "北京市朝阳区建国路8号", None, "", "李")  # empty and one-character values are ignored
@@ -165,3 +165,40 @@ def test_a_maintenance_notice_is_recognised_with_the_end_of_its_window():
     assert maintenance_notice("Scheduled maintenance, back soon") == ("Scheduled maintenance, back soon", None)
     assert resume_time("04:00", datetime(2026, 11, 25, 3, 10)) == datetime(2026, 11, 25, 4, 0)
     assert resume_time("01:00", datetime(2026, 11, 25, 23, 40)) == datetime(2026, 11, 26, 1, 0)
+
+
+def test_a_circuit_breaker_that_would_open_before_a_record_is_retried_is_refused():
+    with pytest.raises(ConfigError, match="max_consecutive_failures"):
+        load_settings(None, run__retries=9, run__max_consecutive_failures=10)
+
+
+def test_the_console_log_masks_the_names_a_run_has_learned(capsys, tmp_path):
+    """Before: run.log said 王** while the terminal (and a service's journal) said 王伟东."""
+    from loguru import logger
+
+    from dealerbot.logsetup import add_console_sink, run_sinks
+
+    console = add_console_sink(Masker(), "INFO")  # the CLI's sink: it knows no run's names
+    try:
+        run_masker = Masker()
+        with run_sinks("r1", "oem-orders", tmp_path / "logs", tmp_path / "logs" / "runs" / "r1", run_masker) as log:
+            run_masker.add_personal("王伟东", "北京市朝阳区建国路8号")
+            log.warning("customer 王伟东 at 北京市朝阳区建国路8号 rejected")
+    finally:
+        logger.remove(console)
+    err = capsys.readouterr().err
+    assert "rejected" in err and "王伟东" not in err and "建国路" not in err
+    assert "王伟东" not in (tmp_path / "logs" / "runs" / "r1" / "run.log").read_text(encoding="utf-8")
+    assert "masker" not in (tmp_path / "logs" / "dealerbot.jsonl").read_text(encoding="utf-8")
+
+
+def test_a_maintenance_notice_is_found_only_in_what_a_notice_says_and_only_near_the_top():
+    from dealerbot.portal import MAX_NOTICE_BYTES, maintenance_notice
+
+    # A footer naming the site's maintainer, or opening hours, is no maintenance window.
+    assert maintenance_notice("<p>服务暂不可用</p><footer>网站维护：某公司 客服时间 9:00-18:00</footer>") is None
+    assert maintenance_notice("<p>系统维护中，请稍后再试。</p><p>客服时间 9:00-18:00</p>") == ("系统维护中，请稍后再试", None)
+    # A huge answer (an app shell with an inline bundle) is read no further than its start.
+    huge = "<html><script>" + "x=1;" * 300_000 + "</script><p>系统维护中（维护时间 02:00-04:00）</p></html>"
+    assert len(huge) > MAX_NOTICE_BYTES and maintenance_notice(huge) is None
+    assert maintenance_notice("a" * 2_000_000) is None

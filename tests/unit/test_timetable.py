@@ -101,3 +101,15 @@ def test_a_bad_timetable_names_the_file_and_line(tmp_path, text, message):
     with pytest.raises(DataFileError) as exc:
         _jobs(tmp_path, text)
     assert message in str(exc.value)
+
+
+def test_a_frequent_working_day_job_survives_weekends_and_long_holidays(tmp_path):
+    """Before, a trigger gave up after 2,000 skipped firings: an every-minute job vanished at a
+    weekend, an every-5-minutes one at National Day (APScheduler then drops the job silently)."""
+    every_minute, every_five = _jobs(tmp_path, """
+jobs:
+  - {name: a, run: oem-orders, cron: "* * * * *", days: workdays}
+  - {name: b, run: oem-orders, cron: "*/5 * * * *", days: workdays}
+""")
+    assert _days(fire_times(every_minute, 2, datetime(2026, 11, 27, 23, 59, tzinfo=TZ))) == ["11-27 23:59", "11-30 00:00"]
+    assert _days(fire_times(every_five, 1, datetime(2026, 9, 30, 23, 58, tzinfo=TZ))) == ["10-08 00:00"]

@@ -71,6 +71,7 @@ class Console:
         self.throttle = LoginThrottle()
         self.live: dict[str, dict[str, int]] = {}  # run id -> counts, while running here
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.stop = asyncio.Event()  # set on shutdown: runs stop at their next safe point
         self.env = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
         )
@@ -108,9 +109,11 @@ class Console:
             if "id" in holder:
                 self.live[holder["id"]] = dict(counts)
 
+        if self.stop.is_set():
+            raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
         task = loop.create_task(run_bot(
             bot, self.settings, trigger="console", passwords=self.passwords, on_start=on_start,
-            on_progress=on_progress, options={"dry_run": True} if dry_run else {},
+            on_progress=on_progress, options={"dry_run": True} if dry_run else {}, stop=self.stop,
         ))
         self.tasks.add(task)
         task.add_done_callback(lambda t: (self.tasks.discard(t), self.live.pop(holder.get("id", ""), None)))
@@ -120,6 +123,19 @@ class Console:
         if task.done() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]
         raise DealerbotError(f"{bot} did not start within 60 s")
+
+    async def drain(self, grace: float) -> None:
+        """Shutting down: runs started here stop at their next safe point (a re-key finishes
+        the record it is on); after ``grace`` seconds what is left is cancelled."""
+        self.stop.set()
+        running = [t for t in self.tasks if not t.done()]
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=30)
 
 
 def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str, str] | None = None) -> FastAPI:
@@ -248,6 +264,11 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
         log_file = settings.path("logs") / "runs" / run_id / "run.log"
 
         async def stream() -> AsyncIterator[str]:
+            with c.store() as store:  # one store for the stream (opening checks the file)
+                async for event in follow(store):
+                    yield event
+
+        async def follow(store: Store) -> AsyncIterator[str]:
             offset = 0
             while True:
                 if log_file.is_file():
@@ -259,9 +280,8 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
                         yield f"event: log\ndata: {json.dumps(line, ensure_ascii=False)}\n\n"
                 if run_id in c.live:
                     yield f"event: counts\ndata: {json.dumps(c.live[run_id])}\n\n"
-                with c.store() as store:
-                    current = store.run(run_id)
-                if current is None or current.status != "running":
+                current = store.run(run_id)
+                if current is None or current.status != "running" or c.stop.is_set():
                     yield "event: done\ndata: {}\n\n"
                     return
                 await asyncio.sleep(0.5)
@@ -301,15 +321,21 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
     @app.post("/review", response_class=HTMLResponse)
     async def review_upload(request: Request, file: UploadFile, csrf: str = Form(""), apply_valid: str = Form("")) -> HTMLResponse:
         check_csrf(request, csrf)
-        from dealerbot.dictionary import load_dictionary
-        from dealerbot.review import apply_review, read_review
-
-        folder = private_dir(settings.path("out") / "uploads")
+        folder = private_dir(settings.path("state") / "uploads")
         target = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.xlsx"  # never the client's name
         target.write_bytes(await file.read(20_000_001))
         if target.stat().st_size > 20_000_000:
             target.unlink()
             return c.page(request, "review.html", 413, error="文件太大（超过 20 MB）")
+        try:
+            return await _import(request, target, file.filename or "工作簿", bool(apply_valid))
+        finally:
+            target.unlink(missing_ok=True)  # it holds customers' data: not kept once read
+
+    async def _import(request: Request, target: Path, shown: str, apply_valid: bool) -> HTMLResponse:
+        from dealerbot.dictionary import load_dictionary
+        from dealerbot.review import apply_review, read_review
+
         try:
             dictionary = load_dictionary(settings.dictionary_path)
             with c.store() as store:
@@ -319,7 +345,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
                                   error=f"{len(result.problems)} 行有问题，未导入任何内容")
                 apply_review(store, result, settings.rekey.reviewer or "控制台")
         except DealerbotError as exc:
-            return c.page(request, "review.html", 422, error=str(exc).replace(str(target), file.filename or "工作簿"))
+            return c.page(request, "review.html", 422, error=str(exc).replace(str(target), shown))
         return c.page(request, "review.html", done=result.counts, undecided=result.undecided, problems=result.problems)
 
     # -- timetable and health ---------------------------------------------------------------------
