@@ -184,7 +184,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
             return c.page(request, "login.html", 429, error=f"登录失败次数过多，请 {wait / 60:.0f} 分钟后再试")
         if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
             return c.page(request, "login.html", 403, error="页面已过期，请重新输入 (CSRF)")
-        if not c.password.verify(password):
+        if not await asyncio.to_thread(c.password.verify, password):  # argon2 takes a while: not on the loop
             c.throttle.failed(client)
             return c.page(request, "login.html", 401, error="密码错误")
         c.throttle.succeeded(client)
