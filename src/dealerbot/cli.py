@@ -965,13 +965,22 @@ def schedule_start(
         _console().print(f"调度程序已启动：{len(jobs)} 个任务；按 Ctrl-C 停止 (scheduler running)")
         await scheduler.serve()
 
+    _run_service(serve(), "调度程序已停止 (scheduler stopped)")
+
+
+def _run_service(main: Any, stopped: str) -> None:
+    """Run a long-lived service (the scheduler, the console) until it stops; say so.
+
+    Raises:
+        typer.Exit: 2 when it could not run (the store, the timetable), with the reason.
+    """
     try:
-        asyncio.run(serve())
+        asyncio.run(main)
     except KeyboardInterrupt:
         pass
     except DealerbotError as exc:
         raise _fail(f"调度程序无法运行 (the scheduler stopped): {exc}") from None
-    _console().print("调度程序已停止 (scheduler stopped)")
+    _console().print(stopped)
 
 
 # -- the operator console --------------------------------------------------------------------
@@ -1070,10 +1079,7 @@ def console_command(
     settings = _settings(config)
     _console_ready(settings, host, allow_remote)
     _setup_console_logging(settings, False)
-    try:
-        asyncio.run(_serve_console(settings, host, port))
-    except KeyboardInterrupt:
-        pass
+    _run_service(_serve_console(settings, host, port), "控制台已停止 (console stopped)")
 
 
 @app.command("serve")
@@ -1095,13 +1101,7 @@ def serve_command(
     async def both() -> None:
         await _serve_console(settings, host, port, Scheduler(settings, jobs))
 
-    try:
-        asyncio.run(both())
-    except KeyboardInterrupt:
-        pass
-    except DealerbotError as exc:
-        raise _fail(f"调度程序无法运行 (the scheduler stopped): {exc}") from None
-    _console().print("已停止 (stopped)")
+    _run_service(both(), "已停止 (stopped)")
 
 
 def main(argv: list[str] | None = None) -> None:
