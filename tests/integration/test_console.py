@@ -5,6 +5,7 @@ pages are kept under the test's folder (``console-*.png``) for a person to look 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
@@ -88,7 +89,9 @@ async def test_the_console_runs_bots_shows_what_went_wrong_and_takes_reviews(con
             assert "/runs/" in page.url
             assert await _wait_finished(page) == "成功"
             await page.screenshot(path=str(tmp_path / "console-run.png"), full_page=True)
-            assert EVIL in await page.inner_text("#rejects")  # the scraped key, shown as text
+            rejects = await page.inner_text("#rejects")
+            assert EVIL in rejects  # the scraped key, shown as text
+            assert "身份证校验码错误" in rejects and not re.search(r"\d{17}[\dX]", rejects)  # ID numbers masked
             async with page.expect_download() as info:
                 await page.click("#workbook")
             saved = tmp_path / "from-console.xlsx"

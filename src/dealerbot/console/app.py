@@ -31,8 +31,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from dealerbot.config import Settings
 from dealerbot.console.auth import ConsolePassword, LoginThrottle, session_secret
 from dealerbot.errors import DealerbotError
-from dealerbot.export import STATUS_TEXT
+from dealerbot.export import COUNT_TEXT, STATUS_TEXT
 from dealerbot.files import private_dir
+from dealerbot.logsetup import Masker
 from dealerbot.store import Store
 
 TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示"}
@@ -75,7 +76,8 @@ class Console:
         self.env = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
         )
-        self.env.globals.update(STATUS_TEXT=STATUS_TEXT, TRIGGERS=TRIGGERS)
+        self.env.globals.update(STATUS_TEXT=STATUS_TEXT, TRIGGERS=TRIGGERS, COUNT_TEXT=COUNT_TEXT)
+        self.masker = Masker()  # mobiles and ID numbers quoted in reject reasons are shown masked
 
     def page(self, request: Request, name: str, code: int = 200, **values: Any) -> HTMLResponse:
         html = self.env.get_template(name).render(
@@ -253,6 +255,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     async def run_page(request: Request, run_id: str) -> HTMLResponse:
         run, rejects = _run_or_404(run_id)
+        rejects = [{**j, "reason": c.masker(j["reason"])} for j in rejects]
         shots = [Path(p).name for p in run.evidence if p.endswith(".png")]
         files = [Path(p).name for p in run.evidence if not p.endswith(".png")]
         return c.page(request, "run.html", run=run, rejects=rejects, shots=shots, files=files,
