@@ -134,7 +134,7 @@ class Scheduler:
             last = last_runs[name]
             if job.on_start != "run_once" or last is None:
                 continue
-            started = last.started_at.astimezone(job.tz) if last.started_at.tzinfo else last.started_at.replace(tzinfo=now.tzinfo).astimezone(job.tz)
+            started = last.started_at.astimezone(job.tz)  # stored naive, local time: astimezone reads it so
             due = self._trigger(job).get_next_fire_time(started, started)
             if due is not None and due < now - timedelta(seconds=60):
                 self.log.warning("job {} missed {:%Y-%m-%d %H:%M} while dealerbot was not running: running it once now",
@@ -175,7 +175,7 @@ class Scheduler:
                 self._active.discard(task)
         for r in results:
             if r.status == "postponed" and r.resume_after is not None and not self.stop.is_set():
-                at = r.resume_after.astimezone(job.tz) if r.resume_after.tzinfo else r.resume_after.replace(tzinfo=datetime.now().astimezone().tzinfo)
+                at = r.resume_after.astimezone()  # stored naive, in local time
                 self.log.warning("job {} postponed by the portal's maintenance: runs again at {:%m-%d %H:%M}", name, at)
                 self.aps.add_job(self._fire, DateTrigger(at), args=[name, "postponed"], id=f"{name}@postponed",
                                  replace_existing=True, misfire_grace_time=job.misfire_grace_seconds)

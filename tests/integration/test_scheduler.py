@@ -11,7 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -76,6 +77,18 @@ async def _until(predicate, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.2)
 
 
+@asynccontextmanager
+async def _serving(settings, jobs, grace: float, wait: float) -> AsyncIterator[Scheduler]:
+    """A scheduler serving ``jobs`` for the block, then stopped (it must stop within ``wait``)."""
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=grace)
+    serving = asyncio.create_task(scheduler.serve())
+    try:
+        yield scheduler
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, wait)
+
+
 def _runs(settings, job: str) -> list:
     with Store.open(settings.store_url) as store:
         return [r for r in store.runs(100) if r.job == job]
@@ -84,9 +97,7 @@ def _runs(settings, job: str) -> list:
 async def test_a_job_runs_its_bot_on_time_again_and_again_and_skips_while_it_runs_elsewhere(settings, clean_sandbox, receiver):
     settings.notify.urls = [receiver.url]
     jobs = _timetable(settings, "jobs:\n  - {name: customers, run: oem-customers, every: 4s, on_start: wait}\n")
-    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
-    serving = asyncio.create_task(scheduler.serve())
-    try:
+    async with _serving(settings, jobs, grace=30, wait=60):
         await _until(lambda: len([r for r in _runs(settings, "customers") if r.status == "succeeded"]) >= 2)
         # The same bot started by hand for the same account: the next firing is skipped and recorded.
         while True:
@@ -96,9 +107,6 @@ async def test_a_job_runs_its_bot_on_time_again_and_again_and_skips_while_it_run
                 break
             except AlreadyRunning:  # a scheduled run holds it just now: take it after that one
                 await asyncio.sleep(0.2)
-    finally:
-        scheduler.request_stop()
-        await asyncio.wait_for(serving, 60)
     runs = _runs(settings, "customers")
     assert {r.trigger for r in runs} == {"schedule"}
     skipped = next(r for r in runs if r.status == "skipped")
@@ -110,17 +118,12 @@ async def test_a_job_runs_its_bot_on_time_again_and_again_and_skips_while_it_run
 
 async def test_a_firing_too_late_is_recorded_not_dropped_silently(settings, clean_sandbox):
     jobs = _timetable(settings, "jobs:\n  - {name: late, run: oem-customers, cron: '0 3 * * *', misfire_grace_seconds: 30}\n")
-    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=5)
-    serving = asyncio.create_task(scheduler.serve())
-    try:
+    async with _serving(settings, jobs, grace=5, wait=30) as scheduler:
         await asyncio.sleep(0.5)
         # As if the machine had been busy: the firing comes 10 minutes after its time.
         scheduler.aps.add_job(scheduler._fire, DateTrigger(datetime.now().astimezone() - timedelta(minutes=10)),
                               args=["late", "schedule"], id="late@slow", misfire_grace_time=30)
         await _until(lambda: bool(_runs(settings, "late")), 20)
-    finally:
-        scheduler.request_stop()
-        await asyncio.wait_for(serving, 30)
     (run,) = _runs(settings, "late")
     assert run.status == "skipped" and "错过" in run.error
 
@@ -135,14 +138,9 @@ async def test_after_the_machine_was_off_a_missed_job_runs_once_on_start(setting
             with store.engine.begin() as conn:
                 conn.execute(store.tables["runs"].update().where(store.tables["runs"].c.run_id == f"old-{job}")
                              .values(started_at=datetime.now() - timedelta(days=3)))
-    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
-    serving = asyncio.create_task(scheduler.serve())
-    try:
+    async with _serving(settings, jobs, grace=30, wait=60):
         await _until(lambda: any(r.trigger == "catch-up" and r.status == "succeeded" for r in _runs(settings, "daily")))
         await asyncio.sleep(1)
-    finally:
-        scheduler.request_stop()
-        await asyncio.wait_for(serving, 60)
     assert [r.trigger for r in _runs(settings, "daily")] == ["catch-up", "schedule"]  # newest first: once
     assert [r.run_id for r in _runs(settings, "patient")] == ["old-patient"]  # waits for its time
 
@@ -152,16 +150,11 @@ async def test_a_run_postponed_by_maintenance_is_run_again_when_the_window_ends(
     now = datetime.now()
     clean_sandbox.behave("dms", maintenance_window=f"{now - timedelta(minutes=5):%H:%M}-{now + timedelta(minutes=30):%H:%M}")
     jobs = _timetable(settings, "jobs:\n  - {name: contracts, run: dms-contracts, cron: '0 3 * * *'}\n")
-    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=10)
-    serving = asyncio.create_task(scheduler.serve())
-    try:
+    async with _serving(settings, jobs, grace=10, wait=30) as scheduler:
         scheduler.aps.add_job(scheduler._fire, DateTrigger(datetime.now().astimezone()), args=["contracts", "schedule"],
                               id="contracts@now")
         await _until(lambda: scheduler.aps.get_job("contracts@postponed") is not None, 30)
         again = scheduler.aps.get_job("contracts@postponed").next_run_time
-    finally:
-        scheduler.request_stop()
-        await asyncio.wait_for(serving, 30)
     (run,) = _runs(settings, "contracts")
     assert run.status == "postponed" and run.resume_after is not None
     assert again.replace(tzinfo=None) == run.resume_after
@@ -222,9 +215,7 @@ def test_sigterm_stops_the_scheduler_cleanly_and_the_run_is_recorded_interrupted
 
 async def test_firings_missed_while_the_scheduler_was_held_up_start_one_run(settings, clean_sandbox):
     jobs = _timetable(settings, "jobs:\n  - {name: often, run: oem-customers, every: 2s, coalesce: true, on_start: wait}\n")
-    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
-    serving = asyncio.create_task(scheduler.serve())
-    try:
+    async with _serving(settings, jobs, grace=30, wait=60) as scheduler:
         await asyncio.sleep(0.3)
         scheduler.aps.pause()  # as if the event loop had been blocked: three firings pass
         await asyncio.sleep(7)
@@ -232,9 +223,6 @@ async def test_firings_missed_while_the_scheduler_was_held_up_start_one_run(sett
         scheduler.aps.resume()
         await asyncio.sleep(1.5)
         started = [r for r in _runs(settings, "often") if r.started_at >= resumed - timedelta(seconds=0.2)]
-    finally:
-        scheduler.request_stop()
-        await asyncio.wait_for(serving, 60)
     ran = [r for r in started if r.status != "skipped"]
     assert len(ran) == 1, [(r.status, r.started_at) for r in started]  # three missed firings, one run
     # a firing that came while that one still ran is skipped as such, never a second run at once

@@ -16,6 +16,7 @@ Content-Security-Policy allowing only the console's own script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from collections.abc import AsyncIterator, Mapping
@@ -73,6 +74,7 @@ class Console:
         self.live: dict[str, dict[str, int]] = {}  # run id -> counts, while running here
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stop = asyncio.Event()  # set on shutdown: runs stop at their next safe point
+        self._store: Store | None = None
         self.env = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
         )
@@ -86,8 +88,12 @@ class Console:
         )
         return HTMLResponse(html, status_code=code)
 
-    def store(self) -> Store:
-        return Store.open(self.settings.store_url)
+    def store(self) -> contextlib.AbstractContextManager[Store]:
+        """The console's store, opened once (opening checks the file and the schema: not on
+        every page); ``with`` it, it stays open."""
+        if self._store is None:
+            self._store = Store.open(self.settings.store_url)
+        return contextlib.nullcontext(self._store)
 
     async def start(self, bot: str, dry_run: bool) -> str:
         """Start ``bot`` in this process; its run id once it is recorded.
@@ -267,11 +273,6 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
         log_file = settings.path("logs") / "runs" / run_id / "run.log"
 
         async def stream() -> AsyncIterator[str]:
-            with c.store() as store:  # one store for the stream (opening checks the file)
-                async for event in follow(store):
-                    yield event
-
-        async def follow(store: Store) -> AsyncIterator[str]:
             offset = 0
             while True:
                 if log_file.is_file():
@@ -283,7 +284,8 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
                         yield f"event: log\ndata: {json.dumps(line, ensure_ascii=False)}\n\n"
                 if run_id in c.live:
                     yield f"event: counts\ndata: {json.dumps(c.live[run_id])}\n\n"
-                current = store.run(run_id)
+                with c.store() as store:
+                    current = store.run(run_id)
                 if current is None or current.status != "running" or c.stop.is_set():
                     yield "event: done\ndata: {}\n\n"
                     return
