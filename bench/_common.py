@@ -22,7 +22,7 @@ _SANDBOX = """
 import json, sys, time
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
-with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=int(sys.argv[1]), seed=int(sys.argv[2]))) as sb:
+with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=int(sys.argv[1]), seed=int(sys.argv[2]))) as sb:
     print(json.dumps({"oem": sb.oem_url, "dms": sb.dms_url, "token": sb.admin_token}), flush=True)
     sys.stdin.read()  # until the benchmark closes the pipe
 """

@@ -24,7 +24,7 @@ ORDERS = 150
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=ORDERS, seed=11)) as sb:
+    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=ORDERS, seed=11)) as sb:
         yield sb
 
 

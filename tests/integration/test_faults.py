@@ -107,7 +107,7 @@ FAULT_ORDERS = 1000
 
 @pytest.fixture(scope="module")
 def big_sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=FAULT_ORDERS, seed=23)) as sb:
+    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=FAULT_ORDERS, seed=23)) as sb:
         yield sb
 
 

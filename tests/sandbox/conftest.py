@@ -31,7 +31,7 @@ def login(base_url: str, creds: dict, follow: bool = False) -> httpx.Client:
 
 @pytest.fixture(scope="session")
 def sandbox():
-    cfg = SandboxConfig(oem_port=0, dms_port=0, orders=120, seed=7)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=120, seed=7)
     with SandboxServer(cfg) as sb:
         yield sb
 

@@ -31,7 +31,7 @@ def test_port_in_use_raises(busy_port):
 
 def test_run_forever_port_in_use_returns_2(busy_port):
     lines = []
-    assert run_forever(SandboxConfig(oem_port=busy_port, dms_port=0, orders=10), echo=lines.append) == 2
+    assert run_forever(SandboxConfig(oem_port=busy_port, dms_port=0, usedcars_port=0, orders=10), echo=lines.append) == 2
     assert str(busy_port) in lines[0]
 
 
@@ -51,7 +51,7 @@ def test_window_wraps_midnight():
 
 
 def test_two_sandboxes_in_one_process_and_clean_stop():
-    cfg = SandboxConfig(oem_port=0, dms_port=0, orders=30, seed=1)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=30, seed=1)
     with SandboxServer(cfg) as a, SandboxServer(cfg.model_copy(update={"seed": 2})) as b:
         assert a.oem_url != b.oem_url and a.admin_token != b.admin_token
         assert a.config.oem_port and a.config.admin_token == a.admin_token
@@ -73,14 +73,15 @@ def test_run_forever_serves_until_sigterm(tmp_path):
     token_file = tmp_path / "state" / "sandbox-admin-token"
     code = ("import sys, pathlib; from dealerbot.sandbox.server import run_forever; "
             "from dealerbot.sandbox.config import SandboxConfig; "
-            "sys.exit(run_forever(SandboxConfig(oem_port=0, dms_port=0, orders=20), "
+            "sys.exit(run_forever(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=20), "
             f"echo=lambda s: print(s, flush=True), token_file=pathlib.Path({str(token_file)!r})))")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        lines = [p.stdout.readline() for _ in range(5)]
+        lines = [p.stdout.readline() for _ in range(7)]
         text = "".join(lines)
         assert "D31001" in text and "dealer_admin" in text and "Oem@2026!" in text
         assert "sales01" in text and "Dms@2026!" in text and str(token_file) in text
+        assert "zhihuan01" in text and "Used@2026!" in text  # the used-car platform, third
         url = lines[0].split()[-1]
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(url + "/__admin/health").json()["app"] == "oem"

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 async def test_ten_thousand_orders_through_errors_slowness_and_expiry(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = SandboxConfig(oem_port=0, dms_port=0, orders=10_000, seed=3, error_rate=0.03, slow_rate=0.02, slow_ms=800)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=10_000, seed=3, error_rate=0.03, slow_rate=0.02, slow_ms=800)
     with SandboxServer(cfg) as sb:
         admin = httpx.Client(base_url=sb.oem_url, headers={"X-Admin-Token": sb.admin_token}, timeout=30)
         truth = admin.get("/__admin/orders").json()
@@ -42,7 +42,7 @@ async def test_ten_thousand_orders_through_errors_slowness_and_expiry(tmp_path, 
 
 async def test_a_portal_rate_limit_pauses_the_run_instead_of_locking_the_account(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    cfg = SandboxConfig(oem_port=0, dms_port=0, orders=40, seed=5, rate_limit_per_minute=30)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=40, seed=5, rate_limit_per_minute=30)
     with SandboxServer(cfg) as sb:
         admin = httpx.Client(base_url=sb.oem_url, headers={"X-Admin-Token": sb.admin_token}, timeout=30)
         settings = load_settings(None, oem__url=sb.oem_url, run__rate_limit_pause_seconds=61, run__backoff_seconds=0.5)
@@ -59,7 +59,7 @@ async def test_a_portal_rate_limit_pauses_the_run_instead_of_locking_the_account
 async def test_a_thousand_orders_at_ten_percent_server_errors_complete_99_runs_in_100(tmp_path, monkeypatch):
     """The target of the hardening issue, literally: 100 seeded runs, default retry settings."""
     monkeypatch.chdir(tmp_path)
-    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=1000, seed=29, error_rate=0.1)) as sb:
+    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=1000, seed=29, error_rate=0.1)) as sb:
         admin = httpx.Client(base_url=sb.oem_url, headers={"X-Admin-Token": sb.admin_token}, timeout=30)
         settings = load_settings(None, oem__url=sb.oem_url, run__backoff_seconds=0.02)
         failed = []
@@ -78,7 +78,7 @@ async def test_a_throttle_set_to_the_portals_exact_limit_never_draws_a_429(tmp_p
     """Every request counts: navigations, the page's own script calls, the bot's reads. Before,
     only the bot's reads were counted and the portal answered 429 at its exact limit."""
     monkeypatch.chdir(tmp_path)
-    cfg = SandboxConfig(oem_port=0, dms_port=0, orders=60, seed=5, rate_limit_per_minute=40)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=60, seed=5, rate_limit_per_minute=40)
     with SandboxServer(cfg) as sb:
         admin = httpx.Client(base_url=sb.oem_url, headers={"X-Admin-Token": sb.admin_token}, timeout=30)
         settings = load_settings(None, oem__url=sb.oem_url, run__requests_per_minute=40)

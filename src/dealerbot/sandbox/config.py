@@ -82,6 +82,7 @@ class SandboxConfig(BaseModel):
     allow_remote: bool = False  # a host other than loopback exposes the portals and their admin API
     oem_port: int = 8701
     dms_port: int = 8702
+    usedcars_port: int = 8703  # the used-car trade-in platform (二手车置换平台): "a portal nobody here wrote"
     seed: int = 20261125
     orders: int = 500
     customers: int | None = None
@@ -105,7 +106,7 @@ class SandboxConfig(BaseModel):
             raise ValueError("host must not be empty (use 127.0.0.1)")
         return v
 
-    @field_validator("oem_port", "dms_port")
+    @field_validator("oem_port", "dms_port", "usedcars_port")
     @classmethod
     def _port(cls, v: int) -> int:
         if not 0 <= v <= 65535:
@@ -187,8 +188,10 @@ class SandboxConfig(BaseModel):
 
     @model_validator(mode="after")
     def _ports_differ(self) -> SandboxConfig:
-        if self.oem_port and self.oem_port == self.dms_port:
-            raise ValueError(f"oem_port and dms_port must differ (both {self.oem_port})")
+        ports = [p for p in (self.oem_port, self.dms_port, self.usedcars_port) if p]
+        if len(set(ports)) < len(ports):
+            raise ValueError(f"oem_port, dms_port and usedcars_port must differ (got {self.oem_port}, {self.dms_port}, "
+                             f"{self.usedcars_port})")
         return self
 
     @property

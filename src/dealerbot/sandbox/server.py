@@ -49,9 +49,11 @@ class SandboxServer:
         self.admin_token = token
         self.oem_url = ""
         self.dms_url = ""
+        self.usedcars_url = ""
         self.state: SandboxState | None = None
         self.oem_app = None
         self.dms_app = None
+        self.usedcars_app = None
         self._servers: list[uvicorn.Server] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -61,31 +63,35 @@ class SandboxServer:
     def start(self) -> SandboxServer:
         from .dms import create_dms_app
         from .oem import create_oem_app
+        from .usedcars import create_usedcars_app
 
         cfg = self.config
         socks: list[socket.socket] = []
         try:
             socks.append(_bind(cfg.host, cfg.oem_port, "OEM"))
             socks.append(_bind(cfg.host, cfg.dms_port, "DMS"))
+            socks.append(_bind(cfg.host, cfg.usedcars_port, "used-car platform"))
         except BaseException:
             for s in socks:
                 s.close()
             raise
-        oem_port, dms_port = socks[0].getsockname()[1], socks[1].getsockname()[1]
-        self.config = cfg = cfg.model_copy(update={"oem_port": oem_port, "dms_port": dms_port})
+        oem_port, dms_port, used_port = (s.getsockname()[1] for s in socks)
+        self.config = cfg = cfg.model_copy(update={"oem_port": oem_port, "dms_port": dms_port, "usedcars_port": used_port})
         host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
         self.oem_url, self.dms_url = f"http://{host}:{oem_port}", f"http://{host}:{dms_port}"
+        self.usedcars_url = f"http://{host}:{used_port}"
         try:
             self.state = SandboxState(cfg.seed, cfg.orders, cfg.customers, cfg.db_path)
             self.oem_app = create_oem_app(cfg, self.state, self.admin_token)
             self.dms_app = create_dms_app(cfg, self.state, self.admin_token)
+            self.usedcars_app = create_usedcars_app(cfg, self.admin_token)
         except BaseException:
             for s in socks:
                 s.close()
             if self.state is not None:
                 self.state.close()
             raise
-        for app in (self.oem_app, self.dms_app):
+        for app in (self.oem_app, self.dms_app, self.usedcars_app):
             ucfg = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", loop="asyncio",
                                   ws="none", timeout_graceful_shutdown=1, timeout_keep_alive=5)
             self._servers.append(uvicorn.Server(ucfg))
@@ -152,6 +158,8 @@ def run_forever(
     from .dms import DEMO_PASSWORD as DMS_PASSWORD
     from .dms import DEMO_USERNAME as DMS_USER
     from .oem import DEMO_DEALER_CODE, DEMO_PASSWORD, DEMO_USERNAME
+    from .usedcars import DEMO_PASSWORD as USED_PASSWORD
+    from .usedcars import DEMO_USERNAME as USED_USER
 
     stop = threading.Event()
     try:
@@ -168,6 +176,8 @@ def run_forever(
         echo(f"  login: dealer code {DEMO_DEALER_CODE} / user {DEMO_USERNAME} / password {DEMO_PASSWORD}")
         echo(f"DMS (经销商管理系统):       {sb.dms_url}")
         echo(f"  login: user {DMS_USER} / password {DMS_PASSWORD}")
+        echo(f"二手车置换平台 (used-car trade-in platform): {sb.usedcars_url}")
+        echo(f"  login: user {USED_USER} / password {USED_PASSWORD}")
         if token_file is not None:
             token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
