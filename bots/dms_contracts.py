@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dealerbot.bot import ListBot
-from dealerbot.pages.dms import DmsApp, contracts_screen
-from dealerbot.records import DMS_CONTRACT
+from dealerbot.api import DMS_CONTRACT, ListBot
+from portals.dms import DmsApp, contracts_screen
 
 
 class DmsContractsBot(ListBot):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dealerbot.bot import ListBot
-from dealerbot.pages.dms import DmsApp, customers_screen
-from dealerbot.records import DMS_CUSTOMER
+from dealerbot.api import DMS_CUSTOMER, ListBot
+from portals.dms import DmsApp, customers_screen
 
 
 class DmsCustomersBot(ListBot):

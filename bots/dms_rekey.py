@@ -8,11 +8,8 @@ the final save. Run ``dealerbot reconcile`` (or ``dealerbot sync``) first to pla
 
 from __future__ import annotations
 
-from dealerbot.bot import Bot, BotContext
-from dealerbot.failpoints import Failpoints
-from dealerbot.pages.dms import WRITE_SELECTORS, DmsApp, WebDms
-from dealerbot.portal import PortalSession
-from dealerbot.rekey import Rekeyer, pending_actions, write_actions
+from dealerbot.api import Bot, BotContext, Failpoints, PortalSession, Rekeyer, pending_actions, write_actions
+from portals.dms import WRITE_SELECTORS, DmsApp, WebDms
 
 
 class DmsRekeyBot(Bot):

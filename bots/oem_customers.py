@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dealerbot.bot import ListBot
-from dealerbot.pages.oem import CustomersPage, OemPortal
-from dealerbot.records import OEM_CUSTOMER
+from dealerbot.api import OEM_CUSTOMER, ListBot
+from portals.oem import CustomersPage, OemPortal
 
 
 class OemCustomersBot(ListBot):

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from dealerbot.bot import Bot, BotContext, fan_out
-from dealerbot.pages.oem import PAGE_SIZE, OemPortal, OrderDetailPage, OrdersPage
-from dealerbot.records import OEM_ORDER
+from dealerbot.api import OEM_ORDER, Bot, BotContext, fan_out
+from portals.oem import PAGE_SIZE, OemPortal, OrderDetailPage, OrdersPage
 
 TIE_OVERLAP = timedelta(seconds=1)
 

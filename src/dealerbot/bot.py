@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from dealerbot.browser import Browser, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import PasswordSource, env_name
-from dealerbot.errors import LoginRejected, RecordRejected, StopRequested, SystemFailure
+from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopRequested, SystemFailure
 from dealerbot.locators import SelectorFile, build_locator, load_portal_selectors
 from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
@@ -29,7 +29,7 @@ from dealerbot.store import RecordWriter, Store
 
 
 class PortalApp(Protocol):
-    """A portal's top-level page object (see :mod:`dealerbot.pages`)."""
+    """A portal's top-level page object (:class:`dealerbot.pages.common.PortalApp` or alike)."""
 
     async def open(self) -> None: ...
 
@@ -50,8 +50,10 @@ class Bot(ABC):
     """Base class of bots. Subclasses set the class attributes and implement :meth:`run`."""
 
     name: ClassVar[str]
-    portal: ClassVar[str]
+    portal: ClassVar[str]  # the portal whose account the bot runs for (one run per account at a time)
+    also_uses: ClassVar[tuple[str, ...]] = ()  # further portals it opens in the same run
     entity: ClassVar[Entity | None] = None  # the records it reads (None: a bot that writes)
+    entities: ClassVar[tuple[Entity, ...]] = ()  # further record types it emits
     description: ClassVar[str]
     incremental: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()  # run options it understands, e.g. ("dry_run",)
@@ -60,6 +62,16 @@ class Bot(ABC):
     @abstractmethod
     async def run(self, ctx: BotContext) -> None:
         """Do the work. Raise a :class:`~dealerbot.errors.SystemFailure` when a portal breaks."""
+
+
+def bot_entities(cls: type[Bot]) -> tuple[Entity, ...]:
+    """Every record type a bot emits (``entity`` first)."""
+    return ((cls.entity,) if cls.entity is not None else ()) + tuple(e for e in cls.entities if e is not cls.entity)
+
+
+def bot_portals(cls: type[Bot]) -> tuple[str, ...]:
+    """Every portal a bot opens (``portal`` first)."""
+    return (cls.portal, *(p for p in cls.also_uses if p != cls.portal))
 
 
 class ListBot(Bot):
@@ -102,40 +114,57 @@ class BotContext:
     newest_change: datetime | None = None
     notes: list[str] = field(default_factory=list)  # for the operator: the summary and `runs`
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: stop at the next safe point
+    input: list[dict[str, str]] | None = None  # rows of `run --input FILE` (a bot with the "input" option)
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
     # -- portals ----------------------------------------------------------------------------
     def selectors(self, portal: str) -> SelectorFile:
         """The portal's validated selector file."""
-        return load_portal_selectors(portal, self.selectors_dir)
+        return load_portal_selectors(portal, self.selectors_dir, self.settings.home)
 
     def state_file(self, portal: str) -> Path:
         """Where the portal's login is kept between runs (git-ignored, mode 0600)."""
-        username = getattr(self.settings, portal).username or "default"
+        username = self.settings.portal(portal).username or "default"
         return self.settings.path("state") / f"{portal}-{username}.json"
+
+    def portal_app(self, portal: str) -> Callable[[PortalSession, Callable[[], str]], PortalApp]:
+        """The app that opens ``portal``: its class in ``portals/`` (``name = portal``), else
+        the default login app.
+
+        Raises:
+            ConfigError: a portals/ module fails to import.
+        """
+        from dealerbot.registry import portal_app
+
+        return portal_app(portal, self.settings.home)
 
     @asynccontextmanager
     async def portal(
-        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp], require: tuple[str, ...] = (),
+        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp] | None = None,
+        require: tuple[str, ...] = (),
     ) -> AsyncIterator[PortalSession]:
         """Open ``portal`` in a fresh browser context, logged in, on its landing page.
 
-        Every selector name of the app's module ``SELECTORS_USED`` and of ``require`` (what the
-        bot's own steps use) must be in the portal's selector file.
+        Every selector name the app uses (its module's ``SELECTORS_USED``, its class's
+        ``selectors_used(settings)``) and of ``require`` (what the bot's own steps use) must be in
+        the portal's selector file: checked before the browser starts.
 
-        ``app(session, password)`` builds the portal's top-level page object; its ``open()``
-        logs in when the saved login no longer works, and its ``login()`` is used again when
-        the session expires mid-run. Failure evidence is saved when the block raises.
+        ``app(session, password)`` builds the portal's top-level page object (default:
+        :meth:`portal_app`); its ``open()`` logs in when the saved login no longer works, and its
+        ``login()`` is used again when the session expires mid-run. Failure evidence is saved
+        when the block raises.
 
         Raises:
             LoginRejected: the portal refused the password (never retried).
             CredentialsMissing: no password is configured.
             SystemFailure: the portal could not be opened.
         """
+        settings = self.settings.portal(portal)
+        app = app or self.portal_app(portal)
         selectors = self.selectors(portal)
-        selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *require))
+        own = app.selectors_used(settings) if hasattr(app, "selectors_used") else ()
+        selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *own, *require))
         self.log.info("{}: selectors from {}", portal, selectors.path)
-        settings = getattr(self.settings, portal)
         account = account_key(portal, settings)
         fingerprint = self._check_not_refused(portal, account, selectors.title)
 
@@ -152,14 +181,14 @@ class BotContext:
             portal, self.evidence, self.state_file(portal), mask,
             timeout_ms=self.settings.run.timeout_seconds * 1000, trace=self.bot.trace if trace is None else trace,
             mask_css=[c.value for name in selectors.evidence_mask for c in selectors.spec(name).candidates
-                      if c.kind == "css" and not c.fields()],
+                      if c.kind == "css" and not c.fields() and not c.frame],
         ) as pctx:
             page = await pctx.new_page()
             session = PortalSession(
                 portal, settings, pctx, page, selectors, self.settings.run, self.log, self.counts
             )
             top = app(session, lambda: self.password(portal))
-            session.login = top.login
+            session.login, session.app = top.login, top
             if self.settings.run.requests_per_minute:
                 await session.count_every_request()
             try:
@@ -182,7 +211,7 @@ class BotContext:
 
     @asynccontextmanager
     async def portal_pages(
-        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp], pages: int,
+        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp] | None, pages: int,
         require: tuple[str, ...] = (),
     ) -> AsyncIterator[list[PortalSession]]:
         """Like :meth:`portal`, with ``pages`` pages in the one logged-in browser context, one
@@ -192,6 +221,7 @@ class BotContext:
         Raises:
             as :meth:`portal`.
         """
+        app = app or self.portal_app(portal)
         async with self.portal(portal, app, require) as first:
             sessions = [first]
             for _ in range(pages - 1):
@@ -242,6 +272,23 @@ class BotContext:
         if self.stop.is_set():
             raise StopRequested("调度程序正在停止：当前记录已完成，其余留待下次运行 (stopped between records by a shutdown)")
 
+    def download_dir(self) -> Path:
+        """Where this run keeps the files it downloads: ``out/downloads/<run-id>/`` (0700)."""
+        from dealerbot.files import private_dir
+
+        return private_dir(self.settings.path("out") / "downloads" / self.run_id)
+
+    def input_rows(self) -> list[dict[str, str]]:
+        """The rows of this run's input file (``dealerbot run BOT --input FILE``), by column name.
+
+        Raises:
+            ConfigError: the run was started without ``--input`` (the bot needs one).
+        """
+        if self.input is None:
+            raise ConfigError(f"机器人 {self.bot.name} 需要输入文件：dealerbot run {self.bot.name} --input 文件.xlsx "
+                              f"(this bot needs --input FILE)")
+        return self.input
+
     def personal(self, *values: Any) -> None:
         """Mark values as personal data (names, addresses...) so that every artifact of the run
         masks them: logs, page HTML, traces. Records' personal fields are marked by :meth:`emit`;
@@ -273,7 +320,7 @@ class BotContext:
         Raises:
             CredentialsMissing: there is none.
         """
-        return self.passwords(portal, getattr(self.settings, portal).username)
+        return self.passwords(portal, self.settings.portal(portal).username)
 
     # -- records --------------------------------------------------------------------------
     def emit(self, entity: Entity, data: dict[str, Any], source: str = "") -> bool:
@@ -316,6 +363,16 @@ class BotContext:
         self.writer.reject(entity, key, code, field, reason, dict(data))
         self.log.info("rejected {} {}: {}", entity.name, key or "(no key)", reason)
         self.progress()
+
+    @contextmanager
+    def rejecting(self, entity: Entity, data: dict[str, Any]) -> Iterator[None]:
+        """Work on one record: a :class:`~dealerbot.errors.RecordRejected` raised in the block
+        (a dropdown without the value, a check of the bot's own) rejects the record with its
+        reason and the run goes on; system failures pass through."""
+        try:
+            yield
+        except RecordRejected as rej:
+            self.reject(entity, data, rej.code, rej.reason, rej.field or "")
 
     def observe_change(self, changed_at: datetime) -> None:
         """Note a change time the bot *listed* (not read later from a detail page).

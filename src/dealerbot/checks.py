@@ -8,15 +8,12 @@ drifted), or nothing does (``missing``; ``optional`` for names that may be absen
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
-from dealerbot.errors import ConfigError
 from dealerbot.locators import Screen, build_locator, load_portal_selectors
 from dealerbot.portal import PortalSession
 from dealerbot.runner import make_masker
@@ -31,18 +28,6 @@ class SelectorResult:
     name: str
     result: str  # ok | fallback | missing | optional | unchecked
     detail: str
-
-
-def _portal_app(portal: str) -> Callable[[PortalSession, Callable[[], str]], Any]:
-    if portal == "oem":
-        from dealerbot.pages.oem import OemPortal
-
-        return OemPortal
-    if portal == "dms":
-        from dealerbot.pages.dms import DmsApp
-
-        return DmsApp
-    raise ConfigError(f"unknown portal {portal!r}: use oem or dms")
 
 
 async def _check_names(s: PortalSession, screen: Screen, done: dict[str, SelectorResult]) -> None:
@@ -80,10 +65,12 @@ async def check_selectors(
         ConfigError: unknown portal, malformed selector file, no browser, wrong password.
         SystemFailure: the portal could not be reached.
     """
-    app_cls = _portal_app(portal)
-    selectors = load_portal_selectors(portal)
+    from dealerbot.registry import portal_app
+
+    portal_settings = settings.portal(portal)
+    app_cls = portal_app(portal, settings.home)
+    selectors = load_portal_selectors(portal, home=settings.home)
     lookup = password_source(passwords)
-    portal_settings = getattr(settings, portal)
     done: dict[str, SelectorResult] = {}
     folder = settings.path("logs") / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-check-{portal}"
     evidence = Evidence(folder, make_masker(settings, passwords))  # written only if the check fails

@@ -200,6 +200,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="dms-rekey：填写表单但不保存，报告将写入的内容（演练）")] = False,
     headed: Annotated[bool, typer.Option("--headed", help="显示浏览器窗口")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="在终端显示调试日志")] = False,
+    input_file: Annotated[Path | None, typer.Option("--input", help="本次运行的输入数据（CSV 或 XLSX，首行为列名），供需要输入的机器人使用")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """立即运行一个机器人，显示进度。
@@ -217,10 +218,13 @@ def run(
     _setup_console_logging(settings, verbose)
     console = _console()
     try:
-        cls = get_bot(bot)  # an unknown name is said before any progress bar is drawn
+        cls = get_bot(bot, home=settings.home)  # an unknown name is said before any progress bar is drawn
         if dry_run and "dry_run" not in cls.options:
             raise ConfigError(f"bot '{bot}' only reads: --dry-run is for bots that write (dms-rekey)")
-        result = _run_one(settings, bot, console, full=full, headed=headed, options={"dry_run": dry_run})
+        if input_file is not None and "input" not in cls.options:
+            raise ConfigError(f"机器人 '{bot}' 不读取输入文件 (bot '{bot}' takes no --input)")
+        options: dict[str, Any] = {"dry_run": dry_run, "input": str(input_file.resolve()) if input_file else None}
+        result = _run_one(settings, bot, console, full=full, headed=headed, options=options)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     console.print(_summary_table([result]))
@@ -233,14 +237,16 @@ def run(
 
 
 @app.command()
-def bots() -> None:
+def bots(config: ConfigOpt = None) -> None:
     """列出所有机器人。
 
-    List the bots that exist."""
+    List the bots that exist (the shipped ones and the project folder's bots/)."""
+    from dealerbot.bot import bot_entities, bot_portals
     from dealerbot.registry import discover
 
+    settings = _settings(config)
     try:
-        found = discover()
+        found = discover(home=settings.home)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     table = Table(title="bots")
@@ -248,7 +254,8 @@ def bots() -> None:
         table.add_column(col, no_wrap=True)
     table.add_column("description", overflow="fold")
     for name, cls in found.items():
-        table.add_row(name, cls.portal, cls.entity.title if cls.entity else "（写入）", "yes" if cls.incremental else "no", cls.description)
+        records = "、".join(e.title for e in bot_entities(cls)) or "（写入）"
+        table.add_row(name, ", ".join(bot_portals(cls)), records, "yes" if cls.incremental else "no", cls.description)
     _console().print(table)
 
 
@@ -342,7 +349,7 @@ def _export(settings: Settings, run_id: str | None, output: Path | None, runs: l
                 else:
                     runs = latest_runs(store)
             path = output or default_workbook_path(settings.path("out"), runs)
-            stats = export_runs(store, runs, path, entity_of_bots(), all_records)
+            stats = export_runs(store, runs, path, entity_of_bots(settings.home), all_records)
     except (DealerbotError, ValueError) as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:  # a read-only or full disk, a folder that is a file, a file open in Excel
@@ -603,14 +610,15 @@ def _sync_and_report(settings: Settings, console: Console, output: Path | None =
 def sandbox(
     oem_port: Annotated[int | None, typer.Option(help="厂家门户端口（0 = 任意空闲端口）")] = None,
     dms_port: Annotated[int | None, typer.Option(help="DMS端口（0 = 任意空闲端口）")] = None,
+    usedcars_port: Annotated[int | None, typer.Option(help="二手车置换平台端口（0 = 任意空闲端口）")] = None,
     orders: Annotated[int | None, typer.Option(help="生成的订单数")] = None,
     seed: Annotated[int | None, typer.Option(help="数据生成种子")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="允许 [sandbox] host 使用非本机地址")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """启动练习用的厂家门户和DMS（Ctrl-C 停止）。
+    """启动练习用的厂家门户、DMS 和二手车置换平台（Ctrl-C 停止）。
 
-    Start the practice OEM portal and DMS in the foreground (Ctrl-C stops them). The admin
+    Start the practice OEM portal, DMS and used-car trade-in platform in the foreground (Ctrl-C stops them). The admin
     token is written to state/sandbox-admin-token (readable by you only)."""
     from pydantic import ValidationError
 
@@ -620,7 +628,8 @@ def sandbox(
 
     settings = _settings(config)
     values = dict(settings.sandbox)
-    values.update({k: v for k, v in {"oem_port": oem_port, "dms_port": dms_port, "orders": orders, "seed": seed}.items() if v is not None})
+    values.update({k: v for k, v in {"oem_port": oem_port, "dms_port": dms_port, "usedcars_port": usedcars_port, "orders": orders,
+                                         "seed": seed}.items() if v is not None})
     if allow_remote:
         values["allow_remote"] = True
     try:
@@ -653,7 +662,7 @@ def demo(
     demo_store = base.path("var") / "demo.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{demo_store}{suffix}").unlink(missing_ok=True)
-    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, orders=orders)) as sb:
+    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=orders)) as sb:
         console.print(f"练习环境 (sandbox)：厂家门户 {sb.oem_url} · DMS {sb.dms_url}", markup=False)
         settings = _settings(
             None,
@@ -762,7 +771,7 @@ def dictionary_check(config: ConfigOpt = None) -> None:
 
 @selectors_app.command("check")
 def selectors_check(
-    portal: Annotated[str, typer.Argument(help="门户：oem 或 dms")],
+    portal: Annotated[str, typer.Argument(help="门户名：oem、dms 或 [portals.<名称>] 中配置的门户")],
     headed: Annotated[bool, typer.Option("--headed")] = False,
     config: ConfigOpt = None,
 ) -> None:
@@ -779,7 +788,7 @@ def selectors_check(
         raise _fail(str(exc)) from None
     from dealerbot.locators import portal_selectors_path
 
-    table = Table(title=f"{portal_selectors_path(portal)} on {getattr(settings, portal).url}")
+    table = Table(title=f"{portal_selectors_path(portal, home=settings.home)} on {settings.portal(portal).url}")
     for col in ("name", "result", "matched"):
         table.add_column(col)
     colours = {"ok": "green", "fallback": "yellow", "missing": "red", "optional": "dim", "unchecked": "dim"}
@@ -799,7 +808,7 @@ def selectors_check(
 
 @credentials_app.command("set")
 def credentials_set(
-    portal: Annotated[str, typer.Argument(help="oem 或 dms")],
+    portal: Annotated[str, typer.Argument(help="门户名：oem、dms 或 [portals.<名称>] 中配置的门户")],
     config: ConfigOpt = None,
 ) -> None:
     """输入门户密码并保存到系统钥匙串。
@@ -808,9 +817,10 @@ def credentials_set(
     from dealerbot.credentials import set_password
 
     settings = _settings(config)
-    if portal not in ("oem", "dms"):
-        raise _fail(f"unknown portal {portal!r}: use oem or dms")
-    username = getattr(settings, portal).username
+    try:
+        username = settings.portal(portal).username
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
     password = typer.prompt(f"password for {portal} user {username}", hide_input=True, confirmation_prompt=True)
     try:
         backend = set_password(portal, username, password)
@@ -824,12 +834,12 @@ def _forget_refusal(settings: Settings, portal: str) -> bool:
     from dealerbot.bot import account_key
 
     with _open_store(settings) as store:
-        return store.clear_login_refusal(account_key(portal, getattr(settings, portal)))
+        return store.clear_login_refusal(account_key(portal, settings.portal(portal)))
 
 
 @credentials_app.command("retry")
 def credentials_retry(
-    portal: Annotated[str, typer.Argument(help="oem 或 dms")],
+    portal: Annotated[str, typer.Argument(help="门户名：oem、dms 或 [portals.<名称>] 中配置的门户")],
     config: ConfigOpt = None,
 ) -> None:
     """允许下次运行再试一次门户上次拒绝的密码（确认密码无误时）。
@@ -837,8 +847,10 @@ def credentials_retry(
     Let the next run try the password the portal refused last time (when you are sure it is
     right, e.g. the account was unlocked). dealerbot never retries a refused password by itself."""
     settings = _settings(config)
-    if portal not in ("oem", "dms"):
-        raise _fail(f"unknown portal {portal!r}: use oem or dms")
+    try:
+        settings.portal(portal)
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
     if _forget_refusal(settings, portal):
         _console().print(f"下次运行将再次尝试 {portal} 的密码 (the next run will try the password again)")
     else:
@@ -869,7 +881,7 @@ def _load_jobs(settings: Settings) -> list[Any]:
 
     folder = settings.path("schedules")
     try:
-        jobs = load_timetables(folder, discover())
+        jobs = load_timetables(folder, discover(home=settings.home), settings.portal_names)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     if not jobs:

@@ -6,11 +6,16 @@ key written in the file is refused with a message saying where to put it instead
 
 Nested keys map to environment variables with a double underscore, e.g. ``[oem] url`` is
 ``DEALERBOT_OEM__URL`` and ``[run] concurrency`` is ``DEALERBOT_RUN__CONCURRENCY``.
+
+Portals are a named collection: ``[portals.<name>]`` (``DEALERBOT_PORTALS__<NAME>__URL``), read
+through :meth:`Settings.portal` everywhere. The shipped two keep their short sections ``[oem]`` and
+``[dms]`` (``[portals.oem]`` means the same).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -30,12 +35,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+PORTAL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+SHIPPED_PORTALS = ("oem", "dms")
+
+
 class PortalSettings(_Section):
     """Where a portal lives and who logs in (the password is looked up separately)."""
 
-    url: str = "http://127.0.0.1:8701"
+    url: str
     dealer_code: str = ""
     username: str = ""
+    login_fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="other fields the login form asks for: selector name after 'login.' -> value, "
+                    "e.g. {store = \"S01\"} types S01 into login.store",
+    )
 
     @field_validator("url")
     @classmethod
@@ -210,6 +224,9 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
     notify: NotifySettings = NotifySettings()
+    portals: dict[str, PortalSettings] = Field(
+        default_factory=dict, description="further portals by name; [portals.oem] / [portals.dms] are [oem] / [dms]",
+    )
     sandbox: dict[str, Any] = Field(default_factory=dict)
     _home: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
@@ -243,6 +260,78 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init kwargs; the environment wins over them.
         return (_SectionEnv(settings_cls), init_settings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shipped_portals_in_collection(cls, data: Any) -> Any:
+        """``[portals.oem]`` is ``[oem]`` (both may be given; one key twice with two values is refused)."""
+        if not isinstance(data, dict) or not isinstance(data.get("portals"), dict):
+            return data
+        data = dict(data)
+        portals = dict(data["portals"])
+        for name in SHIPPED_PORTALS:
+            if name not in portals:
+                continue
+            extra, short = portals.pop(name), data.get(name) or {}
+            if isinstance(extra, dict) and isinstance(short, dict):
+                clash = sorted(k for k in extra.keys() & short.keys() if extra[k] != short[k])
+                if clash:
+                    raise ValueError(f"portals.{name}.{clash[0]} and {name}.{clash[0]} differ: write it once")
+                data[name] = {**short, **extra}
+            else:
+                data[name] = extra
+        data["portals"] = portals
+        return data
+
+    @field_validator("portals")
+    @classmethod
+    def _portal_names(cls, value: dict[str, PortalSettings]) -> dict[str, PortalSettings]:
+        for name in value:
+            if not PORTAL_NAME.fullmatch(name):
+                raise ValueError(
+                    f"portal name {name!r}: use lower-case letters, digits and _ (it names the selector file "
+                    f"selectors/<name>.yaml and the password variable DEALERBOT_<NAME>_PASSWORD)"
+                )
+        return value
+
+    # -- portals -----------------------------------------------------------------------------
+    @property
+    def portal_names(self) -> list[str]:
+        """Every configured portal: the shipped two, then ``[portals.*]`` in file order."""
+        return [*SHIPPED_PORTALS, *self.portals]
+
+    def portal(self, name: str) -> PortalSettings:
+        """The settings of portal ``name``.
+
+        Raises:
+            ConfigError: no such portal is configured (the message lists those that are).
+        """
+        if name in SHIPPED_PORTALS:
+            return getattr(self, name)  # type: ignore[no-any-return]
+        try:
+            return self.portals[name]
+        except KeyError:
+            where = self.source or "dealerbot.toml"
+            raise ConfigError(
+                f"没有配置门户 '{name}'：请在 {where} 中加入 [portals.{name}] 并写明 url "
+                f"(no portal '{name}' is configured; configured: {', '.join(self.portal_names)})"
+            ) from None
+
+    def with_portal(self, name: str, **changes: Any) -> Settings:
+        """A copy with portal ``name``'s settings changed (validated).
+
+        Raises:
+            ConfigError: no such portal, or an invalid value.
+        """
+        current = self.portal(name)
+        try:
+            changed = type(current).model_validate({**current.model_dump(), **changes})
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, f"portal {name}")) from None
+        update: dict[str, Any] = {name: changed} if name in SHIPPED_PORTALS else {"portals": {**self.portals, name: changed}}
+        copy = self.model_copy(update=update)
+        copy.home, copy.source = self.home, self.source
+        return copy
 
     # -- derived paths ---------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -280,14 +369,18 @@ def _find_config(explicit: Path | None) -> Path | None:
 
 
 def _refuse_passwords(data: dict[str, Any], path: Path) -> None:
-    for section, values in data.items():
+    sections = [(s, v) for s, v in data.items() if s != "portals"]
+    if isinstance(data.get("portals"), dict):
+        sections += [(f"portals.{name}", v) for name, v in data["portals"].items()]
+    for section, values in sections:
         if isinstance(values, dict):
+            portal = section.removeprefix("portals.")
             for key in values:
                 if any(w in key.lower() for w in ("password", "passwd", "pwd", "secret", "token")):
                     raise ConfigError(
                         f"{path}: [{section}] {key} holds a password; passwords are never read "
-                        f"from the config file. Remove it and set DEALERBOT_{section.upper()}_PASSWORD "
-                        f"or run `dealerbot credentials set {section}` (stores it in the OS keyring)."
+                        f"from the config file. Remove it and set DEALERBOT_{portal.upper()}_PASSWORD "
+                        f"or run `dealerbot credentials set {portal}` (stores it in the OS keyring)."
                     )
         elif "password" in section.lower():
             raise ConfigError(

@@ -87,12 +87,13 @@ LEGEND = "红色 = 已拒绝（未入库，原因见“问题说明”）；黄�
 
 
 def export_runs(
-    store: Store, runs: Sequence[RunRecord], path: Path, bot_entities: dict[str, Entity | None], all_records: bool = False,
-    review: bool = True,
+    store: Store, runs: Sequence[RunRecord], path: Path, bot_records: dict[str, tuple[Entity, ...]],
+    all_records: bool = False, review: bool = True,
 ) -> WorkbookStats:
     """Write the review workbook for ``runs`` to ``path`` (atomically).
 
-    Each run gives a sheet of its entity: the records it read (or, with ``all_records``, every
+    ``bot_records`` maps bot names to the record types they emit (:func:`entity_of_bots`).
+    Each run gives a sheet per record type: the records it read (or, with ``all_records``, every
     record in the store) and the records it rejected. With ``review``, the re-key sheets follow
     (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review`).
 
@@ -105,11 +106,15 @@ def export_runs(
     summary: list[tuple[str, Any]] = [("导出时间", datetime.now().replace(microsecond=0)), ("颜色说明", LEGEND)]
     sheets: list[Sheet] = []
     order = list(ENTITIES)
-    runs = sorted(runs, key=lambda r: (order.index(e.name) if (e := bot_entities.get(r.bot)) else len(order), r.started_at))
+
+    def rank(run: RunRecord) -> tuple[int, datetime]:
+        first = (bot_records.get(run.bot) or (None,))[0]
+        return (order.index(first.name) if first is not None and first.name in order else len(order), run.started_at)
+
+    runs = sorted(runs, key=rank)
     for run in runs:
-        if run.bot not in bot_entities:
+        if run.bot not in bot_records:
             raise ConfigError(f"run {run.run_id}: bot '{run.bot}' is unknown, cannot export it")
-        entity = bot_entities[run.bot]
         counts = "，".join(f"{COUNT_TEXT.get(k, k)} {v}" for k, v in run.counts.items() if v and k in COUNT_TEXT)
         summary += [
             ("运行编号", run.run_id),
@@ -124,11 +129,12 @@ def export_runs(
             summary.append(("错误", run.error))
         if run.evidence_dir:
             summary.append(("失败证据", run.evidence_dir))
-        if entity is None:  # a bot that writes: its actions are on the 待处理 / 已写入 sheets
-            continue
-        columns = [Column(f.name, f.header, f.kind, f.width) for f in entity.fields]
-        title = entity.title if sum(1 for r in runs if bot_entities.get(r.bot) is entity) == 1 else f"{entity.title}-{run.run_id[-4:]}"
-        sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records)))
+        # A bot that only writes has no record sheet: its actions are on 待处理 / 写入结果.
+        for entity in bot_records[run.bot]:
+            columns = [Column(f.name, f.header, f.kind, f.width) for f in entity.fields]
+            shared = sum(1 for r in runs if entity in bot_records.get(r.bot, ())) > 1
+            title = f"{entity.title}-{run.run_id[-4:]}" if shared else entity.title
+            sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records)))
     if review:
         from dealerbot.review import review_sheets
 
@@ -138,11 +144,17 @@ def export_runs(
     return write_workbook(path, summary, sheets)
 
 
-def entity_of_bots() -> dict[str, Entity | None]:
-    """Each bot's entity (None for bots that write), from the bot registry."""
+def entity_of_bots(home: Path | None = None) -> dict[str, tuple[Entity, ...]]:
+    """The record types each bot emits (none for a bot that only writes), from the bot
+    registry (the project folder ``home``'s bots included).
+
+    Raises:
+        ConfigError: a bots/ module fails to import.
+    """
+    from dealerbot.bot import bot_entities
     from dealerbot.registry import discover
 
-    return {name: cls.entity for name, cls in discover().items()}
+    return {name: bot_entities(cls) for name, cls in discover(home=home).items()}
 
 
 def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord], now: datetime | None = None) -> Path:

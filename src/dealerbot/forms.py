@@ -6,10 +6,17 @@ to write (public API: a user's own portal uses it the same way).
   firing the ``input`` and ``change`` events the page listens to; anything else (a ``label`` or
   ``role`` choice, a CSS extension only Playwright knows) is filled by Playwright, field by field.
 * :meth:`Form.choose` picks a ``<select>`` option by its value or visible text.
-* :meth:`Form.submit` clicks once (and confirms a confirm dialog when given) and reads the
-  outcome: the page the portal answered with, its status and its field errors. It **never
-  retries**: when no answer came (timeout, closed page) the outcome is ``unknown``, and the
-  caller must look in the portal for what happened before doing anything else.
+* :meth:`Form.submit` clicks once (and confirms a confirm dialog when given: the page's own, or
+  the browser's native ``confirm()`` with ``dialog="accept"``) and reads the outcome: the page the
+  portal answered with, its status, its field errors, its success toast. It **never retries**:
+  when no answer came (timeout, closed page) the outcome is ``unknown``, and the caller must look
+  in the portal for what happened before doing anything else.
+* :meth:`Form.download` saves the file a click makes the portal send (name, folder, timeout);
+  :meth:`Form.upload` sets a file input; :meth:`Form.popup` follows a click into the new window
+  it opens (a session on that page, same login).
+
+Native ``alert``/``confirm`` dialogs the helper was not told to expect are dismissed (the
+browser's default when nobody answers): a confirm nobody asked for never saves anything.
 
 Raises (every method): :class:`~dealerbot.errors.PageChanged` when a named element is not on
 the page; :class:`~dealerbot.errors.RecordRejected` when a value is not among a dropdown's
@@ -18,15 +25,21 @@ options (the record cannot be written as it is).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from dealerbot.errors import PageChanged, RecordRejected
+from dealerbot.errors import PageChanged, PortalUnavailable, RecordRejected, StepTimeout
 from dealerbot.portal import PortalSession
+
+Dialog = Literal["accept", "dismiss"]
 
 _MISSING, _NO_OPTION, _NOT_BATCHABLE = -1, -2, -3
 
@@ -106,6 +119,7 @@ class Form:
 
     def __init__(self, session: PortalSession) -> None:
         self.s = session
+        self.dialogs: list[str] = []  # texts of the native dialogs answered, newest last
 
     @property
     def page(self) -> Any:
@@ -116,7 +130,7 @@ class Form:
         """The css choices of ``name`` (in order), their positions among all its choices, and
         whether it has other choices too (label, role...: only Playwright can try those)."""
         cands = [c.format(dict(params or {})) for c in self.s.selectors.spec(name).candidates]
-        css = [(i, c.value) for i, c in enumerate(cands) if c.kind == "css"]
+        css = [(i, c.value) for i, c in enumerate(cands) if c.kind == "css" and not c.frame]
         return [v for _, v in css], [i for i, _ in css], len(css) < len(cands)
 
     async def fill(self, values: Mapping[str, str], by_text: frozenset[str] = frozenset()) -> None:
@@ -185,23 +199,49 @@ class Form:
                 out[k] = await (await self.s.loc.get(names[k])).input_value()
         return out
 
-    async def click(self, name: str, settled: bool = True, **params: Any) -> None:
+    async def click(self, name: str, /, settled: bool = True, dialog: Dialog | None = None, **params: Any) -> None:
         """Click the element ``name`` (a real click: pop-ups, scripted buttons), waiting for it
         to appear and, when ``settled``, to be visible, still and enabled first (Playwright's
         actionability checks). ``settled=False`` only waits for it to be there and visible: for
         controls in pop-ups of the page's own making, where those checks cost frames for nothing.
 
+        ``dialog``: answer the native ``alert``/``confirm`` the click opens (else it is dismissed).
+
         Raises:
             PageChanged: it did not appear.
         """
-        known = self.s.loc.known(name, **params)
-        if known is not None:
-            try:
-                await self._click(known, settled)
+        with self._answering(dialog):
+            known = self.s.loc.known(name, **params)
+            if known is not None:
+                try:
+                    await self._click(known, settled)
+                    return
+                except PlaywrightTimeout:
+                    pass  # not there the way it was: resolve every choice again
+            await self._click(await self.s.loc.get(name, **params), settled)
+
+    def _answering(self, dialog: Dialog | None) -> Any:
+        """While the block runs, answer native dialogs with ``dialog`` (their texts are kept in
+        :attr:`dialogs`)."""
+
+        page, seen = self.page, self.dialogs
+
+        async def answer(d: Any) -> None:
+            seen.append(d.message)
+            await (d.accept() if dialog == "accept" else d.dismiss())
+
+        @contextlib.contextmanager
+        def block() -> Any:
+            if dialog is None:
+                yield
                 return
-            except PlaywrightTimeout:
-                pass  # not there the way it was: resolve every choice again
-        await self._click(await self.s.loc.get(name, **params), settled)
+            page.on("dialog", answer)
+            try:
+                yield
+            finally:
+                page.remove_listener("dialog", answer)
+
+        return block()
 
     @staticmethod
     async def _click(loc: Any, settled: bool) -> None:
@@ -211,7 +251,7 @@ class Form:
             await loc.wait_for(state="visible")
             await loc.click(force=True)
 
-    async def press(self, name: str, key: str, **params: Any) -> None:
+    async def press(self, name: str, key: str, /, **params: Any) -> None:
         """Press ``key`` (e.g. ``Enter``) in the element ``name``."""
         known = self.s.loc.known(name, **params)
         await (known if known is not None else await self.s.loc.get(name, **params)).press(key)
@@ -224,6 +264,8 @@ class Form:
         error_attr: str = "data-for",
         stayed: Callable[[str], bool] | None = None,
         timeout_ms: float | None = None,
+        dialog: Dialog | None = None,
+        toast: str | None = None,
     ) -> SubmitOutcome:
         """Click ``button`` once (then ``confirm``, the OK of a confirm dialog) and read what the
         portal answered.
@@ -232,10 +274,35 @@ class Form:
         any URL other than the form's) with a status below 400; ``refused``: the form came back,
         with the texts of the ``errors`` elements by their ``error_attr`` (field name);
         ``unknown``: no answer within the timeout, or the page went away. Never retried.
+        ``dialog="accept"`` answers the browser's native ``confirm()`` the click opens;
+        ``toast`` names the success message read into the outcome's ``detail`` when saved.
 
         Raises:
             PageChanged: the button or the confirm dialog is not there.
         """
+        with self._answering(dialog):
+            outcome = await self._submit(button, confirm, errors, error_attr, stayed, timeout_ms)
+        if outcome.result == "saved" and toast:
+            found = await self.read_text(toast)
+            if found:
+                return SubmitOutcome("saved", outcome.url, outcome.status, {}, found)
+        return outcome
+
+    async def read_text(self, name: str, /, **params: Any) -> str:
+        """The text of the element ``name`` once the page (and its frames) have loaded ("" when it
+        is not there)."""
+        try:
+            await self.page.wait_for_load_state("load")
+        except PlaywrightError:
+            return ""
+        if not await self.s.loc.present(name, **params):
+            return ""
+        return (await (await self.s.loc.get(name, **params)).inner_text()).strip()
+
+    async def _submit(
+        self, button: str, confirm: str | None, errors: str | None, error_attr: str,
+        stayed: Callable[[str], bool] | None, timeout_ms: float | None,
+    ) -> SubmitOutcome:
         form_url = self.page.url
         stayed = stayed or (lambda url: url.split("?")[0] == form_url.split("?")[0])
         timeout = timeout_ms if timeout_ms is not None else self.s.run.timeout_seconds * 1000
@@ -264,7 +331,7 @@ class Form:
             return SubmitOutcome("unknown", "", None, {}, str(exc).splitlines()[0])
         status = response.status if response is not None else None
         url = self.page.url
-        if self.s.is_login_url(url):
+        if self.s.is_login_url(url) or self.s.is_expired(url):
             return SubmitOutcome("unknown", url, status, {}, "the portal asked to log in again (session expired)")
         if status is not None and status >= 500:
             return SubmitOutcome("unknown", url, status, {}, f"HTTP {status}")
@@ -276,6 +343,65 @@ class Form:
             found = await self.errors(errors, error_attr) if errors else {}
             return SubmitOutcome("refused", url, status, found, "" if found else f"HTTP {status}: the form came back")
         return SubmitOutcome("saved", url, status)
+
+    async def download(
+        self, name: str, folder: Path, /, filename: str | None = None, timeout_ms: float | None = None, **params: Any,
+    ) -> Path:
+        """Click ``name`` and save the file the portal sends into ``folder`` (made private, 0700),
+        as ``filename`` or the portal's own name (made safe); the file is 0600.
+
+        Raises:
+            PageChanged: no such element. StepTimeout: no download began within the timeout.
+            PortalUnavailable: the download failed.
+        """
+        from dealerbot.files import private_dir
+
+        timeout = timeout_ms if timeout_ms is not None else self.s.run.timeout_seconds * 1000
+        loc = await self.s.loc.get(name, **params)
+        try:
+            async with self.page.expect_download(timeout=timeout) as info:
+                await loc.click()
+            dl = await info.value
+        except PlaywrightTimeout:
+            raise StepTimeout(f"{self.s.name}: '{name}' started no download within {timeout / 1000:.0f}s") from None
+        failure = await dl.failure()
+        if failure:
+            raise PortalUnavailable(f"{self.s.name}: the download from '{name}' failed: {failure}")
+        safe = re.sub(r"[^\w.\-\u4e00-\u9fff]+", "_", filename or dl.suggested_filename or "download").strip("._") or "download"
+        target = private_dir(folder) / safe
+        await dl.save_as(target)
+        if os.name == "posix":
+            os.chmod(target, 0o600)
+        return target
+
+    async def upload(self, name: str, files: Path | list[Path], /, **params: Any) -> None:
+        """Set the file input ``name`` to ``files``.
+
+        Raises:
+            PageChanged: no such element. FileNotFoundError: a file does not exist.
+        """
+        paths = [files] if isinstance(files, Path) else list(files)
+        for p in paths:
+            if not p.is_file():
+                raise FileNotFoundError(p)
+        await (await self.s.loc.get(name, **params)).set_input_files(paths)
+
+    async def popup(self, name: str, /, **params: Any) -> PortalSession:
+        """Click ``name`` and return a session on the window it opens (same login; its page
+        closes with the browser context).
+
+        Raises:
+            PageChanged: no such element, or no window opened.
+        """
+        loc = await self.s.loc.get(name, **params)
+        try:
+            async with self.page.context.expect_page(timeout=self.s.run.timeout_seconds * 1000) as info:
+                await loc.click()
+            page = await info.value
+            await page.wait_for_load_state("domcontentloaded")
+        except PlaywrightTimeout:
+            raise PageChanged(f"{self.s.name}: '{name}' opened no window") from None
+        return self.s.sibling(page)
 
     async def errors(self, name: str, attr: str = "data-for") -> dict[str, str]:
         """The error texts on the page, by the field named in ``attr`` of each error element."""

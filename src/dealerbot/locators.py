@@ -16,9 +16,28 @@ A selector file looks like::
           name: 登录
       detail.field:
         - css: "#order-detail dd[data-field='{field}']"   # {placeholders} filled by callers
+    tables:                              # lists read by column header (HeaderTable)
+      stock:
+        endpoint: stock_page             # fetched through the logged-in session
+        table: stock.table               # the <table> (a css choice)
+        next: stock.next                 # optional: the "next page" link (its href is followed)
+        columns: {vin: 车架号, model: 车型}   # field -> header text
+    session_expired:                     # how an ended session shows, besides the login page
+      paths: [/error/session]            # being sent to one of these pages
+      text: 登录已失效                     # or an answer holding this text
 
 Types: ``css``, ``role`` (+ ``name``), ``label``, ``text``, ``placeholder``, ``testid``;
-``exact: true`` applies to the text-like ones. A file with an unknown type, a missing key or a
+``exact: true`` applies to the text-like ones; ``frame: "<css of an iframe>"`` looks inside that
+iframe (one level). Open shadow roots need nothing: live
+pages' ``css`` reaches into them.
+
+* ``css`` is **standard CSS**, one dialect for both places it is used: live pages (Playwright) and
+  pages fetched without a browser (lxml). Extensions only one of them knows (Playwright's
+  ``:has-text()``, ``:visible``, ``>>``; lxml's ``:contains()``) are refused when the file is
+  loaded: use a ``text``, ``role`` or ``label`` choice for text matching.
+* ``label`` finds the input a ``<label>`` names (``for=``, nested, ``aria-label``), and also,
+  for labels not linked to their input (common in portals), the input inside the label or the
+  first input after it (same cell, next cell). A file with an unknown type, a missing key or a
 bad value raises :class:`~dealerbot.errors.SelectorFileError` naming the file and line; asking
 for a name that is not there raises :class:`~dealerbot.errors.UnknownSelector`.
 
@@ -31,6 +50,7 @@ shadows the standard-library module asyncio imports.
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +67,13 @@ if TYPE_CHECKING:
     from playwright.async_api import Frame, Locator, Page
 
 TYPES = ("css", "role", "label", "text", "placeholder", "testid")
-_OPTIONS = {"name", "exact"}
-TOP_KEYS = {"portal", "title", "selectors", "endpoints", "evidence_mask", "screens", "optional"}
+_OPTIONS = {"name", "exact", "frame"}
+# Selector syntax only Playwright (or only lxml) understands: refused in ``css`` choices.
+_NONSTANDARD_CSS = re.compile(
+    r":(has-text|text|text-is|text-matches|visible|nth-match|left-of|right-of|above|below|near|contains)\b|>>|^(xpath|text|id)="
+)
+TOP_KEYS = {"portal", "title", "selectors", "endpoints", "evidence_mask", "screens", "optional", "tables", "session_expired"}
+TABLE_KEYS = {"endpoint", "table", "next", "columns"}
 SCREEN_KEYS = {"names", "endpoint", "via", "before", "params", "logged_out"}
 
 
@@ -61,11 +86,13 @@ class Candidate:
     name: str | None = None
     exact: bool = False
     line: int = 0
+    frame: str | None = None  # css of the iframe holding the element
 
     def describe(self) -> str:
         """Human description, e.g. ``role=button name='登录'``."""
         extra = f" name={self.name!r}" if self.name else ""
-        return f"{self.kind}={self.value!r}{extra}"
+        inside = f" in frame {self.frame!r}" if self.frame else ""
+        return f"{self.kind}={self.value!r}{extra}{inside}"
 
     def fields(self) -> set[str]:
         """Placeholders like ``{field}`` used in the value or name."""
@@ -84,6 +111,7 @@ class Candidate:
             self.name.format(**params) if self.name else None,
             self.exact,
             self.line,
+            self.frame,
         )
 
 
@@ -108,6 +136,18 @@ class Screen:
     logged_out: bool = False
 
 
+@dataclass(frozen=True)
+class TableSpec:
+    """A list screen read by header text: which page, which table, which columns, how to page."""
+
+    name: str
+    endpoint: str
+    table: str
+    columns: tuple[tuple[str, str], ...]  # (field, header text)
+    next: str | None = None
+    line: int = 0
+
+
 @dataclass
 class SelectorFile:
     """A loaded, validated ``selectors/<portal>.yaml``."""
@@ -120,6 +160,21 @@ class SelectorFile:
     evidence_mask: tuple[str, ...] = ()
     screens: tuple[Screen, ...] = ()
     optional: frozenset[str] = frozenset()
+    tables: dict[str, TableSpec] = field(default_factory=dict)
+    expired_paths: tuple[str, ...] = ()  # pages the portal sends an ended session to (besides login)
+    expired_text: str = ""  # text of an answer to an ended session
+
+    def table(self, name: str) -> TableSpec:
+        """The table declared as ``name`` under ``tables:``.
+
+        Raises:
+            UnknownSelector: no such table.
+        """
+        try:
+            return self.tables[name]
+        except KeyError:
+            raise UnknownSelector(f"{self.path}: no table named '{name}' under tables: "
+                                  f"(declared: {', '.join(self.tables) or 'none'})") from None
 
     def spec(self, name: str) -> SelectorSpec:
         """The spec for ``name``.
@@ -135,7 +190,7 @@ class SelectorFile:
             hint = f"; names under '{prefix}.': {', '.join(close)}" if close else ""
             raise UnknownSelector(f"{self.path}: no selector named '{name}'{hint}") from None
 
-    def endpoint(self, name: str, **params: Any) -> str:
+    def endpoint(self, name: str, /, **params: Any) -> str:
         """A portal URL path by name, with ``{placeholders}`` filled.
 
         Raises:
@@ -200,7 +255,34 @@ def _candidate(path: Path, sel: str, node: yaml.Node) -> Candidate:
     kind, value = kinds[0]
     if "name" in opts and kind != "role":
         raise _err(path, node, f"selector '{sel}': 'name' only goes with 'role'")
-    return Candidate(kind, value, opts.get("name"), bool(opts.get("exact", False)), node.start_mark.line + 1)
+    for css in ([value] if kind == "css" else []) + ([opts["frame"]] if "frame" in opts else []):
+        problem = _css_problem(css)
+        if problem:
+            raise _err(path, node, f"selector '{sel}': css {css!r} {problem}")
+    return Candidate(kind, value, opts.get("name"), bool(opts.get("exact", False)), node.start_mark.line + 1,
+                     opts.get("frame"))
+
+
+def _css_problem(css: str) -> str:
+    """Why ``css`` is not standard CSS both Playwright and lxml read the same way ("" if it is)."""
+    if _NONSTANDARD_CSS.search(css):
+        return ("uses syntax only one engine knows (e.g. :has-text, :visible, >>, :contains); css: must be "
+                "standard CSS, read the same on live and fetched pages: match text with a text:, role: or label: choice")
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
+
+    try:
+        CSSSelector(string.Formatter().vformat(css, (), _AnyField()))
+    except (SelectorError, ValueError) as exc:
+        return f"is not valid CSS ({exc})"
+    return ""
+
+
+class _AnyField(dict):  # type: ignore[type-arg]
+    """Fills every ``{placeholder}`` with a harmless word when checking a selector's syntax."""
+
+    def __missing__(self, key: str) -> str:
+        return "x"
 
 
 MAX_SELECTOR_FILE_BYTES = 1_000_000  # a portal's selectors are a few KB; refuse what is not
@@ -264,7 +346,64 @@ def load_selector_file(path: Path) -> SelectorFile:
     mask = _name_list(path, top.get("evidence_mask"), selectors, "evidence_mask")
     screens = _screens(path, top["screens"][1], selectors, endpoints) if "screens" in top else ()
     optional = _name_list(path, top.get("optional"), selectors, "optional")
-    return SelectorFile(path, portal, title, selectors, endpoints, tuple(mask), screens, frozenset(optional))
+    tables = _tables(path, top["tables"][1], selectors, endpoints) if "tables" in top else {}
+    expired_paths, expired_text = _expiry(path, top["session_expired"][1]) if "session_expired" in top else ((), "")
+    return SelectorFile(path, portal, title, selectors, endpoints, tuple(mask), screens, frozenset(optional), tables,
+                        expired_paths, expired_text)
+
+
+def _expiry(path: Path, node: yaml.Node) -> tuple[tuple[str, ...], str]:
+    if not isinstance(node, yaml.MappingNode):
+        raise _err(path, node, "'session_expired' must be a mapping with paths: [...] and/or text: ...")
+    data = yaml.safe_load(yaml.serialize(node))
+    unknown = set(data) - {"paths", "text"}
+    if unknown:
+        raise _err(path, node, f"session_expired: unknown key(s) {sorted(unknown)} (allowed: paths, text)")
+    paths = data.get("paths") or []
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        raise _err(path, node, "session_expired: paths must be a list of URL paths starting with /")
+    text = data.get("text") or ""
+    if not isinstance(text, str):
+        raise _err(path, node, "session_expired: text must be a text")
+    if not paths and not text:
+        raise _err(path, node, "session_expired: give paths, text or both")
+    return tuple(p.rstrip("/") or "/" for p in paths), text.strip()
+
+
+def _tables(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec], endpoints: dict[str, str]) -> dict[str, TableSpec]:
+    if not isinstance(node, yaml.MappingNode):
+        raise _err(path, node, "'tables' must be a mapping of name -> {endpoint, table, columns, next}")
+    out: dict[str, TableSpec] = {}
+    for key_node, item in node.value:
+        name = _scalar(path, key_node, "table name")
+        if name in out:
+            raise _err(path, key_node, f"table '{name}' is defined twice")
+        if not isinstance(item, yaml.MappingNode):
+            raise _err(path, item, f"table '{name}' must be a mapping with endpoint, table and columns")
+        data = yaml.safe_load(yaml.serialize(item))
+        unknown = set(data) - TABLE_KEYS
+        if unknown:
+            raise _err(path, item, f"table '{name}': unknown key(s) {sorted(unknown)} (allowed: {', '.join(sorted(TABLE_KEYS))})")
+        for required in ("endpoint", "table", "columns"):
+            if not data.get(required):
+                raise _err(path, item, f"table '{name}': missing '{required}'")
+        if data["endpoint"] not in endpoints:
+            raise _err(path, item, f"table '{name}': unknown endpoint '{data['endpoint']}' (add it under endpoints:)")
+        for key in ("table", "next"):
+            ref = data.get(key)
+            if ref is None:
+                continue
+            if ref not in selectors:
+                raise _err(path, item, f"table '{name}': {key} names unknown selector '{ref}'")
+            if not any(c.kind == "css" for c in selectors[ref].candidates):
+                raise _err(path, item, f"table '{name}': selector '{ref}' needs a css choice (the page is read as fetched HTML)")
+        columns = data["columns"]
+        if not isinstance(columns, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                    for k, v in columns.items()):
+            raise _err(path, item, f"table '{name}': columns must map field names to header texts")
+        out[name] = TableSpec(name, data["endpoint"], data["table"], tuple((k, v.strip()) for k, v in columns.items()),
+                              data.get("next"), key_node.start_mark.line + 1)
+    return out
 
 
 def _name_list(
@@ -336,23 +475,27 @@ def shipped_selectors_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def portal_selectors_path(portal: str, directory: Path | None = None) -> Path:
+def portal_selectors_path(portal: str, directory: Path | None = None, home: Path | None = None) -> Path:
     """Which file holds ``portal``'s selectors: ``<directory>/<portal>.yaml`` when a directory
-    is given; else the working folder's ``selectors/<portal>.yaml`` (a dealership's own adjusted
-    copy) when there is one, else dealerbot's own, file by file."""
+    is given; else the project folder's (``home``, default the working folder)
+    ``selectors/<portal>.yaml`` (a dealership's own portal, or its adjusted copy of a shipped
+    one) when there is one, else dealerbot's own, file by file."""
     if directory is not None:
         return directory / f"{portal}.yaml"
-    here = Path.cwd() / "selectors" / f"{portal}.yaml"
-    return here if here.is_file() else shipped_selectors_dir() / f"{portal}.yaml"
+    for folder in dict.fromkeys([home or Path.cwd(), Path.cwd()]):
+        here = folder / "selectors" / f"{portal}.yaml"
+        if here.is_file():
+            return here
+    return shipped_selectors_dir() / f"{portal}.yaml"
 
 
-def load_portal_selectors(portal: str, directory: Path | None = None) -> SelectorFile:
+def load_portal_selectors(portal: str, directory: Path | None = None, home: Path | None = None) -> SelectorFile:
     """Load the selector file of ``portal`` (see :func:`portal_selectors_path`).
 
     Raises:
         SelectorFileError: missing or malformed file.
     """
-    path = portal_selectors_path(portal, directory)
+    path = portal_selectors_path(portal, directory, home)
     if not path.is_file():
         raise SelectorFileError(f"{path}: selector file for portal '{portal}' not found")
     return load_selector_file(path)
@@ -361,14 +504,35 @@ def load_portal_selectors(portal: str, directory: Path | None = None) -> Selecto
 # --- resolving on a live page ----------------------------------------------------------------
 
 
+_FIELD_TAGS = "self::input[not(@type='hidden')] or self::select or self::textarea"
+
+
+def _xpath_literal(text: str) -> str:
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    return "concat(" + ", \"'\", ".join(f"'{part}'" for part in text.split("'")) + ")"
+
+
+def unlinked_label_xpath(text: str, exact: bool) -> str:
+    """The input a label names without ``for=``: inside the label, else the first one after it."""
+    words = "normalize-space(.)"
+    cond = f"{words}={_xpath_literal(text)}" if exact else f"contains({words}, {_xpath_literal(text)})"
+    label = f"//label[{cond}]"
+    return f"xpath=({label}//*[{_FIELD_TAGS}] | {label}/following::*[{_FIELD_TAGS}][1])[1]"
+
+
 def build_locator(scope: Page | Frame | Locator, c: Candidate) -> Locator:
     """A Playwright locator for one candidate."""
+    if c.frame:
+        scope = scope.frame_locator(c.frame)  # type: ignore[assignment]
     if c.kind == "css":
         return scope.locator(c.value)
     if c.kind == "role":
         return scope.get_by_role(c.value, name=c.name, exact=c.exact)  # type: ignore[arg-type]
     if c.kind == "label":
-        return scope.get_by_label(c.value, exact=c.exact)
+        return scope.get_by_label(c.value, exact=c.exact).or_(scope.locator(unlinked_label_xpath(c.value, c.exact)))
     if c.kind == "text":
         return scope.get_by_text(c.value, exact=c.exact)
     if c.kind == "placeholder":
@@ -393,7 +557,7 @@ class Locators:
     def _candidates(self, name: str, params: dict[str, Any]) -> list[Candidate]:
         return [c.format(params) for c in self.file.spec(name).candidates]
 
-    def known(self, name: str, **params: Any) -> Locator | None:
+    def known(self, name: str, /, **params: Any) -> Locator | None:
         """The locator of the choice of ``name`` that matched before on this page (no waiting,
         no round-trip), or None when none has yet: for repeated steps that act at once."""
         index = self._matched.get(name)
@@ -401,7 +565,7 @@ class Locators:
             return None
         return build_locator(self.page, self._candidates(name, params)[index]).first
 
-    async def get(self, name: str, timeout_ms: float | None = None, **params: Any) -> Locator:
+    async def get(self, name: str, /, timeout_ms: float | None = None, **params: Any) -> Locator:
         """Wait until one candidate of ``name`` is attached and return its locator.
 
         Raises:
@@ -444,14 +608,14 @@ class Locators:
             cands = self.file.spec(name).candidates
             warn_drift(self.log, self.file, name, cands[0], cands[index], index)
 
-    async def present(self, name: str, **params: Any) -> bool:
+    async def present(self, name: str, /, **params: Any) -> bool:
         """Whether any candidate of ``name`` is on the page right now (no waiting)."""
         for c in self._candidates(name, params):
             if await build_locator(self.page, c).count() > 0:
                 return True
         return False
 
-    async def visible(self, name: str, **params: Any) -> bool:
+    async def visible(self, name: str, /, **params: Any) -> bool:
         """Whether any candidate of ``name`` is visible right now (no waiting)."""
         for c in self._candidates(name, params):
             loc = build_locator(self.page, c)
@@ -459,7 +623,7 @@ class Locators:
                 return True
         return False
 
-    def all_candidates(self, name: str, **params: Any) -> list[Locator]:
+    def all_candidates(self, name: str, /, **params: Any) -> list[Locator]:
         """Locators for every candidate of ``name`` (for masking in screenshots)."""
         return [build_locator(self.page, c) for c in self._candidates(name, params)]
 
@@ -495,13 +659,13 @@ class HtmlReader:
             sel = self._compiled[key] = CSSSelector(value)
         return sel
 
-    def find_all(self, root: HtmlElement, name: str, **params: Any) -> list[HtmlElement]:
+    def find_all(self, root: HtmlElement, name: str, /, **params: Any) -> list[HtmlElement]:
         """Elements matching the first css candidate of ``name`` that matches anything.
 
         Raises:
             UnknownSelector: no such name, or it has no css candidate.
         """
-        cands = [c.format(params) for c in self.file.spec(name).candidates if c.kind == "css"]
+        cands = [c.format(params) for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame]
         if not cands:
             raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
         for index, cand in enumerate(cands):
@@ -513,7 +677,7 @@ class HtmlReader:
                 return list(found)
         return []
 
-    def text(self, root: HtmlElement, name: str, required: bool = True, **params: Any) -> str:
+    def text(self, root: HtmlElement, name: str, /, required: bool = True, **params: Any) -> str:
         """Stripped text of the first element of ``name``.
 
         Raises:

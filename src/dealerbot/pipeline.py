@@ -275,9 +275,29 @@ def pipeline_for(entity: Entity) -> Pipeline:
             typed(entity),
             reject_on_issues,
         ]
-    else:  # pragma: no cover - every entity has a pipeline
-        raise KeyError(entity.name)
+    else:
+        steps = default_steps(entity)
     return Pipeline(steps)
+
+
+_CHECKS: dict[str, Callable[[str], Step]] = {
+    "name": lambda f: name(f), "mobile": lambda f: mobile(f), "id_number": lambda f: id_number(f), "vin": lambda f: vin(f),
+}
+
+
+def default_steps(entity: Entity) -> list[Step]:
+    """The pipeline of a record type a user declared: suspicious text flagged, the key and the
+    ``required`` fields present, the key's form, each field's ``check`` (name, mobile, ID
+    number, VIN), typed values; any error rejects the record with its reason."""
+    checks = [_CHECKS[f.check](f.name) for f in entity.fields if f.check]
+    return [
+        suspicious_text,
+        required(entity.key, *(f.name for f in entity.fields if f.required and f.name != entity.key)),
+        key_format,
+        *checks,
+        typed(entity),
+        reject_on_issues,
+    ]
 
 
 def issue_dict(issue: v.Issue) -> dict[str, str]:

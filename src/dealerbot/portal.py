@@ -198,6 +198,7 @@ class PortalSession:
         self.html = HtmlReader(selectors, log=log)
         self.counts = counts if counts is not None else {}
         self.login: Callable[[], Awaitable[None]] | None = None
+        self.app: Any = None  # the portal's top-level page object (set by BotContext.portal)
         per_minute = run.requests_per_minute
         self.shared = _Shared(
             asyncio.Semaphore(run.concurrency),
@@ -222,7 +223,7 @@ class PortalSession:
         await old.close()
 
     # -- URLs ------------------------------------------------------------------------------
-    def url(self, path_or_endpoint: str, params: dict[str, Any] | None = None, **fmt: Any) -> str:
+    def url(self, path_or_endpoint: str, params: dict[str, Any] | None = None, /, **fmt: Any) -> str:
         """Absolute URL for an endpoint name from the selector file or a literal path."""
         path = (
             self.selectors.endpoint(path_or_endpoint, **fmt)
@@ -238,8 +239,16 @@ class PortalSession:
         login_path = self.selectors.endpoints.get("login", "/login")
         return urlparse(url).path.rstrip("/") == login_path.rstrip("/")
 
+    def is_expired(self, url: str, body: str | None = None) -> bool:
+        """Whether an answer shows an ended session the way the portal declares it
+        (``session_expired`` in its selector file): sent to one of its pages, or its text."""
+        f = self.selectors
+        if f.expired_paths and (urlparse(url).path.rstrip("/") or "/") in f.expired_paths:
+            return True
+        return bool(f.expired_text and body and f.expired_text in body)
+
     # -- the browser page -----------------------------------------------------------------
-    async def goto(self, endpoint: str, params: dict[str, Any] | None = None, expect_login: bool = False, **fmt: Any) -> None:
+    async def goto(self, endpoint: str, params: dict[str, Any] | None = None, /, expect_login: bool = False, **fmt: Any) -> None:
         """Navigate the page to an endpoint and check the answer.
 
         A redirect to the login page is not an error here when ``expect_login`` is true
@@ -257,7 +266,8 @@ class PortalSession:
         except Exception as exc:  # playwright.Error: refused, timeout, aborted
             raise self._network_error(exc, url) from exc
         if resp is not None:
-            self.check(resp.status, resp.url, url, expect_login, body=await resp.text() if resp.status == 503 else None)
+            wanted = resp.status == 503 or bool(self.selectors.expired_text)
+            self.check(resp.status, resp.url, url, expect_login, body=await resp.text() if wanted else None)
 
     async def step(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         """Run a screen step, retrying it from the start on a retryable system failure.
@@ -307,7 +317,7 @@ class PortalSession:
 
     # -- reads through the session ------------------------------------------------------
     async def fetch_json(
-        self, endpoint: str, params: dict[str, Any] | None = None, *, patient: bool = False, **fmt: Any,
+        self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
     ) -> Any:
         """GET a JSON endpoint with the browser's cookies (retries, re-login; see :meth:`fetch`).
 
@@ -321,7 +331,7 @@ class PortalSession:
             raise PageChanged(f"{self.name}: {endpoint} did not answer JSON: {body[:120]!r}") from exc
 
     async def fetch_html(
-        self, endpoint: str, params: dict[str, Any] | None = None, *, patient: bool = False, **fmt: Any,
+        self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
     ) -> Any:
         """GET a page with the browser's cookies and parse it (lxml element; see :meth:`fetch`).
 
@@ -332,7 +342,7 @@ class PortalSession:
         return lxml_html.fromstring(body)
 
     async def fetch(
-        self, endpoint: str, params: dict[str, Any] | None = None, *, patient: bool = False, **fmt: Any,
+        self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
     ) -> str:
         """GET ``endpoint`` and return the body text, classifying failures.
 
@@ -360,7 +370,8 @@ class PortalSession:
             generation = self.shared.generation
             resp = await self._get(url)
             try:
-                self.check(resp.status, resp.url, url, body=await resp.text() if resp.status == 503 else None)
+                wanted = resp.status == 503 or bool(self.selectors.expired_text)
+                self.check(resp.status, resp.url, url, body=await resp.text() if wanted else None)
                 return await resp.text()
             except SessionExpired:
                 pass
@@ -456,6 +467,10 @@ class PortalSession:
         Raises:
             SessionExpired, RateLimited, PortalMaintenance, PortalUnavailable, PageChanged: by status.
         """
+        if self.is_expired(final_url, body):
+            if expect_login:
+                return  # the caller logs in
+            raise SessionExpired(f"{self.name}: session expired (GET {urlparse(url).path} -> {urlparse(final_url).path})")
         if status == 401 or (not expect_login and self.is_login_url(final_url)):
             raise SessionExpired(f"{self.name}: session expired (GET {urlparse(url).path} -> login)")
         if status == 429:

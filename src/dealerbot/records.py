@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["text", "int", "decimal", "date", "datetime", "bool"]
+KINDS = ("text", "int", "decimal", "date", "datetime", "bool")
+ENTITY_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,14 @@ class FieldDef:
     kind: Kind = "text"
     width: float | None = None
     personal: bool = False  # personal data (name, mobile, ID number, address): masked in every artifact
+    required: bool = False  # a record without it is rejected (the key always is required)
+    check: Literal["", "name", "mobile", "id_number", "vin"] = ""  # validated (and normalised) as such
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"field {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.check not in ("", "name", "mobile", "id_number", "vin"):
+            raise ValueError(f"field {self.name!r}: check {self.check!r} is not one of name, mobile, id_number, vin")
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,17 @@ class Entity:
     # What a key may look like: keys go into URLs (detail pages, edit forms), so a scraped key
     # such as "../logout" is rejected, never followed.
     key_pattern: str = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+
+    def __post_init__(self) -> None:
+        if not ENTITY_NAME.fullmatch(self.name):
+            raise ValueError(f"record type name {self.name!r}: use lower-case letters, digits and _")
+        names = [f.name for f in self.fields]
+        if self.key not in names:
+            raise ValueError(f"record type {self.name!r}: key {self.key!r} is not one of its fields")
+        if len(set(names)) != len(names):
+            raise ValueError(f"record type {self.name!r}: a field name appears twice")
+        if self.change_field and self.change_field not in names:
+            raise ValueError(f"record type {self.name!r}: change_field {self.change_field!r} is not one of its fields")
 
     def key_is_valid(self, key: str) -> bool:
         """Whether ``key`` has the form of this entity's keys."""

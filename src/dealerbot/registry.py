@@ -1,7 +1,10 @@
-"""Bots by name: every module in the ``bots`` package that defines a :class:`Bot` subclass.
+"""Bots, portals and record types by name: found in the ``bots`` and ``portals`` packages.
 
-Discovery imports the modules when asked (never at import time) and returns a fresh mapping;
-there is no registry state to reset.
+Each is a package next to ``selectors/``: the shipped bots and page objects, plus the
+dealership's own in ``bots/`` and ``portals/`` of its project folder (the folder holding
+``dealerbot.toml``), which are searched first, so a module there with a shipped module's name
+replaces it. Discovery imports the modules when asked (never at import time) and returns fresh
+mappings; there is no registry state to reset.
 """
 
 from __future__ import annotations
@@ -10,31 +13,80 @@ import difflib
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
+from types import ModuleType
 
-from dealerbot.bot import Bot
+from dealerbot.bot import Bot, bot_entities
 from dealerbot.errors import ConfigError, UnknownBot
+from dealerbot.pages.common import PortalApp
+from dealerbot.records import ENTITIES, Entity
 
 BOTS_PACKAGE = "bots"
+PORTALS_PACKAGE = "portals"
 
 
-def discover(package: str = BOTS_PACKAGE) -> dict[str, type[Bot]]:
-    """Import every module of ``package`` and return its bots by name.
+def _shipped_dir(package: str) -> Path | None:
+    """Where dealerbot's own ``bots``/``portals`` live: next to ``src/`` in a checkout (an
+    editable install), or next to the ``dealerbot`` package in site-packages (a wheel)."""
+    import dealerbot
+
+    here = Path(dealerbot.__file__).resolve().parent
+    for folder in (here.parents[1] / package, here.parent / package):
+        if (folder / "__init__.py").is_file():
+            return folder
+    return None
+
+
+def _package(package: str, home: Path | None) -> ModuleType:
+    """Import ``package``, its search path led by ``<home>/<package>`` when that folder exists.
 
     Raises:
-        ConfigError: the package is missing, a module fails to import, or two bots share a name.
+        ConfigError: the package cannot be imported.
     """
     try:
         pkg = importlib.import_module(package)
     except ImportError as exc:
-        raise ConfigError(f"cannot import the bots package '{package}': {exc}") from None
-    found: dict[str, type[Bot]] = {}
+        raise ConfigError(f"cannot import the package '{package}': {exc}") from None
+    # The project's modules first, then the shipped ones (pkgutil.extend_path's way). Whichever
+    # of the two Python found first (``python -m`` puts the working folder first), both are searched.
+    own = (home / package).resolve() if home is not None else None
+    if own is not None and not (own / "__init__.py").is_file():
+        if own.is_dir() and any(own.glob("*.py")):
+            raise ConfigError(f"{own} has modules but no __init__.py: add an empty {own / '__init__.py'}")
+        own = None
+    shipped = _shipped_dir(package)
+    order = [p for p in (own, shipped) if p is not None]
+    order += [Path(p).resolve() for p in list(pkg.__path__) if Path(p).resolve() not in order]
+    pkg.__path__[:] = [str(p) for p in order]
+    return pkg
+
+
+def _modules(package: str, home: Path | None) -> list[ModuleType]:
+    pkg = _package(package, home)
+    modules = []
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
         try:
-            module = importlib.import_module(f"{package}.{info.name}")
+            modules.append(importlib.import_module(f"{package}.{info.name}"))
+        except ConfigError:
+            raise
         except Exception as exc:  # noqa: BLE001 - name the module that broke
-            raise ConfigError(f"bot module {package}/{info.name}.py failed to import: {exc}") from exc
+            raise ConfigError(f"module {package}/{info.name}.py failed to import: {exc}") from exc
+    return modules
+
+
+def discover(package: str = BOTS_PACKAGE, home: Path | None = None) -> dict[str, type[Bot]]:
+    """Import every module of ``package`` (the project folder ``home``'s first) and return its
+    bots by name.
+
+    Raises:
+        ConfigError: the package is missing, a module fails to import, or two bots share a name.
+    """
+    if home is not None:
+        _package(PORTALS_PACKAGE, home)  # bots import page objects: the project's must be found
+    found: dict[str, type[Bot]] = {}
+    for module in _modules(package, home):
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if issubclass(obj, Bot) and obj is not Bot and not inspect.isabstract(obj) and obj.__module__ == module.__name__:
                 if obj.name in found and found[obj.name] is not obj:
@@ -43,16 +95,61 @@ def discover(package: str = BOTS_PACKAGE) -> dict[str, type[Bot]]:
     return dict(sorted(found.items()))
 
 
-def get_bot(name: str, package: str = BOTS_PACKAGE) -> type[Bot]:
+def get_bot(name: str, package: str = BOTS_PACKAGE, home: Path | None = None) -> type[Bot]:
     """The bot class named ``name``.
 
     Raises:
         UnknownBot: no such bot; the message lists the ones that exist.
     """
-    bots = discover(package)
+    bots = discover(package, home)
     try:
         return bots[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(bots), n=1)
         hint = f"是不是 '{close[0]}'？" if close else ""
         raise UnknownBot(f"没有名为 '{name}' 的机器人；{hint}现有 (available: {', '.join(bots) or 'none'})") from None
+
+
+def discover_portals(home: Path | None = None, package: str = PORTALS_PACKAGE) -> dict[str, type[PortalApp]]:
+    """Portal apps by portal name: every :class:`PortalApp` subclass with a ``name`` in the
+    ``portals`` package (a portal without one is opened by the default :class:`PortalApp`).
+
+    Raises:
+        ConfigError: a module fails to import, or two apps claim one portal.
+    """
+    found: dict[str, type[PortalApp]] = {}
+    for module in _modules(package, home):
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, PortalApp) and obj.name and obj.__module__ == module.__name__:
+                if obj.name in found and found[obj.name] is not obj:
+                    raise ConfigError(f"two page-object apps claim portal '{obj.name}': "
+                                      f"{found[obj.name].__module__} and {module.__name__}")
+                found[obj.name] = obj
+    return found
+
+
+def portal_app(portal: str, home: Path | None = None) -> type[PortalApp]:
+    """The app that opens ``portal``: its own from ``portals/``, else the default login app.
+
+    Raises:
+        ConfigError: see :func:`discover_portals`.
+    """
+    return discover_portals(home).get(portal, PortalApp)
+
+
+def entities(bots: dict[str, type[Bot]] | None = None) -> dict[str, Entity]:
+    """Every record type: the built-in ones and those the bots declare.
+
+    Raises:
+        ConfigError: two different record types share a name.
+    """
+    found: dict[str, Entity] = dict(ENTITIES)
+    for cls in (bots or {}).values():
+        for entity in bot_entities(cls):
+            other = found.setdefault(entity.name, entity)
+            if other != entity:
+                raise ConfigError(f"bot '{cls.name}' declares record type '{entity.name}', which another "
+                                  f"definition already uses with other fields: rename one")
+    return found
+
+

@@ -33,6 +33,7 @@ from dealerbot.errors import (
     StopRequested,
     SystemFailure,
 )
+from dealerbot.inputs import read_input
 from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.notify import Notifier, run_messages
 from dealerbot.registry import get_bot
@@ -74,9 +75,9 @@ def make_masker(settings: Settings, passwords: Mapping[str, str] | None) -> Mask
     masker = Masker(passwords.values() if passwords else ())
     for url in settings.notify.urls:  # notification URLs carry tokens and mail passwords
         masker.add_secret(url)
-    for portal in ("oem", "dms"):
+    for portal in settings.portal_names:
         try:
-            masker.add_secret(get_password(portal, getattr(settings, portal).username))
+            masker.add_secret(get_password(portal, settings.portal(portal).username))
         except DealerbotError:
             pass
     return masker
@@ -110,12 +111,13 @@ async def run_bot(
         ConfigError: the store cannot be opened.
         asyncio.CancelledError / KeyboardInterrupt: after recording the run as ``interrupted``.
     """
-    bot_cls = get_bot(name)
+    bot_cls = get_bot(name, home=settings.home)
     options = dict(options or {})
     unknown = sorted(k for k, v in options.items() if v and k not in bot_cls.options)
     if unknown:
         raise ConfigError(f"bot '{name}' has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
     bot = bot_cls()
+    input_rows = read_input(Path(options["input"])) if options.get("input") else None  # bad file: nothing starts
     with single_instance(settings, bot_cls):
         store = Store.open(settings.store_url)
         store.close_abandoned_runs()
@@ -144,7 +146,7 @@ async def run_bot(
                             run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
                             evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,
                             since=since, selectors_dir=selectors_dir, on_progress=on_progress, counts=counts,
-                            stop=stop or asyncio.Event(),
+                            stop=stop or asyncio.Event(), input=input_rows,
                         )
                         try:
                             await bot.run(ctx)
@@ -214,8 +216,9 @@ def resume_time(hhmm: str, now: datetime | None = None) -> datetime:
 def _account(settings: Settings, bot_cls: type[Any]) -> str:
     from dealerbot.bot import account_key
 
-    portal = getattr(settings, bot_cls.portal, None)
-    return account_key(bot_cls.portal, portal) if portal is not None else bot_cls.portal
+    if bot_cls.portal not in settings.portal_names:
+        return str(bot_cls.portal)
+    return account_key(bot_cls.portal, settings.portal(bot_cls.portal))
 
 
 def watermark_key(settings: Settings, bot_cls: type[Any]) -> str:

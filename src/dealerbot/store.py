@@ -59,7 +59,7 @@ from dealerbot.files import make_private, private_dir
 from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
-SCHEMA_HEAD = "0005"  # the newest migration in dealerbot/migrations/versions (a test checks)
+SCHEMA_HEAD = "0006"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 _TYPES = {
@@ -207,9 +207,46 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("reconciled_at", DateTime, nullable=False),
         ),
     }
+    tables["records"] = Table(  # record types users declare: fields as JSON (migration 0006)
+        "records", meta,
+        Column("entity", String(64), primary_key=True),
+        Column("record_key", String(64), primary_key=True),
+        Column("data", Text, nullable=False),
+        Column("issues", Text, nullable=False),
+        Column("first_run_id", String(80), nullable=False),
+        Column("last_run_id", String(80), nullable=False),
+        Column("scraped_at", DateTime, nullable=False),
+        Index("ix_records_entity_last_run", "entity", "last_run_id"),
+    )
     for entity in ENTITIES.values():
         tables[entity.name] = _entity_table(meta, entity)
     return meta, tables
+
+
+def builtin(entity: Entity) -> bool:
+    """Whether ``entity`` has a table of its own (else its records live in ``records``)."""
+    return ENTITIES.get(entity.name) is entity
+
+
+def _typed(entity: Entity, data: dict[str, Any]) -> dict[str, Any]:
+    """A user record's stored JSON back to typed values (as the built-in tables give them)."""
+    out: dict[str, Any] = {}
+    for f in entity.fields:
+        value = data.get(f.name)
+        if value is not None and isinstance(value, str):
+            if f.kind == "decimal":
+                value = Decimal(value)
+            elif f.kind == "date":
+                value = date.fromisoformat(value)
+            elif f.kind == "datetime":
+                value = datetime.fromisoformat(value)
+        out[f.name] = value
+    return out
+
+
+def _user_row(entity: Entity, row: Any) -> dict[str, Any]:
+    return {**_typed(entity, json.loads(row["data"])), "issues": row["issues"], "first_run_id": row["first_run_id"],
+            "last_run_id": row["last_run_id"], "scraped_at": row["scraped_at"]}
 
 
 @dataclass(frozen=True)
@@ -438,6 +475,15 @@ class Store:
 
     def iter_records(self, entity: Entity, run_id: str | None = None) -> Iterator[dict[str, Any]]:
         """Stream an entity's records (those touched by ``run_id`` when given), by key."""
+        if not builtin(entity):
+            r = self.tables["records"]
+            uq = select(r).where(r.c.entity == entity.name).order_by(r.c.record_key)
+            if run_id:
+                uq = uq.where(r.c.last_run_id == run_id)
+            with self.engine.connect() as conn:
+                for row in conn.execution_options(yield_per=500).execute(uq).mappings():
+                    yield _user_row(entity, row)
+            return
         t = self.tables[entity.name]
         q = select(t).order_by(t.c[entity.key])
         if run_id:
@@ -459,15 +505,22 @@ class Store:
 
     def iter_open_rejects(self, entity: Entity) -> Iterator[dict[str, Any]]:
         """The latest reject of each record that has not been accepted since (still to fix)."""
-        r, t = self.tables["rejects"], self.tables[entity.name]
+        r = self.tables["rejects"]
+        if builtin(entity):
+            t = self.tables[entity.name]
+            key_col = t.c[entity.key]
+        else:
+            records = self.tables["records"]
+            t = select(records).where(records.c.entity == entity.name).subquery()
+            key_col = t.c.record_key
         latest = (
             select(func.max(r.c.id).label("id")).where(r.c.entity == entity.name).group_by(r.c.record_key).subquery()
         )
         q = (
             select(r)
             .join(latest, latest.c.id == r.c.id)
-            .outerjoin(t, t.c[entity.key] == r.c.record_key)
-            .where((t.c[entity.key].is_(None)) | (t.c.scraped_at < r.c.created_at))
+            .outerjoin(t, key_col == r.c.record_key)
+            .where((key_col.is_(None)) | (t.c.scraped_at < r.c.created_at))
             .order_by(r.c.record_key)
         )
         # A reject without a key cannot be followed across runs: the latest run's are shown.
@@ -481,8 +534,12 @@ class Store:
 
     def count(self, entity: Entity, run_id: str | None = None) -> int:
         """How many records of ``entity`` are stored (touched by ``run_id`` when given)."""
-        t = self.tables[entity.name]
-        q = select(func.count()).select_from(t)
+        if not builtin(entity):
+            t = self.tables["records"]
+            q = select(func.count()).select_from(t).where(t.c.entity == entity.name)
+        else:
+            t = self.tables[entity.name]
+            q = select(func.count()).select_from(t)
         if run_id:
             q = q.where(t.c.last_run_id == run_id)
         with self.engine.connect() as conn:
@@ -490,6 +547,11 @@ class Store:
 
     def get(self, entity: Entity, key: str) -> dict[str, Any] | None:
         """One record by key, or None."""
+        if not builtin(entity):
+            r = self.tables["records"]
+            with self.engine.connect() as conn:
+                found = conn.execute(select(r).where(r.c.entity == entity.name, r.c.record_key == key)).mappings().first()
+            return _user_row(entity, found) if found else None
         t = self.tables[entity.name]
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c[entity.key] == key)).mappings().first()
@@ -505,6 +567,12 @@ class Store:
 
     def value_counts(self, entity: Entity, field: str) -> dict[str, int]:
         """How many stored records of ``entity`` have each value of ``field``."""
+        if not builtin(entity):
+            counts: dict[str, int] = {}
+            for record in self.iter_records(entity):
+                value = str(record.get(field) or "")
+                counts[value] = counts.get(value, 0) + 1
+            return counts
         t = self.tables[entity.name]
         q = select(t.c[field], func.count()).group_by(t.c[field])
         with self.engine.connect() as conn:
@@ -933,16 +1001,20 @@ class RecordWriter:
         self.batch_size = batch_size
         self.counts = counts  # the run's counts: saved with every batch, so a killed run shows them
         self._records: dict[str, list[dict[str, Any]]] = {}
+        self._entities: dict[str, Entity] = {}
         self._rejects: list[dict[str, Any]] = []
         self._pending = 0
 
     def add(self, entity: Entity, values: dict[str, Any], issues: Sequence[dict[str, Any]]) -> None:
         """Queue an accepted record for upsert (by its key)."""
         row = {f: values.get(f) for f in entity.field_names}
-        row.update(
-            issues=dumps(list(issues)), first_run_id=self.run_id, last_run_id=self.run_id,
-            scraped_at=datetime.now(),
-        )
+        meta = {"issues": dumps(list(issues)), "first_run_id": self.run_id, "last_run_id": self.run_id,
+                "scraped_at": datetime.now()}
+        if not builtin(entity):
+            row = {"entity": entity.name, "record_key": str(row[entity.key]), "data": dumps(row), **meta}
+        else:
+            row.update(meta)
+        self._entities[entity.name] = entity
         self._records.setdefault(entity.name, []).append(row)
         self._bump()
 
@@ -969,11 +1041,12 @@ class RecordWriter:
             return
         with self.store.engine.begin() as conn:
             for name, rows in self._records.items():
-                table = self.store.tables[name]
-                key = ENTITIES[name].key
+                entity = self._entities[name]
+                table, keys = ((self.store.tables[name], [entity.key]) if builtin(entity)
+                               else (self.store.tables["records"], ["entity", "record_key"]))
                 # One key twice in a batch: the later version wins, as it would across batches.
-                unique = list({r[key]: r for r in rows}.values())
-                conn.execute(self.store._upsert(table, [key], keep=["first_run_id"]), unique)
+                unique = list({r[keys[-1]]: r for r in rows}.values())
+                conn.execute(self.store._upsert(table, keys, keep=["first_run_id"]), unique)
             if self._rejects:
                 conn.execute(self.store.tables["rejects"].insert(), self._rejects)
             if self.counts is not None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
@@ -291,11 +292,11 @@ def fire_times(job: Job, n: int = 5, now: datetime | None = None, trigger: JobTr
     return out
 
 
-def load_timetables(folder: Path, bots: dict[str, Any]) -> list[Job]:
+def load_timetables(folder: Path, bots: dict[str, Any], portals: Sequence[str] = ("oem", "dms")) -> list[Job]:
     """Every job of every ``*.yaml`` in ``folder`` (sorted by file name), validated.
 
     ``bots`` maps bot names to their classes (to check ``run`` and find the portals whose
-    blackouts apply).
+    blackouts apply); ``portals`` names the configured portals (blackouts may name those too).
 
     Raises:
         DataFileError: a file is not valid YAML or a job is invalid (the message names the file
@@ -304,7 +305,7 @@ def load_timetables(folder: Path, bots: dict[str, Any]) -> list[Job]:
     jobs: list[Job] = []
     seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-        for job in _load_file(path, bots):
+        for job in _load_file(path, bots, portals):
             if job.name in seen:
                 raise DataFileError(f"{job.source}: job name '{job.name}' is used twice (also at {seen[job.name]})")
             seen[job.name] = job.source
@@ -319,7 +320,7 @@ def _tz(name: str, where: str) -> tzinfo:
         raise DataFileError(f"{where}: unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
 
 
-def _load_file(path: Path, bots: dict[str, Any]) -> list[Job]:
+def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str]) -> list[Job]:
     data, lines = load_yaml(path)
     if data is None:
         return []
@@ -332,7 +333,8 @@ def _load_file(path: Path, bots: dict[str, Any]) -> list[Job]:
         loc = tuple(err["loc"])
         raise DataFileError(f"{lines.where(loc)}: {'.'.join(str(p) for p in loc)}: {err['msg']}") from None
     file_tz = _tz(spec.timezone, lines.where(("timezone",)))
-    unknown_portals = sorted(set(spec.blackouts) - {"oem", "dms"} - {getattr(b, "portal", "") for b in bots.values()})
+    used = {p for b in bots.values() for p in (getattr(b, "portal", ""), *getattr(b, "also_uses", ()))}
+    unknown_portals = sorted(set(spec.blackouts) - {"oem", "dms"} - set(portals) - used)
     if unknown_portals:
         raise DataFileError(f"{lines.where(('blackouts', unknown_portals[0]))}: blackouts: no portal '{unknown_portals[0]}'")
     jobs = []
@@ -341,10 +343,10 @@ def _load_file(path: Path, bots: dict[str, Any]) -> list[Job]:
         if (j.cron is None) == (j.every is None):
             raise DataFileError(f"{where}: job '{j.name}' needs exactly one of cron: or every:")
         if j.run == SYNC:
-            portals: tuple[str, ...] = ("oem", "dms")
+            job_portals: tuple[str, ...] = ("oem", "dms")
             allowed = {"full", "dry_run"}
         elif j.run in bots:
-            portals = (bots[j.run].portal,)
+            job_portals = (bots[j.run].portal, *getattr(bots[j.run], "also_uses", ()))
             allowed = {"full", *bots[j.run].options}
         else:
             import difflib
@@ -357,10 +359,10 @@ def _load_file(path: Path, bots: dict[str, Any]) -> list[Job]:
             raise DataFileError(f"{lines.where(('jobs', i, 'options'))}: job '{j.name}': {j.run} has no option {bad[0]}")
         tz = _tz(j.timezone, lines.where(("jobs", i, "timezone"))) if j.timezone else file_tz
         blackouts = tuple(
-            Blackout.parse(b.window, b.days) for p in portals for b in spec.blackouts.get(p, [])
+            Blackout.parse(b.window, b.days) for p in job_portals for b in spec.blackouts.get(p, [])
         )
         jobs.append(Job(
-            name=j.name, run=j.run, portals=portals, tz=tz, cron=j.cron,
+            name=j.name, run=j.run, portals=job_portals, tz=tz, cron=j.cron,
             every=parse_every(j.every) if j.every else None, days=j.days, options=dict(j.options),
             misfire_grace_seconds=j.misfire_grace_seconds, coalesce=j.coalesce, on_start=j.on_start,
             beyond_calendar=j.beyond_calendar, blackouts=blackouts, source=where, enabled=j.enabled,

@@ -106,7 +106,7 @@ async def test_sync_writes_exactly_the_expected_contracts_and_a_second_sync_writ
     new_ids = Counter(c["id_number"] for c in clean_sandbox.customers()) - Counter(c["id_number"] for c in customers_before)
     assert all(n == 1 for n in new_ids.values()) and sum(new_ids.values()) == written.counts["customers_created"]
     path = settings.path("out") / "review.xlsx"
-    export_runs(store, latest_runs(store), path, {b: None for b in ("dms-rekey",)} | _entities())
+    export_runs(store, latest_runs(store), path, {"dms-rekey": ()} | _entities())
     wb = load_workbook(path, read_only=True)
     listed = {r[PENDING_HEADERS.index("厂家订单号")] for r in wb[PENDING_TITLE].iter_rows(min_row=2, values_only=True)}
     listed |= {r[0] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}

@@ -91,7 +91,7 @@ def test_html_reader_falls_back_and_fills_placeholders(tmp_path):
 def test_shipped_selector_files_have_every_name_the_page_objects_use(portal):
     import importlib
 
-    used = importlib.import_module(f"dealerbot.pages.{portal}").SELECTORS_USED
+    used = importlib.import_module(f"portals.{portal}").SELECTORS_USED
     load_portal_selectors(portal, ROOT / "selectors").require(used)  # raises naming a missing one
 
 

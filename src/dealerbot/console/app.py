@@ -226,7 +226,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
 
         with c.store() as store:
             running = {r.bot for r in store.runs(50) if r.status == "running"}
-        return c.page(request, "bots.html", bots=sorted(discover().values(), key=lambda b: b.name), running=running,
+        return c.page(request, "bots.html", bots=sorted(discover(home=settings.home).values(), key=lambda b: b.name), running=running,
                       error=error)
 
     @app.post("/bots/{name}/run")
@@ -239,7 +239,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
 
             with c.store() as store:
                 running = {r.bot for r in store.runs(50) if r.status == "running"}
-            return c.page(request, "bots.html", 409, bots=sorted(discover().values(), key=lambda b: b.name),
+            return c.page(request, "bots.html", 409, bots=sorted(discover(home=settings.home).values(), key=lambda b: b.name),
                           running=running, error=str(exc))
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
@@ -312,7 +312,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
         out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"
         try:
             with c.store() as store:
-                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(), False)
+                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(settings.home), False)
         except (DealerbotError, ValueError, OSError) as exc:
             raise HTTPException(500, f"无法生成审核工作簿：{exc}") from None
         return FileResponse(out, filename=out.name,
@@ -361,7 +361,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
 
         rows, error = [], ""
         try:
-            jobs = load_timetables(settings.path("schedules"), discover())
+            jobs = load_timetables(settings.path("schedules"), discover(home=settings.home), settings.portal_names)
         except DealerbotError as exc:
             jobs, error = [], str(exc)
         with c.store() as store:
@@ -393,8 +393,8 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
 
         portals = []
         with c.store() as store:
-            for name in ("oem", "dms"):
-                portal = getattr(settings, name)
+            for name in settings.portal_names:
+                portal = settings.portal(name)
                 state = settings.path("state") / f"{name}-{portal.username or 'default'}.json"
                 checked = settings.path("state") / f"selectors-check-{name}.json"
                 try:

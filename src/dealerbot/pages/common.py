@@ -1,10 +1,14 @@
-"""Screen behaviour shared by portals: logging in through a form, reading server-rendered tables."""
+"""Screen behaviour shared by portals: logging in through a form, reading server-rendered tables.
+
+Public API (through :mod:`dealerbot.api`): a portal's page objects build on these.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, ClassVar
+from urllib.parse import urljoin, urlparse
 
 from dealerbot.errors import LoginRejected, PageChanged, SessionExpired
 from dealerbot.portal import PortalSession
@@ -86,6 +90,69 @@ class LoginForm:
         s.log.info("{}: logged in as {}", s.name, " / ".join(self.fields.values()))
 
 
+class PortalApp:
+    """A portal as a whole: opening it logged in, logging in again when the session expires.
+
+    The default logs in through the ``login.*`` selectors: ``login.dealer_code`` and
+    ``login.username`` when those settings are set, then one ``login.<key>`` per entry of the
+    portal's ``login_fields``, then the password; it opens the endpoint ``landing`` first. A portal
+    needing more subclasses it in ``portals/<name>.py`` with ``name`` set (it is then used for
+    that portal wherever dealerbot opens it) and overrides :meth:`ready` (e.g. closing a notice
+    that covers every page after login) or :meth:`login`.
+    """
+
+    name: ClassVar[str] = ""  # the portal this app serves; empty: the default for any portal
+    landing: ClassVar[str] = "landing"  # the endpoint opened first
+    SELECTORS_USED: ClassVar[tuple[str, ...]] = (*LOGIN_SELECTORS, "login", "landing")
+
+    def __init__(self, session: PortalSession, password: Callable[[], str]) -> None:
+        self.s = session
+        self.login_form = LoginForm(session, self.login_fields(session.settings), password)
+
+    @classmethod
+    def login_fields(cls, settings: Any) -> dict[str, str]:
+        """Selector name -> value typed on the login screen (the password is typed separately)."""
+        fields = {}
+        if settings.dealer_code:
+            fields["login.dealer_code"] = settings.dealer_code
+        if settings.username:
+            fields["login.username"] = settings.username
+        fields.update({f"login.{k}": v for k, v in getattr(settings, "login_fields", {}).items()})
+        return fields
+
+    @classmethod
+    def selectors_used(cls, settings: Any) -> tuple[str, ...]:
+        """Every selector and endpoint name this app needs with these portal settings (checked
+        when the portal is opened, before the browser starts)."""
+        return (*cls.SELECTORS_USED, cls.landing, *cls.login_fields(settings))
+
+    async def open(self) -> None:
+        """Open the landing page, logging in first if the saved login no longer works.
+
+        Raises:
+            LoginRejected: the password was refused.
+            PageChanged: a screen is not as the selectors say.
+        """
+        await self.s.goto(self.landing, expect_login=True)
+        if self.s.is_expired(self.s.page.url) or await self.login_form.is_shown():
+            await self.login()
+        else:
+            self.s.log.info("{}: reusing the saved login", self.s.name)
+            await self.ready()
+
+    async def login(self) -> None:
+        """Log in (on the current page, or the login page), then :meth:`ready`.
+
+        Raises:
+            LoginRejected: the password was refused (never retried).
+        """
+        await self.login_form.login()
+        await self.ready()
+
+    async def ready(self) -> None:
+        """Called after every login and after reusing a saved one: make the page usable."""
+
+
 def read_table(
     session: PortalSession, root: Any, row_name: str, cell_name: str, fields: Sequence[str]
 ) -> list[dict[str, str]]:
@@ -139,3 +206,83 @@ class PagedTable:
             raise PageChanged(f"{self.s.name}: {self.endpoint} page {page} has no table")
         rows = read_table(self.s, root, f"{self.prefix}.row", f"{self.prefix}.cell", self.fields)
         return rows, bool(self.s.html.find_all(root, f"{self.prefix}.next"))
+
+
+class HeaderTable:
+    """A list screen read by column header text, as declared under ``tables:`` in the portal's
+    selector file (for tables whose cells carry no field attribute: django-tables2 and most
+    DMSs)::
+
+        tables:
+          stock:
+            endpoint: stock_page
+            table: stock.table
+            next: stock.next          # the "next page" link; its href is followed
+            columns: {vin: 车架号, model: 车型, price: 指导价}
+
+    Pages are fetched through the logged-in session (retries, re-login, request budget) and
+    read with lxml; the link to the next page is followed while there is one (only to the
+    portal's own host).
+    """
+
+    def __init__(self, session: PortalSession, name: str) -> None:
+        self.s = session
+        self.spec = session.selectors.table(name)
+
+    async def rows(self, params: dict[str, Any] | None = None, page_limit: int = 0) -> AsyncIterator[list[dict[str, str]]]:
+        """Each page's rows (field -> cell text), first page first.
+
+        Raises:
+            PageChanged: the table or one of its column headers is missing (names it and the
+                headers found), or the next link leads off the portal.
+            SystemFailure: see :meth:`PortalSession.fetch`.
+        """
+        target: str = self.spec.endpoint
+        query: dict[str, Any] | None = params
+        seen: set[str] = set()
+        pages = 0
+        while True:
+            root = await self.s.fetch_html(target, query, patient=True)
+            pages += 1
+            yield self.read(root)
+            if self.spec.next is None or (page_limit and pages >= page_limit):
+                return
+            links = self.s.html.find_all(root, self.spec.next)
+            href = links[0].get("href") if links else None
+            if not href or href.startswith(("#", "javascript:")):
+                return
+            url = urljoin(self.s.url(target, query), href)
+            if urlparse(url).netloc != urlparse(self.s.settings.url).netloc:
+                raise PageChanged(f"{self.s.name}: table '{self.spec.name}': the next link leads off the portal ({url})")
+            if url in seen:
+                return  # a "next" that points back: the last page
+            seen.add(url)
+            target, query = url, None
+
+    def read(self, root: Any) -> list[dict[str, str]]:
+        """The rows of the table in an lxml page.
+
+        Raises:
+            PageChanged: no table, or a declared header is not among its headers.
+        """
+        tables = self.s.html.find_all(root, self.spec.table)
+        if not tables:
+            raise PageChanged(f"{self.s.name}: table '{self.spec.name}' ({self.spec.table}) is not on the page")
+        table = tables[0]
+        head = table.xpath("./thead/tr[1]/th|./thead/tr[1]/td") or table.xpath("(./tr|./tbody/tr)[1]/th")
+        headers = [" ".join(h.text_content().split()) for h in head]
+        index = {}
+        for field_name, text in self.spec.columns:
+            if text not in headers:
+                raise PageChanged(
+                    f"{self.s.name}: table '{self.spec.name}' has no column 「{text}」 (for {field_name}); "
+                    f"its headers: {'、'.join(headers) or 'none'}"
+                )
+            index[field_name] = headers.index(text)
+        out = []
+        for tr in table.xpath("./tbody/tr|./tr"):
+            cells = tr.xpath("./td")
+            if len(cells) < len(headers) or not cells:
+                continue  # a header row, or an "empty list" row spanning the table
+            out.append({f: " ".join(cells[i].text_content().split()) for f, i in index.items()})
+        return out

@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlparse
 
-from dealerbot.errors import PageChanged
-from dealerbot.forms import Form, SubmitOutcome
-from dealerbot.mapping import dms_values
-from dealerbot.pages.common import LOGIN_SELECTORS, LoginForm, PagedTable, paged_table_selectors
-from dealerbot.portal import PortalSession
-from dealerbot.rekey import Submitted
+from dealerbot.api import (
+    LOGIN_SELECTORS,
+    Form,
+    PageChanged,
+    PagedTable,
+    PortalApp,
+    PortalSession,
+    SubmitOutcome,
+    Submitted,
+    dms_values,
+    paged_table_selectors,
+)
 
 # Every selector and endpoint name these page objects use (checked when the DMS is opened).
 SELECTORS_USED = (
@@ -24,28 +30,10 @@ CONTRACT_FIELDS = (
 )
 
 
-class DmsApp:
-    """The DMS as a whole: logging in."""
+class DmsApp(PortalApp):
+    """The DMS as a whole: logging in (user name, password)."""
 
-    def __init__(self, session: PortalSession, password: Callable[[], str]) -> None:
-        self.s = session
-        self.login_form = LoginForm(session, {"login.username": session.settings.username}, password)
-
-    async def open(self) -> None:
-        """Open the landing page, logging in first if the saved login no longer works.
-
-        Raises:
-            LoginRejected: the password was refused.
-        """
-        await self.s.goto("landing", expect_login=True)
-        if await self.login_form.is_shown():
-            await self.login()
-        else:
-            self.s.log.info("dms: reusing the saved login")
-
-    async def login(self) -> None:
-        """Log in on the login page."""
-        await self.login_form.login()
+    name = "dms"
 
 
 def customers_screen(session: PortalSession) -> PagedTable:

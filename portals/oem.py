@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from playwright.async_api import TimeoutError as PlaywrightTimeout
-
-from dealerbot.errors import PageChanged, PortalUnavailable
-from dealerbot.pages.common import LOGIN_SELECTORS, LoginForm, PagedTable, paged_table_selectors
-from dealerbot.portal import PortalSession
+from dealerbot.api import (
+    LOGIN_SELECTORS,
+    PageChanged,
+    PagedTable,
+    PlaywrightTimeout,
+    PortalApp,
+    PortalSession,
+    PortalUnavailable,
+    paged_table_selectors,
+)
 
 ORDER_FIELDS = (
     "order_no", "customer_name", "mobile", "id_type", "id_number", "model_code", "color", "vin",
@@ -41,38 +45,13 @@ async def dismiss_notice(s: PortalSession) -> None:
         s.log.debug("oem: notice dismissed")
 
 
-class OemPortal:
-    """The portal as a whole: logging in, the 系统公告 notice that covers every page."""
+class OemPortal(PortalApp):
+    """The portal as a whole: logging in (dealer code, user name, password) and the 系统公告
+    notice that covers every page after it."""
 
-    def __init__(self, session: PortalSession, password: Callable[[], str]) -> None:
-        self.s = session
-        settings = session.settings
-        self.login_form = LoginForm(
-            session,
-            {"login.dealer_code": settings.dealer_code, "login.username": settings.username},
-            password,
-        )
+    name = "oem"
 
-    async def open(self) -> None:
-        """Open the landing page, logging in first if the saved login no longer works.
-
-        Raises:
-            LoginRejected: the password was refused.
-            PageChanged: a screen is not as expected.
-        """
-        await self.s.goto("landing", expect_login=True)
-        if await self.login_form.is_shown():
-            await self.login()
-        else:
-            self.s.log.info("oem: reusing the saved login")
-            await self.dismiss_notice()
-
-    async def login(self) -> None:
-        """Log in (on the current page, or the login page) and dismiss the notice."""
-        await self.login_form.login()
-        await self.dismiss_notice()
-
-    async def dismiss_notice(self) -> None:
+    async def ready(self) -> None:
         """Close the 系统公告 modal if it covers the page."""
         await dismiss_notice(self.s)
 

@@ -1,0 +1,1 @@
+"""This dealership's own page objects (searched before dealerbot's shipped ones)."""

@@ -1,0 +1,99 @@
+"""dealerbot's public API: everything a bot or a portal's page objects may use.
+
+The shipped bots (``bots/``) and page objects (``portals/``) import from here only (a test
+checks), so a dealership's own portal has exactly the tools the shipped ones have::
+
+    from dealerbot.api import Bot, BotContext, Entity, FieldDef, Form, PortalApp
+
+Bots
+    :class:`Bot` (``name``, ``portal``, ``entity`` or ``entities``, ``also_uses``, ``run(ctx)``),
+    :class:`ListBot`, :class:`BotContext` (``ctx.portal(name)``, ``ctx.emit(entity, row)``,
+    ``ctx.reject``, ``ctx.note``, ``ctx.check_stop``, ``ctx.input_rows()``), :func:`fan_out`,
+    :func:`scrape_pages`.
+Records
+    :class:`Entity`, :class:`FieldDef`: declare a record type; it gets the default pipeline
+    (required key, types, rejects with reasons), a place in the store, a workbook sheet and the
+    masking of its ``personal`` fields.
+Page objects
+    :class:`PortalApp` (logging in), :class:`PortalSession` (the logged-in page, ``goto``,
+    ``fetch_html``, ``fetch_json``, ``step``, ``loc``), :class:`Form` / :class:`SubmitOutcome`
+    (fill, choose, submit exactly once), :class:`LoginForm`, :class:`PagedTable`,
+    :func:`read_table`, :class:`HeaderTable` (columns by header text).
+Errors
+    the tree of :mod:`dealerbot.errors`: raise :class:`RecordRejected` for a bad record,
+    :class:`PageChanged` / :class:`PortalUnavailable` when the portal breaks.
+"""
+
+from __future__ import annotations
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from dealerbot.bot import Bot, BotContext, ListBot, fan_out, scrape_pages
+from dealerbot.errors import (
+    ConfigError,
+    DealerbotError,
+    LoginRejected,
+    PageChanged,
+    PortalUnavailable,
+    RecordRejected,
+    SessionExpired,
+    StepTimeout,
+    SystemFailure,
+)
+from dealerbot.failpoints import Failpoints
+from dealerbot.forms import Form, SubmitOutcome
+from dealerbot.mapping import dms_values
+from dealerbot.pages.common import (
+    LOGIN_SELECTORS,
+    HeaderTable,
+    LoginForm,
+    PagedTable,
+    PortalApp,
+    paged_table_selectors,
+    read_table,
+)
+from dealerbot.portal import PortalSession
+from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, FieldDef
+from dealerbot.rekey import Rekeyer, Submitted, pending_actions, write_actions
+
+__all__ = [
+    "DMS_CONTRACT",
+    "DMS_CUSTOMER",
+    "LOGIN_SELECTORS",
+    "OEM_CUSTOMER",
+    "OEM_ORDER",
+    "Bot",
+    "BotContext",
+    "ConfigError",
+    "DealerbotError",
+    "Entity",
+    "Failpoints",
+    "FieldDef",
+    "Form",
+    "HeaderTable",
+    "ListBot",
+    "LoginForm",
+    "LoginRejected",
+    "PageChanged",
+    "PagedTable",
+    "PlaywrightError",
+    "PlaywrightTimeout",
+    "PortalApp",
+    "PortalSession",
+    "PortalUnavailable",
+    "RecordRejected",
+    "Rekeyer",
+    "SessionExpired",
+    "StepTimeout",
+    "Submitted",
+    "SubmitOutcome",
+    "SystemFailure",
+    "dms_values",
+    "fan_out",
+    "paged_table_selectors",
+    "pending_actions",
+    "read_table",
+    "scrape_pages",
+    "write_actions",
+]
