@@ -22,8 +22,11 @@ _SANDBOX = """
 import json, sys, time
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
-with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=int(sys.argv[1]), seed=int(sys.argv[2]))) as sb:
-    print(json.dumps({"oem": sb.oem_url, "dms": sb.dms_url, "token": sb.admin_token}), flush=True)
+cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=int(sys.argv[1]), seed=int(sys.argv[2]),
+                    used_cars=int(sys.argv[3]))
+with SandboxServer(cfg) as sb:
+    print(json.dumps({"oem": sb.oem_url, "dms": sb.dms_url, "usedcars": sb.usedcars_url, "token": sb.admin_token}),
+          flush=True)
     sys.stdin.read()  # until the benchmark closes the pipe
 """
 
@@ -34,6 +37,7 @@ class Sandbox:
     oem: str
     dms: str
     token: str
+    usedcars: str = ""
 
     def stop(self) -> None:
         if self.proc.stdin:
@@ -44,11 +48,11 @@ class Sandbox:
             self.proc.kill()
 
 
-def start_sandbox(orders: int, seed: int = 20261125) -> Sandbox:
+def start_sandbox(orders: int, seed: int = 20261125, used_cars: int = 57) -> Sandbox:
     """The practice portals in their own process (so that they do not share a core's GIL with
     what is measured)."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SANDBOX, str(orders), str(seed)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        [sys.executable, "-c", _SANDBOX, str(orders), str(seed), str(used_cars)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True,
     )
     assert proc.stdout is not None
@@ -56,7 +60,7 @@ def start_sandbox(orders: int, seed: int = 20261125) -> Sandbox:
     if not line:
         raise SystemExit("the sandbox did not start")
     info = json.loads(line)
-    return Sandbox(proc, info["oem"], info["dms"], info["token"])
+    return Sandbox(proc, info["oem"], info["dms"], info["token"], info["usedcars"])
 
 
 @dataclass

@@ -6,10 +6,11 @@ checks), so a dealership's own portal has exactly the tools the shipped ones hav
     from dealerbot.api import Bot, BotContext, Entity, FieldDef, Form, PortalApp
 
 Bots
-    :class:`Bot` (``name``, ``portal``, ``entity`` or ``entities``, ``also_uses``, ``run(ctx)``),
-    :class:`ListBot`, :class:`BotContext` (``ctx.portal(name)``, ``ctx.emit(entity, row)``,
-    ``ctx.reject``, ``ctx.note``, ``ctx.check_stop``, ``ctx.input_rows()``), :func:`fan_out`,
-    :func:`scrape_pages`.
+    :class:`Bot` (``name``, ``portal``, ``entity`` or ``entities``, ``also_uses``, ``options``,
+    ``run(ctx)``), :class:`TableBot` (a list declared in YAML, no code), :class:`ListBot`,
+    :class:`BotContext` (``ctx.portal(name)``, ``ctx.emit(entity, row)``, ``ctx.write_once``,
+    ``ctx.rejecting``, ``ctx.reject``, ``ctx.note``, ``ctx.check_stop``, ``ctx.input_rows()``,
+    ``ctx.download_dir()``), :func:`fan_out`, :func:`scrape_pages`.
 Records
     :class:`Entity`, :class:`FieldDef`: declare a record type; it gets the default pipeline
     (required key, types, rejects with reasons), a place in the store, a workbook sheet and the
@@ -29,7 +30,7 @@ from __future__ import annotations
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from dealerbot.bot import Bot, BotContext, ListBot, fan_out, scrape_pages
+from dealerbot.bot import Bot, BotContext, ListBot, TableBot, fan_out, scrape_pages
 from dealerbot.errors import (
     ConfigError,
     DealerbotError,
@@ -89,6 +90,7 @@ __all__ = [
     "Submitted",
     "SubmitOutcome",
     "SystemFailure",
+    "TableBot",
     "dms_values",
     "fan_out",
     "paged_table_selectors",

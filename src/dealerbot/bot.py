@@ -22,6 +22,7 @@ from dealerbot.config import Settings
 from dealerbot.credentials import PasswordSource, env_name
 from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopRequested, SystemFailure
 from dealerbot.locators import SelectorFile, build_locator, load_portal_selectors
+from dealerbot.pages.common import HeaderTable
 from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
 from dealerbot.records import Entity, Item
@@ -90,6 +91,23 @@ class ListBot(Bot):
             screen = type(self).screen(s)
             await s.step("open the list", screen.open)
             await scrape_pages(ctx, screen, self.entity)
+
+
+class TableBot(Bot):
+    """A bot that reads every page of a list declared under ``tables:`` in its portal's selector
+    file (columns by header text, the next-page link followed) and emits each row as ``entity``:
+    a bot in five lines of settings (``name``, ``portal``, ``entity``, ``table``, ``description``)."""
+
+    table: ClassVar[str]
+    entity: ClassVar[Entity]
+
+    async def run(self, ctx: BotContext) -> None:
+        async with ctx.portal(self.portal) as s:
+            async for rows in HeaderTable(s, self.table).rows(page_limit=ctx.settings.run.page_limit):
+                ctx.page_done()
+                for row in rows:
+                    ctx.emit(self.entity, row, source=f"{self.table} page {ctx.counts['pages']}")
+                ctx.check_stop()
 
 
 @dataclass
@@ -373,6 +391,54 @@ class BotContext:
             yield
         except RecordRejected as rej:
             self.reject(entity, data, rej.code, rej.reason, rej.field or "")
+
+    async def write_once(
+        self,
+        entity: Entity,
+        record: dict[str, Any],
+        find: Callable[[str], Awaitable[dict[str, Any] | None]],
+        create: Callable[[dict[str, Any]], Awaitable[Any]],
+    ) -> str:
+        """Write one record into a portal exactly once, the way the re-key bot does.
+
+        ``find(key)`` looks the record up on the portal (None: not there); ``create(record)``
+        fills the form and submits it once, returning the :class:`~dealerbot.forms.SubmitOutcome`.
+        A record the portal already holds is not typed again (``found``); a refused submit, or
+        one with no clear answer, is never repeated: the record is rejected with the portal's
+        words (a later run searches first, so an unclear save is never doubled); a saved one is
+        found again and what the portal now holds is emitted (``written``). Business errors on
+        the way (a dropdown without the value) reject the record; every outcome is in the audit
+        trail (``dealerbot audit``). Returns ``found``, ``written`` or ``rejected``.
+
+        Raises:
+            SystemFailure: the portal failed while searching or opening the form (nothing was
+                submitted, or the next run's search finds what was).
+            StopRequested: a shutdown asked to stop (checked before the record is started).
+        """
+        self.check_stop()
+        self.personal(*(record.get(f) for f in entity.personal_fields))
+        key = str(record.get(entity.key) or "").strip()
+        actor = f"bot:{self.bot.name}"
+        with self.rejecting(entity, record):
+            if await find(key) is not None:
+                self.store.audit_write(self.run_id, actor, "found", entity.name, key, {})
+                self.note(f"{key} 已在{entity.title}中，未重复写入 (already there: not written again)")
+                return "found"
+            outcome = await create(record)
+            if outcome.result != "saved":
+                self.store.audit_write(self.run_id, actor, outcome.result, entity.name, key, record, outcome.message)
+                reason = outcome.message or ("门户没有明确答复，下次运行会先查找再决定" if outcome.result == "unknown" else "门户拒绝保存")
+                self.reject(entity, record, f"submit_{outcome.result}", reason)
+                return "rejected"
+            held = await find(key)
+            if held is None:
+                self.store.audit_write(self.run_id, actor, "missing", entity.name, key, record, outcome.url)
+                self.reject(entity, record, "not_found_after_save", "保存后在门户上查不到该记录 (saved, but not found again)")
+                return "rejected"
+            self.store.audit_write(self.run_id, actor, "written", entity.name, key, held, outcome.url)
+            self.emit(entity, held, source=outcome.url)
+            return "written"
+        return "rejected"
 
     def observe_change(self, changed_at: datetime) -> None:
         """Note a change time the bot *listed* (not read later from a detail page).

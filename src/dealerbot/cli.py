@@ -537,9 +537,10 @@ def audit(
     mask = _masker(settings)
     events = {"create_customer": "新建客户", "found_customer": "找到客户", "create_contract": "新建合同",
               "update_contract": "更新合同", "cancel_contract": "取消合同", "approve": "审核同意",
-              "approve_edited": "修改后同意", "skip": "审核跳过"}
+              "approve_edited": "修改后同意", "skip": "审核跳过", "written": "已写入并回读", "found": "已存在，未写入",
+              "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到"}
     table = Table(title="审计记录 (audit)")
-    for col in ("时间", "事件", "厂家订单号", "对象", "操作人", "运行", "内容"):
+    for col in ("时间", "事件", "厂家订单号/记录键", "对象", "操作人", "运行", "内容"):
         table.add_column(col, overflow="fold")
     for r in rows:
         names = {**CONTRACT_HEADERS, **CUSTOMER_HEADERS}

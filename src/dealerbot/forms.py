@@ -40,6 +40,7 @@ from dealerbot.errors import PageChanged, PortalUnavailable, RecordRejected, Ste
 from dealerbot.portal import PortalSession
 
 Dialog = Literal["accept", "dismiss"]
+KNOWN_TIMEOUT_MS = 5_000  # an element found before on this page gets this long before every choice is tried again
 
 _MISSING, _NO_OPTION, _NOT_BATCHABLE = -1, -2, -3
 
@@ -120,6 +121,7 @@ class Form:
     def __init__(self, session: PortalSession) -> None:
         self.s = session
         self.dialogs: list[str] = []  # texts of the native dialogs answered, newest last
+        self._tags: dict[str, str] = {}  # selector name -> the tag it found (INPUT, SELECT...)
 
     @property
     def page(self) -> Any:
@@ -164,8 +166,18 @@ class Form:
             await self._fill_one(name, value, name in by_text)
 
     async def _fill_one(self, name: str, value: str, by_text: bool) -> None:
+        known, tag = self.s.loc.known(name), self._tags.get(name)
+        if known is not None and tag is not None:  # resolved on this page before: one round-trip
+            try:
+                if tag == "SELECT":
+                    await self._select(name, known, value, by_text)
+                else:
+                    await known.fill(value, timeout=min(self.s.loc.timeout_ms, KNOWN_TIMEOUT_MS))
+                return
+            except (PlaywrightTimeout, PlaywrightError):
+                pass  # not there the way it was: resolve every choice again
         loc = await self.s.loc.get(name)
-        tag = await loc.evaluate("el => el.tagName")
+        tag = self._tags[name] = await loc.evaluate("el => el.tagName")
         if tag == "SELECT":
             await self._select(name, loc, value, by_text)
         else:
@@ -177,7 +189,7 @@ class Form:
         Raises:
             PageChanged: no such element. RecordRejected: no such option.
         """
-        loc = await self.s.loc.get(name)
+        loc = self.s.loc.known(name) or await self.s.loc.get(name)
         await self._select(name, loc, text if value is None else value, value is None)
 
     async def _select(self, name: str, loc: Any, wanted: str | None, by_text: bool) -> None:

@@ -878,6 +878,16 @@ class Store:
             natural_key=action.natural_key, old_values=dumps(old), new_values=dumps(new), note=note,
         ))
 
+    def audit_write(self, run_id: str, actor: str, event: str, entity: str, key: str, values: dict[str, Any],
+                    note: str = "") -> None:
+        """Append the audit row of a write a bot made on a portal of its own (``event``:
+        written, found, refused, unknown)."""
+        with self.engine.begin() as conn:
+            conn.execute(self.tables["audit"].insert().values(
+                at=datetime.now(), run_id=run_id, actor=actor, action_id=None, event=event, target=entity,
+                natural_key=key, old_values="{}", new_values=dumps(values), note=note,
+            ))
+
     def audit_rows(self, limit: int = 50, natural_key: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail, newest first."""
         t = self.tables["audit"]

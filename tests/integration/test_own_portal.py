@@ -80,6 +80,11 @@ def _sheet(path: Path, title: str) -> list[dict]:
 def test_a_new_user_reads_and_registers_cars_on_their_own_portal(shop, platform):
     listed = run(shop, "bots")
     assert listed.returncode == 0 and "usedcars-stock" in listed.stdout and "oem-orders" in listed.stdout
+    check = run(shop, "selectors", "check", "usedcars")  # logs in with the default login app
+    assert check.returncode == 0, check.stdout + check.stderr
+    lines = {line.split("│")[1].strip(): line for line in check.stdout.splitlines() if line.count("│") >= 3}
+    assert " ok " in lines["login.username"] and " ok " in lines["car.vin"]  # labels not linked to inputs
+    assert " ok " in lines["notice.guide"]  # inside the notice's iframe
 
     stock = run(shop, "run", "usedcars-stock")
     assert stock.returncode == 0, stock.stdout + stock.stderr
@@ -105,7 +110,7 @@ def test_a_new_user_reads_and_registers_cars_on_their_own_portal(shop, platform)
 
     register = run(shop, "run", "usedcars-register", "--input", "cars.xlsx")
     assert register.returncode == 0, register.stdout + register.stderr
-    assert f"{existing['vin']} 已登记，跳过" in register.stdout
+    assert f"{existing['vin']} 已在置换车辆中，未重复写入" in register.stdout
     after = platform.cars()
     added = [c for c in after if c["vin"] == new]
     assert len(added) == 1 and added[0]["brand"] == "丰田" and added[0]["price"] == "86000.00"
@@ -115,8 +120,12 @@ def test_a_new_user_reads_and_registers_cars_on_their_own_portal(shop, platform)
     assert platform.counters()["submits"] == 2  # the new car and the refused VIN; 特斯拉 never reached 保存
 
     again = run(shop, "run", "usedcars-register", "--input", "cars.xlsx")
-    assert again.returncode == 0 and f"{new} 已登记，跳过" in again.stdout
+    assert again.returncode == 0 and f"{new} 已在置换车辆中，未重复写入" in again.stdout
     assert len(platform.cars()) == len(truth) + 1  # nothing registered twice
+    leaked = [p for p in (shop / "logs").rglob("*") if p.is_file() and DEMO_PASSWORD in p.read_text(errors="ignore")]
+    assert not leaked  # the new portal's password is masked like the shipped ones'
+    audit = run(shop, "audit", "--order", new)
+    assert audit.returncode == 0 and "已写入并回读" in audit.stdout and "已存在，未写入" in audit.stdout, audit.stdout
 
     run(shop, "export", "-o", "review.xlsx")
     wb = load_workbook(shop / "review.xlsx", read_only=True)

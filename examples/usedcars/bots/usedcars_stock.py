@@ -1,21 +1,13 @@
-"""usedcars-stock: every car on the trade-in platform, into the store and the review workbook."""
+"""usedcars-stock: every car on the trade-in platform, into the store and the review workbook
+(the list is read by the column headers its selector file declares under ``tables: cars``)."""
 
-from __future__ import annotations
-
-from portals.usedcars import USED_CAR, CarsList
-
-from dealerbot.api import Bot, BotContext
+from dealerbot.api import TableBot
+from portals.usedcars import USED_CAR
 
 
-class UsedCarsStock(Bot):
+class UsedCarsStock(TableBot):
     name = "usedcars-stock"
     portal = "usedcars"
     entity = USED_CAR
+    table = "cars"
     description = "二手车置换平台：全部置换车辆"
-
-    async def run(self, ctx: BotContext) -> None:
-        async with ctx.portal("usedcars") as s:
-            async for rows in CarsList(s).pages():
-                ctx.page_done()
-                for row in rows:
-                    ctx.emit(USED_CAR, row, source="cars")

@@ -6,7 +6,7 @@ Public API (through :mod:`dealerbot.api`): a portal's page objects build on thes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urljoin, urlparse
 
@@ -258,6 +258,36 @@ class HeaderTable:
                 return  # a "next" that points back: the last page
             seen.add(url)
             target, query = url, None
+
+    async def page(self, params: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """The rows of the first page only (e.g. a search by key): a one-off read, retried as a
+        record's read is, not patiently as a list walk.
+
+        Raises:
+            as :meth:`rows`.
+        """
+        return self.read(await self.s.fetch_html(self.spec.endpoint, params))
+
+    async def find(self, field: str, value: str, params: dict[str, Any] | None = None) -> dict[str, str] | None:
+        """The first row of the first page (``params``: the portal's search) whose ``field`` is
+        ``value`` (compared trimmed, case-insensitively), or None: a ``find`` for
+        :meth:`BotContext.write_once <dealerbot.bot.BotContext.write_once>`.
+
+        Raises:
+            as :meth:`rows`.
+        """
+        wanted = value.strip().upper()
+        return next((row for row in await self.page(params) if row.get(field, "").strip().upper() == wanted), None)
+
+    def finder(self, field: str, search: str | None = None) -> Callable[[str], Awaitable[dict[str, str] | None]]:
+        """``find(value)`` for :meth:`BotContext.write_once <dealerbot.bot.BotContext.write_once>`:
+        the row whose ``field`` is ``value``, searched with the list's query parameter ``search``
+        (e.g. ``q``; None: the first page unfiltered)."""
+
+        async def find(value: str) -> dict[str, str] | None:
+            return await self.find(field, value, {search: value} if search else None)
+
+        return find
 
     def read(self, root: Any) -> list[dict[str, str]]:
         """The rows of the table in an lxml page.

@@ -85,6 +85,7 @@ class SandboxConfig(BaseModel):
     usedcars_port: int = 8703  # the used-car trade-in platform (二手车置换平台): "a portal nobody here wrote"
     seed: int = 20261125
     orders: int = 500
+    used_cars: int = 57  # cars on the used-car trade-in platform
     customers: int | None = None
     db_path: Path | None = None
     session_idle_seconds: float = 900
@@ -118,6 +119,13 @@ class SandboxConfig(BaseModel):
     def _orders(cls, v: int) -> int:
         if not 10 <= v <= 1_000_000:
             raise ValueError(f"orders must be between 10 and 1000000, got {v}")
+        return v
+
+    @field_validator("used_cars")
+    @classmethod
+    def _used_cars(cls, v: int) -> int:
+        if not 1 <= v <= 100_000:
+            raise ValueError(f"used_cars must be between 1 and 100000, got {v}")
         return v
 
     @field_validator("customers")

@@ -42,7 +42,7 @@ from .data import GIVEN_CHARS, SURNAMES, vin_check_digit, vin_is_valid
 DEMO_USERNAME = "zhihuan01"
 DEMO_PASSWORD = "Used@2026!"
 PAGE_SIZE = 25
-CARS = 57
+CARS = 57  # the default (SandboxConfig.used_cars)
 BRANDS = {1: "大众", 2: "丰田", 3: "本田", 4: "别克", 5: "比亚迪", 6: "吉利"}
 MODELS = {1: ("朗逸", "帕萨特"), 2: ("卡罗拉", "凯美瑞"), 3: ("雅阁", "思域"), 4: ("君威", "英朗"), 5: ("秦PLUS", "汉"),
           6: ("星瑞", "博越")}
@@ -73,15 +73,15 @@ def _vin(r: random.Random, serial: int) -> str:
     return body[:8] + vin_check_digit(body) + body[9:]
 
 
-def _seed_cars(seed: int) -> list[Car]:
+def _seed_cars(seed: int, count: int = CARS) -> list[Car]:
     r = random.Random(seed * 7 + 3)
     cars = []
-    for i in range(1, CARS + 1):
+    for i in range(1, count + 1):
         b = r.choice(list(BRANDS))
         reg = date(2026, 11, 1) - timedelta(days=r.randrange(200, 3000))
         name = r.choice(SURNAMES) + "".join(r.choice(GIVEN_CHARS) for _ in range(r.choice((1, 2))))
         mobile = "1" + r.choice("3589") + "".join(r.choice("0123456789") for _ in range(9))
-        cars.append(Car(i, _vin(r, 700000 + i), BRANDS[b], r.choice(MODELS[b]), reg.isoformat(), r.randrange(5, 180) * 1000,
+        cars.append(Car(i, _vin(r, 100000 + i), BRANDS[b], r.choice(MODELS[b]), reg.isoformat(), r.randrange(5, 180) * 1000,
                         f"{r.randrange(30, 260) * 1000}.00", name, mobile, r.choice(("在售", "在售", "在售", "已售"))))
     return cars
 
@@ -96,7 +96,7 @@ class _State:
 
     def reset(self) -> None:
         with self.lock:
-            self.cars = _seed_cars(self.cfg.seed)
+            self.cars = _seed_cars(self.cfg.seed, self.cfg.used_cars)
             self.sessions: dict[str, float] = {}
             self.messages: dict[str, str] = {}
             self.counters = dict.fromkeys(("requests", "logins", "failed_logins", "submits", "created", "exports",
