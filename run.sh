@@ -40,6 +40,14 @@ setup() {
     apt_install chromium chromium-headless-shell || apt_install chromium || apt_install chromium-browser || {
       "$VENV/bin/python" -m dealerbot.browser_check; exit 2; }
   fi
+  # The desktop DMS bot and its tests: a virtual display, window control, the clipboard.
+  missing=""
+  for tool in Xvfb:xvfb xdotool:xdotool xclip:xclip; do
+    command -v "${tool%%:*}" >/dev/null || missing="$missing ${tool##*:}"
+  done
+  if [ -n "$missing" ]; then
+    apt_install $missing || echo "note: without$missing the desktop (client/server) DMS tests are skipped" >&2
+  fi
   # Chinese glyphs in failure screenshots: a small CJK font when the system has none.
   if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null | head -1)" ]; then
     apt_install fonts-wqy-microhei || echo "note: no Chinese font; screenshots will show boxes for Chinese text" >&2

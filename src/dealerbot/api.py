@@ -31,6 +31,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.bot import Bot, BotContext, ListBot, TableBot, fan_out, scrape_pages
+from dealerbot.desktop.driver import DesktopDriver
 from dealerbot.errors import (
     ConfigError,
     DealerbotError,
@@ -68,6 +69,7 @@ __all__ = [
     "BotContext",
     "ConfigError",
     "DealerbotError",
+    "DesktopDriver",
     "Entity",
     "Failpoints",
     "FieldDef",

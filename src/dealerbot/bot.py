@@ -59,6 +59,7 @@ class Bot(ABC):
     incremental: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()  # run options it understands, e.g. ("dry_run",)
     trace: ClassVar[bool] = True  # keep a Playwright trace of a failed run unless [browser] trace says
+    uses_browser: ClassVar[bool] = True  # False: a desktop bot (no browser is started for its runs)
 
     @abstractmethod
     async def run(self, ctx: BotContext) -> None:
@@ -117,7 +118,7 @@ class BotContext:
     run_id: str
     bot: Bot
     settings: Settings
-    browser: Browser
+    browser: Browser | None  # None for a bot that drives no browser (``uses_browser = False``)
     writer: RecordWriter
     store: Store
     evidence: Evidence
@@ -178,6 +179,8 @@ class BotContext:
             SystemFailure: the portal could not be opened.
         """
         settings = self.settings.portal(portal)
+        if self.browser is None:
+            raise ConfigError(f"机器人 {self.bot.name} 声明不使用浏览器 (uses_browser = False)，不能打开网页门户 {portal}")
         app = app or self.portal_app(portal)
         selectors = self.selectors(portal)
         own = app.selectors_used(settings) if hasattr(app, "selectors_used") else ()
@@ -280,6 +283,52 @@ class BotContext:
             f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现 "
             f"({portal}: used the saved login; a changed password shows only when it expires)"
         )
+
+    @asynccontextmanager
+    async def desktop(self, portal: str, screens: str) -> AsyncIterator[Any]:
+        """Drive the desktop client described by ``selectors/<screens>.yaml`` (``kind: desktop``)
+        for the account of ``portal``: yields a :class:`~dealerbot.desktop.driver.DesktopDriver`.
+        When the block raises, a full-screen screenshot (personal regions masked) with the window
+        list and the step log is saved as evidence; a refused password is remembered, as on the web.
+
+        Raises:
+            ConfigError: no display, no xdotool, a malformed screen file; LoginRejected (and
+                remembered); CredentialsMissing.
+            SystemFailure: the client is not running or will not take the focus.
+        """
+        from dealerbot.desktop.driver import DesktopDriver
+        from dealerbot.desktop.spec import load_desktop_spec
+        from dealerbot.locators import portal_selectors_path
+
+        spec = load_desktop_spec(portal_selectors_path(screens, self.selectors_dir, self.settings.home))
+        account = account_key(portal, self.settings.portal(portal))
+        fingerprint = self._check_not_refused(portal, account, spec.title)
+        self.log.info("{}: desktop screens from {}", portal, spec.path)
+        driver = await asyncio.to_thread(DesktopDriver, spec, self.log)
+        try:
+            yield driver
+        except LoginRejected as exc:
+            if not exc.remembered:
+                self.store.record_login_refusal(account, fingerprint, str(exc), self.run_id)
+            raise
+        except (StopRequested, asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except BaseException:
+            try:
+                await asyncio.to_thread(self.desktop_evidence, driver, "failed")
+            except Exception as exc:  # noqa: BLE001 - evidence never hides the failure itself
+                self.log.warning("could not keep a screenshot: {}", exc)
+            raise
+        finally:
+            if driver.nuisances_closed or driver.refocused:
+                self.note(f"{spec.title}：关闭了 {driver.nuisances_closed} 个意外弹窗，重新聚焦窗口 {driver.refocused} 次 "
+                          f"(closed {driver.nuisances_closed} unexpected window(s), re-focused {driver.refocused} time(s))")
+
+    def desktop_evidence(self, driver: Any, label: str) -> str:
+        """Save a masked full-screen screenshot, the window list and the step log; the folder."""
+        for path in driver.screenshot(self.evidence.next_name(label, ".png"), mask=self.evidence.masker):
+            self.evidence.add(path)
+        return str(self.evidence.folder)
 
     def check_stop(self) -> None:
         """Call between records: stop here when a shutdown asked for it.

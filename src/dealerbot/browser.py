@@ -474,12 +474,16 @@ def _driver_options() -> Iterator[None]:
 
 
 @asynccontextmanager
-async def open_browser(settings: BrowserSettings, headed: bool = False) -> AsyncIterator[Browser]:
-    """Start Playwright and launch the discovered browser; close both at exit.
+async def open_browser(settings: BrowserSettings, headed: bool = False, wanted: bool = True) -> AsyncIterator[Browser | None]:
+    """Start Playwright and launch the discovered browser; close both at exit. Not ``wanted``
+    (a desktop bot's run): nothing starts and the block gets None.
 
     Raises:
         BrowserNotFound: no browser (see :func:`find_browser`), or it failed to start.
     """
+    if not wanted:
+        yield None
+        return
     async with AsyncExitStack() as stack:
         with _driver_options():
             pw = await stack.enter_async_context(async_playwright())

@@ -615,9 +615,10 @@ def sandbox(
     orders: Annotated[int | None, typer.Option(help="生成的订单数")] = None,
     seed: Annotated[int | None, typer.Option(help="数据生成种子")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="允许 [sandbox] host 使用非本机地址")] = False,
+    desktop: Annotated[bool, typer.Option("--desktop", help="同时打开DMS桌面客户端（需要图形显示；Linux 上为 DISPLAY）")] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """启动练习用的厂家门户、DMS 和二手车置换平台（Ctrl-C 停止）。
+    """启动练习用的厂家门户、DMS 和二手车置换平台（Ctrl-C 停止）；--desktop 同时打开DMS桌面客户端。
 
     Start the practice OEM portal, DMS and used-car trade-in platform in the foreground (Ctrl-C stops them). The admin
     token is written to state/sandbox-admin-token (readable by you only)."""
@@ -637,7 +638,18 @@ def sandbox(
         cfg = SandboxConfig(**values)
     except ValidationError as exc:
         raise _fail(describe_validation_error(exc, "[sandbox]")) from None
-    raise typer.Exit(run_forever(cfg, echo=_console().print, token_file=settings.path("state") / "sandbox-admin-token"))
+    if desktop and sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise _fail("--desktop 需要图形显示：请在桌面会话中运行，或先启动 Xvfb 并设置 DISPLAY (no display: DISPLAY is not set)")
+
+    def client(dms_url: str) -> Any:  # the desktop DMS client, on the DMS just started
+        import subprocess
+
+        _console().print(f"DMS桌面客户端 (desktop DMS client): 连接 {dms_url}，账号同 DMS")
+        return subprocess.Popen([sys.executable, "-m", "dealerbot.sandbox.desktop", "--dms-url", dms_url,
+                                 "--export-dir", str(settings.path("out") / "desktop-exports")])
+
+    raise typer.Exit(run_forever(cfg, echo=_console().print, token_file=settings.path("state") / "sandbox-admin-token",
+                                 with_server=client if desktop else None))
 
 
 DEMO_APPROVALS = 10

@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -133,6 +133,10 @@ class RekeySettings(_Section):
         description="an update changing only these fields needs no approval; others wait for a person",
     )
     concurrency: int = Field(default=3, ge=1, le=8, description="DMS forms filled at once (pages of one login)")
+    client: Literal["web", "desktop"] = Field(
+        default="web", description="how this dealership's DMS is written: its web UI (dms-rekey) or its desktop "
+                                   "client (dms-desktop-rekey, through keyboard and screen)",
+    )
     dictionary: str = Field(default="dictionary.yaml", description="the data dictionary, relative to the project folder")
     reviewer: str = Field(default="", description="name recorded for approvals (default: the OS user)")
 

@@ -141,7 +141,7 @@ async def run_bot(
                 evidence.log = log
                 log.info("run {} started ({}, {})", run_id, trigger, f"since {since:%Y-%m-%d %H:%M:%S}" if since else "full")
                 try:
-                    async with open_browser(settings.browser, headed=headed) as browser:
+                    async with open_browser(settings.browser, headed=headed, wanted=bot.uses_browser) as browser:
                         ctx = BotContext(
                             run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
                             evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,

@@ -24,7 +24,7 @@ from dealerbot.runner import RunResult, run_bot
 from dealerbot.store import Store
 
 READ_BOTS = ("oem-orders", "oem-customers", "dms-customers", "dms-contracts")
-WRITE_BOT = "dms-rekey"
+WRITE_BOTS = {"web": "dms-rekey", "desktop": "dms-desktop-rekey"}  # [rekey] client
 
 RunStep = Callable[[str], Any]  # bot name -> an async callable running it (the CLI adds a progress bar)
 
@@ -90,8 +90,9 @@ async def sync(
     with Store.open(settings.store_url) as store:
         result.plan = reconcile(store, dictionary, policy)
     if result.plan.ready or result.plan.in_progress:
-        say(f"写入DMS (dms-rekey{' --dry-run' if dry_run else ''})")
-        await run(WRITE_BOT, dry_run=dry_run)
+        writer = WRITE_BOTS[settings.rekey.client]
+        say(f"写入DMS ({writer}{' --dry-run' if dry_run else ''})")
+        await run(writer, dry_run=dry_run)
     with Store.open(settings.store_url) as store:
         result.left = reconcile(store, dictionary, policy)
     if result.left.awaiting_approval:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -149,6 +150,7 @@ class SandboxServer:
 
 def run_forever(
     cfg: SandboxConfig | None = None, echo: Callable[[str], None] = print, token_file: Path | None = None,
+    with_server: Callable[[str], Any] | None = None,
 ) -> int:
     """Serve both apps in the foreground until Ctrl-C / SIGTERM. Returns the exit code.
 
@@ -185,9 +187,12 @@ def run_forever(
                 fh.write(sb.admin_token + "\n")
             os.chmod(token_file, 0o600)
             echo(f"admin token (header X-Admin-Token): in {token_file} (readable by you only)")
+        helper = with_server(sb.dms_url) if with_server is not None else None  # e.g. the desktop DMS client
         echo("Press Ctrl-C to stop.")
         while not stop.is_set():
             stop.wait(0.5)
+        if helper is not None:
+            helper.terminate()
     except KeyboardInterrupt:
         pass
     finally:

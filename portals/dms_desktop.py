@@ -1,0 +1,182 @@
+"""Page objects of the desktop DMS client (DMS客户端, client/server), for the re-key engine.
+
+:class:`DesktopDms` is the engine's view of the DMS (:class:`dealerbot.api.DmsWriter`'s
+methods), through the client's own screens and keyboard: the 销售合同 and 客户 lists (search,
+then Ctrl+C copies the row: the read-back never trusts the keystrokes), the 新建合同 /
+编辑合同 / 新增客户 forms in their tab order, 保存 and its 确认 dialog, a 保存失败 box
+(its text copied as the refusal's reason). Screen names come from ``selectors/dms_desktop.yaml``.
+
+The driver blocks (one keyboard, one screen): every call runs in a worker thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dealerbot.api import DesktopDriver, PageChanged, PortalUnavailable, StepTimeout, Submitted, dms_values
+
+FILL_ATTEMPTS = 5  # a form interrupted while typing is closed and typed again from the start
+SAVE_TIMEOUT_SECONDS = 20.0  # a slow save is waited for this long; after that: unknown, search first
+FORMS = ("contract_new", "contract_edit", "customer_new")
+SELECTORS_USED = ("login", "main", *FORMS, "confirm", "error", "login_error")
+
+
+def parse_row(text: str) -> dict[str, str] | None:
+    """A copied row (``field=value`` pairs, tab-separated) as a dict; None when nothing was copied."""
+    if not text.strip():
+        return None
+    return dict(part.split("=", 1) for part in text.strip().split("\t") if "=" in part)
+
+
+class DesktopDms:
+    """The desktop client, as the re-key engine writes through it."""
+
+    def __init__(self, driver: DesktopDriver, capture: Callable[[str], str | None]) -> None:
+        self.d = driver
+        self._capture = capture
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    # -- logging in ---------------------------------------------------------------------------
+    def login(self, username: str, password: Callable[[], str]) -> bool:
+        """Log in when the login window shows; whether a password was typed.
+
+        Raises:
+            LoginRejected: the client said 登录失败 (never retried).
+            StepTimeout: neither the login nor the main window is there (the client is not running).
+        """
+        from dealerbot.api import LoginRejected
+
+        shown = self.d.first_of(("main", "login"))
+        if shown is None:
+            raise StepTimeout("dms_desktop: DMS客户端没有运行（找不到登录或主窗口） (the desktop client is not running)")
+        if shown == "main":
+            return False
+        self.d.fill("login", "login", {"username": username, "password": password()}, secret=frozenset({"password"}))
+        self.d.keys("login", "submit")
+        if self.d.first_of(("main", "login_error"), timeout=15) != "main":
+            self.d.keys("login_error", "submit")
+            raise LoginRejected(f"DMS客户端拒绝登录（{username}）。为免账号被锁定，不会自动重试；请核对密码 "
+                                f"(the desktop client refused the login for {username}; not retried)")
+        return True
+
+    # -- reads: the lists, copied back ----------------------------------------------------------
+    def _clean(self) -> None:
+        """Close a form a failed step left open, so that every action starts on the main window."""
+        for name in FORMS:
+            if self.d.find(name) is not None:
+                self.d.keys(name, "close")
+                self.d.wait(name, gone=True)
+
+    def _search(self, tab: str, query: str, anchor: bool = False) -> dict[str, str] | None:
+        self._clean()
+        self.d.keys("main", tab)
+        self.d.keys("main", "search")
+        self.d.press("main", *self.d.spec.keys("clear_field"))
+        self.d.type_text(query)
+        if anchor:
+            self.d.click_anchor("search_button")
+        else:
+            self.d.keys("main", "submit")
+        return parse_row(self.d.copy("main"))
+
+    async def find_contracts(self, oem_order_no: str) -> list[dict[str, str]]:
+        row = await self._run(self._search, "contracts_tab", oem_order_no)
+        return [row] if row and row.get("oem_order_no", "").upper() == oem_order_no.strip().upper() else []
+
+    async def read_contract(self, contract_no: str) -> dict[str, str] | None:
+        row = await self._run(self._search, "contracts_tab", contract_no)
+        if not row or row.get("contract_no") != contract_no:
+            return None
+        return {**dms_values(row), "customer_no": row["customer_no"], "contract_no": contract_no}
+
+    async def find_customer(self, id_number: str) -> str | None:
+        row = await self._run(self._search, "customers_tab", id_number, True)
+        return row["customer_no"] if row and row.get("id_number", "").upper() == id_number.strip().upper() else None
+
+    # -- writes -----------------------------------------------------------------------------------
+    def _outcome(self, form: str) -> Submitted:
+        """After 保存: the form closed (saved), a 保存失败 box (refused, its text copied), or
+        neither in time (unknown: never saved again, searched first)."""
+        deadline = time.monotonic() + SAVE_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.d.find("error") is not None:
+                message = self.d.copy("error").replace("保存失败", "", 1).strip().replace("\n", "；")
+                self.d.keys("error", "submit")
+                self.d.wait("error", gone=True)
+                return Submitted("refused", message=message or "DMS客户端保存失败")
+            if self.d.find(form) is None:
+                return Submitted("saved")
+            self.d.close_nuisances()
+            time.sleep(0.05)
+        return Submitted("unknown", message=f"DMS客户端 {SAVE_TIMEOUT_SECONDS:.0f} 秒内没有答复")
+
+    def _write(self, opener: Callable[[], None], window: str, form: str, values: dict[str, str], dry_run: bool,
+               confirm: bool) -> Submitted:
+        for attempt in range(1, FILL_ATTEMPTS + 1):
+            self._clean()
+            opener()
+            self.d.wait(window)
+            if self.d.fill(window, form, values):
+                break
+            self.d.step(f"{form}: interrupted while typing (attempt {attempt}): closed and typed again from the start")
+        else:
+            raise PortalUnavailable(f"dms_desktop: the {form} form was interrupted {FILL_ATTEMPTS} times while typing")
+        if dry_run:
+            self.d.keys(window, "close")
+            self.d.wait(window, gone=True)
+            return Submitted("rehearsed")
+        self.d.focus(window)
+        self.d._press(self.d.spec.form(form).save)
+        if confirm:
+            self.d.wait("confirm")
+            self.d.keys("confirm", "confirm_yes")
+        result = self._outcome(window)
+        if result.result == "refused":
+            self._clean()
+        return result
+
+    def _create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
+        result = self._write(lambda: self.d.keys("main", "new_customer"), "customer_new", "customer", values,
+                             dry_run, confirm=False)
+        if result.result == "saved":
+            row = self._search("customers_tab", values["id_number"], True)
+            if row is None:
+                return Submitted("unknown", message="保存后在客户列表中查不到")
+            return Submitted("saved", row["customer_no"])
+        return result
+
+    async def create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
+        return await self._run(self._create_customer, values, dry_run)
+
+    def _create_contract(self, customer_no: str | None, values: dict[str, str], dry_run: bool) -> Submitted:
+        typed = {"customer_no": customer_no or "", **values}
+        result = self._write(lambda: self.d.keys("main", "new_contract"), "contract_new", "contract", typed, dry_run,
+                             confirm=True)
+        if result.result == "saved":
+            row = self._search("contracts_tab", values["oem_order_no"])
+            if row is None:
+                return Submitted("unknown", message="保存后在合同列表中查不到")
+            return Submitted("saved", row["contract_no"])
+        return result
+
+    async def create_contract(self, customer_no: str | None, values: dict[str, str], dry_run: bool) -> Submitted:
+        return await self._run(self._create_contract, customer_no, values, dry_run)
+
+    def _update_contract(self, contract_no: str, changes: dict[str, str], dry_run: bool) -> Submitted:
+        row = self._search("contracts_tab", contract_no)
+        if row is None or row.get("contract_no") != contract_no:
+            raise PageChanged(f"dms_desktop: contract {contract_no} is not in the client's list")
+        result = self._write(lambda: self.d.keys("main", "open_contract"), "contract_edit", "contract", changes,
+                             dry_run, confirm=True)
+        return Submitted("saved", contract_no) if result.result == "saved" else result
+
+    async def update_contract(self, contract_no: str, changes: dict[str, str], dry_run: bool) -> Submitted:
+        return await self._run(self._update_contract, contract_no, changes, dry_run)
+
+    async def evidence(self, label: str) -> str | None:
+        return await self._run(self._capture, label)

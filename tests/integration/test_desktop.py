@@ -1,0 +1,176 @@
+"""Re-keying through the sandbox's desktop DMS client (Tkinter) under Xvfb, with pyautogui and
+xdotool, checked against the DMS's ground truth: the same ledger rules as the web bot (nothing
+written twice, nothing lost after a kill), Chinese names through the clipboard, a refusal
+listed with a screenshot, unexpected modals and a stolen focus handled."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dealerbot.runner import run_bot
+
+from .conftest import DMS_PASSWORD, PASSWORDS
+from .test_rekey import _config, assert_written_as_planned, plan, read_both
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xclip")),
+    reason="desktop tests need Xvfb, xdotool and xclip (apt install xvfb xdotool xclip; .ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def display(tmp_path_factory) -> Iterator[str]:
+    """A private X display (Xvfb picks a free number), set as DISPLAY for this process."""
+    auth = tmp_path_factory.mktemp("x11") / "Xauthority"
+    auth.write_bytes(b"")
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = os.read(read, 16).decode().strip()
+    os.close(read)
+    saved = {k: os.environ.get(k) for k in ("DISPLAY", "XAUTHORITY")}
+    os.environ.update(DISPLAY=f":{number}", XAUTHORITY=str(auth))
+    try:
+        yield f":{number}"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        xvfb.terminate()
+        xvfb.wait(5)
+
+
+def start_client(sandbox, tmp_path: Path, *extra: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "dealerbot.sandbox.desktop", "--dms-url", sandbox.dms_url,
+                             "--export-dir", str(tmp_path / "exports"), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        names = subprocess.run(["xdotool", "search", "--name", "DMS"], capture_output=True, text=True).stdout
+        if names.strip():
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"the desktop client did not open its window: {proc.communicate()[1][-2000:]}")
+
+
+@pytest.fixture
+def client(display, sandbox, tmp_path) -> Iterator[subprocess.Popen]:
+    proc = start_client(sandbox, tmp_path)
+    yield proc
+    proc.kill()
+    proc.wait(5)
+
+
+def desktop_settings(settings, creations_only: bool = False):
+    """Writing through the desktop client; ``creations_only``: approved creations, not the status
+    updates that need no approval (a shorter run)."""
+    changes: dict = {"client": "desktop"}
+    if creations_only:
+        changes["enabled"] = ["create_contract"]
+    return settings.model_copy(update={"rekey": settings.rekey.model_copy(update=changes)})
+
+
+def approve_creations(store, news: int, olds: int) -> list:
+    planned = [a for a in store.actions(["planned"]) if a.kind == "create_contract"]
+    chosen = ([a for a in planned if a.customer.mode == "new"][:news]
+              + [a for a in planned if a.customer.mode == "existing"][:olds])
+    assert len(chosen) == news + olds
+    assert not store.review([{"id": a.id, "checksum": a.stored_checksum, "decision": "approve"} for a in chosen], "t")
+    return chosen
+
+
+async def test_twenty_contracts_typed_into_the_desktop_client_are_in_the_dms_exactly_once(
+        settings, store, clean_sandbox, client):
+    await read_both(settings)
+    plan(settings, store)
+    chosen = approve_creations(store, 8, 12)
+    assert any(not a.customer.values.get("name", "").isascii() for a in chosen if a.customer.mode == "new")
+    customers_before = len(clean_sandbox.customers())
+    started = time.monotonic()
+    result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
+    seconds = time.monotonic() - started
+    assert result.ok, result.error
+    assert result.counts["verified"] == 20 and result.counts["failed"] == 0 and not result.counts.get("unfinished")
+    assert_written_as_planned(clean_sandbox, store, chosen)  # Chinese names and addresses, as planned
+    assert len(clean_sandbox.customers()) == customers_before + 8
+    print(f"desktop re-key: 20 contracts (8 new customers) in {seconds:.1f} s = {20 / seconds * 60:.1f} contracts/min")
+    # A second run has nothing left to write and types nothing.
+    again = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
+    assert again.ok and again.counts.get("verified", 0) == 0
+
+
+async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screenshot(settings, store, clean_sandbox, client):
+    await read_both(settings)
+    plan(settings, store)
+    chosen = [a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.new_values["vin"]
+              and a.customer.mode == "existing"][:2]
+    assert not store.review([{"id": a.id, "checksum": a.stored_checksum, "decision": "approve"} for a in chosen], "t")
+    victim = chosen[0]  # a clerk keys a contract with its VIN first: the DMS will refuse the bot's
+    clean_sandbox.dms.post("/__admin/contracts", json={
+        "customer_no": victim.customer.customer_no, "model_code": victim.new_values["model_code"], "color": "白",
+        "vin": victim.new_values["vin"], "price": "100000", "oem_order_no": "", "status": "待配车",
+    }).raise_for_status()
+    result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
+    assert result.ok, result.error
+    failed = store.action(victim.id)
+    assert failed.state == "failed" and "该VIN已存在于合同" in failed.failure_reason  # the 保存失败 box's words
+    shots = list(Path(failed.evidence_dir).glob("*.png"))
+    assert shots and any(Path(failed.evidence_dir).glob("*-windows.txt"))
+    from PIL import Image
+
+    shot = Image.open(shots[0]).convert("RGB")  # the main window (at 20,20) lists names: masked
+    assert shot.getpixel((20 + 500, 20 + 300)) == (0, 0, 0) and shot.getpixel((20 + 500, 20 + 10)) != (0, 0, 0)
+    assert [store.action(a.id).state for a in chosen[1:]] == ["verified"]
+
+
+async def test_unexpected_modals_and_a_stolen_focus_are_handled(settings, store, clean_sandbox, display, sandbox, tmp_path):
+    proc = start_client(sandbox, tmp_path, "--prompt-rate", "0.3", "--focus-steal-rate", "0.25", "--seed", "3")
+    try:
+        await read_both(settings)
+        plan(settings, store)
+        chosen = approve_creations(store, 1, 3)
+        result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
+        assert result.ok, result.error
+        assert_written_as_planned(clean_sandbox, store, chosen)
+        assert any("意外弹窗" in n for n in result.notes), result.notes  # they did happen, and were closed
+    finally:
+        proc.kill()
+
+
+def rekey_process(cwd: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, COLUMNS="160", NO_COLOR="1")
+    if failpoint:
+        env["DEALERBOT_FAILPOINTS"] = failpoint
+    return subprocess.run([sys.executable, "-m", "dealerbot.cli", "run", "dms-desktop-rekey"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("point", ["rekey.after_submit:2", "rekey.after_customer:1"])
+async def test_killed_mid_run_then_rerun_no_duplicate(point, settings, store, clean_sandbox, sandbox, client, tmp_path):
+    _config(tmp_path, sandbox)
+    await read_both(settings)
+    plan(settings, store)
+    chosen = approve_creations(store, 2, 1)
+    cfg = tmp_path / "dealerbot.toml"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+        "[rekey]\n", '[rekey]\nclient = "desktop"\nenabled = ["create_contract"]\n'), encoding="utf-8")
+    customers_before = len(clean_sandbox.customers())
+    killed = rekey_process(tmp_path, point)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    again = rekey_process(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_written_as_planned(clean_sandbox, store, chosen)
+    assert len(clean_sandbox.customers()) == customers_before + 2  # each new customer once
