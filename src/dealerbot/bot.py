@@ -57,7 +57,8 @@ class Bot(ABC):
     entities: ClassVar[tuple[Entity, ...]] = ()  # further record types it emits
     description: ClassVar[str]
     incremental: ClassVar[bool] = False
-    options: ClassVar[tuple[str, ...]] = ()  # run options it understands, e.g. ("dry_run",)
+    options: ClassVar[tuple[str, ...]] = ()  # run options it understands, e.g. ("dry_run",) or ("input",)
+    needs_input: ClassVar[bool] = False  # True: a run without --input FILE is refused before it starts
     trace: ClassVar[bool] = True  # keep a Playwright trace of a failed run unless [browser] trace says
     uses_browser: ClassVar[bool] = True  # False: a desktop bot (no browser is started for its runs)
 
@@ -452,6 +453,10 @@ class BotContext:
 
         ``find(key)`` looks the record up on the portal (None: not there); ``create(record)``
         fills the form and submits it once, returning the :class:`~dealerbot.forms.SubmitOutcome`.
+        The record is first checked by its type's pipeline (the key and required fields present,
+        each field's check, types): a bad one is rejected with its reason and the portal is never
+        touched; ``create`` gets the cleaned values as text (every field of the type present,
+        "" when empty, dates as YYYY-MM-DD), with the record's other columns as given.
         A record the portal already holds is not typed again (``found``); a refused submit, or
         one with no clear answer, is never repeated: the record is rejected with the portal's
         words (a later run searches first, so an unclear save is never doubled); a saved one is
@@ -466,8 +471,16 @@ class BotContext:
         """
         self.check_stop()
         self.personal(*(record.get(f) for f in entity.personal_fields))
-        key = str(record.get(entity.key) or "").strip()
         actor = f"bot:{self.bot.name}"
+        try:
+            cleaned = pipeline_for(entity).process(Item(entity, {f: record.get(f) for f in entity.field_names})).data
+        except RecordRejected as rej:
+            key = str(record.get(entity.key) or "").strip()
+            self.store.audit_write(self.run_id, actor, "invalid", entity.name, key, {}, rej.reason)
+            self.reject(entity, record, rej.code, rej.reason, rej.field or "")
+            return "rejected"
+        record = {**record, **{f: as_text(v) for f, v in cleaned.items()}}
+        key = record[entity.key]
         with self.rejecting(entity, record):
             if await find(key) is not None:
                 self.store.audit_write(self.run_id, actor, "found", entity.name, key, {})
@@ -508,6 +521,19 @@ class BotContext:
         """Tell the progress display (if any) the current counts."""
         if self.on_progress is not None:
             self.on_progress(self.counts)
+
+
+def as_text(value: Any) -> str:
+    """A cleaned value as it is typed into a form ("" for none, dates as YYYY-MM-DD)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return str(value)
 
 
 _DONE = object()

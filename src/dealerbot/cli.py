@@ -535,18 +535,29 @@ def audit(
         _console().print("还没有审计记录 (no audit entries yet)")
         return
     mask = _masker(settings)
+    from dealerbot.logsetup import mask_personal_value
+    from dealerbot.registry import discover, entities
+
+    try:
+        declared = entities(discover(home=settings.home))
+    except DealerbotError:
+        declared = {}
     events = {"create_customer": "新建客户", "found_customer": "找到客户", "create_contract": "新建合同",
               "update_contract": "更新合同", "cancel_contract": "取消合同", "approve": "审核同意",
               "approve_edited": "修改后同意", "skip": "审核跳过", "written": "已写入并回读", "found": "已存在，未写入",
-              "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到"}
+              "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到",
+              "invalid": "校验未通过，未写入"}
     table = Table(title="审计记录 (audit)")
     for col in ("时间", "事件", "厂家订单号/记录键", "对象", "操作人", "运行", "内容"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        names = {**CONTRACT_HEADERS, **CUSTOMER_HEADERS}
+        entity = declared.get(r["target"]) if r["action_id"] is None else None  # a bot's write on its own portal
+        names = {f.name: f.header for f in entity.fields} if entity else {**CONTRACT_HEADERS, **CUSTOMER_HEADERS}
+        personal = set(entity.personal_fields) if entity else set()
+        shown = {k: mask_personal_value(str(v)) if k in personal and v else v for k, v in r["new_values"].items()}
         changes = "；".join(
             f"{names.get(k, k)} {r['old_values'].get(k, '') or '空'}→{v or '空'}" if k in r["old_values"] else f"{names.get(k, k)}={v}"
-            for k, v in r["new_values"].items()
+            for k, v in shown.items()
         )
         table.add_row(f"{r['at']:%m-%d %H:%M:%S}", events.get(r["event"], r["event"]), r["natural_key"], r["target"],
                       escape(r["actor"]), r["run_id"] or "", escape(mask(" ".join(x for x in (changes, r["note"]) if x))))

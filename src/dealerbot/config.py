@@ -379,7 +379,9 @@ def _refuse_passwords(data: dict[str, Any], path: Path) -> None:
     for section, values in sections:
         if isinstance(values, dict):
             portal = section.removeprefix("portals.")
-            for key in values:
+            fields = values.get("login_fields")
+            keys = [*values, *(f"login_fields.{k}" for k in fields)] if isinstance(fields, dict) else list(values)
+            for key in keys:
                 if any(w in key.lower() for w in ("password", "passwd", "pwd", "secret", "token")):
                     raise ConfigError(
                         f"{path}: [{section}] {key} holds a password; passwords are never read "

@@ -55,6 +55,7 @@ def _xlsx_rows(path: Path) -> list[list[str]]:
         raise DataFileError(f"{path}: 不是有效的 Excel 文件 (not a readable .xlsx: {type(exc).__name__})") from None
     try:
         sheet = wb.worksheets[0]
+        sheet.reset_dimensions()  # a file written by other tools may declare a wrong size (e.g. A1)
         return [[_text(v) for v in row] for row in sheet.iter_rows(values_only=True)]
     finally:
         wb.close()

@@ -279,10 +279,11 @@ def _css_problem(css: str) -> str:
 
 
 class _AnyField(dict):  # type: ignore[type-arg]
-    """Fills every ``{placeholder}`` with a harmless word when checking a selector's syntax."""
+    """Fills every ``{placeholder}`` with a value valid where words and numbers both go
+    (``tr:nth-child({row})``, ``[data-field='{field}']``) when checking a selector's syntax."""
 
     def __missing__(self, key: str) -> str:
-        return "x"
+        return "1"
 
 
 MAX_SELECTOR_FILE_BYTES = 1_000_000  # a portal's selectors are a few KB; refuse what is not
@@ -516,11 +517,13 @@ def _xpath_literal(text: str) -> str:
 
 
 def unlinked_label_xpath(text: str, exact: bool) -> str:
-    """The input a label names without ``for=``: inside the label, else the first one after it."""
+    """The input a label without ``for=`` names: inside the label, else the first field after it
+    with no other label in between (a linked label is :meth:`get_by_label`'s alone)."""
     words = "normalize-space(.)"
     cond = f"{words}={_xpath_literal(text)}" if exact else f"contains({words}, {_xpath_literal(text)})"
-    label = f"//label[{cond}]"
-    return f"xpath=({label}//*[{_FIELD_TAGS}] | {label}/following::*[{_FIELD_TAGS}][1])[1]"
+    label = f"//label[not(@for)][{cond}]"
+    after = f"{label}/following::*[{_FIELD_TAGS}][1][preceding::label[1][not(@for)][{cond}]]"
+    return f"xpath=({label}//*[{_FIELD_TAGS}] | {after})[1]"
 
 
 def build_locator(scope: Page | Frame | Locator, c: Candidate) -> Locator:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 Kind = Literal["text", "int", "decimal", "date", "datetime", "bool"]
 KINDS = ("text", "int", "decimal", "date", "datetime", "bool")
-ENTITY_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+ENTITY_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # the store keeps 32 characters
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Entity:
 
     def __post_init__(self) -> None:
         if not ENTITY_NAME.fullmatch(self.name):
-            raise ValueError(f"record type name {self.name!r}: use lower-case letters, digits and _")
+            raise ValueError(f"record type name {self.name!r}: use lower-case letters, digits and _ (at most 32)")
         names = [f.name for f in self.fields]
         if self.key not in names:
             raise ValueError(f"record type {self.name!r}: key {self.key!r} is not one of its fields")

@@ -55,9 +55,10 @@ def _package(package: str, home: Path | None) -> ModuleType:
             raise ConfigError(f"{own} has modules but no __init__.py: add an empty {own / '__init__.py'}")
         own = None
     shipped = _shipped_dir(package)
+    if shipped is None:  # an unusual install: keep where Python found it
+        shipped = Path(list(pkg.__path__)[0]).resolve()
     order = [p for p in (own, shipped) if p is not None]
-    order += [Path(p).resolve() for p in list(pkg.__path__) if Path(p).resolve() not in order]
-    pkg.__path__[:] = [str(p) for p in order]
+    pkg.__path__[:] = [str(p) for p in dict.fromkeys(order)]  # no other project's folder from before
     return pkg
 
 
@@ -92,6 +93,7 @@ def discover(package: str = BOTS_PACKAGE, home: Path | None = None) -> dict[str,
                 if obj.name in found and found[obj.name] is not obj:
                     raise ConfigError(f"two bots are named '{obj.name}': {found[obj.name].__module__} and {module.__name__}")
                 found[obj.name] = obj
+    entities(found)  # two record types under one name would share a store table and rejects
     return dict(sorted(found.items()))
 
 
@@ -129,12 +131,24 @@ def discover_portals(home: Path | None = None, package: str = PORTALS_PACKAGE) -
 
 
 def portal_app(portal: str, home: Path | None = None) -> type[PortalApp]:
-    """The app that opens ``portal``: its own from ``portals/``, else the default login app.
+    """The app that opens ``portal``: the :class:`PortalApp` subclass named ``portal`` in
+    ``portals/<portal>.py`` (only that module is imported: a broken module of another portal
+    stops nothing), else the default login app.
 
     Raises:
-        ConfigError: see :func:`discover_portals`.
+        ConfigError: ``portals/<portal>.py`` fails to import.
     """
-    return discover_portals(home).get(portal, PortalApp)
+    pkg = _package(PORTALS_PACKAGE, home)
+    if not any(info.name == portal for info in pkgutil.iter_modules(pkg.__path__)):
+        return PortalApp
+    try:
+        module = importlib.import_module(f"{PORTALS_PACKAGE}.{portal}")
+    except Exception as exc:  # noqa: BLE001 - name the module that broke
+        raise ConfigError(f"module {PORTALS_PACKAGE}/{portal}.py failed to import: {exc}") from exc
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        if issubclass(obj, PortalApp) and obj.name == portal and obj.__module__ == module.__name__:
+            return obj
+    return PortalApp
 
 
 def entities(bots: dict[str, type[Bot]] | None = None) -> dict[str, Entity]:

@@ -116,6 +116,9 @@ async def run_bot(
     unknown = sorted(k for k, v in options.items() if v and k not in bot_cls.options)
     if unknown:
         raise ConfigError(f"bot '{name}' has no option {', '.join('--' + k.replace('_', '-') for k in unknown)}")
+    if bot_cls.needs_input and not options.get("input"):
+        raise ConfigError(f"机器人 {name} 需要输入文件：dealerbot run {name} --input 文件.xlsx（或 .csv） "
+                          f"(bot '{name}' needs --input FILE)")
     bot = bot_cls()
     input_rows = read_input(Path(options["input"])) if options.get("input") else None  # bad file: nothing starts
     with single_instance(settings, bot_cls):

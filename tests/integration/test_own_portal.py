@@ -117,7 +117,7 @@ def test_a_new_user_reads_and_registers_cars_on_their_own_portal(shop, platform)
     assert added[0]["owner_name"] == "欧阳娜" and added[0]["reg_date"] == "2021-05-06"
     assert added[0]["license_file"] == "行驶证.png"  # uploaded through the file input
     assert not {refused_vin, unknown_brand} & {c["vin"] for c in after}
-    assert platform.counters()["submits"] == 2  # the new car and the refused VIN; 特斯拉 never reached 保存
+    assert platform.counters()["submits"] == 1  # the bad VIN never reached the platform; 特斯拉 never reached 保存
 
     again = run(shop, "run", "usedcars-register", "--input", "cars.xlsx")
     assert again.returncode == 0 and f"{new} 已在置换车辆中，未重复写入" in again.stdout
@@ -126,13 +126,14 @@ def test_a_new_user_reads_and_registers_cars_on_their_own_portal(shop, platform)
     assert not leaked  # the new portal's password is masked like the shipped ones'
     audit = run(shop, "audit", "--order", new)
     assert audit.returncode == 0 and "已写入并回读" in audit.stdout and "已存在，未写入" in audit.stdout, audit.stdout
+    assert "评估价" in audit.stdout and "欧阳娜" not in audit.stdout  # its own headers; personal values masked
 
     run(shop, "export", "-o", "review.xlsx")
     wb = load_workbook(shop / "review.xlsx", read_only=True)
     register_sheets = [t for t in wb.sheetnames if t.startswith("置换车辆")]
     rows = _sheet(shop / "review.xlsx", register_sheets[-1])
     reasons = {r["车架号"]: r["问题说明"] for r in rows if r["校验结果"] == "拒绝"}
-    assert "特斯拉" in reasons[unknown_brand] and "车架号无效" in reasons[refused_vin]
+    assert "特斯拉" in reasons[unknown_brand] and "VIN校验位错误" in reasons[refused_vin]
 
 
 def test_an_ended_session_sent_to_a_404_page_logs_in_again(shop, platform):
@@ -152,6 +153,9 @@ def test_a_bad_input_file_changes_nothing_and_says_where(shop, platform):
     assert platform.counters()["requests"] == 0
     wrong = run(shop, "run", "usedcars-stock", "--input", "cars.csv")
     assert wrong.returncode == 2 and "不读取输入文件" in wrong.stdout + wrong.stderr
+    missing = run(shop, "run", "usedcars-register")  # no file: refused before anything starts
+    assert missing.returncode == 2 and "需要输入文件" in missing.stdout + missing.stderr
+    assert platform.counters()["requests"] == 0 and not (shop / "logs" / "runs").exists()
 
 
 PROBE_BOT = '''
@@ -188,3 +192,43 @@ def test_frames_shadow_roots_new_windows_and_downloads_are_reached_by_name(shop,
     [saved] = (shop / "out" / "downloads").glob("*-usedcars-probe-*/cars.csv")  # the run's own folder
     assert saved.read_text(encoding="utf-8-sig").count(car["vin"]) == 1 and oct(saved.stat().st_mode)[-3:] == "600"
     assert platform.counters()["exports"] == 1
+
+
+LABELS = """
+<table>
+  <tr><th><label for="vin">车架号</label></th><th><label for="brand">品牌</label></th></tr>
+  <tr><td><input id="vin"></td><td><input id="brand"></td></tr>
+</table>
+<div><label>车主姓名：</label><input name="owner"></div>
+<div><label>备注</label></div>
+<div><label>车主手机：</label><span><input name="mobile"></span></div>
+<label>里程 <input name="km"></label>
+"""
+
+
+async def test_labels_find_their_own_input_linked_or_not(tmp_path):
+    from dealerbot.browser import open_browser
+    from dealerbot.config import BrowserSettings
+    from dealerbot.errors import PageChanged
+    from dealerbot.locators import Locators, load_selector_file
+
+    path = tmp_path / "x.yaml"
+    path.write_text("portal: x\nselectors:\n" + "".join(
+        f"  f.{n}:\n    - label: {t}\n" for n, t in
+        (("vin", "车架号"), ("brand", "品牌"), ("owner", "车主姓名"), ("note", "备注"), ("mobile", "车主手机"), ("km", "里程"))),
+        encoding="utf-8")
+    async with open_browser(BrowserSettings()) as browser:
+        page = await browser.browser.new_page()
+        await page.set_content(LABELS)
+        loc = Locators(page, load_selector_file(path), timeout_ms=1500)
+
+        async def found(name: str) -> str:
+            return await (await loc.get(name)).evaluate("el => el.id || el.name")
+
+        # linked labels win, even when an unlinked reading would pick the input after them
+        assert await found("f.vin") == "vin" and await found("f.brand") == "brand"
+        # unlinked: the input right after the label, or inside it
+        assert await found("f.owner") == "owner" and await found("f.mobile") == "mobile" and await found("f.km") == "km"
+        with pytest.raises(PageChanged):  # 备注 has no input of its own: not the next label's
+            await loc.get("f.note")
+        await page.close()

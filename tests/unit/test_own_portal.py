@@ -59,6 +59,8 @@ def test_portals_oem_is_the_same_as_the_oem_section(tmp_path):
         ('[portals.Used-Cars]\nurl = "http://127.0.0.1:1"\n', "lower-case letters"),
         ('[portals.usedcars]\nurl = "http://127.0.0.1:1"\npassword = "x"\n',
          r"\[portals.usedcars\] password.*DEALERBOT_USEDCARS_PASSWORD.*credentials set usedcars"),
+        ('[portals.usedcars]\nurl = "http://127.0.0.1:1"\nlogin_fields = {pin_password = "x"}\n',
+         r"\[portals.usedcars\] login_fields.pin_password holds a password"),
     ],
 )
 def test_bad_portal_sections_are_named(tmp_path, text, words):
@@ -102,6 +104,7 @@ def test_a_declared_record_type_gets_the_default_pipeline():
         (lambda: Entity("used_car", "t", "vin", (FieldDef("no", "v"),)), "key 'vin' is not one of its fields"),
         (lambda: Entity("used_car", "t", "vin", (FieldDef("vin", "v"), FieldDef("vin", "w"))), "appears twice"),
         (lambda: FieldDef("price", "p", "money"), "kind 'money'"),  # type: ignore[arg-type]
+        (lambda: Entity("a" * 33, "t", "vin", (FieldDef("vin", "v"),)), "at most 32"),
     ],
 )
 def test_a_malformed_record_type_is_refused_where_it_is_declared(make, words):
@@ -134,6 +137,11 @@ def test_tables_expiry_and_frames_are_read_and_checked(tmp_path):
     bad = _selectors(tmp_path, "session_expired:\n  paths: [error]\n")
     with pytest.raises(SelectorFileError, match="paths must be a list of URL paths"):
         load_selector_file(bad)
+
+
+def test_placeholders_in_css_are_checked_with_a_value_both_words_and_numbers_fit(tmp_path):
+    path = _selectors(tmp_path, '  grid.cell:\n    - css: "tr:nth-child({row}) td[data-field=\'{field}\']"\n')
+    assert load_selector_file(path).spec("grid.cell").candidates[0].fields() == {"row", "field"}
 
 
 def test_a_placeholder_called_name_is_a_placeholder(tmp_path):
@@ -225,3 +233,57 @@ def test_the_project_folder_bots_and_portals_are_found_first(tmp_path):
         for name in ("bots.mine_test_bot", "portals.dmsx_test_portal"):
             sys.modules.pop(name, None)
         discover(home=ROOT)  # the packages' search path back to the shipped folders only
+
+
+# -- header tables: paging ends, row headers count ---------------------------------------------
+class _FakeSession:
+    """Just what HeaderTable reads: pages served from a dict by URL."""
+
+    def __init__(self, pages: dict[str, str]) -> None:
+        from dealerbot.config import PortalSettings
+
+        self.pages, self.name, self.fetched = pages, "x", []
+        self.settings = PortalSettings(url="http://portal.test")
+        self.selectors = load_selector_file(EXAMPLE / "selectors" / "usedcars.yaml")
+        self.html = HtmlReader(self.selectors)
+
+    def url(self, target: str, params=None) -> str:
+        base = "http://portal.test/cars/" if target == "cars_page" else target
+        return base + (f"?q={params['q']}" if params else "")
+
+    async def fetch_html(self, target: str, params=None, patient: bool = False):
+        url = self.url(target, params)
+        self.fetched.append(url)
+        return html.fromstring(self.pages[url])
+
+
+def _page(rows: list[tuple[str, str]], next_href: str | None, row_header: bool = False) -> str:
+    cell = "th" if row_header else "td"
+    body = "".join(f"<tr><{cell}>{v}</{cell}><td>{b}</td></tr>" for v, b in rows)
+    nav = f"<ul class='pagination'><li class='next'><a href='{next_href}'>下一页</a></li></ul>" if next_href else ""
+    return f"<table class='table'><thead><tr><th>车架号</th><th>品牌</th></tr></thead><tbody>{body}</tbody></table>{nav}"
+
+
+def _table(pages: dict[str, str]):
+    from dealerbot.locators import TableSpec
+    from dealerbot.pages.common import HeaderTable
+
+    t = HeaderTable(_FakeSession(pages), "cars")  # type: ignore[arg-type]
+    t.spec = TableSpec("cars", "cars_page", "cars.table", (("vin", "车架号"), ("brand", "品牌")), "cars.next")
+    return t
+
+
+async def test_a_next_link_back_to_the_start_or_on_an_empty_page_ends_the_list():
+    base = "http://portal.test/cars/"
+    t = _table({base: _page([("V1", "大众")], "?page=2"), base + "?page=2": _page([("V2", "丰田")], base)})
+    assert [r["vin"] async for rows in t.rows() for r in rows] == ["V1", "V2"]  # page 1 is not read twice
+    t = _table({base: _page([("V1", "大众")], "?page=2"), base + "?page=2": _page([], "?page=3")})
+    assert [r["vin"] async for rows in t.rows() for r in rows] == ["V1"]  # an empty page ends it
+    assert t.s.fetched == [base, base + "?page=2"]
+
+
+async def test_find_without_a_search_reads_every_page_and_row_headers_count():
+    base = "http://portal.test/cars/"
+    t = _table({base: _page([("V1", "大众")], "?page=2", row_header=True), base + "?page=2": _page([("V2", "丰田")], None)})
+    assert (await t.find("vin", "v2")) == {"vin": "V2", "brand": "丰田"}  # on page 2
+    assert (await t.find("vin", "V1"))["brand"] == "大众"  # the VIN cell is a <th>

@@ -11,7 +11,8 @@ class UsedCarsRegister(Bot):
     portal = "usedcars"
     entity = USED_CAR
     description = "二手车置换平台：按输入文件登记车辆（已登记的跳过）"
-    options = ("input",)
+    options = ("input",)  # columns: vin, brand, model, reg_date, mileage_km, price, owner_name, owner_mobile
+    needs_input = True    # (and license_photo: a file path, optional)
 
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal("usedcars") as s:

@@ -33,7 +33,7 @@ class CarForm:
 
     async def register(self, car: dict[str, str]) -> SubmitOutcome:
         await self.s.goto("car_new")
-        await self.form.fill({f"car.{f}": str(car[f]).strip() for f in FORM_FIELDS})
+        await self.form.fill({f"car.{f}": car[f] for f in FORM_FIELDS})
         await self.form.choose("car.brand", text=car["brand"])
         if car.get("license_photo"):  # optional: a photo of the 行驶证, by its path
             await self.form.upload("car.license_photo", Path(car["license_photo"]))

@@ -239,12 +239,15 @@ class HeaderTable:
         """
         target: str = self.spec.endpoint
         query: dict[str, Any] | None = params
-        seen: set[str] = set()
+        seen: set[str] = {self.s.url(target, query)}
         pages = 0
         while True:
             root = await self.s.fetch_html(target, query, patient=True)
             pages += 1
-            yield self.read(root)
+            rows = self.read(root)
+            yield rows
+            if not rows:
+                return  # an empty page ends the list, whatever its pager says
             if self.spec.next is None or (page_limit and pages >= page_limit):
                 return
             links = self.s.html.find_all(root, self.spec.next)
@@ -269,20 +272,30 @@ class HeaderTable:
         return self.read(await self.s.fetch_html(self.spec.endpoint, params))
 
     async def find(self, field: str, value: str, params: dict[str, Any] | None = None) -> dict[str, str] | None:
-        """The first row of the first page (``params``: the portal's search) whose ``field`` is
-        ``value`` (compared trimmed, case-insensitively), or None: a ``find`` for
-        :meth:`BotContext.write_once <dealerbot.bot.BotContext.write_once>`.
+        """The row whose ``field`` is ``value`` (compared trimmed, case-insensitively), or None:
+        a ``find`` for :meth:`BotContext.write_once <dealerbot.bot.BotContext.write_once>`. With
+        ``params`` (the portal's own search) the first page of its answer is read; without,
+        every page of the list.
 
         Raises:
             as :meth:`rows`.
         """
         wanted = value.strip().upper()
-        return next((row for row in await self.page(params) if row.get(field, "").strip().upper() == wanted), None)
+
+        def match(rows: list[dict[str, str]]) -> dict[str, str] | None:
+            return next((row for row in rows if row.get(field, "").strip().upper() == wanted), None)
+
+        if params is not None:
+            return match(await self.page(params))
+        async for rows in self.rows():
+            if (found := match(rows)) is not None:
+                return found
+        return None
 
     def finder(self, field: str, search: str | None = None) -> Callable[[str], Awaitable[dict[str, str] | None]]:
         """``find(value)`` for :meth:`BotContext.write_once <dealerbot.bot.BotContext.write_once>`:
         the row whose ``field`` is ``value``, searched with the list's query parameter ``search``
-        (e.g. ``q``; None: the first page unfiltered)."""
+        (e.g. ``q``; None: every page of the list is read)."""
 
         async def find(value: str) -> dict[str, str] | None:
             return await self.find(field, value, {search: value} if search else None)
@@ -311,8 +324,8 @@ class HeaderTable:
             index[field_name] = headers.index(text)
         out = []
         for tr in table.xpath("./tbody/tr|./tr"):
-            cells = tr.xpath("./td")
-            if len(cells) < len(headers) or not cells:
+            cells = tr.xpath("./td|./th")
+            if len(cells) < len(headers) or not tr.xpath("./td"):
                 continue  # a header row, or an "empty list" row spanning the table
             out.append({f: " ".join(cells[i].text_content().split()) for f, i in index.items()})
         return out
