@@ -19,16 +19,16 @@ from typing import Any
 from dealerbot.api import DesktopDriver, PageChanged, PortalUnavailable, StepTimeout, Submitted, dms_values
 
 FILL_ATTEMPTS = 5  # a form interrupted while typing is closed and typed again from the start
-SAVE_TIMEOUT_SECONDS = 20.0  # a slow save is waited for this long; after that: unknown, search first
+SAVE_TIMEOUT_SECONDS = 20.0
+SEARCH_ATTEMPTS = 4  # a slow save is waited for this long; after that: unknown, search first
 FORMS = ("contract_new", "contract_edit", "customer_new")
 SELECTORS_USED = ("login", "main", *FORMS, "confirm", "error", "login_error")
 
 
-def parse_row(text: str) -> dict[str, str] | None:
-    """A copied row (``field=value`` pairs, tab-separated) as a dict; None when nothing was copied."""
-    if not text.strip():
-        return None
-    return dict(part.split("=", 1) for part in text.strip().split("\t") if "=" in part)
+def parse_rows(text: str) -> list[dict[str, str]]:
+    """Copied rows (one a line, ``field=value`` pairs, tab-separated) as dicts."""
+    return [dict(part.split("=", 1) for part in line.split("\t") if "=" in part)
+            for line in text.strip().splitlines() if line.strip()]
 
 
 class DesktopDms:
@@ -66,37 +66,61 @@ class DesktopDms:
 
     # -- reads: the lists, copied back ----------------------------------------------------------
     def _clean(self) -> None:
-        """Close a form a failed step left open, so that every action starts on the main window."""
+        """Close what a failed step left open (a message box, a confirm dialog, a form), so that
+        every action starts on the main window."""
+        if self.d.find("error") is not None:
+            self.d.keys("error", "submit")
+        if self.d.find("confirm") is not None:
+            self.d.keys("confirm", "close")  # 否: nothing is saved from a step that failed
         for name in FORMS:
             if self.d.find(name) is not None:
                 self.d.keys(name, "close")
                 self.d.wait(name, gone=True)
 
-    def _search(self, tab: str, query: str, anchor: bool = False) -> dict[str, str] | None:
-        self._clean()
-        self.d.keys("main", tab)
-        self.d.keys("main", "search")
-        self.d.press("main", *self.d.spec.keys("clear_field"))
-        self.d.type_text(query)
-        if anchor:
-            self.d.click_anchor("search_button")
-        else:
-            self.d.keys("main", "submit")
-        return parse_row(self.d.copy("main"))
+    def _search(self, tab: str, field: str, query: str, anchor: bool = False) -> list[dict[str, str]]:
+        """The rows of the list whose ``field`` is exactly ``query``, after searching for it.
+
+        "None there" is only believed from a search that ran undisturbed and showed no row, or
+        only other rows twice over: a list still showing an earlier search's rows (a search key
+        that went elsewhere) must never read as "absent", or a record would be typed twice.
+
+        Raises:
+            PortalUnavailable: the search kept being interrupted.
+        """
+        wanted = query.strip().upper()
+        others: list[dict[str, str]] | None = None
+        for _ in range(SEARCH_ATTEMPTS):
+            self._clean()
+            before = self.d.interruptions()
+            self.d.keys("main", tab)
+            self.d.keys("main", "search")
+            self.d.press("main", *self.d.spec.keys("clear_field"))
+            self.d.type_text(query)
+            if anchor:
+                self.d.click_anchor("search_button")
+            else:
+                self.d.keys("main", "submit")
+            rows = parse_rows(self.d.copy("main"))
+            if self.d.interruptions() != before:
+                continue  # something took the focus meanwhile: the search may not have run
+            matching = [r for r in rows if r.get(field, "").strip().upper() == wanted]
+            if matching or not rows or rows == others:
+                return matching
+            others = rows  # rows, none of them this one: the same search once more decides
+        raise PortalUnavailable(f"dms_desktop: searching the {tab} list for {query} kept being interrupted")
 
     async def find_contracts(self, oem_order_no: str) -> list[dict[str, str]]:
-        row = await self._run(self._search, "contracts_tab", oem_order_no)
-        return [row] if row and row.get("oem_order_no", "").upper() == oem_order_no.strip().upper() else []
+        return await self._run(self._search, "contracts_tab", "oem_order_no", oem_order_no)  # type: ignore[no-any-return]
 
     async def read_contract(self, contract_no: str) -> dict[str, str] | None:
-        row = await self._run(self._search, "contracts_tab", contract_no)
-        if not row or row.get("contract_no") != contract_no:
+        rows = await self._run(self._search, "contracts_tab", "contract_no", contract_no)
+        if not rows:
             return None
-        return {**dms_values(row), "customer_no": row["customer_no"], "contract_no": contract_no}
+        return {**dms_values(rows[0]), "customer_no": rows[0]["customer_no"], "contract_no": contract_no}
 
     async def find_customer(self, id_number: str) -> str | None:
-        row = await self._run(self._search, "customers_tab", id_number, True)
-        return row["customer_no"] if row and row.get("id_number", "").upper() == id_number.strip().upper() else None
+        rows = await self._run(self._search, "customers_tab", "id_number", id_number, True)
+        return rows[0]["customer_no"] if len(rows) == 1 else None
 
     # -- writes -----------------------------------------------------------------------------------
     def _outcome(self, form: str) -> Submitted:
@@ -144,10 +168,15 @@ class DesktopDms:
         result = self._write(lambda: self.d.keys("main", "new_customer"), "customer_new", "customer", values,
                              dry_run, confirm=False)
         if result.result == "saved":
-            row = self._search("customers_tab", values["id_number"], True)
-            if row is None:
+            rows = self._search("customers_tab", "id_number", values["id_number"], True)
+            if len(rows) != 1:
                 return Submitted("unknown", message="保存后在客户列表中查不到")
-            return Submitted("saved", row["customer_no"])
+            typed = {k: v for k, v in values.items() if k in rows[0]}
+            differs = [k for k, v in typed.items() if rows[0][k].strip().upper() != v.strip().upper()]
+            if differs:  # read back: the client holds what was typed, or a person must look
+                return Submitted("refused", message=f"客户 {rows[0]['customer_no']} 已保存，但核对不一致："
+                                                    f"{'、'.join(differs)}（请人工检查）")
+            return Submitted("saved", rows[0]["customer_no"])
         return result
 
     async def create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
@@ -158,18 +187,18 @@ class DesktopDms:
         result = self._write(lambda: self.d.keys("main", "new_contract"), "contract_new", "contract", typed, dry_run,
                              confirm=True)
         if result.result == "saved":
-            row = self._search("contracts_tab", values["oem_order_no"])
-            if row is None:
-                return Submitted("unknown", message="保存后在合同列表中查不到")
-            return Submitted("saved", row["contract_no"])
+            rows = self._search("contracts_tab", "oem_order_no", values["oem_order_no"])
+            if len(rows) != 1:
+                return Submitted("unknown", message="保存后在合同列表中查不到（或不止一个）")
+            return Submitted("saved", rows[0]["contract_no"])
         return result
 
     async def create_contract(self, customer_no: str | None, values: dict[str, str], dry_run: bool) -> Submitted:
         return await self._run(self._create_contract, customer_no, values, dry_run)
 
     def _update_contract(self, contract_no: str, changes: dict[str, str], dry_run: bool) -> Submitted:
-        row = self._search("contracts_tab", contract_no)
-        if row is None or row.get("contract_no") != contract_no:
+        rows = self._search("contracts_tab", "contract_no", contract_no)
+        if len(rows) != 1:
             raise PageChanged(f"dms_desktop: contract {contract_no} is not in the client's list")
         result = self._write(lambda: self.d.keys("main", "open_contract"), "contract_edit", "contract", changes,
                              dry_run, confirm=True)

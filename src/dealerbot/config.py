@@ -197,9 +197,38 @@ class NotifySettings(_Section):
         return value
 
 
+def fold_shipped_portals(data: Any, where: str = "settings") -> Any:
+    """Settings data with ``portals.oem`` / ``portals.dms`` moved into ``oem`` / ``dms``.
+
+    Raises:
+        ValueError: one source gives one key both ways, with two values.
+    """
+    if not isinstance(data, dict) or not isinstance(data.get("portals"), dict):
+        return data
+    data = dict(data)
+    portals = dict(data["portals"])
+    for name in SHIPPED_PORTALS:
+        if name not in portals:
+            continue
+        extra, short = portals.pop(name), data.get(name) or {}
+        if isinstance(extra, dict) and isinstance(short, dict):
+            clash = sorted(k for k in extra.keys() & short.keys() if extra[k] != short[k])
+            if clash:
+                raise ValueError(f"{where}: portals.{name}.{clash[0]} and {name}.{clash[0]} differ: write it once")
+            data[name] = {**short, **extra}
+        else:
+            data[name] = extra
+    data["portals"] = portals
+    return data
+
+
 class _SectionEnv(EnvSettingsSource):
     """``DEALERBOT_<SECTION>__<KEY>`` variables; a plain ``DEALERBOT_<SECTION>`` that is not a
-    JSON object (``DEALERBOT_BROWSER=/usr/bin/chromium``) is some other setting, not the section."""
+    JSON object (``DEALERBOT_BROWSER=/usr/bin/chromium``) is some other setting, not the section.
+    ``DEALERBOT_PORTALS__OEM__URL`` is ``DEALERBOT_OEM__URL``."""
+
+    def __call__(self) -> dict[str, Any]:
+        return fold_shipped_portals(super().__call__(), "environment")  # type: ignore[no-any-return]
 
     def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
         if isinstance(value, str) and not value.lstrip().startswith("{"):
@@ -268,24 +297,9 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _shipped_portals_in_collection(cls, data: Any) -> Any:
-        """``[portals.oem]`` is ``[oem]`` (both may be given; one key twice with two values is refused)."""
-        if not isinstance(data, dict) or not isinstance(data.get("portals"), dict):
-            return data
-        data = dict(data)
-        portals = dict(data["portals"])
-        for name in SHIPPED_PORTALS:
-            if name not in portals:
-                continue
-            extra, short = portals.pop(name), data.get(name) or {}
-            if isinstance(extra, dict) and isinstance(short, dict):
-                clash = sorted(k for k in extra.keys() & short.keys() if extra[k] != short[k])
-                if clash:
-                    raise ValueError(f"portals.{name}.{clash[0]} and {name}.{clash[0]} differ: write it once")
-                data[name] = {**short, **extra}
-            else:
-                data[name] = extra
-        data["portals"] = portals
-        return data
+        """``[portals.oem]`` is ``[oem]`` (each source is folded on its own first, so that the
+        environment wins over the file whichever spelling each uses)."""
+        return fold_shipped_portals(data)
 
     @field_validator("portals")
     @classmethod
@@ -435,6 +449,10 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
         _refuse_passwords(data, path)
+        try:
+            data = fold_shipped_portals(data, str(path))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         home = path.resolve().parent
     try:
         settings = Settings(**data)

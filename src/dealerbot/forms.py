@@ -386,13 +386,13 @@ class Form:
             os.chmod(target, 0o600)
         return target
 
-    async def upload(self, name: str, files: Path | list[Path], /, **params: Any) -> None:
-        """Set the file input ``name`` to ``files``.
+    async def upload(self, name: str, files: str | Path | list[Path], /, **params: Any) -> None:
+        """Set the file input ``name`` to ``files`` (a path, or a list of them).
 
         Raises:
             PageChanged: no such element. FileNotFoundError: a file does not exist.
         """
-        paths = [files] if isinstance(files, Path) else list(files)
+        paths = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
         for p in paths:
             if not p.is_file():
                 raise FileNotFoundError(p)

@@ -33,12 +33,24 @@ def display(tmp_path_factory) -> Iterator[str]:
     auth.write_bytes(b"")
     read, write = os.pipe()
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     os.close(write)
-    number = os.read(read, 16).decode().strip()
+    got = b""
+    while not got.endswith(b"\n"):  # Xvfb writes the number, then the newline: read both before closing
+        chunk = os.read(read, 16)
+        if not chunk:
+            break
+        got += chunk
+    number = got.decode().strip()
     os.close(read)
     saved = {k: os.environ.get(k) for k in ("DISPLAY", "XAUTHORITY")}
     os.environ.update(DISPLAY=f":{number}", XAUTHORITY=str(auth))
+    deadline = time.monotonic() + 15
+    while subprocess.run(["xdotool", "getdisplaygeometry"], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline or xvfb.poll() is not None:
+            xvfb.kill()
+            raise RuntimeError(f"Xvfb :{number} did not take connections: {xvfb.communicate()[1][-800:]!r}")
+        time.sleep(0.1)
     try:
         yield f":{number}"
     finally:
@@ -56,9 +68,10 @@ def start_client(sandbox, tmp_path: Path, *extra: str) -> subprocess.Popen:
                              "--export-dir", str(tmp_path / "exports"), *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        names = subprocess.run(["xdotool", "search", "--name", "DMS"], capture_output=True, text=True).stdout
-        if names.strip():
+    while time.monotonic() < deadline and proc.poll() is None:
+        ids = subprocess.run(["xdotool", "search", "--pid", str(proc.pid), "--name", "DMS"], capture_output=True,
+                             text=True).stdout
+        if ids.strip():
             return proc
         time.sleep(0.1)
     proc.kill()
@@ -144,9 +157,22 @@ async def test_unexpected_modals_and_a_stolen_focus_are_handled(settings, store,
         result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
         assert result.ok, result.error
         assert_written_as_planned(clean_sandbox, store, chosen)
-        assert any("意外弹窗" in n for n in result.notes), result.notes  # they did happen, and were closed
+        closed = [int(n.split("关闭了 ")[1].split(" ")[0]) for n in result.notes if "意外弹窗" in n]
+        assert closed and closed[0] > 0, result.notes  # they did happen, and were closed
     finally:
         proc.kill()
+
+
+async def test_a_dry_run_fills_every_form_and_saves_nothing(settings, store, clean_sandbox, client):
+    await read_both(settings)
+    plan(settings, store)
+    approve_creations(store, 1, 1)
+    contracts, customers = len(clean_sandbox.contracts()), len(clean_sandbox.customers())
+    result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS,
+                           options={"dry_run": True})
+    assert result.ok, result.error
+    assert result.counts["rehearsed"] == 2 and result.counts.get("verified", 0) == 0
+    assert (len(clean_sandbox.contracts()), len(clean_sandbox.customers())) == (contracts, customers)
 
 
 def rekey_process(cwd: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -158,7 +184,10 @@ def rekey_process(cwd: Path, failpoint: str | None = None) -> subprocess.Complet
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("point", ["rekey.after_submit:2", "rekey.after_customer:1"])
+@pytest.mark.parametrize("point", [
+    "rekey.after_submit:2",  # the client saved it, the ledger does not know
+    pytest.param("rekey.after_customer:1", marks=pytest.mark.slow),  # a new customer saved, not recorded
+])
 async def test_killed_mid_run_then_rerun_no_duplicate(point, settings, store, clean_sandbox, sandbox, client, tmp_path):
     _config(tmp_path, sandbox)
     await read_both(settings)

@@ -8,7 +8,7 @@ import pytest
 
 from dealerbot.desktop.spec import load_desktop_spec
 from dealerbot.errors import SelectorFileError, UnknownSelector
-from portals.dms_desktop import parse_row
+from portals.dms_desktop import parse_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,6 +41,6 @@ def test_a_malformed_screen_file_names_the_line(tmp_path, body, words):
 
 
 def test_a_copied_row_is_read_back_field_by_field():
-    assert parse_row("contract_no=HT1\tcustomer_name=王小明\tprice=1,000.00\n") == {
-        "contract_no": "HT1", "customer_name": "王小明", "price": "1,000.00"}
-    assert parse_row("") is None
+    assert parse_rows("contract_no=HT1\tcustomer_name=王小明\tprice=1,000.00\ncontract_no=HT2\n") == [{
+        "contract_no": "HT1", "customer_name": "王小明", "price": "1,000.00"}, {"contract_no": "HT2"}]
+    assert parse_rows("") == []

@@ -287,3 +287,13 @@ async def test_find_without_a_search_reads_every_page_and_row_headers_count():
     t = _table({base: _page([("V1", "大众")], "?page=2", row_header=True), base + "?page=2": _page([("V2", "丰田")], None)})
     assert (await t.find("vin", "v2")) == {"vin": "V2", "brand": "丰田"}  # on page 2
     assert (await t.find("vin", "V1"))["brand"] == "大众"  # the VIN cell is a <th>
+
+
+def test_the_environment_wins_over_the_file_whichever_spelling_each_uses(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERBOT_PORTALS__OEM__URL", "http://127.0.0.1:9101")
+    s = load_settings(_config(tmp_path, '[oem]\nurl = "http://127.0.0.1:9001"\nusername = "u1"\n'))
+    assert s.portal("oem").url == "http://127.0.0.1:9101" and s.oem.username == "u1"
+    monkeypatch.delenv("DEALERBOT_PORTALS__OEM__URL")
+    monkeypatch.setenv("DEALERBOT_OEM__URL", "http://127.0.0.1:9102")
+    s = load_settings(_config(tmp_path, '[portals.oem]\nurl = "http://127.0.0.1:9001"\n'))
+    assert s.portal("oem").url == "http://127.0.0.1:9102"

@@ -4,9 +4,7 @@ Logging in needs no code: the default :class:`~dealerbot.api.PortalApp` types th
 username and the password into ``login.username`` / ``login.password``.
 """
 
-from pathlib import Path
-
-from dealerbot.api import Entity, FieldDef, Form, PortalSession, SubmitOutcome
+from dealerbot.api import Entity, FieldDef, Form, SubmitOutcome
 
 USED_CAR = Entity(
     name="used_car", title="置换车辆", key="vin",
@@ -25,16 +23,13 @@ USED_CAR = Entity(
 FORM_FIELDS = ("vin", "model", "reg_date", "mileage_km", "price", "owner_name", "owner_mobile")
 
 
-class CarForm:
+class CarForm(Form):
     """登记置换车辆: labels not linked to inputs, brand picked by its text, a native confirm()."""
-
-    def __init__(self, s: PortalSession) -> None:
-        self.s, self.form = s, Form(s)
 
     async def register(self, car: dict[str, str]) -> SubmitOutcome:
         await self.s.goto("car_new")
-        await self.form.fill({f"car.{f}": car[f] for f in FORM_FIELDS})
-        await self.form.choose("car.brand", text=car["brand"])
+        await self.fill({f"car.{f}": car[f] for f in FORM_FIELDS})
+        await self.choose("car.brand", text=car["brand"])
         if car.get("license_photo"):  # optional: a photo of the 行驶证, by its path
-            await self.form.upload("car.license_photo", Path(car["license_photo"]))
-        return await self.form.submit("car.save", errors="car.errors", dialog="accept")
+            await self.upload("car.license_photo", car["license_photo"])
+        return await self.submit("car.save", errors="car.errors", dialog="accept")

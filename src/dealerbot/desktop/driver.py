@@ -121,6 +121,9 @@ class DesktopDriver:
                                                 f"({', '.join(keys)} pressed {NUISANCE_TRIES} times): nothing typed over it")
                     self.step(f"closing the unexpected window 「{window.title}」")
                     self.windows.focus(window)
+                    focused = self.windows.focused()
+                    if focused is None or focused.id != window.id:
+                        continue  # gone already, or it will not take the focus: its keys would land elsewhere
                     self._press(keys)
                     self.nuisances_closed += 1
                     closed = True
@@ -180,11 +183,14 @@ class DesktopDriver:
             return
         saved = self._clipboard()
         try:
-            clipboard.copy(text)
-            self.gui.hotkey("ctrl", "v")
-            time.sleep(0.05)
+            with clipboard.Offer(text) as offer:
+                self.gui.hotkey("ctrl", "v")
+                if not offer.wait_taken():  # never go on (or restore) before the paste took this text
+                    raise PortalUnavailable(f"{self.spec.portal}: the pasted text was not taken within "
+                                            f"{clipboard.TIMEOUT_SECONDS}s")
         finally:
-            clipboard.copy(saved)
+            if saved:
+                clipboard.copy(saved)
 
     def interruptions(self) -> int:
         """How many times something took the focus away so far (nuisances closed, re-focusing)."""

@@ -92,9 +92,12 @@ class PyGetWindowWindows:  # pragma: no cover - Windows only; the tests run the 
 
     def focus(self, window: Window) -> None:
         w = self._find(window)
-        if w.isMinimized:
-            w.restore()
-        w.activate()
+        try:
+            if w.isMinimized:
+                w.restore()
+            w.activate()
+        except Exception as exc:  # noqa: BLE001 - PyGetWindowException: Windows refused to bring it forward
+            raise PortalUnavailable(f"window {window.title!r} could not be brought forward: {exc}") from None
 
     def focused(self) -> Window | None:
         w = self.gw.getActiveWindow()

@@ -12,8 +12,8 @@ Screens (window titles are the contract the desktop driver's YAML is written aga
 
 * ``DMS客户端 - 登录``: 用户名, 密码 (Tab between them), Enter logs in; a refusal is a message box.
 * ``DMS客户端 - 销售合同``: two tabs, 销售合同 (Ctrl+1) and 客户 (Ctrl+2), each a 查询 box (Ctrl+F
-  focuses it, Enter searches) and a result list; Ctrl+C copies the selected row (the first one
-  when none is selected) as tab-separated ``field=value`` pairs; 文件 → 导出CSV (Ctrl+E) writes the
+  focuses it, Enter searches) and a result list; Ctrl+C copies the selected rows (every row
+  shown when none is selected), one a line, as tab-separated ``field=value`` pairs; 文件 → 导出CSV (Ctrl+E) writes the
   list shown to ``--export-dir``; Ctrl+N a new contract, Ctrl+U a new customer, Ctrl+O opens the
   selected contract.
 * ``新建合同`` / ``编辑合同 HT…``: fields in tab order 客户编号, 车型 (a combobox of the DMS's model
@@ -216,8 +216,8 @@ class Client:
         if focus is None or focus.winfo_toplevel() is not self.root:
             return  # not in the main window
         _, tree, columns, _ = self._current()
-        items = tree.selection() or tree.get_children()[:1]
-        text = "\t".join(f"{c}={v}" for c, v in zip(columns, tree.item(items[0], "values"))) if items else ""
+        items = tree.selection() or tree.get_children()
+        text = "\n".join("\t".join(f"{c}={v}" for c, v in zip(columns, tree.item(i, "values"))) for i in items)
         self.root.clipboard_clear()
         self.root.clipboard_append(text)
         self.status.set("已复制" if text else "没有可复制的行")
