@@ -68,12 +68,15 @@ class DesktopDms:
     def _clean(self) -> None:
         """Close what a failed step left open (a message box, a confirm dialog, a form), so that
         every action starts on the main window."""
-        if self.d.find("error") is not None:
+        shown = self.d.windows.list()
+        if len(shown) <= 1:
+            return  # the main window alone: nothing to close
+        if self.d.find("error", shown) is not None:
             self.d.keys("error", "submit")
-        if self.d.find("confirm") is not None:
+        if self.d.find("confirm", shown) is not None:
             self.d.keys("confirm", "close")  # 否: nothing is saved from a step that failed
         for name in FORMS:
-            if self.d.find(name) is not None:
+            if self.d.find(name, shown) is not None:
                 self.d.keys(name, "close")
                 self.d.wait(name, gone=True)
 
@@ -128,14 +131,15 @@ class DesktopDms:
         neither in time (unknown: never saved again, searched first)."""
         deadline = time.monotonic() + SAVE_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if self.d.find("error") is not None:
+            shown = self.d.windows.list()
+            if self.d.find("error", shown) is not None:
                 message = self.d.copy("error").replace("保存失败", "", 1).strip().replace("\n", "；")
                 self.d.keys("error", "submit")
                 self.d.wait("error", gone=True)
                 return Submitted("refused", message=message or "DMS客户端保存失败")
-            if self.d.find(form) is None:
+            if self.d.find(form, shown) is None:
                 return Submitted("saved")
-            self.d.close_nuisances()
+            self.d.close_nuisances(shown)
             time.sleep(0.05)
         return Submitted("unknown", message=f"DMS客户端 {SAVE_TIMEOUT_SECONDS:.0f} 秒内没有答复")
 

@@ -171,9 +171,9 @@ def rekey_process(cwd: Path, failpoint: str | None = None) -> subprocess.Complet
 
 
 @pytest.mark.parametrize("point", [
-    "rekey.before_submit:3",     # marked "submitted", nothing sent yet
+    pytest.param("rekey.before_submit:3", marks=pytest.mark.slow),     # marked "submitted", nothing sent yet
     "rekey.after_submit:3",      # the DMS saved it, the ledger does not know
-    "rekey.before_read_back:2",  # recorded as written, not yet checked
+    pytest.param("rekey.before_read_back:2", marks=pytest.mark.slow),  # recorded as written, not yet checked
     "rekey.after_customer:1",    # a new customer saved, not recorded
 ])
 async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(point, settings, store, clean_sandbox, sandbox, tmp_path):

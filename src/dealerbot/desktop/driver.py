@@ -68,16 +68,18 @@ class DesktopDriver:
         self.nuisances_closed = 0
         self.refocused = 0
         self._closing: dict[str, int] = {}  # window id -> times its closing keys were pressed
+        self._focused: dict[str, Window] = {}  # window name -> the window last focused under it
 
     # -- windows ------------------------------------------------------------------------------
     def step(self, text: str) -> None:
         self.steps.append(f"{time.strftime('%H:%M:%S')} {text}")
         self.log.debug("desktop: {}", text)
 
-    def find(self, name: str) -> Window | None:
-        """The first visible window whose title matches window ``name`` of the spec."""
+    def find(self, name: str, shown: list[Window] | None = None) -> Window | None:
+        """The first visible window whose title matches window ``name`` of the spec (among
+        ``shown``, a window list already taken, when given)."""
         pattern = re.compile(self.spec.window(name))
-        return next((w for w in self.windows.list() if pattern.search(w.title)), None)
+        return next((w for w in (self.windows.list() if shown is None else shown) if pattern.search(w.title)), None)
 
     def wait(self, name: str, timeout: float = WAIT_SECONDS, gone: bool = False) -> Window | None:
         """Wait until window ``name`` is there (or, with ``gone``, until it is not).
@@ -137,11 +139,15 @@ class DesktopDriver:
             StepTimeout: the window is not there.
             PortalUnavailable: another window keeps the focus (not typed into).
         """
+        known = self._focused.get(name)
+        if known is not None and self.windows.focused_id() == known.id:
+            return known  # still the window focused last time: one question to the display, not a search
         target = self.wait(name)
         assert target is not None
         for _ in range(FOCUS_ATTEMPTS):
             focused = self.windows.focused()
             if focused is not None and focused.id == target.id:
+                self._focused[name] = target
                 return target
             if focused is not None and focused.title:
                 self.step(f"focus was on 「{focused.title}」, not 「{target.title}」")
@@ -151,6 +157,7 @@ class DesktopDriver:
             time.sleep(0.05)
         focused = self.windows.focused()
         if focused is not None and focused.id == target.id:
+            self._focused[name] = target
             return target
         raise PortalUnavailable(f"{self.spec.portal}: window 「{target.title}」 could not get the keyboard focus "
                                 f"(「{focused.title if focused else '?'}」 has it): nothing typed")

@@ -29,6 +29,8 @@ class Windows(Protocol):
 
     def focused(self) -> Window | None: ...
 
+    def focused_id(self) -> str | None: ...
+
     def geometry(self, window: Window) -> tuple[int, int, int, int]: ...
 
 
@@ -63,10 +65,12 @@ class XdotoolWindows:
         self._run("windowfocus", "--sync", window.id)
 
     def focused(self) -> Window | None:
+        wid = self.focused_id()
+        return Window(wid, self._run("getwindowname", wid, check=False).strip()) if wid else None
+
+    def focused_id(self) -> str | None:
         wid = self._run("getwindowfocus", check=False).strip()
-        if not wid or not wid.isdigit():
-            return None
-        return Window(wid, self._run("getwindowname", wid, check=False).strip())
+        return wid if wid.isdigit() else None
 
     def geometry(self, window: Window) -> tuple[int, int, int, int]:
         values = dict(line.split("=", 1) for line in self._run("getwindowgeometry", "--shell", window.id).split())
@@ -102,6 +106,10 @@ class PyGetWindowWindows:  # pragma: no cover - Windows only; the tests run the 
     def focused(self) -> Window | None:
         w = self.gw.getActiveWindow()
         return Window(str(w._hWnd), w.title) if w is not None else None
+
+    def focused_id(self) -> str | None:
+        w = self.gw.getActiveWindow()
+        return str(w._hWnd) if w is not None else None
 
     def geometry(self, window: Window) -> tuple[int, int, int, int]:
         w = self._find(window)
