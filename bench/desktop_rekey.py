@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -28,29 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DMS_PASSWORD, clean_env, measure, start_sandbox  # noqa: E402
 from rekey import floor, prepare, reset_dms, verify  # noqa: E402
 
+from dealerbot.desktop.display import start_virtual_display  # noqa: E402
+
 TARGET_PER_MINUTE = 10.0
 CLERK_PER_MINUTE = 1.0
-
-
-def start_display(work: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    for tool in ("Xvfb", "xdotool", "xclip"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"this benchmark needs {tool} (apt install xvfb xdotool xclip)")
-    auth = work / "Xauthority"
-    auth.write_bytes(b"")
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    got = b""
-    while not got.endswith(b"\n"):  # Xvfb writes the number, then the newline: read both before closing
-        chunk = os.read(read, 16)
-        if not chunk:
-            break
-        got += chunk
-    number = got.decode().strip()
-    os.close(read)
-    return xvfb, {"DISPLAY": f":{number}", "XAUTHORITY": str(auth)}
 
 
 def main() -> int:
@@ -61,7 +41,7 @@ def main() -> int:
     args = ap.parse_args()
     sb = start_sandbox(args.orders)
     work = Path(tempfile.mkdtemp(prefix="dealerbot-bench-desktop-"))
-    xvfb, display = start_display(work)
+    xvfb, display = start_virtual_display(work)
     client = None
     try:
         plan = prepare(sb, work, args.contracts, 1, None, args.new_customers)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from dealerbot.desktop.display import start_virtual_display
 from dealerbot.runner import run_bot
 
-from .conftest import DMS_PASSWORD, PASSWORDS
-from .test_rekey import _config, assert_written_as_planned, plan, read_both
+from .conftest import PASSWORDS
+from .test_rekey import _config, assert_written_as_planned, plan, read_both, rekey_process
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xclip")),
@@ -29,30 +30,11 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def display(tmp_path_factory) -> Iterator[str]:
     """A private X display (Xvfb picks a free number), set as DISPLAY for this process."""
-    auth = tmp_path_factory.mktemp("x11") / "Xauthority"
-    auth.write_bytes(b"")
-    read, write = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(write)
-    got = b""
-    while not got.endswith(b"\n"):  # Xvfb writes the number, then the newline: read both before closing
-        chunk = os.read(read, 16)
-        if not chunk:
-            break
-        got += chunk
-    number = got.decode().strip()
-    os.close(read)
-    saved = {k: os.environ.get(k) for k in ("DISPLAY", "XAUTHORITY")}
-    os.environ.update(DISPLAY=f":{number}", XAUTHORITY=str(auth))
-    deadline = time.monotonic() + 15
-    while subprocess.run(["xdotool", "getdisplaygeometry"], capture_output=True).returncode != 0:
-        if time.monotonic() > deadline or xvfb.poll() is not None:
-            xvfb.kill()
-            raise RuntimeError(f"Xvfb :{number} did not take connections: {xvfb.communicate()[1][-800:]!r}")
-        time.sleep(0.1)
+    xvfb, env = start_virtual_display(tmp_path_factory.mktemp("x11"))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        yield f":{number}"
+        yield env["DISPLAY"]
     finally:
         for k, v in saved.items():
             if v is None:
@@ -105,7 +87,16 @@ def approve_creations(store, news: int, olds: int) -> list:
 
 
 async def test_twenty_contracts_typed_into_the_desktop_client_are_in_the_dms_exactly_once(
-        settings, store, clean_sandbox, client):
+        settings, store, clean_sandbox, display, sandbox, tmp_path):
+    # now and then a 提示 pop-up or a window stealing the focus, as on a real desk
+    client = start_client(sandbox, tmp_path, "--prompt-rate", "0.05", "--focus-steal-rate", "0.05", "--seed", "5")
+    try:
+        await _twenty(settings, store, clean_sandbox)
+    finally:
+        client.kill()
+
+
+async def _twenty(settings, store, clean_sandbox) -> None:
     await read_both(settings)
     plan(settings, store)
     chosen = approve_creations(store, 5, 15)
@@ -119,6 +110,8 @@ async def test_twenty_contracts_typed_into_the_desktop_client_are_in_the_dms_exa
     assert_written_as_planned(clean_sandbox, store, chosen)  # Chinese names and addresses, as planned
     assert len(clean_sandbox.customers()) == customers_before + 5
     print(f"desktop re-key: 20 contracts (5 new customers) in {seconds:.1f} s = {20 / seconds * 60:.1f} contracts/min")
+    closed = [int(n.split("关闭了 ")[1].split(" ")[0]) for n in result.notes if "意外弹窗" in n]
+    assert closed and closed[0] > 0, result.notes  # pop-ups came, and were closed without a wrong keystroke
     # A second run has nothing left to write and types nothing.
     again = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
     assert again.ok and again.counts.get("verified", 0) == 0
@@ -148,6 +141,7 @@ async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screensho
     assert [store.action(a.id).state for a in chosen[1:]] == ["verified"]
 
 
+@pytest.mark.slow  # the default suite meets them at a lower rate in the twenty-contract test
 async def test_unexpected_modals_and_a_stolen_focus_are_handled(settings, store, clean_sandbox, display, sandbox, tmp_path):
     proc = start_client(sandbox, tmp_path, "--prompt-rate", "0.3", "--focus-steal-rate", "0.25", "--seed", "3")
     try:
@@ -175,15 +169,6 @@ async def test_a_dry_run_fills_every_form_and_saves_nothing(settings, store, cle
     assert (len(clean_sandbox.contracts()), len(clean_sandbox.customers())) == (contracts, customers)
 
 
-def rekey_process(cwd: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
-    env.update(DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, COLUMNS="160", NO_COLOR="1")
-    if failpoint:
-        env["DEALERBOT_FAILPOINTS"] = failpoint
-    return subprocess.run([sys.executable, "-m", "dealerbot.cli", "run", "dms-desktop-rekey"], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("point", [
     "rekey.after_submit:2",  # the client saved it, the ledger does not know
     pytest.param("rekey.after_customer:1", marks=pytest.mark.slow),  # a new customer saved, not recorded
@@ -197,9 +182,9 @@ async def test_killed_mid_run_then_rerun_no_duplicate(point, settings, store, cl
     cfg.write_text(cfg.read_text(encoding="utf-8").replace(
         "[rekey]\n", '[rekey]\nclient = "desktop"\nenabled = ["create_contract"]\n'), encoding="utf-8")
     customers_before = len(clean_sandbox.customers())
-    killed = rekey_process(tmp_path, point)
+    killed = rekey_process(tmp_path, point, "dms-desktop-rekey")
     assert killed.returncode == -9, killed.stdout + killed.stderr
-    again = rekey_process(tmp_path)
+    again = rekey_process(tmp_path, bot="dms-desktop-rekey")
     assert again.returncode == 0, again.stdout + again.stderr
     assert_written_as_planned(clean_sandbox, store, chosen)
     assert len(clean_sandbox.customers()) == customers_before + 2  # each new customer once

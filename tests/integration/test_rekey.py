@@ -161,13 +161,13 @@ def _config(tmp_path: Path, sandbox) -> None:
     )
 
 
-def rekey_process(cwd: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+def rekey_process(cwd: Path, failpoint: str | None = None, bot: str = "dms-rekey") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
     env.update(DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, COLUMNS="160", NO_COLOR="1")
     if failpoint:
         env["DEALERBOT_FAILPOINTS"] = failpoint
-    return subprocess.run([sys.executable, "-m", "dealerbot.cli", "run", "dms-rekey"], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run([sys.executable, "-m", "dealerbot.cli", "run", bot], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("point", [

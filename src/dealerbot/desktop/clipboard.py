@@ -54,7 +54,7 @@ class Offer:
     returns once the application has asked (and nothing more came for a moment).
     """
 
-    QUIET_SECONDS = 0.1
+    QUIET_SECONDS = 0.06
 
     def __init__(self, text: str) -> None:
         import threading

@@ -283,12 +283,23 @@ class Client:
 
     def _contract_form(self, contract_no: str | None) -> None:
         values = self.server.contract(contract_no) if contract_no else {"status": CONTRACT_STATUSES[0]}
-        form, parts = self._form(f"编辑合同 {contract_no}" if contract_no else "新建合同", CONTRACT_FIELDS, values)
-        widgets = parts["widgets"]
         path = f"/contracts/{contract_no}/edit" if contract_no else "/contracts/new"
+        self._editor(f"编辑合同 {contract_no}" if contract_no else "新建合同", CONTRACT_FIELDS, values, path, "合同",
+                     confirm=True)
+
+    def _customer_form(self) -> None:
+        self._editor("新增客户", CUSTOMER_FIELDS, {}, "/customers/new", "客户", confirm=False)
+
+    def _editor(self, title: str, fields: tuple[tuple[str, str], ...], values: dict[str, str], path: str, what: str,
+                confirm: bool) -> None:
+        """A form window: 保存 (Alt+S; ``confirm``: after 确认保存？) posts it to the server; saved:
+        the window closes and the status bar names the new record; refused: 保存失败 with the
+        server's reasons, the window stays."""
+        form, parts = self._form(title, fields, values)
+        widgets = parts["widgets"]
 
         def save() -> None:
-            if not messagebox.askyesno("确认", "确认保存？", parent=form):
+            if confirm and not messagebox.askyesno("确认", "确认保存？", parent=form):
                 return
             entered = {k: w.get().strip() for k, w in widgets.items()}
             self._slow()
@@ -297,39 +308,16 @@ class Client:
             except (httpx.HTTPError, RuntimeError) as exc:
                 number, errors = None, {"": str(exc)}
             if number is None:
-                labels = dict(CONTRACT_FIELDS)
+                labels = dict(fields)
                 self._error(form, "\n".join(f"{labels.get(k, '表单')}：{v}" for k, v in errors.items()))
                 return
             form.destroy()
-            self.status.set(f"合同 {number} 已保存")
+            self.status.set(f"{what} {number} 已保存")
 
         ttk.Button(parts["buttons"], text="保存(S)", underline=3, command=save).pack(side="left", padx=4)
         ttk.Button(parts["buttons"], text="取消", command=form.destroy).pack(side="left")
         form.bind("<Alt-s>", lambda _e: save())
-        widgets["customer_no"].focus_set()
-        self._nuisances(form)
-
-    def _customer_form(self) -> None:
-        form, parts = self._form("新增客户", CUSTOMER_FIELDS, {})
-        widgets = parts["widgets"]
-
-        def save() -> None:
-            self._slow()
-            try:
-                number, errors = self.server.save("/customers/new", {k: w.get().strip() for k, w in widgets.items()})
-            except (httpx.HTTPError, RuntimeError) as exc:
-                number, errors = None, {"": str(exc)}
-            if number is None:
-                labels = dict(CUSTOMER_FIELDS)
-                self._error(form, "\n".join(f"{labels.get(k, '表单')}：{v}" for k, v in errors.items()))
-                return
-            form.destroy()
-            self.status.set(f"客户 {number} 已保存")
-
-        ttk.Button(parts["buttons"], text="保存(S)", underline=3, command=save).pack(side="left", padx=4)
-        ttk.Button(parts["buttons"], text="取消", command=form.destroy).pack(side="left")
-        form.bind("<Alt-s>", lambda _e: save())
-        widgets["name"].focus_set()
+        widgets[fields[0][0]].focus_set()
         self._nuisances(form)
 
     def _error(self, form: tk.Toplevel, text: str) -> None:

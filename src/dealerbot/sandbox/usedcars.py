@@ -306,14 +306,21 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
         st.messages[sid] = f"车辆 {vin} 已登记。"
         return RedirectResponse(f"/cars/{car.id}/", status_code=302)
 
-    @app.get("/cars/{car_id}/", response_model=None)
-    async def detail(request: Request, car_id: int) -> Response:
+    def car_page(request: Request, car_id: int) -> tuple[str, Car] | Response:
+        """The session and the car, or the answer instead (the 404 page of an ended session, or
+        of a car that is not there)."""
         sid = guard(request)
         if isinstance(sid, Response):
             return sid
         car = next((c for c in st.cars if c.id == car_id), None)
-        if car is None:
-            return _page("页面不存在", "<h1>页面不存在</h1>", 404)
+        return (sid, car) if car is not None else _page("页面不存在", "<h1>页面不存在</h1>", 404)
+
+    @app.get("/cars/{car_id}/", response_model=None)
+    async def detail(request: Request, car_id: int) -> Response:
+        found = car_page(request, car_id)
+        if isinstance(found, Response):
+            return found
+        sid, car = found
         flash = st.messages.pop(sid, "")
         toast = f"<div class='messages'><div class='alert alert-success'>{html.escape(flash)}</div></div>" if flash else ""
         rows = "".join(f"<dt>{label}</dt><dd>{html.escape(str(getattr(car, key)))}</dd>" for label, key in (
@@ -327,12 +334,10 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
 
     @app.get("/cars/{car_id}/print/", response_model=None)
     async def print_page(request: Request, car_id: int) -> Response:
-        sid = guard(request)
-        if isinstance(sid, Response):
-            return sid
-        car = next((c for c in st.cars if c.id == car_id), None)
-        if car is None:
-            return _page("页面不存在", "<h1>页面不存在</h1>", 404)
+        found = car_page(request, car_id)
+        if isinstance(found, Response):
+            return found
+        _, car = found
         return HTMLResponse(f"<!doctype html><meta charset='utf-8'><title>打印</title><h1 class='print-vin'>{car.vin}</h1>"
                             f"<p>{html.escape(car.brand)} {html.escape(car.model)}</p>")
 
