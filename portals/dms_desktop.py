@@ -133,6 +133,7 @@ class DesktopDms:
         while time.monotonic() < deadline:
             shown = self.d.windows.list()
             if self.d.find("error", shown) is not None:
+                self._capture(f"{form}-refused")  # the form and the box as the clerk would see them
                 message = self.d.copy("error").replace("保存失败", "", 1).strip().replace("\n", "；")
                 self.d.keys("error", "submit")
                 self.d.wait("error", gone=True)

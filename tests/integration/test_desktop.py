@@ -132,12 +132,13 @@ async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screensho
     assert result.ok, result.error
     failed = store.action(victim.id)
     assert failed.state == "failed" and "该VIN已存在于合同" in failed.failure_reason  # the 保存失败 box's words
-    shots = list(Path(failed.evidence_dir).glob("*.png"))
+    shots = sorted(Path(failed.evidence_dir).glob("*.png"), key=lambda p: "contract_new-refused" not in p.name)
+    assert "contract_new-refused" in shots[0].name  # the form with the 保存失败 box, before it was closed
     assert shots and any(Path(failed.evidence_dir).glob("*-windows.txt"))
     from PIL import Image
 
-    shot = Image.open(shots[0]).convert("RGB")  # the main window (at 20,20) lists names: masked
-    assert shot.getpixel((20 + 500, 20 + 300)) == (0, 0, 0) and shot.getpixel((20 + 500, 20 + 10)) != (0, 0, 0)
+    shot = Image.open(shots[-1]).convert("RGB")  # cropped to the client's windows; its lists of names masked
+    assert shot.width <= 1100 + 20 and shot.getpixel((500, 300)) == (0, 0, 0) and shot.getpixel((500, 10)) != (0, 0, 0)
     assert [store.action(a.id).state for a in chosen[1:]] == ["verified"]
 
 

@@ -286,29 +286,51 @@ class DesktopDriver:
             time.sleep(0.2)
 
     # -- evidence ------------------------------------------------------------------------------
+    def _ours(self, window: Window) -> bool:
+        """Whether ``window`` is the client's (one of the spec's windows or known pop-ups)."""
+        patterns = [*self.spec.windows.values(), *(p for p, _ in self.spec.nuisances)]
+        return any(re.search(p, window.title) for p in patterns)
+
     def screenshot(self, path: Path, mask: Callable[[str], str] = lambda s: s) -> list[Path]:
-        """A full-screen PNG with the ``masks`` regions of the windows showing blacked out, and
-        ``-windows.txt``: the window list and the step log (texts passed through ``mask``).
-        Returns the files written."""
+        """A PNG of the client's windows only (the screen cropped to them: other applications'
+        windows, a spreadsheet of customers say, never enter the evidence), the ``masks`` regions
+        blacked out, and ``-windows.txt``: the client's windows (others counted, not named) and
+        the step log (texts passed through ``mask``). Returns the files written."""
         from PIL import ImageDraw, ImageGrab
 
-        image = ImageGrab.grab()
+        screen = ImageGrab.grab()
+        image = screen.copy()
         draw = ImageDraw.Draw(image)
-        shown = self.windows.list()
-        for name, regions in self.spec.masks.items():
-            pattern = re.compile(self.spec.window(name))
-            for window in (w for w in shown if pattern.search(w.title)):
-                try:
-                    wx, wy, _, _ = self.windows.geometry(window)
-                except PortalUnavailable:
-                    continue
-                for x, y, w, h in regions:
-                    draw.rectangle((wx + x, wy + y, wx + x + w, wy + y + h), fill="black")
+        shown = self.windows.list()  # bottom first
+        ours = [w for w in shown if self._ours(w)]
+        boxes = []
+        for window in ours:
+            try:
+                boxes.append((window, self.windows.geometry(window)))
+            except PortalUnavailable:
+                continue
+        # Window by window from the bottom: its part of the screen, then its masks; a window above
+        # puts back what it shows over a masked region of one below (a form over a masked list).
+        for window, (wx, wy, ww, wh) in boxes:
+            image.paste(screen.crop((wx, wy, wx + ww, wy + wh)), (wx, wy))
+            for name, regions in self.spec.masks.items():
+                if re.search(self.spec.window(name), window.title):
+                    for x, y, w, h in regions:
+                        draw.rectangle((wx + x, wy + y, wx + x + w, wy + y + h), fill="black")
+        if boxes:
+            left = max(0, min(b[0] for _, b in boxes))
+            top = max(0, min(b[1] for _, b in boxes))
+            right = min(image.width, max(b[0] + b[2] for _, b in boxes))
+            bottom = min(image.height, max(b[1] + b[3] for _, b in boxes))
+            image = image.crop((left, top, right, bottom))
+        else:
+            image = image.resize((1, 1))  # none of the client's windows is showing: nothing to keep
         image.save(path)
         listing = path.with_name(path.stem + "-windows.txt")
-        focused = self.windows.focused()
+        focused = self.windows.focused_id()
         listing.write_text(mask("\n".join(
-            ["windows:", *(f"  {w.id} {w.title}{'  (focus)' if focused and focused.id == w.id else ''}" for w in shown),
+            ["windows:", *(f"  {w.id} {w.title}{'  (focus)' if focused == w.id else ''}" for w in ours),
+             f"  (and {len(shown) - len(ours)} window(s) of other applications)",
              "steps:", *(f"  {s}" for s in self.steps[-200:])]
         )) + "\n", encoding="utf-8")
         return [path, listing]

@@ -23,7 +23,7 @@ class Window:
 
 
 class Windows(Protocol):
-    def list(self) -> list[Window]: ...
+    def list(self) -> list[Window]: ...  # visible top-level windows with a title, bottom of the stack first
 
     def focus(self, window: Window) -> None: ...
 
@@ -85,8 +85,8 @@ class PyGetWindowWindows:  # pragma: no cover - Windows only; the tests run the 
 
         self.gw = pygetwindow
 
-    def list(self) -> list[Window]:
-        return [Window(str(w._hWnd), w.title) for w in self.gw.getAllWindows() if w.title and w.visible]
+    def list(self) -> list[Window]:  # Windows lists the top window first: bottom first here, as on X11
+        return [Window(str(w._hWnd), w.title) for w in reversed(self.gw.getAllWindows()) if w.title and w.visible]
 
     def _find(self, window: Window):  # noqa: ANN202
         for w in self.gw.getAllWindows():
