@@ -10,7 +10,7 @@ window on this machine's desktop (Linux: ``DISPLAY``; under Xvfb in the tests).
 
 from __future__ import annotations
 
-from dealerbot.api import Bot, BotContext, Failpoints, Rekeyer, pending_actions, write_actions
+from dealerbot.api import Bot, BotContext, start_rekey, write_actions
 from portals.dms_desktop import DesktopDms
 
 
@@ -24,17 +24,9 @@ class DmsDesktopRekeyBot(Bot):
     uses_browser = False
 
     async def run(self, ctx: BotContext) -> None:
-        dry_run = bool(ctx.options.get("dry_run"))
-        rekeyer = Rekeyer(
-            ctx.store, ctx.run_id, self.name, ctx.counts, ctx.log, dry_run=dry_run,
-            failpoints=Failpoints.from_env(), progress=ctx.progress,
-        )
-        todo = pending_actions(ctx.store, ctx.settings.rekey.policy().enabled, include_resumed=not dry_run, log=ctx.log)
+        rekeyer, todo = start_rekey(ctx, self.name)
         if not todo:
-            ctx.log.info("nothing approved to write (see `dealerbot reconcile` and the review workbook)")
             return
-        for action, _ in todo:  # the names and addresses about to be typed: masked in every artifact
-            ctx.personal(*action.customer.values.values(), action.new_values.get("customer_name"))
         async with ctx.desktop("dms", "dms_desktop") as driver:
             dms = DesktopDms(driver, lambda label: ctx.desktop_evidence(driver, label))
             username = ctx.settings.portal("dms").username

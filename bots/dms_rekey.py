@@ -8,7 +8,7 @@ the final save. Run ``dealerbot reconcile`` (or ``dealerbot sync``) first to pla
 
 from __future__ import annotations
 
-from dealerbot.api import Bot, BotContext, Failpoints, PortalSession, Rekeyer, pending_actions, write_actions
+from dealerbot.api import Bot, BotContext, PortalSession, start_rekey, write_actions
 from portals.dms import WRITE_SELECTORS, DmsApp, WebDms
 
 
@@ -24,18 +24,9 @@ class DmsRekeyBot(Bot):
     trace = False
 
     async def run(self, ctx: BotContext) -> None:
-        policy = ctx.settings.rekey.policy()
-        dry_run = bool(ctx.options.get("dry_run"))
-        rekeyer = Rekeyer(
-            ctx.store, ctx.run_id, self.name, ctx.counts, ctx.log, dry_run=dry_run,
-            failpoints=Failpoints.from_env(), progress=ctx.progress,
-        )
-        todo = pending_actions(ctx.store, policy.enabled, include_resumed=not dry_run, log=ctx.log)
+        rekeyer, todo = start_rekey(ctx, self.name)
         if not todo:
-            ctx.log.info("nothing approved to write (see `dealerbot reconcile` and the review workbook)")
             return
-        for action, _ in todo:  # the names and addresses about to be typed: masked in every artifact
-            ctx.personal(*action.customer.values.values(), action.new_values.get("customer_name"))
         pages = min(ctx.settings.rekey.concurrency, len(todo))
         async with ctx.portal_pages("dms", DmsApp, pages, WRITE_SELECTORS) as sessions:
 

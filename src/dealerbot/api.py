@@ -57,7 +57,7 @@ from dealerbot.pages.common import (
 )
 from dealerbot.portal import PortalSession
 from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, FieldDef
-from dealerbot.rekey import Rekeyer, Submitted, pending_actions, write_actions
+from dealerbot.rekey import Rekeyer, Submitted, pending_actions, start_rekey, write_actions
 
 __all__ = [
     "DMS_CONTRACT",
@@ -99,5 +99,6 @@ __all__ = [
     "pending_actions",
     "read_table",
     "scrape_pages",
+    "start_rekey",
     "write_actions",
 ]

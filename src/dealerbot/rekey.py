@@ -295,6 +295,22 @@ class Rekeyer:
         return "failed"
 
 
+def start_rekey(ctx: Any, actor: str) -> tuple[Rekeyer, list[tuple[Action, bool]]]:
+    """What a re-key bot (web or desktop) starts from, for the run of ``ctx`` (a BotContext):
+    its :class:`Rekeyer` and the actions to write (:func:`pending_actions`); the names and
+    addresses about to be typed are marked personal, so every artifact of the run masks them.
+    No actions: logged, and the bot has nothing to do."""
+    dry_run = bool(ctx.options.get("dry_run"))
+    rekeyer = Rekeyer(ctx.store, ctx.run_id, actor, ctx.counts, ctx.log, dry_run=dry_run,
+                      failpoints=Failpoints.from_env(), progress=ctx.progress)
+    todo = pending_actions(ctx.store, ctx.settings.rekey.policy().enabled, include_resumed=not dry_run, log=ctx.log)
+    if not todo:
+        ctx.log.info("nothing approved to write (see `dealerbot reconcile` and the review workbook)")
+    for action, _ in todo:
+        ctx.personal(*action.customer.values.values(), action.new_values.get("customer_name"))
+    return rekeyer, todo
+
+
 def pending_actions(
     store: Store, kinds: frozenset[str], include_resumed: bool = True, log: Any = None,
 ) -> list[tuple[Action, bool]]:
