@@ -1,0 +1,53 @@
+"""The browser dealerbot launches: its switches and its processes (real Chromium)."""
+
+from __future__ import annotations
+
+import sys
+
+import psutil
+
+from dealerbot.browser import open_browser
+from dealerbot.config import BrowserSettings
+
+
+def _chromium_processes() -> list[list[str]]:
+    cmds = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            cmd = p.cmdline()
+        except psutil.Error:
+            continue
+        if cmd and "chrom" in cmd[0].rsplit("/", 1)[-1]:
+            cmds.append(cmd)
+    return cmds
+
+
+async def test_playwrights_feature_switches_stand_and_headless_runs_in_few_processes():
+    async with open_browser(BrowserSettings()) as browser:
+        page = await browser.browser.new_page()
+        await page.set_content("<p>你好</p>")
+        cmds = _chromium_processes()
+        await page.close()
+    main = next(c for c in cmds if not any(a.startswith("--type=") for a in c))
+    # Chromium honours only the last --disable-features: a list of ours after Playwright's once
+    # switched Playwright's back on (paint holding, the before-unload check...).
+    disabled = [a for a in main if a.startswith("--disable-features=")][-1]
+    assert "PaintHolding" in disabled and "AvoidUnnecessaryBeforeUnloadCheckSync" in disabled
+    kinds = {a[len("--type="):] for c in cmds for a in c if a.startswith("--type=")}
+    assert "renderer" in kinds
+    assert "gpu-process" not in kinds  # composited in the browser process
+    if sys.platform.startswith("linux"):
+        assert "zygote" not in kinds
+
+
+async def test_a_page_still_renders_and_screenshots_without_a_gpu_process(tmp_path):
+    async with open_browser(BrowserSettings()) as browser:
+        page = await browser.browser.new_page()
+        await page.set_content("<div style='width:200px;height:100px;background:#c00'>保存失败</div>")
+        shot = tmp_path / "shot.png"
+        await page.screenshot(path=str(shot))
+        await page.close()
+    from PIL import Image  # noqa: PLC0415 - pyscreeze's dependency, present with pyautogui
+
+    with Image.open(shot) as img:
+        assert img.getpixel((150, 80))[:3] == (204, 0, 0)  # the box, away from its text
