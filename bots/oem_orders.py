@@ -19,6 +19,7 @@ class OemOrdersBot(Bot):
     entity = OEM_ORDER
     description = "厂家门户订单（含详情），默认增量"
     incremental = True
+    recycles = True  # reads go through the session while the page waits on the list
 
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal("oem", OemPortal) as s:

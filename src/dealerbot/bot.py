@@ -61,6 +61,10 @@ class Bot(ABC):
     needs_input: ClassVar[bool] = False  # True: a run without --input FILE is refused before it starts
     trace: ClassVar[bool] = True  # keep a Playwright trace of a failed run unless [browser] trace says
     uses_browser: ClassVar[bool] = True  # False: a desktop bot (no browser is started for its runs)
+    # True: the bot's pages wait on a screen while it reads through the session, so that a long
+    # run may go on in a fresh browser context between reads ([browser] recycle_requests,
+    # recycle_memory_mb); a renewal reopens every page at its address. Bots filling forms leave it.
+    recycles: ClassVar[bool] = False
 
     @abstractmethod
     async def run(self, ctx: BotContext) -> None:
@@ -87,6 +91,7 @@ class ListBot(Bot):
     app: ClassVar[Callable[..., PortalApp]]
     screen: ClassVar[Callable[[PortalSession], Any]]
     entity: ClassVar[Entity]
+    recycles = True
 
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal(self.portal, type(self).app) as s:
@@ -102,6 +107,7 @@ class TableBot(Bot):
 
     table: ClassVar[str]
     entity: ClassVar[Entity]
+    recycles = True
 
     async def run(self, ctx: BotContext) -> None:
         async with ctx.portal(self.portal) as s:
@@ -211,6 +217,8 @@ class BotContext:
             )
             top = app(session, lambda: self.password(portal))
             session.login, session.app = top.login, top
+            if self.bot.recycles:
+                session.recycle_when(self.settings.browser.recycle_requests, self.settings.browser.recycle_memory_mb)
             if self.settings.run.requests_per_minute:
                 await session.count_every_request()
             try:

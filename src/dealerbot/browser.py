@@ -22,7 +22,7 @@ import platform
 import shutil
 import sys
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from html import escape as html_escape
@@ -264,8 +264,10 @@ class PortalContext:
         mask_locators: Callable[[Page], list[Any]] | None,
         trace: bool,
         mask_css: Sequence[str] = (),
+        renew: Callable[[Any], Awaitable[BrowserContext]] | None = None,
     ) -> None:
         self.context = context
+        self._renew = renew
         self.portal = portal
         self.state_file = state_file
         self.evidence = evidence
@@ -277,6 +279,26 @@ class PortalContext:
     async def new_page(self) -> Page:
         """Open a page in this context."""
         return await self.context.new_page()
+
+    async def recycle(self) -> BrowserContext:
+        """Go on in a fresh browser context holding this one's login (cookies, local storage): a
+        context that served thousands of requests keeps memory it never gives back. What the
+        trace recorded so far is dropped (nothing failed). Returns the old context, still open:
+        the caller opens its pages anew in this one, then closes it.
+
+        Raises:
+            RuntimeError: this context was made without a way to renew it.
+        """
+        if self._renew is None:
+            raise RuntimeError(f"{self.portal}: this browser context cannot be renewed")
+        state = await self.context.storage_state()
+        old = self.context
+        if self._tracing:
+            await old.tracing.stop()
+            self._tracing = False
+        self.context = await self._renew(state)
+        await self.start_tracing()
+        return old
 
     async def save_state(self) -> None:
         """Save cookies and local storage for the next run (file mode 0600)."""
@@ -432,15 +454,21 @@ class Browser:
             "viewport": {"width": 1366, "height": 900},
             "accept_downloads": True,
         }
+        state: Any = None
         if state_file is not None and state_file.is_file():
             try:
                 json.loads(state_file.read_text(encoding="utf-8"))
-                kwargs["storage_state"] = str(state_file)
+                state = str(state_file)
             except (OSError, ValueError):
                 logger.warning("saved login {} is unreadable; logging in afresh", state_file)
-        ctx = await self.browser.new_context(**kwargs)
-        ctx.set_default_timeout(timeout_ms)
-        pctx = PortalContext(ctx, portal, state_file, evidence, mask_locators, trace, mask_css)
+
+        async def new_context(state: Any) -> BrowserContext:
+            ctx = await self.browser.new_context(**kwargs, **({"storage_state": state} if state else {}))
+            ctx.set_default_timeout(timeout_ms)
+            return ctx
+
+        pctx = PortalContext(await new_context(state), portal, state_file, evidence, mask_locators, trace, mask_css,
+                             renew=new_context)
         await pctx.start_tracing()
         failed = False
         try:
@@ -451,7 +479,7 @@ class Browser:
             raise
         finally:
             await pctx.finish(failed)
-            await ctx.close()
+            await pctx.context.close()
 
 
 # Playwright's driver (Node.js) keeps a large young generation it never gives back: a small one

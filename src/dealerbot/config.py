@@ -86,6 +86,15 @@ class BrowserSettings(_Section):
         default=None, description="keep a Playwright trace of failed runs; unset: each bot's own choice "
         "(reading bots trace, dms-rekey does not: tracing costs a form-heavy bot about a fifth of its speed)",
     )
+    recycle_requests: int = Field(
+        default=5000, ge=0,
+        description="a reading bot goes on in a fresh browser context (same login, same screen) after this many "
+        "requests to a portal, so that a long run's browser does not grow; 0 = never",
+    )
+    recycle_memory_mb: int = Field(
+        default=0, ge=0,
+        description="also when the bot and its browser together use more than this (PSS, MB); 0 = no limit",
+    )
 
 
 class RunSettings(_Section):

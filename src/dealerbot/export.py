@@ -20,7 +20,7 @@ COUNT_TEXT = {
     "pages": "列表页", "read": "读取", "accepted": "接受", "repaired": "已修正", "flagged": "待复核",
     "rejected": "拒绝", "stored": "已入库", "actions": "待写入操作", "verified": "已写入并核对", "found": "已在DMS中找到",
     "customers_created": "新建客户", "failed": "失败", "unfinished": "未完成（下次继续）", "rehearsed": "演练",
-    "retries": "重试", "relogins": "重新登录", "expected": "列表总数",
+    "retries": "重试", "relogins": "重新登录", "expected": "列表总数", "recycles": "更换浏览器上下文",
 }
 
 

@@ -151,6 +151,61 @@ def maintenance_notice(body: str) -> tuple[str, str | None] | None:
     return notice, (window.group(2).zfill(5) if window else None)
 
 
+class _Gate:
+    """Reads through the session pass freely, several at once; a recycle of the browser context
+    (:meth:`PortalSession.recycle`) waits until the reads in flight are done and holds new ones
+    back until the fresh context is ready."""
+
+    def __init__(self) -> None:
+        self._cond = asyncio.Condition()
+        self._users = 0
+        self._closed = False
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> Any:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._closed)
+            self._users += 1
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._users -= 1
+                self._cond.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> Any:
+        async with self._cond:
+            await self._cond.wait_for(lambda: not self._closed)
+            self._closed = True
+            await self._cond.wait_for(lambda: self._users == 0)
+        try:
+            yield
+        finally:
+            async with self._cond:
+                self._closed = False
+                self._cond.notify_all()
+
+
+MEMORY_CHECK_SECONDS = 2.0  # between two looks at the memory ([browser] recycle_memory_mb)
+
+
+def memory_in_use_mb() -> float:
+    """The memory this process and every process it started (Playwright's driver, the browser)
+    use together: proportional set size in MB (resident size where PSS is not known)."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0
+    for p in (me, *me.children(recursive=True)):
+        try:
+            info = p.memory_full_info()
+        except psutil.Error:
+            continue
+        total += getattr(info, "pss", info.rss)
+    return total / 1e6
+
+
 @dataclass
 class _Shared:
     """What every page of one logged-in portal shares: its session's re-logins and its request
@@ -167,6 +222,14 @@ class _Shared:
     routed: bool = False  # the browser's own requests pass through throttle() (see count_every_request)
     failed_response: tuple[str, int, str] | None = None  # the last failed answer (url, status, body)
     logged_in: bool = False  # a password was typed this run (else the saved login was used)
+    sessions: list[PortalSession] = field(default_factory=list)  # one per page of the login
+    gate: _Gate = field(default_factory=_Gate)
+    requests: int = 0  # sent to the portal by dealerbot's reads and navigations
+    recycle_requests: int = 0  # renew the browser context after this many requests (0: never)
+    recycle_memory_mb: int = 0  # ... or above this much memory (0: no limit)
+    recycled_at: int = 0  # ``requests`` at the last renewal
+    memory_checked_at: float = 0.0  # event-loop time of the last look at the memory
+    recycling: bool = False
 
 
 class PortalSession:
@@ -204,6 +267,7 @@ class PortalSession:
             asyncio.Semaphore(run.concurrency),
             pace=AsyncLimiter(1, 60 / per_minute * PACE_MARGIN) if per_minute else None,
         )
+        self.shared.sessions.append(self)
 
     def sibling(self, page: Page) -> PortalSession:
         """A session on another page of the same browser context (the same login), for work on
@@ -211,6 +275,7 @@ class PortalSession:
         its ``login`` to a routine that logs in on its own page."""
         other = PortalSession(self.name, self.settings, self.pctx, page, self.selectors, self.run, self.log, self.counts)
         other.shared = self.shared
+        self.shared.sessions.append(other)
         return other
 
     async def fresh_page(self) -> None:
@@ -218,9 +283,67 @@ class PortalSession:
         hundreds of screens keeps its renderer's memory high; a new one starts small. The login
         (cookies) is the context's and stays."""
         old = self.page
-        self.page = await self.pctx.new_page()
-        self.loc = Locators(self.page, self.selectors, timeout_ms=self.run.timeout_seconds * 1000, log=self.log)
+        self._use_page(await self.pctx.new_page())
         await old.close()
+
+    def _use_page(self, page: Page) -> None:
+        self.page = page
+        self.loc = Locators(page, self.selectors, timeout_ms=self.run.timeout_seconds * 1000, log=self.log)
+
+    def recycle_when(self, requests: int = 0, memory_mb: int = 0) -> None:
+        """Renew the browser context (:meth:`recycle`) every ``requests`` requests to the portal,
+        and when the bot and its browser use more than ``memory_mb`` (0: never). Only for bots
+        whose pages wait on a screen while they read through the session: a renewal reopens
+        every page at its address."""
+        self.shared.recycle_requests, self.shared.recycle_memory_mb = requests, memory_mb
+
+    async def recycle(self, why: str = "") -> None:
+        """Go on in a fresh browser context with the same login, every page of the login reopened
+        at the address it showed. Waits for the reads in flight to finish and holds new ones back
+        meanwhile, so that no read is lost or made twice. No password is typed while the login
+        holds (its cookies move to the new context); an ended session logs in again as usual.
+
+        Raises:
+            SystemFailure: a page could not be opened again (after retries).
+        """
+        sh = self.shared
+        async with sh.gate.exclusive():
+            screens = [(s, s.page.url) for s in sh.sessions if not s.page.is_closed()]
+            old = await self.pctx.recycle()
+            try:
+                if sh.routed:
+                    await self._route_requests()
+                for s, url in screens:
+                    s._use_page(await self.pctx.new_page())
+                    if urlparse(url).scheme in ("http", "https"):
+                        await s.step("open the screen again", lambda s=s, url=url: s.goto(url))
+            finally:
+                await old.close()
+            sh.recycled_at = sh.requests
+            self.counts["recycles"] = self.counts.get("recycles", 0) + 1
+        self.log.info("{}: went on in a fresh browser context after {} requests{}", self.name, sh.requests,
+                      f" ({why})" if why else "")
+
+    async def _maybe_recycle(self) -> None:
+        """Renew the context when :meth:`recycle_when` says it is time (called between reads)."""
+        sh = self.shared
+        if sh.recycling or not (sh.recycle_requests or sh.recycle_memory_mb):
+            return
+        why = ""
+        if sh.recycle_requests and sh.requests - sh.recycled_at >= sh.recycle_requests:
+            why = f"every {sh.recycle_requests} requests"
+        elif sh.recycle_memory_mb and asyncio.get_running_loop().time() - sh.memory_checked_at >= MEMORY_CHECK_SECONDS:
+            sh.memory_checked_at = asyncio.get_running_loop().time()
+            used = await asyncio.to_thread(memory_in_use_mb)
+            if used > sh.recycle_memory_mb:
+                why = f"{used:.0f} MB in use, over {sh.recycle_memory_mb} MB"
+        if not why:
+            return
+        sh.recycling = True
+        try:
+            await self.recycle(why)
+        finally:
+            sh.recycling = False
 
     # -- URLs ------------------------------------------------------------------------------
     def url(self, path_or_endpoint: str, params: dict[str, Any] | None = None, /, **fmt: Any) -> str:
@@ -259,6 +382,7 @@ class PortalSession:
             SessionExpired: sent to the login page while ``expect_login`` is false.
         """
         url = self.url(endpoint, params, **fmt)
+        self.shared.requests += 1
         if not self.shared.routed:  # else the navigation is counted by the route
             await self.throttle()
         try:
@@ -357,15 +481,21 @@ class PortalSession:
         """
         url = self.url(endpoint, params, **fmt)
         attempts = self.run.max_consecutive_failures if patient else self.run.retries
-        return await with_retries(
+        body = await with_retries(
             f"GET {urlparse(url).path}", lambda: self._guarded(lambda: self._fetch_once(url)), attempts,
             self.run.backoff_seconds, self._count_retry, self.log,
         )
+        await self._maybe_recycle()
+        return body
 
     def _count_retry(self, _exc: SystemFailure) -> None:
         self.counts["retries"] = self.counts.get("retries", 0) + 1
 
     async def _fetch_once(self, url: str) -> str:
+        async with self.shared.gate.use():
+            return await self._fetch_in_context(url)
+
+    async def _fetch_in_context(self, url: str) -> str:
         async with self.shared.limit:
             generation = self.shared.generation
             resp = await self._get(url)
@@ -406,6 +536,11 @@ class PortalSession:
         against their limit. Static files pass unpaced: with a route in place the browser's cache
         is off, and pacing every stylesheet would stall pages past their timeout. Used when
         ``[run] requests_per_minute`` is set (a route costs a round trip per request)."""
+        await self._route_requests()
+        self.shared.routed = True
+
+    async def _route_requests(self) -> None:
+        """Route the context's requests through :meth:`throttle` (see :meth:`count_every_request`)."""
         origin = urlparse(self.settings.url)
 
         async def handle(route: Any) -> None:
@@ -417,7 +552,6 @@ class PortalSession:
                 await route.continue_()
 
         await self.pctx.context.route("**/*", handle)
-        self.shared.routed = True
 
     async def throttle(self) -> None:
         """Wait as the portal's request budget requires: the shared pause after a 429, then
@@ -443,6 +577,7 @@ class PortalSession:
             )
 
     async def _get(self, url: str) -> APIResponse:
+        self.shared.requests += 1
         await self.throttle()
         try:
             return await self.pctx.context.request.get(url, timeout=self.run.timeout_seconds * 1000)

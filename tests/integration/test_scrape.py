@@ -231,3 +231,41 @@ async def test_the_watermark_belongs_to_the_portal_account_not_only_the_bot(sett
     other = settings.model_copy(update={"oem": settings.oem.model_copy(update={"url": other_url})})
     elsewhere = await run_bot("oem-orders", other, passwords=PASSWORDS)
     assert elsewhere.ok and elsewhere.counts["read"] == len(clean_sandbox.orders())  # from the beginning
+
+
+async def test_a_long_run_goes_on_in_fresh_browser_contexts_losing_and_repeating_nothing(settings, store, clean_sandbox):
+    truth = {o["order_no"] for o in clean_sandbox.orders()}
+    settings.browser.recycle_requests = 25  # about 160 requests: six fresh contexts
+    result = await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert result.counts["recycles"] >= 5
+    stored, rejected = _stored_keys(store, OEM_ORDER), _rejected_keys(store, result.run_id, OEM_ORDER)
+    assert stored | rejected == truth and not stored & rejected
+    assert result.counts["read"] == len(truth)  # none read twice
+    assert clean_sandbox.counters()["logins"] == 1  # the login moved to every fresh context
+
+    # The portal ends the session mid-run: the next read logs in again once, and the renewals
+    # go on with the new login.
+    expired = []
+
+    def expire_midway(counts: dict[str, int]) -> None:
+        if counts["read"] >= 60 and not expired:
+            expired.append(clean_sandbox.oem.post("/__admin/expire-sessions").json())
+
+    settings.browser.recycle_requests = 40
+    again = await run_bot("oem-orders", settings, full=True, passwords=PASSWORDS, on_progress=expire_midway)
+    assert expired and again.ok, again.error
+    assert again.counts["read"] == len(truth) and again.counts["recycles"] >= 3
+    assert again.counts["relogins"] == 1 and clean_sandbox.counters()["logins"] == 2
+
+
+async def test_a_run_over_its_memory_limit_goes_on_in_a_fresh_browser_context(settings, store, clean_sandbox, monkeypatch):
+    import dealerbot.portal
+
+    monkeypatch.setattr(dealerbot.portal, "MEMORY_CHECK_SECONDS", 0.0)
+    settings.browser.recycle_requests = 0
+    settings.browser.recycle_memory_mb = 1  # always over: renewed at every read
+    result = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert result.counts["recycles"] >= result.counts["pages"] - 1
+    assert store.count(OEM_CUSTOMER) + result.counts["rejected"] == len(clean_sandbox.rows("oem", "customers"))
