@@ -314,8 +314,10 @@ class PortalContext:
     async def start_tracing(self) -> None:
         """Start recording (screenshots and DOM snapshots) for the failure evidence."""
         if self._trace and not self._tracing:
-            await self.context.tracing.start(screenshots=False, snapshots=True, sources=False)
-            await self.context.tracing.start_chunk(title=self.portal)
+            # start() opens the first chunk itself: a start_chunk() after it would open a second
+            # stack session in the driver, never closed, collecting the call stack of every
+            # request until the driver exits (2 MB per 1,000 reads, and a temp folder a run).
+            await self.context.tracing.start(screenshots=False, snapshots=True, sources=False, title=self.portal)
             self._tracing = True
 
     async def pause_tracing(self) -> None:

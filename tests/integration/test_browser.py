@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 import psutil
 
@@ -51,3 +53,20 @@ async def test_a_page_still_renders_and_screenshots_without_a_gpu_process(tmp_pa
 
     with Image.open(shot) as img:
         assert img.getpixel((150, 80))[:3] == (204, 0, 0)  # the box, away from its text
+
+
+async def test_a_traced_run_leaves_no_tracing_session_behind(settings, clean_sandbox):
+    from dealerbot.runner import run_bot
+
+    from .conftest import PASSWORDS
+
+    def leftovers() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).glob("playwright-tracing-*")}
+
+    before = leftovers()
+    settings.browser.trace = True
+    result = await run_bot("oem-customers", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    # A second stack session, opened and never closed, kept every call's stack in the driver
+    # (its memory grew with every read) and its folder after the run.
+    assert leftovers() <= before
