@@ -72,40 +72,45 @@ class Masker:
         self._secrets: set[str] = set()
         self._personal: set[str] = set()
         self._pending: set[str] = set()  # the newest values, checked one by one
-        # Aho-Corasick automata over the older values, largest first, each with its values:
+        # Aho-Corasick automata over the older values, largest first (each knows its words):
         # merged as they grow (as an LSM tree does), so adding n values costs O(n log n).
-        self._levels: list[tuple[Any, set[str]]] = []
+        self._levels: list[Any] = []
         for secret in secrets:
             self.add_secret(secret)
 
     def add_personal(self, *values: Any) -> None:
-        """Remember personal values (names, addresses; at least two characters) to mask."""
+        """Remember personal values (names, addresses; at least two characters) to mask. A mobile
+        or an ID number is not kept: the patterns mask it wherever it appears (a long run would
+        otherwise hold every record's)."""
         for value in values:
             text = str(value).strip() if value is not None else ""
-            if len(text) >= 2 and "*" not in text and text not in self._personal:
-                self._personal.add(text)
-                self._pending.add(text)
+            if len(text) < 2 or "*" in text or text in self._personal:
+                continue
+            if _MOBILE_STRICT.fullmatch(text) or _ID.fullmatch(text):
+                continue
+            self._personal.add(text)
+            self._pending.add(text)
         if len(self._pending) > PENDING_LIMIT:
             self._levels.append(self._automaton(self._pending))
             self._pending = set()
-            while len(self._levels) > 1 and len(self._levels[-1][1]) * LEVEL_RATIO >= len(self._levels[-2][1]):
+            while len(self._levels) > 1 and len(self._levels[-1]) * LEVEL_RATIO >= len(self._levels[-2]):
                 newer, older = self._levels.pop(), self._levels.pop()
-                self._levels.append(self._automaton(older[1] | newer[1]))
+                self._levels.append(self._automaton([*older.keys(), *newer.keys()]))
 
     @staticmethod
-    def _automaton(values: set[str]) -> tuple[Any, set[str]]:
+    def _automaton(values: Iterable[str]) -> Any:
         import ahocorasick  # C extension: one pass over the text, however many values
 
         automaton = ahocorasick.Automaton()
         for value in values:
             automaton.add_word(value, len(value))
         automaton.make_automaton()
-        return automaton, values
+        return automaton
 
     def _mask_personal(self, text: str) -> str:
         if not self._personal:
             return text
-        for automaton, _values in tuple(self._levels):
+        for automaton in tuple(self._levels):
             out, last = [], 0
             for end, length in automaton.iter_long(text):
                 start = end - length + 1

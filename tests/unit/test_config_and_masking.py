@@ -152,6 +152,31 @@ def test_names_and_addresses_met_in_records_are_masked_wherever_they_appear():
     assert m("赵六 王伟") == "赵* 王*"
 
 
+def test_a_long_run_masker_keeps_no_copy_of_what_its_patterns_mask():
+    import tracemalloc
+
+    from dealerbot.logsetup import Masker
+
+    m = Masker()
+    mobiles = [f"1{3 + i % 6}{i:09d}" for i in range(20_000)]
+    ids = [f"110105{1950 + i % 50}0101{i % 1000:03d}X" for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for mobile, idn in zip(mobiles, ids, strict=True):
+            m.add_personal(mobile, idn, f"+86 {mobile}")  # as a record's personal fields arrive
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 256_000, f"the masker holds {held} bytes for values its patterns mask anyway"
+    # ...and masks them all the same, wherever they appear.
+    text = f"客户 {mobiles[7]} 证件{ids[7]} 电话 +86 {mobiles[9]}"
+    masked = m(text)
+    assert mobiles[7] not in masked and ids[7] not in masked and mobiles[9] not in masked
+    m.add_personal("王伟", *[f"客户{i:05d}" for i in range(500)])  # names are still learned
+    assert m("王伟 客户00042") == "王* 客******"
+
+
 def test_a_maintenance_notice_is_recognised_with_the_end_of_its_window():
     from datetime import datetime
 
