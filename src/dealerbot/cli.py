@@ -137,7 +137,7 @@ def _summary_table(results: list[Any]) -> Table:
     shown = [(k, h) for k, h in SUMMARY_COLUMNS if k == "read" or any(r.counts.get(k) for r in results)]
     for _, header in shown:
         table.add_column(header, justify="right", no_wrap=True)
-    from dealerbot.export import STATUS_TEXT
+    from dealerbot.labels import STATUS_TEXT
 
     for r in results:
         colour = {"succeeded": "green", "postponed": "yellow"}.get(r.status, "red")
@@ -279,7 +279,7 @@ def runs(
         raise _fail(str(exc)) from None
     from sqlalchemy.engine import make_url
 
-    from dealerbot.export import STATUS_TEXT
+    from dealerbot.labels import STATUS_TEXT
 
     if not history:
         _console().print("还没有运行记录 (no runs yet): dealerbot run <bot>，或 dealerbot sync")
@@ -950,7 +950,7 @@ def schedule_list(config: ConfigOpt = None) -> None:
     """列出定时任务：下次运行时间和上次结果。
 
     The jobs with their next fire time and the last run each started."""
-    from dealerbot.export import STATUS_TEXT
+    from dealerbot.labels import STATUS_TEXT
     from dealerbot.timetable import fire_times
 
     settings = _settings(config)

@@ -9,19 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from dealerbot.errors import ConfigError
+from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
 from dealerbot.pipeline import typed
 from dealerbot.records import ENTITIES, Entity, Item
 from dealerbot.store import RunRecord, Store
 from dealerbot.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, write_workbook
-
-STATUS_TEXT = {"succeeded": "成功", "failed": "失败", "postponed": "已推迟", "running": "运行中", "interrupted": "已中断",
-               "skipped": "已跳过"}
-COUNT_TEXT = {
-    "pages": "列表页", "read": "读取", "accepted": "接受", "repaired": "已修正", "flagged": "待复核",
-    "rejected": "拒绝", "stored": "已入库", "actions": "待写入操作", "verified": "已写入并核对", "found": "已在DMS中找到",
-    "customers_created": "新建客户", "failed": "失败", "unfinished": "未完成（下次继续）", "rehearsed": "演练",
-    "retries": "重试", "relogins": "重新登录", "expected": "列表总数", "recycles": "更换浏览器上下文",
-}
 
 
 def _issues(raw: str | None) -> tuple[dict[str, CellIssue], list[CellIssue]]:

@@ -32,8 +32,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from dealerbot.config import Settings
 from dealerbot.console.auth import ConsolePassword, LoginThrottle, session_secret
 from dealerbot.errors import DealerbotError
-from dealerbot.export import COUNT_TEXT, STATUS_TEXT
 from dealerbot.files import private_dir
+from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
 from dealerbot.logsetup import Masker
 from dealerbot.store import Store
 
