@@ -16,7 +16,7 @@ import json
 import re
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -75,8 +75,14 @@ class Masker:
         # Aho-Corasick automata over the older values, largest first (each knows its words):
         # merged as they grow (as an LSM tree does), so adding n values costs O(n log n).
         self._levels: list[Any] = []
+        self._later: list[Callable[[], Iterable[str | None]]] = []
         for secret in secrets:
             self.add_secret(secret)
+
+    def add_secrets_later(self, source: Callable[[], Iterable[str | None]]) -> None:
+        """Secrets looked up when the masker is first used, not before: a keyring lookup costs
+        time and memory that a command printing nothing never needs."""
+        self._later.append(source)
 
     def add_personal(self, *values: Any) -> None:
         """Remember personal values (names, addresses; at least two characters) to mask. A mobile
@@ -140,6 +146,9 @@ class Masker:
         """Return ``text`` with every secret, mobile and ID number masked."""
         if not text:
             return text
+        while self._later:
+            for secret in self._later.pop()():
+                self.add_secret(secret)
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, "******")

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dealerbot.bot import COUNT_KEYS, BotContext, first_error
+from dealerbot.bot import COUNT_KEYS, BotContext, bot_portals, first_error
 from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
@@ -68,18 +69,32 @@ def new_run_id(bot: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{bot}-{secrets.token_hex(2)}"
 
 
-def make_masker(settings: Settings, passwords: Mapping[str, str] | None) -> Masker:
-    """A masker that knows every password this run can use."""
-    from dealerbot.credentials import get_password
+def make_masker(
+    settings: Settings, passwords: Mapping[str, str] | None, portals: Sequence[str] | None = None,
+) -> Masker:
+    """A masker that knows every password this process can use: those of ``portals`` (default:
+    every configured portal; a run: the portals its bot opens, the only passwords it ever
+    holds). Passwords in the environment are known at once; those in the OS keyring are looked
+    up when the masker is first used."""
+    from dealerbot.credentials import env_name, get_password
 
     masker = Masker(passwords.values() if passwords else ())
     for url in settings.notify.urls:  # notification URLs carry tokens and mail passwords
         masker.add_secret(url)
-    for portal in settings.portal_names:
-        try:
-            masker.add_secret(get_password(portal, settings.portal(portal).username))
-        except DealerbotError:
-            pass
+    wanted = list(settings.portal_names if portals is None else portals)
+    for portal in wanted:
+        masker.add_secret(os.environ.get(env_name(portal)))
+
+    def from_keyring() -> list[str | None]:
+        found: list[str | None] = []
+        for portal in wanted:
+            try:
+                found.append(get_password(portal, settings.portal(portal).username))
+            except DealerbotError:
+                pass
+        return found
+
+    masker.add_secrets_later(from_keyring)
     return masker
 
 
@@ -126,7 +141,7 @@ async def run_bot(
         store.close_abandoned_runs()
         run_id = new_run_id(name)
         run_dir = settings.path("logs") / "runs" / run_id
-        masker = make_masker(settings, passwords)
+        masker = make_masker(settings, passwords, bot_portals(bot_cls))
         evidence = Evidence(run_dir, masker)
         mark = watermark_key(settings, bot_cls)
         watermark = store.watermark(mark) if bot.incremental and not full else None

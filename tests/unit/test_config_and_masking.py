@@ -52,6 +52,39 @@ def test_password_comes_from_the_environment_or_says_how(monkeypatch):
         get_password("oem", "dealer_admin")
 
 
+def test_passwords_in_the_environment_and_in_the_keyring_are_masked(tmp_path, monkeypatch):
+    import keyring
+    from keyring.backend import KeyringBackend
+
+    from dealerbot.runner import make_masker
+
+    class MemoryKeyring(KeyringBackend):
+        priority = 1
+        stored = {("dealerbot", "dms:sales01"): "Kr@dms-2026"}
+
+        def get_password(self, service, username):
+            return self.stored.get((service, username))
+
+        def set_password(self, service, username, password):
+            self.stored[(service, username)] = password
+
+        def delete_password(self, service, username):
+            self.stored.pop((service, username), None)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEALERBOT_OEM_PASSWORD", "Env@oem-2026")
+    monkeypatch.delenv("DEALERBOT_DMS_PASSWORD", raising=False)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    try:
+        settings = load_settings()
+        for masker in (make_masker(settings, None), make_masker(settings, None, ["oem", "dms"])):
+            assert masker("oem Env@oem-2026 dms Kr@dms-2026") == "oem ****** dms ******"
+        assert make_masker(settings, None, ["dms"])("Kr@dms-2026") == "******"
+    finally:
+        keyring.set_keyring(previous)
+
+
 def test_browser_discovery_explains_what_it_tried(tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERBOT_BROWSER", str(tmp_path / "no-such-chrome"))
     with pytest.raises(BrowserNotFound, match="no-such-chrome"):
