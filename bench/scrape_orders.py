@@ -1,14 +1,17 @@
 """Benchmark: scrape N orders with their details from the sandbox, against a plain-HTTP floor.
 
-    ./run.sh bench                      # 2,000 orders, concurrency 4
-    ./run.sh bench --orders 500 --concurrency 2
+    ./run.sh bench scrape                           # 2,000 orders, concurrency 4
+    ./run.sh bench scrape --orders 2000,10000,50000 # the sweep: growth visible in one table
+    ./run.sh bench scrape --orders 500 --concurrency 2
 
 Three processes: the sandbox (``dealerbot sandbox``), the floor and the bot. The floor logs in
 with httpx and reads the same list endpoint and the same detail pages at the same concurrency,
 parsing the same fields with lxml. The bot is ``dealerbot run oem-orders --full`` exactly as an
 operator starts it. Printed: seconds, records per second, the ratio bot/floor, and the peak
-memory (RSS) of the bot process and all its browser processes together, sampled every 50 ms.
-Targets: ratio <= 3.0, peak memory < 600 MB. Exits 1 when a target is missed.
+memory (PSS) of the bot process and all its browser processes together, sampled every 50 ms.
+Targets: ratio <= 3.0 and peak memory < 600 MB at every size; <= 1.3x at 2,000 orders; in a
+sweep with 10,000 and 50,000 orders, the peak at 50,000 within 5% of the peak at 10,000.
+Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ FIELDS = (
     "price", "status", "planned_delivery_date", "updated_at",
 )
 TARGET_RATIO = 3.0
+TARGET_SMALL_RATIO = 1.3  # at 2,000 orders, start-up included
+TARGET_GROWTH = 0.05  # peak memory at 50,000 orders against 10,000
 TARGET_MB = 600
 
 
@@ -91,28 +96,50 @@ def run_bot(base: str, concurrency: int, workdir: Path, trace: bool = True) -> t
     return read, run.seconds, run.peak_pss_mb
 
 
+def measure_size(orders: int, concurrency: int, trace: bool) -> dict:
+    """One row of the table: the floor and the bot on a sandbox of ``orders`` orders."""
+    sandbox = start_sandbox(orders)
+    try:
+        floor_n, floor_s = asyncio.run(floor(sandbox.oem, concurrency))
+        with tempfile.TemporaryDirectory(prefix="dealerbot-bench-") as tmp:
+            bot_n, bot_s, peak_mb = run_bot(sandbox.oem, concurrency, Path(tmp), trace=trace)
+    finally:
+        sandbox.stop()
+    return {"orders": orders, "floor_n": floor_n, "floor_s": floor_s, "bot_n": bot_n, "bot_s": bot_s, "peak_mb": peak_mb}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--orders", type=int, default=2000)
+    ap.add_argument("--orders", default="2000", help="orders in the sandbox; a comma list is a sweep, e.g. 2000,10000,50000")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--no-trace", action="store_true", help="run the bot with Playwright tracing off")
     args = ap.parse_args()
-    sandbox = start_sandbox(args.orders)
-    base = sandbox.oem
-    try:
-        floor_n, floor_s = asyncio.run(floor(base, args.concurrency))
-        with tempfile.TemporaryDirectory(prefix="dealerbot-bench-") as tmp:
-            bot_n, bot_s, peak_mb = run_bot(base, args.concurrency, Path(tmp), trace=not args.no_trace)
-    finally:
-        sandbox.stop()
-    ratio = bot_s / floor_s
-    print(f"orders: {args.orders}, concurrency: {args.concurrency}, cores: {os.cpu_count()}")
-    print(f"floor (httpx + lxml):        {floor_n:6d} records in {floor_s:6.1f} s = {floor_n / floor_s:7.1f} records/s")
-    print(f"bot (dealerbot run, whole):  {bot_n:6d} records in {bot_s:6.1f} s = {bot_n / bot_s:7.1f} records/s")
-    print(f"ratio bot/floor: {ratio:.2f}x (target <= {TARGET_RATIO}x)")
-    print(f"peak memory, bot + browser processes: {peak_mb:.0f} MB (target < {TARGET_MB} MB)")
-    ok = bot_n == floor_n == args.orders and ratio <= TARGET_RATIO and peak_mb < TARGET_MB
-    print("result:", "PASS" if ok else "MISS")
+    sizes = [int(n) for n in str(args.orders).split(",") if n.strip()]
+    rows = []
+    for n in sizes:
+        rows.append(measure_size(n, args.concurrency, not args.no_trace))
+        r = rows[-1]
+        print(f"  {n} orders: floor {r['floor_s']:.1f} s, bot {r['bot_s']:.1f} s, peak {r['peak_mb']:.0f} MB", flush=True)
+    print(f"concurrency: {args.concurrency}, cores: {os.cpu_count()}, tracing {'off' if args.no_trace else 'on'}")
+    print(f"{'orders':>8} | {'floor s':>8} | {'bot s':>8} | {'bot rec/s':>9} | {'ratio':>6} | {'peak MB (PSS)':>13}")
+    ok = True
+    for r in rows:
+        ratio = r["bot_s"] / r["floor_s"]
+        print(f"{r['orders']:>8,} | {r['floor_s']:>8.1f} | {r['bot_s']:>8.1f} | {r['bot_n'] / r['bot_s']:>9.0f} | "
+              f"{ratio:>5.2f}x | {r['peak_mb']:>13.0f}")
+        ok &= r["bot_n"] == r["floor_n"] == r["orders"] and ratio <= TARGET_RATIO and r["peak_mb"] < TARGET_MB
+    targets = [f"ratio <= {TARGET_RATIO}x and peak < {TARGET_MB} MB at every size"]
+    small = next((r for r in rows if r["orders"] == 2000), None)
+    if small is not None:
+        targets.append(f"<= {TARGET_SMALL_RATIO}x at 2,000 orders")
+        ok &= small["bot_s"] / small["floor_s"] <= TARGET_SMALL_RATIO
+    by_size = {r["orders"]: r for r in rows}
+    if 10000 in by_size and 50000 in by_size:
+        growth = by_size[50000]["peak_mb"] / by_size[10000]["peak_mb"] - 1
+        print(f"memory growth 10,000 -> 50,000 orders: {growth:+.1%} (target within {TARGET_GROWTH:.0%})")
+        targets.append(f"growth within {TARGET_GROWTH:.0%}")
+        ok &= growth <= TARGET_GROWTH
+    print(f"targets: {'; '.join(targets)} -> {'PASS' if ok else 'MISS'}")
     return 0 if ok else 1
 
 
