@@ -202,6 +202,7 @@ def main() -> int:
     ap.add_argument("--new-customers", type=float, default=1 / 3, metavar="SHARE",
                     help="share of the contracts whose customer must be created first (default: a third)")
     ap.add_argument("--trace", action="store_true", help="run the bot with Playwright tracing on ([browser] trace = true)")
+    ap.add_argument("--bot-only", action="store_true", help="measure the bot alone (no plain script, no floor)")
     ap.add_argument("--naive", nargs=2, metavar=("PLAN", "DMS_URL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.naive:  # the plain script, in a process of its own
@@ -217,6 +218,11 @@ def main() -> int:
             env = clean_env(DEALERBOT_DMS_PASSWORD=DMS_PASSWORD)
             bot = measure([sys.executable, "-m", "dealerbot.cli", "run", "dms-rekey"], workdir, env)
             bot_ok = verify(sb, plan)
+            if args.bot_only:
+                rate = bot_ok / bot.seconds
+                print(f"dealerbot run dms-rekey: {bot_ok} of {len(plan)} verified in {bot.seconds:.1f} s = {rate:.2f}/s "
+                      f"(peak {bot.peak_pss_mb:.0f} MB PSS; RSS summed {bot.peak_rss_mb:.0f} MB)")
+                return 0 if bot.returncode == 0 and bot_ok == len(plan) else 1
             reset_dms(sb)
             plan_file = workdir / "plan.json"
             plan_file.write_text(json.dumps(plan, ensure_ascii=False), encoding="utf-8")

@@ -60,7 +60,10 @@ WRITE_SELECTORS = (
 )
 
 
-PAGE_LIFETIME = 40  # forms opened on one page before a fresh one (bounded renderer memory)
+# Forms opened on one page before a fresh one: a page keeps what it loaded in the renderer and in
+# Playwright's driver until it closes (bench/rekey.py, 500 contracts: 40 forms a page peaked at
+# 630 MB, 10 at 600 MB, 5 at 585 MB, at the same speed).
+PAGE_LIFETIME = 5
 
 
 def _query_param(url: str, name: str = "q") -> str:
