@@ -14,13 +14,14 @@ from dealerbot.store import Store
 
 pytestmark = pytest.mark.slow
 
-async def test_ten_thousand_orders_through_errors_slowness_and_expiry(tmp_path, monkeypatch):
+async def test_ten_thousand_orders_through_errors_slowness_expiry_and_fresh_browser_contexts(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=10_000, seed=3, error_rate=0.03, slow_rate=0.02, slow_ms=800)
     with SandboxServer(cfg) as sb:
         admin = httpx.Client(base_url=sb.oem_url, headers={"X-Admin-Token": sb.admin_token}, timeout=30)
         truth = admin.get("/__admin/orders").json()
-        settings = load_settings(None, oem__url=sb.oem_url, run__retries=8, run__backoff_seconds=0.1)
+        settings = load_settings(None, oem__url=sb.oem_url, run__retries=8, run__backoff_seconds=0.1,
+                                 browser__recycle_requests=2000)
         expiries = []
 
         def expire_every_3000(counts: dict[str, int]) -> None:
@@ -32,6 +33,10 @@ async def test_ten_thousand_orders_through_errors_slowness_and_expiry(tmp_path, 
         assert result.counts["read"] == len(truth) == 10_000
         assert result.counts["relogins"] == len(expiries) == 3
         assert result.counts["retries"] > 0
+        # Five fresh browser contexts along the way, among the errors and expiries: the login
+        # moved with them (one login, then one per expiry), and nothing was read twice.
+        assert result.counts["recycles"] >= 5
+        assert admin.get("/__admin/counters").json()["logins"] == 1 + len(expiries)
         with Store.open(settings.store_url) as store:
             assert store.count(OEM_ORDER) + result.counts["rejected"] == len(truth)
         # An incremental run right after reads only the overlap.
