@@ -313,8 +313,9 @@ class PortalSession:
             try:
                 if sh.routed:
                     await self._route_requests()
-                for s, url in screens:
+                for s, _ in screens:  # every session on the new context first, then the screens
                     s._use_page(await self.pctx.new_page())
+                for s, url in screens:
                     if urlparse(url).scheme in ("http", "https"):
                         await s.step("open the screen again", lambda s=s, url=url: s.goto(url))
             finally:
