@@ -154,37 +154,39 @@ def maintenance_notice(body: str) -> tuple[str, str | None] | None:
 class _Gate:
     """Reads through the session pass freely, several at once; a recycle of the browser context
     (:meth:`PortalSession.recycle`) waits until the reads in flight are done and holds new ones
-    back until the fresh context is ready."""
+    back until the fresh context is ready. (Events, not a lock: a read's fast path is two
+    counter updates, on every read of a long run.)"""
 
     def __init__(self) -> None:
-        self._cond = asyncio.Condition()
         self._users = 0
-        self._closed = False
+        self._open = asyncio.Event()
+        self._open.set()
+        self._drained = asyncio.Event()
+        self._drained.set()
 
     @contextlib.asynccontextmanager
     async def use(self) -> Any:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._closed)
-            self._users += 1
+        while not self._open.is_set():
+            await self._open.wait()
+        self._users += 1
+        self._drained.clear()
         try:
             yield
         finally:
-            async with self._cond:
-                self._users -= 1
-                self._cond.notify_all()
+            self._users -= 1
+            if not self._users:
+                self._drained.set()
 
     @contextlib.asynccontextmanager
     async def exclusive(self) -> Any:
-        async with self._cond:
-            await self._cond.wait_for(lambda: not self._closed)
-            self._closed = True
-            await self._cond.wait_for(lambda: self._users == 0)
+        while not self._open.is_set():
+            await self._open.wait()
+        self._open.clear()
         try:
+            await self._drained.wait()
             yield
         finally:
-            async with self._cond:
-                self._closed = False
-                self._cond.notify_all()
+            self._open.set()
 
 
 MEMORY_CHECK_SECONDS = 2.0  # between two looks at the memory ([browser] recycle_memory_mb)
