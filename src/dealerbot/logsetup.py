@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -76,6 +77,7 @@ class Masker:
         # merged as they grow (as an LSM tree does), so adding n values costs O(n log n).
         self._levels: list[Any] = []
         self._later: list[Callable[[], Iterable[str | None]]] = []
+        self._later_lock = threading.Lock()
         for secret in secrets:
             self.add_secret(secret)
 
@@ -146,9 +148,11 @@ class Masker:
         """Return ``text`` with every secret, mobile and ID number masked."""
         if not text:
             return text
-        while self._later:
-            for secret in self._later.pop()():
-                self.add_secret(secret)
+        if self._later:
+            with self._later_lock:  # sinks may mask from other threads: look up once, before any masks
+                while self._later:
+                    for secret in self._later.pop()():
+                        self.add_secret(secret)
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, "******")
