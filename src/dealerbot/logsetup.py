@@ -150,9 +150,10 @@ class Masker:
             return text
         if self._later:
             with self._later_lock:  # sinks may mask from other threads: look up once, before any masks
-                while self._later:
-                    for secret in self._later.pop()():
+                while self._later:  # a source leaves the list once its secrets are in, not before
+                    for secret in self._later[-1]():
                         self.add_secret(secret)
+                    self._later.pop()
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, "******")
