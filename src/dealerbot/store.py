@@ -25,7 +25,7 @@ import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -54,12 +55,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
+from dealerbot.config import DEFAULT_STORE, STORE_CODE
 from dealerbot.errors import ConfigError
 from dealerbot.files import make_private, private_dir
 from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
-SCHEMA_HEAD = "0006"  # the newest migration in dealerbot/migrations/versions (a test checks)
+SCHEMA_HEAD = "0007"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 _TYPES = {
@@ -74,8 +76,13 @@ _TYPES = {
 RUN_STATUSES = ("running", "succeeded", "failed", "postponed", "interrupted", "skipped")
 
 
+def _store_column(key: bool = False) -> Column[Any]:
+    """The store a row belongs to (part of the key where the key comes from a portal)."""
+    return Column("store", String(32), primary_key=key, nullable=False, server_default=DEFAULT_STORE)
+
+
 def _entity_table(meta: MetaData, entity: Entity) -> Table:
-    cols: list[Column[Any]] = []
+    cols: list[Column[Any]] = [_store_column(key=True)]
     for f in entity.fields:
         if f.name == entity.key:
             cols.append(Column(f.name, String(64), primary_key=True))
@@ -111,6 +118,9 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("resume_after", DateTime),  # a postponed run: not before this (0004)
             Column("notes", Text, nullable=False, default="[]"),  # for the operator (0004)
             Column("job", String(64), index=True),  # the timetable job that started it (0005)
+            _store_column(),  # (0007)
+            Column("engine_job", Integer, index=True),  # a group's task engine job that ran it (0007)
+            Index("ix_runs_store_started", "store", "started_at"),
         ),
         "rejects": Table(
             "rejects", meta,
@@ -124,9 +134,11 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("issues", Text, nullable=False, default="[]"),
             Column("raw", Text, nullable=False),
             Column("created_at", DateTime, nullable=False),
+            _store_column(),
         ),
         "watermarks": Table(
             "watermarks", meta,
+            _store_column(key=True),
             Column("bot", String(64), primary_key=True),
             Column("value", String(64), nullable=False),
             Column("run_id", String(80), nullable=False),
@@ -168,8 +180,9 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("failure_code", String(48)),
             Column("failure_reason", Text),
             Column("evidence_dir", Text),
+            _store_column(),
             Index(
-                "ux_actions_open_key", "natural_key", unique=True,
+                "ux_actions_open_key", "store", "natural_key", unique=True,
                 sqlite_where=text(f"state IN {OPEN_STATES!r}"), postgresql_where=text(f"state IN {OPEN_STATES!r}"),
             ),
         ),
@@ -186,9 +199,11 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("old_values", Text, nullable=False, default="{}"),
             Column("new_values", Text, nullable=False, default="{}"),
             Column("note", Text, nullable=False, default=""),
+            _store_column(),
         ),
         "login_refusals": Table(
             "login_refusals", meta,
+            _store_column(key=True),
             Column("account", String(255), primary_key=True),
             Column("fingerprint", String(64), nullable=False),
             Column("message", Text, nullable=False, default=""),
@@ -197,6 +212,7 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
         ),
         "order_sync": Table(
             "order_sync", meta,
+            _store_column(key=True),
             Column("oem_order_no", String(64), primary_key=True),
             Column("contract_no", String(64)),
             Column("klass", String(16), nullable=False, index=True),
@@ -207,8 +223,25 @@ def _build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("reconciled_at", DateTime, nullable=False),
         ),
     }
+    # A dealership group's (0007): the timetable firings the group's schedulers claimed (one of
+    # them defers each into the task engine), and each portal account's shared request pace.
+    tables["fires"] = Table(
+        "fires", meta,
+        _store_column(key=True),
+        Column("job", String(64), primary_key=True),
+        Column("fire_at", String(32), primary_key=True),  # the scheduled time, UTC ISO
+        Column("scheduler", String(255), nullable=False),
+        Column("claimed_at", DateTime, nullable=False),
+        Column("engine_job", Integer),
+    )
+    tables["request_budget"] = Table(
+        "request_budget", meta,
+        Column("account", String(64), primary_key=True),  # a digest of the portal account
+        Column("next_at", Float, nullable=False),  # the database clock's epoch seconds of the next free slot
+    )
     tables["records"] = Table(  # record types users declare: fields as JSON (migration 0006)
         "records", meta,
+        _store_column(key=True),
         Column("entity", String(64), primary_key=True),
         Column("record_key", String(64), primary_key=True),
         Column("data", Text, nullable=False),
@@ -283,19 +316,34 @@ def dumps(value: Any) -> str:
 
 
 class Store:
-    """The run store. Create with :meth:`open`; close with :meth:`close` (or ``with``)."""
+    """The run store of one dealership store (``code``): every row it reads or writes is that
+    store's, so the stores of a group share one database without ever seeing each other's data.
+    Create with :meth:`open`; close with :meth:`close` (or ``with``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, code: str = DEFAULT_STORE) -> None:
         self.engine = engine
+        self.code = code
         self.meta, self.tables = _build_metadata()
 
+    def _mine(self, table: Any) -> Any:
+        """The condition "this row is this store's"."""
+        return table.c.store == self.code
+
+    def for_code(self, code: str) -> Store:
+        """The same database as store ``code`` sees it (sharing this one's connections: close
+        only this one)."""
+        return type(self)(self.engine, code)
+
     @classmethod
-    def open(cls, url: str) -> Store:
-        """Connect to ``url`` and create missing tables.
+    def open(cls, url: str, store: str = DEFAULT_STORE) -> Store:
+        """Connect to ``url`` (upgrading its schema) for the store ``store``.
 
         Raises:
-            ConfigError: the URL is malformed or the database cannot be opened.
+            ConfigError: the URL is malformed, the store code is invalid or the database cannot
+                be opened.
         """
+        if not STORE_CODE.fullmatch(store):
+            raise ConfigError(f"store code {store!r}: use 1-32 letters, digits, _ or - (e.g. S01)")
         try:
             parsed = make_url(url)
         except Exception as exc:  # noqa: BLE001
@@ -315,7 +363,7 @@ class Store:
                 for suffix in ("", "-wal", "-shm"):  # customers' data: the user's alone
                     if Path(f"{parsed.database}{suffix}").exists():
                         make_private(Path(f"{parsed.database}{suffix}"))
-            return cls(engine)
+            return cls(engine, store)
         except ConfigError:
             raise
         except Exception as exc:  # noqa: BLE001 - driver errors vary by backend
@@ -333,14 +381,16 @@ class Store:
     # -- runs ---------------------------------------------------------------------------------
     def start_run(
         self, run_id: str, bot: str, trigger: str, options: dict[str, Any] | None = None, job: str | None = None,
+        engine_job: int | None = None,
     ) -> None:
-        """Record that a run started (on this host, in this process; ``job``: the timetable job)."""
+        """Record that a run started (on this host, in this process; ``job``: the timetable job;
+        ``engine_job``: the group's task engine job running it)."""
         with self.engine.begin() as conn:
             conn.execute(
                 self.tables["runs"].insert().values(
                     run_id=run_id, bot=bot, trigger=trigger, started_at=datetime.now(),
                     status="running", counts="{}", evidence="[]", options=dumps(options or {}),
-                    host=socket.gethostname(), pid=os.getpid(), job=job,
+                    host=socket.gethostname(), pid=os.getpid(), job=job, store=self.code, engine_job=engine_job,
                 )
             )
 
@@ -356,21 +406,22 @@ class Store:
                 self.tables["runs"].insert().values(
                     run_id=run_id, bot=bot, trigger=trigger, started_at=now, ended_at=now, status=status,
                     counts="{}", evidence="[]", options="{}", error=reason, host=socket.gethostname(),
-                    pid=os.getpid(), job=job,
+                    pid=os.getpid(), job=job, store=self.code,
                 )
             )
 
     def last_job_run(self, job: str) -> RunRecord | None:
         """The newest run a timetable job started (any outcome), or None."""
         t = self.tables["runs"]
-        q = select(t).where(t.c.job == job).order_by(t.c.started_at.desc()).limit(1)
+        q = select(t).where(self._mine(t), t.c.job == job).order_by(t.c.started_at.desc()).limit(1)
         with self.engine.connect() as conn:
             row = conn.execute(q).mappings().first()
         return self._run(row) if row is not None else None
 
     def close_abandoned_runs(self) -> list[str]:
         """Mark as ``interrupted`` the runs still ``running`` whose process on this host is gone
-        (killed, power cut). Returns their ids. Runs of other hosts are left alone."""
+        (killed, power cut), whichever store they ran for. Returns their ids. Runs of other
+        hosts are left alone."""
         import psutil
 
         t = self.tables["runs"]
@@ -386,6 +437,20 @@ class Store:
                     )
                 )
         return gone
+
+    def interrupt_engine_job_runs(self, engine_job: int) -> list[str]:
+        """Mark as ``interrupted`` the runs still ``running`` for the task engine job
+        ``engine_job``, whatever host ran them (its worker stopped sending heartbeats: killed,
+        or its machine is off). Returns their ids."""
+        t = self.tables["runs"]
+        with self.engine.begin() as conn:
+            ids = list(conn.execute(select(t.c.run_id).where(t.c.engine_job == engine_job, t.c.status == "running")).scalars())
+            if ids:
+                conn.execute(update(t).where(t.c.run_id.in_(ids)).values(
+                    status="interrupted", ended_at=datetime.now(),
+                    error="the worker running it stopped answering (killed or its machine went off); another worker "
+                          "takes the job over"))
+        return ids
 
     def finish_run(
         self,
@@ -408,7 +473,7 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(
                 update(self.tables["runs"])
-                .where(self.tables["runs"].c.run_id == run_id)
+                .where(self.tables["runs"].c.run_id == run_id, self._mine(self.tables["runs"]))
                 .values(
                     status=status, ended_at=datetime.now(), counts=dumps(counts), error=error,
                     evidence_dir=evidence_dir, evidence=dumps(list(evidence)), resume_after=resume_after,
@@ -419,7 +484,7 @@ class Store:
     def runs(self, limit: int = 20, bot: str | None = None) -> list[RunRecord]:
         """Most recent runs first."""
         t = self.tables["runs"]
-        q = select(t).order_by(t.c.started_at.desc(), t.c.run_id.desc()).limit(limit)
+        q = select(t).where(self._mine(t)).order_by(t.c.started_at.desc(), t.c.run_id.desc()).limit(limit)
         if bot:
             q = q.where(t.c.bot == bot)
         with self.engine.connect() as conn:
@@ -429,7 +494,7 @@ class Store:
         """One run, or None."""
         t = self.tables["runs"]
         with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c.run_id == run_id)).mappings().first()
+            row = conn.execute(select(t).where(self._mine(t), t.c.run_id == run_id)).mappings().first()
         return self._run(row) if row else None
 
     @staticmethod
@@ -447,14 +512,14 @@ class Store:
         """The bot's incremental watermark (the newest source change seen by a successful run)."""
         t = self.tables["watermarks"]
         with self.engine.connect() as conn:
-            return conn.execute(select(t.c.value).where(t.c.bot == bot)).scalar()
+            return conn.execute(select(t.c.value).where(self._mine(t), t.c.bot == bot)).scalar()
 
     def set_watermark(self, bot: str, value: str, run_id: str) -> None:
         """Move the bot's watermark (only call after a successful run)."""
         t = self.tables["watermarks"]
         with self.engine.begin() as conn:
-            row = {"bot": bot, "value": value, "run_id": run_id, "updated_at": datetime.now()}
-            conn.execute(self._upsert(t, ["bot"]), [row])
+            row = {"store": self.code, "bot": bot, "value": value, "run_id": run_id, "updated_at": datetime.now()}
+            conn.execute(self._upsert(t, ["store", "bot"]), [row])
 
     # -- records ------------------------------------------------------------------------------
     def _upsert(self, table: Table, keys: list[str], keep: Sequence[str] = ()) -> Any:
@@ -477,7 +542,7 @@ class Store:
         """Stream an entity's records (those touched by ``run_id`` when given), by key."""
         if not builtin(entity):
             r = self.tables["records"]
-            uq = select(r).where(r.c.entity == entity.name).order_by(r.c.record_key)
+            uq = select(r).where(self._mine(r), r.c.entity == entity.name).order_by(r.c.record_key)
             if run_id:
                 uq = uq.where(r.c.last_run_id == run_id)
             with self.engine.connect() as conn:
@@ -485,18 +550,18 @@ class Store:
                     yield _user_row(entity, row)
             return
         t = self.tables[entity.name]
-        q = select(t).order_by(t.c[entity.key])
+        q = select(t).where(self._mine(t)).order_by(t.c[entity.key])
         if run_id:
             q = q.where(t.c.last_run_id == run_id)
         with self.engine.connect() as conn:
             result = conn.execution_options(yield_per=500).execute(q)
             for row in result.mappings():
-                yield dict(row)
+                yield {k: v for k, v in row.items() if k != "store"}
 
     def iter_rejects(self, run_id: str, entity: Entity | None = None) -> Iterator[dict[str, Any]]:
         """Stream one run's rejected records."""
         t = self.tables["rejects"]
-        q = select(t).where(t.c.run_id == run_id).order_by(t.c.id)
+        q = select(t).where(self._mine(t), t.c.run_id == run_id).order_by(t.c.id)
         if entity is not None:
             q = q.where(t.c.entity == entity.name)
         with self.engine.connect() as conn:
@@ -507,15 +572,14 @@ class Store:
         """The latest reject of each record that has not been accepted since (still to fix)."""
         r = self.tables["rejects"]
         if builtin(entity):
-            t = self.tables[entity.name]
+            t = select(self.tables[entity.name]).where(self._mine(self.tables[entity.name])).subquery()
             key_col = t.c[entity.key]
         else:
             records = self.tables["records"]
-            t = select(records).where(records.c.entity == entity.name).subquery()
+            t = select(records).where(self._mine(records), records.c.entity == entity.name).subquery()
             key_col = t.c.record_key
-        latest = (
-            select(func.max(r.c.id).label("id")).where(r.c.entity == entity.name).group_by(r.c.record_key).subquery()
-        )
+        mine = (self._mine(r), r.c.entity == entity.name)
+        latest = select(func.max(r.c.id).label("id")).where(*mine).group_by(r.c.record_key).subquery()
         q = (
             select(r)
             .join(latest, latest.c.id == r.c.id)
@@ -524,8 +588,8 @@ class Store:
             .order_by(r.c.record_key)
         )
         # A reject without a key cannot be followed across runs: the latest run's are shown.
-        last_run = select(r.c.run_id).where(r.c.entity == entity.name).order_by(r.c.id.desc()).limit(1).scalar_subquery()
-        keyless = select(r).where(r.c.entity == entity.name, r.c.record_key == "", r.c.run_id == last_run).order_by(r.c.id)
+        last_run = select(r.c.run_id).where(*mine).order_by(r.c.id.desc()).limit(1).scalar_subquery()
+        keyless = select(r).where(*mine, r.c.record_key == "", r.c.run_id == last_run).order_by(r.c.id)
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=500).execute(q.where(r.c.record_key != "")).mappings():
                 yield dict(row)
@@ -536,10 +600,10 @@ class Store:
         """How many records of ``entity`` are stored (touched by ``run_id`` when given)."""
         if not builtin(entity):
             t = self.tables["records"]
-            q = select(func.count()).select_from(t).where(t.c.entity == entity.name)
+            q = select(func.count()).select_from(t).where(self._mine(t), t.c.entity == entity.name)
         else:
             t = self.tables[entity.name]
-            q = select(func.count()).select_from(t)
+            q = select(func.count()).select_from(t).where(self._mine(t))
         if run_id:
             q = q.where(t.c.last_run_id == run_id)
         with self.engine.connect() as conn:
@@ -550,12 +614,14 @@ class Store:
         if not builtin(entity):
             r = self.tables["records"]
             with self.engine.connect() as conn:
-                found = conn.execute(select(r).where(r.c.entity == entity.name, r.c.record_key == key)).mappings().first()
+                found = conn.execute(
+                    select(r).where(self._mine(r), r.c.entity == entity.name, r.c.record_key == key)
+                ).mappings().first()
             return _user_row(entity, found) if found else None
         t = self.tables[entity.name]
         with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c[entity.key] == key)).mappings().first()
-        return dict(row) if row else None
+            row = conn.execute(select(t).where(self._mine(t), t.c[entity.key] == key)).mappings().first()
+        return {k: v for k, v in row.items() if k != "store"} if row else None
 
 
     # -- identity --------------------------------------------------------------------------
@@ -574,7 +640,7 @@ class Store:
                 counts[value] = counts.get(value, 0) + 1
             return counts
         t = self.tables[entity.name]
-        q = select(t.c[field], func.count()).group_by(t.c[field])
+        q = select(t.c[field], func.count()).where(self._mine(t)).group_by(t.c[field])
         with self.engine.connect() as conn:
             return {str(v or ""): int(n) for v, n in conn.execute(q)}
 
@@ -588,15 +654,15 @@ class Store:
         """The portal account's last refused password (fingerprint, message, when), or None."""
         t = self.tables["login_refusals"]
         with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c.account == account)).mappings().first()
+            row = conn.execute(select(t).where(self._mine(t), t.c.account == account)).mappings().first()
         return dict(row) if row else None
 
     def record_login_refusal(self, account: str, fingerprint: str, message: str, run_id: str | None) -> None:
         """Remember that the portal refused this password for this account."""
         t = self.tables["login_refusals"]
         with self.engine.begin() as conn:
-            conn.execute(self._upsert(t, ["account"]), [{
-                "account": account, "fingerprint": fingerprint, "message": message, "refused_at": datetime.now(),
+            conn.execute(self._upsert(t, ["store", "account"]), [{
+                "store": self.code, "account": account, "fingerprint": fingerprint, "message": message, "refused_at": datetime.now(),
                 "run_id": run_id,
             }])
 
@@ -604,7 +670,7 @@ class Store:
         """Forget a refusal (a new password was set, or the operator asks to try again)."""
         t = self.tables["login_refusals"]
         with self.engine.begin() as conn:
-            return conn.execute(t.delete().where(t.c.account == account)).rowcount > 0
+            return conn.execute(t.delete().where(self._mine(t), t.c.account == account)).rowcount > 0
 
     # -- the re-key ledger -------------------------------------------------------------------
     @staticmethod
@@ -625,7 +691,7 @@ class Store:
         """One action by id, or None."""
         t = self.tables["actions"]
         with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c.id == action_id)).mappings().first()
+            row = conn.execute(select(t).where(self._mine(t), t.c.id == action_id)).mappings().first()
         return self._action(row) if row else None
 
     def actions(
@@ -633,7 +699,7 @@ class Store:
     ) -> list[Action]:
         """Actions (in the given states, of one order, last taken by one run), oldest first."""
         t = self.tables["actions"]
-        q = select(t).order_by(t.c.id)
+        q = select(t).where(self._mine(t)).order_by(t.c.id)
         if states is not None:
             q = q.where(t.c.state.in_(list(states)))
         if natural_key is not None:
@@ -646,7 +712,7 @@ class Store:
     def latest_actions(self) -> dict[str, Action]:
         """The newest action of every OEM order that has one."""
         t = self.tables["actions"]
-        newest = select(func.max(t.c.id)).group_by(t.c.natural_key).scalar_subquery()
+        newest = select(func.max(t.c.id)).where(self._mine(t)).group_by(t.c.natural_key).scalar_subquery()
         with self.engine.connect() as conn:
             rows = conn.execution_options(yield_per=1000).execute(select(t).where(t.c.id.in_(newest))).mappings()
             return {r["natural_key"]: self._action(r) for r in rows}
@@ -656,7 +722,7 @@ class Store:
         happened next): the contract no, its values as written and when; newer than a scrape
         taken before it."""
         t = self.tables["actions"]
-        q = select(t).where(t.c.written_at.is_not(None), t.c.contract_no.is_not(None)).order_by(t.c.id)
+        q = select(t).where(self._mine(t), t.c.written_at.is_not(None), t.c.contract_no.is_not(None)).order_by(t.c.id)
         out: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for r in conn.execution_options(yield_per=1000).execute(q).mappings():
@@ -671,7 +737,7 @@ class Store:
     def created_customers(self) -> list[dict[str, Any]]:
         """The DMS customers dealerbot created (their number and the values typed)."""
         t = self.tables["actions"]
-        q = select(t.c.customer, t.c.result_customer_no).where(t.c.result_customer_no.is_not(None))
+        q = select(t.c.customer, t.c.result_customer_no).where(self._mine(t), t.c.result_customer_no.is_not(None))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         out = []
@@ -703,7 +769,8 @@ class Store:
         with self.engine.begin() as conn:
             if supersede:
                 conn.execute(
-                    update(t).where(t.c.id.in_(list(supersede)), t.c.state.in_(["planned", "approved", "failed"]))
+                    update(t).where(self._mine(t), t.c.id.in_(list(supersede)),
+                                    t.c.state.in_(["planned", "approved", "failed"]))
                     .values(state="superseded", updated_at=now)
                 )
             for action, needs_approval in new:
@@ -715,19 +782,20 @@ class Store:
                     state="planned" if needs_approval else "approved", needs_approval=needs_approval,
                     conflict=action.conflict, note=action.note, planned_at=now, updated_at=now,
                     reviewed_by=None if needs_approval else "policy", reviewed_at=None if needs_approval else now,
-                    attempts=0,
+                    attempts=0, store=self.code,
                 ))
                 ids[action.natural_key] = int(result.inserted_primary_key[0])
-            rows = [dict(r, action_id=ids.get(r["oem_order_no"], r.get("action_id")), reconciled_at=now) for r in sync_rows]
+            rows = [dict(r, action_id=ids.get(r["oem_order_no"], r.get("action_id")), reconciled_at=now, store=self.code)
+                    for r in sync_rows]
             for start in range(0, len(rows), 500):
-                conn.execute(self._upsert(st, ["oem_order_no"]), rows[start:start + 500])
+                conn.execute(self._upsert(st, ["store", "oem_order_no"]), rows[start:start + 500])
         return ids
 
     def has_plan(self) -> bool:
         """Whether reconciliation has ever run on this store."""
         t = self.tables["order_sync"]
         with self.engine.connect() as conn:
-            return conn.execute(select(t.c.oem_order_no).limit(1)).first() is not None
+            return conn.execute(select(t.c.oem_order_no).where(self._mine(t)).limit(1)).first() is not None
 
     def sync_state(self) -> dict[str, dict[str, Any]]:
         """Each OEM order's last reconciliation (class, reason, changes, agreed base values)."""
@@ -735,7 +803,7 @@ class Store:
         with self.engine.connect() as conn:
             return {
                 r["oem_order_no"]: {**r, "base": json.loads(r["base"]), "changes": json.loads(r["changes"])}
-                for r in conn.execution_options(yield_per=1000).execute(select(t)).mappings()
+                for r in conn.execution_options(yield_per=1000).execute(select(t).where(self._mine(t))).mappings()
             }
 
     def claim(self, action_id: int, run_id: str, from_states: Sequence[str] = ("approved",), from_run: str | None = None) -> bool:
@@ -745,7 +813,7 @@ class Store:
         run that ended without finishing is taken over where it stands (``from_run`` names it).
         """
         t = self.tables["actions"]
-        q = update(t).where(t.c.id == action_id, t.c.state.in_(list(from_states)))
+        q = update(t).where(self._mine(t), t.c.id == action_id, t.c.state.in_(list(from_states)))
         if from_run is not None:
             q = q.where(t.c.run_id == from_run)
         values: dict[str, Any] = {"run_id": run_id, "updated_at": datetime.now(), "attempts": t.c.attempts + 1}
@@ -759,7 +827,7 @@ class Store:
         t, r = self.tables["actions"], self.tables["runs"]
         running = select(r.c.run_id).where(r.c.status == "running")
         q = select(t).where(
-            t.c.state.in_(["in_progress", "written"]), (t.c.run_id.is_(None)) | (t.c.run_id.not_in(running))
+            self._mine(t), t.c.state.in_(["in_progress", "written"]), (t.c.run_id.is_(None)) | (t.c.run_id.not_in(running))
         ).order_by(t.c.id)
         with self.engine.connect() as conn:
             return [self._action(row) for row in conn.execute(q).mappings()]
@@ -771,13 +839,13 @@ class Store:
         now = datetime.now()
         values: dict[str, Any] = {f"{k}_at": now for k, on in stamps.items() if on}
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == action_id, t.c.run_id == run_id).values(updated_at=now, **values))
+            conn.execute(update(t).where(self._mine(t), t.c.id == action_id, t.c.run_id == run_id).values(updated_at=now, **values))
 
     def record_customer(self, action: Action, run_id: str, customer_no: str, created: bool, actor: str) -> None:
         """The contract's customer exists in the DMS now (created by this run, or found)."""
         t = self.tables["actions"]
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+            conn.execute(update(t).where(self._mine(t), t.c.id == action.id, t.c.run_id == run_id).values(
                 result_customer_no=customer_no, updated_at=datetime.now()))
             self._audit(conn, run_id, actor, action, "create_customer" if created else "found_customer", customer_no,
                         {}, action.customer.values if created else {}, "" if created else "DMS中已有该证件号码的客户，未重复新建")
@@ -790,7 +858,7 @@ class Store:
         t = self.tables["actions"]
         now = datetime.now()
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+            conn.execute(update(t).where(self._mine(t), t.c.id == action.id, t.c.run_id == run_id).values(
                 state="written", contract_no=contract_no, written_at=now, updated_at=now))
             old = action.old_values if old_values is None else old_values
             self._audit(conn, run_id, actor, action, action.kind, contract_no, old,
@@ -803,15 +871,15 @@ class Store:
         t, st = self.tables["actions"], self.tables["order_sync"]
         now = datetime.now()
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+            conn.execute(update(t).where(self._mine(t), t.c.id == action.id, t.c.run_id == run_id).values(
                 state="verified", verified_at=now, updated_at=now, failure_code=None, failure_reason=None))
-            row = conn.execute(select(st.c.base).where(st.c.oem_order_no == action.natural_key)).first()
+            row = conn.execute(select(st.c.base).where(self._mine(st), st.c.oem_order_no == action.natural_key)).first()
             # Both sides agree now: the DMS holds what was written, the OEM what was planned
             # from it (they differ where a reviewer edited the value).
             written = {f: {"oem": action.plan_values.get(f, v), "dms": v} for f, v in action.new_values.items()}
             base = {**(json.loads(row.base) if row else {}), **written}
-            conn.execute(self._upsert(st, ["oem_order_no"], keep=["klass", "reason", "changes", "action_id"]), [{
-                "oem_order_no": action.natural_key, "contract_no": contract_no, "klass": "in_sync", "reason": "",
+            conn.execute(self._upsert(st, ["store", "oem_order_no"], keep=["klass", "reason", "changes", "action_id"]), [{
+                "store": self.code, "oem_order_no": action.natural_key, "contract_no": contract_no, "klass": "in_sync", "reason": "",
                 "changes": "[]", "base": dumps(base), "action_id": action.id, "reconciled_at": now,
             }])
 
@@ -820,7 +888,7 @@ class Store:
         (a person decides in the next review workbook)."""
         t = self.tables["actions"]
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.id == action.id, t.c.run_id == run_id).values(
+            conn.execute(update(t).where(self._mine(t), t.c.id == action.id, t.c.run_id == run_id).values(
                 state="failed", failure_code=code, failure_reason=reason, evidence_dir=evidence_dir,
                 updated_at=datetime.now()))
 
@@ -837,13 +905,13 @@ class Store:
         stale: list[int] = []
         with self.engine.begin() as conn:
             for d in decisions:
-                row = conn.execute(select(t).where(t.c.id == d["id"])).mappings().first()
+                row = conn.execute(select(t).where(self._mine(t), t.c.id == d["id"])).mappings().first()
                 if row is None or row["checksum"] != d["checksum"] or row["state"] not in ("planned", "failed"):
                     stale.append(d["id"])
             if stale:
                 return stale
             for d in decisions:
-                action = self._action(conn.execute(select(t).where(t.c.id == d["id"])).mappings().one())
+                action = self._action(conn.execute(select(t).where(self._mine(t), t.c.id == d["id"])).mappings().one())
                 values: dict[str, Any] = {"reviewed_by": actor, "reviewed_at": now, "updated_at": now,
                                           "review_note": d.get("note") or None}
                 event = "skip"
@@ -861,7 +929,7 @@ class Store:
                         )
                 else:
                     values["state"] = "skipped"
-                conn.execute(update(t).where(t.c.id == action.id).values(**values))
+                conn.execute(update(t).where(self._mine(t), t.c.id == action.id).values(**values))
                 before = {**action.new_values, **_customer_fields(action.customer)}
                 after = {**(d.get("new_values") or {}), **_customer_fields(d.get("customer"))}
                 self._audit(conn, None, actor, action, event, action.contract_no,
@@ -875,7 +943,7 @@ class Store:
     ) -> None:
         conn.execute(self.tables["audit"].insert().values(
             at=datetime.now(), run_id=run_id, actor=actor, action_id=action.id, event=event, target=target or "",
-            natural_key=action.natural_key, old_values=dumps(old), new_values=dumps(new), note=note,
+            natural_key=action.natural_key, old_values=dumps(old), new_values=dumps(new), note=note, store=self.code,
         ))
 
     def audit_write(self, run_id: str, actor: str, event: str, entity: str, key: str, values: dict[str, Any],
@@ -885,13 +953,13 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(self.tables["audit"].insert().values(
                 at=datetime.now(), run_id=run_id, actor=actor, action_id=None, event=event, target=entity,
-                natural_key=key, old_values="{}", new_values=dumps(values), note=note,
+                natural_key=key, old_values="{}", new_values=dumps(values), note=note, store=self.code,
             ))
 
     def audit_rows(self, limit: int = 50, natural_key: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail, newest first."""
         t = self.tables["audit"]
-        q = select(t).order_by(t.c.id.desc()).limit(limit)
+        q = select(t).where(self._mine(t)).order_by(t.c.id.desc()).limit(limit)
         if natural_key:
             q = q.where((t.c.natural_key == natural_key) | (t.c.target == natural_key))
         if run_id:
@@ -901,6 +969,78 @@ class Store:
                 {**r, "old_values": json.loads(r["old_values"]), "new_values": json.loads(r["new_values"])}
                 for r in conn.execute(q).mappings()
             ]
+
+
+    # -- a dealership group ----------------------------------------------------------------
+    def claim_fire(self, job: str, fire_at: str, scheduler: str) -> bool:
+        """Claim the firing of timetable job ``job`` at ``fire_at`` for this store: True for
+        exactly one of the schedulers that try (the key is unique; the others find it taken)."""
+        t = self.tables["fires"]
+        row = {"store": self.code, "job": job, "fire_at": fire_at, "scheduler": scheduler, "claimed_at": datetime.now()}
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                stmt = pg_insert(t).values(row).on_conflict_do_nothing()
+            else:
+                from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+                stmt = lite_insert(t).values(row).on_conflict_do_nothing()
+            return conn.execute(stmt.returning(t.c.job)).first() is not None  # (rowcount is not reliable here)
+
+    def note_fire_job(self, job: str, fire_at: str, engine_job: int) -> None:
+        """The task engine's job id of a claimed firing."""
+        t = self.tables["fires"]
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(self._mine(t), t.c.job == job, t.c.fire_at == fire_at).values(engine_job=engine_job))
+
+    def fires(self, job: str | None = None) -> list[dict[str, Any]]:
+        """This store's claimed firings, oldest first."""
+        t = self.tables["fires"]
+        q = select(t).where(self._mine(t)).order_by(t.c.fire_at)
+        if job is not None:
+            q = q.where(t.c.job == job)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def take_request_slot(self, account: str, interval: float) -> float:
+        """Reserve the next request slot of a portal account shared by every process of the
+        group (an even pace, one request per ``interval`` seconds, on the database's clock).
+        Returns how many seconds to wait before sending. PostgreSQL only."""
+        with self.engine.begin() as conn:
+            return float(conn.execute(text(
+                "INSERT INTO request_budget (account, next_at) "
+                "VALUES (:a, extract(epoch from clock_timestamp()) + :i) "
+                "ON CONFLICT (account) DO UPDATE SET next_at = "
+                "greatest(request_budget.next_at, extract(epoch from clock_timestamp())) + :i "
+                "RETURNING next_at - :i - extract(epoch from clock_timestamp())"
+            ), {"a": account, "i": interval}).scalar_one())
+
+    def stores_overview(self) -> list[dict[str, Any]]:
+        """Every store that has runs: its last run, last successful sync, failures in the last
+        24 hours and actions waiting for a person (a group's status board; all stores, not
+        only this one)."""
+        r, a = self.tables["runs"], self.tables["actions"]
+        since = datetime.now() - timedelta(days=1)
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(select(
+                r.c.store, func.max(r.c.started_at).label("last_run"),
+                func.max(case((r.c.status == "succeeded", r.c.ended_at))).label("last_success"),
+                func.sum(case(((r.c.status == "failed") & (r.c.started_at >= since), 1), else_=0)).label("failed_24h"),
+                func.sum(case((r.c.status == "running", 1), else_=0)).label("running"),
+            ).group_by(r.c.store)).mappings():
+                out[row["store"]] = {**row, "failed_24h": int(row["failed_24h"] or 0), "running": int(row["running"] or 0),
+                                     "awaiting_review": 0, "last_status": None, "last_error": None}
+            for store, n in conn.execute(select(a.c.store, func.count()).where(a.c.state.in_(["planned", "failed"]))
+                                         .group_by(a.c.store)):
+                out.setdefault(store, {"store": store, "last_run": None, "last_success": None, "failed_24h": 0,
+                                       "running": 0, "last_status": None, "last_error": None})["awaiting_review"] = int(n)
+            newest = select(r.c.store, func.max(r.c.started_at).label("at")).group_by(r.c.store).subquery()
+            for row in conn.execute(select(r.c.store, r.c.status, r.c.error).join(
+                    newest, (newest.c.store == r.c.store) & (newest.c.at == r.c.started_at))).mappings():
+                out[row["store"]].update(last_status=row["status"], last_error=row["error"])
+        return [out[k] for k in sorted(out)]
 
 
 def _customer_fields(plan: CustomerPlan | None) -> dict[str, str]:
@@ -1019,7 +1159,7 @@ class RecordWriter:
         """Queue an accepted record for upsert (by its key)."""
         row = {f: values.get(f) for f in entity.field_names}
         meta = {"issues": dumps(list(issues)), "first_run_id": self.run_id, "last_run_id": self.run_id,
-                "scraped_at": datetime.now()}
+                "scraped_at": datetime.now(), "store": self.store.code}
         if not builtin(entity):
             row = {"entity": entity.name, "record_key": str(row[entity.key]), "data": dumps(row), **meta}
         else:
@@ -1036,7 +1176,7 @@ class RecordWriter:
         self._rejects.append({
             "run_id": self.run_id, "entity": entity.name, "record_key": key or "", "code": code,
             "field": field, "reason": reason, "raw": dumps(raw), "issues": dumps(list(issues)),
-            "created_at": datetime.now(),
+            "created_at": datetime.now(), "store": self.store.code,
         })
         self._bump()
 
@@ -1052,8 +1192,8 @@ class RecordWriter:
         with self.store.engine.begin() as conn:
             for name, rows in self._records.items():
                 entity = self._entities[name]
-                table, keys = ((self.store.tables[name], [entity.key]) if builtin(entity)
-                               else (self.store.tables["records"], ["entity", "record_key"]))
+                table, keys = ((self.store.tables[name], ["store", entity.key]) if builtin(entity)
+                               else (self.store.tables["records"], ["store", "entity", "record_key"]))
                 # One key twice in a batch: the later version wins, as it would across batches.
                 unique = list({r[keys[-1]]: r for r in rows}.values())
                 conn.execute(self.store._upsert(table, keys, keep=["first_run_id"]), unique)

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from postgres import empty_postgres
-from sqlalchemy import create_engine, text
+from sqlalchemy import MetaData, Table, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from dealerbot.errors import ConfigError
@@ -119,9 +119,11 @@ def test_a_store_of_the_previous_version_with_data_upgrades_in_place(tmp_path):
     """dealerbot 0.1 made its tables with create_all and had no migrations."""
     db = tmp_path / "v01.sqlite"
     engine = create_engine(f"sqlite:///{db}")
-    meta, tables = _build_metadata()
-    old = [tables[n] for n in ("runs", "rejects", "watermarks", "oem_order", "oem_customer", "dms_customer", "dms_contract")]
-    meta.create_all(engine, tables=old)
+    _, tables = _build_metadata()
+    meta = MetaData()  # those tables as 0.1 had them: no columns of migration 0007
+    tables = {n: Table(n, meta, *(c._copy() for c in tables[n].columns if c.name not in ("store", "engine_job")))
+              for n in ("runs", "rejects", "watermarks", "oem_order", "oem_customer", "dms_customer", "dms_contract")}
+    meta.create_all(engine)
     with engine.begin() as conn:
         conn.execute(tables["oem_order"].insert().values(
             order_no="XS2026000001", status="在途", issues="[]", first_run_id="r1", last_run_id="r1",
@@ -203,3 +205,73 @@ def test_a_damaged_store_is_refused_before_anything_reads_or_writes_it(tmp_path)
     text.write_text("these are not the droids", encoding="utf-8")
     with pytest.raises(ConfigError, match="数据库文件已损坏"):
         Store.open(f"sqlite:///{text}")
+
+
+def test_two_stores_of_a_group_share_one_database_and_never_see_each_others_rows(url):
+    """Two stores whose portals use the same order and contract numbers: each store's records,
+    rejects, watermark, ledger, audit and runs are its own."""
+    with Store.open(url, store="S01") as one, Store.open(url, store="S02") as two:
+        for store, status in ((one, "已下单"), (two, "在途")):
+            store.start_run(f"run-{store.code}", "oem-orders", "schedule")
+            w = store.writer(f"run-{store.code}")
+            w.add(OEM_ORDER, _order("XS2026000001", status), [])
+            w.reject(OEM_ORDER, "XS2026000002", "vin_check_digit", "vin", "VIN校验位错误", {"order_no": "XS2026000002"})
+            w.flush()
+            store.set_watermark("oem-orders@x", f"2026-12-0{1 if store is one else 2}T08:00:00", f"run-{store.code}")
+            store.save_plan([], [(_action(color="白" if store is one else "黑"), False)],
+                            [{"oem_order_no": "XS2026000001", "contract_no": None, "klass": "missing", "reason": "",
+                              "changes": "[]", "base": "{}"}])
+        assert one.get(OEM_ORDER, "XS2026000001")["status"] == "已下单"
+        assert two.get(OEM_ORDER, "XS2026000001")["status"] == "在途"
+        assert one.count(OEM_ORDER) == two.count(OEM_ORDER) == 1
+        assert [r["record_key"] for r in one.iter_open_rejects(OEM_ORDER)] == ["XS2026000002"]
+        assert one.watermark("oem-orders@x") == "2026-12-01T08:00:00" and two.watermark("oem-orders@x") == "2026-12-02T08:00:00"
+        [a1], [a2] = one.actions(), two.actions()  # one open action per order *per store*
+        assert (a1.new_values["color"], a2.new_values["color"]) == ("白", "黑")
+        assert one.action(a2.id) is None and not one.claim(a2.id, "run-S01")
+        assert [r.run_id for r in one.runs()] == ["run-S01"] and two.run("run-S01") is None
+        assert set(one.sync_state()) == {"XS2026000001"} and one.latest_actions()["XS2026000001"].id == a1.id
+        with pytest.raises(IntegrityError):  # still one open action per order within a store
+            two.save_plan([], [(_action(), True)], [])
+        # A timetable firing is claimed once per store, whoever tries first.
+        assert one.claim_fire("nightly", "2026-12-06T19:00:00Z", "a") and two.claim_fire("nightly", "2026-12-06T19:00:00Z", "a")
+        assert not one.claim_fire("nightly", "2026-12-06T19:00:00Z", "b")
+        assert [f["scheduler"] for f in one.fires("nightly")] == ["a"]
+    with pytest.raises(ConfigError, match="store code"):
+        Store.open(url, store="S 01; drop")
+
+
+def test_a_single_store_install_upgrades_into_the_store_keyed_schema_in_place(tmp_path):
+    """A dealership's SQLite store from before groups (schema 0006), with records, a watermark
+    and an open action: after the upgrade all of it is store ``main``'s, unchanged."""
+    from alembic import command
+    from alembic.config import Config
+
+    from dealerbot.store import MIGRATIONS
+
+    db = tmp_path / "shop.sqlite"
+    engine = create_engine(f"sqlite:///{db}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0006")
+        conn.execute(text("INSERT INTO oem_order (order_no, status, issues, first_run_id, last_run_id, scraped_at) "
+                          "VALUES ('XS2026000001', '在途', '[]', 'r1', 'r1', '2026-11-20 08:00:00')"))
+        conn.execute(text("INSERT INTO watermarks VALUES ('oem-orders', '2026-11-20T08:00:00', 'r1', '2026-11-20 08:00:00')"))
+        conn.execute(text(
+            "INSERT INTO actions (kind, natural_key, customer, new_values, plan_values, old_values, checksum, "
+            "plan_checksum, state, needs_approval, conflict, note, planned_at, updated_at, attempts) VALUES "
+            "('create_contract', 'XS2026000001', '{}', '{}', '{}', '{}', 'c', 'c', 'planned', 1, 0, '', "
+            "'2026-11-20 08:00:00', '2026-11-20 08:00:00', 0)"))
+    engine.dispose()
+    with Store.open(f"sqlite:///{db}") as store:
+        assert schema_version(store.engine) == SCHEMA_HEAD and store.code == "main"
+        assert store.get(OEM_ORDER, "XS2026000001")["status"] == "在途"
+        assert store.watermark("oem-orders") == "2026-11-20T08:00:00"
+        [action] = store.actions()
+        assert action.state == "planned"
+        with pytest.raises(IntegrityError):  # the open-action index still holds after the copy
+            store.save_plan([], [(_action(), True)], [])
+    with Store.open(f"sqlite:///{db}", store="S02") as other:
+        assert other.get(OEM_ORDER, "XS2026000001") is None and other.actions() == []
