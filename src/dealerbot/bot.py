@@ -220,6 +220,10 @@ class BotContext:
             if self.bot.recycles:
                 session.recycle_when(self.settings.browser.recycle_requests, self.settings.browser.recycle_memory_mb)
             if self.settings.run.requests_per_minute:
+                if self.settings.is_group and self.store.engine.dialect.name == "postgresql":
+                    from dealerbot.group.budget import SharedPace  # every worker of the group draws on one pace
+
+                    session.shared.pace = SharedPace(self.store, account, self.settings.run.requests_per_minute)
                 await session.count_every_request()
             try:
                 await session.step(f"open {selectors.title}", top.open)

@@ -37,6 +37,8 @@ app.add_typer(dictionary_app, name="dictionary")
 app.add_typer(credentials_app, name="credentials")
 schedule_app = typer.Typer(help="定时任务：schedules/*.yaml（检查、列出、运行调度程序）(timetables).", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
+group_app = typer.Typer(help="集团：多门店共用一个数据库、一个时间表 (a dealership group's stores).", no_args_is_help=True)
+app.add_typer(group_app, name="group")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="配置文件（默认 ./dealerbot.toml 或 $DEALERBOT_CONFIG）")]
 
@@ -272,7 +274,7 @@ def runs(
 
     settings = _settings(config)
     try:
-        with Store.open(settings.store_url) as store:
+        with Store.open(settings.store_url, settings.store_code) as store:
             store.close_abandoned_runs()  # a killed run shows as such, not as 运行中
             history = store.runs(limit, bot)
     except DealerbotError as exc:
@@ -339,7 +341,7 @@ def _export(settings: Settings, run_id: str | None, output: Path | None, runs: l
 
     path = output
     try:
-        with Store.open(settings.store_url) as store:
+        with Store.open(settings.store_url, settings.store_code) as store:
             if runs is None:
                 if run_id:
                     one = store.run(run_id)
@@ -366,7 +368,7 @@ def _open_store(settings: Settings) -> Any:
     from dealerbot.store import Store
 
     try:
-        return Store.open(settings.store_url)
+        return Store.open(settings.store_url, settings.store_code)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
 
@@ -406,7 +408,7 @@ def _load_dictionary(settings: Settings) -> Any:
     from dealerbot.dictionary import load_dictionary
 
     try:
-        return load_dictionary(settings.dictionary_path)
+        return load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
 
@@ -847,7 +849,7 @@ def credentials_set(
         raise _fail(str(exc)) from None
     password = typer.prompt(f"password for {portal} user {username}", hide_input=True, confirmation_prompt=True)
     try:
-        backend = set_password(portal, username, password)
+        backend = set_password(portal, username, password, settings.store_code if settings.is_group else "")
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     _console().print(f"已保存到系统钥匙串 (stored in the OS keyring: {backend})")
@@ -893,8 +895,15 @@ def _version(value: bool) -> None:
 def _options(
     show_version: Annotated[bool, typer.Option("--version", help="显示版本号", is_eager=True,
                                                callback=_version)] = False,
+    store: Annotated[str | None, typer.Option(
+        "--store", envvar="DEALERBOT_STORE_CODE", help="集团门店代码（[stores.<代码>]）：命令针对该门店 (a group's store)",
+    )] = None,
 ) -> None:
     """RPA bots between the car maker's dealer portal (OEM) and the dealership's DMS."""
+    if store:
+        from dealerbot.config import STORE_ENV
+
+        os.environ[STORE_ENV] = store  # every command of this process works for that store
 
 
 # -- timetables -------------------------------------------------------------------------------
@@ -905,7 +914,8 @@ def _load_jobs(settings: Settings) -> list[Any]:
 
     folder = settings.path("schedules")
     try:
-        jobs = load_timetables(folder, discover(home=settings.home), settings.portal_names)
+        jobs = load_timetables(folder, discover(home=settings.home), settings.portal_names,
+                               list(settings.stores) if settings.is_group else None)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     if not jobs:
@@ -985,7 +995,6 @@ def schedule_start(
 
     Run the scheduler in the foreground until Ctrl-C or SIGTERM; a running re-key finishes its
     current record first. Exit 0 after a clean stop."""
-    from dealerbot.scheduler import Scheduler
 
     settings = _settings(config)
     _say_where(settings)
@@ -993,15 +1002,36 @@ def schedule_start(
     jobs = _load_jobs(settings)
 
     async def serve() -> None:
-        scheduler = Scheduler(settings, jobs)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, AttributeError):  # Windows: Ctrl-C raises instead
-                loop.add_signal_handler(sig, scheduler.request_stop)
-        _console().print(f"调度程序已启动：{len(jobs)} 个任务；按 Ctrl-C 停止 (scheduler running)")
-        await scheduler.serve()
+        async with _scheduler(settings, jobs) as scheduler:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, AttributeError):  # Windows: Ctrl-C raises instead
+                    loop.add_signal_handler(sig, scheduler.request_stop)
+            where = f"，为 {len(settings.stores)} 家门店排队 (deferring for the group's stores)" if settings.is_group else ""
+            _console().print(f"调度程序已启动：{len(jobs)} 个任务{where}；按 Ctrl-C 停止 (scheduler running)")
+            await scheduler.serve()
 
     _run_service(serve(), "调度程序已停止 (scheduler stopped)")
+
+
+@contextlib.asynccontextmanager
+async def _scheduler(settings: Settings, jobs: list[Any]) -> Any:
+    """The scheduler these settings call for: a single dealership's runs its bots here; a
+    group's defers them into its task engine (workers run them).
+
+    Raises:
+        ConfigError: a group whose PostgreSQL cannot be reached.
+    """
+    from dealerbot.scheduler import Scheduler
+
+    if not settings.is_group:
+        yield Scheduler(settings, jobs)
+        return
+    from dealerbot.group.engine import GroupEngine
+    from dealerbot.group.scheduler import GroupScheduler
+
+    async with GroupEngine(settings) as engine:
+        yield GroupScheduler(settings, jobs, engine)
 
 
 def _run_service(main: Any, stopped: str) -> None:
@@ -1126,8 +1156,6 @@ def serve_command(
 
     The console and the scheduler in one process: how a dealership leaves dealerbot running
     (Ctrl-C or SIGTERM stops both; running bots finish their current record first)."""
-    from dealerbot.scheduler import Scheduler
-
     settings = _settings(config)
     _say_where(settings)
     _console_ready(settings, host, allow_remote)
@@ -1135,9 +1163,122 @@ def serve_command(
     jobs = _load_jobs(settings)
 
     async def both() -> None:
-        await _serve_console(settings, host, port, Scheduler(settings, jobs))
+        async with _scheduler(settings, jobs) as scheduler:
+            await _serve_console(settings, host, port, scheduler)
 
     _run_service(both(), "已停止 (stopped)")
+
+
+# -- a dealership group ----------------------------------------------------------------------
+
+def _group_settings(config: Path | None) -> Settings:
+    from dealerbot.group.engine import require_group
+
+    settings = _settings(config)
+    try:
+        require_group(settings)
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+    return settings
+
+
+def _group_call(main: Any) -> Any:
+    """Run ``main`` (a coroutine); a group that cannot work exits 2 with the reason."""
+    try:
+        return asyncio.run(main)
+    except DealerbotError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command("worker")
+def worker_command(
+    queues: Annotated[str | None, typer.Option(
+        "--queues", "-q", help="逗号分隔的队列，例如 store.S01,shared（默认：本店队列和共享队列；未指定门店时为全部队列）",
+    )] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=16, help="同时运行的任务数")] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="在终端显示调试日志")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """集团：运行工作进程，执行排队的任务（Ctrl-C 或 SIGTERM 停止：正在运行的机器人先完成当前记录）。
+
+    A dealership group's worker: runs the jobs of its queues (its store's and the shared one by
+    default) until Ctrl-C or SIGTERM; then running bots stop at their next safe point, and a job
+    cut short runs again on another worker. Jobs of a worker that died are taken over."""
+    from dealerbot.group.engine import GroupEngine, default_queues
+
+    settings = _group_settings(config)
+    _setup_console_logging(settings, verbose)
+    wanted = [q.strip() for q in queues.split(",") if q.strip()] if queues else default_queues(settings)
+
+    async def serve() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, AttributeError):
+                loop.add_signal_handler(sig, stopping.set)
+        async with GroupEngine(settings, report=lambda line: _console().print(escape(line))) as engine:
+            _console().print(f"工作进程已启动：队列 {', '.join(wanted) if wanted else '全部'}；按 Ctrl-C 停止 (worker running)")
+            await engine.serve(wanted, concurrency, stopping=stopping)
+
+    _group_call(serve())
+    _console().print("工作进程已停止 (worker stopped)")
+
+
+@group_app.command("status")
+def group_status(config: ConfigOpt = None) -> None:
+    """集团各门店状态：最近同步、失败、待审核、队列中的任务、在线的工作进程。
+
+    Every store of the group: last run and last success, failures in the last 24 hours,
+    actions waiting for review, jobs queued and running; and the workers alive."""
+    from dealerbot.group.status import group_status as collect
+    from dealerbot.labels import STATUS_TEXT
+
+    settings = _group_settings(config)
+    status = _group_call(collect(settings))
+    table = Table(title=f"集团门店 (stores){'：' + escape(settings.group.name) if settings.group.name else ''}")
+    for col in ("门店", "名称", "队列", "最近运行", "结果", "最近成功", "24小时失败", "待审核", "排队", "运行中"):
+        table.add_column(col, no_wrap=col in ("最近运行", "最近成功"))
+    for row in status.stores:
+        table.add_row(
+            escape(row.code), escape(row.name), escape(row.queue),
+            f"{row.last_run:%m-%d %H:%M}" if row.last_run else "-",
+            STATUS_TEXT.get(row.last_status or "", row.last_status or "-"),
+            f"{row.last_success:%m-%d %H:%M}" if row.last_success else "从未 (never)",
+            str(row.failed_24h) if row.failed_24h else "0", str(row.awaiting_review),
+            str(row.queued), str(row.running),
+        )
+    console = _console()
+    console.print(table)
+    console.print(f"工作进程 (workers alive): {len(status.workers)}；共享队列 {escape(settings.group.shared_queue)} "
+                  f"排队 {status.shared_queued}，运行中 {status.shared_running}")
+
+
+@group_app.command("run")
+def group_run(
+    store: Annotated[str, typer.Argument(help="门店代码；all 表示全部门店")],
+    bot: Annotated[str, typer.Argument(help="机器人名称，或 sync（整条同步）")] = "sync",
+    full: Annotated[bool, typer.Option("--full", help="全量读取（忽略上次读到的位置）")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """集团：把一次运行放入门店的队列，由工作进程执行。
+
+    Queue a run of BOT (default: the whole sync) for STORE (or all); a worker runs it."""
+    from dealerbot.group.engine import GroupEngine
+
+    settings = _group_settings(config)
+    stores = list(settings.stores) if store == "all" else [store]
+
+    async def defer() -> list[tuple[str, int | None]]:
+        async with GroupEngine(settings) as engine:
+            return [(code, await engine.defer(code, bot, job=f"manual-{bot}", options={"full": full} if full else {}))
+                    for code in stores]
+
+    console = _console()
+    for code, job_id in _group_call(defer()):
+        if job_id is None:
+            console.print(f"{escape(code)}: 已有同样的任务在排队，未重复加入 (already queued)")
+        else:
+            console.print(f"{escape(code)}: 已排队，任务 {job_id} (queued as job {job_id})")
 
 
 def main(argv: list[str] | None = None) -> None:

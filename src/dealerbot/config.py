@@ -28,7 +28,10 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from dealerbot.errors import ConfigError
 
 CONFIG_ENV = "DEALERBOT_CONFIG"
+STORE_ENV = "DEALERBOT_STORE_CODE"  # which store of a group this process works for
 DEFAULT_CONFIG_NAME = "dealerbot.toml"
+DEFAULT_STORE = "main"  # the store code of a single dealership (and of data made before groups)
+STORE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
 
 class _Section(BaseModel):
@@ -181,6 +184,47 @@ class PathSettings(_Section):
     schedules: str = "schedules"
 
 
+class StoreEntry(BaseModel):
+    """One store of a dealership group: ``[stores.<code>]``. Its portal sections
+    (``[stores.S01.dms]``...) change the group's portal settings for this store only."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = ""
+    queue: str = Field(default="", description="the worker queue of this store's jobs (default: store.<code>)")
+    dictionary: str = Field(
+        default="", description="a dictionary file whose entries override the group's for this store",
+    )
+
+    @model_validator(mode="after")
+    def _portal_sections(self) -> StoreEntry:
+        for key, value in (self.model_extra or {}).items():
+            if not PORTAL_NAME.fullmatch(key) or not isinstance(value, dict):
+                raise ValueError(f"{key!r}: a store has name, queue, dictionary and portal sections "
+                                 f"such as [stores.<code>.dms] (url, username...)")
+        return self
+
+    @property
+    def portal_overrides(self) -> dict[str, dict[str, Any]]:
+        """Portal name -> the keys this store sets differently from the group."""
+        return dict(self.model_extra or {})
+
+
+class GroupSettings(_Section):
+    """A dealership group: many stores, one PostgreSQL store, workers on many machines."""
+
+    name: str = ""
+    shared_queue: str = Field(default="shared", description="queue of jobs that only use portals reachable from anywhere")
+    store_portals: list[str] = Field(
+        default_factory=lambda: ["dms"],
+        description="portals reachable only from the store's own network: a job using one goes to the store's queue",
+    )
+    stalled_seconds: float = Field(
+        default=30.0, ge=2, description="a job whose worker sent no heartbeat for this long is given to another worker",
+    )
+    heartbeat_seconds: float = Field(default=10.0, gt=0, description="how often a worker says it is alive")
+
+
 NOTIFY_EVENTS = ("failed", "postponed", "rejects", "review", "skipped", "succeeded")
 
 
@@ -269,9 +313,56 @@ class Settings(BaseSettings):
     portals: dict[str, PortalSettings] = Field(
         default_factory=dict, description="further portals by name; [portals.oem] / [portals.dms] are [oem] / [dms]",
     )
+    group: GroupSettings = GroupSettings()
+    stores: dict[str, StoreEntry] = Field(default_factory=dict, description="a dealership group's stores by code")
     sandbox: dict[str, Any] = Field(default_factory=dict)
     _home: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
+    _store_code: str = PrivateAttr(default=DEFAULT_STORE)
+
+    @property
+    def store_code(self) -> str:
+        """The store this process works for (``main`` for a single dealership)."""
+        return self._store_code
+
+    @property
+    def is_group(self) -> bool:
+        """Whether stores are configured (``[stores.*]``)."""
+        return bool(self.stores)
+
+    def store_queue(self, code: str) -> str:
+        """The worker queue of store ``code``'s jobs."""
+        entry = self.stores.get(code)
+        return (entry.queue if entry and entry.queue else "") or f"store.{code}"
+
+    def for_store(self, code: str) -> Settings:
+        """These settings as store ``code`` sees them: its portal sections over the group's, its
+        own folders for browser state, logs and workbooks, and its store code for the run store.
+
+        Raises:
+            ConfigError: no such store is configured, or its portal settings are invalid.
+        """
+        if code == DEFAULT_STORE and not self.stores:
+            return self
+        entry = self.stores.get(code)
+        if entry is None:
+            raise ConfigError(f"没有门店 '{code}'：请在 {self.source or 'dealerbot.toml'} 中加入 [stores.{code}] "
+                              f"(no store '{code}'; configured: {', '.join(self.stores) or 'none'})")
+        copy = self
+        for portal, changes in entry.portal_overrides.items():
+            copy = copy.with_portal(portal, **changes)
+        copy = copy.model_copy()
+        copy.home, copy.source = self.home, self.source
+        copy._store_code = code
+        return copy
+
+    @field_validator("stores")
+    @classmethod
+    def _store_codes(cls, value: dict[str, StoreEntry]) -> dict[str, StoreEntry]:
+        for code in value:
+            if not STORE_CODE.fullmatch(code):
+                raise ValueError(f"store code {code!r}: use 1-32 letters, digits, _ or - (e.g. S01)")
+        return value
 
     @property
     def source(self) -> Path | None:
@@ -362,14 +453,27 @@ class Settings(BaseSettings):
 
     # -- derived paths ---------------------------------------------------------------------
     def path(self, name: str) -> Path:
-        """Absolute folder for ``logs``, ``state``, ``out`` or ``var``."""
+        """Absolute folder for ``logs``, ``state``, ``out`` or ``var`` (for a group's store, the
+        store's own subfolder of ``logs``, ``state`` and ``out``)."""
         p = Path(getattr(self.paths, name))
-        return p if p.is_absolute() else self.home / p
+        p = p if p.is_absolute() else self.home / p
+        if self.stores and name in ("logs", "state", "out"):
+            p = p / self.store_code
+        return p
 
     @property
     def dictionary_path(self) -> Path:
         """The data dictionary file (``[rekey] dictionary``, relative to the project folder)."""
         p = Path(self.rekey.dictionary)
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def dictionary_overlay(self) -> Path | None:
+        """This store's own dictionary entries (``[stores.<code>] dictionary``), or None."""
+        entry = self.stores.get(self.store_code)
+        if entry is None or not entry.dictionary:
+            return None
+        p = Path(entry.dictionary)
         return p if p.is_absolute() else self.home / p
 
     @property
@@ -433,8 +537,9 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Read ``dealerbot.toml`` (if any), the environment and ``overrides``.
+def load_settings(config: Path | None = None, store: str | None = None, **overrides: Any) -> Settings:
+    """Read ``dealerbot.toml`` (if any), the environment and ``overrides``, as store ``store``
+    sees them (default: ``$DEALERBOT_STORE_CODE``, else the single dealership's).
 
     Raises:
         ConfigError: the file is missing (when named), is not valid TOML (names the line),
@@ -470,6 +575,9 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     settings = _apply_overrides(settings, overrides)
     settings.home = home
     settings.source = path
+    store = store or os.environ.get(STORE_ENV)
+    if store:
+        settings = settings.for_store(store)
     return settings
 
 

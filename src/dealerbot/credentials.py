@@ -1,4 +1,8 @@
-"""Portal passwords: from ``DEALERBOT_<PORTAL>_PASSWORD`` or the OS keyring, never a file."""
+"""Portal passwords: from ``DEALERBOT_<PORTAL>_PASSWORD`` or the OS keyring, never a file.
+
+A dealership group's store has its own: ``DEALERBOT_<STORE>_<PORTAL>_PASSWORD`` or the keyring
+entry ``<store>/<portal>:<username>`` (``dealerbot credentials set dms --store S01``), looked up
+before the group-wide ones (an OEM login the whole group shares)."""
 
 from __future__ import annotations
 
@@ -12,44 +16,50 @@ KEYRING_SERVICE = "dealerbot"
 PasswordSource = Callable[[str, str], str]
 
 
-def env_name(portal: str) -> str:
-    """The environment variable holding a portal's password, e.g. ``DEALERBOT_OEM_PASSWORD``."""
-    return f"DEALERBOT_{portal.upper()}_PASSWORD"
+def env_name(portal: str, store: str = "") -> str:
+    """The environment variable holding a portal's password, e.g. ``DEALERBOT_OEM_PASSWORD``
+    (``DEALERBOT_S01_DMS_PASSWORD`` for store S01's)."""
+    prefix = f"{store.upper().replace('-', '_')}_" if store else ""
+    return f"DEALERBOT_{prefix}{portal.upper()}_PASSWORD"
 
 
-def _keyring_get(portal: str, username: str) -> str | None:
+def _keyring_name(portal: str, username: str, store: str = "") -> str:
+    return f"{store}/{portal}:{username}" if store else f"{portal}:{username}"
+
+
+def _keyring_get(portal: str, username: str, store: str = "") -> str | None:
     try:
         import keyring
         from keyring.errors import KeyringError
 
         try:
-            return keyring.get_password(KEYRING_SERVICE, f"{portal}:{username}")
+            return keyring.get_password(KEYRING_SERVICE, _keyring_name(portal, username, store))
         except KeyringError:
             return None
     except Exception:  # noqa: BLE001 - no usable backend on a headless machine
         return None
 
 
-def get_password(portal: str, username: str) -> str:
-    """The password for ``username`` on ``portal``.
+def get_password(portal: str, username: str, store: str = "") -> str:
+    """The password for ``username`` on ``portal`` (store ``store``'s own first, then the
+    group-wide one).
 
     Raises:
-        CredentialsMissing: neither the environment variable nor the keyring has one; the
+        CredentialsMissing: neither the environment variables nor the keyring have one; the
             message says how to provide it.
     """
-    value = os.environ.get(env_name(portal))
-    if value:
-        return value
-    value = _keyring_get(portal, username)
-    if value:
-        return value
+    for where in ((store, "") if store else ("",)):
+        value = os.environ.get(env_name(portal, where)) or _keyring_get(portal, username, where)
+        if value:
+            return value
+    flag = f" --store {store}" if store else ""
     raise CredentialsMissing(
-        f"没有 {portal} 用户 {username} 的密码：请设置环境变量 {env_name(portal)}，或运行 "
-        f"dealerbot credentials set {portal} 保存到系统钥匙串 (no password for {portal} user '{username}')"
+        f"没有 {portal} 用户 {username} 的密码：请设置环境变量 {env_name(portal, store)}，或运行 "
+        f"dealerbot credentials set {portal}{flag} 保存到系统钥匙串 (no password for {portal} user '{username}')"
     )
 
 
-def set_password(portal: str, username: str, password: str) -> str:
+def set_password(portal: str, username: str, password: str, store: str = "") -> str:
     """Store a password in the OS keyring; returns the backend's name.
 
     Raises:
@@ -58,19 +68,20 @@ def set_password(portal: str, username: str, password: str) -> str:
     try:
         import keyring
 
-        keyring.set_password(KEYRING_SERVICE, f"{portal}:{username}", password)
+        keyring.set_password(KEYRING_SERVICE, _keyring_name(portal, username, store), password)
         return type(keyring.get_keyring()).__name__
     except Exception as exc:  # noqa: BLE001 - backends raise many kinds of errors
         raise CredentialsMissing(
-            f"这台电脑上的系统钥匙串不可用，请改用环境变量 {env_name(portal)} (the OS keyring is not usable here: {exc})"
+            f"这台电脑上的系统钥匙串不可用，请改用环境变量 {env_name(portal, store)} (the OS keyring is not usable here: {exc})"
         ) from None
 
 
-def password_source(overrides: Mapping[str, str] | None = None) -> PasswordSource:
-    """A lookup that prefers ``overrides`` (portal -> password), then :func:`get_password`."""
+def password_source(overrides: Mapping[str, str] | None = None, store: str = "") -> PasswordSource:
+    """A lookup that prefers ``overrides`` (portal -> password), then :func:`get_password`
+    (for store ``store`` of a group)."""
     fixed = dict(overrides or {})
 
     def lookup(portal: str, username: str) -> str:
-        return fixed.get(portal) or get_password(portal, username)
+        return fixed.get(portal) or get_password(portal, username, store)
 
     return lookup

@@ -142,8 +142,9 @@ class Dictionary:
         return {r.source.split(".", 1)[1] for r in rules if r.source and r.source.startswith(side + ".")}
 
 
-def load_dictionary(path: Path) -> Dictionary:
-    """Load and validate ``path``.
+def load_dictionary(path: Path, overlay: Path | None = None) -> Dictionary:
+    """Load and validate ``path``; a group's store adds its own entries from ``overlay`` (a
+    file with ``models``, ``colors`` and ``statuses`` only), which win over the shared ones.
 
     Raises:
         DataFileError: missing, not YAML, or invalid (the message names file and line).
@@ -156,6 +157,8 @@ def load_dictionary(path: Path) -> Dictionary:
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise DataFileError(f"{lines.where(())}: the dictionary must be a mapping (models, colors, statuses, ...)")
+    if overlay is not None:
+        data = _overlay(data, overlay)
     for table in TABLES:
         codes = data.get(table)
         for code, value in (codes.items() if isinstance(codes, dict) else ()):
@@ -177,6 +180,33 @@ def load_dictionary(path: Path) -> Dictionary:
         status_order=tuple(parsed.status_order), cancelled_status=parsed.cancelled_status,
         contract=parsed.contract, customer=parsed.customer,
     )
+
+
+def _overlay(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``data`` with a store's own entries from ``path`` laid over its tables.
+
+    Raises:
+        DataFileError: the overlay is missing or holds anything but the three tables' entries.
+    """
+    if not path.is_file():
+        raise DataFileError(f"{path}: this store's dictionary file is missing ([stores.<code>] dictionary)")
+    extra, lines = load_yaml(path)
+    if extra is None:
+        return data
+    if not isinstance(extra, dict):
+        raise DataFileError(f"{lines.where(())}: a store's dictionary holds {', '.join(TABLES)} only")
+    merged = dict(data)
+    for table, codes in extra.items():
+        if table == "version":
+            continue
+        if table not in TABLES or not isinstance(codes, dict):
+            raise DataFileError(f"{lines.where((table,))}: a store's dictionary holds {', '.join(TABLES)} only "
+                                f"(the rest is the group's, in the shared dictionary)")
+        for code, value in codes.items():
+            if value is None or str(value).strip() == "":
+                raise DataFileError(f"{lines.where((table, code))}: {table}: '{code}' has no DMS value")
+        merged[table] = {**(data.get(table) or {}), **codes}
+    return merged
 
 
 def _describe(exc: ValidationError, lines: Lines) -> str:

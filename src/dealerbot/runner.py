@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from dealerbot.bot import COUNT_KEYS, BotContext, bot_portals, first_error
 from dealerbot.browser import Evidence, open_browser
@@ -81,15 +82,21 @@ def make_masker(
     masker = Masker(passwords.values() if passwords else ())
     for url in settings.notify.urls:  # notification URLs carry tokens and mail passwords
         masker.add_secret(url)
+    if settings.store.url:  # a group's PostgreSQL password
+        masker.add_secret(urlparse(settings.store.url).password)
     wanted = list(settings.portal_names if portals is None else portals)
+    store = group_store(settings)
+    own = [store] if store else list(settings.stores)  # a worker's or scheduler's: every store's
     for portal in wanted:
         masker.add_secret(os.environ.get(env_name(portal)))
+        for code in own:
+            masker.add_secret(os.environ.get(env_name(portal, code)))
 
     def from_keyring() -> list[str | None]:
         found: list[str | None] = []
         for portal in wanted:
             try:
-                found.append(get_password(portal, settings.portal(portal).username))
+                found.append(get_password(portal, settings.portal(portal).username, store))
             except DealerbotError:
                 pass
         return found
@@ -112,8 +119,10 @@ async def run_bot(
     options: Mapping[str, Any] | None = None,
     job: str | None = None,
     stop: asyncio.Event | None = None,
+    engine_job: int | None = None,
 ) -> RunResult:
-    """Run the bot ``name`` once and record the run.
+    """Run the bot ``name`` once and record the run (``engine_job``: the group's task engine job
+    running it).
 
     Failures of the run are reported in the result (status ``failed``), not raised. ``trigger``
     says why it started (manual, schedule, catch-up, postponed, console, demo) and ``job`` which
@@ -137,7 +146,7 @@ async def run_bot(
     bot = bot_cls()
     input_rows = read_input(Path(options["input"])) if options.get("input") else None  # bad file: nothing starts
     with single_instance(settings, bot_cls):
-        store = Store.open(settings.store_url)
+        store = Store.open(settings.store_url, settings.store_code)
         store.close_abandoned_runs()
         run_id = new_run_id(name)
         run_dir = settings.path("logs") / "runs" / run_id
@@ -147,7 +156,7 @@ async def run_bot(
         watermark = store.watermark(mark) if bot.incremental and not full else None
         since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
         store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options},
-                        job=job)
+                        job=job, engine_job=engine_job)
         result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
         if on_start:
             on_start(run_id, run_dir)
@@ -162,7 +171,8 @@ async def run_bot(
                     async with open_browser(settings.browser, headed=headed, wanted=bot.uses_browser) as browser:
                         ctx = BotContext(
                             run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
-                            evidence=evidence, options=options, passwords=password_source(passwords), log=log, full=full,
+                            evidence=evidence, options=options, passwords=password_source(passwords, group_store(settings)),
+                            log=log, full=full,
                             since=since, selectors_dir=selectors_dir, on_progress=on_progress, counts=counts,
                             stop=stop or asyncio.Event(), input=input_rows,
                         )
@@ -220,6 +230,11 @@ async def run_bot(
         finally:
             store.close()
         return result
+
+
+def group_store(settings: Settings) -> str:
+    """The store code whose own passwords a run looks up first ("" for a single dealership)."""
+    return settings.store_code if settings.store_code in settings.stores else ""
 
 
 def resume_time(hhmm: str, now: datetime | None = None) -> datetime:

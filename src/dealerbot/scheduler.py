@@ -42,6 +42,8 @@ STOP_GRACE_SECONDS = 120.0
 class Scheduler:
     """Runs ``jobs`` until :meth:`request_stop`. Build it inside the event loop that serves it."""
 
+    anchor: datetime | None = None  # the phase of ``every:`` jobs (None: counted from the start)
+
     def __init__(
         self, settings: Settings, jobs: list[Job], *, passwords: Mapping[str, str] | None = None,
         grace: float = STOP_GRACE_SECONDS, log: Any = logger,
@@ -105,7 +107,7 @@ class Scheduler:
 
     # -- triggers -------------------------------------------------------------------------
     def _trigger(self, job: Job) -> JobTrigger:
-        trigger = job.trigger()
+        trigger = job.trigger(anchor=self.anchor)
         inner = trigger.get_next_fire_time
         reported: list[bool] = []
 
@@ -125,7 +127,7 @@ class Scheduler:
     def _catch_up(self) -> None:
         now = datetime.now().astimezone()
         try:
-            with Store.open(self.settings.store_url) as store:
+            with Store.open(self.settings.store_url, self.settings.store_code) as store:
                 last_runs = {name: store.last_job_run(name) for name in self.jobs}
         except DealerbotError as exc:  # a store not reachable yet (PostgreSQL still starting)
             self.log.error("no catch-up of missed runs: {}", exc)
@@ -188,7 +190,7 @@ class Scheduler:
         run_id = new_run_id(bot)
         self.log.warning("job {} {}: {}", job.name, status, reason)
         try:
-            with Store.open(self.settings.store_url) as store:
+            with Store.open(self.settings.store_url, self.settings.store_code) as store:
                 store.record_skipped_run(run_id, bot, why, reason, job=job.name, status=status)
         except Exception as exc:  # noqa: BLE001 - the store itself may be what is broken
             self.log.error("could not record it: {}", exc)

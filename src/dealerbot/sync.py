@@ -56,6 +56,7 @@ async def sync(
     on_step: Callable[[str], None] | None = None,
     job: str | None = None,
     stop: asyncio.Event | None = None,
+    engine_job: int | None = None,
 ) -> SyncResult:
     """Run the chain (see the module docstring). Run failures are in the result, not raised.
     A ``stop`` set between steps ends the chain there; approvals left waiting for a person are
@@ -64,7 +65,7 @@ async def sync(
     Raises:
         ConfigError: the dictionary, the policy or the store is unusable (before any run).
     """
-    dictionary = load_dictionary(settings.dictionary_path)
+    dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
     policy = settings.rekey.policy()
     result = SyncResult()
     say = on_step or (lambda _msg: None)
@@ -73,6 +74,7 @@ async def sync(
         r = await run_bot(
             bot, settings, full=full and bot == "oem-orders", headed=headed, trigger=trigger, passwords=passwords,
             on_progress=progress(bot) if progress else None, options=options, job=job, stop=stop,
+            engine_job=engine_job,
         )
         result.runs.append(r)
         return r
@@ -87,13 +89,13 @@ async def sync(
             result.stopped = f"{bot} {verb}：未做对账和写入（{bot} {word}: nothing planned or written）"
             return result
     say("对账 (reconcile)")
-    with Store.open(settings.store_url) as store:
+    with Store.open(settings.store_url, settings.store_code) as store:
         result.plan = reconcile(store, dictionary, policy)
     if result.plan.ready or result.plan.in_progress:
         writer = WRITE_BOTS[settings.rekey.client]
         say(f"写入DMS ({writer}{' --dry-run' if dry_run else ''})")
         await run(writer, dry_run=dry_run)
-    with Store.open(settings.store_url) as store:
+    with Store.open(settings.store_url, settings.store_code) as store:
         result.left = reconcile(store, dictionary, policy)
     if result.left.awaiting_approval:
         await Notifier(settings.notify).send([review_message(result.left.awaiting_approval)])

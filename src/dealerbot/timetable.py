@@ -157,6 +157,7 @@ class _JobSpec(BaseModel):
     on_start: Literal["run_once", "wait"] = "run_once"
     beyond_calendar: Literal["stop", "weekdays"] = "stop"
     enabled: bool = True
+    stores: list[str] = Field(default_factory=list)  # a group's stores this job runs for (empty: all)
 
     @field_validator("cron")
     @classmethod
@@ -202,14 +203,17 @@ class Job:
     blackouts: tuple[Blackout, ...]
     source: str  # file:line, for messages
     enabled: bool = True
+    stores: tuple[str, ...] = ()  # a group's stores it runs for (empty: every store)
 
-    def trigger(self) -> JobTrigger:
-        """The APScheduler trigger of this job (calendar and blackouts applied)."""
+    def trigger(self, anchor: datetime | None = None) -> JobTrigger:
+        """The APScheduler trigger of this job (calendar and blackouts applied). ``anchor``
+        fixes an ``every:`` job's phase (default: counted from now), so that schedulers on
+        several machines compute the same fire times."""
         if self.cron:
             base: BaseTrigger = CronTrigger.from_crontab(self.cron, timezone=self.tz)
         else:
             assert self.every is not None
-            base = IntervalTrigger(seconds=int(self.every.total_seconds()), timezone=self.tz)
+            base = IntervalTrigger(seconds=int(self.every.total_seconds()), timezone=self.tz, start_date=anchor)
         return JobTrigger(base, self.tz, self.days == "workdays", self.blackouts, self.beyond_calendar)
 
     def describe(self) -> str:
@@ -292,11 +296,14 @@ def fire_times(job: Job, n: int = 5, now: datetime | None = None, trigger: JobTr
     return out
 
 
-def load_timetables(folder: Path, bots: dict[str, Any], portals: Sequence[str] = ("oem", "dms")) -> list[Job]:
+def load_timetables(
+    folder: Path, bots: dict[str, Any], portals: Sequence[str] = ("oem", "dms"), stores: Sequence[str] | None = None,
+) -> list[Job]:
     """Every job of every ``*.yaml`` in ``folder`` (sorted by file name), validated.
 
     ``bots`` maps bot names to their classes (to check ``run`` and find the portals whose
-    blackouts apply); ``portals`` names the configured portals (blackouts may name those too).
+    blackouts apply); ``portals`` names the configured portals (blackouts may name those too);
+    ``stores``, a group's store codes (a job's ``stores:`` must name those).
 
     Raises:
         DataFileError: a file is not valid YAML or a job is invalid (the message names the file
@@ -305,7 +312,7 @@ def load_timetables(folder: Path, bots: dict[str, Any], portals: Sequence[str] =
     jobs: list[Job] = []
     seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-        for job in _load_file(path, bots, portals):
+        for job in _load_file(path, bots, portals, stores):
             if job.name in seen:
                 raise DataFileError(f"{job.source}: job name '{job.name}' is used twice (also at {seen[job.name]})")
             seen[job.name] = job.source
@@ -320,7 +327,7 @@ def _tz(name: str, where: str) -> tzinfo:
         raise DataFileError(f"{where}: unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
 
 
-def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str]) -> list[Job]:
+def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str], stores: Sequence[str] | None = None) -> list[Job]:
     data, lines = load_yaml(path)
     if data is None:
         return []
@@ -357,6 +364,10 @@ def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str]) -> list
         bad = sorted(set(j.options) - allowed)
         if bad:
             raise DataFileError(f"{lines.where(('jobs', i, 'options'))}: job '{j.name}': {j.run} has no option {bad[0]}")
+        for k, code in enumerate(j.stores):
+            if stores is None or code not in stores:
+                known = f"stores: {', '.join(stores)}" if stores else "no [stores.*] in dealerbot.toml"
+                raise DataFileError(f"{lines.where(('jobs', i, 'stores', k))}: job '{j.name}': no store '{code}' ({known})")
         tz = _tz(j.timezone, lines.where(("jobs", i, "timezone"))) if j.timezone else file_tz
         blackouts = tuple(
             Blackout.parse(b.window, b.days) for p in job_portals for b in spec.blackouts.get(p, [])
@@ -366,6 +377,7 @@ def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str]) -> list
             every=parse_every(j.every) if j.every else None, days=j.days, options=dict(j.options),
             misfire_grace_seconds=j.misfire_grace_seconds, coalesce=j.coalesce, on_start=j.on_start,
             beyond_calendar=j.beyond_calendar, blackouts=blackouts, source=where, enabled=j.enabled,
+            stores=tuple(j.stores),
         ))
     return jobs
 

@@ -92,7 +92,7 @@ class Console:
         """The console's store, opened once (opening checks the file and the schema: not on
         every page); ``with`` it, it stays open."""
         if self._store is None:
-            self._store = Store.open(self.settings.store_url)
+            self._store = Store.open(self.settings.store_url, self.settings.store_code)
         return contextlib.nullcontext(self._store)
 
     async def start(self, bot: str, dry_run: bool) -> str:
@@ -342,7 +342,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
         from dealerbot.review import apply_review, read_review
 
         try:
-            dictionary = load_dictionary(settings.dictionary_path)
+            dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
             with c.store() as store:
                 result = await asyncio.to_thread(read_review, target, store, dictionary)
                 if result.problems and not apply_valid:

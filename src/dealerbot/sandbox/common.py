@@ -256,14 +256,19 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
             sess.last_seen = now_m
         request.state.session = sess
 
-        # rate limit (per session; per client address when there is no session cookie)
+        # rate limit: per account once logged in (every session of it counts, as real portals
+        # count), else per session, else per client address (no session cookie yet)
         limit = b["rate_limit_per_minute"]
         if limit:
-            key = ("s:" + sid) if sid and not request.state.new_session else \
-                ("c:" + (request.client.host if request.client else "?"))
+            if sess is not None and sess.user:
+                key = "a:" + sess.user
+            elif sid and not request.state.new_session:
+                key = "s:" + sid
+            else:
+                key = "c:" + (request.client.host if request.client else "?")
             with rt.lock:
                 win = rt.rate.get(key)
-                if win is None or now_m - win[0] >= 60:
+                if win is None or now_m - win[0] >= b["rate_limit_window_seconds"]:
                     win = rt.rate[key] = [now_m, 0]
                 win[1] += 1
                 n = win[1]

@@ -16,6 +16,7 @@ _WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$"
 BEHAVIOUR_KEYS = (
     "maintenance_window",
     "rate_limit_per_minute",
+    "rate_limit_window_seconds",
     "rate_limit_lock_minutes",
     "slow_rate",
     "slow_ms",
@@ -92,6 +93,7 @@ class SandboxConfig(BaseModel):
     admin_token: str | None = None
     maintenance_window: str | None = None
     rate_limit_per_minute: int = 0
+    rate_limit_window_seconds: float = 60  # the limit counts this long a window (tests: shorter)
     rate_limit_lock_minutes: float = 5
     slow_rate: float = 0.0
     slow_ms: int = 2000
@@ -162,6 +164,13 @@ class SandboxConfig(BaseModel):
     def _rate(cls, v: int) -> int:
         if v < 0:
             raise ValueError(f"rate_limit_per_minute must be >= 0 (0 = off), got {v}")
+        return v
+
+    @field_validator("rate_limit_window_seconds")
+    @classmethod
+    def _rate_window(cls, v: float) -> float:
+        if not 0.5 <= v <= 3600:
+            raise ValueError(f"rate_limit_window_seconds must be between 0.5 and 3600, got {v}")
         return v
 
     @field_validator("rate_limit_lock_minutes")

@@ -1,0 +1,263 @@
+"""A dealership group on real PostgreSQL: worker processes (``dealerbot worker``), sandbox
+stores on loopback, procrastinate as the task engine. Skipped, saying so, without PostgreSQL
+(``DEALERBOT_TEST_POSTGRES_URL``; .ci/run starts one)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from postgres import empty_postgres
+from sqlalchemy import create_engine, text
+
+from dealerbot.config import load_settings
+from dealerbot.records import OEM_ORDER
+from dealerbot.sandbox.config import SandboxConfig
+from dealerbot.sandbox.server import SandboxServer
+from dealerbot.store import Store
+
+from .conftest import DMS_PASSWORD, OEM_PASSWORD, ROOT, Admin
+
+STORES = 20
+WORKERS = 3
+ORDERS = 10  # per store (the sandbox's minimum)
+
+
+@pytest.fixture
+def pg() -> str:
+    return empty_postgres()
+
+
+@pytest.fixture(scope="module")
+def sandboxes() -> Iterator[list[SandboxServer]]:
+    """One sandbox OEM portal and DMS per store, each with its own orders (different seeds: the
+    stores' order and contract numbers coincide, as they do between real dealers)."""
+    servers = [SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=ORDERS, seed=300 + i)).start()
+               for i in range(STORES)]
+    yield servers
+    for sb in servers:
+        sb.stop()
+
+
+def _reset(servers: list[SandboxServer]) -> list[Admin]:
+    admins = [Admin(sb) for sb in servers]
+    for a in admins:
+        a.reset()
+    return admins
+
+
+def _folder(tmp_path: Path, pg: str, stores: dict[str, tuple[str, str]], extra: str = "") -> Path:
+    """A group's project folder: dealerbot.toml with ``stores`` (code -> OEM url, DMS url)."""
+    lines = [
+        "[store]", f'url = "{pg}"',
+        "[run]", "backoff_seconds = 0.05", "timeout_seconds = 20",
+        "[rekey]", "approval_required = []",  # what reconciliation plans is written at once
+        "[group]", 'name = "测试集团"', "stalled_seconds = 3", "heartbeat_seconds = 0.5",
+    ]
+    for code, (oem, dms) in stores.items():
+        lines += [f"[stores.{code}]", f'name = "门店{code}"', f"[stores.{code}.oem]", f'url = "{oem}"',
+                  f"[stores.{code}.dms]", f'url = "{dms}"']
+    (tmp_path / "dealerbot.toml").write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    shutil.copytree(ROOT / "selectors", tmp_path / "selectors")
+    shutil.copy(ROOT / "dictionary.yaml", tmp_path / "dictionary.yaml")
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, PYTHONUNBUFFERED="1")
+    return env
+
+
+def _dealerbot(folder: Path, *args: str, log: str = "") -> subprocess.Popen[bytes]:
+    out = open(folder / (log or f"{args[0]}.log"), "ab")  # noqa: SIM115 - the process owns it
+    return subprocess.Popen([sys.executable, "-m", "dealerbot.cli", *args, "-c", str(folder / "dealerbot.toml")],
+                            cwd=folder, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+
+
+def _cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dealerbot.cli", *args, "-c", str(folder / "dealerbot.toml")],
+                          cwd=folder, env=_env(), capture_output=True, text=True, timeout=120)
+
+
+def _jobs(pg: str) -> Counter[str]:
+    engine = create_engine(pg)
+    try:
+        with engine.connect() as conn:
+            return Counter({s: n for s, n in conn.execute(text(
+                "SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY status"))})
+    finally:
+        engine.dispose()
+
+
+def _wait_until_done(pg: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        jobs = _jobs(pg)
+        if jobs and not jobs["todo"] and not jobs["doing"]:
+            return
+        assert all(p.poll() is None for p in procs), "a worker ended early"
+        time.sleep(0.5)
+    raise AssertionError(f"jobs not done after {timeout:.0f}s: {dict(_jobs(pg))}")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _check_store_synced(store: Store, admin: Admin) -> None:
+    """The user's view of one store after its sync: every OEM order dealerbot accepted has
+    exactly one contract in that store's DMS, each written once; nothing left to write."""
+    state = store.sync_state()
+    assert state and set(Counter(s["klass"] for s in state.values())) <= {"in_sync", "rejected"}, \
+        Counter(s["klass"] for s in state.values())
+    # In sync: one contract in the DMS, or none where none is due (an order cancelled before
+    # it had one).
+    in_sync = {k: 1 if s["contract_no"] else 0 for k, s in state.items() if s["klass"] == "in_sync"}
+    dms = Counter(c["oem_order_no"] for c in admin.contracts() if c.get("oem_order_no"))
+    assert {k: dms[k] for k in in_sync} == in_sync
+    assert sum(in_sync.values()) > 0
+    assert not [a for a in store.actions() if a.state not in ("verified", "superseded", "skipped")]
+    audit = Counter((r["event"], r["natural_key"]) for r in store.audit_rows(10_000))
+    assert all(n == 1 for (event, _), n in audit.items() if event in ("create_contract", "create_customer")), audit
+    assert store.count(OEM_ORDER) > 0
+
+
+@pytest.mark.timeout(900)
+def test_three_workers_sync_twenty_stores_and_a_killed_worker_loses_and_doubles_nothing(pg, sandboxes, tmp_path):
+    admins = _reset(sandboxes)
+    codes = [f"S{i + 1:02d}" for i in range(STORES)]
+    folder = _folder(tmp_path, pg, {c: (sb.oem_url, sb.dms_url) for c, sb in zip(codes, sandboxes, strict=True)})
+    # Store S01's DMS saves slowly, so that its worker can be killed in the middle of writing.
+    admins[0].behave("dms", save_delay_ms=700)
+    seeded = len(admins[0].contracts())
+    first = _dealerbot(folder, "worker", "--queues", "store.S01", log="worker-killed.log")
+    queued = _cli(folder, "group", "run", "S01")
+    assert queued.returncode == 0 and "已排队" in queued.stdout, queued.stdout + queued.stderr
+    deadline = time.monotonic() + 120
+    while len(admins[0].contracts()) < seeded + 2:
+        assert time.monotonic() < deadline and first.poll() is None, "S01's re-key never started"
+        time.sleep(0.2)
+    before = {c["contract_no"] for c in admins[0].contracts()}
+    time.sleep(0.5)
+    first.kill()  # SIGKILL: no goodbye, its job stays "doing", its run stays "running"
+    first.wait()
+    admins[0].behave("dms", save_delay_ms=0)
+
+    workers = [_dealerbot(folder, "worker", "--concurrency", "1", log=f"worker-{i}.log") for i in range(WORKERS)]
+    try:
+        _wait_until_done(pg, 120, workers)  # a worker's sweep gives S01's job back to the queue; it resumes
+        assert _jobs(pg) == Counter({"succeeded": 1})
+        queued = _cli(folder, "group", "run", "all")
+        assert queued.returncode == 0 and queued.stdout.count("已排队") == STORES, queued.stdout + queued.stderr
+        _wait_until_done(pg, 420, workers)
+    finally:
+        _stop(workers)
+    assert all(p.returncode == 0 for p in workers), [p.returncode for p in workers]
+
+    jobs = _jobs(pg)
+    assert jobs == Counter({"succeeded": STORES + 1}), jobs  # S01 twice: the killed job taken over, then a new one
+    with Store.open(pg) as base:
+        for code, admin in zip(codes, admins, strict=True):
+            _check_store_synced(base.for_code(code), admin)
+        s01 = base.for_code("S01")
+        statuses = Counter(r.status for r in s01.runs(100))
+        assert statuses["interrupted"] >= 1, statuses  # the killed run, marked by the sweep
+        taken_over = [r for r in s01.runs(100) if r.trigger == "retry"]
+        assert taken_over and all(r.status == "succeeded" for r in taken_over)
+        assert before <= {c["contract_no"] for c in admins[0].contracts()}  # what was written stays
+    status = _cli(folder, "group", "status")
+    assert status.returncode == 0 and status.stdout.count("成功") >= STORES, status.stdout + status.stderr
+
+
+def test_two_schedulers_defer_each_firing_once_per_store(pg, sandboxes, tmp_path):
+    codes = [f"S{i + 1:02d}" for i in range(STORES)]
+    folder = _folder(tmp_path, pg, {c: (sb.oem_url, sb.dms_url) for c, sb in zip(codes, sandboxes, strict=True)})
+    (folder / "schedules").mkdir()
+    (folder / "schedules" / "group.yaml").write_text(
+        "jobs:\n  - name: orders-often\n    run: oem-orders\n    every: 3s\n    misfire_grace_seconds: 30\n"
+        "  - name: nightly\n    run: sync\n    cron: '0 3 * * *'\n    stores: [S01, S02]\n", encoding="utf-8")
+    schedulers = [_dealerbot(folder, "schedule", "start", log=f"scheduler-{i}.log") for i in range(2)]
+    time.sleep(11)  # about three firings of orders-often; no worker runs them
+    _stop(schedulers)
+    assert all(p.returncode == 0 for p in schedulers), [(folder / f"scheduler-{i}.log").read_text() for i in range(2)]
+    with Store.open(pg) as base:
+        for code in codes:
+            st = base.for_code(code)
+            fires = st.fires("orders-often")
+            assert len(fires) >= 2, fires
+            assert len({f["fire_at"] for f in fires}) == len(fires)
+            skipped = [r for r in st.runs(100) if r.status == "skipped"]
+            # One firing deferred the job; each later one found it still waiting: each firing
+            # acted on once, whichever scheduler claimed it (two would double the skips).
+            assert len(skipped) == len(fires) - 1, (code, fires, skipped)
+            assert st.fires("nightly") == []
+    engine = create_engine(pg)
+    with engine.connect() as conn:
+        per_store = Counter(conn.execute(text(
+            "SELECT args->>'store' FROM procrastinate_jobs WHERE queueing_lock LIKE :lock"), {"lock": "%:orders-often"}
+        ).scalars())
+        queues = set(conn.execute(text("SELECT DISTINCT queue_name FROM procrastinate_jobs")).scalars())
+    engine.dispose()
+    assert per_store == Counter(dict.fromkeys(codes, 1))
+    assert queues == {"shared"}  # oem-orders only needs the OEM portal: any worker may run it
+
+
+def test_workers_sharing_an_oem_account_share_its_request_budget(pg, sandboxes, tmp_path):
+    """Three stores log into one OEM account (a group login) from three workers at once: the
+    portal's per-account limit is never exceeded (its own counter of refusals stays 0)."""
+    admins = _reset(sandboxes[:4])
+    oem = sandboxes[0]
+    window, limit = 2.0, 10  # the portal: at most 10 requests per account in any 2-second window
+    admins[0].behave("oem", rate_limit_per_minute=limit, rate_limit_window_seconds=window)
+    stores = {f"S{i:02d}": (oem.oem_url, sandboxes[i].dms_url) for i in (1, 2, 3)}
+    folder = _folder(tmp_path, pg, stores, extra="")
+    toml = (folder / "dealerbot.toml").read_text()
+    # 8 requests per 2 s for the account, below the portal's 10 (clock jitter, the login page).
+    (folder / "dealerbot.toml").write_text(toml.replace("[run]\n", "[run]\nrequests_per_minute = 240\n"))
+    assert _cli(folder, "group", "run", "all").returncode == 0
+    workers = [_dealerbot(folder, "worker", log=f"worker-{i}.log") for i in range(3)]
+    try:
+        _wait_until_done(pg, 300, workers)
+    finally:
+        _stop(workers)
+    counters = admins[0].counters("oem")
+    assert counters["rate_limited"] == 0, counters
+    assert _jobs(pg) == Counter({"succeeded": 3})
+    with Store.open(pg) as base:
+        for code in stores:
+            assert [r.status for r in base.for_code(code).runs(10)].count("succeeded") == 5  # the whole sync
+        engine = create_engine(pg)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM request_budget")).scalar() >= 1  # one shared pace
+        engine.dispose()
+
+
+def test_a_group_config_names_its_mistakes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dealerbot.toml").write_text('[stores."S 01"]\nname = "x"\n', encoding="utf-8")
+    r = _cli(tmp_path, "group", "status")
+    assert r.returncode == 2 and "store code" in r.stderr
+    (tmp_path / "dealerbot.toml").write_text('[stores.S01]\nname = "x"\n[stores.S01.dms]\nurl = "nope"\n', encoding="utf-8")
+    r = _cli(tmp_path, "--store", "S01", "runs")
+    assert r.returncode == 2 and "not a web address" in r.stderr, r.stderr
+    (tmp_path / "dealerbot.toml").write_text('[stores.S01]\nname = "x"\n', encoding="utf-8")
+    r = _cli(tmp_path, "group", "status")
+    assert r.returncode == 2 and "PostgreSQL" in r.stderr
+    settings = load_settings(tmp_path / "dealerbot.toml")
+    assert settings.for_store("S01").path("state") == tmp_path / "state" / "S01"
