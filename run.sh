@@ -3,7 +3,7 @@
 #   ./run.sh demo     set up, start the sandbox, run the scraping bots, write the review workbook
 #   ./run.sh test     set up, run the test suite (real Chromium against the sandbox)
 #   ./run.sh soak     set up, run the slow soak tests
-#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop [args] for one)
+#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group [args] for one)
 #   ./run.sh setup    only set up (.venv, Python packages, a browser)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -76,13 +76,17 @@ case "$cmd" in
       rekey) shift; exec "$VENV/bin/python" bench/rekey.py "$@" ;;
       portal) shift; exec "$VENV/bin/python" bench/own_portal.py "$@" ;;
       desktop) shift; exec "$VENV/bin/python" bench/desktop_rekey.py "$@" ;;
+      group) shift; exec "$VENV/bin/python" bench/group.py "$@" ;;
       all) rc=0
         "$VENV/bin/python" bench/scrape_orders.py || rc=1
         "$VENV/bin/python" bench/rekey.py || rc=1
         "$VENV/bin/python" bench/own_portal.py || rc=1
         "$VENV/bin/python" bench/desktop_rekey.py || rc=1
+        if [ -n "${DEALERBOT_BENCH_POSTGRES_URL:-${DEALERBOT_TEST_POSTGRES_URL:-}}" ]; then
+          "$VENV/bin/python" bench/group.py || rc=1
+        else echo "bench group skipped: set DEALERBOT_BENCH_POSTGRES_URL (a PostgreSQL database it may empty)" >&2; fi
         exit "$rc" ;;
-      *) echo "usage: ./run.sh bench [scrape|rekey|portal|desktop] [args...]" >&2; exit 2 ;;
+      *) echo "usage: ./run.sh bench [scrape|rekey|portal|desktop|group] [args...]" >&2; exit 2 ;;
     esac ;;
   *) echo "usage: ./run.sh [demo|test|soak|bench|setup] [args...]" >&2; exit 2 ;;
 esac

@@ -319,6 +319,7 @@ class Settings(BaseSettings):
     _home: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
     _store_code: str = PrivateAttr(default=DEFAULT_STORE)
+    _group: Settings | None = PrivateAttr(default=None)  # the group's own settings, before a store's
 
     @property
     def store_code(self) -> str:
@@ -348,12 +349,14 @@ class Settings(BaseSettings):
         if entry is None:
             raise ConfigError(f"没有门店 '{code}'：请在 {self.source or 'dealerbot.toml'} 中加入 [stores.{code}] "
                               f"(no store '{code}'; configured: {', '.join(self.stores) or 'none'})")
-        copy = self
+        group = self._group or self  # another store's settings: start from the group's, not from its
+        copy = group
         for portal, changes in entry.portal_overrides.items():
             copy = copy.with_portal(portal, **changes)
         copy = copy.model_copy()
-        copy.home, copy.source = self.home, self.source
+        copy.home, copy.source = group.home, group.source
         copy._store_code = code
+        copy._group = group
         return copy
 
     @field_validator("stores")

@@ -130,11 +130,15 @@ async def run_bot(
     (status ``interrupted``). Notifications (``[notify]``) go out when the run has finished.
 
     Raises:
+        ConfigError: a group's settings with no store chosen (before any run is recorded).
         UnknownBot: no such bot (before any run is recorded).
         AlreadyRunning: this bot is running for the same portal account (another process).
         ConfigError: the store cannot be opened.
         asyncio.CancelledError / KeyboardInterrupt: after recording the run as ``interrupted``.
     """
+    if settings.is_group and settings.store_code not in settings.stores:
+        raise ConfigError(f"这是集团配置：请指明门店，例如 dealerbot --store {next(iter(settings.stores))} run {name}，"
+                          f"或用 dealerbot group run 排队 (a group's run is for one store: --store CODE)")
     bot_cls = get_bot(name, home=settings.home)
     options = dict(options or {})
     unknown = sorted(k for k, v in options.items() if v and k not in bot_cls.options)

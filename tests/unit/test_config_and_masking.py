@@ -260,3 +260,37 @@ def test_a_maintenance_notice_is_found_only_in_what_a_notice_says_and_only_near_
     huge = "<html><script>" + "x=1;" * 300_000 + "</script><p>系统维护中（维护时间 02:00-04:00）</p></html>"
     assert len(huge) > MAX_NOTICE_BYTES and maintenance_notice(huge) is None
     assert maintenance_notice("a" * 2_000_000) is None
+
+
+def test_a_store_sees_the_groups_settings_with_its_own_sections_over_them(tmp_path):
+    from dealerbot.config import load_settings
+
+    (tmp_path / "dealerbot.toml").write_text(
+        '[oem]\nurl = "http://oem.example:8701"\ndealer_code = "G001"\n'
+        '[stores.S01]\nname = "浦东店"\n[stores.S01.oem]\ndealer_code = "D31001"\nusername = "pd"\n'
+        '[stores.S01.dms]\nurl = "http://10.1.1.20:8702"\n'
+        '[stores.S02]\n[stores.S02.dms]\nurl = "http://10.1.2.20:8702"\n', encoding="utf-8")
+    group = load_settings(tmp_path / "dealerbot.toml")
+    s01 = group.for_store("S01")
+    assert (s01.oem.url, s01.oem.dealer_code, s01.oem.username, s01.dms.url) == (
+        "http://oem.example:8701", "D31001", "pd", "http://10.1.1.20:8702")
+    # From S01's settings (a worker started for S01 running S02's job), S02 sees none of S01's.
+    s02 = s01.for_store("S02")
+    assert (s02.oem.dealer_code, s02.oem.username, s02.dms.url) == ("G001", "dealer_admin", "http://10.1.2.20:8702")
+    assert s02.store_code == "S02" and s02.path("out") == tmp_path / "out" / "S02"
+    assert group.store_queue("S01") == "store.S01"
+
+
+def test_a_stores_own_password_comes_before_the_groups(monkeypatch):
+    from dealerbot.credentials import env_name, get_password, password_source
+    from dealerbot.errors import CredentialsMissing
+
+    monkeypatch.setenv("DEALERBOT_DMS_PASSWORD", "group-wide")
+    monkeypatch.setenv("DEALERBOT_S01_DMS_PASSWORD", "pudong-only")
+    assert env_name("dms", "S-01") == "DEALERBOT_S_01_DMS_PASSWORD"
+    assert get_password("dms", "sales01", "S01") == "pudong-only"
+    assert get_password("dms", "sales01", "S02") == "group-wide"  # no password of its own: the group's
+    assert password_source(None, "S01")("dms", "sales01") == "pudong-only"
+    monkeypatch.delenv("DEALERBOT_DMS_PASSWORD")
+    with pytest.raises(CredentialsMissing, match="DEALERBOT_S02_DMS_PASSWORD.*--store S02"):
+        get_password("dms", "sales01", "S02")

@@ -81,3 +81,17 @@ def test_hostile_and_broken_files_are_refused_clearly(tmp_path):
     bom = tmp_path / "bom.yaml"
     bom.write_bytes(b"\xef\xbb\xbf" + SHIPPED.read_bytes())  # Notepad's BOM is fine
     assert load_dictionary(bom).lookup("models", "EV6-LR-PRO") == "DMS-EV6P"
+
+
+def test_a_store_adds_its_own_entries_over_the_groups_dictionary(tmp_path):
+    own = _write(tmp_path, "models:\n  EV9-AWD-LTD: DMS-EV9L   # sold only at this store\n  GX7-25T-LUX: PD-GX7L\n",
+                 "dictionary-S01.yaml")
+    d = load_dictionary(SHIPPED, own)
+    assert d.lookup("models", "EV9-AWD-LTD") == "DMS-EV9L" and d.lookup("models", "GX7-25T-LUX") == "PD-GX7L"
+    assert d.lookup("models", "GX3-15T-STD") == "DMS-GX3S" and d.lookup("statuses", "在途") == "运输中"
+    bad = _write(tmp_path, "models:\n  X: DMS-X\nstatus_order: [待配车]\n", "bad.yaml")
+    with pytest.raises(DataFileError, match=r"bad\.yaml:3: a store's dictionary holds models, colors, statuses only"):
+        load_dictionary(SHIPPED, bad)
+    empty = _write(tmp_path, "colors:\n  珍珠白: ''\n", "empty.yaml")
+    with pytest.raises(DataFileError, match=r"empty\.yaml:2: colors: '珍珠白' has no DMS value"):
+        load_dictionary(SHIPPED, empty)

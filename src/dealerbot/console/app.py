@@ -4,7 +4,8 @@ Pages: 机器人 (start a bot, with a dry run where the bot has one), 运行记�
 bot and status), a run's page (live progress and log lines over server-sent events while it
 runs; then status, counts, rejects with reasons, failure screenshots, the workbook), 审核 (upload
 a reviewed workbook), 定时任务 (next and last runs; pause and resume when the scheduler runs in
-this process) and 状态 (each portal's saved login and any refused password).
+this process), 状态 (each portal's saved login and any refused password) and, for a dealership
+group, 门店 (every store's last sync, failures, reviews waiting and queue; a store's runs).
 
 Safety: loopback by default; a password (argon2) and a signed HttpOnly SameSite=Strict session
 cookie; a CSRF token on every form; failed logins throttled per client; every text escaped
@@ -37,7 +38,8 @@ from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
 from dealerbot.logsetup import Masker
 from dealerbot.store import Store
 
-TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示"}
+TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示",
+            "retry": "接手重试"}
 PUBLIC = {"/login", "/console.js"}
 
 _JS = """
@@ -78,7 +80,8 @@ class Console:
         self.env = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
         )
-        self.env.globals.update(STATUS_TEXT=STATUS_TEXT, TRIGGERS=TRIGGERS, COUNT_TEXT=COUNT_TEXT)
+        self.env.globals.update(STATUS_TEXT=STATUS_TEXT, TRIGGERS=TRIGGERS, COUNT_TEXT=COUNT_TEXT,
+                                IS_GROUP=settings.is_group)
         self.masker = Masker()  # mobiles and ID numbers quoted in reject reasons are shown masked
 
     def page(self, request: Request, name: str, code: int = 200, **values: Any) -> HTMLResponse:
@@ -410,5 +413,45 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
                                      and r.bot.startswith(name)), None),
                 })
         return c.page(request, "health.html", portals=portals)
+
+    @app.get("/stores", response_class=HTMLResponse)
+    async def stores(request: Request) -> HTMLResponse:
+        """A dealership group: every store's last sync, failures, reviews waiting and queue."""
+        if not settings.is_group:
+            raise HTTPException(404, "没有配置集团门店 ([stores.*])")
+        from dealerbot.group.status import group_status
+
+        try:
+            status = await group_status(settings)
+        except DealerbotError as exc:
+            return c.page(request, "stores.html", code=503, status=None, error=str(exc), group=settings.group)
+        return c.page(request, "stores.html", status=status, group=settings.group)
+
+    @app.post("/stores/{code}/sync")
+    async def store_sync(request: Request, code: str, csrf: str = Form("")) -> Response:
+        """Queue a sync of one store (or ``all``) for the group's workers."""
+        check_csrf(request, csrf)
+        if not settings.is_group or (code != "all" and code not in settings.stores):
+            raise HTTPException(404, "没有这个门店")
+        from dealerbot.group.engine import GroupEngine
+
+        try:
+            async with GroupEngine(settings) as engine:
+                for store in (list(settings.stores) if code == "all" else [code]):
+                    await engine.defer(store, "sync", job="console-sync", trigger="console")
+        except DealerbotError as exc:
+            return c.page(request, "stores.html", code=503, status=None, error=str(exc), group=settings.group)
+        return RedirectResponse("/stores", status_code=303)
+
+    @app.get("/stores/{code}", response_class=HTMLResponse)
+    async def store_runs(request: Request, code: str) -> HTMLResponse:
+        """One store of the group: its latest runs and what waits for review."""
+        if code not in settings.stores:
+            raise HTTPException(404, "没有这个门店")
+        with c.store() as store:
+            st = store.for_code(code)
+            runs = st.runs(50)
+            waiting = len(st.actions(states=("planned", "failed")))
+        return c.page(request, "store.html", store_code=code, entry=settings.stores[code], runs=runs, waiting=waiting)
 
     return app

@@ -12,6 +12,7 @@ lock then keeps at most one waiting job per store and timetable job.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Mapping
@@ -65,6 +66,17 @@ class GroupScheduler(Scheduler):
         job = self.jobs[name]
         if self.stop.is_set():
             return
+        task = asyncio.current_task()
+        if task is not None:  # a stop waits for it: a firing claimed is deferred or recorded, not cut off
+            self._active.add(task)
+        try:
+            await self._defer_firing(job, why, slots)
+        finally:
+            if task is not None:
+                self._active.discard(task)
+
+    async def _defer_firing(self, job: Job, why: str, slots: dict[str, str] | None) -> None:
+        name = job.name
         if slots is None:
             at = self.slot(job)
             if at is None:
