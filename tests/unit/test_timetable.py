@@ -113,3 +113,23 @@ jobs:
 """)
     assert _days(fire_times(every_minute, 2, datetime(2026, 11, 27, 23, 59, tzinfo=TZ))) == ["11-27 23:59", "11-30 00:00"]
     assert _days(fire_times(every_five, 1, datetime(2026, 9, 30, 23, 58, tzinfo=TZ))) == ["10-08 00:00"]
+
+
+def test_a_groups_job_names_its_stores_and_schedulers_agree_on_its_times(tmp_path):
+    folder = tmp_path / "schedules"
+    folder.mkdir()
+    (folder / "g.yaml").write_text("jobs:\n  - name: pd\n    run: sync\n    every: 15m\n    stores: [S01, S9]\n",
+                                   encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"g\.yaml:5: job 'pd': no store 'S9' \(stores: S01, S02\)"):
+        load_timetables(folder, discover(), stores=["S01", "S02"])
+    with pytest.raises(DataFileError, match=r"no \[stores\.\*\] in dealerbot\.toml"):
+        load_timetables(folder, discover())
+    (folder / "g.yaml").write_text("jobs:\n  - name: pd\n    run: sync\n    every: 15m\n    stores: [S01]\n",
+                                   encoding="utf-8")
+    [job] = load_timetables(folder, discover(), stores=["S01", "S02"])
+    assert job.stores == ("S01",)
+    # An every: job phased from one anchor: two schedulers started at different moments fire together.
+    anchor = datetime(2026, 1, 1, tzinfo=TZ)
+    a = fire_times(job, 3, datetime(2026, 12, 7, 9, 1, 13, tzinfo=TZ), trigger=job.trigger(anchor=anchor))
+    b = fire_times(job, 3, datetime(2026, 12, 7, 9, 7, 40, tzinfo=TZ), trigger=job.trigger(anchor=anchor))
+    assert _days(a) == _days(b) == ["12-07 09:15", "12-07 09:30", "12-07 09:45"]
