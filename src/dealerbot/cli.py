@@ -933,13 +933,13 @@ def schedule_check(
     Validate every schedules/*.yaml (unknown bot, bad cron, bad time zone: file and line) and
     print each job's next fire times, China's holidays, make-up working days and blackout
     windows applied. Exit 2 when a file is wrong or a date lies beyond the holiday data."""
-    from dealerbot.timetable import fire_times
+    from dealerbot.timetable import GROUP_ANCHOR, fire_times
 
     settings = _settings(config)
     console = _console()
     failed = False
     for job in _load_jobs(settings):
-        trigger = job.trigger()
+        trigger = job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None)  # as the scheduler will
         try:
             times = fire_times(job, count, trigger=trigger)
         except DealerbotError as exc:
@@ -961,28 +961,33 @@ def schedule_list(config: ConfigOpt = None) -> None:
 
     The jobs with their next fire time and the last run each started."""
     from dealerbot.labels import STATUS_TEXT
-    from dealerbot.timetable import fire_times
+    from dealerbot.timetable import GROUP_ANCHOR, fire_times
 
     settings = _settings(config)
     jobs = _load_jobs(settings)
     table = Table(title="定时任务 (schedules)")
     for col in ("任务", "运行", "时间", "下次", "上次", "上次结果"):
         table.add_column(col, no_wrap=col in ("下次", "上次"))
+    if settings.is_group:
+        table.add_column("门店")
     with _open_store(settings) as store:
         for job in jobs:
             try:
-                nxt = fire_times(job, 1)
+                nxt = fire_times(job, 1, trigger=job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None))
                 next_text = f"{nxt[0]:%m-%d %H:%M}" if nxt else "-"
             except DealerbotError:
                 next_text = "节假日数据过期"
-            last = store.last_job_run(job.name)
             when = job.cron and f"cron {job.cron}" or f"every {job.every}"
-            table.add_row(
-                escape(job.name) + ("" if job.enabled else "（停用）"), escape(job.run),
-                escape(when) + ("，工作日" if job.days == "workdays" else ""), next_text,
-                f"{last.started_at:%m-%d %H:%M}" if last else "-",
-                STATUS_TEXT.get(last.status, last.status) if last else "-",
-            )
+            # A group's job: a line per store it runs for, with that store's last run.
+            for code in (job.stores or list(settings.stores)) if settings.is_group else [None]:
+                last = (store.for_code(code) if code else store).last_job_run(job.name)
+                table.add_row(
+                    escape(job.name) + ("" if job.enabled else "（停用）"), escape(job.run),
+                    escape(when) + ("，工作日" if job.days == "workdays" else ""), next_text,
+                    f"{last.started_at:%m-%d %H:%M}" if last else "-",
+                    STATUS_TEXT.get(last.status, last.status) if last else "-",
+                    *([code] if code else []),
+                )
     _console().print(table)
 
 

@@ -184,6 +184,9 @@ class _FileSpec(BaseModel):
     jobs: list[_JobSpec] = Field(default_factory=list)
 
 
+GROUP_ANCHOR = datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))  # a group's schedulers phase every: jobs from here
+
+
 @dataclass(frozen=True)
 class Job:
     """One timetable job, validated."""

@@ -29,15 +29,13 @@ from dealerbot.notify import Message
 from dealerbot.runner import new_run_id
 from dealerbot.scheduler import Scheduler
 from dealerbot.store import Store
-from dealerbot.timetable import Job
-
-ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)  # every scheduler phases ``every:`` jobs from here
+from dealerbot.timetable import GROUP_ANCHOR, Job
 
 
 class GroupScheduler(Scheduler):
     """Defers each firing of ``jobs`` into ``engine`` once per store (see the module docstring)."""
 
-    anchor = ANCHOR
+    anchor = GROUP_ANCHOR  # every scheduler phases ``every:`` jobs from here
 
     def __init__(self, settings: Settings, jobs: list[Job], engine: GroupEngine, *, log: Any = logger,
                  passwords: Mapping[str, str] | None = None) -> None:
