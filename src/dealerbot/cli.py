@@ -1188,9 +1188,14 @@ def _group_settings(config: Path | None) -> Settings:
 
 
 def _group_call(main: Any) -> Any:
-    """Run ``main`` (a coroutine); a group that cannot work exits 2 with the reason."""
+    """Run ``main`` (a coroutine); a group that cannot work exits 2 with the reason (1 when
+    it failed while working: a supervisor should start it again)."""
+    from dealerbot.errors import SystemFailure
+
     try:
         return asyncio.run(main)
+    except SystemFailure as exc:
+        raise _fail(str(exc), 1) from None
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
 

@@ -220,7 +220,8 @@ class GroupSettings(_Section):
         description="portals reachable only from the store's own network: a job using one goes to the store's queue",
     )
     stalled_seconds: float = Field(
-        default=30.0, ge=2, description="a job whose worker sent no heartbeat for this long is given to another worker",
+        default=60.0, ge=2, description="a job whose worker sent no heartbeat for this long is given to another worker "
+        "(longer than the longest pause of a worker: a large reconciliation holds it for seconds)",
     )
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="how often a worker says it is alive")
 

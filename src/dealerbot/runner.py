@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from dealerbot.bot import COUNT_KEYS, BotContext, bot_portals, first_error
 from dealerbot.browser import Evidence, open_browser
@@ -82,8 +81,13 @@ def make_masker(
     masker = Masker(passwords.values() if passwords else ())
     for url in settings.notify.urls:  # notification URLs carry tokens and mail passwords
         masker.add_secret(url)
-    if settings.store.url:  # a group's PostgreSQL password
-        masker.add_secret(urlparse(settings.store.url).password)
+    if settings.store.url:  # a group's PostgreSQL password (decoded: %40 is the @ it stands for)
+        from sqlalchemy.engine import make_url
+
+        try:
+            masker.add_secret(make_url(settings.store.url).password)
+        except Exception:  # noqa: BLE001 - a malformed URL is refused when the store opens
+            pass
     wanted = list(settings.portal_names if portals is None else portals)
     store = group_store(settings)
     own = [store] if store else list(settings.stores)  # a worker's or scheduler's: every store's

@@ -438,19 +438,55 @@ class Store:
                 )
         return gone
 
-    def interrupt_engine_job_runs(self, engine_job: int) -> list[str]:
-        """Mark as ``interrupted`` the runs still ``running`` for the task engine job
-        ``engine_job``, whatever host ran them (its worker stopped sending heartbeats: killed,
-        or its machine is off). Returns their ids."""
+    def take_over_engine_job(self, engine_job: int, worker_id: int | None) -> tuple[str, list[str]]:
+        """Take over the task engine's job ``engine_job``, left ``doing`` by the worker
+        ``worker_id`` that stopped sending heartbeats, in one transaction: its runs still
+        ``running`` become ``interrupted`` (whatever host ran them) and the job goes back to
+        ``todo``; or, when the same store's same job already waits (the engine's queueing lock),
+        this one ends ``failed`` and the waiting one resumes the work. Only if the job is still
+        ``doing`` for that worker: of several workers sweeping at once, exactly one takes it over,
+        and a job another worker already took up again is left alone.
+
+        Returns ``("requeued" | "replaced" | "", interrupted run ids)``; "" when there was
+        nothing to take over. PostgreSQL only (the engine's tables).
+        """
+        from sqlalchemy.exc import IntegrityError
+
         t = self.tables["runs"]
+        still_doing = "id = :id AND status = 'doing' AND worker_id IS NOT DISTINCT FROM :worker"
+        args = {"id": engine_job, "worker": worker_id}
         with self.engine.begin() as conn:
+            found = conn.execute(text(f"SELECT id FROM procrastinate_jobs WHERE {still_doing} FOR UPDATE"), args).first()
+            if found is None:
+                return "", []
             ids = list(conn.execute(select(t.c.run_id).where(t.c.engine_job == engine_job, t.c.status == "running")).scalars())
             if ids:
                 conn.execute(update(t).where(t.c.run_id.in_(ids)).values(
                     status="interrupted", ended_at=datetime.now(),
                     error="the worker running it stopped answering (killed or its machine went off); another worker "
                           "takes the job over"))
-        return ids
+            try:
+                with conn.begin_nested():
+                    conn.execute(text(
+                        f"UPDATE procrastinate_jobs SET status = 'todo', attempts = attempts + 1, scheduled_at = now() "
+                        f"WHERE {still_doing}"), args)
+                how = "requeued"
+            except IntegrityError:  # a job with the same queueing lock waits: it takes the work over
+                conn.execute(text(f"UPDATE procrastinate_jobs SET status = 'failed' WHERE {still_doing}"), args)
+                how = "replaced"
+        return how, ids
+
+    def release_fire(self, job: str, fire_at: str) -> None:
+        """Give a claimed firing up (it could not be deferred)."""
+        t = self.tables["fires"]
+        with self.engine.begin() as conn:
+            conn.execute(t.delete().where(self._mine(t), t.c.job == job, t.c.fire_at == fire_at))
+
+    def prune_fires(self, older_than: timedelta) -> int:
+        """Forget claimed firings older than ``older_than`` (all stores). Returns how many."""
+        t = self.tables["fires"]
+        with self.engine.begin() as conn:
+            return int(conn.execute(t.delete().where(t.c.claimed_at < datetime.now() - older_than)).rowcount or 0)
 
     def finish_run(
         self,

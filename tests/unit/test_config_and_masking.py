@@ -294,3 +294,12 @@ def test_a_stores_own_password_comes_before_the_groups(monkeypatch):
     monkeypatch.delenv("DEALERBOT_DMS_PASSWORD")
     with pytest.raises(CredentialsMissing, match="DEALERBOT_S02_DMS_PASSWORD.*--store S02"):
         get_password("dms", "sales01", "S02")
+
+
+def test_a_groups_database_password_is_masked_as_written_and_as_meant(monkeypatch):
+    from dealerbot.config import load_settings
+    from dealerbot.runner import make_masker
+
+    monkeypatch.setenv("DEALERBOT_STORE__URL", "postgresql+psycopg://dealerbot:p%40ss%23w0rd@db.lan/dealerbot")
+    masker = make_masker(load_settings(None), None)
+    assert "p@ss#w0rd" not in masker("could not connect with p@ss#w0rd")

@@ -39,10 +39,11 @@ from typing import Any
 from loguru import logger
 
 from dealerbot.config import Settings
-from dealerbot.errors import AlreadyRunning, ConfigError
+from dealerbot.errors import AlreadyRunning, ConfigError, SystemFailure
 from dealerbot.timetable import SYNC
 
 TASK_NAME = "dealerbot.run"
+LATER_TASK = "dealerbot.later"  # defers a dealerbot.run when its time comes (a postponed run)
 MAX_ATTEMPTS = 5  # a job cut short by stopping workers is tried this many times
 SCHEMA_LOCK = 7301002  # advisory lock while procrastinate's schema is applied
 
@@ -128,6 +129,11 @@ class GroupEngine:
             name=TASK_NAME, pass_context=True,
             retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=5, retry_exceptions={WorkerStopping}),
         )(self._run)
+        # A run postponed for hours must not hold its store's lock meanwhile (procrastinate lets no
+        # job with the same lock run before a waiting one, however late it is scheduled): the
+        # lock-free "later" job defers the real one when its time comes.
+        self.later = self.app.task(name=LATER_TASK, retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=30))(
+            self._later)
         self._opened: Any = None
 
     async def __aenter__(self) -> GroupEngine:
@@ -196,6 +202,7 @@ class GroupEngine:
         self.log.info("job {} (attempt {}): {} for store {} ({})", engine_job, attempt + 1, run, store, why)
         again = f"（第 {attempt + 1} 次）" if attempt else ""
         self.report(f"任务 {engine_job}：门店 {store} 开始 {run}{again}")
+        stopped_early = False
         try:
             if run == SYNC:
                 from dealerbot.sync import sync
@@ -203,6 +210,7 @@ class GroupEngine:
                 done = await sync(settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why, job=job,
                                   stop=self.stop, engine_job=engine_job)
                 results: list[RunResult] = done.runs
+                stopped_early = done.stopped is not None and self.stop.is_set()
             else:
                 results = [await run_bot(run, settings, full=full, trigger=why, options=options, job=job,
                                          stop=self.stop, engine_job=engine_job)]
@@ -210,15 +218,20 @@ class GroupEngine:
             with Store.open(settings.store_url, store) as st:
                 st.record_skipped_run(new_run_id(run), run, why, str(exc), job=job)
             return {"skipped": str(exc)}
-        if self.stop.is_set() and any(r.status == "interrupted" for r in results):
+        except asyncio.CancelledError:  # the worker's stop grace ran out: the run is recorded interrupted
+            if self.stop.is_set():
+                raise WorkerStopping(f"{run} for store {store} was cut off by its worker stopping") from None
+            raise
+        if self.stop.is_set() and (stopped_early or any(r.status == "interrupted" for r in results)):
             raise WorkerStopping(f"{run} for store {store} was stopped with its worker; it runs again later")
         for r in results:
             if r.status == "postponed" and r.resume_after is not None:
                 at = r.resume_after.astimezone()
-                again = await self.defer(store, run, job=job, trigger="postponed", options={**options, "full": full},
-                                         schedule_at=at)
-                self.log.warning("job {}: {} postponed by the portal's maintenance; job {} runs it at {:%m-%d %H:%M}",
-                                 engine_job, run, again, at)
+                later = await self.later.configure(
+                    queue=route(self.settings, store, run).queue, schedule_at=at,
+                ).defer_async(store=store, run=run, job=job, options={**options, "full": full})
+                self.log.warning("job {}: {} postponed by the portal's maintenance; job {} queues it at {:%m-%d %H:%M}",
+                                 engine_job, run, later, at)
                 break
         from dealerbot.labels import STATUS_TEXT
 
@@ -227,41 +240,58 @@ class GroupEngine:
                     + "，".join(f"{bot} {STATUS_TEXT.get(st, st)}" for bot, st in outcome.items()))
         return outcome
 
+    async def _later(self, store: str, run: str, job: str | None = None, options: dict[str, Any] | None = None) -> None:
+        """A postponed run's time has come: queue it (with its store's lock, as any run)."""
+        await self.defer(store, run, job=job, trigger="postponed", options=options)
+
     # -- crashes ----------------------------------------------------------------------------
     async def sweep_stalled(self) -> list[int]:
-        """Give the jobs of workers without a heartbeat for ``[group] stalled_seconds`` back to
-        the queue, their runs marked ``interrupted``. Returns the job ids taken over (several
-        workers may sweep at once: each job is taken over once)."""
-        from procrastinate.exceptions import UniqueViolation
-        from procrastinate.jobs import Status
-
+        """Take over the jobs of workers without a heartbeat for ``[group] stalled_seconds``:
+        their runs marked ``interrupted`` and the job back in the queue, in one transaction that
+        applies only while the job is still ``doing`` for that silent worker (several workers
+        sweep at once: each job is taken over once, and never from a worker that has it now).
+        Returns the job ids taken over."""
         from dealerbot.store import Store
 
-        manager = self.app.job_manager
-        stalled = await manager.get_stalled_jobs(seconds_since_heartbeat=self.settings.group.stalled_seconds)
+        stalled = await self.app.job_manager.get_stalled_jobs(
+            seconds_since_heartbeat=self.settings.group.stalled_seconds)
         taken: list[int] = []
         for job in stalled:
             if job.task_name != TASK_NAME or job.id is None:
                 continue
-            try:
-                await manager.retry_job(job)
-                how, text = "back in the queue", "任务重新排队"
-            except UniqueViolation:  # the same store's same job waits already (queueing lock): it resumes
-                try:
-                    await manager.finish_job(job, status=Status.FAILED, delete_job=False)
-                except Exception:  # noqa: BLE001 - another worker dealt with it first
-                    continue
-                how, text = "the store's waiting job of the same kind takes over", "由同一门店排队中的同类任务接手"
-            except Exception:  # noqa: BLE001 - another worker took it over first
-                continue
-            store = str(job.task_kwargs.get("store", ""))
-            with Store.open(self.settings.store_url, store or "main") as st:
-                runs = st.interrupt_engine_job_runs(job.id)
+            store = str(job.task_kwargs.get("store", "")) or "main"
+
+            def take_over(job_id: int = job.id, worker: int | None = job.worker_id, code: str = store
+                          ) -> tuple[str, list[str]]:
+                with Store.open(self.settings.store_url, code) as st:
+                    return st.take_over_engine_job(job_id, worker)
+
+            how, runs = await asyncio.to_thread(take_over)
+            if not how:
+                continue  # another worker took it over first, or it finished meanwhile
+            what = {"requeued": ("back in the queue", "任务重新排队"),
+                    "replaced": ("the store's waiting job of the same kind takes over", "由同一门店排队中的同类任务接手")}[how]
             self.log.warning("job {} ({} for store {}) lost its worker; {} (runs {} interrupted)",
-                             job.id, job.task_kwargs.get("run"), store, how, ", ".join(runs) or "none")
-            self.report(f"任务 {job.id}：门店 {store} 的工作进程已失联，{text} (taken over)")
+                             job.id, job.task_kwargs.get("run"), store, what[0], ", ".join(runs) or "none")
+            self.report(f"任务 {job.id}：门店 {store} 的工作进程已失联，{what[1]} (taken over)")
             taken.append(job.id)
         return taken
+
+    async def prune(self, keep_days: int = 30) -> None:
+        """Forget finished jobs and claimed firings older than ``keep_days`` (the runs table
+        keeps the history)."""
+        from datetime import timedelta
+
+        from dealerbot.store import Store
+
+        await self.app.job_manager.delete_old_jobs(nb_hours=keep_days * 24, include_failed=True,
+                                                   include_cancelled=True, include_aborted=True)
+
+        def fires() -> int:
+            with Store.open(self.settings.store_url) as st:
+                return st.prune_fires(timedelta(days=keep_days))
+
+        await asyncio.to_thread(fires)
 
     # -- serving ----------------------------------------------------------------------------
     async def serve(self, queues: Iterable[str] | None, concurrency: int = 1, shutdown_grace: float = 120.0,
@@ -281,9 +311,14 @@ class GroupEngine:
         stopping = stopping or asyncio.Event()
 
         async def sweeper() -> None:
+            pruned = 0.0
+            loop = asyncio.get_running_loop()
             while not stopping.is_set():
                 try:
                     await self.sweep_stalled()
+                    if loop.time() - pruned > 3600:
+                        await self.prune()
+                        pruned = loop.time()
                 except Exception as exc:  # noqa: BLE001 - the database may blink; the worker goes on
                     self.log.error("could not look for stalled jobs: {}", exc)
                 try:
@@ -305,6 +340,9 @@ class GroupEngine:
             for t in (sweep, stop_task):
                 t.cancel()
             await asyncio.gather(sweep, stop_task, return_exceptions=True)
+        if not stopping.is_set():  # procrastinate stopped on its own (the database went away)
+            raise SystemFailure("工作进程意外停止（与集团数据库的连接中断？），请检查后重新启动 "
+                                "(the worker stopped by itself: the group's database connection failed)")
         self.log.info("worker stopped")
 
     # -- status -----------------------------------------------------------------------------

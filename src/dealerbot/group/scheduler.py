@@ -81,26 +81,51 @@ class GroupScheduler(Scheduler):
                 self.log.warning("job {} fired outside its timetable ({}): ignored", name, why)
                 return
             slots = dict.fromkeys(self.stores_of(job), utc_slot(at))
-        options = dict(job.options)
         try:
-            with Store.open(self.settings.store_url) as base:
-                for store, key in slots.items():
-                    st = base.for_code(store)
-                    if not st.claim_fire(name, key, self.name):
-                        self.log.debug("job {} for store {} at {}: deferred by another scheduler", name, store, key)
-                        continue
-                    engine_job = await self.engine.defer(store, job.run, job=name, trigger=why, options=options)
-                    if engine_job is None:
-                        reason = ("上一次的任务仍在排队，本次跳过 (the previous job of this store is still waiting "
-                                  "for a worker)")
-                        st.record_skipped_run(new_run_id(job.run), job.run, why, reason, job=name)
-                        await self.notifier.send([Message("skipped", f"dealerbot {job.run} 未运行（门店 {store}，定时任务 {name}）",
-                                                          reason)])
-                        continue
-                    st.note_fire_job(name, key, engine_job)
-                    self.log.info("job {} for store {} ({}): deferred as engine job {}", name, store, key, engine_job)
+            base = await asyncio.to_thread(Store.open, self.settings.store_url)
         except Exception as exc:  # noqa: BLE001 - the scheduler outlives a database blink
-            self.log.opt(exception=exc).error("job {} could not be deferred: {}", name, exc)
+            self.log.error("job {} could not be deferred (the store cannot be opened): {}", name, exc)
+            return
+        with base:
+            for store, key in slots.items():  # each store on its own: one failing store stops no other
+                await self._defer_for(base.for_code(store), job, why, key)
+
+    async def _defer_for(self, st: Store, job: Job, why: str, key: str) -> None:
+        """Claim the firing ``key`` of ``job`` for store ``st`` and defer it; a claimed firing is
+        either in the queue, or recorded (skipped: the last one still waits; failed: it could not
+        be queued, and the claim is given up)."""
+        name, store = job.name, st.code
+        try:
+            if not await asyncio.to_thread(st.claim_fire, name, key, self.name):
+                self.log.debug("job {} for store {} at {}: deferred by another scheduler", name, store, key)
+                return
+        except Exception as exc:  # noqa: BLE001 - not claimed: another scheduler may still take it
+            self.log.error("job {} for store {} at {}: could not claim the firing: {}", name, store, key, exc)
+            return
+        try:
+            engine_job = await self.engine.defer(store, job.run, job=name, trigger=why, options=dict(job.options))
+        except Exception as exc:  # noqa: BLE001 - recorded and notified below
+            self.log.opt(exception=exc).error("job {} for store {} could not be queued: {}", name, store, exc)
+            await self._record(st, job, why, f"无法加入队列：{exc}", "failed", release=key)
+            return
+        if engine_job is None:
+            await self._record(st, job, why, "上一次的任务仍在排队，本次跳过 (the previous job of this store is still "
+                                             "waiting for a worker)", "skipped")
+            return
+        await asyncio.to_thread(st.note_fire_job, name, key, engine_job)
+        self.log.info("job {} for store {} ({}): deferred as engine job {}", name, store, key, engine_job)
+
+    async def _record(self, st: Store, job: Job, why: str, reason: str, status: str, release: str | None = None) -> None:
+        """Record (and notify) a claimed firing that queued nothing."""
+        self.log.warning("job {} for store {} {}: {}", job.name, st.code, status, reason)
+        try:
+            await asyncio.to_thread(st.record_skipped_run, new_run_id(job.run), job.run, why, reason, job.name, status)
+            if release is not None:
+                await asyncio.to_thread(st.release_fire, job.name, release)
+        except Exception as exc:  # noqa: BLE001 - the store itself may be what is broken
+            self.log.error("could not record it: {}", exc)
+        title = f"dealerbot {job.run} {'未运行' if status == 'skipped' else '无法开始'}（门店 {st.code}，定时任务 {job.name}）"
+        await self.notifier.send([Message(status, title, f"原因：{reason}")])
 
     def _catch_up(self) -> None:
         """After the schedulers were all off: a store whose last run of a job is older than a
@@ -117,7 +142,11 @@ class GroupScheduler(Scheduler):
                     continue
                 due: dict[str, str] = {}
                 for store in self.stores_of(job):
-                    last = base.for_code(store).last_job_run(name)
+                    try:
+                        last = base.for_code(store).last_job_run(name)
+                    except Exception as exc:  # noqa: BLE001 - a database blink costs a catch-up, not the scheduler
+                        self.log.error("no catch-up of job {} for store {}: {}", name, store, exc)
+                        continue
                     if last is None:
                         continue
                     started = last.started_at.astimezone(job.tz)
@@ -131,15 +160,38 @@ class GroupScheduler(Scheduler):
                                      id=f"{name}@catch-up", replace_existing=True,
                                      misfire_grace_time=job.misfire_grace_seconds)
 
-    async def _skipped(self, job: Job, why: str, reason: str, status: str = "skipped") -> None:
-        """A firing that deferred nothing (missed, or could not start): recorded for each store."""
-        self.log.warning("job {} {}: {}", job.name, status, reason)
+    async def _skipped(self, job: Job, why: str, reason: str, status: str = "skipped",
+                       when: datetime | None = None) -> None:
+        """A firing that queued nothing (missed by this scheduler, or the last one still
+        deferring): recorded for each store whose firing this scheduler claims, so that with two
+        schedulers the one that did defer it is not contradicted."""
+        at = when or self.slot(self.jobs[job.name]) or datetime.now(UTC)
         try:
-            with Store.open(self.settings.store_url) as base:
-                for store in self.stores_of(job):
-                    base.for_code(store).record_skipped_run(new_run_id(job.run), job.run, why, reason, job=job.name,
-                                                            status=status)
+            base = await asyncio.to_thread(Store.open, self.settings.store_url)
         except Exception as exc:  # noqa: BLE001 - the store itself may be what is broken
-            self.log.error("could not record it: {}", exc)
-        title = f"dealerbot {job.run} {'未运行' if status == 'skipped' else '无法开始'}（定时任务 {job.name}，全部门店）"
-        await self.notifier.send([Message(status, title, f"原因：{reason}")])
+            self.log.error("job {} {}: {} (not recorded: {})", job.name, status, reason, exc)
+            return
+        with base:
+            for store in self.stores_of(job):
+                st = base.for_code(store)
+                try:
+                    claimed = await asyncio.to_thread(st.claim_fire, job.name, utc_slot(at), self.name)
+                except Exception as exc:  # noqa: BLE001
+                    self.log.error("could not record it: {}", exc)
+                    return
+                if claimed:
+                    await self._record(st, job, why, reason, status)
+
+    def _on_event(self, event: Any) -> None:
+        """APScheduler's missed or overlapping firings, with the time they were due."""
+        from apscheduler.events import EVENT_JOB_MISSED
+
+        name = event.job_id.split("@")[0]
+        job = self.jobs.get(name)
+        if job is None or event.code != EVENT_JOB_MISSED:
+            super()._on_event(event)
+            return
+        when = getattr(event, "scheduled_run_time", None)
+        reason = (f"错过了 {when:%m-%d %H:%M} 的运行（超过 {job.misfire_grace_seconds} 秒的宽限），等下次 "
+                  f"(missed its time by more than the grace period)") if when else "missed"
+        self._spawn(self._skipped(job, "schedule", reason, when=when))
