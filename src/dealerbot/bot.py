@@ -276,10 +276,12 @@ class BotContext:
         refused = self.store.login_refusal(account)
         if refused is not None:
             if refused["fingerprint"] == fingerprint:
+                store = self.settings.store_code if self.settings.store_code in self.settings.stores else ""
+                cmd = f"dealerbot --store {store}" if store else "dealerbot"
                 raise LoginRejected(
                     f"{title}在 {refused['refused_at']:%Y-%m-%d %H:%M} 拒绝过这个密码，为免账号被锁定不再尝试。"
-                    f"请设置新密码：dealerbot credentials set {portal}（或更新 {env_name(portal)}）；"
-                    f"确认密码无误时运行 dealerbot credentials retry {portal} "
+                    f"请设置新密码：{cmd} credentials set {portal}（或更新 {env_name(portal, store)}）；"
+                    f"确认密码无误时运行 {cmd} credentials retry {portal} "
                     f"(the portal refused this password before: not tried again) — {refused['message']}",
                     remembered=True,
                 )

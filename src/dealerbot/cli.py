@@ -61,11 +61,21 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _settings(config: Path | None, **overrides: Any) -> Settings:
+def _settings(config: Path | None, *, store_needed: bool = False, **overrides: Any) -> Settings:
+    """The settings; with ``store_needed`` (a command about one store's data or runs), a
+    group's settings must name the store (``--store``).
+
+    Raises:
+        typer.Exit: 2 with the reason.
+    """
     try:
-        return load_settings(config, **overrides)
+        settings = load_settings(config, **overrides)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    if store_needed and settings.is_group and settings.store_code not in settings.stores:
+        raise _fail(f"这是集团配置，此命令针对一家门店：请加 --store，例如 dealerbot --store {next(iter(settings.stores))} ..."
+                    f"（门店：{', '.join(settings.stores)}）(a group's command for one store needs --store CODE)")
+    return settings
 
 
 def _say_where(settings: Settings) -> None:
@@ -215,7 +225,7 @@ def run(
     """
     from dealerbot.registry import get_bot
 
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     _say_where(settings)
     _setup_console_logging(settings, verbose)
     console = _console()
@@ -272,7 +282,7 @@ def runs(
     Run history, newest first."""
     from dealerbot.store import Store
 
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     try:
         with Store.open(settings.store_url, settings.store_code) as store:
             store.close_abandoned_runs()  # a killed run shows as such, not as 运行中
@@ -330,7 +340,7 @@ def export(
     By default each bot's latest run is exported with the records it read (after an
     incremental run: what changed since the run before); --all exports every stored record.
     """
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     path = _export(settings, run_id, output, all_records=all_records)
     _console().print(f"审核工作簿 (review workbook): {escape(str(path))}")
 
@@ -456,7 +466,7 @@ def reconcile(
 
     if show is not None and show not in KLASSES:
         raise _fail(f"--show 应为 {', '.join(KLASSES)} 之一 (unknown class {show!r})")
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     dictionary = _load_dictionary(settings)
     try:
         policy = settings.rekey.policy()
@@ -484,7 +494,7 @@ def import_review(
 
     from dealerbot.review import apply_review, read_review
 
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     dictionary = _load_dictionary(settings)
     actor = reviewer or settings.rekey.reviewer or getpass.getuser()
     console = _console()
@@ -530,7 +540,7 @@ def audit(
     The audit trail of every write and review decision, newest first (append-only)."""
     from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     with _open_store(settings) as store:
         rows = store.audit_rows(limit, order, run_id)
     if not rows:
@@ -583,7 +593,7 @@ def sync_command(
     Exit 0 when every step succeeded, 1 when a portal failed, 2 for configuration, 75 when
     postponed (a portal's maintenance window).
     """
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     _say_where(settings)
     _setup_console_logging(settings, verbose)
     _load_dictionary(settings)  # a broken dictionary is said before anything runs
@@ -770,7 +780,7 @@ def dictionary_check(config: ConfigOpt = None) -> None:
     carry it. Exit 0 when nothing is missing, 2 when codes are missing or the file is broken."""
     from dealerbot.records import OEM_ORDER
 
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     d = _load_dictionary(settings)
     with _open_store(settings) as store:
         seen = {table: store.value_counts(OEM_ORDER, field) for table, field in
@@ -872,7 +882,7 @@ def credentials_retry(
 
     Let the next run try the password the portal refused last time (when you are sure it is
     right, e.g. the account was unlocked). dealerbot never retries a refused password by itself."""
-    settings = _settings(config)
+    settings = _settings(config, store_needed=True)
     try:
         settings.portal(portal)
     except DealerbotError as exc:
@@ -909,13 +919,11 @@ def _options(
 # -- timetables -------------------------------------------------------------------------------
 
 def _load_jobs(settings: Settings) -> list[Any]:
-    from dealerbot.registry import discover
-    from dealerbot.timetable import load_timetables
+    from dealerbot.timetable import timetables_of
 
     folder = settings.path("schedules")
     try:
-        jobs = load_timetables(folder, discover(home=settings.home), settings.portal_names,
-                               list(settings.stores) if settings.is_group else None)
+        jobs = timetables_of(settings)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     if not jobs:
@@ -961,7 +969,7 @@ def schedule_list(config: ConfigOpt = None) -> None:
 
     The jobs with their next fire time and the last run each started."""
     from dealerbot.labels import STATUS_TEXT
-    from dealerbot.timetable import GROUP_ANCHOR, fire_times
+    from dealerbot.timetable import next_fire
 
     settings = _settings(config)
     jobs = _load_jobs(settings)
@@ -973,7 +981,7 @@ def schedule_list(config: ConfigOpt = None) -> None:
     with _open_store(settings) as store:
         for job in jobs:
             try:
-                nxt = fire_times(job, 1, trigger=job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None))
+                nxt = next_fire(job, settings)
                 next_text = f"{nxt[0]:%m-%d %H:%M}" if nxt else "-"
             except DealerbotError:
                 next_text = "节假日数据过期"
@@ -1219,6 +1227,10 @@ def worker_command(
     settings = _group_settings(config)
     _setup_console_logging(settings, verbose)
     wanted = [q.strip() for q in queues.split(",") if q.strip()] if queues else default_queues(settings)
+    known = [settings.store_queue(code) for code in settings.stores] + [settings.group.shared_queue]
+    unknown = [q for q in wanted or [] if q not in known]
+    if unknown:
+        raise _fail(f"没有队列 {', '.join(unknown)}：可用的队列有 {', '.join(known)} (no such queue)")
 
     async def serve() -> None:
         stopping = asyncio.Event()

@@ -353,7 +353,11 @@ class Settings(BaseSettings):
         group = self._group or self  # another store's settings: start from the group's, not from its
         copy = group
         for portal, changes in entry.portal_overrides.items():
-            copy = copy.with_portal(portal, **changes)
+            try:
+                copy = copy.with_portal(portal, **changes)
+            except ConfigError as exc:  # name the section the mistake is in
+                detail = str(exc).split(": ", 1)[-1] if str(exc).startswith("portal ") else str(exc)
+                raise ConfigError(f"{group.source or 'settings'}: [stores.{code}.{portal}] {detail}") from None
         copy = copy.model_copy()
         copy.home, copy.source = group.home, group.source
         copy._store_code = code
@@ -504,20 +508,28 @@ def _find_config(explicit: Path | None) -> Path | None:
 
 
 def _refuse_passwords(data: dict[str, Any], path: Path) -> None:
-    sections = [(s, v) for s, v in data.items() if s != "portals"]
+    sections = [(s, v) for s, v in data.items() if s not in ("portals", "stores")]
     if isinstance(data.get("portals"), dict):
         sections += [(f"portals.{name}", v) for name, v in data["portals"].items()]
+    for code, store in (data.get("stores") or {}).items() if isinstance(data.get("stores"), dict) else ():
+        if isinstance(store, dict):  # a store's portal sections: [stores.S01.dms]
+            sections += [(f"stores.{code}.{name}", v) for name, v in store.items() if isinstance(v, dict)]
     for section, values in sections:
         if isinstance(values, dict):
             portal = section.removeprefix("portals.")
+            env, command = f"DEALERBOT_{portal.upper()}_PASSWORD", f"dealerbot credentials set {portal}"
+            if section.startswith("stores."):
+                _, code, portal = section.split(".", 2)
+                env = f"DEALERBOT_{code.upper().replace('-', '_')}_{portal.upper()}_PASSWORD"
+                command = f"dealerbot --store {code} credentials set {portal}"
             fields = values.get("login_fields")
             keys = [*values, *(f"login_fields.{k}" for k in fields)] if isinstance(fields, dict) else list(values)
             for key in keys:
                 if any(w in key.lower() for w in ("password", "passwd", "pwd", "secret", "token")):
                     raise ConfigError(
                         f"{path}: [{section}] {key} holds a password; passwords are never read "
-                        f"from the config file. Remove it and set DEALERBOT_{portal.upper()}_PASSWORD "
-                        f"or run `dealerbot credentials set {portal}` (stores it in the OS keyring)."
+                        f"from the config file. Remove it and set {env} "
+                        f"or run `{command}` (stores it in the OS keyring)."
                     )
         elif "password" in section.lower():
             raise ConfigError(
@@ -579,6 +591,8 @@ def load_settings(config: Path | None = None, store: str | None = None, **overri
     settings = _apply_overrides(settings, overrides)
     settings.home = home
     settings.source = path
+    for code in settings.stores:  # every store's sections are checked now, not when its job first runs
+        settings.for_store(code)
     store = store or os.environ.get(STORE_ENV)
     if store:
         settings = settings.for_store(store)

@@ -1,7 +1,7 @@
 """Portal passwords: from ``DEALERBOT_<PORTAL>_PASSWORD`` or the OS keyring, never a file.
 
 A dealership group's store has its own: ``DEALERBOT_<STORE>_<PORTAL>_PASSWORD`` or the keyring
-entry ``<store>/<portal>:<username>`` (``dealerbot credentials set dms --store S01``), looked up
+entry ``<store>/<portal>:<username>`` (``dealerbot --store S01 credentials set dms``), looked up
 before the group-wide ones (an OEM login the whole group shares)."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def get_password(portal: str, username: str, store: str = "") -> str:
     flag = f" --store {store}" if store else ""
     raise CredentialsMissing(
         f"没有 {portal} 用户 {username} 的密码：请设置环境变量 {env_name(portal, store)}，或运行 "
-        f"dealerbot credentials set {portal}{flag} 保存到系统钥匙串 (no password for {portal} user '{username}')"
+        f"dealerbot{flag} credentials set {portal} 保存到系统钥匙串 (no password for {portal} user '{username}')"
     )
 
 

@@ -158,7 +158,7 @@ def load_dictionary(path: Path, overlay: Path | None = None) -> Dictionary:
     if not isinstance(data, dict):
         raise DataFileError(f"{lines.where(())}: the dictionary must be a mapping (models, colors, statuses, ...)")
     if overlay is not None:
-        data = _overlay(data, overlay)
+        data, lines = _overlay(data, overlay, lines)
     for table in TABLES:
         codes = data.get(table)
         for code, value in (codes.items() if isinstance(codes, dict) else ()):
@@ -182,8 +182,22 @@ def load_dictionary(path: Path, overlay: Path | None = None) -> Dictionary:
     )
 
 
-def _overlay(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``data`` with a store's own entries from ``path`` laid over its tables.
+class _Overlaid(Lines):
+    """Lines of a dictionary with a store's entries laid over it: an entry from the store's file
+    is named by that file's line, the rest by the shared file's."""
+
+    def __init__(self, base: Lines, store: Lines, keys: set[tuple[str, str]]) -> None:
+        super().__init__(base.file, base.lines)
+        self.store, self.keys = store, keys
+
+    def where(self, path: Any) -> str:
+        path = tuple(path)
+        return self.store.where(path) if tuple(str(p) for p in path[:2]) in self.keys else super().where(path)
+
+
+def _overlay(data: dict[str, Any], path: Path, base: Lines) -> tuple[dict[str, Any], Lines]:
+    """``data`` with a store's own entries from ``path`` laid over its tables, and lines that
+    name the file each entry came from.
 
     Raises:
         DataFileError: the overlay is missing or holds anything but the three tables' entries.
@@ -192,7 +206,7 @@ def _overlay(data: dict[str, Any], path: Path) -> dict[str, Any]:
         raise DataFileError(f"{path}: this store's dictionary file is missing ([stores.<code>] dictionary)")
     extra, lines = load_yaml(path)
     if extra is None:
-        return data
+        return data, base
     if not isinstance(extra, dict):
         raise DataFileError(f"{lines.where(())}: a store's dictionary holds {', '.join(TABLES)} only")
     merged = dict(data)
@@ -206,7 +220,8 @@ def _overlay(data: dict[str, Any], path: Path) -> dict[str, Any]:
             if value is None or str(value).strip() == "":
                 raise DataFileError(f"{lines.where((table, code))}: {table}: '{code}' has no DMS value")
         merged[table] = {**(data.get(table) or {}), **codes}
-    return merged
+    keys = {(str(t), str(c)) for t, codes in extra.items() if t in TABLES for c in codes}
+    return merged, _Overlaid(base, lines, keys)
 
 
 def _describe(exc: ValidationError, lines: Lines) -> str:

@@ -161,3 +161,16 @@ def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord], now: datetim
 
 
 __all__ = ["ENTITIES", "default_workbook_path", "entity_of_bots", "export_runs", "latest_runs"]
+
+
+def write_review_workbook(settings: Any) -> Path:
+    """Write the review workbook of the latest runs into the settings' ``out/`` folder (what
+    ``dealerbot export`` writes). Returns its path.
+
+    Raises:
+        ConfigError: the store cannot be opened. OSError: the file cannot be written.
+    """
+    with Store.open(settings.store_url, settings.store_code) as store:
+        runs = latest_runs(store)
+        path = default_workbook_path(settings.path("out"), runs)
+        return export_runs(store, runs, path, entity_of_bots(settings.home)).path

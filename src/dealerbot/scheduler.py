@@ -160,7 +160,7 @@ class Scheduler:
                 from dealerbot.sync import sync
 
                 done = await sync(self.settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why,
-                                  passwords=self.passwords, job=name, stop=self.stop)
+                                  passwords=self.passwords, job=name, stop=self.stop, workbook=True)
                 results: list[RunResult] = done.runs
             else:
                 results = [await run_bot(job.run, self.settings, full=full, trigger=why, passwords=self.passwords,

@@ -18,6 +18,7 @@ from typing import Any
 
 from dealerbot.config import Settings
 from dealerbot.dictionary import load_dictionary
+from dealerbot.errors import DealerbotError
 from dealerbot.notify import Notifier, review_message
 from dealerbot.reconcile import ReconcileReport, reconcile
 from dealerbot.runner import RunResult, run_bot
@@ -57,14 +58,36 @@ async def sync(
     job: str | None = None,
     stop: asyncio.Event | None = None,
     engine_job: int | None = None,
+    workbook: bool = False,
 ) -> SyncResult:
     """Run the chain (see the module docstring). Run failures are in the result, not raised.
     A ``stop`` set between steps ends the chain there; approvals left waiting for a person are
-    notified (``[notify] on`` review).
+    notified (``[notify] on`` review). With ``workbook`` (the timetable's and a group's
+    workers' syncs) the review workbook is written into ``out/`` however the chain ended; a
+    workbook that cannot be written is logged, not raised (the CLI writes its own).
 
     Raises:
         ConfigError: the dictionary, the policy or the store is unusable (before any run).
     """
+    result = await _chain(settings, full=full, dry_run=dry_run, headed=headed, trigger=trigger, passwords=passwords,
+                          progress=progress, on_step=on_step, job=job, stop=stop, engine_job=engine_job)
+    if workbook:
+        from loguru import logger
+
+        from dealerbot.export import write_review_workbook
+
+        try:
+            result.workbook_path = write_review_workbook(settings)
+        except (DealerbotError, OSError, ValueError) as exc:
+            logger.error("the review workbook could not be written: {}", exc)
+    return result
+
+
+async def _chain(
+    settings: Settings, *, full: bool, dry_run: bool, headed: bool, trigger: str,
+    passwords: Mapping[str, str] | None, progress: Callable[[str], Callable[[dict[str, int]], None] | None] | None,
+    on_step: Callable[[str], None] | None, job: str | None, stop: asyncio.Event | None, engine_job: int | None,
+) -> SyncResult:
     dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
     policy = settings.rekey.policy()
     result = SyncResult()

@@ -323,6 +323,29 @@ def load_timetables(
     return jobs
 
 
+def timetables_of(settings: Any) -> list[Job]:
+    """The timetable of a project's settings: its ``schedules/`` folder, its bots and portals,
+    and for a group its stores.
+
+    Raises:
+        DataFileError: as :func:`load_timetables`.
+    """
+    from dealerbot.registry import discover
+
+    return load_timetables(settings.path("schedules"), discover(home=settings.home), settings.portal_names,
+                           list(settings.stores) if settings.is_group else None)
+
+
+def next_fire(job: Job, settings: Any, n: int = 1) -> list[datetime]:
+    """A job's next ``n`` fire times as this project's scheduler computes them (a group's
+    schedulers phase ``every:`` jobs from :data:`GROUP_ANCHOR`).
+
+    Raises:
+        CalendarUnknown: a date beyond the holiday data.
+    """
+    return fire_times(job, n, trigger=job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None))
+
+
 def _tz(name: str, where: str) -> tzinfo:
     try:
         return ZoneInfo(name)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from postgres import empty_postgres
 from sqlalchemy import create_engine, text
 
@@ -193,6 +194,10 @@ def test_three_workers_sync_every_store_and_a_killed_worker_loses_and_doubles_no
         assert statuses["interrupted"] >= 1, statuses  # the killed run, marked by the sweep
         taken_over = [r for r in s01.runs(100) if r.trigger == "retry"]
         assert taken_over and all(r.status == "succeeded" for r in taken_over)
+    for code in codes:  # each store's review workbook, written by the worker's sync, private to the user
+        books = sorted((folder / "out" / code).glob("*.xlsx"))
+        assert books and load_workbook(books[-1], read_only=True).sheetnames, code
+        assert books[-1].stat().st_mode & 0o077 == 0
     status = _cli(folder, "group", "status")
     assert status.returncode == 0, status.stderr
     lines = {line.split("│")[1].strip(): line for line in status.stdout.splitlines() if line.startswith("│ S")}
@@ -312,18 +317,31 @@ def test_workers_sharing_an_oem_account_share_its_request_budget(pg, sandboxes, 
 
 def test_a_group_config_names_its_mistakes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "dealerbot.toml").write_text('[stores."S 01"]\nname = "x"\n', encoding="utf-8")
+    cfg = tmp_path / "dealerbot.toml"
+    cfg.write_text('[stores."S 01"]\nname = "x"\n', encoding="utf-8")
     r = _cli(tmp_path, "group", "status")
     assert r.returncode == 2 and "store code" in r.stderr
-    (tmp_path / "dealerbot.toml").write_text('[stores.S01]\nname = "x"\n[stores.S01.dms]\nurl = "nope"\n', encoding="utf-8")
-    r = _cli(tmp_path, "--store", "S01", "runs")
-    assert r.returncode == 2 and "not a web address" in r.stderr, r.stderr
-    (tmp_path / "dealerbot.toml").write_text('[stores.S01]\nname = "x"\n', encoding="utf-8")
+    # A store's bad section is refused by every command, naming it, before anything runs.
+    cfg.write_text('[stores.S01]\nname = "x"\n[stores.S02]\n[stores.S02.dms]\nurl = "htp:/127.0.0.1:8822"\n',
+                   encoding="utf-8")
+    for args in (("group", "status"), ("--store", "S01", "runs"), ("worker",)):
+        r = _cli(tmp_path, *args)
+        assert r.returncode == 2 and "[stores.S02.dms] url" in r.stderr and "not a web address" in r.stderr, r.stderr
+    cfg.write_text('[stores.S01]\n[stores.S01.dms]\nusername = "s"\npassword = "x"\n', encoding="utf-8")
+    r = _cli(tmp_path, "group", "status")
+    assert r.returncode == 2 and "DEALERBOT_S01_DMS_PASSWORD" in r.stderr and "--store S01 credentials set dms" in r.stderr
+    cfg.write_text('[stores.S01]\nname = "x"\n', encoding="utf-8")
     r = _cli(tmp_path, "group", "status")
     assert r.returncode == 2 and "PostgreSQL" in r.stderr
-    settings = load_settings(tmp_path / "dealerbot.toml")
+    for args in (("runs",), ("reconcile",), ("run", "oem-orders")):  # a store's commands need --store
+        r = _cli(tmp_path, *args)
+        assert r.returncode == 2 and "--store" in r.stderr, (args, r.stderr)
+    cfg.write_text(f'[store]\nurl = "{os.environ.get("DEALERBOT_TEST_POSTGRES_URL", "postgresql://x@127.0.0.1:1/x")}"\n'
+                   '[stores.S01]\nname = "x"\n', encoding="utf-8")
+    r = _cli(tmp_path, "worker", "--queues", "store.S9")
+    assert r.returncode == 2 and "store.S9" in r.stderr and "store.S01" in r.stderr, r.stderr
+    settings = load_settings(cfg)
     assert settings.for_store("S01").path("state") == tmp_path / "state" / "S01"
-
 
 def test_workers_sweeping_at_once_take_a_dead_workers_job_over_once_and_never_from_a_live_one(pg, tmp_path):
     import asyncio

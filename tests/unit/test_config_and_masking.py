@@ -292,7 +292,7 @@ def test_a_stores_own_password_comes_before_the_groups(monkeypatch):
     assert get_password("dms", "sales01", "S02") == "group-wide"  # no password of its own: the group's
     assert password_source(None, "S01")("dms", "sales01") == "pudong-only"
     monkeypatch.delenv("DEALERBOT_DMS_PASSWORD")
-    with pytest.raises(CredentialsMissing, match="DEALERBOT_S02_DMS_PASSWORD.*--store S02"):
+    with pytest.raises(CredentialsMissing, match="DEALERBOT_S02_DMS_PASSWORD.*dealerbot --store S02 credentials set dms"):
         get_password("dms", "sales01", "S02")
 
 

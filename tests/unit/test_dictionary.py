@@ -92,6 +92,9 @@ def test_a_store_adds_its_own_entries_over_the_groups_dictionary(tmp_path):
     bad = _write(tmp_path, "models:\n  X: DMS-X\nstatus_order: [待配车]\n", "bad.yaml")
     with pytest.raises(DataFileError, match=r"bad\.yaml:3: a store's dictionary holds models, colors, statuses only"):
         load_dictionary(SHIPPED, bad)
+    unknown = _write(tmp_path, "statuses:\n  在途: 运输途中\n", "statuses-S01.yaml")
+    with pytest.raises(DataFileError, match=r"statuses-S01\.yaml:2: statuses: 在途 -> 运输途中"):
+        load_dictionary(SHIPPED, unknown)  # named in the store's file, where the mistake is
     empty = _write(tmp_path, "colors:\n  珍珠白: ''\n", "empty.yaml")
     with pytest.raises(DataFileError, match=r"empty\.yaml:2: colors: '珍珠白' has no DMS value"):
         load_dictionary(SHIPPED, empty)

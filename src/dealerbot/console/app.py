@@ -359,12 +359,11 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
     # -- timetable and health ---------------------------------------------------------------------
     @app.get("/schedules", response_class=HTMLResponse)
     async def schedules(request: Request) -> HTMLResponse:
-        from dealerbot.registry import discover
-        from dealerbot.timetable import fire_times, load_timetables
+        from dealerbot.timetable import next_fire, timetables_of
 
         rows, error = [], ""
         try:
-            jobs = load_timetables(settings.path("schedules"), discover(home=settings.home), settings.portal_names)
+            jobs = timetables_of(settings)
         except DealerbotError as exc:
             jobs, error = [], str(exc)
         with c.store() as store:
@@ -374,7 +373,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
                     nxt = aps.next_run_time
                 else:
                     try:
-                        times = fire_times(job, 1)
+                        times = next_fire(job, settings)
                         nxt = times[0] if times else None
                     except DealerbotError:
                         nxt = None

@@ -208,7 +208,7 @@ class GroupEngine:
                 from dealerbot.sync import sync
 
                 done = await sync(settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why, job=job,
-                                  stop=self.stop, engine_job=engine_job)
+                                  stop=self.stop, engine_job=engine_job, workbook=True)
                 results: list[RunResult] = done.runs
                 stopped_early = done.stopped is not None and self.stop.is_set()
             else:
@@ -350,6 +350,17 @@ class GroupEngine:
         """Jobs per queue and status (todo, doing, succeeded, failed...)."""
         rows = await self.app.job_manager.list_queues_async()
         return {r["name"]: {k: int(v) for k, v in r.items() if k not in ("name", "jobs_count")} for r in rows}
+
+    async def store_depths(self) -> dict[str, dict[str, int]]:
+        """Each store's jobs waiting (todo) and running (doing), whichever queue they are in."""
+        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+            cur = await conn.execute(
+                "SELECT args->>'store', status::text, count(*) FROM procrastinate_jobs "
+                "WHERE status IN ('todo', 'doing') AND task_name = %s GROUP BY 1, 2", (TASK_NAME,))
+            out: dict[str, dict[str, int]] = {}
+            for store, status, n in await cur.fetchall():
+                out.setdefault(str(store), {})[status] = int(n)
+            return out
 
     async def workers(self) -> list[dict[str, Any]]:
         """The workers alive (a heartbeat within ``[group] stalled_seconds``) and how many jobs

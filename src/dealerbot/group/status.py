@@ -23,7 +23,7 @@ class StoreStatus:
     last_success: datetime | None = None
     failed_24h: int = 0
     awaiting_review: int = 0
-    queued: int = 0
+    queued: int = 0  # its jobs waiting, in any queue
     running: int = 0
 
 
@@ -48,6 +48,7 @@ async def group_status(settings: Settings) -> GroupStatus:
 
     async with GroupEngine(settings) as engine:
         depths = await engine.queue_depths()
+        per_store = await engine.store_depths()
         workers = await engine.workers()
     with Store.open(settings.store_url) as store:
         overview = {row["store"]: row for row in store.stores_overview()}
@@ -55,7 +56,7 @@ async def group_status(settings: Settings) -> GroupStatus:
     for code, entry in settings.stores.items():
         queue = settings.store_queue(code)
         row = overview.get(code, {})
-        depth = depths.get(queue, {})
+        depth = per_store.get(code, {})  # its jobs in its own queue and in the shared one
         out.stores.append(StoreStatus(
             code=code, name=entry.name, queue=queue, last_run=row.get("last_run"), last_status=row.get("last_status"),
             last_error=row.get("last_error"), last_success=row.get("last_success"),
