@@ -243,3 +243,16 @@ async def test_a_job_that_cannot_start_is_recorded_and_the_scheduler_goes_on(set
     broken = _runs(settings, "broken")
     assert {r.status for r in broken} == {"failed"} and all("dictionary" in r.error for r in broken)
     assert not serving.exception()
+
+
+async def test_a_scheduled_sync_leaves_the_review_workbook_for_staff(settings, clean_sandbox):
+    """Staff review what a timed sync found: its workbook is in out/, like `dealerbot sync`'s."""
+    from openpyxl import load_workbook
+
+    jobs = _timetable(settings, "jobs:\n  - {name: daily, run: sync, every: 1h, on_start: wait}\n")
+    scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, grace=30)
+    await scheduler._fire("daily", "schedule")  # the firing itself, not an hour's wait
+    books = sorted(settings.path("out").glob("*.xlsx"))
+    assert books, "no review workbook after a scheduled sync"
+    sheets = load_workbook(books[-1], read_only=True).sheetnames
+    assert "待处理" in sheets and books[-1].stat().st_mode & 0o077 == 0, sheets
