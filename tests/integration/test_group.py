@@ -380,3 +380,32 @@ def test_workers_sweeping_at_once_take_a_dead_workers_job_over_once_and_never_fr
             engine.dispose()
 
     asyncio.run(main())
+
+
+def test_a_job_that_cannot_start_shows_as_a_failed_run_of_its_store(pg, tmp_path):
+    import asyncio
+
+    from dealerbot.group.engine import GroupEngine
+
+    folder = _folder(tmp_path, pg, {"S01": ("http://127.0.0.1:9/oem", "http://127.0.0.1:9/dms")})
+    toml = (folder / "dealerbot.toml").read_text(encoding="utf-8")
+    (folder / "dealerbot.toml").write_text(toml.replace('name = "门店S01"', 'name = "门店S01"\ndictionary = "gone.yaml"'),
+                                           encoding="utf-8")
+    settings = load_settings(folder / "dealerbot.toml")
+
+    async def main() -> None:
+        async with GroupEngine(settings) as engine:
+            await engine.defer("S01", "sync", job="nightly")
+            stopping = asyncio.Event()
+            serving = asyncio.create_task(engine.serve(["store.S01"], stopping=stopping))
+            deadline = time.monotonic() + 60
+            while _jobs(pg)["succeeded"] < 1:
+                assert time.monotonic() < deadline and not serving.done()
+                await asyncio.sleep(0.2)
+            stopping.set()
+            await serving
+
+    asyncio.run(main())
+    with Store.open(pg, "S01") as st:
+        [run] = st.runs(10)
+    assert run.status == "failed" and "gone.yaml" in (run.error or "") and run.job == "nightly"

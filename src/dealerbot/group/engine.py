@@ -39,7 +39,7 @@ from typing import Any
 from loguru import logger
 
 from dealerbot.config import Settings
-from dealerbot.errors import AlreadyRunning, ConfigError, SystemFailure
+from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, SystemFailure
 from dealerbot.timetable import SYNC
 
 TASK_NAME = "dealerbot.run"
@@ -218,6 +218,12 @@ class GroupEngine:
             with Store.open(settings.store_url, store) as st:
                 st.record_skipped_run(new_run_id(run), run, why, str(exc), job=job)
             return {"skipped": str(exc)}
+        except DealerbotError as exc:  # it could not start (a broken dictionary...): shown in the store's runs
+            self.log.error("job {}: {} for store {} could not start: {}", engine_job, run, store, exc)
+            self.report(f"任务 {engine_job}：门店 {store} {run} 无法开始：{exc}")
+            with Store.open(settings.store_url, store) as st:
+                st.record_skipped_run(new_run_id(run), run, why, f"无法开始：{exc}", job=job, status="failed")
+            return {"failed": str(exc)}
         except asyncio.CancelledError:  # the worker's stop grace ran out: the run is recorded interrupted
             if self.stop.is_set():
                 raise WorkerStopping(f"{run} for store {store} was cut off by its worker stopping") from None
