@@ -15,6 +15,7 @@ folder (``logs/runs/<run-id>/``). :class:`Evidence` keeps the list of files for 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -39,6 +40,7 @@ from dealerbot.files import make_private, private_dir, write_private_json
 from dealerbot.logsetup import Masker
 
 BROWSER_ENV = "DEALERBOT_BROWSER"
+LAUNCH_ATTEMPTS = 3  # a browser that dies as it starts is started again (twice at most)
 CHROMIUM_ARGS = [
     "--disable-background-networking",
     # Pages working side by side in one context must not be slowed as background tabs.
@@ -539,16 +541,25 @@ async def open_browser(settings: BrowserSettings, headed: bool = False, wanted: 
                 args.append("--no-zygote")
         if platform.system() == "Linux" and hasattr(os, "geteuid") and os.geteuid() == 0:
             args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
-        try:
-            browser = await pw.chromium.launch(
-                executable_path=spec.executable,
-                channel=spec.channel,
-                headless=headless,
-                slow_mo=settings.slow_mo_ms or None,
-                args=args,
-            )
-        except Exception as exc:
-            raise BrowserNotFound(f"could not start {spec.describe()}: {str(exc).splitlines()[0]}") from exc
+        for attempt in range(LAUNCH_ATTEMPTS):
+            try:
+                browser = await pw.chromium.launch(
+                    executable_path=spec.executable,
+                    channel=spec.channel,
+                    headless=headless,
+                    slow_mo=settings.slow_mo_ms or None,
+                    args=args,
+                )
+                break
+            except Exception as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                # A browser that started and died at once (a busy machine, a full /dev/shm) is
+                # started again after a pause; one that cannot be started at all is a setup error.
+                if attempt + 1 < LAUNCH_ATTEMPTS and any(w in first for w in ("closed", "crashed")):
+                    logger.warning("the browser ended as it started ({}); starting it again", first)
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                    continue
+                raise BrowserNotFound(f"could not start {spec.describe()}: {first}") from exc
         logger.debug("browser: {} {}", spec.describe(), browser.version)
         try:
             yield Browser(pw, browser, spec, settings)

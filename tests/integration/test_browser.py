@@ -70,3 +70,20 @@ async def test_a_traced_run_leaves_no_tracing_session_behind(settings, clean_san
     # A second stack session, opened and never closed, kept every call's stack in the driver
     # (its memory grew with every read) and its folder after the run.
     assert leftovers() <= before
+
+
+async def test_a_browser_that_dies_as_it_starts_is_started_again(tmp_path):
+    """A busy machine now and then loses a browser in its first second: the run starts it again
+    instead of failing as if the browser were missing."""
+    from dealerbot.browser import find_browser
+
+    real = find_browser(BrowserSettings(), None, True).executable
+    marker = tmp_path / "died-once"
+    wrapper = tmp_path / "flaky-chromium"
+    wrapper.write_text(f"#!/bin/sh\nif [ ! -e {marker} ]; then touch {marker}; exit 1; fi\nexec {real} \"$@\"\n")
+    wrapper.chmod(0o755)
+    async with open_browser(BrowserSettings(executable=str(wrapper))) as browser:
+        page = await browser.browser.new_page()
+        await page.set_content("<p>ok</p>")
+        assert await page.inner_text("p") == "ok"
+    assert marker.exists()  # it did die the first time
