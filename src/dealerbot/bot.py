@@ -276,7 +276,7 @@ class BotContext:
         refused = self.store.login_refusal(account)
         if refused is not None:
             if refused["fingerprint"] == fingerprint:
-                store = self.settings.store_code if self.settings.store_code in self.settings.stores else ""
+                store = self.settings.own_store
                 cmd = f"dealerbot --store {store}" if store else "dealerbot"
                 raise LoginRejected(
                     f"{title}在 {refused['refused_at']:%Y-%m-%d %H:%M} 拒绝过这个密码，为免账号被锁定不再尝试。"

@@ -859,7 +859,7 @@ def credentials_set(
         raise _fail(str(exc)) from None
     password = typer.prompt(f"password for {portal} user {username}", hide_input=True, confirmation_prompt=True)
     try:
-        backend = set_password(portal, username, password, settings.store_code if settings.is_group else "")
+        backend = set_password(portal, username, password, settings.own_store)
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
     _console().print(f"已保存到系统钥匙串 (stored in the OS keyring: {backend})")
@@ -941,13 +941,13 @@ def schedule_check(
     Validate every schedules/*.yaml (unknown bot, bad cron, bad time zone: file and line) and
     print each job's next fire times, China's holidays, make-up working days and blackout
     windows applied. Exit 2 when a file is wrong or a date lies beyond the holiday data."""
-    from dealerbot.timetable import GROUP_ANCHOR, fire_times
+    from dealerbot.timetable import fire_times, scheduler_trigger
 
     settings = _settings(config)
     console = _console()
     failed = False
     for job in _load_jobs(settings):
-        trigger = job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None)  # as the scheduler will
+        trigger = scheduler_trigger(job, settings)  # as the scheduler will fire it
         try:
             times = fire_times(job, count, trigger=trigger)
         except DealerbotError as exc:

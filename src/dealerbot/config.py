@@ -328,6 +328,12 @@ class Settings(BaseSettings):
         return self._store_code
 
     @property
+    def own_store(self) -> str:
+        """The group's store these settings are for, whose own passwords come first; "" for a
+        single dealership or the group as a whole."""
+        return self._store_code if self._store_code in self.stores else ""
+
+    @property
     def is_group(self) -> bool:
         """Whether stores are configured (``[stores.*]``)."""
         return bool(self.stores)

@@ -89,7 +89,7 @@ def make_masker(
         except Exception:  # noqa: BLE001 - a malformed URL is refused when the store opens
             pass
     wanted = list(settings.portal_names if portals is None else portals)
-    store = group_store(settings)
+    store = settings.own_store
     own = [store] if store else list(settings.stores)  # a worker's or scheduler's: every store's
     for portal in wanted:
         masker.add_secret(os.environ.get(env_name(portal)))
@@ -179,7 +179,7 @@ async def run_bot(
                     async with open_browser(settings.browser, headed=headed, wanted=bot.uses_browser) as browser:
                         ctx = BotContext(
                             run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
-                            evidence=evidence, options=options, passwords=password_source(passwords, group_store(settings)),
+                            evidence=evidence, options=options, passwords=password_source(passwords, settings.own_store),
                             log=log, full=full,
                             since=since, selectors_dir=selectors_dir, on_progress=on_progress, counts=counts,
                             stop=stop or asyncio.Event(), input=input_rows,
@@ -238,11 +238,6 @@ async def run_bot(
         finally:
             store.close()
         return result
-
-
-def group_store(settings: Settings) -> str:
-    """The store code whose own passwords a run looks up first ("" for a single dealership)."""
-    return settings.store_code if settings.store_code in settings.stores else ""
 
 
 def resume_time(hhmm: str, now: datetime | None = None) -> datetime:

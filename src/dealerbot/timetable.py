@@ -336,14 +336,19 @@ def timetables_of(settings: Any) -> list[Job]:
                            list(settings.stores) if settings.is_group else None)
 
 
+def scheduler_trigger(job: Job, settings: Any) -> JobTrigger:
+    """The job's trigger as this project's scheduler builds it (a group's schedulers phase
+    ``every:`` jobs from :data:`GROUP_ANCHOR`)."""
+    return job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None)
+
+
 def next_fire(job: Job, settings: Any, n: int = 1) -> list[datetime]:
-    """A job's next ``n`` fire times as this project's scheduler computes them (a group's
-    schedulers phase ``every:`` jobs from :data:`GROUP_ANCHOR`).
+    """A job's next ``n`` fire times as this project's scheduler computes them.
 
     Raises:
         CalendarUnknown: a date beyond the holiday data.
     """
-    return fire_times(job, n, trigger=job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None))
+    return fire_times(job, n, trigger=scheduler_trigger(job, settings))
 
 
 def _tz(name: str, where: str) -> tzinfo:

@@ -409,3 +409,18 @@ def test_a_job_that_cannot_start_shows_as_a_failed_run_of_its_store(pg, tmp_path
     with Store.open(pg, "S01") as st:
         [run] = st.runs(10)
     assert run.status == "failed" and "gone.yaml" in (run.error or "") and run.job == "nightly"
+
+
+def test_credentials_set_keeps_a_group_wide_and_a_stores_own_password_apart(tmp_path):
+    import json
+
+    (tmp_path / "dealerbot.toml").write_text('[stores.S01]\nname = "x"\n', encoding="utf-8")
+    env = {**_env(), "PYTHON_KEYRING_BACKEND": "integration.keyring_backend.FileKeyring",
+           "DEALERBOT_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"), "PYTHONPATH": str(ROOT / "tests")}
+    for args, password in ((["credentials", "set", "dms"], "group-login-1"),
+                           (["--store", "S01", "credentials", "set", "dms"], "pudong-only-1")):
+        done = subprocess.run([sys.executable, "-m", "dealerbot.cli", *args], cwd=tmp_path, env=env, timeout=60,
+                              input=f"{password}\n{password}\n", capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    stored = json.loads((tmp_path / "keyring.json").read_text(encoding="utf-8"))
+    assert stored == {"dealerbot/dms:sales01": "group-login-1", "dealerbot/S01/dms:sales01": "pudong-only-1"}
