@@ -11,7 +11,7 @@ import asyncio
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -242,6 +242,9 @@ class BotContext:
                 except Exception as exc:  # noqa: BLE001 - evidence never hides the failure itself
                     self.log.warning("could not keep the failing answer: {}", exc)
                 raise
+            finally:
+                with suppress(Exception):
+                    await session.close_reads()
 
     @asynccontextmanager
     async def portal_pages(

@@ -53,6 +53,12 @@ class PortalSettings(_Section):
         description="other fields the login form asks for: selector name after 'login.' -> value, "
                     "e.g. {store = \"S01\"} types S01 into login.store",
     )
+    reads: Literal["http", "browser"] = Field(
+        default="http",
+        description="how bots read the portal's endpoints and pages with the browser's login: 'http' sends them "
+                    "directly with its cookies (faster); 'browser' through the browser, for a portal that answers "
+                    "only a real browser",
+    )
 
     @field_validator("url")
     @classmethod

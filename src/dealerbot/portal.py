@@ -2,8 +2,10 @@
 
 Bots move through screens in the real browser (login, notice, list pages) and read bulk data
 the cheapest faithful way the portal itself offers: its JSON endpoints as its own pages call
-them, and its pages fetched through the browser context's request API with the same cookies.
-Every such read is classified here into the error tree of :mod:`dealerbot.errors`:
+them, and its pages fetched with the same cookies (over plain HTTP by default, see
+:mod:`dealerbot.http_reads`; through the browser context's request API with ``[portals.<name>]
+reads = "browser"``). Every such read is classified here into the error tree of
+:mod:`dealerbot.errors`:
 
 * 401, or a redirect to the login page -> :class:`SessionExpired`: log in again (once per
   expiry, at most ``MAX_RELOGINS`` a run) and repeat the read;
@@ -45,13 +47,15 @@ from dealerbot.errors import (
     StepTimeout,
     SystemFailure,
 )
+from dealerbot.http_reads import Answer
 from dealerbot.locators import HtmlReader, Locators, SelectorFile
 
 if TYPE_CHECKING:
-    from playwright.async_api import APIResponse, Page
+    from playwright.async_api import Page
 
     from dealerbot.browser import PortalContext
     from dealerbot.config import PortalSettings, RunSettings
+    from dealerbot.http_reads import CookieClient
 
 T = TypeVar("T")
 MAX_RELOGINS = 3
@@ -232,6 +236,10 @@ class _Shared:
     recycled_at: int = 0  # ``requests`` at the last renewal
     memory_checked_at: float = 0.0  # event-loop time of the last look at the memory
     recycling: bool = False
+    http: CookieClient | None = None  # reads over plain HTTP with the browser's cookies (reads = "http")
+    http_cookies: list[dict[str, Any]] = field(default_factory=list)  # what was copied into it last
+    http_synced: tuple[int, int, int] | None = None  # (generation, context, moves) at that copy
+    moves: int = 0  # screens the browser went to: each may have changed its cookies
 
 
 class PortalSession:
@@ -270,6 +278,16 @@ class PortalSession:
             pace=AsyncLimiter(1, 60 / per_minute * PACE_MARGIN) if per_minute else None,
         )
         self.shared.sessions.append(self)
+        self._watch(page)
+
+    def _watch(self, page: Page) -> None:
+        """Count the screens ``page`` goes to (any of them may set cookies the reads need)."""
+
+        def moved(frame: Any) -> None:
+            if frame.parent_frame is None:
+                self.shared.moves += 1
+
+        page.on("framenavigated", moved)
 
     def sibling(self, page: Page) -> PortalSession:
         """A session on another page of the same browser context (the same login), for work on
@@ -290,6 +308,7 @@ class PortalSession:
 
     def _use_page(self, page: Page) -> None:
         self.page = page
+        self._watch(page)
         self.loc = Locators(page, self.selectors, timeout_ms=self.run.timeout_seconds * 1000, log=self.log)
 
     def recycle_when(self, requests: int = 0, memory_mb: int = 0) -> None:
@@ -501,37 +520,29 @@ class PortalSession:
     async def _fetch_in_context(self, url: str) -> str:
         async with self.shared.limit:
             generation = self.shared.generation
-            resp = await self._get(url)
+            answer = await self._get(url)
             try:
-                wanted = resp.status == 503 or bool(self.selectors.expired_text)
-                self.check(resp.status, resp.url, url, body=await resp.text() if wanted else None)
-                return await resp.text()
+                self.check(answer.status, answer.url, url, body=answer.text)
+                return answer.text
             except SessionExpired:
                 pass
             except SystemFailure:
-                await self._keep_failed(resp, url)
+                self._keep_failed(answer, url)
                 raise
-            finally:
-                await resp.dispose()
-        await self.relogin(generation)
+        if not await self._browser_cookies_changed():  # else the browser renewed the session meanwhile
+            await self.relogin(generation)
         async with self.shared.limit:
-            resp = await self._get(url)
+            answer = await self._get(url)
             try:
-                self.check(resp.status, resp.url, url, body=await resp.text() if resp.status == 503 else None)
-                return await resp.text()
+                self.check(answer.status, answer.url, url, body=answer.text)
+                return answer.text
             except SystemFailure:
-                await self._keep_failed(resp, url)
+                self._keep_failed(answer, url)
                 raise
-            finally:
-                await resp.dispose()
 
-    async def _keep_failed(self, resp: APIResponse, url: str) -> None:
+    def _keep_failed(self, answer: Answer, url: str) -> None:
         """Remember the last failed answer: it is saved as evidence if the run fails."""
-        try:
-            body = await resp.text()
-        except Exception:  # noqa: BLE001 - evidence is best effort
-            body = ""
-        self.shared.failed_response = (url, resp.status, body[:500_000])
+        self.shared.failed_response = (url, answer.status, answer.text[:500_000])
 
     async def count_every_request(self) -> None:
         """Make the requests the browser sends to the portal wait in :meth:`throttle` too:
@@ -579,19 +590,78 @@ class PortalSession:
                 "(set [run] requests_per_minute to stay under its limit)", self.name, self.run.rate_limit_pause_seconds,
             )
 
-    async def _get(self, url: str) -> APIResponse:
+    async def _get(self, url: str) -> Answer:
+        """One GET with the session's cookies (``[portals.<name>] reads``), after the pacing.
+
+        Raises:
+            StepTimeout, PortalUnavailable: no answer.
+        """
         self.shared.requests += 1
         await self.throttle()
-        try:
-            return await self.pctx.context.request.get(url, timeout=self.run.timeout_seconds * 1000)
-        except Exception as exc:  # playwright.Error: connection refused, timeout, closed
-            raise self._network_error(exc, url) from exc
+        if self.settings.reads == "browser":
+            try:
+                resp = await self.pctx.context.request.get(url, timeout=self.run.timeout_seconds * 1000)
+            except Exception as exc:  # playwright.Error: connection refused, timeout, closed
+                raise self._network_error(exc, url) from exc
+            try:
+                return Answer(resp.status, resp.url, await resp.text())
+            finally:
+                await resp.dispose()
+        import httpx  # loaded with the client, in _http()
 
-    def _network_error(self, exc: Exception, url: str) -> SystemFailure:
+        client = await self._http()
+        try:
+            answer = await client.get(url)
+        except httpx.TimeoutException as exc:
+            raise self._network_error(exc, url, timeout=True) from exc
+        except httpx.HTTPError as exc:  # refused, reset, unknown host, too many redirects
+            raise self._network_error(exc, url) from exc
+        if answer.cookies:  # the portal renewed a cookie: the browser's next screen needs it too
+            await self.pctx.context.add_cookies(answer.cookies)  # type: ignore[arg-type]
+        return answer
+
+    async def _http(self) -> CookieClient:
+        """The plain-HTTP client, holding the browser's cookies as they are now (copied again
+        after a login, a renewed context or a move of the browser; see :mod:`dealerbot.http_reads`)."""
+        sh = self.shared
+        if sh.http is None:
+            from dealerbot.http_reads import CookieClient
+
+            agent = await self.page.evaluate("navigator.userAgent")
+            language = await self.page.evaluate("navigator.languages.join(',')")
+            sh.http = CookieClient(connections=self.run.concurrency + 1, timeout_seconds=self.run.timeout_seconds,
+                                   user_agent=agent, accept_language=language)
+        mark = (sh.generation, id(self.pctx.context), sh.moves)
+        if sh.http_synced != mark:
+            sh.http_cookies = await self.pctx.context.cookies()
+            sh.http.load(sh.http_cookies)
+            sh.http_synced = mark
+        return sh.http
+
+    async def _browser_cookies_changed(self) -> bool:
+        """After a read found the session ended: whether the browser holds other cookies than the
+        client was given (a screen renewed the login meanwhile). Copies them over if so."""
+        sh = self.shared
+        if sh.http is None:
+            return False
+        cookies = await self.pctx.context.cookies()
+        if cookies == sh.http_cookies:
+            return False
+        sh.http_cookies = cookies
+        sh.http.load(cookies)
+        return True
+
+    async def close_reads(self) -> None:
+        """Close the plain-HTTP client of this login (its pages share it); reads open it again."""
+        if self.shared.http is not None:
+            client, self.shared.http, self.shared.http_synced = self.shared.http, None, None
+            await client.aclose()
+
+    def _network_error(self, exc: Exception, url: str, timeout: bool = False) -> SystemFailure:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "Timeout" in text or "timed out" in text:
+        if timeout or "Timeout" in text or "timed out" in text:
             return StepTimeout(f"{self.name}: {urlparse(url).path} did not answer within {self.run.timeout_seconds:.0f}s")
-        if any(k in text for k in ("ERR_CONNECTION_REFUSED", "ECONNREFUSED", "ERR_NAME_NOT_RESOLVED", "ENOTFOUND", "ERR_ADDRESS_UNREACHABLE")):
+        if any(k in text for k in ("ERR_CONNECTION_REFUSED", "ECONNREFUSED", "Connection refused", "connection attempts failed", "ERR_NAME_NOT_RESOLVED", "ENOTFOUND", "ERR_ADDRESS_UNREACHABLE")):
             return PortalUnavailable(
                 f"无法连接{self.selectors.title}（{self.settings.url}）：请检查 dealerbot.toml 中的 [{self.name}] url，"
                 f"以及门户是否在线 (cannot reach {self.settings.url}: {text.split(' at ')[0]})"

@@ -8,6 +8,8 @@ import stat
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
 from dealerbot.runner import run_bot
 from dealerbot.validate import normalize_mobile, normalize_vin
@@ -269,3 +271,42 @@ async def test_a_run_over_its_memory_limit_goes_on_in_a_fresh_browser_context(se
     assert result.ok, result.error
     assert result.counts["recycles"] >= result.counts["pages"] - 1
     assert store.count(OEM_CUSTOMER) + result.counts["rejected"] == len(clean_sandbox.rows("oem", "customers"))
+
+
+
+RENEWAL_PROBE = """
+import asyncio
+
+from dealerbot.api import Bot, BotContext
+
+
+class RenewalProbe(Bot):
+    name = "oem-renewal-probe"
+    portal = "oem"
+    description = "reads through the session, waits, then opens a screen in the browser"
+
+    async def run(self, ctx: BotContext) -> None:
+        async with ctx.portal("oem") as s:
+            for n in range(1, 9):
+                await s.fetch_json("orders_api", {"page": n, "page_size": 5})
+            await asyncio.sleep(1.5)  # past the grace of every session id the reads saw renewed
+            await s.step("open the orders list", lambda: s.goto("landing"))
+            ctx.note("screen=" + s.page.url)
+"""
+
+
+@pytest.mark.parametrize("reads", ["http", "browser"])
+async def test_a_session_cookie_renewed_on_a_read_reaches_the_browser(settings, clean_sandbox, reads):
+    """A portal that renews its session id answers a read with a new cookie: the browser gets it
+    too, so its next screen is still logged in (no second login), whichever way reads are sent."""
+    (settings.home / "bots").mkdir(exist_ok=True)
+    (settings.home / "bots" / "__init__.py").touch()
+    (settings.home / "bots" / "renewal_probe.py").write_text(RENEWAL_PROBE, encoding="utf-8")
+    clean_sandbox.behave("oem", session_rotate_requests=3)
+    settings.oem.reads = reads
+    result = await run_bot("oem-renewal-probe", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert result.counts.get("relogins", 0) == 0
+    assert clean_sandbox.counters()["logins"] == 1
+    [screen] = [n for n in result.notes if n.startswith("screen=")]
+    assert "/orders" in screen and "login" not in screen

@@ -33,6 +33,7 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 PAGE_SIZE = 20
 MAX_FAILED_LOGINS = 5
+SESSION_ROTATE_GRACE_SECONDS = 1.0  # a renewed session id still works this long (session_rotate_requests)
 COUNTER_KEYS = ("requests", "logins", "failed_logins", "rate_limited", "errors_injected", "maintenance_hits",
                 "api_requests", "detail_views", "exports")
 
@@ -51,6 +52,7 @@ class Session:
     csrf: str
     last_seen: float
     user: str | None = None          # account key once logged in
+    served: int = 0                  # requests answered while logged in (session_rotate_requests)
     display_name: str = ""
     notice_acked: bool = False
     flash: str | None = None
@@ -81,6 +83,7 @@ class Runtime:
     accounts: dict[str, Account] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
     rate: dict[str, list] = field(default_factory=dict)  # key -> [window_start, count]
+    retired: dict[str, float] = field(default_factory=dict)  # renewed session id -> valid until (monotonic)
     fail_next: list[dict] = field(default_factory=list)  # one-shot faults: {path, mode, count}
     lock: threading.RLock = field(default_factory=threading.RLock)
     rng: random.Random = field(default_factory=random.Random)
@@ -96,6 +99,7 @@ class Runtime:
             self.accounts = self.accounts_factory()
             self.counters = {k: 0 for k in COUNTER_KEYS}
             self.rate = {}
+            self.retired = {}
             self.fail_next = []
 
     def count(self, key: str, n: int = 1) -> None:
@@ -242,6 +246,11 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
             return await call_next(request)
         sid = request.cookies.get(rt.cookie)
         sess = rt.sessions.get(sid) if sid else None
+        if sess is not None and sid in rt.retired and rt.retired[sid] < now_m:
+            with rt.lock:  # a renewed id past its grace: as if unknown
+                rt.sessions.pop(sid, None)
+                rt.retired.pop(sid, None)
+            sess = None
         request.state.expired = False
         request.state.new_session = False
         if sess is not None and now_m - sess.last_seen > b["session_idle_seconds"]:
@@ -304,6 +313,20 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
         response = await call_next(request)
         if request.state.new_session and sess is not None and rt.sessions.get(sess.sid) is sess:
             response.set_cookie(rt.cookie, sess.sid, httponly=True, samesite="lax", path="/")
+        elif sess is not None and sess.user and b["session_rotate_requests"] and rt.sessions.get(sess.sid) is sess:
+            sess.served += 1
+            if sess.served % b["session_rotate_requests"] == 0:
+                # Renew the session id, as portals do that rotate their session cookie; the old
+                # id keeps working a moment, for requests already on their way.
+                with rt.lock:
+                    if len(rt.retired) > 1000:  # forget ids long past their grace
+                        for old in [k for k, until in rt.retired.items() if until < now_m]:
+                            rt.retired.pop(old, None)
+                            rt.sessions.pop(old, None)
+                    rt.retired[sess.sid] = now_m + SESSION_ROTATE_GRACE_SECONDS
+                    sess.sid = secrets.token_urlsafe(24)
+                    rt.sessions[sess.sid] = sess
+                response.set_cookie(rt.cookie, sess.sid, httponly=True, samesite="lax", path="/")
         return response
 
     @app.exception_handler(404)

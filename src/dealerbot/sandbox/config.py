@@ -24,6 +24,7 @@ BEHAVIOUR_KEYS = (
     "fault_seed",
     "save_delay_ms",
     "session_idle_seconds",
+    "session_rotate_requests",
 )
 
 
@@ -90,6 +91,7 @@ class SandboxConfig(BaseModel):
     customers: int | None = None
     db_path: Path | None = None
     session_idle_seconds: float = 900
+    session_rotate_requests: int = 0  # renew a logged-in session's id every N requests (0: never)
     admin_token: str | None = None
     maintenance_window: str | None = None
     rate_limit_per_minute: int = 0
@@ -142,6 +144,13 @@ class SandboxConfig(BaseModel):
     def _idle(cls, v: float) -> float:
         if v <= 0:
             raise ValueError(f"session_idle_seconds must be > 0, got {v}")
+        return v
+
+    @field_validator("session_rotate_requests")
+    @classmethod
+    def _rotate(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError(f"session_rotate_requests must be >= 0 (0 = never), got {v}")
         return v
 
     @field_validator("admin_token")

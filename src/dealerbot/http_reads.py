@@ -1,0 +1,138 @@
+"""Reads over plain HTTP with the logged-in browser's cookies.
+
+A bot reads a portal's JSON endpoints and pages through its session (:meth:`PortalSession.fetch
+<dealerbot.portal.PortalSession.fetch>`). Sent through the browser's request API, each read
+costs three round trips through Playwright's driver and a pass through Chromium's network
+service; on a small machine that made a 2,000-order read about a third slower than the same
+requests sent directly (``bench/scrape_orders.py``). So by default (``[portals.<name>] reads =
+"http"``) reads go out through httpx, carrying the browser context's cookies, while the browser
+keeps doing what needs a browser: logging in, screens and forms.
+
+The two cookie jars are kept in step:
+
+* browser -> client: :meth:`CookieClient.load` copies the context's cookies; the session calls
+  it before its first read, after every login, after the context is renewed and after the
+  browser moved to another screen;
+* client -> browser: a cookie that a read's answer sets (a portal renewing its session id) is
+  handed back (:attr:`Answer.cookies`) for the session to add to the context, so that the
+  browser's next screen is still logged in.
+
+``reads = "browser"`` sends reads through the browser as before, for a portal that answers only
+a real browser (a check of the TLS handshake, a client certificate, a proxy set up only in the
+browser).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A portal's answer to a read, whichever way it was sent.
+
+    ``url`` is where the read ended after redirects; ``cookies`` are the cookies the answer
+    set, as Playwright's ``add_cookies`` takes them (empty from the browser, which keeps its own).
+    """
+
+    status: int
+    url: str
+    text: str
+    cookies: list[dict[str, Any]] = field(default_factory=list)
+
+
+class CookieClient:
+    """An httpx client sending a browser context's cookies (see the module docstring).
+
+    One per login (the pages of a portal share it); close it with :meth:`aclose`.
+    """
+
+    def __init__(self, *, connections: int, timeout_seconds: float, user_agent: str, accept_language: str = "") -> None:
+        headers = {"User-Agent": user_agent}
+        if accept_language:
+            headers["Accept-Language"] = accept_language
+        self._client = httpx.AsyncClient(
+            follow_redirects=True,
+            timeout=timeout_seconds,
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            headers=headers,
+        )
+
+    def load(self, cookies: list[dict[str, Any]]) -> None:
+        """Replace the client's cookies with a browser context's (Playwright's ``cookies()``).
+
+        Each cookie goes through the standard cookie rules as if its site had just set it, so
+        host-only and domain cookies, paths, ``Secure`` and expiry are honoured as the browser
+        honours them.
+        """
+        # Host-only cookies stay on their host, as in the browser (the standard library's default
+        # also sends them to subdomains).
+        policy = DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain)
+        store = CookieJar(policy)
+        jar = httpx.Cookies(store)
+        for c in cookies:
+            host = str(c.get("domain", "")).lstrip(".")
+            if not host or not c.get("name"):
+                continue
+            secure = bool(c.get("secure"))
+            path = str(c.get("path") or "/")
+            header = f"{c['name']}={c.get('value', '')}; Path={path}"
+            if str(c.get("domain", "")).startswith("."):
+                header += f"; Domain={c['domain']}"
+            expires = float(c.get("expires", -1) or -1)
+            if expires > 0:
+                header += f"; Expires={formatdate(expires, usegmt=True)}"
+            if secure:
+                header += "; Secure"
+            origin = f"{'https' if secure else 'http'}://{host}{path}"
+            jar.extract_cookies(httpx.Response(200, headers=[("set-cookie", header)], request=httpx.Request("GET", origin)))
+        self._client.cookies = store  # the jar itself (a Cookies would be copied without its policy)
+
+    async def get(self, url: str) -> Answer:
+        """GET ``url`` with the cookies, following redirects.
+
+        Raises:
+            httpx.TimeoutException: no answer within the timeout.
+            httpx.HTTPError: the connection failed (refused, reset, unknown host).
+        """
+        resp = await self._client.get(url)
+        set_cookie = resp.headers.get_list("set-cookie") if "set-cookie" in resp.headers else []
+        # a redirect's Set-Cookie counts too: the session is often renewed on the way to the login page
+        for hop in resp.history:
+            set_cookie += hop.headers.get_list("set-cookie")
+        cookies = _for_browser(resp) if set_cookie else []
+        return Answer(resp.status_code, str(resp.url), resp.text, cookies)
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self._client.aclose()
+
+
+def _for_browser(resp: httpx.Response) -> list[dict[str, Any]]:
+    """The cookies the answer (and its redirects) set, for Playwright's ``add_cookies``."""
+    out: list[dict[str, Any]] = []
+    for r in (*resp.history, resp):
+        host = urlparse(str(r.url)).hostname or ""
+        for c in httpx.Cookies(r.cookies).jar:
+            if c.expires is not None and c.expires <= time.time():
+                continue
+            same_site = next((v for k, v in c._rest.items() if k.lower() == "samesite"), None)  # type: ignore[attr-defined]
+            cookie: dict[str, Any] = {
+                "name": c.name, "value": c.value or "",
+                "domain": c.domain if c.domain_specified else host,
+                "path": c.path or "/",
+                "secure": bool(c.secure),
+                "httpOnly": any(k.lower() == "httponly" for k in c._rest),  # type: ignore[attr-defined]
+                "expires": float(c.expires) if c.expires is not None else -1,
+            }
+            if isinstance(same_site, str) and same_site.capitalize() in ("Lax", "Strict", "None"):
+                cookie["sameSite"] = same_site.capitalize()
+            out.append(cookie)
+    return out

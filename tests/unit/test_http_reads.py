@@ -1,0 +1,66 @@
+"""The browser's cookies carried by plain-HTTP reads, and cookies a read sets handed back."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from dealerbot.http_reads import CookieClient, _for_browser
+
+
+def _sent(client: CookieClient, url: str) -> str:
+    """The Cookie header the client's jar gives a request to ``url``."""
+    request = httpx.Request("GET", url)
+    client._client.cookies.set_cookie_header(request)
+    return request.headers.get("cookie", "")
+
+
+def _browser_cookie(name: str, value: str, domain: str, **extra: object) -> dict:
+    return {"name": name, "value": value, "domain": domain, "path": "/", "expires": -1, "httpOnly": True,
+            "secure": False, "sameSite": "Lax", **extra}
+
+
+def test_host_only_cookies_go_to_their_host_only_including_localhost_and_ip_addresses():
+    client = CookieClient(connections=1, timeout_seconds=5, user_agent="ua")
+    client.load([
+        _browser_cookie("oem_session", "a1", "127.0.0.1"),
+        _browser_cookie("dms_session", "b2", "localhost"),
+        _browser_cookie("other", "c3", "portal.example.com"),
+    ])
+    assert _sent(client, "http://127.0.0.1:8701/api/orders") == "oem_session=a1"
+    assert _sent(client, "http://localhost:8702/contracts") == "dms_session=b2"
+    assert _sent(client, "https://portal.example.com/x") == "other=c3"
+    assert _sent(client, "https://sub.portal.example.com/x") == ""  # host-only: not for subdomains
+
+
+def test_domain_paths_secure_and_expired_cookies_follow_the_browser_rules():
+    client = CookieClient(connections=1, timeout_seconds=5, user_agent="ua")
+    client.load([
+        _browser_cookie("wide", "w", ".example.com"),
+        _browser_cookie("deep", "d", "dealer.example.com", path="/api"),
+        _browser_cookie("tls", "t", "dealer.example.com", secure=True),
+        _browser_cookie("old", "o", "dealer.example.com", expires=time.time() - 60),
+        _browser_cookie("later", "l", "dealer.example.com", expires=time.time() + 3600),
+    ])
+    assert set(_sent(client, "https://dealer.example.com/api/x").split("; ")) == {"wide=w", "deep=d", "tls=t", "later=l"}
+    assert set(_sent(client, "http://dealer.example.com/page").split("; ")) == {"wide=w", "later=l"}
+
+
+def test_load_replaces_the_cookies_it_had():
+    client = CookieClient(connections=1, timeout_seconds=5, user_agent="ua")
+    client.load([_browser_cookie("s", "old", "127.0.0.1")])
+    client.load([_browser_cookie("s", "new", "127.0.0.1")])
+    assert _sent(client, "http://127.0.0.1/") == "s=new"
+
+
+def test_a_cookie_set_by_an_answer_or_its_redirect_is_handed_to_the_browser_as_playwright_takes_it():
+    first = httpx.Response(303, headers=[("set-cookie", "oem_session=r1; HttpOnly; Path=/; SameSite=lax"),
+                                         ("location", "/login")], request=httpx.Request("GET", "http://127.0.0.1:8701/orders/1"))
+    final = httpx.Response(200, headers=[("set-cookie", "pref=zh; Domain=.example.com; Secure; Max-Age=60")],
+                           request=httpx.Request("GET", "https://a.example.com/login"), history=[first])
+    got = {c["name"]: c for c in _for_browser(final)}
+    assert got["oem_session"] == {"name": "oem_session", "value": "r1", "domain": "127.0.0.1", "path": "/",
+                                  "secure": False, "httpOnly": True, "expires": -1, "sameSite": "Lax"}
+    assert got["pref"]["domain"] == ".example.com" and got["pref"]["secure"] and got["pref"]["expires"] > time.time()
+    assert not got["pref"]["httpOnly"]
