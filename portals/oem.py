@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlparse
 
 from dealerbot.api import (
     LOGIN_SELECTORS,
@@ -68,7 +69,8 @@ class OrdersPage:
         Raises:
             PageChanged: the table is missing.
         """
-        await self.s.goto("orders_page")
+        if urlparse(self.s.page.url).path != urlparse(self.s.url("orders_page")).path:  # else it shows already
+            await self.s.goto("orders_page")
         await (await self.s.loc.get("orders.table")).wait_for(state="visible")
         await dismiss_notice(self.s)
         try:
@@ -109,9 +111,13 @@ class OrderDetailPage:
             SystemFailure: see :mod:`dealerbot.portal`.
         """
         root = await self.s.fetch_html("order_detail", order_no=order_no)
-        if not self.s.html.find_all(root, "detail.root"):
+        block = self.s.html.find_all(root, "detail.root")
+        if not block:
             raise PageChanged(f"oem: order {order_no}: the detail page has no order block")
-        return {f: self.s.html.text(root, "detail.field", field=f) for f in ORDER_FIELDS}
+        # Fields are looked for in the order block (a fraction of the page), the whole page
+        # only if the block lacks one.
+        return {f: self.s.html.text(block[0], "detail.field", required=False, field=f)
+                or self.s.html.text(root, "detail.field", field=f) for f in ORDER_FIELDS}
 
 
 class CustomersPage(PagedTable):

@@ -652,6 +652,7 @@ class HtmlReader:
         self.log = log
         self._warned: set[str] = set()
         self._compiled: dict[tuple[str, str], Any] = {}
+        self._formatted: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[Candidate, Any]]] = {}
 
     def _css(self, value: str) -> Any:
         from lxml.cssselect import CSSSelector
@@ -668,15 +669,21 @@ class HtmlReader:
         Raises:
             UnknownSelector: no such name, or it has no css candidate.
         """
-        cands = [c.format(params) for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame]
-        if not cands:
-            raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
-        for index, cand in enumerate(cands):
-            found = self._css(cand.value)(root)
+        key = (name, tuple(sorted((k, str(v)) for k, v in params.items())))
+        cands = self._formatted.get(key)
+        if cands is None:  # a page's many reads of one field look its choices up once
+            cands = [(c, self._css(c.value)) for c in
+                     (c.format(params) for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame)]
+            if not cands:
+                raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
+            if len(self._formatted) < 10_000:  # bounded: parameters may be record keys
+                self._formatted[key] = cands
+        for index, (cand, selector) in enumerate(cands):
+            found = selector(root)
             if found:
                 if index > 0 and name not in self._warned:
                     self._warned.add(name)
-                    warn_drift(self.log, self.file, name, cands[0], cand, index)
+                    warn_drift(self.log, self.file, name, cands[0][0], cand, index)
                 return list(found)
         return []
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,7 +30,10 @@ def _add(item: Item, issue: v.Issue | None, field: str) -> None:
 
 
 MAX_TEXT = 200
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+_BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+# Unicode's control characters (category Cc: U+0000-001F, U+007F-009F) but tab and line breaks
+_CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_BIDI_RE = re.compile(f"[{_BIDI}]")
 
 
 def suspicious_text(item: Item) -> Item:
@@ -42,9 +44,9 @@ def suspicious_text(item: Item) -> Item:
         if not isinstance(value, str):
             continue
         found = []
-        if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n\r" for ch in value):
+        if _CONTROL_RE.search(value):
             found.append("包含控制字符")
-        if any(ch in _BIDI for ch in value):
+        if _BIDI_RE.search(value):
             found.append("包含双向文字控制符（显示的内容可能与实际不同）")
         if len(value) > MAX_TEXT:
             found.append(f"内容过长（{len(value)} 个字符）")

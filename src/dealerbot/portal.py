@@ -76,31 +76,47 @@ async def with_retries(
     """Run ``fn``; on a retryable :class:`SystemFailure`, wait and try again (tenacity).
 
     Waits ``backoff * 2**n`` seconds (times 5 after a rate-limit answer, at most
-    ``MAX_BACKOFF_SECONDS``) with jitter.
+    ``MAX_BACKOFF_SECONDS``) with jitter. A first attempt that works costs one call: tenacity
+    takes over only after a failure (it runs around every read of a run).
 
     Raises:
         SystemFailure: the last failure once ``attempts`` retries are used up, or at once
             for a failure that is not retryable.
     """
+    try:
+        return await fn()
+    except SystemFailure as exc:
+        if not exc.retryable or attempts < 1:
+            raise
+        first = exc
 
+    def delay(failed: int, exc: BaseException | None) -> float:
+        seconds = min(MAX_BACKOFF_SECONDS, backoff * 2 ** (failed - 1))
+        seconds *= RATE_LIMIT_FACTOR if isinstance(exc, RateLimited) else 1.0
+        return seconds * (1 + random.random() * 0.25)
+
+    def retrying_after(failed: int, exc: BaseException | None, sleep: float) -> None:
+        log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, failed, attempts, sleep)
+        if on_retry and isinstance(exc, SystemFailure):
+            on_retry(exc)
+
+    sleep = delay(1, first)
+    retrying_after(1, first, sleep)
+    await asyncio.sleep(sleep)
+
+    # tenacity counts from the second attempt: its attempt n is the run's n + 1
     def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        delay = min(MAX_BACKOFF_SECONDS, backoff * 2 ** (state.attempt_number - 1))
-        delay *= RATE_LIMIT_FACTOR if isinstance(exc, RateLimited) else 1.0
-        return delay * (1 + random.random() * 0.25)
+        return delay(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        sleep = state.next_action.sleep if state.next_action else 0.0
-        log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, state.attempt_number, attempts, sleep)
-        if on_retry and isinstance(exc, SystemFailure):
-            on_retry(exc)
+        retrying_after(state.attempt_number + 1, exc, state.next_action.sleep if state.next_action else 0.0)
 
     async def call() -> T:  # a coroutine function: tenacity awaits it (a lambda it would not)
         return await fn()
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(attempts + 1),
+        stop=stop_after_attempt(attempts),
         wait=wait,
         retry=retry_if_exception(lambda e: isinstance(e, SystemFailure) and e.retryable),
         before_sleep=before_sleep,
@@ -287,7 +303,8 @@ class PortalSession:
             if frame.parent_frame is None:
                 self.shared.moves += 1
 
-        page.on("framenavigated", moved)
+        if page is not None:  # a session made only to classify answers has no page
+            page.on("framenavigated", moved)
 
     def sibling(self, page: Page) -> PortalSession:
         """A session on another page of the same browser context (the same login), for work on

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dealerbot.bot import COUNT_KEYS, BotContext, bot_portals, first_error
-from dealerbot.browser import Evidence, open_browser
+from dealerbot.browser import BrowserLaunch, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
 from dealerbot.errors import (
@@ -154,29 +154,34 @@ async def run_bot(
     bot = bot_cls()
     input_rows = read_input(Path(options["input"])) if options.get("input") else None  # bad file: nothing starts
     with single_instance(settings, bot_cls):
-        store = Store.open(settings.store_url, settings.store_code)
-        store.close_abandoned_runs()
-        run_id = new_run_id(name)
-        run_dir = settings.path("logs") / "runs" / run_id
-        masker = make_masker(settings, passwords, bot_portals(bot_cls))
-        evidence = Evidence(run_dir, masker)
-        mark = watermark_key(settings, bot_cls)
-        watermark = store.watermark(mark) if bot.incremental and not full else None
-        since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
-        store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options},
-                        job=job, engine_job=engine_job)
-        result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
-        if on_start:
-            on_start(run_id, run_dir)
-        counts = dict.fromkeys(COUNT_KEYS, 0)
-        writer = store.writer(run_id, counts=counts)
+        launch = BrowserLaunch(settings.browser, headed=headed, wanted=bot.uses_browser)  # starts meanwhile
+        try:
+            store = await asyncio.to_thread(Store.open, settings.store_url, settings.store_code)
+        except BaseException:
+            await launch.discard()
+            raise
         ctx: BotContext | None = None
         try:
+            store.close_abandoned_runs()
+            run_id = new_run_id(name)
+            run_dir = settings.path("logs") / "runs" / run_id
+            masker = make_masker(settings, passwords, bot_portals(bot_cls))
+            evidence = Evidence(run_dir, masker)
+            mark = watermark_key(settings, bot_cls)
+            watermark = store.watermark(mark) if bot.incremental and not full else None
+            since = datetime.fromisoformat(watermark) - WATERMARK_OVERLAP if watermark else None
+            store.start_run(run_id, name, trigger, {"full": full, "since": since.isoformat() if since else None, **options},
+                            job=job, engine_job=engine_job)
+            result = RunResult(run_id, name, "running", {}, run_dir=run_dir)
+            if on_start:
+                on_start(run_id, run_dir)
+            counts = dict.fromkeys(COUNT_KEYS, 0)
+            writer = store.writer(run_id, counts=counts)
             with run_sinks(run_id, name, settings.path("logs"), run_dir, masker) as log:
                 evidence.log = log
                 log.info("run {} started ({}, {})", run_id, trigger, f"since {since:%Y-%m-%d %H:%M:%S}" if since else "full")
                 try:
-                    async with open_browser(settings.browser, headed=headed, wanted=bot.uses_browser) as browser:
+                    async with launch as browser:
                         ctx = BotContext(
                             run_id=run_id, bot=bot, settings=settings, browser=browser, writer=writer, store=store,
                             evidence=evidence, options=options, passwords=password_source(passwords, settings.own_store),
@@ -236,6 +241,7 @@ async def run_bot(
                     )
                 await Notifier(settings.notify, log).send(run_messages(result))
         finally:
+            await launch.discard()
             store.close()
         return result
 
