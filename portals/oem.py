@@ -111,13 +111,9 @@ class OrderDetailPage:
             SystemFailure: see :mod:`dealerbot.portal`.
         """
         root = await self.s.fetch_html("order_detail", order_no=order_no)
-        block = self.s.html.find_all(root, "detail.root")
-        if not block:
+        if not self.s.html.find_all(root, "detail.root"):
             raise PageChanged(f"oem: order {order_no}: the detail page has no order block")
-        # Fields are looked for in the order block (a fraction of the page), the whole page
-        # only if the block lacks one.
-        return {f: self.s.html.text(block[0], "detail.field", required=False, field=f)
-                or self.s.html.text(root, "detail.field", field=f) for f in ORDER_FIELDS}
+        return self.s.html.texts(root, "detail.field", "field", ORDER_FIELDS)
 
 
 class CustomersPage(PagedTable):

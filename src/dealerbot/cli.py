@@ -1324,12 +1324,13 @@ def _quick_exit(code: object) -> None:
     command (a 2,000-order read takes 4 s in all). The exit handlers still run (log files are
     closed, pending log lines written) and the output is flushed, as mypy does for the same
     reason. Returns (the caller exits as usual) when threads are still running, whose end a
-    normal exit would wait for, or when the exit code is not a number."""
+    normal exit would wait for, under a profiler or debugger (which write their results after the
+    command returns), or when the exit code is not a number."""
     import atexit
     import threading
 
     run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
-    if run_exit_handlers is None or threading.active_count() > 1:
+    if run_exit_handlers is None or threading.active_count() > 1 or sys.getprofile() or sys.gettrace():
         return
     if code is None:
         code = 0

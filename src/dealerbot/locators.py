@@ -50,8 +50,10 @@ shadows the standard-library module asyncio imports.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -596,8 +598,10 @@ class Locators:
                 f"{self.file.portal}: '{name}' not found on {self.page.url} within "
                 f"{timeout / 1000:.0f}s (tried {tried})"
             ) from exc
-        for index, loc in enumerate(locs):
-            if await loc.count() > 0:
+        # which choice matched: every choice counted at once (one round trip, not one each)
+        counts = await asyncio.gather(*(loc.count() for loc in locs)) if len(locs) > 1 else [1]
+        for index, (loc, n) in enumerate(zip(locs, counts, strict=True)):
+            if n > 0:
                 self.fallback_used(name, index)
                 self._matched[name] = index
                 return loc.first
@@ -613,22 +617,35 @@ class Locators:
 
     async def present(self, name: str, /, **params: Any) -> bool:
         """Whether any candidate of ``name`` is on the page right now (no waiting)."""
-        for c in self._candidates(name, params):
-            if await build_locator(self.page, c).count() > 0:
-                return True
-        return False
+        locs = [build_locator(self.page, c) for c in self._candidates(name, params)]
+        return any(n > 0 for n in await asyncio.gather(*(loc.count() for loc in locs)))
 
     async def visible(self, name: str, /, **params: Any) -> bool:
         """Whether any candidate of ``name`` is visible right now (no waiting)."""
-        for c in self._candidates(name, params):
-            loc = build_locator(self.page, c)
-            if await loc.count() > 0 and await loc.first.is_visible():
-                return True
-        return False
+        locs = [build_locator(self.page, c) for c in self._candidates(name, params)]
+        return any(await asyncio.gather(*(loc.first.is_visible() for loc in locs)))  # False where none
 
     def all_candidates(self, name: str, /, **params: Any) -> list[Locator]:
         """Locators for every candidate of ``name`` (for masking in screenshots)."""
         return [build_locator(self.page, c) for c in self._candidates(name, params)]
+
+
+_ATTRIBUTE_IS = re.compile(r"""\[\s*([A-Za-z_][\w:.-]*)\s*=\s*(['"])\{(\w+)\}\2\s*\]""")
+_COMBINATOR = re.compile(r"[\s>+~,]")
+
+
+def _by_attribute(css: str, key: str) -> tuple[str, str] | None:
+    """For a css choice whose only placeholder ``{key}`` is an attribute test of the element it
+    selects (``#detail dd[data-field='{key}']``): the choice with the test loosened to the
+    attribute being present, and the attribute's name. None for any other choice (the value
+    used elsewhere, twice, in a selector list, or on an ancestor)."""
+    found = list(_ATTRIBUTE_IS.finditer(css))
+    if len(found) != 1 or found[0].group(3) != key or css.count("{") != 1 or "," in css:
+        return None
+    m = found[0]
+    if _COMBINATOR.search(css[m.end():]):
+        return None  # the test is on an ancestor: grouping by the element's attribute would differ
+    return css[:m.start()] + f"[{m.group(1)}]" + css[m.end():], m.group(1)
 
 
 def warn_drift(log: Any, file: SelectorFile, name: str, first: Candidate, used: Candidate, index: int) -> None:
@@ -686,6 +703,49 @@ class HtmlReader:
                     warn_drift(self.log, self.file, name, cands[0][0], cand, index)
                 return list(found)
         return []
+
+    def texts(
+        self, root: HtmlElement, name: str, key: str, values: Sequence[str], /, required: bool = True, **params: Any,
+    ) -> dict[str, str]:
+        """:meth:`text` of ``name`` for each of ``values`` of its placeholder ``key`` (every
+        field of a record's detail block): the same answers, in one pass over the page where the
+        choice tests the placeholder as an attribute of the element read (``dd[data-field='{field}']``)
+        instead of one pass per value.
+
+        Raises:
+            PageChanged: ``required`` and a value matched nothing.
+            UnknownSelector: no such name, or it has no css candidate.
+        """
+        cands = [c for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame]
+        if not cands:
+            raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
+        out: dict[str, str] = {}
+        left = list(dict.fromkeys(values))
+        for index, cand in enumerate(cands):
+            if not left:
+                break
+            grouped = _by_attribute(cand.value, key)
+            if grouped is not None:
+                wildcard, attribute = grouped
+                first: dict[str, HtmlElement] = {}
+                for el in self._css(wildcard)(root):
+                    first.setdefault(el.get(attribute), el)
+                found = {v: first[v] for v in left if v in first}
+            else:
+                found = {}
+                for v in left:
+                    hits = self._css(cand.format({**params, key: v}).value)(root)
+                    if hits:
+                        found[v] = hits[0]
+            if found and index > 0 and name not in self._warned:
+                self._warned.add(name)
+                warn_drift(self.log, self.file, name, cands[0], cand.format({**params, key: next(iter(found))}), index)
+            for v, el in found.items():
+                out[v] = el.text_content().strip()
+            left = [v for v in left if v not in found]
+        if left and required:
+            raise PageChanged(f"{self.file.portal}: '{name}' ({key}={left[0]}) not on the page")
+        return {v: out.get(v, "") for v in values}
 
     def text(self, root: HtmlElement, name: str, /, required: bool = True, **params: Any) -> str:
         """Stripped text of the first element of ``name``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,44 @@ def test_html_reader_falls_back_and_fills_placeholders(tmp_path):
     with pytest.raises(PageChanged, match="field=price"):
         reader.text(root, "d.field", field="price")
     assert reader.text(root, "d.field", required=False, field="price") == ""
+
+
+DETAIL = """<div id='order'><dl>
+  <dt>VIN</dt><dd data-field='vin'> LVSHCAMB1CE054249 </dd>
+  <dd data-field='price'>199,800</dd><dd data-field='price'>second</dd>
+  <span class='x' data-field='color'>白色</span><dd data-field='color'>珍珠白</dd>
+</dl></div><div id='legacy'><p data-f='mobile'>139 0000 1234</p></div>"""
+
+
+@pytest.mark.parametrize("first", [
+    "#order dd[data-field='{field}']",  # read in one pass
+    "#order dd[data-field=\"{field}\"]",  # the same, double quotes
+    "#order [data-field='{field}']:not(span), #nothing",  # a selector list: one pass per field
+    "div[id='order'] dd:not([data-field='none{field}'])",  # the placeholder elsewhere
+])
+def test_reading_many_fields_at_once_answers_as_reading_each(tmp_path, first):
+    f = load_selector_file(_write(tmp_path, (
+        f"portal: x\nselectors:\n  d.field:\n    - css: {json.dumps(first)}\n"
+        "    - css: \"#legacy p[data-f='{field}']\"\n"
+    )))
+    root = html.fromstring(DETAIL)
+    warned: list[str] = []
+
+    class Log:
+        def warning(self, msg, *args):
+            warned.append(msg.format(*args))
+
+    fields = ["vin", "price", "color", "mobile"]
+    one_by_one = HtmlReader(f, log=Log())
+    expected = {v: one_by_one.text(root, "d.field", required=False, field=v) for v in fields}
+    warned_each = list(warned)
+    warned.clear()
+    at_once = HtmlReader(f, log=Log()).texts(root, "d.field", "field", fields, required=False)
+    assert at_once == expected
+    assert len(warned) == len(warned_each)  # a fallback that matched warns once either way
+    if not one_by_one.text(root, "d.field", required=False, field="gone"):
+        with pytest.raises(PageChanged, match="field=gone"):
+            HtmlReader(f, log=Log()).texts(root, "d.field", "field", [*fields, "gone"])
 
 
 @pytest.mark.parametrize("portal", ["oem", "dms"])

@@ -48,6 +48,7 @@ class LoginForm:
             await (await s.loc.get(name)).fill(value)
         await s.pctx.pause_tracing()
         password = None
+        shown: bool | None = None  # whether the login screen still shows after the submit
         try:
             password = await s.loc.get("login.password")
             await password.fill(secret)
@@ -57,7 +58,8 @@ class LoginForm:
             resp = await nav.value
             # The portal took the password when it answered the POST with a redirect.
             accepted = resp is not None and resp.request.redirected_from is not None
-            if not await self.is_shown():
+            shown = await self.is_shown()  # the page stays as it is until the checks below
+            if not shown:
                 # Past the login page: logged in, whatever the page it led to answered (a 500 on
                 # the landing page is for the next step to retry, not a failed login).
                 s.shared.logged_in = True
@@ -72,10 +74,10 @@ class LoginForm:
                         body=await resp.text() if resp.status == 503 else None)
         finally:
             with contextlib.suppress(Exception):  # never leave the password on the page
-                if password is not None and await self.is_shown():
+                if password is not None and (shown is not False) and await self.is_shown():
                     await password.fill("", timeout=2000)
             await s.pctx.resume_tracing()
-        if await self.is_shown():  # still on the login screen: the portal said no
+        if shown:  # still on the login screen: the portal said no
             message = ""
             if await s.loc.present("login.error"):
                 message = (await (await s.loc.get("login.error")).inner_text()).strip()
