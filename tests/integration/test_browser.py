@@ -87,3 +87,22 @@ async def test_a_browser_that_dies_as_it_starts_is_started_again(tmp_path):
         await page.set_content("<p>ok</p>")
         assert await page.inner_text("p") == "ok"
     assert marker.exists()  # it did die the first time
+
+
+async def test_a_run_whose_store_cannot_open_leaves_no_browser_behind(settings, tmp_path):
+    """The browser starts while the store opens: a store that fails to open ends the run with
+    its message, and the browser started meanwhile is closed, not left running."""
+    import pytest
+
+    from dealerbot.errors import ConfigError
+    from dealerbot.runner import run_bot
+
+    from .conftest import PASSWORDS
+
+    broken = tmp_path / "broken.sqlite"
+    broken.write_bytes(b"this is not a database" * 100)
+    settings.store.url = f"sqlite:///{broken}"
+    with pytest.raises(ConfigError, match="broken.sqlite"):
+        await run_bot("oem-orders", settings, passwords=PASSWORDS)
+    assert _chromium_processes() == []
+    assert [p for p in psutil.Process().children(recursive=True) if "node" in p.name()] == []
