@@ -58,7 +58,14 @@ class CookieClient:
         headers = {"User-Agent": user_agent}
         if accept_language:
             headers["Accept-Language"] = accept_language
+        import ssl
+
+        import truststore
+
         self._client = httpx.AsyncClient(
+            # the system's certificates, as the browser uses: a DMS on the dealership's own
+            # certificate authority is trusted by both or by neither
+            verify=truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
             follow_redirects=True,
             timeout=timeout_seconds,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),

@@ -632,6 +632,12 @@ class PortalSession:
         except httpx.TimeoutException as exc:
             raise self._network_error(exc, url, timeout=True) from exc
         except httpx.HTTPError as exc:  # refused, reset, unknown host, too many redirects
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise PortalUnavailable(
+                    f"{self.selectors.title}的证书不受本机信任：请把门户的证书颁发机构加入系统证书，或在 dealerbot.toml 的 "
+                    f"[{self.name}] 中设置 reads = \"browser\" ({self.name}: its certificate is not trusted by this "
+                    f"system: {str(exc).splitlines()[0]})"
+                ) from exc
             raise self._network_error(exc, url) from exc
         if answer.cookies:  # the portal renewed a cookie: the browser's next screen needs it too
             await self.pctx.context.add_cookies(answer.cookies)  # type: ignore[arg-type]
@@ -646,12 +652,14 @@ class PortalSession:
 
             agent = await self.page.evaluate("navigator.userAgent")
             language = await self.page.evaluate("navigator.languages.join(',')")
-            sh.http = CookieClient(connections=self.run.concurrency + 1, timeout_seconds=self.run.timeout_seconds,
-                                   user_agent=agent, accept_language=language)
-        mark = (sh.generation, id(self.pctx.context), sh.moves)
+            if sh.http is None:  # the first reads of several pages start together: one client for all
+                sh.http = CookieClient(connections=self.run.concurrency + 1, timeout_seconds=self.run.timeout_seconds,
+                                       user_agent=agent, accept_language=language)
+        mark = (sh.generation, id(self.pctx.context), sh.moves)  # before the copy: a move meanwhile copies again
         if sh.http_synced != mark:
-            sh.http_cookies = await self.pctx.context.cookies()
-            sh.http.load(sh.http_cookies)
+            cookies = await self.pctx.context.cookies()
+            sh.http_cookies = cookies
+            sh.http.load(cookies)
             sh.http_synced = mark
         return sh.http
 

@@ -162,15 +162,17 @@ def test_three_workers_sync_every_store_and_a_killed_worker_loses_and_doubles_no
     admins[0].behave("dms", save_delay_ms=700)
     seeded = len(admins[0].contracts())
     first = _dealerbot(folder, "worker", "--queues", "store.S01", log="worker-killed.log")
-    queued = _cli(folder, "group", "run", "S01")
-    assert queued.returncode == 0 and "已排队" in queued.stdout, queued.stdout + queued.stderr
-    deadline = time.monotonic() + 120
-    while len(admins[0].contracts()) < seeded + 2:
-        assert time.monotonic() < deadline and first.poll() is None, "S01's re-key never started"
-        time.sleep(0.2)
-    time.sleep(0.5)
-    first.kill()  # SIGKILL: no goodbye, its job stays "doing", its run stays "running"
-    first.wait()
+    try:
+        queued = _cli(folder, "group", "run", "S01")
+        assert queued.returncode == 0 and "已排队" in queued.stdout, queued.stdout + queued.stderr
+        deadline = time.monotonic() + 120
+        while len(admins[0].contracts()) < seeded + 2:
+            assert time.monotonic() < deadline and first.poll() is None, "S01's re-key never started"
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:  # also when the test fails: a worker left running would take the next test's jobs
+        first.kill()  # SIGKILL: no goodbye, its job stays "doing", its run stays "running"
+        first.wait()
     admins[0].behave("dms", save_delay_ms=0)
 
     workers = [_dealerbot(folder, "worker", "--concurrency", "1", log=f"worker-{i}.log") for i in range(WORKERS)]

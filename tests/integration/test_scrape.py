@@ -310,3 +310,35 @@ async def test_a_session_cookie_renewed_on_a_read_reaches_the_browser(settings, 
     assert clean_sandbox.counters()["logins"] == 1
     [screen] = [n for n in result.notes if n.startswith("screen=")]
     assert "/orders" in screen and "login" not in screen
+
+
+SIDE_BY_SIDE = """
+import asyncio
+
+from dealerbot.api import Bot, BotContext
+
+
+class SideBySide(Bot):
+    name = "oem-side-by-side"
+    portal = "oem"
+    description = "three pages of one login read at once"
+
+    async def run(self, ctx: BotContext) -> None:
+        async with ctx.portal_pages("oem", None, 3) as sessions:
+            pages = await asyncio.gather(*(s.fetch_json("orders_api", {"page": n + 1, "page_size": 5})
+                                           for n, s in enumerate(sessions)))
+            ctx.note("orders=" + ",".join(o["order_no"] for p in pages for o in p["items"]))
+"""
+
+
+async def test_the_first_reads_of_pages_side_by_side_all_carry_the_login(settings, clean_sandbox):
+    """Several pages of one login reading at the same moment share one client holding the
+    login (two were once made, one of them without cookies: its read found no session)."""
+    (settings.home / "bots").mkdir(exist_ok=True)
+    (settings.home / "bots" / "__init__.py").touch()
+    (settings.home / "bots" / "side_by_side.py").write_text(SIDE_BY_SIDE, encoding="utf-8")
+    result = await run_bot("oem-side-by-side", settings, passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert result.counts.get("relogins", 0) == 0 and clean_sandbox.counters()["logins"] == 1
+    [orders] = [n for n in result.notes if n.startswith("orders=")]
+    assert len(set(orders[len("orders="):].split(","))) == 15
