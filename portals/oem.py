@@ -69,7 +69,8 @@ class OrdersPage:
         Raises:
             PageChanged: the table is missing.
         """
-        if urlparse(self.s.page.url).path != urlparse(self.s.url("orders_page")).path:  # else it shows already
+        shown = urlparse(self.s.page.url).path == urlparse(self.s.url("orders_page")).path
+        if not (shown and await self.s.loc.present("orders.table")):  # else the list shows already (the landing)
             await self.s.goto("orders_page")
         await (await self.s.loc.get("orders.table")).wait_for(state="visible")
         await dismiss_notice(self.s)

@@ -610,14 +610,13 @@ class BrowserLaunch:
         return await self._cm.__aexit__(*exc)
 
     async def discard(self) -> None:
-        """Close the browser if the run never used it (stops a launch still under way)."""
+        """Close the browser if the run never used it (a launch under way is let finish first:
+        cancelled halfway, it would leave Playwright's driver running)."""
         if self._used:
             return
         self._used = True
-        if not self._task.done():
-            self._task.cancel()
         try:
-            await self._task
-        except BaseException:  # noqa: BLE001 - cancelled or failed: nothing was started to close
+            await asyncio.shield(self._task)
+        except BaseException:  # noqa: BLE001 - it failed to start: nothing to close
             return
         await self._cm.__aexit__(None, None, None)

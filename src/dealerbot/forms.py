@@ -189,6 +189,7 @@ class Form:
         Raises:
             PageChanged: no such element. RecordRejected: no such option.
         """
+        self.s.browser_acted()
         loc = self.s.loc.known(name) or await self.s.loc.get(name)
         await self._select(name, loc, text if value is None else value, value is None)
 
@@ -222,6 +223,7 @@ class Form:
         Raises:
             PageChanged: it did not appear.
         """
+        self.s.browser_acted()
         with self._answering(dialog):
             known = self.s.loc.known(name, **params)
             if known is not None:
@@ -265,6 +267,7 @@ class Form:
 
     async def press(self, name: str, key: str, /, **params: Any) -> None:
         """Press ``key`` (e.g. ``Enter``) in the element ``name``."""
+        self.s.browser_acted()
         known = self.s.loc.known(name, **params)
         await (known if known is not None else await self.s.loc.get(name, **params)).press(key)
 
@@ -292,6 +295,7 @@ class Form:
         Raises:
             PageChanged: the button or the confirm dialog is not there.
         """
+        self.s.browser_acted()
         with self._answering(dialog):
             outcome = await self._submit(button, confirm, errors, error_attr, stayed, timeout_ms)
         if outcome.result == "saved" and toast:

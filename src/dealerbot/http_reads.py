@@ -13,9 +13,13 @@ The two cookie jars are kept in step:
 * browser -> client: :meth:`CookieClient.load` copies the context's cookies; the session calls
   it before its first read, after every login, after the context is renewed and after the
   browser moved to another screen;
-* client -> browser: a cookie that a read's answer sets (a portal renewing its session id) is
-  handed back (:attr:`Answer.cookies`) for the session to add to the context, so that the
-  browser's next screen is still logged in.
+* client -> browser: a cookie that a read's answer sets or deletes (a portal renewing its
+  session id) is handed back (:attr:`Answer.cookies`, :attr:`Answer.deleted`) for the session to
+  give the context, so that the browser's next screen is still logged in. Only a good answer's:
+  an ended session's answer (often a new, anonymous session) must not replace a login.
+
+The session also copies the browser's cookies after clicks and choices on its pages (their
+scripts may call the portal) and at least every second.
 
 ``reads = "browser"`` sends reads through the browser as before, for a portal that answers only
 a real browser (a check of the TLS handshake, a client certificate, a proxy set up only in the
@@ -39,13 +43,15 @@ class Answer:
     """A portal's answer to a read, whichever way it was sent.
 
     ``url`` is where the read ended after redirects; ``cookies`` are the cookies the answer
-    set, as Playwright's ``add_cookies`` takes them (empty from the browser, which keeps its own).
+    set, as Playwright's ``add_cookies`` takes them, and ``deleted`` the (name, domain, path) of
+    those it deleted (both empty from the browser, which keeps its own).
     """
 
     status: int
     url: str
     text: str
     cookies: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class CookieClient:
@@ -72,18 +78,20 @@ class CookieClient:
             headers=headers,
         )
 
-    def load(self, cookies: list[dict[str, Any]]) -> None:
+    def load(self, cookies: list[dict[str, Any]]) -> list[str]:
         """Replace the client's cookies with a browser context's (Playwright's ``cookies()``).
 
         Each cookie goes through the standard cookie rules as if its site had just set it, so
         host-only and domain cookies, paths, ``Secure`` and expiry are honoured as the browser
-        honours them.
+        honours them. Returns the names of cookies HTTP headers cannot carry as they are (a
+        value a page's script set with characters beyond ASCII): those are left out.
         """
         # Host-only cookies stay on their host, as in the browser (the standard library's default
         # also sends them to subdomains).
         policy = DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain)
         store = CookieJar(policy)
         jar = httpx.Cookies(store)
+        skipped: list[str] = []
         for c in cookies:
             host = str(c.get("domain", "")).lstrip(".")
             if not host or not c.get("name"):
@@ -98,9 +106,13 @@ class CookieClient:
                 header += f"; Expires={formatdate(expires, usegmt=True)}"
             if secure:
                 header += "; Secure"
+            if not header.isascii() or not host.isascii():
+                skipped.append(str(c["name"]))
+                continue
             origin = f"{'https' if secure else 'http'}://{host}{path}"
             jar.extract_cookies(httpx.Response(200, headers=[("set-cookie", header)], request=httpx.Request("GET", origin)))
         self._client.cookies = store  # the jar itself (a Cookies would be copied without its policy)
+        return skipped
 
     async def get(self, url: str) -> Answer:
         """GET ``url`` with the cookies, following redirects.
@@ -114,19 +126,28 @@ class CookieClient:
         # a redirect's Set-Cookie counts too: the session is often renewed on the way to the login page
         for hop in resp.history:
             set_cookie += hop.headers.get_list("set-cookie")
-        cookies = _for_browser(resp) if set_cookie else []
-        return Answer(resp.status_code, str(resp.url), resp.text, cookies)
+        cookies, deleted = _for_browser(resp) if set_cookie else ([], [])
+        return Answer(resp.status_code, str(resp.url), resp.text, cookies, deleted)
 
     async def aclose(self) -> None:
         """Close the connections."""
         await self._client.aclose()
 
 
-def _for_browser(resp: httpx.Response) -> list[dict[str, Any]]:
-    """The cookies the answer (and its redirects) set, for Playwright's ``add_cookies``."""
+def _for_browser(resp: httpx.Response) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+    """The cookies the answer (and its redirects) set, for Playwright's ``add_cookies``, and the
+    (name, domain, path) of those it deleted (an expiry in the past), for ``clear_cookies``."""
     out: list[dict[str, Any]] = []
+    deleted: list[tuple[str, str, str]] = []
     for r in (*resp.history, resp):
         host = urlparse(str(r.url)).hostname or ""
+        kept = {c.name for c in r.cookies.jar}
+        for header in r.headers.get_list("set-cookie"):
+            name, _, rest = header.partition("=")
+            if name.strip() in kept:
+                continue
+            attrs = {k.strip().lower(): v.strip() for k, _, v in (a.partition("=") for a in rest.split(";")[1:])}
+            deleted.append((name.strip(), attrs.get("domain") or host, attrs.get("path") or "/"))
         for c in httpx.Cookies(r.cookies).jar:
             if c.expires is not None and c.expires <= time.time():
                 continue
@@ -142,4 +163,4 @@ def _for_browser(resp: httpx.Response) -> list[dict[str, Any]]:
             if isinstance(same_site, str) and same_site.capitalize() in ("Lax", "Strict", "None"):
                 cookie["sameSite"] = same_site.capitalize()
             out.append(cookie)
-    return out
+    return out, deleted

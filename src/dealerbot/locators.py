@@ -643,8 +643,8 @@ def _by_attribute(css: str, key: str) -> tuple[str, str] | None:
     if len(found) != 1 or found[0].group(3) != key or css.count("{") != 1 or "," in css:
         return None
     m = found[0]
-    if _COMBINATOR.search(css[m.end():]):
-        return None  # the test is on an ancestor: grouping by the element's attribute would differ
+    if _COMBINATOR.search(css[m.end():]) or css[:m.start()].count("(") != css[:m.start()].count(")"):
+        return None  # on an ancestor, or inside :not()/:has(): grouping by the element's attribute would differ
     return css[:m.start()] + f"[{m.group(1)}]" + css[m.end():], m.group(1)
 
 
@@ -739,7 +739,8 @@ class HtmlReader:
                         found[v] = hits[0]
             if found and index > 0 and name not in self._warned:
                 self._warned.add(name)
-                warn_drift(self.log, self.file, name, cands[0], cand.format({**params, key: next(iter(found))}), index)
+                shown = {**params, key: next(iter(found))}
+                warn_drift(self.log, self.file, name, cands[0].format(shown), cand.format(shown), index)
             for v, el in found.items():
                 out[v] = el.text_content().strip()
             left = [v for v in left if v not in found]

@@ -210,6 +210,9 @@ class _Gate:
 
 
 MEMORY_CHECK_SECONDS = 2.0  # between two looks at the memory ([browser] recycle_memory_mb)
+# Reads copy the browser's cookies again after this long even when it did nothing dealerbot saw
+# (a page's own script may set one).
+COOKIE_RECHECK_SECONDS = 1.0
 
 
 def memory_in_use_mb() -> float:
@@ -255,7 +258,9 @@ class _Shared:
     http: CookieClient | None = None  # reads over plain HTTP with the browser's cookies (reads = "http")
     http_cookies: list[dict[str, Any]] = field(default_factory=list)  # what was copied into it last
     http_synced: tuple[int, int, int] | None = None  # (generation, context, moves) at that copy
-    moves: int = 0  # screens the browser went to: each may have changed its cookies
+    http_synced_at: float = 0.0  # event-loop time of that copy
+    moves: int = 0  # screens the browser went to and actions on them: each may have changed its cookies
+    warned_cookies: bool = False  # said once that some cookies cannot go over plain HTTP
 
 
 class PortalSession:
@@ -305,6 +310,11 @@ class PortalSession:
 
         if page is not None:  # a session made only to classify answers has no page
             page.on("framenavigated", moved)
+
+    def browser_acted(self) -> None:
+        """Note that the browser did something that may have set cookies without loading a page
+        (a click, a choice: the page's script may call the portal): reads copy them again."""
+        self.shared.moves += 1
 
     def sibling(self, page: Page) -> PortalSession:
         """A session on another page of the same browser context (the same login), for work on
@@ -535,27 +545,53 @@ class PortalSession:
             return await self._fetch_in_context(url)
 
     async def _fetch_in_context(self, url: str) -> str:
-        async with self.shared.limit:
-            generation = self.shared.generation
-            answer = await self._get(url)
-            try:
-                self.check(answer.status, answer.url, url, body=answer.text)
-                return answer.text
-            except SessionExpired:
-                pass
-            except SystemFailure:
-                self._keep_failed(answer, url)
-                raise
-        if not await self._browser_cookies_changed():  # else the browser renewed the session meanwhile
+        generation = self.shared.generation
+        text = await self._read_once(url)
+        if text is None and await self._browser_cookies_changed():
+            text = await self._read_once(url)  # the browser renewed the login meanwhile: its cookies
+        if text is None:
             await self.relogin(generation)
+            text = await self._read_once(url, last=True)
+        assert text is not None  # the last try raises instead
+        return text
+
+    async def _read_once(self, url: str, last: bool = False) -> str | None:
+        """One read: its text, or None when it found the session ended (raised on the ``last`` try).
+        Cookies the answer set go to the browser only when it was a good answer: an ended
+        session's answer (a new, anonymous session) must not replace a login the browser holds.
+
+        Raises:
+            SystemFailure: as :meth:`check`.
+        """
         async with self.shared.limit:
             answer = await self._get(url)
-            try:
-                self.check(answer.status, answer.url, url, body=answer.text)
-                return answer.text
-            except SystemFailure:
-                self._keep_failed(answer, url)
+        try:
+            self.check(answer.status, answer.url, url, body=answer.text)
+        except SessionExpired:
+            if last:
                 raise
+            return None
+        except SystemFailure:
+            self._keep_failed(answer, url)
+            raise
+        if answer.cookies or answer.deleted:
+            await self._give_cookies(answer)
+        return answer.text
+
+    async def _give_cookies(self, answer: Answer) -> None:
+        """The cookies a read's answer set (or deleted), into the browser too: its next screen
+        needs them (a portal renewing its session id)."""
+        context = self.pctx.context
+        try:
+            if answer.cookies:
+                await context.add_cookies(answer.cookies)  # type: ignore[arg-type]
+            for name, domain, path in answer.deleted:
+                await context.clear_cookies(name=name, domain=domain, path=path)
+            self.shared.http_cookies = await context.cookies()  # what the browser holds now: changes
+            # made by the browser itself are told apart from these (see _browser_cookies_changed)
+        except Exception as exc:  # noqa: BLE001 - the browser refused one: its next screen may log in again
+            self.log.warning("{}: could not hand the cookies a read set to the browser: {}", self.name,
+                             str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
     def _keep_failed(self, answer: Answer, url: str) -> None:
         """Remember the last failed answer: it is saved as evidence if the run fails."""
@@ -624,24 +660,29 @@ class PortalSession:
                 return Answer(resp.status, resp.url, await resp.text())
             finally:
                 await resp.dispose()
+        import ssl
+
         import httpx  # loaded with the client, in _http()
 
-        client = await self._http()
         try:
-            answer = await client.get(url)
+            client = await self._http()
+        except Exception as exc:  # playwright.Error: the browser or the page closed
+            raise self._network_error(exc, url) from exc
+        try:
+            return await client.get(url)
         except httpx.TimeoutException as exc:
             raise self._network_error(exc, url, timeout=True) from exc
         except httpx.HTTPError as exc:  # refused, reset, unknown host, too many redirects
-            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
                 raise PortalUnavailable(
                     f"{self.selectors.title}的证书不受本机信任：请把门户的证书颁发机构加入系统证书，或在 dealerbot.toml 的 "
                     f"[{self.name}] 中设置 reads = \"browser\" ({self.name}: its certificate is not trusted by this "
-                    f"system: {str(exc).splitlines()[0]})"
+                    f"system: {str(exc).splitlines()[0] if str(exc) else cause})"
                 ) from exc
             raise self._network_error(exc, url) from exc
-        if answer.cookies:  # the portal renewed a cookie: the browser's next screen needs it too
-            await self.pctx.context.add_cookies(answer.cookies)  # type: ignore[arg-type]
-        return answer
 
     async def _http(self) -> CookieClient:
         """The plain-HTTP client, holding the browser's cookies as they are now (copied again
@@ -656,12 +697,23 @@ class PortalSession:
                 sh.http = CookieClient(connections=self.run.concurrency + 1, timeout_seconds=self.run.timeout_seconds,
                                        user_agent=agent, accept_language=language)
         mark = (sh.generation, id(self.pctx.context), sh.moves)  # before the copy: a move meanwhile copies again
-        if sh.http_synced != mark:
+        now = asyncio.get_running_loop().time()
+        if sh.http_synced != mark or now - sh.http_synced_at >= COOKIE_RECHECK_SECONDS:
             cookies = await self.pctx.context.cookies()
             sh.http_cookies = cookies
-            sh.http.load(cookies)
-            sh.http_synced = mark
+            self._load_cookies(cookies)
+            sh.http_synced, sh.http_synced_at = mark, now
         return sh.http
+
+    def _load_cookies(self, cookies: list[dict[str, Any]]) -> None:
+        assert self.shared.http is not None
+        skipped = self.shared.http.load(cookies)
+        if skipped and not self.shared.warned_cookies:
+            self.shared.warned_cookies = True
+            self.log.warning(
+                "{}: the browser holds cookies plain HTTP cannot send ({}): reads go without them; if reads "
+                "fail, set reads = \"browser\" in [{}]", self.name, ", ".join(skipped), self.name,
+            )
 
     async def _browser_cookies_changed(self) -> bool:
         """After a read found the session ended: whether the browser holds other cookies than the
@@ -669,11 +721,14 @@ class PortalSession:
         sh = self.shared
         if sh.http is None:
             return False
-        cookies = await self.pctx.context.cookies()
+        try:
+            cookies = await self.pctx.context.cookies()
+        except Exception:  # noqa: BLE001 - the browser is gone: logging in again will say so
+            return False
         if cookies == sh.http_cookies:
             return False
         sh.http_cookies = cookies
-        sh.http.load(cookies)
+        self._load_cookies(cookies)
         return True
 
     async def close_reads(self) -> None:

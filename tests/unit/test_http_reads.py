@@ -59,8 +59,26 @@ def test_a_cookie_set_by_an_answer_or_its_redirect_is_handed_to_the_browser_as_p
                                          ("location", "/login")], request=httpx.Request("GET", "http://127.0.0.1:8701/orders/1"))
     final = httpx.Response(200, headers=[("set-cookie", "pref=zh; Domain=.example.com; Secure; Max-Age=60")],
                            request=httpx.Request("GET", "https://a.example.com/login"), history=[first])
-    got = {c["name"]: c for c in _for_browser(final)}
+    cookies, deleted = _for_browser(final)
+    got = {c["name"]: c for c in cookies}
+    assert deleted == []
     assert got["oem_session"] == {"name": "oem_session", "value": "r1", "domain": "127.0.0.1", "path": "/",
                                   "secure": False, "httpOnly": True, "expires": -1, "sameSite": "Lax"}
     assert got["pref"]["domain"] == ".example.com" and got["pref"]["secure"] and got["pref"]["expires"] > time.time()
     assert not got["pref"]["httpOnly"]
+
+
+def test_a_cookie_an_answer_deletes_is_deleted_in_the_browser_too():
+    answer = httpx.Response(200, headers=[("set-cookie", "flash=; Max-Age=0; Path=/orders"),
+                                          ("set-cookie", "oem_session=s2; Path=/")],
+                            request=httpx.Request("GET", "http://127.0.0.1:8701/orders/1"))
+    cookies, deleted = _for_browser(answer)
+    assert [c["name"] for c in cookies] == ["oem_session"]
+    assert deleted == [("flash", "127.0.0.1", "/orders")]
+
+
+def test_a_cookie_headers_cannot_carry_is_left_out_and_named():
+    client = CookieClient(connections=1, timeout_seconds=5, user_agent="ua")
+    skipped = client.load([_browser_cookie("who", "张三", "127.0.0.1"), _browser_cookie("s", "ok", "127.0.0.1")])
+    assert skipped == ["who"]
+    assert _sent(client, "http://127.0.0.1/") == "s=ok"

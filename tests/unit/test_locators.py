@@ -100,6 +100,7 @@ DETAIL = """<div id='order'><dl>
     "#order dd[data-field=\"{field}\"]",  # the same, double quotes
     "#order [data-field='{field}']:not(span), #nothing",  # a selector list: one pass per field
     "div[id='order'] dd:not([data-field='none{field}'])",  # the placeholder elsewhere
+    "dl:not([x]) dd:not([data-field='{field}'])",  # inside :not(): a test of the same element, negated
 ])
 def test_reading_many_fields_at_once_answers_as_reading_each(tmp_path, first):
     f = load_selector_file(_write(tmp_path, (
