@@ -276,7 +276,6 @@ async def test_a_run_over_its_memory_limit_goes_on_in_a_fresh_browser_context(se
     assert store.count(OEM_CUSTOMER) + result.counts["rejected"] == len(clean_sandbox.rows("oem", "customers"))
 
 
-
 RENEWAL_PROBE = """
 import asyncio
 
@@ -302,16 +301,9 @@ class RenewalProbe(Bot):
 async def test_a_session_cookie_renewed_on_a_read_reaches_the_browser(settings, clean_sandbox, reads):
     """A portal that renews its session id answers a read with a new cookie: the browser gets it
     too, so its next screen is still logged in (no second login), whichever way reads are sent."""
-    (settings.home / "bots").mkdir(exist_ok=True)
-    (settings.home / "bots" / "__init__.py").touch()
-    (settings.home / "bots" / "renewal_probe.py").write_text(RENEWAL_PROBE, encoding="utf-8")
     clean_sandbox.behave("oem", session_rotate_requests=3)
     settings.oem.reads = reads
-    result = await run_bot("oem-renewal-probe", settings, passwords=PASSWORDS)
-    assert result.ok, result.error
-    assert result.counts.get("relogins", 0) == 0
-    assert clean_sandbox.counters()["logins"] == 1
-    [screen] = [n for n in result.notes if n.startswith("screen=")]
+    screen = await _run_own_bot(settings, clean_sandbox, "oem-renewal-probe", RENEWAL_PROBE, "screen")
     assert "/orders" in screen and "login" not in screen
 
 
@@ -337,11 +329,18 @@ class SideBySide(Bot):
 async def test_the_first_reads_of_pages_side_by_side_all_carry_the_login(settings, clean_sandbox):
     """Several pages of one login reading at the same moment share one client holding the
     login (two were once made, one of them without cookies: its read found no session)."""
+    orders = await _run_own_bot(settings, clean_sandbox, "oem-side-by-side", SIDE_BY_SIDE, "orders")
+    assert len(set(orders.split(","))) == 15
+
+
+async def _run_own_bot(settings, sandbox, name: str, source: str, note: str) -> str:
+    """Run a bot written into the project folder's bots/; it must succeed on one login, never
+    logging in again. Returns what it noted as ``note=...``."""
     (settings.home / "bots").mkdir(exist_ok=True)
     (settings.home / "bots" / "__init__.py").touch()
-    (settings.home / "bots" / "side_by_side.py").write_text(SIDE_BY_SIDE, encoding="utf-8")
-    result = await run_bot("oem-side-by-side", settings, passwords=PASSWORDS)
+    (settings.home / "bots" / f"{name.replace('-', '_')}.py").write_text(source, encoding="utf-8")
+    result = await run_bot(name, settings, passwords=PASSWORDS)
     assert result.ok, result.error
-    assert result.counts.get("relogins", 0) == 0 and clean_sandbox.counters()["logins"] == 1
-    [orders] = [n for n in result.notes if n.startswith("orders=")]
-    assert len(set(orders[len("orders="):].split(","))) == 15
+    assert result.counts.get("relogins", 0) == 0 and sandbox.counters()["logins"] == 1
+    [noted] = [n for n in result.notes if n.startswith(note + "=")]
+    return noted[len(note) + 1:]
