@@ -28,7 +28,6 @@ browser).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -122,10 +121,8 @@ class CookieClient:
             httpx.HTTPError: the connection failed (refused, reset, unknown host).
         """
         resp = await self._client.get(url)
-        set_cookie = resp.headers.get_list("set-cookie") if "set-cookie" in resp.headers else []
         # a redirect's Set-Cookie counts too: the session is often renewed on the way to the login page
-        for hop in resp.history:
-            set_cookie += hop.headers.get_list("set-cookie")
+        set_cookie = any("set-cookie" in r.headers for r in (*resp.history, resp))
         cookies, deleted = _for_browser(resp) if set_cookie else ([], [])
         return Answer(resp.status_code, str(resp.url), resp.text, cookies, deleted)
 
@@ -141,16 +138,15 @@ def _for_browser(resp: httpx.Response) -> tuple[list[dict[str, Any]], list[tuple
     deleted: list[tuple[str, str, str]] = []
     for r in (*resp.history, resp):
         host = urlparse(str(r.url)).hostname or ""
-        kept = {c.name for c in r.cookies.jar}
+        kept = list(r.cookies.jar)  # the standard cookie rules drop a cookie set to expire: a deletion
+        names = {c.name for c in kept}
         for header in r.headers.get_list("set-cookie"):
             name, _, rest = header.partition("=")
-            if name.strip() in kept:
+            if name.strip() in names:
                 continue
             attrs = {k.strip().lower(): v.strip() for k, _, v in (a.partition("=") for a in rest.split(";")[1:])}
             deleted.append((name.strip(), attrs.get("domain") or host, attrs.get("path") or "/"))
-        for c in httpx.Cookies(r.cookies).jar:
-            if c.expires is not None and c.expires <= time.time():
-                continue
+        for c in kept:
             same_site = next((v for k, v in c._rest.items() if k.lower() == "samesite"), None)  # type: ignore[attr-defined]
             cookie: dict[str, Any] = {
                 "name": c.name, "value": c.value or "",

@@ -689,20 +689,32 @@ class HtmlReader:
         key = (name, tuple(sorted((k, str(v)) for k, v in params.items())))
         cands = self._formatted.get(key)
         if cands is None:  # a page's many reads of one field look its choices up once
-            cands = [(c, self._css(c.value)) for c in
-                     (c.format(params) for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame)]
-            if not cands:
-                raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
+            cands = [(c, self._css(c.value)) for c in (c.format(params) for c in self._css_choices(name))]
             if len(self._formatted) < 10_000:  # bounded: parameters may be record keys
                 self._formatted[key] = cands
         for index, (cand, selector) in enumerate(cands):
             found = selector(root)
             if found:
-                if index > 0 and name not in self._warned:
-                    self._warned.add(name)
-                    warn_drift(self.log, self.file, name, cands[0][0], cand, index)
+                self._drifted(name, cands[0][0], cand, index)
                 return list(found)
         return []
+
+    def _css_choices(self, name: str) -> list[Candidate]:
+        """The css candidates of ``name`` (others need a live page).
+
+        Raises:
+            UnknownSelector: no such name, or it has no css candidate.
+        """
+        cands = [c for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame]
+        if not cands:
+            raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
+        return cands
+
+    def _drifted(self, name: str, first: Candidate, used: Candidate, index: int) -> None:
+        """Warn once per name that a fallback (``index`` > 0) matched."""
+        if index > 0 and name not in self._warned:
+            self._warned.add(name)
+            warn_drift(self.log, self.file, name, first, used, index)
 
     def texts(
         self, root: HtmlElement, name: str, key: str, values: Sequence[str], /, required: bool = True, **params: Any,
@@ -716,9 +728,7 @@ class HtmlReader:
             PageChanged: ``required`` and a value matched nothing.
             UnknownSelector: no such name, or it has no css candidate.
         """
-        cands = [c for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame]
-        if not cands:
-            raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
+        cands = self._css_choices(name)
         out: dict[str, str] = {}
         left = list(dict.fromkeys(values))
         for index, cand in enumerate(cands):
@@ -737,10 +747,9 @@ class HtmlReader:
                     hits = self._css(cand.format({**params, key: v}).value)(root)
                     if hits:
                         found[v] = hits[0]
-            if found and index > 0 and name not in self._warned:
-                self._warned.add(name)
+            if found:
                 shown = {**params, key: next(iter(found))}
-                warn_drift(self.log, self.file, name, cands[0].format(shown), cand.format(shown), index)
+                self._drifted(name, cands[0].format(shown), cand.format(shown), index)
             for v, el in found.items():
                 out[v] = el.text_content().strip()
             left = [v for v in left if v not in found]

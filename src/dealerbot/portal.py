@@ -25,11 +25,13 @@ import contextlib
 import json
 import random
 import re
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlparse
 
+import httpx
 from aiolimiter import AsyncLimiter
 from loguru import logger
 from lxml import html as lxml_html
@@ -660,10 +662,6 @@ class PortalSession:
                 return Answer(resp.status, resp.url, await resp.text())
             finally:
                 await resp.dispose()
-        import ssl
-
-        import httpx  # loaded with the client, in _http()
-
         try:
             client = await self._http()
         except Exception as exc:  # playwright.Error: the browser or the page closed
@@ -672,16 +670,7 @@ class PortalSession:
             return await client.get(url)
         except httpx.TimeoutException as exc:
             raise self._network_error(exc, url, timeout=True) from exc
-        except httpx.HTTPError as exc:  # refused, reset, unknown host, too many redirects
-            cause: BaseException | None = exc
-            while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
-                cause = cause.__cause__ or cause.__context__
-            if cause is not None:
-                raise PortalUnavailable(
-                    f"{self.selectors.title}的证书不受本机信任：请把门户的证书颁发机构加入系统证书，或在 dealerbot.toml 的 "
-                    f"[{self.name}] 中设置 reads = \"browser\" ({self.name}: its certificate is not trusted by this "
-                    f"system: {str(exc).splitlines()[0] if str(exc) else cause})"
-                ) from exc
+        except httpx.HTTPError as exc:  # refused, reset, unknown host, untrusted, too many redirects
             raise self._network_error(exc, url) from exc
 
     async def _http(self) -> CookieClient:
@@ -699,14 +688,14 @@ class PortalSession:
         mark = (sh.generation, id(self.pctx.context), sh.moves)  # before the copy: a move meanwhile copies again
         now = asyncio.get_running_loop().time()
         if sh.http_synced != mark or now - sh.http_synced_at >= COOKIE_RECHECK_SECONDS:
-            cookies = await self.pctx.context.cookies()
-            sh.http_cookies = cookies
-            self._load_cookies(cookies)
+            self._load_cookies(await self.pctx.context.cookies())
             sh.http_synced, sh.http_synced_at = mark, now
         return sh.http
 
     def _load_cookies(self, cookies: list[dict[str, Any]]) -> None:
+        """Give the client the browser's ``cookies`` (and remember them as what it holds)."""
         assert self.shared.http is not None
+        self.shared.http_cookies = cookies
         skipped = self.shared.http.load(cookies)
         if skipped and not self.shared.warned_cookies:
             self.shared.warned_cookies = True
@@ -727,7 +716,6 @@ class PortalSession:
             return False
         if cookies == sh.http_cookies:
             return False
-        sh.http_cookies = cookies
         self._load_cookies(cookies)
         return True
 
@@ -739,6 +727,15 @@ class PortalSession:
 
     def _network_error(self, exc: Exception, url: str, timeout: bool = False) -> SystemFailure:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # only plain-HTTP reads check certificates themselves
+            return PortalUnavailable(
+                f"{self.selectors.title}的证书不受本机信任：请把门户的证书颁发机构加入系统证书，或在 dealerbot.toml 的 "
+                f"[{self.name}] 中设置 reads = \"browser\" ({self.name}: its certificate is not trusted by this "
+                f"system: {text})"
+            )
         if timeout or "Timeout" in text or "timed out" in text:
             return StepTimeout(f"{self.name}: {urlparse(url).path} did not answer within {self.run.timeout_seconds:.0f}s")
         if any(k in text for k in ("ERR_CONNECTION_REFUSED", "ECONNREFUSED", "Connection refused", "connection attempts failed", "ERR_NAME_NOT_RESOLVED", "ENOTFOUND", "ERR_ADDRESS_UNREACHABLE")):

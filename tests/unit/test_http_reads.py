@@ -82,3 +82,57 @@ def test_a_cookie_headers_cannot_carry_is_left_out_and_named():
     skipped = client.load([_browser_cookie("who", "张三", "127.0.0.1"), _browser_cookie("s", "ok", "127.0.0.1")])
     assert skipped == ["who"]
     assert _sent(client, "http://127.0.0.1/") == "s=ok"
+
+
+def test_a_portal_whose_certificate_the_system_does_not_trust_is_named_with_the_way_out(tmp_path):
+    """A real TLS server on loopback with a self-signed certificate: the read fails with a
+    message that says what to do (trust its authority, or read through the browser)."""
+    import asyncio
+    import datetime
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from dealerbot.config import PortalSettings, RunSettings
+    from dealerbot.errors import PortalUnavailable
+    from dealerbot.locators import load_selector_file
+    from dealerbot.portal import PortalSession
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "p.yaml").write_text("portal: dms\ntitle: DMS\nselectors:\n  x:\n    - css: '#x'\n", encoding="utf-8")
+    url = f"https://127.0.0.1:{server.server_address[1]}/contracts"
+    session = PortalSession("dms", PortalSettings(url=url), None, None, load_selector_file(tmp_path / "p.yaml"), RunSettings())
+
+    async def read() -> Exception:
+        client = CookieClient(connections=1, timeout_seconds=5, user_agent="ua")
+        try:
+            await client.get(url)
+        except httpx.HTTPError as exc:
+            return session._network_error(exc, url)
+        finally:
+            await client.aclose()
+        raise AssertionError("a self-signed certificate was trusted")
+
+    try:
+        failure = asyncio.run(read())
+    finally:
+        server.shutdown()
+    assert isinstance(failure, PortalUnavailable)
+    assert "证书不受本机信任" in str(failure) and 'reads = "browser"' in str(failure) and "[dms]" in str(failure)
