@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dealerbot's one entry point for people and CI: sets everything up, then runs what you ask.
 #   ./run.sh demo     set up, start the sandbox, run the scraping bots, write the review workbook
-#   ./run.sh test     set up, run the test suite (real Chromium against the sandbox)
+#   ./run.sh test     set up, run the test suite (real Chromium against the sandbox, a throwaway PostgreSQL)
 #   ./run.sh soak     set up, run the slow soak tests
 #   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group [args] for one)
 #   ./run.sh setup    only set up (.venv, Python packages, a browser)
@@ -54,6 +54,36 @@ setup() {
   fi
 }
 
+# The dealership-group tests need a real PostgreSQL. DEALERBOT_TEST_POSTGRES_URL names one
+# (an empty database the tests may wipe); otherwise a local throwaway cluster is started (Debian's
+# postgresql package, installed when missing) with a role and database for the tests.
+# DEALERBOT_TEST_POSTGRES=off runs without them: those tests then fail loudly instead of skipping.
+setup_postgres() {
+  [ -n "${DEALERBOT_TEST_POSTGRES_URL:-}" ] && return 0
+  if [ "${DEALERBOT_TEST_POSTGRES:-}" = "off" ]; then
+    echo "note: DEALERBOT_TEST_POSTGRES=off: the dealership-group tests will fail (no PostgreSQL)" >&2; return 0
+  fi
+  command -v pg_lsclusters >/dev/null || apt_install postgresql || {
+    echo "the group tests need PostgreSQL: install it (Debian: apt-get install postgresql), or set" \
+         "DEALERBOT_TEST_POSTGRES_URL to an empty test database, or DEALERBOT_TEST_POSTGRES=off to run without" >&2; exit 2; }
+  if [ -z "$(pg_lsclusters -h 2>/dev/null | head -1)" ]; then
+    local ver; ver=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+    need_root pg_createcluster "$ver" main >/dev/null || { echo "could not create a PostgreSQL cluster" >&2; exit 2; }
+  fi
+  local pg_ver pg_name pg_port _rest
+  read -r pg_ver pg_name pg_port _rest < <(pg_lsclusters -h | head -1)
+  need_root pg_ctlcluster "$pg_ver" "$pg_name" start >/dev/null 2>&1 || true
+  as_pg() { if [ "$(id -u)" -eq 0 ]; then su postgres -c "$1"; else sudo -u postgres sh -c "$1"; fi; }
+  as_pg "psql -p $pg_port -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='dealerbot'\"" | grep -q 1 ||
+    as_pg "psql -p $pg_port -qc \"CREATE ROLE dealerbot LOGIN PASSWORD 'dealerbot'\"" >/dev/null || {
+      echo "PostgreSQL cluster $pg_ver/$pg_name (port $pg_port) is not reachable as user postgres;" \
+           "set DEALERBOT_TEST_POSTGRES_URL or DEALERBOT_TEST_POSTGRES=off" >&2; exit 2; }
+  as_pg "psql -p $pg_port -qtAc \"SELECT 1 FROM pg_database WHERE datname='dealerbot_test'\"" | grep -q 1 ||
+    as_pg "createdb -p $pg_port -O dealerbot dealerbot_test"
+  export DEALERBOT_TEST_POSTGRES_URL="postgresql+psycopg://dealerbot:dealerbot@127.0.0.1:$pg_port/dealerbot_test"
+  : "${DEALERBOT_BENCH_POSTGRES_URL:=$DEALERBOT_TEST_POSTGRES_URL}"; export DEALERBOT_BENCH_POSTGRES_URL
+}
+
 cmd=${1:-demo}
 shift || true
 case "$cmd" in
@@ -61,6 +91,7 @@ case "$cmd" in
   demo) setup; exec "$VENV/bin/dealerbot" demo "$@" ;;
   test)
     setup
+    setup_postgres
     set +e
     "$VENV/bin/python" -m pytest "$@"
     rc=$?
@@ -68,7 +99,7 @@ case "$cmd" in
     # pytest's 5 means no test ran: that is a failure, not a pass.
     if [ "$rc" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
     exit "$rc" ;;
-  soak) setup; exec "$VENV/bin/python" -m pytest -m slow -o addopts="" "$@" ;;
+  soak) setup; setup_postgres; exec "$VENV/bin/python" -m pytest -m slow -o addopts="" "$@" ;;
   bench)
     setup
     case "${1:-all}" in
