@@ -8,7 +8,8 @@ The tasks: read every car of its list (25 a page), then register the cars of an 
 each searched first and read back after saving.
 
 * baseline: ``bench/plain_usedcars.py``, the tasks written in plain Playwright (sync API, CSS
-  by hand), as a subprocess;
+  by hand; the list read through the logged-in context's request API, as a good engineer
+  would, not rendered page by page), as a subprocess;
 * dealerbot: the example project ``examples/usedcars`` (config, selector file, page objects,
   two bots) run as an operator runs it: ``dealerbot run usedcars-stock``, then
   ``dealerbot run usedcars-register --input cars.csv``, each a process of its own (start-up,
