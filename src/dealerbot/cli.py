@@ -639,6 +639,9 @@ def sandbox(
     seed: Annotated[int | None, typer.Option(help="数据生成种子")] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="允许 [sandbox] host 使用非本机地址")] = False,
     desktop: Annotated[bool, typer.Option("--desktop", help="同时打开DMS桌面客户端（需要图形显示；Linux 上为 DISPLAY）")] = False,
+    write_fault: Annotated[list[str] | None, typer.Option(
+        "--write-fault", help="DMS保存时的数据错误，可多次给出：类型=比例 或 类型=记录1,记录2（类型：truncate、dropdown_first、"
+                              "round_amount、date_shift、lost_save）")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """启动练习用的厂家门户、DMS 和二手车置换平台（Ctrl-C 停止）；--desktop 同时打开DMS桌面客户端。
@@ -648,11 +651,16 @@ def sandbox(
     from pydantic import ValidationError
 
     from dealerbot.config import describe_validation_error
-    from dealerbot.sandbox.config import SandboxConfig
+    from dealerbot.sandbox.config import SandboxConfig, parse_write_fault
     from dealerbot.sandbox.server import run_forever
 
     settings = _settings(config)
     values = dict(settings.sandbox)
+    if write_fault:
+        try:
+            values["write_faults"] = {**values.get("write_faults", {}), **dict(parse_write_fault(w) for w in write_fault)}
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
     values.update({k: v for k, v in {"oem_port": oem_port, "dms_port": dms_port, "usedcars_port": usedcars_port, "orders": orders,
                                          "seed": seed}.items() if v is not None})
     if allow_remote:

@@ -147,3 +147,65 @@ def test_dms_session_expiry(sandbox, dms_admin):
     dms_admin.post("/__admin/expire-sessions")
     r = c.get("/contracts")
     assert r.status_code == 303 and r.headers["location"].startswith("/login?expired=1")
+
+
+def test_write_faults_store_otherwise_than_typed_and_say_so_only_to_the_admin(dms, dms_admin, reset):
+    """Each write fault: the save is answered 保存成功 as usual, the stored record differs as its kind
+    says, and /__admin/write-faults is the ground truth of which record got which."""
+    r = dms_admin.put("/__admin/behaviours", json={"write_faults": {
+        "dropdown_first": {"records": ["XS2026990011"]}, "round_amount": {"records": ["XS2026990012"]},
+        "date_shift": {"records": ["XS2026990013"]}, "lost_save": {"records": ["XS2026990014"]},
+        "truncate": {"records": ["11010119900307803X"]}}})
+    assert r.status_code == 200, r.text
+    assert dms_admin.put("/__admin/behaviours", json={"write_faults": {"melt": {"rate": 1}}}).status_code == 422
+    customer = dms_admin.get("/__admin/customers").json()[0]
+    saved = {}
+    for i, order in enumerate(("XS2026990011", "XS2026990012", "XS2026990013", "XS2026990014", "XS2026990015")):
+        form = {"csrf_token": csrf_of(contract_form(dms)), "customer_no": customer["customer_no"], "model_code": "DMS-GX7L",
+                "color": "珍珠白", "vin": make_vin(990011 + i), "price": "239850", "deposit": "10000",
+                "delivery_date": "2026-12-20", "oem_order_no": order, "status": "待交车"}
+        r = dms.post("/contracts/new", data=form)
+        assert r.status_code == 303 and "保存成功" in dms.get(r.headers["location"]).text
+        saved[order] = r.headers["location"].rsplit("=", 1)[1]
+    stored = {c["oem_order_no"]: c for c in dms_admin.get("/__admin/contracts").json()}
+    assert stored["XS2026990011"]["model_code"] != "DMS-GX7L"
+    assert stored["XS2026990012"]["price"] == 240000
+    assert stored["XS2026990013"]["delivery_date"] == "2026-12-21"
+    assert "XS2026990014" not in stored and saved["XS2026990014"].startswith("HT")
+    clean = stored["XS2026990015"]
+    assert (clean["model_code"], clean["price"], clean["delivery_date"]) == ("DMS-GX7L", 239850, "2026-12-20")
+    csrf = csrf_of(dms.get("/customers/new").text)
+    address = "浙江省杭州市西湖区文三路一百二十三号三单元"
+    r = dms.post("/customers/new", data={"csrf_token": csrf, "name": "周新", "mobile": "13812345678",
+                                          "id_number": "11010119900307803X", "address": address})
+    assert r.status_code == 303 and "保存成功" in dms.get(r.headers["location"]).text
+    [zhou] = [c for c in dms_admin.get("/__admin/customers").json() if c["id_number"] == "11010119900307803X"]
+    assert zhou["address"] == address[:12]
+    truth = dms_admin.get("/__admin/write-faults").json()
+    assert [(f["kind"], f["record"], f["field"]) for f in truth] == [
+        ("dropdown_first", "XS2026990011", "model_code"), ("round_amount", "XS2026990012", "price"),
+        ("date_shift", "XS2026990013", "delivery_date"), ("lost_save", "XS2026990014", "contract_no"),
+        ("truncate", "11010119900307803X", "address")]
+
+
+def test_write_fault_rates_hit_the_same_records_whatever_the_order():
+    from dealerbot.sandbox.config import SandboxConfig, parse_write_fault
+    from dealerbot.sandbox.server import SandboxServer
+
+    assert parse_write_fault("date_shift=0.25")[1].rate == 0.25
+    assert parse_write_fault("lost_save=XS1,XS2")[1].records == ["XS1", "XS2"]
+    for bad in ("melt=0.1", "date_shift", "date_shift="):
+        try:
+            parse_write_fault(bad)
+        except ValueError as exc:
+            assert "KIND=RATE" in str(exc)
+        else:
+            raise AssertionError(bad)
+    cfg = SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=10, fault_seed=5,
+                        write_faults={"date_shift": {"rate": 0.3}})
+    with SandboxServer(cfg) as sb:
+        rt = sb.dms_app.state.rt
+        keys = [f"XS2026{n:06d}" for n in range(400)]
+        hits = [k for k in keys if rt.write_fault("date_shift", k)]
+        assert hits == [k for k in reversed(keys) if rt.write_fault("date_shift", k)][::-1]
+        assert 0.2 < len(hits) / len(keys) < 0.4

@@ -8,6 +8,7 @@ Nothing here is module-level mutable state: each app gets its own :class:`Runtim
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import random
 import secrets
@@ -85,6 +86,7 @@ class Runtime:
     rate: dict[str, list] = field(default_factory=dict)  # key -> [window_start, count]
     retired: dict[str, float] = field(default_factory=dict)  # renewed session id -> valid until (monotonic)
     fail_next: list[dict] = field(default_factory=list)  # one-shot faults: {path, mode, count}
+    write_fault_log: list[dict] = field(default_factory=list)  # the ground truth of write faults applied
     lock: threading.RLock = field(default_factory=threading.RLock)
     rng: random.Random = field(default_factory=random.Random)
     templates: jinja2.Environment = field(default_factory=make_templates)
@@ -101,6 +103,26 @@ class Runtime:
             self.rate = {}
             self.retired = {}
             self.fail_next = []
+            self.write_fault_log = []
+
+    def write_fault(self, kind: str, record: str) -> bool:
+        """Whether the save of ``record`` (an OEM order no or ID number) meets write fault
+        ``kind``: named in its ``records``, or drawn under its ``rate`` from a hash of the seed,
+        the kind and the record (the same records whatever the order of the saves)."""
+        spec = (self.behaviours.get("write_faults") or {}).get(kind)
+        if not spec or not record:
+            return False
+        if record in spec.get("records", ()):
+            return True
+        rate = spec.get("rate") or 0.0
+        if not rate:
+            return False
+        digest = hashlib.sha256(f"{self.behaviours.get('fault_seed')}:{kind}:{record}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+    def log_write_fault(self, kind: str, record: str, fld: str, typed: object, stored: object) -> None:
+        with self.lock:
+            self.write_fault_log.append({"kind": kind, "record": record, "field": fld, "typed": typed, "stored": stored})
 
     def count(self, key: str, n: int = 1) -> None:
         with self.lock:
@@ -407,6 +429,14 @@ def common_admin_router(rt: Runtime, reset_data: Callable[[], None]) -> APIRoute
             if "fault_seed" in body:
                 rt.rng = random.Random(checked.fault_seed)
         return JSONResponse(dict(rt.behaviours))
+
+    @r.get("/write-faults")
+    async def write_faults(request: Request) -> list[dict]:
+        """The ground truth of ``write_faults``: every save stored otherwise than typed (kind,
+        record, field, typed, stored), in order."""
+        admin_guard(rt, request)
+        with rt.lock:
+            return list(rt.write_fault_log)
 
     @r.post("/fail-next")
     async def fail_next(request: Request) -> JSONResponse:

@@ -25,7 +25,18 @@ BEHAVIOUR_KEYS = (
     "save_delay_ms",
     "session_idle_seconds",
     "session_rotate_requests",
+    "write_faults",
 )
+
+# What a real DMS does to a save now and then (``write_faults``): the form is accepted and the
+# answer says saved, but what is stored differs from what was typed.
+WRITE_FAULTS = {
+    "truncate": "a new customer's address is cut to 12 characters",
+    "dropdown_first": "a contract's model (a dropdown) falls back to the first option",
+    "round_amount": "a contract's price is rounded to the nearest 1,000",
+    "date_shift": "a contract's delivery date is stored one day later",
+    "lost_save": "a contract save answers 保存成功 with a contract number but stores nothing",
+}
 
 
 class SandboxPortInUse(Exception):
@@ -75,6 +86,41 @@ def in_window(window: str | None, minute_of_day: int) -> bool:
     return minute_of_day >= start or minute_of_day < end
 
 
+class WriteFault(BaseModel):
+    """Which saves a write fault hits: a share of all (``rate``, drawn per record from
+    ``fault_seed``, so the same records are hit whatever the order) and/or named ``records``
+    (OEM order numbers for contract faults, ID numbers for ``truncate``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = 0.0
+    records: list[str] = []
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"rate must be a fraction between 0 and 1, got {v}")
+        return v
+
+
+def parse_write_fault(text: str) -> tuple[str, WriteFault]:
+    """``KIND=RATE`` or ``KIND=REC1,REC2`` (the sandbox command line's ``--write-fault``).
+
+    Raises:
+        ValueError: an unknown kind or a malformed value.
+    """
+    kind, sep, value = text.partition("=")
+    kind, value = kind.strip(), value.strip()
+    if not sep or kind not in WRITE_FAULTS or not value:
+        raise ValueError(f"--write-fault 应写作 类型=比例 或 类型=记录1,记录2，类型为 {'、'.join(WRITE_FAULTS)}；收到 {text!r} "
+                         f"(want KIND=RATE or KIND=RECORD,RECORD)")
+    try:
+        return kind, WriteFault(rate=float(value))
+    except ValueError:
+        return kind, WriteFault(records=[r.strip() for r in value.split(",") if r.strip()])
+
+
 class SandboxConfig(BaseModel):
     """Every setting of the sandbox. Unknown keys are rejected."""
 
@@ -102,6 +148,7 @@ class SandboxConfig(BaseModel):
     error_rate: float = 0.0
     fault_seed: int | None = None  # seeds the draws of error_rate/slow_rate (None: unseeded)
     save_delay_ms: int = 0
+    write_faults: dict[str, WriteFault] = {}  # kind (WRITE_FAULTS) -> which saves it hits
 
     @field_validator("host")
     @classmethod
@@ -203,6 +250,14 @@ class SandboxConfig(BaseModel):
             raise ValueError(f"must be between 0 and 120000 milliseconds, got {v}")
         return v
 
+    @field_validator("write_faults")
+    @classmethod
+    def _write_faults(cls, v: dict[str, WriteFault]) -> dict[str, WriteFault]:
+        unknown = sorted(set(v) - set(WRITE_FAULTS))
+        if unknown:
+            raise ValueError(f"unknown write fault(s) {', '.join(unknown)}; known: {', '.join(WRITE_FAULTS)}")
+        return v
+
     @model_validator(mode="after")
     def _loopback_unless_allowed(self) -> SandboxConfig:
         if not self.allow_remote and not _is_loopback(self.host):
@@ -226,4 +281,5 @@ class SandboxConfig(BaseModel):
         return self.customers if self.customers is not None else max(5, round(self.orders * 0.8))
 
     def behaviours(self) -> dict:
-        return {k: getattr(self, k) for k in BEHAVIOUR_KEYS}
+        """The runtime-changeable settings, as plain JSON values."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if k in BEHAVIOUR_KEYS}

@@ -6,7 +6,7 @@ import asyncio
 import math
 import re
 import secrets
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request
@@ -188,6 +188,9 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         if errors:
             return rt.render(request, "dms_customer_form.html", status_code=422, v=v, errors=errors,
                              nav="customers")
+        if rt.write_fault("truncate", v["id_number"]) and len(v["address"]) > 12:  # write_faults: the column is short
+            rt.log_write_fault("truncate", v["id_number"], "address", v["address"], v["address"][:12])
+            v = {**v, "address": v["address"][:12]}
         no = state.insert_dms_customer(v)
         sess.flash = f"保存成功（客户编号 {no}）"
         await slow_save()
@@ -263,6 +266,22 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         row["status"] = v["status"]
         return errors, row
 
+    def stored_otherwise(row: dict) -> dict:
+        """The ``write_faults`` of a contract save: what the DMS stores instead of what was typed."""
+        key, row = row["oem_order_no"], dict(row)
+        first = DMS_MODELS[0][0]
+        if rt.write_fault("dropdown_first", key) and row["model_code"] != first:
+            rt.log_write_fault("dropdown_first", key, "model_code", row["model_code"], first)
+            row["model_code"] = first
+        if rt.write_fault("round_amount", key) and row["price"] and round(row["price"], -3) != row["price"]:
+            rt.log_write_fault("round_amount", key, "price", row["price"], round(row["price"], -3))
+            row["price"] = round(row["price"], -3)
+        if rt.write_fault("date_shift", key) and row["delivery_date"]:
+            later = (date.fromisoformat(row["delivery_date"]) + timedelta(days=1)).isoformat()
+            rt.log_write_fault("date_shift", key, "delivery_date", row["delivery_date"], later)
+            row["delivery_date"] = later
+        return row
+
     def contract_form(request: Request, v: dict, errors: dict, contract_no: str | None, status_code: int = 200):
         cust = state.get_dms_customer(v.get("customer_no") or "") if v.get("customer_no") else None
         display = f"{cust['name']}（{cust['customer_no']}）" if cust else ""
@@ -279,8 +298,13 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         errors, row = validate_contract(v, contract_no)
         if errors:
             return contract_form(request, v, errors, contract_no, 422)
+        row = stored_otherwise(row)
         with state.lock:
-            no = state.save_contract(contract_no, row)
+            if rt.write_fault("lost_save", row["oem_order_no"]):  # answers saved, stores nothing
+                no = contract_no or state.next_contract_no()
+                rt.log_write_fault("lost_save", row["oem_order_no"], "contract_no", no, "")
+            else:
+                no = state.save_contract(contract_no, row)
         request.state.session.flash = f"保存成功（合同号 {no}）"
         await slow_save()
         return RedirectResponse("/contracts?" + urlencode({"q": no}), status_code=303)

@@ -253,15 +253,20 @@ class SandboxState:
         return self.scalar(f"SELECT contract_no FROM dms_contracts WHERE {column} = ? AND contract_no != ? "
                            "ORDER BY contract_no LIMIT 1", (value, exclude or ""))
 
+    def next_contract_no(self) -> str:
+        """The number the next new contract gets."""
+        with self.lock:
+            ref = self.reference
+            prefix = f"HT{ref.year}{ref.month:02d}"
+            seq = self.scalar("SELECT MAX(CAST(SUBSTR(contract_no, 9) AS INTEGER)) FROM dms_contracts "
+                              "WHERE contract_no LIKE ?", (prefix + "%",)) or 0
+            return f"{prefix}{seq + 1:04d}"
+
     def save_contract(self, contract_no: str | None, row: dict) -> str:
         with self.lock:
             ts = self.next_timestamp("dms_contracts")
             if contract_no is None:
-                ref = self.reference
-                prefix = f"HT{ref.year}{ref.month:02d}"
-                seq = self.scalar("SELECT MAX(CAST(SUBSTR(contract_no, 9) AS INTEGER)) FROM dms_contracts "
-                                  "WHERE contract_no LIKE ?", (prefix + "%",)) or 0
-                contract_no = f"{prefix}{seq + 1:04d}"
+                contract_no = self.next_contract_no()
                 full = dict(row, contract_no=contract_no, updated_at=ts)
                 cols = DMS_CONTRACT_COLS
                 self.execute(f"INSERT INTO dms_contracts ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
