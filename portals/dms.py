@@ -149,6 +149,7 @@ class WebDms:
     ) -> None:
         self.s = session
         self.contracts = contracts_screen(session)
+        self.customers = customers_screen(session)
         self.contract_form = ContractForm(session)
         self.customer_form = CustomerForm(session)
         self._capture = capture
@@ -177,6 +178,13 @@ class WebDms:
         rows = await self.s.fetch_json("customers_api", {"q": id_number})
         found = [r["customer_no"] for r in rows if str(r.get("id_number", "")).upper() == id_number.upper()]
         return found[0] if len(found) == 1 else None
+
+    async def read_customer(self, customer_no: str) -> dict[str, str] | None:
+        rows, _ = await self.customers.fetch(1, customer_no, patient=False)
+        for r in rows:
+            if r["customer_no"] == customer_no:
+                return {f: r[f] for f in CUSTOMER_FORM}
+        return None
 
     async def create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
         await self._open("open the new-customer form", self.customer_form.open_new)

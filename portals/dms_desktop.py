@@ -125,6 +125,12 @@ class DesktopDms:
         rows = await self._run(self._search, "customers_tab", "id_number", id_number, True)
         return rows[0]["customer_no"] if len(rows) == 1 else None
 
+    async def read_customer(self, customer_no: str) -> dict[str, str] | None:
+        rows = await self._run(self._search, "customers_tab", "customer_no", customer_no)
+        if not rows:
+            return None
+        return {f: rows[0].get(f, "") for f in ("name", "mobile", "id_number", "address")}
+
     # -- writes -----------------------------------------------------------------------------------
     def _outcome(self, form: str) -> Submitted:
         """After 保存: the form closed (saved), a 保存失败 box (refused, its text copied), or

@@ -12,7 +12,9 @@ client's driver). :class:`Rekeyer` walks each approved action along the ledger's
 * **never a blind retry of a submit**: when the DMS gives no clear answer, the bot searches;
   finding nothing, it leaves the action for a later attempt, which searches again first;
 * **read back after save**: the record is read from the DMS and compared field by field; a
-  difference fails the action with evidence;
+  difference fails the action with evidence (both values named for a person); a new customer is
+  read back too, and a difference fails every action of that person in the run (the customer is
+  recorded as made, so it is never made twice);
 * **optimistic updates**: an update is written only if the DMS still holds the values it held
   when planned; otherwise the action fails ("changed in the DMS since") for a person.
 
@@ -31,7 +33,7 @@ from typing import Any, Literal, Protocol
 from dealerbot.errors import RecordRejected, StopRequested, SystemFailure
 from dealerbot.failpoints import Failpoints
 from dealerbot.ledger import Action
-from dealerbot.mapping import CONTRACT_HEADERS
+from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.store import Store
 
 REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "failed", "unfinished", "rehearsed")
@@ -67,6 +69,11 @@ class DmsWriter(Protocol):
         """The customer no of the one customer with exactly this ID number, or None."""
         ...
 
+    async def read_customer(self, customer_no: str) -> dict[str, str] | None:
+        """A customer's ``name``, ``mobile``, ``id_number`` and ``address`` as the DMS holds
+        them, or None when there is none (the read-back after creating one)."""
+        ...
+
     async def create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
         """Type and save a new customer (or fill and cancel when ``dry_run``)."""
         ...
@@ -89,11 +96,22 @@ class UnknownOutcome(SystemFailure):
     stays where it is and is tried again later, searching first."""
 
 
-def _differences(planned: dict[str, str], found: dict[str, str]) -> list[str]:
+def _differences(planned: dict[str, str], found: dict[str, str], headers: dict[str, str] = CONTRACT_HEADERS) -> list[str]:
     return [
-        f"{CONTRACT_HEADERS.get(f, f)} 计划「{v}」，DMS为「{found.get(f, '')}」"
+        f"{headers.get(f, f)} 计划「{v}」，DMS为「{found.get(f, '')}」"
         for f, v in planned.items() if found.get(f, "") != v
     ]
+
+
+def _customer_differences(planned: dict[str, str], found: dict[str, str] | None) -> str | None:
+    """Why a customer just created does not read back as typed (None: it does). The DMS may
+    upper-case an ID number and trim spaces; anything else is a difference."""
+    if found is None:
+        return "新建客户后在DMS中找不到该客户"
+    norm = {f: str(found.get(f, "")).strip().upper() if f == "id_number" else str(found.get(f, "")).strip() for f in planned}
+    want = {f: v.strip().upper() if f == "id_number" else v.strip() for f, v in planned.items()}
+    wrong = _differences(want, norm, CUSTOMER_HEADERS)
+    return "新建客户后核对不一致：" + "；".join(wrong) if wrong else None
 
 
 class Rekeyer:
@@ -113,6 +131,7 @@ class Rekeyer:
         self.failpoints = failpoints or Failpoints()
         self.progress = progress or (lambda: None)
         self._customer_locks: dict[str, asyncio.Lock] = {}
+        self._bad_customers: dict[str, str] = {}  # ID number -> why the customer made in this run read back wrong
         for key in REKEY_COUNTS:
             counts.setdefault(key, 0)
 
@@ -213,6 +232,8 @@ class Rekeyer:
         idn = plan.values["id_number"]
         lock = self._customer_locks.setdefault(idn, asyncio.Lock())
         async with lock:  # two orders of one new customer in this run: create it once
+            if idn in self._bad_customers:
+                raise RecordRejected("customer_read_back_mismatch", self._bad_customers[idn])
             found = await w.find_customer(idn)
             if found:
                 self.store.record_customer(action, self.run_id, found, created=False, actor=self.actor)
@@ -223,6 +244,10 @@ class Rekeyer:
             if result.result == "saved" and result.key:
                 self.store.record_customer(action, self.run_id, result.key, created=True, actor=self.actor)
                 self._bump("customers_created")
+                wrong = _customer_differences(plan.values, await w.read_customer(result.key))
+                if wrong:
+                    self._bad_customers[idn] = f"{wrong}（客户 {result.key}，请在DMS中更正后重新审核）"
+                    raise RecordRejected("customer_read_back_mismatch", self._bad_customers[idn])
                 return result.key
             found = await w.find_customer(idn)  # refused as a duplicate, or no clear answer
             if found:

@@ -172,6 +172,7 @@ def test_write_faults_store_otherwise_than_typed_and_say_so_only_to_the_admin(dm
     assert stored["XS2026990012"]["price"] == 240000
     assert stored["XS2026990013"]["delivery_date"] == "2026-12-21"
     assert "XS2026990014" not in stored and saved["XS2026990014"].startswith("HT")
+    assert saved["XS2026990015"] != saved["XS2026990014"]  # a lost save used its number up
     clean = stored["XS2026990015"]
     assert (clean["model_code"], clean["price"], clean["delivery_date"]) == ("DMS-GX7L", 239850, "2026-12-20")
     csrf = csrf_of(dms.get("/customers/new").text)
@@ -180,7 +181,7 @@ def test_write_faults_store_otherwise_than_typed_and_say_so_only_to_the_admin(dm
                                           "id_number": "11010119900307803X", "address": address})
     assert r.status_code == 303 and "保存成功" in dms.get(r.headers["location"]).text
     [zhou] = [c for c in dms_admin.get("/__admin/customers").json() if c["id_number"] == "11010119900307803X"]
-    assert zhou["address"] == address[:12]
+    assert zhou["address"] == address[:2]
     truth = dms_admin.get("/__admin/write-faults").json()
     assert [(f["kind"], f["record"], f["field"]) for f in truth] == [
         ("dropdown_first", "XS2026990011", "model_code"), ("round_amount", "XS2026990012", "price"),

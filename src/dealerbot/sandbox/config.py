@@ -31,7 +31,7 @@ BEHAVIOUR_KEYS = (
 # What a real DMS does to a save now and then (``write_faults``): the form is accepted and the
 # answer says saved, but what is stored differs from what was typed.
 WRITE_FAULTS = {
-    "truncate": "a new customer's address is cut to 12 characters",
+    "truncate": "a new customer's address is cut to its first 2 characters (a narrow column)",
     "dropdown_first": "a contract's model (a dropdown) falls back to the first option",
     "round_amount": "a contract's price is rounded to the nearest 1,000",
     "date_shift": "a contract's delivery date is stored one day later",

@@ -188,9 +188,9 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         if errors:
             return rt.render(request, "dms_customer_form.html", status_code=422, v=v, errors=errors,
                              nav="customers")
-        if rt.write_fault("truncate", v["id_number"]) and len(v["address"]) > 12:  # write_faults: the column is short
-            rt.log_write_fault("truncate", v["id_number"], "address", v["address"], v["address"][:12])
-            v = {**v, "address": v["address"][:12]}
+        if rt.write_fault("truncate", v["id_number"]) and len(v["address"]) > 2:  # write_faults: the column is short
+            rt.log_write_fault("truncate", v["id_number"], "address", v["address"], v["address"][:2])
+            v = {**v, "address": v["address"][:2]}
         no = state.insert_dms_customer(v)
         sess.flash = f"保存成功（客户编号 {no}）"
         await slow_save()
@@ -301,7 +301,7 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         row = stored_otherwise(row)
         with state.lock:
             if rt.write_fault("lost_save", row["oem_order_no"]):  # answers saved, stores nothing
-                no = contract_no or state.next_contract_no()
+                no = contract_no or state.burn_contract_no()
                 rt.log_write_fault("lost_save", row["oem_order_no"], "contract_no", no, "")
             else:
                 no = state.save_contract(contract_no, row)

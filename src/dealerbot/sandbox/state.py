@@ -112,6 +112,7 @@ class SandboxState:
         ds = self.dataset
         self._reload("dms_customers", DMS_CUSTOMER_COLS, ds.dms_customers)
         self._reload("dms_contracts", DMS_CONTRACT_COLS, ds.dms_contracts)
+        self.burned_contract_no = ""  # the highest number a lost save answered with (never given again)
 
     # ---- helpers -------------------------------------------------------------------------
     def query(self, sql: str, args: tuple | list = ()) -> list[dict]:
@@ -254,13 +255,21 @@ class SandboxState:
                            "ORDER BY contract_no LIMIT 1", (value, exclude or ""))
 
     def next_contract_no(self) -> str:
-        """The number the next new contract gets."""
+        """The number the next new contract gets (past any a lost save answered with)."""
         with self.lock:
             ref = self.reference
             prefix = f"HT{ref.year}{ref.month:02d}"
             seq = self.scalar("SELECT MAX(CAST(SUBSTR(contract_no, 9) AS INTEGER)) FROM dms_contracts "
                               "WHERE contract_no LIKE ?", (prefix + "%",)) or 0
+            if self.burned_contract_no.startswith(prefix):
+                seq = max(seq, int(self.burned_contract_no[len(prefix):]))
             return f"{prefix}{seq + 1:04d}"
+
+    def burn_contract_no(self) -> str:
+        """A number for a save that stores nothing (``lost_save``): used up, as a real sequence is."""
+        with self.lock:
+            self.burned_contract_no = self.next_contract_no()
+            return self.burned_contract_no
 
     def save_contract(self, contract_no: str | None, row: dict) -> str:
         with self.lock:
