@@ -1,0 +1,60 @@
+"""Bad input files refused before anything is planned or recorded, as an operator meets them:
+the `dealerbot` command in a real subprocess, the real sandbox, the real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dealerbot.dictionary import load_dictionary
+from dealerbot.reconcile import reconcile
+from dealerbot.runner import run_bot
+from dealerbot.sync import READ_BOTS
+
+from .conftest import PASSWORDS
+
+
+def dealerbot(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    full_env.update(env, COLUMNS="200", NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "dealerbot.cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=240)
+
+
+def _config(home: Path, sandbox) -> None:
+    (home / "dealerbot.toml").write_text(
+        f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n[run]\nbackoff_seconds = 0.05\n',
+        encoding="utf-8",
+    )
+
+
+def _ledger(store) -> list[tuple]:
+    return [(a.id, a.state, a.kind, a.natural_key, sorted(a.new_values.items())) for a in store.actions()]
+
+
+async def test_a_dictionary_value_of_the_wrong_type_stops_reconcile_naming_file_and_line(
+    settings, store, clean_sandbox, sandbox,
+):
+    _config(settings.home, sandbox)
+    for bot in READ_BOTS:
+        result = await run_bot(bot, settings, passwords=PASSWORDS)
+        assert result.ok, (bot, result.error)
+    reconcile(store, load_dictionary(settings.dictionary_path), settings.rekey.policy())
+    before = _ledger(store)
+    gx7 = [a for a in store.actions() if a.new_values.get("model_code") == "DMS-GX7L"]
+    assert before and gx7  # orders of that model are planned with its code
+
+    path = settings.dictionary_path
+    text = path.read_text(encoding="utf-8")
+    assert "  GX7-25T-LUX: DMS-GX7L\n" in text
+    path.write_text(text.replace("  GX7-25T-LUX: DMS-GX7L\n", "  GX7-25T-LUX: [DMS-GX7L, x]\n"), encoding="utf-8")
+    line = next(i for i, row in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if "GX7-25T-LUX:" in row)
+
+    refused = dealerbot(["reconcile"], settings.home)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert f"dictionary.yaml:{line}:" in refused.stderr and "GX7-25T-LUX" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _ledger(store) == before  # nothing planned, nothing superseded
+    assert not [a for a in store.actions() if "['DMS-GX7L', 'x']" in str(a.new_values)]
