@@ -8,12 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dealerbot.config import load_settings
 from dealerbot.dictionary import load_dictionary
 from dealerbot.reconcile import reconcile
 from dealerbot.runner import run_bot
+from dealerbot.store import Store
 from dealerbot.sync import READ_BOTS
 
-from .conftest import PASSWORDS
+from .conftest import OEM_PASSWORD, PASSWORDS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def dealerbot(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -58,3 +62,35 @@ async def test_a_dictionary_value_of_the_wrong_type_stops_reconcile_naming_file_
     assert "Traceback" not in refused.stderr
     assert _ledger(store) == before  # nothing planned, nothing superseded
     assert not [a for a in store.actions() if "['DMS-GX7L', 'x']" in str(a.new_values)]
+
+
+def test_a_broken_selector_file_stops_a_run_before_it_is_recorded_or_notified(tmp_path, sandbox):
+    from .test_scheduler import Receiver
+
+    receiver = Receiver()
+    try:
+        _config(tmp_path, sandbox)
+        with (tmp_path / "dealerbot.toml").open("a", encoding="utf-8") as f:
+            f.write(f'[notify]\nurls = ["{receiver.url}"]\n')
+        (tmp_path / "selectors").mkdir()
+        text = (ROOT / "selectors" / "oem.yaml").read_text(encoding="utf-8")
+        old = '  orders.table:\n    - css: "#orders-table"\n'
+        assert old in text
+        broken = tmp_path / "selectors" / "oem.yaml"
+        broken.write_text(text.replace(old, '  orders.table:\n    - css: "#orders-table\n'), encoding="utf-8")  # quote not closed
+        line = 1 + text[:text.index(old)].count("\n") + 1
+
+        for _ in range(2):  # every attempt is refused the same way, none recorded
+            refused = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD)
+            assert refused.returncode == 2, refused.stdout + refused.stderr
+            said = " ".join((refused.stdout + refused.stderr).split())
+            assert f"oem.yaml:{line}: selector 'orders.table'" in said, said
+            assert "Traceback" not in refused.stderr
+        runs = dealerbot(["runs"], tmp_path)
+        assert runs.returncode == 0 and "oem-orders" not in runs.stdout, runs.stdout
+        with Store.open(load_settings(tmp_path / "dealerbot.toml").store_url) as store:
+            assert store.runs(100) == []
+        assert not any((tmp_path / "logs" / "runs").glob("*"))  # no run folder either
+        assert receiver.messages == []  # a run's message is posted before the command returns
+    finally:
+        receiver.close()
