@@ -94,3 +94,16 @@ def test_a_broken_selector_file_stops_a_run_before_it_is_recorded_or_notified(tm
         assert receiver.messages == []  # a run's message is posted before the command returns
     finally:
         receiver.close()
+
+
+def test_a_huge_config_file_exits_2_naming_it(tmp_path):
+    cfg = tmp_path / "dealerbot.toml"
+    with cfg.open("w", encoding="utf-8") as f:
+        f.write("[run]\nconcurrency = 2\n")
+        for _ in range(54):  # 54 MB, as it was accepted
+            f.write("# " + "x" * 1_048_573 + "\n")
+    result = dealerbot(["runs"], tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    said = " ".join(result.stderr.split())
+    assert "dealerbot.toml" in said and "1,000,000" in said and "Traceback" not in said
+    assert not (tmp_path / "var").exists()  # no store made either

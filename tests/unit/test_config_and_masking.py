@@ -198,6 +198,19 @@ def test_every_string_inside_every_trace_member_is_masked(tmp_path):
     assert masker(f"posted {login_token}") == "posted ******"
 
 
+def test_a_config_file_over_the_size_cap_is_refused_naming_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "dealerbot.toml"
+    body = '[run]\nconcurrency = 3\n'
+    cfg.write_text(body + "# " + "x" * (1_000_000 - len(body) - 3) + "\n", encoding="utf-8")  # exactly at the cap
+    assert cfg.stat().st_size == 1_000_000 and load_settings().run.concurrency == 3
+    with cfg.open("a", encoding="utf-8") as f:  # 54 MB was accepted: one byte over is not
+        f.write("#")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(cfg) in str(err.value) and "1,000,000" in str(err.value) and "过大" in str(err.value)
+
+
 def test_a_config_file_in_gbk_or_with_a_bom_and_a_url_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "dealerbot.toml"
