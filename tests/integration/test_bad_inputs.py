@@ -107,3 +107,51 @@ def test_a_huge_config_file_exits_2_naming_it(tmp_path):
     said = " ".join(result.stderr.split())
     assert "dealerbot.toml" in said and "1,000,000" in said and "Traceback" not in said
     assert not (tmp_path / "var").exists()  # no store made either
+
+
+async def test_a_customer_name_like_a_formula_or_markup_is_flagged_for_review_and_never_planned(
+    settings, store, clean_sandbox,
+):
+    from openpyxl import load_workbook
+
+    from dealerbot.export import entity_of_bots, export_runs, latest_runs
+    from dealerbot.ledger import Policy
+    from dealerbot.records import OEM_ORDER
+    from dealerbot.review import UNRESOLVED_TITLE
+
+    # Creations written without approval: only the name check stands between the portal and the DMS.
+    policy = Policy.of(["cancel_contract"], ["create_contract", "update_contract"])
+    for bot in READ_BOTS:
+        assert (await run_bot(bot, settings, passwords=PASSWORDS)).ok, bot
+    dictionary = load_dictionary(settings.dictionary_path)
+    reconcile(store, dictionary, policy)
+    new = [a for a in store.actions(["approved"]) if a.kind == "create_contract" and a.customer.mode == "new"]
+    assert len(new) >= 2
+    names = {new[0].natural_key: '=HYPERLINK("http://x.cn","点")', new[1].natural_key: "<script>alert(1)</script>"}
+    for order_no, name in names.items():
+        clean_sandbox.oem.patch(f"/__admin/orders/{order_no}", json={"customer_name": name}).raise_for_status()
+    assert (await run_bot("oem-orders", settings, passwords=PASSWORDS)).ok
+    reconcile(store, dictionary, policy)
+
+    for order_no, name in names.items():  # nothing of that order left to write: a person must look
+        assert not [a for a in store.actions(["planned", "approved"], natural_key=order_no)], order_no
+
+    path = settings.path("out") / "review.xlsx"
+    export_runs(store, latest_runs(store), path, entity_of_bots())
+    wb = load_workbook(path)
+    ws = wb[OEM_ORDER.title]
+    headers = [c.value for c in ws[1]]
+    no_col, name_col = headers.index("订单号") + 1, headers.index("客户姓名") + 1
+    rows = {ws.cell(r, no_col).value: r for r in range(2, ws.max_row + 1)}
+    for order_no, name in names.items():
+        row = rows[order_no]
+        cell = ws.cell(row, name_col)
+        assert cell.value == name and cell.data_type == "s"  # the text as read, never a live formula
+        assert cell.fill.fgColor.rgb.endswith("FFEB9C")  # yellow
+        assert ws.cell(row, len(headers) - 1).value == "待复核"
+        assert "客户姓名" in ws.cell(row, len(headers)).value
+    assert "像电子表格公式" in ws.cell(rows[new[0].natural_key], len(headers)).value
+    assert "网页代码" in ws.cell(rows[new[1].natural_key], len(headers)).value
+    unresolved = {r[0]: r[3] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}
+    for order_no in names:
+        assert "不会录入DMS" in unresolved[order_no]  # listed for a person, with the reason
