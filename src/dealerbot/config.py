@@ -30,6 +30,7 @@ from dealerbot.errors import ConfigError
 CONFIG_ENV = "DEALERBOT_CONFIG"
 STORE_ENV = "DEALERBOT_STORE_CODE"  # which store of a group this process works for
 DEFAULT_CONFIG_NAME = "dealerbot.toml"
+MAX_CONFIG_BYTES = 1_000_000  # a dealership's config is a few KB; refuse what is not one
 DEFAULT_STORE = "main"  # the store code of a single dealership (and of data made before groups)
 STORE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
@@ -570,14 +571,22 @@ def load_settings(config: Path | None = None, store: str | None = None, **overri
     sees them (default: ``$DEALERBOT_STORE_CODE``, else the single dealership's).
 
     Raises:
-        ConfigError: the file is missing (when named), is not valid TOML (names the line),
-            holds a password, or a value is invalid (names the key).
+        ConfigError: the file is missing (when named), unreadable, larger than
+            ``MAX_CONFIG_BYTES``, is not valid TOML (names the line), holds a password, or a
+            value is invalid (names the key).
     """
     path = _find_config(config)
     data: dict[str, Any] = {}
     home = Path.cwd()
     if path is not None:
-        raw = path.read_bytes()
+        try:
+            with path.open("rb") as f:
+                raw = f.read(MAX_CONFIG_BYTES + 1)  # never more: a huge file is refused, not read
+        except OSError as exc:
+            raise ConfigError(f"{path}: 无法读取配置文件 (cannot read the config file): {exc.strerror}") from None
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: 配置文件过大，最多 {MAX_CONFIG_BYTES:,} 字节；dealerbot.toml 通常只有几 KB "
+                              f"(the config file is larger than {MAX_CONFIG_BYTES:,} bytes)")
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]  # a BOM left by Windows Notepad is harmless
         try:

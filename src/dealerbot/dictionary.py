@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dealerbot.errors import DataFileError
 from dealerbot.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER
-from dealerbot.yamlfile import Lines, load_yaml
+from dealerbot.yamlfile import Lines, as_text, key_as_text, load_yaml
 
 DEFAULT_FILE = "dictionary.yaml"
 TABLES = ("models", "colors", "statuses")
@@ -157,13 +157,11 @@ def load_dictionary(path: Path, overlay: Path | None = None) -> Dictionary:
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
         raise DataFileError(f"{lines.where(())}: the dictionary must be a mapping (models, colors, statuses, ...)")
+    data = _text_tables(data, lines)
+    if isinstance(data.get("version"), bool):
+        raise DataFileError(f"{lines.where(('version',))}: version: must be 1")
     if overlay is not None:
         data, lines = _overlay(data, overlay, lines)
-    for table in TABLES:
-        codes = data.get(table)
-        for code, value in (codes.items() if isinstance(codes, dict) else ()):
-            if value is None or str(value).strip() == "":
-                raise DataFileError(f"{lines.where((table, code))}: {table}: '{code}' has no DMS value")
     try:
         parsed = _DictionaryFile.model_validate(data)
     except ValidationError as exc:
@@ -216,12 +214,33 @@ def _overlay(data: dict[str, Any], path: Path, base: Lines) -> tuple[dict[str, A
         if table not in TABLES or not isinstance(codes, dict):
             raise DataFileError(f"{lines.where((table,))}: a store's dictionary holds {', '.join(TABLES)} only "
                                 f"(the rest is the group's, in the shared dictionary)")
-        for code, value in codes.items():
-            if value is None or str(value).strip() == "":
-                raise DataFileError(f"{lines.where((table, code))}: {table}: '{code}' has no DMS value")
-        merged[table] = {**(data.get(table) or {}), **codes}
+        merged[table] = {**(data.get(table) or {}), **_text_tables({table: codes}, lines)[table]}
     keys = {(str(t), str(c)) for t, codes in extra.items() if t in TABLES for c in codes}
     return merged, _Overlaid(base, lines, keys)
+
+
+def _text_tables(data: dict[str, Any], lines: Lines) -> dict[str, Any]:
+    """``data`` with each code table's codes and values as the text written in the file.
+
+    Raises:
+        DataFileError: (naming file and line) a code without a DMS value, or a code or value that
+            is no text: a list or mapping (``[DMS-GX7L, x]``), or read by YAML otherwise than
+            written (``true``, ``0123``).
+    """
+    out = dict(data)
+    for table in TABLES:
+        codes = data.get(table)
+        if not isinstance(codes, dict):
+            continue  # not a mapping: the model's validation names it
+        texts: dict[str, str] = {}
+        for code, value in codes.items():
+            where = (table, code)
+            name = key_as_text(code, where, lines, table)
+            if value is None or (isinstance(value, str) and value.strip() == ""):
+                raise DataFileError(f"{lines.where(where)}: {table}: '{name}' has no DMS value")
+            texts[name] = as_text(value, where, lines, f"{table}: '{name}'")
+        out[table] = texts
+    return out
 
 
 def _describe(exc: ValidationError, lines: Lines) -> str:

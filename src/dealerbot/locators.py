@@ -53,7 +53,7 @@ from __future__ import annotations
 import asyncio
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -502,6 +502,21 @@ def load_portal_selectors(portal: str, directory: Path | None = None, home: Path
     if not path.is_file():
         raise SelectorFileError(f"{path}: selector file for portal '{portal}' not found")
     return load_selector_file(path)
+
+
+def check_selector_files(portals: Iterable[str], directory: Path | None = None, home: Path | None = None) -> None:
+    """Validate the selector file of each of ``portals`` that has one: called before a run is
+    recorded, so that a broken file is said at once (with its line) instead of failing, and
+    notifying, every run. A portal without a file is left to the run, which names it if it
+    opens that portal.
+
+    Raises:
+        SelectorFileError: a file is unreadable, not YAML, or malformed (names file and line).
+    """
+    for portal in dict.fromkeys(portals):
+        path = portal_selectors_path(portal, directory, home)
+        if path.is_file():
+            load_selector_file(path)
 
 
 # --- resolving on a live page ----------------------------------------------------------------

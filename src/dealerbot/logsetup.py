@@ -35,14 +35,29 @@ _MOBILE_STRICT = re.compile(
     rf"([1１]{_D}{{2}})[\s.-]?({_D}{{4}})[\s.-]?({_D}{{4}})(?![0-9{_FW}])"
 )
 _ID = re.compile(r"(?<![0-9])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9])")
-_SENSITIVE = r"[\w.-]*(?:password|passwd|pwd|token|secret|session|sessid|csrf|xsrf|authorization|cookie)[\w.-]*"
+_SENSITIVE = (r"[\w.-]*(?:password|passwd|pwd|token|secret|session|sessid|csrf|xsrf|nonce|authorization|cookie"
+              r"|verification)[\w.-]*")
+_SENSITIVE_NAME = re.compile(rf"(?i){_SENSITIVE}")
 # {"name": "oem_session", "value": "..."}: cookies, form fields and headers inside traces.
 # ["META",{"name":"csrf-token","content":"..."}]: an element's attributes in a trace's DOM snapshot.
 _NAME_VALUE = re.compile(
     rf'(?i)("name"\s*:\s*"{_SENSITIVE}"\s*,\s*"(?:value|content)"\s*:\s*")((?:[^"\\]|\\.)*)(")'
 )
-# <input name="csrf_token" value="..."> and <meta name="csrf-token" content="...">
-_HTML_ATTR = re.compile(rf'(?i)(name="{_SENSITIVE}"[^>]*?\b(?:value|content)=")([^"]*)(")')
+# <input name="csrf_token" value="..."> and <meta name="csrf-token" content="...">, the value
+# after the name or before it, in double or single quotes (one tag: no ">" in between).
+_HTML_ATTR = re.compile(
+    rf"""(?i)(\bname=(["']){_SENSITIVE}\2[^>]*?\b(?:value|content)=(["']))((?:(?!\3)[^>])*)(\3)"""
+)
+_HTML_ATTR_BEFORE = re.compile(
+    rf"""(?i)(\b(?:value|content)=(["']))((?:(?!\2)[^>])*)(\2[^>]*?\bname=(["']){_SENSITIVE}\5)"""
+)
+LEARNT_SECRET_MIN = 6  # a token shorter than this is no secret worth learning (and would mask words)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field, header, cookie or attribute called ``name`` holds a secret (a password, a
+    CSRF token, a session cookie...): its value is masked wherever it is found."""
+    return bool(_SENSITIVE_NAME.fullmatch(name.strip()))
 _KV_SECRET = re.compile(
     r"(?i)((?:password|passwd|pwd|token|csrf_token|secret|authorization|x-admin-token|cookie)"
     r"[\"']?\s*[:=]\s*[\"']?)([^\s\"'&,;}]+)"
@@ -144,6 +159,25 @@ class Masker:
                 quote_plus(secret, safe=""),
             }
 
+    def learn_secrets(self, text: str) -> None:
+        """Remember as secrets the values that ``text`` gives secret-named fields (a login form's
+        hidden CSRF input, a ``<meta name="csrf-token">``, a ``{"name": "x-csrf-token", "value":
+        ...}`` header), so that they are masked also where they appear without their name (a
+        request's body, a URL, a script)."""
+        if not text:
+            return
+        values = [m.group(2) for m in _NAME_VALUE.finditer(text)]
+        values += [m.group(4) for m in _HTML_ATTR.finditer(text)]
+        values += [m.group(3) for m in _HTML_ATTR_BEFORE.finditer(text)]
+        for value in values:
+            self.learn_secret(value)
+
+    def learn_secret(self, value: str | None) -> None:
+        """Remember ``value``, found in a secret-named field, as a secret: unless it is already
+        masked or too short to be one."""
+        if value and len(value) >= LEARNT_SECRET_MIN and "******" not in value and value not in self._secrets:
+            self.add_secret(value)
+
     def __call__(self, text: str) -> str:
         """Return ``text`` with every secret, mobile and ID number masked."""
         if not text:
@@ -158,7 +192,8 @@ class Masker:
             if secret in text:
                 text = text.replace(secret, "******")
         text = _NAME_VALUE.sub(lambda m: m.group(1) + "******" + m.group(3), text)
-        text = _HTML_ATTR.sub(lambda m: m.group(1) + "******" + m.group(3), text)
+        text = _HTML_ATTR.sub(lambda m: m.group(1) + "******" + m.group(5), text)
+        text = _HTML_ATTR_BEFORE.sub(lambda m: m.group(1) + "******" + m.group(4), text)
         text = _KV_SECRET.sub(lambda m: m.group(1) + "******", text)
         text = _ID.sub(lambda m: m.group(1) + "********" + m.group(3)[-4:], text)
         text = _MOBILE_STRICT.sub(lambda m: m.group(1) + "****" + m.group(3), text)

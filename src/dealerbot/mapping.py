@@ -165,6 +165,8 @@ def check_customer(values: dict[str, str]) -> list[v.Issue]:
         bad("name", "required", "不能为空")
     elif len(name) > 30:
         bad("name", "name_length", "超过30个字")
+    elif why := v.text_injection(name):  # a formula or markup is never typed into the DMS as a name
+        bad("name", "suspicious_text", f"「{name}」{why}，不会录入DMS，请核对厂家门户中的客户资料")
     mobile = values.get("mobile", "")
     if not re.fullmatch(r"1[3-9]\d{9}", mobile):
         bad("mobile", "mobile_invalid", f"不是11位手机号（{len(mobile)} 个字符），DMS无法建档" if mobile else "不能为空")

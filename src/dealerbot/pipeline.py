@@ -38,8 +38,10 @@ _BIDI_RE = re.compile(f"[{_BIDI}]")
 
 def suspicious_text(item: Item) -> Item:
     """Flag text no portal field should hold: control characters, bidirectional-text controls
-    (they can make a value read differently from what it is) and very long values. The value is
-    kept as read; staff see it yellow, with the reason."""
+    (they can make a value read differently from what it is), very long values, and text that
+    looks like a spreadsheet formula or markup (:func:`~dealerbot.validate.text_injection`:
+    ``=HYPERLINK(...)``, ``<script>``). The value is kept as read; staff see it yellow, with
+    the reason."""
     for fname, value in item.data.items():
         if not isinstance(value, str):
             continue
@@ -50,6 +52,8 @@ def suspicious_text(item: Item) -> Item:
             found.append("包含双向文字控制符（显示的内容可能与实际不同）")
         if len(value) > MAX_TEXT:
             found.append(f"内容过长（{len(value)} 个字符）")
+        if why := v.text_injection(value):
+            found.append(why)
         if found:
             item.issues.append(v.Issue(fname, "suspicious_text", "flag",
                                        f"{item.entity.header(fname)}{'、'.join(found)}，请核对"))

@@ -35,6 +35,7 @@ from dealerbot.errors import (
     SystemFailure,
 )
 from dealerbot.inputs import read_input
+from dealerbot.locators import check_selector_files
 from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.notify import Notifier, run_messages
 from dealerbot.registry import get_bot
@@ -136,6 +137,8 @@ async def run_bot(
     Raises:
         ConfigError: a group's settings with no store chosen (before any run is recorded).
         UnknownBot: no such bot (before any run is recorded).
+        SelectorFileError: a selector file of the bot's portals is malformed (before any run is
+            recorded; the message names file and line).
         AlreadyRunning: this bot is running for the same portal account (another process).
         ConfigError: the store cannot be opened.
         asyncio.CancelledError / KeyboardInterrupt: after recording the run as ``interrupted``.
@@ -151,6 +154,8 @@ async def run_bot(
     if bot_cls.needs_input and not options.get("input"):
         raise ConfigError(f"机器人 {name} 需要输入文件：dealerbot run {name} --input 文件.xlsx（或 .csv） "
                           f"(bot '{name}' needs --input FILE)")
+    if bot_cls.uses_browser:  # a broken selector file is said now: no run is recorded (or notified) for it
+        check_selector_files(bot_portals(bot_cls), selectors_dir, settings.home)
     bot = bot_cls()
     input_rows = read_input(Path(options["input"])) if options.get("input") else None  # bad file: nothing starts
     with single_instance(settings, bot_cls):

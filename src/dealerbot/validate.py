@@ -34,6 +34,7 @@ __all__ = [
     "parse_date",
     "parse_datetime",
     "parse_price",
+    "text_injection",
     "to_halfwidth",
     "vin_check_digit",
 ]
@@ -389,6 +390,40 @@ def normalize_name(raw: str | None) -> Checked[str]:
         name,
         Issue("customer_name", "name_trimmed", "repaired", f"客户姓名已去除多余空格：「{(raw or '').strip()}」→「{name}」"),
     )
+
+
+# ------------------------------------------------------------------ formulas and markup
+
+# What a spreadsheet (or a CSV export of the DMS) would run as a formula: text starting with
+# = + - @ (OWASP's CSV injection list; tab and CR are control characters, flagged elsewhere).
+_FORMULA_START: Final = ("=", "+", "-", "@")
+# A plain number or phone number may start with + or - ("+86 138 1234 5678", "-1200.50").
+_PLAIN_NUMBER_RE: Final = re.compile(r"[+-]?[\d\s().,-]*\d[\d\s().,-]*")
+# An HTML tag or comment (<script>, </b>, <img src=x onerror=...>, <!-- -->), a script URL,
+# or a character reference a page would decode (&lt;, &#60;).
+_MARKUP_RE: Final = re.compile(
+    r"<\s*/?\s*[a-z!?][^<>]*(?:>|$)|javascript\s*:|vbscript\s*:|&#?[a-z0-9]+;", re.IGNORECASE
+)
+
+
+def text_injection(text: str | None) -> str | None:
+    """Why ``text`` must not be taken as plain text without a person's look, or None.
+
+    A spreadsheet formula (``=HYPERLINK(...)``, ``+cmd|...``, ``-1+1``, ``@SUM(...)``:
+    text starting with ``=``, ``+``, ``-`` or ``@``, full-width forms and leading spaces
+    included, unless it is a plain number or phone number) or markup (``<script>``, an HTML
+    tag, ``javascript:``, ``&lt;``). The reason is operator-facing Simplified Chinese.
+    Never raises.
+    """
+    if not text:
+        return None
+    plain = to_halfwidth(_ZERO_WIDTH_RE.sub("", text)).strip()
+    reasons = []
+    if plain.startswith(_FORMULA_START) and plain.strip("+-= ") and not _PLAIN_NUMBER_RE.fullmatch(plain):
+        reasons.append(f"以「{plain[0]}」开头，像电子表格公式")
+    if _MARKUP_RE.search(plain):
+        reasons.append("包含网页代码（HTML标签或脚本）")
+    return "、".join(reasons) or None
 
 
 # ------------------------------------------------------------------------------ dedupe

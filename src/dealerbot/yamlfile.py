@@ -29,6 +29,10 @@ class Lines:
 
     file: Path
     lines: dict[Path_, int] = field(default_factory=dict)
+    # How a value that YAML read as something other than text (a number, true/false, a date)
+    # was written, by path; and the same for such keys (by the path of their value).
+    written: dict[Path_, str] = field(default_factory=dict)
+    keys_written: dict[Path_, str] = field(default_factory=dict)
 
     def of(self, path: Path_) -> int:
         """The line of ``path``, or of its nearest parent that has one (0 when unknown)."""
@@ -101,6 +105,8 @@ def _build(node: yaml.Node, path: Path_, lines: Lines, loader: yaml.SafeLoader) 
             if not isinstance(key_node, yaml.ScalarNode):
                 raise DataFileError(f"{lines.file}:{key_node.start_mark.line + 1}: a key must be plain text")
             key = loader.construct_object(key_node)
+            if not isinstance(key, str):
+                lines.keys_written[(*path, key if isinstance(key, int) else str(key))] = key_node.value
             key = key if isinstance(key, str | int) else str(key)
             if key in out:
                 raise DataFileError(
@@ -112,4 +118,58 @@ def _build(node: yaml.Node, path: Path_, lines: Lines, loader: yaml.SafeLoader) 
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node)
+    value = loader.construct_object(node)
+    if not isinstance(value, str):
+        lines.written[path] = node.value
+    return value
+
+
+_KINDS = (
+    (bool, "真假值", "true/false"), (int, "数字", "a number"), (float, "小数", "a decimal number"),
+    (list, "列表", "a list"), (dict, "键值表", "a mapping"),
+)
+
+
+def _kind(value: Any) -> tuple[str, str]:
+    """What ``value`` is, in Chinese and in English."""
+    for typ, chinese, english in _KINDS:
+        if isinstance(value, typ):
+            return chinese, english
+    return type(value).__name__, type(value).__name__  # a date, a timestamp, binary
+
+
+def as_text(value: Any, path: Path_, lines: Lines, what: str) -> str:
+    """The YAML value at ``path`` as text, when it is text: a string, or a value YAML reads as
+    something else that reads back exactly as written (``101``). ``what`` names the entry in
+    the message.
+
+    Raises:
+        DataFileError: (naming file and line) the value is a list or a mapping, or YAML reads it
+            otherwise than written: true/false (``yes``, ``no``, ``on``), a number (``0123`` is
+            83, ``1.50`` is 1.5): quote it.
+    """
+    if isinstance(value, str):
+        return value
+    written = lines.written.get(tuple(path))
+    if not isinstance(value, list | dict) and value is not None and written == str(value):
+        return written
+    chinese, english = _kind(value)
+    if isinstance(value, list | dict):
+        raise DataFileError(f"{lines.where(path)}: {what}: 值必须是一个文本，不能是{chinese} "
+                            f"(the value must be one text, not {english})")
+    raise DataFileError(f"{lines.where(path)}: {what}: YAML 把 {written} 读作{chinese}而不是文本，请加引号写成 "
+                        f"\"{written}\" (YAML reads {written} as {english}, not text: put it in quotes)")
+
+
+def key_as_text(key: str | int, path: Path_, lines: Lines, what: str) -> str:
+    """A mapping's key (whose value is at ``path``) as text, when it reads back as written.
+
+    Raises:
+        DataFileError: (naming file and line) YAML read the key otherwise than written: as
+            true/false (``yes``, ``no``), a number written otherwise (``0123``): quote it.
+    """
+    written = lines.keys_written.get(tuple(path))
+    if written is None or written == str(key):
+        return str(key)
+    raise DataFileError(f"{lines.where(path)}: {what}: YAML 把键 {written} 读作 {key} 而不是文本，请加引号写成 "
+                        f"\"{written}\" (YAML reads the key {written} as {key}, not text: put it in quotes)")

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
 
 from dealerbot.runner import run_bot
 
@@ -34,6 +38,37 @@ def _personal_truth(admin) -> dict[str, set[str]]:
     }
 
 
+def _json_strings(value: object) -> Iterator[str]:
+    """Every string inside a JSON value (keys too): the DOM snapshots' attribute values and
+    texts, the recorded calls' results (a page's HTML), the network log's bodies and headers."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _json_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _json_strings(v)
+
+
+def _trace_texts(path: Path) -> Iterator[tuple[str, str]]:
+    """``(member, text)`` for every member of a trace zip, decoded: the member's text whole, then
+    every string inside it where it is JSON (a whole document, or one object a line), one string
+    a line."""
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            text = z.read(name).decode("utf-8", "replace")
+            strings = []
+            for doc in (text, *text.splitlines()):
+                if doc[:1] in ("{", "["):
+                    try:
+                        strings += _json_strings(json.loads(doc))
+                    except ValueError:
+                        pass
+            yield name, text + "\n" + "\n".join(strings)
+
+
 def _where(settings, values: list[str]) -> list[str]:
     """Which artifacts (files, or trace members) hold any of ``values``."""
     found = []
@@ -48,7 +83,25 @@ def _where(settings, values: list[str]) -> list[str]:
     return found
 
 
-async def test_no_artifact_of_failing_runs_holds_secrets_or_personal_data(settings, clean_sandbox):
+@pytest.fixture
+def csrf_tokens(sandbox, monkeypatch) -> set[str]:
+    """Every CSRF token the sandbox hands out during the test (login forms' hidden inputs, the
+    logged-in pages' ``<meta name="csrf-token">``), learnt from the sandbox itself."""
+    tokens: set[str] = set()
+    for app in (sandbox.oem_app, sandbox.dms_app):
+        rt = app.state.rt
+        issue = rt.new_session
+
+        def recording(issue=issue):  # the sandbox's own, unchanged: only noted
+            session = issue()
+            tokens.add(session.csrf)
+            return session
+
+        monkeypatch.setattr(rt, "new_session", recording)
+    return tokens
+
+
+async def test_no_artifact_of_failing_runs_holds_secrets_or_personal_data(settings, clean_sandbox, csrf_tokens):
     truth = _personal_truth(clean_sandbox)
     settings.browser.trace = True  # every bot keeps a trace of its failure here
 
@@ -96,3 +149,24 @@ async def test_no_artifact_of_failing_runs_holds_secrets_or_personal_data(settin
         leaked = sorted(v for v in values if v in text)
         assert not leaked, f"{kind}: {len(leaked)} unmasked, e.g. {leaked[:5]} in {_where(settings, leaked[:5])}"
     assert re.search(r"<td[^>]*>\*\*\*</td>", text)  # personal cells starred in the saved HTML
+
+    # Every string inside every member of every trace (DOM snapshots, recorded calls' results
+    # such as a page's HTML, network bodies, resources), decoded: no CSRF token the sandbox
+    # handed out, no password or cookie, no personal value.
+    traces = sorted(settings.path("logs").rglob("*trace.zip"))
+    assert len(traces) >= 4 and len(csrf_tokens) >= 4
+    forbidden = {
+        "csrf token": set(csrf_tokens), "password": {OEM_PASSWORD, DMS_PASSWORD, WRONG}, "cookie": set(cookies),
+        **truth,
+    }
+    members = 0
+    for trace in traces:
+        for member, text in _trace_texts(trace):
+            members += 1
+            for kind, values in forbidden.items():
+                leaked = sorted(v for v in values if v in text)
+                assert not leaked, f"{kind} unmasked in {trace.name}:{member}: {leaked[:3]}"
+            # A token-like hidden field or meta tag keeps no value, however the HTML is quoted.
+            assert not re.search(r'(?i)name=\\?["\']?(?:csrf|xsrf|_?token)[\w-]*\\?["\']?[^>]*?'
+                                 r'(?:value|content)=\\?["\'](?!\*{6})[^"\'\\]{6,}', text), (trace.name, member)
+    assert members

@@ -155,6 +155,62 @@ def test_csrf_tokens_in_trace_snapshots_are_masked():
     assert '"csrf-token","content":"******"' in masked
 
 
+def test_every_string_inside_every_trace_member_is_masked(tmp_path):
+    import json
+    import zipfile
+
+    from dealerbot.browser import mask_trace
+
+    login_token, page_token, sid = "LoginTok-9f8e7d6c", "PageTok-1a2b3c4d", "SessId-5e6f7a8b"
+    page = (f'<html><head><meta content="{page_token}" name="csrf-token"></head><body>'
+            f'<input type="hidden" name="csrf_token" value="{login_token}">王伟 13812345678</body></html>')
+    actions = [
+        # page.content()'s result: the HTML as a JSON string, its quotes escaped.
+        {"type": "after", "callId": "c@1", "result": {"value": page}},
+        # A DOM snapshot: the value before the name, and the input's current value Playwright adds.
+        {"type": "frame-snapshot", "snapshot": {"html": ["HTML", {}, ["INPUT", {
+            "value": login_token, "type": "hidden", "name": "authenticity_token", "__playwright_value_": login_token}]]}},
+        {"type": "after", "callId": "c@2", "result": {"cookies": [{"name": "dms_session", "value": sid}]}},
+    ]
+    network = {"type": "resource-snapshot", "snapshot": {"request": {
+        "postData": {"text": f"t={login_token}&u={page_token}"}, "headers": [{"name": "Cookie", "value": f"dms_session={sid}"}]}}}
+    trace = tmp_path / "t-trace.zip"
+    with zipfile.ZipFile(trace, "w") as z:
+        z.writestr("trace.trace", "\n".join(json.dumps(a, ensure_ascii=False) for a in actions) + "\n")
+        z.writestr("trace.network", json.dumps(network) + "\n")
+        z.writestr("resources/a.html", page.replace('"', "'"))
+        z.writestr("resources/b.json", json.dumps({"items": [{"url": f"/x?s={sid}"}]}))
+        z.writestr("resources/c.png", b"\x89PNG" + page_token.encode())
+    masker = Masker()
+    masker.add_personal("王伟")
+    mask_trace(trace, masker)
+    with zipfile.ZipFile(trace) as z:
+        texts = {n: z.read(n).decode("utf-8", "replace") for n in z.namelist() if not n.endswith(".png")}
+        for line in texts["trace.trace"].splitlines():
+            json.loads(line)  # still a trace the viewer reads
+        assert z.read("resources/c.png") == b"\x89PNG" + page_token.encode()  # images untouched
+    for name, text in texts.items():
+        for value in (login_token, page_token, sid, "王伟", "13812345678"):
+            assert value not in text, (name, value)
+    assert "王*" in texts["trace.trace"] and "138****5678" in texts["trace.trace"]
+    assert "/x?s=" in texts["resources/b.json"]  # the rest stays readable
+    # The tokens learnt are masked in the run's logs too.
+    assert masker(f"posted {login_token}") == "posted ******"
+
+
+def test_a_config_file_over_the_size_cap_is_refused_naming_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "dealerbot.toml"
+    body = '[run]\nconcurrency = 3\n'
+    cfg.write_text(body + "# " + "x" * (1_000_000 - len(body) - 3) + "\n", encoding="utf-8")  # exactly at the cap
+    assert cfg.stat().st_size == 1_000_000 and load_settings().run.concurrency == 3
+    with cfg.open("a", encoding="utf-8") as f:  # 54 MB was accepted: one byte over is not
+        f.write("#")
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(cfg) in str(err.value) and "1,000,000" in str(err.value) and "过大" in str(err.value)
+
+
 def test_a_config_file_in_gbk_or_with_a_bom_and_a_url_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = tmp_path / "dealerbot.toml"

@@ -50,6 +50,21 @@ def _line_of(path: Path, needle: str) -> int:
     ("status_order: [待配车, 已配车, 运输中, 待交车, 已交车]",
      "status_order: [待配车, 已配车, 运输中, 已交车]", "已到店: 待交车", "status_order"),
     ("models:  ", "modles:  ", "modles", "unknown key"),
+    # Values of the wrong type: never turned into text ("['DMS-GX7L', 'x']" as a model code).
+    ("  GX7-25T-LUX: DMS-GX7L", "  GX7-25T-LUX: [DMS-GX7L, x]", "GX7-25T-LUX:", "不能是列表"),
+    ("  GX7-25T-LUX: DMS-GX7L", "  GX7-25T-LUX:\n    dms: DMS-GX7L", "GX7-25T-LUX:", "不能是键值表"),
+    ("  赤焰红: 赤焰红", "  赤焰红: [赤焰红]", "赤焰红: [", "colors: '赤焰红'"),
+    ("  在途: 运输中", "  在途: {运输中: 1}", "在途:", "statuses: '在途'"),
+    ("  GX7-25T-LUX: DMS-GX7L", "  GX7-25T-LUX: yes", "GX7-25T-LUX:", "put it in quotes"),
+    ("  GX7-25T-LUX: DMS-GX7L", "  GX7-25T-LUX: 0123", "GX7-25T-LUX:", "YAML 把 0123 读作数字"),
+    ("  GX7-25T-LUX: DMS-GX7L", "  GX7-25T-LUX: 1.50", "GX7-25T-LUX:", "put it in quotes"),
+    ("  珍珠白: 珍珠白", "  no: 珍珠白", "no: 珍珠白", "YAML 把键 no 读作 False"),
+    ("status_order: [待配车, 已配车, 运输中, 待交车, 已交车]",
+     "status_order: [待配车, 已配车, 运输中, 待交车, [已交车]]", "status_order:", "status_order.4"),
+    ("cancelled_status: 已取消", "cancelled_status: [已取消]", "cancelled_status:", "cancelled_status"),
+    ('  deposit:       {value: "0", update: never}', '  deposit:       {value: [0], update: never}',
+     "deposit:", "contract.deposit.value"),
+    ("version: 1", "version: true", "version:", "version"),
 ])
 def test_mistakes_name_the_file_and_line(tmp_path, old, new, needle, words):
     path = _variant(tmp_path, old, new)
@@ -98,3 +113,21 @@ def test_a_store_adds_its_own_entries_over_the_groups_dictionary(tmp_path):
     empty = _write(tmp_path, "colors:\n  珍珠白: ''\n", "empty.yaml")
     with pytest.raises(DataFileError, match=r"empty\.yaml:2: colors: '珍珠白' has no DMS value"):
         load_dictionary(SHIPPED, empty)
+
+
+def test_a_value_that_is_text_as_written_is_kept_as_written(tmp_path):
+    d = load_dictionary(_variant(tmp_path, "  GX7-25T-LUX: DMS-GX7L", '  GX7-25T-LUX: 101\n  "0123": "0456"'))
+    assert d.lookup("models", "GX7-25T-LUX") == "101" and d.lookup("models", "0123") == "0456"
+
+
+def test_a_stores_dictionary_with_a_value_of_the_wrong_type_is_refused_in_its_own_file(tmp_path):
+    for text, line, words in (
+        ("models:\n  EV9-AWD-LTD: DMS-EV9L\n  GX7-25T-LUX: [DMS-GX7L, x]\n", 3, "不能是列表"),
+        ("colors:\n  珍珠白: {a: b}\n", 2, "不能是键值表"),
+        ("statuses:\n  在途: on\n", 2, "put it in quotes"),
+        ("models:\n  off: DMS-X\n", 2, "YAML 把键 off"),
+    ):
+        own = _write(tmp_path, text, "dictionary-S01.yaml")
+        with pytest.raises(DataFileError) as err:
+            load_dictionary(SHIPPED, own)
+        assert f"{own}:{line}:" in str(err.value) and words in str(err.value), str(err.value)

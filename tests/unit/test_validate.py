@@ -20,6 +20,7 @@ from dealerbot.validate import (
     parse_date,
     parse_datetime,
     parse_price,
+    text_injection,
     to_halfwidth,
     vin_check_digit,
 )
@@ -588,3 +589,55 @@ def test_parse_datetime_invalid(raw: str) -> None:
     with pytest.raises(ValueError) as excinfo:
         parse_datetime(raw)
     assert raw in str(excinfo.value)
+
+
+# ------------------------------------------------------------------ formulas and markup
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('=HYPERLINK("http://x.invalid","点击")', "像电子表格公式"),
+        ("+cmd|' /C calc'!A0", "以「+」开头"),
+        ("-1+1", "以「-」开头"),
+        ("@SUM(1,1)", "以「@」开头"),
+        ("  =1+1", "像电子表格公式"),  # leading spaces a DMS would trim
+        ("＝１＋１", "以「=」开头"),  # full-width, typed with a Chinese IME
+        ("\u200b=1+1", "像电子表格公式"),  # a zero-width space in front
+        ("<script>alert(1)</script>", "网页代码"),
+        ("王<b>伟</b>", "网页代码"),
+        ("<img src=x onerror=alert(1)", "网页代码"),
+        ("李<!-- -->强", "网页代码"),
+        ("javascript:alert(1)", "网页代码"),
+        ("&lt;script&gt;", "网页代码"),
+        ("=<script>", "像电子表格公式、包含网页代码"),
+    ],
+)
+def test_text_injection_names_formulas_and_markup(text: str, words: str) -> None:
+    assert words in (text_injection(text) or "")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [None, "", "王伟", "欧阳娜娜", "阿卜杜拉·买买提", "John Smith", "O'Brien", "张-三", "+86 138 1234 5678",
+     "-1200.50", "+1,200", "(0571) 8888-1234", "-", "--", "AT&T 4S店", "3 < 5 > 2", "价格<5万", "杭州市西湖区文三路1号"],
+)
+def test_text_injection_leaves_plain_text_numbers_and_phones(text: str | None) -> None:
+    assert text_injection(text) is None
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://x.cn","点")', "+cmd|' /C calc'!A0", "-1+1", "@SUM(1,1)",
+                                  "<script>alert(1)</script>", "王<b>伟</b>"])
+def test_a_customer_name_like_a_formula_or_markup_is_flagged_kept_and_never_a_new_dms_customer(name: str) -> None:
+    from dealerbot.mapping import check_customer
+    from dealerbot.pipeline import pipeline_for
+    from dealerbot.records import OEM_ORDER, Item
+
+    item = pipeline_for(OEM_ORDER).process(Item(OEM_ORDER, {
+        "order_no": "XS2026000001", "customer_name": name, "mobile": "13812345678", "id_type": "护照",
+        "id_number": "E12345678", "model_code": "GX3-15T-STD", "status": "已下单"}))
+    flags = [i for i in item.issues if i.field == "customer_name" and i.code == "suspicious_text"]
+    assert flags and flags[0].severity == "flag" and flags[0].message.startswith("客户姓名")  # 待复核, not 通过
+    assert item.data["customer_name"] == name  # kept as read, for staff to see
+    refused = check_customer({"name": name, "mobile": "13812345678", "id_number": "E12345678", "address": "杭州市"})
+    assert [(i.field, i.code, i.severity) for i in refused] == [("name", "suspicious_text", "reject")]
