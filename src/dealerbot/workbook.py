@@ -659,8 +659,9 @@ def write_workbook(path: Path, summary: Sequence[tuple[str, Any]], sheets: Seque
 MiB = 1 << 20
 MAX_MEMBERS = 1000  # a review workbook has 13; Excel and LibreOffice add a few
 MAX_SHEET_BYTES = 256 * MiB  # one worksheet (streamed)
-MAX_SHARED_STRINGS_BYTES = 64 * MiB  # held in memory whole
-MAX_PART_BYTES = 16 * MiB  # any other member (styles, workbook, relationships, an image)
+MAX_SHARED_STRINGS_BYTES = 32 * MiB  # held in memory whole (32 MB of tiny strings: a 250 MB peak)
+MAX_PART_BYTES = 4 * MiB  # any other XML part (parsed whole: 16 MB of styles is a 500 MB peak)
+MAX_OTHER_BYTES = 64 * MiB  # anything else (an image pasted in: never parsed)
 MAX_TOTAL_BYTES = 512 * MiB
 _SAVE_AS = "请另存为 .xlsx（Excel 工作簿）后再导入"
 _DTD_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
@@ -672,7 +673,7 @@ def _member_cap(name: str) -> int:
         return MAX_SHEET_BYTES
     if name == "xl/sharedStrings.xml":
         return MAX_SHARED_STRINGS_BYTES
-    return MAX_PART_BYTES
+    return MAX_PART_BYTES if name.endswith((".xml", ".rels", ".vml")) else MAX_OTHER_BYTES
 
 
 def _too_large(path: Path, what: str, cap: int) -> Exception:
