@@ -267,6 +267,7 @@ def test_logout_ends_the_session_for_every_copy_of_its_cookie(console, settings,
         assert forged.status_code == 401
         assert web.get("/bots").status_code == 303
     assert not store.runs(10)  # no run was started with the dead session
+    assert (settings.path("state") / "console-sessions.sqlite").stat().st_mode & 0o777 == 0o600
 
 
 def test_an_idle_session_ends_and_a_new_password_ends_every_session(settings, clean_sandbox, monkeypatch):
