@@ -1116,7 +1116,7 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
     """
     import uvicorn
 
-    from dealerbot.console.app import create_app
+    from dealerbot.console.app import create_app, server_config
     from dealerbot.scheduler import STOP_GRACE_SECONDS
 
     class Server(uvicorn.Server):
@@ -1125,7 +1125,7 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
             yield
 
     app = create_app(settings, scheduler)
-    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5))
+    server = Server(server_config(app, settings, host, port, log_level="warning", timeout_graceful_shutdown=5))
     signals: list[bool] = []
 
     def stop() -> None:

@@ -258,6 +258,18 @@ class NotifySettings(_Section):
         return value
 
 
+class ConsoleSettings(_Section):
+    """The operator console (``dealerbot console`` / ``serve``): who is believed, how long a login lasts."""
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses of reverse proxies in front of the console whose X-Forwarded-For is believed; "
+                    "none (the default): the connecting address is the client, forwarding headers are ignored",
+    )
+    idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60, description="a session unused this long ends")
+    session_hours: float = Field(default=12.0, gt=0, le=7 * 24, description="a session ends this long after its login")
+
+
 def fold_shipped_portals(data: Any, where: str = "settings") -> Any:
     """Settings data with ``portals.oem`` / ``portals.dms`` moved into ``oem`` / ``dms``.
 
@@ -318,6 +330,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
     notify: NotifySettings = NotifySettings()
+    console: ConsoleSettings = ConsoleSettings()
     portals: dict[str, PortalSettings] = Field(
         default_factory=dict, description="further portals by name; [portals.oem] / [portals.dms] are [oem] / [dms]",
     )

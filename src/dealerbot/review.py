@@ -14,7 +14,6 @@ asks to apply the valid rows only.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -30,7 +29,7 @@ from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract
 from dealerbot.reconcile import customer_note
 from dealerbot.records import DMS_CUSTOMER
 from dealerbot.store import Store
-from dealerbot.workbook import CellIssue, Column, Row, Sheet
+from dealerbot.workbook import CellIssue, Column, Row, Sheet, open_xlsx, xlsx_rows
 
 # The contract fields a reviewer sees and may edit (the OEM order no is the row's own key).
 REVIEWED_FIELDS = tuple(f for f in CONTRACT_FIELDS if f != "oem_order_no")
@@ -192,39 +191,27 @@ class ReviewImport:
     counts: dict[str, int] = field(default_factory=lambda: {"approve": 0, "approve_edited": 0, "skip": 0})
 
 
-def _open(path: Path) -> Any:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    if not path.exists():
-        raise DataFileError(f"{path}: 文件不存在 (no such file)")
-    if not path.is_file():
-        raise DataFileError(f"{path}: 不是文件，请给出审核工作簿 .xlsx 的路径 (not a file)")
-    try:
-        return load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, OSError, EOFError) as exc:
-        raise DataFileError(f"{path}: 不是有效的Excel工作簿，可能已损坏 (not a readable .xlsx: {exc})") from None
-
-
 def read_review(path: Path, store: Store, d: Dictionary) -> ReviewImport:
     """Read a reviewed workbook and check every row against the store and the DMS's rules.
 
     Raises:
-        DataFileError: the file is not a readable workbook, not dealerbot's, from another
-            store, or its 待处理 sheet's layout was changed (nothing can be read from it).
+        DataFileError: the file is not a readable workbook (another format, damaged, too large
+            once unpacked, XML entities: see :func:`dealerbot.workbook.check_xlsx`), not
+            dealerbot's, from another store, or its 待处理 sheet's layout was changed (nothing can
+            be read from it).
     """
-    wb = _open(path)
+    wb = open_xlsx(path)
     try:
         if MARKER_TITLE not in wb.sheetnames or PENDING_TITLE not in wb.sheetnames:
             raise DataFileError(f"{path}: 这不是 dealerbot 导出的审核工作簿（缺少“{PENDING_TITLE}”表或标记）"
                                 f" (not a dealerbot review workbook)")
-        marker = {str(r[0]): str(r[1]) for r in wb[MARKER_TITLE].iter_rows(min_row=2, values_only=True) if r and r[0]}
+        marker = {str(r[0]): str(r[1]) for r in xlsx_rows(path, wb[MARKER_TITLE], min_row=2) if r and r[0]}
         if marker.get("format") != MARKER_FORMAT or marker.get("version") != MARKER_VERSION:
             raise DataFileError(f"{path}: 这不是 dealerbot 导出的审核工作簿（标记不符） (not a dealerbot review workbook)")
         if marker.get("store_id") != store.store_id():
             raise DataFileError(f"{path}: 这个工作簿来自另一个 dealerbot 数据库，不能导入到这里"
                                 f" (exported from another store)")
-        rows = wb[PENDING_TITLE].iter_rows(values_only=True)
+        rows = xlsx_rows(path, wb[PENDING_TITLE])
         header = tuple(next(rows, ()) or ())
         expected = (*PENDING_HEADERS, "校验结果", "问题说明")
         for i, want in enumerate(expected):

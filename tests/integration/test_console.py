@@ -5,12 +5,14 @@ pages are kept under the test's folder (``console-*.png``) for a person to look 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,7 +22,7 @@ from playwright.async_api import async_playwright
 
 from dealerbot.browser import find_browser
 from dealerbot.config import BrowserSettings
-from dealerbot.console.app import create_app
+from dealerbot.console.app import create_app, server_config
 
 from .conftest import PASSWORDS
 from .test_failures import _edit_selector
@@ -29,23 +31,33 @@ CONSOLE_PASSWORD = "console-pass-1"
 EVIL = "<script>alert(1)</script>"
 
 
-@pytest.fixture
-def console(settings, clean_sandbox, monkeypatch) -> Iterator[str]:
-    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+@contextlib.contextmanager
+def serving(settings) -> Iterator[tuple[str, Any]]:
+    """The console for ``settings`` on a free loopback port, configured as `dealerbot console`
+    configures it: its address and its app."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, passwords=PASSWORDS), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    app = create_app(settings, passwords=PASSWORDS)
+    server = uvicorn.Server(server_config(app, settings, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(20)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+@pytest.fixture
+def console(settings, clean_sandbox, monkeypatch) -> Iterator[str]:
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    with serving(settings) as (url, _):
+        yield url
 
 
 async def _wait_finished(page, timeout: float = 90) -> str:
@@ -145,23 +157,137 @@ async def test_the_console_runs_bots_shows_what_went_wrong_and_takes_reviews(con
     assert not alerts, alerts  # no script of a scraped or typed value ever ran
 
 
-async def test_logins_are_throttled(console):
-    async with async_playwright() as pw:
-        spec = find_browser(BrowserSettings())
-        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
-        page = await browser.new_page()
-        try:
-            for _ in range(5):
-                await page.goto(console + "/login")
-                await page.fill("#password", "guess")
-                await page.click("#login")
-            await page.goto(console + "/login")
-            await page.fill("#password", CONSOLE_PASSWORD)  # even the right one waits now
-            await page.click("#login")
-            assert "次数过多" in await page.inner_text("#error")
-            assert page.url.endswith("/login")
-        finally:
-            await browser.close()
+def _login(web: httpx.Client, password: str = CONSOLE_PASSWORD, **headers: str) -> httpx.Response:
+    """The login page, then the form posted with its CSRF token (redirects not followed)."""
+    csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/login", headers=headers).text).group(1)
+    return web.post("/login", data={"password": password, "csrf": csrf}, headers=headers)
+
+
+def test_forwarded_for_buys_no_guesses_and_names_no_one(tmp_path, sandbox):
+    """`dealerbot console` itself: guesses sent with a new X-Forwarded-For each get no more
+    tries, and the log names the real address (uvicorn believes the header from 127.0.0.1 by
+    default: it took ~2,900 guesses a minute)."""
+    import os
+    import subprocess
+    import sys
+
+    from .test_cli import _config
+
+    _config(tmp_path, sandbox)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_CONSOLE_PASSWORD=CONSOLE_PASSWORD, NO_COLOR="1")
+    proc = subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "console", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.poll() is None and time.monotonic() < deadline
+                try:
+                    web.get("/login")
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            started, answers = time.monotonic(), []
+            for i in range(30):
+                answers.append(_login(web, f"guess-{i}", **{"X-Forwarded-For": f"203.0.113.{i + 1}"}).status_code)
+            seconds = time.monotonic() - started
+            checked = answers.count(401)
+            print(f"30 guesses in {seconds:.1f} s with a new X-Forwarded-For each: {checked} checked, "
+                  f"{answers.count(429)} refused (429)")
+            assert set(answers) <= {401, 429}
+            assert checked <= 3 + seconds / 2, answers  # two typos free, then 1 s, 2 s, 4 s ...
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "wrong password from 127.0.0.1" in out and "203.0.113." not in out, out[-2000:]
+
+
+def test_a_burst_of_wrong_passwords_keeps_the_operator_out_at_most_the_cap(settings, clean_sandbox, monkeypatch):
+    """Over HTTP, with the throttle's clock in the test's hands: however many wrong passwords
+    come, the wait never passes 30 s and the right password works once it is over; guesses
+    are bounded to a few a minute."""
+    from dealerbot.console.auth import MAX_DELAY, LoginThrottle
+
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    now = [1000.0]
+    with serving(settings) as (url, app), httpx.Client(base_url=url, timeout=10) as web:
+        app.state.console.throttle = LoginThrottle(clock=lambda: now[0])
+        checked, per_minute, waits = 0, {}, []
+        while True:  # an attacker trying at every moment allowed, for ten minutes
+            answer = _login(web, f"guess-{checked}")
+            if answer.status_code == 429:
+                wait = int(answer.headers["Retry-After"])
+                assert "次数过多" in answer.text and 0 < wait <= MAX_DELAY
+                waits.append(wait)
+                now[0] += wait
+                continue
+            assert answer.status_code == 401 and "密码错误" in answer.text
+            checked += 1
+            minute = int((now[0] - 1000.0) // 60)
+            if minute >= 10:
+                break
+            per_minute[minute] = per_minute.get(minute, 0) + 1
+        print(f"guesses checked per minute, an attacker at every allowed moment: {per_minute}")
+        assert per_minute[0] <= 8 and all(n <= 2 for m, n in per_minute.items() if m > 0)
+        assert max(waits) == MAX_DELAY
+
+        # The operator comes back in the middle of it: refused at most 30 s, then in.
+        refused = _login(web)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= MAX_DELAY
+        now[0] += int(refused.headers["Retry-After"])
+        answer = _login(web)
+        assert answer.status_code == 303 and answer.headers["location"] == "/bots"
+        assert web.get("/bots").status_code == 200
+
+
+def _cookie_flags(answer: httpx.Response) -> str:
+    return ";".join(v for k, v in answer.headers.multi_items() if k == "set-cookie" and v.startswith("dealerbot_console=")).lower()
+
+
+def test_logout_ends_the_session_for_every_copy_of_its_cookie(console, settings, store):
+    with httpx.Client(base_url=console, timeout=10) as web, httpx.Client(base_url=console, timeout=10) as thief:
+        answer = _login(web)
+        assert answer.status_code == 303
+        flags = _cookie_flags(answer)
+        assert "httponly" in flags and "samesite=strict" in flags and "path=/" in flags, flags
+        page = web.get("/bots")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        thief.cookies.update(web.cookies)  # the cookie copied, e.g. from the browser's profile
+        assert thief.get("/bots").status_code == 200
+
+        assert web.post("/logout", data={"csrf": csrf}).status_code == 303
+        gone = thief.get("/bots")
+        assert gone.status_code == 303 and gone.headers["location"] == "/login"
+        thief.cookies.update(web.cookies)  # as copied before the logout, whatever the server sent since
+        forged = thief.post("/bots/oem-orders/run", data={"csrf": csrf, "dry_run": ""})
+        assert forged.status_code == 401
+        assert web.get("/bots").status_code == 303
+    assert not store.runs(10)  # no run was started with the dead session
+    assert (settings.path("state") / "console-sessions.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_idle_session_ends_and_a_new_password_ends_every_session(settings, clean_sandbox, monkeypatch):
+    from dealerbot.config import ConsoleSettings
+
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    settings = settings.model_copy(update={"console": ConsoleSettings(idle_minutes=0.03)})  # 1.8 s
+    with serving(settings) as (url, _), httpx.Client(base_url=url, timeout=10) as web:
+        assert _login(web).status_code == 303
+        for _ in range(3):  # in use: it stays
+            time.sleep(0.6)
+            assert web.get("/bots").status_code == 200
+        time.sleep(2.5)  # unused longer than the idle timeout
+        answer = web.get("/bots")
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+
+        assert _login(web).status_code == 303 and web.get("/bots").status_code == 200
+        monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", "a-new-password-2")  # the password changed
+        assert web.get("/bots").status_code == 303
+        assert _login(web, "a-new-password-2").status_code == 303 and web.get("/bots").status_code == 200
 
 
 def test_the_console_refuses_a_non_loopback_address_and_starts_without_a_tty_only_with_a_password(tmp_path, sandbox):

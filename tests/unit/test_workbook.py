@@ -11,17 +11,32 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hostile_xlsx import (
+    billion_laughs,
+    corrupt_deflate,
+    external_entity,
+    hidden_entities,
+    lying_sizes,
+    many_members,
+    ods_file,
+    xls_file,
+    zip_bomb,
+)
 from openpyxl import load_workbook
 
 from dealerbot.workbook import (
+    MAX_MEMBERS,
+    MAX_SHARED_STRINGS_BYTES,
     CellIssue,
     Column,
     Row,
     Sheet,
     WorkbookStats,
     is_formula_like,
+    open_xlsx,
     safe_text,
     write_workbook,
+    xlsx_rows,
 )
 
 COLUMNS = [
@@ -453,3 +468,52 @@ def test_31_char_title_is_fine(tmp_path):
 def test_duplicate_column_keys_raise():
     with pytest.raises(ValueError, match="duplicate column key 'a'"):
         Sheet("表", [Column("a", "甲"), Column("a", "乙")], [])
+
+
+# --- reading a workbook back: hostile files -----------------------------------------
+
+
+@pytest.fixture
+def returned(tmp_path: Path) -> Path:
+    path = tmp_path / "returned.xlsx"
+    write_workbook(path, [("项目", "值")], [Sheet("表", COLUMNS, [Row({"name": "王芳", "qty": 3})])])
+    return path
+
+
+def test_a_sound_workbook_opens_and_its_rows_read(returned):
+    wb = open_xlsx(returned)
+    try:
+        rows = list(xlsx_rows(returned, wb["表"]))
+    finally:
+        wb.close()
+    assert rows[0][:3] == ("客户姓名", "手机号", "数量") and rows[1][0] == "王芳"
+
+
+@pytest.mark.parametrize("build, words", [
+    (lambda src, out: zip_bomb(src, out, MAX_SHARED_STRINGS_BYTES + 1), ["xl/sharedStrings.xml", "过大"]),
+    (lying_sizes, ["损坏", "CRC"]),
+    (corrupt_deflate, ["损坏"]),
+    (billion_laughs, ["实体"]),
+    (hidden_entities, ["实体"]),  # past the quick look: openpyxl's parser (defusedxml) refuses it
+    (lambda src, out: external_entity(src, out, Path("/etc/hostname")), ["实体"]),
+    (lambda src, out: many_members(src, out, MAX_MEMBERS), ["部件", str(MAX_MEMBERS)]),
+    (lambda src, out: xls_file(out), [".xls", "请另存为 .xlsx"]),
+    (lambda src, out: ods_file(out), [".ods", "请另存为 .xlsx"]),
+    (lambda src, out: out.write_text("order_no,name\nXS1,王芳\n", encoding="utf-8"), ["不是 .xlsx"]),
+    (lambda src, out: out.write_bytes(src.read_bytes()[:3000]), ["损坏"]),
+])
+def test_a_hostile_or_wrong_workbook_is_refused_naming_it(returned, tmp_path, build, words):
+    from dealerbot.errors import DataFileError
+
+    path = tmp_path / "审核 工作簿.xlsx"
+    build(returned, path)
+    with pytest.raises(DataFileError) as exc:
+        wb = open_xlsx(path)
+        try:
+            for ws in wb.worksheets:
+                for _ in xlsx_rows(path, ws):
+                    pass
+        finally:
+            wb.close()
+    message = str(exc.value)
+    assert message.startswith(f"{path}: ") and all(w in message for w in words), message

@@ -8,7 +8,9 @@ this process), 状态 (each portal's saved login and any refused password) and, 
 group, 门店 (every store's last sync, failures, reviews waiting and queue; a store's runs).
 
 Safety: loopback by default; a password (argon2) and a signed HttpOnly SameSite=Strict session
-cookie; a CSRF token on every form; failed logins throttled per client; every text escaped
+cookie naming a server-side session that logout, idleness and a password change end; a CSRF
+token on every form; failed logins wait longer after each (per account and per client; the
+client's address is never taken from forwarding headers unless configured); every text escaped
 (autoescape); evidence served only from the run's own recorded files, screenshots inline and
 anything else (the portal's HTML) as a download, never rendered in the console's origin; a
 Content-Security-Policy allowing only the console's own script.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
@@ -28,10 +31,11 @@ from typing import Any
 from fastapi import FastAPI, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from loguru import logger
 from starlette.middleware.sessions import SessionMiddleware
 
 from dealerbot.config import Settings
-from dealerbot.console.auth import ConsolePassword, LoginThrottle, session_secret
+from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, proxy_options, session_secret
 from dealerbot.errors import DealerbotError
 from dealerbot.files import private_dir
 from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
@@ -73,6 +77,10 @@ class Console:
         self.passwords = passwords
         self.password = ConsolePassword(settings.path("state"))
         self.throttle = LoginThrottle()
+        self.sessions = Sessions(settings.path("state"))
+        self.secret = session_secret(settings.path("state"))
+        self.idle = settings.console.idle_minutes * 60
+        self.lifetime = settings.console.session_hours * 3600
         self.live: dict[str, dict[str, int]] = {}  # run id -> counts, while running here
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stop = asyncio.Event()  # set on shutdown: runs stop at their next safe point
@@ -90,6 +98,11 @@ class Console:
             **values,
         )
         return HTMLResponse(html, status_code=code)
+
+    def live_session(self, request: Request) -> bool:
+        """Whether ``request`` comes with a live session (see :class:`Sessions`)."""
+        sid = request.session.get("sid")
+        return bool(sid) and self.sessions.check(sid, self.password.fingerprint(self.secret), self.idle, self.lifetime)
 
     def store(self) -> contextlib.AbstractContextManager[Store]:
         """The console's store, opened once (opening checks the file and the schema: not on
@@ -158,10 +171,11 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         path = request.url.path
-        if path not in PUBLIC and not request.session.get("user"):
+        if path not in PUBLIC and not c.live_session(request):
+            request.session.clear()  # a logged-out, idle or old cookie: dropped from the browser too
             if request.method == "GET":
                 return RedirectResponse("/login", status_code=303)
-            return Response("未登录 (not logged in)", status_code=401)
+            return Response("未登录或登录已过期 (not logged in)", status_code=401)
         response: Response = await call_next(request)
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; "
@@ -173,8 +187,8 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
 
     # added after guard: it runs first, so guard sees request.session
     app.add_middleware(
-        SessionMiddleware, secret_key=session_secret(settings.path("state")), session_cookie="dealerbot_console",
-        max_age=12 * 3600, same_site="strict", https_only=False,
+        SessionMiddleware, secret_key=c.secret, session_cookie="dealerbot_console",
+        max_age=int(c.lifetime), same_site="strict", https_only=False,
     )
 
     @app.get("/console.js")
@@ -189,18 +203,21 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
 
     @app.post("/login")
     async def login(request: Request, password: str = Form(""), csrf: str = Form("")) -> Response:
-        client = request.client.host if request.client else "?"
-        wait = c.throttle.wait_seconds(client)
-        if wait:
-            return c.page(request, "login.html", 429, error=f"登录失败次数过多，请 {wait / 60:.0f} 分钟后再试")
+        client = request.client.host if request.client else "?"  # the peer: forwarding headers only from trusted proxies
         if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
             return c.page(request, "login.html", 403, error="页面已过期，请重新输入 (CSRF)")
+        wait = c.throttle.attempt(client)  # counted before the check: tries sent together gain nothing
+        if wait:
+            page = c.page(request, "login.html", 429, error=f"登录失败次数过多，请 {math.ceil(wait)} 秒后再试")
+            page.headers["Retry-After"] = str(math.ceil(wait))
+            return page
         if not await asyncio.to_thread(c.password.verify, password):  # argon2 takes a while: not on the loop
-            c.throttle.failed(client)
+            logger.warning("console: wrong password from {} ({} in a row)", client, c.throttle.failures_in_a_row(client))
             return c.page(request, "login.html", 401, error="密码错误")
         c.throttle.succeeded(client)
-        request.session.clear()
-        request.session.update(user="operator", csrf=secrets.token_urlsafe(24))
+        request.session.clear()  # a new session (and CSRF token), never the one from before the login
+        sid = await asyncio.to_thread(c.sessions.open, c.password.fingerprint(c.secret), c.lifetime)
+        request.session.update(user="operator", sid=sid, csrf=secrets.token_urlsafe(24))
         return RedirectResponse("/bots", status_code=303)
 
     def check_csrf(request: Request, token: str) -> None:
@@ -215,6 +232,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
+        c.sessions.close(request.session.get("sid", ""))  # the cookie, wherever copied, is dead
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
@@ -454,3 +472,11 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
         return c.page(request, "store.html", store_code=code, entry=settings.stores[code], runs=runs, waiting=waiting)
 
     return app
+
+
+def server_config(app: FastAPI, settings: Settings, host: str, port: int, **options: Any) -> Any:
+    """uvicorn's configuration for the console ``app``: forwarding headers are believed only
+    from ``[console] trusted_proxies``."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, **proxy_options(settings.console.trusted_proxies), **options)

@@ -1,18 +1,34 @@
-"""The console's password (argon2), its signed session cookie and the login throttle.
+"""The console's password (argon2), its sessions and the login throttle.
 
 The password is set at the first start (``dealerbot console`` asks for it) or comes from
 ``DEALERBOT_CONSOLE_PASSWORD``; only its argon2 hash is kept, in ``state/console-password``
 (mode 0600). Sessions are cookies signed with a key kept in ``state/console-secret`` (0600):
-HttpOnly, SameSite=Strict, holding the session's CSRF token.
+HttpOnly, SameSite=Strict, holding the session's id and CSRF token. The id is only good while
+its row is in ``state/console-sessions.sqlite`` (0600; shared by every console process of the
+folder): logout deletes it, a session unused for ``[console] idle_minutes`` or older than
+``session_hours`` ends, and so does every session when the password changes (each row keeps a
+keyed fingerprint of the password it was opened with).
+
+Failed logins wait, per account (the console has one) and per client address: after n failures
+in a row (beyond two typos) the next try waits ``min(2 ** (n - 3), 30)`` seconds, so guessing
+gets two tries a minute while the operator, with the right password, is never kept out longer
+than 30 seconds.
+The client address is the connecting one: forwarding headers (``X-Forwarded-For``) are believed
+only from ``[console] trusted_proxies``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import os
 import secrets
+import sqlite3
 import time
-from collections import deque
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,8 +38,10 @@ from dealerbot.files import private_dir, write_private_text
 
 PASSWORD_ENV = "DEALERBOT_CONSOLE_PASSWORD"
 MIN_LENGTH = 8
-MAX_FAILURES = 5  # per client address ...
-FAILURE_WINDOW = 300.0  # ... within these seconds, then logins wait
+FREE_FAILURES = 2  # a typo or two cost nothing; after more failures in a row logins wait ...
+FIRST_DELAY = 1.0  # ... this many seconds, doubling with each further failure ...
+MAX_DELAY = 30.0  # ... up to this
+FORGET_AFTER = 900.0  # failures older than this (and no newer one) are forgotten
 
 
 class ConsolePassword:
@@ -48,6 +66,16 @@ class ConsolePassword:
         private_dir(self.file.parent)
         write_private_text(self.file, self.hasher.hash(password))
 
+    def fingerprint(self, key: str) -> str:
+        """A keyed digest of the current password (of its hash, when it is kept in the file):
+        it changes when the password does, and tells nothing about it without ``key``."""
+        env = os.environ.get(PASSWORD_ENV)
+        try:
+            material = ("env:" + env) if env else ("file:" + self.file.read_text(encoding="utf-8").strip())
+        except OSError:
+            material = "none:"
+        return hmac.new(key.encode(), material.encode(), hashlib.sha256).hexdigest()[:32]
+
     def verify(self, password: str) -> bool:
         """Whether ``password`` is the console's (from the environment first, else the file)."""
         env = os.environ.get(PASSWORD_ENV)
@@ -70,24 +98,114 @@ def session_secret(state_dir: Path) -> str:
     return key
 
 
-class LoginThrottle:
-    """At most :data:`MAX_FAILURES` failed logins per client in :data:`FAILURE_WINDOW` seconds."""
+def proxy_options(trusted_proxies: list[str]) -> dict[str, Any]:
+    """uvicorn's settings for forwarding headers: believed only from ``trusted_proxies``
+    (uvicorn's own default believes them from 127.0.0.1, which is every local program)."""
+    if not trusted_proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted_proxies)}
 
-    def __init__(self) -> None:
-        self.failures: dict[str, deque[float]] = {}
+
+class LoginThrottle:
+    """Logins after failures wait, per account and per client: after n failures in a row (n >
+    :data:`FREE_FAILURES`), ``min(FIRST_DELAY * 2 ** (n - FREE_FAILURES - 1), MAX_DELAY)``
+    seconds from the last one.
+
+    :meth:`attempt` reserves the try before the password is checked (as if it failed), so
+    tries sent at the same moment gain nothing; :meth:`succeeded` clears the account's and the
+    client's counts.
+    """
+
+    ACCOUNT = "account:operator"
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.failures: dict[str, tuple[int, float]] = {}  # key -> (failures in a row, time of the last)
+
+    def _keys(self, client: str) -> tuple[str, str]:
+        return self.ACCOUNT, f"client:{client}"
+
+    def _wait(self, key: str, now: float) -> float:
+        count, last = self.failures.get(key, (0, 0.0))
+        if count and now - last > FORGET_AFTER:
+            self.failures.pop(key, None)
+            return 0.0
+        if count <= FREE_FAILURES:
+            return 0.0
+        return max(0.0, last + min(FIRST_DELAY * 2 ** (count - FREE_FAILURES - 1), MAX_DELAY) - now)
 
     def wait_seconds(self, client: str) -> float:
         """How long ``client`` must wait before trying again (0: it may try now)."""
-        now = time.monotonic()
-        seen = self.failures.get(client)
-        while seen and now - seen[0] > FAILURE_WINDOW:
-            seen.popleft()
-        if seen is not None and len(seen) >= MAX_FAILURES:
-            return FAILURE_WINDOW - (now - seen[0])
+        now = self.clock()
+        return max(self._wait(key, now) for key in self._keys(client))
+
+    def attempt(self, client: str) -> float:
+        """A login try by ``client``: 0 and the try is counted as a failure until
+        :meth:`succeeded` says otherwise; else the seconds it must wait (nothing counted)."""
+        now = self.clock()
+        wait = max(self._wait(key, now) for key in self._keys(client))
+        if wait:
+            return wait
+        for key in self._keys(client):
+            count, _ = self.failures.get(key, (0, 0.0))
+            self.failures[key] = (count + 1, now)
         return 0.0
 
-    def failed(self, client: str) -> None:
-        self.failures.setdefault(client, deque()).append(time.monotonic())
+    def failures_in_a_row(self, client: str) -> int:
+        return max(self.failures.get(key, (0, 0.0))[0] for key in self._keys(client))
 
     def succeeded(self, client: str) -> None:
-        self.failures.pop(client, None)
+        for key in self._keys(client):
+            self.failures.pop(key, None)
+
+
+class Sessions:
+    """The console's live sessions, in ``state/console-sessions.sqlite`` (0600): every console
+    process of the folder sees a logout at once. Times are wall-clock seconds."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.file = state_dir / "console-sessions.sqlite"
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if not self.file.exists():
+            private_dir(self.file.parent)
+            os.close(os.open(self.file, os.O_WRONLY | os.O_CREAT, 0o600))
+        db = sqlite3.connect(self.file, timeout=10, isolation_level=None)
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, created REAL NOT NULL, "
+                       "seen REAL NOT NULL, password TEXT NOT NULL)")
+            yield db
+        finally:
+            db.close()
+
+    def open(self, password: str, lifetime: float) -> str:
+        """A new session for the password whose fingerprint is ``password``: its id. Sessions
+        past ``lifetime`` are cleared away."""
+        sid, now = secrets.token_urlsafe(32), time.time()
+        with self._db() as db:
+            db.execute("DELETE FROM sessions WHERE created < ?", (now - lifetime,))
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (sid, now, now, password))
+        return sid
+
+    def check(self, sid: str, password: str, idle: float, lifetime: float) -> bool:
+        """Whether session ``sid`` is live: not logged out, used within ``idle`` seconds, begun
+        within ``lifetime`` and opened with the current password. A live one is marked used
+        now; a dead one is removed."""
+        now = time.time()
+        with self._db() as db:
+            row = db.execute("SELECT created, seen, password FROM sessions WHERE id = ?", (sid,)).fetchone()
+            if row is None:
+                return False
+            created, seen, opened_with = row
+            if now - seen > idle or now - created > lifetime or not hmac.compare_digest(opened_with, password):
+                db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+                return False
+            if now - seen > min(5.0, idle / 10):  # not a write for every request
+                db.execute("UPDATE sessions SET seen = ? WHERE id = ?", (now, sid))
+        return True
+
+    def close(self, sid: str) -> None:
+        """End session ``sid`` (logout): its cookie, wherever copied, is good for nothing."""
+        with self._db() as db:
+            db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
