@@ -4,7 +4,8 @@ The tree::
 
     DealerbotError                      base of everything below
     ├── AlreadyRunning                  this bot runs for the same portal account elsewhere:
-    │                                   this run does not start (a timetable records a skip)
+    │                                   this run does not start (a timetable records a skip);
+    │                                   or a scheduler already runs for this folder
     ├── StopRequested                   a shutdown (SIGTERM, Ctrl-C of the scheduler) asked the
     │                                   run to stop at a safe point, between records: interrupted
     ├── ConfigError                     bad configuration or setup: fail fast, never retry
@@ -46,7 +47,8 @@ class DealerbotError(Exception):
 
 
 class AlreadyRunning(DealerbotError):
-    """Another process runs this bot for the same portal account; this run did not start."""
+    """Another process runs this bot for the same portal account (this run did not start), or
+    the scheduler of this dealership's folder (this scheduler did not start)."""
 
 
 class StopRequested(DealerbotError):

@@ -12,6 +12,9 @@
   have had runs once at once (``on_start: run_once``, recorded ``catch-up``) or waits.
 * A run that ended ``postponed`` (the portal's maintenance notice) runs again at the end of the
   announced window.
+* One scheduler per dealership folder (:func:`one_scheduler`, a file lock under ``state/``): a
+  second ``schedule start`` (or ``serve``) there is refused, naming the first one's process; a
+  group's schedulers may be several (they claim each firing in PostgreSQL).
 * An exception in a run never stops the scheduler. :meth:`Scheduler.request_stop` (SIGTERM,
   Ctrl-C) lets running bots stop at their next safe point (a re-key finishes its current
   record), waits up to ``grace`` seconds, then cancels what is left (recorded ``interrupted``).
@@ -20,7 +23,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +42,43 @@ from dealerbot.store import Store
 from dealerbot.timetable import SYNC, Job, JobTrigger
 
 STOP_GRACE_SECONDS = 120.0
+
+
+@contextlib.contextmanager
+def one_scheduler(settings: Settings) -> Iterator[None]:
+    """Be the only scheduler of this dealership's folder for the block: a file lock under
+    ``state/locks`` (released by the system when the process ends, even by ``kill -9``), and
+    the process id beside it for the message a second one gets.
+
+    Raises:
+        AlreadyRunning: another scheduler (``schedule start`` or ``serve``) runs for this folder.
+    """
+    from filelock import FileLock, Timeout
+
+    from dealerbot.files import private_dir, write_private_text
+
+    locks = private_dir(settings.path("state") / "locks")
+    lock = FileLock(locks / "scheduler.lock", timeout=0)
+    pid_file = locks / "scheduler.pid"
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            pid: int | None = int(pid_file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            pid = None
+        raise AlreadyRunning(
+            f"此文件夹的调度程序已在运行{f'（进程 {pid}）' if pid else ''}：{settings.home}；同一门店文件夹只能运行一个"
+            f"调度程序（dealerbot schedule start 或 dealerbot serve），否则每个任务会多出一条“已跳过”的运行。"
+            f"请先停止那一个 (a scheduler already runs for {settings.home}{f', pid {pid}' if pid else ''})"
+        ) from None
+    try:
+        write_private_text(pid_file, str(os.getpid()))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
+        lock.release()
 
 
 class Scheduler:

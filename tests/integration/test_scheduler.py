@@ -256,3 +256,53 @@ async def test_a_scheduled_sync_leaves_the_review_workbook_for_staff(settings, c
     assert books, "no review workbook after a scheduled sync"
     sheets = load_workbook(books[-1], read_only=True).sheetnames
     assert "待处理" in sheets and books[-1].stat().st_mode & 0o077 == 0, sheets
+
+
+def _start_scheduler(folder, out) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, COLUMNS="200", NO_COLOR="1")
+    return subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "schedule", "start"], cwd=folder, env=env,
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(path, text: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in path.read_text(encoding="utf-8"):
+        assert proc.poll() is None and time.monotonic() < deadline, path.read_text(encoding="utf-8")
+        time.sleep(0.2)
+
+
+def test_a_second_scheduler_in_the_same_folder_is_refused_and_a_killed_one_frees_the_folder(tmp_path, sandbox):
+    """Two schedulers of one folder would each fire every job: the second records a skip each time."""
+    _config(tmp_path, sandbox)
+    (tmp_path / "schedules").mkdir()
+    (tmp_path / "schedules" / "jobs.yaml").write_text(
+        "jobs:\n  - {name: customers, run: oem-customers, cron: '0 3 * * *', on_start: wait}\n", encoding="utf-8")
+    logs = [tmp_path / f"scheduler-{n}.out" for n in range(3)]
+    outs = [p.open("w", encoding="utf-8") for p in logs]
+    first = _start_scheduler(tmp_path, outs[0])
+    procs = [first]
+    try:
+        _wait_for(logs[0], "调度程序已启动", first)
+        second = _start_scheduler(tmp_path, outs[1])
+        procs.append(second)
+        assert second.wait(timeout=60) == 2
+        said = " ".join(logs[1].read_text(encoding="utf-8").split())  # as one line, however it wrapped
+        assert "调度程序已在运行" in said and str(tmp_path) in said and f"进程 {first.pid}" in said, said
+        assert "Traceback" not in said and "调度程序已启动" not in said
+        assert first.poll() is None  # the first goes on
+        # Killed outright (no clean-up at all), the first leaves the folder free for the next.
+        first.kill()
+        first.wait(timeout=30)
+        third = _start_scheduler(tmp_path, outs[2])
+        procs.append(third)
+        _wait_for(logs[2], "调度程序已启动", third)
+        third.send_signal(signal.SIGTERM)
+        assert third.wait(timeout=60) == 0, logs[2].read_text(encoding="utf-8")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+        for f in outs:
+            f.close()
