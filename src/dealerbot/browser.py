@@ -23,6 +23,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import weakref
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -524,6 +525,18 @@ DRIVER_NODE_OPTIONS = "--max-semi-space-size=2"
 
 
 TEMP_VARS = ("TMPDIR", "TEMP", "TMP")  # where Node.js (os.tmpdir()) and Chromium put temporary files
+# The environment is the process's: a driver starting with its own temporary folder changes it
+# until the driver has copied it, so drivers start one at a time (runs side by side in the
+# console or beside the scheduler). A lock per event loop (an asyncio lock is bound to one).
+_DRIVER_STARTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _driver_start_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _DRIVER_STARTS.get(loop)
+    if lock is None:
+        lock = _DRIVER_STARTS[loop] = asyncio.Lock()
+    return lock
 
 
 @contextmanager
@@ -575,8 +588,9 @@ async def open_browser(settings: BrowserSettings, headed: bool = False, wanted: 
     launched: Browser | None = None
     try:
         async with AsyncExitStack() as stack:
-            with _driver_options(temp):
-                pw = await stack.enter_async_context(async_playwright())
+            async with _driver_start_lock():
+                with _driver_options(temp):
+                    pw = await stack.enter_async_context(async_playwright())
             launched = await _launch(pw, settings, headed)
             try:
                 yield launched

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -85,3 +86,30 @@ def test_chromium_killed_mid_run_is_a_system_failure_with_a_plain_message_and_no
     assert len(seen) >= 3  # the browser process and its helpers
     assert not list(tmp.iterdir())  # no browser profile, no Playwright artifacts left behind
     assert not [p for p in seen if _alive(p)]  # and no process of that browser
+
+
+async def test_browsers_started_side_by_side_each_get_a_temporary_folder_of_their_own_removed_at_the_end():
+    """Runs side by side (the console, the scheduler beside it) start their drivers in one process:
+    each browser's temporary folder is its own, the process's environment is left as it was."""
+    import asyncio
+
+    from dealerbot.browser import open_browser
+    from dealerbot.config import BrowserSettings
+
+    before = {k: os.environ.get(k) for k in ("TMPDIR", "TEMP", "TMP", "NODE_OPTIONS")}
+    folders: set[str] = set()
+    all_open = asyncio.Barrier(3)
+
+    async def one() -> None:
+        async with open_browser(BrowserSettings()) as browser:
+            page = await browser.browser.new_page()
+            await page.set_content("<p>你好</p>")
+            if await all_open.wait() == 0:  # once, while all three are open
+                folders.update(p.environ().get("TMPDIR", "") for p in _descendants(os.getpid()) if _is_chromium(p))
+            await all_open.wait()
+
+    await asyncio.gather(one(), one(), one())
+    folders.discard("")  # a process that ended meanwhile
+    assert len(folders) == 3 and all("dealerbot-browser-" in f for f in folders), folders  # one each
+    assert not [f for f in folders if Path(f).exists()]  # removed
+    assert {k: os.environ.get(k) for k in before} == before
