@@ -237,6 +237,8 @@ class BotContext:
             except (StopRequested, asyncio.CancelledError, KeyboardInterrupt):
                 raise  # stopping on purpose: nothing failed, no evidence to render
             except BaseException:
+                if pctx.crashed:  # the browser is gone: nothing to render the answer with
+                    raise
                 try:
                     await self._save_failed_response(session)
                 except Exception as exc:  # noqa: BLE001 - evidence never hides the failure itself

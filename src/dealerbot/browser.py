@@ -22,6 +22,8 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
+import weakref
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -35,7 +37,7 @@ from playwright.async_api import Browser as PwBrowser
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
 
 from dealerbot.config import BrowserSettings
-from dealerbot.errors import BrowserNotFound
+from dealerbot.errors import BrowserCrashed, BrowserNotFound
 from dealerbot.files import make_private, private_dir, write_private_json
 from dealerbot.logsetup import Masker, is_secret_name
 
@@ -362,9 +364,11 @@ class PortalContext:
         trace: bool,
         mask_css: Sequence[str] = (),
         renew: Callable[[Any], Awaitable[BrowserContext]] | None = None,
+        owner: Browser | None = None,
     ) -> None:
         self.context = context
         self._renew = renew
+        self._owner = owner
         self.portal = portal
         self.state_file = state_file
         self.evidence = evidence
@@ -376,6 +380,11 @@ class PortalContext:
     async def new_page(self) -> Page:
         """Open a page in this context."""
         return await self.context.new_page()
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the browser of this context ended under the run (see :attr:`Browser.crashed`)."""
+        return self._owner is not None and self._owner.crashed
 
     async def recycle(self) -> BrowserContext:
         """Go on in a fresh browser context holding this one's login (cookies, local storage): a
@@ -530,6 +539,25 @@ class Browser:
         self.browser = browser
         self.spec = spec
         self.settings = settings
+        self.closing = False  # set before dealerbot closes it: an end that is no crash
+        browser.on("disconnected", self._disconnected)
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the browser ended without dealerbot closing it (killed, out of memory): every
+        page, context and login of the run went with it."""
+        return not self.closing and not self.browser.is_connected()
+
+    def _disconnected(self, _browser: Any) -> None:
+        if not self.closing:
+            logger.warning("the browser ended unexpectedly ({})", self.spec.describe())
+
+    def crash_error(self, exc: BaseException | None = None, log: Any = logger) -> BrowserCrashed:
+        """The error to raise for a browser that crashed; what Playwright said about it (its
+        launch command line, a stack) goes to the debug log only (``log``, the run's)."""
+        if exc is not None:
+            log.debug("after the browser ended: {}: {}", type(exc).__name__, exc)
+        return BrowserCrashed()
 
     @asynccontextmanager
     async def context(
@@ -567,18 +595,22 @@ class Browser:
             return ctx
 
         pctx = PortalContext(await new_context(state), portal, state_file, evidence, mask_locators, trace, mask_css,
-                             renew=new_context)
+                             renew=new_context, owner=self)
         await pctx.start_tracing()
         failed = False
         try:
             yield pctx
         except BaseException:
             failed = True
-            await pctx.capture()
+            if not self.crashed:  # a dead browser has no screen, no HTML, no trace to give
+                await pctx.capture()
             raise
         finally:
-            await pctx.finish(failed)
-            await pctx.context.close()
+            if self.crashed:
+                evidence.log.warning("{}: the browser ended under the run: no screenshot, HTML or trace", portal)
+            else:
+                await pctx.finish(failed)
+                await pctx.context.close()
 
 
 # Playwright's driver (Node.js) keeps a large young generation it never gives back: a small one
@@ -587,24 +619,43 @@ class Browser:
 DRIVER_NODE_OPTIONS = "--max-semi-space-size=2"
 
 
+TEMP_VARS = ("TMPDIR", "TEMP", "TMP")  # where Node.js (os.tmpdir()) and Chromium put temporary files
+# The environment is the process's: a driver starting with its own temporary folder changes it
+# until the driver has copied it, so drivers start one at a time (runs side by side in the
+# console or beside the scheduler). A lock per event loop (an asyncio lock is bound to one).
+_DRIVER_STARTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _driver_start_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _DRIVER_STARTS.get(loop)
+    if lock is None:
+        lock = _DRIVER_STARTS[loop] = asyncio.Lock()
+    return lock
+
+
 @contextmanager
-def _driver_options() -> Iterator[None]:
-    """NODE_OPTIONS for the driver while it starts (it reads them once), then as they were."""
-    old = os.environ.get("NODE_OPTIONS")
+def _driver_options(temp: Path) -> Iterator[None]:
+    """NODE_OPTIONS for the driver while it starts (it reads them once), then as they were; and
+    ``temp`` as its temporary folder (and, inherited, the browser's): the browser's profile and
+    Playwright's artifacts land there, in one folder that :func:`open_browser` removes whatever
+    happened (a browser killed under the run leaves its profile behind otherwise)."""
+    saved = {k: os.environ.get(k) for k in ("NODE_OPTIONS", "NODE_COMPILE_CACHE", *TEMP_VARS)}
+    old = saved["NODE_OPTIONS"]
     os.environ["NODE_OPTIONS"] = f"{old} {DRIVER_NODE_OPTIONS}" if old else DRIVER_NODE_OPTIONS
-    cache = "NODE_COMPILE_CACHE" not in os.environ
-    if cache:
+    if saved["NODE_COMPILE_CACHE"] is None:
         # Node keeps the driver's compiled code between runs: it starts in about 0.19 s, not 0.25
         os.environ["NODE_COMPILE_CACHE"] = str(driver_cache_dir())
+    for var in TEMP_VARS:
+        os.environ[var] = str(temp)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("NODE_OPTIONS", None)
-        else:
-            os.environ["NODE_OPTIONS"] = old
-        if cache:
-            os.environ.pop("NODE_COMPILE_CACHE", None)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
 
 
 def driver_cache_dir() -> Path:
@@ -628,54 +679,91 @@ async def open_browser(settings: BrowserSettings, headed: bool = False, wanted: 
     if not wanted:
         yield None
         return
-    async with AsyncExitStack() as stack:
-        with _driver_options():
-            pw = await stack.enter_async_context(async_playwright())
-        try:
-            bundled = pw.chromium.executable_path
-        except Exception:  # noqa: BLE001 - no bundled build registered
-            bundled = None
-        headless = settings.headless and not headed
-        spec = find_browser(settings, bundled, headless)
-        args = list(CHROMIUM_ARGS)
-        if headless:
-            # Nobody looks at the pixels: smaller caches and tiles (about 40% less renderer memory
-            # over a long run of page loads) and one renderer process for the pages of a portal
-            # worked side by side (each would hold 100-200 MB); measured at no cost in speed
-            # on 2 cores, where rendering is CPU-bound anyway (bench/rekey.py).
-            args += ["--enable-low-end-device-mode", "--renderer-process-limit=1"]
-            # Fewer processes, each with its own copy of Chromium's code and heaps: compositing in
-            # the browser process, and no zygote (Playwright launches without Chromium's sandbox
-            # unless told otherwise, and only the sandbox needs it): 30-40 MB less (bench/rekey.py).
-            args.append("--in-process-gpu")
-            if sys.platform.startswith("linux"):
-                args.append("--no-zygote")
-        if platform.system() == "Linux" and hasattr(os, "geteuid") and os.geteuid() == 0:
-            args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
-        for attempt in range(LAUNCH_ATTEMPTS):
+    temp = Path(tempfile.mkdtemp(prefix="dealerbot-browser-"))  # 0700; removed below, whatever happens
+    launched: Browser | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            async with _driver_start_lock():
+                with _driver_options(temp):
+                    pw = await stack.enter_async_context(async_playwright())
+            launched = await _launch(pw, settings, headed)
             try:
-                browser = await pw.chromium.launch(
-                    executable_path=spec.executable,
-                    channel=spec.channel,
-                    headless=headless,
-                    slow_mo=settings.slow_mo_ms or None,
-                    args=args,
-                )
-                break
-            except Exception as exc:
-                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                # A browser that started and died at once (a busy machine, a full /dev/shm) is
-                # started again after a pause; one that cannot be started at all is a setup error.
-                if attempt + 1 < LAUNCH_ATTEMPTS and any(w in first for w in ("closed", "crashed")):
-                    logger.warning("the browser ended as it started ({}); starting it again", first)
-                    await asyncio.sleep(0.5 * (attempt + 1))
-                    continue
-                raise BrowserNotFound(f"could not start {spec.describe()}: {first}") from exc
-        logger.debug("browser: {} {}", spec.describe(), browser.version)
+                yield launched
+            finally:
+                launched.closing = launched.browser.is_connected()  # else it crashed: said so
+                with contextlib.suppress(Exception):  # a browser that died: nothing left to close
+                    await launched.browser.close()
+    finally:
+        if launched is not None and not launched.closing:
+            _end_orphans(temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _end_orphans(temp: Path) -> None:
+    """End what is left of a browser that crashed (its helper processes may outlive its main
+    one): the processes of this user whose temporary folder is ``temp``."""
+    import psutil
+
+    me = psutil.Process().username()
+    for proc in psutil.process_iter(["username"]):
         try:
-            yield Browser(pw, browser, spec, settings)
-        finally:
-            await browser.close()
+            if proc.info["username"] != me:
+                continue
+            env = proc.environ()
+            if any(env.get(var) == str(temp) for var in TEMP_VARS):
+                proc.kill()
+        except psutil.Error:
+            continue
+
+
+async def _launch(pw: Playwright, settings: BrowserSettings, headed: bool) -> Browser:
+    """Launch the browser :func:`find_browser` picks (a start that dies at once is tried again).
+
+    Raises:
+        BrowserNotFound: no browser, or it failed to start.
+    """
+    try:
+        bundled = pw.chromium.executable_path
+    except Exception:  # noqa: BLE001 - no bundled build registered
+        bundled = None
+    headless = settings.headless and not headed
+    spec = find_browser(settings, bundled, headless)
+    args = list(CHROMIUM_ARGS)
+    if headless:
+        # Nobody looks at the pixels: smaller caches and tiles (about 40% less renderer memory
+        # over a long run of page loads) and one renderer process for the pages of a portal
+        # worked side by side (each would hold 100-200 MB); measured at no cost in speed
+        # on 2 cores, where rendering is CPU-bound anyway (bench/rekey.py).
+        args += ["--enable-low-end-device-mode", "--renderer-process-limit=1"]
+        # Fewer processes, each with its own copy of Chromium's code and heaps: compositing in
+        # the browser process, and no zygote (Playwright launches without Chromium's sandbox
+        # unless told otherwise, and only the sandbox needs it): 30-40 MB less (bench/rekey.py).
+        args.append("--in-process-gpu")
+        if sys.platform.startswith("linux"):
+            args.append("--no-zygote")
+    if platform.system() == "Linux" and hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+    for attempt in range(LAUNCH_ATTEMPTS):
+        try:
+            browser = await pw.chromium.launch(
+                executable_path=spec.executable,
+                channel=spec.channel,
+                headless=headless,
+                slow_mo=settings.slow_mo_ms or None,
+                args=args,
+            )
+            break
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            # A browser that started and died at once (a busy machine, a full /dev/shm) is
+            # started again after a pause; one that cannot be started at all is a setup error.
+            if attempt + 1 < LAUNCH_ATTEMPTS and any(w in first for w in ("closed", "crashed")):
+                logger.warning("the browser ended as it started ({}); starting it again", first)
+                await asyncio.sleep(0.5 * (attempt + 1))
+                continue
+            raise BrowserNotFound(f"could not start {spec.describe()}: {first}") from exc
+    logger.debug("browser: {} {}", spec.describe(), browser.version)
+    return Browser(pw, browser, spec, settings)
 
 
 class BrowserLaunch:

@@ -1037,16 +1037,18 @@ def schedule_start(
 
 @contextlib.asynccontextmanager
 async def _scheduler(settings: Settings, jobs: list[Any]) -> Any:
-    """The scheduler these settings call for: a single dealership's runs its bots here; a
-    group's defers them into its task engine (workers run them).
+    """The scheduler these settings call for: a single dealership's runs its bots here (one
+    per folder); a group's defers them into its task engine (workers run them).
 
     Raises:
+        AlreadyRunning: a scheduler already runs for this dealership's folder.
         ConfigError: a group whose PostgreSQL cannot be reached.
     """
-    from dealerbot.scheduler import Scheduler
+    from dealerbot.scheduler import Scheduler, one_scheduler
 
     if not settings.is_group:
-        yield Scheduler(settings, jobs)
+        with one_scheduler(settings):  # a second one here would record every firing again, skipped
+            yield Scheduler(settings, jobs)
         return
     from dealerbot.group.engine import GroupEngine
     from dealerbot.group.scheduler import GroupScheduler

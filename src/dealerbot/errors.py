@@ -4,7 +4,8 @@ The tree::
 
     DealerbotError                      base of everything below
     ├── AlreadyRunning                  this bot runs for the same portal account elsewhere:
-    │                                   this run does not start (a timetable records a skip)
+    │                                   this run does not start (a timetable records a skip);
+    │                                   or a scheduler already runs for this folder
     ├── StopRequested                   a shutdown (SIGTERM, Ctrl-C of the scheduler) asked the
     │                                   run to stop at a safe point, between records: interrupted
     ├── ConfigError                     bad configuration or setup: fail fast, never retry
@@ -27,7 +28,9 @@ The tree::
     │   ├── RateLimited                 HTTP 429 / the portal's rate-limit warning page
     │   ├── SessionExpired              the portal sent us back to its login page
     │   ├── PageChanged                 an element or field we rely on is not on the page
-    │   └── StepTimeout                 a step did not finish in time
+    │   ├── StepTimeout                 a step did not finish in time
+    │   └── BrowserCrashed              the browser ended under the run (killed, out of memory):
+    │                                   not retried within the run, which fails at once
     └── BusinessError                   this record is bad: reject it with a reason, go on
         └── RecordRejected              carries a stable code, the field and a Chinese reason
 
@@ -44,7 +47,8 @@ class DealerbotError(Exception):
 
 
 class AlreadyRunning(DealerbotError):
-    """Another process runs this bot for the same portal account; this run did not start."""
+    """Another process runs this bot for the same portal account (this run did not start), or
+    the scheduler of this dealership's folder (this scheduler did not start)."""
 
 
 class StopRequested(DealerbotError):
@@ -143,6 +147,23 @@ class PageChanged(SystemFailure):
 
 class StepTimeout(SystemFailure):
     """A step took longer than its timeout."""
+
+
+class BrowserCrashed(SystemFailure):
+    """The browser process ended while the run used it (killed, out of memory, crashed).
+
+    Not retried within the run: every page and login died with it, so retrying a step or a
+    read cannot succeed; the run fails as a system failure and the next run starts a new
+    browser (writes are exactly-once, an incremental read starts where the last success ended).
+    """
+
+    retryable = False
+
+    MESSAGE = ("浏览器意外退出（可能被结束或内存不足），本次运行停止；下次运行会重新启动浏览器 "
+               "(the browser ended unexpectedly)")
+
+    def __init__(self, message: str = MESSAGE) -> None:
+        super().__init__(message)
 
 
 # --- business: reject the record, go on -----------------------------------------------------

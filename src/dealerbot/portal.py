@@ -39,6 +39,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from dealerbot.errors import (
+    BrowserCrashed,
     CircuitOpen,
     LoginRejected,
     PageChanged,
@@ -726,6 +727,8 @@ class PortalSession:
             await client.aclose()
 
     def _network_error(self, exc: Exception, url: str, timeout: bool = False) -> SystemFailure:
+        if getattr(self.pctx, "crashed", False):  # not the portal: the browser is gone (no retry can help)
+            return BrowserCrashed()
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):

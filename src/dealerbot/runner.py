@@ -28,6 +28,7 @@ from dealerbot.config import Settings
 from dealerbot.credentials import password_source
 from dealerbot.errors import (
     AlreadyRunning,
+    BrowserCrashed,
     ConfigError,
     DealerbotError,
     PortalMaintenance,
@@ -195,9 +196,16 @@ async def run_bot(
                             stop=stop or asyncio.Event(), input=input_rows,
                         )
                         try:
-                            await bot.run(ctx)
-                        except BaseExceptionGroup as group:  # a bot's own TaskGroup: classify the cause
-                            raise first_error(group) from None
+                            try:
+                                await bot.run(ctx)
+                            except BaseExceptionGroup as group:  # a bot's own TaskGroup: classify the cause
+                                raise first_error(group) from None
+                        except Exception as exc:
+                            # The browser died under the run: whatever the bot tripped over (a page
+                            # closed, a read refused), that is the cause to report, in plain words.
+                            if browser is None or isinstance(exc, (BrowserCrashed, StopRequested)) or not browser.crashed:
+                                raise
+                            raise browser.crash_error(exc, log) from None
                     writer.flush()
                     result.status = "succeeded"
                     if bot.incremental and ctx.newest_change is not None:

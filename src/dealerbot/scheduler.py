@@ -12,6 +12,13 @@
   have had runs once at once (``on_start: run_once``, recorded ``catch-up``) or waits.
 * A run that ended ``postponed`` (the portal's maintenance notice) runs again at the end of the
   announced window.
+* One scheduler per dealership folder (:func:`one_scheduler`, a file lock under ``state/``): a
+  second ``schedule start`` (or ``serve``) there is refused, naming the first one's process; a
+  group's schedulers may be several (they claim each firing in PostgreSQL).
+* A store that cannot be opened (a damaged SQLite file, a folder it may not write, a database
+  server down) is said once, notified once, and tried again after growing pauses (5 s, doubling,
+  at most 5 minutes); firings meanwhile do not start (nothing could record them). When it opens
+  again the scheduler says so, catches up what was missed as after the PC was off, and goes on.
 * An exception in a run never stops the scheduler. :meth:`Scheduler.request_stop` (SIGTERM,
   Ctrl-C) lets running bots stop at their next safe point (a re-key finishes its current
   record), waits up to ``grace`` seconds, then cancels what is left (recorded ``interrupted``).
@@ -20,7 +27,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,13 +39,56 @@ from apscheduler.triggers.date import DateTrigger
 from loguru import logger
 
 from dealerbot.config import Settings
-from dealerbot.errors import AlreadyRunning, DataFileError, DealerbotError
+from dealerbot.errors import AlreadyRunning, ConfigError, DataFileError, DealerbotError
 from dealerbot.notify import Message, Notifier
 from dealerbot.runner import RunResult, new_run_id, run_bot
 from dealerbot.store import Store
 from dealerbot.timetable import SYNC, Job, JobTrigger
 
 STOP_GRACE_SECONDS = 120.0
+STORE_RETRY_SECONDS = (5.0, 300.0)  # a store that cannot be opened: first pause, longest pause
+
+
+@contextlib.contextmanager
+def one_scheduler(settings: Settings) -> Iterator[None]:
+    """Be the only scheduler of this dealership's folder for the block: a file lock under
+    ``state/locks`` (released by the system when the process ends, even by ``kill -9``), and
+    the process id beside it for the message a second one gets.
+
+    Raises:
+        AlreadyRunning: another scheduler (``schedule start`` or ``serve``) runs for this folder.
+        ConfigError: the lock cannot be made there (the folder's permissions).
+    """
+    from filelock import FileLock, Timeout
+
+    from dealerbot.files import private_dir, write_private_text
+
+    locks = settings.path("state") / "locks"
+    lock = FileLock(locks / "scheduler.lock", timeout=0)
+    pid_file = locks / "scheduler.pid"
+    try:
+        private_dir(locks)
+        lock.acquire()
+    except Timeout:
+        try:
+            pid: int | None = int(pid_file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            pid = None
+        raise AlreadyRunning(
+            f"此文件夹的调度程序已在运行{f'（进程 {pid}）' if pid else ''}：{settings.home}；同一门店文件夹只能运行一个"
+            f"调度程序（dealerbot schedule start 或 dealerbot serve），否则每个任务会多出一条“已跳过”的运行。"
+            f"请先停止那一个 (a scheduler already runs for {settings.home}{f', pid {pid}' if pid else ''})"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"无法在 {locks} 建立调度程序的锁文件：{exc.strerror or exc}（请检查该文件夹的权限） "
+                          f"(cannot lock {locks})") from None
+    try:
+        write_private_text(pid_file, str(os.getpid()))
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
+        lock.release()
 
 
 class Scheduler:
@@ -47,8 +99,11 @@ class Scheduler:
     def __init__(
         self, settings: Settings, jobs: list[Job], *, passwords: Mapping[str, str] | None = None,
         grace: float = STOP_GRACE_SECONDS, log: Any = logger,
+        store_retry: tuple[float, float] = STORE_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
+        self.store_retry = store_retry
+        self._store_probe: asyncio.Task[Any] | None = None  # while the store cannot be opened
         self.jobs = {j.name: j for j in jobs if j.enabled}
         self.passwords = passwords
         self.grace = grace
@@ -129,8 +184,8 @@ class Scheduler:
         try:
             with Store.open(self.settings.store_url, self.settings.store_code) as store:
                 last_runs = {name: store.last_job_run(name) for name in self.jobs}
-        except DealerbotError as exc:  # a store not reachable yet (PostgreSQL still starting)
-            self.log.error("no catch-up of missed runs: {}", exc)
+        except Exception as exc:  # noqa: BLE001 - a store not reachable yet (PostgreSQL still starting), damaged...
+            self._store_unusable(exc)  # caught up once it opens
             return
         for name, job in self.jobs.items():
             last = last_runs[name]
@@ -149,6 +204,9 @@ class Scheduler:
         """Run one job now; never raises (the scheduler outlives any run)."""
         job = self.jobs[name]
         if self.stop.is_set():
+            return
+        if self._store_probe is not None:  # said once already; it is tried again meanwhile
+            self.log.debug("job {} not started: the store cannot be opened", name)
             return
         task = asyncio.current_task()
         if task is not None:
@@ -169,7 +227,14 @@ class Scheduler:
             await self._skipped(job, why, str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - a failing run never stops the scheduler
-            self.log.opt(exception=exc).error("job {} failed to run: {}", name, exc)
+            broken = await self._store_error()
+            if broken is not None:  # the store is why: say it once, not at every firing
+                self._store_unusable(broken)
+                return
+            if isinstance(exc, DealerbotError):  # a known cause, said in its message
+                self.log.error("job {} failed to run: {}", name, exc)
+            else:
+                self.log.opt(exception=exc).error("job {} failed to run: {}", name, exc)
             await self._skipped(job, why, f"无法开始：{exc}", status="failed")
             return
         finally:
@@ -190,10 +255,16 @@ class Scheduler:
         run_id = new_run_id(bot)
         self.log.warning("job {} {}: {}", job.name, status, reason)
         try:
-            with Store.open(self.settings.store_url, self.settings.store_code) as store:
-                store.record_skipped_run(run_id, bot, why, reason, job=job.name, status=status)
+            store = Store.open(self.settings.store_url, self.settings.store_code)
         except Exception as exc:  # noqa: BLE001 - the store itself may be what is broken
-            self.log.error("could not record it: {}", exc)
+            self._store_unusable(exc)
+        else:
+            try:
+                store.record_skipped_run(run_id, bot, why, reason, job=job.name, status=status)
+            except Exception as exc:  # noqa: BLE001
+                self.log.error("could not record it: {}", exc)
+            finally:
+                store.close()
         title = f"dealerbot {bot} {'未运行' if status == 'skipped' else '无法开始'}（定时任务 {job.name}）"
         await self.notifier.send([Message(status, title, f"运行 {run_id}\n原因：{reason}")])
 
@@ -214,7 +285,56 @@ class Scheduler:
             return
         self._spawn(self._skipped(job, "schedule", reason))
 
-    def _spawn(self, coro: Any) -> None:
+    # -- a store that cannot be opened ------------------------------------------------------
+    def _open_and_close_store(self) -> None:
+        Store.open(self.settings.store_url, self.settings.store_code).close()
+
+    async def _store_error(self) -> Exception | None:
+        """Why the store cannot be opened now, or None when it can."""
+        try:
+            await asyncio.to_thread(self._open_and_close_store)
+        except Exception as exc:  # noqa: BLE001 - whatever the backend raises
+            return exc
+        return None
+
+    def _store_unusable(self, exc: BaseException) -> None:
+        """The store cannot be opened: say so once (no traceback), notify once, and try it again
+        after growing pauses until it opens (firings meanwhile do not start)."""
+        if self._store_probe is not None or self._stopping.is_set():
+            return
+        first, longest = self.store_retry
+        self.log.error(
+            "调度程序无法打开数据库，定时任务暂停，数据库可用后自动继续（{:.0f} 秒后重试，间隔逐次加长，最长 {:.0f} 分钟）："
+            "{} (the store cannot be opened: jobs wait until it can)", first, longest / 60, exc)
+        self._store_probe = self._spawn(self._until_store_opens())
+        self._spawn(self.notifier.send([Message(
+            "failed", "dealerbot 定时任务暂停：无法打开数据库",
+            f"{exc}\n调度程序会自动重试（最长每 {longest / 60:.0f} 分钟一次），数据库可用后定时任务自动继续。",
+        )]))
+
+    async def _until_store_opens(self) -> None:
+        """Try the store after ``store_retry[0]`` seconds, then twice as long each time (at most
+        ``store_retry[1]``); when it opens, say so and catch up what was missed."""
+        pause, longest = self.store_retry
+        attempt = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), pause)
+                return  # stopping
+            except TimeoutError:
+                pass
+            attempt += 1
+            exc = await self._store_error()
+            if exc is None:
+                break
+            pause = min(pause * 2, longest)
+            self.log.debug("the store still cannot be opened (try {}; next in {:.0f}s): {}", attempt, pause, exc)
+        self._store_probe = None
+        self.log.warning("数据库已恢复可用，定时任务继续运行 (the store can be opened again: jobs go on)")
+        self._catch_up()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._active.add(task)
         task.add_done_callback(self._active.discard)
+        return task
