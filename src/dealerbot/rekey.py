@@ -413,7 +413,7 @@ async def write_actions(
                         rekeyer.progress()
                         raise CircuitOpen(
                             f"DMS连续 {consecutive} 条记录多次尝试仍未能写入，本次运行停止，未完成的记录下次继续 "
-                            f"(dms: {consecutive} actions in a row could not be written after {retries + 1} attempts "
+                            f"({consecutive} actions in a row could not be written into the DMS after {retries + 1} attempts "
                             f"each; the last: {action.natural_key}: {exc})"
                         ) from exc
                     if round_no < requeue_rounds:
