@@ -120,3 +120,32 @@ async def test_a_pop_up_request_that_gets_no_answer_is_a_retryable_failure_at_on
     assert kind == "PortalUnavailable" and retryable == "True"
     assert float(seconds) < settings.run.timeout_seconds / 3, seconds  # not the 15 s wait for the rows
     assert "the page's own request GET /api/customers got no answer" in message and "the probe's form" in message
+
+
+async def test_a_pop_up_that_always_fails_opens_the_breaker_and_the_next_run_writes_everything_once(
+    settings, store, clean_sandbox,
+):
+    """Every pop-up search fails (the DMS's customer search is down): the run stops once three
+    records in a row used up their attempts, nothing is half-written, and the next run writes
+    every record exactly once."""
+    await read_both(settings)
+    plan(settings, store)
+    settings.rekey.enabled = ["create_contract"]
+    settings.rekey.concurrency = 1
+    settings.run.requeue_rounds = 0
+    chosen = _approve_existing(store, 5)
+    before = by_order(clean_sandbox.contracts())
+    clean_sandbox.dms.post("/__admin/fail-next", json={"path": "/api/customers", "mode": "500", "count": 1000}).raise_for_status()
+    started = time.monotonic()
+    failed = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
+    elapsed = time.monotonic() - started
+    assert failed.status == "failed" and failed.error_kind == "system"
+    assert "DMS连续 3 条记录多次尝试仍未能写入" in failed.error and "/api/customers answered HTTP 500" in failed.error
+    assert elapsed < settings.run.timeout_seconds * 2, elapsed  # 12 failed searches, none waited out
+    assert by_order(clean_sandbox.contracts()) == before  # nothing was saved
+
+    clean_sandbox.dms.post("/__admin/reset").raise_for_status()  # the search works again (faults cleared)
+    again = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
+    assert again.ok, again.error
+    assert again.counts["verified"] == 5 and again.counts["found"] == 0
+    assert_written_as_planned(clean_sandbox, store, chosen)
