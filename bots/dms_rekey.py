@@ -40,5 +40,5 @@ class DmsRekeyBot(Bot):
             writers = [WebDms(s, capture(s)) for s in sessions]
             await write_actions(
                 ctx.store, rekeyer, writers, todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,
-                check_stop=ctx.check_stop,
+                check_stop=ctx.check_stop, requeue_rounds=ctx.settings.run.requeue_rounds,
             )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs, urlparse
 
 from dealerbot.api import (
@@ -97,6 +98,8 @@ class ContractForm:
 
         Raises:
             PageChanged: the pop-up did not offer the customer, or did not fill the form.
+            SystemFailure: inside :meth:`Form.watch_requests <dealerbot.forms.Form.watch_requests>`,
+                the pop-up's search (its own request) failed: at once, not after the timeout.
         """
         await self.form.click("contract_form.customer_pick", settled=False)
         await self.form.fill({"customer_dialog.query": customer_no})
@@ -142,7 +145,11 @@ class WebDms:
     """The re-key engine's view of the web DMS (:class:`dealerbot.rekey.DmsWriter`): searches
     and read-backs through the logged-in session, writes through the forms, on this session's
     page. Steps that only read or open a screen are retried (and log in again on expiry);
-    a submit never is."""
+    a submit never is. While a form is open, the page's own requests are watched
+    (:meth:`Form.watch_requests <dealerbot.forms.Form.watch_requests>`): when one fails (the
+    选择客户 pop-up's search answered 500), writing the record fails at once with a retryable
+    :class:`SystemFailure`, before anything is submitted, and the re-key engine writes it again
+    (searching the DMS first)."""
 
     def __init__(
         self, session: PortalSession, capture: Callable[[str], Awaitable[str | None]], page_lifetime: int = PAGE_LIFETIME,
@@ -156,12 +163,20 @@ class WebDms:
         self._page_lifetime = page_lifetime
         self._forms_opened = 0
 
-    async def _open(self, what: str, step: Callable[[], Awaitable[None]]) -> None:
-        """Open a form screen (retried, logging in again on expiry), on a fresh page now and then."""
+    @contextlib.asynccontextmanager
+    async def _open(self, what: str, form: Form, step: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+        """Open the form screen ``what`` (retried, logging in again on expiry), on a fresh page now
+        and then, and watch the page's own requests until the block ends.
+
+        Raises:
+            SystemFailure: the screen did not open, or one of the page's requests failed.
+        """
         self._forms_opened += 1
         if self._page_lifetime and self._forms_opened % self._page_lifetime == 0:
             await self.s.fresh_page()
-        await self.s.step(what, step)
+        with form.watch_requests(f"in {what}"):
+            await self.s.step(f"open {what}", step)
+            yield
 
     async def find_contracts(self, oem_order_no: str) -> list[dict[str, str]]:
         rows, _ = await self.contracts.fetch(1, oem_order_no, patient=False)
@@ -187,31 +202,35 @@ class WebDms:
         return None
 
     async def create_customer(self, values: dict[str, str], dry_run: bool) -> Submitted:
-        await self._open("open the new-customer form", self.customer_form.open_new)
-        await self.customer_form.fill(values)
-        if dry_run:
-            return Submitted("rehearsed")
-        return self._result(await self.customer_form.save())
+        form = self.customer_form
+        async with self._open("the new-customer form", form.form, form.open_new):
+            await form.fill(values)
+            if dry_run:
+                return Submitted("rehearsed")
+            outcome = await form.save()
+        return self._result(outcome)
 
     async def create_contract(self, customer_no: str | None, values: dict[str, str], dry_run: bool) -> Submitted:
         form = self.contract_form
-        await self._open("open the new-contract form", form.open_new)
-        if customer_no:
-            await form.pick_customer(customer_no)
-        await form.fill(values)
-        if dry_run:
-            await form.rehearse()
-            return Submitted("rehearsed")
-        return self._result(await form.save())
+        async with self._open("the new-contract form", form.form, form.open_new):
+            if customer_no:
+                await form.pick_customer(customer_no)
+            await form.fill(values)
+            if dry_run:
+                await form.rehearse()
+                return Submitted("rehearsed")
+            outcome = await form.save()
+        return self._result(outcome)
 
     async def update_contract(self, contract_no: str, changes: dict[str, str], dry_run: bool) -> Submitted:
         form = self.contract_form
-        await self._open(f"open contract {contract_no}", lambda: form.open_edit(contract_no))
-        await form.fill(changes)
-        if dry_run:
-            await form.rehearse()
-            return Submitted("rehearsed")
-        return self._result(await form.save(), contract_no)
+        async with self._open(f"the form of contract {contract_no}", form.form, lambda: form.open_edit(contract_no)):
+            await form.fill(changes)
+            if dry_run:
+                await form.rehearse()
+                return Submitted("rehearsed")
+            outcome = await form.save()
+        return self._result(outcome, contract_no)
 
     def _result(self, outcome: SubmitOutcome, key: str = "") -> Submitted:
         if outcome.result == "saved":

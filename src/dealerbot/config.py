@@ -116,7 +116,7 @@ class RunSettings(_Section):
     backoff_seconds: float = Field(default=1.0, ge=0)
     requeue_rounds: int = Field(
         default=2, ge=0, le=10,
-        description="a record whose read still failed is tried again at the end of the run, this many rounds",
+        description="a record whose read (or DMS write) still failed is tried again at the end of the run, this many rounds",
     )
     max_consecutive_failures: int = Field(
         default=10, ge=2, le=1000,

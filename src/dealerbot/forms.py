@@ -11,6 +11,10 @@ to write (public API: a user's own portal uses it the same way).
   portal answered with, its status, its field errors, its success toast. It **never retries**:
   when no answer came (timeout, closed page) the outcome is ``unknown``, and the caller must look
   in the portal for what happened before doing anything else.
+* :meth:`Form.watch_requests` watches the page's own requests (its script's ``fetch``/XHR calls
+  to the portal) while a block runs: a pop-up whose search answered 500, or never answered, is
+  a retryable :class:`~dealerbot.errors.SystemFailure` of the record at once (naming the
+  request), instead of a wait for rows that will never come and a "screen changed".
 * :meth:`Form.download` saves the file a click makes the portal send (name, folder, timeout);
   :meth:`Form.upload` sets a file input; :meth:`Form.popup` follows a click into the new window
   it opens (a session on that page, same login).
@@ -20,27 +24,36 @@ browser's default when nobody answers): a confirm nobody asked for never saves a
 
 Raises (every method): :class:`~dealerbot.errors.PageChanged` when a named element is not on
 the page; :class:`~dealerbot.errors.RecordRejected` when a value is not among a dropdown's
-options (the record cannot be written as it is).
+options (the record cannot be written as it is); inside a :meth:`Form.watch_requests` block,
+the failure of one of the page's own requests instead (see there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlparse
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from dealerbot.errors import PageChanged, PortalUnavailable, RecordRejected, StepTimeout
+from dealerbot.errors import DealerbotError, PageChanged, PortalUnavailable, RecordRejected, StepTimeout, SystemFailure
 from dealerbot.portal import PortalSession
 
+T = TypeVar("T")
 Dialog = Literal["accept", "dismiss"]
 KNOWN_TIMEOUT_MS = 5_000  # an element found before on this page gets this long before every choice is tried again
+# The page's own requests a watch looks at: its script's calls (not documents: a navigation is
+# checked by whoever navigates; not images or stylesheets: a page works without them).
+WATCHED_TYPES = frozenset({"xhr", "fetch"})
+# Requests the browser dropped itself (the page navigated, the script aborted it): not failures.
+_DROPPED = ("ERR_ABORTED", "NS_BINDING_ABORTED", "NS_ERROR_ABORT", "cancelled")
 
 _MISSING, _NO_OPTION, _NOT_BATCHABLE = -1, -2, -3
 
@@ -115,6 +128,52 @@ class SubmitOutcome:
         return "；".join(f"{k}：{v}" if k else v for k, v in self.errors.items()) or self.detail
 
 
+class _RequestWatch:
+    """What :meth:`Form.watch_requests` saw: the first of the page's own requests to the portal
+    that failed, as the error it is (``failed`` is set then)."""
+
+    def __init__(self, session: PortalSession, what: str, types: frozenset[str]) -> None:
+        self.s = session
+        self.what = what
+        self.types = types
+        origin = urlparse(session.settings.url)
+        self.origin = (origin.scheme, origin.netloc)
+        self.failure: SystemFailure | None = None
+        self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.active = True  # until the block ends, or a submit's own answer takes over
+
+    def _watched(self, request: Any) -> bool:
+        target = urlparse(request.url)
+        return (self.active and self.failure is None and request.resource_type in self.types
+                and (target.scheme, target.netloc) == self.origin)
+
+    def _fail(self, kind: type[SystemFailure], request: Any, how: str) -> None:
+        while request.redirected_from is not None:  # name the request the page made
+            request = request.redirected_from
+        where = f" ({self.what})" if self.what else ""
+        self.failure = kind(f"{self.s.name}: the page's own request {request.method} {urlparse(request.url).path} {how}{where}")
+        if not self.failed.done():
+            self.failed.set_result(None)
+
+    def on_response(self, response: Any) -> None:
+        request = response.request
+        if not self._watched(request):
+            return
+        try:  # classified as every read of the portal is (a 429 also pauses the reads)
+            self.s.check(response.status, response.url, request.url)
+        except PageChanged:
+            return  # a 404 or another 4xx: an answer the page's script handles itself
+        except SystemFailure as exc:
+            how = (f"answered HTTP {response.status}" if response.status >= 400
+                   else f"was sent to {urlparse(response.url).path} (the session expired)")
+            self._fail(type(exc), request, how)
+
+    def on_failed(self, request: Any) -> None:
+        reason = request.failure or "no answer"
+        if self._watched(request) and not any(d in reason for d in _DROPPED):
+            self._fail(PortalUnavailable, request, f"got no answer: {reason}")
+
+
 class Form:
     """One form on a portal page, addressed by selector names."""
 
@@ -122,11 +181,77 @@ class Form:
         self.s = session
         self.dialogs: list[str] = []  # texts of the native dialogs answered, newest last
         self._tags: dict[str, str] = {}  # selector name -> the tag it found (INPUT, SELECT...)
+        self._watch: _RequestWatch | None = None
 
     @property
     def page(self) -> Any:
         """The session's current page (it may be renewed: :meth:`PortalSession.fresh_page`)."""
         return self.s.page
+
+    @contextlib.contextmanager
+    def watch_requests(self, what: str = "", types: Collection[str] = WATCHED_TYPES) -> Iterator[None]:
+        """While the block runs, watch the page's own requests to the portal (its script's
+        ``fetch``/XHR calls: a pop-up's search, a dropdown loaded on demand) and treat the first
+        that fails as what it is: a system failure of the record being written, not a changed
+        screen. Failed means HTTP 5xx (:class:`~dealerbot.errors.PortalUnavailable`), 429
+        (:class:`~dealerbot.errors.RateLimited`), 401 or sent to the login page
+        (:class:`~dealerbot.errors.SessionExpired`), or no answer at all; a 404 or another 4xx is
+        the script's own business, and a request the browser dropped (the page navigated) is
+        none. ``what`` names the form in the message; ``types`` are Playwright resource types.
+
+        From the failure on, a step of this form that waits for an element (:meth:`click`,
+        :meth:`fill`, :meth:`press`, :meth:`choose`, :meth:`read`, :meth:`read_text`) ends at
+        once with it, and so does the next step taken; an error inside the block after it
+        (an element that never came, an option missing from a list the failed request should
+        have filled) is replaced by it. :meth:`submit` raises it before its click (nothing is
+        sent), and once it clicks, its own outcome says what happened: the watch ends there.
+
+        Open the form inside the block, so that the requests its page makes on loading are
+        watched too. The block watches the page current when it starts.
+
+        Raises:
+            SystemFailure: at the end of the block, a failure no step raised yet (retryable:
+                the caller writes the record again, searching first).
+        """
+        page = self.page
+        watch = _RequestWatch(self.s, what, frozenset(types))
+        outer, self._watch = self._watch, watch
+        page.on("response", watch.on_response)
+        page.on("requestfailed", watch.on_failed)
+        try:
+            yield
+        except (DealerbotError, PlaywrightError) as exc:
+            if watch.failure is not None and watch.failure is not exc:
+                raise watch.failure from exc  # what went wrong after it is its consequence
+            raise
+        finally:
+            watch.active = False
+            self._watch = outer
+            page.remove_listener("response", watch.on_response)
+            page.remove_listener("requestfailed", watch.on_failed)
+        if watch.failure is not None:
+            raise watch.failure
+
+    async def _watched(self, step: Coroutine[Any, Any, T]) -> T:
+        """``step``, ended at once when a request of the running :meth:`watch_requests` fails."""
+        watch = self._watch
+        if watch is None or not watch.active:
+            return await step
+        if watch.failure is not None:
+            step.close()
+            raise watch.failure
+        task = asyncio.ensure_future(step)
+        try:
+            await asyncio.wait((task, watch.failed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not task.done():  # the request failed first (or this step is being cancelled)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if task.cancelled() or (task.exception() is not None and watch.failure is not None):
+            assert watch.failure is not None
+            raise watch.failure from (None if task.cancelled() else task.exception())
+        return task.result()
 
     def _css(self, name: str, params: Mapping[str, Any] | None = None) -> tuple[list[str], list[int], bool]:
         """The css choices of ``name`` (in order), their positions among all its choices, and
@@ -143,6 +268,9 @@ class Form:
             PageChanged: a field is not on the page.
             RecordRejected: a dropdown has no such option.
         """
+        await self._watched(self._fill(values, by_text))
+
+    async def _fill(self, values: Mapping[str, str], by_text: frozenset[str]) -> None:
         batch: list[tuple[str, list[str], list[int], bool, str]] = []
         slow: list[tuple[str, str]] = []
         for name, value in values.items():
@@ -190,8 +318,11 @@ class Form:
             PageChanged: no such element. RecordRejected: no such option.
         """
         self.s.browser_acted()
+        await self._watched(self._choose(name, text if value is None else value, value is None))
+
+    async def _choose(self, name: str, wanted: str | None, by_text: bool) -> None:
         loc = self.s.loc.known(name) or await self.s.loc.get(name)
-        await self._select(name, loc, text if value is None else value, value is None)
+        await self._select(name, loc, wanted, by_text)
 
     async def _select(self, name: str, loc: Any, wanted: str | None, by_text: bool) -> None:
         try:
@@ -204,6 +335,9 @@ class Form:
 
     async def read(self, names: Mapping[str, str]) -> dict[str, str | None]:
         """The current value of each ``key -> selector name`` (None when not on the page)."""
+        return await self._watched(self._read(names))
+
+    async def _read(self, names: Mapping[str, str]) -> dict[str, str | None]:
         keys = list(names)
         values = await self.page.evaluate(_READ_JS, [self._css(names[k])[0] for k in keys])
         out: dict[str, str | None] = dict(zip(keys, values, strict=True))
@@ -225,14 +359,17 @@ class Form:
         """
         self.s.browser_acted()
         with self._answering(dialog):
-            known = self.s.loc.known(name, **params)
-            if known is not None:
-                try:
-                    await self._click(known, settled)
-                    return
-                except PlaywrightTimeout:
-                    pass  # not there the way it was: resolve every choice again
-            await self._click(await self.s.loc.get(name, **params), settled)
+            await self._watched(self._click_named(name, settled, params))
+
+    async def _click_named(self, name: str, settled: bool, params: Mapping[str, Any]) -> None:
+        known = self.s.loc.known(name, **params)
+        if known is not None:
+            try:
+                await self._click(known, settled)
+                return
+            except PlaywrightTimeout:
+                pass  # not there the way it was: resolve every choice again
+        await self._click(await self.s.loc.get(name, **params), settled)
 
     def _answering(self, dialog: Dialog | None) -> Any:
         """While the block runs, answer native dialogs with ``dialog`` (their texts are kept in
@@ -268,6 +405,9 @@ class Form:
     async def press(self, name: str, key: str, /, **params: Any) -> None:
         """Press ``key`` (e.g. ``Enter``) in the element ``name``."""
         self.s.browser_acted()
+        await self._watched(self._press(name, key, params))
+
+    async def _press(self, name: str, key: str, params: Mapping[str, Any]) -> None:
         known = self.s.loc.known(name, **params)
         await (known if known is not None else await self.s.loc.get(name, **params)).press(key)
 
@@ -292,10 +432,18 @@ class Form:
         ``dialog="accept"`` answers the browser's native ``confirm()`` the click opens;
         ``toast`` names the success message read into the outcome's ``detail`` when saved.
 
+        Inside :meth:`watch_requests`: a failure of the page's own requests seen before is
+        raised before the click (nothing is sent); from the click on, the watch ends.
+
         Raises:
             PageChanged: the button or the confirm dialog is not there.
+            SystemFailure: see :meth:`watch_requests`.
         """
         self.s.browser_acted()
+        if self._watch is not None and self._watch.active:
+            if self._watch.failure is not None:
+                raise self._watch.failure
+            self._watch.active = False  # the submit's own outcome says what happened
         with self._answering(dialog):
             outcome = await self._submit(button, confirm, errors, error_attr, stayed, timeout_ms)
         if outcome.result == "saved" and toast:
@@ -307,6 +455,9 @@ class Form:
     async def read_text(self, name: str, /, **params: Any) -> str:
         """The text of the element ``name`` once the page (and its frames) have loaded ("" when it
         is not there)."""
+        return await self._watched(self._read_text(name, params))
+
+    async def _read_text(self, name: str, params: Mapping[str, Any]) -> str:
         try:
             await self.page.wait_for_load_state("load")
         except PlaywrightError:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from dealerbot.errors import RecordRejected, StopRequested, SystemFailure
+from dealerbot.errors import CircuitOpen, RecordRejected, StopRequested, SystemFailure
 from dealerbot.failpoints import Failpoints
 from dealerbot.ledger import Action
 from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
@@ -361,24 +361,31 @@ async def write_actions(
     log: Any,
     max_consecutive_failures: int = 3,
     check_stop: Callable[[], None] | None = None,
+    requeue_rounds: int = 0,
 ) -> None:
     """Write ``todo`` (see :func:`pending_actions`), ``len(writers)`` at a time. Each action is
     claimed in the store before it is touched, so two runs never write one action; a resumed
     one is taken over where it stands and searched for first. An action whose write fails with
-    a system error is tried again (with backoff, searching first) up to ``retries`` times, then
-    left for the next run.
+    a system error (the DMS answered 500, a form's pop-up search failed) is tried again (with
+    backoff, searching first) up to ``retries`` times; then it goes to the end of the queue, to
+    be tried again after the others (waiting ``backoff * 2**round`` first), up to
+    ``requeue_rounds`` times; only then is it left for the next run (still claimed by this run,
+    so the next run takes it over and searches first).
 
     ``check_stop`` is asked before each action is taken: on a shutdown every page finishes the
     action it is on and takes no other (never stopped inside one); then it raises.
 
     Raises:
-        SystemFailure: a failure that retrying cannot help (the screen changed), or
-            ``max_consecutive_failures`` actions in a row could not be written (the DMS is down).
+        SystemFailure: a failure that retrying cannot help (the screen changed).
+        CircuitOpen: ``max_consecutive_failures`` actions in a row used up their attempts (the
+            DMS is down); the last failure is its cause.
         StopRequested: from ``check_stop``.
     """
-    queue: asyncio.Queue[tuple[Action, bool]] = asyncio.Queue()
-    for item in todo:
-        queue.put_nowait(item)
+    loop = asyncio.get_running_loop()
+    # (action, resumed, requeue round, not before): a requeued action is already this run's
+    queue: asyncio.Queue[tuple[Action, bool, int, float]] = asyncio.Queue()
+    for action, was_resumed in todo:
+        queue.put_nowait((action, was_resumed, 0, 0.0))
     rekeyer.counts["actions"] = rekeyer.counts["expected"] = len(todo)
     rekeyer.progress()
     resumed = sum(1 for _, r in todo if r)
@@ -400,8 +407,10 @@ async def write_actions(
         while not queue.empty():
             if stopping():
                 return  # the others finish theirs too; the stop is raised once all are done
-            action, was_resumed = queue.get_nowait()
-            if not rekeyer.dry_run:
+            action, was_resumed, round_no, not_before = queue.get_nowait()
+            if round_no:
+                await asyncio.sleep(max(0.0, not_before - loop.time()))
+            elif not rekeyer.dry_run:
                 if was_resumed:
                     taken = store.claim(action.id, rekeyer.run_id, ("in_progress", "written"), from_run=action.run_id)
                 else:
@@ -424,11 +433,24 @@ async def write_actions(
                         await asyncio.sleep(delay)
                         continue
                     consecutive += 1
+                    if consecutive >= max_consecutive_failures:
+                        rekeyer._bump("unfinished")
+                        rekeyer.progress()
+                        raise CircuitOpen(
+                            f"DMS连续 {consecutive} 条记录多次尝试仍未能写入，本次运行停止，未完成的记录下次继续 "
+                            f"({consecutive} actions in a row could not be written into the DMS after {retries + 1} attempts "
+                            f"each; the last: {action.natural_key}: {exc})"
+                        ) from exc
+                    if round_no < requeue_rounds:
+                        pause = backoff * 2 ** (round_no + 1)
+                        log.warning("{}: {} attempts failed ({}); tried again after the others (round {}/{})",
+                                    action.natural_key, retries + 1, exc, round_no + 1, requeue_rounds)
+                        queue.put_nowait((action, was_resumed, round_no + 1, loop.time() + pause))
+                        break
                     rekeyer._bump("unfinished")
                     rekeyer.progress()
-                    log.error("{}: left for the next run after {} attempts: {}", action.natural_key, retries + 1, exc)
-                    if consecutive >= max_consecutive_failures:
-                        raise
+                    log.error("{}: left for the next run after {} attempts: {}", action.natural_key,
+                              (retries + 1) * (requeue_rounds + 1), exc)
 
     async with asyncio.TaskGroup() as tg:
         for w in writers:
