@@ -34,5 +34,5 @@ class DmsDesktopRekeyBot(Bot):
                 ctx.log.info("dms: logged in to the desktop client as {}", username)
             await write_actions(
                 ctx.store, rekeyer, [dms], todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,
-                check_stop=ctx.check_stop,
+                check_stop=ctx.check_stop, requeue_rounds=ctx.settings.run.requeue_rounds,
             )
