@@ -223,6 +223,7 @@ class Rekeyer:
             if result.result == "saved" and result.key:
                 self.store.record_customer(action, self.run_id, result.key, created=True, actor=self.actor)
                 self._bump("customers_created")
+                self.failpoints.hit("rekey.customer_recorded")
                 return result.key
             found = await w.find_customer(idn)  # refused as a duplicate, or no clear answer
             if found:
