@@ -65,6 +65,9 @@ class Bot(ABC):
     # run may go on in a fresh browser context between reads ([browser] recycle_requests,
     # recycle_memory_mb); a renewal reopens every page at its address. Bots filling forms leave it.
     recycles: ClassVar[bool] = False
+    # True: the bot writes the re-key ledger's actions (start_rekey): its run holds the store's
+    # ledger lock from before it lists them until it ends, so no plan changes them meanwhile.
+    ledger_writer: ClassVar[bool] = False
 
     @abstractmethod
     async def run(self, ctx: BotContext) -> None:

@@ -437,6 +437,14 @@ def _print_reconcile(
     console.print(table)
     console.print(f"账本 (ledger)：新计划 {report.planned} 条 · 作废 {report.superseded} 条 · 待审核 {report.awaiting_approval} 条 · "
                   f"可写入 {report.ready} 条 · 写入中 {report.in_progress} 条")
+    if report.carried_over:
+        console.print(f"沿用原审核 {report.carried_over} 条：新客户已在DMS中（证件号码相同），其余未变 "
+                      f"(approvals kept: the new customer exists in the DMS now)")
+    if report.dropped:
+        console.print(f"[bold yellow]原已审核、因计划变化作废 {len(report.dropped)} 条 "
+                      f"(approvals dropped: the plan changed)：[/]")
+        for order_no, why in report.dropped[:limit]:
+            console.print(f"  {escape(order_no)}：{escape(mask(why))}")
     wanted = [show] if show else ["conflict", "rejected"]
     rows = [o for o in report.outcomes if o.klass in wanted]
     if rows:
@@ -472,9 +480,18 @@ def reconcile(
         policy = settings.rekey.policy()
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
+    console = _console()
+
+    def waiting(who: str) -> None:
+        console.print(f"正在等待 {escape(who)} 结束后再对账…… (waiting for {escape(who)} to finish)")
+
     with _open_store(settings) as store:
-        report = plan(store, dictionary, policy)
-    _print_reconcile(_console(), report, _masker(settings), show, limit)
+        report = plan(store, dictionary, policy, on_wait=waiting)
+    _print_reconcile(console, report, _masker(settings), show, limit)
+    if report.dropped:  # someone's approval was undone by this plan: they hear of it
+        from dealerbot.notify import Notifier, review_message
+
+        asyncio.run(Notifier(settings.notify).send([review_message(report.awaiting_approval, dropped=report.dropped)]))
 
 
 @app.command("import-review")
@@ -558,7 +575,7 @@ def audit(
               "update_contract": "更新合同", "cancel_contract": "取消合同", "approve": "审核同意",
               "approve_edited": "修改后同意", "skip": "审核跳过", "written": "已写入并回读", "found": "已存在，未写入",
               "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到",
-              "invalid": "校验未通过，未写入"}
+              "invalid": "校验未通过，未写入", "approval_dropped": "原审核作废（计划已变）"}
     table = Table(title="审计记录 (audit)")
     for col in ("时间", "事件", "厂家订单号/记录键", "对象", "操作人", "运行", "内容"):
         table.add_column(col, overflow="fold")

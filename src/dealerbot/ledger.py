@@ -38,6 +38,10 @@ STATE_TEXT = {
     "planned": "待审核", "approved": "已批准待写入", "in_progress": "写入中", "written": "已写入待核对",
     "verified": "已写入并核对", "failed": "失败", "skipped": "已跳过", "superseded": "已作废（数据已变化）",
 }
+POLICY_REVIEWER = "policy"  # reviewed_by of an action approved by [rekey] policy, not by a person
+# How the note of an action replacing one a person approved starts (a plan changed under it):
+# the workbook, the console and the message after a sync say it with what changed.
+REAPPROVAL = "原已审核"
 CustomerMode = Literal["existing", "new", "ambiguous", "none"]
 NEW_CUSTOMER = "新建"  # what a reviewer types in the 客户编号 cell to have a customer created
 
@@ -127,6 +131,12 @@ class Action(PlannedAction):
     failure_code: str | None = None
     failure_reason: str | None = None
     evidence_dir: str | None = None
+
+
+def approved_by_person(action: Action) -> bool:
+    """Whether ``action`` is approved (not yet taken by a re-key) by a person's review, not by
+    the policy: superseding it drops that person's decision, which must be said."""
+    return action.state == "approved" and action.reviewed_by not in (None, POLICY_REVIEWER)
 
 
 @dataclass(frozen=True)

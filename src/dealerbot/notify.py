@@ -74,14 +74,27 @@ def run_messages(result: Any) -> list[Message]:
     return out
 
 
-def review_message(waiting: int, workbook: Any = None) -> Message:
-    """Actions that wait for a person's approval in the review workbook."""
+DROPPED_LISTED = 10  # approvals dropped named one by one in a message; the rest counted
+
+
+def review_message(waiting: int, workbook: Any = None, dropped: Sequence[tuple[str, str]] = ()) -> Message:
+    """Actions that wait for a person's approval in the review workbook; ``dropped``: approvals
+    a person gave that a changed plan superseded, as (OEM order no, what changed), named so
+    that nobody's decision is undone without their knowing."""
     where = f"\n审核工作簿：{workbook}" if workbook else "\n生成审核工作簿：dealerbot export"
-    return Message(
-        "review", f"dealerbot：{waiting} 条操作等待审核",
-        f"{waiting} 条写入DMS的操作需要人工审核：在“待处理”表的“审核”列选择 同意 / 跳过 / 修改后同意，"
-        f"再运行 dealerbot import-review 文件名{where}",
-    )
+    title = f"dealerbot：{waiting} 条操作等待审核"
+    lines = [f"{waiting} 条写入DMS的操作需要人工审核：在“待处理”表的“审核”列选择 同意 / 跳过 / 修改后同意，"
+             f"再运行 dealerbot import-review 文件名{where}"]
+    if dropped:
+        title += f"（其中原已审核、因计划变化作废 {len(dropped)} 条）"
+        lines.append(f"以下 {len(dropped)} 条原已审核的操作因计划变化已作废（需要时请重新审核）：")
+        from dealerbot.logsetup import Masker
+
+        mask = Masker()  # a reason may quote a mobile or an ID number (a reject at reading)
+        lines += [f"· {order_no}：{mask(why)}" for order_no, why in dropped[:DROPPED_LISTED]]
+        if len(dropped) > DROPPED_LISTED:
+            lines.append(f"· 另有 {len(dropped) - DROPPED_LISTED} 条，见审核工作簿“待处理”表的“问题说明”")
+    return Message("review", title, "\n".join(lines))
 
 
 class Notifier:

@@ -18,19 +18,41 @@ stays until one side moves again.
 :func:`reconcile` runs it over the store and writes the plan into the ledger: new actions,
 actions superseded because the data changed, and actions left alone (already approved with
 the same content, or being written right now).
+
+Planning and writing never interleave for one store: :func:`reconcile` holds the store's ledger
+lock (:class:`~dealerbot.store.LedgerLock`) while it plans, and waits while a re-key run holds
+it (a re-key lists its actions once, at its start: a plan changed under it would drop
+approvals it was about to write). Two rules keep a person's approval from being undone quietly:
+
+* an approved creation whose new customer now exists in the DMS with the same ID number
+  (created by a re-key, or keyed by staff) keeps its approval: nothing else changed, and the
+  re-key searches for the customer by ID number before creating one;
+* any other change that supersedes an action a person approved says so: the new action's note
+  (shown in the review workbook and the console) starts with "原已审核 ..., 因计划已变化需重新审核"
+  and what changed, the audit trail gets an ``approval_dropped`` row, and the report lists it
+  for the message to people (:func:`dealerbot.notify.review_message`).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dealerbot import validate as v
 from dealerbot.dictionary import CONTRACT_FIELDS, Dictionary
 from dealerbot.errors import RecordRejected
-from dealerbot.ledger import KIND_TEXT, OPEN_STATES, Action, CustomerPlan, PlannedAction, Policy
+from dealerbot.ledger import (
+    KIND_TEXT,
+    OPEN_STATES,
+    REAPPROVAL,
+    Action,
+    CustomerPlan,
+    PlannedAction,
+    Policy,
+    approved_by_person,
+)
 from dealerbot.mapping import (
     CONTRACT_HEADERS,
     check_contract,
@@ -287,13 +309,44 @@ class ReconcileReport:
     awaiting_approval: int = 0  # open actions waiting for a person (new and earlier)
     ready: int = 0  # approved actions the re-key bot will write
     in_progress: int = 0
+    carried_over: int = 0  # approvals kept: the new customer exists in the DMS now (same ID number)
+    # A person's approval superseded by this plan: (OEM order no, what changed), said to people.
+    dropped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def reconcile(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
-    """Classify every OEM order in the store and bring the ledger in line (one transaction).
+def reconcile(
+    store: Store, d: Dictionary, policy: Policy, on_wait: Callable[[str], None] | None = None,
+) -> ReconcileReport:
+    """Classify every OEM order in the store and bring the ledger in line (one transaction),
+    holding the store's ledger lock: while a re-key run writes, wait for it to finish (``on_wait``
+    is told once whom it waits for). Inside an event loop use :func:`reconcile_async`.
 
     Reads the orders, OEM customers and the DMS as last scraped, with what dealerbot itself
     wrote since (from the ledger) laid over them.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the store failed.
+        OSError: the lock file could not be made.
+    """
+    with store.ledger_lock("reconcile", on_wait):
+        return plan_ledger(store, d, policy)
+
+
+async def reconcile_async(
+    store: Store, d: Dictionary, policy: Policy, on_wait: Callable[[str], None] | None = None,
+) -> ReconcileReport:
+    """:func:`reconcile` for a caller in an event loop (``sync``): the wait never blocks the loop.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the store failed.
+        OSError: the lock file could not be made.
+    """
+    async with store.ledger_lock_async("reconcile", on_wait):
+        return plan_ledger(store, d, policy)
+
+
+def plan_ledger(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
+    """The work of :func:`reconcile`, for a caller that holds the store's ledger lock.
 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the store failed.
@@ -314,6 +367,7 @@ def reconcile(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
     report = ReconcileReport(Counter(), [])
     supersede: list[int] = []
     new: list[tuple[PlannedAction, bool]] = []
+    dropped: list[tuple[Action, str]] = []
     sync_rows: list[dict[str, Any]] = []
     for order in store.iter_records(OEM_ORDER):
         key = order["order_no"]
@@ -321,7 +375,7 @@ def reconcile(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
             outcome = Outcome(key, "rejected", f"读取时被拒绝：{rejected_at_read.pop(key)}")
         else:
             outcome = classify(order, ix, d, (sync.get(key) or {}).get("base"))
-        _decide(outcome, latest.get(key), policy, supersede, new, report)
+        _decide(outcome, latest.get(key), policy, supersede, new, report, ix, dropped)
         report.outcomes.append(outcome)
         report.counts[outcome.klass] += 1
         base = {**((sync.get(key) or {}).get("base") or {}), **outcome.agreed}
@@ -332,13 +386,14 @@ def reconcile(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
         })
     for key, reason in sorted(rejected_at_read.items()):  # rejected at every read so far
         outcome = Outcome(key, "rejected", f"读取时被拒绝：{reason}")
-        _decide(outcome, latest.get(key), policy, supersede, new, report)
+        _decide(outcome, latest.get(key), policy, supersede, new, report, ix, dropped)
         report.outcomes.append(outcome)
         report.counts["rejected"] += 1
         sync_rows.append({"oem_order_no": key, "contract_no": None, "klass": "rejected", "reason": outcome.reason,
                           "changes": "[]", "base": dumps((sync.get(key) or {}).get("base") or {}),
                           "action_id": latest[key].id if key in latest else None})
-    store.save_plan(supersede, new, sync_rows)
+    store.save_plan(supersede, new, sync_rows, dropped=dropped)
+    report.dropped = [(a.natural_key, why) for a, why in dropped]
     report.planned, report.superseded = len(new), len(supersede)
     for a in store.actions(OPEN_STATES):
         if a.state in ("planned", "failed"):
@@ -352,33 +407,121 @@ def reconcile(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
 
 def _decide(
     outcome: Outcome, latest: Action | None, policy: Policy, supersede: list[int],
-    new: list[tuple[PlannedAction, bool]], report: ReconcileReport,
+    new: list[tuple[PlannedAction, bool]], report: ReconcileReport, ix: Indexes | None = None,
+    dropped: list[tuple[Action, str]] | None = None,
 ) -> None:
-    """What the ledger does with ``outcome``, given the order's newest action."""
+    """What the ledger does with ``outcome``, given the order's newest action (see the module
+    docstring); ``ix`` is the DMS as planned against, ``dropped`` collects the approvals a
+    person gave that this plan supersedes, with what changed."""
     open_action = latest if latest is not None and latest.state in OPEN_STATES else None
     if open_action is not None and open_action.state in ("in_progress", "written"):
-        outcome.reason = (outcome.reason + "；" if outcome.reason else "") + "正在写入DMS（上次运行未完成，下次运行继续）"
+        outcome.reason = _join(outcome.reason, "正在写入DMS（上次运行未完成，下次运行继续）")
         return  # the re-key bot owns it until it is verified or failed
     action = outcome.action
+    by_person = open_action is not None and approved_by_person(open_action)
     if action is None:
         if open_action is not None:
             supersede.append(open_action.id)
+            if by_person:
+                assert open_action is not None
+                why = f"订单现为「{KLASS_TEXT[outcome.klass]}」" + (f"：{outcome.reason}" if outcome.reason else "")
+                outcome.reason = _join(f"{REAPPROVAL}的{KIND_TEXT[open_action.kind]}已作废（{open_action.reviewed_by}）", outcome.reason)
+                if dropped is not None:
+                    dropped.append((open_action, why))
         return
     plan = action.checksum()
     if open_action is not None and open_action.plan_checksum == plan:
         if open_action.state == "failed":
             outcome.reason = f"上次写入失败：{open_action.failure_reason}"
         return  # planned before with the same content: keep its approval (or its failure)
+    if open_action is not None and open_action.state == "approved" and ix is not None:
+        customer_no = carried_customer(open_action, action, ix)
+        if customer_no:
+            outcome.reason = _join(outcome.reason, f"新客户已在DMS中（{customer_no}，证件号码相同）：沿用原审核，写入时使用该客户")
+            report.carried_over += 1
+            return
     if latest is not None and latest.state == "skipped" and latest.plan_checksum == plan:
-        outcome.reason = (outcome.reason + "；" if outcome.reason else "") + "审核时已跳过"
+        outcome.reason = _join(outcome.reason, "审核时已跳过")
         return
     if open_action is not None:
         supersede.append(open_action.id)
     if action.kind not in policy.enabled:
-        action = PlannedAction(
-            action.kind, action.natural_key, action.new_values, action.old_values, action.contract_no, action.customer,
-            action.conflict, (action.note + "；" if action.note else "")
-            + f"{KIND_TEXT[action.kind]}未启用：在 dealerbot.toml 的 [rekey] enabled 中加入 {action.kind} 后才会写入",
-        )
+        action = replace(action, note=_join(
+            action.note, f"{KIND_TEXT[action.kind]}未启用：在 dealerbot.toml 的 [rekey] enabled 中加入 {action.kind} 后才会写入"))
         outcome.action = action
-    new.append((action, policy.needs_approval(action) or action.kind not in policy.enabled))
+    needs_approval = policy.needs_approval(action) or action.kind not in policy.enabled
+    if by_person:
+        assert open_action is not None
+        why = describe_change(open_action, action)
+        then = "需重新审核" if needs_approval else "新计划按规则无需审核"
+        action = replace(action, note=_join(f"{REAPPROVAL}（{open_action.reviewed_by}），因计划已变化{then}：{why}", action.note))
+        outcome.action = action
+        outcome.reason = _join(f"{REAPPROVAL}，因计划已变化{then}：{why}", outcome.reason)
+        if dropped is not None:
+            dropped.append((open_action, why))
+    elif open_action is not None and open_action.state == "planned" and open_action.note.startswith(REAPPROVAL):
+        # Still waiting for the person whose approval was dropped: keep telling them why.
+        action = replace(action, note=_join(open_action.note.split("；")[0], action.note))
+        outcome.action = action
+    new.append((action, needs_approval))
+
+
+def _join(*parts: str) -> str:
+    return "；".join(p for p in parts if p)
+
+
+def carried_customer(approved: Action, plan: PlannedAction, ix: Indexes) -> str | None:
+    """The DMS customer no when ``plan`` differs from the ``approved`` creation only in that the
+    new customer it was to create exists now: exactly one DMS customer has that ID number (the
+    one the re-key's search before creating finds) and ``plan`` uses it. Otherwise None.
+
+    Everything else must be as approved: the kind, the contract's values as planned (a
+    reviewer's edits stay theirs), the new customer's details as approved.
+    """
+    if approved.kind != "create_contract" or plan.kind != "create_contract":
+        return None
+    if approved.customer.mode != "new" or plan.customer.mode != "existing":
+        return None
+    idn = _norm(approved.customer.values.get("id_number"))
+    same = ix.dms_by_id.get(idn, []) if idn else []
+    if len(same) != 1 or same[0]["customer_no"] != plan.customer.customer_no:
+        return None
+    if replace(plan, customer=approved.customer).checksum() != approved.plan_checksum:
+        return None  # something else changed too (or a reviewer changed the customer)
+    return plan.customer.customer_no
+
+
+def _customer_text(plan: CustomerPlan) -> str:
+    if plan.mode == "existing":
+        return f"DMS现有客户 {plan.customer_no}"
+    if plan.mode == "new":
+        return "新建客户"
+    if plan.mode == "ambiguous":
+        return f"客户匹配不唯一（{'、'.join(plan.candidates)}）"
+    return "无"
+
+
+def describe_change(approved: Action, plan: PlannedAction) -> str:
+    """What differs between an approved action and the plan replacing it, in words for the
+    reviewer (no personal data: customers by number, contract fields only)."""
+    parts: list[str] = []
+    if approved.kind != plan.kind:
+        parts.append(f"操作由「{KIND_TEXT[approved.kind]}」变为「{KIND_TEXT[plan.kind]}」")
+        if approved.kind == "create_contract" and plan.contract_no:
+            parts.append(f"DMS中已有该订单的合同 {plan.contract_no}")
+    elif (approved.contract_no or "") != (plan.contract_no or ""):
+        parts.append(f"合同号 {approved.contract_no or '空'}→{plan.contract_no or '空'}")
+    if approved.kind == plan.kind == "create_contract" and approved.customer != plan.customer:
+        before, after = _customer_text(approved.customer), _customer_text(plan.customer)
+        parts.append(f"客户 {before}→{after}" if before != after else "新建客户的资料已变化")
+    planned = approved.plan_values or approved.new_values
+    if approved.kind == plan.kind:
+        fields = [f for f in CONTRACT_FIELDS if planned.get(f, "") != plan.new_values.get(f, "")]
+        parts += [f"{CONTRACT_HEADERS[f]} {planned.get(f) or '空'}→{plan.new_values.get(f) or '空'}" for f in fields]
+        moved = [f for f in CONTRACT_FIELDS if approved.old_values.get(f, "") != plan.old_values.get(f, "")]
+        if approved.kind != "create_contract":
+            parts += [f"DMS合同{CONTRACT_HEADERS[f]} 原为「{approved.old_values.get(f) or '空'}」，现为「{plan.old_values.get(f) or '空'}」"
+                      for f in moved]
+    if plan.conflict and not approved.conflict:
+        parts.append("出现冲突")
+    return "，".join(parts) or "计划内容已变化"  # one segment of a note ("；" separates those)

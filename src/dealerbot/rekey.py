@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from dealerbot.errors import CircuitOpen, RecordRejected, StopRequested, SystemFailure
+from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure
 from dealerbot.failpoints import Failpoints
 from dealerbot.ledger import Action
 from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
@@ -244,6 +244,7 @@ class Rekeyer:
             if result.result == "saved" and result.key:
                 self.store.record_customer(action, self.run_id, result.key, created=True, actor=self.actor)
                 self._bump("customers_created")
+                self.failpoints.hit("rekey.customer_recorded")
                 wrong = _customer_differences(plan.values, await w.read_customer(result.key))
                 if wrong:
                     self._bad_customers[idn] = f"{wrong}（客户 {result.key}，请在DMS中更正后重新审核）"
@@ -324,7 +325,18 @@ def start_rekey(ctx: Any, actor: str) -> tuple[Rekeyer, list[tuple[Action, bool]
     """What a re-key bot (web or desktop) starts from, for the run of ``ctx`` (a BotContext):
     its :class:`Rekeyer` and the actions to write (:func:`pending_actions`); the names and
     addresses about to be typed are marked personal, so every artifact of the run masks them.
-    No actions: logged, and the bot has nothing to do."""
+    No actions: logged, and the bot has nothing to do.
+
+    The bot must declare ``ledger_writer = True``: its run then holds the store's ledger lock
+    (taken by the runner before ``run``) while it lists and writes, so no reconcile changes
+    the actions listed here before they are written.
+
+    Raises:
+        ConfigError: the bot does not declare ``ledger_writer`` (it would write unguarded).
+    """
+    if not getattr(ctx.bot, "ledger_writer", False):
+        raise ConfigError(f"bot '{ctx.bot.name}' writes the re-key ledger (start_rekey) but does not declare "
+                          f"ledger_writer = True: add it to the class, so that planning waits while it writes")
     dry_run = bool(ctx.options.get("dry_run"))
     rekeyer = Rekeyer(ctx.store, ctx.run_id, actor, ctx.counts, ctx.log, dry_run=dry_run,
                       failpoints=Failpoints.from_env(), progress=ctx.progress)

@@ -24,7 +24,16 @@ from typing import Any
 from dealerbot import validate as v
 from dealerbot.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
 from dealerbot.errors import DataFileError
-from dealerbot.ledger import AWAITING_REVIEW, KIND_TEXT, NEW_CUSTOMER, OPEN_STATES, STATE_TEXT, Action, CustomerPlan
+from dealerbot.ledger import (
+    AWAITING_REVIEW,
+    KIND_TEXT,
+    NEW_CUSTOMER,
+    OPEN_STATES,
+    REAPPROVAL,
+    STATE_TEXT,
+    Action,
+    CustomerPlan,
+)
 from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract, check_customer, form_text, issues_text
 from dealerbot.reconcile import customer_note
 from dealerbot.records import DMS_CUSTOMER
@@ -125,6 +134,12 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
         yield Row(row, cells, notes)
 
 
+def reapprovals(store: Store) -> list[Action]:
+    """Actions waiting for a person that replaced one a person had approved (the plan changed
+    under it): their note says so and why (:mod:`dealerbot.reconcile`)."""
+    return [a for a in store.actions(AWAITING_REVIEW) if a.note.startswith(REAPPROVAL)]
+
+
 def review_sheets(store: Store, max_rows: int = 50_000) -> tuple[list[Sheet], list[tuple[str, Any]]]:
     """The sheets a review workbook gains from the ledger, and lines for its 概要.
 
@@ -173,6 +188,9 @@ def review_sheets(store: Store, max_rows: int = 50_000) -> tuple[list[Sheet], li
                     f"保存后运行 dealerbot import-review 文件名）"),
         ("无法处理", f"{len(unresolved)} 条（见“{UNRESOLVED_TITLE}”表）"),
     ]
+    again = sum(1 for a in pending if a.note.startswith(REAPPROVAL))
+    if again:
+        summary.insert(1, ("原已审核、需重新审核", f"{again} 条：计划在审核后有变化，原审核已作废（原因见“{PENDING_TITLE}”表的“问题说明”）"))
     if last_run is not None:
         summary.append(("最近一次写入", f"{last_run.run_id}：{len(written)} 条（见“{WRITTEN_TITLE}”表）"))
     return sheets, summary

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import secrets
@@ -197,7 +198,8 @@ async def run_bot(
                         )
                         try:
                             try:
-                                await bot.run(ctx)
+                                async with _ledger(store, bot, run_id, log):
+                                    await bot.run(ctx)
                             except BaseExceptionGroup as group:  # a bot's own TaskGroup: classify the cause
                                 raise first_error(group) from None
                         except Exception as exc:
@@ -257,6 +259,15 @@ async def run_bot(
             await launch.discard()
             store.close()
         return result
+
+
+def _ledger(store: Store, bot: Any, run_id: str, log: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The store's ledger lock for a bot that writes the ledger (``ledger_writer``), for its whole
+    run: a reconcile planning meanwhile waits for it, and it waits for a reconcile planning."""
+    if not bot.ledger_writer:
+        return contextlib.nullcontext()
+    return store.ledger_lock_async(
+        f"{bot.name} {run_id}", on_wait=lambda who: log.warning("waiting for {} to finish before writing", who))
 
 
 def resume_time(hhmm: str, now: datetime | None = None) -> datetime:

@@ -22,8 +22,9 @@ import hmac
 import json
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -58,7 +59,7 @@ from sqlalchemy.engine import make_url
 from dealerbot.config import DEFAULT_STORE, STORE_CODE
 from dealerbot.errors import ConfigError
 from dealerbot.files import make_private, private_dir
-from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
+from dealerbot.ledger import OPEN_STATES, POLICY_REVIEWER, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
 SCHEMA_HEAD = "0007"  # the newest migration in dealerbot/migrations/versions (a test checks)
@@ -377,6 +378,51 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- the ledger lock: planning and writing never interleave --------------------------------
+    @contextmanager
+    def ledger_lock(self, holder: str, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold this store's ledger lock (:class:`LedgerLock`) for the ``with`` block, waiting
+        as long as another holder has it: ``on_wait`` is told once who that is (e.g. "dms-rekey
+        20261125-083015-dms-rekey-3fa2"). For a caller without an event loop (the CLI's
+        ``reconcile``); inside one, use :meth:`ledger_lock_async`.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError / OSError: the lock could not be taken.
+        """
+        lock = LedgerLock(self, holder)
+        waited = False
+        while not lock.try_acquire():
+            if not waited:
+                waited = True
+                _say_waiting(lock, on_wait)
+            time.sleep(LEDGER_LOCK_POLL)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @asynccontextmanager
+    async def ledger_lock_async(self, holder: str, on_wait: Callable[[str], None] | None = None) -> AsyncIterator[None]:
+        """:meth:`ledger_lock` for a caller in an event loop: waiting never blocks the loop (a
+        console's re-key and its timetable's sync share one), and a cancellation ends the wait.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError / OSError: the lock could not be taken.
+        """
+        import asyncio
+
+        lock = LedgerLock(self, holder)
+        waited = False
+        while not lock.try_acquire():
+            if not waited:
+                waited = True
+                _say_waiting(lock, on_wait)
+            await asyncio.sleep(LEDGER_LOCK_POLL)
+        try:
+            yield
+        finally:
+            lock.release()
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(
@@ -789,12 +835,14 @@ class Store:
         new: Sequence[tuple[PlannedAction, bool]],
         sync_rows: Sequence[dict[str, Any]],
         new_state: dict[int, str] | None = None,
+        dropped: Sequence[tuple[Action, str]] = (),
     ) -> dict[str, int]:
         """Store one reconciliation in one transaction: close the open actions in ``supersede``
         (state ``superseded``), add each ``(action, needs_approval)`` of ``new`` (``planned``, or
         ``approved`` by policy when it needs no approval), and upsert ``sync_rows`` (their
-        ``action_id`` is filled in for new actions of the same order). Returns the new ids by
-        natural key.
+        ``action_id`` is filled in for new actions of the same order). Each ``(action, reason)``
+        of ``dropped`` (a person's approval superseded) gets an ``approval_dropped`` row in the
+        audit trail with the reason. Returns the new ids by natural key.
 
         Raises:
             sqlalchemy.exc.IntegrityError: a second open action for one order (never planned).
@@ -809,6 +857,8 @@ class Store:
                                     t.c.state.in_(["planned", "approved", "failed"]))
                     .values(state="superseded", updated_at=now)
                 )
+            for action, reason in dropped:
+                self._audit(conn, None, "reconcile", action, "approval_dropped", action.contract_no, {}, {}, reason)
             for action, needs_approval in new:
                 result = conn.execute(t.insert().values(
                     kind=action.kind, natural_key=action.natural_key, contract_no=action.contract_no or None,
@@ -817,7 +867,7 @@ class Store:
                     plan_values=dumps(action.new_values),
                     state="planned" if needs_approval else "approved", needs_approval=needs_approval,
                     conflict=action.conflict, note=action.note, planned_at=now, updated_at=now,
-                    reviewed_by=None if needs_approval else "policy", reviewed_at=None if needs_approval else now,
+                    reviewed_by=None if needs_approval else POLICY_REVIEWER, reviewed_at=None if needs_approval else now,
                     attempts=0, store=self.code,
                 ))
                 ids[action.natural_key] = int(result.inserted_primary_key[0])
@@ -1149,6 +1199,126 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             yield
         return
     yield
+
+
+LEDGER_LOCK_POLL = 0.5  # seconds between two tries while another holds the ledger lock
+
+
+def _say_waiting(lock: LedgerLock, on_wait: Callable[[str], None] | None) -> None:
+    from loguru import logger
+
+    who = lock.holder() or "another re-key or reconcile"
+    logger.info("store {}: the ledger is busy: waiting for {} to finish", lock.code, who)
+    if on_wait is not None:
+        on_wait(who)
+
+
+class LedgerLock:
+    """The one lock that keeps planning and writing apart for one store: a re-key run holds it
+    from before it lists its actions until it ends, a reconcile while it plans, so a plan never
+    changes actions a running re-key has listed (issue 20: approvals undone while writing).
+
+    SQLite: a file lock beside the database file (``<db>.ledger-<store>.lock``, with who holds
+    it in ``.holder`` beside it), so every process and every dealerbot folder using that
+    file shares it; the OS drops it when its process dies. PostgreSQL (a group, several
+    machines): a session-level advisory lock keyed by the store code, on a connection kept for
+    as long as it is held (the server drops it when that session ends); the holder is the
+    session's ``application_name``. Other databases, and SQLite in memory: one process, no lock.
+
+    Not reentrant: a holder that asks again waits for itself (:func:`dealerbot.sync.sync` takes
+    it step by step, never nested). Use :meth:`Store.ledger_lock` / :meth:`Store.ledger_lock_async`.
+    """
+
+    def __init__(self, store: Store, holder: str) -> None:
+        self.engine = store.engine
+        self.code = store.code
+        self.label = f"{holder} (pid {os.getpid()} on {socket.gethostname()})"
+        self._file: Any = None
+        self._conn: Any = None
+        digest = hashlib.sha256(f"dealerbot-ledger:{store.code}".encode()).digest()
+        self._key = int.from_bytes(digest[:8], "big", signed=True)
+        database = self.engine.url.database
+        self._path: Path | None = None
+        if self.engine.dialect.name == "sqlite" and database not in (None, "", ":memory:"):
+            self._path = Path(f"{database}.ledger-{store.code}.lock")
+
+    @property
+    def _holder_file(self) -> Path | None:
+        return self._path.with_suffix(".holder") if self._path is not None else None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free (never waits): True when this object holds it now."""
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect()
+            try:
+                got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar())
+                if got:
+                    conn.execute(text("SELECT set_config('application_name', :n, false)"),
+                                 {"n": f"dealerbot ledger {self.code}: {self.label}"[:63]})
+                conn.commit()
+            except BaseException:
+                conn.invalidate()  # the session ends: whatever it held is released
+                conn.close()
+                raise
+            if not got:
+                conn.close()
+                return False
+            self._conn = conn
+            return True
+        if self._path is None:
+            return True
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self._path, mode=0o600, thread_local=False)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        self._file = lock
+        assert self._holder_file is not None
+        try:
+            self._holder_file.write_text(self.label, encoding="utf-8")
+            make_private(self._holder_file)
+        except OSError:
+            pass  # only the waiting message loses the holder's name
+        return True
+
+    def holder(self) -> str | None:
+        """Who holds the lock now, as its holder said (best effort; None when unknown)."""
+        if self.engine.dialect.name == "postgresql":
+            hi, lo = (self._key >> 32) & 0xFFFFFFFF, self._key & 0xFFFFFFFF
+            try:
+                with self.engine.connect() as conn:
+                    name = conn.execute(text(
+                        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                        "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = :hi AND l.objid = :lo "
+                        "AND l.objsubid = 1 LIMIT 1"), {"hi": hi, "lo": lo}).scalar()
+            except Exception:  # noqa: BLE001 - only the waiting message depends on it
+                return None
+            prefix = f"dealerbot ledger {self.code}: "
+            return name[len(prefix):] if name and name.startswith(prefix) else None
+        try:
+            return (self._holder_file.read_text(encoding="utf-8").strip() or None) if self._holder_file else None
+        except OSError:
+            return None
+
+    def release(self) -> None:
+        """Let the lock go (what this object holds; nothing otherwise)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+                conn.execute(text("RESET application_name"))
+                conn.commit()
+            except Exception:  # noqa: BLE001 - closing the session releases it anyway
+                conn.invalidate()
+            finally:
+                conn.close()
+        if self._file is not None:
+            lock, self._file = self._file, None
+            if self._holder_file is not None:
+                self._holder_file.unlink(missing_ok=True)  # before the release: never the next holder's
+            lock.release()
 
 
 def _check_intact(engine: Engine, database: str) -> None:

@@ -6,6 +6,11 @@
 
 A reading step that fails stops the chain before anything is planned or written from
 incomplete data; the workbook is still written so staff see the failure.
+
+Each reconcile waits while a re-key run writes for the store (the ledger lock,
+:class:`dealerbot.store.LedgerLock`: a sync firing while the operator writes from the console
+plans only once that re-key has finished). The steps take the lock one after the other, never
+nested, so a sync never waits for itself.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dealerbot.config import Settings
 from dealerbot.dictionary import load_dictionary
 from dealerbot.errors import DealerbotError
 from dealerbot.notify import Notifier, review_message
-from dealerbot.reconcile import ReconcileReport, reconcile
+from dealerbot.reconcile import ReconcileReport, reconcile_async
 from dealerbot.runner import RunResult, run_bot
 from dealerbot.store import Store
 
@@ -111,15 +116,19 @@ async def _chain(
             verb, word = ("已推迟", "postponed") if r.status == "postponed" else ("失败", "failed")
             result.stopped = f"{bot} {verb}：未做对账和写入（{bot} {word}: nothing planned or written）"
             return result
+    def waiting(who: str) -> None:
+        say(f"等待 {who} 结束后再对账 (waiting for {who} to finish)")
+
     say("对账 (reconcile)")
     with Store.open(settings.store_url, settings.store_code) as store:
-        result.plan = reconcile(store, dictionary, policy)
+        result.plan = await reconcile_async(store, dictionary, policy, on_wait=waiting)
     if result.plan.ready or result.plan.in_progress:
         writer = WRITE_BOTS[settings.rekey.client]
         say(f"写入DMS ({writer}{' --dry-run' if dry_run else ''})")
         await run(writer, dry_run=dry_run)
     with Store.open(settings.store_url, settings.store_code) as store:
-        result.left = reconcile(store, dictionary, policy)
-    if result.left.awaiting_approval:
-        await Notifier(settings.notify).send([review_message(result.left.awaiting_approval)])
+        result.left = await reconcile_async(store, dictionary, policy, on_wait=waiting)
+    dropped = result.plan.dropped + result.left.dropped
+    if result.left.awaiting_approval or dropped:
+        await Notifier(settings.notify).send([review_message(result.left.awaiting_approval, dropped=dropped)])
     return result

@@ -378,3 +378,35 @@ async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(con
     approved = [store.actions(natural_key=k)[-1] for k in keys]
     assert [a.state for a in approved] == ["approved", "approved"]
     assert approved[1].new_values["color"] == "曜石黑"
+
+
+async def test_the_review_page_names_approvals_a_changed_plan_dropped(console, settings, store, clean_sandbox):
+    """Issue 20: an approval undone by a later plan is said to a person, with the reason."""
+    from dealerbot.records import OEM_ORDER
+
+    from .test_rekey import approve, plan, read_both
+
+    await read_both(settings)
+    plan(settings, store)
+    [chosen] = approve(store, 1)
+    order = store.get(OEM_ORDER, chosen.natural_key)
+    colour = "冰川银" if chosen.new_values["color"] != "冰川银" else "珍珠白"
+    w = store.writer("oem-later")  # the OEM portal changes the order's colour after the approval
+    w.add(OEM_ORDER, {f.name: order[f.name] for f in OEM_ORDER.fields} | {"color": colour}, [])
+    w.flush()
+    report = plan(settings, store)
+    assert [k for k, _ in report.dropped] == [chosen.natural_key]
+    async with async_playwright() as pw:
+        spec = find_browser(BrowserSettings())
+        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
+        page = await browser.new_page()
+        try:
+            await page.goto(console + "/login")
+            await page.fill("#password", CONSOLE_PASSWORD)
+            await page.click("#login")
+            await page.goto(console + "/review")
+            listed = await page.inner_text("#reapprovals")
+        finally:
+            await browser.close()
+    assert chosen.natural_key in listed and "原已审核（测试审核员）" in listed
+    assert f"{chosen.new_values['color']}→{colour}" in listed

@@ -438,3 +438,85 @@ async def test_a_stop_request_lets_the_re_key_finish_its_current_record_and_noth
     second = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
     assert second.ok, second.error
     assert_written_as_planned(clean_sandbox, store, chosen)  # all once, nothing doubled
+
+
+def _approve_shared_customers(store: Store) -> list:
+    """Approve every planned creation of a new customer who has several orders (the re-key
+    creates the customer for the first and uses it for the others), and three of existing
+    customers: what a reviewer approving a morning's orders does."""
+    planned = [a for a in store.actions(["planned"]) if a.kind == "create_contract"]
+    people = Counter(a.customer.values["id_number"] for a in planned if a.customer.mode == "new")
+    shared = [a for a in planned if a.customer.mode == "new" and people[a.customer.values["id_number"]] > 1]
+    chosen = shared + [a for a in planned if a.customer.mode == "existing"][:3]
+    assert len({a.customer.values["id_number"] for a in shared}) >= 3, "the data set has too few shared customers"
+    assert not store.review([{"id": a.id, "checksum": a.stored_checksum, "decision": "approve"} for a in chosen], "测试审核员")
+    return chosen
+
+
+def _wait_for(check, what: str, timeout: float = 180.0) -> None:
+    import time
+
+    until = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < until, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("second", [
+    ["reconcile"],
+    pytest.param(["sync"], marks=pytest.mark.slow),  # the timetable's daily sync firing meanwhile
+])
+async def test_a_plan_made_while_the_re_key_writes_waits_and_every_approved_action_is_written(
+    second, settings, store, clean_sandbox, sandbox, tmp_path,
+):
+    """Issue 20: a reconcile (or a sync) started while `run dms-rekey` writes, at the moment the
+    re-key has just created a customer with more approved orders to come, once dropped those
+    approvals (作废, back to 待审核) and the re-key skipped them. Now it waits for the re-key."""
+    (tmp_path / "dealerbot.toml").write_text(
+        f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n'
+        f'[run]\nbackoff_seconds = 0.05\ntimeout_seconds = 15\n[rekey]\nconcurrency = 1\n',
+        encoding="utf-8",
+    )
+    await read_both(settings)
+    plan(settings, store)
+    chosen = _approve_shared_customers(store)
+    customers_before = len(clean_sandbox.customers())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, DEALERBOT_OEM_PASSWORD=PASSWORDS["oem"], COLUMNS="200",
+               NO_COLOR="1", PYTHONUNBUFFERED="1")
+    resume = tmp_path / "resume"
+    logs = {name: (tmp_path / f"{name}.out").open("w+", encoding="utf-8") for name in ("rekey", "second")}
+    cli = [sys.executable, "-m", "dealerbot.cli"]
+    rekey = subprocess.Popen(
+        [*cli, "run", "dms-rekey"], cwd=tmp_path, stdout=logs["rekey"], stderr=subprocess.STDOUT,
+        env={**env, "DEALERBOT_FAILPOINTS": "rekey.customer_recorded:1:pause", "DEALERBOT_FAILPOINTS_RESUME": str(resume)},
+    )
+    other = None
+    try:
+        out = lambda name: (tmp_path / f"{name}.out").read_text(encoding="utf-8")  # noqa: E731
+        _wait_for(lambda: "failpoint rekey.customer_recorded: paused" in out("rekey") or rekey.poll() is not None,
+                  "the re-key to create its first customer")
+        assert rekey.poll() is None, out("rekey")
+        # The re-key has created a customer, recorded it, and has more approved orders of that person to come.
+        other = subprocess.Popen([*cli, *second], cwd=tmp_path, stdout=logs["second"], stderr=subprocess.STDOUT, env=env)
+        _wait_for(lambda: "waiting for dms-rekey" in out("second") or other.poll() is not None,
+                  f"{second[0]} to plan or to wait")
+        resume.touch()
+        assert rekey.wait(300) == 0, out("rekey")
+        assert other.wait(300) == 0, out("second")
+    finally:
+        resume.touch()
+        for p in (rekey, other):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        for f in logs.values():
+            f.close()
+    # Every approved action was written, once, as approved; none went back to 待审核.
+    assert_written_as_planned(clean_sandbox, store, chosen)
+    assert not [a for a in store.actions(["planned", "superseded"]) if a.natural_key in {c.natural_key for c in chosen}]
+    people = {a.customer.values["id_number"] for a in chosen if a.customer.mode == "new"}
+    assert len(clean_sandbox.customers()) == customers_before + len(people)  # each new customer once
+    contracts = by_order(clean_sandbox.contracts())
+    assert all(len(contracts[a.natural_key]) == 1 for a in chosen)
+    assert "waiting for dms-rekey" in out("second")  # it waited, and said so

@@ -176,3 +176,153 @@ def test_a_difference_a_reviewer_chose_stays_until_one_side_moves():
     assert out.klass == "update" and out.action.changes == {"color": ("曜石黑", "星空灰")}
     # Staff change it in the DMS: theirs stays.
     assert classify(oem_white, ix(contracts=[contract(color="冰川银")]), D, base).klass == "in_sync"
+
+
+# -- approvals and plan changes, over a real SQLite store ----------------------------------------
+
+def _stored(tmp_path, orders, dms_customers=()):
+    """A store holding ``orders`` of the OEM customer OEM_CUSTOMER (who consents) and the DMS's
+    ``dms_customers``, as the reading bots would leave it."""
+    from dealerbot.records import DMS_CUSTOMER as DMS_CUSTOMERS
+    from dealerbot.records import OEM_CUSTOMER as OEM_CUSTOMERS
+    from dealerbot.records import OEM_ORDER
+    from dealerbot.store import Store
+
+    store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    read(store, "read-1", OEM_ORDER, orders)
+    read(store, "read-1", OEM_CUSTOMERS, [OEM_CUSTOMER])
+    read(store, "read-1", DMS_CUSTOMERS, dms_customers)
+    return store
+
+
+def read(store, run_id, entity, rows) -> None:
+    w = store.writer(run_id)
+    for r in rows:
+        w.add(entity, {f.name: r.get(f.name) for f in entity.fields}, [])
+    w.flush()
+
+
+NEW_PERSON = {"mobile": "13987654321", "id_number": "330106198001010013", "customer_name": "李雷"}
+NEW_CUSTOMER = dict(OEM_CUSTOMER, customer_no="CU0000002", name="李雷", mobile="13987654321", id_number="330106198001010013")
+
+
+def _two_orders_of_a_new_customer(tmp_path):
+    """Orders A and B of one person the DMS does not know, both approved by a person."""
+    from dealerbot.reconcile import reconcile
+
+    orders = [order(order_no=no, vin="", status="已下单", **NEW_PERSON) for no in ("XS2026000001", "XS2026000002")]
+    store = _stored(tmp_path, orders)
+    from dealerbot.records import OEM_CUSTOMER as OEM_CUSTOMERS
+
+    read(store, "read-1", OEM_CUSTOMERS, [NEW_CUSTOMER])
+    reconcile(store, D, Policy())
+    a, b = store.actions(["planned"])
+    assert a.customer.mode == b.customer.mode == "new"
+    assert not store.review([{"id": x.id, "checksum": x.stored_checksum, "decision": "approve"} for x in (a, b)], "王经理")
+    return store, orders, a, b
+
+
+def test_an_approval_carries_over_when_its_new_customer_now_exists_with_the_same_id_number(tmp_path):
+    from dealerbot.reconcile import reconcile
+
+    store, _orders, a, b = _two_orders_of_a_new_customer(tmp_path)
+    # A re-key takes A and creates the customer (KH000900); B is still waiting in its list.
+    store.start_run("rekey-1", "dms-rekey", "manual")
+    assert store.claim(a.id, "rekey-1")
+    store.record_customer(store.action(a.id), "rekey-1", "KH000900", created=True, actor="dms-rekey")
+    report = reconcile(store, D, Policy())
+    after = store.action(b.id)
+    assert after.state == "approved" and after.reviewed_by == "王经理"  # the approval stands, unchanged
+    assert after.customer.mode == "new"  # the re-key's search by ID number finds KH000900
+    assert report.carried_over == 1 and report.dropped == [] and report.superseded == 0
+    [outcome] = [o for o in report.outcomes if o.order_no == b.natural_key]
+    assert "沿用原审核" in outcome.reason and "KH000900" in outcome.reason
+    again = reconcile(store, D, Policy())  # stable: nothing planned or superseded the next time
+    assert again.planned == again.superseded == 0 and store.action(b.id).state == "approved"
+    store.close()
+
+
+def test_an_approval_carries_over_when_staff_keyed_the_customer_in_the_dms(tmp_path):
+    from dealerbot.reconcile import reconcile
+    from dealerbot.records import DMS_CUSTOMER as DMS_CUSTOMERS
+
+    store, _orders, a, b = _two_orders_of_a_new_customer(tmp_path)
+    keyed = {"customer_no": "KH000777", "name": "李雷", "mobile": "13987654321", "id_number": "330106198001010013",
+             "address": "杭州市"}
+    read(store, "read-2", DMS_CUSTOMERS, [keyed])
+    report = reconcile(store, D, Policy())
+    assert report.carried_over == 2 and not report.dropped
+    assert {store.action(x.id).state for x in (a, b)} == {"approved"}
+    store.close()
+
+
+def test_a_plan_change_that_drops_a_persons_approval_says_so_with_the_reason(tmp_path):
+    from openpyxl import load_workbook
+
+    from dealerbot.notify import review_message
+    from dealerbot.reconcile import reconcile
+    from dealerbot.records import OEM_ORDER
+    from dealerbot.review import PENDING_HEADERS, PENDING_TITLE, review_sheets
+    from dealerbot.workbook import write_workbook
+
+    store, orders, a, b = _two_orders_of_a_new_customer(tmp_path)
+    # The customer now exists (created for A) AND the OEM changed B's colour: not only the
+    # customer differs, so B's approval cannot stand.
+    store.start_run("rekey-1", "dms-rekey", "manual")
+    assert store.claim(a.id, "rekey-1")
+    store.record_customer(store.action(a.id), "rekey-1", "KH000900", created=True, actor="dms-rekey")
+    read(store, "read-2", OEM_ORDER, [dict(orders[1], color="星空灰")])
+    report = reconcile(store, D, Policy())
+    assert store.action(b.id).state == "superseded"
+    [replacement] = store.actions(["planned"], natural_key=b.natural_key)
+    assert replacement.note.startswith("原已审核（王经理），因计划已变化需重新审核：")
+    assert "客户 新建客户→DMS现有客户 KH000900" in replacement.note and "颜色 曜石黑→星空灰" in replacement.note
+    assert report.carried_over == 0 and [k for k, _ in report.dropped] == [b.natural_key]
+    [(_, why)] = report.dropped
+    assert "星空灰" in why
+    # The audit trail keeps it.
+    [row] = [r for r in store.audit_rows(50) if r["event"] == "approval_dropped"]
+    assert row["natural_key"] == b.natural_key and row["action_id"] == b.id and "星空灰" in row["note"]
+    # The review workbook's row says it (a real .xlsx, read back).
+    sheets, summary = review_sheets(store)
+    path = write_workbook(tmp_path / "review.xlsx", summary, sheets[:1]).path
+    ws = load_workbook(path, read_only=True)[PENDING_TITLE]
+    rows = [dict(zip(ws_headers(ws), r, strict=False)) for r in ws.iter_rows(min_row=2, values_only=True)]
+    [mine] = [r for r in rows if r["厂家订单号"] == b.natural_key]
+    assert any("原已审核（王经理），因计划已变化需重新审核" in str(v) and "星空灰" in str(v) for v in mine.values())
+    assert PENDING_HEADERS[0] in ws_headers(ws)
+    # And the message to people names the order and why.
+    message = review_message(report.awaiting_approval, dropped=report.dropped)
+    assert "原已审核" in message.title and b.natural_key in message.body and "星空灰" in message.body
+    # A later plan, before anyone reviewed it, keeps saying so.
+    read(store, "read-3", OEM_ORDER, [dict(orders[1], color="冰川银")])
+    reconcile(store, D, Policy())
+    [newer] = store.actions(["planned"], natural_key=b.natural_key)
+    assert newer.note.startswith("原已审核（王经理），因计划已变化需重新审核：") and "星空灰" in newer.note
+    store.close()
+
+
+def test_a_policy_approval_or_an_unchanged_plan_drops_nobodys_approval(tmp_path):
+    from dealerbot.reconcile import reconcile
+    from dealerbot.records import OEM_ORDER
+
+    policy = Policy.of([], ["create_contract", "update_contract"])  # creations need no approval here
+    orders = [order(order_no="XS2026000001", vin="", status="已下单", **NEW_PERSON)]
+    store = _stored(tmp_path, orders)
+    from dealerbot.records import OEM_CUSTOMER as OEM_CUSTOMERS
+
+    read(store, "read-1", OEM_CUSTOMERS, [NEW_CUSTOMER])
+    reconcile(store, D, policy)
+    [a] = store.actions(["approved"])
+    assert a.reviewed_by == "policy"
+    assert reconcile(store, D, policy).dropped == []  # unchanged: kept as it was
+    read(store, "read-2", OEM_ORDER, [dict(orders[0], color="星空灰")])
+    report = reconcile(store, D, policy)
+    assert report.superseded == 1 and report.dropped == []
+    [b] = store.actions(["approved"])
+    assert not b.note.startswith("原已审核")
+    store.close()
+
+
+def ws_headers(ws) -> list[str]:
+    return [c for c in next(ws.iter_rows(min_row=1, max_row=1, values_only=True))]

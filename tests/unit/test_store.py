@@ -275,3 +275,65 @@ def test_a_single_store_install_upgrades_into_the_store_keyed_schema_in_place(tm
             store.save_plan([], [(_action(), True)], [])
     with Store.open(f"sqlite:///{db}", store="S02") as other:
         assert other.get(OEM_ORDER, "XS2026000001") is None and other.actions() == []
+
+
+_HOLD = ("import sys; from dealerbot.store import Store; s = Store.open({url!r}, {code!r}); "
+         "held = s.ledger_lock('dms-rekey run-1'); held.__enter__(); print('held', flush=True); sys.stdin.readline()")
+
+
+def test_the_ledger_lock_keeps_planning_and_writing_apart_across_processes(url):
+    """What a reconcile meets while a re-key run (another process, another machine) writes."""
+    from dealerbot.store import LedgerLock
+
+    with Store.open(url, "S01") as store:
+        writer = subprocess.Popen([sys.executable, "-c", _HOLD.format(url=url, code="S01")], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip() == "held"
+        lock = LedgerLock(store, "reconcile")
+        assert not lock.try_acquire() and lock.holder().startswith("dms-rekey run-1")
+        other = LedgerLock(store.for_code("S02"), "reconcile")  # another store of the group: not held up
+        assert other.try_acquire()
+        other.release()
+        told: list[str] = []
+
+        def the_rekey_finishes(who: str) -> None:  # while the reconcile waits
+            told.append(who)
+            writer.stdin.write("\n")
+            writer.stdin.flush()
+
+        with store.ledger_lock("reconcile", on_wait=the_rekey_finishes):
+            assert writer.wait(30) == 0  # it got the lock only once the holder was gone
+        assert len(told) == 1 and told[0].startswith("dms-rekey run-1")
+        # A holder killed outright leaves no lock behind.
+        killed = subprocess.Popen([sys.executable, "-c", _HOLD.format(url=url, code="S01")], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert killed.stdout.readline().strip() == "held"
+        killed.kill()
+        killed.wait()
+        with store.ledger_lock("reconcile", on_wait=lambda who: pytest.fail(f"waited for {who}")):
+            pass
+
+
+def test_the_ledger_lock_holds_between_tasks_of_one_process(url):
+    """The console runs a re-key and its timetable's sync in one event loop: the sync's
+    reconcile waits without blocking the loop, so the re-key can finish."""
+    import asyncio
+
+    async def main() -> list[str]:
+        with Store.open(url) as store:
+            held, finish = asyncio.Event(), asyncio.Event()
+
+            async def rekey() -> None:
+                async with store.ledger_lock_async("dms-rekey run-2"):
+                    held.set()
+                    await finish.wait()
+
+            task = asyncio.create_task(rekey())
+            await held.wait()
+            told: list[str] = []
+            async with store.ledger_lock_async("reconcile", on_wait=lambda who: (told.append(who), finish.set())):
+                assert task.done()
+            return told
+
+    told = asyncio.run(main())
+    assert len(told) == 1 and told[0].startswith("dms-rekey run-2")

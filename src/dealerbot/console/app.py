@@ -39,6 +39,7 @@ from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, pro
 from dealerbot.errors import DealerbotError
 from dealerbot.files import private_dir
 from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
+from dealerbot.ledger import KIND_TEXT, REAPPROVAL
 from dealerbot.logsetup import Masker
 from dealerbot.store import Store
 
@@ -340,9 +341,18 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
                             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     # -- review ---------------------------------------------------------------------------------
+    def review_page_values() -> dict[str, Any]:
+        """What the review page lists: actions whose approval a changed plan dropped, and why."""
+        from dealerbot.review import reapprovals
+
+        with c.store() as store:
+            again = reapprovals(store)
+        return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT[a.kind], "why": c.masker(a.note)}
+                                for a in again]}
+
     @app.get("/review", response_class=HTMLResponse)
     async def review_page(request: Request) -> HTMLResponse:
-        return c.page(request, "review.html")
+        return c.page(request, "review.html", **review_page_values())
 
     @app.post("/review", response_class=HTMLResponse)
     async def review_upload(request: Request, file: UploadFile, csrf: str = Form(""), apply_valid: str = Form("")) -> HTMLResponse:
@@ -469,7 +479,9 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
             st = store.for_code(code)
             runs = st.runs(50)
             waiting = len(st.actions(states=("planned", "failed")))
-        return c.page(request, "store.html", store_code=code, entry=settings.stores[code], runs=runs, waiting=waiting)
+            again = sum(1 for a in st.actions(states=("planned", "failed")) if a.note.startswith(REAPPROVAL))
+        return c.page(request, "store.html", store_code=code, entry=settings.stores[code], runs=runs, waiting=waiting,
+                      again=again)
 
     return app
 
