@@ -81,6 +81,22 @@ def test_bad_config_value_names_the_key(tmp_path):
     assert result.returncode == 2 and "run.concurrency" in result.stderr
 
 
+def test_dictionary_check_lists_each_code_the_file_lacks_with_its_order_count(tmp_path, sandbox, clean_sandbox):
+    import shutil
+
+    _config(tmp_path, sandbox)
+    shutil.copy(Path(__file__).resolve().parents[2] / "dictionary.yaml", tmp_path / "dictionary.yaml")
+    read = dealerbot(["run", "oem-orders", "--full"], tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD)
+    assert read.returncode == 0, read.stdout + read.stderr
+    carrying = sum(o["model_code"] == "EV9-AWD-LTD" for o in clean_sandbox.orders())  # the new model
+    assert carrying > 0
+    check = dealerbot(["dictionary", "check"], tmp_path)
+    assert check.returncode == 2, check.stdout + check.stderr
+    rows = [line for line in check.stdout.splitlines() if "EV9-AWD-LTD" in line]
+    assert len(rows) == 1 and rows[0].split("│")[-2].strip() == str(carrying), check.stdout
+    assert "GX7-25T-LUX" not in check.stdout  # mapped codes are not listed
+
+
 def test_bots_and_selectors_check(tmp_path, sandbox):
     listed = dealerbot(["bots"], tmp_path)
     assert listed.returncode == 0

@@ -301,6 +301,70 @@ def test_the_console_refuses_a_non_loopback_address_and_starts_without_a_tty_onl
     assert not Path(tmp_path / "state" / "console-password").exists()
 
 
+def test_the_password_asked_at_the_first_start_is_kept_only_as_an_argon2_hash(tmp_path, sandbox):
+    """`dealerbot console` at a terminal asks for a password; the folder then holds its argon2
+    hash (0600) and nowhere the password itself, and the password logs in."""
+    import os
+    import pty
+    import signal
+    import subprocess
+    import sys
+
+    from .test_cli import _config
+
+    _config(tmp_path, sandbox)
+    password = "Gx7-控制台-Secret!"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(COLUMNS="160", NO_COLOR="1")
+    leader, follower = pty.openpty()  # a terminal: the prompt hides what is typed, as for an operator
+    proc = subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "console", "--port", str(port)], cwd=tmp_path,
+                            env=env, stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
+    os.close(follower)
+    shown = b""
+
+    def read_until(text: str, timeout: float = 60) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + timeout
+        while text.encode() not in shown:
+            assert time.monotonic() < deadline and proc.poll() is None, shown.decode(errors="replace")
+            with contextlib.suppress(OSError):
+                shown += os.read(leader, 4096)
+
+    try:
+        read_until("设置控制台密码")
+        os.write(leader, password.encode() + b"\n")
+        read_until("再输入一次")
+        os.write(leader, password.encode() + b"\n")
+        deadline = time.monotonic() + 60
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if web.get("/login").status_code == 200:
+                        break
+                assert time.monotonic() < deadline and proc.poll() is None, shown.decode(errors="replace")
+                time.sleep(0.2)
+            assert _login(web, password).status_code == 303 and web.get("/bots").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.close(leader)
+    assert password.encode() not in shown  # never echoed
+
+    kept = tmp_path / "state" / "console-password"
+    assert kept.read_text(encoding="utf-8").startswith("$argon2id$")
+    assert kept.stat().st_mode & 0o777 == 0o600
+    for path in tmp_path.rglob("*"):  # the state, the sessions, the logs: no plain password anywhere
+        if path.is_file():
+            data = path.read_bytes()
+            assert password.encode() not in data and password.encode("utf-16-le") not in data, path
+
+
 def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(tmp_path, sandbox, clean_sandbox):
     import os
     import re

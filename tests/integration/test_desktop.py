@@ -142,6 +142,23 @@ async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screensho
     assert [store.action(a.id).state for a in chosen[1:]] == ["verified"]
 
 
+async def test_the_users_clipboard_is_back_after_chinese_text_was_typed_and_records_read_back(
+        settings, store, clean_sandbox, client):
+    from dealerbot.desktop import clipboard
+
+    await read_both(settings)
+    plan(settings, store)
+    chosen = approve_creations(store, 1, 0)  # a new customer: a Chinese name and address pasted
+    assert not chosen[0].customer.values["name"].isascii()
+    mine = "客户说明：周五前回电 ref-42"
+    clipboard.copy(mine)  # what the clerk had copied before the bot started
+    assert clipboard.paste() == mine
+    result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
+    assert result.ok, result.error
+    assert_written_as_planned(clean_sandbox, store, chosen)  # typed through the clipboard, read back by copying
+    assert clipboard.paste() == mine
+
+
 @pytest.mark.slow  # the default suite meets them at a lower rate in the twenty-contract test
 async def test_unexpected_modals_and_a_stolen_focus_are_handled(settings, store, clean_sandbox, display, sandbox, tmp_path):
     proc = start_client(sandbox, tmp_path, "--prompt-rate", "0.3", "--focus-steal-rate", "0.25", "--seed", "3")
