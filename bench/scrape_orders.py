@@ -3,6 +3,7 @@
     ./run.sh bench scrape                           # 2,000 orders, concurrency 4
     ./run.sh bench scrape --orders 2000,10000,50000 # the sweep: growth visible in one table
     ./run.sh bench scrape --orders 500 --concurrency 2
+    ./run.sh bench scrape --reads browser          # the bot's reads through the browser, not plain HTTP
 
 Three processes: the sandbox (``dealerbot sandbox``), the floor and the bot. The floor is what a
 competent engineer would write by hand: it logs in with httpx and reads the same list endpoint and
@@ -10,9 +11,10 @@ the same detail pages at the same concurrency, parsing the same fields with lxml
 selectors compiled once. Each side runs ``--runs`` times per size (default 3), the side that goes
 first alternating from round to round; min and median are printed and the ratio is of medians. The bot is ``dealerbot run oem-orders --full`` exactly as an
 operator starts it, in a new folder (a new store, no saved login: its first run), with its code
-byte-compiled as an installed package is. Printed: seconds, records per second, the ratio
-bot/floor, and the peak memory (PSS) of the bot process and all its browser processes together,
-sampled every 50 ms. The bot runs twice per size: once timed, with nothing watching it, and once
+byte-compiled as an installed package is, its reads over plain HTTP (``[oem] reads = "http"``, the
+default) or, with ``--reads browser``, through the browser (compare two runs of the bench).
+Printed: seconds, records per second, the ratio bot/floor, and the peak memory (PSS) of the bot
+process and all its browser processes together, sampled every 50 ms. The bot runs twice per size: once timed, with nothing watching it, and once
 with its memory sampled (reading a browser's memory map stalls it: sampling every 50 ms made the
 bot 0.3-0.5 s slower at 2,000 orders).
 Targets: ratio <= 3.0 and peak memory < 600 MB at every size; <= 1.3x at 2,000 orders; in a
@@ -90,11 +92,12 @@ async def floor(base: str, concurrency: int) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def run_bot(base: str, concurrency: int, workdir: Path, trace: bool = True, sampled: bool = False) -> tuple[int, float, float]:
-    """``dealerbot run oem-orders --full`` in ``workdir``; returns (records, seconds, peak MB of
-    the process tree, 0 unless ``sampled``)."""
+def run_bot(base: str, concurrency: int, workdir: Path, trace: bool = True, sampled: bool = False,
+            reads: str = "http") -> tuple[int, float, float]:
+    """``dealerbot run oem-orders --full`` in ``workdir`` with ``[oem] reads``; returns (records,
+    seconds, peak MB of the process tree, 0 unless ``sampled``)."""
     (workdir / "dealerbot.toml").write_text(
-        f'[oem]\nurl = "{base}"\n[run]\nconcurrency = {concurrency}\n[browser]\ntrace = {str(trace).lower()}\n', encoding="utf-8"
+        f'[oem]\nurl = "{base}"\nreads = "{reads}"\n[run]\nconcurrency = {concurrency}\n[browser]\ntrace = {str(trace).lower()}\n', encoding="utf-8"
     )
     cmd, env = [sys.executable, "-m", "dealerbot.cli", "run", "oem-orders", "--full"], clean_env(DEALERBOT_OEM_PASSWORD=PASSWORD)
     if sampled:
@@ -115,7 +118,7 @@ def run_bot(base: str, concurrency: int, workdir: Path, trace: bool = True, samp
     return read, seconds, peak
 
 
-def measure_size(orders: int, concurrency: int, trace: bool, runs: int) -> dict:
+def measure_size(orders: int, concurrency: int, trace: bool, runs: int, reads: str = "http") -> dict:
     """One row of the table: the floor and the bot ``runs`` times each on a sandbox of ``orders``
     orders (who goes first alternating), each bot run in a folder of its own; then the bot once
     more with its memory sampled."""
@@ -131,11 +134,11 @@ def measure_size(orders: int, concurrency: int, trace: bool, runs: int) -> dict:
                     floor_s.append(seconds)
                 else:
                     with tempfile.TemporaryDirectory(prefix="dealerbot-bench-") as tmp:
-                        n, seconds, _ = run_bot(sandbox.oem, concurrency, Path(tmp), trace=trace)
+                        n, seconds, _ = run_bot(sandbox.oem, concurrency, Path(tmp), trace=trace, reads=reads)
                     bot_s.append(seconds)
                 counts.add(n)
         with tempfile.TemporaryDirectory(prefix="dealerbot-bench-") as tmp:
-            sampled_n, _, peak_mb = run_bot(sandbox.oem, concurrency, Path(tmp), trace=trace, sampled=True)
+            sampled_n, _, peak_mb = run_bot(sandbox.oem, concurrency, Path(tmp), trace=trace, sampled=True, reads=reads)
             counts.add(sampled_n)
     finally:
         sandbox.stop()
@@ -148,6 +151,8 @@ def main() -> int:
     ap.add_argument("--orders", default="2000", help="orders in the sandbox; a comma list is a sweep, e.g. 2000,10000,50000")
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--no-trace", action="store_true", help="run the bot with Playwright tracing off")
+    ap.add_argument("--reads", choices=("http", "browser"), default="http",
+                    help="the bot's [oem] reads: plain HTTP with the browser's cookies (default) or through the browser")
     ap.add_argument("--runs", type=int, default=3, help="runs of each side per size (min and median printed)")
     args = ap.parse_args()
     # As installed (pip byte-compiles a package): an editable checkout run with
@@ -157,11 +162,12 @@ def main() -> int:
     sizes = [int(n) for n in str(args.orders).split(",") if n.strip()]
     rows = []
     for n in sizes:
-        rows.append(measure_size(n, args.concurrency, not args.no_trace, max(1, args.runs)))
+        rows.append(measure_size(n, args.concurrency, not args.no_trace, max(1, args.runs), args.reads))
         r = rows[-1]
         print(f"  {n} orders: floor {', '.join(f'{x:.2f}' for x in r['floor'])} s; "
               f"bot {', '.join(f'{x:.2f}' for x in r['bot'])} s; peak {r['peak_mb']:.0f} MB", flush=True)
     print(f"concurrency: {args.concurrency}, cores: {os.cpu_count()}, tracing {'off' if args.no_trace else 'on'}, "
+          f"bot reads: {args.reads}, "
           f"{args.runs} run(s) of each side per size, alternating which goes first")
     print(f"{'orders':>8} | {'floor s min/med':>15} | {'bot s min/med':>15} | {'bot rec/s':>9} | {'ratio (med)':>11} | "
           f"{'ratio (min)':>11} | {'peak MB (PSS)':>13}")
