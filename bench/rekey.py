@@ -116,6 +116,24 @@ def verify(sb: Sandbox, plan: list[dict]) -> int:
     return good
 
 
+async def type_contract(page, dms: str, customer_no: str, v: dict) -> str:  # noqa: ANN001 - a Playwright page
+    """Both hand-written scripts' contract form, field by field: the customer pop-up, the model
+    dropdown, the inputs, 保存 and the 确认保存? dialog; the new contract's number."""
+    await page.goto(f"{dms}/contracts/new")
+    await page.click("#customer-pick")
+    await page.fill("#customer-dialog-q", customer_no)
+    await page.click("#customer-dialog-search")
+    await page.click(f"#customer-dialog-table tr.pick-row[data-customer-no='{customer_no}'] button.pick")
+    await page.select_option("#model_code", v["model_code"])
+    for f in ("color", "vin", "price", "deposit", "delivery_date", "oem_order_no"):
+        await page.fill(f"#{f}", v[f])
+    await page.select_option("#status", v["status"])
+    await page.click("#save")
+    async with page.expect_navigation():
+        await page.click("#confirm-ok")
+    return parse_qs(urlparse(page.url).query)["q"][0]
+
+
 # -- (a) what a competent engineer writes by hand: async Playwright at the bot's concurrency ------
 
 async def competent(dms: str, plan: list[dict], concurrency: int) -> None:
@@ -169,19 +187,7 @@ async def competent(dms: str, plan: list[dict], concurrency: int) -> None:
                     contract_no = await found.first.get_attribute("data-contract-no")
                 else:
                     no = await customer_no(page, item)
-                    await page.goto(f"{dms}/contracts/new")
-                    await page.click("#customer-pick")
-                    await page.fill("#customer-dialog-q", no)
-                    await page.click("#customer-dialog-search")
-                    await page.click(f"#customer-dialog-table tr.pick-row[data-customer-no='{no}'] button.pick")
-                    await page.select_option("#model_code", v["model_code"])
-                    for f in ("color", "vin", "price", "deposit", "delivery_date", "oem_order_no"):
-                        await page.fill(f"#{f}", v[f])
-                    await page.select_option("#status", v["status"])
-                    await page.click("#save")
-                    async with page.expect_navigation():
-                        await page.click("#confirm-ok")
-                    contract_no = parse_qs(urlparse(page.url).query)["q"][0]
+                    contract_no = await type_contract(page, dms, no, v)
                 await page.goto(f"{dms}/contracts/{contract_no}/edit")  # read back, field by field
                 for f in FIELDS:
                     got = await page.input_value(f"#contract-form #{f}")
@@ -222,20 +228,7 @@ async def naive(dms: str, plan: list[dict]) -> None:
                 if not customer_no.startswith("KH"):  # the same person's second order: already there
                     await page.goto(f"{dms}/customers?q={item['customer']['id_number']}")
                     customer_no = await page.locator("td[data-field=customer_no]").first.inner_text()
-            await page.goto(f"{dms}/contracts/new")
-            await page.click("#customer-pick")
-            await page.fill("#customer-dialog-q", customer_no)
-            await page.click("#customer-dialog-search")
-            await page.click(f"#customer-dialog-table tr.pick-row[data-customer-no='{customer_no}'] button.pick")
-            v = item["values"]
-            await page.select_option("#model_code", v["model_code"])
-            for f in ("color", "vin", "price", "deposit", "delivery_date", "oem_order_no"):
-                await page.fill(f"#{f}", v[f])
-            await page.select_option("#status", v["status"])
-            await page.click("#save")
-            async with page.expect_navigation():
-                await page.click("#confirm-ok")
-            contract_no = parse_qs(urlparse(page.url).query)["q"][0]
+            contract_no = await type_contract(page, dms, customer_no, item["values"])
             await page.goto(f"{dms}/contracts?q={contract_no}")  # read back
             for f in FIELDS:
                 await page.locator(f"tr.contract-row td[data-field={f}]").first.inner_text()

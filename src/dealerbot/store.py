@@ -391,11 +391,7 @@ class Store:
             sqlalchemy.exc.SQLAlchemyError / OSError: the lock could not be taken.
         """
         lock = LedgerLock(self, holder)
-        waited = False
-        while not lock.try_acquire():
-            if not waited:
-                waited = True
-                _say_waiting(lock, on_wait)
+        for _ in _until_held(lock, on_wait):
             time.sleep(LEDGER_LOCK_POLL)
         try:
             yield
@@ -413,11 +409,7 @@ class Store:
         import asyncio
 
         lock = LedgerLock(self, holder)
-        waited = False
-        while not lock.try_acquire():
-            if not waited:
-                waited = True
-                _say_waiting(lock, on_wait)
+        for _ in _until_held(lock, on_wait):
             await asyncio.sleep(LEDGER_LOCK_POLL)
         try:
             yield
@@ -1202,6 +1194,17 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 
 
 LEDGER_LOCK_POLL = 0.5  # seconds between two tries while another holds the ledger lock
+
+
+def _until_held(lock: LedgerLock, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+    """Try ``lock`` until it is held, yielding after each failed try (the caller waits, as its
+    kind of caller may); ``on_wait`` hears who holds it, once."""
+    waited = False
+    while not lock.try_acquire():
+        if not waited:
+            waited = True
+            _say_waiting(lock, on_wait)
+        yield
 
 
 def _say_waiting(lock: LedgerLock, on_wait: Callable[[str], None] | None) -> None:

@@ -108,3 +108,34 @@ def store(settings: Settings) -> Iterator[Store]:
 
 def entity(name: str):
     return ENTITIES[name]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a console or scheduler process of a test)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_login_page(web: httpx.Client, proc: object, timeout: float = 30) -> httpx.Response:
+    """The login page of a console process just started, once it answers (the process must not
+    have ended meanwhile)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, "the console did not start"  # type: ignore[attr-defined]
+        try:
+            return web.get("/login")
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
+def console_login(web: httpx.Client, password: str, proc: object) -> httpx.Response:
+    """Log ``web`` in to the console process ``proc`` (waiting for it to answer first)."""
+    import re
+
+    csrf = re.search(r'name="csrf" value="([^"]+)"', wait_for_login_page(web, proc).text).group(1)  # type: ignore[union-attr]
+    return web.post("/login", data={"password": password, "csrf": csrf})

@@ -24,7 +24,7 @@ from dealerbot.browser import find_browser
 from dealerbot.config import BrowserSettings
 from dealerbot.console.app import create_app, server_config
 
-from .conftest import PASSWORDS
+from .conftest import PASSWORDS, console_login, wait_for_login_page
 from .test_failures import _edit_selector
 
 CONSOLE_PASSWORD = "console-pass-1"
@@ -58,6 +58,13 @@ def console(settings, clean_sandbox, monkeypatch) -> Iterator[str]:
     monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
     with serving(settings) as (url, _):
         yield url
+
+
+async def _log_in(page, console: str) -> None:  # noqa: ANN001 - a Playwright page
+    """Log the browser ``page`` in to the console at ``console`` as the operator."""
+    await page.goto(console + "/login")
+    await page.fill("#password", CONSOLE_PASSWORD)
+    await page.click("#login")
 
 
 async def _wait_finished(page, timeout: float = 90) -> str:
@@ -183,14 +190,7 @@ def test_forwarded_for_buys_no_guesses_and_names_no_one(tmp_path, sandbox):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None and time.monotonic() < deadline
-                try:
-                    web.get("/login")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            wait_for_login_page(web, proc)
             started, answers = time.monotonic(), []
             for i in range(30):
                 answers.append(_login(web, f"guess-{i}", **{"X-Forwarded-For": f"203.0.113.{i + 1}"}).status_code)
@@ -306,6 +306,7 @@ def test_the_password_asked_at_the_first_start_is_kept_only_as_an_argon2_hash(tm
     hash (0600) and nowhere the password itself, and the password logs in."""
     import os
     import pty
+    import select
     import signal
     import subprocess
     import sys
@@ -330,8 +331,10 @@ def test_the_password_asked_at_the_first_start_is_kept_only_as_an_argon2_hash(tm
         deadline = time.monotonic() + timeout
         while text.encode() not in shown:
             assert time.monotonic() < deadline and proc.poll() is None, shown.decode(errors="replace")
-            with contextlib.suppress(OSError):
-                shown += os.read(leader, 4096)
+            ready, _, _ = select.select([leader], [], [], 0.5)  # never blocks past the deadline
+            if ready:
+                with contextlib.suppress(OSError):
+                    shown += os.read(leader, 4096)
 
     try:
         read_until("设置控制台密码")
@@ -387,17 +390,8 @@ def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
         with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as web:
-            while True:
-                assert proc.poll() is None and time.monotonic() < deadline
-                try:
-                    login = web.get("/login")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
-            assert web.post("/login", data={"password": CONSOLE_PASSWORD, "csrf": csrf}).url.path == "/bots"
+            assert console_login(web, CONSOLE_PASSWORD, proc).url.path == "/bots"
             page = web.get("/schedules").text
             assert "contracts" in page and "暂停" in page  # the scheduler runs in this process
             csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -430,9 +424,7 @@ async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(con
         browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
         page = await browser.new_page()
         try:
-            await page.goto(console + "/login")
-            await page.fill("#password", CONSOLE_PASSWORD)
-            await page.click("#login")
+            await _log_in(page, console)
             await page.goto(console + "/review")
             await page.set_input_files("#review-file", str(path))
             await page.click("#upload")
@@ -465,9 +457,7 @@ async def test_the_review_page_names_approvals_a_changed_plan_dropped(console, s
         browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
         page = await browser.new_page()
         try:
-            await page.goto(console + "/login")
-            await page.fill("#password", CONSOLE_PASSWORD)
-            await page.click("#login")
+            await _log_in(page, console)
             await page.goto(console + "/review")
             listed = await page.inner_text("#reapprovals")
         finally:

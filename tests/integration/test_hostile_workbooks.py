@@ -25,6 +25,8 @@ from dealerbot.review import review_sheets
 from dealerbot.store import Store
 from dealerbot.workbook import write_workbook
 
+from .conftest import console_login
+
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="peak memory read from Linux's getrusage and /proc")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,16 +138,7 @@ def test_hostile_workbooks_uploaded_in_the_console_get_a_page_naming_the_file(fo
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=True, timeout=300) as web:
-            deadline = time.monotonic() + 30
-            while True:
-                assert proc.poll() is None and time.monotonic() < deadline
-                try:
-                    login = web.get("/login")
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            csrf = re.search(r'name="csrf" value="([^"]+)"', login.text).group(1)
-            assert web.post("/login", data={"password": PASSWORD, "csrf": csrf}).url.path == "/bots"
+            assert console_login(web, PASSWORD, proc).url.path == "/bots"
             csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/review").text).group(1)
             start_mb = _vm_rss_mb(proc.pid)
             for kind, (path, word) in hostile.items():
