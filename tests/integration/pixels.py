@@ -115,7 +115,7 @@ def watch_page_screenshots(monkeypatch, values: Iterable[str]) -> dict[Path, Sho
     measured right before the call, in the image's coordinates. Returns the shots by path (filled
     as they are taken)."""
     shots: dict[Path, Shot] = {}
-    wanted = list(values)
+    wanted = list(dict.fromkeys(values))
     # Handed to the page as code points, and answered as indexes: a trace records the call's
     # arguments and result, and must not learn the values from the test.
     codes = [[ord(c) for c in v] for v in wanted]
@@ -323,7 +323,7 @@ def watch_desktop_screenshots(monkeypatch, values: Iterable[str]) -> dict[Path, 
     from dealerbot.desktop.driver import DesktopDriver
 
     shots: dict[Path, DesktopShot] = {}
-    wanted = list(values)
+    wanted = list(dict.fromkeys(values))
     original = DesktopDriver.screenshot
 
     def screenshot(self, path, *args, **kwargs):  # the real call, with the same arguments

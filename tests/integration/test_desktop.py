@@ -241,9 +241,10 @@ async def test_desktop_screenshots_mask_every_personal_value_the_client_shows(se
     cells = [b for b in list_shot.boxes if b.kind == "cell"]
     assert len(cells) >= 4 * 18, len(cells)  # names, mobiles, ID numbers, addresses of a page of customers
 
+    problems = []
     for png in [*pngs, full[0]]:
         shot = shots.get(png.resolve())
         assert shot is not None, f"{png.name} was not taken through DesktopDriver.screenshot"
         assert shot.boxes and shot.texts > len(shot.boxes)  # personal values shown, and other texts too
-        problems = desktop_uncovered(shot)
-        assert not problems, "\n".join(problems)
+        problems += desktop_uncovered(shot)
+    assert not problems, "\n".join(problems)
