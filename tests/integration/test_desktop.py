@@ -5,6 +5,7 @@ listed with a screenshot, unexpected modals and a stolen focus handled."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -14,11 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 from dealerbot.desktop.display import start_virtual_display
+from dealerbot.desktop.driver import DesktopDriver
+from dealerbot.desktop.spec import load_desktop_spec
+from dealerbot.logsetup import Masker
 from dealerbot.runner import run_bot
 
 from .conftest import PASSWORDS
+from .pixels import client_screen, desktop_uncovered, personal_values, watch_desktop_screenshots
 from .test_rekey import _config, assert_written_as_planned, plan, read_both, rekey_process
 
 pytestmark = pytest.mark.skipif(
@@ -206,3 +212,56 @@ async def test_killed_mid_run_then_rerun_no_duplicate(point, settings, store, cl
     assert again.returncode == 0, again.stdout + again.stderr
     assert_written_as_planned(clean_sandbox, store, chosen)
     assert len(clean_sandbox.customers()) == customers_before + 2  # each new customer once
+
+
+async def test_desktop_screenshots_mask_every_personal_value_the_client_shows(settings, store, clean_sandbox, client,
+                                                                                tmp_path, monkeypatch):
+    """Pixel by pixel: where the client drew a name, mobile, ID number or address (its widgets'
+    boxes, asked from the client itself through Tk, independently of the screen file's masks) is
+    black in the saved image, unless a window of the client above hides it; the rest is not."""
+    await read_both(settings)
+    plan(settings, store)
+    new = next(a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode == "new")
+    assert not store.review([{"id": new.id, "checksum": new.stored_checksum, "decision": "approve"}], "t")
+    typed = [new.customer.values[k] for k in ("name", "mobile", "id_number", "address")]
+    values = personal_values(clean_sandbox) + typed
+    shots = watch_desktop_screenshots(monkeypatch, values)
+
+    # 1. A real run: the new customer's save fails on the server (保存失败 over the filled form).
+    clean_sandbox.dms.post("/__admin/fail-next", json={"path": "/customers/new", "mode": "500", "count": 1}).raise_for_status()
+    result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
+    failed = store.action(new.id)
+    assert result.ok and failed.state == "failed" and failed.failure_code == "dms_refused_customer", failed.failure_reason
+    pngs = sorted(Path(failed.evidence_dir).glob("*.png"))
+    assert any("customer_new-refused" in p.name for p in pngs), pngs
+    form_shot = next(shots[p.resolve()] for p in pngs if "customer_new-refused" in p.name)
+    shown = {b.text for b in form_shot.boxes if b.kind == "field"}
+    assert set(typed) <= shown, shown  # the form's four fields (one behind the 保存失败 box) were measured
+
+    # 2. The same evidence path on a full list: the client's 客户 tab showing a page of customers.
+    spec = load_desktop_spec(settings.home / "selectors" / "dms_desktop.yaml")
+    driver = await asyncio.to_thread(DesktopDriver, spec, logger)
+
+    def show_all_customers() -> None:
+        driver.keys("main", "customers_tab")
+        driver.keys("main", "search")
+        driver.press("main", *spec.keys("clear_field"))
+        driver.keys("main", "submit")
+        deadline = time.monotonic() + 10
+        while len(client_screen(values)[0]) < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    await asyncio.to_thread(show_all_customers)
+    masker = Masker()
+    full = await asyncio.to_thread(driver.screenshot, tmp_path / "customers-list.png", masker)
+    list_shot = shots[full[0].resolve()]
+    cells = [b for b in list_shot.boxes if b.kind == "cell"]
+    assert len(cells) >= 4 * 18, len(cells)  # names, mobiles, ID numbers, addresses of a page of customers
+
+    problems = []
+    for png in [*pngs, full[0]]:
+        shot = shots.get(png.resolve())
+        assert shot is not None, f"{png.name} was not taken through DesktopDriver.screenshot"
+        assert shot.boxes and shot.texts > len(shot.boxes)  # personal values shown, and other texts too
+        problems += desktop_uncovered(shot)
+    assert not problems, "\n".join(problems)

@@ -1,5 +1,6 @@
 """Privacy: no artifact of a failing run (logs, page HTML, the portal's answers, traces) holds a
-password, a cookie, a CSRF token or any customer's name, mobile, ID number or address."""
+password, a cookie, a CSRF token or any customer's name, mobile, ID number or address; in every
+screenshot, each place such a value was drawn is under the mask (pixels, see ``pixels.py``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from dealerbot.runner import run_bot
 
 from .conftest import DMS_PASSWORD, OEM_PASSWORD, PASSWORDS
+from .pixels import personal_values, uncovered, watch_page_screenshots
 from .test_failures import _all_text_under, _edit_selector
 
 WRONG = "Wrong-Pass-77"
@@ -70,7 +72,8 @@ def _trace_texts(path: Path) -> Iterator[tuple[str, str]]:
 
 
 def _where(settings, values: list[str]) -> list[str]:
-    """Which artifacts (files, or trace members) hold any of ``values``."""
+    """Which text artifacts (files, or trace members) hold any of ``values`` (screenshots are
+    checked by their pixels)."""
     found = []
     for p in settings.path("logs").rglob("*"):
         if p.is_file() and p.suffix == ".zip":
@@ -101,8 +104,9 @@ def csrf_tokens(sandbox, monkeypatch) -> set[str]:
     return tokens
 
 
-async def test_no_artifact_of_failing_runs_holds_secrets_or_personal_data(settings, clean_sandbox, csrf_tokens):
+async def test_no_artifact_of_failing_runs_holds_secrets_or_personal_data(settings, clean_sandbox, csrf_tokens, monkeypatch):
     truth = _personal_truth(clean_sandbox)
+    shots = watch_page_screenshots(monkeypatch, personal_values(clean_sandbox))
     settings.browser.trace = True  # every bot keeps a trace of its failure here
 
     # 1. A refused password.
@@ -170,3 +174,14 @@ async def test_no_artifact_of_failing_runs_holds_secrets_or_personal_data(settin
             assert not re.search(r'(?i)name=\\?["\']?(?:csrf|xsrf|_?token)[\w-]*\\?["\']?[^>]*?'
                                  r'(?:value|content)=\\?["\'](?!\*{6})[^"\'\\]{6,}', text), (trace.name, member)
     assert members
+
+    # Screenshots are images: their text cannot be searched, their pixels are checked. Every PNG
+    # was taken through Page.screenshot, the page measured right before (where each personal
+    # value was drawn), and every such place is under the mask in the saved image.
+    pngs = sorted(p.resolve() for p in settings.path("logs").rglob("*.png"))
+    assert pngs
+    for png in pngs:
+        assert png in shots, f"{png.name}: not taken through Page.screenshot: its pixels were not checked"
+        problems = uncovered(shots[png])
+        assert not problems, "\n".join(problems)
+    assert sum(len(shots[p].boxes) for p in pngs) >= 40  # personal values were on screen: under the mask
