@@ -9,6 +9,7 @@ import time
 from dealerbot.runner import run_bot
 
 from .conftest import PASSWORDS
+from .test_rekey import assert_written_as_planned, plan, read_both, rekey_process
 
 # -- the portal's pace ----------------------------------------------------------------------------
 
@@ -37,3 +38,42 @@ async def test_a_run_at_the_portals_exact_limit_stays_within_it_and_draws_no_429
     reads = counters["detail_views"] + counters["api_requests"]
     assert reads > 1.5 * PACE_LIMIT
     assert elapsed >= (reads - 1) * 60 / PACE_PER_MINUTE, (elapsed, reads)
+
+
+# -- a kill in the middle of an update ------------------------------------------------------------
+
+
+async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_and_audits_once(
+    settings, store, clean_sandbox, sandbox, tmp_path,
+):
+    """The status updates need no approval. The run is killed (SIGKILL) just after the DMS saved
+    the first one, before the ledger knew; the rerun finds the contract holding the new values,
+    records the save as the killed run's (the "submitted" mark), checks it, and saves nothing again."""
+    (tmp_path / "dealerbot.toml").write_text(
+        f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n'
+        f'[run]\nbackoff_seconds = 0.05\ntimeout_seconds = 15\n[rekey]\nconcurrency = 1\n', encoding="utf-8")
+    await read_both(settings)
+    plan(settings, store)
+    updates = [a for a in store.actions(["approved"]) if a.kind == "update_contract"]
+    assert len(updates) >= 2, updates
+
+    killed = rekey_process(tmp_path, "rekey.after_submit:1")
+    assert killed.returncode == -9, killed.stdout + killed.stderr  # SIGKILL: nothing cleaned up
+    [victim] = [a for a in map(store.action, (u.id for u in updates)) if a.state != "approved"]
+    assert victim.kind == "update_contract" and victim.state == "in_progress" and victim.submitted
+    saved = next(c for c in clean_sandbox.contracts() if c["contract_no"] == victim.contract_no)
+    assert all(saved[f] == new for f, (_, new) in victim.changes.items())  # the DMS saved it, unrecorded
+    assert not store.audit_rows(100, natural_key=victim.natural_key)
+
+    again = rekey_process(tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert_written_as_planned(clean_sandbox, store, updates)
+    after = next(c for c in clean_sandbox.contracts() if c["contract_no"] == victim.contract_no)
+    assert after == saved  # not saved a second time (its DMS timestamp unchanged)
+    rows = [r for r in store.audit_rows(1000, natural_key=victim.natural_key) if r["event"] == "update_contract"]
+    assert len(rows) == 1, rows  # one update, recorded as the killed run's save
+    assert "找到已保存的记录" in rows[0]["note"] and rows[0]["target"] == victim.contract_no
+    assert rows[0]["new_values"] == {f: new for f, (_, new) in victim.changes.items()}
+    for other in updates:
+        if other.id != victim.id:
+            assert [r["event"] for r in store.audit_rows(100, natural_key=other.natural_key)] == ["update_contract"]
