@@ -7,9 +7,10 @@ from __future__ import annotations
 import time
 
 from dealerbot.runner import run_bot
+from dealerbot.sync import sync
 
 from .conftest import PASSWORDS
-from .test_rekey import assert_written_as_planned, plan, read_both, rekey_process
+from .test_rekey import approve, assert_written_as_planned, plan, read_both, rekey_process
 
 # -- the portal's pace ----------------------------------------------------------------------------
 
@@ -77,3 +78,52 @@ async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_an
     for other in updates:
         if other.id != victim.id:
             assert [r["event"] for r in store.audit_rows(100, natural_key=other.natural_key)] == ["update_contract"]
+
+
+# -- consent, end to end ----------------------------------------------------------------------------
+
+
+async def test_after_a_full_sync_with_everything_approved_no_dms_record_belongs_to_a_customer_without_consent(
+    settings, store, clean_sandbox,
+):
+    """Checked against the OEM's own consent flags (the sandbox's ground truth), not the ledger:
+    no contract or customer the sync put into the DMS belongs to a person who did not consent,
+    matched by ID number, or by mobile."""
+    oem_customers = clean_sandbox.rows("oem", "customers")
+    refusing = [c for c in oem_customers if c["consent"] != "已授权"]
+    assert refusing and {c["consent"] for c in refusing} == {"未授权"}
+    refusing_ids = {c["id_number"].upper() for c in refusing}
+    refusing_mobiles = {c["mobile"] for c in refusing}
+    orders = {o["order_no"]: o for o in clean_sandbox.orders()}
+    contracts_before = {c["contract_no"] for c in clean_sandbox.contracts()}
+    customers_before = {c["customer_no"] for c in clean_sandbox.customers()}
+    ordered_before = {c["oem_order_no"] for c in clean_sandbox.contracts()}
+    # Not vacuous: people without consent have orders the sync would otherwise create.
+    held_back = [o for o in orders.values() if o["id_number"].upper() in refusing_ids
+                 and o["order_no"] not in ordered_before and o["status"] != "已取消"]
+    assert len(held_back) >= 3, held_back
+
+    first = await sync(settings, passwords=PASSWORDS)
+    assert first.ok, first.stopped or [r.error for r in first.runs]
+    approve(store)  # every planned creation a person can approve as it stands
+    written = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
+    assert written.ok and written.counts["verified"] > 0, (written.error, written.counts)
+
+    dms_customers = {c["customer_no"]: c for c in clean_sandbox.customers()}
+    new_contracts = [c for c in clean_sandbox.contracts() if c["contract_no"] not in contracts_before]
+    new_customers = [c for no, c in dms_customers.items() if no not in customers_before]
+    assert len(new_contracts) == written.counts["verified"] and new_customers
+
+    def without_consent(id_number: str, mobile: str) -> bool:
+        return id_number.upper() in refusing_ids or mobile in refusing_mobiles
+
+    for c in new_contracts:
+        order = orders[c["oem_order_no"]]
+        person = dms_customers[c["customer_no"]]
+        assert not without_consent(order["id_number"], order["mobile"]), (c["contract_no"], order["order_no"])
+        assert not without_consent(person["id_number"], person["mobile"]), (c["contract_no"], person["customer_no"])
+    for person in new_customers:
+        assert not without_consent(person["id_number"], person["mobile"]), person["customer_no"]
+    # ... and each of those orders is listed for a person with the consent reason.
+    for o in held_back:
+        assert "未授权" in (store.sync_state().get(o["order_no"]) or {}).get("reason", ""), o["order_no"]
