@@ -4,13 +4,32 @@ and the tests that catch them", names the breakage each test catches)."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import time
+import zipfile
+from datetime import date
+from pathlib import Path
 
+import pytest
+
+from dealerbot import validate as v
+from dealerbot.review import APPROVE, APPROVE_EDITED, SKIP
 from dealerbot.runner import run_bot
 from dealerbot.sync import sync
 
 from .conftest import PASSWORDS
-from .test_rekey import approve, assert_written_as_planned, plan, read_both, rekey_process
+from .test_rekey import (
+    _cli,
+    _config,
+    approve,
+    assert_written_as_planned,
+    exported_pending,
+    plan,
+    read_both,
+    rekey_process,
+)
 
 # -- the portal's pace ----------------------------------------------------------------------------
 
@@ -127,3 +146,139 @@ async def test_after_a_full_sync_with_everything_approved_no_dms_record_belongs_
     # ... and each of those orders is listed for a person with the consent reason.
     for o in held_back:
         assert "未授权" in (store.sync_state().get(o["order_no"]) or {}).get("reason", ""), o["order_no"]
+
+
+# -- refused review rows are never applied --------------------------------------------------------
+
+
+def spreadsheet_application() -> str:
+    """LibreOffice's ``soffice``; fails (never skips) when it is missing: ./run.sh setup installs it."""
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    if soffice is None:
+        pytest.fail("LibreOffice is missing (no `soffice` on PATH): this test needs a real spreadsheet application "
+                    "to save the review workbook; install Debian's libreoffice-calc-nogui (./run.sh setup does)")
+    return soffice
+
+
+def saved_by_a_spreadsheet_application(path: Path, tmp_path: Path) -> Path:
+    """``path`` opened and saved again by LibreOffice (headless, its own profile in ``tmp_path``):
+    the file a reviewer's spreadsheet application writes, not openpyxl's."""
+    soffice = spreadsheet_application()
+    out = tmp_path / "saved-by-libreoffice"
+    done = subprocess.run(
+        [soffice, "--headless", "--norestore", f"-env:UserInstallation={(tmp_path / 'lo-profile').as_uri()}",
+         "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(out), str(path)],
+        capture_output=True, text=True, timeout=180,
+    )
+    saved = out / path.name
+    assert done.returncode == 0 and saved.exists(), done.stdout + done.stderr
+    with zipfile.ZipFile(saved) as z:
+        assert "LibreOffice" in z.read("docProps/app.xml").decode(), "not saved by LibreOffice"
+    return saved
+
+
+async def test_refused_review_rows_are_never_applied_through_a_workbook_saved_by_a_spreadsheet_application(
+    settings, store, clean_sandbox, sandbox, tmp_path,
+):
+    """Every kind of problem the review's checks know, each in a row of its own, beside rows
+    that are fine; the workbook saved by LibreOffice, imported with --apply-valid, then re-keyed.
+    The ledger and the DMS's ground truth: the refused rows were neither approved nor written,
+    the valid ones were, with their edited values."""
+    spreadsheet_application()  # before anything else: a missing LibreOffice fails at once, named
+    _config(tmp_path, sandbox)
+    # One contract the OEM changed and the DMS did not: an update waiting for a person (a conflict).
+    contract = next(c for c in clean_sandbox.contracts() if c["oem_order_no"] and c["color"] != "珍珠白")
+    clean_sandbox.oem.patch(f"/__admin/orders/{contract['oem_order_no']}", json={"color": "珍珠白"}).raise_for_status()
+    await read_both(settings)
+    plan(settings, store)
+    path = tmp_path / "review.xlsx"
+    wb, ws, col, rows = exported_pending(store, path)
+
+    def clean(r: int) -> bool:  # no value a spreadsheet would take for a formula
+        return not any(str(ws.cell(r, c).value or "").startswith("=") for c in range(1, len(col) + 1))
+
+    existing = [r for r in rows if ws.cell(r, col["客户编号"]).value != "新建" and clean(r)]
+    new = [r for r in rows if ws.cell(r, col["客户编号"]).value == "新建" and clean(r)]
+    [update] = [r for r in range(2, ws.max_row + 1) if ws.cell(r, col["厂家订单号"]).value == contract["oem_order_no"]]
+    assert ws.cell(update, col["操作"]).value == "更新合同"
+    bad_id = ws.cell(new[1], col["证件号码"]).value
+    bad_id = bad_id[:-1] + ("0" if bad_id[-1] != "0" else "1")
+    assert v.normalize_id_number("身份证", bad_id).issue is not None
+    bad_vin = "LGXGX3A10TH000005"
+    assert v.normalize_vin(bad_vin).issue.code == "vin_check_digit"
+
+    # (row, decision, {header: value}, words the refusal must say)
+    refused = [
+        (existing[0], APPROVE_EDITED, {"VIN": bad_vin}, "VIN"),
+        (existing[1], APPROVE_EDITED, {"DMS车型代码": "DMS-NOPE"}, "不是DMS车型代码"),
+        (existing[2], APPROVE_EDITED, {"合同状态": "交车了"}, "不是DMS合同状态"),
+        (existing[3], APPROVE_EDITED, {"车价": 0}, "不是大于0的金额"),
+        (existing[4], APPROVE_EDITED, {"定金": ws.cell(existing[4], col["车价"]).value + 1}, "不能大于车价"),
+        (existing[5], APPROVE_EDITED, {"定金": -500}, "不是有效金额"),
+        (existing[6], APPROVE_EDITED, {"车价": "十万元"}, "无法解析价格"),
+        (existing[7], APPROVE_EDITED, {"交车日期": "2026-02-30"}, "日期无效"),
+        (existing[8], APPROVE_EDITED, {"交车日期": "下周三"}, "无法解析日期"),
+        (existing[9], APPROVE_EDITED, {"颜色": None}, "颜色：不能为空"),
+        (existing[10], APPROVE_EDITED, {"客户编号": "KH999999"}, "不在DMS客户中"),
+        (existing[11], APPROVE_EDITED, {"客户编号": None}, "客户未确定"),
+        (existing[12], APPROVE_EDITED, {"手机号": "13900001111"}, "的资料不在这里修改"),
+        (existing[13], APPROVE, {"颜色": "曜石黑"}, "审核选的是“同意”"),
+        (existing[14], "可以", {}, "审核应为"),
+        (existing[15], APPROVE, {"行键": ws.cell(existing[16], col["行键"]).value}, "不对应这个订单"),
+        (existing[17], APPROVE, {"校验和": "0000000000000000"}, "导出后数据已变化"),
+        (new[0], APPROVE_EDITED, {"手机号": "1381234567"}, "不是11位手机号"),
+        (new[1], APPROVE_EDITED, {"证件号码": bad_id}, "校验码"),
+        (new[2], APPROVE_EDITED, {"证件号码": "身份证丢失"}, "不是有效证件号码"),
+        (new[3], APPROVE_EDITED, {"客户姓名": None}, "客户姓名：不能为空"),
+        (new[4], APPROVE_EDITED, {"客户姓名": "欧阳" * 16}, "超过30个字"),
+        (new[5], APPROVE_EDITED, {"地址": None}, "地址：不能为空"),
+        (update, APPROVE_EDITED, {"客户姓名": "张三"}, "更新合同时不能修改客户"),
+    ]
+    plain, edited, skipped, new_person = existing[16], existing[18], existing[19], new[6]
+    fine = [
+        (plain, APPROVE, {}),
+        (edited, APPROVE_EDITED, {"颜色": "曜石黑", "车价": 123456, "定金": 5000, "交车日期": date(2026, 12, 24),
+                                  "审核备注": "客户改选黑色，特价"}),
+        (new_person, APPROVE_EDITED, {"手机号": "139 1234 5678", "地址": "浙江省杭州市西湖区文三路90号"}),
+        (skipped, SKIP, {}),
+    ]
+    for r, decision, cells, *_ in refused + fine:
+        ws.cell(r, col["审核"]).value = decision
+        for header, value in cells.items():
+            ws.cell(r, col[header]).value = value
+    wb.save(path)
+    order = {r: ws.cell(r, col["厂家订单号"]).value for r, *_ in refused + fine}
+    saved = saved_by_a_spreadsheet_application(path, tmp_path)
+    contracts_before = clean_sandbox.contracts()
+    customers_before = clean_sandbox.customers()
+
+    imported = _cli(["import-review", str(saved), "--apply-valid", "--reviewer", "王会计"], tmp_path)
+    assert imported.returncode == 2, imported.stdout + imported.stderr
+    assert "同意 1 条，修改后同意 2 条，跳过 1 条" in imported.stdout, imported.stdout + imported.stderr
+    said = {int(m.group(1)): m.group(2) for m in re.finditer(r"第 (\d+) 行(.*?)(?=拒绝|\Z)",
+                                                             imported.stderr.replace("\n", ""))}
+    assert sorted(said) == sorted(r for r, *_ in refused), imported.stderr
+    for r, _, _, words in refused:
+        assert order[r] in said[r] and words in said[r], (r, words, said[r])
+
+    result = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
+    assert result.ok and result.counts["failed"] == 0, (result.error, result.counts)
+
+    # The ledger: no refused row was approved, skipped or written; each valid one was.
+    decided = {r["natural_key"] for r in store.audit_rows(10_000) if r["event"] in ("approve", "approve_edited", "skip")}
+    for r, *_ in refused:
+        assert store.actions(natural_key=order[r])[-1].state == "planned", (r, order[r])
+        assert order[r] not in decided, (r, order[r])
+    assert [store.actions(natural_key=order[r])[-1].state for r in (plain, edited, new_person, skipped)] == [
+        "verified", "verified", "verified", "skipped"]
+    # The DMS: no contract for a refused row, the refused update not made, the valid ones as edited.
+    after = {c["oem_order_no"]: c for c in clean_sandbox.contracts()}
+    assert not {order[r] for r, *_ in refused if r != update} & set(after)
+    assert after[contract["oem_order_no"]] == contract
+    assert order[skipped] not in after and order[plain] in after
+    e = after[order[edited]]
+    assert (e["color"], e["price"], e["deposit"], e["delivery_date"]) == ("曜石黑", 123456.0, 5000.0, "2026-12-24")
+    made = [c for c in clean_sandbox.customers() if c not in customers_before]
+    assert [(c["customer_no"], c["mobile"], c["address"]) for c in made] == [
+        (after[order[new_person]]["customer_no"], "13912345678", "浙江省杭州市西湖区文三路90号")]
+    assert {c["contract_no"] for c in contracts_before} <= {c["contract_no"] for c in after.values()}
