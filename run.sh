@@ -48,6 +48,11 @@ setup() {
   if [ -n "$missing" ]; then
     apt_install $missing || echo "note: without$missing the desktop (client/server) DMS tests are skipped" >&2
   fi
+  # The review round-trip test: a real spreadsheet application (LibreOffice, headless) saves the workbook.
+  if ! command -v soffice >/dev/null; then
+    apt_install libreoffice-calc-nogui ||
+      echo "note: without libreoffice-calc-nogui the review round-trip test fails (it needs LibreOffice)" >&2
+  fi
   # Chinese glyphs in failure screenshots: a small CJK font when the system has none.
   if command -v fc-list >/dev/null && [ -z "$(fc-list :lang=zh 2>/dev/null | head -1)" ]; then
     apt_install fonts-wqy-microhei || echo "note: no Chinese font; screenshots will show boxes for Chinese text" >&2

@@ -7,8 +7,13 @@ client's driver). :class:`Rekeyer` walks each approved action along the ledger's
 * **search before create**: before a contract (or customer) is created, the DMS is searched
   for it (OEM order no; ID number), so a run that died between "saved" and "recorded" never
   yields a second one: what is found is recorded and checked instead;
-* **mark before submit**: the ledger notes "submitted" before the click that may save, so a
-  resumed run knows the DMS must be searched first;
+* **mark before submit**: the ledger notes "submitted" before the click that may save a
+  contract ("customer_submitted" before a new customer's save), a record of how far the action
+  got. A resumed *create* does not rely on it: it searches the DMS first whether or not the mark
+  is there (search before create). Only a resumed *update* consults it: finding the contract
+  already holding the planned values, a marked update takes them for its own save that died
+  before being recorded (recorded as written, one audit row, counted "found"); an unmarked one
+  was never sent, so someone else made the change, and it is only read back;
 * **never a blind retry of a submit**: when the DMS gives no clear answer, the bot searches;
   finding nothing, it leaves the action for a later attempt, which searches again first;
 * **read back after save**: the record is read from the DMS and compared field by field; a

@@ -57,7 +57,9 @@ def test_rate_limit_429_then_lock(sandbox, oem_admin, reset):
     assert r.status_code == 429 and r.json()["error"] == "rate_limited"
     codes = [c.get("/api/orders").status_code for _ in range(4)]  # requests 8..11; the 11th locks
     assert codes == [429] * 4
-    assert oem_admin.get("/__admin/counters").json()["rate_limited"] == 6
+    counters = oem_admin.get("/__admin/counters").json()
+    assert counters["rate_limited"] == 6
+    assert counters["rate_window_peak"] == 11  # the fullest window, refused requests included
     # the account is now locked; lift the rate limit and try to log in again
     assert oem_admin.put("/__admin/behaviours", json={"rate_limit_per_minute": 0}).status_code == 200
     assert c.get("/api/orders").status_code == 401

@@ -36,7 +36,8 @@ PAGE_SIZE = 20
 MAX_FAILED_LOGINS = 5
 SESSION_ROTATE_GRACE_SECONDS = 1.0  # a renewed session id still works this long (session_rotate_requests)
 COUNTER_KEYS = ("requests", "logins", "failed_logins", "rate_limited", "errors_injected", "maintenance_hits",
-                "api_requests", "detail_views", "exports")
+                "api_requests", "detail_views", "exports",
+                "rate_window_peak")  # the most requests one key sent in one rate-limit window
 
 
 def make_templates() -> jinja2.Environment:
@@ -303,6 +304,7 @@ def install_middleware(app: FastAPI, rt: Runtime) -> None:
                     win = rt.rate[key] = [now_m, 0]
                 win[1] += 1
                 n = win[1]
+                rt.counters["rate_window_peak"] = max(rt.counters["rate_window_peak"], n)
             if n > limit:
                 rt.count("rate_limited")
                 if n > 2 * limit and sess is not None and sess.user:
