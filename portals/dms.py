@@ -13,6 +13,7 @@ from dealerbot.api import (
     PagedTable,
     PortalApp,
     PortalSession,
+    RecordRejected,
     SubmitOutcome,
     Submitted,
     dms_values,
@@ -56,7 +57,7 @@ CUSTOMER_FORM = {f: f"customer_form.{f}" for f in ("name", "mobile", "id_number"
 WRITE_SELECTORS = (
     *CONTRACT_FORM.values(), *CUSTOMER_FORM.values(), "contract_form.form", "contract_form.customer_pick",
     "contract_form.customer_no", "contract_form.save", "contract_form.confirm_ok", "contract_form.confirm_cancel",
-    "customer_dialog.query", "customer_dialog.search", "customer_dialog.pick", "customer_form.form",
+    "customer_dialog.query", "customer_dialog.search", "customer_dialog.pick", "customer_dialog.empty", "customer_form.form",
     "customer_form.save", "form.field_error", "contract_new", "contract_edit", "customer_new", "customers_api",
 )
 
@@ -97,13 +98,18 @@ class ContractForm:
         """Choose the customer through the 选择客户 pop-up, as a clerk does.
 
         Raises:
-            PageChanged: the pop-up did not offer the customer, or did not fill the form.
+            RecordRejected: the pop-up found no such customer (a business failure of this record).
+            PageChanged: the pop-up showed neither the customer nor "none found", or did not fill the form.
             SystemFailure: inside :meth:`Form.watch_requests <dealerbot.forms.Form.watch_requests>`,
                 the pop-up's search (its own request) failed: at once, not after the timeout.
         """
         await self.form.click("contract_form.customer_pick", settled=False)
         await self.form.fill({"customer_dialog.query": customer_no})
         await self.form.press("customer_dialog.query", "Enter")  # searches, as the 搜索 button does
+        shown = await self.form.first_of("customer_dialog.pick", "customer_dialog.empty", customer_no=customer_no)
+        if shown == "customer_dialog.empty":  # deleted or merged in the DMS since it was planned
+            raise RecordRejected("dms_customer_missing",
+                                 f"DMS的选择客户中查不到客户 {customer_no}（可能已被删除或合并），请核对后重新审核")
         await self.form.click("customer_dialog.pick", settled=False, customer_no=customer_no)
         chosen = (await self.form.read({"no": "contract_form.customer_no"}))["no"]
         if chosen != customer_no:

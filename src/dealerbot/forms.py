@@ -361,6 +361,34 @@ class Form:
         with self._answering(dialog):
             await self._watched(self._click_named(name, settled, params))
 
+    async def first_of(self, *names: str, **params: Any) -> str:
+        """Wait until one of the elements ``names`` is visible and return its name (the first
+        listed when several are): a search that shows either its rows or a "nothing found" line.
+
+        Raises:
+            PageChanged: none of them appeared within the timeout.
+        """
+        self.s.browser_acted()
+        return await self._watched(self._first_of(names, params))
+
+    async def _first_of(self, names: tuple[str, ...], params: Mapping[str, Any]) -> str:
+        loc = self.s.loc
+        combined = None
+        for name in names:
+            for candidate in loc.all_candidates(name, **params):
+                combined = candidate if combined is None else combined.or_(candidate)
+        if combined is None:
+            raise ValueError("first_of needs at least one element name")
+        try:
+            await combined.first.wait_for(state="visible", timeout=loc.timeout_ms)
+        except (PlaywrightTimeout, PlaywrightError) as exc:
+            raise PageChanged(f"{self.s.name}: none of {', '.join(names)} appeared on {self.page.url} "
+                              f"within {loc.timeout_ms / 1000:.0f}s") from exc
+        for name in names:
+            if await loc.visible(name, **params):
+                return name
+        return names[0]  # shown and hidden again meanwhile: the first choice is the one to try
+
     async def _click_named(self, name: str, settled: bool, params: Mapping[str, Any]) -> None:
         known = self.s.loc.known(name, **params)
         if known is not None:

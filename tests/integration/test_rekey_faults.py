@@ -149,3 +149,31 @@ async def test_a_pop_up_that_always_fails_opens_the_breaker_and_the_next_run_wri
     assert again.ok, again.error
     assert again.counts["verified"] == 5 and again.counts["found"] == 0
     assert_written_as_planned(clean_sandbox, store, chosen)
+
+
+async def test_a_customer_gone_from_the_dms_fails_only_its_own_order_at_once(settings, store, clean_sandbox):
+    """A customer deleted (merged) in the DMS between the review and the re-key: the pop-up finds
+    nobody, so that order fails as a business failure with the reason, never the run and never
+    after the full timeout; the other orders are written."""
+    await read_both(settings)
+    plan(settings, store)
+    by_customer: dict[str, list] = {}
+    for a in store.actions(["planned"]):
+        if a.kind == "create_contract" and a.customer.mode == "existing":
+            by_customer.setdefault(a.customer.customer_no, []).append(a)
+    singles = [acts[0] for acts in by_customer.values() if len(acts) == 1][:3]
+    assert len(singles) == 3
+    assert not store.review([{"id": a.id, "checksum": a.stored_checksum, "decision": "approve"} for a in singles], "t")
+    gone = singles[0]
+    clean_sandbox.dms.delete(f"/__admin/customers/{gone.customer.customer_no}").raise_for_status()
+    started = time.monotonic()
+    result = await run_bot("dms-rekey", settings.model_copy(update={"rekey": settings.rekey.model_copy(
+        update={"enabled": ["create_contract"]})}), passwords=PASSWORDS)
+    elapsed = time.monotonic() - started
+    assert result.ok, result.error
+    failed = store.action(gone.id)
+    assert failed.state == "failed" and failed.failure_code == "dms_customer_missing", failed.failure_reason
+    assert gone.customer.customer_no in failed.failure_reason
+    assert gone.natural_key not in by_order(clean_sandbox.contracts())
+    assert_written_as_planned(clean_sandbox, store, singles[1:])
+    assert elapsed < settings.run.timeout_seconds * 2, elapsed  # not a wait for a pick row that never comes

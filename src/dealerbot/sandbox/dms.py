@@ -401,6 +401,14 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         no = state.insert_dms_customer({k: str(body.get(k, "")) for k in CUSTOMER_FIELDS})
         return state.get_dms_customer(no)
 
+    @app.delete("/__admin/customers/{customer_no}")
+    async def admin_delete_customer(request: Request, customer_no: str):
+        """Remove a customer as a clerk merging duplicates does (its contracts stay)."""
+        admin_guard(rt, request)
+        if not state.execute("DELETE FROM dms_customers WHERE customer_no = ?", (customer_no,)):
+            return JSONResponse({"error": "no such customer"}, status_code=404)
+        return {"ok": True}
+
     @app.post("/__admin/unlock")
     async def admin_unlock(request: Request):
         admin_guard(rt, request)
