@@ -139,7 +139,8 @@ case "$cmd" in
     )
     rm -rf mutants  # a fresh copy: no result left over from an earlier run or an older source
     started=$(date +%s)
-    "$VENV/bin/mutmut" run "$@" "${pure[@]}"
+    # (mutmut lists every mutant it was given at the end: the killed ones are left out here)
+    "$VENV/bin/mutmut" run "$@" "${pure[@]}" | { grep -av '^🎉 ' || true; }
     echo
     echo "Surviving mutants (one in full: $VENV/bin/mutmut show NAME; the harmless ones: docs/testing.md):"
     "$VENV/bin/mutmut" results --all true | awk '

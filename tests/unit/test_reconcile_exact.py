@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from dealerbot.dictionary import load_dictionary
+from dealerbot.errors import RecordRejected
 from dealerbot.ledger import Action, CustomerPlan, PlannedAction, Policy
-from dealerbot.reconcile import Indexes, Outcome, ReconcileReport, _decide, classify, customer_note
+from dealerbot.reconcile import Indexes, Outcome, ReconcileReport, _decide, classify, customer_note, match_customer
 
 D = load_dictionary(Path(__file__).resolve().parents[2] / "dictionary.yaml")
 VIN = "LGXGX7A18TN000123"
@@ -76,6 +77,17 @@ AMBIGUOUS = "客户匹配不唯一（{}），请在“客户编号”列填写�
      CustomerPlan("ambiguous", candidates=("KH000001", "KH000002"), values=NEW_VALUES)),
     ([dms(mobile="13900000000", id_number="")], order(), CustomerPlan("ambiguous", candidates=("KH000001",), values=NEW_VALUES)),
     ([], order(), CustomerPlan("new", values=NEW_VALUES)),
+    # cases only the mobile decides (another name, no ID number in the DMS)
+    ([dms(name="王小芳", id_number="")], order(), CustomerPlan("existing", "KH000001")),
+    ([dms(name="王小芳", id_number="", mobile="+86 138-1234-5678")], order(), CustomerPlan("existing", "KH000001")),
+    ([dms(name="王小芳", id_number="")], order(mobile="+86 138 1234 5678"), CustomerPlan("existing", "KH000001")),
+    ([dms(name="王小芳", id_number=ID2), dms("KH000002", name="王大芳", id_number="")], order(),
+     CustomerPlan("ambiguous", candidates=("KH000001", "KH000002"), values=NEW_VALUES)),
+    ([dms(name="王小芳", id_number=ID2), dms("KH000002", name="王大芳", id_number="")], order(id_number=""),
+     CustomerPlan("ambiguous", candidates=("KH000001", "KH000002"), values={**NEW_VALUES, "id_number": ""})),
+    # two with the ID number, neither by mobile nor by name
+    ([dms(name="王小芳", mobile="13900000000"), dms("KH000002", name="王大芳", mobile="13700000000")], order(),
+     CustomerPlan("ambiguous", candidates=("KH000001", "KH000002"), values=NEW_VALUES)),
 ])
 def test_a_new_contract_gets_its_customer_by_mobile_then_id_then_name(customers, the_order, plan) -> None:
     assert classify(the_order, ix(dms_customers=customers), D) == created(plan)
@@ -85,6 +97,21 @@ def test_a_new_customer_the_dms_would_refuse_rejects_the_order_with_every_reason
     out = classify(order(mobile="", id_number="护照"), ix(oem=[{**OEM, "mobile": "", "id_number": "护照"}]), D)
     assert out == Outcome(KEY, "rejected", "无法在DMS新建客户：手机号：不能为空；"
                                           "证件号码：不是有效证件号码（18位身份证号，或护照等证件号如 E12345678）")
+
+
+def test_a_new_customer_the_dms_would_refuse_is_a_rejection_naming_the_first_field() -> None:
+    with pytest.raises(RecordRejected) as rej:
+        match_customer(order(mobile=""), OEM, ix(), D)
+    assert (rej.value.code, rej.value.field) == ("mobile_invalid", "mobile")
+
+
+def test_a_contract_field_read_from_the_oem_customer_is_planned_from_it(tmp_path: Path) -> None:
+    text = (Path(__file__).resolve().parents[2] / "dictionary.yaml").read_text(encoding="utf-8")
+    line = "  oem_order_no:  {from: order.order_no, update: never}"
+    own = tmp_path / "dictionary.yaml"
+    own.write_text(text.replace(line, "  oem_order_no:  {from: customer.customer_no, update: never}"), encoding="utf-8")
+    out = classify(order(), ix(dms_customers=[dms()]), load_dictionary(own))
+    assert out.action.new_values["oem_order_no"] == "CU0000001"
 
 
 def test_customer_notes() -> None:
@@ -101,6 +128,8 @@ def test_orders_that_cannot_become_contracts_say_exactly_why() -> None:
     assert classify(order(), ix(contracts=[other]), D) == Outcome(
         KEY, "conflict", f"VIN {VIN} 已在DMS合同 HT2026110009 中（厂家订单号 空），请人工核对后在DMS中处理",
         contract_no="HT2026110009")
+    assert classify(order(), ix(contracts=[dict(other, oem_order_no="XS2026000099")]), D).reason == (
+        f"VIN {VIN} 已在DMS合同 HT2026110009 中（厂家订单号 XS2026000099），请人工核对后在DMS中处理")
     assert classify(order(status="已取消"), ix(), D) == Outcome(KEY, "in_sync", "订单已取消且DMS中没有合同：无需处理")
     assert classify(order(), ix(oem=[]), D) == Outcome(
         KEY, "rejected", "厂家门户中找不到该订单客户的资料和授权（先运行 oem-customers）")
@@ -154,13 +183,25 @@ def test_conflicts_say_which_side_has_what_and_why() -> None:
     assert out.reason == ("颜色 DMS为「空」，厂家为「曜石黑」（两边不一致且没有同步记录）；"
                           "交车日期 DMS为「2027-01-05」，厂家为「2026-12-20」（双方都已修改）；"
                           "合同状态 DMS为「未知状态」，厂家映射为「运输中」，不在 status_order 中")
-    assert out.action.new_values == TARGET and out.contract_no == "HT2026110001"
+    current = {**TARGET, "color": "", "delivery_date": "2027-01-05", "status": "未知状态"}
+    assert out == Outcome(KEY, "conflict", out.reason, "HT2026110001", PlannedAction(
+        "update_contract", KEY, TARGET, current, contract_no="HT2026110001", conflict=True, note=out.reason),
+        {f: {"oem": v, "dms": v} for f, v in TARGET.items() if f not in ("color", "delivery_date", "status")})
     cancelled = classify(order(), ix(contracts=[contract(status="已取消")]), D)
     assert cancelled.reason == "DMS合同已取消，但厂家订单状态为 运输中"
+    assert cancelled.action.new_values["status"] == "运输中"
+    no_date = classify(order(planned_delivery_date=None), ix(contracts=[contract()]), D)
+    assert no_date.reason == "交车日期 DMS为「2026-12-20」，厂家为「空」（两边不一致且没有同步记录）"
 
 
 def test_a_difference_a_reviewer_chose_stays_while_later_fields_still_update() -> None:
     base = {"color": {"oem": "曜石黑", "dms": "珍珠白"}}
+    out = classify(order(), ix(contracts=[contract(color="珍珠白", status="已配车")]), D, base)
+    assert out.klass == "update" and out.action.changes == {"status": ("已配车", "运输中")}
+
+
+def test_a_change_staff_made_in_the_dms_stays_while_later_fields_still_update() -> None:
+    base = {"color": {"oem": "曜石黑", "dms": "曜石黑"}}
     out = classify(order(), ix(contracts=[contract(color="珍珠白", status="已配车")]), D, base)
     assert out.klass == "update" and out.action.changes == {"status": ("已配车", "运输中")}
 
@@ -170,6 +211,7 @@ def test_fill_empty_fields_are_filled_never_emptied_and_sync_fields_may_be_empti
     assert out.klass == "in_sync"  # the OEM has no VIN (yet): the DMS's stays
     filled = classify(order(), ix(contracts=[contract(vin="")]), D)
     assert filled.klass == "update" and filled.action.changes == {"vin": ("", VIN)}
+    assert filled.reason == f"更新合同：VIN 空→{VIN}"
     emptied = classify(order(planned_delivery_date=None), ix(contracts=[contract()]), D,
                        {"delivery_date": {"oem": "2026-12-20", "dms": "2026-12-20"}})
     assert emptied.action.changes == {"delivery_date": ("2026-12-20", "")}
@@ -241,11 +283,15 @@ def test_nothing_to_write_supersedes_an_open_action_only() -> None:
 
 def test_a_kind_not_enabled_is_planned_for_a_person_saying_how_to_enable_it() -> None:
     out = classify(order(status="已取消"), ix(contracts=[contract()]), D)
+    planned = out.action
     _, _, new = _decided(out, None, Policy(approval_required=frozenset(), enabled=frozenset({"update_contract"})))
     (action, needs_approval), = new
     assert needs_approval and action == replace(
-        out.action, note="取消合同未启用：在 dealerbot.toml 的 [rekey] enabled 中加入 cancel_contract 后才会写入")
+        planned, note="取消合同未启用：在 dealerbot.toml 的 [rekey] enabled 中加入 cancel_contract 后才会写入")
     assert out.action is action
+    conflict = replace(planned, conflict=True, natural_key="XS9", contract_no="HT9", old_values={"status": "x"})
+    _, _, new = _decided(Outcome("XS9", "conflict", "", action=conflict), None, Policy(enabled=frozenset()))
+    assert new[0][0] == replace(conflict, note=new[0][0].note)
     noted = Outcome(KEY, "update", "", action=replace(out.action, note="备注"))
     _, _, new = _decided(noted, None, Policy(approval_required=frozenset(), enabled=frozenset()))
     assert new[0][0].note == "备注；取消合同未启用：在 dealerbot.toml 的 [rekey] enabled 中加入 cancel_contract 后才会写入"

@@ -77,6 +77,22 @@ def test_a_row_without_a_decision_is_counted_as_undecided(store) -> None:
     assert (result.undecided, result.problems, result.decisions) == (1, [], [])
 
 
+def test_counts_add_up_over_the_rows_of_a_sheet(store) -> None:
+    a1, a2 = _action(store, "XS1"), _action(store, "XS2")
+    result = ReviewImport()
+    rows = [
+        ({"_decision": None}, a1), ({"_decision": ""}, a1), ({"_decision": "同意"}, a1), ({"_decision": "同意"}, a1),
+        ({"_decision": "跳过"}, a1), ({"_decision": "跳过"}, a1),
+        ({"_decision": "修改后同意", "customer_no": "KH000001"}, a2), ({"_decision": "修改后同意", "customer_no": "新建"}, a2),
+    ]
+    for n, (edits, a) in enumerate(rows, start=2):
+        cells = {"_key": a.id, "_checksum": a.stored_checksum, "_review_note": None, "_order_no": a.natural_key,
+                 **exported_values(a, {"KH000001": KH1}), **edits}
+        _read_row(PATH, n, cells, store, D, {"KH000001": KH1}, result)
+    assert (result.undecided, result.counts, result.problems) == (2, {"approve": 2, "approve_edited": 2, "skip": 2}, [])
+    assert len(result.decisions) == 6
+
+
 def test_rows_that_cannot_be_matched_to_their_action_are_refused(store) -> None:
     assert _refused(store, "XS1", "好") == "待处理表第 7 行（订单 XS1）：审核应为 同意 / 跳过 / 修改后同意，实为「好」"
     assert _refused(store, "XS1", "同意", _key="x", _order_no=None) == (
@@ -113,6 +129,9 @@ def test_edits_that_are_not_allowed_are_refused_with_words_that_say_what_to_do(s
     assert _refused(store, "XS2", "修改后同意", customer_no="新建", mobile="12345", vin="LGXGX7A17TN000123") == (
         "待处理表第 7 行（订单 XS2）：VIN：VIN校验位错误：应为 8，实为 7（LGXGX7A17TN000123）；"
         "手机号：不是11位手机号（5 个字符），DMS无法建档")
+    assert _refused(store, "XS2", "修改后同意", name="王小芳") == (  # no customer chosen yet: that is what to fix first
+        "待处理表第 7 行（订单 XS2）：客户未确定，请在“客户编号”列填写客户编号（如 KH000001、KH000009）或“新建”，并选择“修改后同意”")
+    assert _refused(store, "XS1", "修改后同意", price="二十万") == "待处理表第 7 行（订单 XS1）：无法解析价格：「二十万」"
     for edit in ({"customer_no": "KH000002"}, {"name": "李小强"}):
         assert _refused(store, "XS4", "修改后同意", **edit) == "待处理表第 7 行（订单 XS4）：更新合同时不能修改客户"
 

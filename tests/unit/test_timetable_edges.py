@@ -82,6 +82,20 @@ jobs:
     ]
 
 
+def test_beyond_the_holiday_data_a_weekdays_job_also_moves_a_postponed_run_off_the_weekend(tmp_path: Path) -> None:
+    (job,) = _jobs(tmp_path, """
+blackouts:
+  oem:
+    - window: "22:00-24:00"
+jobs:
+  - {name: late, run: oem-orders, cron: "0 23 * * *", days: workdays, beyond_calendar: weekdays}
+""")
+    friday = datetime(2099, 1, 2, 12, 0, tzinfo=TZ)  # a year chinesecalendar does not know
+    assert friday.weekday() == 4
+    # Friday 23:00 moves to Saturday 00:00: no working day, so Monday 23:00 moves to Tuesday 00:00.
+    assert fire_times(job, 1, friday) == [datetime(2099, 1, 6, tzinfo=TZ)]
+
+
 def test_a_job_on_every_day_runs_through_weekends_and_holidays_without_notes(tmp_path: Path) -> None:
     (job,) = _jobs(tmp_path, "jobs:\n  - {name: daily, run: sync, cron: '30 7 * * *'}\n")
     trigger = job.trigger()
