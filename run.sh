@@ -4,6 +4,7 @@
 #   ./run.sh test     set up, run the test suite (real Chromium against the sandbox, a throwaway PostgreSQL)
 #   ./run.sh soak     set up, run the slow soak tests
 #   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group [args] for one)
+#   ./run.sh mutants  set up, mutation-test the pure modules against their unit tests, print the survivors
 #   ./run.sh setup    only set up (.venv, Python packages, a browser)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -124,5 +125,37 @@ case "$cmd" in
         exit "$rc" ;;
       *) echo "usage: ./run.sh bench [scrape|rekey|portal|desktop|group] [args...]" >&2; exit 2 ;;
     esac ;;
-  *) echo "usage: ./run.sh [demo|test|soak|bench|setup] [args...]" >&2; exit 2 ;;
+  mutants)
+    setup
+    # mutmut mutates the files pyproject.toml's [tool.mutmut] names and runs their unit tests
+    # against each mutant; only the pure functions below are mutated (the store loop, the log
+    # sinks, the workbook export and the loading of timetable files are integration code).
+    # docs/testing.md ("Mutation testing") lists the survivors known to be harmless.
+    pure=(
+      'dealerbot.validate.*'
+      'dealerbot.mapping.*'
+      'dealerbot.reconcile.x_classify__mutmut_*' 'dealerbot.reconcile.x__plan_*' 'dealerbot.reconcile.x_match_customer__mutmut_*'
+      'dealerbot.reconcile.x_customer_note__mutmut_*' 'dealerbot.reconcile.x__norm__mutmut_*' 'dealerbot.reconcile.x*Indexes*'
+      'dealerbot.reconcile.x__decide__mutmut_*'
+      'dealerbot.review.x__read_row__mutmut_*' 'dealerbot.review.x__check_edit__mutmut_*' 'dealerbot.review.x__cell_text__mutmut_*'
+      'dealerbot.logsetup.x*Masker*' 'dealerbot.logsetup.x_mask_personal_value__mutmut_*' 'dealerbot.logsetup.x_is_secret_name__mutmut_*'
+      'dealerbot.timetable.x_is_workday__mutmut_*' 'dealerbot.timetable.x_parse_every__mutmut_*' 'dealerbot.timetable.x*Blackout*'
+      'dealerbot.timetable.x*JobTrigger*' 'dealerbot.timetable.x*Job*trigger__mutmut_*' 'dealerbot.timetable.x_fire_times__mutmut_*'
+    )
+    rm -rf mutants  # a fresh copy: no result left over from an earlier run or an older source
+    started=$(date +%s)
+    # (mutmut lists every mutant it was given at the end: the killed ones are left out here)
+    "$VENV/bin/mutmut" run "$@" "${pure[@]}" | { grep -av '^🎉 ' || true; }
+    echo
+    echo "Surviving mutants (one in full: $VENV/bin/mutmut show NAME; the harmless ones: docs/testing.md):"
+    "$VENV/bin/mutmut" results --all true | awk '
+      { line = $0; sub(/^ +/, "", line); i = index(line, ": "); name = substr(line, 1, i - 1); st = substr(line, i + 2)
+        if (st == "not checked") next  # outside the functions above
+        split(name, part, "."); mod = part[2]; total[mod]++
+        if (st == "killed") killed[mod]++; else { print "  " st ": " name; left++ } }
+      END { print ""; print "Mutation score (killed / mutants):"
+            for (m in total) printf "  %-10s %4d / %4d\n", m, killed[m], total[m]
+            printf "%d not killed\n", left }'
+    echo "wall time: $(( $(date +%s) - started )) s" ;;
+  *) echo "usage: ./run.sh [demo|test|soak|bench|mutants|setup] [args...]" >&2; exit 2 ;;
 esac
