@@ -304,12 +304,14 @@ def test_the_console_refuses_a_non_loopback_address_and_starts_without_a_tty_onl
 def test_the_password_asked_at_the_first_start_is_kept_only_as_an_argon2_hash(tmp_path, sandbox):
     """`dealerbot console` at a terminal asks for a password; the folder then holds its argon2
     hash (0600) and nowhere the password itself, and the password logs in."""
+    import fcntl
     import os
     import pty
     import select
     import signal
     import subprocess
     import sys
+    import termios
 
     from .test_cli import _config
 
@@ -321,8 +323,12 @@ def test_the_password_asked_at_the_first_start_is_kept_only_as_an_argon2_hash(tm
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
     env.update(COLUMNS="160", NO_COLOR="1")
     leader, follower = pty.openpty()  # a terminal: the prompt hides what is typed, as for an operator
+    def own_terminal() -> None:  # the pty becomes the process's controlling terminal (/dev/tty), as a real one is
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
     proc = subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "console", "--port", str(port)], cwd=tmp_path,
-                            env=env, stdin=follower, stdout=follower, stderr=follower, start_new_session=True)
+                            env=env, stdin=follower, stdout=follower, stderr=follower, preexec_fn=own_terminal)
     os.close(follower)
     shown = b""
 
@@ -337,9 +343,11 @@ def test_the_password_asked_at_the_first_start_is_kept_only_as_an_argon2_hash(tm
                     shown += os.read(leader, 4096)
 
     try:
-        read_until("设置控制台密码")
+        # Type only once the hidden prompt is up: click echoes the text, then getpass turns the echo
+        # off (flushing what was typed so far) and writes the prompt's last " ".
+        read_until("设置控制台密码（至少 8 位）: ")
         os.write(leader, password.encode() + b"\n")
-        read_until("再输入一次")
+        read_until("再输入一次: ")
         os.write(leader, password.encode() + b"\n")
         deadline = time.monotonic() + 60
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as web:
