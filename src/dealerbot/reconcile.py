@@ -184,7 +184,7 @@ def match_customer(order: dict[str, Any], oem_customer: dict[str, Any] | None, i
 def customer_note(plan: CustomerPlan) -> str:
     """Operator-facing words on how the contract gets its customer."""
     if plan.mode == "existing":
-        return f"客户：DMS现有客户 {plan.customer_no}"
+        return f"客户：{_customer_text(plan)}"
     if plan.mode == "new":
         return "客户：将在DMS新建客户档案"
     if plan.mode == "ambiguous":

@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,21 @@ async def _log_in(page, console: str) -> None:  # noqa: ANN001 - a Playwright pa
     await page.goto(console + "/login")
     await page.fill("#password", CONSOLE_PASSWORD)
     await page.click("#login")
+
+
+@contextlib.asynccontextmanager
+async def _review_page(console: str) -> AsyncIterator[Any]:
+    """A real Chromium page, logged in to the console at ``console``, on its 审核 page."""
+    async with async_playwright() as pw:
+        spec = find_browser(BrowserSettings())
+        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page()
+            await _log_in(page, console)
+            await page.goto(console + "/review")
+            yield page
+        finally:
+            await browser.close()
 
 
 async def _wait_finished(page, timeout: float = 90) -> str:
@@ -427,18 +442,10 @@ async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(con
     ws.cell(rows[1], col["颜色"]).value = "曜石黑"
     wb.save(path)
     keys = [ws.cell(r, col["厂家订单号"]).value for r in rows[:2]]
-    async with async_playwright() as pw:
-        spec = find_browser(BrowserSettings())
-        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
-        page = await browser.new_page()
-        try:
-            await _log_in(page, console)
-            await page.goto(console + "/review")
-            await page.set_input_files("#review-file", str(path))
-            await page.click("#upload")
-            assert "同意 1 条，修改后同意 1 条" in await page.inner_text("#imported")
-        finally:
-            await browser.close()
+    async with _review_page(console) as page:
+        await page.set_input_files("#review-file", str(path))
+        await page.click("#upload")
+        assert "同意 1 条，修改后同意 1 条" in await page.inner_text("#imported")
     approved = [store.actions(natural_key=k)[-1] for k in keys]
     assert [a.state for a in approved] == ["approved", "approved"]
     assert approved[1].new_values["color"] == "曜石黑"
@@ -460,15 +467,7 @@ async def test_the_review_page_names_approvals_a_changed_plan_dropped(console, s
     w.flush()
     report = plan(settings, store)
     assert [k for k, _ in report.dropped] == [chosen.natural_key]
-    async with async_playwright() as pw:
-        spec = find_browser(BrowserSettings())
-        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
-        page = await browser.new_page()
-        try:
-            await _log_in(page, console)
-            await page.goto(console + "/review")
-            listed = await page.inner_text("#reapprovals")
-        finally:
-            await browser.close()
+    async with _review_page(console) as page:
+        listed = await page.inner_text("#reapprovals")
     assert chosen.natural_key in listed and "原已审核（测试审核员）" in listed
     assert f"{chosen.new_values['color']}→{colour}" in listed
