@@ -1,18 +1,24 @@
-"""What the benchmarks share: the sandbox in a process of its own, and a process tree's peak
-memory (proportional set size of a command and every process it starts, sampled every 50 ms)."""
+"""What the benchmarks share: the sandbox in a process of its own, a process tree's peak
+memory (proportional set size of a command and every process it starts, sampled every 50 ms), and
+repeated runs: which side goes first in each round, and the min and median of each side's runs."""
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[1]
 OEM_PASSWORD = "Oem@2026!"
@@ -120,3 +126,63 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
     env.update(COLUMNS="160", **extra)
     return env
+
+
+def alternating(sides: Sequence[T], round_no: int) -> list[T]:
+    """The order the sides run in round ``round_no`` (from 0): as given in even rounds, reversed in
+    odd ones, so that no side always goes first (onto a cold cache, or a quiet machine)."""
+    return list(sides) if round_no % 2 == 0 else list(reversed(sides))
+
+
+@dataclass
+class Run:
+    """One run of one side: its wall time, the units it did and that were verified, the peak
+    memory of its process tree (None when that side's memory is not measured) and its exit code."""
+
+    seconds: float
+    done: int
+    peak_mb: float | None = None
+    returncode: int = 0
+    peak_rss_mb: float | None = None  # RSS summed over the processes (shared pages counted in each)
+
+
+def min_median(values: Sequence[float]) -> tuple[float, float]:
+    """(min, median) of ``values``; raises ValueError when there are none."""
+    if not values:
+        raise ValueError("no runs")
+    return min(values), statistics.median(values)
+
+
+def median_seconds(runs: Sequence[Run]) -> float:
+    """The median wall time of ``runs``; raises ValueError when there are none."""
+    return min_median([r.seconds for r in runs])[1]
+
+
+def median_rate(runs: Sequence[Run], per: float = 1.0) -> float:
+    """The median of the runs' rates (units done per second, times ``per``: 60 for per minute)."""
+    return min_median([r.done / r.seconds * per for r in runs])[1]
+
+
+def median_peak(runs: Sequence[Run]) -> float | None:
+    """The median peak memory of ``runs`` in MB, None when it was not measured."""
+    peaks = [r.peak_mb for r in runs if r.peak_mb is not None]
+    return min_median(peaks)[1] if peaks else None
+
+
+def spread(label: str, runs: Sequence[Run], unit: str = "/s", per: float = 1.0) -> str:
+    """One side's line: its verified units, time, rate (``done / seconds * per``, in ``unit``) and
+    peak memory, each as min / median over its runs, with every run's time; raises ValueError
+    when there are no runs."""
+    seconds = [r.seconds for r in runs]
+    rates = [r.done / r.seconds * per for r in runs]
+    peaks = [r.peak_mb for r in runs if r.peak_mb is not None]
+    s_min, s_med = min_median(seconds)
+    r_min, r_med = min_median(rates)
+    memory = "peak memory not measured"
+    if peaks:
+        m_min, m_med = min_median(peaks)
+        memory = f"peak MB (PSS) min/med {m_min:.0f} / {m_med:.0f}"
+    done = sorted({r.done for r in runs})
+    return (f"{label} {len(runs)} run(s), verified {'/'.join(str(d) for d in done)}; "
+            f"s min/med {s_min:.2f} / {s_med:.2f}; {unit} min/med {r_min:.1f} / {r_med:.1f}; {memory}; "
+            f"every run: {', '.join(f'{x:.2f}' for x in seconds)} s")
