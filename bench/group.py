@@ -12,9 +12,13 @@ sandboxes, it prints the wall time until the queue is empty, stores per hour, th
 efficiency against one worker (rate_W / (W x rate_1)), the CPU seconds a store costs (workers,
 their drivers and browsers), the peak of PostgreSQL connections and the OEM requests per store.
 Each store's result is checked (every job succeeded, its DMS holds the contracts written).
+Each worker count runs ``--runs`` times (default 3), the order of the worker counts reversed every
+other round; printed for each: seconds and stores per hour as min and median over its runs, and
+the speed-up and efficiency of the medians (the figures below are medians, connections the peak
+over all runs). Peak memory is not measured here.
 
 Then, on paper, what 1,000 stores need: workers, PostgreSQL connections, request budget per OEM
-account; from the figures just measured.
+account; from the medians just measured.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import math
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,7 +41,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DMS_PASSWORD, OEM_PASSWORD, ROOT, clean_env  # noqa: E402
+from _common import DMS_PASSWORD, OEM_PASSWORD, ROOT, Run, alternating, clean_env, spread  # noqa: E402
 
 _SANDBOXES = """
 import json, sys
@@ -170,6 +175,9 @@ def main() -> None:
     ap.add_argument("--stores", type=int, default=12)
     ap.add_argument("--orders", type=int, default=10, help="orders per store's OEM portal (>= 10)")
     ap.add_argument("--workers", default="1,2,4")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="runs of each worker count (default 3: a round at 12 stores and 1, 2 and 4 workers takes "
+                         "about 3 minutes); min and median printed, speed-up and efficiency of medians")
     args = ap.parse_args()
     url = _pg_url()
     counts = [int(w) for w in args.workers.split(",")]
@@ -177,23 +185,33 @@ def main() -> None:
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert sandbox.stdout is not None
     stores = json.loads(sandbox.stdout.readline())
-    results: dict[int, dict[str, float]] = {}
+    every: dict[int, list[dict[str, float]]] = {w: [] for w in counts}
     try:
         with tempfile.TemporaryDirectory(prefix="dealerbot-bench-group-") as tmp:
             workdir = Path(tmp)
             _folder(workdir, url, stores)
-            for w in counts:
-                results[w] = r = run_once(workdir, url, stores, w)
-                print(f"{w} worker(s): {args.stores} stores in {r['seconds']:.1f} s = {r['per_hour']:.0f} stores/hour; "
-                      f"{r['cpu_per_store']:.1f} CPU-s per store; peak {r['connections']} PostgreSQL connections; "
-                      f"{r['oem_requests_per_store']:.0f} OEM requests per store; {r['written']:.0f} contracts written",
-                      flush=True)
+            for i in range(max(1, args.runs)):
+                for w in alternating(counts, i):
+                    r = run_once(workdir, url, stores, w)
+                    every[w].append(r)
+                    print(f"  round {i + 1}, {w} worker(s): {args.stores} stores in {r['seconds']:.1f} s = "
+                          f"{r['per_hour']:.0f} stores/hour; {r['cpu_per_store']:.1f} CPU-s per store; peak "
+                          f"{r['connections']} PostgreSQL connections; {r['oem_requests_per_store']:.0f} OEM requests "
+                          f"per store; {r['written']:.0f} contracts written", flush=True)
     finally:
         if sandbox.stdin:
             sandbox.stdin.close()
         sandbox.wait(30)
+    # Each worker count's figures as the medians of its runs (the peak of connections: the highest).
+    results = {w: {**{k: statistics.median(r[k] for r in rs) for k in rs[0]},
+                   "connections": max(r["connections"] for r in rs)} for w, rs in every.items()}
+    print(f"\n{args.stores} stores, {args.orders} orders each; {args.runs} run(s) of each worker count, alternating "
+          f"which goes first, each on a fresh database and freshly reset sandboxes; peak memory not measured")
+    for w, rs in every.items():
+        print(spread(f"{w} worker(s):", [Run(r["seconds"], args.stores) for r in rs], "stores/hour", 3600) +
+              f"; CPU-s per store (median) {results[w]['cpu_per_store']:.1f}; peak connections {results[w]['connections']}")
     base = results[counts[0]]["per_hour"] / counts[0]
-    print(f"\n{'workers':>8} {'stores/hour':>12} {'speed-up':>9} {'efficiency':>11}")
+    print(f"\n{'workers':>8} {'stores/hour':>12} {'speed-up':>9} {'efficiency':>11}   (medians)")
     for w, r in results.items():
         print(f"{w:>8} {r['per_hour']:>12.0f} {r['per_hour'] / results[counts[0]]['per_hour']:>8.2f}x "
               f"{r['per_hour'] / (w * base):>10.0%}")

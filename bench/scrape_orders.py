@@ -43,7 +43,7 @@ from lxml.cssselect import CSSSelector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OEM_PASSWORD as PASSWORD  # noqa: E402
-from _common import ROOT, clean_env, measure, start_sandbox  # noqa: E402
+from _common import ROOT, alternating, clean_env, measure, start_sandbox  # noqa: E402
 
 FIELDS = (
     "order_no", "customer_name", "mobile", "id_type", "id_number", "model_code", "color", "vin",
@@ -128,7 +128,7 @@ def measure_size(orders: int, concurrency: int, trace: bool, runs: int, reads: s
     counts: set[int] = set()
     try:
         for i in range(runs):
-            for side in (("floor", "bot") if i % 2 == 0 else ("bot", "floor")):
+            for side in alternating(("floor", "bot"), i):
                 if side == "floor":
                     n, seconds = asyncio.run(floor(sandbox.oem, concurrency))
                     floor_s.append(seconds)
