@@ -252,3 +252,41 @@ def test_a_killed_run_shows_what_it_had_stored(tmp_path, sandbox, clean_sandbox)
     assert "已中断" in history.stdout and "运行中" not in history.stdout
     line = next(x for x in history.stdout.splitlines() if "oem-orders" in x)
     assert int(line.split("│")[6].strip()) >= stored  # read, as saved with the last batch
+
+
+def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_and_what_was_written(tmp_path):
+    """`dealerbot demo` (what `./run.sh demo` runs) in an empty folder: the final workbook a user
+    opens has 待处理 (what still waits for a person), 无法处理 (each refused order and why: no
+    consent, a model the dictionary lacks...) and 写入结果 (exactly the ten new contracts the demo's
+    reviewer approved, written and checked)."""
+    from dealerbot.cli import DEMO_APPROVALS
+
+    done = dealerbot(["demo", "--orders", "80", "-o", "final.xlsx"], tmp_path)  # 80: both kinds of refusal
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "final.xlsx" in done.stdout
+
+    def rows(path: Path, title: str) -> list[dict]:
+        ws = load_workbook(path, read_only=True)[title]
+        header, *body = list(ws.iter_rows(values_only=True))
+        return [dict(zip(header, r, strict=False)) for r in body if any(v is not None for v in r)]
+
+    [reviewed] = (tmp_path / "out").glob("demo-reviewed-*.xlsx")  # the workbook the demo's reviewer filled in
+    approved = {r["厂家订单号"] for r in rows(reviewed, "待处理") if r["审核"] == "同意"}
+    assert len(approved) == DEMO_APPROVALS
+
+    final = tmp_path / "final.xlsx"
+    assert final.stat().st_mode & 0o077 == 0  # customer data: the user's only
+    written = rows(final, "写入结果")
+    assert {r["厂家订单号"] for r in written} == approved and len(written) == len(approved)
+    assert all(r["操作"] == "新建合同" and r["结果"] == "已写入并核对" and r["合同号"] and r["客户编号"] for r in written)
+    assert len({r["合同号"] for r in written}) == len(written)
+
+    waiting = rows(final, "待处理")
+    assert waiting and all(r["状态"] == "待审核" and not r["审核"] for r in waiting)
+    assert not {r["厂家订单号"] for r in waiting} & approved  # what was written waits no more
+
+    refused = rows(final, "无法处理")
+    reasons = [r["原因"] for r in refused]
+    assert refused and all(r["厂家订单号"] and r["原因"] for r in refused)
+    assert any("未授权" in why for why in reasons) and any("未映射的车型代码" in why for why in reasons), reasons
+    assert not {r["厂家订单号"] for r in refused} & ({r["厂家订单号"] for r in waiting} | approved)

@@ -305,6 +305,29 @@ def test_an_idle_session_ends_and_a_new_password_ends_every_session(settings, cl
         assert _login(web, "a-new-password-2").status_code == 303 and web.get("/bots").status_code == 200
 
 
+def test_a_session_in_use_ends_twelve_hours_after_its_login(settings, clean_sandbox, monkeypatch):
+    """[console] session_hours (12 by default): a session used all along still ends that long
+    after its login. Its row in state/console-sessions.sqlite is aged instead of waiting."""
+    import sqlite3
+
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    sessions = settings.path("state") / "console-sessions.sqlite"
+
+    def logged_in_ago(seconds: float) -> None:  # the login was that long ago; the session was used just now
+        with contextlib.closing(sqlite3.connect(sessions)) as db, db:
+            db.execute("UPDATE sessions SET created = ?, seen = ?", (time.time() - seconds, time.time()))
+
+    with serving(settings) as (url, _), httpx.Client(base_url=url, timeout=10) as web:
+        assert _login(web).status_code == 303 and web.get("/bots").status_code == 200
+        logged_in_ago(12 * 3600 - 60)  # a minute before the end: still in
+        assert web.get("/bots").status_code == 200
+        logged_in_ago(12 * 3600 + 1)  # used a moment ago, but logged in over 12 hours ago
+        answer = web.get("/bots")
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+        assert web.get("/runs").status_code == 303  # gone for good, not only for one request
+        assert _login(web).status_code == 303 and web.get("/bots").status_code == 200  # a new login starts afresh
+
+
 def test_the_console_refuses_a_non_loopback_address_and_starts_without_a_tty_only_with_a_password(tmp_path, sandbox):
     from .test_cli import _config, dealerbot
 

@@ -426,3 +426,106 @@ def test_credentials_set_keeps_a_group_wide_and_a_stores_own_password_apart(tmp_
         assert done.returncode == 0, done.stdout + done.stderr
     stored = json.loads((tmp_path / "keyring.json").read_text(encoding="utf-8"))
     assert stored == {"dealerbot/dms:sales01": "group-login-1", "dealerbot/S01/dms:sales01": "pudong-only-1"}
+
+
+def _defer(folder: Path, *jobs: tuple[str, str]) -> None:
+    """Queue ``jobs`` (store, bot) at once, as `dealerbot group run STORE BOT` does."""
+    import asyncio
+
+    from dealerbot.group.engine import GroupEngine
+
+    async def main() -> None:
+        async with GroupEngine(load_settings(folder / "dealerbot.toml")) as engine:
+            for store, bot in jobs:
+                assert await engine.defer(store, bot, job=f"manual-{bot}") is not None
+
+    asyncio.run(main())
+
+
+def test_two_jobs_of_one_store_never_run_at_once_and_two_stores_do(pg, sandboxes, tmp_path):
+    """Store jobs carry the lock store:<code>: two of S01's queued together run one after the
+    other, even on a worker with room for three, while S02's runs beside them. Ground truth: the
+    runs' start and end times in the store."""
+    servers = sandboxes.take(2)
+    admins = _reset(servers)
+    for a in admins:  # each run lasts a few seconds: long enough to overlap if nothing stopped it
+        a.behave("dms", slow_rate=1.0, slow_ms=150)
+    folder = _folder(tmp_path, pg, {c: (sb.oem_url, sb.dms_url) for c, sb in zip(("S01", "S02"), servers, strict=True)})
+    _defer(folder, ("S01", "dms-contracts"), ("S01", "dms-customers"), ("S02", "dms-contracts"))
+    worker = _dealerbot(folder, "worker", "--concurrency", "3")
+    try:
+        _wait_until_done(pg, 180, [worker])
+    finally:
+        _stop([worker])
+        for a in admins:
+            a.behave("dms", slow_rate=0.0)
+    assert _jobs(pg) == Counter({"succeeded": 3})
+    with Store.open(pg) as base:
+        s01 = sorted(base.for_code("S01").runs(10), key=lambda r: r.started_at)
+        [s02] = base.for_code("S02").runs(10)
+    assert [r.status for r in s01] == ["succeeded", "succeeded"] and s02.status == "succeeded"
+    first, second = s01
+    assert first.ended_at <= second.started_at, (first, second)  # S01: one at a time
+    # S02 ran beside S01 (the worker did run jobs at once: the lock, not the worker, kept S01's apart)
+    assert any(s02.started_at < r.ended_at and r.started_at < s02.ended_at for r in s01), (s01, s02)
+
+
+def test_a_worker_stopped_by_sigterm_finishes_its_current_record_and_a_later_run_writes_the_rest_once(
+        pg, sandboxes, tmp_path):
+    """SIGTERM to `dealerbot worker` while its job re-keys: the contract being saved is finished
+    (read back, verified) and nothing more is started; the job runs again later and writes the
+    rest, each contract once (the sandbox's DMS is the ground truth)."""
+    import asyncio
+
+    from .test_rekey import assert_written_as_planned, plan, read_both
+
+    [server] = sandboxes.take(1)
+    [admin] = _reset([server])
+    folder = _folder(tmp_path, pg, {"S01": (server.oem_url, server.dms_url)})
+    toml = (folder / "dealerbot.toml").read_text(encoding="utf-8")
+    (folder / "dealerbot.toml").write_text(toml.replace("[rekey]\n", "[rekey]\nconcurrency = 1\n"), encoding="utf-8")
+    settings = load_settings(folder / "dealerbot.toml").for_store("S01")
+    asyncio.run(read_both(settings))  # read and planned here: the worker's job is the re-key alone
+    with Store.open(pg, "S01") as st:
+        plan(settings, st)
+        planned = st.actions(["approved"])  # [rekey] approval_required = []: everything goes through
+    assert len([a for a in planned if a.kind == "create_contract"]) >= 2
+    admin.behave("dms", save_delay_ms=1500)  # the DMS answers a save late: the stop comes inside a record
+    seeded = {c["contract_no"] for c in admin.contracts()}
+    _defer(folder, ("S01", "dms-rekey"))
+    worker = _dealerbot(folder, "worker", "--queues", "store.S01", log="worker-stopped.log")
+    try:
+        deadline = time.monotonic() + 120
+        while len(admin.contracts()) == len(seeded):  # the first contract is saved; its answer is on its way
+            assert time.monotonic() < deadline and worker.poll() is None, "the re-key never started"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=90) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    admin.behave("dms", save_delay_ms=0)
+    written = {c["oem_order_no"]: c["contract_no"] for c in admin.contracts() if c["contract_no"] not in seeded}
+    with Store.open(pg, "S01") as st:
+        states = Counter(st.action(a.id).state for a in planned)
+        verified = {a.natural_key: a.contract_no for a in map(st.action, (a.id for a in planned))
+                    if a.state == "verified" and a.kind == "create_contract"}
+        [stopped] = [r for r in st.runs(10) if r.bot == "dms-rekey"]
+    # Nothing half-done: each contract the DMS got is one the ledger verified, none is in flight,
+    # and the rest is left untouched for the next run.
+    assert written and written == verified
+    assert set(states) <= {"verified", "approved"} and states["approved"] >= 1, states
+    assert stopped.status == "interrupted" and "当前记录已完成" in (stopped.error or ""), stopped
+
+    later = _dealerbot(folder, "worker", "--queues", "store.S01", log="worker-later.log")
+    try:
+        _wait_until_done(pg, 120, [later])  # the stopped job, tried again
+    finally:
+        _stop([later])
+    assert _jobs(pg) == Counter({"succeeded": 1})
+    with Store.open(pg, "S01") as st:
+        assert_written_as_planned(admin, st, planned)  # every action verified, one contract per order
+        rekeys = sorted((r.trigger, r.status) for r in st.runs(10) if r.bot == "dms-rekey")
+        created = Counter(r["natural_key"] for r in st.audit_rows(1000) if r["event"] == "create_contract")
+    assert rekeys == [("manual", "interrupted"), ("retry", "succeeded")], rekeys
+    assert created and set(created.values()) == {1}, created

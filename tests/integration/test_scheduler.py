@@ -359,3 +359,65 @@ def test_a_store_that_cannot_be_opened_is_said_once_notified_once_tried_less_and
     assert len(gaps) == 3 and 4 <= gaps[0] <= 7 and gaps[1] >= gaps[0] + 3 and gaps[2] >= gaps[1] + 6, (gaps, tries)
     sent = [m for m in receiver.messages if "无法打开数据库" in m["title"]]
     assert len(sent) == 1 and "数据库文件已损坏" in sent[0]["message"], receiver.messages
+
+
+async def test_rejects_approvals_waiting_and_a_dropped_approval_are_each_told_in_a_message(settings, store, sandbox,
+                                                                                          clean_sandbox, receiver, tmp_path):
+    """A sync whose reads reject records and whose plan waits for a person sends a message for
+    each, naming the bot, the run and the counts a person finds in the review workbook; a later
+    `dealerbot reconcile` that drops a person's approval (the OEM changed the order) names the
+    order and what changed, on the terminal and in the message."""
+    from openpyxl import load_workbook
+
+    from dealerbot.sync import sync
+
+    from .test_cli import dealerbot
+    from .test_rekey import approve
+
+    settings.notify.urls = [receiver.url]
+    hold = ["create_contract", "update_contract", "cancel_contract"]  # every action waits: no re-key run, faster
+    settings.rekey.approval_required = hold
+    done = await sync(settings, passwords=PASSWORDS, workbook=True)
+    assert done.ok, done.stopped
+
+    def rows(title: str) -> list[dict]:
+        header, *body = list(load_workbook(done.workbook_path, read_only=True)[title].iter_rows(values_only=True))
+        return [dict(zip(header, r, strict=False)) for r in body]
+
+    titles = [m["title"] for m in receiver.messages]
+    # Rejects: one message per reading run that rejected records, its count as the workbook shows it.
+    sheets = {"oem-orders": "厂家订单", "oem-customers": "厂家客户"}
+    for bot, sheet in sheets.items():
+        [run] = [r for r in done.runs if r.bot == bot]
+        refused = sum(1 for r in rows(sheet) if r["校验结果"] == "拒绝")
+        assert refused, (bot, "the sandbox's data has records a read rejects")
+        [message] = [m for m in receiver.messages if m["title"].startswith(f"dealerbot {bot}：")]
+        assert message["title"] == f"dealerbot {bot}：{refused} 条被拒绝的记录", titles
+        assert run.run_id in message["message"] and f"拒绝 {refused}" in message["message"]
+        assert "无法处理" in message["message"]
+    # Approvals waiting: the count of the workbook's 待处理 rows that wait for a person.
+    waiting = [r for r in rows("待处理") if r["状态"] == "待审核"]
+    assert waiting
+    [message] = [m for m in receiver.messages if "等待审核" in m["title"]]
+    assert message["title"] == f"dealerbot：{len(waiting)} 条操作等待审核", titles
+    assert "import-review" in message["message"]
+    for sent in receiver.messages:  # no one's mobile or ID number in a message
+        text = sent["title"] + sent["message"]
+        assert not any(r["手机号"] and str(r["手机号"]) in text or r["证件号码"] and str(r["证件号码"]) in text
+                       for r in waiting)
+
+    # A person approves a new contract; the OEM then changes that order's colour.
+    [chosen] = approve(store, 1)
+    colour = "冰川银" if chosen.new_values["color"] != "冰川银" else "珍珠白"
+    clean_sandbox.oem.patch(f"/__admin/orders/{chosen.natural_key}", json={"color": colour}).raise_for_status()
+    assert (await run_bot("oem-orders", settings, passwords=PASSWORDS)).ok
+    receiver.messages.clear()
+    _config(tmp_path, sandbox, f'[notify]\nurls = ["{receiver.url}"]\n[rekey]\napproval_required = {json.dumps(hold)}\n')
+    planned = dealerbot(["reconcile"], tmp_path)
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    change = f"{chosen.new_values['color']}→{colour}"
+    said = next(line for line in planned.stdout.splitlines() if chosen.natural_key in line)
+    assert "原已审核、因计划变化作废 1 条" in planned.stdout and change in said, planned.stdout
+    [message] = receiver.messages
+    assert "原已审核、因计划变化作废 1 条" in message["title"]
+    assert f"· {chosen.natural_key}：" in message["message"] and change in message["message"]
