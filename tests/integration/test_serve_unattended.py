@@ -68,6 +68,11 @@ def test_serve_with_no_terminal_takes_the_password_from_a_file_or_the_environmen
         assert kept.read_text(encoding="utf-8").startswith("$argon2") and PASSWORD not in kept.read_text(encoding="utf-8")
         assert stat.S_IMODE(kept.stat().st_mode) == 0o600 and stat.S_IMODE(kept.parent.stat().st_mode) == 0o700
         assert PASSWORD not in out
+        left = [p for name in ("state", "logs", "var") for p in [tmp_path / name, *(tmp_path / name).rglob("*")]]
+        assert any(p.name == "console-secret" for p in left) and any(p.name == "console-sessions.sqlite" for p in left)
+        wrong = [f"{p} {oct(stat.S_IMODE(p.stat().st_mode))}" for p in left if p.exists()
+                 and stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)]
+        assert not wrong, wrong  # the console's and the scheduler's files: the user's alone
         # The next start with the same file keeps the hash (and with it the sessions already open).
         from dealerbot.console.auth import ConsolePassword
 
