@@ -27,10 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from dealerbot.config import Settings
 
+if TYPE_CHECKING:
+    from dealerbot.browser import LaunchSpec
+
 OK, WARN, PROBLEM = "正常", "注意", "问题"
+F = TypeVar("F", bound=Callable[..., object])
 
 # Chinese fonts Windows ships (微软雅黑, 宋体, 黑体, 等线, 楷体, 仿宋) and common free ones.
 WINDOWS_CJK_FONTS = (
@@ -61,8 +66,8 @@ def run_checks(settings: Settings | None, config_error: str = "", host: str = "1
     checks: list[Check] = [_config_check(settings, config_error)]
     order: list[Callable[[], Check | list[Check]]] = [
         _bind(browser_check, settings), font_check, keyring_check, _bind(_passwords_checks, settings),
-        _bind(_display_check, settings), lambda: port_check(host, port), _bind(_store_check, settings),
-        _bind(_folders_check, settings), calendar_check,
+        _bind(_display_check, settings), _titled("控制台端口")(lambda: port_check(host, port)),
+        _bind(_store_check, settings), _bind(_folders_check, settings), calendar_check,
     ]
     for check in order:
         try:
@@ -83,8 +88,9 @@ def _bind(check: Callable[[Settings], Check | list[Check]], settings: Settings |
     return bound
 
 
-def _titled(title: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    def mark(fn: Callable[..., object]) -> Callable[..., object]:
+def _titled(title: str) -> Callable[[F], F]:
+    """Name a check (for the line of a check that broke)."""
+    def mark(fn: F) -> F:
         fn.title = title  # type: ignore[attr-defined]
         return fn
 
@@ -149,12 +155,11 @@ def browser_check(settings: Settings) -> Check:
     return Check("浏览器", OK, detail)
 
 
-def _describe_spec(spec: object, bundled: str | None) -> str:
-    executable, channel, source = spec.executable, spec.channel, spec.source  # type: ignore[attr-defined]
-    if executable:
-        return f"{browser_name(executable, None)}：{executable}（{_source_text(source)}）"
-    if channel:
-        return f"{browser_name(None, channel)}：Playwright 渠道 {channel}（{_source_text(source)}）"
+def _describe_spec(spec: LaunchSpec, bundled: str | None) -> str:
+    if spec.executable:
+        return f"{browser_name(spec.executable, None)}：{spec.executable}（{_source_text(spec.source)}）"
+    if spec.channel:
+        return f"{browser_name(None, spec.channel)}：Playwright 渠道 {spec.channel}（{_source_text(spec.source)}）"
     return f"Chromium（Playwright 自带）：{bundled}"
 
 
@@ -167,7 +172,8 @@ def _source_text(source: str) -> str:
 @_titled("中文字体")
 def font_check() -> Check:
     """A font with Chinese glyphs, without which screenshots of Chinese pages show boxes."""
-    fix_linux = "sudo apt-get install fonts-noto-cjk（或 fonts-wqy-microhei）"
+    fonts_linux = "fonts-noto-cjk（或 fonts-wqy-microhei）"
+    fix_linux = f"sudo apt-get install {fonts_linux}"
     fix_windows = "设置 → 时间和语言 → 语言和区域 → 添加语言：中文(简体，中国)，或安装微软雅黑字体"
     if sys.platform == "win32":  # pragma: no cover - Windows only
         folders = [Path(os.environ.get("WINDIR") or r"C:\Windows") / "Fonts"]
@@ -186,7 +192,7 @@ def font_check() -> Check:
         return Check("中文字体", WARN, "没有找到苹方等中文字体：失败截图中的中文会显示为方框", "安装一个中文字体（如 Noto Sans SC）")
     fc_list = shutil.which("fc-list")
     if fc_list is None:
-        return Check("中文字体", WARN, "没有 fc-list，无法检查中文字体（截图中的中文可能显示为方框）", f"sudo apt-get install fontconfig {fix_linux[20:]}")
+        return Check("中文字体", WARN, "没有 fc-list，无法检查中文字体（截图中的中文可能显示为方框）", f"sudo apt-get install fontconfig {fonts_linux}")
     done = subprocess.run([fc_list, ":lang=zh", "family", "file"], capture_output=True, text=True, timeout=30,
                           stdin=subprocess.DEVNULL)
     lines = [line for line in done.stdout.splitlines() if line.strip()]
@@ -303,11 +309,10 @@ def port_check(host: str, port: int) -> Check:
         try:
             sock.bind((host, port))
         except OSError as exc:
-            running = _console_answers(host, port)
-            return Check("控制台端口", PROBLEM, f"{host}:{port} 已被占用（{exc.strerror or exc}）"
-                         + ("：dealerbot 控制台已经在运行" if running else ""),
-                         f"打开 http://{host}:{port}/ 使用已运行的控制台" if running
-                         else f"关闭占用端口的程序，或用 --port 换一个端口（例如 dealerbot serve --port {port + 1}）")
+            if _console_answers(host, port):  # dealerbot serve already runs: nothing to fix
+                return Check("控制台端口", OK, f"dealerbot 控制台已经在 http://{host}:{port}/ 运行")
+            return Check("控制台端口", PROBLEM, f"{host}:{port} 已被其他程序占用（{exc.strerror or exc}）",
+                         f"关闭占用端口的程序，或用 --port 换一个端口（例如 dealerbot serve --port {port + 1}）")
     return Check("控制台端口", OK, f"{host}:{port} 空闲")
 
 

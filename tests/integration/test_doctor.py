@@ -109,7 +109,7 @@ def test_a_port_held_by_a_listening_socket_is_reported(tmp_path):
         result = dealerbot(["doctor", "--port", str(port)], tmp_path, **FILE_KEYRING,
                            DEALERBOT_TEST_KEYRING_FILE=str(tmp_path / "k.json"))
     line = _line(result.stdout, "控制台端口")
-    assert result.returncode == 2 and line.startswith(f"[{PROBLEM}]") and f"127.0.0.1:{port} 已被占用" in line
+    assert result.returncode == 2 and line.startswith(f"[{PROBLEM}]") and f"127.0.0.1:{port} 已被其他程序占用" in line
     assert "--port" in line  # what to do
 
 
@@ -195,3 +195,14 @@ def test_the_holiday_years_known_are_named_and_a_missing_year_flagged():
     assert ahead.status == WARN and f"–{last} 年" in ahead.detail and f"还没有 {last + 1} 年" in ahead.detail
     behind = calendar_check(date(last + 1, 1, 5))
     assert behind.status == PROBLEM and f"缺少今年（{last + 1}）" in behind.detail and "chinesecalendar" in behind.fix
+
+
+def test_a_port_held_by_the_dealerbot_console_itself_is_fine(tmp_path, settings):
+    from .test_console import serving
+
+    with serving(settings) as (url, _):
+        port = url.rsplit(":", 1)[1]
+        result = dealerbot(["doctor", "--port", port], tmp_path, **FILE_KEYRING,
+                           DEALERBOT_TEST_KEYRING_FILE=str(tmp_path / "k.json"))
+    line = _line(result.stdout, "控制台端口")
+    assert line.startswith("[正常]") and f"dealerbot 控制台已经在 http://127.0.0.1:{port}/ 运行" in line, result.stdout
