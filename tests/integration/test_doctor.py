@@ -206,3 +206,18 @@ def test_a_port_held_by_the_dealerbot_console_itself_is_fine(tmp_path, settings)
                            DEALERBOT_TEST_KEYRING_FILE=str(tmp_path / "k.json"))
     line = _line(result.stdout, "控制台端口")
     assert line.startswith("[正常]") and f"dealerbot 控制台已经在 http://127.0.0.1:{port}/ 运行" in line, result.stdout
+
+
+def test_data_folders_others_can_open_are_warned_and_an_unreachable_database_is_a_problem(tmp_path):
+    if os.name != "posix":
+        pytest.skip("POSIX modes")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs").chmod(0o755)  # as a git checkout leaves it
+    (tmp_path / "dealerbot.toml").write_text(
+        '[store]\nurl = "postgresql+psycopg://dealer:secret-pw@127.0.0.1:1/none"\n', encoding="utf-8")
+    result = _doctor(tmp_path, DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, DEALERBOT_DMS_PASSWORD="x" * 8)
+    privacy = _line(result.stdout, "数据隐私")
+    assert privacy.startswith(f"[{WARN}]") and f"{tmp_path / 'logs'}（755）" in privacy and "改为 700" in privacy
+    store = _line(result.stdout, "存储")
+    assert result.returncode == 2 and store.startswith(f"[{PROBLEM}]") and "127.0.0.1:1" in store
+    assert "secret-pw" not in result.stdout + result.stderr
