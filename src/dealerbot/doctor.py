@@ -169,22 +169,28 @@ def _source_text(source: str) -> str:
 
 # -- a Chinese font -------------------------------------------------------------------------
 
+def windows_fonts_check(folders: list[Path]) -> Check:
+    """The Windows way: a Chinese font file (微软雅黑 ``msyh.ttc``, 宋体 ``simsun.ttc``...) in
+    one of ``folders`` (``%WINDIR%\\Fonts``, the user's own fonts folder)."""
+    for folder in folders:
+        found = [folder / n for n in WINDOWS_CJK_FONTS if (folder / n).is_file()]
+        found += [p for pattern in WINDOWS_CJK_PATTERNS for p in sorted(folder.glob(pattern))]
+        if found:
+            return Check("中文字体", OK, f"{found[0].name}（{folder}，共 {len(found)} 个中文字体文件）")
+    return Check("中文字体", WARN, f"{'、'.join(map(str, folders))} 中没有中文字体：失败截图中的中文会显示为方框",
+                 "设置 → 时间和语言 → 语言和区域 → 添加语言：中文(简体，中国)，或安装微软雅黑字体")
+
+
 @_titled("中文字体")
 def font_check() -> Check:
     """A font with Chinese glyphs, without which screenshots of Chinese pages show boxes."""
     fonts_linux = "fonts-noto-cjk（或 fonts-wqy-microhei）"
     fix_linux = f"sudo apt-get install {fonts_linux}"
-    fix_windows = "设置 → 时间和语言 → 语言和区域 → 添加语言：中文(简体，中国)，或安装微软雅黑字体"
     if sys.platform == "win32":  # pragma: no cover - Windows only
         folders = [Path(os.environ.get("WINDIR") or r"C:\Windows") / "Fonts"]
         if os.environ.get("LOCALAPPDATA"):
             folders.append(Path(os.environ["LOCALAPPDATA"]) / "Microsoft" / "Windows" / "Fonts")
-        for folder in folders:
-            found = [folder / n for n in WINDOWS_CJK_FONTS if (folder / n).is_file()]
-            found += [p for pattern in WINDOWS_CJK_PATTERNS for p in folder.glob(pattern)]
-            if found:
-                return Check("中文字体", OK, f"{found[0].name}（{folder}，共 {len(found)} 个中文字体文件）")
-        return Check("中文字体", WARN, f"{'、'.join(map(str, folders))} 中没有中文字体：失败截图中的中文会显示为方框", fix_windows)
+        return windows_fonts_check(folders)
     if sys.platform == "darwin":  # pragma: no cover - macOS only
         found_mac = [p for p in MAC_CJK_FONTS if Path(p).is_file()]
         if found_mac:
@@ -286,6 +292,8 @@ def _windows_session(needed: bool, why: str) -> Check:  # pragma: no cover - Win
     if kernel32.ProcessIdToSessionId(kernel32.GetCurrentProcessId(), ctypes.byref(session)) and session.value == 0:
         return Check("桌面显示", bad, f"在 Session 0（Windows 服务）中运行，没有桌面：{why}",
                      "不要作为 Windows 服务运行：用任务计划程序“登录时”启动，并选“只在用户登录时运行”（见 docs/windows.md）")
+    user32.OpenInputDesktop.restype = ctypes.c_void_p  # an HDESK handle
+    user32.CloseDesktop.argtypes = [ctypes.c_void_p]
     desktop = user32.OpenInputDesktop(0, False, 0x0100)  # DESKTOP_SWITCHDESKTOP
     if not desktop:
         return Check("桌面显示", bad, f"桌面已锁定，或远程桌面已断开：{why}",

@@ -221,3 +221,21 @@ def test_data_folders_others_can_open_are_warned_and_an_unreachable_database_is_
     store = _line(result.stdout, "存储")
     assert result.returncode == 2 and store.startswith(f"[{PROBLEM}]") and "127.0.0.1:1" in store
     assert "secret-pw" not in result.stdout + result.stderr
+
+
+def test_the_windows_fonts_lookup_finds_yahei_in_a_folder_laid_out_as_windows_fonts(tmp_path):
+    """The lookup of the Windows branch (its folders come from %WINDIR% only on Windows): a
+    folder with 微软雅黑's file name is found, one with Latin fonts only is warned about."""
+    from dealerbot.doctor import windows_fonts_check
+
+    fonts, user_fonts = tmp_path / "Windows" / "Fonts", tmp_path / "LocalAppData" / "Fonts"
+    fonts.mkdir(parents=True)
+    user_fonts.mkdir(parents=True)
+    (fonts / "arial.ttf").write_bytes(b"\0")
+    missing = windows_fonts_check([fonts, user_fonts])
+    assert missing.status == WARN and "中文" in missing.fix
+    (user_fonts / "NotoSansSC-Regular.otf").write_bytes(b"\0")
+    assert windows_fonts_check([fonts, user_fonts]).detail.startswith("NotoSansSC-Regular.otf")
+    (fonts / "msyh.ttc").write_bytes(b"\0")
+    found = windows_fonts_check([fonts, user_fonts])
+    assert found.status == "正常" and found.detail.startswith(f"msyh.ttc（{fonts}")
