@@ -35,20 +35,34 @@ def private_by_default() -> None:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and its parents) if needed and make it 0700 when this user owns it (on
-    Windows: the topmost folder created gets an access list for this user alone)."""
-    created = path
-    while not created.parent.exists() and created.parent != created.parent.parent:
-        created = created.parent
-    new = not path.exists()
+    """Create ``path`` (and its parents) if needed: the folders it creates are 0700, and
+    ``path`` is made 0700 when this user owns it (on Windows: the topmost folder created gets
+    an access list for this user alone)."""
+    created = topmost_missing(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if os.name == "posix":
+        # The parents made on the way got the umask's mode (mkdir's ``mode`` is the leaf's only).
+        made = [] if created is None else [path, *path.parents[: len(path.parts) - len(created.parts)]]
+        for folder in made[1:]:
+            with contextlib.suppress(OSError):
+                os.chmod(folder, 0o700)
         with contextlib.suppress(OSError):  # not ours (a shared folder): leave it as it is
             if path.stat().st_uid == os.getuid():
                 os.chmod(path, 0o700)
-    elif sys.platform == "win32" and new:  # pragma: no cover - Windows only
+    elif sys.platform == "win32" and created is not None:  # pragma: no cover - Windows only
         restrict_to_user(created)
     return path
+
+
+def topmost_missing(path: Path) -> Path | None:
+    """The highest folder of ``path`` that does not exist yet (``path`` itself when only it is
+    missing; None when it exists): the one folder whose access list everything below inherits."""
+    if path.exists():
+        return None
+    top = path
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    return top
 
 
 def restrict_to_user(path: Path) -> bool:  # pragma: no cover - Windows only
