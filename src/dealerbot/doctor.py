@@ -65,9 +65,9 @@ def run_checks(settings: Settings | None, config_error: str = "", host: str = "1
     configuration could not be read, and the checks that need it are reported as not done."""
     checks: list[Check] = [_config_check(settings, config_error)]
     order: list[Callable[[], Check | list[Check]]] = [
-        _bind(browser_check, settings), font_check, keyring_check, _bind(_passwords_checks, settings),
-        _bind(_display_check, settings), _titled("控制台端口")(lambda: port_check(host, port)),
-        _bind(_store_check, settings), _bind(_folders_check, settings), calendar_check,
+        _bind(browser_check, settings), font_check, keyring_check, _bind(passwords_checks, settings),
+        _bind(display_check, settings), _titled("控制台端口")(lambda: port_check(host, port)),
+        _bind(store_check, settings), _bind(folders_check, settings), calendar_check,
     ]
     for check in order:
         try:
@@ -228,7 +228,9 @@ def keyring_check() -> Check:
 
 
 @_titled("门户密码")
-def _passwords_checks(settings: Settings) -> list[Check]:
+def passwords_checks(settings: Settings) -> list[Check]:
+    """Each configured portal's password found (environment or keyring; never shown): a
+    problem when missing from a real configuration, left out for the built-in demo settings."""
     from dealerbot.credentials import env_name, get_password
     from dealerbot.errors import CredentialsMissing
 
@@ -253,7 +255,8 @@ def _passwords_checks(settings: Settings) -> list[Check]:
 # -- a display for the desktop bot ----------------------------------------------------------
 
 @_titled("桌面显示")
-def _display_check(settings: Settings) -> Check:
+def display_check(settings: Settings) -> Check:
+    """A desktop to type into: a problem only when the desktop bot is configured."""
     needed = settings.rekey.client == "desktop"
     bad = PROBLEM if needed else OK
     why = "[rekey] client = \"desktop\"：桌面机器人需要" if needed else "网页机器人不需要；只有桌面版DMS机器人需要"
@@ -356,7 +359,9 @@ def _probe_folder(folder: Path) -> str:
 
 
 @_titled("存储")
-def _store_check(settings: Settings) -> Check:
+def store_check(settings: Settings) -> Check:
+    """The run store: SQLite's folder (or nearest existing parent) and file writable, or the
+    database answering."""
     from sqlalchemy.engine import make_url
 
     url = make_url(settings.store_url)
@@ -390,7 +395,8 @@ def _database_check(url: str) -> Check:
 
 
 @_titled("数据文件夹")
-def _folders_check(settings: Settings) -> list[Check]:
+def folders_check(settings: Settings) -> list[Check]:
+    """``logs``, ``state`` and ``out`` writable, and the data folders private."""
     folders = [settings.path(name) for name in ("logs", "state", "out")]
     bad = [why for folder in folders if (why := _probe_folder(folder))]
     if bad:
@@ -398,10 +404,10 @@ def _folders_check(settings: Settings) -> list[Check]:
                         "确认当前用户对这些文件夹有写权限，或在 dealerbot.toml 的 [paths] 中换文件夹")]
     else:
         checks = [Check("数据文件夹", OK, "可写入：" + "、".join(str(f) for f in folders))]
-    return [*checks, _privacy_check(settings)]
+    return [*checks, privacy_check(settings)]
 
 
-def _privacy_check(settings: Settings) -> Check:
+def privacy_check(settings: Settings) -> Check:
     """Customer data readable by this user only: POSIX modes, or on Windows a folder under the
     user's profile (dealerbot restricts the folders it creates with an ACL, files.py)."""
     folders = [settings.path(name) for name in ("logs", "state", "out", "var")]

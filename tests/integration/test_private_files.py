@@ -16,7 +16,9 @@ import pytest
 
 from .test_cli import dealerbot
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+# The demo takes 20-40 s on 2 cores: in the soak run (./run.sh soak). The default suite checks a
+# scrape, a failed run and an export (test_cli.py) and serve in 0755 folders (test_serve_unattended.py).
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes"), pytest.mark.slow]
 DATA_FOLDERS = ("logs", "out", "var", "state")
 
 

@@ -46,6 +46,8 @@ def test_serve_with_no_terminal_takes_the_password_from_a_file_or_the_environmen
     args = ["serve", "--port", str(port)]
     if source == "file":  # written as Windows Notepad saves it: a BOM and CRLF
         args += ["--password-file", str(_password_file(tmp_path / "private", f"\ufeff{PASSWORD}\r\n"))]
+        (tmp_path / "state").mkdir()  # a data folder others could open, as a checkout leaves one
+        (tmp_path / "state").chmod(0o755)
     else:
         env["DEALERBOT_CONSOLE_PASSWORD"] = PASSWORD
     # As a scheduled task starts it: no terminal at all (stdin from nowhere, a session of its own).
