@@ -1094,10 +1094,15 @@ def _run_service(main: Any, stopped: str) -> None:
 HostOpt = Annotated[str, typer.Option("--host", help="监听地址（默认只有本机可访问）")]
 PortOpt = Annotated[int, typer.Option("--port", help="端口")]
 RemoteOpt = Annotated[bool, typer.Option("--allow-remote", help="允许监听非本机地址（局域网可访问）")]
+PasswordFileOpt = Annotated[Path | None, typer.Option(
+    "--password-file", envvar="DEALERBOT_CONSOLE_PASSWORD_FILE",
+    help="控制台密码文件（第一行是密码；仅本用户可读）：开机/登录时自动启动、无人输入时使用",
+)]
 
 
-def _console_ready(settings: Settings, host: str, allow_remote: bool) -> None:
-    """Refuse a non-loopback address without --allow-remote; ask for a password at the first start.
+def _console_ready(settings: Settings, host: str, allow_remote: bool, password_file: Path | None = None) -> None:
+    """Refuse a non-loopback address without --allow-remote; take the password from
+    ``password_file`` when given, else ask for one at the first start.
 
     Raises:
         typer.Exit: 2 when the console cannot start safely.
@@ -1114,11 +1119,21 @@ def _console_ready(settings: Settings, host: str, allow_remote: bool) -> None:
         raise _fail(f"控制台默认只监听本机地址；要在 {host} 上监听（局域网可访问），请加 --allow-remote "
                     f"(the console binds to loopback unless --allow-remote)")
     password = ConsolePassword(settings.path("state"))
+    if password_file is not None:
+        from dealerbot.console.auth import read_password_file
+
+        if os.environ.get(PASSWORD_ENV):
+            raise _fail(f"同时设置了 {PASSWORD_ENV} 和密码文件 {password_file}：只能用一个 (one console password source only)")
+        try:
+            password.adopt(read_password_file(password_file))
+        except DealerbotError as exc:
+            raise _fail(str(exc)) from None
+        return
     if password.is_set:
         return
     if not sys.stdin.isatty():
-        raise _fail(f"控制台还没有密码：在终端运行一次 dealerbot console 设置，或设置环境变量 {PASSWORD_ENV} "
-                    f"(no console password yet)")
+        raise _fail(f"控制台还没有密码：在终端运行一次 dealerbot console 设置，或设置环境变量 {PASSWORD_ENV}，"
+                    f"或用 --password-file 指定密码文件 (no console password yet)")
     first = typer.prompt("设置控制台密码（至少 8 位）", hide_input=True, confirmation_prompt="再输入一次")
     try:
         password.set(first)
@@ -1177,13 +1192,14 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
 @app.command("console")
 def console_command(
     host: HostOpt = "127.0.0.1", port: PortOpt = 8750, allow_remote: RemoteOpt = False, config: ConfigOpt = None,
+    password_file: PasswordFileOpt = None,
 ) -> None:
     """运行操作控制台（网页）：启动机器人、查看运行和失败证据、下载和上传审核工作簿。
 
     The operator console, a local web app (http://127.0.0.1:8750/ by default). The first start
-    asks for its password (or set DEALERBOT_CONSOLE_PASSWORD)."""
+    asks for its password (or set DEALERBOT_CONSOLE_PASSWORD, or give --password-file)."""
     settings = _settings(config)
-    _console_ready(settings, host, allow_remote)
+    _console_ready(settings, host, allow_remote, password_file)
     _setup_console_logging(settings, False)
     _run_service(_serve_console(settings, host, port), "控制台已停止 (console stopped)")
 
@@ -1191,6 +1207,7 @@ def console_command(
 @app.command("serve")
 def serve_command(
     host: HostOpt = "127.0.0.1", port: PortOpt = 8750, allow_remote: RemoteOpt = False, config: ConfigOpt = None,
+    password_file: PasswordFileOpt = None,
 ) -> None:
     """同时运行控制台和调度程序：在办公室电脑上一直运行的方式。
 
@@ -1198,7 +1215,7 @@ def serve_command(
     (Ctrl-C or SIGTERM stops both; running bots finish their current record first)."""
     settings = _settings(config)
     _say_where(settings)
-    _console_ready(settings, host, allow_remote)
+    _console_ready(settings, host, allow_remote, password_file)
     _setup_console_logging(settings, False)
     jobs = _load_jobs(settings)
 
@@ -1207,6 +1224,21 @@ def serve_command(
             await _serve_console(settings, host, port, scheduler)
 
     _run_service(both(), "已停止 (stopped)")
+
+
+@app.command("doctor")
+def doctor_command(host: HostOpt = "127.0.0.1", port: PortOpt = 8750, config: ConfigOpt = None) -> None:
+    """检查这台电脑能否运行 dealerbot：浏览器、中文字体、钥匙串、桌面、端口、存储、节假日数据。
+
+    Check what a run needs and say, in Chinese, what to do about what is missing. Exit 0 when
+    nothing a run needs is missing (warnings allowed), 2 otherwise."""
+    from dealerbot.doctor import render, run_checks
+
+    try:
+        settings, error = load_settings(config), ""
+    except ConfigError as exc:
+        settings, error = None, str(exc)
+    raise typer.Exit(render(run_checks(settings, error, host, port), lambda line: print(line, flush=True)))
 
 
 # -- a dealership group ----------------------------------------------------------------------

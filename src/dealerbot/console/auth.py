@@ -1,8 +1,10 @@
 """The console's password (argon2), its sessions and the login throttle.
 
-The password is set at the first start (``dealerbot console`` asks for it) or comes from
-``DEALERBOT_CONSOLE_PASSWORD``; only its argon2 hash is kept, in ``state/console-password``
-(mode 0600). Sessions are cookies signed with a key kept in ``state/console-secret`` (0600):
+The password is set at the first start (``dealerbot console`` asks for it), comes from
+``DEALERBOT_CONSOLE_PASSWORD``, or from a file (``--password-file`` /
+``DEALERBOT_CONSOLE_PASSWORD_FILE``, :func:`read_password_file`: for a console started at logon
+with nobody at a prompt; the file must be private to the user); only its argon2 hash is kept,
+in ``state/console-password`` (mode 0600). Sessions are cookies signed with a key kept in ``state/console-secret`` (0600):
 HttpOnly, SameSite=Strict, holding the session's id and CSRF token. The id is only good while
 its row is in ``state/console-sessions.sqlite`` (0600; shared by every console process of the
 folder): logout deletes it, a session unused for ``[console] idle_minutes`` or older than
@@ -37,6 +39,8 @@ from dealerbot.errors import ConfigError
 from dealerbot.files import private_dir, write_private_text
 
 PASSWORD_ENV = "DEALERBOT_CONSOLE_PASSWORD"
+PASSWORD_FILE_ENV = "DEALERBOT_CONSOLE_PASSWORD_FILE"
+MAX_PASSWORD_FILE_BYTES = 4096
 MIN_LENGTH = 8
 FREE_FAILURES = 2  # a typo or two cost nothing; after more failures in a row logins wait ...
 FIRST_DELAY = 1.0  # ... this many seconds, doubling with each further failure ...
@@ -66,6 +70,18 @@ class ConsolePassword:
         private_dir(self.file.parent)
         write_private_text(self.file, self.hasher.hash(password))
 
+    def adopt(self, password: str) -> bool:
+        """Make ``password`` the console's (keeping the stored hash, and so the open sessions,
+        when it already is); True when the hash changed.
+
+        Raises:
+            ConfigError: shorter than :data:`MIN_LENGTH`.
+        """
+        if self.file.is_file() and self.verify(password):
+            return False
+        self.set(password)
+        return True
+
     def fingerprint(self, key: str) -> str:
         """A keyed digest of the current password (of its hash, when it is kept in the file):
         it changes when the password does, and tells nothing about it without ``key``."""
@@ -85,6 +101,38 @@ class ConsolePassword:
             return self.hasher.verify(self.file.read_text(encoding="utf-8").strip(), password)
         except (OSError, VerificationError, InvalidHashError):
             return False
+
+
+def read_password_file(path: Path) -> str:
+    """The console password kept in ``path``: its first line (a BOM and the line end left by
+    Notepad are not part of it).
+
+    Raises:
+        ConfigError: the file is missing or unreadable, larger than a password file can be,
+            not UTF-8, empty, or (POSIX) readable or writable by the group or others: the message
+            names the file and says what to do.
+    """
+    try:
+        mode = path.stat().st_mode
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_PASSWORD_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: 无法读取控制台密码文件（{exc.strerror or exc}）(cannot read the console password file)") from None
+    if os.name == "posix" and mode & 0o077:
+        raise ConfigError(
+            f"{path}: 控制台密码文件其他用户也可以访问（权限 {oct(mode & 0o777)[2:]}），不予使用："
+            f"请运行 chmod 600 {path} (the console password file must be private to its owner: mode 600)"
+        )
+    if len(raw) > MAX_PASSWORD_FILE_BYTES:
+        raise ConfigError(f"{path}: 控制台密码文件过大：文件中只应有一行密码 (the console password file holds one line)")
+    try:
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: 控制台密码文件不是 UTF-8 编码，请另存为 UTF-8 (the file is not UTF-8)") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError(f"{path}: 控制台密码文件的第一行是空的：请写入密码（至少 {MIN_LENGTH} 位）(the first line is empty)")
+    return lines[0]
 
 
 def session_secret(state_dir: Path) -> str:
