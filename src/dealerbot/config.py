@@ -301,7 +301,7 @@ class _SectionEnv(EnvSettingsSource):
     ``DEALERBOT_PORTALS__OEM__URL`` is ``DEALERBOT_OEM__URL``."""
 
     def __call__(self) -> dict[str, Any]:
-        return fold_shipped_portals(super().__call__(), "environment")  # type: ignore[no-any-return]
+        return fold_shipped_portals(super().__call__(), "environment")
 
     def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
         if isinstance(value, str) and not value.lstrip().startswith("{"):
@@ -459,7 +459,7 @@ class Settings(BaseSettings):
             ConfigError: no such portal is configured (the message lists those that are).
         """
         if name in SHIPPED_PORTALS:
-            return getattr(self, name)  # type: ignore[no-any-return]
+            return getattr(self, name)
         try:
             return self.portals[name]
         except KeyError:

@@ -280,7 +280,7 @@ def _css_problem(css: str) -> str:
     return ""
 
 
-class _AnyField(dict):  # type: ignore[type-arg]
+class _AnyField(dict[str, str]):
     """Fills every ``{placeholder}`` with a value valid where words and numbers both go
     (``tr:nth-child({row})``, ``[data-field='{field}']``) when checking a selector's syntax."""
 

@@ -160,7 +160,7 @@ class GroupEngine:
             cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
             row = await cur.fetchone()
             if not (row and row[0]):
-                await conn.execute(self.app.schema_manager.get_schema())  # type: ignore[arg-type]
+                await conn.execute(self.app.schema_manager.get_schema())
                 self.log.info("created the task engine's tables (procrastinate)")
 
     # -- deferring --------------------------------------------------------------------------
