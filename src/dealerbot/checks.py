@@ -75,6 +75,7 @@ async def check_selectors(
     folder = settings.path("logs") / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-check-{portal}"
     evidence = Evidence(folder, make_masker(settings, passwords))  # written only if the check fails
     async with open_browser(settings.browser, headed=headed) as browser:
+        assert browser is not None  # wanted: a browser, else BrowserNotFound
         async with browser.context(portal, evidence, state_file=None, trace=settings.browser.trace is not False) as pctx:
             page = await pctx.new_page()
             s = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)

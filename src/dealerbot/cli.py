@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -1140,7 +1140,7 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def]  # ours stop the scheduler first
+        def capture_signals(self) -> Iterator[None]:  # ours stop the scheduler first
             yield
 
     app = create_app(settings, scheduler)
@@ -1166,7 +1166,12 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
     scheduling = None
     if scheduler is not None:
         scheduling = asyncio.create_task(scheduler.serve())
-        scheduling.add_done_callback(lambda t: t.cancelled() or t.exception() is None or stop())
+
+        def scheduling_ended(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                stop()
+
+        scheduling.add_done_callback(scheduling_ended)
     await server.serve()
     stop()
     await app.state.console.drain(STOP_GRACE_SECONDS)

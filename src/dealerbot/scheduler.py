@@ -166,9 +166,9 @@ class Scheduler:
         inner = trigger.get_next_fire_time
         reported: list[bool] = []
 
-        def safe(previous: datetime | None, now: datetime) -> datetime | None:
+        def safe(previous_fire_time: datetime | None, now: datetime) -> datetime | None:
             try:
-                return inner(previous, now)
+                return inner(previous_fire_time, now)
             except DataFileError as exc:  # never let it reach APScheduler's loop: the job ends, said so
                 if not reported:
                     reported.append(True)
@@ -176,6 +176,7 @@ class Scheduler:
                     self._spawn(self.notifier.send([Message("failed", f"dealerbot 定时任务 {job.name} 已停止", str(exc))]))
                 return None
 
+        # This one trigger object's method is wrapped (APScheduler calls it): mypy refuses any assignment to a method.
         trigger.get_next_fire_time = safe  # type: ignore[method-assign]
         return trigger
 

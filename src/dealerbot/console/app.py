@@ -103,7 +103,9 @@ class Console:
     def live_session(self, request: Request) -> bool:
         """Whether ``request`` comes with a live session (see :class:`Sessions`)."""
         sid = request.session.get("sid")
-        return bool(sid) and self.sessions.check(sid, self.password.fingerprint(self.secret), self.idle, self.lifetime)
+        if not sid:
+            return False
+        return self.sessions.check(sid, self.password.fingerprint(self.secret), self.idle, self.lifetime)
 
     def store(self) -> contextlib.AbstractContextManager[Store]:
         """The console's store, opened once (opening checks the file and the schema: not on
@@ -141,12 +143,19 @@ class Console:
             on_progress=on_progress, options={"dry_run": True} if dry_run else {}, stop=self.stop,
         ))
         self.tasks.add(task)
-        task.add_done_callback(lambda t: (self.tasks.discard(t), self.live.pop(holder.get("id", ""), None)))
-        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+
+        def ended(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            self.live.pop(holder.get("id", ""), None)
+
+        task.add_done_callback(ended)
+        either: set[asyncio.Future[Any]] = {task, started}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED, timeout=60)
         if started.done():
             return started.result()
-        if task.done() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        failure = task.exception() if task.done() else None
+        if failure is not None:
+            raise failure
         raise DealerbotError(f"{bot} did not start within 60 s")
 
     async def drain(self, grace: float) -> None:
