@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from dealerbot.browser import Browser, Evidence
 from dealerbot.config import Settings
@@ -27,6 +27,9 @@ from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
 from dealerbot.records import Entity, Item
 from dealerbot.store import RecordWriter, Store
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 
 class PortalApp(Protocol):
@@ -133,7 +136,7 @@ class BotContext:
     store: Store
     evidence: Evidence
     passwords: PasswordSource
-    log: Any
+    log: Logger
     full: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     since: datetime | None = None
@@ -578,7 +581,7 @@ async def fan_out(
     buffer: int,
     requeue_rounds: int = 0,
     pause: float = 1.0,
-    log: Any = None,
+    log: Logger | None = None,
 ) -> None:
     """Run ``produce(put)`` and ``workers`` copies of ``consume(item)`` over a bounded queue.
 

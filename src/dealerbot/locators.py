@@ -65,6 +65,7 @@ from loguru import logger
 from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
 
 if TYPE_CHECKING:
+    from loguru import Logger
     from lxml.html import HtmlElement
     from playwright.async_api import Frame, Locator, Page
 
@@ -566,7 +567,7 @@ class Locators:
     One instance per page; it remembers which candidate matched for each name.
     """
 
-    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000, log: Any = logger) -> None:
+    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000, log: Logger = logger) -> None:
         self.page = page
         self.file = selectors
         self.timeout_ms = timeout_ms
@@ -663,7 +664,7 @@ def _by_attribute(css: str, key: str) -> tuple[str, str] | None:
     return css[:m.start()] + f"[{m.group(1)}]" + css[m.end():], m.group(1)
 
 
-def warn_drift(log: Any, file: SelectorFile, name: str, first: Candidate, used: Candidate, index: int) -> None:
+def warn_drift(log: Logger, file: SelectorFile, name: str, first: Candidate, used: Candidate, index: int) -> None:
     """Log that a fallback matched where the first choice did not: the portal has drifted."""
     log.warning(
         "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
@@ -679,7 +680,7 @@ class HtmlReader:
     same fallback order and the same drift warning as :class:`Locators`.
     """
 
-    def __init__(self, selectors: SelectorFile, log: Any = logger) -> None:
+    def __init__(self, selectors: SelectorFile, log: Logger = logger) -> None:
         self.file = selectors
         self.log = log
         self._warned: set[str] = set()

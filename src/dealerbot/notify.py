@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from loguru import logger
 
 from dealerbot.config import NotifySettings
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 TITLES = {
     "failed": "失败", "postponed": "已推迟", "rejects": "有被拒绝的记录", "review": "有待审核的操作",
@@ -100,7 +103,7 @@ def review_message(waiting: int, workbook: Any = None, dropped: Sequence[tuple[s
 class Notifier:
     """Sends :class:`Message` s to ``[notify] urls`` for the events in ``[notify] on``."""
 
-    def __init__(self, settings: NotifySettings, log: Any = logger) -> None:
+    def __init__(self, settings: NotifySettings, log: Logger = logger) -> None:
         self.settings = settings
         self.log = log
 

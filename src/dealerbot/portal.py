@@ -55,6 +55,7 @@ from dealerbot.http_reads import Answer
 from dealerbot.locators import HtmlReader, Locators, SelectorFile
 
 if TYPE_CHECKING:
+    from loguru import Logger
     from playwright.async_api import Cookie, Page
 
     from dealerbot.browser import PortalContext
@@ -75,7 +76,7 @@ async def with_retries(
     attempts: int,
     backoff: float,
     on_retry: Callable[[SystemFailure], None] | None = None,
-    log: Any = logger,
+    log: Logger = logger,
 ) -> T:
     """Run ``fn``; on a retryable :class:`SystemFailure`, wait and try again (tenacity).
 
@@ -289,7 +290,7 @@ class PortalSession:
         page: Page,
         selectors: SelectorFile,
         run: RunSettings,
-        log: Any = logger,
+        log: Logger = logger,
         counts: dict[str, int] | None = None,
     ) -> None:
         self.name = name

@@ -34,13 +34,16 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from dealerbot.config import Settings
 from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, SystemFailure
 from dealerbot.timetable import SYNC
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 TASK_NAME = "dealerbot.run"
 LATER_TASK = "dealerbot.later"  # defers a dealerbot.run when its time comes (a postponed run)
@@ -114,7 +117,7 @@ class GroupEngine:
         ConfigError: not a group, or PostgreSQL cannot be reached.
     """
 
-    def __init__(self, settings: Settings, log: Any = logger, report: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, log: Logger = logger, report: Callable[[str], None] | None = None) -> None:
         require_group(settings)
         import procrastinate
         from procrastinate import RetryStrategy
