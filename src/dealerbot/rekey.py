@@ -33,7 +33,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure
 from dealerbot.failpoints import Failpoints
@@ -43,6 +43,8 @@ from dealerbot.store import Store
 
 if TYPE_CHECKING:
     from loguru import Logger
+
+    from dealerbot.bot import BotContext
 
 REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "failed", "unfinished", "rehearsed")
 
@@ -329,7 +331,7 @@ class Rekeyer:
         return "failed"
 
 
-def start_rekey(ctx: Any, actor: str) -> tuple[Rekeyer, list[tuple[Action, bool]]]:
+def start_rekey(ctx: BotContext, actor: str) -> tuple[Rekeyer, list[tuple[Action, bool]]]:
     """What a re-key bot (web or desktop) starts from, for the run of ``ctx`` (a BotContext):
     its :class:`Rekeyer` and the actions to write (:func:`pending_actions`); the names and
     addresses about to be typed are marked personal, so every artifact of the run masks them.

@@ -26,7 +26,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -42,6 +42,9 @@ from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
 from dealerbot.ledger import KIND_TEXT, REAPPROVAL
 from dealerbot.logsetup import Masker
 from dealerbot.store import Store
+
+if TYPE_CHECKING:
+    from dealerbot.scheduler import Scheduler
 
 TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示",
             "retry": "接手重试"}
@@ -72,7 +75,7 @@ document.addEventListener('DOMContentLoaded', function () {
 class Console:
     """What the pages share: settings, templates, the runs started here, the scheduler."""
 
-    def __init__(self, settings: Settings, scheduler: Any = None, passwords: Mapping[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, scheduler: Scheduler | None = None, passwords: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.scheduler = scheduler
         self.passwords = passwords
@@ -172,7 +175,7 @@ class Console:
             await asyncio.wait(pending, timeout=30)
 
 
-def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str, str] | None = None) -> FastAPI:
+def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords: Mapping[str, str] | None = None) -> FastAPI:
     """The console for ``settings`` (``scheduler``: the one running in this process, if any)."""
     app = FastAPI(title="dealerbot 控制台", docs_url=None, redoc_url=None, openapi_url=None)
     c = Console(settings, scheduler, passwords)
