@@ -551,7 +551,7 @@ class Browser:
         page, context and login of the run went with it."""
         return not self.closing and not self.browser.is_connected()
 
-    def _disconnected(self, _browser: Any) -> None:
+    def _disconnected(self, _browser: PwBrowser) -> None:
         if not self.closing:
             logger.warning("the browser ended unexpectedly ({})", self.spec.describe())
 

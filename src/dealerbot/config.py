@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -26,6 +26,9 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dealerbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dealerbot.ledger import Policy
 
 CONFIG_ENV = "DEALERBOT_CONFIG"
 STORE_ENV = "DEALERBOT_STORE_CODE"  # which store of a group this process works for
@@ -159,7 +162,7 @@ class RekeySettings(_Section):
     dictionary: str = Field(default="dictionary.yaml", description="the data dictionary, relative to the project folder")
     reviewer: str = Field(default="", description="name recorded for approvals (default: the OS user)")
 
-    def policy(self) -> Any:
+    def policy(self) -> Policy:
         """The :class:`dealerbot.ledger.Policy` these settings describe.
 
         Raises:

@@ -26,7 +26,7 @@ import json
 import random
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -56,7 +56,8 @@ from dealerbot.locators import HtmlReader, Locators, SelectorFile
 
 if TYPE_CHECKING:
     from loguru import Logger
-    from playwright.async_api import Cookie, Page
+    from lxml.html import HtmlElement
+    from playwright.async_api import Cookie, Frame, Page, Route
 
     from dealerbot.browser import PortalContext
     from dealerbot.config import PortalSettings, RunSettings
@@ -197,7 +198,7 @@ class _Gate:
         self._drained.set()
 
     @contextlib.asynccontextmanager
-    async def use(self) -> Any:
+    async def use(self) -> AsyncIterator[None]:
         while not self._open.is_set():
             await self._open.wait()
         self._users += 1
@@ -210,7 +211,7 @@ class _Gate:
                 self._drained.set()
 
     @contextlib.asynccontextmanager
-    async def exclusive(self) -> Any:
+    async def exclusive(self) -> AsyncIterator[None]:
         while not self._open.is_set():
             await self._open.wait()
         self._open.clear()
@@ -316,7 +317,7 @@ class PortalSession:
     def _watch(self, page: Page) -> None:
         """Count the screens ``page`` goes to (any of them may set cookies the reads need)."""
 
-        def moved(frame: Any) -> None:
+        def moved(frame: Frame) -> None:
             if frame.parent_frame is None:
                 self.shared.moves += 1
 
@@ -517,7 +518,7 @@ class PortalSession:
 
     async def fetch_html(
         self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
-    ) -> Any:
+    ) -> HtmlElement:
         """GET a page with the browser's cookies and parse it (lxml element; see :meth:`fetch`).
 
         Raises:
@@ -622,7 +623,7 @@ class PortalSession:
         """Route the context's requests through :meth:`throttle` (see :meth:`count_every_request`)."""
         origin = urlparse(self.settings.url)
 
-        async def handle(route: Any) -> None:
+        async def handle(route: Route) -> None:
             target = urlparse(route.request.url)
             if (target.scheme, target.netloc) == (origin.scheme, origin.netloc) and \
                     route.request.resource_type in PACED_TYPES:

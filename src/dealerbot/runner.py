@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dealerbot.bot import COUNT_KEYS, BotContext, bot_portals, first_error
+from dealerbot.bot import COUNT_KEYS, Bot, BotContext, bot_portals, first_error
 from dealerbot.browser import BrowserLaunch, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
@@ -264,7 +264,7 @@ async def run_bot(
         return result
 
 
-def _ledger(store: Store, bot: Any, run_id: str, log: Logger) -> contextlib.AbstractAsyncContextManager[Any]:
+def _ledger(store: Store, bot: Bot, run_id: str, log: Logger) -> contextlib.AbstractAsyncContextManager[Any]:
     """The store's ledger lock for a bot that writes the ledger (``ledger_writer``), for its whole
     run: a reconcile planning meanwhile waits for it, and it waits for a reconcile planning."""
     if not bot.ledger_writer:

@@ -54,7 +54,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.types import TypeEngine
 
 from dealerbot.config import DEFAULT_STORE, STORE_CODE
@@ -66,6 +66,7 @@ from dealerbot.records import ENTITIES, Entity
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PgInsert
     from sqlalchemy.dialects.sqlite import Insert as LiteInsert
+    from sqlalchemy.sql.elements import ColumnElement
 
 SCHEMA_HEAD = "0007"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -331,7 +332,7 @@ class Store:
         self.code = code
         self.meta, self.tables = _build_metadata()
 
-    def _mine(self, table: Any) -> Any:
+    def _mine(self, table: Table) -> ColumnElement[bool]:
         """The condition "this row is this store's"."""
         return table.c.store == self.code
 
@@ -1027,7 +1028,7 @@ class Store:
         return []
 
     def _audit(
-        self, conn: Any, run_id: str | None, actor: str, action: Action, event: str, target: str,
+        self, conn: Connection, run_id: str | None, actor: str, action: Action, event: str, target: str,
         old: dict[str, Any], new: dict[str, Any], note: str = "",
     ) -> None:
         conn.execute(self.tables["audit"].insert().values(

@@ -44,6 +44,7 @@ from dealerbot.timetable import SYNC
 
 if TYPE_CHECKING:
     from loguru import Logger
+    from procrastinate import JobContext
 
 TASK_NAME = "dealerbot.run"
 LATER_TASK = "dealerbot.later"  # defers a dealerbot.run when its time comes (a postponed run)
@@ -189,7 +190,7 @@ class GroupEngine:
 
     # -- the task ---------------------------------------------------------------------------
     async def _run(
-        self, context: Any, store: str, run: str, job: str | None = None, trigger: str = "manual",
+        self, context: JobContext, store: str, run: str, job: str | None = None, trigger: str = "manual",
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One job: the run (or sync) for the store, as a single dealership runs it."""
@@ -199,6 +200,7 @@ class GroupEngine:
         settings = self.settings.for_store(store)
         options = dict(options or {})
         full = bool(options.pop("full", False))
+        assert context.job.id is not None  # a job the worker runs was saved: it has its id
         engine_job = int(context.job.id)
         attempt = int(getattr(context.job, "attempts", 0) or 0)
         why = trigger if attempt == 0 else "retry"

@@ -14,6 +14,8 @@ from dealerbot.errors import LoginRejected, PageChanged, SessionExpired
 from dealerbot.portal import PortalSession
 
 if TYPE_CHECKING:
+    from lxml.html import HtmlElement
+
     from dealerbot.config import PortalSettings
 
 LOGIN_SELECTORS = ("login.form", "login.password", "login.submit", "login.error")
@@ -159,7 +161,7 @@ class PortalApp:
 
 
 def read_table(
-    session: PortalSession, root: Any, row_name: str, cell_name: str, fields: Sequence[str]
+    session: PortalSession, root: HtmlElement, row_name: str, cell_name: str, fields: Sequence[str]
 ) -> list[dict[str, str]]:
     """Rows of a server-rendered table as dicts of cell texts.
 
@@ -307,7 +309,7 @@ class HeaderTable:
 
         return find
 
-    def read(self, root: Any) -> list[dict[str, str]]:
+    def read(self, root: HtmlElement) -> list[dict[str, str]]:
         """The rows of the table in an lxml page.
 
         Raises:
