@@ -88,7 +88,8 @@ async def check_selectors(
                 if screen.endpoint:
                     await page.goto(s.url(screen.endpoint))
                 else:
-                    link = await s.loc.get(screen.via)  # type: ignore[arg-type]
+                    assert screen.via is not None  # a screen has an endpoint or a via (checked when loaded)
+                    link = await s.loc.get(screen.via)
                     async with page.expect_navigation(wait_until="domcontentloaded"):
                         await link.click()
                 await page.wait_for_load_state("load")

@@ -67,7 +67,7 @@ from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
 if TYPE_CHECKING:
     from loguru import Logger
     from lxml.html import HtmlElement
-    from playwright.async_api import Frame, Locator, Page
+    from playwright.async_api import Frame, FrameLocator, Locator, Page
 
 TYPES = ("css", "role", "label", "text", "placeholder", "testid")
 _OPTIONS = {"name", "exact", "frame"}
@@ -544,13 +544,14 @@ def unlinked_label_xpath(text: str, exact: bool) -> str:
     return f"xpath=({label}//*[{_FIELD_TAGS}] | {after})[1]"
 
 
-def build_locator(scope: Page | Frame | Locator, c: Candidate) -> Locator:
+def build_locator(scope: Page | Frame | Locator | FrameLocator, c: Candidate) -> Locator:
     """A Playwright locator for one candidate."""
     if c.frame:
-        scope = scope.frame_locator(c.frame)  # type: ignore[assignment]
+        scope = scope.frame_locator(c.frame)
     if c.kind == "css":
         return scope.locator(c.value)
     if c.kind == "role":
+        # c.value is the role as the selector file spells it: Playwright types it as its literal ARIA roles
         return scope.get_by_role(c.value, name=c.name, exact=c.exact)  # type: ignore[arg-type]
     if c.kind == "label":
         return scope.get_by_label(c.value, exact=c.exact).or_(scope.locator(unlinked_label_xpath(c.value, c.exact)))

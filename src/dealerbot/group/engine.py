@@ -127,8 +127,9 @@ class GroupEngine:
         self.log = log
         self.report = report or (lambda _line: None)  # one line per job for the operator's terminal
         self.stop = asyncio.Event()  # set: running bots stop at their next safe point
-        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-            conninfo=conninfo(settings.store_url), min_size=1, max_size=4))
+        # (kept typed: App.connector is any connector to mypy, this one has the connection pool)
+        self.connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings.store_url), min_size=1, max_size=4)
+        self.app = procrastinate.App(connector=self.connector)
         self.task = self.app.task(
             name=TASK_NAME, pass_context=True,
             retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=5, retry_exceptions={WorkerStopping}),
@@ -158,8 +159,7 @@ class GroupEngine:
     async def ensure_schema(self) -> None:
         """Create procrastinate's tables in the group's database if they are missing (once,
         under an advisory lock: several workers may start at once)."""
-        connector = self.app.connector
-        async with connector.pool.connection() as conn:  # type: ignore[attr-defined]  # one transaction
+        async with self.connector.pool.connection() as conn:  # one transaction
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))  # held until the commit
             cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
             row = await cur.fetchone()
@@ -364,7 +364,7 @@ class GroupEngine:
 
     async def store_depths(self) -> dict[str, dict[str, int]]:
         """Each store's jobs waiting (todo) and running (doing), whichever queue they are in."""
-        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        async with self.connector.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT args->>'store', status::text, count(*) FROM procrastinate_jobs "
                 "WHERE status IN ('todo', 'doing') AND task_name = %s GROUP BY 1, 2", (TASK_NAME,))
@@ -376,7 +376,7 @@ class GroupEngine:
     async def workers(self) -> list[dict[str, Any]]:
         """The workers alive (a heartbeat within ``[group] stalled_seconds``) and how many jobs
         each is running."""
-        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        async with self.connector.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT w.id, w.last_heartbeat, count(j.id) FROM procrastinate_workers w "
                 "LEFT JOIN procrastinate_jobs j ON j.worker_id = w.id AND j.status = 'doing' "
