@@ -44,6 +44,8 @@ from dealerbot.logsetup import Masker
 from dealerbot.store import Store
 
 if TYPE_CHECKING:
+    from starlette.middleware.base import RequestResponseEndpoint
+
     from dealerbot.scheduler import Scheduler
 
 TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示",
@@ -182,7 +184,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
     app.state.console = c
 
     @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
+    async def guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
         if path not in PUBLIC and not c.live_session(request):
             request.session.clear()  # a logged-out, idle or old cookie: dropped from the browser too
