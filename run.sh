@@ -2,6 +2,7 @@
 # dealerbot's one entry point for people and CI: sets everything up, then runs what you ask.
 #   ./run.sh demo     set up, start the sandbox, run the scraping bots, write the review workbook
 #   ./run.sh test     set up, run the test suite (real Chromium against the sandbox, a throwaway PostgreSQL)
+#   ./run.sh typecheck  set up, type-check src/dealerbot with mypy (pyproject.toml's [tool.mypy])
 #   ./run.sh soak     set up, run the slow soak tests
 #   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group [args] for one)
 #   ./run.sh mutants  set up, mutation-test the pure modules against their unit tests, print the survivors
@@ -105,6 +106,7 @@ case "$cmd" in
     # pytest's 5 means no test ran: that is a failure, not a pass.
     if [ "$rc" -eq 5 ]; then echo "no tests ran" >&2; exit 1; fi
     exit "$rc" ;;
+  typecheck) setup; exec "$VENV/bin/python" -m mypy "$@" ;;  # files and options: pyproject.toml [tool.mypy]
   soak) setup; setup_postgres; exec "$VENV/bin/python" -m pytest -m slow -o addopts="" "$@" ;;
   bench)
     setup
@@ -157,5 +159,5 @@ case "$cmd" in
             for (m in total) printf "  %-10s %4d / %4d\n", m, killed[m], total[m]
             printf "%d not killed\n", left }'
     echo "wall time: $(( $(date +%s) - started )) s" ;;
-  *) echo "usage: ./run.sh [demo|test|soak|bench|mutants|setup] [args...]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [demo|test|typecheck|soak|bench|mutants|setup] [args...]" >&2; exit 2 ;;
 esac

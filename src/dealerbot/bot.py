@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from dealerbot.browser import Browser, Evidence
-from dealerbot.config import Settings
+from dealerbot.config import PortalSettings, Settings
 from dealerbot.credentials import PasswordSource, env_name
 from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopRequested, SystemFailure
 from dealerbot.locators import SelectorFile, build_locator, load_portal_selectors
@@ -27,6 +27,11 @@ from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.portal import PortalSession
 from dealerbot.records import Entity, Item
 from dealerbot.store import RecordWriter, Store
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from dealerbot.desktop.driver import DesktopDriver
 
 
 class PortalApp(Protocol):
@@ -37,12 +42,20 @@ class PortalApp(Protocol):
     async def login(self) -> None: ...
 
 
+class ListScreen(Protocol):
+    """A paged list screen's page object (:class:`dealerbot.pages.common.HeaderTable` or alike)."""
+
+    async def open(self) -> None: ...
+
+    async def fetch(self, page: int) -> tuple[list[dict[str, str]], bool]: ...
+
+
 T = TypeVar("T")
 
 COUNT_KEYS = ("pages", "read", "accepted", "repaired", "flagged", "rejected", "retries", "relogins")
 
 
-def account_key(portal: str, settings: Any) -> str:
+def account_key(portal: str, settings: PortalSettings) -> str:
     """Which account of which portal: the key of its remembered login refusal."""
     return "|".join((portal, settings.url.rstrip("/"), settings.dealer_code, settings.username))
 
@@ -92,7 +105,7 @@ class ListBot(Bot):
     """
 
     app: ClassVar[Callable[..., PortalApp]]
-    screen: ClassVar[Callable[[PortalSession], Any]]
+    screen: ClassVar[Callable[[PortalSession], ListScreen]]
     entity: ClassVar[Entity]
     recycles = True
 
@@ -133,7 +146,7 @@ class BotContext:
     store: Store
     evidence: Evidence
     passwords: PasswordSource
-    log: Any
+    log: Logger
     full: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     since: datetime | None = None
@@ -347,7 +360,7 @@ class BotContext:
                 self.note(f"{spec.title}：关闭了 {driver.nuisances_closed} 个意外弹窗，重新聚焦窗口 {driver.refocused} 次 "
                           f"(closed {driver.nuisances_closed} unexpected window(s), re-focused {driver.refocused} time(s))")
 
-    def desktop_evidence(self, driver: Any, label: str) -> str:
+    def desktop_evidence(self, driver: DesktopDriver, label: str) -> str:
         """Save a masked full-screen screenshot, the window list and the step log; the folder."""
         for path in driver.screenshot(self.evidence.next_name(label, ".png"), mask=self.evidence.masker):
             self.evidence.add(path)
@@ -578,7 +591,7 @@ async def fan_out(
     buffer: int,
     requeue_rounds: int = 0,
     pause: float = 1.0,
-    log: Any = None,
+    log: Logger | None = None,
 ) -> None:
     """Run ``produce(put)`` and ``workers`` copies of ``consume(item)`` over a bounded queue.
 
@@ -637,7 +650,7 @@ async def fan_out(
         await one_pass(refill, last=round_no == requeue_rounds)
 
 
-async def scrape_pages(ctx: BotContext, screen: Any, entity: Entity) -> None:
+async def scrape_pages(ctx: BotContext, screen: ListScreen, entity: Entity) -> None:
     """Read every page of a paged list screen (``screen.fetch(page) -> (rows, has_next)``)
     and emit each row as an ``entity`` record.
 

@@ -30,7 +30,7 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from html import escape as html_escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from playwright.async_api import Browser as PwBrowser
@@ -40,6 +40,9 @@ from dealerbot.config import BrowserSettings
 from dealerbot.errors import BrowserCrashed, BrowserNotFound
 from dealerbot.files import make_private, private_dir, write_private_json
 from dealerbot.logsetup import Masker, is_secret_name
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 BROWSER_ENV = "DEALERBOT_BROWSER"
 LAUNCH_ATTEMPTS = 3  # a browser that dies as it starts is started again (twice at most)
@@ -147,7 +150,7 @@ class Evidence:
     folder: Path
     masker: Masker
     files: list[Path] = field(default_factory=list)
-    log: Any = logger  # the run's bound logger, so that the lines land in the run's log
+    log: Logger = logger  # the run's bound logger, so that the lines land in the run's log
 
     def next_name(self, label: str, suffix: str) -> Path:
         """A fresh file name in the folder, e.g. ``oem-1-screenshot.png``."""
@@ -548,11 +551,11 @@ class Browser:
         page, context and login of the run went with it."""
         return not self.closing and not self.browser.is_connected()
 
-    def _disconnected(self, _browser: Any) -> None:
+    def _disconnected(self, _browser: PwBrowser) -> None:
         if not self.closing:
             logger.warning("the browser ended unexpectedly ({})", self.spec.describe())
 
-    def crash_error(self, exc: BaseException | None = None, log: Any = logger) -> BrowserCrashed:
+    def crash_error(self, exc: BaseException | None = None, log: Logger = logger) -> BrowserCrashed:
         """The error to raise for a browser that crashed; what Playwright said about it (its
         launch command line, a stack) goes to the debug log only (``log``, the run's)."""
         if exc is not None:

@@ -75,6 +75,7 @@ async def check_selectors(
     folder = settings.path("logs") / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-check-{portal}"
     evidence = Evidence(folder, make_masker(settings, passwords))  # written only if the check fails
     async with open_browser(settings.browser, headed=headed) as browser:
+        assert browser is not None  # wanted: a browser, else BrowserNotFound
         async with browser.context(portal, evidence, state_file=None, trace=settings.browser.trace is not False) as pctx:
             page = await pctx.new_page()
             s = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
@@ -87,7 +88,8 @@ async def check_selectors(
                 if screen.endpoint:
                     await page.goto(s.url(screen.endpoint))
                 else:
-                    link = await s.loc.get(screen.via)  # type: ignore[arg-type]
+                    assert screen.via is not None  # a screen has an endpoint or a via (checked when loaded)
+                    link = await s.loc.get(screen.via)
                     async with page.expect_navigation(wait_until="domcontentloaded"):
                         await link.click()
                 await page.wait_for_load_state("load")

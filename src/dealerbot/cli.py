@@ -7,10 +7,10 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,17 @@ from rich.table import Table
 
 from dealerbot.config import Settings, load_settings
 from dealerbot.errors import ConfigError, DealerbotError
+
+if TYPE_CHECKING:
+    from dealerbot.dictionary import Dictionary
+    from dealerbot.reconcile import ReconcileReport
+    from dealerbot.runner import RunResult
+    from dealerbot.scheduler import Scheduler
+    from dealerbot.store import Store
+    from dealerbot.sync import SyncResult
+    from dealerbot.timetable import Job
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="dealerbot",
@@ -110,7 +121,7 @@ class RunProgress:
             transient=False,
         )
 
-    def track(self, label: str) -> Any:
+    def track(self, label: str) -> Callable[[dict[str, int]], None]:
         """A new bar for ``label``; returns the ``on_progress`` callback that feeds it."""
         task = self.progress.add_task(label, total=None, detail="")
 
@@ -142,7 +153,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _summary_table(results: list[Any]) -> Table:
+def _summary_table(results: list[RunResult]) -> Table:
     table = Table(title="运行结果 (run summary)", min_width=60)
     table.add_column("机器人", no_wrap=True)
     table.add_column("状态", no_wrap=True)
@@ -163,7 +174,7 @@ TRIGGER_TEXT = {"manual": "手动", "schedule": "定时", "catch-up": "补运行
 EXIT_POSTPONED = 75  # sysexits' EX_TEMPFAIL: try again later (the portal's maintenance window)
 
 
-def _exit_code(results: list[Any]) -> int:
+def _exit_code(results: list[RunResult]) -> int:
     """2 for a configuration problem, 1 for a failure, 75 when only postponed, 0 otherwise."""
     if any(r.error_kind == "config" for r in results):
         return 2
@@ -172,7 +183,7 @@ def _exit_code(results: list[Any]) -> int:
     return EXIT_POSTPONED if any(r.status == "postponed" for r in results) else 0
 
 
-def _print_notes(console: Console, results: list[Any]) -> None:
+def _print_notes(console: Console, results: list[RunResult]) -> None:
     for r in results:
         for note in r.notes:
             console.print(f"[yellow]注意 (note)[/] {r.bot}: {escape(note)}")
@@ -181,7 +192,7 @@ def _print_notes(console: Console, results: list[Any]) -> None:
 def _run_one(
     settings: Settings, bot: str, console: Console, *, full: bool = False, headed: bool = False,
     trigger: str = "manual", passwords: dict[str, str] | None = None, options: dict[str, Any] | None = None,
-) -> Any:
+) -> RunResult:
     from dealerbot.runner import run_bot
 
     with RunProgress(console) as bar:
@@ -191,7 +202,7 @@ def _run_one(
         )
 
 
-def _report_failure(console: Console, result: Any) -> None:
+def _report_failure(console: Console, result: RunResult) -> None:
     if result.status == "postponed":
         when = f"，可在 {result.resume_after:%m-%d %H:%M} 后再运行" if result.resume_after else ""
         console.print(f"[bold yellow]{result.bot} 已推迟 (postponed){when}[/]：{escape(str(result.error))}")
@@ -374,7 +385,7 @@ def _export(settings: Settings, run_id: str | None, output: Path | None, runs: l
     return stats.path
 
 
-def _open_store(settings: Settings) -> Any:
+def _open_store(settings: Settings) -> Store:
     from dealerbot.store import Store
 
     try:
@@ -414,7 +425,7 @@ def _print_planned(settings: Settings, console: Console, title: str, states: tup
     console.print(table)
 
 
-def _load_dictionary(settings: Settings) -> Any:
+def _load_dictionary(settings: Settings) -> Dictionary:
     from dealerbot.dictionary import load_dictionary
 
     try:
@@ -424,7 +435,7 @@ def _load_dictionary(settings: Settings) -> Any:
 
 
 def _print_reconcile(
-    console: Console, report: Any, mask: Callable[[str], str], show: str | None = None, limit: int = 20,
+    console: Console, report: ReconcileReport, mask: Callable[[str], str], show: str | None = None, limit: int = 20,
     title: str = "对账结果 (reconcile)",
 ) -> None:
     from dealerbot.reconcile import KLASS_TEXT, KLASSES
@@ -617,7 +628,7 @@ def sync_command(
     _sync_and_report(settings, _console(), full=full, dry_run=dry_run, headed=headed, output=output)
 
 
-def _sync_and_report(settings: Settings, console: Console, output: Path | None = None, **kwargs: Any) -> Any:
+def _sync_and_report(settings: Settings, console: Console, output: Path | None = None, **kwargs: Any) -> SyncResult:
     from dealerbot.sync import sync
 
     try:
@@ -738,6 +749,7 @@ def demo(
         first = _sync_and_report(settings, console, out / f"demo-review-{stamp}.xlsx", headed=headed, passwords=passwords,
                                  trigger="demo")
         console.rule(f"2. 审核：模拟员工在“待处理”表中同意前 {DEMO_APPROVALS} 条新建合同")
+        assert first.workbook_path is not None  # _sync_and_report always writes the workbook
         reviewed = _demo_review(settings, console, first.workbook_path, out / f"demo-reviewed-{stamp}.xlsx")
         console.rule("3. 写入已同意的合同 (dms-rekey)")
         try:
@@ -943,7 +955,7 @@ def _options(
 
 # -- timetables -------------------------------------------------------------------------------
 
-def _load_jobs(settings: Settings) -> list[Any]:
+def _load_jobs(settings: Settings) -> list[Job]:
     from dealerbot.timetable import timetables_of
 
     folder = settings.path("schedules")
@@ -1053,7 +1065,7 @@ def schedule_start(
 
 
 @contextlib.asynccontextmanager
-async def _scheduler(settings: Settings, jobs: list[Any]) -> Any:
+async def _scheduler(settings: Settings, jobs: list[Job]) -> AsyncIterator[Scheduler]:
     """The scheduler these settings call for: a single dealership's runs its bots here (one
     per folder); a group's defers them into its task engine (workers run them).
 
@@ -1074,7 +1086,7 @@ async def _scheduler(settings: Settings, jobs: list[Any]) -> Any:
         yield GroupScheduler(settings, jobs, engine)
 
 
-def _run_service(main: Any, stopped: str) -> None:
+def _run_service(main: Coroutine[Any, Any, None], stopped: str) -> None:
     """Run a long-lived service (the scheduler, the console) until it stops; say so.
 
     Raises:
@@ -1141,7 +1153,7 @@ def _console_ready(settings: Settings, host: str, allow_remote: bool, password_f
         raise _fail(str(exc)) from None
 
 
-async def _serve_console(settings: Settings, host: str, port: int, scheduler: Any = None) -> None:
+async def _serve_console(settings: Settings, host: str, port: int, scheduler: Scheduler | None = None) -> None:
     """Serve the console (and run ``scheduler``) until a signal; then let runs reach a safe
     point. A second Ctrl-C or SIGTERM stops at once.
 
@@ -1155,7 +1167,7 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
-        def capture_signals(self):  # type: ignore[no-untyped-def]  # ours stop the scheduler first
+        def capture_signals(self) -> Iterator[None]:  # ours stop the scheduler first
             yield
 
     app = create_app(settings, scheduler)
@@ -1181,7 +1193,12 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
     scheduling = None
     if scheduler is not None:
         scheduling = asyncio.create_task(scheduler.serve())
-        scheduling.add_done_callback(lambda t: t.cancelled() or t.exception() is None or stop())
+
+        def scheduling_ended(t: asyncio.Task[None]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                stop()
+
+        scheduling.add_done_callback(scheduling_ended)
     await server.serve()
     stop()
     await app.state.console.drain(STOP_GRACE_SECONDS)
@@ -1254,7 +1271,7 @@ def _group_settings(config: Path | None) -> Settings:
     return settings
 
 
-def _group_call(main: Any) -> Any:
+def _group_call(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` (a coroutine); a group that cannot work exits 2 with the reason (1 when
     it failed while working: a supervisor should start it again)."""
     from dealerbot.errors import SystemFailure

@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -26,6 +26,9 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dealerbot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dealerbot.ledger import Policy
 
 CONFIG_ENV = "DEALERBOT_CONFIG"
 STORE_ENV = "DEALERBOT_STORE_CODE"  # which store of a group this process works for
@@ -159,7 +162,7 @@ class RekeySettings(_Section):
     dictionary: str = Field(default="dictionary.yaml", description="the data dictionary, relative to the project folder")
     reviewer: str = Field(default="", description="name recorded for approvals (default: the OS user)")
 
-    def policy(self) -> Any:
+    def policy(self) -> Policy:
         """The :class:`dealerbot.ledger.Policy` these settings describe.
 
         Raises:
@@ -301,7 +304,7 @@ class _SectionEnv(EnvSettingsSource):
     ``DEALERBOT_PORTALS__OEM__URL`` is ``DEALERBOT_OEM__URL``."""
 
     def __call__(self) -> dict[str, Any]:
-        return fold_shipped_portals(super().__call__(), "environment")  # type: ignore[no-any-return]
+        return fold_shipped_portals(super().__call__(), "environment")
 
     def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
         if isinstance(value, str) and not value.lstrip().startswith("{"):
@@ -459,7 +462,7 @@ class Settings(BaseSettings):
             ConfigError: no such portal is configured (the message lists those that are).
         """
         if name in SHIPPED_PORTALS:
-            return getattr(self, name)  # type: ignore[no-any-return]
+            return getattr(self, name)
         try:
             return self.portals[name]
         except KeyError:

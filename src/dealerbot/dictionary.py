@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dealerbot.errors import DataFileError
-from dealerbot.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER
+from dealerbot.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER, Kind
 from dealerbot.yamlfile import Lines, as_text, key_as_text, load_yaml
 
 DEFAULT_FILE = "dictionary.yaml"
@@ -255,7 +255,7 @@ def _describe(exc: ValidationError, lines: Lines) -> str:
     return "\n".join(out)
 
 
-def dms_kind(field: str) -> str:
+def dms_kind(field: str) -> Kind:
     """The kind of a DMS contract field (``decimal``, ``date`` or ``text``)."""
     for f in DMS_CONTRACT.fields:
         if f.name == field:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dealerbot.errors import ConfigError
 from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
@@ -14,6 +14,9 @@ from dealerbot.pipeline import typed
 from dealerbot.records import ENTITIES, Entity, Item
 from dealerbot.store import RunRecord, Store
 from dealerbot.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, write_workbook
+
+if TYPE_CHECKING:
+    from dealerbot.config import Settings
 
 
 def _issues(raw: str | None) -> tuple[dict[str, CellIssue], list[CellIssue]]:
@@ -163,7 +166,7 @@ def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord], now: datetim
 __all__ = ["ENTITIES", "default_workbook_path", "entity_of_bots", "export_runs", "latest_runs"]
 
 
-def write_review_workbook(settings: Any) -> Path:
+def write_review_workbook(settings: Settings) -> Path:
     """Write the review workbook of the latest runs into the settings' ``out/`` folder (what
     ``dealerbot export`` writes). Returns its path.
 

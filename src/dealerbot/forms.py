@@ -37,7 +37,7 @@ import re
 from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from playwright.async_api import Error as PlaywrightError
@@ -45,6 +45,10 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import DealerbotError, PageChanged, PortalUnavailable, RecordRejected, StepTimeout, SystemFailure
 from dealerbot.portal import PortalSession
+
+if TYPE_CHECKING:
+    from playwright.async_api import Dialog as PageDialog
+    from playwright.async_api import Locator, Page, Request, Response
 
 T = TypeVar("T")
 Dialog = Literal["accept", "dismiss"]
@@ -142,12 +146,12 @@ class _RequestWatch:
         self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.active = True  # until the block ends, or a submit's own answer takes over
 
-    def _watched(self, request: Any) -> bool:
+    def _watched(self, request: Request) -> bool:
         target = urlparse(request.url)
         return (self.active and self.failure is None and request.resource_type in self.types
                 and (target.scheme, target.netloc) == self.origin)
 
-    def _fail(self, kind: type[SystemFailure], request: Any, how: str) -> None:
+    def _fail(self, kind: type[SystemFailure], request: Request, how: str) -> None:
         while request.redirected_from is not None:  # name the request the page made
             request = request.redirected_from
         where = f" ({self.what})" if self.what else ""
@@ -155,7 +159,7 @@ class _RequestWatch:
         if not self.failed.done():
             self.failed.set_result(None)
 
-    def on_response(self, response: Any) -> None:
+    def on_response(self, response: Response) -> None:
         request = response.request
         if not self._watched(request):
             return
@@ -168,7 +172,7 @@ class _RequestWatch:
                    else f"was sent to {urlparse(response.url).path} (the session expired)")
             self._fail(type(exc), request, how)
 
-    def on_failed(self, request: Any) -> None:
+    def on_failed(self, request: Request) -> None:
         reason = request.failure or "no answer"
         if self._watched(request) and not any(d in reason for d in _DROPPED):
             self._fail(PortalUnavailable, request, f"got no answer: {reason}")
@@ -184,7 +188,7 @@ class Form:
         self._watch: _RequestWatch | None = None
 
     @property
-    def page(self) -> Any:
+    def page(self) -> Page:
         """The session's current page (it may be renewed: :meth:`PortalSession.fresh_page`)."""
         return self.s.page
 
@@ -324,7 +328,7 @@ class Form:
         loc = self.s.loc.known(name) or await self.s.loc.get(name)
         await self._select(name, loc, wanted, by_text)
 
-    async def _select(self, name: str, loc: Any, wanted: str | None, by_text: bool) -> None:
+    async def _select(self, name: str, loc: Locator, wanted: str | None, by_text: bool) -> None:
         try:
             if by_text:
                 await loc.select_option(label=wanted, timeout=2000)
@@ -399,18 +403,18 @@ class Form:
                 pass  # not there the way it was: resolve every choice again
         await self._click(await self.s.loc.get(name, **params), settled)
 
-    def _answering(self, dialog: Dialog | None) -> Any:
+    def _answering(self, dialog: Dialog | None) -> contextlib.AbstractContextManager[None]:
         """While the block runs, answer native dialogs with ``dialog`` (their texts are kept in
         :attr:`dialogs`)."""
 
         page, seen = self.page, self.dialogs
 
-        async def answer(d: Any) -> None:
+        async def answer(d: PageDialog) -> None:
             seen.append(d.message)
             await (d.accept() if dialog == "accept" else d.dismiss())
 
         @contextlib.contextmanager
-        def block() -> Any:
+        def block() -> Iterator[None]:
             if dialog is None:
                 yield
                 return
@@ -423,7 +427,7 @@ class Form:
         return block()
 
     @staticmethod
-    async def _click(loc: Any, settled: bool) -> None:
+    async def _click(loc: Locator, settled: bool) -> None:
         if settled:
             await loc.click()
         else:

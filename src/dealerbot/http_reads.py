@@ -31,10 +31,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
 import httpx
+
+if TYPE_CHECKING:
+    # Playwright's own types of cookies: what ``context.cookies()`` gives and ``add_cookies`` takes
+    # (the second is only in its implementation package, under this name).
+    from playwright._impl._api_structures import SetCookieParam
+    from playwright.async_api import Cookie
+
+_SAME_SITE: dict[str, Literal["Lax", "None", "Strict"]] = {"lax": "Lax", "none": "None", "strict": "Strict"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class Answer:
     status: int
     url: str
     text: str
-    cookies: list[dict[str, Any]] = field(default_factory=list)
+    cookies: list[SetCookieParam] = field(default_factory=list)
     deleted: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -77,7 +85,7 @@ class CookieClient:
             headers=headers,
         )
 
-    def load(self, cookies: list[dict[str, Any]]) -> list[str]:
+    def load(self, cookies: list[Cookie]) -> list[str]:
         """Replace the client's cookies with a browser context's (Playwright's ``cookies()``).
 
         Each cookie goes through the standard cookie rules as if its site had just set it, so
@@ -131,10 +139,10 @@ class CookieClient:
         await self._client.aclose()
 
 
-def _for_browser(resp: httpx.Response) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+def _for_browser(resp: httpx.Response) -> tuple[list[SetCookieParam], list[tuple[str, str, str]]]:
     """The cookies the answer (and its redirects) set, for Playwright's ``add_cookies``, and the
     (name, domain, path) of those it deleted (an expiry in the past), for ``clear_cookies``."""
-    out: list[dict[str, Any]] = []
+    out: list[SetCookieParam] = []
     deleted: list[tuple[str, str, str]] = []
     for r in (*resp.history, resp):
         host = urlparse(str(r.url)).hostname or ""
@@ -147,16 +155,18 @@ def _for_browser(resp: httpx.Response) -> tuple[list[dict[str, Any]], list[tuple
             attrs = {k.strip().lower(): v.strip() for k, _, v in (a.partition("=") for a in rest.split(";")[1:])}
             deleted.append((name.strip(), attrs.get("domain") or host, attrs.get("path") or "/"))
         for c in kept:
+            # Cookie._rest holds the attributes beyond the standard ones, in the case the site wrote
+            # them (so no has_nonstandard_attr): typeshed leaves the private attribute out.
             same_site = next((v for k, v in c._rest.items() if k.lower() == "samesite"), None)  # type: ignore[attr-defined]
-            cookie: dict[str, Any] = {
+            cookie: SetCookieParam = {
                 "name": c.name, "value": c.value or "",
                 "domain": c.domain if c.domain_specified else host,
                 "path": c.path or "/",
                 "secure": bool(c.secure),
-                "httpOnly": any(k.lower() == "httponly" for k in c._rest),  # type: ignore[attr-defined]
+                "httpOnly": any(k.lower() == "httponly" for k in c._rest),  # type: ignore[attr-defined]  # (as above)
                 "expires": float(c.expires) if c.expires is not None else -1,
             }
-            if isinstance(same_site, str) and same_site.capitalize() in ("Lax", "Strict", "None"):
-                cookie["sameSite"] = same_site.capitalize()
+            if isinstance(same_site, str) and same_site.lower() in _SAME_SITE:
+                cookie["sameSite"] = _SAME_SITE[same_site.lower()]
             out.append(cookie)
     return out, deleted

@@ -65,8 +65,9 @@ from loguru import logger
 from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
 
 if TYPE_CHECKING:
+    from loguru import Logger
     from lxml.html import HtmlElement
-    from playwright.async_api import Frame, Locator, Page
+    from playwright.async_api import Frame, FrameLocator, Locator, Page
 
 TYPES = ("css", "role", "label", "text", "placeholder", "testid")
 _OPTIONS = {"name", "exact", "frame"}
@@ -280,7 +281,7 @@ def _css_problem(css: str) -> str:
     return ""
 
 
-class _AnyField(dict):  # type: ignore[type-arg]
+class _AnyField(dict[str, str]):
     """Fills every ``{placeholder}`` with a value valid where words and numbers both go
     (``tr:nth-child({row})``, ``[data-field='{field}']``) when checking a selector's syntax."""
 
@@ -543,13 +544,14 @@ def unlinked_label_xpath(text: str, exact: bool) -> str:
     return f"xpath=({label}//*[{_FIELD_TAGS}] | {after})[1]"
 
 
-def build_locator(scope: Page | Frame | Locator, c: Candidate) -> Locator:
+def build_locator(scope: Page | Frame | Locator | FrameLocator, c: Candidate) -> Locator:
     """A Playwright locator for one candidate."""
     if c.frame:
-        scope = scope.frame_locator(c.frame)  # type: ignore[assignment]
+        scope = scope.frame_locator(c.frame)
     if c.kind == "css":
         return scope.locator(c.value)
     if c.kind == "role":
+        # c.value is the role as the selector file spells it: Playwright types it as its literal ARIA roles
         return scope.get_by_role(c.value, name=c.name, exact=c.exact)  # type: ignore[arg-type]
     if c.kind == "label":
         return scope.get_by_label(c.value, exact=c.exact).or_(scope.locator(unlinked_label_xpath(c.value, c.exact)))
@@ -566,7 +568,7 @@ class Locators:
     One instance per page; it remembers which candidate matched for each name.
     """
 
-    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000, log: Any = logger) -> None:
+    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000, log: Logger = logger) -> None:
         self.page = page
         self.file = selectors
         self.timeout_ms = timeout_ms
@@ -663,7 +665,7 @@ def _by_attribute(css: str, key: str) -> tuple[str, str] | None:
     return css[:m.start()] + f"[{m.group(1)}]" + css[m.end():], m.group(1)
 
 
-def warn_drift(log: Any, file: SelectorFile, name: str, first: Candidate, used: Candidate, index: int) -> None:
+def warn_drift(log: Logger, file: SelectorFile, name: str, first: Candidate, used: Candidate, index: int) -> None:
     """Log that a fallback matched where the first choice did not: the portal has drifted."""
     log.warning(
         "selector '{}' in {}: first choice {} did not match; fallback #{} {} did — "
@@ -679,7 +681,7 @@ class HtmlReader:
     same fallback order and the same drift warning as :class:`Locators`.
     """
 
-    def __init__(self, selectors: SelectorFile, log: Any = logger) -> None:
+    def __init__(self, selectors: SelectorFile, log: Logger = logger) -> None:
         self.file = selectors
         self.log = log
         self._warned: set[str] = set()

@@ -20,12 +20,15 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, quote_plus
 
 from loguru import logger
 
 from dealerbot.files import private_dir, private_file
+
+if TYPE_CHECKING:
+    from loguru import Logger, Record
 
 _FW = "０-９"
 _D = f"[0-9{_FW}]"
@@ -210,13 +213,15 @@ class Masker:
         return value
 
 
-def _masking_filter(masker: Masker, run_id: str | None = None):  # type: ignore[no-untyped-def]
-    def _filter(record: dict[str, Any]) -> bool:
+def _masking_filter(masker: Masker, run_id: str | None = None) -> Callable[[Record], bool]:
+    def _filter(record: Record) -> bool:
         # A run binds its own masker (``masker`` in extra), which knows the names and addresses
         # it met: every sink uses it for that run's lines (moved out of extra: never serialized).
-        bound = record["extra"].pop("masker", None) or record.get("_masker")
+        # The record is a plain dict: the masker rides along under a private key for the next sink.
+        raw = cast("dict[str, Any]", record)
+        bound = record["extra"].pop("masker", None) or raw.get("_masker")
         if bound is not None:
-            record["_masker"] = bound
+            raw["_masker"] = bound
         if run_id is not None and record["extra"].get("run_id") != run_id:
             return False
         mask = bound or masker
@@ -235,7 +240,7 @@ def _masking_filter(masker: Masker, run_id: str | None = None):  # type: ignore[
     return _filter
 
 
-def _console_format(record: dict[str, Any]) -> str:
+def _console_format(record: Record) -> str:
     bot = record["extra"].get("bot", "dealerbot")
     return (
         "<green>{time:HH:mm:ss}</green> <level>{level:<7}</level> "
@@ -243,7 +248,7 @@ def _console_format(record: dict[str, Any]) -> str:
     )
 
 
-def _file_format(record: dict[str, Any]) -> str:
+def _file_format(record: Record) -> str:
     extra = record["extra"]
     return (
         "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level:<7} | "
@@ -279,7 +284,7 @@ def add_console_sink(masker: Masker, level: str = "INFO") -> int:
 @contextmanager
 def run_sinks(
     run_id: str, bot: str, logs_dir: Path, run_dir: Path, masker: Masker
-) -> Iterator[Any]:
+) -> Iterator[Logger]:
     """Add the per-run file and the rotating JSON sinks for one run; remove them at exit.
 
     Yields a logger bound with ``run_id`` and ``bot``.

@@ -13,12 +13,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from loguru import logger
 
 from dealerbot.config import NotifySettings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from loguru import Logger
+
+    from dealerbot.runner import RunResult
 
 TITLES = {
     "failed": "失败", "postponed": "已推迟", "rejects": "有被拒绝的记录", "review": "有待审核的操作",
@@ -41,7 +48,7 @@ def _where(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or '?'}"
 
 
-def run_messages(result: Any) -> list[Message]:
+def run_messages(result: RunResult) -> list[Message]:
     """The messages a finished run (a :class:`~dealerbot.runner.RunResult`) calls for."""
     counts = result.counts or {}
     writer = "actions" in counts
@@ -77,7 +84,7 @@ def run_messages(result: Any) -> list[Message]:
 DROPPED_LISTED = 10  # approvals dropped named one by one in a message; the rest counted
 
 
-def review_message(waiting: int, workbook: Any = None, dropped: Sequence[tuple[str, str]] = ()) -> Message:
+def review_message(waiting: int, workbook: Path | None = None, dropped: Sequence[tuple[str, str]] = ()) -> Message:
     """Actions that wait for a person's approval in the review workbook; ``dropped``: approvals
     a person gave that a changed plan superseded, as (OEM order no, what changed), named so
     that nobody's decision is undone without their knowing."""
@@ -100,7 +107,7 @@ def review_message(waiting: int, workbook: Any = None, dropped: Sequence[tuple[s
 class Notifier:
     """Sends :class:`Message` s to ``[notify] urls`` for the events in ``[notify] on``."""
 
-    def __init__(self, settings: NotifySettings, log: Any = logger) -> None:
+    def __init__(self, settings: NotifySettings, log: Logger = logger) -> None:
         self.settings = settings
         self.log = log
 

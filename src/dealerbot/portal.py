@@ -26,9 +26,10 @@ import json
 import random
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode, urljoin, urlparse
 
 import httpx
@@ -54,7 +55,9 @@ from dealerbot.http_reads import Answer
 from dealerbot.locators import HtmlReader, Locators, SelectorFile
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page
+    from loguru import Logger
+    from lxml.html import HtmlElement
+    from playwright.async_api import Cookie, Frame, Page, Route
 
     from dealerbot.browser import PortalContext
     from dealerbot.config import PortalSettings, RunSettings
@@ -74,7 +77,7 @@ async def with_retries(
     attempts: int,
     backoff: float,
     on_retry: Callable[[SystemFailure], None] | None = None,
-    log: Any = logger,
+    log: Logger = logger,
 ) -> T:
     """Run ``fn``; on a retryable :class:`SystemFailure`, wait and try again (tenacity).
 
@@ -174,6 +177,13 @@ def maintenance_notice(body: str) -> tuple[str, str | None] | None:
     return notice, (window.group(2).zfill(5) if window else None)
 
 
+class Pace(Protocol):
+    """An even request pace: aiolimiter's ``AsyncLimiter``, or a group's shared one
+    (:class:`dealerbot.group.budget.SharedPace`)."""
+
+    async def acquire(self) -> None: ...
+
+
 class _Gate:
     """Reads through the session pass freely, several at once; a recycle of the browser context
     (:meth:`PortalSession.recycle`) waits until the reads in flight are done and holds new ones
@@ -188,7 +198,7 @@ class _Gate:
         self._drained.set()
 
     @contextlib.asynccontextmanager
-    async def use(self) -> Any:
+    async def use(self) -> AsyncIterator[None]:
         while not self._open.is_set():
             await self._open.wait()
         self._users += 1
@@ -201,7 +211,7 @@ class _Gate:
                 self._drained.set()
 
     @contextlib.asynccontextmanager
-    async def exclusive(self) -> Any:
+    async def exclusive(self) -> AsyncIterator[None]:
         while not self._open.is_set():
             await self._open.wait()
         self._open.clear()
@@ -244,7 +254,7 @@ class _Shared:
     relogins: int = 0
     login_refused: LoginRejected | None = None
     relogin_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pace: AsyncLimiter | None = None  # [run] requests_per_minute
+    pace: Pace | None = None  # [run] requests_per_minute
     paused_until: float = 0.0
     failures_in_row: int = 0  # system failures since the last read that worked (circuit breaker)
     routed: bool = False  # the browser's own requests pass through throttle() (see count_every_request)
@@ -259,7 +269,7 @@ class _Shared:
     memory_checked_at: float = 0.0  # event-loop time of the last look at the memory
     recycling: bool = False
     http: CookieClient | None = None  # reads over plain HTTP with the browser's cookies (reads = "http")
-    http_cookies: list[dict[str, Any]] = field(default_factory=list)  # what was copied into it last
+    http_cookies: list[Cookie] = field(default_factory=list)  # what was copied into it last
     http_synced: tuple[int, int, int] | None = None  # (generation, context, moves) at that copy
     http_synced_at: float = 0.0  # event-loop time of that copy
     moves: int = 0  # screens the browser went to and actions on them: each may have changed its cookies
@@ -281,7 +291,7 @@ class PortalSession:
         page: Page,
         selectors: SelectorFile,
         run: RunSettings,
-        log: Any = logger,
+        log: Logger = logger,
         counts: dict[str, int] | None = None,
     ) -> None:
         self.name = name
@@ -307,7 +317,7 @@ class PortalSession:
     def _watch(self, page: Page) -> None:
         """Count the screens ``page`` goes to (any of them may set cookies the reads need)."""
 
-        def moved(frame: Any) -> None:
+        def moved(frame: Frame) -> None:
             if frame.parent_frame is None:
                 self.shared.moves += 1
 
@@ -368,7 +378,7 @@ class PortalSession:
                     s._use_page(await self.pctx.new_page())
                 for s, url in screens:
                     if urlparse(url).scheme in ("http", "https"):
-                        await s.step("open the screen again", lambda s=s, url=url: s.goto(url))
+                        await s.step("open the screen again", partial(s.goto, url))
             finally:
                 await old.close()
             sh.recycled_at = sh.requests
@@ -508,7 +518,7 @@ class PortalSession:
 
     async def fetch_html(
         self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
-    ) -> Any:
+    ) -> HtmlElement:
         """GET a page with the browser's cookies and parse it (lxml element; see :meth:`fetch`).
 
         Raises:
@@ -587,7 +597,7 @@ class PortalSession:
         context = self.pctx.context
         try:
             if answer.cookies:
-                await context.add_cookies(answer.cookies)  # type: ignore[arg-type]
+                await context.add_cookies(answer.cookies)
             for name, domain, path in answer.deleted:
                 await context.clear_cookies(name=name, domain=domain, path=path)
             self.shared.http_cookies = await context.cookies()  # what the browser holds now: changes
@@ -613,7 +623,7 @@ class PortalSession:
         """Route the context's requests through :meth:`throttle` (see :meth:`count_every_request`)."""
         origin = urlparse(self.settings.url)
 
-        async def handle(route: Any) -> None:
+        async def handle(route: Route) -> None:
             target = urlparse(route.request.url)
             if (target.scheme, target.netloc) == (origin.scheme, origin.netloc) and \
                     route.request.resource_type in PACED_TYPES:
@@ -693,7 +703,7 @@ class PortalSession:
             sh.http_synced, sh.http_synced_at = mark, now
         return sh.http
 
-    def _load_cookies(self, cookies: list[dict[str, Any]]) -> None:
+    def _load_cookies(self, cookies: list[Cookie]) -> None:
         """Give the client the browser's ``cookies`` (and remember them as what it holds)."""
         assert self.shared.http is not None
         self.shared.http_cookies = cookies

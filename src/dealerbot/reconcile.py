@@ -48,6 +48,7 @@ from dealerbot.ledger import (
     OPEN_STATES,
     REAPPROVAL,
     Action,
+    ActionKind,
     CustomerPlan,
     PlannedAction,
     Policy,
@@ -286,7 +287,7 @@ def _plan_update(
     if new == current:
         return Outcome(key, "in_sync", contract_no=contract_no, agreed=agreed)
     cancel = new["status"] == d.cancelled_status and current["status"] != d.cancelled_status
-    kind = "cancel_contract" if cancel else "update_contract"
+    kind: ActionKind = "cancel_contract" if cancel else "update_contract"
     action = PlannedAction(kind, key, new, current, contract_no=contract_no, conflict=bool(conflicts),
                            note="；".join(conflicts))
     changes = "；".join(f"{CONTRACT_HEADERS[f]} {old or '空'}→{val or '空'}" for f, (old, val) in action.changes.items())

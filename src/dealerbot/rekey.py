@@ -33,13 +33,18 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure
 from dealerbot.failpoints import Failpoints
 from dealerbot.ledger import Action
 from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.store import Store
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from dealerbot.bot import BotContext
 
 REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "failed", "unfinished", "rehearsed")
 
@@ -123,7 +128,7 @@ class Rekeyer:
     """Carries actions through the ledger's states for one run (see the module docstring)."""
 
     def __init__(
-        self, store: Store, run_id: str, actor: str, counts: dict[str, int], log: Any,
+        self, store: Store, run_id: str, actor: str, counts: dict[str, int], log: Logger,
         dry_run: bool = False, failpoints: Failpoints | None = None,
         progress: Callable[[], None] | None = None,
     ) -> None:
@@ -326,7 +331,7 @@ class Rekeyer:
         return "failed"
 
 
-def start_rekey(ctx: Any, actor: str) -> tuple[Rekeyer, list[tuple[Action, bool]]]:
+def start_rekey(ctx: BotContext, actor: str) -> tuple[Rekeyer, list[tuple[Action, bool]]]:
     """What a re-key bot (web or desktop) starts from, for the run of ``ctx`` (a BotContext):
     its :class:`Rekeyer` and the actions to write (:func:`pending_actions`); the names and
     addresses about to be typed are marked personal, so every artifact of the run masks them.
@@ -354,7 +359,7 @@ def start_rekey(ctx: Any, actor: str) -> tuple[Rekeyer, list[tuple[Action, bool]
 
 
 def pending_actions(
-    store: Store, kinds: frozenset[str], include_resumed: bool = True, log: Any = None,
+    store: Store, kinds: frozenset[str], include_resumed: bool = True, log: Logger | None = None,
 ) -> list[tuple[Action, bool]]:
     """What a run would write, in order, as ``(action, resumed)``: first the actions left
     half-done by runs that ended (unless ``include_resumed`` is false: a dry run), then the
@@ -375,7 +380,7 @@ async def write_actions(
     todo: list[tuple[Action, bool]],
     retries: int,
     backoff: float,
-    log: Any,
+    log: Logger,
     max_consecutive_failures: int = 3,
     check_stop: Callable[[], None] | None = None,
     requeue_rounds: int = 0,

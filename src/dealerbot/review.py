@@ -267,8 +267,8 @@ def _read_row(
         result.problems.append(f"{where}：审核应为 {' / '.join(DECISIONS)}，实为「{decision}」")
         return
     try:
-        key = int(cells.get("_key"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        key = int(cells["_key"])
+    except (KeyError, TypeError, ValueError):
         result.problems.append(f"{where}：隐藏的行键缺失或被修改，无法对应到操作")
         return
     action = store.action(key)

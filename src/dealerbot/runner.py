@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dealerbot.bot import COUNT_KEYS, BotContext, bot_portals, first_error
+from dealerbot.bot import COUNT_KEYS, Bot, BotContext, bot_portals, first_error
 from dealerbot.browser import BrowserLaunch, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
@@ -42,6 +42,9 @@ from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.notify import Notifier, run_messages
 from dealerbot.registry import get_bot
 from dealerbot.store import Store
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 WATERMARK_OVERLAP = timedelta(seconds=1)
 
@@ -261,7 +264,7 @@ async def run_bot(
         return result
 
 
-def _ledger(store: Store, bot: Any, run_id: str, log: Any) -> contextlib.AbstractAsyncContextManager[Any]:
+def _ledger(store: Store, bot: Bot, run_id: str, log: Logger) -> contextlib.AbstractAsyncContextManager[Any]:
     """The store's ledger lock for a bot that writes the ledger (``ledger_writer``), for its whole
     run: a reconcile planning meanwhile waits for it, and it waits for a reconcile planning."""
     if not bot.ledger_writer:

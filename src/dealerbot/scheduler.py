@@ -31,7 +31,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -44,6 +44,9 @@ from dealerbot.notify import Message, Notifier
 from dealerbot.runner import RunResult, new_run_id, run_bot
 from dealerbot.store import Store
 from dealerbot.timetable import SYNC, Job, JobTrigger
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 STOP_GRACE_SECONDS = 120.0
 STORE_RETRY_SECONDS = (5.0, 300.0)  # a store that cannot be opened: first pause, longest pause
@@ -98,7 +101,7 @@ class Scheduler:
 
     def __init__(
         self, settings: Settings, jobs: list[Job], *, passwords: Mapping[str, str] | None = None,
-        grace: float = STOP_GRACE_SECONDS, log: Any = logger,
+        grace: float = STOP_GRACE_SECONDS, log: Logger = logger,
         store_retry: tuple[float, float] = STORE_RETRY_SECONDS,
     ) -> None:
         self.settings = settings
@@ -166,9 +169,9 @@ class Scheduler:
         inner = trigger.get_next_fire_time
         reported: list[bool] = []
 
-        def safe(previous: datetime | None, now: datetime) -> datetime | None:
+        def safe(previous_fire_time: datetime | None, now: datetime) -> datetime | None:
             try:
-                return inner(previous, now)
+                return inner(previous_fire_time, now)
             except DataFileError as exc:  # never let it reach APScheduler's loop: the job ends, said so
                 if not reported:
                     reported.append(True)
@@ -176,6 +179,7 @@ class Scheduler:
                     self._spawn(self.notifier.send([Message("failed", f"dealerbot 定时任务 {job.name} 已停止", str(exc))]))
                 return None
 
+        # This one trigger object's method is wrapped (APScheduler calls it): mypy refuses any assignment to a method.
         trigger.get_next_fire_time = safe  # type: ignore[method-assign]
         return trigger
 

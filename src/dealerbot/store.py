@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -54,7 +54,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.types import TypeEngine
 
 from dealerbot.config import DEFAULT_STORE, STORE_CODE
 from dealerbot.errors import ConfigError
@@ -62,10 +63,15 @@ from dealerbot.files import make_private, private_dir
 from dealerbot.ledger import OPEN_STATES, POLICY_REVIEWER, Action, CustomerPlan, PlannedAction
 from dealerbot.records import ENTITIES, Entity
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PgInsert
+    from sqlalchemy.dialects.sqlite import Insert as LiteInsert
+    from sqlalchemy.sql.elements import ColumnElement
+
 SCHEMA_HEAD = "0007"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
-_TYPES = {
+_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
     "text": lambda: Text(),
     "int": lambda: Integer(),
     "decimal": lambda: Numeric(14, 2),
@@ -326,7 +332,7 @@ class Store:
         self.code = code
         self.meta, self.tables = _build_metadata()
 
-    def _mine(self, table: Any) -> Any:
+    def _mine(self, table: Table) -> ColumnElement[bool]:
         """The condition "this row is this store's"."""
         return table.c.store == self.code
 
@@ -596,15 +602,19 @@ class Store:
             conn.execute(self._upsert(t, ["store", "bot"]), [row])
 
     # -- records ------------------------------------------------------------------------------
-    def _upsert(self, table: Table, keys: list[str], keep: Sequence[str] = ()) -> Any:
+    def _upsert(self, table: Table, keys: list[str], keep: Sequence[str] = ()) -> LiteInsert | PgInsert:
         dialect = self.engine.dialect.name
+        stmt: LiteInsert | PgInsert
         if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert as lite_insert
+
+            stmt = lite_insert(table)
         elif dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(table)
         else:  # pragma: no cover - other backends are not supported yet
             raise ConfigError(f"store backend {dialect!r} is not supported (use sqlite or postgresql)")
-        stmt = insert(table)
         cols = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys and c.name not in keep}
         return stmt.on_conflict_do_update(index_elements=keys, set_=cols)
 
@@ -851,18 +861,20 @@ class Store:
                 )
             for action, reason in dropped:
                 self._audit(conn, None, "reconcile", action, "approval_dropped", action.contract_no, {}, {}, reason)
-            for action, needs_approval in new:
+            for plan, needs_approval in new:
                 result = conn.execute(t.insert().values(
-                    kind=action.kind, natural_key=action.natural_key, contract_no=action.contract_no or None,
-                    customer=dumps(action.customer.as_dict()), new_values=dumps(action.new_values),
-                    old_values=dumps(action.old_values), checksum=action.checksum(), plan_checksum=action.checksum(),
-                    plan_values=dumps(action.new_values),
+                    kind=plan.kind, natural_key=plan.natural_key, contract_no=plan.contract_no or None,
+                    customer=dumps(plan.customer.as_dict()), new_values=dumps(plan.new_values),
+                    old_values=dumps(plan.old_values), checksum=plan.checksum(), plan_checksum=plan.checksum(),
+                    plan_values=dumps(plan.new_values),
                     state="planned" if needs_approval else "approved", needs_approval=needs_approval,
-                    conflict=action.conflict, note=action.note, planned_at=now, updated_at=now,
+                    conflict=plan.conflict, note=plan.note, planned_at=now, updated_at=now,
                     reviewed_by=None if needs_approval else POLICY_REVIEWER, reviewed_at=None if needs_approval else now,
                     attempts=0, store=self.code,
                 ))
-                ids[action.natural_key] = int(result.inserted_primary_key[0])
+                key = result.inserted_primary_key
+                assert key is not None  # a single-row INSERT always has its key
+                ids[plan.natural_key] = int(key[0])
             rows = [dict(r, action_id=ids.get(r["oem_order_no"], r.get("action_id")), reconciled_at=now, store=self.code)
                     for r in sync_rows]
             for start in range(0, len(rows), 500):
@@ -1016,7 +1028,7 @@ class Store:
         return []
 
     def _audit(
-        self, conn: Any, run_id: str | None, actor: str, action: Action, event: str, target: str,
+        self, conn: Connection, run_id: str | None, actor: str, action: Action, event: str, target: str,
         old: dict[str, Any], new: dict[str, Any], note: str = "",
     ) -> None:
         conn.execute(self.tables["audit"].insert().values(
@@ -1056,6 +1068,7 @@ class Store:
         t = self.tables["fires"]
         row = {"store": self.code, "job": job, "fire_at": fire_at, "scheduler": scheduler, "claimed_at": datetime.now()}
         with self.engine.begin() as conn:
+            stmt: LiteInsert | PgInsert
             if self.engine.dialect.name == "postgresql":
                 from sqlalchemy.dialects.postgresql import insert as pg_insert
 

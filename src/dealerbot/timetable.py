@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.base import BaseTrigger
@@ -46,6 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dealerbot.errors import DataFileError
 from dealerbot.yamlfile import load_yaml
+
+if TYPE_CHECKING:
+    from dealerbot.config import Settings
 
 DEFAULT_TZ = "Asia/Shanghai"
 SYNC = "sync"
@@ -323,7 +326,7 @@ def load_timetables(
     return jobs
 
 
-def timetables_of(settings: Any) -> list[Job]:
+def timetables_of(settings: Settings) -> list[Job]:
     """The timetable of a project's settings: its ``schedules/`` folder, its bots and portals,
     and for a group its stores.
 
@@ -336,13 +339,13 @@ def timetables_of(settings: Any) -> list[Job]:
                            list(settings.stores) if settings.is_group else None)
 
 
-def scheduler_trigger(job: Job, settings: Any) -> JobTrigger:
+def scheduler_trigger(job: Job, settings: Settings) -> JobTrigger:
     """The job's trigger as this project's scheduler builds it (a group's schedulers phase
     ``every:`` jobs from :data:`GROUP_ANCHOR`)."""
     return job.trigger(anchor=GROUP_ANCHOR if settings.is_group else None)
 
 
-def next_fire(job: Job, settings: Any, n: int = 1) -> list[datetime]:
+def next_fire(job: Job, settings: Settings, n: int = 1) -> list[datetime]:
     """A job's next ``n`` fire times as this project's scheduler computes them.
 
     Raises:

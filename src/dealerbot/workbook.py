@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
@@ -45,6 +45,9 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from dealerbot.files import private_dir
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 __all__ = [
     "CellIssue",
@@ -405,7 +408,7 @@ def _coerce(value: Any, column_kind: str) -> tuple[Any, str]:
     return _clean_text(str(value)), "text"
 
 
-def _styled_cell(ws: Any, value: Any, style: StyleArray) -> Cell:
+def _styled_cell(ws: WriteOnlyWorksheet, value: Any, style: StyleArray) -> Cell:
     """Create a write-only cell (like ``WriteOnlyCell``) with a shared style.
 
     Strings are always string cells: openpyxl turns ``"=..."`` into a formula
@@ -419,7 +422,7 @@ def _styled_cell(ws: Any, value: Any, style: StyleArray) -> Cell:
     return cell
 
 
-def _make_cell(ws: Any, styles: _Styles, value: Any, kind: str, severity: str | None) -> Cell:
+def _make_cell(ws: WriteOnlyWorksheet, styles: _Styles, value: Any, kind: str, severity: str | None) -> Cell:
     """Create a data cell styled for ``kind``/``severity``; formula-like text gets quotePrefix."""
     quoted = isinstance(value, str) and is_formula_like(value)
     return _styled_cell(ws, value, styles.array(styles.key(kind, severity), quoted))
@@ -769,7 +772,7 @@ def check_xlsx(path: Path) -> None:
         raise damaged_workbook(path, exc) from None
 
 
-def open_xlsx(path: Path) -> Any:
+def open_xlsx(path: Path) -> Workbook:
     """Open a workbook people sent back, read-only (cell values, no formulas), after
     :func:`check_xlsx`; read its rows with :func:`xlsx_rows`. Close it when done.
 

@@ -76,12 +76,13 @@ def compose_yaml(path: Path, max_bytes: int = MAX_BYTES, error: type[ConfigError
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise error(f"{path}:{event.start_mark.line + 1}: anchors and aliases (& and *) are not allowed in this file")
+                at = f":{event.start_mark.line + 1}" if event.start_mark else ""
+                raise error(f"{path}{at}: anchors and aliases (& and *) are not allowed in this file")
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise error(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        at = f":{mark.line + 1}" if mark else ""
+        raise error(f"{path}{at}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
 
 
 def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> tuple[Any, Lines]:

@@ -26,7 +26,7 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -42,6 +42,11 @@ from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
 from dealerbot.ledger import KIND_TEXT, REAPPROVAL
 from dealerbot.logsetup import Masker
 from dealerbot.store import Store
+
+if TYPE_CHECKING:
+    from starlette.middleware.base import RequestResponseEndpoint
+
+    from dealerbot.scheduler import Scheduler
 
 TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示",
             "retry": "接手重试"}
@@ -72,7 +77,7 @@ document.addEventListener('DOMContentLoaded', function () {
 class Console:
     """What the pages share: settings, templates, the runs started here, the scheduler."""
 
-    def __init__(self, settings: Settings, scheduler: Any = None, passwords: Mapping[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, scheduler: Scheduler | None = None, passwords: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self.scheduler = scheduler
         self.passwords = passwords
@@ -103,7 +108,9 @@ class Console:
     def live_session(self, request: Request) -> bool:
         """Whether ``request`` comes with a live session (see :class:`Sessions`)."""
         sid = request.session.get("sid")
-        return bool(sid) and self.sessions.check(sid, self.password.fingerprint(self.secret), self.idle, self.lifetime)
+        if not sid:
+            return False
+        return self.sessions.check(sid, self.password.fingerprint(self.secret), self.idle, self.lifetime)
 
     def store(self) -> contextlib.AbstractContextManager[Store]:
         """The console's store, opened once (opening checks the file and the schema: not on
@@ -141,12 +148,19 @@ class Console:
             on_progress=on_progress, options={"dry_run": True} if dry_run else {}, stop=self.stop,
         ))
         self.tasks.add(task)
-        task.add_done_callback(lambda t: (self.tasks.discard(t), self.live.pop(holder.get("id", ""), None)))
-        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+
+        def ended(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            self.live.pop(holder.get("id", ""), None)
+
+        task.add_done_callback(ended)
+        either: set[asyncio.Future[Any]] = {task, started}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED, timeout=60)
         if started.done():
             return started.result()
-        if task.done() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+        failure = task.exception() if task.done() else None
+        if failure is not None:
+            raise failure
         raise DealerbotError(f"{bot} did not start within 60 s")
 
     async def drain(self, grace: float) -> None:
@@ -163,14 +177,14 @@ class Console:
             await asyncio.wait(pending, timeout=30)
 
 
-def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str, str] | None = None) -> FastAPI:
+def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords: Mapping[str, str] | None = None) -> FastAPI:
     """The console for ``settings`` (``scheduler``: the one running in this process, if any)."""
     app = FastAPI(title="dealerbot 控制台", docs_url=None, redoc_url=None, openapi_url=None)
     c = Console(settings, scheduler, passwords)
     app.state.console = c
 
     @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
+    async def guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
         if path not in PUBLIC and not c.live_session(request):
             request.session.clear()  # a logged-out, idle or old cookie: dropped from the browser too

@@ -19,12 +19,15 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dealerbot.desktop import clipboard
 from dealerbot.desktop.spec import DesktopSpec
 from dealerbot.desktop.windows import Window, Windows, system_windows
 from dealerbot.errors import PageChanged, PortalUnavailable, StepTimeout
+
+if TYPE_CHECKING:
+    from loguru import Logger
 
 POLL_SECONDS = 0.05
 WAIT_SECONDS = 10.0
@@ -58,7 +61,7 @@ def _pyautogui() -> Any:
 class DesktopDriver:
     """Drives one desktop client described by ``spec``."""
 
-    def __init__(self, spec: DesktopSpec, log: Any, windows: Windows | None = None, key_delay: float = 0.01) -> None:
+    def __init__(self, spec: DesktopSpec, log: Logger, windows: Windows | None = None, key_delay: float = 0.01) -> None:
         self.spec = spec
         self.log = log
         self.windows = windows or system_windows()

@@ -186,7 +186,7 @@ def load_desktop_spec(path: Path) -> DesktopSpec:
         if not isinstance(regions, list) or not all(isinstance(r, list) and len(r) == 4 and all(isinstance(n, int) for n in r)
                                                     for r in regions):
             raise SelectorFileError(f"{path}:{_line(v)}: masks of '{k.value}' must be a list of [x, y, width, height]")
-        masks[str(k.value)] = tuple(tuple(r) for r in regions)  # type: ignore[misc]
+        masks[str(k.value)] = tuple(tuple(r) for r in regions)
     portal = str(top["portal"].value)
     title = str(getattr(top.get("title"), "value", portal))
     return DesktopSpec(path, portal, title, windows, tuple(nuisances), forms, hotkeys, anchors, masks)

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dealerbot.portal import PACE_MARGIN
+
+if TYPE_CHECKING:
+    from dealerbot.store import Store
 
 
 class SharedPace:
     """Drop-in for the portal's ``AsyncLimiter``: :meth:`acquire` waits for this account's next
     slot in the group's store."""
 
-    def __init__(self, store: Any, account: str, per_minute: int) -> None:
+    def __init__(self, store: Store, account: str, per_minute: int) -> None:
         self.store = store
         self.key = hashlib.sha256(account.encode()).hexdigest()[:32]  # no URL or user name in the table
         self.interval = 60.0 / per_minute * PACE_MARGIN

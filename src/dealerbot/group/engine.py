@@ -34,13 +34,17 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from dealerbot.config import Settings
 from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, SystemFailure
 from dealerbot.timetable import SYNC
+
+if TYPE_CHECKING:
+    from loguru import Logger
+    from procrastinate import JobContext
 
 TASK_NAME = "dealerbot.run"
 LATER_TASK = "dealerbot.later"  # defers a dealerbot.run when its time comes (a postponed run)
@@ -114,7 +118,7 @@ class GroupEngine:
         ConfigError: not a group, or PostgreSQL cannot be reached.
     """
 
-    def __init__(self, settings: Settings, log: Any = logger, report: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, log: Logger = logger, report: Callable[[str], None] | None = None) -> None:
         require_group(settings)
         import procrastinate
         from procrastinate import RetryStrategy
@@ -123,8 +127,9 @@ class GroupEngine:
         self.log = log
         self.report = report or (lambda _line: None)  # one line per job for the operator's terminal
         self.stop = asyncio.Event()  # set: running bots stop at their next safe point
-        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-            conninfo=conninfo(settings.store_url), min_size=1, max_size=4))
+        # (kept typed: App.connector is any connector to mypy, this one has the connection pool)
+        self.connector = procrastinate.PsycopgConnector(conninfo=conninfo(settings.store_url), min_size=1, max_size=4)
+        self.app = procrastinate.App(connector=self.connector)
         self.task = self.app.task(
             name=TASK_NAME, pass_context=True,
             retry=RetryStrategy(max_attempts=MAX_ATTEMPTS, wait=5, retry_exceptions={WorkerStopping}),
@@ -154,13 +159,12 @@ class GroupEngine:
     async def ensure_schema(self) -> None:
         """Create procrastinate's tables in the group's database if they are missing (once,
         under an advisory lock: several workers may start at once)."""
-        connector = self.app.connector
-        async with connector.pool.connection() as conn:  # type: ignore[attr-defined]  # one transaction
+        async with self.connector.pool.connection() as conn:  # one transaction
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))  # held until the commit
             cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
             row = await cur.fetchone()
             if not (row and row[0]):
-                await conn.execute(self.app.schema_manager.get_schema())  # type: ignore[arg-type]
+                await conn.execute(self.app.schema_manager.get_schema())
                 self.log.info("created the task engine's tables (procrastinate)")
 
     # -- deferring --------------------------------------------------------------------------
@@ -186,7 +190,7 @@ class GroupEngine:
 
     # -- the task ---------------------------------------------------------------------------
     async def _run(
-        self, context: Any, store: str, run: str, job: str | None = None, trigger: str = "manual",
+        self, context: JobContext, store: str, run: str, job: str | None = None, trigger: str = "manual",
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One job: the run (or sync) for the store, as a single dealership runs it."""
@@ -196,6 +200,7 @@ class GroupEngine:
         settings = self.settings.for_store(store)
         options = dict(options or {})
         full = bool(options.pop("full", False))
+        assert context.job.id is not None  # a job the worker runs was saved: it has its id
         engine_job = int(context.job.id)
         attempt = int(getattr(context.job, "attempts", 0) or 0)
         why = trigger if attempt == 0 else "retry"
@@ -359,7 +364,7 @@ class GroupEngine:
 
     async def store_depths(self) -> dict[str, dict[str, int]]:
         """Each store's jobs waiting (todo) and running (doing), whichever queue they are in."""
-        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        async with self.connector.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT args->>'store', status::text, count(*) FROM procrastinate_jobs "
                 "WHERE status IN ('todo', 'doing') AND task_name = %s GROUP BY 1, 2", (TASK_NAME,))
@@ -371,7 +376,7 @@ class GroupEngine:
     async def workers(self) -> list[dict[str, Any]]:
         """The workers alive (a heartbeat within ``[group] stalled_seconds``) and how many jobs
         each is running."""
-        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        async with self.connector.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT w.id, w.last_heartbeat, count(j.id) FROM procrastinate_workers w "
                 "LEFT JOIN procrastinate_jobs j ON j.worker_id = w.id AND j.status = 'doing' "

@@ -17,7 +17,7 @@ import os
 import socket
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.triggers.date import DateTrigger
 from loguru import logger
@@ -31,13 +31,16 @@ from dealerbot.scheduler import Scheduler
 from dealerbot.store import Store
 from dealerbot.timetable import GROUP_ANCHOR, Job
 
+if TYPE_CHECKING:
+    from loguru import Logger
+
 
 class GroupScheduler(Scheduler):
     """Defers each firing of ``jobs`` into ``engine`` once per store (see the module docstring)."""
 
     anchor = GROUP_ANCHOR  # every scheduler phases ``every:`` jobs from here
 
-    def __init__(self, settings: Settings, jobs: list[Job], engine: GroupEngine, *, log: Any = logger,
+    def __init__(self, settings: Settings, jobs: list[Job], engine: GroupEngine, *, log: Logger = logger,
                  passwords: Mapping[str, str] | None = None) -> None:
         super().__init__(settings, jobs, passwords=passwords, log=log)
         self.engine = engine

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlparse
 
 from dealerbot.errors import LoginRejected, PageChanged, SessionExpired
 from dealerbot.portal import PortalSession
+
+if TYPE_CHECKING:
+    from lxml.html import HtmlElement
+
+    from dealerbot.config import PortalSettings
 
 LOGIN_SELECTORS = ("login.form", "login.password", "login.submit", "login.error")
 
@@ -112,7 +117,7 @@ class PortalApp:
         self.login_form = LoginForm(session, self.login_fields(session.settings), password)
 
     @classmethod
-    def login_fields(cls, settings: Any) -> dict[str, str]:
+    def login_fields(cls, settings: PortalSettings) -> dict[str, str]:
         """Selector name -> value typed on the login screen (the password is typed separately)."""
         fields = {}
         if settings.dealer_code:
@@ -123,7 +128,7 @@ class PortalApp:
         return fields
 
     @classmethod
-    def selectors_used(cls, settings: Any) -> tuple[str, ...]:
+    def selectors_used(cls, settings: PortalSettings) -> tuple[str, ...]:
         """Every selector and endpoint name this app needs with these portal settings (checked
         when the portal is opened, before the browser starts)."""
         return (*cls.SELECTORS_USED, cls.landing, *cls.login_fields(settings))
@@ -156,7 +161,7 @@ class PortalApp:
 
 
 def read_table(
-    session: PortalSession, root: Any, row_name: str, cell_name: str, fields: Sequence[str]
+    session: PortalSession, root: HtmlElement, row_name: str, cell_name: str, fields: Sequence[str]
 ) -> list[dict[str, str]]:
     """Rows of a server-rendered table as dicts of cell texts.
 
@@ -304,7 +309,7 @@ class HeaderTable:
 
         return find
 
-    def read(self, root: Any) -> list[dict[str, str]]:
+    def read(self, root: HtmlElement) -> list[dict[str, str]]:
         """The rows of the table in an lxml page.
 
         Raises:

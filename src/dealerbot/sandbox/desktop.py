@@ -35,6 +35,7 @@ import random
 import re
 import time
 import tkinter as tk
+from functools import partial
 from pathlib import Path
 from tkinter import messagebox, ttk  # messagebox: login and search failures only
 from typing import Any
@@ -174,8 +175,9 @@ class Client:
             ttk.Label(top, text="查询").pack(side="left")
             query = ttk.Entry(top, width=40)
             query.pack(side="left", padx=4)
-            query.bind("<Return>", lambda _e, k=key: self._search(k))
-            ttk.Button(top, text="查询", command=lambda k=key: self._search(k)).pack(side="left")
+            search = partial(self._search, key)
+            query.bind("<Return>", search)
+            ttk.Button(top, text="查询", command=search).pack(side="left")
             tree = ttk.Treeview(tab, columns=columns, show="headings", height=16)
             for c in columns:
                 tree.heading(c, text=c)
@@ -197,7 +199,7 @@ class Client:
     def _current(self) -> tuple[ttk.Entry, ttk.Treeview, tuple[str, ...], str]:
         return self.lists["contracts" if self.tabs.index("current") == 0 else "customers"]
 
-    def _search(self, key: str) -> None:
+    def _search(self, key: str, _event: object = None) -> None:
         query, tree, columns, path = self.lists[key]
         try:
             rows = self.server.rows(path, query.get().strip())
@@ -242,7 +244,10 @@ class Client:
     def _nuisances(self, form: tk.Toplevel) -> None:
         """Now and then, as real clients do: a 提示 modal, or a 系统消息 window taking the focus."""
         if self.rng.random() < self.args.prompt_rate:
-            form.after(150, lambda: form.winfo_exists() and self._box(form, "提示", "今日有新的系统公告，请在下班前查阅。"))
+            def prompt() -> None:
+                if form.winfo_exists():
+                    self._box(form, "提示", "今日有新的系统公告，请在下班前查阅。")
+            form.after(150, prompt)
         if self.rng.random() < self.args.focus_steal_rate:
             def steal() -> None:
                 if not form.winfo_exists():
@@ -254,7 +259,7 @@ class Client:
                 ttk.Button(pop, text="关闭", command=pop.destroy).pack()
                 pop.bind("<Escape>", lambda _e: pop.destroy())
                 pop.focus_force()
-                pop.after(4000, lambda: pop.winfo_exists() and pop.destroy())
+                pop.after(4000, lambda: pop.destroy() if pop.winfo_exists() else None)
             form.after(300, steal)
 
     def _form(self, title: str, fields: tuple[tuple[str, str], ...], values: dict[str, str]) -> tuple[tk.Toplevel, dict[str, Any]]:

@@ -12,12 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from .config import SandboxConfig, SandboxPortInUse
 from .state import SandboxState
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 3.0
@@ -52,9 +55,9 @@ class SandboxServer:
         self.dms_url = ""
         self.usedcars_url = ""
         self.state: SandboxState | None = None
-        self.oem_app = None
-        self.dms_app = None
-        self.usedcars_app = None
+        self.oem_app: FastAPI | None = None
+        self.dms_app: FastAPI | None = None
+        self.usedcars_app: FastAPI | None = None
         self._servers: list[uvicorn.Server] = []
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 from fastapi import FastAPI, Form, HTTPException, Request
@@ -38,6 +38,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from .config import SandboxConfig
 from .data import GIVEN_CHARS, SURNAMES, vin_check_digit, vin_is_valid
+
+if TYPE_CHECKING:
+    from starlette.middleware.base import RequestResponseEndpoint
 
 DEMO_USERNAME = "zhihuan01"
 DEMO_PASSWORD = "Used@2026!"
@@ -164,7 +167,7 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
     app.state.usedcars = st
 
     @app.middleware("http")
-    async def count(request: Request, call_next: Any) -> Response:
+    async def count(request: Request, call_next: RequestResponseEndpoint) -> Response:
         if not request.url.path.startswith("/__admin"):
             st.counters["requests"] += 1
         return await call_next(request)

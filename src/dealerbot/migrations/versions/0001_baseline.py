@@ -11,6 +11,8 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -20,8 +22,8 @@ branch_labels = None
 depends_on = None
 
 
-def _record_columns(key: str, fields: list[tuple[str, sa.types.TypeEngine]]) -> list[sa.Column]:
-    cols = [sa.Column(key, sa.String(64), primary_key=True)]
+def _record_columns(key: str, fields: list[tuple[str, sa.types.TypeEngine[Any]]]) -> list[sa.Column[Any]]:
+    cols: list[sa.Column[Any]] = [sa.Column(key, sa.String(64), primary_key=True)]
     cols += [sa.Column(name, kind, nullable=True) for name, kind in fields]
     cols += [
         sa.Column("issues", sa.Text, nullable=False, server_default="[]"),

@@ -11,6 +11,8 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -22,7 +24,7 @@ depends_on = None
 
 def upgrade() -> None:
     have = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("runs")}
-    wanted = [
+    wanted: list[sa.Column[Any]] = [
         sa.Column("resume_after", sa.DateTime, nullable=True),
         sa.Column("notes", sa.Text, nullable=False, server_default="[]"),
     ]
