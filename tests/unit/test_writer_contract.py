@@ -48,3 +48,14 @@ def test_every_real_writer_pair_the_contract_leaves_to_another_test_names_one_th
         tree = ast.parse((INTEGRATION / file).read_text(encoding="utf-8"))
         tests = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
         assert name in tests, f"{where} (named for {case} on the {writer} writer) is not a test of {file}"
+
+
+def test_every_case_is_proven_run_or_explained_for_each_real_writer() -> None:
+    """The contract's matrix is complete: each (case, web|desktop) pair is proven by a named
+    integration test, run by the contract's integration file, or left to the fake with a reason."""
+    from writer_contract import FAKE_ONLY, RUN_REAL
+
+    for case in CASES:
+        for writer in ("web", "desktop"):
+            homes = [(case, writer) in PROVEN, (case, writer) in RUN_REAL, (case, writer) in FAKE_ONLY]
+            assert homes.count(True) == 1, (case, writer, homes)
