@@ -207,6 +207,10 @@ class ContractDms(Protocol):
     name: str
     store: Store
     writes_updates: bool  # whether approve() can give status updates
+    # Whether every call answers as planted (the fake), or the writer may also fail on its own
+    # (a desktop clipboard under load) and a save the DMS lost be submitted again after a search
+    # found nothing (as the rules allow).
+    deterministic: bool
 
     async def approve(self, new: int = 0, existing: int = 0, shared: bool = False, updates: int = 0) -> list[Action]:
         """Approved actions: creations for ``new`` new customers (``shared``: each with two
@@ -258,6 +262,7 @@ class FakeHarness:
 
     name = "fake"
     writes_updates = True
+    deterministic = True
 
     def __init__(self, store: Store, dms: FakeDms | None = None, retries: int = 2) -> None:
         self.store = store
@@ -434,8 +439,12 @@ async def case_read_back_difference_is_listed_failure(dms: ContractDms) -> None:
                                                                                   "delivery_date")), wrong.failure_reason
     assert_failed(dms, lost, ("read_back_missing",), "找不到")
     assert dms.contracts(lost.natural_key) == []
-    for a, record in ((person, person.customer.values["id_number"]), (other, other.natural_key), (lost, lost.natural_key)):
-        assert dms.submits(record) in (1, None), (record, dms.submits(record))  # never retried blindly
+    for record in (person.customer.values["id_number"], other.natural_key):
+        assert dms.submits(record) in (1, None), (record, dms.submits(record))  # stored: never submitted again
+    # Not stored: submitted again only after a search found nothing (the fake checks the search).
+    assert dms.submits(lost.natural_key) in ((1, None) if dms.deterministic else (1, 2, 3, None)), dms.submits(lost.natural_key)
+    if isinstance(dms, FakeHarness):
+        _assert_searched_between_submits(dms.dms, lost)
     assert_written_once(dms, [fine])
     await assert_second_run_writes_nothing(dms, chosen)  # the failed ones wait for a person
 
@@ -620,11 +629,14 @@ PROVEN: dict[tuple[str, str], str] = {
 
 # RUN_REAL: run by tests/integration/test_writer_contract.py, the case's own body against the
 # real writer (the sandbox harness there).
+# Those marked slow (60 s) run under ./run.sh soak only: kills at engine steps the writers'
+# default-suite kill tests do not stop at.
 RUN_REAL: tuple[tuple[str, str], ...] = (
     ("read_back_difference_is_listed_failure", "desktop"),
-    ("killed_at_customer_recorded", "web"),
-    ("killed_at_before_read_back", "desktop"),
+    ("killed_at_customer_recorded", "web"),  # slow
+    ("killed_at_before_read_back", "desktop"),  # slow
 )
+RUN_REAL_SLOW = frozenset({("killed_at_customer_recorded", "web"), ("killed_at_before_read_back", "desktop")})
 
 # FAKE_ONLY: proven against the fake writer only, and why.
 _SLOW_DESKTOP_SAVE = "the desktop writer calls a save unclear after 20 s without an answer (SAVE_TIMEOUT_SECONDS)"

@@ -11,7 +11,7 @@ import shutil
 from typing import Any
 
 import pytest
-from writer_contract import CASES, RUN_REAL
+from writer_contract import CASES, RUN_REAL, RUN_REAL_SLOW
 
 from dealerbot.ledger import Action
 from dealerbot.runner import run_bot
@@ -36,6 +36,7 @@ class SandboxHarness:
     only (the status updates the policy approves by itself are not written)."""
 
     writes_updates = False
+    deterministic = False
 
     def __init__(self, writer: str, settings, store, admin: Admin, sandbox, tmp_path) -> None:
         self.name = writer
@@ -123,8 +124,10 @@ class SandboxHarness:
 
 
 @pytest.mark.parametrize(("case", "writer"), [
-    pytest.param(case, writer, marks=[] if writer == "web" or DESKTOP_TOOLS else pytest.mark.skip(
-        reason="desktop tests need Xvfb, xdotool and xclip")) for case, writer in RUN_REAL
+    pytest.param(case, writer, marks=[
+        *([pytest.mark.slow] if (case, writer) in RUN_REAL_SLOW else []),
+        *([] if writer == "web" or DESKTOP_TOOLS else [pytest.mark.skip(reason="desktop tests need Xvfb, xdotool and xclip")]),
+    ]) for case, writer in RUN_REAL
 ])
 async def test_the_writer_contract_holds_for_the_real_writers(case, writer, request, settings, store, clean_sandbox,
                                                                sandbox, tmp_path):
