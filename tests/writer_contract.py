@@ -14,8 +14,10 @@ audit row per write). Two kinds of DMS side implement :class:`ContractDms`:
   ``close_abandoned_runs`` does) and the engine run again on the same store. Every case, in
   milliseconds.
 * the web and desktop writers against the sandbox (``tests/integration/test_writer_contract.py``),
-  for the (case, writer) pairs no existing integration test already proves: :data:`PROVEN` names
-  the existing test of each other pair (checked to exist by the unit suite).
+  for the (case, writer) pairs listed in :data:`RUN_REAL`. Every other pair is either proven by
+  an existing integration test, named in :data:`PROVEN`, or left to the fake with the reason the
+  sandbox cannot make it, in :data:`FAKE_ONLY` (the unit suite checks that each pair has exactly
+  one of the three homes and that each named test exists).
 
 The fake lives here, among the test helpers, not in ``dealerbot``: it stands in for a DMS only to
 prove the engine's rules; an integrator's own writer is proven against their own portal (see
