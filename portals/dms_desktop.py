@@ -195,8 +195,8 @@ class DesktopDms:
                              confirm=True)
         if result.result == "saved":
             rows = self._search("contracts_tab", "oem_order_no", values["oem_order_no"])
-            if len(rows) != 1:
-                return Submitted("unknown", message="保存后在合同列表中查不到（或不止一个）")
+            if len(rows) != 1:  # saved, the number unknown: the engine searches, and lists it when it is not there
+                return Submitted("saved", message="保存后在合同列表中查不到（或不止一个）")
             return Submitted("saved", rows[0]["contract_no"])
         return result
 

@@ -17,8 +17,10 @@ client's driver). :class:`Rekeyer` walks each approved action along the ledger's
 * **never a blind retry of a submit**: when the DMS gives no clear answer, the bot searches;
   finding nothing, it leaves the action for a later attempt, which searches again first;
 * **read back after save**: the record is read from the DMS and compared field by field; a
-  difference fails the action with evidence (both values named for a person); a new customer is
-  read back too, and a difference fails every action of that person in the run (the customer is
+  difference fails the action with evidence (both values named for a person), and so does a
+  contract the DMS said it saved but does not hold (never saved again); a new customer is
+  read back too (also when found after our own submit gave no clear answer or a run died after
+  it), and a difference fails every action of that person in the run (the customer is
   recorded as made, so it is never made twice);
 * **optimistic updates**: an update is written only if the DMS still holds the values it held
   when planned; otherwise the action fails ("changed in the DMS since") for a person.
@@ -53,7 +55,9 @@ REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "fa
 class Submitted:
     """The DMS's answer to a create or update.
 
-    ``saved`` (``key``: the new record's number when created), ``refused`` (``message``: the
+    ``saved`` (``key``: the new record's number when created; empty when the writer cannot
+    tell it: the engine then searches for the record, and one not there fails as missing, never
+    saved again), ``refused`` (``message``: the
     DMS's field errors), ``unknown`` (no clear answer: search before anything else) or
     ``rehearsed`` (a dry run filled the form and cancelled).
     """
@@ -213,9 +217,14 @@ class Rekeyer:
             return await self._read_back(action, w, result.key)
         if result.result == "refused":
             return await self._fail(action, w, "dms_refused", f"DMS拒绝保存：{result.message}")
-        existing = await w.find_contracts(key)  # no clear answer: did it save?
+        existing = await w.find_contracts(key)  # no clear answer (or saved, no number): did it save?
+        if result.result == "saved" and len(existing) == 1:  # the writer could not tell its number
+            self.store.record_written(action, self.run_id, existing[0]["contract_no"], self.actor)
+            return await self._read_back(action, w, existing[0]["contract_no"])
         if existing:
             return await self._adopt(action, w, existing)
+        if result.result == "saved":  # a clear answer, and nothing there: listed, never saved again
+            return await self._fail(action, w, "read_back_missing", f"DMS答复已保存，但写入后在DMS中找不到厂家订单号 {key} 的合同")
         raise UnknownOutcome(f"dms: no clear answer saving the contract for {key} ({result.message}) and none found")
 
     async def _adopt(self, action: Action, w: DmsWriter, existing: list[dict[str, str]]) -> str:
@@ -247,6 +256,8 @@ class Rekeyer:
             found = await w.find_customer(idn)
             if found:
                 self.store.record_customer(action, self.run_id, found, created=False, actor=self.actor)
+                if action.customer_submitted:  # maybe made by our own submit of an earlier attempt: check it
+                    await self._check_customer(w, plan.values, found)
                 return found
             self.store.mark(action.id, self.run_id, customer_submitted=True)
             result = await w.create_customer(plan.values, dry_run=False)
@@ -255,18 +266,28 @@ class Rekeyer:
                 self.store.record_customer(action, self.run_id, result.key, created=True, actor=self.actor)
                 self._bump("customers_created")
                 self.failpoints.hit("rekey.customer_recorded")
-                wrong = _customer_differences(plan.values, await w.read_customer(result.key))
-                if wrong:
-                    self._bad_customers[idn] = f"{wrong}（客户 {result.key}，请在DMS中更正后重新审核）"
-                    raise RecordRejected("customer_read_back_mismatch", self._bad_customers[idn])
+                await self._check_customer(w, plan.values, result.key)
                 return result.key
             found = await w.find_customer(idn)  # refused as a duplicate, or no clear answer
             if found:
                 self.store.record_customer(action, self.run_id, found, created=False, actor=self.actor)
+                if result.result != "refused":  # made by this submit after all: check it
+                    await self._check_customer(w, plan.values, found)
                 return found
             if result.result == "refused":
                 raise RecordRejected("dms_refused_customer", f"DMS拒绝新建客户：{result.message}")
             raise UnknownOutcome(f"dms: no clear answer saving the customer of {action.natural_key} and none found")
+
+    async def _check_customer(self, w: DmsWriter, values: dict[str, str], customer_no: str) -> None:
+        """Read back a customer our submit made (whatever its answer was).
+
+        Raises:
+            RecordRejected: it differs (every order of that person fails in this run).
+        """
+        wrong = _customer_differences(values, await w.read_customer(customer_no))
+        if wrong:
+            self._bad_customers[values["id_number"]] = f"{wrong}（客户 {customer_no}，请在DMS中更正后重新审核）"
+            raise RecordRejected("customer_read_back_mismatch", self._bad_customers[values["id_number"]])
 
     # -- update ----------------------------------------------------------------------------------
     async def _update(self, action: Action, w: DmsWriter) -> str:
