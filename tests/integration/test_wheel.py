@@ -28,9 +28,11 @@ SHIPPED_FILES = ("dictionary.yaml",)  # the demo's data dictionary (the sandbox'
 
 
 def _tracked(*paths: str) -> list[str]:
-    """The files a clean clone has under ``paths`` (POSIX paths relative to the checkout)."""
+    """The files under ``paths`` a clean clone would have, new ones not yet committed included
+    (POSIX paths relative to the checkout; nothing git ignores)."""
     if (ROOT / ".git").exists() and shutil.which("git"):
-        out = subprocess.run(["git", "ls-files", "-z", "--", *paths], cwd=ROOT, capture_output=True, check=True)
+        listed = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", *paths]
+        out = subprocess.run(listed, cwd=ROOT, capture_output=True, check=True)
         return [p for p in out.stdout.decode().split("\0") if p and (ROOT / p).is_file()]
     found = []
     for path in paths:  # a source tarball: every file but caches
@@ -104,6 +106,8 @@ def test_the_wheel_holds_every_module_and_data_file_and_nothing_top_level_but_de
     assert "dealerbot/group/engine.py" in expected and "dealerbot/shipped/selectors/dms_desktop.yaml" in expected
     missing = sorted(expected - names)
     assert not missing, f"the wheel lacks {len(missing)} files: {missing}"
+    extra = sorted(n for n in names - expected if not n.split("/")[0].endswith(".dist-info"))
+    assert not extra, f"the wheel holds files the source tree does not: {extra}"
     log = (wheel.parent / "build.log").read_text(encoding="utf-8")
     assert "absent from the `packages` configuration" not in log, log  # a folder of files the wheel would skip
     top = {n.split("/")[0] for n in names}
