@@ -29,7 +29,7 @@ setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv && "$PYTHON" -m venv "$VENV"; }
   fi
-  local stamp="$VENV/.installed-$(cat pyproject.toml | cksum | cut -d' ' -f1)"
+  local stamp="$VENV/.installed-$(cat pyproject.toml setup.py | cksum | cut -d' ' -f1)"
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -e ".[dev]"

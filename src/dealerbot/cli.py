@@ -798,7 +798,9 @@ def _sandbox_dictionary(settings: Settings) -> Path:
     """The data dictionary for the sandbox: the working folder's, else dealerbot's own."""
     if settings.dictionary_path.is_file():
         return settings.dictionary_path
-    shipped = Path(__file__).resolve().parents[2] / "dictionary.yaml"  # a source checkout
+    from dealerbot.resources import shipped_dir
+
+    shipped = shipped_dir() / "dictionary.yaml"  # the checkout's, or the wheel's dealerbot/shipped/
     return shipped if shipped.is_file() else settings.dictionary_path
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dealerbot.errors import DataFileError
 from dealerbot.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER, Kind
+from dealerbot.resources import shipped_dir
 from dealerbot.yamlfile import Lines, as_text, key_as_text, load_yaml
 
 DEFAULT_FILE = "dictionary.yaml"
@@ -151,7 +152,7 @@ def load_dictionary(path: Path, overlay: Path | None = None) -> Dictionary:
     """
     if not path.is_file():
         raise DataFileError(
-            f"{path}: the data dictionary is missing; copy dictionary.yaml from dealerbot's folder "
+            f"{path}: the data dictionary is missing; copy {shipped_dir() / DEFAULT_FILE} (dealerbot's own) "
             f"and map your OEM codes to your DMS codes (see the README, 'Data dictionary')"
         )
     data, lines = load_yaml(path)

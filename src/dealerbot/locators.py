@@ -468,15 +468,12 @@ def shipped_selectors_dir() -> Path:
     Raises:
         SelectorFileError: none can be found.
     """
-    checkout = Path(__file__).resolve().parents[2] / "selectors"  # a source checkout (editable install)
-    if checkout.is_dir():
-        return checkout
-    import importlib.util
+    from dealerbot.resources import shipped_dir
 
-    spec = importlib.util.find_spec("dealerbot.shipped_selectors")  # an installed wheel
-    if spec is None or not spec.submodule_search_locations:
-        raise SelectorFileError("no selectors/ folder here and none shipped with dealerbot")
-    return Path(list(spec.submodule_search_locations)[0])
+    folder = shipped_dir() / "selectors"  # the checkout's selectors/, or the wheel's dealerbot/shipped/selectors/
+    if not folder.is_dir():
+        raise SelectorFileError(f"no selectors/ folder here and none shipped with dealerbot (looked in {folder})")
+    return folder
 
 
 def portal_selectors_path(portal: str, directory: Path | None = None, home: Path | None = None) -> Path:

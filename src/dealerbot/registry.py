@@ -1,18 +1,23 @@
 """Bots, portals and record types by name: found in the ``bots`` and ``portals`` packages.
 
-Each is a package next to ``selectors/``: the shipped bots and page objects, plus the
-dealership's own in ``bots/`` and ``portals/`` of its project folder (the folder holding
-``dealerbot.toml``), which are searched first, so a module there with a shipped module's name
-replaces it. Discovery imports the modules when asked (never at import time) and returns fresh
-mappings; there is no registry state to reset.
+Each is assembled here from two folders: the dealership's own ``bots/`` and ``portals/`` of its
+project folder (the folder holding ``dealerbot.toml``), searched first, so a module there with a
+shipped module's name replaces it; then dealerbot's shipped ones (the checkout's top-level
+folders, or the wheel's ``dealerbot/shipped/``: :mod:`dealerbot.resources`). The two names are
+never looked up on ``sys.path``: another installed package called ``bots`` or ``portals`` is
+neither imported nor searched. Discovery imports the modules when asked (never at import time)
+and returns fresh mappings; there is no registry state to reset.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.machinery
+import importlib.util
 import inspect
 import pkgutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -20,45 +25,54 @@ from dealerbot.bot import Bot, bot_entities
 from dealerbot.errors import ConfigError, UnknownBot
 from dealerbot.pages.common import PortalApp
 from dealerbot.records import ENTITIES, Entity
+from dealerbot.resources import shipped_dir
 
 BOTS_PACKAGE = "bots"
 PORTALS_PACKAGE = "portals"
 
 
-def _shipped_dir(package: str) -> Path | None:
-    """Where dealerbot's own ``bots``/``portals`` live: next to ``src/`` in a checkout (an
-    editable install), or next to the ``dealerbot`` package in site-packages (a wheel)."""
-    import dealerbot
+_ASSEMBLED = "_dealerbot_assembled"  # marks a bots/portals package this module made
 
-    here = Path(dealerbot.__file__).resolve().parent
-    for folder in (here.parents[1] / package, here.parent / package):
-        if (folder / "__init__.py").is_file():
-            return folder
-    return None
+
+def _shipped_dir(package: str) -> Path | None:
+    """dealerbot's own ``bots``/``portals``: the checkout's top-level folder (an editable
+    install), or ``dealerbot/shipped/<package>`` in site-packages (a wheel)."""
+    folder = shipped_dir() / package
+    return folder.resolve() if (folder / "__init__.py").is_file() else None
 
 
 def _package(package: str, home: Path | None) -> ModuleType:
-    """Import ``package``, its search path led by ``<home>/<package>`` when that folder exists.
+    """The package ``package`` (``bots`` or ``portals``), its search path the project folder's
+    ``<home>/<package>`` (when that folder exists) and then the shipped one.
+
+    The package is made here, not imported: a ``bots`` or ``portals`` that Python could find on
+    its path (another installed package's, or a working folder's) is not dealerbot's. One made
+    before, or the checkout's own shipped package imported directly (the tests do), is reused,
+    its search path replaced (no other project's folder from before).
 
     Raises:
-        ConfigError: the package cannot be imported.
+        ConfigError: the project folder's package has modules but no ``__init__.py``, or
+            neither it nor a shipped one exists.
     """
-    try:
-        pkg = importlib.import_module(package)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import the package '{package}': {exc}") from None
-    # The project's modules first, then the shipped ones (pkgutil.extend_path's way). Whichever
-    # of the two Python found first (``python -m`` puts the working folder first), both are searched.
     own = (home / package).resolve() if home is not None else None
     if own is not None and not (own / "__init__.py").is_file():
         if own.is_dir() and any(own.glob("*.py")):
             raise ConfigError(f"{own} has modules but no __init__.py: add an empty {own / '__init__.py'}")
         own = None
-    shipped = _shipped_dir(package)
-    if shipped is None:  # an unusual install: keep where Python found it
-        shipped = Path(list(pkg.__path__)[0]).resolve()
-    order = [p for p in (own, shipped) if p is not None]
-    pkg.__path__[:] = [str(p) for p in dict.fromkeys(order)]  # no other project's folder from before
+    folders = list(dict.fromkeys(p for p in (own, _shipped_dir(package)) if p is not None))
+    if not folders:
+        raise ConfigError(f"no {package}/ folder: neither the project folder has one nor dealerbot's installation")
+    pkg = sys.modules.get(package)
+    known = getattr(pkg, "__path__", None)
+    if pkg is None or known is None or not (
+        getattr(pkg, _ASSEMBLED, False) or all(Path(p).resolve() in folders for p in known)
+    ):
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = []
+        pkg = importlib.util.module_from_spec(spec)
+        sys.modules[package] = pkg
+    setattr(pkg, _ASSEMBLED, True)
+    pkg.__path__[:] = [str(p) for p in folders]
     return pkg
 
 
@@ -84,8 +98,7 @@ def discover(package: str = BOTS_PACKAGE, home: Path | None = None) -> dict[str,
     Raises:
         ConfigError: the package is missing, a module fails to import, or two bots share a name.
     """
-    if home is not None:
-        _package(PORTALS_PACKAGE, home)  # bots import page objects: the project's must be found
+    _package(PORTALS_PACKAGE, home)  # bots import page objects (`from portals.oem import ...`): the project's first
     found: dict[str, type[Bot]] = {}
     for module in _modules(package, home):
         for _, obj in inspect.getmembers(module, inspect.isclass):

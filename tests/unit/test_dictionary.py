@@ -24,6 +24,17 @@ def test_the_shipped_dictionary_maps_the_sandbox_and_never_guesses():
     assert d.fields_from("customer") == {"city"}
 
 
+def test_a_missing_dictionary_names_the_shipped_one_to_copy(tmp_path):
+    """An installed wheel has no checkout to copy from: the message gives the shipped file's path."""
+    from dealerbot.resources import shipped_dir
+
+    with pytest.raises(DataFileError) as err:
+        load_dictionary(tmp_path / "dictionary.yaml")
+    shipped = shipped_dir() / "dictionary.yaml"
+    assert str(tmp_path / "dictionary.yaml") in str(err.value) and f"copy {shipped}" in str(err.value)
+    assert shipped.is_file()
+
+
 def _write(tmp_path: Path, text: str, name: str = "dictionary.yaml") -> Path:
     p = tmp_path / name
     p.write_text(text, encoding="utf-8")
