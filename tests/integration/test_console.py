@@ -428,12 +428,12 @@ def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(
     assert "已停止" in out and "Traceback" not in out
 
 
-async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(console, settings, store, clean_sandbox, tmp_path):
+async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(read_store, console, settings, store, clean_sandbox, tmp_path):
     from dealerbot.review import APPROVE, APPROVE_EDITED
 
-    from .test_rekey import exported_pending, plan, read_both
+    from .test_rekey import exported_pending, plan
 
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     path = tmp_path / "reviewed.xlsx"
     wb, ws, col, rows = exported_pending(store, path)
@@ -451,13 +451,13 @@ async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(con
     assert approved[1].new_values["color"] == "曜石黑"
 
 
-async def test_the_review_page_names_approvals_a_changed_plan_dropped(console, settings, store, clean_sandbox):
+async def test_the_review_page_names_approvals_a_changed_plan_dropped(read_store, console, settings, store, clean_sandbox):
     """Issue 20: an approval undone by a later plan is said to a person, with the reason."""
     from dealerbot.records import OEM_ORDER
 
-    from .test_rekey import approve, plan, read_both
+    from .test_rekey import approve, plan
 
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     [chosen] = approve(store, 1)
     order = store.get(OEM_ORDER, chosen.natural_key)

@@ -67,7 +67,7 @@ async def test_a_run_at_the_portals_exact_limit_stays_within_it_and_draws_no_429
 # -- a kill in the middle of an update ------------------------------------------------------------
 
 
-async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_and_audits_once(
+async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_and_audits_once(read_store, 
     settings, store, clean_sandbox, sandbox, tmp_path,
 ):
     """The status updates need no approval. The run is killed (SIGKILL) just after the DMS saved
@@ -76,7 +76,7 @@ async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_an
     (tmp_path / "dealerbot.toml").write_text(
         f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n'
         f'[run]\nbackoff_seconds = 0.05\ntimeout_seconds = 15\n[rekey]\nconcurrency = 1\n', encoding="utf-8")
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     updates = [a for a in store.actions(["approved"]) if a.kind == "update_contract"]
     assert len(updates) >= 2, updates
