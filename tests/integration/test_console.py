@@ -428,7 +428,9 @@ def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(
     assert "已停止" in out and "Traceback" not in out
 
 
-async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(read_store, console, settings, store, clean_sandbox, tmp_path):
+async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(
+    read_store, console, settings, store, clean_sandbox, tmp_path,
+):
     from dealerbot.review import APPROVE, APPROVE_EDITED
 
     from .test_rekey import exported_pending, plan

@@ -123,7 +123,9 @@ async def _twenty(read_store, settings, store, clean_sandbox) -> None:
     assert again.ok and again.counts.get("verified", 0) == 0
 
 
-async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screenshot(read_store, settings, store, clean_sandbox, client):
+async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screenshot(
+    read_store, settings, store, clean_sandbox, client,
+):
     read_store.copy_into(settings)
     plan(settings, store)
     chosen = [a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.new_values["vin"]
@@ -170,8 +172,8 @@ async def test_a_new_customer_the_client_stores_otherwise_is_a_listed_read_back_
     assert others and all(a.state == "verified" for a in others), [(a.natural_key, a.state) for a in others]
 
 
-async def test_the_users_clipboard_is_back_after_chinese_text_was_typed_and_records_read_back(read_store, 
-        settings, store, clean_sandbox, client):
+async def test_the_users_clipboard_is_back_after_chinese_text_was_typed_and_records_read_back(
+        read_store, settings, store, clean_sandbox, client):
     from dealerbot.desktop import clipboard
 
     read_store.copy_into(settings)
@@ -188,7 +190,9 @@ async def test_the_users_clipboard_is_back_after_chinese_text_was_typed_and_reco
 
 
 @pytest.mark.slow  # the default suite meets them at a lower rate in the twenty-contract test
-async def test_unexpected_modals_and_a_stolen_focus_are_handled(read_store, settings, store, clean_sandbox, display, sandbox, tmp_path):
+async def test_unexpected_modals_and_a_stolen_focus_are_handled(
+    read_store, settings, store, clean_sandbox, display, sandbox, tmp_path,
+):
     proc = start_client(sandbox, tmp_path, "--prompt-rate", "0.3", "--focus-steal-rate", "0.25", "--seed", "3")
     try:
         read_store.copy_into(settings)
@@ -219,7 +223,9 @@ async def test_a_dry_run_fills_every_form_and_saves_nothing(read_store, settings
     "rekey.after_submit:2",  # the client saved it, the ledger does not know
     pytest.param("rekey.after_customer:1", marks=pytest.mark.slow),  # a new customer saved, not recorded
 ])
-async def test_killed_mid_run_then_rerun_no_duplicate(read_store, point, settings, store, clean_sandbox, sandbox, client, tmp_path):
+async def test_killed_mid_run_then_rerun_no_duplicate(
+    read_store, point, settings, store, clean_sandbox, sandbox, client, tmp_path,
+):
     _config(tmp_path, sandbox)
     read_store.copy_into(settings)
     plan(settings, store)

@@ -67,8 +67,8 @@ async def test_a_run_at_the_portals_exact_limit_stays_within_it_and_draws_no_429
 # -- a kill in the middle of an update ------------------------------------------------------------
 
 
-async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_and_audits_once(read_store, 
-    settings, store, clean_sandbox, sandbox, tmp_path,
+async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_and_audits_once(
+    read_store, settings, store, clean_sandbox, sandbox, tmp_path,
 ):
     """The status updates need no approval. The run is killed (SIGKILL) just after the DMS saved
     the first one, before the ledger knew; the rerun finds the contract holding the new values,

@@ -29,7 +29,9 @@ def _pick(chosen, used: set[str], test) -> str:
     return found[0].natural_key
 
 
-async def test_every_write_fault_ends_as_a_listed_read_back_failure_and_nothing_else_does(read_store, settings, store, clean_sandbox):
+async def test_every_write_fault_ends_as_a_listed_read_back_failure_and_nothing_else_does(
+    read_store, settings, store, clean_sandbox,
+):
     read_store.copy_into(settings)
     plan(settings, store)
     chosen = approve(store)

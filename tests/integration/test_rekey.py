@@ -176,7 +176,9 @@ def rekey_process(cwd: Path, failpoint: str | None = None, bot: str = "dms-rekey
     pytest.param("rekey.before_read_back:2", marks=pytest.mark.slow),  # recorded as written, not yet checked
     "rekey.after_customer:1",    # a new customer saved, not recorded
 ])
-async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(read_store, point, settings, store, clean_sandbox, sandbox, tmp_path):
+async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(
+    read_store, point, settings, store, clean_sandbox, sandbox, tmp_path,
+):
     _config(tmp_path, sandbox)
     read_store.copy_into(settings)
     plan(settings, store)
@@ -202,7 +204,9 @@ async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(read_s
         assert len(found) == 1  # the contract saved before the kill was found, not keyed again
 
 
-async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_skipped(read_store, settings, store, clean_sandbox, tmp_path):
+async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_skipped(
+    read_store, settings, store, clean_sandbox, tmp_path,
+):
     from dealerbot.review import apply_review, read_review
 
     read_store.copy_into(settings)
@@ -248,8 +252,8 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-async def test_stale_foreign_damaged_and_invalid_workbooks_are_refused_with_nothing_applied(read_store, 
-    settings, store, clean_sandbox, sandbox, tmp_path,
+async def test_stale_foreign_damaged_and_invalid_workbooks_are_refused_with_nothing_applied(
+    read_store, settings, store, clean_sandbox, sandbox, tmp_path,
 ):
     _config(tmp_path, sandbox)
     read_store.copy_into(settings)
@@ -417,7 +421,9 @@ async def test_status_changes_flow_staff_edits_are_kept_and_cancellation_waits(r
     assert {c["oem_order_no"]: c for c in clean_sandbox.contracts()}[cancelled]["status"] == "已取消"
 
 
-async def test_a_stop_request_lets_the_re_key_finish_its_current_record_and_nothing_is_half_done(read_store, settings, store, clean_sandbox):
+async def test_a_stop_request_lets_the_re_key_finish_its_current_record_and_nothing_is_half_done(
+    read_store, settings, store, clean_sandbox,
+):
     """What a SIGTERM to the scheduler does to a re-key in progress."""
     import asyncio
 
@@ -466,8 +472,8 @@ def _wait_for(check, what: str, timeout: float = 180.0) -> None:
     ["reconcile"],
     pytest.param(["sync"], marks=pytest.mark.slow),  # the timetable's daily sync firing meanwhile
 ])
-async def test_a_plan_made_while_the_re_key_writes_waits_and_every_approved_action_is_written(read_store, 
-    second, settings, store, clean_sandbox, sandbox, tmp_path,
+async def test_a_plan_made_while_the_re_key_writes_waits_and_every_approved_action_is_written(
+    read_store, second, settings, store, clean_sandbox, sandbox, tmp_path,
 ):
     """Issue 20: a reconcile (or a sync) started while `run dms-rekey` writes, at the moment the
     re-key has just created a customer with more approved orders to come, once dropped those

@@ -13,8 +13,8 @@ from .conftest import PASSWORDS
 from .test_rekey import assert_written_as_planned, by_order, plan
 
 
-async def test_failing_customer_pop_up_requests_are_retried_and_every_contract_is_written_once(read_store, 
-    settings, store, clean_sandbox,
+async def test_failing_customer_pop_up_requests_are_retried_and_every_contract_is_written_once(
+    read_store, settings, store, clean_sandbox,
 ):
     """Before: the first 选择客户 search answered 500 left the bot waiting the full timeout for a
     pick row that never came, then failed the whole run (a changed screen)."""
@@ -57,8 +57,8 @@ def _approve_existing(store: Store, n: int) -> list:
     return chosen
 
 
-async def test_a_contract_whose_pop_up_fails_every_attempt_is_written_after_the_others_in_the_same_run(read_store, 
-    settings, store, clean_sandbox,
+async def test_a_contract_whose_pop_up_fails_every_attempt_is_written_after_the_others_in_the_same_run(
+    read_store, settings, store, clean_sandbox,
 ):
     """One page, one record whose pop-up search fails on all its attempts: it goes to the end of
     the queue and is written there, in the same run (before: the run failed on its first)."""
@@ -122,8 +122,8 @@ async def test_a_pop_up_request_that_gets_no_answer_is_a_retryable_failure_at_on
     assert "the page's own request GET /api/customers got no answer" in message and "the probe's form" in message
 
 
-async def test_a_pop_up_that_always_fails_opens_the_breaker_and_the_next_run_writes_everything_once(read_store, 
-    settings, store, clean_sandbox,
+async def test_a_pop_up_that_always_fails_opens_the_breaker_and_the_next_run_writes_everything_once(
+    read_store, settings, store, clean_sandbox,
 ):
     """Every pop-up search fails (the DMS's customer search is down): the run stops once three
     records in a row used up their attempts, nothing is half-written, and the next run writes

@@ -64,7 +64,9 @@ async def test_failure_screenshots_of_the_portals_lists_cover_every_personal_val
     assert _kinds(seen) == {"name", "mobile", "id", "address"}, _kinds(seen)
 
 
-async def test_a_read_back_failure_screenshot_during_a_rekey_covers_the_customer(read_store, settings, store, clean_sandbox, monkeypatch):
+async def test_a_read_back_failure_screenshot_during_a_rekey_covers_the_customer(
+    read_store, settings, store, clean_sandbox, monkeypatch,
+):
     read_store.copy_into(settings)
     plan(settings, store)
     new = next(a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode == "new"
