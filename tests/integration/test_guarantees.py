@@ -42,6 +42,7 @@ PACE_WINDOW_SECONDS = 10.0  # the sandbox counts its limit in windows this long 
 PACE_LIMIT = PACE_PER_MINUTE * PACE_WINDOW_SECONDS / 60  # ... allowing exactly the bot's pace: 80 a window
 
 
+@pytest.mark.one_at_a_time("timing")  # the pace it measures: never beside another timing test (tests/conftest.py)
 async def test_a_run_at_the_portals_exact_limit_stays_within_it_and_draws_no_429(settings, store, clean_sandbox):
     """The bot's configured pace equals the portal's limit: every window holds at most the limit
     (the sandbox's own count of the fullest window), the whole run keeps the pace, no 429."""

@@ -29,6 +29,8 @@ from dealerbot.timetable import load_timetables
 from .conftest import OEM_PASSWORD, PASSWORDS
 from .test_cli import _config
 
+pytestmark = pytest.mark.one_at_a_time("timing")  # firing times and backoffs measured (tests/conftest.py)
+
 
 class Receiver:
     """A webhook that records every JSON message posted to it."""
