@@ -285,6 +285,7 @@ def test_logout_ends_the_session_for_every_copy_of_its_cookie(console, settings,
     assert (settings.path("state") / "console-sessions.sqlite").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.one_at_a_time("timing")  # a 1.8 s idle timeout measured (tests/conftest.py)
 def test_an_idle_session_ends_and_a_new_password_ends_every_session(settings, clean_sandbox, monkeypatch):
     from dealerbot.config import ConsoleSettings
 
