@@ -100,7 +100,10 @@ case "$cmd" in
     setup
     setup_postgres
     set +e
-    "$VENV/bin/python" -m pytest "$@"
+    # Two workers (pytest-xdist), each given whole test files (their module fixtures set up once);
+    # tests/conftest.py keeps the PostgreSQL and the timing tests from running at once.
+    # DEALERBOT_TEST_WORKERS=0 runs everything in this one process.
+    "$VENV/bin/python" -m pytest -n "${DEALERBOT_TEST_WORKERS:-2}" --dist loadfile "$@"
     rc=$?
     set -e
     # pytest's 5 means no test ran: that is a failure, not a pass.

@@ -182,6 +182,10 @@ class StoreSettings(_Section):
     """The run store. SQLite by default; any SQLAlchemy URL (PostgreSQL for groups)."""
 
     url: str = ""
+    retry_first_seconds: float = Field(
+        default=5.0, gt=0,
+        description="a store the scheduler cannot open is tried again after this long, then twice as long each time",
+    )
 
 
 class PathSettings(_Section):

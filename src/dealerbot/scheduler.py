@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 STOP_GRACE_SECONDS = 120.0
-STORE_RETRY_SECONDS = (5.0, 300.0)  # a store that cannot be opened: first pause, longest pause
+STORE_RETRY_LONGEST_SECONDS = 300.0  # a store that cannot be opened: longest pause ([store] retry_first_seconds: the first)
 
 
 @contextlib.contextmanager
@@ -102,10 +102,10 @@ class Scheduler:
     def __init__(
         self, settings: Settings, jobs: list[Job], *, passwords: Mapping[str, str] | None = None,
         grace: float = STOP_GRACE_SECONDS, log: Logger = logger,
-        store_retry: tuple[float, float] = STORE_RETRY_SECONDS,
+        store_retry: tuple[float, float] | None = None,
     ) -> None:
         self.settings = settings
-        self.store_retry = store_retry
+        self.store_retry = store_retry or (settings.store.retry_first_seconds, STORE_RETRY_LONGEST_SECONDS)
         self._store_probe: asyncio.Task[Any] | None = None  # while the store cannot be opened
         self.jobs = {j.name: j for j in jobs if j.enabled}
         self.passwords = passwords

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -88,8 +89,12 @@ def settings(tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     for var in ("DEALERBOT_OEM_PASSWORD", "DEALERBOT_DMS_PASSWORD", "DEALERBOT_CONFIG"):
         monkeypatch.delenv(var, raising=False)
-    shutil.copytree(ROOT / "selectors", tmp_path / "selectors")
-    shutil.copy(ROOT / "dictionary.yaml", tmp_path / "dictionary.yaml")
+    return _settings_in(tmp_path, sandbox)
+
+
+def _settings_in(folder: Path, sandbox: SandboxServer) -> Settings:
+    shutil.copytree(ROOT / "selectors", folder / "selectors")
+    shutil.copy(ROOT / "dictionary.yaml", folder / "dictionary.yaml")
     return load_settings(
         None,
         oem__url=sandbox.oem_url,
@@ -97,6 +102,60 @@ def settings(tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyP
         run__backoff_seconds=0.05,
         run__timeout_seconds=15,
     )
+
+
+def _sqlite_file(settings: Settings) -> Path:
+    prefix = "sqlite:///"
+    assert settings.store_url.startswith(prefix), settings.store_url
+    return Path(settings.store_url[len(prefix):])
+
+
+class ReadStore:
+    """A store as the four reading bots leave it after reading the clean sandbox (made once a
+    session): for tests whose guarantee is about what comes after the reading (planning, review,
+    re-keying), a filled store is their precondition, not what they check. The reading itself is
+    checked by test_scrape.py, test_failures.py and the others that run the reading bots."""
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+
+    def copy_into(self, settings: Settings) -> None:
+        """Make the test's (open, SQLite) store hold exactly the template's contents, as if the
+        four reading bots had just read the clean sandbox into it. The saved browser logins are
+        not copied: the sandbox reset since, so the next bot logs in.
+
+        Raises:
+            sqlite3.Error: the test's store file cannot be written.
+        """
+        source, target = sqlite3.connect(self.db), sqlite3.connect(_sqlite_file(settings))
+        try:
+            source.backup(target)  # SQLite's online backup: the store's open connections see it as a write
+        finally:
+            source.close()
+            target.close()
+
+
+@pytest.fixture(scope="session")
+async def read_store(sandbox: SandboxServer, admin: Admin,
+                     tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ReadStore]:
+    """The four reading bots (sync.READ_BOTS) run once against the clean sandbox; tests copy the result."""
+    from dealerbot.runner import run_bot
+    from dealerbot.sync import READ_BOTS
+
+    folder = tmp_path_factory.mktemp("read-store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        for var in ("DEALERBOT_OEM_PASSWORD", "DEALERBOT_DMS_PASSWORD", "DEALERBOT_CONFIG"):
+            mp.delenv(var, raising=False)
+        settings = _settings_in(folder, sandbox)
+        admin.reset()
+        try:
+            for bot in READ_BOTS:
+                result = await run_bot(bot, settings, passwords=PASSWORDS)
+                assert result.ok, (bot, result.error)
+        finally:
+            admin.reset()
+    yield ReadStore(_sqlite_file(settings))
 
 
 @pytest.fixture

@@ -285,6 +285,7 @@ def test_logout_ends_the_session_for_every_copy_of_its_cookie(console, settings,
     assert (settings.path("state") / "console-sessions.sqlite").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.one_at_a_time("timing")  # a 1.8 s idle timeout measured (tests/conftest.py)
 def test_an_idle_session_ends_and_a_new_password_ends_every_session(settings, clean_sandbox, monkeypatch):
     from dealerbot.config import ConsoleSettings
 
@@ -451,12 +452,14 @@ def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(
     assert "已停止" in out and "Traceback" not in out
 
 
-async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(console, settings, store, clean_sandbox, tmp_path):
+async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(
+    read_store, console, settings, store, clean_sandbox, tmp_path,
+):
     from dealerbot.review import APPROVE, APPROVE_EDITED
 
-    from .test_rekey import exported_pending, plan, read_both
+    from .test_rekey import exported_pending, plan
 
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     path = tmp_path / "reviewed.xlsx"
     wb, ws, col, rows = exported_pending(store, path)
@@ -474,13 +477,13 @@ async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(con
     assert approved[1].new_values["color"] == "曜石黑"
 
 
-async def test_the_review_page_names_approvals_a_changed_plan_dropped(console, settings, store, clean_sandbox):
+async def test_the_review_page_names_approvals_a_changed_plan_dropped(read_store, console, settings, store, clean_sandbox):
     """Issue 20: an approval undone by a later plan is said to a person, with the reason."""
     from dealerbot.records import OEM_ORDER
 
-    from .test_rekey import approve, plan, read_both
+    from .test_rekey import approve, plan
 
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     [chosen] = approve(store, 1)
     order = store.get(OEM_ORDER, chosen.natural_key)

@@ -25,7 +25,7 @@ from dealerbot.runner import run_bot
 
 from .conftest import PASSWORDS
 from .pixels import client_screen, desktop_uncovered, personal_values, watch_desktop_screenshots
-from .test_rekey import _config, assert_written_as_planned, plan, read_both, rekey_process
+from .test_rekey import _config, assert_written_as_planned, plan, rekey_process
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("Xvfb", "xdotool", "xclip")),
@@ -93,17 +93,17 @@ def approve_creations(store, news: int, olds: int) -> list:
 
 
 async def test_twenty_contracts_typed_into_the_desktop_client_are_in_the_dms_exactly_once(
-        settings, store, clean_sandbox, display, sandbox, tmp_path):
+        read_store, settings, store, clean_sandbox, display, sandbox, tmp_path):
     # now and then a 提示 pop-up or a window stealing the focus, as on a real desk
     client = start_client(sandbox, tmp_path, "--prompt-rate", "0.05", "--focus-steal-rate", "0.05", "--seed", "5")
     try:
-        await _twenty(settings, store, clean_sandbox)
+        await _twenty(read_store, settings, store, clean_sandbox)
     finally:
         client.kill()
 
 
-async def _twenty(settings, store, clean_sandbox) -> None:
-    await read_both(settings)
+async def _twenty(read_store, settings, store, clean_sandbox) -> None:
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = approve_creations(store, 5, 15)
     assert any(not a.customer.values.get("name", "").isascii() for a in chosen if a.customer.mode == "new")
@@ -123,8 +123,10 @@ async def _twenty(settings, store, clean_sandbox) -> None:
     assert again.ok and again.counts.get("verified", 0) == 0
 
 
-async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screenshot(settings, store, clean_sandbox, client):
-    await read_both(settings)
+async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screenshot(
+    read_store, settings, store, clean_sandbox, client,
+):
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = [a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.new_values["vin"]
               and a.customer.mode == "existing"][:2]
@@ -149,10 +151,10 @@ async def test_a_refusal_in_the_client_is_listed_with_its_reason_and_a_screensho
 
 
 async def test_the_users_clipboard_is_back_after_chinese_text_was_typed_and_records_read_back(
-        settings, store, clean_sandbox, client):
+        read_store, settings, store, clean_sandbox, client):
     from dealerbot.desktop import clipboard
 
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = approve_creations(store, 1, 0)  # a new customer: a Chinese name and address pasted
     assert not chosen[0].customer.values["name"].isascii()
@@ -166,10 +168,12 @@ async def test_the_users_clipboard_is_back_after_chinese_text_was_typed_and_reco
 
 
 @pytest.mark.slow  # the default suite meets them at a lower rate in the twenty-contract test
-async def test_unexpected_modals_and_a_stolen_focus_are_handled(settings, store, clean_sandbox, display, sandbox, tmp_path):
+async def test_unexpected_modals_and_a_stolen_focus_are_handled(
+    read_store, settings, store, clean_sandbox, display, sandbox, tmp_path,
+):
     proc = start_client(sandbox, tmp_path, "--prompt-rate", "0.3", "--focus-steal-rate", "0.25", "--seed", "3")
     try:
-        await read_both(settings)
+        read_store.copy_into(settings)
         plan(settings, store)
         chosen = approve_creations(store, 1, 2)
         result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
@@ -181,8 +185,8 @@ async def test_unexpected_modals_and_a_stolen_focus_are_handled(settings, store,
         proc.kill()
 
 
-async def test_a_dry_run_fills_every_form_and_saves_nothing(settings, store, clean_sandbox, client):
-    await read_both(settings)
+async def test_a_dry_run_fills_every_form_and_saves_nothing(read_store, settings, store, clean_sandbox, client):
+    read_store.copy_into(settings)
     plan(settings, store)
     approve_creations(store, 1, 1)
     contracts, customers = len(clean_sandbox.contracts()), len(clean_sandbox.customers())
@@ -197,9 +201,11 @@ async def test_a_dry_run_fills_every_form_and_saves_nothing(settings, store, cle
     "rekey.after_submit:2",  # the client saved it, the ledger does not know
     pytest.param("rekey.after_customer:1", marks=pytest.mark.slow),  # a new customer saved, not recorded
 ])
-async def test_killed_mid_run_then_rerun_no_duplicate(point, settings, store, clean_sandbox, sandbox, client, tmp_path):
+async def test_killed_mid_run_then_rerun_no_duplicate(
+    read_store, point, settings, store, clean_sandbox, sandbox, client, tmp_path,
+):
     _config(tmp_path, sandbox)
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = approve_creations(store, 2, 1)
     cfg = tmp_path / "dealerbot.toml"
@@ -214,12 +220,12 @@ async def test_killed_mid_run_then_rerun_no_duplicate(point, settings, store, cl
     assert len(clean_sandbox.customers()) == customers_before + 2  # each new customer once
 
 
-async def test_desktop_screenshots_mask_every_personal_value_the_client_shows(settings, store, clean_sandbox, client,
+async def test_desktop_screenshots_mask_every_personal_value_the_client_shows(read_store, settings, store, clean_sandbox, client,
                                                                                 tmp_path, monkeypatch):
     """Pixel by pixel: where the client drew a name, mobile, ID number or address (its widgets'
     boxes, asked from the client itself through Tk, independently of the screen file's masks) is
     black in the saved image, unless a window of the client above hides it; the rest is not."""
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     new = next(a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode == "new")
     assert not store.review([{"id": new.id, "checksum": new.stored_checksum, "decision": "approve"}], "t")

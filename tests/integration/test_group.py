@@ -86,7 +86,9 @@ def _folder(tmp_path: Path, pg: str, stores: dict[str, tuple[str, str]], extra: 
 
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
-    env.update(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, PYTHONUNBUFFERED="1")
+    # COLUMNS: tables and messages unwrapped whatever the test folder's path (longer under xdist)
+    env.update(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, PYTHONUNBUFFERED="1",
+               COLUMNS="200")
     return env
 
 

@@ -42,6 +42,7 @@ PACE_WINDOW_SECONDS = 10.0  # the sandbox counts its limit in windows this long 
 PACE_LIMIT = PACE_PER_MINUTE * PACE_WINDOW_SECONDS / 60  # ... allowing exactly the bot's pace: 80 a window
 
 
+@pytest.mark.one_at_a_time("timing")  # the pace it measures: never beside another timing test (tests/conftest.py)
 async def test_a_run_at_the_portals_exact_limit_stays_within_it_and_draws_no_429(settings, store, clean_sandbox):
     """The bot's configured pace equals the portal's limit: every window holds at most the limit
     (the sandbox's own count of the fullest window), the whole run keeps the pace, no 429."""
@@ -68,7 +69,7 @@ async def test_a_run_at_the_portals_exact_limit_stays_within_it_and_draws_no_429
 
 
 async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_and_audits_once(
-    settings, store, clean_sandbox, sandbox, tmp_path,
+    read_store, settings, store, clean_sandbox, sandbox, tmp_path,
 ):
     """The status updates need no approval. The run is killed (SIGKILL) just after the DMS saved
     the first one, before the ledger knew; the rerun finds the contract holding the new values,
@@ -76,7 +77,7 @@ async def test_killed_right_after_an_update_was_saved_then_rerun_updates_once_an
     (tmp_path / "dealerbot.toml").write_text(
         f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n'
         f'[run]\nbackoff_seconds = 0.05\ntimeout_seconds = 15\n[rekey]\nconcurrency = 1\n', encoding="utf-8")
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     updates = [a for a in store.actions(["approved"]) if a.kind == "update_contract"]
     assert len(updates) >= 2, updates

@@ -17,7 +17,7 @@ from dealerbot.runner import run_bot
 from dealerbot.sandbox.data import DMS_MODELS
 
 from .conftest import PASSWORDS
-from .test_rekey import approve, by_order, plan, read_both
+from .test_rekey import approve, by_order, plan
 
 CONTRACT_FAULTS = ("dropdown_first", "round_amount", "date_shift", "lost_save")
 
@@ -29,8 +29,10 @@ def _pick(chosen, used: set[str], test) -> str:
     return found[0].natural_key
 
 
-async def test_every_write_fault_ends_as_a_listed_read_back_failure_and_nothing_else_does(settings, store, clean_sandbox):
-    await read_both(settings)
+async def test_every_write_fault_ends_as_a_listed_read_back_failure_and_nothing_else_does(
+    read_store, settings, store, clean_sandbox,
+):
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = approve(store)
     used: set[str] = set()

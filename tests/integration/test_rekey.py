@@ -176,9 +176,11 @@ def rekey_process(cwd: Path, failpoint: str | None = None, bot: str = "dms-rekey
     pytest.param("rekey.before_read_back:2", marks=pytest.mark.slow),  # recorded as written, not yet checked
     "rekey.after_customer:1",    # a new customer saved, not recorded
 ])
-async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(point, settings, store, clean_sandbox, sandbox, tmp_path):
+async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(
+    read_store, point, settings, store, clean_sandbox, sandbox, tmp_path,
+):
     _config(tmp_path, sandbox)
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     news = [a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode == "new"][:3]
     olds = [a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode == "existing"][:3]
@@ -202,10 +204,12 @@ async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(point,
         assert len(found) == 1  # the contract saved before the kill was found, not keyed again
 
 
-async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_skipped(settings, store, clean_sandbox, tmp_path):
+async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_skipped(
+    read_store, settings, store, clean_sandbox, tmp_path,
+):
     from dealerbot.review import apply_review, read_review
 
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     path = tmp_path / "review.xlsx"
     wb, ws, col, rows = exported_pending(store, path)
@@ -249,10 +253,10 @@ def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 async def test_stale_foreign_damaged_and_invalid_workbooks_are_refused_with_nothing_applied(
-    settings, store, clean_sandbox, sandbox, tmp_path,
+    read_store, settings, store, clean_sandbox, sandbox, tmp_path,
 ):
     _config(tmp_path, sandbox)
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     path = tmp_path / "review.xlsx"
     wb, ws, col, rows = exported_pending(store, path)
@@ -319,8 +323,8 @@ async def test_stale_foreign_damaged_and_invalid_workbooks_are_refused_with_noth
         k: v for k, v in planned_before.items() if store.action(k).natural_key != fine_no}
 
 
-async def test_a_dms_refusal_fails_that_record_only_and_is_listed(settings, store, clean_sandbox):
-    await read_both(settings)
+async def test_a_dms_refusal_fails_that_record_only_and_is_listed(read_store, settings, store, clean_sandbox):
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = [a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.new_values["vin"]
               and a.customer.mode == "existing"][:4]
@@ -347,8 +351,8 @@ async def test_a_dms_refusal_fails_that_record_only_and_is_listed(settings, stor
     assert "该VIN已存在于合同" in row[-1] and row[PENDING_HEADERS.index("状态")] == "失败"
 
 
-async def test_a_slow_dms_save_is_never_submitted_twice(settings, store, clean_sandbox):
-    await read_both(settings)
+async def test_a_slow_dms_save_is_never_submitted_twice(read_store, settings, store, clean_sandbox):
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = approve(store, 3)
     clean_sandbox.behave("dms", save_delay_ms=4000)  # saved at once, answered after 4 s
@@ -360,8 +364,8 @@ async def test_a_slow_dms_save_is_never_submitted_twice(settings, store, clean_s
     assert result.counts["found"] >= 1  # no answer in time: searched, found, checked
 
 
-async def test_dry_run_fills_every_form_and_saves_nothing(settings, store, clean_sandbox):
-    await read_both(settings)
+async def test_dry_run_fills_every_form_and_saves_nothing(read_store, settings, store, clean_sandbox):
+    read_store.copy_into(settings)
     plan(settings, store)
     approve(store, 4)
     # One with a model the DMS's dropdown does not offer: the dry run says it would fail, and goes on.
@@ -381,8 +385,8 @@ async def test_dry_run_fills_every_form_and_saves_nothing(settings, store, clean
     assert not store.audit_rows(100, run_id=result.run_id)
 
 
-async def test_status_changes_flow_staff_edits_are_kept_and_cancellation_waits(settings, store, clean_sandbox):
-    await read_both(settings)
+async def test_status_changes_flow_staff_edits_are_kept_and_cancellation_waits(read_store, settings, store, clean_sandbox):
+    read_store.copy_into(settings)
     plan(settings, store)
     assert (await run_bot("dms-rekey", settings, passwords=PASSWORDS)).ok  # the automatic updates
     synced = {c["oem_order_no"]: c for c in clean_sandbox.contracts() if c["oem_order_no"]}
@@ -417,11 +421,13 @@ async def test_status_changes_flow_staff_edits_are_kept_and_cancellation_waits(s
     assert {c["oem_order_no"]: c for c in clean_sandbox.contracts()}[cancelled]["status"] == "已取消"
 
 
-async def test_a_stop_request_lets_the_re_key_finish_its_current_record_and_nothing_is_half_done(settings, store, clean_sandbox):
+async def test_a_stop_request_lets_the_re_key_finish_its_current_record_and_nothing_is_half_done(
+    read_store, settings, store, clean_sandbox,
+):
     """What a SIGTERM to the scheduler does to a re-key in progress."""
     import asyncio
 
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = approve(store, 12)
     stop = asyncio.Event()
@@ -467,7 +473,7 @@ def _wait_for(check, what: str, timeout: float = 180.0) -> None:
     pytest.param(["sync"], marks=pytest.mark.slow),  # the timetable's daily sync firing meanwhile
 ])
 async def test_a_plan_made_while_the_re_key_writes_waits_and_every_approved_action_is_written(
-    second, settings, store, clean_sandbox, sandbox, tmp_path,
+    read_store, second, settings, store, clean_sandbox, sandbox, tmp_path,
 ):
     """Issue 20: a reconcile (or a sync) started while `run dms-rekey` writes, at the moment the
     re-key has just created a customer with more approved orders to come, once dropped those
@@ -477,7 +483,7 @@ async def test_a_plan_made_while_the_re_key_writes_waits_and_every_approved_acti
         f'[run]\nbackoff_seconds = 0.05\ntimeout_seconds = 15\n[rekey]\nconcurrency = 1\n',
         encoding="utf-8",
     )
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     chosen = _approve_shared_customers(store)
     customers_before = len(clean_sandbox.customers())

@@ -10,15 +10,15 @@ from dealerbot.runner import run_bot
 from dealerbot.store import Store
 
 from .conftest import PASSWORDS
-from .test_rekey import assert_written_as_planned, by_order, plan, read_both
+from .test_rekey import assert_written_as_planned, by_order, plan
 
 
 async def test_failing_customer_pop_up_requests_are_retried_and_every_contract_is_written_once(
-    settings, store, clean_sandbox,
+    read_store, settings, store, clean_sandbox,
 ):
     """Before: the first 选择客户 search answered 500 left the bot waiting the full timeout for a
     pick row that never came, then failed the whole run (a changed screen)."""
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     # Contracts of customers the DMS already has: /api/customers is then asked only by the
     # contract form's pop-up, so the planted faults all land in it.
@@ -58,11 +58,11 @@ def _approve_existing(store: Store, n: int) -> list:
 
 
 async def test_a_contract_whose_pop_up_fails_every_attempt_is_written_after_the_others_in_the_same_run(
-    settings, store, clean_sandbox,
+    read_store, settings, store, clean_sandbox,
 ):
     """One page, one record whose pop-up search fails on all its attempts: it goes to the end of
     the queue and is written there, in the same run (before: the run failed on its first)."""
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     settings.rekey.enabled = ["create_contract"]
     settings.rekey.concurrency = 1  # strictly one after another: the faults all land on the first
@@ -123,12 +123,12 @@ async def test_a_pop_up_request_that_gets_no_answer_is_a_retryable_failure_at_on
 
 
 async def test_a_pop_up_that_always_fails_opens_the_breaker_and_the_next_run_writes_everything_once(
-    settings, store, clean_sandbox,
+    read_store, settings, store, clean_sandbox,
 ):
     """Every pop-up search fails (the DMS's customer search is down): the run stops once three
     records in a row used up their attempts, nothing is half-written, and the next run writes
     every record exactly once."""
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     settings.rekey.enabled = ["create_contract"]
     settings.rekey.concurrency = 1
@@ -151,11 +151,11 @@ async def test_a_pop_up_that_always_fails_opens_the_breaker_and_the_next_run_wri
     assert_written_as_planned(clean_sandbox, store, chosen)
 
 
-async def test_a_customer_gone_from_the_dms_fails_only_its_own_order_at_once(settings, store, clean_sandbox):
+async def test_a_customer_gone_from_the_dms_fails_only_its_own_order_at_once(read_store, settings, store, clean_sandbox):
     """A customer deleted (merged) in the DMS between the review and the re-key: the pop-up finds
     nobody, so that order fails as a business failure with the reason, never the run and never
     after the full timeout; the other orders are written."""
-    await read_both(settings)
+    read_store.copy_into(settings)
     plan(settings, store)
     by_customer: dict[str, list] = {}
     for a in store.actions(["planned"]):

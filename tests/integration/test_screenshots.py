@@ -13,7 +13,7 @@ from dealerbot.runner import run_bot
 from .conftest import PASSWORDS
 from .pixels import personal_values, uncovered, watch_page_screenshots
 from .test_failures import _edit_selector
-from .test_rekey import plan, read_both
+from .test_rekey import plan
 
 CELL = "  {table}.cell:\n    - css: \"td[data-field='{{field}}']\""
 BROKEN_CELL = "  {table}.cell:\n    - css: \"td[data-col='{{field}}']\""
@@ -64,8 +64,10 @@ async def test_failure_screenshots_of_the_portals_lists_cover_every_personal_val
     assert _kinds(seen) == {"name", "mobile", "id", "address"}, _kinds(seen)
 
 
-async def test_a_read_back_failure_screenshot_during_a_rekey_covers_the_customer(settings, store, clean_sandbox, monkeypatch):
-    await read_both(settings)
+async def test_a_read_back_failure_screenshot_during_a_rekey_covers_the_customer(
+    read_store, settings, store, clean_sandbox, monkeypatch,
+):
+    read_store.copy_into(settings)
     plan(settings, store)
     new = next(a for a in store.actions(["planned"]) if a.kind == "create_contract" and a.customer.mode == "new"
                and len(a.customer.values["address"]) > 2)
