@@ -100,7 +100,7 @@ class ContractForm:
         Raises:
             RecordRejected: the pop-up found no such customer (a business failure of this record).
             PageChanged: the pop-up showed neither the customer nor "none found", or did not fill the form.
-            SystemFailure: inside :meth:`Form.watch_requests <dealerbot.forms.Form.watch_requests>`,
+            SystemFailure: inside :meth:`Form.watch_requests <dealerbot.web.forms.Form.watch_requests>`,
                 the pop-up's search (its own request) failed: at once, not after the timeout.
         """
         await self.form.click("contract_form.customer_pick", settled=False)
@@ -148,11 +148,11 @@ class CustomerForm:
 
 
 class WebDms:
-    """The re-key engine's view of the web DMS (:class:`dealerbot.rekey.DmsWriter`): searches
+    """The re-key engine's view of the web DMS (:class:`dealerbot.rekey.writer.DmsWriter`): searches
     and read-backs through the logged-in session, writes through the forms, on this session's
     page. Steps that only read or open a screen are retried (and log in again on expiry);
     a submit never is. While a form is open, the page's own requests are watched
-    (:meth:`Form.watch_requests <dealerbot.forms.Form.watch_requests>`): when one fails (the
+    (:meth:`Form.watch_requests <dealerbot.web.forms.Form.watch_requests>`): when one fails (the
     选择客户 pop-up's search answered 500), writing the record fails at once with a retryable
     :class:`SystemFailure`, before anything is submitted, and the re-key engine writes it again
     (searching the DMS first)."""

@@ -86,7 +86,7 @@ class OrdersPage:
 
         Raises:
             PageChanged: the answer lacks the fields the list shows.
-            SystemFailure: see :mod:`dealerbot.portal`.
+            SystemFailure: see :mod:`dealerbot.web.portal`.
         """
         params = {
             "page": page, "page_size": PAGE_SIZE, "sort": "updated_at", "dir": direction,
@@ -109,7 +109,7 @@ class OrderDetailPage:
 
         Raises:
             PageChanged: a field is missing from the page.
-            SystemFailure: see :mod:`dealerbot.portal`.
+            SystemFailure: see :mod:`dealerbot.web.portal`.
         """
         root = await self.s.fetch_html("order_detail", order_no=order_no)
         if not self.s.html.find_all(root, "detail.root"):

@@ -90,7 +90,7 @@ def _say_where(settings: Settings) -> None:
 
 def _setup_console_logging(settings: Settings, verbose: bool) -> None:
     from dealerbot.logsetup import add_console_sink
-    from dealerbot.runner import make_masker
+    from dealerbot.running.runner import make_masker
 
     add_console_sink(make_masker(settings, None), "DEBUG" if verbose else "WARNING")
 
@@ -149,7 +149,7 @@ def _summary_table(results: list[Any]) -> Table:
     shown = [(k, h) for k, h in SUMMARY_COLUMNS if k == "read" or any(r.counts.get(k) for r in results)]
     for _, header in shown:
         table.add_column(header, justify="right", no_wrap=True)
-    from dealerbot.labels import STATUS_TEXT
+    from dealerbot.running.status_text import STATUS_TEXT
 
     for r in results:
         colour = {"succeeded": "green", "postponed": "yellow"}.get(r.status, "red")
@@ -182,7 +182,7 @@ def _run_one(
     settings: Settings, bot: str, console: Console, *, full: bool = False, headed: bool = False,
     trigger: str = "manual", passwords: dict[str, str] | None = None, options: dict[str, Any] | None = None,
 ) -> Any:
-    from dealerbot.runner import run_bot
+    from dealerbot.running.runner import run_bot
 
     with RunProgress(console) as bar:
         return asyncio.run(
@@ -223,7 +223,7 @@ def run(
     configuration is wrong (wrong password, selector file, missing credentials); 75 when the run
     was postponed (the portal's maintenance window: run again after the time printed).
     """
-    from dealerbot.registry import get_bot
+    from dealerbot.running.registry import get_bot
 
     settings = _settings(config, store_needed=True)
     _say_where(settings)
@@ -253,8 +253,8 @@ def bots(config: ConfigOpt = None) -> None:
     """列出所有机器人。
 
     List the bots that exist (the shipped ones and the project folder's bots/)."""
-    from dealerbot.bot import bot_entities, bot_portals
-    from dealerbot.registry import discover
+    from dealerbot.running.bot import bot_entities, bot_portals
+    from dealerbot.running.registry import discover
 
     settings = _settings(config)
     try:
@@ -291,7 +291,7 @@ def runs(
         raise _fail(str(exc)) from None
     from sqlalchemy.engine import make_url
 
-    from dealerbot.labels import STATUS_TEXT
+    from dealerbot.running.status_text import STATUS_TEXT
 
     if not history:
         _console().print("还没有运行记录 (no runs yet): dealerbot run <bot>，或 dealerbot sync")
@@ -346,7 +346,7 @@ def export(
 
 
 def _export(settings: Settings, run_id: str | None, output: Path | None, runs: list[Any] | None = None, all_records: bool = False) -> Path:
-    from dealerbot.export import default_workbook_path, entity_of_bots, export_runs, latest_runs
+    from dealerbot.review.export import default_workbook_path, entity_of_bots, export_runs, latest_runs
     from dealerbot.store import Store
 
     path = output
@@ -385,14 +385,14 @@ def _open_store(settings: Settings) -> Any:
 
 def _masker(settings: Settings) -> Callable[[str], str]:
     """Masks mobiles, ID numbers and secrets in operator output (it may be captured in logs)."""
-    from dealerbot.runner import make_masker
+    from dealerbot.running.runner import make_masker
 
     return make_masker(settings, None)
 
 
 def _print_planned(settings: Settings, console: Console, title: str, states: tuple[str, ...], limit: int = 30) -> None:
-    from dealerbot.ledger import KIND_TEXT, STATE_TEXT
-    from dealerbot.mapping import CONTRACT_HEADERS
+    from dealerbot.data.mapping import CONTRACT_HEADERS
+    from dealerbot.rekey.ledger import KIND_TEXT, STATE_TEXT
 
     with _open_store(settings) as store:
         actions = store.actions(states)
@@ -415,7 +415,7 @@ def _print_planned(settings: Settings, console: Console, title: str, states: tup
 
 
 def _load_dictionary(settings: Settings) -> Any:
-    from dealerbot.dictionary import load_dictionary
+    from dealerbot.data.dictionary import load_dictionary
 
     try:
         return load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
@@ -427,7 +427,7 @@ def _print_reconcile(
     console: Console, report: Any, mask: Callable[[str], str], show: str | None = None, limit: int = 20,
     title: str = "对账结果 (reconcile)",
 ) -> None:
-    from dealerbot.reconcile import KLASS_TEXT, KLASSES
+    from dealerbot.rekey.reconcile import KLASS_TEXT, KLASSES
 
     table = Table(title=title)
     table.add_column("分类", no_wrap=True)
@@ -469,8 +469,8 @@ def reconcile(
     Creations wait for approval in the review workbook (`dealerbot export`), status updates go
     straight through (see [rekey] in dealerbot.toml); `dealerbot run dms-rekey` writes them.
     """
-    from dealerbot.reconcile import KLASSES
-    from dealerbot.reconcile import reconcile as plan
+    from dealerbot.rekey.reconcile import KLASSES
+    from dealerbot.rekey.reconcile import reconcile as plan
 
     if show is not None and show not in KLASSES:
         raise _fail(f"--show 应为 {', '.join(KLASSES)} 之一 (unknown class {show!r})")
@@ -489,7 +489,7 @@ def reconcile(
         report = plan(store, dictionary, policy, on_wait=waiting)
     _print_reconcile(console, report, _masker(settings), show, limit)
     if report.dropped:  # someone's approval was undone by this plan: they hear of it
-        from dealerbot.notify import Notifier, review_message
+        from dealerbot.running.notify import Notifier, review_message
 
         asyncio.run(Notifier(settings.notify).send([review_message(report.awaiting_approval, dropped=report.dropped)]))
 
@@ -509,7 +509,7 @@ def import_review(
     """
     import getpass
 
-    from dealerbot.review import apply_review, read_review
+    from dealerbot.review.sheets import apply_review, read_review
 
     settings = _settings(config, store_needed=True)
     dictionary = _load_dictionary(settings)
@@ -534,7 +534,7 @@ def import_review(
                   f"未审核 {review.undecided} 条；审核人 {escape(actor)}")
     if c["approve"] + c["approve_edited"]:
         console.print("运行 dealerbot run dms-rekey（或 dealerbot sync）把已同意的操作写入DMS。")
-        from dealerbot.ledger import KIND_TEXT
+        from dealerbot.rekey.ledger import KIND_TEXT
 
         with _open_store(settings) as store:
             held = {a.kind for a in store.actions(["approved"]) if a.kind not in settings.rekey.enabled}
@@ -555,7 +555,7 @@ def audit(
     """审计记录：每次写入和审核决定，最新的在前（只增不改）。
 
     The audit trail of every write and review decision, newest first (append-only)."""
-    from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
+    from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 
     settings = _settings(config, store_needed=True)
     with _open_store(settings) as store:
@@ -565,7 +565,7 @@ def audit(
         return
     mask = _masker(settings)
     from dealerbot.logsetup import mask_personal_value
-    from dealerbot.registry import discover, entities
+    from dealerbot.running.registry import discover, entities
 
     try:
         declared = entities(discover(home=settings.home))
@@ -618,7 +618,7 @@ def sync_command(
 
 
 def _sync_and_report(settings: Settings, console: Console, output: Path | None = None, **kwargs: Any) -> Any:
-    from dealerbot.sync import sync
+    from dealerbot.running.sync import sync
 
     try:
         with RunProgress(console) as bar:
@@ -762,7 +762,7 @@ def _demo_review(settings: Settings, console: Console, workbook: Path, reviewed:
     """What a staff member does in Excel, done with openpyxl: 同意 on the first new contracts."""
     from openpyxl import load_workbook
 
-    from dealerbot.review import APPROVE, PENDING_HEADERS, PENDING_TITLE, apply_review, read_review
+    from dealerbot.review.sheets import APPROVE, PENDING_HEADERS, PENDING_TITLE, apply_review, read_review
 
     wb = load_workbook(workbook)
     ws = wb[PENDING_TITLE]
@@ -803,14 +803,14 @@ def dictionary_check(config: ConfigOpt = None) -> None:
 
     List every OEM code in the store that the data dictionary lacks, with how many records
     carry it. Exit 0 when nothing is missing, 2 when codes are missing or the file is broken."""
-    from dealerbot.records import OEM_ORDER
+    from dealerbot.data.records import OEM_ORDER
 
     settings = _settings(config, store_needed=True)
     d = _load_dictionary(settings)
     with _open_store(settings) as store:
         seen = {table: store.value_counts(OEM_ORDER, field) for table, field in
                 (("models", "model_code"), ("colors", "color"), ("statuses", "status"))}
-    from dealerbot.dictionary import TABLE_TEXT
+    from dealerbot.data.dictionary import TABLE_TEXT
 
     table = Table(title=f"{d.path} 缺少的代码 (codes the dictionary lacks)")
     for col in ("表", "OEM代码", "订单数"):
@@ -839,7 +839,7 @@ def selectors_check(
     """在门户上逐个检查选择器：匹配、备用或缺失。
 
     Resolve every selector on the live portal: which match, which fall back, which are missing."""
-    from dealerbot.checks import check_selectors
+    from dealerbot.web.selectors_check import check_selectors
 
     settings = _settings(config)
     _setup_console_logging(settings, False)
@@ -847,7 +847,7 @@ def selectors_check(
         report = asyncio.run(check_selectors(settings, portal, headed=headed))
     except DealerbotError as exc:
         raise _fail(str(exc)) from None
-    from dealerbot.locators import portal_selectors_path
+    from dealerbot.web.locators import portal_selectors_path
 
     table = Table(title=f"{portal_selectors_path(portal, home=settings.home)} on {settings.portal(portal).url}")
     for col in ("name", "result", "matched"):
@@ -858,7 +858,7 @@ def selectors_check(
     _console().print(table)
     from collections import Counter
 
-    from dealerbot.files import write_private_json
+    from dealerbot.private_files import write_private_json
 
     results = Counter(r.result for r in report)  # for the console's 状态 page
     write_private_json(settings.path("state") / f"selectors-check-{portal}.json",
@@ -892,7 +892,7 @@ def credentials_set(
 
 
 def _forget_refusal(settings: Settings, portal: str) -> bool:
-    from dealerbot.bot import account_key
+    from dealerbot.running.bot import account_key
 
     with _open_store(settings) as store:
         return store.clear_login_refusal(account_key(portal, settings.portal(portal)))
@@ -944,7 +944,7 @@ def _options(
 # -- timetables -------------------------------------------------------------------------------
 
 def _load_jobs(settings: Settings) -> list[Any]:
-    from dealerbot.timetable import timetables_of
+    from dealerbot.schedule.timetable import timetables_of
 
     folder = settings.path("schedules")
     try:
@@ -966,7 +966,7 @@ def schedule_check(
     Validate every schedules/*.yaml (unknown bot, bad cron, bad time zone: file and line) and
     print each job's next fire times, China's holidays, make-up working days and blackout
     windows applied. Exit 2 when a file is wrong or a date lies beyond the holiday data."""
-    from dealerbot.timetable import fire_times, scheduler_trigger
+    from dealerbot.schedule.timetable import fire_times, scheduler_trigger
 
     settings = _settings(config)
     console = _console()
@@ -993,8 +993,8 @@ def schedule_list(config: ConfigOpt = None) -> None:
     """列出定时任务：下次运行时间和上次结果。
 
     The jobs with their next fire time and the last run each started."""
-    from dealerbot.labels import STATUS_TEXT
-    from dealerbot.timetable import next_fire
+    from dealerbot.running.status_text import STATUS_TEXT
+    from dealerbot.schedule.timetable import next_fire
 
     settings = _settings(config)
     jobs = _load_jobs(settings)
@@ -1061,7 +1061,7 @@ async def _scheduler(settings: Settings, jobs: list[Any]) -> Any:
         AlreadyRunning: a scheduler already runs for this dealership's folder.
         ConfigError: a group whose PostgreSQL cannot be reached.
     """
-    from dealerbot.scheduler import Scheduler, one_scheduler
+    from dealerbot.schedule.scheduler import Scheduler, one_scheduler
 
     if not settings.is_group:
         with one_scheduler(settings):  # a second one here would record every firing again, skipped
@@ -1136,7 +1136,7 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: An
     import uvicorn
 
     from dealerbot.console.app import create_app, server_config
-    from dealerbot.scheduler import STOP_GRACE_SECONDS
+    from dealerbot.schedule.scheduler import STOP_GRACE_SECONDS
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -1280,7 +1280,7 @@ def group_status(config: ConfigOpt = None) -> None:
     Every store of the group: last run and last success, failures in the last 24 hours,
     actions waiting for review, jobs queued and running; and the workers alive."""
     from dealerbot.group.status import group_status as collect
-    from dealerbot.labels import STATUS_TEXT
+    from dealerbot.running.status_text import STATUS_TEXT
 
     settings = _group_settings(config)
     status = _group_call(collect(settings))
@@ -1332,7 +1332,7 @@ def group_run(
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Ends the process (see :func:`_quick_exit`)."""
-    from dealerbot.files import private_by_default
+    from dealerbot.private_files import private_by_default
 
     if sys.platform == "win32":
         os.environ.setdefault("PYTHONIOENCODING", "utf-8")

@@ -86,7 +86,7 @@ class DmsSettings(PortalSettings):
 
 
 class BrowserSettings(_Section):
-    """Which browser to drive. Empty values mean: discover one (see :mod:`dealerbot.browser`)."""
+    """Which browser to drive. Empty values mean: discover one (see :mod:`dealerbot.web.browser`)."""
 
     executable: str = ""
     channel: str = ""
@@ -160,13 +160,13 @@ class RekeySettings(_Section):
     reviewer: str = Field(default="", description="name recorded for approvals (default: the OS user)")
 
     def policy(self) -> Any:
-        """The :class:`dealerbot.ledger.Policy` these settings describe.
+        """The :class:`dealerbot.rekey.ledger.Policy` these settings describe.
 
         Raises:
             ConfigError: an unknown action kind.
         """
-        from dealerbot.dictionary import CONTRACT_FIELDS
-        from dealerbot.ledger import Policy
+        from dealerbot.data.dictionary import CONTRACT_FIELDS
+        from dealerbot.rekey.ledger import Policy
 
         unknown = sorted(set(self.auto_update_fields) - set(CONTRACT_FIELDS))
         if unknown:

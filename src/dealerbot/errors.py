@@ -34,7 +34,7 @@ The tree::
     └── BusinessError                   this record is bad: reject it with a reason, go on
         └── RecordRejected              carries a stable code, the field and a Chinese reason
 
-Only :mod:`dealerbot.runner` decides a run's status from these. Pipeline steps raise
+Only :mod:`dealerbot.running.runner` decides a run's status from these. Pipeline steps raise
 :class:`RecordRejected`; page objects and the browser layer raise :class:`SystemFailure`
 subclasses; configuration and start-up raise :class:`ConfigError` subclasses.
 """

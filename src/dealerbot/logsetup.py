@@ -25,7 +25,7 @@ from urllib.parse import quote, quote_plus
 
 from loguru import logger
 
-from dealerbot.files import private_dir, private_file
+from dealerbot.private_files import private_dir, private_file
 
 _FW = "０-９"
 _D = f"[0-9{_FW}]"

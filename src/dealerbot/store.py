@@ -7,7 +7,7 @@ Records are upserted by their key in small batches as they arrive (:class:`Recor
 memory does not grow with the number of records and a re-run adds no duplicates.
 
 The re-key side lives here too: the ledger of planned DMS writes (``actions``, whose states are
-drawn in :mod:`dealerbot.ledger`), the append-only ``audit`` trail (triggers refuse updates and
+drawn in :mod:`dealerbot.rekey.ledger`), the append-only ``audit`` trail (triggers refuse updates and
 deletes), and ``order_sync``: each OEM order's last reconciliation and the values both sides
 last agreed on.
 
@@ -57,10 +57,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 from dealerbot.config import DEFAULT_STORE, STORE_CODE
+from dealerbot.data.records import ENTITIES, Entity
 from dealerbot.errors import ConfigError
-from dealerbot.files import make_private, private_dir
-from dealerbot.ledger import OPEN_STATES, POLICY_REVIEWER, Action, CustomerPlan, PlannedAction
-from dealerbot.records import ENTITIES, Entity
+from dealerbot.private_files import make_private, private_dir
+from dealerbot.rekey.ledger import OPEN_STATES, POLICY_REVIEWER, Action, CustomerPlan, PlannedAction
 
 SCHEMA_HEAD = "0007"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -1228,7 +1228,7 @@ class LedgerLock:
     as long as it is held (the server drops it when that session ends); the holder is the
     session's ``application_name``. Other databases, and SQLite in memory: one process, no lock.
 
-    Not reentrant: a holder that asks again waits for itself (:func:`dealerbot.sync.sync` takes
+    Not reentrant: a holder that asks again waits for itself (:func:`dealerbot.running.sync.sync` takes
     it step by step, never nested). Use :meth:`Store.ledger_lock` / :meth:`Store.ledger_lock_async`.
     """
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from dealerbot.config import Settings, load_settings
-from dealerbot.records import ENTITIES
+from dealerbot.data.records import ENTITIES
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
 from dealerbot.store import Store

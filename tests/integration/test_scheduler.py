@@ -20,11 +20,11 @@ import pytest
 from apscheduler.triggers.date import DateTrigger
 
 from dealerbot.errors import AlreadyRunning
-from dealerbot.registry import discover, get_bot
-from dealerbot.runner import run_bot, single_instance
-from dealerbot.scheduler import Scheduler
+from dealerbot.running.registry import discover, get_bot
+from dealerbot.running.runner import run_bot, single_instance
+from dealerbot.schedule.scheduler import Scheduler
+from dealerbot.schedule.timetable import load_timetables
 from dealerbot.store import Store
-from dealerbot.timetable import load_timetables
 
 from .conftest import OEM_PASSWORD, PASSWORDS
 from .test_cli import _config

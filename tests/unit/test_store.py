@@ -12,9 +12,9 @@ from postgres import empty_postgres
 from sqlalchemy import MetaData, Table, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from dealerbot.data.records import OEM_ORDER
 from dealerbot.errors import ConfigError
-from dealerbot.ledger import CustomerPlan, PlannedAction
-from dealerbot.records import OEM_ORDER
+from dealerbot.rekey.ledger import CustomerPlan, PlannedAction
 from dealerbot.store import SCHEMA_HEAD, Store, _build_metadata, schema_version
 
 

@@ -34,7 +34,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from dealerbot.errors import ConfigError
-from dealerbot.files import private_dir, write_private_text
+from dealerbot.private_files import private_dir, write_private_text
 
 PASSWORD_ENV = "DEALERBOT_CONSOLE_PASSWORD"
 MIN_LENGTH = 8

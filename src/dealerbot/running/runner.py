@@ -23,10 +23,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dealerbot.bot import COUNT_KEYS, BotContext, bot_portals, first_error
-from dealerbot.browser import BrowserLaunch, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
+from dealerbot.data.inputs import read_input
 from dealerbot.errors import (
     AlreadyRunning,
     BrowserCrashed,
@@ -36,12 +35,13 @@ from dealerbot.errors import (
     StopRequested,
     SystemFailure,
 )
-from dealerbot.inputs import read_input
-from dealerbot.locators import check_selector_files
 from dealerbot.logsetup import Masker, run_sinks
-from dealerbot.notify import Notifier, run_messages
-from dealerbot.registry import get_bot
+from dealerbot.running.bot import COUNT_KEYS, BotContext, bot_portals, first_error
+from dealerbot.running.notify import Notifier, run_messages
+from dealerbot.running.registry import get_bot
 from dealerbot.store import Store
+from dealerbot.web.browser import BrowserLaunch, Evidence
+from dealerbot.web.locators import check_selector_files
 
 WATERMARK_OVERLAP = timedelta(seconds=1)
 
@@ -280,7 +280,7 @@ def resume_time(hhmm: str, now: datetime | None = None) -> datetime:
 
 
 def _account(settings: Settings, bot_cls: type[Any]) -> str:
-    from dealerbot.bot import account_key
+    from dealerbot.running.bot import account_key
 
     if bot_cls.portal not in settings.portal_names:
         return str(bot_cls.portal)
@@ -303,7 +303,7 @@ def single_instance(settings: Settings, bot_cls: type[Any]) -> Iterator[None]:
     """
     from filelock import FileLock, Timeout
 
-    from dealerbot.files import private_dir
+    from dealerbot.private_files import private_dir
 
     digest = hashlib.sha1(_account(settings, bot_cls).encode()).hexdigest()[:12]
     lock = FileLock(private_dir(settings.path("state") / "locks") / f"{bot_cls.name}-{digest}.lock", timeout=0)

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dealerbot.data.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER
 from dealerbot.errors import DataFileError
-from dealerbot.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER
 from dealerbot.yamlfile import Lines, as_text, key_as_text, load_yaml
 
 DEFAULT_FILE = "dictionary.yaml"

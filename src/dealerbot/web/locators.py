@@ -467,7 +467,7 @@ def shipped_selectors_dir() -> Path:
     Raises:
         SelectorFileError: none can be found.
     """
-    checkout = Path(__file__).resolve().parents[2] / "selectors"  # a source checkout (editable install)
+    checkout = Path(__file__).resolve().parents[3] / "selectors"  # a source checkout (editable install)
     if checkout.is_dir():
         return checkout
     import importlib.util

@@ -21,10 +21,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dealerbot import validate as v
-from dealerbot.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
+from dealerbot.data import validate as v
+from dealerbot.data.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
+from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract, check_customer, form_text, issues_text
+from dealerbot.data.records import DMS_CUSTOMER
 from dealerbot.errors import DataFileError
-from dealerbot.ledger import (
+from dealerbot.rekey.ledger import (
     AWAITING_REVIEW,
     KIND_TEXT,
     NEW_CUSTOMER,
@@ -34,11 +36,9 @@ from dealerbot.ledger import (
     Action,
     CustomerPlan,
 )
-from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract, check_customer, form_text, issues_text
-from dealerbot.reconcile import customer_note
-from dealerbot.records import DMS_CUSTOMER
+from dealerbot.rekey.reconcile import customer_note
+from dealerbot.review.workbook import CellIssue, Column, Row, Sheet, open_xlsx, xlsx_rows
 from dealerbot.store import Store
-from dealerbot.workbook import CellIssue, Column, Row, Sheet, open_xlsx, xlsx_rows
 
 # The contract fields a reviewer sees and may edit (the OEM order no is the row's own key).
 REVIEWED_FIELDS = tuple(f for f in CONTRACT_FIELDS if f != "oem_order_no")
@@ -136,7 +136,7 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
 
 def reapprovals(store: Store) -> list[Action]:
     """Actions waiting for a person that replaced one a person had approved (the plan changed
-    under it): their note says so and why (:mod:`dealerbot.reconcile`)."""
+    under it): their note says so and why (:mod:`dealerbot.rekey.reconcile`)."""
     return [a for a in store.actions(AWAITING_REVIEW) if a.note.startswith(REAPPROVAL)]
 
 
@@ -214,7 +214,7 @@ def read_review(path: Path, store: Store, d: Dictionary) -> ReviewImport:
 
     Raises:
         DataFileError: the file is not a readable workbook (another format, damaged, too large
-            once unpacked, XML entities: see :func:`dealerbot.workbook.check_xlsx`), not
+            once unpacked, XML entities: see :func:`dealerbot.review.workbook.check_xlsx`), not
             dealerbot's, from another store, or its 待处理 sheet's layout was changed (nothing can
             be read from it).
     """

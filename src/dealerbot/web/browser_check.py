@@ -1,4 +1,4 @@
-"""``python -m dealerbot.browser_check``: exit 0 when a browser is found, else say what was tried."""
+"""``python -m dealerbot.web.browser_check``: exit 0 when a browser is found, else say what was tried."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ def main() -> int:
     """Print the browser dealerbot would use; 1 (with the reasons) when there is none."""
     from playwright.sync_api import sync_playwright
 
-    from dealerbot.browser import find_browser
     from dealerbot.config import load_settings
     from dealerbot.errors import DealerbotError
+    from dealerbot.web.browser import find_browser
 
     try:
         settings = load_settings()

@@ -24,7 +24,7 @@ never guessed: ``schedule check`` says so and the job stops until the package is
 (``beyond_calendar: weekdays`` in a job falls back to Monday to Friday instead).
 
 Everything here is pure (no scheduler running): :class:`JobTrigger` is the APScheduler trigger
-the scheduler (:mod:`dealerbot.scheduler`) uses, and :func:`fire_times` what ``schedule check``
+the scheduler (:mod:`dealerbot.schedule.scheduler`) uses, and :func:`fire_times` what ``schedule check``
 prints.
 """
 
@@ -330,7 +330,7 @@ def timetables_of(settings: Any) -> list[Job]:
     Raises:
         DataFileError: as :func:`load_timetables`.
     """
-    from dealerbot.registry import discover
+    from dealerbot.running.registry import discover
 
     return load_timetables(settings.path("schedules"), discover(home=settings.home), settings.portal_names,
                            list(settings.stores) if settings.is_group else None)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dealerbot.browser import Evidence, open_browser
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
-from dealerbot.locators import Screen, build_locator, load_portal_selectors
-from dealerbot.portal import PortalSession
-from dealerbot.runner import make_masker
+from dealerbot.running.runner import make_masker
+from dealerbot.web.browser import Evidence, open_browser
+from dealerbot.web.locators import Screen, build_locator, load_portal_selectors
+from dealerbot.web.portal import PortalSession
 
 WAIT_MS = 2000
 
@@ -65,7 +65,7 @@ async def check_selectors(
         ConfigError: unknown portal, malformed selector file, no browser, wrong password.
         SystemFailure: the portal could not be reached.
     """
-    from dealerbot.registry import portal_app
+    from dealerbot.running.registry import portal_app
 
     portal_settings = settings.portal(portal)
     app_cls = portal_app(portal, settings.home)

@@ -38,8 +38,8 @@ from playwright.async_api import BrowserContext, Page, Playwright, async_playwri
 
 from dealerbot.config import BrowserSettings
 from dealerbot.errors import BrowserCrashed, BrowserNotFound
-from dealerbot.files import make_private, private_dir, write_private_json
 from dealerbot.logsetup import Masker, is_secret_name
+from dealerbot.private_files import make_private, private_dir, write_private_json
 
 BROWSER_ENV = "DEALERBOT_BROWSER"
 LAUNCH_ATTEMPTS = 3  # a browser that dies as it starts is started again (twice at most)

@@ -17,8 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dealerbot import validate as v
-from dealerbot.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, TABLE_TEXT, Dictionary, FieldRule, dms_kind
+from dealerbot.data import validate as v
+from dealerbot.data.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, TABLE_TEXT, Dictionary, FieldRule, dms_kind
 from dealerbot.errors import RecordRejected
 
 CONTRACT_HEADERS = {

@@ -44,7 +44,7 @@ from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from dealerbot.files import private_dir
+from dealerbot.private_files import private_dir
 
 __all__ = [
     "CellIssue",

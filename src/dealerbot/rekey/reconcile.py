@@ -30,7 +30,7 @@ approvals it was about to write). Two rules keep a person's approval from being 
 * any other change that supersedes an action a person approved says so: the new action's note
   (shown in the review workbook and the console) starts with "原已审核 ..., 因计划已变化需重新审核"
   and what changed, the audit trail gets an ``approval_dropped`` row, and the report lists it
-  for the message to people (:func:`dealerbot.notify.review_message`).
+  for the message to people (:func:`dealerbot.running.notify.review_message`).
 """
 
 from __future__ import annotations
@@ -40,10 +40,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dealerbot import validate as v
-from dealerbot.dictionary import CONTRACT_FIELDS, Dictionary
+from dealerbot.data import validate as v
+from dealerbot.data.dictionary import CONTRACT_FIELDS, Dictionary
+from dealerbot.data.mapping import (
+    CONTRACT_HEADERS,
+    check_contract,
+    check_customer,
+    contract_values,
+    customer_values,
+    dms_values,
+    issues_text,
+)
+from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
 from dealerbot.errors import RecordRejected
-from dealerbot.ledger import (
+from dealerbot.rekey.ledger import (
     KIND_TEXT,
     OPEN_STATES,
     REAPPROVAL,
@@ -53,16 +63,6 @@ from dealerbot.ledger import (
     Policy,
     approved_by_person,
 )
-from dealerbot.mapping import (
-    CONTRACT_HEADERS,
-    check_contract,
-    check_customer,
-    contract_values,
-    customer_values,
-    dms_values,
-    issues_text,
-)
-from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
 from dealerbot.store import Store, dumps
 
 KLASSES = ("create", "update", "in_sync", "conflict", "rejected")

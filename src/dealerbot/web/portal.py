@@ -3,7 +3,7 @@
 Bots move through screens in the real browser (login, notice, list pages) and read bulk data
 the cheapest faithful way the portal itself offers: its JSON endpoints as its own pages call
 them, and its pages fetched with the same cookies (over plain HTTP by default, see
-:mod:`dealerbot.http_reads`; through the browser context's request API with ``[portals.<name>]
+:mod:`dealerbot.web.http_reads`; through the browser context's request API with ``[portals.<name>]
 reads = "browser"``). Every such read is classified here into the error tree of
 :mod:`dealerbot.errors`:
 
@@ -50,15 +50,15 @@ from dealerbot.errors import (
     StepTimeout,
     SystemFailure,
 )
-from dealerbot.http_reads import Answer
-from dealerbot.locators import HtmlReader, Locators, SelectorFile
+from dealerbot.web.http_reads import Answer
+from dealerbot.web.locators import HtmlReader, Locators, SelectorFile
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
 
-    from dealerbot.browser import PortalContext
     from dealerbot.config import PortalSettings, RunSettings
-    from dealerbot.http_reads import CookieClient
+    from dealerbot.web.browser import PortalContext
+    from dealerbot.web.http_reads import CookieClient
 
 T = TypeVar("T")
 MAX_RELOGINS = 3
@@ -676,10 +676,10 @@ class PortalSession:
 
     async def _http(self) -> CookieClient:
         """The plain-HTTP client, holding the browser's cookies as they are now (copied again
-        after a login, a renewed context or a move of the browser; see :mod:`dealerbot.http_reads`)."""
+        after a login, a renewed context or a move of the browser; see :mod:`dealerbot.web.http_reads`)."""
         sh = self.shared
         if sh.http is None:
-            from dealerbot.http_reads import CookieClient
+            from dealerbot.web.http_reads import CookieClient
 
             agent = await self.page.evaluate("navigator.userAgent")
             language = await self.page.evaluate("navigator.languages.join(',')")

@@ -17,16 +17,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from dealerbot.browser import Browser, Evidence
 from dealerbot.config import Settings
 from dealerbot.credentials import PasswordSource, env_name
+from dealerbot.data.pipeline import Pipeline, issue_dict, pipeline_for
+from dealerbot.data.records import Entity, Item
 from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopRequested, SystemFailure
-from dealerbot.locators import SelectorFile, build_locator, load_portal_selectors
 from dealerbot.pages.common import HeaderTable
-from dealerbot.pipeline import Pipeline, issue_dict, pipeline_for
-from dealerbot.portal import PortalSession
-from dealerbot.records import Entity, Item
 from dealerbot.store import RecordWriter, Store
+from dealerbot.web.browser import Browser, Evidence
+from dealerbot.web.locators import SelectorFile, build_locator, load_portal_selectors
+from dealerbot.web.portal import PortalSession
 
 
 class PortalApp(Protocol):
@@ -163,7 +163,7 @@ class BotContext:
         Raises:
             ConfigError: a portals/ module fails to import.
         """
-        from dealerbot.registry import portal_app
+        from dealerbot.running.registry import portal_app
 
         return portal_app(portal, self.settings.home)
 
@@ -321,7 +321,7 @@ class BotContext:
         """
         from dealerbot.desktop.driver import DesktopDriver
         from dealerbot.desktop.spec import load_desktop_spec
-        from dealerbot.locators import portal_selectors_path
+        from dealerbot.web.locators import portal_selectors_path
 
         spec = load_desktop_spec(portal_selectors_path(screens, self.selectors_dir, self.settings.home))
         account = account_key(portal, self.settings.portal(portal))
@@ -364,7 +364,7 @@ class BotContext:
 
     def download_dir(self) -> Path:
         """Where this run keeps the files it downloads: ``out/downloads/<run-id>/`` (0700)."""
-        from dealerbot.files import private_dir
+        from dealerbot.private_files import private_dir
 
         return private_dir(self.settings.path("out") / "downloads" / self.run_id)
 
@@ -474,7 +474,7 @@ class BotContext:
         """Write one record into a portal exactly once, the way the re-key bot does.
 
         ``find(key)`` looks the record up on the portal (None: not there); ``create(record)``
-        fills the form and submits it once, returning the :class:`~dealerbot.forms.SubmitOutcome`.
+        fills the form and submits it once, returning the :class:`~dealerbot.web.forms.SubmitOutcome`.
         The record is first checked by its type's pipeline (the key and required fields present,
         each field's check, types): a bad one is rejected with its reason and the portal is never
         touched; ``create`` gets the cleaned values as text (every field of the type present,

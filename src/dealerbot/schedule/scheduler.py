@@ -1,6 +1,6 @@
-"""The scheduler: runs the timetable jobs (:mod:`dealerbot.timetable`) with APScheduler 3.
+"""The scheduler: runs the timetable jobs (:mod:`dealerbot.schedule.timetable`) with APScheduler 3.
 
-* A job runs its bot (or ``sync``) through :func:`~dealerbot.runner.run_bot`, recorded with
+* A job runs its bot (or ``sync``) through :func:`~dealerbot.running.runner.run_bot`, recorded with
   why it started (``schedule``, ``catch-up``, ``postponed``) and the job's name.
 * One instance at a time: a firing while the job still runs here (APScheduler's
   ``max_instances=1``) or while the same bot runs for the same account in another process
@@ -40,10 +40,10 @@ from loguru import logger
 
 from dealerbot.config import Settings
 from dealerbot.errors import AlreadyRunning, ConfigError, DataFileError, DealerbotError
-from dealerbot.notify import Message, Notifier
-from dealerbot.runner import RunResult, new_run_id, run_bot
+from dealerbot.running.notify import Message, Notifier
+from dealerbot.running.runner import RunResult, new_run_id, run_bot
+from dealerbot.schedule.timetable import SYNC, Job, JobTrigger
 from dealerbot.store import Store
-from dealerbot.timetable import SYNC, Job, JobTrigger
 
 STOP_GRACE_SECONDS = 120.0
 STORE_RETRY_SECONDS = (5.0, 300.0)  # a store that cannot be opened: first pause, longest pause
@@ -61,7 +61,7 @@ def one_scheduler(settings: Settings) -> Iterator[None]:
     """
     from filelock import FileLock, Timeout
 
-    from dealerbot.files import private_dir, write_private_text
+    from dealerbot.private_files import private_dir, write_private_text
 
     locks = settings.path("state") / "locks"
     lock = FileLock(locks / "scheduler.lock", timeout=0)
@@ -215,7 +215,7 @@ class Scheduler:
             options = dict(job.options)
             full = bool(options.pop("full", False))
             if job.run == SYNC:
-                from dealerbot.sync import sync
+                from dealerbot.running.sync import sync
 
                 done = await sync(self.settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why,
                                   passwords=self.passwords, job=name, stop=self.stop, workbook=True)

@@ -8,12 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dealerbot.data.pipeline import typed
+from dealerbot.data.records import ENTITIES, Entity, Item
 from dealerbot.errors import ConfigError
-from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
-from dealerbot.pipeline import typed
-from dealerbot.records import ENTITIES, Entity, Item
+from dealerbot.review.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, write_workbook
+from dealerbot.running.status_text import COUNT_TEXT, STATUS_TEXT
 from dealerbot.store import RunRecord, Store
-from dealerbot.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, write_workbook
 
 
 def _issues(raw: str | None) -> tuple[dict[str, CellIssue], list[CellIssue]]:
@@ -87,7 +87,7 @@ def export_runs(
     ``bot_records`` maps bot names to the record types they emit (:func:`entity_of_bots`).
     Each run gives a sheet per record type: the records it read (or, with ``all_records``, every
     record in the store) and the records it rejected. With ``review``, the re-key sheets follow
-    (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review`).
+    (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review.sheets`).
 
     Raises:
         ConfigError: nothing to export (no runs), or an unknown bot without an entity.
@@ -128,7 +128,7 @@ def export_runs(
             title = f"{entity.title}-{run.run_id[-4:]}" if shared else entity.title
             sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records)))
     if review:
-        from dealerbot.review import review_sheets
+        from dealerbot.review.sheets import review_sheets
 
         extra, lines = review_sheets(store)
         sheets = extra[:1] + sheets + extra[1:]  # 待处理 first: what staff act on
@@ -143,8 +143,8 @@ def entity_of_bots(home: Path | None = None) -> dict[str, tuple[Entity, ...]]:
     Raises:
         ConfigError: a bots/ module fails to import.
     """
-    from dealerbot.bot import bot_entities
-    from dealerbot.registry import discover
+    from dealerbot.running.bot import bot_entities
+    from dealerbot.running.registry import discover
 
     return {name: bot_entities(cls) for name, cls in discover(home=home).items()}
 

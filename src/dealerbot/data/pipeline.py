@@ -1,7 +1,7 @@
 """Processing steps for scraped records, composed like Scrapy's item pipelines.
 
 A step is a callable ``step(item) -> item``. It normalises fields in place and appends
-:class:`~dealerbot.validate.Issue` objects to ``item.issues``; the final :func:`reject_on_issues`
+:class:`~dealerbot.data.validate.Issue` objects to ``item.issues``; the final :func:`reject_on_issues`
 step turns any issue of severity ``reject`` into :class:`~dealerbot.errors.RecordRejected`.
 Each entity's pipeline is a plain list in :func:`pipeline_for`; steps are pure except
 :class:`DuplicateDetector`, which remembers what one run has seen.
@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dealerbot import validate as v
+from dealerbot.data import validate as v
+from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, Item
 from dealerbot.errors import RecordRejected
-from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, Item
 
 Step = Callable[[Item], Item]
 
@@ -39,7 +39,7 @@ _BIDI_RE = re.compile(f"[{_BIDI}]")
 def suspicious_text(item: Item) -> Item:
     """Flag text no portal field should hold: control characters, bidirectional-text controls
     (they can make a value read differently from what it is), very long values, and text that
-    looks like a spreadsheet formula or markup (:func:`~dealerbot.validate.text_injection`:
+    looks like a spreadsheet formula or markup (:func:`~dealerbot.data.validate.text_injection`:
     ``=HYPERLINK(...)``, ``<script>``). The value is kept as read; staff see it yellow, with
     the reason."""
     for fname, value in item.data.items():

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from dealerbot.config import Settings
-from dealerbot.dictionary import load_dictionary
+from dealerbot.data.dictionary import load_dictionary
 from dealerbot.errors import DealerbotError
-from dealerbot.notify import Notifier, review_message
-from dealerbot.reconcile import ReconcileReport, reconcile_async
-from dealerbot.runner import RunResult, run_bot
+from dealerbot.rekey.reconcile import ReconcileReport, reconcile_async
+from dealerbot.running.notify import Notifier, review_message
+from dealerbot.running.runner import RunResult, run_bot
 from dealerbot.store import Store
 
 READ_BOTS = ("oem-orders", "oem-customers", "dms-customers", "dms-contracts")
@@ -79,7 +79,7 @@ async def sync(
     if workbook:
         from loguru import logger
 
-        from dealerbot.export import write_review_workbook
+        from dealerbot.review.export import write_review_workbook
 
         try:
             result.workbook_path = write_review_workbook(settings)

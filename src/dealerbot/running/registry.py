@@ -16,10 +16,10 @@ import pkgutil
 from pathlib import Path
 from types import ModuleType
 
-from dealerbot.bot import Bot, bot_entities
+from dealerbot.data.records import ENTITIES, Entity
 from dealerbot.errors import ConfigError, UnknownBot
 from dealerbot.pages.common import PortalApp
-from dealerbot.records import ENTITIES, Entity
+from dealerbot.running.bot import Bot, bot_entities
 
 BOTS_PACKAGE = "bots"
 PORTALS_PACKAGE = "portals"

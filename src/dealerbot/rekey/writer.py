@@ -2,7 +2,7 @@
 
 A DMS is reached through a :class:`DmsWriter` (the web DMS's page objects, later a desktop
 client's driver). :class:`Rekeyer` walks each approved action along the ledger's states
-(:mod:`dealerbot.ledger`) with these rules:
+(:mod:`dealerbot.rekey.ledger`) with these rules:
 
 * **search before create**: before a contract (or customer) is created, the DMS is searched
   for it (OEM order no; ID number), so a run that died between "saved" and "recorded" never
@@ -35,10 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure
 from dealerbot.failpoints import Failpoints
-from dealerbot.ledger import Action
-from dealerbot.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
+from dealerbot.rekey.ledger import Action
 from dealerbot.store import Store
 
 REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "failed", "unfinished", "rehearsed")
@@ -60,7 +60,7 @@ class Submitted:
 
 class DmsWriter(Protocol):
     """What the re-key engine needs from a DMS. Reads return form text (see
-    :mod:`dealerbot.mapping`); every method may raise :class:`SystemFailure`."""
+    :mod:`dealerbot.data.mapping`); every method may raise :class:`SystemFailure`."""
 
     async def find_contracts(self, oem_order_no: str) -> list[dict[str, str]]:
         """Contracts whose OEM order no is exactly ``oem_order_no`` (with ``contract_no``)."""

@@ -42,7 +42,7 @@ def _where(url: str) -> str:
 
 
 def run_messages(result: Any) -> list[Message]:
-    """The messages a finished run (a :class:`~dealerbot.runner.RunResult`) calls for."""
+    """The messages a finished run (a :class:`~dealerbot.running.runner.RunResult`) calls for."""
     counts = result.counts or {}
     writer = "actions" in counts
     if writer:

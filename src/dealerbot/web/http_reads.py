@@ -1,7 +1,7 @@
 """Reads over plain HTTP with the logged-in browser's cookies.
 
 A bot reads a portal's JSON endpoints and pages through its session (:meth:`PortalSession.fetch
-<dealerbot.portal.PortalSession.fetch>`). Sent through the browser's request API, each read
+<dealerbot.web.portal.PortalSession.fetch>`). Sent through the browser's request API, each read
 costs three round trips through Playwright's driver and a pass through Chromium's network
 service; on a small machine that made a 2,000-order read about a third slower than the same
 requests sent directly (``bench/scrape_orders.py``). So by default (``[portals.<name>] reads =

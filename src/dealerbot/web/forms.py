@@ -44,7 +44,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import DealerbotError, PageChanged, PortalUnavailable, RecordRejected, StepTimeout, SystemFailure
-from dealerbot.portal import PortalSession
+from dealerbot.web.portal import PortalSession
 
 T = TypeVar("T")
 Dialog = Literal["accept", "dismiss"]
@@ -549,7 +549,7 @@ class Form:
             PageChanged: no such element. StepTimeout: no download began within the timeout.
             PortalUnavailable: the download failed.
         """
-        from dealerbot.files import private_dir
+        from dealerbot.private_files import private_dir
 
         timeout = timeout_ms if timeout_ms is not None else self.s.run.timeout_seconds * 1000
         loc = await self.s.loc.get(name, **params)
