@@ -159,7 +159,7 @@ def test_every_string_inside_every_trace_member_is_masked(tmp_path):
     import json
     import zipfile
 
-    from dealerbot.web.browser import mask_trace
+    from dealerbot.web.trace_masking import mask_trace
 
     login_token, page_token, sid = "LoginTok-9f8e7d6c", "PageTok-1a2b3c4d", "SessId-5e6f7a8b"
     page = (f'<html><head><meta content="{page_token}" name="csrf-token"></head><body>'
@@ -270,7 +270,7 @@ def test_a_maintenance_notice_is_recognised_with_the_end_of_its_window():
     from datetime import datetime
 
     from dealerbot.running.runner import resume_time
-    from dealerbot.web.portal import maintenance_notice
+    from dealerbot.web.maintenance import maintenance_notice
 
     html = "<html><title>系统维护中</title><p>系统维护中（维护时间 02:00-04:00），请稍后再试。</p></html>"
     assert maintenance_notice(html) == ("系统维护中（维护时间 02:00-04:00），请稍后再试", "04:00")
@@ -307,7 +307,7 @@ def test_the_console_log_masks_the_names_a_run_has_learned(capsys, tmp_path):
 
 
 def test_a_maintenance_notice_is_found_only_in_what_a_notice_says_and_only_near_the_top():
-    from dealerbot.web.portal import MAX_NOTICE_BYTES, maintenance_notice
+    from dealerbot.web.maintenance import MAX_NOTICE_BYTES, maintenance_notice
 
     # A footer naming the site's maintainer, or opening hours, is no maintenance window.
     assert maintenance_notice("<p>服务暂不可用</p><footer>网站维护：某公司 客服时间 9:00-18:00</footer>") is None

@@ -9,7 +9,8 @@ import pytest
 from lxml import html
 
 from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
-from dealerbot.web.locators import HtmlReader, load_portal_selectors, load_selector_file
+from dealerbot.web.html_reader import HtmlReader
+from dealerbot.web.locators import load_portal_selectors, load_selector_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,8 @@ from dealerbot.data.inputs import read_input
 from dealerbot.data.pipeline import pipeline_for
 from dealerbot.data.records import Entity, FieldDef, Item
 from dealerbot.errors import ConfigError, DataFileError, RecordRejected, SelectorFileError, SessionExpired
-from dealerbot.web.locators import HtmlReader, load_selector_file
+from dealerbot.web.html_reader import HtmlReader
+from dealerbot.web.locators import load_selector_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "usedcars"

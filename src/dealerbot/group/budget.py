@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 from typing import Any
 
-from dealerbot.web.portal import PACE_MARGIN
+from dealerbot.web.pacing import PACE_MARGIN
 
 
 class SharedPace:

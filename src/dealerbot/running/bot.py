@@ -25,7 +25,8 @@ from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopReq
 from dealerbot.pages.common import HeaderTable
 from dealerbot.store import RecordWriter, Store
 from dealerbot.web.browser import Browser, Evidence
-from dealerbot.web.locators import SelectorFile, build_locator, load_portal_selectors
+from dealerbot.web.locators import SelectorFile, load_portal_selectors
+from dealerbot.web.page_locators import build_locator
 from dealerbot.web.portal import PortalSession
 
 

@@ -44,32 +44,35 @@ for a name that is not there raises :class:`~dealerbot.errors.UnknownSelector`.
 When a fallback rather than the first choice matches, a warning is logged once per name: the
 portal has probably drifted, and the YAML should be updated before the fallback breaks too.
 
+This module holds the selector files (their schema and loader). The names are used on live
+pages through :class:`~dealerbot.web.page_locators.Locators` and on fetched pages through
+:class:`~dealerbot.web.html_reader.HtmlReader`.
+
 This module is named ``locators`` on purpose: a module or package called ``selectors``
 shadows the standard-library module asyncio imports.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import yaml
-from loguru import logger
 
-from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
+from dealerbot.errors import SelectorFileError, UnknownSelector
 
 if TYPE_CHECKING:
-    from lxml.html import HtmlElement
-    from playwright.async_api import Frame, Locator, Page
+    pass
 
 TYPES = ("css", "role", "label", "text", "placeholder", "testid")
 _OPTIONS = {"name", "exact", "frame"}
+
+
 # Selector syntax only Playwright (or only lxml) understands: refused in ``css`` choices.
 _NONSTANDARD_CSS = re.compile(
     r":(has-text|text|text-is|text-matches|visible|nth-match|left-of|right-of|above|below|near|contains)\b|>>|^(xpath|text|id)="
@@ -522,147 +525,6 @@ def check_selector_files(portals: Iterable[str], directory: Path | None = None, 
 # --- resolving on a live page ----------------------------------------------------------------
 
 
-_FIELD_TAGS = "self::input[not(@type='hidden')] or self::select or self::textarea"
-
-
-def _xpath_literal(text: str) -> str:
-    if "'" not in text:
-        return f"'{text}'"
-    if '"' not in text:
-        return f'"{text}"'
-    return "concat(" + ", \"'\", ".join(f"'{part}'" for part in text.split("'")) + ")"
-
-
-def unlinked_label_xpath(text: str, exact: bool) -> str:
-    """The input a label without ``for=`` names: inside the label, else the first field after it
-    with no other label in between (a linked label is :meth:`get_by_label`'s alone)."""
-    words = "normalize-space(.)"
-    cond = f"{words}={_xpath_literal(text)}" if exact else f"contains({words}, {_xpath_literal(text)})"
-    label = f"//label[not(@for)][{cond}]"
-    after = f"{label}/following::*[{_FIELD_TAGS}][1][preceding::label[1][not(@for)][{cond}]]"
-    return f"xpath=({label}//*[{_FIELD_TAGS}] | {after})[1]"
-
-
-def build_locator(scope: Page | Frame | Locator, c: Candidate) -> Locator:
-    """A Playwright locator for one candidate."""
-    if c.frame:
-        scope = scope.frame_locator(c.frame)  # type: ignore[assignment]
-    if c.kind == "css":
-        return scope.locator(c.value)
-    if c.kind == "role":
-        return scope.get_by_role(c.value, name=c.name, exact=c.exact)  # type: ignore[arg-type]
-    if c.kind == "label":
-        return scope.get_by_label(c.value, exact=c.exact).or_(scope.locator(unlinked_label_xpath(c.value, c.exact)))
-    if c.kind == "text":
-        return scope.get_by_text(c.value, exact=c.exact)
-    if c.kind == "placeholder":
-        return scope.get_by_placeholder(c.value, exact=c.exact)
-    return scope.get_by_test_id(c.value)
-
-
-class Locators:
-    """Resolves selector names on a page, trying fallbacks in order.
-
-    One instance per page; it remembers which candidate matched for each name.
-    """
-
-    def __init__(self, page: Page, selectors: SelectorFile, timeout_ms: float = 10_000, log: Any = logger) -> None:
-        self.page = page
-        self.file = selectors
-        self.timeout_ms = timeout_ms
-        self.log = log
-        self._warned: set[str] = set()
-        self._matched: dict[str, int] = {}  # name -> the choice that matched last on this page
-
-    def _candidates(self, name: str, params: dict[str, Any]) -> list[Candidate]:
-        return [c.format(params) for c in self.file.spec(name).candidates]
-
-    def known(self, name: str, /, **params: Any) -> Locator | None:
-        """The locator of the choice of ``name`` that matched before on this page (no waiting,
-        no round-trip), or None when none has yet: for repeated steps that act at once."""
-        index = self._matched.get(name)
-        if index is None:
-            return None
-        return build_locator(self.page, self._candidates(name, params)[index]).first
-
-    async def get(self, name: str, /, timeout_ms: float | None = None, **params: Any) -> Locator:
-        """Wait until one candidate of ``name`` is attached and return its locator.
-
-        Raises:
-            UnknownSelector: ``name`` is not in the file.
-            PageChanged: no candidate appeared within the timeout.
-        """
-        cands = self._candidates(name, params)
-        locs = [build_locator(self.page, c) for c in cands]
-        timeout = self.timeout_ms if timeout_ms is None else timeout_ms
-        index = self._matched.get(name)
-        if index is not None:  # one round-trip for a name resolved before
-            try:
-                await locs[index].first.wait_for(state="attached", timeout=timeout)
-                return locs[index].first
-            except Exception:  # noqa: BLE001 - gone since: try every choice below
-                timeout = min(timeout, 2_000)
-        combined = locs[0]
-        for loc in locs[1:]:
-            combined = combined.or_(loc)
-        try:
-            await combined.first.wait_for(state="attached", timeout=timeout)
-        except Exception as exc:  # playwright TimeoutError or a closed page
-            tried = "; ".join(c.describe() for c in cands)
-            raise PageChanged(
-                f"{self.file.portal}: '{name}' not found on {self.page.url} within "
-                f"{timeout / 1000:.0f}s (tried {tried})"
-            ) from exc
-        # which choice matched: every choice counted at once (one round trip, not one each)
-        counts = await asyncio.gather(*(loc.count() for loc in locs)) if len(locs) > 1 else [1]
-        for index, (loc, n) in enumerate(zip(locs, counts, strict=True)):
-            if n > 0:
-                self.fallback_used(name, index)
-                self._matched[name] = index
-                return loc.first
-        return combined.first  # matched between the checks; let Playwright's auto-wait handle it
-
-    def fallback_used(self, name: str, index: int) -> None:
-        """Note that choice ``index`` of ``name`` matched; past the first, warn once that the
-        portal has drifted (naming the YAML line)."""
-        if index > 0 and name not in self._warned:
-            self._warned.add(name)
-            cands = self.file.spec(name).candidates
-            warn_drift(self.log, self.file, name, cands[0], cands[index], index)
-
-    async def present(self, name: str, /, **params: Any) -> bool:
-        """Whether any candidate of ``name`` is on the page right now (no waiting)."""
-        locs = [build_locator(self.page, c) for c in self._candidates(name, params)]
-        return any(n > 0 for n in await asyncio.gather(*(loc.count() for loc in locs)))
-
-    async def visible(self, name: str, /, **params: Any) -> bool:
-        """Whether any candidate of ``name`` is visible right now (no waiting)."""
-        locs = [build_locator(self.page, c) for c in self._candidates(name, params)]
-        return any(await asyncio.gather(*(loc.first.is_visible() for loc in locs)))  # False where none
-
-    def all_candidates(self, name: str, /, **params: Any) -> list[Locator]:
-        """Locators for every candidate of ``name`` (for masking in screenshots)."""
-        return [build_locator(self.page, c) for c in self._candidates(name, params)]
-
-
-_ATTRIBUTE_IS = re.compile(r"""\[\s*([A-Za-z_][\w:.-]*)\s*=\s*(['"])\{(\w+)\}\2\s*\]""")
-_COMBINATOR = re.compile(r"[\s>+~,]")
-
-
-def _by_attribute(css: str, key: str) -> tuple[str, str] | None:
-    """For a css choice whose only placeholder ``{key}`` is an attribute test of the element it
-    selects (``#detail dd[data-field='{key}']``): the choice with the test loosened to the
-    attribute being present, and the attribute's name. None for any other choice (the value
-    used elsewhere, twice, in a selector list, or on an ancestor)."""
-    found = list(_ATTRIBUTE_IS.finditer(css))
-    if len(found) != 1 or found[0].group(3) != key or css.count("{") != 1 or "," in css:
-        return None
-    m = found[0]
-    if _COMBINATOR.search(css[m.end():]) or css[:m.start()].count("(") != css[:m.start()].count(")"):
-        return None  # on an ancestor, or inside :not()/:has(): grouping by the element's attribute would differ
-    return css[:m.start()] + f"[{m.group(1)}]" + css[m.end():], m.group(1)
-
-
 def warn_drift(log: Any, file: SelectorFile, name: str, first: Candidate, used: Candidate, index: int) -> None:
     """Log that a fallback matched where the first choice did not: the portal has drifted."""
     log.warning(
@@ -672,116 +534,3 @@ def warn_drift(log: Any, file: SelectorFile, name: str, first: Candidate, used: 
     )
 
 
-class HtmlReader:
-    """Reads fields out of HTML fetched without a browser (the portal's pages, same cookies).
-
-    Uses the ``css`` candidates of a selector (others need a live page) with lxml, with the
-    same fallback order and the same drift warning as :class:`Locators`.
-    """
-
-    def __init__(self, selectors: SelectorFile, log: Any = logger) -> None:
-        self.file = selectors
-        self.log = log
-        self._warned: set[str] = set()
-        self._compiled: dict[tuple[str, str], Any] = {}
-        self._formatted: dict[tuple[str, tuple[tuple[str, str], ...]], list[tuple[Candidate, Any]]] = {}
-
-    def _css(self, value: str) -> Any:
-        from lxml.cssselect import CSSSelector
-
-        key = ("css", value)
-        sel = self._compiled.get(key)
-        if sel is None:
-            sel = self._compiled[key] = CSSSelector(value)
-        return sel
-
-    def find_all(self, root: HtmlElement, name: str, /, **params: Any) -> list[HtmlElement]:
-        """Elements matching the first css candidate of ``name`` that matches anything.
-
-        Raises:
-            UnknownSelector: no such name, or it has no css candidate.
-        """
-        key = (name, tuple(sorted((k, str(v)) for k, v in params.items())))
-        cands = self._formatted.get(key)
-        if cands is None:  # a page's many reads of one field look its choices up once
-            cands = [(c, self._css(c.value)) for c in (c.format(params) for c in self._css_choices(name))]
-            if len(self._formatted) < 10_000:  # bounded: parameters may be record keys
-                self._formatted[key] = cands
-        for index, (cand, selector) in enumerate(cands):
-            found = selector(root)
-            if found:
-                self._drifted(name, cands[0][0], cand, index)
-                return list(found)
-        return []
-
-    def _css_choices(self, name: str) -> list[Candidate]:
-        """The css candidates of ``name`` (others need a live page).
-
-        Raises:
-            UnknownSelector: no such name, or it has no css candidate.
-        """
-        cands = [c for c in self.file.spec(name).candidates if c.kind == "css" and not c.frame]
-        if not cands:
-            raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
-        return cands
-
-    def _drifted(self, name: str, first: Candidate, used: Candidate, index: int) -> None:
-        """Warn once per name that a fallback (``index`` > 0) matched."""
-        if index > 0 and name not in self._warned:
-            self._warned.add(name)
-            warn_drift(self.log, self.file, name, first, used, index)
-
-    def texts(
-        self, root: HtmlElement, name: str, key: str, values: Sequence[str], /, required: bool = True, **params: Any,
-    ) -> dict[str, str]:
-        """:meth:`text` of ``name`` for each of ``values`` of its placeholder ``key`` (every
-        field of a record's detail block): the same answers, in one pass over the page where the
-        choice tests the placeholder as an attribute of the element read (``dd[data-field='{field}']``)
-        instead of one pass per value.
-
-        Raises:
-            PageChanged: ``required`` and a value matched nothing.
-            UnknownSelector: no such name, or it has no css candidate.
-        """
-        cands = self._css_choices(name)
-        out: dict[str, str] = {}
-        left = list(dict.fromkeys(values))
-        for index, cand in enumerate(cands):
-            if not left:
-                break
-            grouped = _by_attribute(cand.value, key)
-            if grouped is not None:
-                wildcard, attribute = grouped
-                first: dict[str, HtmlElement] = {}
-                for el in self._css(wildcard)(root):
-                    first.setdefault(el.get(attribute), el)
-                found = {v: first[v] for v in left if v in first}
-            else:
-                found = {}
-                for v in left:
-                    hits = self._css(cand.format({**params, key: v}).value)(root)
-                    if hits:
-                        found[v] = hits[0]
-            if found:
-                shown = {**params, key: next(iter(found))}
-                self._drifted(name, cands[0].format(shown), cand.format(shown), index)
-            for v, el in found.items():
-                out[v] = el.text_content().strip()
-            left = [v for v in left if v not in found]
-        if left and required:
-            raise PageChanged(f"{self.file.portal}: '{name}' ({key}={left[0]}) not on the page")
-        return {v: out.get(v, "") for v in values}
-
-    def text(self, root: HtmlElement, name: str, /, required: bool = True, **params: Any) -> str:
-        """Stripped text of the first element of ``name``.
-
-        Raises:
-            PageChanged: ``required`` and nothing matched.
-        """
-        found = self.find_all(root, name, **params)
-        if not found:
-            if required:
-                shown = ", ".join(f"{k}={v}" for k, v in params.items())
-                raise PageChanged(f"{self.file.portal}: '{name}'{' (' + shown + ')' if shown else ''} not on the page")
-            return ""
-        return found[0].text_content().strip()

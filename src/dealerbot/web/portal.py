@@ -4,42 +4,40 @@ Bots move through screens in the real browser (login, notice, list pages) and re
 the cheapest faithful way the portal itself offers: its JSON endpoints as its own pages call
 them, and its pages fetched with the same cookies (over plain HTTP by default, see
 :mod:`dealerbot.web.http_reads`; through the browser context's request API with ``[portals.<name>]
+
+
 reads = "browser"``). Every such read is classified here into the error tree of
 :mod:`dealerbot.errors`:
 
 * 401, or a redirect to the login page -> :class:`SessionExpired`: log in again (once per
   expiry, at most ``MAX_RELOGINS`` a run) and repeat the read;
 * 429 -> :class:`RateLimited`; 503 and other 5xx, refused connections -> :class:`PortalUnavailable`;
-  timeouts -> :class:`StepTimeout`: retried with exponential backoff (:func:`with_retries`);
+  timeouts -> :class:`StepTimeout`: retried with exponential backoff (:func:`~dealerbot.web.retries.with_retries`);
 * 503 with the portal's maintenance notice -> :class:`PortalMaintenance` (not retried: the run
   ends postponed until the announced end of the window);
 * 404 -> :class:`PageChanged` (not retried);
 * ``[run] max_consecutive_failures`` retryable failures in a row, whatever reads they hit ->
   :class:`CircuitOpen` (the portal is down: stop rather than retry every remaining read).
+
+:class:`PortalSession` is made of parts: navigation, steps, re-login and browser-context
+renewal here; reads in :mod:`dealerbot.web.portal_reads`; pacing in :mod:`dealerbot.web.pacing`;
+the retry helper in :mod:`dealerbot.web.retries`; the maintenance notice in
+:mod:`dealerbot.web.maintenance`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import random
-import re
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlparse
 
-import httpx
 from aiolimiter import AsyncLimiter
 from loguru import logger
-from lxml import html as lxml_html
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from dealerbot.errors import (
-    BrowserCrashed,
     CircuitOpen,
     LoginRejected,
     PageChanged,
@@ -50,8 +48,13 @@ from dealerbot.errors import (
     StepTimeout,
     SystemFailure,
 )
-from dealerbot.web.http_reads import Answer
-from dealerbot.web.locators import HtmlReader, Locators, SelectorFile
+from dealerbot.web.html_reader import HtmlReader
+from dealerbot.web.locators import SelectorFile
+from dealerbot.web.maintenance import maintenance_notice
+from dealerbot.web.pacing import PACE_MARGIN, Gate, SessionPacing
+from dealerbot.web.page_locators import Locators
+from dealerbot.web.portal_reads import SessionReads
+from dealerbot.web.retries import with_retries
 
 if TYPE_CHECKING:
     from playwright.async_api import Page
@@ -62,160 +65,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MAX_RELOGINS = 3
-RATE_LIMIT_FACTOR = 5.0
-MAX_BACKOFF_SECONDS = 30.0
-PACED_TYPES = frozenset({"document", "xhr", "fetch", "eventsource", "websocket"})
-PACE_MARGIN = 1.02  # N requests take 2% more than a minute: clock jitter never makes it N+1
-
-
-async def with_retries(
-    what: str,
-    fn: Callable[[], Awaitable[T]],
-    attempts: int,
-    backoff: float,
-    on_retry: Callable[[SystemFailure], None] | None = None,
-    log: Any = logger,
-) -> T:
-    """Run ``fn``; on a retryable :class:`SystemFailure`, wait and try again (tenacity).
-
-    Waits ``backoff * 2**n`` seconds (times 5 after a rate-limit answer, at most
-    ``MAX_BACKOFF_SECONDS``) with jitter. A first attempt that works costs one call: tenacity
-    takes over only after a failure (it runs around every read of a run).
-
-    Raises:
-        SystemFailure: the last failure once ``attempts`` retries are used up, or at once
-            for a failure that is not retryable.
-    """
-    try:
-        return await fn()
-    except SystemFailure as exc:
-        if not exc.retryable or attempts < 1:
-            raise
-        first = exc
-
-    def delay(failed: int, exc: BaseException | None) -> float:
-        seconds = min(MAX_BACKOFF_SECONDS, backoff * 2 ** (failed - 1))
-        seconds *= RATE_LIMIT_FACTOR if isinstance(exc, RateLimited) else 1.0
-        return seconds * (1 + random.random() * 0.25)
-
-    def retrying_after(failed: int, exc: BaseException | None, sleep: float) -> None:
-        log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, failed, attempts, sleep)
-        if on_retry and isinstance(exc, SystemFailure):
-            on_retry(exc)
-
-    sleep = delay(1, first)
-    retrying_after(1, first, sleep)
-    await asyncio.sleep(sleep)
-
-    # tenacity counts from the second attempt: its attempt n is the run's n + 1
-    def wait(state: RetryCallState) -> float:
-        return delay(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
-
-    def before_sleep(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        retrying_after(state.attempt_number + 1, exc, state.next_action.sleep if state.next_action else 0.0)
-
-    async def call() -> T:  # a coroutine function: tenacity awaits it (a lambda it would not)
-        return await fn()
-
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait,
-        retry=retry_if_exception(lambda e: isinstance(e, SystemFailure) and e.retryable),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    return await retrying(call)
-
-
-_WINDOW = re.compile(r"(\d{1,2}:\d{2})\s*(?:-|–|—|~|～|至|到)\s*(\d{1,2}:\d{2})")
-_SENTENCE_END = "。！!？?\n"
-# What a maintenance notice says (a footer's "网站维护：某公司" or a hotline does not).
-_NOTICE_WORDS = ("维护中", "系统维护", "正在维护", "停机维护", "升级维护", "维护时间", "maintenance")
-MAX_NOTICE_BYTES = 64_000  # a 503 page with a big inline bundle is not read further
-
-
-def _sentences_with(text: str, words: tuple[str, ...]) -> list[str]:
-    """The sentences of ``text`` that hold one of ``words`` (plain searches: linear time)."""
-    low = text.lower()
-    found = []
-    for word in words:
-        start = 0
-        while (at := low.find(word, start)) >= 0:
-            left = max((text.rfind(c, 0, at) for c in _SENTENCE_END), default=-1) + 1
-            ends = [e for c in _SENTENCE_END if (e := text.find(c, at)) >= 0]
-            right = min(ends) if ends else len(text)
-            found.append(" ".join(text[left:right].split()))
-            start = right
-    return found
-
-
-def maintenance_notice(body: str) -> tuple[str, str | None] | None:
-    """The portal's maintenance notice in a 503 answer (HTML or JSON), and the announced end of
-    its window ("HH:MM") when the notice itself names one; None when the answer is not a
-    maintenance notice. Reads at most the first :data:`MAX_NOTICE_BYTES` characters."""
-    body = body[:MAX_NOTICE_BYTES]
-    text = body
-    with contextlib.suppress(ValueError, AttributeError, TypeError):
-        data = json.loads(body)
-        text = " ".join(str(v) for v in data.values()) if isinstance(data, dict) else str(data)
-    if text is body and "<" in body:
-        with contextlib.suppress(Exception):  # not HTML after all: search the raw text
-            root = lxml_html.fromstring(body)
-            for junk in root.xpath("//script | //style"):
-                junk.drop_tree()
-            text = "\n".join(root.itertext())  # one line per element
-    sentences = [t for t in _sentences_with(text, _NOTICE_WORDS) if t]
-    if not sentences:
-        return None
-    # The sentence that names the window, else the longest (a page title says less).
-    notice = max(sentences, key=lambda t: (_WINDOW.search(t) is not None, len(t)))[:200]
-    window = _WINDOW.search(notice)  # only the notice's own window: not some opening hours elsewhere
-    return notice, (window.group(2).zfill(5) if window else None)
-
-
-class _Gate:
-    """Reads through the session pass freely, several at once; a recycle of the browser context
-    (:meth:`PortalSession.recycle`) waits until the reads in flight are done and holds new ones
-    back until the fresh context is ready. (Events, not a lock: a read's fast path is two
-    counter updates, on every read of a long run.)"""
-
-    def __init__(self) -> None:
-        self._users = 0
-        self._open = asyncio.Event()
-        self._open.set()
-        self._drained = asyncio.Event()
-        self._drained.set()
-
-    @contextlib.asynccontextmanager
-    async def use(self) -> Any:
-        while not self._open.is_set():
-            await self._open.wait()
-        self._users += 1
-        self._drained.clear()
-        try:
-            yield
-        finally:
-            self._users -= 1
-            if not self._users:
-                self._drained.set()
-
-    @contextlib.asynccontextmanager
-    async def exclusive(self) -> Any:
-        while not self._open.is_set():
-            await self._open.wait()
-        self._open.clear()
-        try:
-            await self._drained.wait()
-            yield
-        finally:
-            self._open.set()
-
-
 MEMORY_CHECK_SECONDS = 2.0  # between two looks at the memory ([browser] recycle_memory_mb)
-# Reads copy the browser's cookies again after this long even when it did nothing dealerbot saw
-# (a page's own script may set one).
-COOKIE_RECHECK_SECONDS = 1.0
 
 
 def memory_in_use_mb() -> float:
@@ -251,7 +101,7 @@ class _Shared:
     failed_response: tuple[str, int, str] | None = None  # the last failed answer (url, status, body)
     logged_in: bool = False  # a password was typed this run (else the saved login was used)
     sessions: list[PortalSession] = field(default_factory=list)  # one per page of the login
-    gate: _Gate = field(default_factory=_Gate)
+    gate: Gate = field(default_factory=Gate)
     requests: int = 0  # sent to the portal by dealerbot's reads and navigations
     recycle_requests: int = 0  # renew the browser context after this many requests (0: never)
     recycle_memory_mb: int = 0  # ... or above this much memory (0: no limit)
@@ -266,7 +116,7 @@ class _Shared:
     warned_cookies: bool = False  # said once that some cookies cannot go over plain HTTP
 
 
-class PortalSession:
+class PortalSession(SessionReads, SessionPacing):
     """One portal, logged in, for one run.
 
     ``login`` is the page object's login routine; :meth:`fetch` calls it again when the
@@ -490,263 +340,6 @@ class PortalSession:
         self.shared.failures_in_row = 0
         self.shared.failed_response = None  # evidence of a failure a retry got past would mislead
         return result
-
-    # -- reads through the session ------------------------------------------------------
-    async def fetch_json(
-        self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
-    ) -> Any:
-        """GET a JSON endpoint with the browser's cookies (retries, re-login; see :meth:`fetch`).
-
-        Raises:
-            SystemFailure: see the module docstring.
-        """
-        body = await self.fetch(endpoint, params, patient=patient, **fmt)
-        try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise PageChanged(f"{self.name}: {endpoint} did not answer JSON: {body[:120]!r}") from exc
-
-    async def fetch_html(
-        self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
-    ) -> Any:
-        """GET a page with the browser's cookies and parse it (lxml element; see :meth:`fetch`).
-
-        Raises:
-            SystemFailure: see the module docstring.
-        """
-        body = await self.fetch(endpoint, params, patient=patient, **fmt)
-        return lxml_html.fromstring(body)
-
-    async def fetch(
-        self, endpoint: str, params: dict[str, Any] | None = None, /, *, patient: bool = False, **fmt: Any,
-    ) -> str:
-        """GET ``endpoint`` and return the body text, classifying failures.
-
-        A record's read is tried ``[run] retries`` more times; a ``patient`` read (a list page,
-        which the whole run walks through) until the circuit breaker opens.
-
-        Raises:
-            SystemFailure: after the retries are used up (see the module docstring).
-            CircuitOpen: too many failures in a row.
-            PortalMaintenance: the portal's maintenance notice.
-            LoginRejected: logging in again was refused.
-        """
-        url = self.url(endpoint, params, **fmt)
-        attempts = self.run.max_consecutive_failures if patient else self.run.retries
-        body = await with_retries(
-            f"GET {urlparse(url).path}", lambda: self._guarded(lambda: self._fetch_once(url)), attempts,
-            self.run.backoff_seconds, self._count_retry, self.log,
-        )
-        await self._maybe_recycle()
-        return body
-
-    def _count_retry(self, _exc: SystemFailure) -> None:
-        self.counts["retries"] = self.counts.get("retries", 0) + 1
-
-    async def _fetch_once(self, url: str) -> str:
-        async with self.shared.gate.use():
-            return await self._fetch_in_context(url)
-
-    async def _fetch_in_context(self, url: str) -> str:
-        generation = self.shared.generation
-        text = await self._read_once(url)
-        if text is None and await self._browser_cookies_changed():
-            text = await self._read_once(url)  # the browser renewed the login meanwhile: its cookies
-        if text is None:
-            await self.relogin(generation)
-            text = await self._read_once(url, last=True)
-        assert text is not None  # the last try raises instead
-        return text
-
-    async def _read_once(self, url: str, last: bool = False) -> str | None:
-        """One read: its text, or None when it found the session ended (raised on the ``last`` try).
-        Cookies the answer set go to the browser only when it was a good answer: an ended
-        session's answer (a new, anonymous session) must not replace a login the browser holds.
-
-        Raises:
-            SystemFailure: as :meth:`check`.
-        """
-        async with self.shared.limit:
-            answer = await self._get(url)
-        try:
-            self.check(answer.status, answer.url, url, body=answer.text)
-        except SessionExpired:
-            if last:
-                raise
-            return None
-        except SystemFailure:
-            self._keep_failed(answer, url)
-            raise
-        if answer.cookies or answer.deleted:
-            await self._give_cookies(answer)
-        return answer.text
-
-    async def _give_cookies(self, answer: Answer) -> None:
-        """The cookies a read's answer set (or deleted), into the browser too: its next screen
-        needs them (a portal renewing its session id)."""
-        context = self.pctx.context
-        try:
-            if answer.cookies:
-                await context.add_cookies(answer.cookies)  # type: ignore[arg-type]
-            for name, domain, path in answer.deleted:
-                await context.clear_cookies(name=name, domain=domain, path=path)
-            self.shared.http_cookies = await context.cookies()  # what the browser holds now: changes
-            # made by the browser itself are told apart from these (see _browser_cookies_changed)
-        except Exception as exc:  # noqa: BLE001 - the browser refused one: its next screen may log in again
-            self.log.warning("{}: could not hand the cookies a read set to the browser: {}", self.name,
-                             str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-
-    def _keep_failed(self, answer: Answer, url: str) -> None:
-        """Remember the last failed answer: it is saved as evidence if the run fails."""
-        self.shared.failed_response = (url, answer.status, answer.text[:500_000])
-
-    async def count_every_request(self) -> None:
-        """Make the requests the browser sends to the portal wait in :meth:`throttle` too:
-        navigations and the pages' own script calls (``PACED_TYPES``), which portals count
-        against their limit. Static files pass unpaced: with a route in place the browser's cache
-        is off, and pacing every stylesheet would stall pages past their timeout. Used when
-        ``[run] requests_per_minute`` is set (a route costs a round trip per request)."""
-        await self._route_requests()
-        self.shared.routed = True
-
-    async def _route_requests(self) -> None:
-        """Route the context's requests through :meth:`throttle` (see :meth:`count_every_request`)."""
-        origin = urlparse(self.settings.url)
-
-        async def handle(route: Any) -> None:
-            target = urlparse(route.request.url)
-            if (target.scheme, target.netloc) == (origin.scheme, origin.netloc) and \
-                    route.request.resource_type in PACED_TYPES:
-                await self.throttle()
-            with contextlib.suppress(Exception):  # the page closed meanwhile: nothing to send
-                await route.continue_()
-
-        await self.pctx.context.route("**/*", handle)
-
-    async def throttle(self) -> None:
-        """Wait as the portal's request budget requires: the shared pause after a 429, then
-        ``[run] requests_per_minute`` when set, as an even pace (aiolimiter, one request per
-        60/N seconds plus 2%): never more than N in any 60 seconds, and never a long stall
-        that would time a page out. Every read goes through here, and with
-        :meth:`count_every_request` every request of the browser too."""
-        loop = asyncio.get_running_loop()
-        while (wait := self.shared.paused_until - loop.time()) > 0:  # a new 429 may extend it
-            await asyncio.sleep(wait)
-        if self.shared.pace is not None:
-            await self.shared.pace.acquire()
-
-    def _pause_after_rate_limit(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        already_paused = self.shared.paused_until > now
-        self.shared.paused_until = max(self.shared.paused_until, now + self.run.rate_limit_pause_seconds)
-        if not already_paused:
-            self.log.warning(
-                "{}: the portal says too many requests; every read waits {:.0f}s "
-                "(set [run] requests_per_minute to stay under its limit)", self.name, self.run.rate_limit_pause_seconds,
-            )
-
-    async def _get(self, url: str) -> Answer:
-        """One GET with the session's cookies (``[portals.<name>] reads``), after the pacing.
-
-        Raises:
-            StepTimeout, PortalUnavailable: no answer.
-        """
-        self.shared.requests += 1
-        await self.throttle()
-        if self.settings.reads == "browser":
-            try:
-                resp = await self.pctx.context.request.get(url, timeout=self.run.timeout_seconds * 1000)
-            except Exception as exc:  # playwright.Error: connection refused, timeout, closed
-                raise self._network_error(exc, url) from exc
-            try:
-                return Answer(resp.status, resp.url, await resp.text())
-            finally:
-                await resp.dispose()
-        try:
-            client = await self._http()
-        except Exception as exc:  # playwright.Error: the browser or the page closed
-            raise self._network_error(exc, url) from exc
-        try:
-            return await client.get(url)
-        except httpx.TimeoutException as exc:
-            raise self._network_error(exc, url, timeout=True) from exc
-        except httpx.HTTPError as exc:  # refused, reset, unknown host, untrusted, too many redirects
-            raise self._network_error(exc, url) from exc
-
-    async def _http(self) -> CookieClient:
-        """The plain-HTTP client, holding the browser's cookies as they are now (copied again
-        after a login, a renewed context or a move of the browser; see :mod:`dealerbot.web.http_reads`)."""
-        sh = self.shared
-        if sh.http is None:
-            from dealerbot.web.http_reads import CookieClient
-
-            agent = await self.page.evaluate("navigator.userAgent")
-            language = await self.page.evaluate("navigator.languages.join(',')")
-            if sh.http is None:  # the first reads of several pages start together: one client for all
-                sh.http = CookieClient(connections=self.run.concurrency + 1, timeout_seconds=self.run.timeout_seconds,
-                                       user_agent=agent, accept_language=language)
-        mark = (sh.generation, id(self.pctx.context), sh.moves)  # before the copy: a move meanwhile copies again
-        now = asyncio.get_running_loop().time()
-        if sh.http_synced != mark or now - sh.http_synced_at >= COOKIE_RECHECK_SECONDS:
-            self._load_cookies(await self.pctx.context.cookies())
-            sh.http_synced, sh.http_synced_at = mark, now
-        return sh.http
-
-    def _load_cookies(self, cookies: list[dict[str, Any]]) -> None:
-        """Give the client the browser's ``cookies`` (and remember them as what it holds)."""
-        assert self.shared.http is not None
-        self.shared.http_cookies = cookies
-        skipped = self.shared.http.load(cookies)
-        if skipped and not self.shared.warned_cookies:
-            self.shared.warned_cookies = True
-            self.log.warning(
-                "{}: the browser holds cookies plain HTTP cannot send ({}): reads go without them; if reads "
-                "fail, set reads = \"browser\" in [{}]", self.name, ", ".join(skipped), self.name,
-            )
-
-    async def _browser_cookies_changed(self) -> bool:
-        """After a read found the session ended: whether the browser holds other cookies than the
-        client was given (a screen renewed the login meanwhile). Copies them over if so."""
-        sh = self.shared
-        if sh.http is None:
-            return False
-        try:
-            cookies = await self.pctx.context.cookies()
-        except Exception:  # noqa: BLE001 - the browser is gone: logging in again will say so
-            return False
-        if cookies == sh.http_cookies:
-            return False
-        self._load_cookies(cookies)
-        return True
-
-    async def close_reads(self) -> None:
-        """Close the plain-HTTP client of this login (its pages share it); reads open it again."""
-        if self.shared.http is not None:
-            client, self.shared.http, self.shared.http_synced = self.shared.http, None, None
-            await client.aclose()
-
-    def _network_error(self, exc: Exception, url: str, timeout: bool = False) -> SystemFailure:
-        if getattr(self.pctx, "crashed", False):  # not the portal: the browser is gone (no retry can help)
-            return BrowserCrashed()
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is not None:  # only plain-HTTP reads check certificates themselves
-            return PortalUnavailable(
-                f"{self.selectors.title}的证书不受本机信任：请把门户的证书颁发机构加入系统证书，或在 dealerbot.toml 的 "
-                f"[{self.name}] 中设置 reads = \"browser\" ({self.name}: its certificate is not trusted by this "
-                f"system: {text})"
-            )
-        if timeout or "Timeout" in text or "timed out" in text:
-            return StepTimeout(f"{self.name}: {urlparse(url).path} did not answer within {self.run.timeout_seconds:.0f}s")
-        if any(k in text for k in ("ERR_CONNECTION_REFUSED", "ECONNREFUSED", "Connection refused", "connection attempts failed", "ERR_NAME_NOT_RESOLVED", "ENOTFOUND", "ERR_ADDRESS_UNREACHABLE")):
-            return PortalUnavailable(
-                f"无法连接{self.selectors.title}（{self.settings.url}）：请检查 dealerbot.toml 中的 [{self.name}] url，"
-                f"以及门户是否在线 (cannot reach {self.settings.url}: {text.split(' at ')[0]})"
-            )
-        return PortalUnavailable(f"{self.name}: {urlparse(url).path} failed: {text}")
 
     def check(self, status: int, final_url: str, url: str, expect_login: bool = False, body: str | None = None) -> None:
         """Turn an HTTP answer into the error tree (see the module docstring); pass when fine.

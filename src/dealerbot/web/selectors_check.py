@@ -15,7 +15,8 @@ from dealerbot.config import Settings
 from dealerbot.credentials import password_source
 from dealerbot.running.runner import make_masker
 from dealerbot.web.browser import Evidence, open_browser
-from dealerbot.web.locators import Screen, build_locator, load_portal_selectors
+from dealerbot.web.locators import Screen, load_portal_selectors
+from dealerbot.web.page_locators import build_locator
 from dealerbot.web.portal import PortalSession
 
 WAIT_MS = 2000
