@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
-from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure
+from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure, UnknownOutcome
 from dealerbot.failpoints import Failpoints
 from dealerbot.rekey.ledger import Action
 from dealerbot.store import Store
@@ -94,11 +94,6 @@ class DmsWriter(Protocol):
     async def evidence(self, label: str) -> str | None:
         """Save failure evidence of the writer's screen; the folder, or None."""
         ...
-
-
-class UnknownOutcome(SystemFailure):
-    """The DMS gave no clear answer to a submit and the record is not there (yet): the action
-    stays where it is and is tried again later, searching first."""
 
 
 def _differences(planned: dict[str, str], found: dict[str, str], headers: dict[str, str] = CONTRACT_HEADERS) -> list[str]:

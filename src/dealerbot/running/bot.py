@@ -26,6 +26,7 @@ from dealerbot.pages.common import HeaderTable
 from dealerbot.store import RecordWriter, Store
 from dealerbot.web.browser import Browser, Evidence
 from dealerbot.web.locators import SelectorFile, load_portal_selectors
+from dealerbot.web.pacing import Pace
 from dealerbot.web.page_locators import build_locator
 from dealerbot.web.portal import PortalSession
 
@@ -39,6 +40,7 @@ class PortalApp(Protocol):
 
 
 T = TypeVar("T")
+AppFactory = Callable[[PortalSession, Callable[[], str]], PortalApp]  # (session, password) -> the portal's app
 
 COUNT_KEYS = ("pages", "read", "accepted", "repaired", "flagged", "rejected", "retries", "relogins")
 
@@ -145,6 +147,9 @@ class BotContext:
     notes: list[str] = field(default_factory=list)  # for the operator: the summary and `runs`
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: stop at the next safe point
     input: list[dict[str, str]] | None = None  # rows of `run --input FILE` (a bot with the "input" option)
+    # Handed in by the runner (this module reaches neither the registry nor the group):
+    portal_apps: Callable[[str], AppFactory] | None = None  # portal -> its app (portals/ or the default)
+    shared_pace: Callable[[str, int], Pace] | None = None  # (account, per minute) -> a pace shared across processes
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
     # -- portals ----------------------------------------------------------------------------
@@ -157,16 +162,16 @@ class BotContext:
         username = self.settings.portal(portal).username or "default"
         return self.settings.path("state") / f"{portal}-{username}.json"
 
-    def portal_app(self, portal: str) -> Callable[[PortalSession, Callable[[], str]], PortalApp]:
+    def portal_app(self, portal: str) -> AppFactory:
         """The app that opens ``portal``: its class in ``portals/`` (``name = portal``), else
         the default login app.
 
         Raises:
             ConfigError: a portals/ module fails to import.
         """
-        from dealerbot.running.registry import portal_app
-
-        return portal_app(portal, self.settings.home)
+        if self.portal_apps is None:
+            raise ConfigError("no portal apps were handed to this run's context (BotContext.portal_apps)")
+        return self.portal_apps(portal)
 
     @asynccontextmanager
     async def portal(
@@ -224,10 +229,8 @@ class BotContext:
             if self.bot.recycles:
                 session.recycle_when(self.settings.browser.recycle_requests, self.settings.browser.recycle_memory_mb)
             if self.settings.run.requests_per_minute:
-                if self.settings.is_group and self.store.engine.dialect.name == "postgresql":
-                    from dealerbot.group.budget import SharedPace  # every worker of the group draws on one pace
-
-                    session.shared.pace = SharedPace(self.store, account, self.settings.run.requests_per_minute)
+                if self.shared_pace is not None:  # a group: every worker draws on one pace per account
+                    session.shared.pace = self.shared_pace(account, self.settings.run.requests_per_minute)
                 await session.count_every_request()
             try:
                 await session.step(f"open {selectors.title}", top.open)

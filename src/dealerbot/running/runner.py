@@ -38,10 +38,11 @@ from dealerbot.errors import (
 from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.running.bot import COUNT_KEYS, BotContext, bot_portals, first_error
 from dealerbot.running.notify import Notifier, run_messages
-from dealerbot.running.registry import get_bot
+from dealerbot.running.registry import get_bot, portal_app
 from dealerbot.store import Store
 from dealerbot.web.browser import BrowserLaunch, Evidence
 from dealerbot.web.locators import check_selector_files
+from dealerbot.web.pacing import Pace
 
 WATERMARK_OVERLAP = timedelta(seconds=1)
 
@@ -195,6 +196,8 @@ async def run_bot(
                             log=log, full=full,
                             since=since, selectors_dir=selectors_dir, on_progress=on_progress, counts=counts,
                             stop=stop or asyncio.Event(), input=input_rows,
+                            portal_apps=lambda portal: portal_app(portal, settings.home),
+                            shared_pace=_shared_pace(settings, store),
                         )
                         try:
                             try:
@@ -322,3 +325,14 @@ def single_instance(settings: Settings, bot_cls: type[Any]) -> Iterator[None]:
 
 def _fmt_counts(counts: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in counts.items() if v)
+
+
+def _shared_pace(settings: Settings, store: Store) -> Callable[[str, int], Pace] | None:
+    """A group's workers share each portal account's pace through the group's PostgreSQL
+    (:class:`~dealerbot.group.budget.SharedPace`); a single dealership paces in its one process
+    (None: the session's own limiter)."""
+    if not (settings.is_group and store.engine.dialect.name == "postgresql"):
+        return None
+    from dealerbot.group.budget import SharedPace
+
+    return lambda account, per_minute: SharedPace(store, account, per_minute)

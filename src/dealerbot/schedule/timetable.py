@@ -44,7 +44,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dealerbot.errors import DataFileError
+from dealerbot.errors import CalendarUnknown, DataFileError
 from dealerbot.yamlfile import load_yaml
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -53,10 +53,6 @@ _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _WINDOW = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 MAX_SKIPS = 1000  # days skipped (holidays) or windows waited out in a row before a trigger gives up
-
-
-class CalendarUnknown(DataFileError):
-    """A fire time lies in a year whose holidays the installed ``chinesecalendar`` does not know."""
 
 
 def is_workday(day: date, beyond: str = "stop") -> bool:

@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 PACED_TYPES = frozenset({"document", "xhr", "fetch", "eventsource", "websocket"})
 PACE_MARGIN = 1.02  # N requests take 2% more than a minute: clock jitter never makes it N+1
+
+
+class Pace(Protocol):
+    """What a portal's requests wait on before going out: an ``aiolimiter.AsyncLimiter`` in one
+    process, or a group's budget shared by every worker
+    (:class:`~dealerbot.group.budget.SharedPace`, handed in by the runner)."""
+
+    async def acquire(self) -> None: ...
 
 
 class Gate:

@@ -51,7 +51,7 @@ from dealerbot.errors import (
 from dealerbot.web.html_reader import HtmlReader
 from dealerbot.web.locators import SelectorFile
 from dealerbot.web.maintenance import maintenance_notice
-from dealerbot.web.pacing import PACE_MARGIN, Gate, SessionPacing
+from dealerbot.web.pacing import PACE_MARGIN, Gate, Pace, SessionPacing
 from dealerbot.web.page_locators import Locators
 from dealerbot.web.portal_reads import SessionReads
 from dealerbot.web.retries import with_retries
@@ -94,7 +94,7 @@ class _Shared:
     relogins: int = 0
     login_refused: LoginRejected | None = None
     relogin_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    pace: AsyncLimiter | None = None  # [run] requests_per_minute
+    pace: Pace | None = None  # [run] requests_per_minute
     paused_until: float = 0.0
     failures_in_row: int = 0  # system failures since the last read that worked (circuit breaker)
     routed: bool = False  # the browser's own requests pass through throttle() (see count_every_request)
