@@ -55,7 +55,9 @@ from dealerbot.pages.common import (
     read_table,
 )
 from dealerbot.rekey.writer import Rekeyer, Submitted, pending_actions, start_rekey, write_actions
-from dealerbot.running.bot import Bot, BotContext, ListBot, TableBot, fan_out, scrape_pages
+from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
+from dealerbot.running.context import BotContext
+from dealerbot.running.fan_out import fan_out
 from dealerbot.web.forms import Form, SubmitOutcome
 from dealerbot.web.portal import PortalSession
 

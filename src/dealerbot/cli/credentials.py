@@ -38,7 +38,7 @@ def credentials_set(
 
 
 def _forget_refusal(settings: Settings, portal: str) -> bool:
-    from dealerbot.running.bot import account_key
+    from dealerbot.running.context import account_key
 
     with open_store(settings) as store:
         return store.clear_login_refusal(account_key(portal, settings.portal(portal)))

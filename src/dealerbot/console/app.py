@@ -419,7 +419,7 @@ def create_app(settings: Settings, scheduler: Any = None, passwords: Mapping[str
 
     @app.get("/health", response_class=HTMLResponse)
     async def health(request: Request) -> HTMLResponse:
-        from dealerbot.running.bot import account_key
+        from dealerbot.running.context import account_key
 
         portals = []
         with c.store() as store:

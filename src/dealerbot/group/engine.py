@@ -88,7 +88,8 @@ def route(settings: Settings, store: str, run: str) -> Route:
     Raises:
         ConfigError: no such store. UnknownBot: no such bot.
     """
-    from dealerbot.running.bot import account_key, bot_portals
+    from dealerbot.running.bot import bot_portals
+    from dealerbot.running.context import account_key
     from dealerbot.running.registry import get_bot
 
     local = settings.for_store(store)

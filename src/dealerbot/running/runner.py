@@ -36,7 +36,9 @@ from dealerbot.errors import (
     SystemFailure,
 )
 from dealerbot.logsetup import Masker, run_sinks
-from dealerbot.running.bot import COUNT_KEYS, BotContext, bot_portals, first_error
+from dealerbot.running.bot import bot_portals
+from dealerbot.running.context import COUNT_KEYS, BotContext
+from dealerbot.running.fan_out import first_error
 from dealerbot.running.notify import Notifier, run_messages
 from dealerbot.running.registry import get_bot, portal_app
 from dealerbot.store import Store
@@ -283,7 +285,7 @@ def resume_time(hhmm: str, now: datetime | None = None) -> datetime:
 
 
 def _account(settings: Settings, bot_cls: type[Any]) -> str:
-    from dealerbot.running.bot import account_key
+    from dealerbot.running.context import account_key
 
     if bot_cls.portal not in settings.portal_names:
         return str(bot_cls.portal)
