@@ -135,7 +135,8 @@ class Rekeyer:
         for key in REKEY_COUNTS:
             counts.setdefault(key, 0)
 
-    def _bump(self, key: str) -> None:
+    def bump(self, key: str) -> None:
+        """Count one more ``key`` (done, found, failed, unfinished, ...) in the run's counts."""
         self.counts[key] = self.counts.get(key, 0) + 1
 
     async def execute(self, action: Action, w: DmsWriter) -> str:
@@ -151,8 +152,8 @@ class Rekeyer:
                 return await self._rehearse(action, w)
             except RecordRejected as rej:  # what the real run would fail on: say so, go on
                 self.log.warning("dry run: {} {} would fail: {}", action.kind, action.natural_key, rej.reason)
-                self._bump("failed")
-                self._bump("done")
+                self.bump("failed")
+                self.bump("done")
                 self.progress()
                 return "failed"
         try:
@@ -162,8 +163,8 @@ class Rekeyer:
                 state = await self._update(action, w)
         except RecordRejected as rej:  # a value the form cannot take (e.g. no such option)
             state = await self._fail(action, w, rej.code, rej.reason)
-        self._bump("done")
-        self._bump(state)
+        self.bump("done")
+        self.bump(state)
         self.progress()
         return state
 
@@ -179,8 +180,8 @@ class Rekeyer:
             changes = {field: new for field, (_, new) in action.changes.items()}
             await w.update_contract(action.contract_no, changes, dry_run=True)
         self.log.info("dry run: would {} for {}", action.kind, action.natural_key)
-        self._bump("rehearsed")
-        self._bump("done")
+        self.bump("rehearsed")
+        self.bump("done")
         self.progress()
         return "rehearsed"
 
@@ -218,7 +219,7 @@ class Rekeyer:
         self.log.warning("{}: the DMS already has contract {}; checking it instead of creating another",
                          action.natural_key, contract_no)
         self.store.record_written(action, self.run_id, contract_no, self.actor, found=True)
-        self._bump("found")
+        self.bump("found")
         return await self._read_back(action, w, contract_no)
 
     async def _customer(self, action: Action, w: DmsWriter) -> str:
@@ -243,7 +244,7 @@ class Rekeyer:
             self.failpoints.hit("rekey.after_customer")
             if result.result == "saved" and result.key:
                 self.store.record_customer(action, self.run_id, result.key, created=True, actor=self.actor)
-                self._bump("customers_created")
+                self.bump("customers_created")
                 self.failpoints.hit("rekey.customer_recorded")
                 wrong = _customer_differences(plan.values, await w.read_customer(result.key))
                 if wrong:
@@ -270,7 +271,7 @@ class Rekeyer:
         if not changes:  # the DMS already holds it (our submit went through before a crash)
             if action.submitted:
                 self.store.record_written(action, self.run_id, no, self.actor, found=True, old_values=action.old_values)
-                self._bump("found")
+                self.bump("found")
             return await self._read_back(action, w, no)
         moved = [f for f in changes if current.get(f, "") != action.old_values.get(f, "")]
         if moved:
@@ -446,7 +447,7 @@ async def write_actions(
                         continue
                     consecutive += 1
                     if consecutive >= max_consecutive_failures:
-                        rekeyer._bump("unfinished")
+                        rekeyer.bump("unfinished")
                         rekeyer.progress()
                         raise CircuitOpen(
                             f"DMS连续 {consecutive} 条记录多次尝试仍未能写入，本次运行停止，未完成的记录下次继续 "
@@ -459,7 +460,7 @@ async def write_actions(
                                     action.natural_key, retries + 1, exc, round_no + 1, requeue_rounds)
                         queue.put_nowait((action, was_resumed, round_no + 1, loop.time() + pause))
                         break
-                    rekeyer._bump("unfinished")
+                    rekeyer.bump("unfinished")
                     rekeyer.progress()
                     log.error("{}: left for the next run after {} attempts: {}", action.natural_key,
                               (retries + 1) * (requeue_rounds + 1), exc)
