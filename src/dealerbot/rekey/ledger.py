@@ -34,6 +34,11 @@ KIND_TEXT = {"create_contract": "新建合同", "update_contract": "更新合同
 STATES = ("planned", "approved", "in_progress", "written", "verified", "failed", "skipped", "superseded")
 OPEN_STATES = ("planned", "approved", "in_progress", "written", "failed")
 AWAITING_REVIEW = ("planned", "failed")  # a person decides what happens next
+# The transitions the store applies (store/ledger.py), by the states they start from:
+SUPERSEDABLE = ("planned", "approved", "failed")  # -> superseded: a newer plan for the order replaces it
+CLAIMABLE = ("approved",)  # -> in_progress: a re-key run claims it
+IN_FLIGHT = ("in_progress", "written")  # left so by a run that ended: the next re-key resumes it
+# review decisions apply to AWAITING_REVIEW only: -> approved, or -> skipped
 STATE_TEXT = {
     "planned": "待审核", "approved": "已批准待写入", "in_progress": "写入中", "written": "已写入待核对",
     "verified": "已写入并核对", "failed": "失败", "skipped": "已跳过", "superseded": "已作废（数据已变化）",

@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol
 from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure, UnknownOutcome
 from dealerbot.failpoints import Failpoints
-from dealerbot.rekey.ledger import Action
+from dealerbot.rekey.ledger import IN_FLIGHT, Action
 from dealerbot.store import Store
 
 REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "failed", "unfinished", "rehearsed")
@@ -425,7 +425,7 @@ async def write_actions(
                 await asyncio.sleep(max(0.0, not_before - loop.time()))
             elif not rekeyer.dry_run:
                 if was_resumed:
-                    taken = store.claim(action.id, rekeyer.run_id, ("in_progress", "written"), from_run=action.run_id)
+                    taken = store.claim(action.id, rekeyer.run_id, IN_FLIGHT, from_run=action.run_id)
                 else:
                     taken = store.claim(action.id, rekeyer.run_id)
                 if not taken:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select, text
 
+from dealerbot.rekey.ledger import AWAITING_REVIEW
 from dealerbot.store.base import StoreBase
 
 
@@ -42,7 +43,7 @@ class GroupPart(StoreBase):
             ).group_by(r.c.store)).mappings():
                 out[row["store"]] = {**row, "failed_24h": int(row["failed_24h"] or 0), "running": int(row["running"] or 0),
                                      "awaiting_review": 0, "last_status": None, "last_error": None}
-            for store, n in conn.execute(select(a.c.store, func.count()).where(a.c.state.in_(["planned", "failed"]))
+            for store, n in conn.execute(select(a.c.store, func.count()).where(a.c.state.in_(AWAITING_REVIEW))
                                          .group_by(a.c.store)):
                 out.setdefault(store, {"store": store, "last_run": None, "last_success": None, "failed_24h": 0,
                                        "running": 0, "last_status": None, "last_error": None})["awaiting_review"] = int(n)

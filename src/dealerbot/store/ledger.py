@@ -10,7 +10,16 @@ from typing import Any
 
 from sqlalchemy import case, func, select, update
 
-from dealerbot.rekey.ledger import POLICY_REVIEWER, Action, CustomerPlan, PlannedAction
+from dealerbot.rekey.ledger import (
+    AWAITING_REVIEW,
+    CLAIMABLE,
+    IN_FLIGHT,
+    POLICY_REVIEWER,
+    SUPERSEDABLE,
+    Action,
+    CustomerPlan,
+    PlannedAction,
+)
 from dealerbot.store.audit import AuditPart
 from dealerbot.store.schema import dumps
 
@@ -124,7 +133,7 @@ class LedgerPart(AuditPart):
             if supersede:
                 conn.execute(
                     update(t).where(self._mine(t), t.c.id.in_(list(supersede)),
-                                    t.c.state.in_(["planned", "approved", "failed"]))
+                                    t.c.state.in_(SUPERSEDABLE))
                     .values(state="superseded", updated_at=now)
                 )
             for action, reason in dropped:
@@ -162,7 +171,7 @@ class LedgerPart(AuditPart):
                 for r in conn.execution_options(yield_per=1000).execute(select(t).where(self._mine(t))).mappings()
             }
 
-    def claim(self, action_id: int, run_id: str, from_states: Sequence[str] = ("approved",), from_run: str | None = None) -> bool:
+    def claim(self, action_id: int, run_id: str, from_states: Sequence[str] = CLAIMABLE, from_run: str | None = None) -> bool:
         """Take an action for ``run_id`` (compare-and-set): True when this run now owns it.
 
         From ``approved`` it moves to ``in_progress``; an ``in_progress``/``written`` action of a
@@ -183,7 +192,7 @@ class LedgerPart(AuditPart):
         t, r = self.tables["actions"], self.tables["runs"]
         running = select(r.c.run_id).where(r.c.status == "running")
         q = select(t).where(
-            self._mine(t), t.c.state.in_(["in_progress", "written"]), (t.c.run_id.is_(None)) | (t.c.run_id.not_in(running))
+            self._mine(t), t.c.state.in_(IN_FLIGHT), (t.c.run_id.is_(None)) | (t.c.run_id.not_in(running))
         ).order_by(t.c.id)
         with self.engine.connect() as conn:
             return [self._action(row) for row in conn.execute(q).mappings()]
@@ -262,7 +271,7 @@ class LedgerPart(AuditPart):
         with self.engine.begin() as conn:
             for d in decisions:
                 row = conn.execute(select(t).where(self._mine(t), t.c.id == d["id"])).mappings().first()
-                if row is None or row["checksum"] != d["checksum"] or row["state"] not in ("planned", "failed"):
+                if row is None or row["checksum"] != d["checksum"] or row["state"] not in AWAITING_REVIEW:
                     stale.append(d["id"])
             if stale:
                 return stale
