@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs, urlparse
 
 from dealerbot.api import (
+    DMS_CONTRACT,
+    DMS_CUSTOMER,
     LOGIN_SELECTORS,
     Form,
     PageChanged,
@@ -25,12 +27,8 @@ SELECTORS_USED = (
     *LOGIN_SELECTORS, "login.username", *paged_table_selectors("customers"), *paged_table_selectors("contracts"),
     "login", "landing", "customers_page", "contracts_page",
 )
-CUSTOMER_FIELDS = ("customer_no", "name", "mobile", "id_number", "address", "created_at")
-CONTRACT_FIELDS = (
-    "contract_no", "customer_no", "customer_name", "model_code", "color", "vin", "price", "deposit",
-    "delivery_date", "oem_order_no", "status", "updated_at",
-)
-
+CUSTOMER_FIELDS = tuple(DMS_CUSTOMER.field_names)  # the customers list's columns, in order
+CONTRACT_FIELDS = tuple(DMS_CONTRACT.field_names)  # the contracts list's columns, in order
 
 class DmsApp(PortalApp):
     """The DMS as a whole: logging in (user name, password)."""

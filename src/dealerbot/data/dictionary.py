@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dealerbot.data.records import DMS_CONTRACT, OEM_CUSTOMER, OEM_ORDER
+from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
 from dealerbot.errors import DataFileError
 from dealerbot.yamlfile import Lines, as_text, key_as_text, load_yaml
 
@@ -23,9 +23,11 @@ DEFAULT_FILE = "dictionary.yaml"
 TABLES = ("models", "colors", "statuses")
 TABLE_TEXT = {"models": "车型代码", "colors": "颜色", "statuses": "订单状态"}
 Update = Literal["sync", "fill_empty", "forward", "never"]
-# The DMS contract fields the re-key bot can type (customer_no comes from customer matching).
-CONTRACT_FIELDS = ("model_code", "color", "vin", "price", "deposit", "delivery_date", "oem_order_no", "status")
-CUSTOMER_FIELDS = ("name", "mobile", "id_number", "address")
+# The DMS form fields the re-key bot types from the dictionary: the record types' fields but what
+# the DMS assigns itself (numbers, times) and what customer matching decides (customer_no).
+_NOT_TYPED = {"contract_no", "customer_no", "customer_name", "updated_at", "created_at"}
+CONTRACT_FIELDS = tuple(f for f in DMS_CONTRACT.field_names if f not in _NOT_TYPED)
+CUSTOMER_FIELDS = tuple(f for f in DMS_CUSTOMER.field_names if f not in _NOT_TYPED)
 SOURCES = {"order": OEM_ORDER, "customer": OEM_CUSTOMER}
 
 
