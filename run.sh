@@ -37,10 +37,10 @@ setup() {
   fi
   # A browser without downloading one from a browser vendor: Playwright's own when present,
   # else a system Chromium/Chrome/Edge; on Debian/Ubuntu install Chromium from the distribution.
-  if ! "$VENV/bin/python" -m dealerbot.browser_check >/dev/null 2>&1; then
+  if ! "$VENV/bin/python" -m dealerbot.web.browser_check >/dev/null 2>&1; then
     echo "no browser found: installing Chromium from the distribution's packages" >&2
     apt_install chromium chromium-headless-shell || apt_install chromium || apt_install chromium-browser || {
-      "$VENV/bin/python" -m dealerbot.browser_check; exit 2; }
+      "$VENV/bin/python" -m dealerbot.web.browser_check; exit 2; }
   fi
   # The desktop DMS bot and its tests: a virtual display, window control, the clipboard.
   missing=""
@@ -137,15 +137,15 @@ case "$cmd" in
     # sinks, the workbook export and the loading of timetable files are integration code).
     # docs/testing.md ("Mutation testing") lists the survivors known to be harmless.
     pure=(
-      'dealerbot.validate.*'
-      'dealerbot.mapping.*'
-      'dealerbot.reconcile.x_classify__mutmut_*' 'dealerbot.reconcile.x__plan_*' 'dealerbot.reconcile.x_match_customer__mutmut_*'
-      'dealerbot.reconcile.x_customer_note__mutmut_*' 'dealerbot.reconcile.x__norm__mutmut_*' 'dealerbot.reconcile.x*Indexes*'
-      'dealerbot.reconcile.x__decide__mutmut_*'
-      'dealerbot.review.x__read_row__mutmut_*' 'dealerbot.review.x__check_edit__mutmut_*' 'dealerbot.review.x__cell_text__mutmut_*'
+      'dealerbot.data.validate.*'
+      'dealerbot.data.mapping.*'
+      'dealerbot.rekey.reconcile.x_classify__mutmut_*' 'dealerbot.rekey.reconcile.x__plan_*' 'dealerbot.rekey.reconcile.x_match_customer__mutmut_*'
+      'dealerbot.rekey.reconcile.x_customer_note__mutmut_*' 'dealerbot.rekey.reconcile.x__norm__mutmut_*' 'dealerbot.rekey.reconcile.x*Indexes*'
+      'dealerbot.rekey.reconcile.x__decide__mutmut_*'
+      'dealerbot.review.sheets.x__read_row__mutmut_*' 'dealerbot.review.sheets.x__check_edit__mutmut_*' 'dealerbot.review.sheets.x__cell_text__mutmut_*'
       'dealerbot.logsetup.x*Masker*' 'dealerbot.logsetup.x_mask_personal_value__mutmut_*' 'dealerbot.logsetup.x_is_secret_name__mutmut_*'
-      'dealerbot.timetable.x_is_workday__mutmut_*' 'dealerbot.timetable.x_parse_every__mutmut_*' 'dealerbot.timetable.x*Blackout*'
-      'dealerbot.timetable.x*JobTrigger*' 'dealerbot.timetable.x*Job*trigger__mutmut_*' 'dealerbot.timetable.x_fire_times__mutmut_*'
+      'dealerbot.schedule.timetable.x_is_workday__mutmut_*' 'dealerbot.schedule.timetable.x_parse_every__mutmut_*' 'dealerbot.schedule.timetable.x*Blackout*'
+      'dealerbot.schedule.timetable.x*JobTrigger*' 'dealerbot.schedule.timetable.x*Job*trigger__mutmut_*' 'dealerbot.schedule.timetable.x_fire_times__mutmut_*'
     )
     rm -rf mutants  # a fresh copy: no result left over from an earlier run or an older source
     started=$(date +%s)

@@ -40,10 +40,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, clean_env, measure, start_sandbox  # noqa: E402
 
-from dealerbot.browser import find_browser  # noqa: E402
 from dealerbot.config import BrowserSettings  # noqa: E402
 from dealerbot.sandbox.data import vin_check_digit  # noqa: E402
 from dealerbot.sandbox.usedcars import BRANDS, DEMO_PASSWORD, DEMO_USERNAME, MODELS  # noqa: E402
+from dealerbot.web.browser import find_browser  # noqa: E402
 
 TARGET_RATIO = 1.1
 EXAMPLE = ROOT / "examples" / "usedcars"

@@ -159,8 +159,8 @@ async def type_contract(page, dms: str, customer_no: str, v: dict) -> str:  # no
 async def competent(dms: str, plan: list[dict], concurrency: int) -> None:
     from playwright.async_api import async_playwright
 
-    from dealerbot.browser import CHROMIUM_ARGS, find_browser
     from dealerbot.config import BrowserSettings
+    from dealerbot.web.browser import CHROMIUM_ARGS, find_browser
 
     spec = find_browser(BrowserSettings())
     queue: asyncio.Queue[dict] = asyncio.Queue()
@@ -224,8 +224,8 @@ async def competent(dms: str, plan: list[dict], concurrency: int) -> None:
 async def naive(dms: str, plan: list[dict]) -> None:
     from playwright.async_api import async_playwright
 
-    from dealerbot.browser import CHROMIUM_ARGS, find_browser
     from dealerbot.config import BrowserSettings
+    from dealerbot.web.browser import CHROMIUM_ARGS, find_browser
 
     spec = find_browser(BrowserSettings())
     async with async_playwright() as pw:

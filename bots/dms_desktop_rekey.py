@@ -31,7 +31,7 @@ class DmsDesktopRekeyBot(Bot):
         async with ctx.desktop("dms", "dms_desktop") as driver:
             dms = DesktopDms(driver, lambda label: ctx.desktop_evidence(driver, label))
             username = ctx.settings.portal("dms").username
-            if await dms._run(dms.login, username, lambda: ctx.password("dms")):
+            if await dms.login_async(username, lambda: ctx.password("dms")):
                 ctx.log.info("dms: logged in to the desktop client as {}", username)
             await write_actions(
                 ctx.store, rekeyer, [dms], todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,

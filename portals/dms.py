@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qs, urlparse
 
 from dealerbot.api import (
+    DMS_CONTRACT,
+    DMS_CUSTOMER,
     LOGIN_SELECTORS,
     Form,
     PageChanged,
@@ -25,12 +27,8 @@ SELECTORS_USED = (
     *LOGIN_SELECTORS, "login.username", *paged_table_selectors("customers"), *paged_table_selectors("contracts"),
     "login", "landing", "customers_page", "contracts_page",
 )
-CUSTOMER_FIELDS = ("customer_no", "name", "mobile", "id_number", "address", "created_at")
-CONTRACT_FIELDS = (
-    "contract_no", "customer_no", "customer_name", "model_code", "color", "vin", "price", "deposit",
-    "delivery_date", "oem_order_no", "status", "updated_at",
-)
-
+CUSTOMER_FIELDS = tuple(DMS_CUSTOMER.field_names)  # the customers list's columns, in order
+CONTRACT_FIELDS = tuple(DMS_CONTRACT.field_names)  # the contracts list's columns, in order
 
 class DmsApp(PortalApp):
     """The DMS as a whole: logging in (user name, password)."""
@@ -100,7 +98,7 @@ class ContractForm:
         Raises:
             RecordRejected: the pop-up found no such customer (a business failure of this record).
             PageChanged: the pop-up showed neither the customer nor "none found", or did not fill the form.
-            SystemFailure: inside :meth:`Form.watch_requests <dealerbot.forms.Form.watch_requests>`,
+            SystemFailure: inside :meth:`Form.watch_requests <dealerbot.web.forms.Form.watch_requests>`,
                 the pop-up's search (its own request) failed: at once, not after the timeout.
         """
         await self.form.click("contract_form.customer_pick", settled=False)
@@ -148,11 +146,11 @@ class CustomerForm:
 
 
 class WebDms:
-    """The re-key engine's view of the web DMS (:class:`dealerbot.rekey.DmsWriter`): searches
+    """The re-key engine's view of the web DMS (:class:`dealerbot.rekey.writer.DmsWriter`): searches
     and read-backs through the logged-in session, writes through the forms, on this session's
     page. Steps that only read or open a screen are retried (and log in again on expiry);
     a submit never is. While a form is open, the page's own requests are watched
-    (:meth:`Form.watch_requests <dealerbot.forms.Form.watch_requests>`): when one fails (the
+    (:meth:`Form.watch_requests <dealerbot.web.forms.Form.watch_requests>`): when one fails (the
     选择客户 pop-up's search answered 500), writing the record fails at once with a retryable
     :class:`SystemFailure`, before anything is submitted, and the re-key engine writes it again
     (searching the DMS first)."""

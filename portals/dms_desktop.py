@@ -41,6 +41,14 @@ class DesktopDms:
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
 
+    async def login_async(self, username: str, password: Callable[[], str]) -> bool:
+        """:meth:`login` off the event loop (the client is driven by blocking calls).
+
+        Raises:
+            LoginRejected, StepTimeout: as :meth:`login`.
+        """
+        return await self._run(self.login, username, password)  # type: ignore[no-any-return]
+
     # -- logging in ---------------------------------------------------------------------------
     def login(self, username: str, password: Callable[[], str]) -> bool:
         """Log in when the login window shows; whether a password was typed.

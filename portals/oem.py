@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 
 from dealerbot.api import (
     LOGIN_SELECTORS,
+    OEM_CUSTOMER,
+    OEM_ORDER,
     PageChanged,
     PagedTable,
     PlaywrightTimeout,
@@ -17,11 +19,8 @@ from dealerbot.api import (
     paged_table_selectors,
 )
 
-ORDER_FIELDS = (
-    "order_no", "customer_name", "mobile", "id_type", "id_number", "model_code", "color", "vin",
-    "price", "status", "planned_delivery_date", "updated_at",
-)
-CUSTOMER_FIELDS = ("customer_no", "name", "mobile", "id_type", "id_number", "city", "consent", "updated_at")
+ORDER_FIELDS = tuple(OEM_ORDER.field_names)  # what the detail page shows: the record type's fields
+CUSTOMER_FIELDS = tuple(OEM_CUSTOMER.field_names)  # the customers list's columns, in order
 PAGE_SIZE = 20
 # Every selector and endpoint name these page objects use: checked when the portal is opened,
 # so a renamed or deleted entry in selectors/oem.yaml fails the run at once, naming it.
@@ -86,7 +85,7 @@ class OrdersPage:
 
         Raises:
             PageChanged: the answer lacks the fields the list shows.
-            SystemFailure: see :mod:`dealerbot.portal`.
+            SystemFailure: see :mod:`dealerbot.web.portal`.
         """
         params = {
             "page": page, "page_size": PAGE_SIZE, "sort": "updated_at", "dir": direction,
@@ -109,7 +108,7 @@ class OrderDetailPage:
 
         Raises:
             PageChanged: a field is missing from the page.
-            SystemFailure: see :mod:`dealerbot.portal`.
+            SystemFailure: see :mod:`dealerbot.web.portal`.
         """
         root = await self.s.fetch_html("order_detail", order_no=order_no)
         if not self.s.html.find_all(root, "detail.root"):

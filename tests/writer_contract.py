@@ -8,8 +8,8 @@ values), how many submits reached it, and the ledger (states, failure codes and 
 audit row per write). Two kinds of DMS side implement :class:`ContractDms`:
 
 * :class:`FakeHarness` (``tests/unit/test_writer_contract.py``): :class:`FakeDms`, an in-memory
-  DMS writer with injectable faults, driven by the real engine (:class:`dealerbot.rekey.Rekeyer`,
-  :func:`dealerbot.rekey.write_actions`) on a real SQLite store; a kill is the exception
+  DMS writer with injectable faults, driven by the real engine (:class:`dealerbot.rekey.writer.Rekeyer`,
+  :func:`dealerbot.rekey.writer.write_actions`) on a real SQLite store; a kill is the exception
   :class:`Killed` raised at a failpoint, the run then recorded interrupted (what the next process's
   ``close_abandoned_runs`` does) and the engine run again on the same store. Every case, in
   milliseconds.
@@ -37,8 +37,8 @@ from loguru import logger
 
 from dealerbot.errors import PortalUnavailable, RecordRejected
 from dealerbot.failpoints import Failpoints
-from dealerbot.ledger import Action, CustomerPlan, PlannedAction, Policy
-from dealerbot.rekey import Rekeyer, Submitted, pending_actions, write_actions
+from dealerbot.rekey.ledger import Action, CustomerPlan, PlannedAction, Policy
+from dealerbot.rekey.writer import Rekeyer, Submitted, pending_actions, write_actions
 from dealerbot.store import Store
 
 # -- faults ---------------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ class KillAt(Failpoints):
 
 @dataclass
 class FakeDms:
-    """An in-memory DMS behind the :class:`dealerbot.rekey.DmsWriter` interface: contracts and
+    """An in-memory DMS behind the :class:`dealerbot.rekey.writer.DmsWriter` interface: contracts and
     customers in dicts, numbered as a DMS would, every call logged (``calls``), every submit
     counted by record (``submits``: OEM order no, or ID number for a new customer), and the
     faults of :data:`CONTRACT_FAULTS` / :data:`CUSTOMER_FAULTS` planted by record."""

@@ -30,7 +30,8 @@ from __future__ import annotations
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
-from dealerbot.bot import Bot, BotContext, ListBot, TableBot, fan_out, scrape_pages
+from dealerbot.data.mapping import dms_values
+from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, FieldDef
 from dealerbot.desktop.driver import DesktopDriver
 from dealerbot.errors import (
     ConfigError,
@@ -44,8 +45,6 @@ from dealerbot.errors import (
     SystemFailure,
 )
 from dealerbot.failpoints import Failpoints
-from dealerbot.forms import Form, SubmitOutcome
-from dealerbot.mapping import dms_values
 from dealerbot.pages.common import (
     LOGIN_SELECTORS,
     HeaderTable,
@@ -55,9 +54,12 @@ from dealerbot.pages.common import (
     paged_table_selectors,
     read_table,
 )
-from dealerbot.portal import PortalSession
-from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, FieldDef
-from dealerbot.rekey import Rekeyer, Submitted, pending_actions, start_rekey, write_actions
+from dealerbot.rekey.writer import Rekeyer, Submitted, pending_actions, start_rekey, write_actions
+from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
+from dealerbot.running.context import BotContext
+from dealerbot.running.fan_out import fan_out
+from dealerbot.web.forms import Form, SubmitOutcome
+from dealerbot.web.portal import PortalSession
 
 __all__ = [
     "DMS_CONTRACT",

@@ -28,7 +28,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSetti
 from dealerbot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from dealerbot.ledger import Policy
+    from dealerbot.rekey.ledger import Policy
 
 CONFIG_ENV = "DEALERBOT_CONFIG"
 STORE_ENV = "DEALERBOT_STORE_CODE"  # which store of a group this process works for
@@ -89,7 +89,7 @@ class DmsSettings(PortalSettings):
 
 
 class BrowserSettings(_Section):
-    """Which browser to drive. Empty values mean: discover one (see :mod:`dealerbot.browser`)."""
+    """Which browser to drive. Empty values mean: discover one (see :mod:`dealerbot.web.browser`)."""
 
     executable: str = ""
     channel: str = ""
@@ -163,13 +163,13 @@ class RekeySettings(_Section):
     reviewer: str = Field(default="", description="name recorded for approvals (default: the OS user)")
 
     def policy(self) -> Policy:
-        """The :class:`dealerbot.ledger.Policy` these settings describe.
+        """The :class:`dealerbot.rekey.ledger.Policy` these settings describe.
 
         Raises:
             ConfigError: an unknown action kind.
         """
-        from dealerbot.dictionary import CONTRACT_FIELDS
-        from dealerbot.ledger import Policy
+        from dealerbot.data.dictionary import CONTRACT_FIELDS
+        from dealerbot.rekey.ledger import Policy
 
         unknown = sorted(set(self.auto_update_fields) - set(CONTRACT_FIELDS))
         if unknown:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 from dealerbot.config import Settings
 
 if TYPE_CHECKING:
-    from dealerbot.browser import LaunchSpec
+    from dealerbot.web.browser import LaunchSpec
 
 OK, WARN, PROBLEM = "正常", "注意", "问题"
 F = TypeVar("F", bound=Callable[..., object])
@@ -134,8 +134,8 @@ def _bundled_chromium() -> str | None:
 @_titled("浏览器")
 def browser_check(settings: Settings) -> Check:
     """The browser a run would drive (for headless runs, and for ``--headed`` when different)."""
-    from dealerbot.browser import BROWSER_ENV, find_browser
     from dealerbot.errors import BrowserNotFound
+    from dealerbot.web.browser import BROWSER_ENV, find_browser
 
     bundled = _bundled_chromium()
     try:
@@ -437,7 +437,7 @@ def calendar_check(today: date | None = None) -> Check:
     working-day jobs stop), next year missing a warning (update before New Year)."""
     from importlib.metadata import version
 
-    from dealerbot.timetable import CalendarUnknown, is_workday
+    from dealerbot.schedule.timetable import CalendarUnknown, is_workday
 
     today = today or date.today()
 

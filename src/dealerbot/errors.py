@@ -11,7 +11,8 @@ The tree::
     ├── ConfigError                     bad configuration or setup: fail fast, never retry
     │   ├── SelectorFileError           a selectors/*.yaml file is malformed (names file and line)
     │   ├── DataFileError               a file staff edit (dictionary.yaml, a review workbook)
-    │   │                               is malformed or not ours (names file and line or row)
+    │   │   │                           is malformed or not ours (names file and line or row)
+    │   │   └── CalendarUnknown         a fire time in a year the holiday data does not know
     │   ├── UnknownSelector             a page object asked for a name the file does not have
     │   ├── UnknownBot                  no bot of that name (lists the ones that exist)
     │   ├── BrowserNotFound             no usable Chromium/Chrome/Edge (says what was tried)
@@ -29,12 +30,14 @@ The tree::
     │   ├── SessionExpired              the portal sent us back to its login page
     │   ├── PageChanged                 an element or field we rely on is not on the page
     │   ├── StepTimeout                 a step did not finish in time
+    │   ├── UnknownOutcome              the DMS gave no clear answer to a submit and the record
+    │   │                               is not there: tried again later, searching first
     │   └── BrowserCrashed              the browser ended under the run (killed, out of memory):
     │                                   not retried within the run, which fails at once
     └── BusinessError                   this record is bad: reject it with a reason, go on
         └── RecordRejected              carries a stable code, the field and a Chinese reason
 
-Only :mod:`dealerbot.runner` decides a run's status from these. Pipeline steps raise
+Only :mod:`dealerbot.running.runner` decides a run's status from these. Pipeline steps raise
 :class:`RecordRejected`; page objects and the browser layer raise :class:`SystemFailure`
 subclasses; configuration and start-up raise :class:`ConfigError` subclasses.
 """
@@ -69,6 +72,10 @@ class SelectorFileError(ConfigError):
 class DataFileError(ConfigError):
     """A file staff edit (the data dictionary, a review workbook) is malformed, damaged or not
     dealerbot's. The message names the file and the line, sheet row or key; nothing was applied."""
+
+
+class CalendarUnknown(DataFileError):
+    """A fire time lies in a year whose holidays the installed ``chinesecalendar`` does not know."""
 
 
 class UnknownSelector(ConfigError):
@@ -147,6 +154,11 @@ class PageChanged(SystemFailure):
 
 class StepTimeout(SystemFailure):
     """A step took longer than its timeout."""
+
+
+class UnknownOutcome(SystemFailure):
+    """The DMS gave no clear answer to a submit and the record is not there (yet): the action
+    stays where it is and is tried again later, searching first."""
 
 
 class BrowserCrashed(SystemFailure):

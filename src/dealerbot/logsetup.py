@@ -25,7 +25,7 @@ from urllib.parse import quote, quote_plus
 
 from loguru import logger
 
-from dealerbot.files import private_dir, private_file
+from dealerbot.private_files import private_dir, private_file
 
 if TYPE_CHECKING:
     from loguru import Logger, Record

@@ -9,7 +9,7 @@ no generic ``bots`` or ``portals`` package in site-packages. An editable install
 ``dealerbot.shipped`` onto the checkout's root, so one lookup serves both.
 
 The shipped bots and page objects are not imported as ``dealerbot.shipped.*``: the registry
-(:mod:`dealerbot.registry`) imports them as ``bots.<name>`` and ``portals.<name>``, from
+(:mod:`dealerbot.running.registry`) imports them as ``bots.<name>`` and ``portals.<name>``, from
 packages it assembles from the project folder's ``bots/``/``portals/`` and these.
 """
 

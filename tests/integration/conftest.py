@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from dealerbot.config import Settings, load_settings
-from dealerbot.records import ENTITIES
+from dealerbot.data.records import ENTITIES
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
 from dealerbot.store import Store
@@ -139,8 +139,8 @@ class ReadStore:
 async def read_store(sandbox: SandboxServer, admin: Admin,
                      tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ReadStore]:
     """The four reading bots (sync.READ_BOTS) run once against the clean sandbox; tests copy the result."""
-    from dealerbot.runner import run_bot
-    from dealerbot.sync import READ_BOTS
+    from dealerbot.running.runner import run_bot
+    from dealerbot.running.sync import READ_BOTS
 
     folder = tmp_path_factory.mktemp("read-store")
     with pytest.MonkeyPatch.context() as mp:

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 from dealerbot.config import load_settings
-from dealerbot.dictionary import load_dictionary
-from dealerbot.reconcile import reconcile
-from dealerbot.runner import run_bot
+from dealerbot.data.dictionary import load_dictionary
+from dealerbot.rekey.reconcile import reconcile
+from dealerbot.running.runner import run_bot
+from dealerbot.running.sync import READ_BOTS
 from dealerbot.store import Store
-from dealerbot.sync import READ_BOTS
 
 from .conftest import OEM_PASSWORD, PASSWORDS
 
@@ -114,10 +114,10 @@ async def test_a_customer_name_like_a_formula_or_markup_is_flagged_for_review_an
 ):
     from openpyxl import load_workbook
 
-    from dealerbot.export import entity_of_bots, export_runs, latest_runs
-    from dealerbot.ledger import Policy
-    from dealerbot.records import OEM_ORDER
-    from dealerbot.review import UNRESOLVED_TITLE
+    from dealerbot.data.records import OEM_ORDER
+    from dealerbot.rekey.ledger import Policy
+    from dealerbot.review.export import entity_of_bots, export_runs, latest_runs
+    from dealerbot.review.sheets import UNRESOLVED_TITLE
 
     # Creations written without approval: only the name check stands between the portal and the DMS.
     policy = Policy.of(["cancel_contract"], ["create_contract", "update_contract"])

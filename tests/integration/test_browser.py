@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psutil
 
-from dealerbot.browser import open_browser
 from dealerbot.config import BrowserSettings
+from dealerbot.web.browser import open_browser
 
 
 def _chromium_processes() -> list[list[str]]:
@@ -56,7 +56,7 @@ async def test_a_page_still_renders_and_screenshots_without_a_gpu_process(tmp_pa
 
 
 async def test_a_traced_run_leaves_no_tracing_session_behind(settings, clean_sandbox):
-    from dealerbot.runner import run_bot
+    from dealerbot.running.runner import run_bot
 
     from .conftest import PASSWORDS
 
@@ -75,7 +75,7 @@ async def test_a_traced_run_leaves_no_tracing_session_behind(settings, clean_san
 async def test_a_browser_that_dies_as_it_starts_is_started_again(tmp_path):
     """A busy machine now and then loses a browser in its first second: the run starts it again
     instead of failing as if the browser were missing."""
-    from dealerbot.browser import find_browser
+    from dealerbot.web.browser import find_browser
 
     real = find_browser(BrowserSettings(), None, True).executable
     marker = tmp_path / "died-once"
@@ -95,7 +95,7 @@ async def test_a_run_whose_store_cannot_open_leaves_no_browser_behind(settings, 
     import pytest
 
     from dealerbot.errors import ConfigError
-    from dealerbot.runner import run_bot
+    from dealerbot.running.runner import run_bot
 
     from .conftest import PASSWORDS
 

@@ -93,8 +93,8 @@ async def test_browsers_started_side_by_side_each_get_a_temporary_folder_of_thei
     each browser's temporary folder is its own, the process's environment is left as it was."""
     import asyncio
 
-    from dealerbot.browser import open_browser
     from dealerbot.config import BrowserSettings
+    from dealerbot.web.browser import open_browser
 
     before = {k: os.environ.get(k) for k in ("TMPDIR", "TEMP", "TMP", "NODE_OPTIONS")}
     folders: set[str] = set()

@@ -20,9 +20,9 @@ import uvicorn
 from openpyxl import load_workbook
 from playwright.async_api import async_playwright
 
-from dealerbot.browser import find_browser
 from dealerbot.config import BrowserSettings
 from dealerbot.console.app import create_app, server_config
+from dealerbot.web.browser import find_browser
 
 from .conftest import PASSWORDS, console_login, wait_for_login_page
 from .test_failures import _edit_selector
@@ -455,7 +455,7 @@ def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(
 async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(
     read_store, console, settings, store, clean_sandbox, tmp_path,
 ):
-    from dealerbot.review import APPROVE, APPROVE_EDITED
+    from dealerbot.review.sheets import APPROVE, APPROVE_EDITED
 
     from .test_rekey import exported_pending, plan
 
@@ -479,7 +479,7 @@ async def test_a_reviewed_workbook_uploaded_in_the_console_approves_its_rows(
 
 async def test_the_review_page_names_approvals_a_changed_plan_dropped(read_store, console, settings, store, clean_sandbox):
     """Issue 20: an approval undone by a later plan is said to a person, with the reason."""
-    from dealerbot.records import OEM_ORDER
+    from dealerbot.data.records import OEM_ORDER
 
     from .test_rekey import approve, plan
 

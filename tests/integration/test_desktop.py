@@ -21,7 +21,7 @@ from dealerbot.desktop.display import start_virtual_display
 from dealerbot.desktop.driver import DesktopDriver
 from dealerbot.desktop.spec import load_desktop_spec
 from dealerbot.logsetup import Masker
-from dealerbot.runner import run_bot
+from dealerbot.running.runner import run_bot
 
 from .conftest import PASSWORDS
 from .pixels import client_screen, desktop_uncovered, personal_values, watch_desktop_screenshots

@@ -75,8 +75,8 @@ def _settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str | None 
 def test_doctor_names_the_browser_font_and_keyring_found_here_and_passes(tmp_path, monkeypatch):
     from playwright.sync_api import sync_playwright
 
-    from dealerbot.browser import find_browser
     from dealerbot.doctor import browser_name
+    from dealerbot.web.browser import find_browser
 
     with sync_playwright() as pw:
         bundled = pw.chromium.executable_path

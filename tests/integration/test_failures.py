@@ -7,7 +7,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from dealerbot.runner import run_bot
+from dealerbot.running.runner import run_bot
 from dealerbot.store import Store
 
 from .conftest import OEM_PASSWORD, PASSWORDS

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from dealerbot.config import load_settings
-from dealerbot.records import OEM_ORDER
-from dealerbot.runner import run_bot
+from dealerbot.data.records import OEM_ORDER
+from dealerbot.running.runner import run_bot
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
 from dealerbot.store import Store

@@ -20,7 +20,7 @@ from postgres import empty_postgres
 from sqlalchemy import create_engine, text
 
 from dealerbot.config import load_settings
-from dealerbot.records import OEM_ORDER
+from dealerbot.data.records import OEM_ORDER
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
 from dealerbot.store import Store

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot import validate as v
 from dealerbot.config import load_settings
-from dealerbot.review import APPROVE, APPROVE_EDITED, SKIP
-from dealerbot.runner import run_bot
+from dealerbot.data import validate as v
+from dealerbot.review.sheets import APPROVE, APPROVE_EDITED, SKIP
+from dealerbot.running.runner import run_bot
+from dealerbot.running.sync import sync
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
-from dealerbot.sync import sync
 
 from .conftest import PASSWORDS, Admin
 from .test_rekey import (

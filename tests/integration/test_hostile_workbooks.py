@@ -20,10 +20,10 @@ import httpx
 import pytest
 from hostile_xlsx import billion_laughs, corrupt_deflate, external_entity, lying_sizes, ods_file, xls_file, zip_bomb
 
-from dealerbot.ledger import CustomerPlan, PlannedAction
-from dealerbot.review import review_sheets
+from dealerbot.rekey.ledger import CustomerPlan, PlannedAction
+from dealerbot.review.sheets import review_sheets
+from dealerbot.review.workbook import write_workbook
 from dealerbot.store import Store
-from dealerbot.workbook import write_workbook
 
 from .conftest import console_login
 

@@ -207,10 +207,11 @@ LABELS = """
 
 
 async def test_labels_find_their_own_input_linked_or_not(tmp_path):
-    from dealerbot.browser import open_browser
     from dealerbot.config import BrowserSettings
     from dealerbot.errors import PageChanged
-    from dealerbot.locators import Locators, load_selector_file
+    from dealerbot.web.browser import open_browser
+    from dealerbot.web.locators import load_selector_file
+    from dealerbot.web.page_locators import Locators
 
     path = tmp_path / "x.yaml"
     path.write_text("portal: x\nselectors:\n" + "".join(

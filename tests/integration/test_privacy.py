@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot.runner import run_bot
+from dealerbot.running.runner import run_bot
 
 from .conftest import DMS_PASSWORD, OEM_PASSWORD, PASSWORDS
 from .pixels import personal_values, uncovered, watch_page_screenshots

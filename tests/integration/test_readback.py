@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from openpyxl import load_workbook
 
-from dealerbot.export import entity_of_bots, export_runs, latest_runs
-from dealerbot.review import WRITTEN_TITLE
-from dealerbot.runner import run_bot
+from dealerbot.review.export import entity_of_bots, export_runs, latest_runs
+from dealerbot.review.sheets import WRITTEN_TITLE
+from dealerbot.running.runner import run_bot
 from dealerbot.sandbox.data import DMS_MODELS
 
 from .conftest import PASSWORDS

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from dealerbot.dictionary import load_dictionary
-from dealerbot.export import export_runs, latest_runs
-from dealerbot.ledger import Policy
-from dealerbot.reconcile import reconcile
-from dealerbot.records import OEM_ORDER
-from dealerbot.review import APPROVE, APPROVE_EDITED, PENDING_HEADERS, PENDING_TITLE, SKIP, UNRESOLVED_TITLE
-from dealerbot.runner import run_bot
+from dealerbot.data.dictionary import load_dictionary
+from dealerbot.data.records import OEM_ORDER
+from dealerbot.rekey.ledger import Policy
+from dealerbot.rekey.reconcile import reconcile
+from dealerbot.review.export import export_runs, latest_runs
+from dealerbot.review.sheets import APPROVE, APPROVE_EDITED, PENDING_HEADERS, PENDING_TITLE, SKIP, UNRESOLVED_TITLE
+from dealerbot.running.runner import run_bot
+from dealerbot.running.sync import READ_BOTS, sync
 from dealerbot.store import Store
-from dealerbot.sync import READ_BOTS, sync
 
 from .conftest import DMS_PASSWORD, PASSWORDS
 
@@ -136,7 +136,7 @@ async def test_sync_writes_exactly_the_expected_contracts_and_a_second_sync_writ
 
 
 def _entities():
-    from dealerbot.export import entity_of_bots
+    from dealerbot.review.export import entity_of_bots
 
     return entity_of_bots()
 
@@ -207,7 +207,7 @@ async def test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing(
 async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_skipped(
     read_store, settings, store, clean_sandbox, tmp_path,
 ):
-    from dealerbot.review import apply_review, read_review
+    from dealerbot.review.sheets import apply_review, read_review
 
     read_store.copy_into(settings)
     plan(settings, store)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from dealerbot.runner import run_bot
+from dealerbot.running.runner import run_bot
 from dealerbot.store import Store
 
 from .conftest import PASSWORDS

@@ -20,11 +20,11 @@ import pytest
 from apscheduler.triggers.date import DateTrigger
 
 from dealerbot.errors import AlreadyRunning
-from dealerbot.registry import discover, get_bot
-from dealerbot.runner import run_bot, single_instance
-from dealerbot.scheduler import Scheduler
+from dealerbot.running.registry import discover, get_bot
+from dealerbot.running.runner import run_bot, single_instance
+from dealerbot.schedule.scheduler import Scheduler
+from dealerbot.schedule.timetable import load_timetables
 from dealerbot.store import Store
-from dealerbot.timetable import load_timetables
 
 from .conftest import OEM_PASSWORD, PASSWORDS
 from .test_cli import _config
@@ -374,7 +374,7 @@ async def test_rejects_approvals_waiting_and_a_dropped_approval_are_each_told_in
     order and what changed, on the terminal and in the message."""
     from openpyxl import load_workbook
 
-    from dealerbot.sync import sync
+    from dealerbot.running.sync import sync
 
     from .test_cli import dealerbot
     from .test_rekey import approve

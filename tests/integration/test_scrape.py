@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from dealerbot.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
-from dealerbot.runner import run_bot
-from dealerbot.validate import normalize_mobile, normalize_vin
+from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER
+from dealerbot.data.validate import normalize_mobile, normalize_vin
+from dealerbot.running.runner import run_bot
 
 from .conftest import PASSWORDS
 
@@ -205,8 +205,8 @@ async def test_full_and_repeated_scrape_into_postgresql(settings, clean_sandbox)
     with Store.open(pg) as store:
         assert store.engine.dialect.name == "postgresql"
         assert store.count(OEM_ORDER) + first.counts["rejected"] == len(truth)
-        from dealerbot.registry import get_bot
-        from dealerbot.runner import watermark_key
+        from dealerbot.running.registry import get_bot
+        from dealerbot.running.runner import watermark_key
 
         assert store.watermark(watermark_key(on_pg, get_bot("oem-orders")))
 
@@ -265,9 +265,9 @@ async def test_a_long_run_goes_on_in_fresh_browser_contexts_losing_and_repeating
 
 
 async def test_a_run_over_its_memory_limit_goes_on_in_a_fresh_browser_context(settings, store, clean_sandbox, monkeypatch):
-    import dealerbot.portal
+    import dealerbot.web.portal
 
-    monkeypatch.setattr(dealerbot.portal, "MEMORY_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(dealerbot.web.portal, "MEMORY_CHECK_SECONDS", 0.0)
     settings.browser.recycle_requests = 0
     settings.browser.recycle_memory_mb = 1  # always over: renewed at every read
     result = await run_bot("oem-customers", settings, passwords=PASSWORDS)

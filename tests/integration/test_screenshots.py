@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dealerbot.runner import run_bot
+from dealerbot.running.runner import run_bot
 
 from .conftest import PASSWORDS
 from .pixels import personal_values, uncovered, watch_page_screenshots

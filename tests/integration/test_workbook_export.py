@@ -6,9 +6,9 @@ import zipfile
 
 from openpyxl import load_workbook
 
-from dealerbot.export import entity_of_bots, export_runs
-from dealerbot.records import OEM_CUSTOMER, OEM_ORDER
-from dealerbot.runner import run_bot
+from dealerbot.data.records import OEM_CUSTOMER, OEM_ORDER
+from dealerbot.review.export import entity_of_bots, export_runs
+from dealerbot.running.runner import run_bot
 
 from .conftest import PASSWORDS
 
@@ -96,7 +96,7 @@ def test_export_to_a_full_disk_or_an_unusable_folder_says_so_and_changes_nothing
     from typer.testing import CliRunner
 
     from dealerbot.cli import app
-    from dealerbot.runner import run_bot
+    from dealerbot.running.runner import run_bot
 
     from .conftest import PASSWORDS
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from writer_contract import CASES, RUN_REAL, RUN_REAL_SLOW
 
-from dealerbot.ledger import Action
-from dealerbot.runner import run_bot
+from dealerbot.rekey.ledger import Action
+from dealerbot.running.runner import run_bot
 from dealerbot.sandbox.data import DMS_MODELS
 
 from .conftest import PASSWORDS, Admin

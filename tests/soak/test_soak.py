@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from dealerbot.config import load_settings
-from dealerbot.dictionary import load_dictionary
-from dealerbot.reconcile import reconcile
-from dealerbot.records import OEM_ORDER
-from dealerbot.runner import run_bot
+from dealerbot.data.dictionary import load_dictionary
+from dealerbot.data.records import OEM_ORDER
+from dealerbot.rekey.reconcile import reconcile
+from dealerbot.running.runner import run_bot
 from dealerbot.sandbox.config import SandboxConfig
 from dealerbot.sandbox.server import SandboxServer
 from dealerbot.store import Store

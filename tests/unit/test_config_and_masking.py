@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dealerbot.browser import find_browser
 from dealerbot.config import BrowserSettings, load_settings
 from dealerbot.credentials import get_password
 from dealerbot.errors import BrowserNotFound, ConfigError, CredentialsMissing
 from dealerbot.logsetup import Masker
+from dealerbot.web.browser import find_browser
 
 
 def test_file_values_environment_wins_and_paths_are_relative_to_the_file(tmp_path, monkeypatch):
@@ -56,7 +56,7 @@ def test_passwords_in_the_environment_and_in_the_keyring_are_masked(tmp_path, mo
     import keyring
     from keyring.backend import KeyringBackend
 
-    from dealerbot.runner import make_masker
+    from dealerbot.running.runner import make_masker
 
     class MemoryKeyring(KeyringBackend):
         priority = 1
@@ -159,7 +159,7 @@ def test_every_string_inside_every_trace_member_is_masked(tmp_path):
     import json
     import zipfile
 
-    from dealerbot.browser import mask_trace
+    from dealerbot.web.trace_masking import mask_trace
 
     login_token, page_token, sid = "LoginTok-9f8e7d6c", "PageTok-1a2b3c4d", "SessId-5e6f7a8b"
     page = (f'<html><head><meta content="{page_token}" name="csrf-token"></head><body>'
@@ -269,8 +269,8 @@ def test_a_long_run_masker_keeps_no_copy_of_what_its_patterns_mask():
 def test_a_maintenance_notice_is_recognised_with_the_end_of_its_window():
     from datetime import datetime
 
-    from dealerbot.portal import maintenance_notice
-    from dealerbot.runner import resume_time
+    from dealerbot.running.runner import resume_time
+    from dealerbot.web.maintenance import maintenance_notice
 
     html = "<html><title>系统维护中</title><p>系统维护中（维护时间 02:00-04:00），请稍后再试。</p></html>"
     assert maintenance_notice(html) == ("系统维护中（维护时间 02:00-04:00），请稍后再试", "04:00")
@@ -307,7 +307,7 @@ def test_the_console_log_masks_the_names_a_run_has_learned(capsys, tmp_path):
 
 
 def test_a_maintenance_notice_is_found_only_in_what_a_notice_says_and_only_near_the_top():
-    from dealerbot.portal import MAX_NOTICE_BYTES, maintenance_notice
+    from dealerbot.web.maintenance import MAX_NOTICE_BYTES, maintenance_notice
 
     # A footer naming the site's maintainer, or opening hours, is no maintenance window.
     assert maintenance_notice("<p>服务暂不可用</p><footer>网站维护：某公司 客服时间 9:00-18:00</footer>") is None
@@ -354,7 +354,7 @@ def test_a_stores_own_password_comes_before_the_groups(monkeypatch):
 
 def test_a_groups_database_password_is_masked_as_written_and_as_meant(monkeypatch):
     from dealerbot.config import load_settings
-    from dealerbot.runner import make_masker
+    from dealerbot.running.runner import make_masker
 
     monkeypatch.setenv("DEALERBOT_STORE__URL", "postgresql+psycopg://dealerbot:p%40ss%23w0rd@db.lan/dealerbot")
     masker = make_masker(load_settings(None), None)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot.dictionary import load_dictionary
+from dealerbot.data.dictionary import load_dictionary
 from dealerbot.errors import DataFileError
 
 ROOT = Path(__file__).resolve().parents[2]

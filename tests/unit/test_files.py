@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from dealerbot.files import private_dir, topmost_missing, write_private_text
+from dealerbot.private_files import private_dir, topmost_missing, write_private_text
 
 
 def test_the_folder_whose_access_list_the_rest_inherits_is_the_topmost_one_created(tmp_path):

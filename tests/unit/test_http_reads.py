@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from dealerbot.http_reads import CookieClient, _for_browser
+from dealerbot.web.http_reads import CookieClient, _for_browser
 
 
 def _sent(client: CookieClient, url: str) -> str:
@@ -100,8 +100,8 @@ def test_a_portal_whose_certificate_the_system_does_not_trust_is_named_with_the_
 
     from dealerbot.config import PortalSettings, RunSettings
     from dealerbot.errors import PortalUnavailable
-    from dealerbot.locators import load_selector_file
-    from dealerbot.portal import PortalSession
+    from dealerbot.web.locators import load_selector_file
+    from dealerbot.web.portal import PortalSession
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])

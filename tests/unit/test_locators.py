@@ -9,7 +9,8 @@ import pytest
 from lxml import html
 
 from dealerbot.errors import PageChanged, SelectorFileError, UnknownSelector
-from dealerbot.locators import HtmlReader, load_portal_selectors, load_selector_file
+from dealerbot.web.html_reader import HtmlReader
+from dealerbot.web.locators import load_portal_selectors, load_selector_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,7 +160,7 @@ def test_hostile_selector_files_are_refused_with_file_and_line(tmp_path):
 
 
 def test_a_working_folder_selectors_file_replaces_only_its_own_portal(tmp_path, monkeypatch):
-    from dealerbot.locators import portal_selectors_path, shipped_selectors_dir
+    from dealerbot.web.locators import portal_selectors_path, shipped_selectors_dir
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "selectors").mkdir()

@@ -1,4 +1,4 @@
-"""dealerbot.mapping pinned exactly: what the DMS would refuse, field by field, in the words a
+"""dealerbot.data.mapping pinned exactly: what the DMS would refuse, field by field, in the words a
 reviewer reads (docs/testing.md, "Mutation testing")."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot.dictionary import load_dictionary
-from dealerbot.errors import RecordRejected
-from dealerbot.mapping import (
+from dealerbot.data.dictionary import load_dictionary
+from dealerbot.data.mapping import (
     check_contract,
     check_customer,
     contract_values,
@@ -20,7 +19,8 @@ from dealerbot.mapping import (
     form_text,
     issues_text,
 )
-from dealerbot.validate import Issue
+from dealerbot.data.validate import Issue
+from dealerbot.errors import RecordRejected
 
 SHIPPED = Path(__file__).resolve().parents[2] / "dictionary.yaml"
 D = load_dictionary(SHIPPED)

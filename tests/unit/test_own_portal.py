@@ -15,11 +15,12 @@ from lxml import html
 from openpyxl import Workbook
 
 from dealerbot.config import load_settings
+from dealerbot.data.inputs import read_input
+from dealerbot.data.pipeline import pipeline_for
+from dealerbot.data.records import Entity, FieldDef, Item
 from dealerbot.errors import ConfigError, DataFileError, RecordRejected, SelectorFileError, SessionExpired
-from dealerbot.inputs import read_input
-from dealerbot.locators import HtmlReader, load_selector_file
-from dealerbot.pipeline import pipeline_for
-from dealerbot.records import Entity, FieldDef, Item
+from dealerbot.web.html_reader import HtmlReader
+from dealerbot.web.locators import load_selector_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "usedcars"
@@ -153,7 +154,7 @@ def test_a_placeholder_called_name_is_a_placeholder(tmp_path):
 
 def test_a_declared_expiry_page_means_log_in_again():
     from dealerbot.config import PortalSettings, RunSettings
-    from dealerbot.portal import PortalSession
+    from dealerbot.web.portal import PortalSession
 
     s = PortalSession("usedcars", PortalSettings(url="http://127.0.0.1:8703"), None, None,
                       load_selector_file(EXAMPLE / "selectors" / "usedcars.yaml"), RunSettings())
@@ -212,7 +213,7 @@ def test_bots_and_page_objects_use_only_the_public_api(path):
 
 
 def test_the_project_folder_bots_and_portals_are_found_first(tmp_path):
-    from dealerbot.registry import discover, discover_portals
+    from dealerbot.running.registry import discover, discover_portals
 
     for part in ("bots", "portals"):
         (tmp_path / part).mkdir()
@@ -265,8 +266,8 @@ def _page(rows: list[tuple[str, str]], next_href: str | None, row_header: bool =
 
 
 def _table(pages: dict[str, str]):
-    from dealerbot.locators import TableSpec
     from dealerbot.pages.common import HeaderTable
+    from dealerbot.web.locators import TableSpec
 
     t = HeaderTable(_FakeSession(pages), "cars")  # type: ignore[arg-type]
     t.spec = TableSpec("cars", "cars_page", "cars.table", (("vin", "车架号"), ("brand", "品牌")), "cars.next")

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from dealerbot.data.pipeline import pipeline_for
+from dealerbot.data.records import OEM_CUSTOMER, OEM_ORDER, Item
 from dealerbot.errors import RecordRejected
-from dealerbot.pipeline import pipeline_for
-from dealerbot.records import OEM_CUSTOMER, OEM_ORDER, Item
 
 
 def order(**overrides):
@@ -74,8 +74,8 @@ def test_same_customer_twice_in_one_run_is_flagged_as_duplicate():
 
 
 def test_control_characters_bidi_overrides_and_overlong_text_are_flagged_not_passed():
-    from dealerbot.pipeline import pipeline_for
-    from dealerbot.records import OEM_CUSTOMER, Item
+    from dealerbot.data.pipeline import pipeline_for
+    from dealerbot.data.records import OEM_CUSTOMER, Item
 
     rows = {
         "CU0000001": {"name": "王\u202e芳", "city": "杭州市"},        # right-to-left override

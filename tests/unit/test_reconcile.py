@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot.dictionary import load_dictionary
-from dealerbot.ledger import CustomerPlan, PlannedAction, Policy
-from dealerbot.mapping import check_contract, check_customer, contract_values, form_text
-from dealerbot.reconcile import Indexes, classify
+from dealerbot.data.dictionary import load_dictionary
+from dealerbot.data.mapping import check_contract, check_customer, contract_values, form_text
+from dealerbot.rekey.ledger import CustomerPlan, PlannedAction, Policy
+from dealerbot.rekey.reconcile import Indexes, classify
 
 D = load_dictionary(Path(__file__).resolve().parents[2] / "dictionary.yaml")
 VIN = "LGXGX7A18TN000123"  # a valid check digit
@@ -183,9 +183,9 @@ def test_a_difference_a_reviewer_chose_stays_until_one_side_moves():
 def _stored(tmp_path, orders, dms_customers=()):
     """A store holding ``orders`` of the OEM customer OEM_CUSTOMER (who consents) and the DMS's
     ``dms_customers``, as the reading bots would leave it."""
-    from dealerbot.records import DMS_CUSTOMER as DMS_CUSTOMERS
-    from dealerbot.records import OEM_CUSTOMER as OEM_CUSTOMERS
-    from dealerbot.records import OEM_ORDER
+    from dealerbot.data.records import DMS_CUSTOMER as DMS_CUSTOMERS
+    from dealerbot.data.records import OEM_CUSTOMER as OEM_CUSTOMERS
+    from dealerbot.data.records import OEM_ORDER
     from dealerbot.store import Store
 
     store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
@@ -208,11 +208,11 @@ NEW_CUSTOMER = dict(OEM_CUSTOMER, customer_no="CU0000002", name="李雷", mobile
 
 def _two_orders_of_a_new_customer(tmp_path):
     """Orders A and B of one person the DMS does not know, both approved by a person."""
-    from dealerbot.reconcile import reconcile
+    from dealerbot.rekey.reconcile import reconcile
 
     orders = [order(order_no=no, vin="", status="已下单", **NEW_PERSON) for no in ("XS2026000001", "XS2026000002")]
     store = _stored(tmp_path, orders)
-    from dealerbot.records import OEM_CUSTOMER as OEM_CUSTOMERS
+    from dealerbot.data.records import OEM_CUSTOMER as OEM_CUSTOMERS
 
     read(store, "read-1", OEM_CUSTOMERS, [NEW_CUSTOMER])
     reconcile(store, D, Policy())
@@ -223,7 +223,7 @@ def _two_orders_of_a_new_customer(tmp_path):
 
 
 def test_an_approval_carries_over_when_its_new_customer_now_exists_with_the_same_id_number(tmp_path):
-    from dealerbot.reconcile import reconcile
+    from dealerbot.rekey.reconcile import reconcile
 
     store, _orders, a, b = _two_orders_of_a_new_customer(tmp_path)
     # A re-key takes A and creates the customer (KH000900); B is still waiting in its list.
@@ -243,8 +243,8 @@ def test_an_approval_carries_over_when_its_new_customer_now_exists_with_the_same
 
 
 def test_an_approval_carries_over_when_staff_keyed_the_customer_in_the_dms(tmp_path):
-    from dealerbot.reconcile import reconcile
-    from dealerbot.records import DMS_CUSTOMER as DMS_CUSTOMERS
+    from dealerbot.data.records import DMS_CUSTOMER as DMS_CUSTOMERS
+    from dealerbot.rekey.reconcile import reconcile
 
     store, _orders, a, b = _two_orders_of_a_new_customer(tmp_path)
     keyed = {"customer_no": "KH000777", "name": "李雷", "mobile": "13987654321", "id_number": "330106198001010013",
@@ -259,11 +259,11 @@ def test_an_approval_carries_over_when_staff_keyed_the_customer_in_the_dms(tmp_p
 def test_a_plan_change_that_drops_a_persons_approval_says_so_with_the_reason(tmp_path):
     from openpyxl import load_workbook
 
-    from dealerbot.notify import review_message
-    from dealerbot.reconcile import reconcile
-    from dealerbot.records import OEM_ORDER
-    from dealerbot.review import PENDING_HEADERS, PENDING_TITLE, review_sheets
-    from dealerbot.workbook import write_workbook
+    from dealerbot.data.records import OEM_ORDER
+    from dealerbot.rekey.reconcile import reconcile
+    from dealerbot.review.sheets import PENDING_HEADERS, PENDING_TITLE, review_sheets
+    from dealerbot.review.workbook import write_workbook
+    from dealerbot.running.notify import review_message
 
     store, orders, a, b = _two_orders_of_a_new_customer(tmp_path)
     # The customer now exists (created for A) AND the OEM changed B's colour: not only the
@@ -303,13 +303,13 @@ def test_a_plan_change_that_drops_a_persons_approval_says_so_with_the_reason(tmp
 
 
 def test_a_policy_approval_or_an_unchanged_plan_drops_nobodys_approval(tmp_path):
-    from dealerbot.reconcile import reconcile
-    from dealerbot.records import OEM_ORDER
+    from dealerbot.data.records import OEM_ORDER
+    from dealerbot.rekey.reconcile import reconcile
 
     policy = Policy.of([], ["create_contract", "update_contract"])  # creations need no approval here
     orders = [order(order_no="XS2026000001", vin="", status="已下单", **NEW_PERSON)]
     store = _stored(tmp_path, orders)
-    from dealerbot.records import OEM_CUSTOMER as OEM_CUSTOMERS
+    from dealerbot.data.records import OEM_CUSTOMER as OEM_CUSTOMERS
 
     read(store, "read-1", OEM_CUSTOMERS, [NEW_CUSTOMER])
     reconcile(store, D, policy)

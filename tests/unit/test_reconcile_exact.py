@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot.dictionary import load_dictionary
+from dealerbot.data.dictionary import load_dictionary
 from dealerbot.errors import RecordRejected
-from dealerbot.ledger import Action, CustomerPlan, PlannedAction, Policy
-from dealerbot.reconcile import Indexes, Outcome, ReconcileReport, _decide, classify, customer_note, match_customer
+from dealerbot.rekey.ledger import Action, CustomerPlan, PlannedAction, Policy
+from dealerbot.rekey.reconcile import Indexes, Outcome, ReconcileReport, _decide, classify, customer_note, match_customer
 
 D = load_dictionary(Path(__file__).resolve().parents[2] / "dictionary.yaml")
 VIN = "LGXGX7A18TN000123"

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from dealerbot.errors import PageChanged, PortalUnavailable, RateLimited
-from dealerbot.portal import with_retries
+from dealerbot.web.retries import with_retries
 
 
 def _failing(times: int, exc: Exception) -> tuple[list[int], object]:

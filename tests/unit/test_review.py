@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from dealerbot.dictionary import load_dictionary
-from dealerbot.export import default_workbook_path
-from dealerbot.ledger import CustomerPlan, PlannedAction, Policy
-from dealerbot.records import DMS_CUSTOMER
-from dealerbot.review import PENDING_HEADERS, PENDING_TITLE, apply_review, read_review, review_sheets
+from dealerbot.data.dictionary import load_dictionary
+from dealerbot.data.records import DMS_CUSTOMER
+from dealerbot.rekey.ledger import CustomerPlan, PlannedAction, Policy
+from dealerbot.review.export import default_workbook_path
+from dealerbot.review.sheets import PENDING_HEADERS, PENDING_TITLE, apply_review, read_review, review_sheets
+from dealerbot.review.workbook import write_workbook
 from dealerbot.store import Store
-from dealerbot.workbook import write_workbook
 
 D = load_dictionary(Path(__file__).resolve().parents[2] / "dictionary.yaml")
 ID = "11010519491231002X"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot.dictionary import load_dictionary
-from dealerbot.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
-from dealerbot.records import DMS_CUSTOMER
-from dealerbot.review import ReviewImport, _cell_text, _read_row, apply_review, exported_values
+from dealerbot.data.dictionary import load_dictionary
+from dealerbot.data.records import DMS_CUSTOMER
+from dealerbot.rekey.ledger import OPEN_STATES, Action, CustomerPlan, PlannedAction
+from dealerbot.review.sheets import ReviewImport, _cell_text, _read_row, apply_review, exported_values
 from dealerbot.store import Store
 
 D = load_dictionary(Path(__file__).resolve().parents[2] / "dictionary.yaml")

@@ -12,10 +12,10 @@ from postgres import empty_postgres
 from sqlalchemy import MetaData, Table, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from dealerbot.data.records import OEM_ORDER
 from dealerbot.errors import ConfigError
-from dealerbot.ledger import CustomerPlan, PlannedAction
-from dealerbot.records import OEM_ORDER
-from dealerbot.store import SCHEMA_HEAD, Store, _build_metadata, schema_version
+from dealerbot.rekey.ledger import CustomerPlan, PlannedAction
+from dealerbot.store import SCHEMA_HEAD, Store, build_metadata, schema_version
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -119,7 +119,7 @@ def test_a_store_of_the_previous_version_with_data_upgrades_in_place(tmp_path):
     """dealerbot 0.1 made its tables with create_all and had no migrations."""
     db = tmp_path / "v01.sqlite"
     engine = create_engine(f"sqlite:///{db}")
-    _, tables = _build_metadata()
+    _, tables = build_metadata()
     meta = MetaData()  # those tables as 0.1 had them: no columns of migration 0007
     tables = {n: Table(n, meta, *(c._copy() for c in tables[n].columns if c.name not in ("store", "engine_job")))
               for n in ("runs", "rejects", "watermarks", "oem_order", "oem_customer", "dms_customer", "dms_contract")}

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dealerbot.errors import DataFileError
-from dealerbot.registry import discover
-from dealerbot.timetable import Blackout, CalendarUnknown, fire_times, is_workday, load_timetables
+from dealerbot.running.registry import discover
+from dealerbot.schedule.timetable import Blackout, CalendarUnknown, fire_times, is_workday, load_timetables
 
 TZ = ZoneInfo("Asia/Shanghai")
 

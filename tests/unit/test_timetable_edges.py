@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from dealerbot.registry import discover
-from dealerbot.timetable import Blackout, JobTrigger, fire_times, load_timetables
+from dealerbot.running.registry import discover
+from dealerbot.schedule.timetable import Blackout, JobTrigger, fire_times, load_timetables
 
 TZ = ZoneInfo("Asia/Shanghai")
 

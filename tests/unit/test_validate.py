@@ -1,4 +1,4 @@
-"""Unit tests for dealerbot.validate (pure functions, no I/O)."""
+"""Unit tests for dealerbot.data.validate (pure functions, no I/O)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from dealerbot.validate import (
+from dealerbot.data.validate import (
     Checked,
     Issue,
     customer_dedupe_key,
@@ -629,9 +629,9 @@ def test_text_injection_leaves_plain_text_numbers_and_phones(text: str | None) -
 @pytest.mark.parametrize("name", ['=HYPERLINK("http://x.cn","点")', "+cmd|' /C calc'!A0", "-1+1", "@SUM(1,1)",
                                   "<script>alert(1)</script>", "王<b>伟</b>"])
 def test_a_customer_name_like_a_formula_or_markup_is_flagged_kept_and_never_a_new_dms_customer(name: str) -> None:
-    from dealerbot.mapping import check_customer
-    from dealerbot.pipeline import pipeline_for
-    from dealerbot.records import OEM_ORDER, Item
+    from dealerbot.data.mapping import check_customer
+    from dealerbot.data.pipeline import pipeline_for
+    from dealerbot.data.records import OEM_ORDER, Item
 
     item = pipeline_for(OEM_ORDER).process(Item(OEM_ORDER, {
         "order_no": "XS2026000001", "customer_name": name, "mobile": "13812345678", "id_type": "护照",

@@ -1,4 +1,4 @@
-"""dealerbot.validate pinned exactly: the whole Issue a person reads (field, code, severity and the
+"""dealerbot.data.validate pinned exactly: the whole Issue a person reads (field, code, severity and the
 Chinese message), the edges of each rule. Written against the mutants ./run.sh mutants found
 surviving the broader tests in test_validate.py (docs/testing.md, "Mutation testing")."""
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from dealerbot.validate import (
+from dealerbot.data.validate import (
     Issue,
     id_check_code,
     normalize_id_number,

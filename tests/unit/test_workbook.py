@@ -1,4 +1,4 @@
-"""Tests for dealerbot.workbook: read every workbook back with openpyxl."""
+"""Tests for dealerbot.review.workbook: read every workbook back with openpyxl."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from hostile_xlsx import (
 )
 from openpyxl import load_workbook
 
-from dealerbot.workbook import (
+from dealerbot.review.workbook import (
     MAX_MEMBERS,
     MAX_SHARED_STRINGS_BYTES,
     CellIssue,

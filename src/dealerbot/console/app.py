@@ -37,16 +37,16 @@ from starlette.middleware.sessions import SessionMiddleware
 from dealerbot.config import Settings
 from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, proxy_options, session_secret
 from dealerbot.errors import DealerbotError
-from dealerbot.files import private_dir
-from dealerbot.labels import COUNT_TEXT, STATUS_TEXT
-from dealerbot.ledger import KIND_TEXT, REAPPROVAL
 from dealerbot.logsetup import Masker
+from dealerbot.private_files import private_dir
+from dealerbot.rekey.ledger import KIND_TEXT, REAPPROVAL
+from dealerbot.running.status_text import COUNT_TEXT, STATUS_TEXT
 from dealerbot.store import Store
 
 if TYPE_CHECKING:
     from starlette.middleware.base import RequestResponseEndpoint
 
-    from dealerbot.scheduler import Scheduler
+    from dealerbot.schedule.scheduler import Scheduler
 
 TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示",
             "retry": "接手重试"}
@@ -125,7 +125,7 @@ class Console:
         Raises:
             DealerbotError: it could not start (unknown bot, already running, configuration).
         """
-        from dealerbot.runner import run_bot
+        from dealerbot.running.runner import run_bot
 
         loop = asyncio.get_running_loop()
         started: asyncio.Future[str] = loop.create_future()
@@ -258,7 +258,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
 
     @app.get("/bots", response_class=HTMLResponse)
     async def bots(request: Request, error: str = "") -> HTMLResponse:
-        from dealerbot.registry import discover
+        from dealerbot.running.registry import discover
 
         with c.store() as store:
             running = {r.bot for r in store.runs(50) if r.status == "running"}
@@ -271,7 +271,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         try:
             run_id = await c.start(name, bool(dry_run))
         except DealerbotError as exc:
-            from dealerbot.registry import discover
+            from dealerbot.running.registry import discover
 
             with c.store() as store:
                 running = {r.bot for r in store.runs(50) if r.status == "running"}
@@ -342,7 +342,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
 
     @app.get("/runs/{run_id}/workbook")
     async def workbook(run_id: str) -> FileResponse:
-        from dealerbot.export import entity_of_bots, export_runs
+        from dealerbot.review.export import entity_of_bots, export_runs
 
         run, _ = _run_or_404(run_id)
         out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"
@@ -357,7 +357,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
     # -- review ---------------------------------------------------------------------------------
     def review_page_values() -> dict[str, Any]:
         """What the review page lists: actions whose approval a changed plan dropped, and why."""
-        from dealerbot.review import reapprovals
+        from dealerbot.review.sheets import reapprovals
 
         with c.store() as store:
             again = reapprovals(store)
@@ -383,8 +383,8 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
             target.unlink(missing_ok=True)  # it holds customers' data: not kept once read
 
     async def _import(request: Request, target: Path, shown: str, apply_valid: bool) -> HTMLResponse:
-        from dealerbot.dictionary import load_dictionary
-        from dealerbot.review import apply_review, read_review
+        from dealerbot.data.dictionary import load_dictionary
+        from dealerbot.review.sheets import apply_review, read_review
 
         try:
             dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
@@ -401,7 +401,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
     # -- timetable and health ---------------------------------------------------------------------
     @app.get("/schedules", response_class=HTMLResponse)
     async def schedules(request: Request) -> HTMLResponse:
-        from dealerbot.timetable import next_fire, timetables_of
+        from dealerbot.schedule.timetable import next_fire, timetables_of
 
         rows, error = [], ""
         try:
@@ -433,7 +433,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
 
     @app.get("/health", response_class=HTMLResponse)
     async def health(request: Request) -> HTMLResponse:
-        from dealerbot.bot import account_key
+        from dealerbot.running.context import account_key
 
         portals = []
         with c.store() as store:

@@ -36,7 +36,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from dealerbot.errors import ConfigError
-from dealerbot.files import private_dir, write_private_text
+from dealerbot.private_files import private_dir, write_private_text
 
 PASSWORD_ENV = "DEALERBOT_CONSOLE_PASSWORD"
 PASSWORD_FILE_ENV = "DEALERBOT_CONSOLE_PASSWORD_FILE"

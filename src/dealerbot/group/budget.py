@@ -1,7 +1,7 @@
 """A portal account's request budget, shared by every worker of a dealership group.
 
 ``[run] requests_per_minute`` is a portal's limit per account. One process keeps under it with
-an even pace (:mod:`aiolimiter`, in :mod:`dealerbot.portal`); several workers on several
+an even pace (:mod:`aiolimiter`, in :mod:`dealerbot.web.pacing`); several workers on several
 machines using one account would each keep that pace and together exceed it. In a group, each
 request instead reserves the account's next free slot in the group's PostgreSQL (one row per
 account, one ``INSERT ... ON CONFLICT DO UPDATE`` per request, on the database's clock): every
@@ -14,15 +14,15 @@ import asyncio
 import hashlib
 from typing import TYPE_CHECKING
 
-from dealerbot.portal import PACE_MARGIN
+from dealerbot.web.pacing import PACE_MARGIN
 
 if TYPE_CHECKING:
     from dealerbot.store import Store
 
 
 class SharedPace:
-    """Drop-in for the portal's ``AsyncLimiter``: :meth:`acquire` waits for this account's next
-    slot in the group's store."""
+    """A :class:`~dealerbot.web.pacing.Pace` (the portal's ``AsyncLimiter`` in one process):
+    :meth:`acquire` waits for this account's next slot in the group's store."""
 
     def __init__(self, store: Store, account: str, per_minute: int) -> None:
         self.store = store

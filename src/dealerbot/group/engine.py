@@ -4,7 +4,7 @@
                                  queue store.S01 / store.S02 / shared     dealerbot worker (store S02) ...
 
 * **One job = one run** of a bot (or ``sync``) for one store, executed by
-  :func:`dealerbot.runner.run_bot` / :func:`dealerbot.sync.sync` exactly as a single
+  :func:`dealerbot.running.runner.run_bot` / :func:`dealerbot.running.sync.sync` exactly as a single
   dealership runs it: the same ledger, store, evidence and notifications.
 * **Queues.** A job whose bot uses a portal reachable only inside the store's network
   (``[group] store_portals``, default the DMS) goes to the store's queue (``store.<code>``),
@@ -40,7 +40,7 @@ from loguru import logger
 
 from dealerbot.config import Settings
 from dealerbot.errors import AlreadyRunning, ConfigError, DealerbotError, SystemFailure
-from dealerbot.timetable import SYNC
+from dealerbot.schedule.timetable import SYNC
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -92,8 +92,9 @@ def route(settings: Settings, store: str, run: str) -> Route:
     Raises:
         ConfigError: no such store. UnknownBot: no such bot.
     """
-    from dealerbot.bot import account_key, bot_portals
-    from dealerbot.registry import get_bot
+    from dealerbot.running.bot import bot_portals
+    from dealerbot.running.context import account_key
+    from dealerbot.running.registry import get_bot
 
     local = settings.for_store(store)
     portals = ("oem", "dms") if run == SYNC else tuple(bot_portals(get_bot(run, home=settings.home)))
@@ -194,7 +195,7 @@ class GroupEngine:
         options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """One job: the run (or sync) for the store, as a single dealership runs it."""
-        from dealerbot.runner import RunResult, new_run_id, run_bot
+        from dealerbot.running.runner import RunResult, new_run_id, run_bot
         from dealerbot.store import Store
 
         settings = self.settings.for_store(store)
@@ -210,7 +211,7 @@ class GroupEngine:
         stopped_early = False
         try:
             if run == SYNC:
-                from dealerbot.sync import sync
+                from dealerbot.running.sync import sync
 
                 done = await sync(settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why, job=job,
                                   stop=self.stop, engine_job=engine_job, workbook=True)
@@ -244,7 +245,7 @@ class GroupEngine:
                 self.log.warning("job {}: {} postponed by the portal's maintenance; job {} queues it at {:%m-%d %H:%M}",
                                  engine_job, run, later, at)
                 break
-        from dealerbot.labels import STATUS_TEXT
+        from dealerbot.running.status_text import STATUS_TEXT
 
         outcome = {r.bot: r.status for r in results}
         self.report(f"任务 {engine_job}：门店 {store} {run} 结束："

@@ -1,5 +1,5 @@
 """The group's timetable: the same jobs, calendars and blackouts as a single dealership's
-(:mod:`dealerbot.scheduler`), but a firing *defers* one engine job per store instead of running
+(:mod:`dealerbot.schedule.scheduler`), but a firing *defers* one engine job per store instead of running
 the bot here.
 
 No double fire, however many schedulers run (two machines for safety, or one started twice):
@@ -25,11 +25,11 @@ from loguru import logger
 from dealerbot.config import Settings
 from dealerbot.errors import DealerbotError
 from dealerbot.group.engine import GroupEngine, utc_slot
-from dealerbot.notify import Message
-from dealerbot.runner import new_run_id
-from dealerbot.scheduler import Scheduler
+from dealerbot.running.notify import Message
+from dealerbot.running.runner import new_run_id
+from dealerbot.schedule.scheduler import Scheduler
+from dealerbot.schedule.timetable import GROUP_ANCHOR, Job
 from dealerbot.store import Store
-from dealerbot.timetable import GROUP_ANCHOR, Job
 
 if TYPE_CHECKING:
     from loguru import Logger

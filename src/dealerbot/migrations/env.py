@@ -7,7 +7,7 @@ To write a new revision (developers only)::
     alembic -x url=sqlite:///var/dealerbot.sqlite -c /dev/null revision -m "what changes" \\
         --version-path src/dealerbot/migrations/versions
 
-then set ``SCHEMA_HEAD`` in ``dealerbot/store.py`` to its id (a test checks they agree).
+then set ``SCHEMA_HEAD`` in ``dealerbot/store/migrate.py`` to its id (a test checks they agree).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlparse
 
 from dealerbot.errors import LoginRejected, PageChanged, SessionExpired
-from dealerbot.portal import PortalSession
+from dealerbot.web.portal import PortalSession
 
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
@@ -280,7 +280,7 @@ class HeaderTable:
 
     async def find(self, field: str, value: str, params: dict[str, Any] | None = None) -> dict[str, str] | None:
         """The row whose ``field`` is ``value`` (compared trimmed, case-insensitively), or None:
-        a ``find`` for :meth:`BotContext.write_once <dealerbot.bot.BotContext.write_once>`. With
+        a ``find`` for :meth:`BotContext.write_once <dealerbot.running.bot.BotContext.write_once>`. With
         ``params`` (the portal's own search) the first page of its answer is read; without,
         every page of the list.
 
@@ -300,7 +300,7 @@ class HeaderTable:
         return None
 
     def finder(self, field: str, search: str | None = None) -> Callable[[str], Awaitable[dict[str, str] | None]]:
-        """``find(value)`` for :meth:`BotContext.write_once <dealerbot.bot.BotContext.write_once>`:
+        """``find(value)`` for :meth:`BotContext.write_once <dealerbot.running.bot.BotContext.write_once>`:
         the row whose ``field`` is ``value``, searched with the list's query parameter ``search``
         (e.g. ``q``; None: every page of the list is read)."""
 

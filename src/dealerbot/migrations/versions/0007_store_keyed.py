@@ -24,7 +24,7 @@ branch_labels = None
 depends_on = None
 
 DEFAULT_STORE = "main"
-OPEN_STATES = ("planned", "approved", "in_progress", "written", "failed")  # dealerbot.ledger.OPEN_STATES
+OPEN_STATES = ("planned", "approved", "in_progress", "written", "failed")  # dealerbot.rekey.ledger.OPEN_STATES
 # table -> its key before this revision (the store code goes in front)
 REKEYED = {
     "watermarks": ["bot"],

@@ -1,0 +1,171 @@
+"""``dealerbot schedule check|list|start``: the timetables and the scheduler that runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dealerbot.cli.common import ConfigOpt, fail, log_to_console, make_console, open_store, say_where, settings_from
+from dealerbot.config import Settings
+from dealerbot.errors import DealerbotError
+
+if TYPE_CHECKING:
+    from dealerbot.schedule.scheduler import Scheduler
+    from dealerbot.schedule.timetable import Job
+
+schedule_app = typer.Typer(help="定时任务：schedules/*.yaml（检查、列出、运行调度程序）(timetables).", no_args_is_help=True)
+
+
+# -- timetables -------------------------------------------------------------------------------
+
+def load_jobs(settings: Settings) -> list[Job]:
+    from dealerbot.schedule.timetable import timetables_of
+
+    folder = settings.path("schedules")
+    try:
+        jobs = timetables_of(settings)
+    except DealerbotError as exc:
+        raise fail(str(exc)) from None
+    if not jobs:
+        raise fail(f"{folder} 中没有定时任务：参考 schedules/README.md 写一个 .yaml 文件 (no jobs in {folder})")
+    return jobs
+
+
+@schedule_app.command("check")
+def schedule_check(
+    count: Annotated[int, typer.Option("--count", "-n", help="每个任务显示几次运行时间")] = 5,
+    config: ConfigOpt = None,
+) -> None:
+    """检查所有定时任务文件，并显示每个任务接下来的运行时间（已计入节假日和停用时段）。
+
+    Validate every schedules/*.yaml (unknown bot, bad cron, bad time zone: file and line) and
+    print each job's next fire times, China's holidays, make-up working days and blackout
+    windows applied. Exit 2 when a file is wrong or a date lies beyond the holiday data."""
+    from dealerbot.schedule.timetable import fire_times, scheduler_trigger
+
+    settings = settings_from(config)
+    console = make_console()
+    failed = False
+    for job in load_jobs(settings):
+        trigger = scheduler_trigger(job, settings)  # as the scheduler will fire it
+        try:
+            times = fire_times(job, count, trigger=trigger)
+        except DealerbotError as exc:
+            console.print(f"[red]{escape(job.describe())}[/] ({escape(job.source)})：{escape(str(exc))}")
+            failed = True
+            continue
+        console.print(f"[bold]{escape(job.describe())}[/] ({escape(job.source)}, {job.tz})")
+        for t in times:
+            console.print(f"  {t:%Y-%m-%d %a %H:%M}")
+        for note in trigger.moved:
+            console.print(f"  [yellow]{escape(note)}[/]")
+    if failed:
+        raise typer.Exit(2)
+
+
+@schedule_app.command("list")
+def schedule_list(config: ConfigOpt = None) -> None:
+    """列出定时任务：下次运行时间和上次结果。
+
+    The jobs with their next fire time and the last run each started."""
+    from dealerbot.running.status_text import STATUS_TEXT
+    from dealerbot.schedule.timetable import next_fire
+
+    settings = settings_from(config)
+    jobs = load_jobs(settings)
+    table = Table(title="定时任务 (schedules)")
+    for col in ("任务", "运行", "时间", "下次", "上次", "上次结果"):
+        table.add_column(col, no_wrap=col in ("下次", "上次"))
+    if settings.is_group:
+        table.add_column("门店")
+    with open_store(settings) as store:
+        for job in jobs:
+            try:
+                nxt = next_fire(job, settings)
+                next_text = f"{nxt[0]:%m-%d %H:%M}" if nxt else "-"
+            except DealerbotError:
+                next_text = "节假日数据过期"
+            when = job.cron and f"cron {job.cron}" or f"every {job.every}"
+            # A group's job: a line per store it runs for, with that store's last run.
+            for code in (job.stores or list(settings.stores)) if settings.is_group else [None]:
+                last = (store.for_code(code) if code else store).last_job_run(job.name)
+                table.add_row(
+                    escape(job.name) + ("" if job.enabled else "（停用）"), escape(job.run),
+                    escape(when) + ("，工作日" if job.days == "workdays" else ""), next_text,
+                    f"{last.started_at:%m-%d %H:%M}" if last else "-",
+                    STATUS_TEXT.get(last.status, last.status) if last else "-",
+                    *([code] if code else []),
+                )
+    make_console().print(table)
+
+
+@schedule_app.command("start")
+def schedule_start(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="在终端显示调试日志")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """在前台运行调度程序（Ctrl-C 或 SIGTERM 停止：正在运行的机器人先完成当前记录）。
+
+    Run the scheduler in the foreground until Ctrl-C or SIGTERM; a running re-key finishes its
+    current record first. Exit 0 after a clean stop."""
+
+    settings = settings_from(config)
+    say_where(settings)
+    log_to_console(settings, verbose)
+    jobs = load_jobs(settings)
+
+    async def serve() -> None:
+        async with scheduler_for(settings, jobs) as scheduler:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, AttributeError):  # Windows: Ctrl-C raises instead
+                    loop.add_signal_handler(sig, scheduler.request_stop)
+            where = f"，为 {len(settings.stores)} 家门店排队 (deferring for the group's stores)" if settings.is_group else ""
+            make_console().print(f"调度程序已启动：{len(jobs)} 个任务{where}；按 Ctrl-C 停止 (scheduler running)")
+            await scheduler.serve()
+
+    run_service(serve(), "调度程序已停止 (scheduler stopped)")
+
+
+@contextlib.asynccontextmanager
+async def scheduler_for(settings: Settings, jobs: list[Job]) -> AsyncIterator[Scheduler]:
+    """The scheduler these settings call for: a single dealership's runs its bots here (one
+    per folder); a group's defers them into its task engine (workers run them).
+
+    Raises:
+        AlreadyRunning: a scheduler already runs for this dealership's folder.
+        ConfigError: a group whose PostgreSQL cannot be reached.
+    """
+    from dealerbot.schedule.scheduler import Scheduler, one_scheduler
+
+    if not settings.is_group:
+        with one_scheduler(settings):  # a second one here would record every firing again, skipped
+            yield Scheduler(settings, jobs)
+        return
+    from dealerbot.group.engine import GroupEngine
+    from dealerbot.group.scheduler import GroupScheduler
+
+    async with GroupEngine(settings) as engine:
+        yield GroupScheduler(settings, jobs, engine)
+
+
+def run_service(main: Coroutine[Any, Any, None], stopped: str) -> None:
+    """Run a long-lived service (the scheduler, the console) until it stops; say so.
+
+    Raises:
+        typer.Exit: 2 when it could not run (the store, the timetable), with the reason.
+    """
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except DealerbotError as exc:
+        raise fail(f"调度程序无法运行 (the scheduler stopped): {exc}") from None
+    make_console().print(stopped)

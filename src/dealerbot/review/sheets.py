@@ -1,0 +1,374 @@
+"""The review round trip: planned DMS writes go out in the workbook's 待处理 sheet and come back
+approved, skipped or edited (``dealerbot import-review``).
+
+The 待处理 sheet has one row per action waiting for a person (planned, or failed last time):
+the values that will be typed, a 审核 drop-down (同意 / 跳过 / 修改后同意), editable value
+cells (green headers), and two hidden columns: the row key (the action's id) and the checksum of
+what was exported. A hidden sheet ``_dealerbot`` marks the workbook as dealerbot's, from this
+store. Importing checks all of it before anything is applied: a workbook that is not
+dealerbot's, is damaged, or comes from another store is refused as a whole; a row whose data
+changed since the export (checksum), whose edited values the DMS would refuse, or whose
+decision is unclear is named with its row number; then nothing is applied unless the operator
+asks to apply the valid rows only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from dealerbot.data import validate as v
+from dealerbot.data.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
+from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract, check_customer, form_text, issues_text
+from dealerbot.data.records import DMS_CUSTOMER
+from dealerbot.errors import DataFileError
+from dealerbot.rekey.ledger import (
+    AWAITING_REVIEW,
+    KIND_TEXT,
+    NEW_CUSTOMER,
+    OPEN_STATES,
+    REAPPROVAL,
+    STATE_TEXT,
+    Action,
+    CustomerPlan,
+)
+from dealerbot.rekey.reconcile import customer_note
+from dealerbot.review.workbook import CellIssue, Column, Row, Sheet, open_xlsx, xlsx_rows
+from dealerbot.store import Store
+
+# The contract fields a reviewer sees and may edit (the OEM order no is the row's own key).
+REVIEWED_FIELDS = tuple(f for f in CONTRACT_FIELDS if f != "oem_order_no")
+PENDING_TITLE = "待处理"
+UNRESOLVED_TITLE = "无法处理"
+WRITTEN_TITLE = "写入结果"
+MARKER_TITLE = "_dealerbot"
+MARKER_FORMAT = "dealerbot-review"
+MARKER_VERSION = "1"
+APPROVE, SKIP, APPROVE_EDITED = "同意", "跳过", "修改后同意"
+DECISIONS = (APPROVE, SKIP, APPROVE_EDITED)
+
+_FIELD_COLUMNS = (
+    *(Column(f, CUSTOMER_HEADERS[f], width=w, editable=True) for f, w in
+      (("name", 10), ("mobile", 13), ("id_number", 20), ("address", 24))),
+    *(Column(f, CONTRACT_HEADERS[f], dms_kind(f), width=w, editable=True) for f, w in (
+        ("model_code", 12), ("color", 8), ("vin", 20), ("price", 12), ("deposit", 10), ("delivery_date", 12),
+        ("status", 9),
+    )),
+)
+PENDING_COLUMNS = (
+    Column("_key", "行键", "int", width=6, hidden=True),
+    Column("_checksum", "校验和", width=8, hidden=True),
+    Column("_decision", "审核", width=11, choices=DECISIONS, editable=True),
+    Column("_review_note", "审核备注", width=16, editable=True),
+    Column("_kind", "操作", width=9),
+    Column("_state", "状态", width=9),
+    Column("_order_no", "厂家订单号", width=15),
+    Column("_contract_no", "合同号", width=14),
+    Column("customer_no", "客户编号", width=11, editable=True),
+    *_FIELD_COLUMNS,
+    Column("_changes", "变更", width=36),
+)
+PENDING_HEADERS = tuple(c.header for c in PENDING_COLUMNS)
+
+
+def _cell_value(field: str, text: str) -> Any:
+    """Form text as a typed cell value (numbers and dates stay numbers and dates in Excel)."""
+    if not text:
+        return None
+    kind = dms_kind(field) if field in CONTRACT_FIELDS else "text"
+    if kind == "decimal":
+        return Decimal(text)
+    if kind == "date":
+        return date.fromisoformat(text)
+    return text
+
+
+def _customer_cells(action: Action, dms_customers: dict[str, dict[str, Any]]) -> dict[str, str]:
+    plan = action.customer
+    if plan.mode == "existing":
+        c = dms_customers.get(plan.customer_no) or {}
+        return {"customer_no": plan.customer_no, **{f: form_text(c.get(f)) for f in CUSTOMER_FIELDS}}
+    if plan.mode == "new":
+        return {"customer_no": NEW_CUSTOMER, **plan.values}
+    if plan.mode == "ambiguous":
+        return {"customer_no": "", **plan.values}
+    return {"customer_no": "", **dict.fromkeys(CUSTOMER_FIELDS, "")}
+
+
+def exported_values(action: Action, dms_customers: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The value cells of an action's row, as form text (what import compares against)."""
+    cells = _customer_cells(action, dms_customers) if action.kind == "create_contract" else \
+        {"customer_no": action.old_values.get("customer_no", ""), **dict.fromkeys(CUSTOMER_FIELDS, "")}
+    return {**cells, **{f: action.new_values.get(f, "") for f in REVIEWED_FIELDS}}
+
+
+def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]]) -> Iterator[Row]:
+    for a in actions:
+        values = exported_values(a, dms_customers)
+        cells: dict[str, CellIssue] = {}
+        notes: list[CellIssue] = []
+        for f, (old, new) in a.changes.items():
+            if a.kind != "create_contract" and f in CONTRACT_HEADERS:
+                cells[f] = CellIssue("flag", f"{CONTRACT_HEADERS[f]} 原为「{old or '空'}」")
+        if a.customer.mode == "ambiguous":
+            cells["customer_no"] = CellIssue("flag", f"客户匹配不唯一：{'、'.join(a.customer.candidates)}")
+        if a.state == "failed":
+            notes.append(CellIssue("reject", f"上次写入失败：{a.failure_reason}"))
+        if a.conflict:
+            notes.append(CellIssue("reject", f"冲突：{a.note}"))
+        elif a.note:
+            notes.append(CellIssue("flag" if a.needs_approval else "repaired", a.note))
+        changes = "；".join(
+            f"{CONTRACT_HEADERS.get(f, f)} {old or '空'}→{new or '空'}" for f, (old, new) in a.changes.items()
+        ) if a.kind != "create_contract" else "新建"
+        row = {
+            "_key": a.id, "_checksum": a.stored_checksum, "_decision": None, "_review_note": None,
+            "_kind": KIND_TEXT[a.kind], "_state": STATE_TEXT[a.state], "_order_no": a.natural_key,
+            "_contract_no": a.contract_no or None, "_changes": changes,
+            **{k: _cell_value(k, v) for k, v in values.items()},
+        }
+        yield Row(row, cells, notes)
+
+
+def reapprovals(store: Store) -> list[Action]:
+    """Actions waiting for a person that replaced one a person had approved (the plan changed
+    under it): their note says so and why (:mod:`dealerbot.rekey.reconcile`)."""
+    return [a for a in store.actions(AWAITING_REVIEW) if a.note.startswith(REAPPROVAL)]
+
+
+def review_sheets(store: Store, max_rows: int = 50_000) -> tuple[list[Sheet], list[tuple[str, Any]]]:
+    """The sheets a review workbook gains from the ledger, and lines for its 概要.
+
+    待处理 (actions waiting for a person), 无法处理 (orders that cannot be written: rejected
+    with the reason, or a conflict no write settles), 写入结果 (what the latest re-key run did),
+    and the hidden marker sheet. Nothing when reconciliation never ran (a store that only reads).
+    """
+    if not store.has_plan():
+        return [], []
+    pending = store.actions(AWAITING_REVIEW)[:max_rows]
+    dms_customers = {c["customer_no"]: c for c in store.iter_records(DMS_CUSTOMER)}
+    for c in store.created_customers():
+        dms_customers.setdefault(c["customer_no"], c)
+    sync = store.sync_state()
+    open_keys = {a.natural_key for a in store.actions(OPEN_STATES)}
+    unresolved = [r for r in sync.values() if r["klass"] in ("rejected", "conflict") and r["oem_order_no"] not in open_keys]
+    last_run = next(iter(store.runs(limit=1, bot="dms-rekey")), None)
+    written = store.actions(run_id=last_run.run_id) if last_run else []
+    sheets = [
+        Sheet(PENDING_TITLE, PENDING_COLUMNS, _pending_rows(pending, dms_customers)),
+        Sheet(UNRESOLVED_TITLE, (
+            Column("oem_order_no", "厂家订单号", width=15), Column("klass", "分类", width=8),
+            Column("contract_no", "合同号", width=14), Column("reason", "原因", width=80),
+        ), (Row({"oem_order_no": r["oem_order_no"], "klass": "冲突" if r["klass"] == "conflict" else "拒绝",
+                 "contract_no": r["contract_no"], "reason": r["reason"]},
+                {"reason": CellIssue("reject" if r["klass"] == "rejected" else "flag", r["reason"])})
+            for r in sorted(unresolved, key=lambda r: r["oem_order_no"]))),
+        Sheet(WRITTEN_TITLE, (
+            Column("natural_key", "厂家订单号", width=15), Column("kind", "操作", width=9),
+            Column("state", "结果", width=12), Column("contract_no", "合同号", width=14),
+            Column("customer_no", "客户编号", width=11), Column("reason", "说明", width=60),
+        ), (Row({"natural_key": a.natural_key, "kind": KIND_TEXT[a.kind], "state": STATE_TEXT[a.state],
+                 "contract_no": a.contract_no or None,
+                 "customer_no": a.result_customer_no or a.customer.customer_no or None,
+                 "reason": a.failure_reason},
+                {"state": CellIssue("reject", a.failure_reason or "")} if a.state == "failed" else {})
+            for a in written)),
+        Sheet(MARKER_TITLE, (Column("key", "key"), Column("value", "value")), iter([
+            Row({"key": "format", "value": MARKER_FORMAT}), Row({"key": "version", "value": MARKER_VERSION}),
+            Row({"key": "store_id", "value": store.store_id()}),
+            Row({"key": "exported_at", "value": datetime.now().isoformat(timespec="seconds")}),
+        ]), hidden=True),
+    ]
+    summary: list[tuple[str, Any]] = [
+        ("待审核操作", f"{len(pending)} 条（见“{PENDING_TITLE}”表：在“审核”列选择 同意 / 跳过 / 修改后同意，"
+                    f"保存后运行 dealerbot import-review 文件名）"),
+        ("无法处理", f"{len(unresolved)} 条（见“{UNRESOLVED_TITLE}”表）"),
+    ]
+    again = sum(1 for a in pending if a.note.startswith(REAPPROVAL))
+    if again:
+        summary.insert(1, ("原已审核、需重新审核", f"{again} 条：计划在审核后有变化，原审核已作废（原因见“{PENDING_TITLE}”表的“问题说明”）"))
+    if last_run is not None:
+        summary.append(("最近一次写入", f"{last_run.run_id}：{len(written)} 条（见“{WRITTEN_TITLE}”表）"))
+    return sheets, summary
+
+
+# -- import ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReviewImport:
+    """What an imported workbook holds: decisions ready for the store, and its problems."""
+
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    undecided: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: {"approve": 0, "approve_edited": 0, "skip": 0})
+
+
+def read_review(path: Path, store: Store, d: Dictionary) -> ReviewImport:
+    """Read a reviewed workbook and check every row against the store and the DMS's rules.
+
+    Raises:
+        DataFileError: the file is not a readable workbook (another format, damaged, too large
+            once unpacked, XML entities: see :func:`dealerbot.review.workbook.check_xlsx`), not
+            dealerbot's, from another store, or its 待处理 sheet's layout was changed (nothing can
+            be read from it).
+    """
+    wb = open_xlsx(path)
+    try:
+        if MARKER_TITLE not in wb.sheetnames or PENDING_TITLE not in wb.sheetnames:
+            raise DataFileError(f"{path}: 这不是 dealerbot 导出的审核工作簿（缺少“{PENDING_TITLE}”表或标记）"
+                                f" (not a dealerbot review workbook)")
+        marker = {str(r[0]): str(r[1]) for r in xlsx_rows(path, wb[MARKER_TITLE], min_row=2) if r and r[0]}
+        if marker.get("format") != MARKER_FORMAT or marker.get("version") != MARKER_VERSION:
+            raise DataFileError(f"{path}: 这不是 dealerbot 导出的审核工作簿（标记不符） (not a dealerbot review workbook)")
+        if marker.get("store_id") != store.store_id():
+            raise DataFileError(f"{path}: 这个工作簿来自另一个 dealerbot 数据库，不能导入到这里"
+                                f" (exported from another store)")
+        rows = xlsx_rows(path, wb[PENDING_TITLE])
+        header = tuple(next(rows, ()) or ())
+        expected = (*PENDING_HEADERS, "校验结果", "问题说明")
+        for i, want in enumerate(expected):
+            got = header[i] if i < len(header) else None
+            if got != want:
+                from openpyxl.utils import get_column_letter
+
+                raise DataFileError(f"{path}: “{PENDING_TITLE}”表的表头被改动：{get_column_letter(i + 1)} 列应为“{want}”，"
+                                    f"实为“{got or '空'}” (the sheet's layout changed)")
+        result = ReviewImport()
+        dms_customers = {c["customer_no"]: c for c in store.iter_records(DMS_CUSTOMER)}
+        for c in store.created_customers():
+            dms_customers.setdefault(c["customer_no"], c)
+        for n, raw in enumerate(rows, start=2):
+            cells = dict(zip((c.key for c in PENDING_COLUMNS), raw, strict=False))
+            if all(v in (None, "") for v in cells.values()):
+                continue
+            _read_row(path, n, cells, store, d, dms_customers, result)
+        return result
+    finally:
+        wb.close()
+
+
+def _read_row(
+    path: Path, n: int, cells: dict[str, Any], store: Store, d: Dictionary,
+    dms_customers: dict[str, dict[str, Any]], result: ReviewImport,
+) -> None:
+    order = str(cells.get("_order_no") or "?")
+    where = f"{PENDING_TITLE}表第 {n} 行（订单 {order}）"
+    decision = str(cells.get("_decision") or "").strip()
+    if not decision:
+        result.undecided += 1
+        return
+    if decision not in DECISIONS:
+        result.problems.append(f"{where}：审核应为 {' / '.join(DECISIONS)}，实为「{decision}」")
+        return
+    try:
+        key = int(cells["_key"])
+    except (KeyError, TypeError, ValueError):
+        result.problems.append(f"{where}：隐藏的行键缺失或被修改，无法对应到操作")
+        return
+    action = store.action(key)
+    if action is None or action.natural_key != cells.get("_order_no"):
+        result.problems.append(f"{where}：行键 {key} 不对应这个订单（行键被修改？）")
+        return
+    if action.stored_checksum != str(cells.get("_checksum") or "") or action.state not in AWAITING_REVIEW:
+        result.problems.append(f"{where}：导出后数据已变化或已处理（{STATE_TEXT[action.state]}），请重新导出后再审核")
+        return
+    decision_entry: dict[str, Any] = {"id": action.id, "checksum": action.stored_checksum,
+                                      "note": str(cells.get("_review_note") or "").strip() or None}
+    if decision == SKIP:
+        result.decisions.append({**decision_entry, "decision": "skip"})
+        result.counts["skip"] += 1
+        return
+    exported = exported_values(action, dms_customers)
+    try:
+        now = {k: _cell_text(k, cells.get(k)) for k in exported}
+    except ValueError as exc:
+        result.problems.append(f"{where}：{exc}")
+        return
+    edited = {k for k in exported if now[k] != exported[k]}
+    creating = action.kind == "create_contract"
+    if creating and now["customer_no"] not in ("", NEW_CUSTOMER) and edited & set(CUSTOMER_FIELDS):
+        result.problems.append(f"{where}：现有客户 {now['customer_no']} 的资料不在这里修改（DMS中的客户档案不会被改写）；"
+                               f"请恢复原值，或在“客户编号”填“新建”以新建客户")
+        return
+    if decision == APPROVE and edited:
+        names = "、".join(_header(k) for k in sorted(edited))
+        result.problems.append(f"{where}：改动了 {names}，但审核选的是“同意”；请改选“修改后同意”，或恢复原值")
+        return
+    if creating and not now["customer_no"]:
+        result.problems.append(f"{where}：客户未确定，请在“客户编号”列填写客户编号（如 "
+                               f"{'、'.join(action.customer.candidates) or 'KH000001'}）或“新建”，并选择“修改后同意”")
+        return
+    if not edited:
+        result.decisions.append({**decision_entry, "decision": "approve"})
+        result.counts["approve"] += 1
+        return
+    problems = _check_edit(action, now, edited, d, dms_customers)
+    if problems:
+        result.problems.append(f"{where}：{problems}")
+        return
+    new_values = {**action.new_values, **{f: now[f] for f in REVIEWED_FIELDS}}
+    customer = action.customer
+    if creating:
+        if now["customer_no"] == NEW_CUSTOMER:
+            customer = CustomerPlan("new", values={f: now[f] for f in CUSTOMER_FIELDS})
+        else:
+            customer = CustomerPlan("existing", now["customer_no"])
+    result.decisions.append({**decision_entry, "decision": "approve", "new_values": new_values, "customer": customer,
+                             "plan_note": customer_note(customer) if creating else action.note})
+    result.counts["approve_edited"] += 1
+
+
+def _cell_text(key: str, value: Any) -> str:
+    """A reviewed cell as form text; a mobile or ID number written as people do is normalised
+    the way scraped ones are (``138 1234 5678`` → ``13812345678``).
+
+    Raises:
+        ValueError: a money or date cell that cannot be read.
+    """
+    text = form_text(value, dms_kind(key) if key in CONTRACT_FIELDS else "text")
+    if key == "mobile" and text:
+        checked = v.normalize_mobile(text)
+        return checked.value if checked.issue is None or checked.issue.severity == "repaired" else text
+    if key == "id_number":
+        return v.to_halfwidth(text).strip().upper()
+    if key == "vin":
+        return v.to_halfwidth(text).replace(" ", "").upper()
+    return text
+
+
+def _header(key: str) -> str:
+    return CONTRACT_HEADERS.get(key) or CUSTOMER_HEADERS.get(key) or key
+
+
+def _check_edit(action: Action, now: dict[str, str], edited: set[str], d: Dictionary,
+                dms_customers: dict[str, dict[str, Any]]) -> str:
+    """What is wrong with a row's edited values ('' when nothing)."""
+    if action.kind != "create_contract" and edited & {"customer_no", *CUSTOMER_FIELDS}:
+        return "更新合同时不能修改客户"
+    issues = check_contract({**action.new_values, **{f: now[f] for f in REVIEWED_FIELDS}}, d)
+    if action.kind == "create_contract":
+        no = now["customer_no"]
+        if no == NEW_CUSTOMER:
+            issues += check_customer({f: now[f] for f in CUSTOMER_FIELDS})
+        elif not no:
+            return "请在“客户编号”列填写DMS客户编号，或填“新建”"
+        elif no not in dms_customers:
+            return f"客户编号 {no} 不在DMS客户中（先运行 dms-customers，或填“新建”）"
+    return issues_text(issues)
+
+
+def apply_review(store: Store, review: ReviewImport, actor: str) -> None:
+    """Apply the decisions in one transaction.
+
+    Raises:
+        DataFileError: the data changed while the workbook was being read (nothing applied).
+    """
+    stale = store.review(review.decisions, actor)
+    if stale:
+        raise DataFileError(f"操作 {', '.join(map(str, stale))} 在导入过程中被修改，未导入任何内容；请重新导出")

@@ -1,0 +1,802 @@
+"""Streaming writer for the review workbook (审核工作簿).
+
+Dealership staff review everything dealerbot scraped in an Excel workbook
+before anything is written to the OEM portal or the DMS.  This module is a
+generic writer: the caller maps its store rows to :class:`Sheet` /
+:class:`Row` objects and calls :func:`write_workbook`.
+
+Design notes
+------------
+* openpyxl write-only mode is used, so memory does not grow with the number
+  of rows: ``Sheet.rows`` is consumed exactly once and each row is streamed to
+  disk as it is produced.
+* Styles are registered once per workbook as ``NamedStyle`` objects; every
+  cell is created from the pre-computed style array of one of them, so no
+  Font/Fill object is created per cell.
+* Every ``str`` value is written as a string cell (data type ``"s"``), never a
+  formula or an error value, and "formula-like" text additionally gets
+  ``quotePrefix`` so Excel keeps it as text even after the reviewer edits it.
+* The file is written to a temporary file next to the target, fsynced and
+  then atomically moved onto the target with :func:`os.replace`.
+
+Operator-facing text (sheet titles, headers, reasons) is Simplified Chinese.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import os
+import sys
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
+from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
+from openpyxl.styles.cell_style import StyleArray
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+
+from dealerbot.private_files import private_dir
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+__all__ = [
+    "CellIssue",
+    "Column",
+    "ColumnKind",
+    "Row",
+    "Severity",
+    "Sheet",
+    "WorkbookStats",
+    "is_formula_like",
+    "safe_text",
+    "write_workbook",
+    "SUMMARY_TITLE",
+    "STATUS_HEADER",
+    "DETAIL_HEADER",
+]
+
+ColumnKind = Literal["text", "int", "decimal", "date", "datetime", "bool"]
+Severity = Literal["reject", "flag", "repaired"]
+
+_KINDS: frozenset[str] = frozenset(get_args(ColumnKind))
+_SEVERITIES: frozenset[str] = frozenset(get_args(Severity))
+
+# --- operator-facing text ---------------------------------------------------
+SUMMARY_TITLE = "概要"
+SUMMARY_HEADERS = ("项目", "内容")
+STATUS_HEADER = "校验结果"
+DETAIL_HEADER = "问题说明"
+STATUS_TEXT: dict[str | None, str] = {
+    None: "通过",
+    "repaired": "已修正",
+    "flag": "待复核",
+    "reject": "拒绝",
+}
+BOOL_TEXT = {True: "是", False: "否"}
+ISSUE_SEPARATOR = "；"
+LABEL_SEPARATOR = "："
+
+# Worst first.  reject > flag > repaired > (no issue).
+_SEVERITY_RANK = {"repaired": 1, "flag": 2, "reject": 3}
+
+# Excel's own "Bad" / "Neutral" / "Good" colour pairs.
+_SEVERITY_COLOURS = {
+    "reject": ("FFC7CE", "9C0006"),
+    "flag": ("FFEB9C", "9C5700"),
+    "repaired": ("C6EFCE", "006100"),
+}
+_HEADER_FILL = "1F4E78"  # dark blue
+_EDITABLE_HEADER_FILL = "548235"  # green: staff may change this column
+_HEADER_FONT = "FFFFFF"
+
+_NUMBER_FORMATS = {
+    "text": "General",
+    "int": "0",
+    "decimal": "#,##0.00",
+    "date": "yyyy-mm-dd",
+    "datetime": "yyyy-mm-dd hh:mm:ss",
+    "bool": "General",
+}
+_DEFAULT_WIDTHS = {
+    "text": 16.0,
+    "int": 10.0,
+    "decimal": 14.0,
+    "date": 12.0,
+    "datetime": 20.0,
+    "bool": 8.0,
+}
+_STATUS_WIDTH = 10.0
+_DETAIL_WIDTH = 60.0
+_MAX_WIDTH = 80.0
+_FILTER_BUTTON_PAD = 4.0  # room for the autofilter drop-down arrow
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_BAD_TITLE_CHARS = frozenset("[]:*?/\\")
+_MAX_TITLE_LEN = 31
+_STYLE_PREFIX = "dealerbot"
+
+
+# --- public data model ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One data column of a review sheet.
+
+    Raises:
+        ValueError: if ``key`` or ``header`` is empty, ``kind`` is not a
+            :data:`ColumnKind`, or ``width`` is not a positive number.
+    """
+
+    key: str
+    header: str  # Chinese header text
+    kind: ColumnKind = "text"
+    width: float | None = None  # None -> sensible default from kind and header length
+    hidden: bool = False  # e.g. a row key read back on import
+    choices: tuple[str, ...] = ()  # an Excel drop-down list on the column's cells
+    editable: bool = False  # staff may change it (the header is coloured to say so)
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            raise ValueError("Column.key must not be empty")
+        if not self.header:
+            raise ValueError(f"Column {self.key!r}: header must not be empty")
+        if self.kind not in _KINDS:
+            raise ValueError(
+                f"Column {self.key!r}: unknown kind {self.kind!r}, expected one of {sorted(_KINDS)}"
+            )
+        if self.width is not None and not (0 < self.width <= 255):
+            raise ValueError(f"Column {self.key!r}: width must be in (0, 255], got {self.width!r}")
+
+
+@dataclass(frozen=True)
+class CellIssue:
+    """A validation finding on a cell (or a whole row).
+
+    Raises:
+        ValueError: if ``severity`` is not one of ``reject``/``flag``/``repaired``.
+    """
+
+    severity: Severity
+    message: str  # Chinese reason
+
+    def __post_init__(self) -> None:
+        if self.severity not in _SEVERITIES:
+            raise ValueError(
+                f"CellIssue: unknown severity {self.severity!r}, expected one of {sorted(_SEVERITIES)}"
+            )
+
+
+@dataclass
+class Row:
+    """One data row: values by column key plus validation issues."""
+
+    values: Mapping[str, Any]  # key -> value (str, int, Decimal, float, date, datetime, bool, None)
+    issues: Mapping[str, CellIssue] = field(default_factory=dict)  # column key -> issue on that cell
+    row_issues: Sequence[CellIssue] = ()  # issues not tied to a column (e.g. duplicate record)
+
+
+@dataclass
+class Sheet:
+    """One review sheet.
+
+    ``rows`` may be a generator over thousands of rows; it is consumed exactly
+    once by :func:`write_workbook` and never materialised.
+
+    Raises:
+        ValueError: if ``title`` is not a valid Excel sheet name (empty, longer
+            than 31 characters, contains any of ``[]:*?/\\``, or starts/ends
+            with an apostrophe), or if column keys are duplicated or a header
+            collides with the appended 校验结果 / 问题说明 columns.
+    """
+
+    title: str  # Chinese sheet name (<=31 chars, no []:*?/\)
+    columns: Sequence[Column]
+    rows: Iterable[Row]
+    hidden: bool = False  # a sheet for the program, not for people
+
+    def __post_init__(self) -> None:
+        _validate_title(self.title)
+        _validate_columns(self.title, self.columns)
+
+
+@dataclass
+class WorkbookStats:
+    """What :func:`write_workbook` wrote."""
+
+    path: Path
+    rows: dict[str, int]  # sheet title -> data rows written
+
+
+# --- formula injection ------------------------------------------------------
+
+
+def is_formula_like(value: str) -> bool:
+    """Return True if Excel (or a CSV consumer) could treat ``value`` as a formula.
+
+    That is text starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return.  Such text is still written verbatim, but as a string cell with
+    ``quotePrefix`` set, so Excel shows it as text and never evaluates it.
+
+    Raises:
+        TypeError: if ``value`` is not a ``str``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"is_formula_like expects str, got {type(value).__name__}")
+    return value.startswith(_FORMULA_PREFIXES)
+
+
+def safe_text(value: str) -> str:
+    """Return ``value`` unchanged.
+
+    The workbook never alters text to defuse formula injection (no leading
+    apostrophe is added to the data): protection lives in the cell data type
+    (always ``"s"``) and the ``quotePrefix`` style, applied to every text for
+    which :func:`is_formula_like` is true.  This function exists so callers
+    and tests share one definition of what is written for a given text.
+
+    Raises:
+        TypeError: if ``value`` is not a ``str``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"safe_text expects str, got {type(value).__name__}")
+    return value
+
+
+# --- validation helpers -----------------------------------------------------
+
+
+def _validate_title(title: str) -> None:
+    if not isinstance(title, str) or not title:
+        raise ValueError(f"invalid sheet title {title!r}: must be a non-empty string")
+    if len(title) > _MAX_TITLE_LEN:
+        raise ValueError(
+            f"invalid sheet title {title!r}: {len(title)} characters, Excel allows at most {_MAX_TITLE_LEN}"
+        )
+    bad = sorted(set(title) & _BAD_TITLE_CHARS)
+    if bad:
+        raise ValueError(f"invalid sheet title {title!r}: contains forbidden character(s) {''.join(bad)!r}")
+    if title.startswith("'") or title.endswith("'"):
+        raise ValueError(f"invalid sheet title {title!r}: must not start or end with an apostrophe")
+
+
+def _validate_columns(title: str, columns: Sequence[Column]) -> None:
+    if not columns:
+        raise ValueError(f"sheet {title!r}: at least one column is required")
+    keys: set[str] = set()
+    for col in columns:
+        if not isinstance(col, Column):
+            raise ValueError(f"sheet {title!r}: columns must be Column objects, got {col!r}")
+        if col.key in keys:
+            raise ValueError(f"sheet {title!r}: duplicate column key {col.key!r}")
+        keys.add(col.key)
+        if col.header in (STATUS_HEADER, DETAIL_HEADER):
+            raise ValueError(f"sheet {title!r}: column header {col.header!r} is reserved")
+
+
+def _validate_sheets(sheets: Sequence[Sheet]) -> None:
+    seen = {SUMMARY_TITLE.casefold(): SUMMARY_TITLE}
+    for sheet in sheets:
+        _validate_title(sheet.title)
+        _validate_columns(sheet.title, sheet.columns)
+        folded = sheet.title.casefold()  # Excel sheet names are case-insensitive
+        if folded in seen:
+            raise ValueError(f"duplicate sheet title {sheet.title!r} (clashes with {seen[folded]!r})")
+        seen[folded] = sheet.title
+
+
+# --- styles -----------------------------------------------------------------
+
+
+class _Styles:
+    """Named styles registered once per workbook, and their style arrays.
+
+    Cells are created with ``Cell(ws, style_array=...)`` from these cached
+    arrays, so per-cell styling is an array copy, not a style lookup.
+    """
+
+    def __init__(self, wb: Workbook) -> None:
+        self._arrays: dict[str, StyleArray] = {}
+        self._quoted: dict[str, StyleArray] = {}
+
+        header_align = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        for key, colour in (("header", _HEADER_FILL), ("header-editable", _EDITABLE_HEADER_FILL)):
+            self._add(
+                wb,
+                key,
+                NamedStyle(
+                    name=f"{_STYLE_PREFIX}-{key}",
+                    font=Font(bold=True, color=_HEADER_FONT),
+                    fill=PatternFill(fill_type="solid", start_color=colour, end_color=colour),
+                    alignment=header_align,
+                ),
+            )
+        self._add(wb, "label", NamedStyle(name=f"{_STYLE_PREFIX}-label", font=Font(bold=True)))
+
+        fills = {
+            sev: (
+                PatternFill(fill_type="solid", start_color=bg, end_color=bg),
+                Font(color=fg),
+            )
+            for sev, (bg, fg) in _SEVERITY_COLOURS.items()
+        }
+        centre = Alignment(horizontal="center")
+        for kind in sorted(_KINDS):
+            for sev in (None, *sorted(_SEVERITIES)):
+                style = NamedStyle(name=f"{_STYLE_PREFIX}-{kind}-{sev or 'ok'}")
+                style.number_format = _NUMBER_FORMATS[kind]
+                if kind == "bool":
+                    style.alignment = centre
+                if sev is not None:
+                    style.fill, style.font = fills[sev]
+                self._add(wb, self.key(kind, sev), style)
+        for sev in (None, *sorted(_SEVERITIES)):
+            style = NamedStyle(name=f"{_STYLE_PREFIX}-status-{sev or 'ok'}", alignment=centre)
+            if sev is not None:
+                style.fill, style.font = fills[sev]
+            self._add(wb, self.key("status", sev), style)
+
+    @staticmethod
+    def key(kind: str, severity: str | None) -> str:
+        return f"{kind}:{severity or 'ok'}"
+
+    def _add(self, wb: Workbook, key: str, style: NamedStyle) -> None:
+        wb.add_named_style(style)
+        array = StyleArray(style.as_tuple())
+        quoted = StyleArray(array)
+        quoted.quotePrefix = 1
+        self._arrays[key] = array
+        self._quoted[key] = quoted
+
+    def array(self, key: str, quoted: bool = False) -> StyleArray:
+        return (self._quoted if quoted else self._arrays)[key]
+
+
+# --- value coercion ---------------------------------------------------------
+
+
+def _clean_text(text: str) -> str:
+    # Control characters (other than tab, LF, CR) cannot be stored in XLSX;
+    # make them visible instead of failing the whole export.
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
+
+
+def _is_finite(value: float | Decimal) -> bool:
+    return value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)
+
+
+def _coerce(value: Any, column_kind: str) -> tuple[Any, str]:
+    """Map a Python value to (cell value, style kind).
+
+    The style kind follows the value when it disagrees with the column kind,
+    so data is never hidden or reinterpreted (e.g. text in an int column stays
+    text; a fractional number in an int column gets two decimals).
+    """
+    if value is None:
+        return None, column_kind
+    if isinstance(value, bool):
+        return BOOL_TEXT[value], "bool"
+    if isinstance(value, int):
+        return value, "decimal" if column_kind == "decimal" else "int"
+    if isinstance(value, float | Decimal):
+        if not _is_finite(value):
+            return str(value), "text"
+        if column_kind == "int" and value == int(value):
+            return int(value), "int"
+        return value, "decimal"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            # Excel has no time zones: keep the wall-clock time as given.
+            value = value.replace(tzinfo=None)
+        return value, "date" if column_kind == "date" else "datetime"
+    if isinstance(value, date):
+        return value, "date"
+    if isinstance(value, str):
+        return _clean_text(value), "text"
+    if isinstance(value, time):
+        return value.isoformat(), "text"
+    return _clean_text(str(value)), "text"
+
+
+def _styled_cell(ws: WriteOnlyWorksheet, value: Any, style: StyleArray) -> Cell:
+    """Create a write-only cell (like ``WriteOnlyCell``) with a shared style.
+
+    Strings are always string cells: openpyxl turns ``"=..."`` into a formula
+    and ``"#N/A"`` etc. into error values on assignment, so the data type is
+    forced back to ``"s"`` (written as an inline string, never ``<f>``).
+    """
+    # row/column are placeholders; the write-only sheet sets them on append.
+    cell = Cell(ws, row=1, column=1, value=value, style_array=style)
+    if isinstance(value, str):
+        cell.data_type = "s"
+    return cell
+
+
+def _make_cell(ws: WriteOnlyWorksheet, styles: _Styles, value: Any, kind: str, severity: str | None) -> Cell:
+    """Create a data cell styled for ``kind``/``severity``; formula-like text gets quotePrefix."""
+    quoted = isinstance(value, str) and is_formula_like(value)
+    return _styled_cell(ws, value, styles.array(styles.key(kind, severity), quoted))
+
+
+def _display_width(text: str) -> float:
+    """Approximate Excel column width of ``text`` (CJK counts double)."""
+    widest = 0
+    for line in text.splitlines() or [""]:
+        width = sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in line)
+        widest = max(widest, width)
+    return float(widest)
+
+
+def _rendered(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, float | Decimal) and not isinstance(value, bool):
+        return f"{value:,.2f}" if _is_finite(value) else str(value)
+    return "" if value is None else str(value)
+
+
+def _column_width(col: Column) -> float:
+    if col.width is not None:
+        return float(col.width)
+    base = _DEFAULT_WIDTHS[col.kind]
+    return min(max(base, _display_width(col.header) + _FILTER_BUTTON_PAD), _MAX_WIDTH)
+
+
+# --- writing ----------------------------------------------------------------
+
+
+def _write_summary(wb: Workbook, styles: _Styles, summary: Sequence[tuple[str, Any]]) -> None:
+    ws = wb.create_sheet(SUMMARY_TITLE)
+    pairs = [(str(label), value) for label, value in summary]
+    label_width = max([_display_width(SUMMARY_HEADERS[0])] + [_display_width(lbl) for lbl, _ in pairs])
+    value_width = max([_display_width(SUMMARY_HEADERS[1])] + [_display_width(_rendered(v)) for _, v in pairs])
+    ws.column_dimensions["A"].width = min(label_width + 2, _MAX_WIDTH)
+    ws.column_dimensions["B"].width = min(max(value_width + 2, 12.0), _MAX_WIDTH)
+
+    ws.append([_styled_cell(ws, h, styles.array("header")) for h in SUMMARY_HEADERS])
+    for label, raw in pairs:
+        label = _clean_text(label)
+        label_cell = _styled_cell(ws, label, styles.array("label", is_formula_like(label)))
+        value, kind = _coerce(raw, "text")
+        ws.append([label_cell, _make_cell(ws, styles, value, kind, None)])
+
+
+def _worst(severities: Iterable[str]) -> str | None:
+    worst: str | None = None
+    for sev in severities:
+        if worst is None or _SEVERITY_RANK[sev] > _SEVERITY_RANK[worst]:
+            worst = sev
+    return worst
+
+
+def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
+    ws = wb.create_sheet(sheet.title)
+    columns = list(sheet.columns)
+    by_key = {col.key: col for col in columns}
+    ncols = len(columns) + 2
+
+    # Layout must be set before the first row is appended in write-only mode.
+    if sheet.hidden:
+        ws.sheet_state = "hidden"
+    for idx, col in enumerate(columns, 1):
+        ws.column_dimensions[get_column_letter(idx)].width = _column_width(col)
+        ws.column_dimensions[get_column_letter(idx)].hidden = col.hidden
+    ws.column_dimensions[get_column_letter(ncols - 1)].width = _STATUS_WIDTH
+    ws.column_dimensions[get_column_letter(ncols)].width = _DETAIL_WIDTH
+    ws.freeze_panes = "A2"
+
+    header_style, editable_style = styles.array("header"), styles.array("header-editable")
+    ws.append(
+        [_styled_cell(ws, _clean_text(col.header), editable_style if col.editable else header_style) for col in columns]
+        + [_styled_cell(ws, text, header_style) for text in (STATUS_HEADER, DETAIL_HEADER)]
+    )
+
+    count = 0
+    for row in sheet.rows:  # consumed once, streamed
+        values = row.values
+        issues = row.issues or {}
+        for key in issues:
+            if key not in by_key:
+                raise ValueError(
+                    f"sheet {sheet.title!r}, data row {count + 1}: issue for unknown column key {key!r}"
+                )
+        cells = []
+        reasons = []
+        for col in columns:
+            issue = issues.get(col.key)
+            severity = issue.severity if issue is not None else None
+            value, kind = _coerce(values.get(col.key), col.kind)
+            cells.append(_make_cell(ws, styles, value, kind, severity))
+            if issue is not None:
+                reasons.append(f"{col.header}{LABEL_SEPARATOR}{issue.message}")
+        reasons.extend(issue.message for issue in row.row_issues)
+        worst = _worst([i.severity for i in issues.values()] + [i.severity for i in row.row_issues])
+        cells.append(_make_cell(ws, styles, STATUS_TEXT[worst], "status", worst))
+        detail = _clean_text(ISSUE_SEPARATOR.join(reasons)) if reasons else None
+        cells.append(_make_cell(ws, styles, detail, "text", None))
+        ws.append(cells)
+        count += 1
+
+    ws.auto_filter.ref = f"A1:{get_column_letter(ncols)}{count + 1}"
+    for idx, col in enumerate(columns, 1):
+        if col.choices and count:
+            listed = ",".join(col.choices)
+            dv = DataValidation(type="list", formula1=f'"{listed}"', allow_blank=True, showErrorMessage=True,
+                                errorTitle="请从列表中选择", error=f"可选：{listed}")
+            letter = get_column_letter(idx)
+            dv.add(f"{letter}2:{letter}{count + 1}")
+            ws.data_validations.append(dv)
+    return count
+
+
+def _drop_half_written_zip(exc: OSError) -> None:
+    """A write that failed (a full disk) leaves openpyxl's zip writer open in the traceback's
+    frames; collected later, after its file is closed, it prints "Exception ignored ... seek of
+    closed file" over the real message. Drop those frames now, quietly (the OSError says all)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _unraisable: None
+    try:
+        seen: BaseException | None = exc
+        while seen is not None:  # the chained errors' frames hold it too
+            seen.__traceback__ = None
+            seen = seen.__context__
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _discard_sheet_buffers(wb: Workbook) -> None:
+    """Best-effort removal of openpyxl's per-sheet temp files after a failure."""
+    for ws in wb.worksheets:
+        writer = getattr(ws, "_writer", None)
+        if writer is None:
+            continue
+        rows = getattr(ws, "_rows", None)
+        try:
+            if rows is not None:
+                rows.close()
+            writer.close()
+        except Exception:  # noqa: BLE001 - cleanup must not mask the real error
+            pass
+        try:
+            writer.cleanup()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def write_workbook(path: Path, summary: Sequence[tuple[str, Any]], sheets: Sequence[Sheet]) -> WorkbookStats:
+    """Write the review workbook atomically and return what was written.
+
+    The first sheet is 概要 (the ``summary`` label/value pairs), followed by one
+    sheet per :class:`Sheet` in order.  Each sheet's rows are streamed (the
+    iterable is consumed once).  The workbook is first written to
+    ``.<name>.tmp-<pid>`` in the target directory, fsynced and then moved onto
+    ``path`` with :func:`os.replace`; on any error the temp file is removed and
+    an existing ``path`` is left untouched.  Parent directories are created.
+
+    Raises:
+        ValueError: if ``path`` does not end in ``.xlsx``; if a sheet title is
+            invalid (the message names it) or duplicated (case-insensitively,
+            including the reserved 概要); if a sheet has no columns, duplicate
+            column keys or a reserved header; if a row has an issue for a
+            column key that the sheet does not have (raised mid-stream, the
+            target is still left untouched).
+        Exception: anything raised while iterating ``Sheet.rows`` is
+            propagated unchanged after cleanup.
+        OSError: if the directory cannot be created or the file cannot be
+            written or replaced (e.g. the target is open in Excel on Windows).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".xlsx":
+        raise ValueError(f"workbook path must end in .xlsx: {str(path)!r}")
+    sheets = list(sheets)  # the Sheet list itself is small; rows stay lazy
+    _validate_sheets(sheets)
+
+    private_dir(path.parent)
+    tmp = _temp_path(path)
+    wb = Workbook(write_only=True)
+    counts: dict[str, int] = {}
+    try:
+        styles = _Styles(wb)
+        _write_summary(wb, styles, summary)
+        for sheet in sheets:
+            counts[sheet.title] = _write_sheet(wb, styles, sheet)
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as fh:
+            wb.save(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):  # the cleanup never hides the real error
+            _discard_sheet_buffers(wb)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            _drop_half_written_zip(exc)
+        raise
+    _fsync_dir(path.parent)
+    return WorkbookStats(path=path, rows=counts)
+
+
+# --- reading a workbook back -------------------------------------------------
+#
+# A workbook that comes back from people (a reviewed workbook, uploaded or given to
+# import-review) is checked before openpyxl opens it: it must be a zip, not too many members,
+# each member and all of them not too large once unpacked (counted while unpacking, so sizes
+# that lie do not help), every member's CRC right, and no XML part with a DTD (entity expansion,
+# external entities). openpyxl keeps the shared strings table in memory whole and parses the
+# small parts as trees; worksheets are streamed. The caps leave room over the largest review
+# workbook dealerbot writes: 50,000 待处理 rows (the export's limit) are a 72 MB worksheet.
+
+MiB = 1 << 20
+MAX_MEMBERS = 1000  # a review workbook has 13; Excel and LibreOffice add a few
+MAX_SHEET_BYTES = 256 * MiB  # one worksheet (streamed)
+MAX_SHARED_STRINGS_BYTES = 32 * MiB  # held in memory whole (32 MB of tiny strings: a 250 MB peak)
+MAX_PART_BYTES = 4 * MiB  # any other XML part (parsed whole: 16 MB of styles is a 500 MB peak)
+MAX_OTHER_BYTES = 64 * MiB  # anything else (an image pasted in: never parsed)
+MAX_TOTAL_BYTES = 512 * MiB
+_SAVE_AS = "请另存为 .xlsx（Excel 工作簿）后再导入"
+_DTD_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
+_SNIFF_BYTES = 64 * 1024
+
+
+def _member_cap(name: str) -> int:
+    if name.startswith("xl/worksheets/") and name.endswith(".xml"):
+        return MAX_SHEET_BYTES
+    if name == "xl/sharedStrings.xml":
+        return MAX_SHARED_STRINGS_BYTES
+    return MAX_PART_BYTES if name.endswith((".xml", ".rels", ".vml")) else MAX_OTHER_BYTES
+
+
+def _too_large(path: Path, what: str, cap: int) -> Exception:
+    from dealerbot.errors import DataFileError
+
+    return DataFileError(f"{path}: 工作簿解压后过大（{what}超过 {cap // MiB} MB），不像审核工作簿，未导入任何内容"
+                         f" (too large when unpacked: refused)")
+
+
+def damaged_workbook(path: Path, exc: BaseException) -> Exception:
+    """The error for a workbook that cannot be read (naming ``path``)."""
+    from dealerbot.errors import DataFileError
+
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:  # openpyxl wraps a parser's error in its own
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    root = chain[-1]
+    detail = f"{type(root).__name__}: {(str(root).splitlines() or [''])[0]}"
+    if any(type(e).__name__ in ("EntitiesForbidden", "ExternalReferenceForbidden", "DTDForbidden")
+           or "entit" in str(e).lower() for e in chain):
+        return DataFileError(f"{path}: 工作簿含有 XML 实体声明（DTD），Excel 保存的文件不会这样，可能被篡改，未导入任何内容"
+                             f" (XML entities are refused: {detail})")
+    return DataFileError(f"{path}: 不是有效的Excel工作簿，可能已损坏 (not a readable .xlsx: {detail})")
+
+
+def check_xlsx(path: Path) -> None:
+    """Check that ``path`` is an .xlsx that is safe to open, without opening it as a workbook.
+
+    Raises:
+        DataFileError: naming ``path``: not a file; another format (.xls, .ods, .xlsb: save it
+            as .xlsx); not a zip or damaged (a bad CRC, a broken deflate stream); too many
+            members or too large once unpacked; an XML part with a DTD (entities).
+    """
+    import zipfile
+    import zlib
+
+    from dealerbot.errors import DataFileError
+
+    if not path.exists():
+        raise DataFileError(f"{path}: 文件不存在 (no such file)")
+    if not path.is_file():
+        raise DataFileError(f"{path}: 不是文件，请给出审核工作簿 .xlsx 的路径 (not a file)")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise DataFileError(f"{path}: 无法读取 (cannot read: {exc})") from None
+    if head == bytes.fromhex("D0CF11E0A1B11AE1"):
+        raise DataFileError(f"{path}: 这是旧版 Excel 97-2003 工作簿（.xls），不是 .xlsx：{_SAVE_AS} (an .xls file)")
+    if not head.startswith(b"PK"):
+        raise DataFileError(f"{path}: 不是 .xlsx 工作簿（文件内容不是 Excel 格式），可能已损坏 (not a zip: not an .xlsx)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = z.infolist()
+            names = {m.filename for m in members}
+            if "mimetype" in names and z.getinfo("mimetype").file_size < 200 and \
+                    z.read("mimetype").startswith(b"application/vnd.oasis.opendocument"):
+                raise DataFileError(f"{path}: 这是 OpenDocument 表格（.ods，WPS / LibreOffice 的格式），不是 .xlsx：{_SAVE_AS}"
+                                    f" (an OpenDocument file)")
+            if "xl/workbook.bin" in names:
+                raise DataFileError(f"{path}: 这是 Excel 二进制工作簿（.xlsb），不是 .xlsx：{_SAVE_AS} (an .xlsb file)")
+            if len(members) > MAX_MEMBERS:
+                raise DataFileError(f"{path}: 工作簿内含 {len(members)} 个部件（上限 {MAX_MEMBERS}），不像审核工作簿，"
+                                    f"未导入任何内容 (too many members)")
+            total = 0
+            for m in members:  # what the directory says first (cheap), then what unpacking gives
+                if m.file_size > _member_cap(m.filename):
+                    raise _too_large(path, f"{m.filename} ", _member_cap(m.filename))
+                total += m.file_size
+            if total > MAX_TOTAL_BYTES:
+                raise _too_large(path, "全部内容", MAX_TOTAL_BYTES)
+            total = 0
+            for m in members:
+                cap, size, start = _member_cap(m.filename), 0, b""
+                with z.open(m) as part:  # zipfile stops at the declared size and checks the CRC
+                    while chunk := part.read(MiB):
+                        size += len(chunk)
+                        total += len(chunk)
+                        if size > cap:
+                            raise _too_large(path, f"{m.filename} ", cap)
+                        if total > MAX_TOTAL_BYTES:
+                            raise _too_large(path, "全部内容", MAX_TOTAL_BYTES)
+                        if len(start) < _SNIFF_BYTES:
+                            start += chunk[:_SNIFF_BYTES]
+                if m.filename.endswith((".xml", ".rels", ".vml")) and any(k in start for k in _DTD_MARKERS):
+                    raise damaged_workbook(path, ValueError(f"{m.filename}: a DTD (entity declarations)"))
+    except DataFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+            ValueError, KeyError) as exc:
+        raise damaged_workbook(path, exc) from None
+
+
+def open_xlsx(path: Path) -> Workbook:
+    """Open a workbook people sent back, read-only (cell values, no formulas), after
+    :func:`check_xlsx`; read its rows with :func:`xlsx_rows`. Close it when done.
+
+    Raises:
+        DataFileError: as :func:`check_xlsx`, or openpyxl cannot read it (naming ``path``).
+    """
+    from openpyxl import load_workbook
+
+    check_xlsx(path)
+    try:
+        return load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - zip, XML and openpyxl's own errors alike: a damaged file
+        raise damaged_workbook(path, exc) from None
+
+
+def xlsx_rows(path: Path, ws: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
+    """A read-only sheet's rows as values (``ws.iter_rows(values_only=True, **kwargs)``); a
+    part that cannot be parsed ends the reading with a :class:`DataFileError` naming ``path``."""
+    rows = ws.iter_rows(values_only=True, **kwargs)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - openpyxl parses lazily: XML, zip and value errors alike
+            raise damaged_workbook(path, exc) from None
+        yield row

@@ -1,0 +1,490 @@
+"""The context the runner hands a bot for one run (:class:`BotContext`): portals opened logged in,
+the desktop client, records emitted through their pipeline, rejects, exactly-once writes,
+evidence, counts and notes for the operator."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dealerbot.config import PortalSettings, Settings
+from dealerbot.credentials import PasswordSource, env_name
+from dealerbot.data.pipeline import Pipeline, issue_dict, pipeline_for
+from dealerbot.data.records import Entity, Item
+from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopRequested
+from dealerbot.store import RecordWriter, Store
+from dealerbot.web.browser import Browser, Evidence
+from dealerbot.web.locators import SelectorFile, load_portal_selectors
+from dealerbot.web.pacing import Pace
+from dealerbot.web.page_locators import build_locator
+from dealerbot.web.portal import PortalSession
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from dealerbot.desktop.driver import DesktopDriver
+    from dealerbot.running.bot import Bot
+
+
+class PortalApp(Protocol):
+    """A portal's top-level page object (:class:`dealerbot.pages.common.PortalApp` or alike)."""
+
+    async def open(self) -> None: ...
+
+    async def login(self) -> None: ...
+
+
+AppFactory = Callable[[PortalSession, Callable[[], str]], PortalApp]  # (session, password) -> the portal's app
+
+
+COUNT_KEYS = ("pages", "read", "accepted", "repaired", "flagged", "rejected", "retries", "relogins")
+
+
+def account_key(portal: str, settings: PortalSettings) -> str:
+    """Which account of which portal: the key of its remembered login refusal."""
+    return "|".join((portal, settings.url.rstrip("/"), settings.dealer_code, settings.username))
+
+
+@dataclass
+class BotContext:
+    """Everything a bot may use during one run."""
+
+    run_id: str
+    bot: Bot
+    settings: Settings
+    browser: Browser | None  # None for a bot that drives no browser (``uses_browser = False``)
+    writer: RecordWriter
+    store: Store
+    evidence: Evidence
+    passwords: PasswordSource
+    log: Logger
+    full: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    since: datetime | None = None
+    selectors_dir: Path | None = None
+    on_progress: Callable[[dict[str, int]], None] | None = None
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
+    newest_change: datetime | None = None
+    notes: list[str] = field(default_factory=list)  # for the operator: the summary and `runs`
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set: stop at the next safe point
+    input: list[dict[str, str]] | None = None  # rows of `run --input FILE` (a bot with the "input" option)
+    # Handed in by the runner (this module reaches neither the registry nor the group):
+    portal_apps: Callable[[str], AppFactory] | None = None  # portal -> its app (portals/ or the default)
+    shared_pace: Callable[[str, int], Pace] | None = None  # (account, per minute) -> a pace shared across processes
+    _pipelines: dict[str, Pipeline] = field(default_factory=dict)
+
+    # -- portals ----------------------------------------------------------------------------
+    def selectors(self, portal: str) -> SelectorFile:
+        """The portal's validated selector file."""
+        return load_portal_selectors(portal, self.selectors_dir, self.settings.home)
+
+    def state_file(self, portal: str) -> Path:
+        """Where the portal's login is kept between runs (git-ignored, mode 0600)."""
+        username = self.settings.portal(portal).username or "default"
+        return self.settings.path("state") / f"{portal}-{username}.json"
+
+    def portal_app(self, portal: str) -> AppFactory:
+        """The app that opens ``portal``: its class in ``portals/`` (``name = portal``), else
+        the default login app.
+
+        Raises:
+            ConfigError: a portals/ module fails to import.
+        """
+        if self.portal_apps is None:
+            raise ConfigError("no portal apps were handed to this run's context (BotContext.portal_apps)")
+        return self.portal_apps(portal)
+
+    @asynccontextmanager
+    async def portal(
+        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp] | None = None,
+        require: tuple[str, ...] = (),
+    ) -> AsyncIterator[PortalSession]:
+        """Open ``portal`` in a fresh browser context, logged in, on its landing page.
+
+        Every selector name the app uses (its module's ``SELECTORS_USED``, its class's
+        ``selectors_used(settings)``) and of ``require`` (what the bot's own steps use) must be in
+        the portal's selector file: checked before the browser starts.
+
+        ``app(session, password)`` builds the portal's top-level page object (default:
+        :meth:`portal_app`); its ``open()`` logs in when the saved login no longer works, and its
+        ``login()`` is used again when the session expires mid-run. Failure evidence is saved
+        when the block raises.
+
+        Raises:
+            LoginRejected: the portal refused the password (never retried).
+            CredentialsMissing: no password is configured.
+            SystemFailure: the portal could not be opened.
+        """
+        settings = self.settings.portal(portal)
+        if self.browser is None:
+            raise ConfigError(f"机器人 {self.bot.name} 声明不使用浏览器 (uses_browser = False)，不能打开网页门户 {portal}")
+        app = app or self.portal_app(portal)
+        selectors = self.selectors(portal)
+        own = app.selectors_used(settings) if hasattr(app, "selectors_used") else ()
+        selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *own, *require))
+        self.log.info("{}: selectors from {}", portal, selectors.path)
+        account = account_key(portal, settings)
+        fingerprint = self._check_not_refused(portal, account, selectors.title)
+
+        def mask(page: Any) -> list[Any]:
+            return [
+                build_locator(page, c)
+                for name in selectors.evidence_mask
+                for c in selectors.spec(name).candidates
+                if not c.fields()
+            ]
+
+        trace = self.settings.browser.trace
+        async with self.browser.context(
+            portal, self.evidence, self.state_file(portal), mask,
+            timeout_ms=self.settings.run.timeout_seconds * 1000, trace=self.bot.trace if trace is None else trace,
+            mask_css=[c.value for name in selectors.evidence_mask for c in selectors.spec(name).candidates
+                      if c.kind == "css" and not c.fields() and not c.frame],
+        ) as pctx:
+            page = await pctx.new_page()
+            session = PortalSession(
+                portal, settings, pctx, page, selectors, self.settings.run, self.log, self.counts
+            )
+            top = app(session, lambda: self.password(portal))
+            session.login, session.app = top.login, top
+            if self.bot.recycles:
+                session.recycle_when(self.settings.browser.recycle_requests, self.settings.browser.recycle_memory_mb)
+            if self.settings.run.requests_per_minute:
+                if self.shared_pace is not None:  # a group: every worker draws on one pace per account
+                    session.shared.pace = self.shared_pace(account, self.settings.run.requests_per_minute)
+                await session.count_every_request()
+            try:
+                await session.step(f"open {selectors.title}", top.open)
+                if not session.shared.logged_in:
+                    self._note_saved_login(portal, selectors.title)
+                yield session
+            except LoginRejected as exc:
+                if not exc.remembered:  # never type this password again (portals lock accounts)
+                    self.store.record_login_refusal(account, fingerprint, str(exc), self.run_id)
+                raise
+            except (StopRequested, asyncio.CancelledError, KeyboardInterrupt):
+                raise  # stopping on purpose: nothing failed, no evidence to render
+            except BaseException:
+                if pctx.crashed:  # the browser is gone: nothing to render the answer with
+                    raise
+                try:
+                    await self._save_failed_response(session)
+                except Exception as exc:  # noqa: BLE001 - evidence never hides the failure itself
+                    self.log.warning("could not keep the failing answer: {}", exc)
+                raise
+            finally:
+                with suppress(Exception):
+                    await session.close_reads()
+
+    @asynccontextmanager
+    async def portal_pages(
+        self, portal: str, app: Callable[[PortalSession, Callable[[], str]], PortalApp] | None, pages: int,
+        require: tuple[str, ...] = (),
+    ) -> AsyncIterator[list[PortalSession]]:
+        """Like :meth:`portal`, with ``pages`` pages in the one logged-in browser context, one
+        session each (to work on several screens at once; they share the login, re-logins and
+        the request budget, and a failure's evidence covers every page).
+
+        Raises:
+            as :meth:`portal`.
+        """
+        app = app or self.portal_app(portal)
+        async with self.portal(portal, app, require) as first:
+            sessions = [first]
+            for _ in range(pages - 1):
+                other = first.sibling(await first.pctx.new_page())
+                other.login = app(other, lambda: self.password(portal)).login
+                sessions.append(other)
+            yield sessions
+
+    def _check_not_refused(self, portal: str, account: str, title: str) -> str:
+        """The fingerprint of the portal's password, after checking the portal has not refused
+        that very password before (before any browser starts).
+
+        Raises:
+            CredentialsMissing: no password is configured.
+            LoginRejected: this password was refused before (``remembered``; nothing typed).
+        """
+        fingerprint = self.store.password_fingerprint(self.password(portal))
+        refused = self.store.login_refusal(account)
+        if refused is not None:
+            if refused["fingerprint"] == fingerprint:
+                store = self.settings.own_store
+                cmd = f"dealerbot --store {store}" if store else "dealerbot"
+                raise LoginRejected(
+                    f"{title}在 {refused['refused_at']:%Y-%m-%d %H:%M} 拒绝过这个密码，为免账号被锁定不再尝试。"
+                    f"请设置新密码：{cmd} credentials set {portal}（或更新 {env_name(portal, store)}）；"
+                    f"确认密码无误时运行 {cmd} credentials retry {portal} "
+                    f"(the portal refused this password before: not tried again) — {refused['message']}",
+                    remembered=True,
+                )
+            self.store.clear_login_refusal(account)
+            self.log.info("{}: the password changed since the portal refused one: trying the new one", portal)
+        return fingerprint
+
+    def _note_saved_login(self, portal: str, title: str) -> None:
+        """Say that no password was typed: a password changed on the portal since the saved
+        login shows only when that login expires."""
+        saved = self.state_file(portal)
+        since = f"（{datetime.fromtimestamp(saved.stat().st_mtime):%m-%d %H:%M} 登录）" if saved.exists() else ""
+        self.note(
+            f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现 "
+            f"({portal}: used the saved login; a changed password shows only when it expires)"
+        )
+
+    @asynccontextmanager
+    async def desktop(self, portal: str, screens: str) -> AsyncIterator[Any]:
+        """Drive the desktop client described by ``selectors/<screens>.yaml`` (``kind: desktop``)
+        for the account of ``portal``: yields a :class:`~dealerbot.desktop.driver.DesktopDriver`.
+        When the block raises, a full-screen screenshot (personal regions masked) with the window
+        list and the step log is saved as evidence; a refused password is remembered, as on the web.
+
+        Raises:
+            ConfigError: no display, no xdotool, a malformed screen file; LoginRejected (and
+                remembered); CredentialsMissing.
+            SystemFailure: the client is not running or will not take the focus.
+        """
+        from dealerbot.desktop.driver import DesktopDriver
+        from dealerbot.desktop.spec import load_desktop_spec
+        from dealerbot.web.locators import portal_selectors_path
+
+        spec = load_desktop_spec(portal_selectors_path(screens, self.selectors_dir, self.settings.home))
+        account = account_key(portal, self.settings.portal(portal))
+        fingerprint = self._check_not_refused(portal, account, spec.title)
+        self.log.info("{}: desktop screens from {}", portal, spec.path)
+        driver = await asyncio.to_thread(DesktopDriver, spec, self.log)
+        try:
+            yield driver
+        except LoginRejected as exc:
+            if not exc.remembered:
+                self.store.record_login_refusal(account, fingerprint, str(exc), self.run_id)
+            raise
+        except (StopRequested, asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except BaseException:
+            try:
+                await asyncio.to_thread(self.desktop_evidence, driver, "failed")
+            except Exception as exc:  # noqa: BLE001 - evidence never hides the failure itself
+                self.log.warning("could not keep a screenshot: {}", exc)
+            raise
+        finally:
+            if driver.nuisances_closed or driver.refocused:
+                self.note(f"{spec.title}：关闭了 {driver.nuisances_closed} 个意外弹窗，重新聚焦窗口 {driver.refocused} 次 "
+                          f"(closed {driver.nuisances_closed} unexpected window(s), re-focused {driver.refocused} time(s))")
+
+    def desktop_evidence(self, driver: DesktopDriver, label: str) -> str:
+        """Save a masked full-screen screenshot, the window list and the step log; the folder."""
+        for path in driver.screenshot(self.evidence.next_name(label, ".png"), mask=self.evidence.masker):
+            self.evidence.add(path)
+        return str(self.evidence.folder)
+
+    def check_stop(self) -> None:
+        """Call between records: stop here when a shutdown asked for it.
+
+        Raises:
+            StopRequested: the scheduler (or the operator) is stopping dealerbot.
+        """
+        if self.stop.is_set():
+            raise StopRequested("调度程序正在停止：当前记录已完成，其余留待下次运行 (stopped between records by a shutdown)")
+
+    def download_dir(self) -> Path:
+        """Where this run keeps the files it downloads: ``out/downloads/<run-id>/`` (0700)."""
+        from dealerbot.private_files import private_dir
+
+        return private_dir(self.settings.path("out") / "downloads" / self.run_id)
+
+    def input_rows(self) -> list[dict[str, str]]:
+        """The rows of this run's input file (``dealerbot run BOT --input FILE``), by column name.
+
+        Raises:
+            ConfigError: the run was started without ``--input`` (the bot needs one).
+        """
+        if self.input is None:
+            raise ConfigError(f"机器人 {self.bot.name} 需要输入文件：dealerbot run {self.bot.name} --input 文件.xlsx "
+                              f"(this bot needs --input FILE)")
+        return self.input
+
+    def personal(self, *values: Any) -> None:
+        """Mark values as personal data (names, addresses...) so that every artifact of the run
+        masks them: logs, page HTML, traces. Records' personal fields are marked by :meth:`emit`;
+        a bot that types data it did not scrape this run marks it here."""
+        self.evidence.masker.add_personal(*values)
+
+    def note(self, text: str) -> None:
+        """Tell the operator something the counts cannot (shown in the summary and `runs`)."""
+        if text not in self.notes:
+            self.notes.append(text)
+            self.log.info("note: {}", text)
+
+    async def _save_failed_response(self, session: PortalSession) -> None:
+        """Keep the portal's failing answer to a read (masked): as text, and rendered into a
+        screenshot of its own (the browser's page shows a healthy screen: the read failed
+        behind it)."""
+        if session.shared.failed_response is None:
+            return
+        url, status, body = session.shared.failed_response
+        masked = self.evidence.masker(body)
+        path = self.evidence.next_name(session.name, "-response.html")
+        path.write_text(f"<!-- HTTP {status} {self.evidence.masker(url)} -->\n{masked}", encoding="utf-8")
+        self.evidence.add(path)
+        await session.pctx.render_answer(session.name, f"HTTP {status} {self.evidence.masker(url)}", masked)
+
+    def password(self, portal: str) -> str:
+        """The portal's password (environment, keyring or the runner's overrides).
+
+        Raises:
+            CredentialsMissing: there is none.
+        """
+        return self.passwords(portal, self.settings.portal(portal).username)
+
+    # -- records --------------------------------------------------------------------------
+    def emit(self, entity: Entity, data: dict[str, Any], source: str = "") -> bool:
+        """Process one scraped record and queue it for the store.
+
+        Returns True when accepted (possibly repaired or flagged), False when rejected.
+        """
+        pipeline = self._pipelines.get(entity.name)
+        if pipeline is None:
+            pipeline = self._pipelines[entity.name] = pipeline_for(entity)
+        raw = dict(data)
+        self.personal(*(data.get(f) for f in entity.personal_fields))
+        item = Item(entity, dict(data), source=source)
+        self.counts["read"] += 1
+        try:
+            item = pipeline.process(item)
+        except RecordRejected as rej:
+            self.counts["rejected"] += 1
+            self.writer.reject(entity, item.key, rej.code, rej.field, rej.reason, raw, [issue_dict(i) for i in item.issues])
+            self.log.info("rejected {} {}: {}", entity.name, item.key or "(no key)", rej.reason)
+            self.progress()
+            return False
+        self.personal(*(item.data.get(f) for f in entity.personal_fields))  # as cleaned
+        severities = {i.severity for i in item.issues}
+        if "flag" in severities:
+            self.counts["flagged"] += 1
+        elif "repaired" in severities:
+            self.counts["repaired"] += 1
+        self.counts["accepted"] += 1
+        self.writer.add(entity, item.data, [issue_dict(i) for i in item.issues])
+        self.progress()
+        return True
+
+    def reject(self, entity: Entity, data: dict[str, Any], code: str, reason: str, field: str = "") -> None:
+        """Reject a record before it is read further (e.g. a listed key that cannot be a key)."""
+        self.personal(*(data.get(f) for f in entity.personal_fields))
+        self.counts["read"] += 1
+        self.counts["rejected"] += 1
+        key = str(data.get(entity.key) or "")
+        self.writer.reject(entity, key, code, field, reason, dict(data))
+        self.log.info("rejected {} {}: {}", entity.name, key or "(no key)", reason)
+        self.progress()
+
+    @contextmanager
+    def rejecting(self, entity: Entity, data: dict[str, Any]) -> Iterator[None]:
+        """Work on one record: a :class:`~dealerbot.errors.RecordRejected` raised in the block
+        (a dropdown without the value, a check of the bot's own) rejects the record with its
+        reason and the run goes on; system failures pass through."""
+        try:
+            yield
+        except RecordRejected as rej:
+            self.reject(entity, data, rej.code, rej.reason, rej.field or "")
+
+    async def write_once(
+        self,
+        entity: Entity,
+        record: dict[str, Any],
+        find: Callable[[str], Awaitable[dict[str, Any] | None]],
+        create: Callable[[dict[str, Any]], Awaitable[Any]],
+    ) -> str:
+        """Write one record into a portal exactly once, the way the re-key bot does.
+
+        ``find(key)`` looks the record up on the portal (None: not there); ``create(record)``
+        fills the form and submits it once, returning the :class:`~dealerbot.web.forms.SubmitOutcome`.
+        The record is first checked by its type's pipeline (the key and required fields present,
+        each field's check, types): a bad one is rejected with its reason and the portal is never
+        touched; ``create`` gets the cleaned values as text (every field of the type present,
+        "" when empty, dates as YYYY-MM-DD), with the record's other columns as given.
+        A record the portal already holds is not typed again (``found``); a refused submit, or
+        one with no clear answer, is never repeated: the record is rejected with the portal's
+        words (a later run searches first, so an unclear save is never doubled); a saved one is
+        found again and what the portal now holds is emitted (``written``). Business errors on
+        the way (a dropdown without the value) reject the record; every outcome is in the audit
+        trail (``dealerbot audit``). Returns ``found``, ``written`` or ``rejected``.
+
+        Raises:
+            SystemFailure: the portal failed while searching or opening the form (nothing was
+                submitted, or the next run's search finds what was).
+            StopRequested: a shutdown asked to stop (checked before the record is started).
+        """
+        self.check_stop()
+        self.personal(*(record.get(f) for f in entity.personal_fields))
+        actor = f"bot:{self.bot.name}"
+        try:
+            cleaned = pipeline_for(entity).process(Item(entity, {f: record.get(f) for f in entity.field_names})).data
+        except RecordRejected as rej:
+            key = str(record.get(entity.key) or "").strip()
+            self.store.audit_write(self.run_id, actor, "invalid", entity.name, key, {}, rej.reason)
+            self.reject(entity, record, rej.code, rej.reason, rej.field or "")
+            return "rejected"
+        record = {**record, **{f: as_text(v) for f, v in cleaned.items()}}
+        key = record[entity.key]
+        with self.rejecting(entity, record):
+            if await find(key) is not None:
+                self.store.audit_write(self.run_id, actor, "found", entity.name, key, {})
+                self.note(f"{key} 已在{entity.title}中，未重复写入 (already there: not written again)")
+                return "found"
+            outcome = await create(record)
+            if outcome.result != "saved":
+                self.store.audit_write(self.run_id, actor, outcome.result, entity.name, key, record, outcome.message)
+                reason = outcome.message or ("门户没有明确答复，下次运行会先查找再决定" if outcome.result == "unknown" else "门户拒绝保存")
+                self.reject(entity, record, f"submit_{outcome.result}", reason)
+                return "rejected"
+            held = await find(key)
+            if held is None:
+                self.store.audit_write(self.run_id, actor, "missing", entity.name, key, record, outcome.url)
+                self.reject(entity, record, "not_found_after_save", "保存后在门户上查不到该记录 (saved, but not found again)")
+                return "rejected"
+            self.store.audit_write(self.run_id, actor, "written", entity.name, key, held, outcome.url)
+            self.emit(entity, held, source=outcome.url)
+            return "written"
+        return "rejected"
+
+    def observe_change(self, changed_at: datetime) -> None:
+        """Note a change time the bot *listed* (not read later from a detail page).
+
+        The run's watermark becomes the newest one noted, once the run succeeds. Taking it from
+        the list walk means a change that happens between listing and reading is never skipped:
+        it moves the record past the watermark, so the next run lists it again.
+        """
+        if self.newest_change is None or changed_at > self.newest_change:
+            self.newest_change = changed_at
+
+    def page_done(self) -> None:
+        """Count a list page read."""
+        self.counts["pages"] += 1
+        self.progress()
+
+    def progress(self) -> None:
+        """Tell the progress display (if any) the current counts."""
+        if self.on_progress is not None:
+            self.on_progress(self.counts)
+
+
+def as_text(value: Any) -> str:
+    """A cleaned value as it is typed into a form ("" for none, dates as YYYY-MM-DD)."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return str(value)
+

@@ -1,0 +1,1 @@
+"""Timetables (``schedules/*.yaml``) and the scheduler that runs them."""

@@ -1,0 +1,51 @@
+"""The append-only audit trail: every write and review decision (triggers refuse updates and deletes)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from dealerbot.rekey.ledger import Action
+from dealerbot.store.base import StoreBase
+from dealerbot.store.schema import dumps
+
+
+class AuditPart(StoreBase):
+    """The append-only audit trail: every write and review decision (triggers refuse updates and deletes)."""
+
+    def _audit(
+        self, conn: Connection, run_id: str | None, actor: str, action: Action, event: str, target: str,
+        old: dict[str, Any], new: dict[str, Any], note: str = "",
+    ) -> None:
+        conn.execute(self.tables["audit"].insert().values(
+            at=datetime.now(), run_id=run_id, actor=actor, action_id=action.id, event=event, target=target or "",
+            natural_key=action.natural_key, old_values=dumps(old), new_values=dumps(new), note=note, store=self.code,
+        ))
+
+    def audit_write(self, run_id: str, actor: str, event: str, entity: str, key: str, values: dict[str, Any],
+                    note: str = "") -> None:
+        """Append the audit row of a write a bot made on a portal of its own (``event``:
+        written, found, refused, unknown)."""
+        with self.engine.begin() as conn:
+            conn.execute(self.tables["audit"].insert().values(
+                at=datetime.now(), run_id=run_id, actor=actor, action_id=None, event=event, target=entity,
+                natural_key=key, old_values="{}", new_values=dumps(values), note=note, store=self.code,
+            ))
+
+    def audit_rows(self, limit: int = 50, natural_key: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail, newest first."""
+        t = self.tables["audit"]
+        q = select(t).where(self._mine(t)).order_by(t.c.id.desc()).limit(limit)
+        if natural_key:
+            q = q.where((t.c.natural_key == natural_key) | (t.c.target == natural_key))
+        if run_id:
+            q = q.where(t.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return [
+                {**r, "old_values": json.loads(r["old_values"]), "new_values": json.loads(r["new_values"])}
+                for r in conn.execute(q).mappings()
+            ]
