@@ -53,9 +53,29 @@ def _pyautogui() -> Any:
         raise ConfigError("没有图形显示（DISPLAY 未设置）：桌面机器人需要登录的桌面或 Xvfb (no display: DISPLAY is not set)")
     import pyautogui
 
+    if sys.platform.startswith("linux"):
+        _follow_display(os.environ["DISPLAY"])
     pyautogui.FAILSAFE = True
     pyautogui.PAUSE = 0.0
     return pyautogui
+
+
+def _follow_display(name: str) -> None:
+    """Point pyautogui at display ``name``: on X11 it connects once, at import, to the ``DISPLAY``
+    of that moment, so a process whose display changed later (a restarted Xvfb, another display
+    for the next client) would type into a closed connection. Reconnects only when the name
+    differs (pyautogui keeps the connection in its private ``_pyautogui_x11._display``)."""
+    import contextlib
+
+    from pyautogui import _pyautogui_x11 as x11  # type: ignore[attr-defined]
+    from Xlib.display import Display
+
+    current = x11._display
+    if current.get_display_name() == name:
+        return
+    with contextlib.suppress(Exception):
+        current.close()
+    x11._display = Display(name)
 
 
 class DesktopDriver:
