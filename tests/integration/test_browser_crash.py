@@ -32,11 +32,17 @@ def _alive(p: psutil.Process) -> bool:
         return False
 
 
-def _is_chromium(p: psutil.Process) -> bool:
+def _cmdline(p: psutil.Process) -> list[str]:
+    """The process's command line; empty once it ended (a helper may exit, or linger as a
+    zombie, between the listing and this look)."""
     try:
-        cmd = p.cmdline()
+        return p.cmdline()
     except psutil.Error:
-        return False
+        return []
+
+
+def _is_chromium(p: psutil.Process) -> bool:
+    cmd = _cmdline(p)
     return bool(cmd) and any(k in cmd[0].rsplit("/", 1)[-1] for k in ("chrom", "headless_shell"))
 
 
@@ -68,7 +74,8 @@ def test_chromium_killed_mid_run_is_a_system_failure_with_a_plain_message_and_no
                 # The browser process only (its helpers, renderer and network service, are left
                 # running): as the system's out-of-memory killer would end it.
                 for p in seen:
-                    if not any(a.startswith("--type=") for a in p.cmdline()):
+                    cmd = _cmdline(p)
+                    if cmd and not any(a.startswith("--type=") for a in cmd):
                         p.kill()
             time.sleep(0.2)
         out, _ = proc.communicate(timeout=180)

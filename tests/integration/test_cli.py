@@ -259,7 +259,7 @@ def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_a
     opens has 待处理 (what still waits for a person), 无法处理 (each refused order and why: no
     consent, a model the dictionary lacks...) and 写入结果 (exactly the ten new contracts the demo's
     reviewer approved, written and checked)."""
-    from dealerbot.cli import DEMO_APPROVALS
+    from dealerbot.cli.demo import DEMO_APPROVALS
 
     done = dealerbot(["demo", "--orders", "80", "-o", "final.xlsx"], tmp_path)  # 80: both kinds of refusal
     assert done.returncode == 0, done.stdout + done.stderr
