@@ -24,19 +24,16 @@ from hostile_xlsx import (
 )
 from openpyxl import load_workbook
 
+from dealerbot.review.untrusted import MAX_MEMBERS, MAX_SHARED_STRINGS_BYTES, open_xlsx, xlsx_rows
 from dealerbot.review.workbook import (
-    MAX_MEMBERS,
-    MAX_SHARED_STRINGS_BYTES,
     CellIssue,
     Column,
     Row,
     Sheet,
     WorkbookStats,
     is_formula_like,
-    open_xlsx,
     safe_text,
     write_workbook,
-    xlsx_rows,
 )
 
 COLUMNS = [

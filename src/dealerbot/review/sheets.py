@@ -37,7 +37,8 @@ from dealerbot.rekey.ledger import (
     CustomerPlan,
 )
 from dealerbot.rekey.reconcile import customer_note
-from dealerbot.review.workbook import CellIssue, Column, Row, Sheet, open_xlsx, xlsx_rows
+from dealerbot.review.untrusted import open_xlsx, xlsx_rows
+from dealerbot.review.workbook import CellIssue, Column, Row, Sheet
 from dealerbot.store import Store
 
 # The contract fields a reviewer sees and may edit (the OEM order no is the row's own key).
@@ -214,7 +215,7 @@ def read_review(path: Path, store: Store, d: Dictionary) -> ReviewImport:
 
     Raises:
         DataFileError: the file is not a readable workbook (another format, damaged, too large
-            once unpacked, XML entities: see :func:`dealerbot.review.workbook.check_xlsx`), not
+            once unpacked, XML entities: see :func:`dealerbot.review.untrusted.check_xlsx`), not
             dealerbot's, from another store, or its 待处理 sheet's layout was changed (nothing can
             be read from it).
     """
