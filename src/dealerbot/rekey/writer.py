@@ -35,12 +35,14 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure, UnknownOutcome
 from dealerbot.failpoints import Failpoints
 from dealerbot.rekey.ledger import IN_FLIGHT, Action
+from dealerbot.retries import with_retries
 from dealerbot.store import Store
 
 if TYPE_CHECKING:
@@ -441,6 +443,15 @@ async def write_actions(
             return True
         return False
 
+    async def write_one(action: Action, w: DmsWriter) -> None:
+        """One attempt at ``action``, as the store has it now (a retry searches the DMS first)."""
+        current = action if rekeyer.dry_run else store.action(action.id)
+        assert current is not None
+        await rekeyer.execute(current, w)
+
+    def trying_again(action: Action, exc: BaseException, _retry: int, seconds: float) -> None:
+        log.warning("{}: {}; trying again in {:.1f}s (searching the DMS first)", action.natural_key, exc, seconds)
+
     async def worker(w: DmsWriter) -> None:
         nonlocal consecutive
         while not queue.empty():
@@ -456,40 +467,33 @@ async def write_actions(
                     taken = store.claim(action.id, rekeyer.run_id)
                 if not taken:
                     continue  # another run has it
-            for attempt in range(retries + 1):
-                current = action if rekeyer.dry_run else store.action(action.id)
-                assert current is not None
-                try:
-                    await rekeyer.execute(current, w)
-                    consecutive = 0
-                    break
-                except SystemFailure as exc:
-                    if not exc.retryable:
-                        raise
-                    if attempt < retries:
-                        delay = backoff * 2**attempt
-                        log.warning("{}: {}; trying again in {:.1f}s (searching the DMS first)", action.natural_key, exc, delay)
-                        await asyncio.sleep(delay)
-                        continue
-                    consecutive += 1
-                    if consecutive >= max_consecutive_failures:
-                        rekeyer.bump("unfinished")
-                        rekeyer.progress()
-                        raise CircuitOpen(
-                            f"DMS连续 {consecutive} 条记录多次尝试仍未能写入，本次运行停止，未完成的记录下次继续 "
-                            f"({consecutive} actions in a row could not be written into the DMS after {retries + 1} attempts "
-                            f"each; the last: {action.natural_key}: {exc})"
-                        ) from exc
-                    if round_no < requeue_rounds:
-                        pause = backoff * 2 ** (round_no + 1)
-                        log.warning("{}: {} attempts failed ({}); tried again after the others (round {}/{})",
-                                    action.natural_key, retries + 1, exc, round_no + 1, requeue_rounds)
-                        queue.put_nowait((action, was_resumed, round_no + 1, loop.time() + pause))
-                        break
+            try:
+                await with_retries(action.natural_key, partial(write_one, action, w), retries, backoff, log=log,
+                                   jitter=False, max_backoff=None, rate_limit_factor=1.0,
+                                   announce=partial(trying_again, action))
+                consecutive = 0
+            except SystemFailure as exc:
+                if not exc.retryable:
+                    raise
+                consecutive += 1
+                if consecutive >= max_consecutive_failures:
                     rekeyer.bump("unfinished")
                     rekeyer.progress()
-                    log.error("{}: left for the next run after {} attempts: {}", action.natural_key,
-                              (retries + 1) * (requeue_rounds + 1), exc)
+                    raise CircuitOpen(
+                        f"DMS连续 {consecutive} 条记录多次尝试仍未能写入，本次运行停止，未完成的记录下次继续 "
+                        f"({consecutive} actions in a row could not be written into the DMS after {retries + 1} attempts "
+                        f"each; the last: {action.natural_key}: {exc})"
+                    ) from exc
+                if round_no < requeue_rounds:
+                    pause = backoff * 2 ** (round_no + 1)
+                    log.warning("{}: {} attempts failed ({}); tried again after the others (round {}/{})",
+                                action.natural_key, retries + 1, exc, round_no + 1, requeue_rounds)
+                    queue.put_nowait((action, was_resumed, round_no + 1, loop.time() + pause))
+                    continue
+                rekeyer.bump("unfinished")
+                rekeyer.progress()
+                log.error("{}: left for the next run after {} attempts: {}", action.natural_key,
+                          (retries + 1) * (requeue_rounds + 1), exc)
 
     async with asyncio.TaskGroup() as tg:
         for w in writers:
