@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -377,6 +378,29 @@ def start_rekey(ctx: BotContext, actor: str) -> tuple[Rekeyer, list[tuple[Action
     return rekeyer, todo
 
 
+async def run_rekey(
+    ctx: BotContext, open_writers: Callable[[int], AbstractAsyncContextManager[Sequence[DmsWriter]]],
+) -> None:
+    """The whole of a re-key bot's run (web or desktop, the shipped ones or a dealership's own):
+    :func:`start_rekey` for ``ctx``'s bot; with actions to write, ``open_writers(n)`` (``n``:
+    how many actions) opens the DMS's writers (pages of a logged-in browser, a desktop client;
+    each a :class:`DmsWriter`) and :func:`write_actions` writes the actions through them, with
+    the run's retries, backoff, requeue rounds and stop check. Nothing to write: no writer is
+    opened.
+
+    Raises:
+        as :func:`start_rekey`, ``open_writers`` and :func:`write_actions`.
+    """
+    rekeyer, todo = start_rekey(ctx, ctx.bot.name)
+    if not todo:
+        return
+    async with open_writers(len(todo)) as writers:
+        await write_actions(
+            ctx.store, rekeyer, writers, todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,
+            check_stop=ctx.check_stop, requeue_rounds=ctx.settings.run.requeue_rounds,
+        )
+
+
 def pending_actions(
     store: Store, kinds: frozenset[str], include_resumed: bool = True, log: Logger | None = None,
 ) -> list[tuple[Action, bool]]:
@@ -395,7 +419,7 @@ def pending_actions(
 async def write_actions(
     store: Store,
     rekeyer: Rekeyer,
-    writers: list[DmsWriter],
+    writers: Sequence[DmsWriter],
     todo: list[tuple[Action, bool]],
     retries: int,
     backoff: float,
