@@ -40,7 +40,7 @@ from dealerbot.errors import DealerbotError
 from dealerbot.logsetup import Masker
 from dealerbot.private_files import private_dir
 from dealerbot.rekey.ledger import KIND_TEXT, REAPPROVAL
-from dealerbot.running.status_text import COUNT_TEXT, STATUS_TEXT
+from dealerbot.status_text import COUNT_TEXT, STATUS_TEXT
 from dealerbot.store import Store
 
 if TYPE_CHECKING:
@@ -342,7 +342,8 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
 
     @app.get("/runs/{run_id}/workbook")
     async def workbook(run_id: str) -> FileResponse:
-        from dealerbot.review.export import entity_of_bots, export_runs
+        from dealerbot.review.export import export_runs
+        from dealerbot.running.registry import entity_of_bots
 
         run, _ = _run_or_404(run_id)
         out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"

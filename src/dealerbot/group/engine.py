@@ -245,7 +245,7 @@ class GroupEngine:
                 self.log.warning("job {}: {} postponed by the portal's maintenance; job {} queues it at {:%m-%d %H:%M}",
                                  engine_job, run, later, at)
                 break
-        from dealerbot.running.status_text import STATUS_TEXT
+        from dealerbot.status_text import STATUS_TEXT
 
         outcome = {r.bot: r.status for r in results}
         self.report(f"任务 {engine_job}：门店 {store} {run} 结束："

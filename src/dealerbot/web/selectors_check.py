@@ -8,18 +8,31 @@ drifted), or nothing does (``missing``; ``optional`` for names that may be absen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
-from dealerbot.running.runner import make_masker
+from dealerbot.logsetup import Masker
 from dealerbot.web.browser import Evidence, open_browser
 from dealerbot.web.locators import Screen, load_portal_selectors
 from dealerbot.web.page_locators import build_locator
 from dealerbot.web.portal import PortalSession
 
 WAIT_MS = 2000
+
+
+class _Login(Protocol):
+    async def login(self) -> None: ...
+
+
+class CheckedApp(Protocol):
+    """What the check uses of a portal's app (:class:`dealerbot.pages.common.PortalApp`): its login form."""
+
+    @property
+    def login_form(self) -> _Login: ...
 
 
 @dataclass(frozen=True)
@@ -58,23 +71,23 @@ async def _check_names(s: PortalSession, screen: Screen, done: dict[str, Selecto
 
 
 async def check_selectors(
-    settings: Settings, portal: str, headed: bool = False, passwords: dict[str, str] | None = None
+    settings: Settings, portal: str, app_cls: Callable[[PortalSession, Callable[[], str]], CheckedApp],
+    masker: Masker, headed: bool = False, passwords: dict[str, str] | None = None,
 ) -> list[SelectorResult]:
-    """Resolve every selector of ``portal`` on the live portal.
+    """Resolve every selector of ``portal`` on the live portal, logged in by ``app_cls`` (the
+    portal's app: the caller asks the registry), every password of ``masker`` masked in the
+    evidence of a failed check.
 
     Raises:
         ConfigError: unknown portal, malformed selector file, no browser, wrong password.
         SystemFailure: the portal could not be reached.
     """
-    from dealerbot.running.registry import portal_app
-
     portal_settings = settings.portal(portal)
-    app_cls = portal_app(portal, settings.home)
     selectors = load_portal_selectors(portal, home=settings.home)
     lookup = password_source(passwords)
     done: dict[str, SelectorResult] = {}
     folder = settings.path("logs") / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-check-{portal}"
-    evidence = Evidence(folder, make_masker(settings, passwords))  # written only if the check fails
+    evidence = Evidence(folder, masker)  # written only if the check fails
     async with open_browser(settings.browser, headed=headed) as browser:
         assert browser is not None  # wanted: a browser, else BrowserNotFound
         async with browser.context(portal, evidence, state_file=None, trace=settings.browser.trace is not False) as pctx:
