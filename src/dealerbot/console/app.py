@@ -149,8 +149,8 @@ class Console:
         ))
         self.tasks.add(task)
 
-        def ended(t: asyncio.Task[Any]) -> None:
-            self.tasks.discard(t)
+        def ended(task: asyncio.Task[Any]) -> None:
+            self.tasks.discard(task)
             self.live.pop(holder.get("id", ""), None)
 
         task.add_done_callback(ended)
@@ -491,10 +491,10 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         if code not in settings.stores:
             raise HTTPException(404, "没有这个门店")
         with c.store() as store:
-            st = store.for_code(code)
-            runs = st.runs(50)
-            waiting = len(st.actions(states=("planned", "failed")))
-            again = sum(1 for a in st.actions(states=("planned", "failed")) if a.note.startswith(REAPPROVAL))
+            dealership = store.for_code(code)
+            runs = dealership.runs(50)
+            waiting = len(dealership.actions(states=("planned", "failed")))
+            again = sum(1 for a in dealership.actions(states=("planned", "failed")) if a.note.startswith(REAPPROVAL))
         return c.page(request, "store.html", store_code=code, entry=settings.stores[code], runs=runs, waiting=waiting,
                       again=again)
 

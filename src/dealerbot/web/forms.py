@@ -409,9 +409,9 @@ class Form:
 
         page, seen = self.page, self.dialogs
 
-        async def answer(d: PageDialog) -> None:
-            seen.append(d.message)
-            await (d.accept() if dialog == "accept" else d.dismiss())
+        async def answer(native_dialog: PageDialog) -> None:
+            seen.append(native_dialog.message)
+            await (native_dialog.accept() if dialog == "accept" else native_dialog.dismiss())
 
         @contextlib.contextmanager
         def block() -> Iterator[None]:
