@@ -1,6 +1,8 @@
-"""The group's timetable: the same jobs, calendars and blackouts as a single dealership's
-(:mod:`dealerbot.schedule.scheduler`), but a firing *defers* one engine job per store instead of running
-the bot here.
+"""The group's scheduler: the same timetable jobs, calendars and blackouts
+(:mod:`dealerbot.schedule.timetable`) and the same firing rules as a single dealership's scheduler
+(:mod:`dealerbot.schedule.scheduler`, which :class:`GroupScheduler` extends), but a firing *defers*
+one engine job per store (:mod:`dealerbot.group.engine`; a worker runs it) instead of running the
+bot here.
 
 No double fire, however many schedulers run (two machines for safety, or one started twice):
 each firing has a deterministic key, (store, job, scheduled time in UTC), computed from the

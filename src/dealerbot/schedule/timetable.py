@@ -26,6 +26,11 @@ never guessed: ``schedule check`` says so and the job stops until the package is
 Everything here is pure (no scheduler running): :class:`JobTrigger` is the APScheduler trigger
 the scheduler (:mod:`dealerbot.schedule.scheduler`) uses, and :func:`fire_times` what ``schedule check``
 prints.
+
+Of the three scheduling modules, this one says *what runs when* (the files, their jobs,
+blackouts and working days, the triggers) and starts nothing; :mod:`dealerbot.schedule.scheduler`
+*runs* those jobs in this process for one dealership; :mod:`dealerbot.group.scheduler` fires the
+same jobs for a dealership group, handing each firing to the group's task engine instead.
 """
 
 from __future__ import annotations
