@@ -44,29 +44,29 @@ class SelectorResult:
     detail: str
 
 
-async def _check_names(s: PortalSession, screen: Screen, done: dict[str, SelectorResult]) -> None:
+async def _check_names(session: PortalSession, screen: Screen, done: dict[str, SelectorResult]) -> None:
     params = dict(screen.params)
-    for name, spec in s.selectors.selectors.items():
+    for name, spec in session.selectors.selectors.items():
         if name in done or not any(name.startswith(prefix + ".") for prefix in screen.names):
             continue
         result = None
-        cands = [c.format(params) for c in spec.candidates if not (c.fields() - params.keys())]
-        locs = [build_locator(s.page, c) for c in cands]
-        if locs:
-            combined = locs[0]
-            for loc in locs[1:]:
-                combined = combined.or_(loc)
+        candidates = [candidate.format(params) for candidate in spec.candidates if not (candidate.fields() - params.keys())]
+        locators = [build_locator(session.page, candidate) for candidate in candidates]
+        if locators:
+            combined = locators[0]
+            for locator in locators[1:]:
+                combined = combined.or_(locator)
             try:  # give scripts that fill the page a moment
                 await combined.first.wait_for(state="attached", timeout=WAIT_MS)
             except Exception:  # noqa: BLE001 - absent: reported below
                 pass
-        for index, (cand, loc) in enumerate(zip(cands, locs, strict=True)):
-            if await loc.count() > 0:
-                result = SelectorResult(name, "ok" if index == 0 else "fallback", f"#{index + 1} {cand.describe()}")
+        for index, (candidate, locator) in enumerate(zip(candidates, locators, strict=True)):
+            if await locator.count() > 0:
+                result = SelectorResult(name, "ok" if index == 0 else "fallback", f"#{index + 1} {candidate.describe()}")
                 break
         if result is None:
-            kind = "optional" if name in s.selectors.optional else "missing"
-            result = SelectorResult(name, kind, f"none of {len(spec.candidates)} choice(s) on {s.page.url}")
+            kind = "optional" if name in session.selectors.optional else "missing"
+            result = SelectorResult(name, kind, f"none of {len(spec.candidates)} choice(s) on {session.page.url}")
         done[name] = result
 
 
@@ -92,24 +92,24 @@ async def check_selectors(
         assert browser is not None  # wanted: a browser, else BrowserNotFound
         async with browser.context(portal, evidence, state_file=None, trace=settings.browser.trace is not False) as pctx:
             page = await pctx.new_page()
-            s = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
-            app = app_cls(s, lambda: lookup(portal, portal_settings.username))
+            session = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
+            app = app_cls(session, lambda: lookup(portal, portal_settings.username))
             logged_in = False
             for screen in selectors.screens:
                 if not screen.logged_out and not logged_in:
                     await app.login_form.login()
                     logged_in = True
                 if screen.endpoint:
-                    await page.goto(s.url(screen.endpoint))
+                    await page.goto(session.url(screen.endpoint))
                 else:
                     assert screen.via is not None  # a screen has an endpoint or a via (checked when loaded)
-                    link = await s.loc.get(screen.via)
+                    link = await session.loc.get(screen.via)
                     async with page.expect_navigation(wait_until="domcontentloaded"):
                         await link.click()
                 await page.wait_for_load_state("load")
-                if screen.before and await s.loc.visible(screen.before):
-                    await (await s.loc.get(screen.before)).click()
-                await _check_names(s, screen, done)
+                if screen.before and await session.loc.visible(screen.before):
+                    await (await session.loc.get(screen.before)).click()
+                await _check_names(session, screen, done)
     for name in selectors.selectors:
         done.setdefault(name, SelectorResult(name, "unchecked", "not on any screen in 'screens'"))
     return [done[n] for n in selectors.selectors]
