@@ -560,15 +560,15 @@ class Form:
         try:
             async with self.page.expect_download(timeout=timeout) as info:
                 await loc.click()
-            dl = await info.value
+            download = await info.value
         except PlaywrightTimeout:
             raise StepTimeout(f"{self.s.name}: '{name}' started no download within {timeout / 1000:.0f}s") from None
-        failure = await dl.failure()
+        failure = await download.failure()
         if failure:
             raise PortalUnavailable(f"{self.s.name}: the download from '{name}' failed: {failure}")
-        safe = re.sub(r"[^\w.\-\u4e00-\u9fff]+", "_", filename or dl.suggested_filename or "download").strip("._") or "download"
+        safe = re.sub(r"[^\w.\-\u4e00-\u9fff]+", "_", filename or download.suggested_filename or "download").strip("._") or "download"
         target = private_dir(folder) / safe
-        await dl.save_as(target)
+        await download.save_as(target)
         if os.name == "posix":
             os.chmod(target, 0o600)
         return target
