@@ -10,7 +10,10 @@ window on this machine's desktop (Linux: ``DISPLAY``; under Xvfb in the tests).
 
 from __future__ import annotations
 
-from dealerbot.api import Bot, BotContext, start_rekey, write_actions
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from dealerbot.api import Bot, BotContext, run_rekey
 from portals.dms_desktop import DesktopDms
 
 
@@ -25,15 +28,14 @@ class DmsDesktopRekeyBot(Bot):
     uses_browser = False
 
     async def run(self, ctx: BotContext) -> None:
-        rekeyer, todo = start_rekey(ctx, self.name)
-        if not todo:
-            return
-        async with ctx.desktop("dms", "dms_desktop") as driver:
-            dms = DesktopDms(driver, lambda label: ctx.desktop_evidence(driver, label))
-            username = ctx.settings.portal("dms").username
-            if await dms.login_async(username, lambda: ctx.password("dms")):
-                ctx.log.info("dms: logged in to the desktop client as {}", username)
-            await write_actions(
-                ctx.store, rekeyer, [dms], todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,
-                check_stop=ctx.check_stop, requeue_rounds=ctx.settings.run.requeue_rounds,
-            )
+        @asynccontextmanager
+        async def client(_actions: int) -> AsyncIterator[list[DesktopDms]]:
+            """The one desktop client, logged in."""
+            async with ctx.desktop("dms", "dms_desktop") as driver:
+                dms = DesktopDms(driver, lambda label: ctx.desktop_evidence(driver, label))
+                username = ctx.settings.portal("dms").username
+                if await dms.login_async(username, lambda: ctx.password("dms")):
+                    ctx.log.info("dms: logged in to the desktop client as {}", username)
+                yield [dms]
+
+        await run_rekey(ctx, client)

@@ -8,7 +8,11 @@ the final save. Run ``dealerbot reconcile`` (or ``dealerbot sync``) first to pla
 
 from __future__ import annotations
 
-from dealerbot.api import Bot, BotContext, PortalSession, start_rekey, write_actions
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from dealerbot.api import Bot, BotContext, run_rekey
 from portals.dms import WRITE_SELECTORS, DmsApp, WebDms
 
 
@@ -25,21 +29,11 @@ class DmsRekeyBot(Bot):
     trace = False
 
     async def run(self, ctx: BotContext) -> None:
-        rekeyer, todo = start_rekey(ctx, self.name)
-        if not todo:
-            return
-        pages = min(ctx.settings.rekey.concurrency, len(todo))
-        async with ctx.portal_pages("dms", DmsApp, pages, WRITE_SELECTORS) as sessions:
+        @asynccontextmanager
+        async def pages(actions: int) -> AsyncIterator[list[WebDms]]:
+            """One logged-in page per writer, as many as ``[rekey] concurrency`` allows."""
+            count = min(ctx.settings.rekey.concurrency, actions)
+            async with ctx.portal_pages("dms", DmsApp, count, WRITE_SELECTORS) as sessions:
+                yield [WebDms(s, partial(ctx.page_evidence, s)) for s in sessions]
 
-            def capture(session: PortalSession):  # noqa: ANN202
-                async def save(label: str) -> str | None:
-                    await session.pctx.capture(label, [session.page])
-                    return str(ctx.evidence.folder)
-
-                return save
-
-            writers = [WebDms(s, capture(s)) for s in sessions]
-            await write_actions(
-                ctx.store, rekeyer, writers, todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,
-                check_stop=ctx.check_stop, requeue_rounds=ctx.settings.run.requeue_rounds,
-            )
+        await run_rekey(ctx, pages)

@@ -11,6 +11,10 @@ Bots
     :class:`BotContext` (``ctx.portal(name)``, ``ctx.emit(entity, row)``, ``ctx.write_once``,
     ``ctx.rejecting``, ``ctx.reject``, ``ctx.note``, ``ctx.check_stop``, ``ctx.input_rows()``,
     ``ctx.download_dir()``), :func:`fan_out`, :func:`scrape_pages`.
+Re-keying into a DMS
+    :func:`run_rekey` (a re-key bot's whole run, given how to open its writers: :class:`DmsWriter`),
+    :func:`start_rekey`, :func:`write_actions`, :func:`pending_actions`, :class:`Rekeyer`,
+    :class:`Submitted`.
 Records
     :class:`Entity`, :class:`FieldDef`: declare a record type; it gets the default pipeline
     (required key, types, rejects with reasons), a place in the store, a workbook sheet and the
@@ -54,7 +58,7 @@ from dealerbot.pages.common import (
     paged_table_selectors,
     read_table,
 )
-from dealerbot.rekey.writer import Rekeyer, Submitted, pending_actions, start_rekey, write_actions
+from dealerbot.rekey.writer import DmsWriter, Rekeyer, Submitted, pending_actions, run_rekey, start_rekey, write_actions
 from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
 from dealerbot.running.context import BotContext
 from dealerbot.running.fan_out import fan_out
@@ -72,6 +76,7 @@ __all__ = [
     "ConfigError",
     "DealerbotError",
     "DesktopDriver",
+    "DmsWriter",
     "Entity",
     "Failpoints",
     "FieldDef",
@@ -100,6 +105,7 @@ __all__ = [
     "paged_table_selectors",
     "pending_actions",
     "read_table",
+    "run_rekey",
     "scrape_pages",
     "start_rekey",
     "write_actions",

@@ -116,8 +116,9 @@ async def test_a_customer_name_like_a_formula_or_markup_is_flagged_for_review_an
 
     from dealerbot.data.records import OEM_ORDER
     from dealerbot.rekey.ledger import Policy
-    from dealerbot.review.export import entity_of_bots, export_runs, latest_runs
+    from dealerbot.review.export import export_runs, latest_runs
     from dealerbot.review.sheets import UNRESOLVED_TITLE
+    from dealerbot.running.registry import entity_of_bots
 
     # Creations written without approval: only the name check stands between the portal and the DMS.
     policy = Policy.of(["cancel_contract"], ["create_contract", "update_contract"])

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from openpyxl import load_workbook
 
-from dealerbot.review.export import entity_of_bots, export_runs, latest_runs
+from dealerbot.review.export import export_runs, latest_runs
 from dealerbot.review.sheets import WRITTEN_TITLE
+from dealerbot.running.registry import entity_of_bots
 from dealerbot.running.runner import run_bot
 from dealerbot.sandbox.data import DMS_MODELS
 

@@ -136,7 +136,7 @@ async def test_sync_writes_exactly_the_expected_contracts_and_a_second_sync_writ
 
 
 def _entities():
-    from dealerbot.review.export import entity_of_bots
+    from dealerbot.running.registry import entity_of_bots
 
     return entity_of_bots()
 

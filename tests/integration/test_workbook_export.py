@@ -7,7 +7,8 @@ import zipfile
 from openpyxl import load_workbook
 
 from dealerbot.data.records import OEM_CUSTOMER, OEM_ORDER
-from dealerbot.review.export import entity_of_bots, export_runs
+from dealerbot.review.export import export_runs
+from dealerbot.running.registry import entity_of_bots
 from dealerbot.running.runner import run_bot
 
 from .conftest import PASSWORDS

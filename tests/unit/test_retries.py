@@ -1,13 +1,25 @@
-"""Retrying a step or read: how many tries, which failures, what is counted."""
+"""The one retry helper (:mod:`dealerbot.retries`): how many tries, which failures, what is
+counted, how long each wait; and its callers' own waits and words (a re-key's write, a
+browser's start)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
+from types import SimpleNamespace
 
 import pytest
+from loguru import logger
+from writer_contract import FakeDms, FakeHarness
 
-from dealerbot.errors import PageChanged, PortalUnavailable, RateLimited
-from dealerbot.web.retries import with_retries
+from dealerbot.config import BrowserSettings
+from dealerbot.errors import BrowserNotFound, PageChanged, PortalUnavailable, RateLimited
+from dealerbot.rekey.ledger import Policy
+from dealerbot.rekey.writer import Rekeyer, Submitted, pending_actions, write_actions
+from dealerbot.retries import with_retries
+from dealerbot.store import Store
+from dealerbot.web.browser import _launch
 
 
 def _failing(times: int, exc: Exception) -> tuple[list[int], object]:
@@ -50,3 +62,169 @@ def test_the_last_failure_is_raised_after_the_retries_and_a_page_change_at_once(
     with pytest.raises(PortalUnavailable):
         asyncio.run(with_retries("GET /x", fn, 0, 0.0))
     assert len(calls) == 1
+
+
+# -- the helper's waits, with a fake sleep that records them ------------------------------------
+
+
+class _Sleeps(list[float]):
+    async def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def test_each_retry_waits_twice_as_long_as_the_one_before_without_jitter_when_asked():
+    calls, fn = _failing(3, PortalUnavailable("down"))
+    sleeps = _Sleeps()
+    assert asyncio.run(with_retries("GET /x", fn, 3, 0.5, jitter=False, sleep=sleeps)) == "ok"
+    assert len(calls) == 4 and sleeps == [0.5, 1.0, 2.0]
+
+
+def test_by_default_a_wait_has_up_to_a_quarter_of_jitter_is_at_most_30s_and_five_times_after_a_rate_limit():
+    for exc, base in ((PortalUnavailable("down"), [10.0, 20.0, 30.0, 30.0]), (RateLimited("429"), [50.0, 100.0, 150.0, 150.0])):
+        _, fn = _failing(4, exc)
+        sleeps = _Sleeps()
+        assert asyncio.run(with_retries("GET /x", fn, 4, 10.0, sleep=sleeps)) == "ok"
+        assert len(sleeps) == 4
+        for waited, least in zip(sleeps, base, strict=True):
+            assert least <= waited <= least * 1.25, (sleeps, base)
+    _, fn = _failing(3, RateLimited("429"))
+    sleeps = _Sleeps()
+    asyncio.run(with_retries("GET /x", fn, 3, 10.0, jitter=False, max_backoff=None, rate_limit_factor=1.0, sleep=sleeps))
+    assert sleeps == [10.0, 20.0, 40.0]  # no limit, no longer pause after a rate limit: as asked
+
+
+def test_no_wait_follows_the_last_failure_and_the_default_warning_names_the_step():
+    _, fn = _failing(99, PortalUnavailable("down"))
+    sleeps = _Sleeps()
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    try:
+        with pytest.raises(PortalUnavailable):
+            asyncio.run(with_retries("GET /x", fn, 2, 1.0, jitter=False, sleep=sleeps))
+    finally:
+        logger.remove(sink)
+    assert sleeps == [1.0, 2.0]
+    assert lines == ["GET /x failed: down; retry 1/2 in 1.0s", "GET /x failed: down; retry 2/2 in 2.0s"]
+
+
+def test_a_caller_says_what_is_retried_and_how_a_retry_is_announced():
+    class Died(Exception):
+        pass
+
+    calls, fn = _failing(2, Died("Target closed"))
+    sleeps = _Sleeps()
+    announced: list[tuple[str, int, float]] = []
+    counted: list[Exception] = []
+    result = asyncio.run(with_retries(
+        "start", fn, 2, 0.5, counted.append, retry_if=lambda e: "closed" in str(e), jitter=False,
+        announce=lambda e, n, s: announced.append((str(e), n, s)), sleep=sleeps,
+    ))
+    assert result == "ok" and len(calls) == 3 and sleeps == [0.5, 1.0]
+    assert announced == [("Target closed", 1, 0.5), ("Target closed", 2, 1.0)]
+    assert counted == []  # on_retry counts system failures only
+    # what retry_if refuses is raised at once; a cancellation is never retried
+    for exc in (Died("no such file"), asyncio.CancelledError("closed")):
+        calls, fn = _failing(99, exc)
+        with pytest.raises(type(exc)):
+            asyncio.run(with_retries("start", fn, 2, 0.0, retry_if=lambda e: "closed" in str(e), sleep=sleeps))
+        assert len(calls) == 1
+
+
+# -- its callers keep their own waits and words ----------------------------------------------------
+
+
+class _FlakyDms(FakeDms):
+    """The fake DMS whose contract submit fails (no answer, nothing stored) ``fail`` times."""
+
+    fail: int = 0
+
+    async def create_contract(self, customer_no: str | None, values: dict[str, str], dry_run: bool) -> Submitted:
+        if self.fail:
+            self.fail -= 1
+            self.submits[values["oem_order_no"]] += 1
+            raise PortalUnavailable("DMS 500")
+        return await super().create_contract(customer_no, values, dry_run)
+
+
+@pytest.mark.parametrize(("fail", "written"), [(2, True), (3, False)], ids=["third-attempt", "left"])
+async def test_a_rekey_write_is_tried_again_after_backoff_then_2x_backoff_without_jitter(tmp_path, fail, written):
+    store = Store.open(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    try:
+        dms = _FlakyDms()
+        dms.fail = fail
+        harness = FakeHarness(store, dms)
+        [action] = await harness.approve(existing=1)
+        lines: list[str] = []
+        sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"), level="WARNING")
+        run_id = "retry-run"
+        store.start_run(run_id, "dms-rekey", "manual")
+        counts: dict[str, int] = {}
+        started = time.monotonic()
+        try:
+            await write_actions(store, Rekeyer(store, run_id, "dms-rekey", counts, logger), [dms],
+                                pending_actions(store, Policy().enabled), 2, 0.2, logger)
+        finally:
+            logger.remove(sink)
+        took = time.monotonic() - started
+    finally:
+        store.close()
+    key = action.natural_key
+    assert lines[:2] == [f"WARNING {key}: DMS 500; trying again in 0.2s (searching the DMS first)",
+                         f"WARNING {key}: DMS 500; trying again in 0.4s (searching the DMS first)"]
+    assert took >= 0.6  # 0.2 s, then 0.4 s
+    assert dms.submits[key] == 3
+    if written:
+        assert len(lines) == 2 and len(harness.contracts(key)) == 1 and counts.get("unfinished", 0) == 0
+    else:
+        assert lines[2:] == [f"ERROR {key}: left for the next run after 3 attempts: DMS 500"]
+        assert harness.contracts(key) == [] and counts["unfinished"] == 1
+
+
+class _FakeChromium:
+    """Playwright's ``chromium`` whose launches die as they start ``dies`` times."""
+
+    executable_path = "/nonexistent/chromium"
+
+    def __init__(self, dies: int, message: str) -> None:
+        self.dies, self.message, self.launched = dies, message, []
+
+    async def launch(self, **_: object) -> object:
+        self.launched.append(time.monotonic())
+        if len(self.launched) <= self.dies:
+            raise Exception(self.message + "\nBrowser logs: ...")  # noqa: TRY002 - as Playwright's Error reads
+
+        class _Started:
+            version = "1.0"
+
+            def on(self, *_: object) -> None:
+                pass
+
+        return _Started()
+
+
+@pytest.mark.parametrize(("dies", "message", "starts"), [
+    (2, "Target page, context or browser has been closed", 3),
+    (3, "Browser has crashed", 3),
+    (1, "Executable doesn't exist", 1),
+], ids=["third-start", "all-died", "not-a-crash"])
+async def test_a_browser_that_dies_as_it_starts_is_started_again_after_half_a_second_then_one(
+    monkeypatch, dies, message, starts,
+):
+    monkeypatch.delenv("DEALERBOT_BROWSER", raising=False)
+    chromium = _FakeChromium(dies, message)
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    try:
+        if dies < starts:
+            browser = await _launch(SimpleNamespace(chromium=chromium), BrowserSettings(channel="chrome"), False)  # type: ignore[arg-type]
+            assert browser.browser.version == "1.0"
+        else:
+            with pytest.raises(BrowserNotFound, match=f"could not start .*: {message}$"):
+                await _launch(SimpleNamespace(chromium=chromium), BrowserSettings(channel="chrome"), False)  # type: ignore[arg-type]
+    finally:
+        logger.remove(sink)
+    assert len(chromium.launched) == starts
+    assert lines == [f"the browser ended as it started ({message}); starting it again"] * (starts - 1)
+    gaps = [b - a for a, b in itertools.pairwise(chromium.launched)]
+    for gap, least in zip(gaps, [0.5, 1.0], strict=False):
+        assert least <= gap < least + 0.5, gaps

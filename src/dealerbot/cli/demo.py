@@ -95,11 +95,11 @@ def demo(
     demo_store = base.path("var") / "demo.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{demo_store}{suffix}").unlink(missing_ok=True)
-    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=orders)) as sb:
-        console.print(f"练习环境 (sandbox)：厂家门户 {sb.oem_url} · DMS {sb.dms_url}", markup=False)
+    with SandboxServer(SandboxConfig(oem_port=0, dms_port=0, usedcars_port=0, orders=orders)) as sandbox_server:
+        console.print(f"练习环境 (sandbox)：厂家门户 {sandbox_server.oem_url} · DMS {sandbox_server.dms_url}", markup=False)
         settings = settings_from(
             None,
-            oem__url=sb.oem_url, dms__url=sb.dms_url, store__url=f"sqlite:///{demo_store}",
+            oem__url=sandbox_server.oem_url, dms__url=sandbox_server.dms_url, store__url=f"sqlite:///{demo_store}",
             paths__state=str(base.path("state") / "demo"), rekey__dictionary=str(_sandbox_dictionary(base)),
         )
         log_to_console(settings, verbose)

@@ -20,25 +20,25 @@ def dictionary_check(config: ConfigOpt = None) -> None:
     from dealerbot.data.records import OEM_ORDER
 
     settings = settings_from(config, store_needed=True)
-    d = dictionary_for(settings)
+    dictionary = dictionary_for(settings)
     with open_store(settings) as store:
         seen = {table: store.value_counts(OEM_ORDER, field) for table, field in
                 (("models", "model_code"), ("colors", "color"), ("statuses", "status"))}
     from dealerbot.data.dictionary import TABLE_TEXT
 
-    table = Table(title=f"{d.path} 缺少的代码 (codes the dictionary lacks)")
+    table = Table(title=f"{dictionary.path} 缺少的代码 (codes the dictionary lacks)")
     for col in ("表", "OEM代码", "订单数"):
         table.add_column(col)
     missing = 0
     for name, counts in seen.items():
-        for code, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-            if code and d.lookup(name, code) is None:
+        for code, n in sorted(counts.items(), key=lambda pair: -pair[1]):
+            if code and dictionary.lookup(name, code) is None:
                 table.add_row(f"{name}（{TABLE_TEXT[name]}）", escape(code), str(n))
                 missing += 1
     console = make_console()
     if not missing:
-        console.print(f"字典完整：库中所有车型、颜色、状态都已映射 ({d.path}: nothing missing)")
+        console.print(f"字典完整：库中所有车型、颜色、状态都已映射 ({dictionary.path}: nothing missing)")
         return
     console.print(table)
-    console.print(f"在 {escape(str(d.path))} 中补上这些代码后重新运行 dealerbot reconcile。")
+    console.print(f"在 {escape(str(dictionary.path))} 中补上这些代码后重新运行 dealerbot reconcile。")
     raise typer.Exit(2)

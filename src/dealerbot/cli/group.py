@@ -93,7 +93,7 @@ def group_status(config: ConfigOpt = None) -> None:
     Every store of the group: last run and last success, failures in the last 24 hours,
     actions waiting for review, jobs queued and running; and the workers alive."""
     from dealerbot.group.status import group_status as collect
-    from dealerbot.running.status_text import STATUS_TEXT
+    from dealerbot.status_text import STATUS_TEXT
 
     settings = _group_settings(config)
     status = _group_call(collect(settings))

@@ -71,7 +71,7 @@ def summary_table(results: list[RunResult]) -> Table:
     shown = [(k, h) for k, h in SUMMARY_COLUMNS if k == "read" or any(r.counts.get(k) for r in results)]
     for _, header in shown:
         table.add_column(header, justify="right", no_wrap=True)
-    from dealerbot.running.status_text import STATUS_TEXT
+    from dealerbot.status_text import STATUS_TEXT
 
     for r in results:
         colour = {"succeeded": "green", "postponed": "yellow"}.get(r.status, "red")

@@ -53,7 +53,8 @@ def export(
 
 
 def export_workbook(settings: Settings, run_id: str | None, output: Path | None, runs: list[Any] | None = None, all_records: bool = False) -> Path:
-    from dealerbot.review.export import default_workbook_path, entity_of_bots, export_runs, latest_runs
+    from dealerbot.review.export import default_workbook_path, export_runs, latest_runs
+    from dealerbot.running.registry import entity_of_bots
     from dealerbot.store import Store
 
     path = output

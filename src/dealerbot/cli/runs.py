@@ -104,7 +104,7 @@ def runs(
         raise fail(str(exc)) from None
     from sqlalchemy.engine import make_url
 
-    from dealerbot.running.status_text import STATUS_TEXT
+    from dealerbot.status_text import STATUS_TEXT
 
     if not history:
         make_console().print("还没有运行记录 (no runs yet): dealerbot run <bot>，或 dealerbot sync")

@@ -75,8 +75,8 @@ def schedule_list(config: ConfigOpt = None) -> None:
     """列出定时任务：下次运行时间和上次结果。
 
     The jobs with their next fire time and the last run each started."""
-    from dealerbot.running.status_text import STATUS_TEXT
     from dealerbot.schedule.timetable import next_fire
+    from dealerbot.status_text import STATUS_TEXT
 
     settings = settings_from(config)
     jobs = load_jobs(settings)

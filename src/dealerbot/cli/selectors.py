@@ -25,12 +25,16 @@ def selectors_check(
     """在门户上逐个检查选择器：匹配、备用或缺失。
 
     Resolve every selector on the live portal: which match, which fall back, which are missing."""
+    from dealerbot.running.registry import portal_app
+    from dealerbot.running.runner import make_masker
     from dealerbot.web.selectors_check import check_selectors
 
     settings = settings_from(config)
     log_to_console(settings, False)
     try:
-        report = asyncio.run(check_selectors(settings, portal, headed=headed))
+        settings.portal(portal)  # an unknown portal is named before its page objects are looked for
+        app = portal_app(portal, settings.home)
+        report = asyncio.run(check_selectors(settings, portal, app, make_masker(settings, None), headed=headed))
     except DealerbotError as exc:
         raise fail(str(exc)) from None
     from dealerbot.web.locators import portal_selectors_path

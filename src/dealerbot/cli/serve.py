@@ -114,8 +114,8 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: Sc
     if scheduler is not None:
         scheduling = asyncio.create_task(scheduler.serve())
 
-        def scheduling_ended(t: asyncio.Task[None]) -> None:
-            if not t.cancelled() and t.exception() is not None:
+        def scheduling_ended(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
                 stop()
 
         scheduling.add_done_callback(scheduling_ended)

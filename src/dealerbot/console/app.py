@@ -40,7 +40,7 @@ from dealerbot.errors import DealerbotError
 from dealerbot.logsetup import Masker
 from dealerbot.private_files import private_dir
 from dealerbot.rekey.ledger import KIND_TEXT, REAPPROVAL
-from dealerbot.running.status_text import COUNT_TEXT, STATUS_TEXT
+from dealerbot.status_text import COUNT_TEXT, STATUS_TEXT
 from dealerbot.store import Store
 
 if TYPE_CHECKING:
@@ -149,8 +149,8 @@ class Console:
         ))
         self.tasks.add(task)
 
-        def ended(t: asyncio.Task[Any]) -> None:
-            self.tasks.discard(t)
+        def ended(task: asyncio.Task[Any]) -> None:
+            self.tasks.discard(task)
             self.live.pop(holder.get("id", ""), None)
 
         task.add_done_callback(ended)
@@ -342,7 +342,8 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
 
     @app.get("/runs/{run_id}/workbook")
     async def workbook(run_id: str) -> FileResponse:
-        from dealerbot.review.export import entity_of_bots, export_runs
+        from dealerbot.review.export import export_runs
+        from dealerbot.running.registry import entity_of_bots
 
         run, _ = _run_or_404(run_id)
         out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"
@@ -490,10 +491,10 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         if code not in settings.stores:
             raise HTTPException(404, "没有这个门店")
         with c.store() as store:
-            st = store.for_code(code)
-            runs = st.runs(50)
-            waiting = len(st.actions(states=("planned", "failed")))
-            again = sum(1 for a in st.actions(states=("planned", "failed")) if a.note.startswith(REAPPROVAL))
+            dealership = store.for_code(code)
+            runs = dealership.runs(50)
+            waiting = len(dealership.actions(states=("planned", "failed")))
+            again = sum(1 for a in dealership.actions(states=("planned", "failed")) if a.note.startswith(REAPPROVAL))
         return c.page(request, "store.html", store_code=code, entry=settings.stores[code], runs=runs, waiting=waiting,
                       again=again)
 

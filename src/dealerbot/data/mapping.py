@@ -17,7 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dealerbot.data import validate as v
+from dealerbot.data import validate
 from dealerbot.data.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, TABLE_TEXT, Dictionary, FieldRule, dms_kind
 from dealerbot.errors import RecordRejected
 
@@ -43,7 +43,7 @@ def form_text(value: Any, kind: str = "text") -> str:
         if isinstance(value, str):
             if not value.strip():
                 return ""
-            parsed = v.parse_price(value)
+            parsed = validate.parse_price(value)
             if parsed is None:
                 return ""
             value = parsed
@@ -59,7 +59,7 @@ def form_text(value: Any, kind: str = "text") -> str:
         text = str(value).strip()
         if not text:
             return ""
-        parsed_date = v.parse_date(text)
+        parsed_date = validate.parse_date(text)
         return parsed_date.isoformat() if parsed_date else ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # a number typed into a text cell of a workbook
@@ -82,20 +82,20 @@ def _source(rule: FieldRule, order: dict[str, Any], customer: dict[str, Any] | N
     return order.get(name)
 
 
-def _mapped(d: Dictionary, field: str, rule: FieldRule, raw: Any) -> Any:
+def _mapped(dictionary: Dictionary, field: str, rule: FieldRule, raw: Any) -> Any:
     if rule.map is None or raw in (None, ""):
         return raw
-    mapped = d.lookup(rule.map, str(raw))
+    mapped = dictionary.lookup(rule.map, str(raw))
     if mapped is None:
         raise RecordRejected(
             f"unmapped_{rule.map}",
-            f"未映射的{TABLE_TEXT[rule.map]} {raw}（请在 {d.path.name} 的 {rule.map} 中添加）",
+            f"未映射的{TABLE_TEXT[rule.map]} {raw}（请在 {dictionary.path.name} 的 {rule.map} 中添加）",
             field,
         )
     return mapped
 
 
-def contract_values(order: dict[str, Any], customer: dict[str, Any] | None, d: Dictionary) -> dict[str, str]:
+def contract_values(order: dict[str, Any], customer: dict[str, Any] | None, dictionary: Dictionary) -> dict[str, str]:
     """The DMS contract fields for an OEM order, as form text, through the dictionary.
 
     Raises:
@@ -104,34 +104,34 @@ def contract_values(order: dict[str, Any], customer: dict[str, Any] | None, d: D
     """
     out: dict[str, str] = {}
     for field in CONTRACT_FIELDS:
-        rule = d.contract[field]
-        out[field] = form_text(_mapped(d, field, rule, _source(rule, order, customer)), dms_kind(field))
+        rule = dictionary.contract[field]
+        out[field] = form_text(_mapped(dictionary, field, rule, _source(rule, order, customer)), dms_kind(field))
     return out
 
 
-def customer_values(order: dict[str, Any], customer: dict[str, Any] | None, d: Dictionary) -> dict[str, str]:
+def customer_values(order: dict[str, Any], customer: dict[str, Any] | None, dictionary: Dictionary) -> dict[str, str]:
     """The fields of a new DMS customer for an OEM order, as form text.
 
     Raises:
         RecordRejected: a rule reads the OEM customer and there is none.
     """
-    return {f: form_text(_source(d.customer[f], order, customer)) for f in CUSTOMER_FIELDS}
+    return {f: form_text(_source(dictionary.customer[f], order, customer)) for f in CUSTOMER_FIELDS}
 
 
-def check_contract(values: dict[str, str], d: Dictionary) -> list[v.Issue]:
+def check_contract(values: dict[str, str], dictionary: Dictionary) -> list[validate.Issue]:
     """What the DMS would refuse in a contract's values (one issue per bad field)."""
-    issues: list[v.Issue] = []
+    issues: list[validate.Issue] = []
 
     def bad(field: str, code: str, message: str) -> None:
-        issues.append(v.Issue(field, code, "reject", f"{CONTRACT_HEADERS[field]}：{message}"))
+        issues.append(validate.Issue(field, code, "reject", f"{CONTRACT_HEADERS[field]}：{message}"))
 
-    if values.get("model_code", "") not in set(d.models.values()):
-        bad("model_code", "dms_model", f"「{values.get('model_code', '')}」不是DMS车型代码（见 {d.path.name} 的 models）")
+    if values.get("model_code", "") not in set(dictionary.models.values()):
+        bad("model_code", "dms_model", f"「{values.get('model_code', '')}」不是DMS车型代码（见 {dictionary.path.name} 的 models）")
     if not values.get("color"):
         bad("color", "required", "不能为空")
     vin = values.get("vin", "")
     if vin:
-        checked = v.normalize_vin(vin)
+        checked = validate.normalize_vin(vin)
         if checked.issue is not None or checked.value != vin:
             bad("vin", checked.issue.code if checked.issue else "vin_format",
                 checked.issue.message if checked.issue else f"「{vin}」应为17位大写字母数字")
@@ -146,33 +146,33 @@ def check_contract(values: dict[str, str], d: Dictionary) -> list[v.Issue]:
     day = values.get("delivery_date", "")
     if day and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
         bad("delivery_date", "date", f"「{day}」应为 YYYY-MM-DD")
-    if values.get("status", "") not in d.dms_statuses:
-        bad("status", "dms_status", f"「{values.get('status', '')}」不是DMS合同状态（{'、'.join(d.dms_statuses)}）")
+    if values.get("status", "") not in dictionary.dms_statuses:
+        bad("status", "dms_status", f"「{values.get('status', '')}」不是DMS合同状态（{'、'.join(dictionary.dms_statuses)}）")
     if not values.get("oem_order_no"):
         bad("oem_order_no", "required", "不能为空")
     return issues
 
 
-def check_customer(values: dict[str, str]) -> list[v.Issue]:
+def check_customer(values: dict[str, str]) -> list[validate.Issue]:
     """What the DMS would refuse in a new customer's values."""
-    issues: list[v.Issue] = []
+    issues: list[validate.Issue] = []
 
     def bad(field: str, code: str, message: str) -> None:
-        issues.append(v.Issue(field, code, "reject", f"{CUSTOMER_HEADERS[field]}：{message}"))
+        issues.append(validate.Issue(field, code, "reject", f"{CUSTOMER_HEADERS[field]}：{message}"))
 
     name = values.get("name", "")
     if not name:
         bad("name", "required", "不能为空")
     elif len(name) > 30:
         bad("name", "name_length", "超过30个字")
-    elif why := v.text_injection(name):  # a formula or markup is never typed into the DMS as a name
+    elif why := validate.text_injection(name):  # a formula or markup is never typed into the DMS as a name
         bad("name", "suspicious_text", f"「{name}」{why}，不会录入DMS，请核对厂家门户中的客户资料")
     mobile = values.get("mobile", "")
     if not re.fullmatch(r"1[3-9]\d{9}", mobile):
         bad("mobile", "mobile_invalid", f"不是11位手机号（{len(mobile)} 个字符），DMS无法建档" if mobile else "不能为空")
     idn = values.get("id_number", "")
     if re.fullmatch(r"\d{17}[\dX]", idn):
-        checked = v.normalize_id_number("身份证", idn)
+        checked = validate.normalize_id_number("身份证", idn)
         if checked.issue is not None:
             bad("id_number", checked.issue.code, checked.issue.message)
     elif not _OTHER_ID.match(idn):
@@ -189,6 +189,6 @@ def _money(text: str) -> Decimal | None:
         return None
 
 
-def issues_text(issues: list[v.Issue]) -> str:
+def issues_text(issues: list[validate.Issue]) -> str:
     """Operator-facing reasons of ``issues``, joined."""
     return "；".join(i.message for i in issues)

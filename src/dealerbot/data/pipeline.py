@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dealerbot.data import validate as v
+from dealerbot.data import validate
 from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, Item
 from dealerbot.errors import RecordRejected
 
@@ -24,7 +24,7 @@ _TRUE = {"已授权", "是", "true", "1", "yes", "y", "授权"}
 _FALSE = {"未授权", "否", "false", "0", "no", "n", "", "未授权数据共享"}
 
 
-def _add(item: Item, issue: v.Issue | None, field: str) -> None:
+def _add(item: Item, issue: validate.Issue | None, field: str) -> None:
     if issue is not None:
         item.issues.append(dataclasses.replace(issue, field=field))
 
@@ -52,10 +52,10 @@ def suspicious_text(item: Item) -> Item:
             found.append("包含双向文字控制符（显示的内容可能与实际不同）")
         if len(value) > MAX_TEXT:
             found.append(f"内容过长（{len(value)} 个字符）")
-        if why := v.text_injection(value):
+        if why := validate.text_injection(value):
             found.append(why)
         if found:
-            item.issues.append(v.Issue(fname, "suspicious_text", "flag",
+            item.issues.append(validate.Issue(fname, "suspicious_text", "flag",
                                        f"{item.entity.header(fname)}{'、'.join(found)}，请核对"))
     return item
 
@@ -64,7 +64,7 @@ def key_format(item: Item) -> Item:
     """Reject a record whose key does not look like the entity's keys (it would go into URLs)."""
     key = str(item.data.get(item.entity.key) or "").strip()
     if key and not item.entity.key_is_valid(key):
-        item.issues.append(v.Issue(item.entity.key, "bad_key", "reject",
+        item.issues.append(validate.Issue(item.entity.key, "bad_key", "reject",
                                    f"{item.entity.header(item.entity.key)}格式不正确：「{key}」"))
     return item
 
@@ -76,13 +76,13 @@ def required(*fields: str) -> Step:
         for f in fields:
             value = item.data.get(f)
             if value is None or (isinstance(value, str) and not value.strip()):
-                item.issues.append(v.Issue(f, "required", "reject", f"缺少{item.entity.header(f)}"))
+                item.issues.append(validate.Issue(f, "required", "reject", f"缺少{item.entity.header(f)}"))
         return item
 
     return step
 
 
-def _normalise(field: str, check: Callable[[Any], v.Checked[Any]]) -> Step:
+def _normalise(field: str, check: Callable[[Any], validate.Checked[Any]]) -> Step:
     def step(item: Item) -> Item:
         checked = check(item.data.get(field))
         item.data[field] = checked.value
@@ -94,12 +94,12 @@ def _normalise(field: str, check: Callable[[Any], v.Checked[Any]]) -> Step:
 
 def name(field: str) -> Step:
     """Trim and normalise a person's name."""
-    return _normalise(field, v.normalize_name)
+    return _normalise(field, validate.normalize_name)
 
 
 def mobile(field: str) -> Step:
     """Normalise a Chinese mobile to 11 digits; keep and flag what cannot be repaired."""
-    return _normalise(field, v.normalize_mobile)
+    return _normalise(field, validate.normalize_mobile)
 
 
 _OTHER_DOCUMENT = re.compile(r"[A-Z]{1,2}\d{7,9}")
@@ -112,9 +112,9 @@ def id_number(field: str, type_field: str | None = None) -> Step:
     def step(item: Item) -> Item:
         id_type = item.data.get(type_field) if type_field else None
         raw = item.data.get(field)
-        if type_field is None and _OTHER_DOCUMENT.fullmatch(v.to_halfwidth(str(raw or "")).strip().upper()):
+        if type_field is None and _OTHER_DOCUMENT.fullmatch(validate.to_halfwidth(str(raw or "")).strip().upper()):
             id_type = "护照"
-        checked = v.normalize_id_number(id_type, raw)
+        checked = validate.normalize_id_number(id_type, raw)
         item.data[field] = checked.value
         _add(item, checked.issue, field)
         return item
@@ -124,7 +124,7 @@ def id_number(field: str, type_field: str | None = None) -> Step:
 
 def vin(field: str) -> Step:
     """Check a VIN (length, characters, check digit); an empty VIN is legal (not allocated)."""
-    return _normalise(field, v.normalize_vin)
+    return _normalise(field, validate.normalize_vin)
 
 
 def typed(entity: Entity) -> Step:
@@ -133,9 +133,9 @@ def typed(entity: Entity) -> Step:
     A value that cannot be read becomes a ``bad_value`` reject issue naming the text.
     """
     parsers: dict[str, Callable[[Any], Any]] = {
-        "decimal": v.parse_price,
-        "date": v.parse_date,
-        "datetime": v.parse_datetime,
+        "decimal": validate.parse_price,
+        "date": validate.parse_date,
+        "datetime": validate.parse_datetime,
         "bool": _parse_bool,
         "int": lambda s: int(str(s).replace(",", "")) if str(s).strip() else None,
     }
@@ -150,7 +150,7 @@ def typed(entity: Entity) -> Step:
                 item.data[fname] = parse(raw)
             except ValueError as exc:
                 item.issues.append(
-                    v.Issue(fname, "bad_value", "reject", f"{item.entity.header(fname)}无法识别：「{raw}」（{exc}）")
+                    validate.Issue(fname, "bad_value", "reject", f"{item.entity.header(fname)}无法识别：「{raw}」（{exc}）")
                 )
         return item
 
@@ -175,13 +175,13 @@ class DuplicateDetector:
 
     def __call__(self, item: Item) -> Item:
         n, m, i = (str(item.data.get(f) or "") for f in self.fields)
-        key = v.customer_dedupe_key(n, m, i)
+        key = validate.customer_dedupe_key(n, m, i)
         if key is None:
             return item
         first = self._seen.setdefault(key, item.key)
         if first != item.key:
             item.issues.append(
-                v.Issue("", "duplicate", "flag", f"疑似重复客户：与 {first} 为同一人（{n}）")
+                validate.Issue("", "duplicate", "flag", f"疑似重复客户：与 {first} 为同一人（{n}）")
             )
         return item
 
@@ -306,6 +306,6 @@ def default_steps(entity: Entity) -> list[Step]:
     ]
 
 
-def issue_dict(issue: v.Issue) -> dict[str, str]:
+def issue_dict(issue: validate.Issue) -> dict[str, str]:
     """An issue as stored in the run store."""
     return {"field": issue.field, "code": issue.code, "severity": issue.severity, "message": issue.message}

@@ -221,14 +221,14 @@ class GroupEngine:
                 results = [await run_bot(run, settings, full=full, trigger=why, options=options, job=job,
                                          stop=self.stop, engine_job=engine_job)]
         except AlreadyRunning as exc:
-            with Store.open(settings.store_url, store) as st:
-                st.record_skipped_run(new_run_id(run), run, why, str(exc), job=job)
+            with Store.open(settings.store_url, store) as dealership:
+                dealership.record_skipped_run(new_run_id(run), run, why, str(exc), job=job)
             return {"skipped": str(exc)}
         except DealerbotError as exc:  # it could not start (a broken dictionary...): shown in the store's runs
             self.log.error("job {}: {} for store {} could not start: {}", engine_job, run, store, exc)
             self.report(f"任务 {engine_job}：门店 {store} {run} 无法开始：{exc}")
-            with Store.open(settings.store_url, store) as st:
-                st.record_skipped_run(new_run_id(run), run, why, f"无法开始：{exc}", job=job, status="failed")
+            with Store.open(settings.store_url, store) as dealership:
+                dealership.record_skipped_run(new_run_id(run), run, why, f"无法开始：{exc}", job=job, status="failed")
             return {"failed": str(exc)}
         except asyncio.CancelledError:  # the worker's stop grace ran out: the run is recorded interrupted
             if self.stop.is_set():
@@ -245,7 +245,7 @@ class GroupEngine:
                 self.log.warning("job {}: {} postponed by the portal's maintenance; job {} queues it at {:%m-%d %H:%M}",
                                  engine_job, run, later, at)
                 break
-        from dealerbot.running.status_text import STATUS_TEXT
+        from dealerbot.status_text import STATUS_TEXT
 
         outcome = {r.bot: r.status for r in results}
         self.report(f"任务 {engine_job}：门店 {store} {run} 结束："
@@ -386,6 +386,6 @@ class GroupEngine:
             return [{"id": r[0], "last_heartbeat": r[1], "running": int(r[2])} for r in await cur.fetchall()]
 
 
-def utc_slot(t: datetime) -> str:
+def utc_slot(moment: datetime) -> str:
     """A fire time as the claim key: UTC, to the second."""
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,6 +1,8 @@
-"""The group's timetable: the same jobs, calendars and blackouts as a single dealership's
-(:mod:`dealerbot.schedule.scheduler`), but a firing *defers* one engine job per store instead of running
-the bot here.
+"""The group's scheduler: the same timetable jobs, calendars and blackouts
+(:mod:`dealerbot.schedule.timetable`) and the same firing rules as a single dealership's scheduler
+(:mod:`dealerbot.schedule.scheduler`, which :class:`GroupScheduler` extends), but a firing *defers*
+one engine job per store (:mod:`dealerbot.group.engine`; a worker runs it) instead of running the
+bot here.
 
 No double fire, however many schedulers run (two machines for safety, or one started twice):
 each firing has a deterministic key, (store, job, scheduled time in UTC), computed from the
@@ -93,13 +95,13 @@ class GroupScheduler(Scheduler):
             for store, key in slots.items():  # each store on its own: one failing store stops no other
                 await self._defer_for(base.for_code(store), job, why, key)
 
-    async def _defer_for(self, st: Store, job: Job, why: str, key: str) -> None:
-        """Claim the firing ``key`` of ``job`` for store ``st`` and defer it; a claimed firing is
+    async def _defer_for(self, dealership: Store, job: Job, why: str, key: str) -> None:
+        """Claim the firing ``key`` of ``job`` for the store ``dealership`` and defer it; a claimed firing is
         either in the queue, or recorded (skipped: the last one still waits; failed: it could not
         be queued, and the claim is given up)."""
-        name, store = job.name, st.code
+        name, store = job.name, dealership.code
         try:
-            if not await asyncio.to_thread(st.claim_fire, name, key, self.name):
+            if not await asyncio.to_thread(dealership.claim_fire, name, key, self.name):
                 self.log.debug("job {} for store {} at {}: deferred by another scheduler", name, store, key)
                 return
         except Exception as exc:  # noqa: BLE001 - not claimed: another scheduler may still take it
@@ -109,25 +111,25 @@ class GroupScheduler(Scheduler):
             engine_job = await self.engine.defer(store, job.run, job=name, trigger=why, options=dict(job.options))
         except Exception as exc:  # noqa: BLE001 - recorded and notified below
             self.log.opt(exception=exc).error("job {} for store {} could not be queued: {}", name, store, exc)
-            await self._record(st, job, why, f"无法加入队列：{exc}", "failed", release=key)
+            await self._record(dealership, job, why, f"无法加入队列：{exc}", "failed", release=key)
             return
         if engine_job is None:
-            await self._record(st, job, why, "上一次的任务仍在排队，本次跳过 (the previous job of this store is still "
+            await self._record(dealership, job, why, "上一次的任务仍在排队，本次跳过 (the previous job of this store is still "
                                              "waiting for a worker)", "skipped")
             return
-        await asyncio.to_thread(st.note_fire_job, name, key, engine_job)
+        await asyncio.to_thread(dealership.note_fire_job, name, key, engine_job)
         self.log.info("job {} for store {} ({}): deferred as engine job {}", name, store, key, engine_job)
 
-    async def _record(self, st: Store, job: Job, why: str, reason: str, status: str, release: str | None = None) -> None:
+    async def _record(self, dealership: Store, job: Job, why: str, reason: str, status: str, release: str | None = None) -> None:
         """Record (and notify) a claimed firing that queued nothing."""
-        self.log.warning("job {} for store {} {}: {}", job.name, st.code, status, reason)
+        self.log.warning("job {} for store {} {}: {}", job.name, dealership.code, status, reason)
         try:
-            await asyncio.to_thread(st.record_skipped_run, new_run_id(job.run), job.run, why, reason, job.name, status)
+            await asyncio.to_thread(dealership.record_skipped_run, new_run_id(job.run), job.run, why, reason, job.name, status)
             if release is not None:
-                await asyncio.to_thread(st.release_fire, job.name, release)
+                await asyncio.to_thread(dealership.release_fire, job.name, release)
         except Exception as exc:  # noqa: BLE001 - the store itself may be what is broken
             self.log.error("could not record it: {}", exc)
-        title = f"dealerbot {job.run} {'未运行' if status == 'skipped' else '无法开始'}（门店 {st.code}，定时任务 {job.name}）"
+        title = f"dealerbot {job.run} {'未运行' if status == 'skipped' else '无法开始'}（门店 {dealership.code}，定时任务 {job.name}）"
         await self.notifier.send([Message(status, title, f"原因：{reason}")])
 
     def _catch_up(self) -> None:
@@ -176,14 +178,14 @@ class GroupScheduler(Scheduler):
             return
         with base:
             for store in self.stores_of(job):
-                st = base.for_code(store)
+                dealership = base.for_code(store)
                 try:
-                    claimed = await asyncio.to_thread(st.claim_fire, job.name, utc_slot(at), self.name)
+                    claimed = await asyncio.to_thread(dealership.claim_fire, job.name, utc_slot(at), self.name)
                 except Exception as exc:  # noqa: BLE001
                     self.log.error("could not record it: {}", exc)
                     return
                 if claimed:
-                    await self._record(st, job, why, reason, status)
+                    await self._record(dealership, job, why, reason, status)
 
     def _on_event(self, event: Any) -> None:
         """APScheduler's missed or overlapping firings, with the time they were due."""

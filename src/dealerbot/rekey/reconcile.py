@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from dealerbot.data import validate as v
+from dealerbot.data import validate
 from dealerbot.data.dictionary import CONTRACT_FIELDS, Dictionary
 from dealerbot.data.mapping import (
     CONTRACT_HEADERS,
@@ -125,13 +125,13 @@ class Indexes:
         if c["customer_no"] in self.dms_customers:
             return
         self.dms_customers[c["customer_no"]] = c
-        mobile = v.normalize_mobile(c.get("mobile"))
+        mobile = validate.normalize_mobile(c.get("mobile"))
         if mobile.issue is None or mobile.issue.severity == "repaired":
             self.dms_by_mobile[mobile.value].append(c)
         if c.get("id_number"):
             self.dms_by_id[_norm(c["id_number"])].append(c)
         if c.get("name"):
-            self.dms_by_name[v.normalize_name(c["name"]).value].append(c)
+            self.dms_by_name[validate.normalize_name(c["name"]).value].append(c)
 
     def oem_customer_for(self, order: dict[str, Any]) -> dict[str, Any] | None:
         """The OEM customer of an order: same ID number, else same mobile and name."""
@@ -144,7 +144,7 @@ class Indexes:
         return min(found, key=lambda c: (bool(c.get("consent")), c["customer_no"]))
 
 
-def match_customer(order: dict[str, Any], oem_customer: dict[str, Any] | None, ix: Indexes, d: Dictionary) -> CustomerPlan:
+def match_customer(order: dict[str, Any], oem_customer: dict[str, Any] | None, indexes: Indexes, dictionary: Dictionary) -> CustomerPlan:
     """The DMS customer for a new contract: by normalised mobile, then ID number, then name.
 
     One clear match is used; several, or a match on the name alone, are ``ambiguous`` (a person
@@ -154,28 +154,28 @@ def match_customer(order: dict[str, Any], oem_customer: dict[str, Any] | None, i
         RecordRejected: a new customer would be refused by the DMS (e.g. no valid mobile).
     """
     idn = _norm(order.get("id_number"))
-    mobile = v.normalize_mobile(order.get("mobile"))
-    by_mobile = ix.dms_by_mobile.get(mobile.value, []) if mobile.issue is None or mobile.issue.severity == "repaired" else []
-    nos = lambda cs: tuple(c["customer_no"] for c in cs)  # noqa: E731
+    mobile = validate.normalize_mobile(order.get("mobile"))
+    by_mobile = indexes.dms_by_mobile.get(mobile.value, []) if mobile.issue is None or mobile.issue.severity == "repaired" else []
+    numbers = lambda customers: tuple(c["customer_no"] for c in customers)  # noqa: E731
     if len(by_mobile) == 1:
         c = by_mobile[0]
         if idn and c.get("id_number") and _norm(c["id_number"]) != idn:
-            return CustomerPlan("ambiguous", candidates=nos(by_mobile), values=customer_values(order, oem_customer, d))
+            return CustomerPlan("ambiguous", candidates=numbers(by_mobile), values=customer_values(order, oem_customer, dictionary))
         return CustomerPlan("existing", c["customer_no"])
     if len(by_mobile) > 1:
         same = [c for c in by_mobile if _norm(c.get("id_number")) == idn] if idn else []
         if len(same) == 1:
             return CustomerPlan("existing", same[0]["customer_no"])
-        return CustomerPlan("ambiguous", candidates=nos(by_mobile), values=customer_values(order, oem_customer, d))
-    by_id = ix.dms_by_id.get(idn, []) if idn else []
+        return CustomerPlan("ambiguous", candidates=numbers(by_mobile), values=customer_values(order, oem_customer, dictionary))
+    by_id = indexes.dms_by_id.get(idn, []) if idn else []
     if len(by_id) == 1:
         return CustomerPlan("existing", by_id[0]["customer_no"])
     if len(by_id) > 1:
-        return CustomerPlan("ambiguous", candidates=nos(by_id), values=customer_values(order, oem_customer, d))
-    values = customer_values(order, oem_customer, d)
-    by_name = ix.dms_by_name.get(v.normalize_name(order.get("customer_name")).value, [])
+        return CustomerPlan("ambiguous", candidates=numbers(by_id), values=customer_values(order, oem_customer, dictionary))
+    values = customer_values(order, oem_customer, dictionary)
+    by_name = indexes.dms_by_name.get(validate.normalize_name(order.get("customer_name")).value, [])
     if by_name:
-        return CustomerPlan("ambiguous", candidates=nos(by_name), values=values)
+        return CustomerPlan("ambiguous", candidates=numbers(by_name), values=values)
     issues = check_customer(values)
     if issues:
         raise RecordRejected(issues[0].code, "无法在DMS新建客户：" + issues_text(issues), issues[0].field)
@@ -195,43 +195,43 @@ def customer_note(plan: CustomerPlan) -> str:
 
 
 def classify(
-    order: dict[str, Any], ix: Indexes, d: Dictionary, base: dict[str, dict[str, str]] | None = None,
+    order: dict[str, Any], indexes: Indexes, dictionary: Dictionary, base: dict[str, dict[str, str]] | None = None,
 ) -> Outcome:
     """Decide what to do for one stored OEM order (see the module docstring). Never raises."""
     key = order["order_no"]
-    oem_customer = ix.oem_customer_for(order)
+    oem_customer = indexes.oem_customer_for(order)
     try:
-        target = contract_values(order, oem_customer, d)
+        target = contract_values(order, oem_customer, dictionary)
     except RecordRejected as rej:
         return Outcome(key, "rejected", rej.reason)
-    contract = ix.contract_by_order.get(_norm(key))
+    contract = indexes.contract_by_order.get(_norm(key))
     if contract is None:
-        return _plan_create(order, oem_customer, target, ix, d)
-    return _plan_update(key, contract, target, base or {}, d)
+        return _plan_create(order, oem_customer, target, indexes, dictionary)
+    return _plan_update(key, contract, target, base or {}, dictionary)
 
 
 def _plan_create(
-    order: dict[str, Any], oem_customer: dict[str, Any] | None, target: dict[str, str], ix: Indexes, d: Dictionary,
+    order: dict[str, Any], oem_customer: dict[str, Any] | None, target: dict[str, str], indexes: Indexes, dictionary: Dictionary,
 ) -> Outcome:
     key = order["order_no"]
-    if target["vin"] and ix.contracts_by_vin.get(target["vin"]):
-        other = ix.contracts_by_vin[target["vin"]][0]
+    if target["vin"] and indexes.contracts_by_vin.get(target["vin"]):
+        other = indexes.contracts_by_vin[target["vin"]][0]
         return Outcome(
             key, "conflict",
             f"VIN {target['vin']} 已在DMS合同 {other['contract_no']} 中（厂家订单号 {other.get('oem_order_no') or '空'}），"
             f"请人工核对后在DMS中处理", contract_no=other["contract_no"],
         )
-    if target["status"] == d.cancelled_status:
+    if target["status"] == dictionary.cancelled_status:
         return Outcome(key, "in_sync", "订单已取消且DMS中没有合同：无需处理")
     if oem_customer is None:
         return Outcome(key, "rejected", "厂家门户中找不到该订单客户的资料和授权（先运行 oem-customers）")
     if not oem_customer.get("consent"):
         return Outcome(key, "rejected", f"客户 {oem_customer['customer_no']} 未授权数据共享（未授权）：按个人信息保护法不录入DMS")
-    issues = check_contract(target, d)
+    issues = check_contract(target, dictionary)
     if issues:
         return Outcome(key, "rejected", "DMS不会接受：" + issues_text(issues))
     try:
-        customer = match_customer(order, oem_customer, ix, d)
+        customer = match_customer(order, oem_customer, indexes, dictionary)
     except RecordRejected as rej:
         return Outcome(key, "rejected", rej.reason)
     note = customer_note(customer)
@@ -239,54 +239,54 @@ def _plan_create(
 
 
 def _plan_update(
-    key: str, contract: dict[str, Any], target: dict[str, str], base: dict[str, dict[str, str]], d: Dictionary,
+    key: str, contract: dict[str, Any], target: dict[str, str], base: dict[str, dict[str, str]], dictionary: Dictionary,
 ) -> Outcome:
     current = dms_values(contract)
     new = dict(current)
     conflicts: list[str] = []
     agreed: dict[str, dict[str, str]] = {}
-    lifecycle = list(d.status_order)
-    for f in CONTRACT_FIELDS:
-        o, c = target[f], current[f]
-        seen = base.get(f)  # {"oem": ..., "dms": ...} when both last agreed (or a person settled it)
-        if o == c:
-            agreed[f] = {"oem": o, "dms": c}
+    lifecycle = list(dictionary.status_order)
+    for name in CONTRACT_FIELDS:
+        oem, dms = target[name], current[name]
+        seen = base.get(name)  # {"oem": ..., "dms": ...} when both last agreed (or a person settled it)
+        if oem == dms:
+            agreed[name] = {"oem": oem, "dms": dms}
             continue
-        rule = d.contract[f].update
-        label = CONTRACT_HEADERS[f]
-        if rule == "never" or (rule == "fill_empty" and not o):
+        rule = dictionary.contract[name].update
+        label = CONTRACT_HEADERS[name]
+        if rule == "never" or (rule == "fill_empty" and not oem):
             continue
-        if seen is not None and seen.get("oem") == o and seen.get("dms") == c:
+        if seen is not None and seen.get("oem") == oem and seen.get("dms") == dms:
             continue  # a difference a reviewer chose (an edited write): neither side moved since
-        oem_moved = seen is None or seen.get("oem") != o
-        dms_moved = seen is not None and seen.get("dms") != c
-        if rule == "fill_empty" and not c:
-            new[f] = o
+        oem_moved = seen is None or seen.get("oem") != oem
+        dms_moved = seen is not None and seen.get("dms") != dms
+        if rule == "fill_empty" and not dms:
+            new[name] = oem
         elif rule == "forward":
-            if o == d.cancelled_status:
-                new[f] = o
-            elif c == d.cancelled_status:
-                conflicts.append(f"DMS合同已取消，但厂家订单状态为 {o}")
-                new[f] = o
-            elif o in lifecycle and c in lifecycle:
-                if lifecycle.index(o) > lifecycle.index(c):
-                    new[f] = o
+            if oem == dictionary.cancelled_status:
+                new[name] = oem
+            elif dms == dictionary.cancelled_status:
+                conflicts.append(f"DMS合同已取消，但厂家订单状态为 {oem}")
+                new[name] = oem
+            elif oem in lifecycle and dms in lifecycle:
+                if lifecycle.index(oem) > lifecycle.index(dms):
+                    new[name] = oem
                 # DMS ahead of the OEM (delivered before the portal caught up): leave it
             else:
-                conflicts.append(f"{label} DMS为「{c}」，厂家映射为「{o}」，不在 status_order 中")
-                new[f] = o
+                conflicts.append(f"{label} DMS为「{dms}」，厂家映射为「{oem}」，不在 status_order 中")
+                new[name] = oem
         elif seen is not None and not dms_moved:
-            new[f] = o  # only the OEM changed since both agreed
+            new[name] = oem  # only the OEM changed since both agreed
         elif seen is not None and not oem_moved:
             continue  # staff changed the DMS since: their value stays
         else:
             why = "双方都已修改" if seen is not None else "两边不一致且没有同步记录"
-            conflicts.append(f"{label} DMS为「{c or '空'}」，厂家为「{o or '空'}」（{why}）")
-            new[f] = o
+            conflicts.append(f"{label} DMS为「{dms or '空'}」，厂家为「{oem or '空'}」（{why}）")
+            new[name] = oem
     contract_no = contract["contract_no"]
     if new == current:
         return Outcome(key, "in_sync", contract_no=contract_no, agreed=agreed)
-    cancel = new["status"] == d.cancelled_status and current["status"] != d.cancelled_status
+    cancel = new["status"] == dictionary.cancelled_status and current["status"] != dictionary.cancelled_status
     kind: ActionKind = "cancel_contract" if cancel else "update_contract"
     action = PlannedAction(kind, key, new, current, contract_no=contract_no, conflict=bool(conflicts),
                            note="；".join(conflicts))
@@ -316,7 +316,7 @@ class ReconcileReport:
 
 
 def reconcile(
-    store: Store, d: Dictionary, policy: Policy, on_wait: Callable[[str], None] | None = None,
+    store: Store, dictionary: Dictionary, policy: Policy, on_wait: Callable[[str], None] | None = None,
 ) -> ReconcileReport:
     """Classify every OEM order in the store and bring the ledger in line (one transaction),
     holding the store's ledger lock: while a re-key run writes, wait for it to finish (``on_wait``
@@ -330,11 +330,11 @@ def reconcile(
         OSError: the lock file could not be made.
     """
     with store.ledger_lock("reconcile", on_wait):
-        return plan_ledger(store, d, policy)
+        return plan_ledger(store, dictionary, policy)
 
 
 async def reconcile_async(
-    store: Store, d: Dictionary, policy: Policy, on_wait: Callable[[str], None] | None = None,
+    store: Store, dictionary: Dictionary, policy: Policy, on_wait: Callable[[str], None] | None = None,
 ) -> ReconcileReport:
     """:func:`reconcile` for a caller in an event loop (``sync``): the wait never blocks the loop.
 
@@ -343,10 +343,10 @@ async def reconcile_async(
         OSError: the lock file could not be made.
     """
     async with store.ledger_lock_async("reconcile", on_wait):
-        return plan_ledger(store, d, policy)
+        return plan_ledger(store, dictionary, policy)
 
 
-def plan_ledger(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
+def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> ReconcileReport:
     """The work of :func:`reconcile`, for a caller that holds the store's ledger lock.
 
     Raises:
@@ -358,9 +358,9 @@ def plan_ledger(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
         scraped = contracts.get(w["contract_no"])
         if scraped is None or scraped["scraped_at"] < w["written_at"]:
             contracts[w["contract_no"]] = {**(scraped or {}), **w["values"], "contract_no": w["contract_no"]}
-    ix = Indexes(store.iter_records(OEM_CUSTOMER), store.iter_records(DMS_CUSTOMER), contracts.values())
+    indexes = Indexes(store.iter_records(OEM_CUSTOMER), store.iter_records(DMS_CUSTOMER), contracts.values())
     for c in store.created_customers():
-        ix.add_dms_customer(c)
+        indexes.add_dms_customer(c)
     latest = store.latest_actions()
     sync = store.sync_state()
     rejected_at_read = {r["record_key"]: r["reason"] for r in store.iter_open_rejects(OEM_ORDER) if r["record_key"]}
@@ -375,8 +375,8 @@ def plan_ledger(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
         if key in rejected_at_read:
             outcome = Outcome(key, "rejected", f"读取时被拒绝：{rejected_at_read.pop(key)}")
         else:
-            outcome = classify(order, ix, d, (sync.get(key) or {}).get("base"))
-        _decide(outcome, latest.get(key), policy, supersede, new, report, ix, dropped)
+            outcome = classify(order, indexes, dictionary, (sync.get(key) or {}).get("base"))
+        _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped)
         report.outcomes.append(outcome)
         report.counts[outcome.klass] += 1
         base = {**((sync.get(key) or {}).get("base") or {}), **outcome.agreed}
@@ -387,7 +387,7 @@ def plan_ledger(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
         })
     for key, reason in sorted(rejected_at_read.items()):  # rejected at every read so far
         outcome = Outcome(key, "rejected", f"读取时被拒绝：{reason}")
-        _decide(outcome, latest.get(key), policy, supersede, new, report, ix, dropped)
+        _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped)
         report.outcomes.append(outcome)
         report.counts["rejected"] += 1
         sync_rows.append({"oem_order_no": key, "contract_no": None, "klass": "rejected", "reason": outcome.reason,
@@ -408,11 +408,11 @@ def plan_ledger(store: Store, d: Dictionary, policy: Policy) -> ReconcileReport:
 
 def _decide(
     outcome: Outcome, latest: Action | None, policy: Policy, supersede: list[int],
-    new: list[tuple[PlannedAction, bool]], report: ReconcileReport, ix: Indexes | None = None,
+    new: list[tuple[PlannedAction, bool]], report: ReconcileReport, indexes: Indexes | None = None,
     dropped: list[tuple[Action, str]] | None = None,
 ) -> None:
     """What the ledger does with ``outcome``, given the order's newest action (see the module
-    docstring); ``ix`` is the DMS as planned against, ``dropped`` collects the approvals a
+    docstring); ``indexes`` is the DMS as planned against, ``dropped`` collects the approvals a
     person gave that this plan supersedes, with what changed."""
     open_action = latest if latest is not None and latest.state in OPEN_STATES else None
     if open_action is not None and open_action.state in ("in_progress", "written"):
@@ -435,8 +435,8 @@ def _decide(
         if open_action.state == "failed":
             outcome.reason = f"上次写入失败：{open_action.failure_reason}"
         return  # planned before with the same content: keep its approval (or its failure)
-    if open_action is not None and open_action.state == "approved" and ix is not None:
-        customer_no = carried_customer(open_action, action, ix)
+    if open_action is not None and open_action.state == "approved" and indexes is not None:
+        customer_no = carried_customer(open_action, action, indexes)
         if customer_no:
             outcome.reason = _join(outcome.reason, f"新客户已在DMS中（{customer_no}，证件号码相同）：沿用原审核，写入时使用该客户")
             report.carried_over += 1
@@ -471,7 +471,7 @@ def _join(*parts: str) -> str:
     return "；".join(p for p in parts if p)
 
 
-def carried_customer(approved: Action, plan: PlannedAction, ix: Indexes) -> str | None:
+def carried_customer(approved: Action, plan: PlannedAction, indexes: Indexes) -> str | None:
     """The DMS customer no when ``plan`` differs from the ``approved`` creation only in that the
     new customer it was to create exists now: exactly one DMS customer has that ID number (the
     one the re-key's search before creating finds) and ``plan`` uses it. Otherwise None.
@@ -484,7 +484,7 @@ def carried_customer(approved: Action, plan: PlannedAction, ix: Indexes) -> str 
     if approved.customer.mode != "new" or plan.customer.mode != "existing":
         return None
     idn = _norm(approved.customer.values.get("id_number"))
-    same = ix.dms_by_id.get(idn, []) if idn else []
+    same = indexes.dms_by_id.get(idn, []) if idn else []
     if len(same) != 1 or same[0]["customer_no"] != plan.customer.customer_no:
         return None
     if replace(plan, customer=approved.customer).checksum() != approved.plan_checksum:

@@ -33,14 +33,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure, UnknownOutcome
 from dealerbot.failpoints import Failpoints
 from dealerbot.rekey.ledger import IN_FLIGHT, Action
+from dealerbot.retries import with_retries
 from dealerbot.store import Store
 
 if TYPE_CHECKING:
@@ -178,16 +181,16 @@ class Rekeyer:
         return state
 
     # -- dry run ---------------------------------------------------------------------------------
-    async def _rehearse(self, action: Action, w: DmsWriter) -> str:
+    async def _rehearse(self, action: Action, writer: DmsWriter) -> str:
         if action.kind == "create_contract":
             customer_no = action.customer.customer_no or action.result_customer_no
             if action.customer.mode == "new" and not action.result_customer_no:
-                await w.create_customer(action.customer.values, dry_run=True)
+                await writer.create_customer(action.customer.values, dry_run=True)
                 customer_no = None
-            await w.create_contract(customer_no, action.new_values, dry_run=True)
+            await writer.create_contract(customer_no, action.new_values, dry_run=True)
         else:
             changes = {field: new for field, (_, new) in action.changes.items()}
-            await w.update_contract(action.contract_no, changes, dry_run=True)
+            await writer.update_contract(action.contract_no, changes, dry_run=True)
         self.log.info("dry run: would {} for {}", action.kind, action.natural_key)
         self.bump("rehearsed")
         self.bump("done")
@@ -195,48 +198,48 @@ class Rekeyer:
         return "rehearsed"
 
     # -- create ----------------------------------------------------------------------------------
-    async def _create(self, action: Action, w: DmsWriter) -> str:
+    async def _create(self, action: Action, writer: DmsWriter) -> str:
         key = action.natural_key
         if action.state == "written" and action.contract_no:
-            return await self._read_back(action, w, action.contract_no)
-        existing = await w.find_contracts(key)
+            return await self._read_back(action, writer, action.contract_no)
+        existing = await writer.find_contracts(key)
         if existing:
-            return await self._adopt(action, w, existing)
-        customer_no = await self._customer(action, w)
+            return await self._adopt(action, writer, existing)
+        customer_no = await self._customer(action, writer)
         self.store.mark(action.id, self.run_id, submitted=True)
         self.failpoints.hit("rekey.before_submit")
-        result = await w.create_contract(customer_no, action.new_values, dry_run=False)
+        result = await writer.create_contract(customer_no, action.new_values, dry_run=False)
         self.failpoints.hit("rekey.after_submit")
         if result.result == "saved" and result.key:
             self.store.record_written(action, self.run_id, result.key, self.actor)
             self.log.info("{}: contract {} saved", key, result.key)
-            return await self._read_back(action, w, result.key)
+            return await self._read_back(action, writer, result.key)
         if result.result == "refused":
-            return await self._fail(action, w, "dms_refused", f"DMS拒绝保存：{result.message}")
-        existing = await w.find_contracts(key)  # no clear answer (or saved, no number): did it save?
+            return await self._fail(action, writer, "dms_refused", f"DMS拒绝保存：{result.message}")
+        existing = await writer.find_contracts(key)  # no clear answer (or saved, no number): did it save?
         if result.result == "saved" and len(existing) == 1:  # the writer could not tell its number
             self.store.record_written(action, self.run_id, existing[0]["contract_no"], self.actor)
-            return await self._read_back(action, w, existing[0]["contract_no"])
+            return await self._read_back(action, writer, existing[0]["contract_no"])
         if existing:
-            return await self._adopt(action, w, existing)
+            return await self._adopt(action, writer, existing)
         if result.result == "saved":  # a clear answer, and nothing there: listed, never saved again
-            return await self._fail(action, w, "read_back_missing", f"DMS答复已保存，但写入后在DMS中找不到厂家订单号 {key} 的合同")
+            return await self._fail(action, writer, "read_back_missing", f"DMS答复已保存，但写入后在DMS中找不到厂家订单号 {key} 的合同")
         raise UnknownOutcome(f"dms: no clear answer saving the contract for {key} ({result.message}) and none found")
 
-    async def _adopt(self, action: Action, w: DmsWriter, existing: list[dict[str, str]]) -> str:
+    async def _adopt(self, action: Action, writer: DmsWriter, existing: list[dict[str, str]]) -> str:
         """The DMS already has a contract for this order: ours from an attempt that died before
         recording it, or keyed by a clerk. Record it and check it."""
         if len(existing) > 1:
             nos = "、".join(c["contract_no"] for c in existing)
-            return await self._fail(action, w, "dms_duplicates", f"DMS中该厂家订单号有多份合同（{nos}），请人工处理")
+            return await self._fail(action, writer, "dms_duplicates", f"DMS中该厂家订单号有多份合同（{nos}），请人工处理")
         contract_no = existing[0]["contract_no"]
         self.log.warning("{}: the DMS already has contract {}; checking it instead of creating another",
                          action.natural_key, contract_no)
         self.store.record_written(action, self.run_id, contract_no, self.actor, found=True)
         self.bump("found")
-        return await self._read_back(action, w, contract_no)
+        return await self._read_back(action, writer, contract_no)
 
-    async def _customer(self, action: Action, w: DmsWriter) -> str:
+    async def _customer(self, action: Action, writer: DmsWriter) -> str:
         plan = action.customer
         if plan.mode == "existing":
             return plan.customer_no
@@ -249,98 +252,98 @@ class Rekeyer:
         async with lock:  # two orders of one new customer in this run: create it once
             if idn in self._bad_customers:
                 raise RecordRejected("customer_read_back_mismatch", self._bad_customers[idn])
-            found = await w.find_customer(idn)
+            found = await writer.find_customer(idn)
             if found:
                 self.store.record_customer(action, self.run_id, found, created=False, actor=self.actor)
                 if action.customer_submitted:  # maybe made by our own submit of an earlier attempt: check it
-                    await self._check_customer(w, plan.values, found)
+                    await self._check_customer(writer, plan.values, found)
                 return found
             self.store.mark(action.id, self.run_id, customer_submitted=True)
-            result = await w.create_customer(plan.values, dry_run=False)
+            result = await writer.create_customer(plan.values, dry_run=False)
             self.failpoints.hit("rekey.after_customer")
             if result.result == "saved" and result.key:
                 self.store.record_customer(action, self.run_id, result.key, created=True, actor=self.actor)
                 self.bump("customers_created")
                 self.failpoints.hit("rekey.customer_recorded")
-                await self._check_customer(w, plan.values, result.key)
+                await self._check_customer(writer, plan.values, result.key)
                 return result.key
-            found = await w.find_customer(idn)  # refused as a duplicate, or no clear answer
+            found = await writer.find_customer(idn)  # refused as a duplicate, or no clear answer
             if found:
                 self.store.record_customer(action, self.run_id, found, created=False, actor=self.actor)
                 if result.result != "refused":  # made by this submit after all: check it
-                    await self._check_customer(w, plan.values, found)
+                    await self._check_customer(writer, plan.values, found)
                 return found
             if result.result == "refused":
                 raise RecordRejected("dms_refused_customer", f"DMS拒绝新建客户：{result.message}")
             raise UnknownOutcome(f"dms: no clear answer saving the customer of {action.natural_key} and none found")
 
-    async def _check_customer(self, w: DmsWriter, values: dict[str, str], customer_no: str) -> None:
+    async def _check_customer(self, writer: DmsWriter, values: dict[str, str], customer_no: str) -> None:
         """Read back a customer our submit made (whatever its answer was).
 
         Raises:
             RecordRejected: it differs (every order of that person fails in this run).
         """
-        wrong = _customer_differences(values, await w.read_customer(customer_no))
+        wrong = _customer_differences(values, await writer.read_customer(customer_no))
         if wrong:
             self._bad_customers[values["id_number"]] = f"{wrong}（客户 {customer_no}，请在DMS中更正后重新审核）"
             raise RecordRejected("customer_read_back_mismatch", self._bad_customers[values["id_number"]])
 
     # -- update ----------------------------------------------------------------------------------
-    async def _update(self, action: Action, w: DmsWriter) -> str:
+    async def _update(self, action: Action, writer: DmsWriter) -> str:
         no = action.contract_no
         if action.state == "written":
-            return await self._read_back(action, w, no)
-        current = await w.read_contract(no)
+            return await self._read_back(action, writer, no)
+        current = await writer.read_contract(no)
         if current is None:
-            return await self._fail(action, w, "dms_missing", f"DMS中找不到合同 {no}")
+            return await self._fail(action, writer, "dms_missing", f"DMS中找不到合同 {no}")
         changes = {f: v for f, v in action.new_values.items() if current.get(f, "") != v}
         if not changes:  # the DMS already holds it (our submit went through before a crash)
             if action.submitted:
                 self.store.record_written(action, self.run_id, no, self.actor, found=True, old_values=action.old_values)
                 self.bump("found")
-            return await self._read_back(action, w, no)
+            return await self._read_back(action, writer, no)
         moved = [f for f in changes if current.get(f, "") != action.old_values.get(f, "")]
         if moved:
             what = "；".join(
                 f"{CONTRACT_HEADERS.get(f, f)} 计划时为「{action.old_values.get(f, '')}」，现在为「{current.get(f, '')}」"
                 for f in moved
             )
-            return await self._fail(action, w, "dms_changed", f"DMS中的合同在计划之后被修改过，未覆盖：{what}")
+            return await self._fail(action, writer, "dms_changed", f"DMS中的合同在计划之后被修改过，未覆盖：{what}")
         self.store.mark(action.id, self.run_id, submitted=True)
         self.failpoints.hit("rekey.before_submit")
-        result = await w.update_contract(no, changes, dry_run=False)
+        result = await writer.update_contract(no, changes, dry_run=False)
         self.failpoints.hit("rekey.after_submit")
         if result.result == "saved":
             self.store.record_written(action, self.run_id, no, self.actor, old_values=current)
-            return await self._read_back(action, w, no)
+            return await self._read_back(action, writer, no)
         if result.result == "refused":
-            return await self._fail(action, w, "dms_refused", f"DMS拒绝保存：{result.message}")
-        after = await w.read_contract(no)
+            return await self._fail(action, writer, "dms_refused", f"DMS拒绝保存：{result.message}")
+        after = await writer.read_contract(no)
         if after is not None and not _differences(action.new_values, after):
             self.store.record_written(action, self.run_id, no, self.actor, found=True, old_values=current)
-            return await self._read_back(action, w, no, after)
+            return await self._read_back(action, writer, no, after)
         raise UnknownOutcome(f"dms: no clear answer saving contract {no} for {action.natural_key}")
 
     # -- read back -------------------------------------------------------------------------------
-    async def _read_back(self, action: Action, w: DmsWriter, contract_no: str, found: dict[str, str] | None = None) -> str:
+    async def _read_back(self, action: Action, writer: DmsWriter, contract_no: str, found: dict[str, str] | None = None) -> str:
         self.failpoints.hit("rekey.before_read_back")
-        found = found or await w.read_contract(contract_no)
+        found = found or await writer.read_contract(contract_no)
         if found is None:
-            return await self._fail(action, w, "read_back_missing", f"写入后在DMS中找不到合同 {contract_no}")
+            return await self._fail(action, writer, "read_back_missing", f"写入后在DMS中找不到合同 {contract_no}")
         wrong = _differences(action.new_values, found)
         expected_customer = action.result_customer_no or action.customer.customer_no
         if action.kind == "create_contract" and expected_customer and found.get("customer_no") != expected_customer:
             wrong.append(f"客户编号 计划「{expected_customer}」，DMS为「{found.get('customer_no', '')}」")
         if wrong:
-            return await self._fail(action, w, "read_back_mismatch", "写入后核对不一致：" + "；".join(wrong))
+            return await self._fail(action, writer, "read_back_mismatch", "写入后核对不一致：" + "；".join(wrong))
         self.store.record_verified(action, self.run_id, contract_no)
         self.log.info("{}: contract {} verified", action.natural_key, contract_no)
         return "verified"
 
-    async def _fail(self, action: Action, w: DmsWriter, code: str, reason: str) -> str:
+    async def _fail(self, action: Action, writer: DmsWriter, code: str, reason: str) -> str:
         folder = None
         try:
-            folder = await w.evidence(f"{action.natural_key}-{code}")
+            folder = await writer.evidence(f"{action.natural_key}-{code}")
         except Exception as exc:  # noqa: BLE001 - evidence is best effort, never the failure
             self.log.warning("could not save evidence for {}: {}", action.natural_key, exc)
         self.store.record_failed(action, self.run_id, code, reason, folder)
@@ -375,6 +378,29 @@ def start_rekey(ctx: BotContext, actor: str) -> tuple[Rekeyer, list[tuple[Action
     return rekeyer, todo
 
 
+async def run_rekey(
+    ctx: BotContext, open_writers: Callable[[int], AbstractAsyncContextManager[Sequence[DmsWriter]]],
+) -> None:
+    """The whole of a re-key bot's run (web or desktop, the shipped ones or a dealership's own):
+    :func:`start_rekey` for ``ctx``'s bot; with actions to write, ``open_writers(n)`` (``n``:
+    how many actions) opens the DMS's writers (pages of a logged-in browser, a desktop client;
+    each a :class:`DmsWriter`) and :func:`write_actions` writes the actions through them, with
+    the run's retries, backoff, requeue rounds and stop check. Nothing to write: no writer is
+    opened.
+
+    Raises:
+        as :func:`start_rekey`, ``open_writers`` and :func:`write_actions`.
+    """
+    rekeyer, todo = start_rekey(ctx, ctx.bot.name)
+    if not todo:
+        return
+    async with open_writers(len(todo)) as writers:
+        await write_actions(
+            ctx.store, rekeyer, writers, todo, ctx.settings.run.retries, ctx.settings.run.backoff_seconds, ctx.log,
+            check_stop=ctx.check_stop, requeue_rounds=ctx.settings.run.requeue_rounds,
+        )
+
+
 def pending_actions(
     store: Store, kinds: frozenset[str], include_resumed: bool = True, log: Logger | None = None,
 ) -> list[tuple[Action, bool]]:
@@ -393,7 +419,7 @@ def pending_actions(
 async def write_actions(
     store: Store,
     rekeyer: Rekeyer,
-    writers: list[DmsWriter],
+    writers: Sequence[DmsWriter],
     todo: list[tuple[Action, bool]],
     retries: int,
     backoff: float,
@@ -441,7 +467,16 @@ async def write_actions(
             return True
         return False
 
-    async def worker(w: DmsWriter) -> None:
+    async def write_one(action: Action, writer: DmsWriter) -> None:
+        """One attempt at ``action``, as the store has it now (a retry searches the DMS first)."""
+        current = action if rekeyer.dry_run else store.action(action.id)
+        assert current is not None
+        await rekeyer.execute(current, writer)
+
+    def trying_again(action: Action, exc: BaseException, _retry: int, seconds: float) -> None:
+        log.warning("{}: {}; trying again in {:.1f}s (searching the DMS first)", action.natural_key, exc, seconds)
+
+    async def worker(writer: DmsWriter) -> None:
         nonlocal consecutive
         while not queue.empty():
             if stopping():
@@ -456,43 +491,36 @@ async def write_actions(
                     taken = store.claim(action.id, rekeyer.run_id)
                 if not taken:
                     continue  # another run has it
-            for attempt in range(retries + 1):
-                current = action if rekeyer.dry_run else store.action(action.id)
-                assert current is not None
-                try:
-                    await rekeyer.execute(current, w)
-                    consecutive = 0
-                    break
-                except SystemFailure as exc:
-                    if not exc.retryable:
-                        raise
-                    if attempt < retries:
-                        delay = backoff * 2**attempt
-                        log.warning("{}: {}; trying again in {:.1f}s (searching the DMS first)", action.natural_key, exc, delay)
-                        await asyncio.sleep(delay)
-                        continue
-                    consecutive += 1
-                    if consecutive >= max_consecutive_failures:
-                        rekeyer.bump("unfinished")
-                        rekeyer.progress()
-                        raise CircuitOpen(
-                            f"DMS连续 {consecutive} 条记录多次尝试仍未能写入，本次运行停止，未完成的记录下次继续 "
-                            f"({consecutive} actions in a row could not be written into the DMS after {retries + 1} attempts "
-                            f"each; the last: {action.natural_key}: {exc})"
-                        ) from exc
-                    if round_no < requeue_rounds:
-                        pause = backoff * 2 ** (round_no + 1)
-                        log.warning("{}: {} attempts failed ({}); tried again after the others (round {}/{})",
-                                    action.natural_key, retries + 1, exc, round_no + 1, requeue_rounds)
-                        queue.put_nowait((action, was_resumed, round_no + 1, loop.time() + pause))
-                        break
+            try:
+                await with_retries(action.natural_key, partial(write_one, action, writer), retries, backoff, log=log,
+                                   jitter=False, max_backoff=None, rate_limit_factor=1.0,
+                                   announce=partial(trying_again, action))
+                consecutive = 0
+            except SystemFailure as exc:
+                if not exc.retryable:
+                    raise
+                consecutive += 1
+                if consecutive >= max_consecutive_failures:
                     rekeyer.bump("unfinished")
                     rekeyer.progress()
-                    log.error("{}: left for the next run after {} attempts: {}", action.natural_key,
-                              (retries + 1) * (requeue_rounds + 1), exc)
+                    raise CircuitOpen(
+                        f"DMS连续 {consecutive} 条记录多次尝试仍未能写入，本次运行停止，未完成的记录下次继续 "
+                        f"({consecutive} actions in a row could not be written into the DMS after {retries + 1} attempts "
+                        f"each; the last: {action.natural_key}: {exc})"
+                    ) from exc
+                if round_no < requeue_rounds:
+                    pause = backoff * 2 ** (round_no + 1)
+                    log.warning("{}: {} attempts failed ({}); tried again after the others (round {}/{})",
+                                action.natural_key, retries + 1, exc, round_no + 1, requeue_rounds)
+                    queue.put_nowait((action, was_resumed, round_no + 1, loop.time() + pause))
+                    continue
+                rekeyer.bump("unfinished")
+                rekeyer.progress()
+                log.error("{}: left for the next run after {} attempts: {}", action.natural_key,
+                          (retries + 1) * (requeue_rounds + 1), exc)
 
     async with asyncio.TaskGroup() as tg:
-        for w in writers:
-            tg.create_task(worker(w))
+        for writer in writers:
+            tg.create_task(worker(writer))
     if check_stop is not None and not queue.empty():
         check_stop()  # raises StopRequested: what is left waits for the next run

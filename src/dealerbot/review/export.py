@@ -6,17 +6,14 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dealerbot.data.pipeline import typed
 from dealerbot.data.records import ENTITIES, Entity, Item
 from dealerbot.errors import ConfigError
 from dealerbot.review.workbook import CellIssue, Column, Row, Sheet, WorkbookStats, write_workbook
-from dealerbot.running.status_text import COUNT_TEXT, STATUS_TEXT
+from dealerbot.status_text import COUNT_TEXT, STATUS_TEXT
 from dealerbot.store import RunRecord, Store
-
-if TYPE_CHECKING:
-    from dealerbot.config import Settings
 
 
 def _issues(raw: str | None) -> tuple[dict[str, CellIssue], list[CellIssue]]:
@@ -87,7 +84,8 @@ def export_runs(
 ) -> WorkbookStats:
     """Write the review workbook for ``runs`` to ``path`` (atomically).
 
-    ``bot_records`` maps bot names to the record types they emit (:func:`entity_of_bots`).
+    ``bot_records`` maps bot names to the record types they emit (the caller asks the bot
+    registry: :func:`dealerbot.running.registry.entity_of_bots`).
     Each run gives a sheet per record type: the records it read (or, with ``all_records``, every
     record in the store) and the records it rejected. With ``review``, the re-key sheets follow
     (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review.sheets`).
@@ -139,19 +137,6 @@ def export_runs(
     return write_workbook(path, summary, sheets)
 
 
-def entity_of_bots(home: Path | None = None) -> dict[str, tuple[Entity, ...]]:
-    """The record types each bot emits (none for a bot that only writes), from the bot
-    registry (the project folder ``home``'s bots included).
-
-    Raises:
-        ConfigError: a bots/ module fails to import.
-    """
-    from dealerbot.running.bot import bot_entities
-    from dealerbot.running.registry import discover
-
-    return {name: bot_entities(cls) for name, cls in discover(home=home).items()}
-
-
 def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord], now: datetime | None = None) -> Path:
     """A new file named after the export, e.g. ``out/review-20261125-083015.xlsx``: never one
     that exists (staff may be filling it in)."""
@@ -163,17 +148,4 @@ def default_workbook_path(out_dir: Path, runs: Sequence[RunRecord], now: datetim
     return path
 
 
-__all__ = ["ENTITIES", "default_workbook_path", "entity_of_bots", "export_runs", "latest_runs"]
-
-
-def write_review_workbook(settings: Settings) -> Path:
-    """Write the review workbook of the latest runs into the settings' ``out/`` folder (what
-    ``dealerbot export`` writes). Returns its path.
-
-    Raises:
-        ConfigError: the store cannot be opened. OSError: the file cannot be written.
-    """
-    with Store.open(settings.store_url, settings.store_code) as store:
-        runs = latest_runs(store)
-        path = default_workbook_path(settings.path("out"), runs)
-        return export_runs(store, runs, path, entity_of_bots(settings.home)).path
+__all__ = ["ENTITIES", "default_workbook_path", "export_runs", "latest_runs"]

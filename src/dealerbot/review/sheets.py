@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dealerbot.data import validate as v
+from dealerbot.data import validate
 from dealerbot.data.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
 from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract, check_customer, form_text, issues_text
 from dealerbot.data.records import DMS_CUSTOMER
@@ -210,7 +210,7 @@ class ReviewImport:
     counts: dict[str, int] = field(default_factory=lambda: {"approve": 0, "approve_edited": 0, "skip": 0})
 
 
-def read_review(path: Path, store: Store, d: Dictionary) -> ReviewImport:
+def read_review(path: Path, store: Store, dictionary: Dictionary) -> ReviewImport:
     """Read a reviewed workbook and check every row against the store and the DMS's rules.
 
     Raises:
@@ -244,22 +244,22 @@ def read_review(path: Path, store: Store, d: Dictionary) -> ReviewImport:
         dms_customers = {c["customer_no"]: c for c in store.iter_records(DMS_CUSTOMER)}
         for c in store.created_customers():
             dms_customers.setdefault(c["customer_no"], c)
-        for n, raw in enumerate(rows, start=2):
+        for row_number, raw in enumerate(rows, start=2):
             cells = dict(zip((c.key for c in PENDING_COLUMNS), raw, strict=False))
             if all(v in (None, "") for v in cells.values()):
                 continue
-            _read_row(path, n, cells, store, d, dms_customers, result)
+            _read_row(path, row_number, cells, store, dictionary, dms_customers, result)
         return result
     finally:
         wb.close()
 
 
 def _read_row(
-    path: Path, n: int, cells: dict[str, Any], store: Store, d: Dictionary,
+    path: Path, row_number: int, cells: dict[str, Any], store: Store, dictionary: Dictionary,
     dms_customers: dict[str, dict[str, Any]], result: ReviewImport,
 ) -> None:
     order = str(cells.get("_order_no") or "?")
-    where = f"{PENDING_TITLE}表第 {n} 行（订单 {order}）"
+    where = f"{PENDING_TITLE}表第 {row_number} 行（订单 {order}）"
     decision = str(cells.get("_decision") or "").strip()
     if not decision:
         result.undecided += 1
@@ -309,7 +309,7 @@ def _read_row(
         result.decisions.append({**decision_entry, "decision": "approve"})
         result.counts["approve"] += 1
         return
-    problems = _check_edit(action, now, edited, d, dms_customers)
+    problems = _check_edit(action, now, edited, dictionary, dms_customers)
     if problems:
         result.problems.append(f"{where}：{problems}")
         return
@@ -334,12 +334,12 @@ def _cell_text(key: str, value: Any) -> str:
     """
     text = form_text(value, dms_kind(key) if key in CONTRACT_FIELDS else "text")
     if key == "mobile" and text:
-        checked = v.normalize_mobile(text)
+        checked = validate.normalize_mobile(text)
         return checked.value if checked.issue is None or checked.issue.severity == "repaired" else text
     if key == "id_number":
-        return v.to_halfwidth(text).strip().upper()
+        return validate.to_halfwidth(text).strip().upper()
     if key == "vin":
-        return v.to_halfwidth(text).replace(" ", "").upper()
+        return validate.to_halfwidth(text).replace(" ", "").upper()
     return text
 
 
@@ -347,12 +347,12 @@ def _header(key: str) -> str:
     return CONTRACT_HEADERS.get(key) or CUSTOMER_HEADERS.get(key) or key
 
 
-def _check_edit(action: Action, now: dict[str, str], edited: set[str], d: Dictionary,
+def _check_edit(action: Action, now: dict[str, str], edited: set[str], dictionary: Dictionary,
                 dms_customers: dict[str, dict[str, Any]]) -> str:
     """What is wrong with a row's edited values ('' when nothing)."""
     if action.kind != "create_contract" and edited & {"customer_no", *CUSTOMER_FIELDS}:
         return "更新合同时不能修改客户"
-    issues = check_contract({**action.new_values, **{f: now[f] for f in REVIEWED_FIELDS}}, d)
+    issues = check_contract({**action.new_values, **{f: now[f] for f in REVIEWED_FIELDS}}, dictionary)
     if action.kind == "create_contract":
         no = now["customer_no"]
         if no == NEW_CUSTOMER:

@@ -533,11 +533,11 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
     for idx, col in enumerate(columns, 1):
         if col.choices and count:
             listed = ",".join(col.choices)
-            dv = DataValidation(type="list", formula1=f'"{listed}"', allow_blank=True, showErrorMessage=True,
+            validation = DataValidation(type="list", formula1=f'"{listed}"', allow_blank=True, showErrorMessage=True,
                                 errorTitle="请从列表中选择", error=f"可选：{listed}")
             letter = get_column_letter(idx)
-            dv.add(f"{letter}2:{letter}{count + 1}")
-            ws.data_validations.append(dv)
+            validation.add(f"{letter}2:{letter}{count + 1}")
+            ws.data_validations.append(validation)
     return count
 
 

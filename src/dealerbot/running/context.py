@@ -278,6 +278,11 @@ class BotContext:
                 self.note(f"{spec.title}：关闭了 {driver.nuisances_closed} 个意外弹窗，重新聚焦窗口 {driver.refocused} 次 "
                           f"(closed {driver.nuisances_closed} unexpected window(s), re-focused {driver.refocused} time(s))")
 
+    async def page_evidence(self, session: PortalSession, label: str) -> str:
+        """Save a masked screenshot and the masked HTML of ``session``'s page; the folder."""
+        await session.pctx.capture(label, [session.page])
+        return str(self.evidence.folder)
+
     def desktop_evidence(self, driver: DesktopDriver, label: str) -> str:
         """Save a masked full-screen screenshot, the window list and the step log; the folder."""
         for path in driver.screenshot(self.evidence.next_name(label, ".png"), mask=self.evidence.masker):

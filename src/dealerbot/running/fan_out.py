@@ -85,9 +85,9 @@ async def fan_out(
             log.warning("reading {} failed record(s) again (round {}/{})", len(items), round_no, requeue_rounds)
         await asyncio.sleep(pause * 2**round_no)
 
-        async def refill(q: asyncio.Queue[Any], items: list[T] = items) -> None:
+        async def refill(queue: asyncio.Queue[Any], items: list[T] = items) -> None:
             for item in items:
-                await q.put(item)
+                await queue.put(item)
 
         await one_pass(refill, last=round_no == requeue_rounds)
 

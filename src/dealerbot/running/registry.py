@@ -164,6 +164,17 @@ def portal_app(portal: str, home: Path | None = None) -> type[PortalApp]:
     return PortalApp
 
 
+def entity_of_bots(home: Path | None = None) -> dict[str, tuple[Entity, ...]]:
+    """The record types each bot emits (none for a bot that only writes), the project folder
+    ``home``'s bots included: what the review workbook has a sheet for
+    (:func:`dealerbot.review.export.export_runs`'s ``bot_records``).
+
+    Raises:
+        ConfigError: a bots/ module fails to import.
+    """
+    return {name: bot_entities(cls) for name, cls in discover(home=home).items()}
+
+
 def entities(bots: dict[str, type[Bot]] | None = None) -> dict[str, Entity]:
     """Every record type: the built-in ones and those the bots declare.
 

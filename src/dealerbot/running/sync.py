@@ -79,13 +79,27 @@ async def sync(
     if workbook:
         from loguru import logger
 
-        from dealerbot.review.export import write_review_workbook
-
         try:
             result.workbook_path = write_review_workbook(settings)
         except (DealerbotError, OSError, ValueError) as exc:
             logger.error("the review workbook could not be written: {}", exc)
     return result
+
+
+def write_review_workbook(settings: Settings) -> Path:
+    """Write the review workbook of the latest runs into the settings' ``out/`` folder (what
+    ``dealerbot export`` writes), its sheets those of the bots the registry knows. Returns its path.
+
+    Raises:
+        ConfigError: the store cannot be opened. OSError: the file cannot be written.
+    """
+    from dealerbot.review.export import default_workbook_path, export_runs, latest_runs
+    from dealerbot.running.registry import entity_of_bots
+
+    with Store.open(settings.store_url, settings.store_code) as store:
+        runs = latest_runs(store)
+        path = default_workbook_path(settings.path("out"), runs)
+        return export_runs(store, runs, path, entity_of_bots(settings.home)).path
 
 
 async def _chain(

@@ -1,5 +1,11 @@
 """The scheduler: runs the timetable jobs (:mod:`dealerbot.schedule.timetable`) with APScheduler 3.
 
+Of the three scheduling modules, :mod:`~dealerbot.schedule.timetable` says what runs when and
+starts nothing; this one runs the jobs, each firing a run in this process (one dealership:
+``dealerbot schedule start`` and ``serve``); :mod:`dealerbot.group.scheduler` is this scheduler for
+a dealership group (:class:`~dealerbot.group.scheduler.GroupScheduler`, a subclass): the same
+firings, each deferred to the group's task engine, once per store, instead of run here.
+
 * A job runs its bot (or ``sync``) through :func:`~dealerbot.running.runner.run_bot`, recorded with
   why it started (``schedule``, ``catch-up``, ``postponed``) and the job's name.
 * One instance at a time: a firing while the job still runs here (APScheduler's

@@ -26,6 +26,11 @@ never guessed: ``schedule check`` says so and the job stops until the package is
 Everything here is pure (no scheduler running): :class:`JobTrigger` is the APScheduler trigger
 the scheduler (:mod:`dealerbot.schedule.scheduler`) uses, and :func:`fire_times` what ``schedule check``
 prints.
+
+Of the three scheduling modules, this one says *what runs when* (the files, their jobs,
+blackouts and working days, the triggers) and starts nothing; :mod:`dealerbot.schedule.scheduler`
+*runs* those jobs in this process for one dealership; :mod:`dealerbot.group.scheduler` fires the
+same jobs for a dealership group, handing each firing to the group's task engine instead.
 """
 
 from __future__ import annotations
@@ -116,16 +121,16 @@ class Blackout:
     def applies(self, day: date) -> bool:
         return self.days == "all" or (self.days == "month_end" and (day + timedelta(days=1)).month != day.month)
 
-    def end_of(self, t: datetime) -> datetime | None:
-        """The end of this window when ``t`` lies inside it, else None."""
-        day = t.date()
+    def end_of(self, moment: datetime) -> datetime | None:
+        """The end of this window when ``moment`` lies inside it, else None."""
+        day = moment.date()
         for start_day in (day, day - timedelta(days=1)):  # a window may run past midnight
             if not self.applies(start_day):
                 continue
-            start = datetime.combine(start_day, self.start, t.tzinfo)
+            start = datetime.combine(start_day, self.start, moment.tzinfo)
             end_day = start_day + timedelta(days=1) if self.until_midnight or self.end <= self.start else start_day
-            end = datetime.combine(end_day, self.end, t.tzinfo)
-            if start <= t < end:
+            end = datetime.combine(end_day, self.end, moment.tzinfo)
+            if start <= moment < end:
                 return end
         return None
 
@@ -262,13 +267,13 @@ class JobTrigger(BaseTrigger):
             return t
         raise DataFileError(f"no working day without a blackout in the next {MAX_SKIPS} days: check days and blackouts")
 
-    def _next_midnight(self, t: datetime) -> datetime:
-        return datetime.combine(t.date() + timedelta(days=1), time(0, 0), t.tzinfo)
+    def _next_midnight(self, moment: datetime) -> datetime:
+        return datetime.combine(moment.date() + timedelta(days=1), time(0, 0), moment.tzinfo)
 
-    def _blackout_end(self, t: datetime) -> datetime | None:
+    def _blackout_end(self, moment: datetime) -> datetime | None:
         end = None
         for _ in range(len(self.blackouts) + 1):  # windows may follow one another
-            later = next((e for b in self.blackouts if (e := b.end_of(end or t)) is not None), None)
+            later = next((e for b in self.blackouts if (e := b.end_of(end or moment)) is not None), None)
             if later is None:
                 return end
             end = later

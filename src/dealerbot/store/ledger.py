@@ -271,35 +271,35 @@ class LedgerPart(AuditPart):
         now = datetime.now()
         stale: list[int] = []
         with self.engine.begin() as conn:
-            for d in decisions:
-                row = conn.execute(select(t).where(self._mine(t), t.c.id == d["id"])).mappings().first()
-                if row is None or row["checksum"] != d["checksum"] or row["state"] not in AWAITING_REVIEW:
-                    stale.append(d["id"])
+            for decision in decisions:
+                row = conn.execute(select(t).where(self._mine(t), t.c.id == decision["id"])).mappings().first()
+                if row is None or row["checksum"] != decision["checksum"] or row["state"] not in AWAITING_REVIEW:
+                    stale.append(decision["id"])
             if stale:
                 return stale
-            for d in decisions:
-                action = self._action(conn.execute(select(t).where(self._mine(t), t.c.id == d["id"])).mappings().one())
+            for decision in decisions:
+                action = self._action(conn.execute(select(t).where(self._mine(t), t.c.id == decision["id"])).mappings().one())
                 values: dict[str, Any] = {"reviewed_by": actor, "reviewed_at": now, "updated_at": now,
-                                          "review_note": d.get("note") or None}
+                                          "review_note": decision.get("note") or None}
                 event = "skip"
-                if d["decision"] == "approve":
+                if decision["decision"] == "approve":
                     event = "approve"
                     values.update(state="approved", failure_code=None, failure_reason=None)
-                    if d.get("new_values") is not None:
+                    if decision.get("new_values") is not None:
                         event = "approve_edited"
-                        customer = d.get("customer") or action.customer
+                        customer = decision.get("customer") or action.customer
                         values.update(
-                            new_values=dumps(d["new_values"]), customer=dumps(customer.as_dict()),
-                            note=d.get("plan_note", action.note),
-                            checksum=PlannedAction(action.kind, action.natural_key, d["new_values"], action.old_values,
+                            new_values=dumps(decision["new_values"]), customer=dumps(customer.as_dict()),
+                            note=decision.get("plan_note", action.note),
+                            checksum=PlannedAction(action.kind, action.natural_key, decision["new_values"], action.old_values,
                                                    action.contract_no, customer).checksum(),
                         )
                 else:
                     values["state"] = "skipped"
                 conn.execute(update(t).where(self._mine(t), t.c.id == action.id).values(**values))
                 before = {**action.new_values, **_customer_fields(action.customer)}
-                after = {**(d.get("new_values") or {}), **_customer_fields(d.get("customer"))}
+                after = {**(decision.get("new_values") or {}), **_customer_fields(decision.get("customer"))}
                 self._audit(conn, None, actor, action, event, action.contract_no,
                             {k: v for k, v in before.items() if k in after and after[k] != v},
-                            {k: v for k, v in after.items() if before.get(k) != v}, d.get("note") or "")
+                            {k: v for k, v in after.items() if before.get(k) != v}, decision.get("note") or "")
         return []

@@ -132,11 +132,11 @@ class RecordsPart(StoreBase):
         """Stream an entity's records (those touched by ``run_id`` when given), by key."""
         if not builtin(entity):
             r = self.tables["records"]
-            uq = select(r).where(self._mine(r), r.c.entity == entity.name).order_by(r.c.record_key)
+            query = select(r).where(self._mine(r), r.c.entity == entity.name).order_by(r.c.record_key)
             if run_id:
-                uq = uq.where(r.c.last_run_id == run_id)
+                query = query.where(r.c.last_run_id == run_id)
             with self.engine.connect() as conn:
-                for row in conn.execution_options(yield_per=500).execute(uq).mappings():
+                for row in conn.execution_options(yield_per=500).execute(query).mappings():
                     yield _user_row(entity, row)
             return
         t = self.tables[entity.name]

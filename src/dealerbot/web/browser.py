@@ -39,6 +39,7 @@ from dealerbot.config import BrowserSettings
 from dealerbot.errors import BrowserCrashed, BrowserNotFound
 from dealerbot.logsetup import Masker
 from dealerbot.private_files import make_private, private_dir, write_private_json
+from dealerbot.retries import with_retries
 from dealerbot.web.trace_masking import learn_personal_from_trace, mask_trace
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 BROWSER_ENV = "DEALERBOT_BROWSER"
 LAUNCH_ATTEMPTS = 3  # a browser that dies as it starts is started again (twice at most)
+LAUNCH_BACKOFF_SECONDS = 0.5  # the pause before the first start again, doubled before the next
 CHROMIUM_ARGS = [
     "--disable-background-networking",
     # Pages working side by side in one context must not be slowed as background tabs.
@@ -581,25 +583,33 @@ async def _launch(pw: Playwright, settings: BrowserSettings, headed: bool) -> Br
             args.append("--no-zygote")
     if platform.system() == "Linux" and hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
-    for attempt in range(LAUNCH_ATTEMPTS):
-        try:
-            browser = await pw.chromium.launch(
-                executable_path=spec.executable,
-                channel=spec.channel,
-                headless=headless,
-                slow_mo=settings.slow_mo_ms or None,
-                args=args,
-            )
-            break
-        except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            # A browser that started and died at once (a busy machine, a full /dev/shm) is
-            # started again after a pause; one that cannot be started at all is a setup error.
-            if attempt + 1 < LAUNCH_ATTEMPTS and any(w in first for w in ("closed", "crashed")):
-                logger.warning("the browser ended as it started ({}); starting it again", first)
-                await asyncio.sleep(0.5 * (attempt + 1))
-                continue
-            raise BrowserNotFound(f"could not start {spec.describe()}: {first}") from exc
+
+    async def launch() -> PwBrowser:
+        return await pw.chromium.launch(
+            executable_path=spec.executable,
+            channel=spec.channel,
+            headless=headless,
+            slow_mo=settings.slow_mo_ms or None,
+            args=args,
+        )
+
+    def first_line(exc: BaseException) -> str:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    def died_as_it_started(exc: BaseException) -> bool:
+        return any(word in first_line(exc) for word in ("closed", "crashed"))
+
+    def starting_again(exc: BaseException, _retry: int, _seconds: float) -> None:
+        logger.warning("the browser ended as it started ({}); starting it again", first_line(exc))
+
+    # A browser that started and died at once (a busy machine, a full /dev/shm) is started again
+    # after a pause (0.5 s, then 1 s); one that cannot be started at all is a setup error.
+    try:
+        browser = await with_retries("starting the browser", launch, LAUNCH_ATTEMPTS - 1, LAUNCH_BACKOFF_SECONDS,
+                                     retry_if=died_as_it_started, jitter=False, rate_limit_factor=1.0,
+                                     announce=starting_again)
+    except Exception as exc:
+        raise BrowserNotFound(f"could not start {spec.describe()}: {first_line(exc)}") from exc
     logger.debug("browser: {} {}", spec.describe(), browser.version)
     return Browser(pw, browser, spec, settings)
 

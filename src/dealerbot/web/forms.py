@@ -409,9 +409,9 @@ class Form:
 
         page, seen = self.page, self.dialogs
 
-        async def answer(d: PageDialog) -> None:
-            seen.append(d.message)
-            await (d.accept() if dialog == "accept" else d.dismiss())
+        async def answer(native_dialog: PageDialog) -> None:
+            seen.append(native_dialog.message)
+            await (native_dialog.accept() if dialog == "accept" else native_dialog.dismiss())
 
         @contextlib.contextmanager
         def block() -> Iterator[None]:
@@ -560,15 +560,15 @@ class Form:
         try:
             async with self.page.expect_download(timeout=timeout) as info:
                 await loc.click()
-            dl = await info.value
+            download = await info.value
         except PlaywrightTimeout:
             raise StepTimeout(f"{self.s.name}: '{name}' started no download within {timeout / 1000:.0f}s") from None
-        failure = await dl.failure()
+        failure = await download.failure()
         if failure:
             raise PortalUnavailable(f"{self.s.name}: the download from '{name}' failed: {failure}")
-        safe = re.sub(r"[^\w.\-\u4e00-\u9fff]+", "_", filename or dl.suggested_filename or "download").strip("._") or "download"
+        safe = re.sub(r"[^\w.\-\u4e00-\u9fff]+", "_", filename or download.suggested_filename or "download").strip("._") or "download"
         target = private_dir(folder) / safe
-        await dl.save_as(target)
+        await download.save_as(target)
         if os.name == "posix":
             os.chmod(target, 0o600)
         return target

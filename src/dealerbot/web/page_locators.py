@@ -38,22 +38,22 @@ def unlinked_label_xpath(text: str, exact: bool) -> str:
     return f"xpath=({label}//*[{_FIELD_TAGS}] | {after})[1]"
 
 
-def build_locator(scope: Page | Frame | Locator | FrameLocator, c: Candidate) -> Locator:
+def build_locator(scope: Page | Frame | Locator | FrameLocator, candidate: Candidate) -> Locator:
     """A Playwright locator for one candidate."""
-    if c.frame:
-        scope = scope.frame_locator(c.frame)
-    if c.kind == "css":
-        return scope.locator(c.value)
-    if c.kind == "role":
-        # c.value is the role as the selector file spells it: Playwright types it as its literal ARIA roles
-        return scope.get_by_role(c.value, name=c.name, exact=c.exact)  # type: ignore[arg-type]
-    if c.kind == "label":
-        return scope.get_by_label(c.value, exact=c.exact).or_(scope.locator(unlinked_label_xpath(c.value, c.exact)))
-    if c.kind == "text":
-        return scope.get_by_text(c.value, exact=c.exact)
-    if c.kind == "placeholder":
-        return scope.get_by_placeholder(c.value, exact=c.exact)
-    return scope.get_by_test_id(c.value)
+    if candidate.frame:
+        scope = scope.frame_locator(candidate.frame)
+    if candidate.kind == "css":
+        return scope.locator(candidate.value)
+    if candidate.kind == "role":
+        # candidate.value is the role as the selector file spells it: Playwright types it as its literal ARIA roles
+        return scope.get_by_role(candidate.value, name=candidate.name, exact=candidate.exact)  # type: ignore[arg-type]
+    if candidate.kind == "label":
+        return scope.get_by_label(candidate.value, exact=candidate.exact).or_(scope.locator(unlinked_label_xpath(candidate.value, candidate.exact)))
+    if candidate.kind == "text":
+        return scope.get_by_text(candidate.value, exact=candidate.exact)
+    if candidate.kind == "placeholder":
+        return scope.get_by_placeholder(candidate.value, exact=candidate.exact)
+    return scope.get_by_test_id(candidate.value)
 
 
 class Locators:

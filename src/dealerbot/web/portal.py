@@ -12,7 +12,7 @@ reads = "browser"``). Every such read is classified here into the error tree of
 * 401, or a redirect to the login page -> :class:`SessionExpired`: log in again (once per
   expiry, at most ``MAX_RELOGINS`` a run) and repeat the read;
 * 429 -> :class:`RateLimited`; 503 and other 5xx, refused connections -> :class:`PortalUnavailable`;
-  timeouts -> :class:`StepTimeout`: retried with exponential backoff (:func:`~dealerbot.web.retries.with_retries`);
+  timeouts -> :class:`StepTimeout`: retried with exponential backoff (:func:`~dealerbot.retries.with_retries`);
 * 503 with the portal's maintenance notice -> :class:`PortalMaintenance` (not retried: the run
   ends postponed until the announced end of the window);
 * 404 -> :class:`PageChanged` (not retried);
@@ -21,7 +21,7 @@ reads = "browser"``). Every such read is classified here into the error tree of
 
 :class:`PortalSession` is made of parts: navigation, steps, re-login and browser-context
 renewal here; reads in :mod:`dealerbot.web.portal_reads`; pacing in :mod:`dealerbot.web.pacing`;
-the retry helper in :mod:`dealerbot.web.retries`; the maintenance notice in
+the retry helper in :mod:`dealerbot.retries`; the maintenance notice in
 :mod:`dealerbot.web.maintenance`.
 """
 
@@ -49,13 +49,13 @@ from dealerbot.errors import (
     StepTimeout,
     SystemFailure,
 )
+from dealerbot.retries import with_retries
 from dealerbot.web.html_reader import HtmlReader
 from dealerbot.web.locators import SelectorFile
 from dealerbot.web.maintenance import maintenance_notice
 from dealerbot.web.pacing import PACE_MARGIN, Gate, Pace, SessionPacing
 from dealerbot.web.page_locators import Locators
 from dealerbot.web.portal_reads import SessionReads
-from dealerbot.web.retries import with_retries
 
 if TYPE_CHECKING:
     from loguru import Logger

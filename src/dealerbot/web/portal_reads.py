@@ -15,8 +15,8 @@ import httpx
 from lxml import html as lxml_html
 
 from dealerbot.errors import BrowserCrashed, PageChanged, PortalUnavailable, SessionExpired, StepTimeout, SystemFailure
+from dealerbot.retries import with_retries
 from dealerbot.web.http_reads import Answer
-from dealerbot.web.retries import with_retries
 
 if TYPE_CHECKING:
     from loguru import Logger

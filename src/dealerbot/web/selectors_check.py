@@ -8,18 +8,31 @@ drifted), or nothing does (``missing``; ``optional`` for names that may be absen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
-from dealerbot.running.runner import make_masker
+from dealerbot.logsetup import Masker
 from dealerbot.web.browser import Evidence, open_browser
 from dealerbot.web.locators import Screen, load_portal_selectors
 from dealerbot.web.page_locators import build_locator
 from dealerbot.web.portal import PortalSession
 
 WAIT_MS = 2000
+
+
+class _Login(Protocol):
+    async def login(self) -> None: ...
+
+
+class CheckedApp(Protocol):
+    """What the check uses of a portal's app (:class:`dealerbot.pages.common.PortalApp`): its login form."""
+
+    @property
+    def login_form(self) -> _Login: ...
 
 
 @dataclass(frozen=True)
@@ -31,72 +44,72 @@ class SelectorResult:
     detail: str
 
 
-async def _check_names(s: PortalSession, screen: Screen, done: dict[str, SelectorResult]) -> None:
+async def _check_names(session: PortalSession, screen: Screen, done: dict[str, SelectorResult]) -> None:
     params = dict(screen.params)
-    for name, spec in s.selectors.selectors.items():
+    for name, spec in session.selectors.selectors.items():
         if name in done or not any(name.startswith(prefix + ".") for prefix in screen.names):
             continue
         result = None
-        cands = [c.format(params) for c in spec.candidates if not (c.fields() - params.keys())]
-        locs = [build_locator(s.page, c) for c in cands]
-        if locs:
-            combined = locs[0]
-            for loc in locs[1:]:
-                combined = combined.or_(loc)
+        candidates = [candidate.format(params) for candidate in spec.candidates if not (candidate.fields() - params.keys())]
+        locators = [build_locator(session.page, candidate) for candidate in candidates]
+        if locators:
+            combined = locators[0]
+            for locator in locators[1:]:
+                combined = combined.or_(locator)
             try:  # give scripts that fill the page a moment
                 await combined.first.wait_for(state="attached", timeout=WAIT_MS)
             except Exception:  # noqa: BLE001 - absent: reported below
                 pass
-        for index, (cand, loc) in enumerate(zip(cands, locs, strict=True)):
-            if await loc.count() > 0:
-                result = SelectorResult(name, "ok" if index == 0 else "fallback", f"#{index + 1} {cand.describe()}")
+        for index, (candidate, locator) in enumerate(zip(candidates, locators, strict=True)):
+            if await locator.count() > 0:
+                result = SelectorResult(name, "ok" if index == 0 else "fallback", f"#{index + 1} {candidate.describe()}")
                 break
         if result is None:
-            kind = "optional" if name in s.selectors.optional else "missing"
-            result = SelectorResult(name, kind, f"none of {len(spec.candidates)} choice(s) on {s.page.url}")
+            kind = "optional" if name in session.selectors.optional else "missing"
+            result = SelectorResult(name, kind, f"none of {len(spec.candidates)} choice(s) on {session.page.url}")
         done[name] = result
 
 
 async def check_selectors(
-    settings: Settings, portal: str, headed: bool = False, passwords: dict[str, str] | None = None
+    settings: Settings, portal: str, app_cls: Callable[[PortalSession, Callable[[], str]], CheckedApp],
+    masker: Masker, headed: bool = False, passwords: dict[str, str] | None = None,
 ) -> list[SelectorResult]:
-    """Resolve every selector of ``portal`` on the live portal.
+    """Resolve every selector of ``portal`` on the live portal, logged in by ``app_cls`` (the
+    portal's app: the caller asks the registry), every password of ``masker`` masked in the
+    evidence of a failed check.
 
     Raises:
         ConfigError: unknown portal, malformed selector file, no browser, wrong password.
         SystemFailure: the portal could not be reached.
     """
-    from dealerbot.running.registry import portal_app
-
     portal_settings = settings.portal(portal)
-    app_cls = portal_app(portal, settings.home)
     selectors = load_portal_selectors(portal, home=settings.home)
     lookup = password_source(passwords)
     done: dict[str, SelectorResult] = {}
     folder = settings.path("logs") / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-check-{portal}"
-    evidence = Evidence(folder, make_masker(settings, passwords))  # written only if the check fails
+    evidence = Evidence(folder, masker)  # written only if the check fails
     async with open_browser(settings.browser, headed=headed) as browser:
         assert browser is not None  # wanted: a browser, else BrowserNotFound
         async with browser.context(portal, evidence, state_file=None, trace=settings.browser.trace is not False) as pctx:
             page = await pctx.new_page()
-            s = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
-            app = app_cls(s, lambda: lookup(portal, portal_settings.username))
+            session = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
+            app = app_cls(session, lambda: lookup(portal, portal_settings.username))
             logged_in = False
             for screen in selectors.screens:
                 if not screen.logged_out and not logged_in:
                     await app.login_form.login()
                     logged_in = True
                 if screen.endpoint:
-                    await page.goto(s.url(screen.endpoint))
+                    await page.goto(session.url(screen.endpoint))
                 else:
                     assert screen.via is not None  # a screen has an endpoint or a via (checked when loaded)
-                    link = await s.loc.get(screen.via)
+                    link = await session.loc.get(screen.via)
                     async with page.expect_navigation(wait_until="domcontentloaded"):
                         await link.click()
                 await page.wait_for_load_state("load")
-                if screen.before and await s.loc.visible(screen.before):
-                    await (await s.loc.get(screen.before)).click()
-                await _check_names(s, screen, done)
+                if screen.before and await session.loc.visible(screen.before):
+                    await (await session.loc.get(screen.before)).click()
+                await _check_names(session, screen, done)
     for name in selectors.selectors:
         done.setdefault(name, SelectorResult(name, "unchecked", "not on any screen in 'screens'"))
     return [done[n] for n in selectors.selectors]
