@@ -18,6 +18,7 @@ from typing import Any
 
 from dealerbot.api import DesktopDriver, PageChanged, PortalUnavailable, StepTimeout, Submitted, dms_values
 
+FORM_GONE_SECONDS = 0.5  # a form must stay gone this long after 保存 to count as saved
 FILL_ATTEMPTS = 5  # a form interrupted while typing is closed and typed again from the start
 SAVE_TIMEOUT_SECONDS = 20.0
 SEARCH_ATTEMPTS = 4  # a slow save is waited for this long; after that: unknown, search first
@@ -144,6 +145,7 @@ class DesktopDms:
         """After 保存: the form closed (saved), a 保存失败 box (refused, its text copied), or
         neither in time (unknown: never saved again, searched first)."""
         deadline = time.monotonic() + SAVE_TIMEOUT_SECONDS
+        gone_since: float | None = None  # when the form was first seen gone
         while time.monotonic() < deadline:
             shown = self.d.windows.list()
             if self.d.find("error", shown) is not None:
@@ -153,7 +155,13 @@ class DesktopDms:
                 self.d.wait("error", gone=True)
                 return Submitted("refused", message=message or "DMS客户端保存失败")
             if self.d.find(form, shown) is None:
-                return Submitted("saved")
+                # Gone for a moment is not saved: while the client answers, the window list may
+                # miss the form just before its 保存失败 box shows. Saved once it stays gone.
+                gone_since = gone_since if gone_since is not None else time.monotonic()
+                if time.monotonic() - gone_since >= FORM_GONE_SECONDS:
+                    return Submitted("saved")
+            else:
+                gone_since = None
             self.d.close_nuisances(shown)
             time.sleep(0.05)
         return Submitted("unknown", message=f"DMS客户端 {SAVE_TIMEOUT_SECONDS:.0f} 秒内没有答复")

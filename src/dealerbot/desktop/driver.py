@@ -63,15 +63,21 @@ def _pyautogui() -> Any:
 def _follow_display(name: str) -> None:
     """Point pyautogui at display ``name``: on X11 it connects once, at import, to the ``DISPLAY``
     of that moment, so a process whose display changed later (a restarted Xvfb, another display
-    for the next client) would type into a closed connection. Reconnects only when the name
-    differs (pyautogui keeps the connection in its private ``_pyautogui_x11._display``)."""
+    for the next client, which may reuse the old number) would type into a closed connection.
+    Reconnects when the name differs or the connection no longer answers (pyautogui keeps it in
+    its private ``_pyautogui_x11._display``)."""
     import contextlib
 
     from pyautogui import _pyautogui_x11 as x11  # type: ignore[attr-defined]
     from Xlib.display import Display
 
     current = x11._display
-    if current.get_display_name() == name:
+    try:
+        current.sync()  # a round trip: raises when that server has gone
+        alive = True
+    except Exception:
+        alive = False
+    if alive and current.get_display_name() == name:
         return
     with contextlib.suppress(Exception):
         current.close()
