@@ -18,7 +18,7 @@ from typing import Any
 
 from dealerbot.api import DesktopDriver, PageChanged, PortalUnavailable, StepTimeout, Submitted, dms_values
 
-FORM_GONE_SECONDS = 0.5  # a form must stay gone this long after 保存 to count as saved
+FORM_GONE_SECONDS = 0.15  # a form must stay gone this long after 保存 to count as saved
 FILL_ATTEMPTS = 5  # a form interrupted while typing is closed and typed again from the start
 SAVE_TIMEOUT_SECONDS = 20.0
 SEARCH_ATTEMPTS = 4  # a slow save is waited for this long; after that: unknown, search first
