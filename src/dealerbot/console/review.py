@@ -1,0 +1,68 @@
+"""The console's 审核 page: upload a reviewed workbook; actions whose approval a changed plan dropped."""
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse
+
+from dealerbot.errors import DealerbotError
+from dealerbot.private_files import private_dir
+from dealerbot.rekey.ledger import KIND_TEXT
+
+if TYPE_CHECKING:
+    from dealerbot.console.app import Console
+
+
+def register(app: FastAPI, c: Console) -> None:
+    """Add the review page to ``app``."""
+    settings = c.settings
+    check_csrf = c.check_csrf
+
+    # -- review ---------------------------------------------------------------------------------
+    def review_page_values() -> dict[str, Any]:
+        """What the review page lists: actions whose approval a changed plan dropped, and why."""
+        from dealerbot.review.sheets import reapprovals
+
+        with c.store() as store:
+            again = reapprovals(store)
+        return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT[a.kind], "why": c.masker(a.note)}
+                                for a in again]}
+
+    @app.get("/review", response_class=HTMLResponse)
+    async def review_page(request: Request) -> HTMLResponse:
+        return c.page(request, "review.html", **review_page_values())
+
+    @app.post("/review", response_class=HTMLResponse)
+    async def review_upload(request: Request, file: UploadFile, csrf: str = Form(""), apply_valid: str = Form("")) -> HTMLResponse:
+        check_csrf(request, csrf)
+        folder = private_dir(settings.path("state") / "uploads")
+        target = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}.xlsx"  # never the client's name
+        target.write_bytes(await file.read(20_000_001))
+        if target.stat().st_size > 20_000_000:
+            target.unlink()
+            return c.page(request, "review.html", 413, error="文件太大（超过 20 MB）")
+        try:
+            return await _import(request, target, file.filename or "工作簿", bool(apply_valid))
+        finally:
+            target.unlink(missing_ok=True)  # it holds customers' data: not kept once read
+
+    async def _import(request: Request, target: Path, shown: str, apply_valid: bool) -> HTMLResponse:
+        from dealerbot.data.dictionary import load_dictionary
+        from dealerbot.review.sheets import apply_review, read_review
+
+        try:
+            dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
+            with c.store() as store:
+                result = await asyncio.to_thread(read_review, target, store, dictionary)
+                if result.problems and not apply_valid:
+                    return c.page(request, "review.html", 422, problems=result.problems,
+                                  error=f"{len(result.problems)} 行有问题，未导入任何内容")
+                apply_review(store, result, settings.rekey.reviewer or "控制台")
+        except DealerbotError as exc:
+            return c.page(request, "review.html", 422, error=str(exc).replace(str(target), shown))
+        return c.page(request, "review.html", done=result.counts, undecided=result.undecided, problems=result.problems)

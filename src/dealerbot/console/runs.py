@@ -1,0 +1,123 @@
+"""The console's 机器人 and 运行记录 pages: start a bot, the history, a run's page with its live
+progress (server-sent events), its evidence and its review workbook."""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from dealerbot.errors import DealerbotError
+from dealerbot.private_files import private_dir
+
+if TYPE_CHECKING:
+    from dealerbot.console.app import Console
+
+
+def register(app: FastAPI, c: Console) -> None:
+    """Add the bots and runs pages to ``app``."""
+    settings = c.settings
+    check_csrf = c.check_csrf
+
+    @app.get("/bots", response_class=HTMLResponse)
+    async def bots(request: Request, error: str = "") -> HTMLResponse:
+        from dealerbot.running.registry import discover
+
+        with c.store() as store:
+            running = {r.bot for r in store.runs(50) if r.status == "running"}
+        return c.page(request, "bots.html", bots=sorted(discover(home=settings.home).values(), key=lambda b: b.name), running=running,
+                      error=error)
+
+    @app.post("/bots/{name}/run")
+    async def run_now(request: Request, name: str, csrf: str = Form(""), dry_run: str = Form("")) -> Response:
+        check_csrf(request, csrf)
+        try:
+            run_id = await c.start(name, bool(dry_run))
+        except DealerbotError as exc:
+            from dealerbot.running.registry import discover
+
+            with c.store() as store:
+                running = {r.bot for r in store.runs(50) if r.status == "running"}
+            return c.page(request, "bots.html", 409, bots=sorted(discover(home=settings.home).values(), key=lambda b: b.name),
+                          running=running, error=str(exc))
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.get("/runs", response_class=HTMLResponse)
+    async def runs(request: Request, bot: str = "", status: str = "") -> HTMLResponse:
+        with c.store() as store:
+            store.close_abandoned_runs()
+            history = [r for r in store.runs(200, bot or None) if not status or r.status == status][:100]
+        return c.page(request, "runs.html", runs=history, bot=bot, status=status)
+
+    def _run_or_404(run_id: str) -> Any:
+        with c.store() as store:
+            run = store.run(run_id)
+            if run is None:
+                raise HTTPException(404, "没有这次运行")
+            rejects = list(store.iter_rejects(run_id))[:500]
+        return run, rejects
+
+    @app.get("/runs/{run_id}", response_class=HTMLResponse)
+    async def run_page(request: Request, run_id: str) -> HTMLResponse:
+        run, rejects = _run_or_404(run_id)
+        rejects = [{**j, "reason": c.masker(j["reason"])} for j in rejects]
+        shots = [Path(p).name for p in run.evidence if p.endswith(".png")]
+        files = [Path(p).name for p in run.evidence if not p.endswith(".png")]
+        return c.page(request, "run.html", run=run, rejects=rejects, shots=shots, files=files,
+                      live=run.status == "running", counts=c.live.get(run_id, run.counts))
+
+    @app.get("/runs/{run_id}/events")
+    async def events(run_id: str) -> StreamingResponse:
+        run, _ = _run_or_404(run_id)
+        log_file = settings.path("logs") / "runs" / run_id / "run.log"
+
+        async def stream() -> AsyncIterator[str]:
+            offset = 0
+            while True:
+                if log_file.is_file():
+                    with log_file.open("r", encoding="utf-8", errors="replace") as fh:
+                        fh.seek(offset)
+                        chunk = fh.read()
+                        offset = fh.tell()
+                    for line in chunk.splitlines():
+                        yield f"event: log\ndata: {json.dumps(line, ensure_ascii=False)}\n\n"
+                if run_id in c.live:
+                    yield f"event: counts\ndata: {json.dumps(c.live[run_id])}\n\n"
+                with c.store() as store:
+                    current = store.run(run_id)
+                if current is None or current.status != "running" or c.stop.is_set():
+                    yield "event: done\ndata: {}\n\n"
+                    return
+                await asyncio.sleep(0.5)
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @app.get("/runs/{run_id}/files/{name}")
+    async def evidence(run_id: str, name: str) -> FileResponse:
+        run, _ = _run_or_404(run_id)
+        recorded = {Path(p).name: Path(p) for p in run.evidence}  # only the run's own files, by name
+        path = recorded.get(name)
+        if path is None or not path.is_file():
+            raise HTTPException(404, "没有这个文件")
+        if path.suffix == ".png":
+            return FileResponse(path, media_type="image/png")
+        return FileResponse(path, media_type="application/octet-stream", filename=name)  # never rendered here
+
+    @app.get("/runs/{run_id}/workbook")
+    async def workbook(run_id: str) -> FileResponse:
+        from dealerbot.review.export import export_runs
+        from dealerbot.running.registry import entity_of_bots
+
+        run, _ = _run_or_404(run_id)
+        out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"
+        try:
+            with c.store() as store:
+                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(settings.home), False)
+        except (DealerbotError, ValueError, OSError) as exc:
+            raise HTTPException(500, f"无法生成审核工作簿：{exc}") from None
+        return FileResponse(out, filename=out.name,
+                            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
