@@ -72,6 +72,8 @@ async def test_a_refused_password_is_never_typed_again_until_it_changes(settings
         assert again.error_kind == "config" and "不再尝试" in again.error and "credentials set oem" in again.error
         assert not again.evidence  # no browser was started for it
     assert clean_sandbox.counters()["failed_logins"] == refused  # nothing typed: the account is not locked
+    # The store keeps what kind of failure it was, for the console and the messages to explain it.
+    assert store.run(again.run_id).error_class == "LoginRejected"
     # A changed password is tried (and works), and the mark is gone.
     fixed = await run_bot("oem-orders", settings, passwords=PASSWORDS)
     assert fixed.ok, fixed.error

@@ -62,6 +62,7 @@ class RunResult:
     counts: dict[str, int]
     error: str | None = None
     error_kind: str | None = None
+    error_class: str | None = None  # the error's class name ("LoginRejected"), for explaining it
     run_dir: Path | None = None
     evidence: list[Path] = field(default_factory=list)
     resume_after: datetime | None = None  # a postponed run: not before this
@@ -228,19 +229,23 @@ async def run_bot(
                     raise
                 except ConfigError as exc:
                     result.status, result.error, result.error_kind = "failed", str(exc), "config"
+                    result.error_class = type(exc).__name__
                     log.error("run {} failed (configuration): {}", run_id, exc)
                 except StopRequested as exc:
                     result.status, result.error = "interrupted", str(exc)
                     log.warning("run {} stopped: {}", run_id, exc)
                 except PortalMaintenance as exc:
                     result.status, result.error, result.error_kind = "postponed", str(exc), "postponed"
+                    result.error_class = type(exc).__name__
                     result.resume_after = resume_time(exc.until) if exc.until else None
                     log.warning("run {} postponed: {}", run_id, exc)
                 except SystemFailure as exc:
                     result.status, result.error, result.error_kind = "failed", str(exc), "system"
+                    result.error_class = type(exc).__name__
                     log.error("run {} failed (system): {}", run_id, exc)
                 except Exception as exc:  # noqa: BLE001 - an internal error still ends the run cleanly
                     result.status, result.error, result.error_kind = "failed", f"{type(exc).__name__}: {exc}", "internal"
+                    result.error_class = "internal"
                     log.opt(exception=exc).error("run {} failed (internal error): {}", run_id, exc)
                 finally:
                     try:
@@ -260,7 +265,7 @@ async def run_bot(
                     store.finish_run(
                         run_id, result.status if result.status != "running" else "failed", result.counts,
                         result.error, str(run_dir) if evidence.files else None, [str(p) for p in evidence.files],
-                        resume_after=result.resume_after, notes=result.notes,
+                        resume_after=result.resume_after, notes=result.notes, error_class=result.error_class,
                     )
                 await Notifier(settings.notify, log).send(run_messages(result))
         finally:

@@ -34,6 +34,7 @@ class RunRecord:
     resume_after: datetime | None = None
     notes: list[str] = field(default_factory=list)
     job: str | None = None
+    error_class: str | None = None  # the failure's class in dealerbot.errors ("LoginRejected")
 
 
 class RunsPart(StoreBase):
@@ -146,8 +147,10 @@ class RunsPart(StoreBase):
         evidence: Sequence[str] = (),
         resume_after: datetime | None = None,
         notes: Sequence[str] = (),
+        error_class: str | None = None,
     ) -> None:
-        """Record a run's outcome (``resume_after``: a postponed run's earliest new start).
+        """Record a run's outcome (``resume_after``: a postponed run's earliest new start;
+        ``error_class``: the failure's class name in :mod:`dealerbot.errors`).
 
         Raises:
             ValueError: an unknown status.
@@ -161,7 +164,7 @@ class RunsPart(StoreBase):
                 .values(
                     status=status, ended_at=datetime.now(), counts=dumps(counts), error=error,
                     evidence_dir=evidence_dir, evidence=dumps(list(evidence)), resume_after=resume_after,
-                    notes=dumps(list(notes)),
+                    notes=dumps(list(notes)), error_class=error_class,
                 )
             )
 
@@ -188,5 +191,5 @@ class RunsPart(StoreBase):
             ended_at=row["ended_at"], status=row["status"], counts=json.loads(row["counts"] or "{}"),
             error=row["error"], evidence_dir=row["evidence_dir"], evidence=json.loads(row["evidence"] or "[]"),
             options=json.loads(row["options"] or "{}"), resume_after=row["resume_after"],
-            notes=json.loads(row["notes"] or "[]"), job=row["job"],
+            notes=json.loads(row["notes"] or "[]"), job=row["job"], error_class=row["error_class"],
         )

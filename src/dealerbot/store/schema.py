@@ -72,6 +72,7 @@ def build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("job", String(64), index=True),  # the timetable job that started it (0005)
             _store_column(),  # (0007)
             Column("engine_job", Integer, index=True),  # a group's task engine job that ran it (0007)
+            Column("error_class", String(64)),  # a failed run's error class, e.g. LoginRejected (0008)
             Index("ix_runs_store_started", "store", "started_at"),
         ),
         "rejects": Table(
