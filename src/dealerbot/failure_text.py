@@ -1,0 +1,80 @@
+"""What each kind of failure means to an operator, and what to do about it, in plain Chinese.
+
+One entry per error class of :mod:`dealerbot.errors` (a unit test fails when a class has none):
+what happened (``title``), the suggested action (``action``, 建议操作), and which button the
+console offers for it (``fix``). The run's own technical message stays available, folded below.
+The console's run and home pages and the messages all read this table: one home for the words.
+
+Imports nothing of dealerbot's at run time: the CLI and the notifier use it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Fix = Literal["rerun", "password", "wait", "integrator", "dictionary", "administrator", "none"]
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A failure explained: ``title`` (what happened), ``action`` (建议操作) and ``fix`` (the
+    console's button for it: ``rerun`` 重新运行, ``password`` 设置密码, ``wait`` (nothing now),
+    ``integrator``/``administrator`` (call someone), ``dictionary`` (edit the dictionary))."""
+
+    title: str
+    action: str
+    fix: Fix
+
+
+_INTEGRATOR = "门户的页面改版了，dealerbot 找不到要操作的内容。本次没有写入任何数据。请联系实施人员（集成商）更新页面配置后再运行。"
+
+ADVICE: dict[str, Advice] = {
+    "AlreadyRunning": Advice("同一个机器人已在运行", "等它运行结束后再看结果，不需要重新启动。", "wait"),
+    "StopRequested": Advice("运行被停止", "已处理的记录都已保存。需要时点击“重新运行”，会从未完成的记录继续。", "rerun"),
+    "ConfigError": Advice("配置有误", "本次没有写入任何数据。请联系管理员检查 dealerbot.toml 配置。", "administrator"),
+    "SelectorFileError": Advice("页面配置文件有误", "本次没有写入任何数据。请联系实施人员（集成商）修正 selectors 目录中的配置文件。",
+                                "integrator"),
+    "DataFileError": Advice("数据文件有误", "本次没有写入任何数据。请管理员按错误详情中指出的文件和行修正后重新运行。", "administrator"),
+    "CalendarUnknown": Advice("缺少该年度的节假日安排", "请管理员在 schedules 目录中补充该年度的节假日与调休安排。", "administrator"),
+    "UnknownSelector": Advice("页面配置缺少一项", _INTEGRATOR, "integrator"),
+    "UnknownBot": Advice("没有这个机器人", "请联系管理员检查定时任务或机器人名称。", "administrator"),
+    "BrowserNotFound": Advice("找不到浏览器", "本机没有可用的 Chrome、Edge 或 Chromium。请联系管理员安装浏览器后重新运行。", "administrator"),
+    "CredentialsMissing": Advice("还没有保存门户密码", "请在“状态”页为该门户设置密码，然后重新运行。", "password"),
+    "LoginRejected": Advice("门户拒绝了密码", "密码错误或账号被锁定。为防止账号被锁，dealerbot 不会再用这个密码登录。"
+                            "请在门户确认新密码后，在这里设置新密码，然后重新运行。", "password"),
+    "SystemFailure": Advice("门户或网络出错", "多半是暂时的。请稍后点击“重新运行”；已保存的记录不会重复写入。", "rerun"),
+    "PortalUnavailable": Advice("门户暂时无法访问", "门户服务器出错或连不上，多半是暂时的。请过几分钟后点击“重新运行”。", "rerun"),
+    "PortalMaintenance": Advice("门户正在维护", "维护结束后会自动重新运行，也可以在维护结束后点击“重新运行”。", "wait"),
+    "CircuitOpen": Advice("门户连续出错", "门户连续多次出错，dealerbot 已暂停访问以免加重负担。请半小时后点击“重新运行”；"
+                          "若一直如此，请联系厂家或 DMS 服务商。", "rerun"),
+    "RateLimited": Advice("门户要求放慢访问", "访问太频繁被门户限制了。请过一会儿再点击“重新运行”。", "rerun"),
+    "SessionExpired": Advice("门户登录已过期", "请点击“重新运行”，会重新登录。", "rerun"),
+    "PageChanged": Advice("门户页面改版", _INTEGRATOR, "integrator"),
+    "StepTimeout": Advice("门户响应太慢", "门户在规定时间内没有响应，多半是暂时的。请稍后点击“重新运行”。", "rerun"),
+    "UnknownOutcome": Advice("DMS 没有明确答复是否保存", "下次运行会先在 DMS 中查找这条记录，找不到才会再录入，不会重复。"
+                             "请点击“重新运行”。", "rerun"),
+    "BrowserCrashed": Advice("浏览器意外关闭", "可能是电脑内存不足或浏览器被关闭。请关闭不用的程序后点击“重新运行”。", "rerun"),
+    "internal": Advice("dealerbot 内部错误", "请点击“重新运行”；若再次出现，请把本页的技术详情发给实施人员。", "rerun"),
+}
+
+INTERRUPTED = Advice("运行被中断", "已处理的记录都已保存。需要时点击“重新运行”，会从未完成的记录继续。", "rerun")
+
+
+def explain(error_class: str | None, status: str, resume_after: datetime | None = None) -> Advice | None:
+    """The advice for a run that ended ``status`` with ``error_class`` (see
+    :attr:`dealerbot.store.RunRecord.error_class`); None for a run that needs nothing done.
+
+    A postponed run names the time it may run again; a failure of a class this table does not
+    know (a store written by a newer dealerbot) gets the general advice for its status.
+    """
+    if status == "interrupted":
+        return INTERRUPTED
+    if status == "postponed":
+        if resume_after is None:
+            return ADVICE["PortalMaintenance"]
+        return Advice("门户正在维护", f"维护预计到 {resume_after:%H:%M} 结束，届时会自动重新运行。", "wait")
+    if status != "failed":
+        return None
+    return ADVICE.get(error_class or "", ADVICE["internal"] if error_class else ADVICE["SystemFailure"])
