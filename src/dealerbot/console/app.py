@@ -33,7 +33,7 @@ from loguru import logger
 from starlette.middleware.sessions import SessionMiddleware
 
 from dealerbot.config import Settings
-from dealerbot.console import health, home, review, runs, stores, timetable
+from dealerbot.console import health, home, manual, review, runs, stores, timetable
 from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, proxy_options, session_secret
 from dealerbot.errors import DealerbotError
 from dealerbot.logsetup import Masker
@@ -233,7 +233,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    for pages in (home, runs, review, timetable, health, stores):
+    for pages in (home, runs, review, timetable, health, stores, manual):
         pages.register(app, c)
     return app
 
