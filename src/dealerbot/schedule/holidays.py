@@ -66,9 +66,9 @@ class YearArrangement:
 @cache
 def package_years() -> tuple[int, int]:
     """The first and last year the installed ``chinesecalendar`` knows."""
-    from chinese_calendar.constants import holidays
+    import chinese_calendar
 
-    years = [d.year for d in holidays]
+    years = [d.year for d in chinese_calendar.constants.holidays]
     return min(years), max(years)
 
 
