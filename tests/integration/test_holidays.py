@@ -19,7 +19,7 @@ from dealerbot.schedule.timetable import load_timetables
 
 from .conftest import PASSWORDS
 from .test_cli import ROOT, dealerbot
-from .test_scheduler import Receiver, receiver  # noqa: F401 - the fixture
+from .test_scheduler import Receiver, _until, receiver  # noqa: F401 - the fixture
 
 HOLIDAYS = """\
 2027:   # made up for the test, not the State Council's arrangement
@@ -87,27 +87,28 @@ async def test_the_scheduler_logs_the_warning_and_sends_it_once_a_day(settings, 
     lines: list[str] = []
     sink = logger.add(lambda m: lines.append(str(m)), level="WARNING")
 
-    async def serve(day: date) -> None:
-        jobs = load_timetables(folder, discover())
-        scheduler = Scheduler(settings, jobs, passwords=PASSWORDS, today=lambda: day)
-        serving = asyncio.create_task(scheduler.serve())
-        await asyncio.sleep(3)  # the message goes out at the start (the receiver is local)
-        scheduler.request_stop()
-        await asyncio.wait_for(serving, 60)
+    def scheduler_on(day: date) -> Scheduler:  # a scheduler as after a restart, its clock fixed on ``day``
+        return Scheduler(settings, load_timetables(folder, discover()), passwords=PASSWORDS, today=lambda: day)
 
     try:
-        await serve(date(2026, 12, 20))
+        scheduler = scheduler_on(date(2026, 12, 20))
+        serving = asyncio.create_task(scheduler.serve())
+        try:
+            await _until(lambda: len(receiver.messages) == 1)  # sent when it starts
+        finally:
+            scheduler.request_stop()
+            await asyncio.wait_for(serving, 60)
         (message,) = receiver.messages
         assert message["title"] == "dealerbot：节假日安排尚未录入"
         assert message["message"].startswith("2027 年的节假日安排尚未录入") and "周一至周五" in message["message"]
         assert any("holiday data: 2027 年的节假日安排尚未录入" in line for line in lines)
-        await serve(date(2026, 12, 20))  # restarted the same day: said in the log, not sent again
-        assert len(receiver.messages) == 1
-        await serve(date(2026, 12, 21))  # the next day: once more
+
+        assert not await scheduler_on(date(2026, 12, 20)).calendar_notice(date(2026, 12, 20))  # restarted: not again
+        assert await scheduler_on(date(2026, 12, 21)).calendar_notice(date(2026, 12, 21))  # the next day: once more
         assert len(receiver.messages) == 2
-        await serve(date(2026, 10, 20))  # before 1 November: nothing to say
+        assert not await scheduler_on(date(2026, 10, 20)).calendar_notice(date(2026, 10, 20))  # before 1 November
         (folder / "holidays.yaml").write_text(HOLIDAYS, encoding="utf-8")
-        await serve(date(2026, 12, 22))  # 2027 entered: nothing to say
+        assert not await scheduler_on(date(2026, 12, 22)).calendar_notice(date(2026, 12, 22))  # 2027 entered
         assert len(receiver.messages) == 2
     finally:
         logger.remove(sink)
