@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from loguru import logger
 
@@ -102,6 +103,12 @@ async def test_the_scheduler_logs_the_warning_and_sends_it_once_a_day(settings, 
         assert message["title"] == "dealerbot：节假日安排尚未录入"
         assert message["message"].startswith("2027 年的节假日安排尚未录入") and "周一至周五" in message["message"]
         assert any("holiday data: 2027 年的节假日安排尚未录入" in line for line in lines)
+        # The trigger the scheduler fires by, on New Year's Eve: 2027-01-01 (a Friday), said in the log once.
+        trigger = scheduler._trigger(scheduler.jobs["daily-sync"])
+        new_years_eve = datetime(2026, 12, 31, 12, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+        assert f"{trigger.get_next_fire_time(None, new_years_eve):%Y-%m-%d %H:%M}" == "2027-01-01 07:30"
+        assert f"{trigger.get_next_fire_time(None, new_years_eve):%Y-%m-%d %H:%M}" == "2027-01-01 07:30"
+        assert len([line for line in lines if "job daily-sync: no holiday data for 2027" in line]) == 1
 
         assert not await scheduler_on(date(2026, 12, 20)).calendar_notice(date(2026, 12, 20))  # restarted: not again
         assert await scheduler_on(date(2026, 12, 21)).calendar_notice(date(2026, 12, 21))  # the next day: once more
