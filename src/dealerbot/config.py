@@ -240,7 +240,7 @@ class GroupSettings(_Section):
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="how often a worker says it is alive")
 
 
-NOTIFY_EVENTS = ("failed", "postponed", "rejects", "review", "skipped", "succeeded")
+NOTIFY_EVENTS = ("calendar", "failed", "postponed", "rejects", "review", "skipped", "succeeded")
 
 
 class NotifySettings(_Section):
@@ -251,7 +251,7 @@ class NotifySettings(_Section):
         description="apprise URLs, e.g. mailtos://user:pass@example.com, wecombot://KEY, dingtalk://TOKEN",
     )
     on: list[str] = Field(
-        default_factory=lambda: ["failed", "postponed", "rejects", "review", "skipped"],
+        default_factory=lambda: ["calendar", "failed", "postponed", "rejects", "review", "skipped"],
         description=f"which outcomes send a message: {', '.join(NOTIFY_EVENTS)}",
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)

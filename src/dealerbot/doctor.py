@@ -67,7 +67,8 @@ def run_checks(settings: Settings | None, config_error: str = "", host: str = "1
     order: list[Callable[[], Check | list[Check]]] = [
         _bind(browser_check, settings), font_check, keyring_check, _bind(passwords_checks, settings),
         _bind(display_check, settings), _titled("控制台端口")(lambda: port_check(host, port)),
-        _bind(store_check, settings), _bind(folders_check, settings), calendar_check,
+        _bind(store_check, settings), _bind(folders_check, settings),
+        _titled("节假日数据")(lambda: calendar_check(settings=settings)),
     ]
     for check in order:
         try:
@@ -432,33 +433,34 @@ def privacy_check(settings: Settings) -> Check:
 # -- the holiday data -----------------------------------------------------------------------
 
 @_titled("节假日数据")
-def calendar_check(today: date | None = None) -> Check:
-    """The years ``chinesecalendar`` knows; this year missing is a problem (the timetable's
-    working-day jobs stop), next year missing a warning (update before New Year)."""
-    from importlib.metadata import version
-
-    from dealerbot.schedule.timetable import CalendarUnknown, is_workday
+def calendar_check(today: date | None = None, settings: Settings | None = None) -> Check:
+    """The years the holiday data describes (``schedules/holidays.yaml`` of ``settings``, then
+    ``chinesecalendar``); this year or next year missing is a warning (working-day jobs run
+    Monday to Friday there), a holiday file that cannot be read a problem (the timetable
+    cannot load)."""
+    from dealerbot.errors import DataFileError
+    from dealerbot.schedule.holidays import HOLIDAYS_FILE, WorkCalendar, load_holidays, package_version
 
     today = today or date.today()
-
-    def known(year: int) -> bool:
+    calendar = WorkCalendar()
+    if settings is not None:
         try:
-            is_workday(date(year, 6, 1))
-        except CalendarUnknown:
-            return False
-        return True
-
-    years = [y for y in range(2000, today.year + 2) if known(y)]
-    package = f"chinesecalendar {version('chinesecalendar')}"
+            calendar = load_holidays(settings.path("schedules") / HOLIDAYS_FILE)
+        except DataFileError as exc:
+            return Check("节假日数据", PROBLEM, str(exc), f"改正 schedules/{HOLIDAYS_FILE} 中指出的那一行")
+    years = [y for y in range(2000, today.year + 2) if calendar.described_by(y) is not None]
+    in_file = sorted(y for y in calendar.years if y in years)
+    source = package_version() + (f" 和 schedules/{HOLIDAYS_FILE}（{'、'.join(map(str, in_file))} 年）" if in_file else "")
     covered = f"{years[0]}–{years[-1]} 年" if years else "没有任何年份"
-    fix = ("py -m pip install -U chinesecalendar" if sys.platform == "win32" else "pip install -U chinesecalendar") + \
-          "（或在定时任务中设置 beyond_calendar: weekdays，按周一至周五运行）"
+    fix = (f"在 schedules/{HOLIDAYS_FILE} 中录入国务院公布的安排（文件中有写法示例），或更新 chinesecalendar："
+           + ("py -m pip install -U chinesecalendar" if sys.platform == "win32" else "pip install -U chinesecalendar"))
     if today.year not in years:
-        return Check("节假日数据", PROBLEM, f"{package} 覆盖 {covered}，缺少今年（{today.year}）：按工作日的定时任务会停止", fix)
+        return Check("节假日数据", WARN, f"{source} 覆盖 {covered}，缺少今年（{today.year}）：按工作日的定时任务暂按周一至周五运行",
+                     fix)
     if today.year + 1 not in years:
-        return Check("节假日数据", WARN, f"{package} 覆盖 {covered}，还没有 {today.year + 1} 年（国务院通常在年底公布）："
-                     f"{today.year + 1} 年起按工作日的定时任务会停止", fix)
-    return Check("节假日数据", OK, f"{package} 覆盖 {covered}")
+        return Check("节假日数据", WARN, f"{source} 覆盖 {covered}，还没有 {today.year + 1} 年（国务院通常在年底公布）："
+                     f"{today.year + 1} 年起按工作日的定时任务暂按周一至周五运行", fix)
+    return Check("节假日数据", OK, f"{source} 覆盖 {covered}")
 
 
 # -- the report -----------------------------------------------------------------------------

@@ -89,7 +89,8 @@ def load_yaml(path: Path, max_bytes: int = MAX_BYTES) -> tuple[Any, Lines]:
     """Load ``path`` as YAML data with the line of every value.
 
     Raises:
-        DataFileError: as :func:`compose_yaml`, or a key repeats (names both lines).
+        DataFileError: as :func:`compose_yaml`, a key repeats (names both lines), or a value
+            YAML recognises by its form cannot be read (a date like 2027-13-01).
     """
     root = compose_yaml(path, max_bytes)
     lines = Lines(path)
@@ -119,7 +120,11 @@ def _build(node: yaml.Node, path: Path_, lines: Lines, loader: yaml.SafeLoader) 
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), lines, loader) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node)
+    try:
+        value = loader.construct_object(node)
+    except ValueError as exc:  # a date YAML recognises by its form but is none: 2027-13-01
+        raise DataFileError(f"{lines.file}:{node.start_mark.line + 1}: {node.value}: 不是有效的值 "
+                            f"(YAML cannot read it: {exc})") from None
     if not isinstance(value, str):
         lines.written[path] = node.value
     return value

@@ -246,5 +246,26 @@ def test_the_holiday_years_known_are_named_and_a_missing_year_flagged():
     assert calendar_check(date(last - 1, 5, 1)).status == OK
     ahead = calendar_check(date(last, 12, 7))
     assert ahead.status == WARN and f"–{last} 年" in ahead.detail and f"还没有 {last + 1} 年" in ahead.detail
-    behind = calendar_check(date(last + 1, 1, 5))
-    assert behind.status == PROBLEM and f"缺少今年（{last + 1}）" in behind.detail and "chinesecalendar" in behind.fix
+    behind = calendar_check(date(last + 1, 1, 5))  # working-day jobs run Monday to Friday: a warning, not a stop
+    assert behind.status == WARN and f"缺少今年（{last + 1}）" in behind.detail and "周一至周五" in behind.detail
+    assert "schedules/holidays.yaml" in behind.fix and "chinesecalendar" in behind.fix
+
+
+def test_the_holiday_file_counts_as_holiday_data_and_a_bad_one_is_a_problem(tmp_path, monkeypatch):
+    import chinese_calendar
+
+    from dealerbot.config import load_settings
+
+    last = max(day.year for day in chinese_calendar.constants.holidays)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEALERBOT_CONFIG", raising=False)
+    settings = load_settings(None)
+    (tmp_path / "schedules").mkdir()
+    holidays = tmp_path / "schedules" / "holidays.yaml"
+    holidays.write_text(f"{last + 1}:\n  - {{name: 元旦, days_off: {last + 1}-01-01}}\n", encoding="utf-8")
+    described = calendar_check(date(last + 1, 1, 5), settings=settings)
+    assert described.status == WARN and f"还没有 {last + 2} 年" in described.detail  # this year known now
+    assert f"holidays.yaml（{last + 1} 年）" in described.detail
+    holidays.write_text(f"{last + 1}:\n  - {{name: 元旦, days_off: {last + 1}-01-32}}\n", encoding="utf-8")
+    broken = calendar_check(date(last + 1, 1, 5), settings=settings)
+    assert broken.status == PROBLEM and f"{holidays}:2" in broken.detail

@@ -78,13 +78,14 @@ jobs:
         Blackout.parse("25:00-26:00")
 
 
-def test_a_date_beyond_the_holiday_data_is_an_error_unless_weekdays_are_asked_for(tmp_path):
-    (job,) = _jobs(tmp_path, DAILY)
-    with pytest.raises(CalendarUnknown, match="chinesecalendar"):
-        fire_times(job, 30, datetime(2026, 12, 20, 9, 0, tzinfo=TZ))
-    (weekdays,) = _jobs(tmp_path, DAILY + "    beyond_calendar: weekdays\n")
-    times = fire_times(weekdays, 30, datetime(2026, 12, 20, 9, 0, tzinfo=TZ))
-    assert all(t.weekday() < 5 for t in times if t.year == 2027)
+def test_a_date_beyond_the_holiday_data_runs_monday_to_friday_unless_stop_is_asked_for(tmp_path):
+    (job,) = _jobs(tmp_path, DAILY)  # beyond_calendar: weekdays by default (a stopped daily sync was the bug)
+    trigger = job.trigger()
+    times = fire_times(job, 30, datetime(2026, 12, 20, 9, 0, tzinfo=TZ), trigger)
+    assert all(t.weekday() < 5 for t in times if t.year == 2027) and trigger.guessed == {2027}
+    (stopping,) = _jobs(tmp_path, DAILY + "    beyond_calendar: stop\n")
+    with pytest.raises(CalendarUnknown, match="holidays.yaml"):
+        fire_times(stopping, 30, datetime(2026, 12, 20, 9, 0, tzinfo=TZ))
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Coroutine
+from datetime import date, datetime, time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -38,25 +39,43 @@ def load_jobs(settings: Settings) -> list[Job]:
     return jobs
 
 
+def _day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise fail(f"--from {text}：日期应写成 2026-12-28 (a date like 2026-12-28)") from None
+
+
 @schedule_app.command("check")
 def schedule_check(
     count: Annotated[int, typer.Option("--count", "-n", help="每个任务显示几次运行时间")] = 5,
+    start: Annotated[str | None, typer.Option("--from", help="从这一天开始显示（例如 2026-12-28，看元旦前后）")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """检查所有定时任务文件，并显示每个任务接下来的运行时间（已计入节假日和停用时段）。
+    """检查所有定时任务文件和节假日文件，并显示每个任务接下来的运行时间（已计入节假日和停用时段）。
 
-    Validate every schedules/*.yaml (unknown bot, bad cron, bad time zone: file and line) and
-    print each job's next fire times, China's holidays, make-up working days and blackout
-    windows applied. Exit 2 when a file is wrong or a date lies beyond the holiday data."""
+    Validate every schedules/*.yaml (unknown bot, bad cron, bad time zone; holidays.yaml: file
+    and line) and print each job's next fire times (from now, or from --from's day), China's
+    holidays, make-up working days and blackout windows applied, with a warning for a year
+    nobody has described (those fire Monday to Friday). Exit 2 when a file is wrong or a job
+    with beyond_calendar: stop reaches such a year."""
+    from dealerbot.schedule.holidays import warnings_for
     from dealerbot.schedule.timetable import fire_times, scheduler_trigger
 
     settings = settings_from(config)
     console = make_console()
     failed = False
-    for job in load_jobs(settings):
+    day = _day(start)
+    jobs = load_jobs(settings)
+    for warning in warnings_for(jobs, day or date.today()):
+        console.print(f"[yellow]注意：{escape(warning)}[/]")
+    for job in jobs:
         trigger = scheduler_trigger(job, settings)  # as the scheduler will fire it
         try:
-            times = fire_times(job, count, trigger=trigger)
+            now = datetime.combine(day, time(0, 0), job.tz) if day else None
+            times = fire_times(job, count, now=now, trigger=trigger)
         except DealerbotError as exc:
             console.print(f"[red]{escape(job.describe())}[/] ({escape(job.source)})：{escape(str(exc))}")
             failed = True
@@ -66,6 +85,8 @@ def schedule_check(
             console.print(f"  {t:%Y-%m-%d %a %H:%M}")
         for note in trigger.moved:
             console.print(f"  [yellow]{escape(note)}[/]")
+        for year in sorted(trigger.guessed):
+            console.print(f"  [yellow]{year} 年没有节假日数据：按周一至周五运行 (no holiday data for {year}: Monday to Friday)[/]")
     if failed:
         raise typer.Exit(2)
 

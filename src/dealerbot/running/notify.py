@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from dealerbot.running.runner import RunResult
 
 TITLES = {
-    "failed": "失败", "postponed": "已推迟", "rejects": "有被拒绝的记录", "review": "有待审核的操作",
+    "calendar": "节假日安排尚未录入", "failed": "失败", "postponed": "已推迟", "rejects": "有被拒绝的记录", "review": "有待审核的操作",
     "skipped": "未运行", "succeeded": "成功",
 }
 

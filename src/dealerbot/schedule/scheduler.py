@@ -25,6 +25,11 @@ firings, each deferred to the group's task engine, once per store, instead of ru
   server down) is said once, notified once, and tried again after growing pauses (5 s, doubling,
   at most 5 minutes); firings meanwhile do not start (nothing could record them). When it opens
   again the scheduler says so, catches up what was missed as after the PC was off, and goes on.
+* A year nobody has described in the holiday data (``schedules/holidays.yaml``, the package):
+  working-day jobs run Monday to Friday there; the scheduler logs it at its start and when a
+  trigger first reaches that year, and from 1 November on sends a message once a day at most
+  (``calendar`` event; the day of the last one kept in ``state/calendar-notice``, so restarts
+  do not repeat it).
 * An exception in a run never stops the scheduler. :meth:`Scheduler.request_stop` (SIGTERM,
   Ctrl-C) lets running bots stop at their next safe point (a re-key finishes its current
   record), waits up to ``grace`` seconds, then cancels what is left (recorded ``interrupted``).
@@ -35,8 +40,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
@@ -48,6 +53,7 @@ from dealerbot.config import Settings
 from dealerbot.errors import AlreadyRunning, ConfigError, DataFileError, DealerbotError
 from dealerbot.running.notify import Message, Notifier
 from dealerbot.running.runner import RunResult, new_run_id, run_bot
+from dealerbot.schedule.holidays import warnings_for
 from dealerbot.schedule.timetable import SYNC, Job, JobTrigger
 from dealerbot.store import Store
 
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
 
 STOP_GRACE_SECONDS = 120.0
 STORE_RETRY_LONGEST_SECONDS = 300.0  # a store that cannot be opened: longest pause ([store] retry_first_seconds: the first)
+CALENDAR_CHECK_SECONDS = 3600.0  # how often the holiday data's warning is looked at (sent once a day at most)
 
 
 @contextlib.contextmanager
@@ -108,9 +115,10 @@ class Scheduler:
     def __init__(
         self, settings: Settings, jobs: list[Job], *, passwords: Mapping[str, str] | None = None,
         grace: float = STOP_GRACE_SECONDS, log: Logger = logger,
-        store_retry: tuple[float, float] | None = None,
+        store_retry: tuple[float, float] | None = None, today: Callable[[], date] = date.today,
     ) -> None:
         self.settings = settings
+        self.today = today  # the local date (the holiday data's warnings)
         self.store_retry = store_retry or (settings.store.retry_first_seconds, STORE_RETRY_LONGEST_SECONDS)
         self._store_probe: asyncio.Task[Any] | None = None  # while the store cannot be opened
         self.jobs = {j.name: j for j in jobs if j.enabled}
@@ -137,6 +145,9 @@ class Scheduler:
         self.log.info("scheduler started: {} job(s)", len(self.jobs))
         for line in self.describe():
             self.log.info("  {}", line)
+        for warning in warnings_for(list(self.jobs.values()), self.today()):
+            self.log.warning("holiday data: {}", warning)
+        self._spawn(self._calendar_notices())
         self._catch_up()
         await self._stopping.wait()
         await self._shut_down()
@@ -174,6 +185,7 @@ class Scheduler:
         trigger = job.trigger(anchor=self.anchor)
         inner = trigger.get_next_fire_time
         reported: list[bool] = []
+        guessed: set[int] = set()
 
         def safe(previous_fire_time: datetime | None, now: datetime) -> datetime | None:
             try:
@@ -184,6 +196,11 @@ class Scheduler:
                     self.log.error("job {} stops: {}", job.name, exc)
                     self._spawn(self.notifier.send([Message("failed", f"dealerbot 定时任务 {job.name} 已停止", str(exc))]))
                 return None
+            finally:
+                for year in sorted(trigger.guessed - guessed):
+                    guessed.add(year)
+                    self.log.warning("job {}: no holiday data for {} (schedules/holidays.yaml, chinesecalendar): "
+                                     "it runs Monday to Friday there", job.name, year)
 
         # This one trigger object's method is wrapped (APScheduler calls it): mypy refuses any assignment to a method.
         trigger.get_next_fire_time = safe  # type: ignore[method-assign]
@@ -294,6 +311,39 @@ class Scheduler:
             self.log.error("job {} raised: {}", name, exc)
             return
         self._spawn(self._skipped(job, "schedule", reason))
+
+    # -- the holiday data -------------------------------------------------------------------
+    async def _calendar_notices(self) -> None:
+        """Look at the holiday data's warnings now and every hour until the scheduler stops."""
+        while True:
+            await self.calendar_notice(self.today())
+            try:
+                await asyncio.wait_for(self._stopping.wait(), CALENDAR_CHECK_SECONDS)
+                return
+            except TimeoutError:
+                pass
+
+    async def calendar_notice(self, today: date) -> bool:
+        """Log and send the holiday data's warnings of ``today`` (a year nobody has described,
+        from 1 November on) unless that was done already today, in this process or an earlier
+        one (``state/calendar-notice`` holds the day). Whether it was done now; never raises."""
+        from dealerbot.private_files import write_private_text
+
+        warnings = warnings_for(list(self.jobs.values()), today)
+        if not warnings:
+            return False
+        mark = self.settings.path("state") / "calendar-notice"
+        with contextlib.suppress(OSError):
+            if mark.read_text(encoding="utf-8").strip() == today.isoformat():
+                return False
+        for warning in warnings:
+            self.log.warning("holiday data: {}", warning)
+        try:
+            write_private_text(mark, today.isoformat())
+        except OSError as exc:  # said; the message still goes out
+            self.log.error("could not keep the day of the holiday data's message in {}: {}", mark, exc)
+        await self.notifier.send([Message("calendar", "dealerbot：节假日安排尚未录入", "\n".join(warnings))])
+        return True
 
     # -- a store that cannot be opened ------------------------------------------------------
     def _open_and_close_store(self) -> None:

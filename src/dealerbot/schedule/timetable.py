@@ -18,10 +18,12 @@ A file holds jobs and, per portal, blackout windows::
         coalesce: true                 # several missed firings run once
         on_start: run_once             # after the machine was off: run_once | wait
 
-China's working days come from the ``chinesecalendar`` package, which knows the statutory
-holidays and make-up working days (调休) of the years published so far. A date beyond them is
-never guessed: ``schedule check`` says so and the job stops until the package is updated
-(``beyond_calendar: weekdays`` in a job falls back to Monday to Friday instead).
+China's working days (statutory holidays off, make-up working days 调休 on) come from
+``schedules/holidays.yaml`` (the notices staff copied in; see :mod:`dealerbot.schedule.holidays`),
+then from the ``chinesecalendar`` package for the years it knows. In a year nobody has described
+yet a working-day job runs Monday to Friday (``beyond_calendar: weekdays``, the default) and
+``schedule check``, the scheduler's log, a daily message from 1 November on and the console say
+so; ``beyond_calendar: stop`` stops the job there instead.
 
 Everything here is pure (no scheduler running): :class:`JobTrigger` is the APScheduler trigger
 the scheduler (:mod:`dealerbot.schedule.scheduler`) uses, and :func:`fire_times` what ``schedule check``
@@ -50,6 +52,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dealerbot.errors import CalendarUnknown, DataFileError
+from dealerbot.schedule.holidays import HOLIDAYS_FILE, WorkCalendar, load_holidays, package_version
 from dealerbot.yamlfile import load_yaml
 
 if TYPE_CHECKING:
@@ -63,26 +66,25 @@ _WINDOW = re.compile(r"^([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 MAX_SKIPS = 1000  # days skipped (holidays) or windows waited out in a row before a trigger gives up
 
 
-def is_workday(day: date, beyond: str = "stop") -> bool:
-    """Whether ``day`` is a working day in mainland China (holidays off, 调休 days on).
+def is_workday(day: date, beyond: str = "stop", calendar: WorkCalendar | None = None) -> bool:
+    """Whether ``day`` is a working day in mainland China (holidays off, 调休 days on), from
+    ``calendar`` (default: the ``chinesecalendar`` package alone); in a year nobody has
+    described, Monday to Friday when ``beyond`` is ``weekdays``.
 
     Raises:
-        CalendarUnknown: the year is beyond the package's data and ``beyond`` is ``stop``.
+        CalendarUnknown: nobody has described the year and ``beyond`` is ``stop``.
     """
-    import chinese_calendar
-
-    try:
-        return bool(chinese_calendar.is_workday(day))
-    except NotImplementedError:
-        if beyond == "weekdays":
-            return day.weekday() < 5
-        from importlib.metadata import version
-
-        raise CalendarUnknown(
-            f"节假日数据不含 {day.year} 年：已安装的 chinesecalendar {version('chinesecalendar')} 只到更早的年份，"
-            f"请更新：pip install -U chinesecalendar（或在任务中设置 beyond_calendar: weekdays 按周一至周五运行） "
-            f"(no holiday data for {day.year} in chinesecalendar {version('chinesecalendar')})"
-        ) from None
+    known = (calendar or WorkCalendar()).is_workday(day)
+    if known is not None:
+        return known
+    if beyond == "weekdays":
+        return day.weekday() < 5
+    raise CalendarUnknown(
+        f"节假日数据不含 {day.year} 年（{package_version()} 和 schedules/{HOLIDAYS_FILE} 都没有）："
+        f"请在 schedules/{HOLIDAYS_FILE} 中录入该年的安排，或更新 chinesecalendar，"
+        f"或在任务中设置 beyond_calendar: weekdays 按周一至周五运行 "
+        f"(no holiday data for {day.year} in {package_version()} or schedules/{HOLIDAYS_FILE})"
+    )
 
 
 def parse_every(text: str) -> timedelta:
@@ -159,7 +161,7 @@ class _JobSpec(BaseModel):
     misfire_grace_seconds: int = Field(default=3600, ge=30, le=7 * 86400)
     coalesce: bool = True
     on_start: Literal["run_once", "wait"] = "run_once"
-    beyond_calendar: Literal["stop", "weekdays"] = "stop"
+    beyond_calendar: Literal["stop", "weekdays"] = "weekdays"
     enabled: bool = True
     stores: list[str] = Field(default_factory=list)  # a group's stores this job runs for (empty: all)
 
@@ -211,6 +213,7 @@ class Job:
     source: str  # file:line, for messages
     enabled: bool = True
     stores: tuple[str, ...] = ()  # a group's stores it runs for (empty: every store)
+    calendar: WorkCalendar = field(default_factory=WorkCalendar, repr=False)  # schedules/holidays.yaml over the package
 
     def trigger(self, anchor: datetime | None = None) -> JobTrigger:
         """The APScheduler trigger of this job (calendar and blackouts applied). ``anchor``
@@ -221,7 +224,7 @@ class Job:
         else:
             assert self.every is not None
             base = IntervalTrigger(seconds=int(self.every.total_seconds()), timezone=self.tz, start_date=anchor)
-        return JobTrigger(base, self.tz, self.days == "workdays", self.blackouts, self.beyond_calendar)
+        return JobTrigger(base, self.tz, self.days == "workdays", self.blackouts, self.beyond_calendar, self.calendar)
 
     def describe(self) -> str:
         when = f"cron {self.cron}" if self.cron else f"every {self.every}"
@@ -233,16 +236,24 @@ class JobTrigger(BaseTrigger):
     """A cron or interval trigger that skips non-working days (when asked) and moves a firing
     inside a blackout window of the job's portals to the window's end (postponed, not dropped).
 
-    ``get_next_fire_time`` raises :class:`CalendarUnknown` for a year the holiday data lacks
-    (``beyond_calendar: stop``); the scheduler turns that into the job's end with a message.
+    In a year nobody has described it fires Monday to Friday and adds the year to ``guessed``
+    (``beyond_calendar: weekdays``), or ``get_next_fire_time`` raises :class:`CalendarUnknown`
+    (``stop``; the scheduler turns that into the job's end with a message).
     """
 
     base: BaseTrigger
     tz: tzinfo
     workdays: bool = False
     blackouts: tuple[Blackout, ...] = ()
-    beyond: str = "stop"
+    beyond: str = "weekdays"
+    calendar: WorkCalendar = field(default_factory=WorkCalendar)
     moved: deque[str] = field(default_factory=lambda: deque(maxlen=20))  # firings moved (`schedule check`)
+    guessed: set[int] = field(default_factory=set)  # years fired Monday to Friday for want of data
+
+    def _workday(self, day: date) -> bool:
+        if self.beyond == "weekdays" and self.calendar.is_workday(day) is None:
+            self.guessed.add(day.year)
+        return is_workday(day, self.beyond, self.calendar)
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         prev = previous_fire_time
@@ -250,7 +261,7 @@ class JobTrigger(BaseTrigger):
             t = self.base.get_next_fire_time(prev, now)
             if t is None:
                 return None  # the base trigger has ended
-            if self.workdays and not is_workday(t.date(), self.beyond):
+            if self.workdays and not self._workday(t.date()):
                 if t.weekday() < 5:
                     self.moved.append(f"{t:%Y-%m-%d %a} 法定节假日，不运行")
                 prev, now = None, self._next_midnight(t)  # skip the whole day, not firing by firing
@@ -260,7 +271,7 @@ class JobTrigger(BaseTrigger):
             end = self._blackout_end(t)
             if end is not None:
                 self.moved.append(f"{t:%Y-%m-%d %H:%M} 在停用时段内，推迟到 {end:%H:%M}")
-                if self.workdays and not is_workday(end.date(), self.beyond):
+                if self.workdays and not self._workday(end.date()):
                     prev, now = None, self._next_midnight(end)
                     continue
                 return end
@@ -306,7 +317,8 @@ def fire_times(job: Job, n: int = 5, now: datetime | None = None, trigger: JobTr
 def load_timetables(
     folder: Path, bots: dict[str, Any], portals: Sequence[str] = ("oem", "dms"), stores: Sequence[str] | None = None,
 ) -> list[Job]:
-    """Every job of every ``*.yaml`` in ``folder`` (sorted by file name), validated.
+    """Every job of every ``*.yaml`` in ``folder`` (sorted by file name; ``holidays.yaml`` is
+    the holiday data, :mod:`dealerbot.schedule.holidays`, which every job's calendar uses), validated.
 
     ``bots`` maps bot names to their classes (to check ``run`` and find the portals whose
     blackouts apply); ``portals`` names the configured portals (blackouts may name those too);
@@ -314,12 +326,16 @@ def load_timetables(
 
     Raises:
         DataFileError: a file is not valid YAML or a job is invalid (the message names the file
-            and line: an unknown bot, a bad cron expression or time zone, a repeated job name).
+            and line: an unknown bot, a bad cron expression or time zone, a repeated job name),
+            or ``holidays.yaml`` is wrong (as :func:`~dealerbot.schedule.holidays.load_holidays`).
     """
     jobs: list[Job] = []
     seen: dict[str, str] = {}
+    calendar = load_holidays(folder / HOLIDAYS_FILE)
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
-        for job in _load_file(path, bots, portals, stores):
+        if path.name.lower() == HOLIDAYS_FILE:
+            continue
+        for job in _load_file(path, bots, portals, stores, calendar):
             if job.name in seen:
                 raise DataFileError(f"{job.source}: job name '{job.name}' is used twice (also at {seen[job.name]})")
             seen[job.name] = job.source
@@ -350,7 +366,7 @@ def next_fire(job: Job, settings: Settings, n: int = 1) -> list[datetime]:
     """A job's next ``n`` fire times as this project's scheduler computes them.
 
     Raises:
-        CalendarUnknown: a date beyond the holiday data.
+        CalendarUnknown: a date in a year nobody has described (``beyond_calendar: stop``).
     """
     return fire_times(job, n, trigger=scheduler_trigger(job, settings))
 
@@ -362,7 +378,8 @@ def _tz(name: str, where: str) -> tzinfo:
         raise DataFileError(f"{where}: unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
 
 
-def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str], stores: Sequence[str] | None = None) -> list[Job]:
+def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str], stores: Sequence[str] | None = None,
+               calendar: WorkCalendar | None = None) -> list[Job]:
     data, lines = load_yaml(path)
     if data is None:
         return []
@@ -412,7 +429,7 @@ def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str], stores:
             every=parse_every(j.every) if j.every else None, days=j.days, options=dict(j.options),
             misfire_grace_seconds=j.misfire_grace_seconds, coalesce=j.coalesce, on_start=j.on_start,
             beyond_calendar=j.beyond_calendar, blackouts=blackouts, source=where, enabled=j.enabled,
-            stores=tuple(j.stores),
+            stores=tuple(j.stores), calendar=calendar or WorkCalendar(),
         ))
     return jobs
 
