@@ -1,0 +1,173 @@
+"""A run's page in the console, in real Chromium against the sandbox: a failure explained in
+Chinese with what to do and 重新运行; a long re-key's progress bar (n of N) and its 停止; a dry
+run's rehearsed writes; rejects under Chinese field labels. A screenshot of each state is kept
+under the test's folder (``run-*.png``) for a person to look at."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import async_playwright
+
+from dealerbot.config import BrowserSettings
+from dealerbot.web.browser import find_browser
+
+from .test_console import CONSOLE_PASSWORD, _log_in, _wait_finished, serving
+from .test_rekey import approve, plan
+
+ID_NUMBER = re.compile(r"\d{17}[\dX]")
+
+
+@pytest.fixture
+def console(settings, clean_sandbox, monkeypatch) -> Any:
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    with serving(settings) as (url, _):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _browser_page(console: str) -> AsyncIterator[Any]:
+    """A real Chromium page logged in to the console; no script error or dialog goes unnoticed."""
+    async with async_playwright() as pw:
+        spec = find_browser(BrowserSettings())
+        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await _log_in(page, console)
+            yield page
+            assert not errors, errors
+        finally:
+            await browser.close()
+
+
+async def _start(page: Any, console: str, bot: str, dry_run: bool = False) -> str:
+    """Start ``bot`` on the 机器人 page; the run page's address."""
+    await page.goto(console + "/bots")
+    if dry_run:
+        await page.check(f"tr[data-bot='{bot}'] input[name='dry_run']")
+    await page.click(f"tr[data-bot='{bot}'] button.run-now")
+    assert "/runs/" in page.url
+    return page.url
+
+
+async def test_a_failed_run_says_what_went_wrong_in_chinese_and_runs_again(console, clean_sandbox, tmp_path):
+    clean_sandbox.behave("oem", error_rate=1.0)  # the OEM portal answers every request with HTTP 500
+    async with _browser_page(console) as page:
+        failed_url = await _start(page, console, "oem-customers")
+        assert await _wait_finished(page) == "失败"
+        title = await page.inner_text("#advice-title")
+        assert "厂家经销商门户" in title and re.search(r"[\u4e00-\u9fff]{4}", title), title
+        action = await page.inner_text("#advice-action")
+        assert action.startswith("建议操作") and "重新运行" in action
+        details = page.locator("#run-error")
+        assert await details.get_attribute("open") is None  # the technical detail is folded
+        assert "HTTP 500" not in await page.inner_text("#advice")
+        await page.click("#run-error summary")
+        assert "500" in await page.inner_text("#run-error")
+        await page.screenshot(path=str(tmp_path / "run-failed.png"), full_page=True)
+
+        # A form posted without the session's CSRF token starts nothing.
+        forged = await page.request.post(failed_url + "/rerun", form={})
+        assert forged.status == 403
+
+        clean_sandbox.behave("oem", error_rate=0.0)  # the portal is back
+        await page.click("#rerun")
+        assert "/runs/" in page.url and page.url != failed_url
+        assert await _wait_finished(page) == "成功"
+        assert await page.locator("#advice").count() == 0
+        await page.screenshot(path=str(tmp_path / "run-rerun-succeeded.png"), full_page=True)
+
+
+async def test_a_long_rekey_shows_its_progress_and_stops_after_its_current_records(
+    read_store, console, settings, store, clean_sandbox, tmp_path,
+):
+    read_store.copy_into(settings)
+    plan(settings, store)
+    chosen = approve(store, 15)
+    total = len(store.actions(["approved"]))
+    assert total >= 15
+    clean_sandbox.behave("dms", save_delay_ms=900)  # each save takes a while: a run long enough to watch
+    before = Counter(c["oem_order_no"] for c in clean_sandbox.contracts())
+    async with _browser_page(console) as page:
+        await _start(page, console, "dms-rekey")
+        assert await page.locator("#log-box").get_attribute("open") is None  # the log is folded
+        await page.wait_for_function(
+            "() => /^[1-9]\\d* \\/ \\d+/.test(document.getElementById('progress-text').textContent)", timeout=90_000)
+        text = await page.inner_text("#progress-text")
+        done, of = (int(x) for x in re.match(r"(\d+) / (\d+)", text).groups())
+        assert of == total and 0 < done < total, text
+        assert "剩余" in text
+        bar = page.locator("#bar")
+        assert int(await bar.get_attribute("max") or await bar.evaluate("b => b.max")) == total
+        counts = await page.inner_text("#counts")
+        assert "已写入并核对" in counts or "失败" in counts or "已在DMS中找到" in counts, counts
+        assert not re.search(r"\b(verified|done|read|pages)\b", counts)
+        await page.screenshot(path=str(tmp_path / "run-progress.png"), full_page=True)
+        await page.click("#stop")
+        assert await _wait_finished(page) == "已中断"
+        await page.screenshot(path=str(tmp_path / "run-stopped.png"), full_page=True)
+        assert "重新运行" in await page.inner_text("#advice")
+
+        assert "失败证据" not in await page.inner_text("main")  # stopping is no failure: no evidence
+
+    run = store.runs(1, "dms-rekey")[0]
+    assert not run.evidence
+    verified = [store.action(a.id) for a in store.actions() if a.state == "verified"]
+    assert 0 < len(verified) < total, "the stop came before every action was written"
+    assert run.counts.get("verified") == len(verified)
+    assert {store.action(a.id).state for a in chosen} <= {"verified", "approved"}  # none left half-way
+    # The sandbox's ground truth: every verified action's contract holds its planned values, a
+    # new contract was made only for a verified create, and none twice.
+    contracts = clean_sandbox.contracts()
+    by_no = {c["contract_no"]: c for c in contracts}
+    for action in verified:
+        held = by_no[action.contract_no]
+        assert held["oem_order_no"] == action.natural_key or action.kind != "create_contract"
+    after = Counter(c["oem_order_no"] for c in contracts)
+    created = {k for k in after if after[k] > before.get(k, 0)}
+    assert created <= {a.natural_key for a in verified if a.kind == "create_contract"}
+    assert created, "some contract was created before the stop"
+    assert all(after[k] == 1 for k in created)  # each once
+
+
+async def test_a_dry_run_lists_what_it_would_have_written(read_store, console, settings, store, clean_sandbox, tmp_path):
+    read_store.copy_into(settings)
+    plan(settings, store)
+    approve(store, 4)
+    ready = store.actions(["approved"])
+    contracts, customers = clean_sandbox.contracts(), clean_sandbox.customers()
+    async with _browser_page(console) as page:
+        await _start(page, console, "dms-rekey", dry_run=True)
+        assert await _wait_finished(page) == "成功"
+        assert "演练（未写入）" in await page.inner_text("#dry-run-mark")
+        table = await page.inner_text("#rehearsal")
+        rows = await page.locator("#rehearsal tr").count()
+        assert rows - 1 == len(ready)
+        for action in ready:
+            assert action.natural_key in table
+        assert "新建合同" in table and "可以写入" in table
+        assert not ID_NUMBER.search(table)  # ID numbers masked, as in every artifact
+        await page.screenshot(path=str(tmp_path / "run-dry-run.png"), full_page=True)
+    assert clean_sandbox.contracts() == contracts and clean_sandbox.customers() == customers
+    assert {store.action(a.id).state for a in ready} == {"approved"}
+
+
+async def test_rejects_are_listed_under_chinese_field_labels_with_what_to_do(read_store, console, settings, store, tmp_path):
+    read_store.copy_into(settings)
+    run = next(r for r in store.runs(50, "oem-orders") if r.counts.get("rejected"))
+    async with _browser_page(console) as page:
+        await page.goto(f"{console}/runs/{run.run_id}")
+        rejects = await page.inner_text("#rejects")
+        assert "证件号码" in rejects and "厂家订单" in rejects
+        assert not re.search(r"\b(id_number|order_no|vin|mobile|oem_order)\b", rejects), rejects
+        assert "建议操作" in rejects and "运行本身没有失败" in await page.inner_text("#rejects-note")
+        assert not ID_NUMBER.search(rejects)
+        await page.screenshot(path=str(tmp_path / "run-rejects.png"), full_page=True)
+
