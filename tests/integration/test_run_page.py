@@ -83,6 +83,12 @@ async def test_a_failed_run_says_what_went_wrong_in_chinese_and_runs_again(conso
         assert await _wait_finished(page) == "成功"
         assert await page.locator("#advice").count() == 0
         await page.screenshot(path=str(tmp_path / "run-rerun-succeeded.png"), full_page=True)
+        # The customer list states its total (共 N 条): the run knew it, for its progress bar.
+        table = page.locator("#counts-table")
+        headers = [h.strip() for h in await table.locator("th").all_inner_texts()]
+        values = [v.strip() for v in await table.locator("td").all_inner_texts()]
+        shown = dict(zip(headers, values, strict=True))
+        assert shown["列表总数"] == shown["读取"] == str(len(clean_sandbox.rows("oem", "customers")))
 
 
 async def test_a_long_rekey_shows_its_progress_and_stops_after_its_current_records(
