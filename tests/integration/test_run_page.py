@@ -5,8 +5,10 @@ under the test's folder (``run-*.png``) for a person to look at."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -177,3 +179,33 @@ async def test_rejects_are_listed_under_chinese_field_labels_with_what_to_do(rea
         assert not ID_NUMBER.search(rejects)
         await page.screenshot(path=str(tmp_path / "run-rejects.png"), full_page=True)
 
+
+
+async def test_a_run_cancelled_under_it_says_so_in_chinese_and_logs_english(console, settings, store, clean_sandbox, tmp_path):
+    from dealerbot.running.runner import run_bot
+
+    from .conftest import PASSWORDS
+
+    clean_sandbox.behave("oem", slow_rate=1.0, slow_ms=400)  # every page takes a while
+    started: dict[str, str] = {}
+    task = asyncio.create_task(run_bot("oem-customers", settings, passwords=PASSWORDS,
+                                       on_start=lambda run_id, _dir: started.setdefault("id", run_id)))
+    deadline = time.monotonic() + 60
+    while "id" not in started:
+        assert time.monotonic() < deadline and not task.done()
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    clean_sandbox.behave("oem", slow_rate=0.0)
+    run = store.run(started["id"])
+    assert run.status == "interrupted"
+    assert run.error.startswith("运行被中断") and not re.search(r"[A-Za-z]{4,}", run.error.replace("Ctrl-C", "").replace("dealerbot", ""))
+    log = (settings.path("logs") / "runs" / run.run_id / "run.log").read_text(encoding="utf-8")
+    assert "interrupted by the operator" in log
+    async with _browser_page(console) as page:
+        await page.goto(f"{console}/runs/{run.run_id}")
+        assert await page.inner_text("#advice-title") == "运行被中断"
+        assert await page.locator("#rerun").count() == 1
+        await page.screenshot(path=str(tmp_path / "run-interrupted.png"), full_page=True)
