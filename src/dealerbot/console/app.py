@@ -132,8 +132,6 @@ class Console:
             self.live[run_id] = {}
             self.started[run_id] = loop.time()
             self.stops[run_id] = own_stop
-            if self.stop.is_set():
-                own_stop.set()
             if not started.done():
                 started.set_result(run_id)
 
@@ -149,9 +147,13 @@ class Console:
             on_progress=on_progress, options=wanted, stop=own_stop,
         ))
         self.tasks.add(task)
+        # The console's stop (shutdown: `serve` sets it) reaches the run at once, as its own 停止 does.
+        relay = loop.create_task(self.stop.wait())
+        relay.add_done_callback(lambda r: None if r.cancelled() else own_stop.set())
 
         def ended(task: asyncio.Task[Any]) -> None:
             self.tasks.discard(task)
+            relay.cancel()
             for running in (self.live, self.started, self.stops):
                 running.pop(holder.get("id", ""), None)
 
