@@ -62,16 +62,21 @@ ADVICE: dict[str, Advice] = {
 INTERRUPTED = Advice("运行被中断", "已处理的记录都已保存。需要时点击“重新运行”，会从未完成的记录继续。", "rerun")
 
 
-def explain(error_class: str | None, status: str, resume_after: datetime | None = None) -> Advice | None:
+def explain(error_class: str | None, status: str, resume_after: datetime | None = None,
+            scheduled: bool = True) -> Advice | None:
     """The advice for a run that ended ``status`` with ``error_class`` (see
     :attr:`dealerbot.store.RunRecord.error_class`); None for a run that needs nothing done.
 
-    A postponed run names the time it may run again; a failure of a class this table does not
-    know (a store written by a newer dealerbot) gets the general advice for its status.
+    A postponed run names the time it may run again: by itself when the timetable started it
+    (``scheduled``), else when the operator starts it again. A failure of a class this table
+    does not know (a store written by a newer dealerbot) gets the general advice for its status.
     """
     if status == "interrupted":
         return INTERRUPTED
     if status == "postponed":
+        if not scheduled:
+            until = f"预计到 {resume_after:%H:%M} 结束" if resume_after is not None else "结束"
+            return Advice("门户正在维护", f"维护{until}后，请点击“重新运行”（这次是手动启动的，不会自动重新运行）。", "rerun")
         if resume_after is None:
             return ADVICE["PortalMaintenance"]
         return Advice("门户正在维护", f"维护预计到 {resume_after:%H:%M} 结束，届时会自动重新运行。", "wait")

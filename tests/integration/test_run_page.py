@@ -209,3 +209,20 @@ async def test_a_run_cancelled_under_it_says_so_in_chinese_and_logs_english(cons
         assert await page.inner_text("#advice-title") == "运行被中断"
         assert await page.locator("#rerun").count() == 1
         await page.screenshot(path=str(tmp_path / "run-interrupted.png"), full_page=True)
+
+
+async def test_a_run_started_here_and_postponed_by_maintenance_asks_for_a_rerun_after_it(console, clean_sandbox, tmp_path):
+    from datetime import datetime, timedelta
+
+    now = datetime.now()
+    end = now + timedelta(minutes=30)
+    if end.date() != now.date():  # the window must not cross midnight
+        pytest.skip("too close to midnight for a maintenance window around now")
+    clean_sandbox.behave("oem", maintenance_window=f"{now - timedelta(minutes=1):%H:%M}-{end:%H:%M}")
+    async with _browser_page(console) as page:
+        await _start(page, console, "oem-customers")
+        assert await _wait_finished(page) == "已推迟"
+        action = await page.inner_text("#advice-action")
+        assert "维护" in action and "重新运行" in action and "自动" in action and "不会自动" in action, action
+        assert await page.locator("#rerun").count() == 1
+        await page.screenshot(path=str(tmp_path / "run-postponed.png"), full_page=True)

@@ -20,7 +20,9 @@ def test_a_refused_password_leads_to_setting_it_and_maintenance_names_its_end():
     assert explain("LoginRejected", "failed").fix == "password"
     assert explain("PageChanged", "failed").fix == "integrator"
     postponed = explain("PortalMaintenance", "postponed", datetime(2026, 12, 8, 4, 0))
-    assert "04:00" in postponed.action
+    assert "04:00" in postponed.action and "自动" in postponed.action
+    by_hand = explain("PortalMaintenance", "postponed", datetime(2026, 12, 8, 4, 0), scheduled=False)
+    assert "04:00" in by_hand.action and "重新运行" in by_hand.action and by_hand.fix == "rerun"
     assert explain(None, "succeeded") is None
     assert explain("SomethingNewer", "failed").fix == "rerun"  # unknown class: general advice, never a crash
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dealerbot.store.runs import RunRecord
 
 RERUNNABLE = ("failed", "interrupted", "postponed")
+SCHEDULED = ("schedule", "catch-up", "postponed")  # triggers of the timetable: it runs a postponed job again
 # Counts the live display leaves out: the bar shows them (totals), or they are internal.
 NOT_LISTED = ("expected", "actions", "finished", "done")
 # Options a run records about itself rather than the operator's choice: not carried into a rerun.
@@ -90,7 +91,7 @@ def time_left(seconds: float) -> str:
 def advice_for(c: Console, run: RunRecord) -> tuple[Advice | None, Portal | None]:
     """The run's failure explained (None: nothing to do), its title naming the portal it is
     about; and that portal."""
-    advice = explain(run.error_class, run.status, run.resume_after)
+    advice = explain(run.error_class, run.status, run.resume_after, scheduled=run.trigger in SCHEDULED)
     if advice is None:
         return None, None
     portal = failure_portal(c, run)
