@@ -226,3 +226,20 @@ async def test_a_run_started_here_and_postponed_by_maintenance_asks_for_a_rerun_
         assert "维护" in action and "重新运行" in action and "自动" in action and "不会自动" in action, action
         assert await page.locator("#rerun").count() == 1
         await page.screenshot(path=str(tmp_path / "run-postponed.png"), full_page=True)
+
+
+async def test_a_refused_password_leads_to_the_portals_password_on_the_status_page(console, settings, store, clean_sandbox, tmp_path):
+    from dealerbot.running.runner import run_bot
+
+    refused = await run_bot("oem-customers", settings, passwords={"oem": "Wrong-Pass-1"})
+    assert refused.error_class == "LoginRejected"
+    async with _browser_page(console) as page:
+        await page.goto(f"{console}/runs/{refused.run_id}")
+        assert await page.inner_text("#advice-title") == "厂家经销商门户：门户拒绝了密码"
+        assert "“状态”页" in await page.inner_text("#advice-action")
+        link = page.locator("#set-password")
+        assert await link.get_attribute("href") == "/health#portal-oem"
+        assert "Wrong-Pass-1" not in await page.content()
+        await page.screenshot(path=str(tmp_path / "run-password-refused.png"), full_page=True)
+        await link.click()
+        assert page.url.endswith("/health#portal-oem")
