@@ -8,4 +8,22 @@ COUNT_TEXT = {
     "rejected": "拒绝", "stored": "已入库", "actions": "待写入操作", "verified": "已写入并核对", "found": "已在DMS中找到",
     "customers_created": "新建客户", "failed": "失败", "unfinished": "未完成（下次继续）", "rehearsed": "演练",
     "retries": "重试", "relogins": "重新登录", "expected": "列表总数", "recycles": "更换浏览器上下文",
+    "done": "已处理",
 }
+
+
+def progress_of(counts: dict[str, int]) -> tuple[int, int | None]:
+    """How far a run is, from its counts: ``(done, total)``; ``total`` None when the run does not
+    know it. A writing bot (``actions`` counted) counts the actions it is through out of those
+    it will write; a reading bot the records read out of the list's total (``expected``). A
+    finished run is through all of it."""
+    if "actions" in counts:
+        done = counts.get("done", 0) + counts.get("unfinished", 0)
+        total = counts.get("expected") or counts.get("actions")
+    else:
+        done, total = counts.get("read", 0), counts.get("expected")
+    if counts.get("finished"):
+        total = done
+    if total is not None:
+        done = min(done, total)
+    return done, total

@@ -138,6 +138,8 @@ async def test_the_console_runs_bots_shows_what_went_wrong_and_takes_reviews(con
             await page.goto(console + "/bots")
             await page.click("tr[data-bot='oem-customers'] button.run-now")
             assert await _wait_finished(page) == "失败"
+            assert "门户页面改版" in await page.inner_text("#advice-title")  # said in Chinese, detail folded
+            await page.click("#run-error summary")
             assert "customers.table" in await page.inner_text("#run-error")
             shot = await page.get_attribute("img.shot", "src")
             image = await page.request.get(console + shot)

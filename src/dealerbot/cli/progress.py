@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from dealerbot.config import Settings
+from dealerbot.status_text import progress_of
 
 if TYPE_CHECKING:
     from dealerbot.running.runner import RunResult
@@ -39,11 +40,9 @@ class RunProgress:
         def update(counts: dict[str, int]) -> None:
             if "actions" in counts:  # a bot that writes
                 detail = f"已核对 {counts.get('verified', 0)} · 失败 {counts.get('failed', 0)} · 新客户 {counts.get('customers_created', 0)}"
-                done = counts.get("done", 0)
             else:
                 detail = f"页 {counts.get('pages', 0)} · 拒绝 {counts.get('rejected', 0)} · 待复核 {counts.get('flagged', 0)}"
-                done = counts.get("read", 0)
-            total = done if counts.get("finished") else counts.get("expected")
+            done, total = progress_of(counts)
             self.progress.update(task, completed=done, total=total, detail=detail)
 
         return update

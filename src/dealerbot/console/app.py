@@ -33,7 +33,7 @@ from loguru import logger
 from starlette.middleware.sessions import SessionMiddleware
 
 from dealerbot.config import Settings
-from dealerbot.console import health, home, manual, review, runs, stores, timetable
+from dealerbot.console import health, home, manual, review, run_page, runs, stores, timetable
 from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, proxy_options, session_secret
 from dealerbot.errors import DealerbotError
 from dealerbot.logsetup import Masker
@@ -65,8 +65,10 @@ class Console:
         self.idle = settings.console.idle_minutes * 60
         self.lifetime = settings.console.session_hours * 3600
         self.live: dict[str, dict[str, int]] = {}  # run id -> counts, while running here
+        self.started: dict[str, float] = {}  # run id -> when it started (monotonic), while running here
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stop = asyncio.Event()  # set on shutdown: runs stop at their next safe point
+        self.stops: dict[str, asyncio.Event] = {}  # run id -> its own stop (停止), while running here
         self._store: Store | None = None
         self.env = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
@@ -110,8 +112,10 @@ class Console:
         if not token or not secrets.compare_digest(token, request.session.get("csrf", "")):
             raise HTTPException(403, "请求已过期，请刷新页面后重试 (CSRF token missing or wrong)")
 
-    async def start(self, bot: str, dry_run: bool) -> str:
-        """Start ``bot`` in this process; its run id once it is recorded.
+    async def start(self, bot: str, dry_run: bool, options: Mapping[str, Any] | None = None, full: bool = False) -> str:
+        """Start ``bot`` in this process (with ``options``, as a run's own: 重新运行); its run id
+        once it is recorded. The run has its own stop (:meth:`stop_run`), and stops with the
+        console too.
 
         Raises:
             DealerbotError: it could not start (unknown bot, already running, configuration).
@@ -121,10 +125,13 @@ class Console:
         loop = asyncio.get_running_loop()
         started: asyncio.Future[str] = loop.create_future()
         holder: dict[str, str] = {}
+        own_stop = asyncio.Event()
 
         def on_start(run_id: str, _run_dir: Path) -> None:
             holder["id"] = run_id
             self.live[run_id] = {}
+            self.started[run_id] = loop.time()
+            self.stops[run_id] = own_stop
             if not started.done():
                 started.set_result(run_id)
 
@@ -134,15 +141,21 @@ class Console:
 
         if self.stop.is_set():
             raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
+        wanted = {**(options or {}), **({"dry_run": True} if dry_run else {})}
         task = loop.create_task(run_bot(
-            bot, self.settings, trigger="console", passwords=self.passwords, on_start=on_start,
-            on_progress=on_progress, options={"dry_run": True} if dry_run else {}, stop=self.stop,
+            bot, self.settings, full=full, trigger="console", passwords=self.passwords, on_start=on_start,
+            on_progress=on_progress, options=wanted, stop=own_stop,
         ))
         self.tasks.add(task)
+        # The console's stop (shutdown: `serve` sets it) reaches the run at once, as its own 停止 does.
+        relay = loop.create_task(self.stop.wait())
+        relay.add_done_callback(lambda r: None if r.cancelled() else own_stop.set())
 
         def ended(task: asyncio.Task[Any]) -> None:
             self.tasks.discard(task)
-            self.live.pop(holder.get("id", ""), None)
+            relay.cancel()
+            for running in (self.live, self.started, self.stops):
+                running.pop(holder.get("id", ""), None)
 
         task.add_done_callback(ended)
         either: set[asyncio.Future[Any]] = {task, started}
@@ -152,12 +165,23 @@ class Console:
         failure = task.exception() if task.done() else None
         if failure is not None:
             raise failure
-        raise DealerbotError(f"{bot} did not start within 60 s")
+        raise DealerbotError(f"{bot} 在 60 秒内没有开始运行，请稍后查看运行记录 ({bot} did not start within 60 s)")
+
+    def stop_run(self, run_id: str) -> bool:
+        """Ask the run ``run_id`` (started here) to stop at its next safe point (a re-key
+        finishes the record it is on); False when no such run is running here."""
+        own = self.stops.get(run_id)
+        if own is None:
+            return False
+        own.set()
+        return True
 
     async def drain(self, grace: float) -> None:
         """Shutting down: runs started here stop at their next safe point (a re-key finishes
         the record it is on); after ``grace`` seconds what is left is cancelled."""
         self.stop.set()
+        for own in list(self.stops.values()):
+            own.set()
         running = [t for t in self.tasks if not t.done()]
         if not running:
             return
@@ -233,7 +257,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    for pages in (home, runs, review, timetable, health, stores, manual):
+    for pages in (home, runs, run_page, review, timetable, health, stores, manual):
         pages.register(app, c)
     return app
 

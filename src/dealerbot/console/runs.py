@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from dealerbot.console import run_page as view
 from dealerbot.errors import DealerbotError
 from dealerbot.private_files import private_dir
 
@@ -64,11 +65,9 @@ def register(app: FastAPI, c: Console) -> None:
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     async def run_page(request: Request, run_id: str) -> HTMLResponse:
         run, rejects = _run_or_404(run_id)
-        rejects = [{**j, "reason": c.masker(j["reason"])} for j in rejects]
-        shots = [Path(p).name for p in run.evidence if p.endswith(".png")]
-        files = [Path(p).name for p in run.evidence if not p.endswith(".png")]
-        return c.page(request, "run.html", run=run, rejects=rejects, shots=shots, files=files,
-                      live=run.status == "running", counts=c.live.get(run_id, run.counts))
+        shots, files = view.evidence_names(run)
+        return c.page(request, "run.html", run=run, shots=shots, files=files, live=run.status == "running",
+                      **view.page_values(c, run, rejects))
 
     @app.get("/runs/{run_id}/events")
     async def events(run_id: str) -> StreamingResponse:
@@ -86,7 +85,10 @@ def register(app: FastAPI, c: Console) -> None:
                     for line in chunk.splitlines():
                         yield f"event: log\ndata: {json.dumps(line, ensure_ascii=False)}\n\n"
                 if run_id in c.live:
-                    yield f"event: counts\ndata: {json.dumps(c.live[run_id])}\n\n"
+                    started = c.started.get(run_id)
+                    elapsed = asyncio.get_running_loop().time() - started if started is not None else None
+                    progress = view.progress_payload(c.live[run_id], elapsed)
+                    yield f"event: counts\ndata: {json.dumps(progress, ensure_ascii=False)}\n\n"
                 with c.store() as store:
                     current = store.run(run_id)
                 if current is None or current.status != "running" or c.stop.is_set():

@@ -6,6 +6,7 @@ Public API (through :mod:`dealerbot.api`): a portal's page objects build on thes
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlparse
@@ -193,6 +194,7 @@ class PagedTable:
         self.prefix = prefix
         self.endpoint = endpoint
         self.fields = fields
+        self.total: int | None = None  # the list's total (共 N 条), when its screen says it
 
     async def open(self) -> None:
         """Show the list in the browser (checks the screen is there)."""
@@ -212,7 +214,18 @@ class PagedTable:
         if not self.s.html.find_all(root, f"{self.prefix}.table"):
             raise PageChanged(f"{self.s.name}: {self.endpoint} page {page} has no table")
         rows = read_table(self.s, root, f"{self.prefix}.row", f"{self.prefix}.cell", self.fields)
+        self.total = self._total(root)
         return rows, bool(self.s.html.find_all(root, f"{self.prefix}.next"))
+
+    def _total(self, root: Any) -> int | None:
+        """The total the list's pager states (``<prefix>.pager_info``: 第 1/3 页，共 60 条), when
+        the selector file names one and the text says it; else None (the progress bar then
+        counts without a total)."""
+        name = f"{self.prefix}.pager_info"
+        if name not in self.s.selectors.selectors:
+            return None
+        said = re.search(r"共\s*(\d+)\s*条", self.s.html.text(root, name, required=False))
+        return int(said.group(1)) if said else None
 
 
 class HeaderTable:

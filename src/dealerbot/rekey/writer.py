@@ -32,17 +32,20 @@ next review workbook), never a crash of the run.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure, UnknownOutcome
 from dealerbot.failpoints import Failpoints
-from dealerbot.rekey.ledger import IN_FLIGHT, Action
+from dealerbot.private_files import private_dir, private_file
+from dealerbot.rekey.ledger import IN_FLIGHT, KIND_TEXT, Action
 from dealerbot.retries import with_retries
 from dealerbot.store import Store
 
@@ -52,6 +55,43 @@ if TYPE_CHECKING:
     from dealerbot.running.context import BotContext
 
 REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "failed", "unfinished", "rehearsed")
+# A dry run's account of what it would have written, one JSON object a line, in the run's folder
+# (masked; read by the console's run page): see :func:`rehearsal_entry` and :func:`read_rehearsal`.
+REHEARSAL_FILE = "rehearsal.jsonl"
+
+
+def rehearsal_entry(action: Action, result: Literal["rehearsed", "would_fail"], reason: str = "") -> dict[str, Any]:
+    """What a dry run would have written for ``action``, in the words of the review workbook:
+    ``kind`` (新建合同...), ``key`` (the OEM order no), ``contract_no``, ``customer`` (an existing
+    customer's number, or the new customer's fields by their Chinese headers), ``values``
+    (the contract's filled fields by header; an update: only the changed ones, ``old -> new``),
+    ``result`` (``rehearsed`` or ``would_fail``) and ``reason``. Values are as planned (unmasked:
+    the caller masks them)."""
+    if action.kind == "create_contract":
+        customer: dict[str, str] | str = (
+            {CUSTOMER_HEADERS.get(f, f): v for f, v in action.customer.values.items()}
+            if action.customer.mode == "new" and not action.result_customer_no
+            else f"已有客户 {action.result_customer_no or action.customer.customer_no}")
+        values = {CONTRACT_HEADERS.get(f, f): v for f, v in action.new_values.items() if v}
+    else:
+        customer = ""
+        values = {CONTRACT_HEADERS.get(f, f): f"{old or '（空）'} → {new}" for f, (old, new) in action.changes.items()}
+    return {"kind": KIND_TEXT.get(action.kind, action.kind), "key": action.natural_key, "contract_no": action.contract_no or "",
+            "customer": customer, "values": values, "result": result, "reason": reason}
+
+
+def read_rehearsal(run_dir: Path) -> list[dict[str, Any]]:
+    """A dry run's rehearsal entries (see :func:`rehearsal_entry`), in the order rehearsed; []
+    when the run kept none (not a dry run, or nothing to write). Lines that do not parse (a run
+    killed mid-line) are skipped."""
+    path = run_dir / REHEARSAL_FILE
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with suppress(ValueError):
+            entries.append(json.loads(line))
+    return entries
 
 
 @dataclass(frozen=True)
@@ -132,7 +172,7 @@ class Rekeyer:
     def __init__(
         self, store: Store, run_id: str, actor: str, counts: dict[str, int], log: Logger,
         dry_run: bool = False, failpoints: Failpoints | None = None,
-        progress: Callable[[], None] | None = None,
+        progress: Callable[[], None] | None = None, rehearsal: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -142,6 +182,7 @@ class Rekeyer:
         self.dry_run = dry_run
         self.failpoints = failpoints or Failpoints()
         self.progress = progress or (lambda: None)
+        self.rehearsal = rehearsal or (lambda _entry: None)  # a dry run: told what each action would write
         self._customer_locks: dict[str, asyncio.Lock] = {}
         self._bad_customers: dict[str, str] = {}  # ID number -> why the customer made in this run read back wrong
         for key in REKEY_COUNTS:
@@ -164,6 +205,7 @@ class Rekeyer:
                 return await self._rehearse(action, w)
             except RecordRejected as rej:  # what the real run would fail on: say so, go on
                 self.log.warning("dry run: {} {} would fail: {}", action.kind, action.natural_key, rej.reason)
+                self.rehearsal(rehearsal_entry(action, "would_fail", rej.reason))
                 self.bump("failed")
                 self.bump("done")
                 self.progress()
@@ -192,6 +234,7 @@ class Rekeyer:
             changes = {field: new for field, (_, new) in action.changes.items()}
             await writer.update_contract(action.contract_no, changes, dry_run=True)
         self.log.info("dry run: would {} for {}", action.kind, action.natural_key)
+        self.rehearsal(rehearsal_entry(action, "rehearsed"))
         self.bump("rehearsed")
         self.bump("done")
         self.progress()
@@ -368,8 +411,18 @@ def start_rekey(ctx: BotContext, actor: str) -> tuple[Rekeyer, list[tuple[Action
         raise ConfigError(f"bot '{ctx.bot.name}' writes the re-key ledger (start_rekey) but does not declare "
                           f"ledger_writer = True: add it to the class, so that planning waits while it writes")
     dry_run = bool(ctx.options.get("dry_run"))
+    rehearsal = None
+    if dry_run:
+        folder = private_dir(ctx.evidence.folder)
+        masker = ctx.evidence.masker
+
+        def rehearsal(entry: dict[str, Any]) -> None:  # masked as every artifact of the run
+            line = masker(json.dumps(entry, ensure_ascii=False))
+            with private_file(folder / REHEARSAL_FILE).open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
     rekeyer = Rekeyer(ctx.store, ctx.run_id, actor, ctx.counts, ctx.log, dry_run=dry_run,
-                      failpoints=Failpoints.from_env(), progress=ctx.progress)
+                      failpoints=Failpoints.from_env(), progress=ctx.progress, rehearsal=rehearsal)
     todo = pending_actions(ctx.store, ctx.settings.rekey.policy().enabled, include_resumed=not dry_run, log=ctx.log)
     if not todo:
         ctx.log.info("nothing approved to write (see `dealerbot reconcile` and the review workbook)")

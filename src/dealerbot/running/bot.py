@@ -116,6 +116,9 @@ async def scrape_pages(ctx: BotContext, screen: ListScreen, entity: Entity) -> N
     while True:
         ctx.check_stop()
         rows, has_next = await screen.fetch(page)
+        total = getattr(screen, "total", None)  # the list's total where its screen states it
+        if page == 1 and total is not None:
+            ctx.counts.setdefault("expected", total)
         ctx.page_done()
         for row in rows:
             ctx.emit(entity, row, source=f"page {page}")

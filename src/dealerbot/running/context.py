@@ -290,13 +290,13 @@ class BotContext:
         return str(self.evidence.folder)
 
     def check_stop(self) -> None:
-        """Call between records: stop here when a shutdown asked for it.
+        """Call between records: stop here when a shutdown (or the operator's 停止) asked for it.
 
         Raises:
-            StopRequested: the scheduler (or the operator) is stopping dealerbot.
+            StopRequested: the scheduler is stopping dealerbot, or the operator stopped this run.
         """
         if self.stop.is_set():
-            raise StopRequested("调度程序正在停止：当前记录已完成，其余留待下次运行 (stopped between records by a shutdown)")
+            raise StopRequested("已按要求停止：当前记录已完成，其余留待下次运行 (stopped between records on request)")
 
     def download_dir(self) -> Path:
         """Where this run keeps the files it downloads: ``out/downloads/<run-id>/`` (0700)."""

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 WATERMARK_OVERLAP = timedelta(seconds=1)
+# A run cancelled under it (dealerbot closed, Ctrl-C): the operator reads this; the log says it in English.
+INTERRUPTED_TEXT = "运行被中断（dealerbot 被关闭或按了 Ctrl-C）；已处理的记录都已保存，重新运行会继续其余的"
 
 
 @dataclass
@@ -224,8 +226,8 @@ async def run_bot(
                     log.info("run {} succeeded: {}", run_id, _fmt_counts(ctx.counts))
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     result.status = "interrupted"
-                    result.error = "interrupted by the operator"
-                    log.warning("run {} interrupted", run_id)
+                    result.error = INTERRUPTED_TEXT
+                    log.warning("run {} interrupted by the operator (cancelled or Ctrl-C)", run_id)
                     raise
                 except ConfigError as exc:
                     result.status, result.error, result.error_kind = "failed", str(exc), "config"
@@ -244,7 +246,8 @@ async def run_bot(
                     result.error_class = type(exc).__name__
                     log.error("run {} failed (system): {}", run_id, exc)
                 except Exception as exc:  # noqa: BLE001 - an internal error still ends the run cleanly
-                    result.status, result.error, result.error_kind = "failed", f"{type(exc).__name__}: {exc}", "internal"
+                    result.status, result.error_kind = "failed", "internal"
+                    result.error = f"dealerbot 内部错误，技术详情见运行日志：{type(exc).__name__}: {exc}"
                     result.error_class = "internal"
                     log.opt(exception=exc).error("run {} failed (internal error): {}", run_id, exc)
                 finally:

@@ -94,7 +94,8 @@ class RunsPart(StoreBase):
                 conn.execute(
                     update(t).where(t.c.run_id.in_(gone)).values(
                         status="interrupted", ended_at=datetime.now(),
-                        error="the process running it ended without finishing (killed or powered off)",
+                        error="运行它的程序意外结束（被关闭或断电），未能完成；重新运行会继续其余的 "
+                              "(the process running it ended without finishing: killed or powered off)",
                     )
                 )
         return gone
@@ -124,8 +125,9 @@ class RunsPart(StoreBase):
             if ids:
                 conn.execute(update(t).where(t.c.run_id.in_(ids)).values(
                     status="interrupted", ended_at=datetime.now(),
-                    error="the worker running it stopped answering (killed or its machine went off); another worker "
-                          "takes the job over"))
+                    error="运行它的工作进程失去响应（被关闭或机器断电），已由另一个工作进程接手 "
+                          "(the worker running it stopped answering: killed or its machine went off; another worker "
+                          "takes the job over)"))
             try:
                 with conn.begin_nested():
                     conn.execute(text(

@@ -36,7 +36,7 @@ from playwright.async_api import Browser as PwBrowser
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
 
 from dealerbot.config import BrowserSettings
-from dealerbot.errors import BrowserCrashed, BrowserNotFound
+from dealerbot.errors import BrowserCrashed, BrowserNotFound, StopRequested
 from dealerbot.logsetup import Masker
 from dealerbot.private_files import make_private, private_dir, write_private_json
 from dealerbot.retries import with_retries
@@ -440,6 +440,8 @@ class Browser:
         failed = False
         try:
             yield pctx
+        except StopRequested:
+            raise  # stopped on purpose between records (停止, a shutdown): nothing failed, no evidence
         except BaseException:
             failed = True
             if not self.crashed:  # a dead browser has no screen, no HTML, no trace to give

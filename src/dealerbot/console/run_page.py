@@ -1,0 +1,185 @@
+"""A run's page in the console, beyond the list pages of :mod:`dealerbot.console.runs`: what went
+wrong in plain Chinese and what to do (:mod:`dealerbot.failure_text`), 重新运行, the live
+progress bar (n of N, time left) with 停止, a dry run's rehearsed writes, and rejects under the
+record type's Chinese field labels."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
+
+from dealerbot.errors import DealerbotError
+from dealerbot.failure_text import Advice, explain, explain_reject
+from dealerbot.status_text import COUNT_TEXT, progress_of
+
+if TYPE_CHECKING:
+    from dealerbot.console.app import Console
+    from dealerbot.store.runs import RunRecord
+
+RERUNNABLE = ("failed", "interrupted", "postponed")
+SCHEDULED = ("schedule", "catch-up", "postponed")  # triggers of the timetable: it runs a postponed job again
+# Counts the live display leaves out: the bar shows them (totals), or they are internal.
+NOT_LISTED = ("expected", "actions", "finished", "done")
+# Options a run records about itself rather than the operator's choice: not carried into a rerun.
+RUN_OWN_OPTIONS = ("since", "full")
+
+
+@dataclass(frozen=True)
+class Portal:
+    """The portal a failure is about: its name in settings and what the operator calls it."""
+
+    name: str
+    title: str
+
+
+def failure_portal(c: Console, run: RunRecord) -> Portal | None:
+    """The portal the run's error names (its settings name or its screens' title), else the
+    bot's own portal; None for a bot that is not known here or opens no portal."""
+    from dealerbot.running.bot import bot_portals
+    from dealerbot.running.registry import get_bot
+
+    try:
+        portals = bot_portals(get_bot(run.bot, home=c.settings.home))
+    except DealerbotError:
+        return None
+    titled = [Portal(p, _title(c, p)) for p in portals]
+    text = run.error or ""
+    for portal in titled:
+        if re.search(rf"(?<![\w-]){re.escape(portal.name)}(?![\w-])", text) or (portal.title and portal.title in text):
+            return portal
+    return titled[0] if titled else None
+
+
+def _title(c: Console, portal: str) -> str:
+    from dealerbot.web.locators import load_portal_selectors
+
+    try:
+        return load_portal_selectors(portal, None, c.settings.home).title or portal
+    except DealerbotError:
+        return portal
+
+
+def progress_payload(counts: dict[str, int], elapsed: float | None) -> dict[str, Any]:
+    """What the run page shows of a live run's ``counts`` (``elapsed``: seconds since it
+    started, when known): ``done`` of ``total`` (None: not known), ``percent``, ``left`` (time
+    left in words, where the total is known and something is done) and ``items`` (the other
+    counts under their Chinese labels)."""
+    done, total = progress_of(counts)
+    left = ""
+    if total and elapsed is not None and 0 < done < total:
+        left = time_left((total - done) * elapsed / done)
+    items = [[COUNT_TEXT.get(k, k), v] for k, v in counts.items() if v and k not in NOT_LISTED]
+    return {"done": done, "total": total, "percent": round(100 * done / total) if total else None, "left": left,
+            "items": items}
+
+
+def time_left(seconds: float) -> str:
+    """``seconds`` to go, as the operator reads it (约 3 分钟)."""
+    if seconds < 60:
+        return "不到 1 分钟"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"约 {minutes} 分钟"
+    return f"约 {minutes // 60} 小时 {minutes % 60} 分钟"
+
+
+def advice_for(c: Console, run: RunRecord) -> tuple[Advice | None, Portal | None]:
+    """The run's failure explained (None: nothing to do), its title naming the portal it is
+    about; and that portal."""
+    advice = explain(run.error_class, run.status, run.resume_after, scheduled=run.trigger in SCHEDULED)
+    if advice is None:
+        return None, None
+    portal = failure_portal(c, run)
+    if portal is not None and run.status == "failed" and advice.fix in ("password", "rerun", "integrator", "wait"):
+        advice = Advice(f"{portal.title}：{advice.title}", advice.action, advice.fix)
+    return advice, portal
+
+
+def reject_rows(c: Console, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rejects as the run page lists them: the record type's title, the field's Chinese label,
+    the reason (masked) and what to do about it."""
+    from dealerbot.running.registry import discover, entities
+
+    try:
+        known = entities(discover(home=c.settings.home))
+    except DealerbotError:  # a bots/ module that fails to import: the built-in types still have labels
+        known = entities()
+    rows = []
+    for j in rejects:
+        entity = known.get(j["entity"])
+        advice = explain_reject(j["code"])
+        rows.append({
+            "record_key": j["record_key"], "entity": entity.title if entity else j["entity"],
+            "field": (entity.header(j["field"]) if entity else j["field"]) if j["field"] else "",
+            "reason": c.masker(j["reason"]), "problem": advice.title, "action": advice.action,
+        })
+    return rows
+
+
+def rehearsal_of(c: Console, run: RunRecord) -> list[dict[str, Any]]:
+    """A dry run's rehearsed writes (masked when written; masked again on the way out)."""
+    from dealerbot.rekey.writer import read_rehearsal
+
+    if not run.options.get("dry_run"):
+        return []
+    entries = read_rehearsal(c.settings.path("logs") / "runs" / run.run_id)
+    for e in entries:
+        e["values"] = {k: c.masker(str(v)) for k, v in (e.get("values") or {}).items()}
+        if isinstance(e.get("customer"), dict):
+            e["customer"] = {k: c.masker(str(v)) for k, v in e["customer"].items()}
+    return entries
+
+
+def page_values(c: Console, run: RunRecord, rejects: list[dict[str, Any]]) -> dict[str, Any]:
+    """Everything ``run.html`` shows of ``run`` beyond the run record itself."""
+    advice, portal = advice_for(c, run)
+    counts = c.live.get(run.run_id, run.counts)
+    elapsed = None
+    if run.run_id in c.started:
+        import asyncio
+
+        elapsed = asyncio.get_running_loop().time() - c.started[run.run_id]
+    shown = {k: v for k, v in run.counts.items() if v and not (k == "expected" and "actions" in run.counts)
+             and k != "finished"}
+    return {
+        "advice": advice, "portal": portal, "rerun": run.status in RERUNNABLE,
+        "can_stop": run.run_id in c.stops, "stopping": run.run_id in c.stops and c.stops[run.run_id].is_set(), "rejects": reject_rows(c, rejects), "rehearsal": rehearsal_of(c, run),
+        "dry_run": bool(run.options.get("dry_run")), "progress": progress_payload(counts, elapsed), "shown_counts": shown,
+    }
+
+
+def register(app: FastAPI, c: Console) -> None:
+    """Add 停止 and 重新运行 of a run to ``app``."""
+
+    @app.post("/runs/{run_id}/stop")
+    async def stop(request: Request, run_id: str, csrf: str = Form("")) -> Response:
+        c.check_csrf(request, csrf)
+        if not c.stop_run(run_id):
+            raise HTTPException(409, "这次运行不在本控制台中运行（或已结束），无法从这里停止")
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.post("/runs/{run_id}/rerun")
+    async def rerun(request: Request, run_id: str, csrf: str = Form("")) -> Response:
+        c.check_csrf(request, csrf)
+        with c.store() as store:
+            run = store.run(run_id)
+        if run is None:
+            raise HTTPException(404, "没有这次运行")
+        options = {k: v for k, v in run.options.items() if k not in RUN_OWN_OPTIONS and v}
+        try:
+            new_id = await c.start(run.bot, bool(options.pop("dry_run", False)), options, full=bool(run.options.get("full")))
+        except DealerbotError as exc:
+            return c.page(request, "run.html", 409, run=run, error=f"无法重新运行：{exc}", live=False, shots=[], files=[],
+                          **page_values(c, run, []))
+        return RedirectResponse(f"/runs/{new_id}", status_code=303)
+
+
+def evidence_names(run: RunRecord) -> tuple[list[str], list[str]]:
+    """The run's screenshots and its other evidence files, by name."""
+    shots = [Path(p).name for p in run.evidence if p.endswith(".png")]
+    return shots, [Path(p).name for p in run.evidence if not p.endswith(".png")]
