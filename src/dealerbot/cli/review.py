@@ -174,7 +174,8 @@ def reconcile(
     if report.dropped:  # someone's approval was undone by this plan: they hear of it
         from dealerbot.running.notify import Notifier, review_message
 
-        asyncio.run(Notifier(settings.notify).send([review_message(report.awaiting_approval, dropped=report.dropped)]))
+        asyncio.run(Notifier(settings.notify).send([review_message(
+            report.awaiting_approval, dropped=report.dropped, console=settings.console.public_url)]))
 
 
 @app.command("import-review")
