@@ -190,7 +190,7 @@ def review_message(waiting: int, workbook: str | None = None, dropped: Sequence[
     name = f" {workbook}" if workbook else ""
     lines = [f"请在控制台下载审核工作簿{name}，在“审核”列选择后上传" if waiting else ""]
     if dropped:
-        listed = "、".join(f"{order_no}（{_masked(why)[:40]}）" for order_no, why in dropped[:DROPPED_LISTED])
+        listed = "、".join(f"{order_no}（{_masked(why)[:60]}）" for order_no, why in dropped[:DROPPED_LISTED])
         more = f" 等 {len(dropped)} 条" if len(dropped) > DROPPED_LISTED else ""
         lines.append(f"原已审核、因计划变化作废 {len(dropped)} 条，需重新审核：{listed}{more}")
     link = console_link(console, "/review" if dropped else "/")
