@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from dealerbot.running.runner import run_bot
@@ -17,6 +18,7 @@ from dealerbot.running.sync import sync
 from dealerbot.store import Store
 
 from .conftest import PASSWORDS
+from .test_console import _login, console  # noqa: F401 - the console fixture: the link is followed
 from .test_scheduler import Receiver
 
 CONSOLE = "http://192.168.1.20:8750"
@@ -49,8 +51,8 @@ def assert_readable(message: dict, settings, bots: tuple[str, ...] = ()) -> list
     return lines
 
 
-async def test_a_refused_password_is_a_short_chinese_message_with_the_run_page_and_no_server_path(settings, clean_sandbox,
-                                                                                                   receiver):
+async def test_a_refused_password_is_a_short_chinese_message_with_the_run_page_and_no_server_path(
+        settings, clean_sandbox, receiver, console):  # noqa: F811
     settings.notify.urls = [receiver.url]
     # No console address configured: no link, and still no folder on the server.
     failed = await run_bot("oem-orders", settings, passwords={"oem": "Wrong-Pass-5", "dms": PASSWORDS["dms"]})
@@ -63,16 +65,19 @@ async def test_a_refused_password_is_a_short_chinese_message_with_the_run_page_a
     assert "Wrong-Pass-5" not in message["title"] + message["message"]
     assert len(message["title"]) + len(message["message"]) < 100, message
 
-    # With the console's address: the last line links to this run's page.
+    # With the console's address: the last line links to this run's page, which the console shows.
     receiver.messages.clear()
-    settings.console.public_url = CONSOLE
+    settings.console.public_url = console + "/"
     again = await run_bot("oem-orders", settings, passwords={"oem": "Wrong-Pass-5", "dms": PASSWORDS["dms"]})
     assert again.status == "failed" and again.error_class == "LoginRejected"
     [message] = receiver.messages
     lines = assert_readable(message, settings, ("oem-orders",))
-    assert lines[-1] == f"详情：{CONSOLE}/runs/{again.run_id}", lines
-    with Store.open(settings.store_url) as store:
-        assert store.run(again.run_id) is not None  # the page the link names exists
+    assert lines[-1] == f"详情：{console}/runs/{again.run_id}", lines
+    link = lines[-1].removeprefix("详情：")
+    with httpx.Client(base_url=console, timeout=30) as web:
+        assert _login(web).status_code == 303
+        page = web.get(link)
+        assert page.status_code == 200 and again.run_id in page.text, page.status_code
 
 
 def _rejects(settings, run_id: str) -> list[dict]:
