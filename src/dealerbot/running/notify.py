@@ -116,7 +116,7 @@ def _tally(counts: Mapping[str, int]) -> str:
 
 def _reason_kind(reason: str) -> str:
     """What kind of reject a reason is ("身份证校验码错误"), without the record's values."""
-    head = re.split(r"[：:（(，,]", reason, maxsplit=1)[0].strip()
+    head = re.split(r"[：:（(，,「\"']", reason, maxsplit=1)[0].strip()  # before any quoted value
     head = _MOBILE_OR_ID.sub("…", head)
     return head[:20] or "其他原因"
 
