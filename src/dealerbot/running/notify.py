@@ -76,7 +76,7 @@ def run_link(console: str, run_id: str) -> str:
 _ENGLISH = re.compile(r"\s*\((?=[^()]*[A-Za-z])[^()\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]*\)")  # "中文 (english)"
 _COMMAND = re.compile(r"dealerbot\s+[a-z]")
 _MOBILE_OR_ID = re.compile(r"\d{6,}[\dXx]?")
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\\/\s（）()，,；;：:]+){2,}")  # a folder or file on the server
+_PATH = re.compile(r"(?<![:/\w.])(?:[A-Za-z]:)?(?:[\\/][^\\/\s（）()，,；;：:]+){2,}")  # a folder or file on the server
 
 
 def in_chinese(text: str) -> str:
