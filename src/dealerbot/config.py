@@ -275,6 +275,25 @@ class ConsoleSettings(_Section):
     )
     idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60, description="a session unused this long ends")
     session_hours: float = Field(default=12.0, gt=0, le=7 * 24, description="a session ends this long after its login")
+    public_url: str = Field(
+        default="",
+        description="the console's address as people reach it from their own PC or phone, e.g. "
+                    "http://192.168.1.20:8750 (messages link to its pages); none (the default): messages carry no link",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        text = v.strip()
+        if not text:
+            return ""
+        parts = urlparse(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not a web address: write it in full, e.g. http://192.168.1.20:8750")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("give only the address (scheme, host, port, path), without ?query, #fragment "
+                             "or user:password@, e.g. http://192.168.1.20:8750")
+        return text.rstrip("/")
 
 
 def fold_shipped_portals(data: Any, where: str = "settings") -> Any:
@@ -578,7 +597,8 @@ def describe_validation_error(exc: ValidationError, source: str) -> str:
         loc = [str(p) for p in err["loc"]]
         key = ".".join(loc) or "(root)"
         value = err.get("input")
-        secret = any(w in key.lower() for w in ("password", "passwd", "secret", "token"))
+        secret = any(w in key.lower() for w in ("password", "passwd", "secret", "token")) or (
+            isinstance(value, str) and re.search(r"://[^/@\s]*:[^/@\s]*@", value) is not None)  # a URL's user:password@
         shown = "" if isinstance(value, dict) or secret else f" (got {value!r})"
         env = "DEALERBOT_" + "__".join(p.upper() for p in loc)
         where = f"${env}" if loc and env in os.environ else source

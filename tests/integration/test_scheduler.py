@@ -162,7 +162,8 @@ async def test_a_run_postponed_by_maintenance_is_run_again_when_the_window_ends(
     assert run.status == "postponed" and run.resume_after is not None
     assert again.replace(tzinfo=None) == run.resume_after
     sent = [m for m in receiver.messages if "已推迟" in m["title"]]
-    assert sent and "维护" in sent[0]["message"] and "后再运行" in sent[0]["message"]
+    assert sent and sent[0]["message"].splitlines()[0] == "门户正在维护", sent
+    assert f"维护预计到 {run.resume_after:%H:%M} 结束" in sent[0]["message"]
 
 
 async def test_a_failed_run_is_notified_and_a_notification_that_cannot_be_sent_never_fails_a_run(settings, clean_sandbox, receiver):
@@ -170,8 +171,8 @@ async def test_a_failed_run_is_notified_and_a_notification_that_cannot_be_sent_n
     failed = await run_bot("oem-customers", settings, passwords={"oem": "Wrong-Pass-5", "dms": PASSWORDS["dms"]})
     assert failed.status == "failed"
     (message,) = [m for m in receiver.messages if "失败" in m["title"]]
-    assert "oem-customers" in message["title"] and "拒绝登录" in message["message"]
-    assert failed.run_id in message["message"] and str(failed.run_dir) in message["message"]
+    assert "oem-customers" in message["title"] and "门户拒绝了密码" in message["message"]
+    assert str(failed.run_dir) not in message["message"]  # a folder on the server: not for a phone
     assert "Wrong-Pass-5" not in json.dumps(message, ensure_ascii=False)
     # Nobody listens at this address: the run still succeeds, and the log says what happened.
     receiver.close()
@@ -380,6 +381,7 @@ async def test_rejects_approvals_waiting_and_a_dropped_approval_are_each_told_in
     from .test_rekey import approve
 
     settings.notify.urls = [receiver.url]
+    settings.console.public_url = "http://192.168.1.20:8750"
     hold = ["create_contract", "update_contract", "cancel_contract"]  # every action waits: no re-key run, faster
     settings.rekey.approval_required = hold
     done = await sync(settings, passwords=PASSWORDS, workbook=True)
@@ -396,16 +398,15 @@ async def test_rejects_approvals_waiting_and_a_dropped_approval_are_each_told_in
         [run] = [r for r in done.runs if r.bot == bot]
         refused = sum(1 for r in rows(sheet) if r["校验结果"] == "拒绝")
         assert refused, (bot, "the sandbox's data has records a read rejects")
-        [message] = [m for m in receiver.messages if m["title"].startswith(f"dealerbot {bot}：")]
-        assert message["title"] == f"dealerbot {bot}：{refused} 条被拒绝的记录", titles
-        assert run.run_id in message["message"] and f"拒绝 {refused}" in message["message"]
-        assert "无法处理" in message["message"]
+        [message] = [m for m in receiver.messages if m["title"].startswith(f"dealerbot：{bot} ")]
+        assert message["title"] == f"dealerbot：{bot} 有 {refused} 条新的被拒绝记录", titles
+        assert message["message"].endswith(f"/runs/{run.run_id}")
     # Approvals waiting: the count of the workbook's 待处理 rows that wait for a person.
     waiting = [r for r in rows("待处理") if r["状态"] == "待审核"]
     assert waiting
     [message] = [m for m in receiver.messages if "等待审核" in m["title"]]
     assert message["title"] == f"dealerbot：{len(waiting)} 条操作等待审核", titles
-    assert "import-review" in message["message"]
+    assert done.workbook_path.name in message["message"] and "import-review" not in message["message"]
     for sent in receiver.messages:  # no one's mobile or ID number in a message
         text = sent["title"] + sent["message"]
         assert not any(r["手机号"] and str(r["手机号"]) in text or r["证件号码"] and str(r["证件号码"]) in text
@@ -424,5 +425,5 @@ async def test_rejects_approvals_waiting_and_a_dropped_approval_are_each_told_in
     said = next(line for line in planned.stdout.splitlines() if chosen.natural_key in line)
     assert "原已审核、因计划变化作废 1 条" in planned.stdout and change in said, planned.stdout
     [message] = receiver.messages
-    assert "原已审核、因计划变化作废 1 条" in message["title"]
-    assert f"· {chosen.natural_key}：" in message["message"] and change in message["message"]
+    assert "原已审核、因计划变化作废 1 条" in message["message"]
+    assert f"{chosen.natural_key}（" in message["message"] and change in message["message"]

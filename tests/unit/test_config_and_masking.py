@@ -359,3 +359,17 @@ def test_a_groups_database_password_is_masked_as_written_and_as_meant(monkeypatc
     monkeypatch.setenv("DEALERBOT_STORE__URL", "postgresql+psycopg://dealerbot:p%40ss%23w0rd@db.lan/dealerbot")
     masker = make_masker(load_settings(None), None)
     assert "p@ss#w0rd" not in masker("could not connect with p@ss#w0rd")
+
+
+def test_the_console_address_messages_link_to_is_checked_and_named_when_wrong(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "dealerbot.toml"
+    assert load_settings().console.public_url == ""  # none by default: messages carry no link
+    cfg.write_text('[console]\npublic_url = "http://192.168.1.20:8750/"\n', encoding="utf-8")
+    assert load_settings().console.public_url == "http://192.168.1.20:8750"
+    for bad in ("192.168.1.20:8750", "ftp://dealer/", "http://admin:secret@192.168.1.20:8750", "http://x/?a=1"):
+        cfg.write_text(f'[console]\npublic_url = "{bad}"\n', encoding="utf-8")
+        with pytest.raises(ConfigError) as err:
+            load_settings()
+        assert "console.public_url" in str(err.value) and "dealerbot.toml" in str(err.value), str(err.value)
+        assert "secret" not in str(err.value), str(err.value)  # a password in the address is not echoed

@@ -293,7 +293,7 @@ def test_a_plan_change_that_drops_a_persons_approval_says_so_with_the_reason(tmp
     assert PENDING_HEADERS[0] in ws_headers(ws)
     # And the message to people names the order and why.
     message = review_message(report.awaiting_approval, dropped=report.dropped)
-    assert "原已审核" in message.title and b.natural_key in message.body and "星空灰" in message.body
+    assert "原已审核" in message.body and b.natural_key in message.body and "星空灰" in message.body
     # A later plan, before anyone reviewed it, keeps saying so.
     read(store, "read-3", OEM_ORDER, [dict(orders[1], color="冰川银")])
     reconcile(store, D, Policy())

@@ -174,7 +174,8 @@ def reconcile(
     if report.dropped:  # someone's approval was undone by this plan: they hear of it
         from dealerbot.running.notify import Notifier, review_message
 
-        asyncio.run(Notifier(settings.notify).send([review_message(report.awaiting_approval, dropped=report.dropped)]))
+        asyncio.run(Notifier(settings.notify).send([review_message(
+            report.awaiting_approval, dropped=report.dropped, console=settings.console.public_url)]))
 
 
 @app.command("import-review")
@@ -305,7 +306,9 @@ def sync_and_report(settings: Settings, console: Console, output: Path | None = 
 
     try:
         with RunProgress(console) as bar:
-            result = asyncio.run(sync(settings, progress=bar.track, on_step=lambda m: console.print(f"· {m}"), **kwargs))
+            # The default workbook is written by the sync itself, before its message names it.
+            result = asyncio.run(sync(settings, progress=bar.track, on_step=lambda m: console.print(f"· {m}"),
+                                      workbook=output is None, **kwargs))
     except DealerbotError as exc:
         raise fail(str(exc)) from None
     console.print(summary_table(result.runs))
@@ -321,7 +324,7 @@ def sync_and_report(settings: Settings, console: Console, output: Path | None = 
         print_reconcile(console, result.left, masker_for(settings), title="写入后仍待处理 (left after writing)")
     if kwargs.get("dry_run"):
         print_planned(settings, console, "演练：以下操作将被写入DMS（dry run: what would be written）", ("approved",))
-    result.workbook_path = path = export_workbook(settings, None, output)
+    result.workbook_path = path = result.workbook_path or export_workbook(settings, None, output)
     console.print(f"[bold green]审核工作簿 (review workbook):[/] {escape(str(path))}")
     if result.stopped:
         console.print(f"[bold red]{escape(result.stopped)}[/]")

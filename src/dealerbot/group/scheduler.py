@@ -27,7 +27,7 @@ from loguru import logger
 from dealerbot.config import Settings
 from dealerbot.errors import DealerbotError
 from dealerbot.group.engine import GroupEngine, utc_slot
-from dealerbot.running.notify import Message
+from dealerbot.running.notify import firing_message
 from dealerbot.running.runner import new_run_id
 from dealerbot.schedule.scheduler import Scheduler
 from dealerbot.schedule.timetable import GROUP_ANCHOR, Job
@@ -130,7 +130,7 @@ class GroupScheduler(Scheduler):
         except Exception as exc:  # noqa: BLE001 - the store itself may be what is broken
             self.log.error("could not record it: {}", exc)
         title = f"dealerbot {job.run} {'未运行' if status == 'skipped' else '无法开始'}（门店 {dealership.code}，定时任务 {job.name}）"
-        await self.notifier.send([Message(status, title, f"原因：{reason}")])
+        await self.notifier.send([firing_message(status, title, reason)])
 
     def _catch_up(self) -> None:
         """After the schedulers were all off: a store whose last run of a job is older than a

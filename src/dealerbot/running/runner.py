@@ -39,7 +39,7 @@ from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.running.bot import Bot, bot_portals
 from dealerbot.running.context import COUNT_KEYS, BotContext
 from dealerbot.running.fan_out import first_error
-from dealerbot.running.notify import Notifier, run_messages
+from dealerbot.running.notify import notify_run
 from dealerbot.running.registry import get_bot, portal_app
 from dealerbot.store import Store
 from dealerbot.web.browser import BrowserLaunch, Evidence
@@ -270,7 +270,7 @@ async def run_bot(
                         result.error, str(run_dir) if evidence.files else None, [str(p) for p in evidence.files],
                         resume_after=result.resume_after, notes=result.notes, error_class=result.error_class,
                     )
-                await Notifier(settings.notify, log).send(run_messages(result))
+                await notify_run(settings.notify, settings.console.public_url, store, result, log)
         finally:
             await launch.discard()
             store.close()

@@ -67,8 +67,8 @@ async def sync(
 ) -> SyncResult:
     """Run the chain (see the module docstring). Run failures are in the result, not raised.
     A ``stop`` set between steps ends the chain there; approvals left waiting for a person are
-    notified (``[notify] on`` review). With ``workbook`` (the timetable's and a group's
-    workers' syncs) the review workbook is written into ``out/`` however the chain ended; a
+    notified (``[notify] on`` review; the message names the workbook when one was written).
+    With ``workbook`` (the timetable's and a group's workers' syncs) the review workbook is written into ``out/`` however the chain ended; a
     workbook that cannot be written is logged, not raised (the CLI writes its own).
 
     Raises:
@@ -83,6 +83,12 @@ async def sync(
             result.workbook_path = write_review_workbook(settings)
         except (DealerbotError, OSError, ValueError) as exc:
             logger.error("the review workbook could not be written: {}", exc)
+    if result.plan is not None and result.left is not None:
+        dropped = result.plan.dropped + result.left.dropped
+        if result.left.awaiting_approval or dropped:  # after the workbook: the message names it
+            name = result.workbook_path.name if result.workbook_path else None
+            await Notifier(settings.notify).send([review_message(
+                result.left.awaiting_approval, name, dropped, settings.console.public_url)])
     return result
 
 
@@ -142,7 +148,4 @@ async def _chain(
         await run(writer, dry_run=dry_run)
     with Store.open(settings.store_url, settings.store_code) as store:
         result.left = await reconcile_async(store, dictionary, policy, on_wait=waiting)
-    dropped = result.plan.dropped + result.left.dropped
-    if result.left.awaiting_approval or dropped:
-        await Notifier(settings.notify).send([review_message(result.left.awaiting_approval, dropped=dropped)])
     return result

@@ -51,7 +51,7 @@ from loguru import logger
 
 from dealerbot.config import Settings
 from dealerbot.errors import AlreadyRunning, ConfigError, DataFileError, DealerbotError
-from dealerbot.running.notify import Message, Notifier
+from dealerbot.running.notify import Message, Notifier, firing_message
 from dealerbot.running.runner import RunResult, new_run_id, run_bot
 from dealerbot.schedule.holidays import warnings_for
 from dealerbot.schedule.timetable import SYNC, Job, JobTrigger
@@ -194,7 +194,8 @@ class Scheduler:
                 if not reported:
                     reported.append(True)
                     self.log.error("job {} stops: {}", job.name, exc)
-                    self._spawn(self.notifier.send([Message("failed", f"dealerbot 定时任务 {job.name} 已停止", str(exc))]))
+                    self._spawn(self.notifier.send([firing_message(
+                        "failed", f"dealerbot 定时任务 {job.name} 已停止", str(exc), console=self.settings.console.public_url)]))
                 return None
             finally:
                 for year in sorted(trigger.guessed - guessed):
@@ -293,7 +294,7 @@ class Scheduler:
             finally:
                 store.close()
         title = f"dealerbot {bot} {'未运行' if status == 'skipped' else '无法开始'}（定时任务 {job.name}）"
-        await self.notifier.send([Message(status, title, f"运行 {run_id}\n原因：{reason}")])
+        await self.notifier.send([firing_message(status, title, reason, run_id, self.settings.console.public_url)])
 
     def _on_event(self, event: JobEvent) -> None:
         name = event.job_id.split("@")[0]
@@ -367,9 +368,9 @@ class Scheduler:
             "调度程序无法打开数据库，定时任务暂停，数据库可用后自动继续（{:.0f} 秒后重试，间隔逐次加长，最长 {:.0f} 分钟）："
             "{} (the store cannot be opened: jobs wait until it can)", first, longest / 60, exc)
         self._store_probe = self._spawn(self._until_store_opens())
-        self._spawn(self.notifier.send([Message(
+        self._spawn(self.notifier.send([firing_message(
             "failed", "dealerbot 定时任务暂停：无法打开数据库",
-            f"{exc}\n调度程序会自动重试（最长每 {longest / 60:.0f} 分钟一次），数据库可用后定时任务自动继续。",
+            f"{exc}；调度程序会自动重试（最长每 {longest / 60:.0f} 分钟一次），数据库可用后定时任务自动继续。",
         )]))
 
     async def _until_store_opens(self) -> None:

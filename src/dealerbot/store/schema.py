@@ -204,6 +204,16 @@ def build_metadata() -> tuple[MetaData, dict[str, Table]]:
         Column("scraped_at", DateTime, nullable=False),
         Index("ix_records_entity_last_run", "entity", "last_run_id"),
     )
+    tables["reported_rejects"] = Table(  # rejects a message has named, not named again until changed (0010)
+        "reported_rejects", meta,
+        _store_column(key=True),
+        Column("bot", String(64), primary_key=True),
+        Column("entity", String(64), primary_key=True),
+        Column("record_key", String(64), primary_key=True),
+        Column("fingerprint", String(64), nullable=False),  # keyed digest of code, field and reason
+        Column("run_id", String(80), nullable=False),
+        Column("reported_at", DateTime, nullable=False),
+    )
     for entity in ENTITIES.values():
         tables[entity.name] = _entity_table(meta, entity)
     return meta, tables
