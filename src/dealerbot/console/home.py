@@ -189,7 +189,7 @@ def sync_outcome(chain: list[RunRecord], live: ConsoleSync | None) -> tuple[str,
 
 def register(app: FastAPI, c: Console) -> None:
     """Add 今日, 一键同步 and its page, and the current review workbook to ``app``."""
-    from dealerbot.running.sync import CONSOLE_JOB, MANUAL_JOB, WRITE_BOTS, last_sync
+    from dealerbot.running.sync import CONSOLE_JOB, MANUAL_JOB, READ_BOTS, last_sync
 
     settings = c.settings
     state: dict[str, ConsoleSync] = {}  # "last": the sync 一键同步 started in this app, if any
@@ -235,7 +235,8 @@ def register(app: FastAPI, c: Console) -> None:
             "ledger": ledger_counts(store), "failures": needs_a_person(runs)[:10], "timetable": timetable,
             "next_runs": timetable.next_runs[:NEXT_RUNS_SHOWN], "portals": portals(store, runs),
             "warnings": home_warnings(settings, store, timetable), "STEP_TEXT": STEP_TEXT,
-            "SHOWN_COUNTS": SHOWN_COUNTS, "writer": WRITE_BOTS[settings.rekey.client], "now": datetime.now(),
+            "SHOWN_COUNTS": SHOWN_COUNTS, "now": datetime.now(),
+            "own_jobs": (MANUAL_JOB, CONSOLE_JOB),
         }
 
     @app.get("/", response_class=HTMLResponse)
@@ -330,6 +331,8 @@ def register(app: FastAPI, c: Console) -> None:
         values["running"] = values["sync_result"] == "运行中"
         values["advice"] = {r.run_id: explain(r.error_class, r.status, r.resume_after) for r in chain}
         values["live_counts"] = dict(c.live)
+        done = {r.bot for r in chain}
+        values["waiting_steps"] = [b for b in READ_BOTS if b not in done]
         return c.page(request, "sync.html", **values)
 
     @app.get("/workbook", response_model=None)

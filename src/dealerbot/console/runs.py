@@ -75,7 +75,10 @@ def register(app: FastAPI, c: Console) -> None:
         with c.store() as store:
             store.close_abandoned_runs()
             history = [r for r in store.runs(200, bot or None) if not status or r.status == status][:100]
-        return c.page(request, "runs.html", runs=history, bot=bot, status=status)
+        from dealerbot.failure_text import explain
+
+        advice = {r.run_id: explain(r.error_class, r.status, r.resume_after) for r in history}
+        return c.page(request, "runs.html", runs=history, bot=bot, status=status, advice=advice)
 
     def _run_or_404(run_id: str) -> Any:
         with c.store() as store:
