@@ -229,6 +229,11 @@ def register(app: FastAPI, c: Console) -> None:
         runs = store.runs(300)
         chain = the_sync(store, timetable)
         live = console_sync()
+        if live is not None and live.running and chain and chain[0].started_at < live.started:
+            chain = []  # 一键同步 was pressed a moment ago: its first run is not recorded yet
+        if live is not None and not live.running and not (chain and chain[0].job == CONSOLE_JOB
+                                                           and chain[0].started_at >= live.started):
+            live = None  # the newest sync is not the one started here
         result, css = sync_outcome(chain, live) if chain or (live and live.running) else ("", "")
         return {
             "chain": chain, "sync_result": result, "sync_css": css, "live_sync": live,
@@ -324,10 +329,7 @@ def register(app: FastAPI, c: Console) -> None:
         """The newest sync, step by step (reloading itself while it runs)."""
         with c.store() as store:
             values = await asyncio.to_thread(page_values, store)
-        chain, live = values["chain"], values["live_sync"]
-        if live is not None and chain and chain[0].started_at < live.started:
-            chain = []  # 一键同步 was pressed: its first run is not recorded yet
-        values["chain"] = chain
+        chain = values["chain"]
         values["running"] = values["sync_result"] == "运行中"
         values["advice"] = {r.run_id: explain(r.error_class, r.status, r.resume_after) for r in chain}
         values["live_counts"] = dict(c.live)
