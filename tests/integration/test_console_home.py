@@ -167,3 +167,32 @@ async def test_write_now_after_a_review_upload_writes_the_approved_actions_into_
         await page.goto(console + "/review")
         assert not await page.is_visible("#write-now")  # nothing approved is left waiting
     assert_written_as_planned(clean_sandbox, store, approved)  # the sandbox DMS's own ground truth
+
+
+async def test_today_says_what_failed_with_what_to_do_and_warns_when_no_scheduler_runs(
+    console, settings, store, clean_sandbox, tmp_path,  # noqa: F811
+):
+    import shutil
+
+    from dealerbot.running.runner import run_bot
+
+    from .conftest import ROOT
+
+    shutil.copytree(ROOT / "schedules", settings.path("schedules"))  # the shipped timetable; no scheduler runs
+    refused = await run_bot("dms-customers", settings, passwords={"dms": "not-the-password"})
+    assert refused.status == "failed" and refused.error_class == "LoginRejected"
+    async with _browser_page() as page:
+        await _log_in(page, console)
+        failures = await _text(page, "#failures")
+        assert "门户拒绝了密码" in failures and "建议操作" in failures
+        assert "读取DMS客户" in failures and "LoginRejected" not in failures
+        assert "密码被拒绝" in await _text(page, "#portals")
+        next_runs = await _text(page, "#next-runs")
+        assert "每日同步" in next_runs and "daily-sync" in next_runs
+        warnings = await _text(page, "#warnings")
+        assert "调度程序没有运行" in warnings
+        assert "dealerbot credentials" not in warnings + failures  # the console's way, never a CLI command
+        assert await page.get_attribute("#failures a.fix", "href") == "/health"  # where a password is set
+        await page.screenshot(path=str(tmp_path / "home-failure.png"), full_page=True)
+        await page.click("#failures a.run")
+        assert page.url.endswith(f"/runs/{refused.run_id}")
