@@ -196,3 +196,11 @@ async def test_today_says_what_failed_with_what_to_do_and_warns_when_no_schedule
         await page.screenshot(path=str(tmp_path / "home-failure.png"), full_page=True)
         await page.click("#failures a.run")
         assert page.url.endswith(f"/runs/{refused.run_id}")
+
+        # The failed run's workbook, from the console, says how to get everything the console's way.
+        answer = await page.request.get(f"{console}/runs/{refused.run_id}/workbook")
+        saved = tmp_path / "failed-run.xlsx"
+        saved.write_bytes(await answer.body())
+        summary = " ".join(str(v) for row in load_workbook(saved, read_only=True)["概要"].iter_rows(values_only=True)
+                           for v in row if v is not None)
+        assert "“全部记录”工作簿" in summary and "dealerbot export" not in summary
