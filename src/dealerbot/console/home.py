@@ -187,15 +187,84 @@ def sync_outcome(chain: list[RunRecord], live: ConsoleSync | None) -> tuple[str,
     return "成功", "ok"
 
 
+class SyncStarter:
+    """一键同步: the daily chain (:func:`dealerbot.running.sync.sync`, as the timetable runs it,
+    the review workbook included) started in the console's process, its runs recorded under
+    :data:`~dealerbot.running.sync.CONSOLE_JOB`, their counts live in ``Console.live``; one at a
+    time. ``app.state.sync_starter`` holds the app's."""
+
+    def __init__(self, c: Console) -> None:
+        self.c = c
+        self.last: ConsoleSync | None = None  # the sync started here most recently
+
+    async def start(self) -> None:
+        """Start the chain; return once its first run is recorded (or it ended before one).
+        A sync started here that still runs is left to run (nothing new starts).
+
+        Raises:
+            DealerbotError: it could not start (the console is stopping, the dictionary or the
+                store is unusable); AlreadyRunning: a bot of the chain runs already (the
+                timetable's sync, another process).
+        """
+        from dealerbot.running.sync import CONSOLE_JOB, sync
+
+        c = self.c
+        if self.last is not None and self.last.running:
+            return
+        if c.stop.is_set():
+            raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[str] = loop.create_future()
+        live = ConsoleSync(started=datetime.now())
+
+        def on_start(run_id: str, _run_dir: Path) -> None:
+            c.live.pop(live.current, None)
+            live.current = run_id
+            c.live[run_id] = {}
+            if not started.done():
+                started.set_result(run_id)
+
+        def progress(_bot: str) -> Any:
+            def counts(values: dict[str, int]) -> None:
+                if live.current:
+                    c.live[live.current] = dict(values)
+            return counts
+
+        async def chain() -> None:
+            try:
+                result = await sync(c.settings, trigger="console", passwords=c.passwords, job=CONSOLE_JOB, stop=c.stop,
+                                    workbook=True, on_step=live.steps.append, progress=progress, on_start=on_start)
+                live.stopped = result.stopped
+            except Exception as exc:  # noqa: BLE001 - said on the sync's page, never lost in a task
+                live.error = str(exc)
+                if not started.done():
+                    started.set_exception(exc)
+            finally:
+                c.live.pop(live.current, None)
+                live.current = ""
+
+        task = loop.create_task(chain())
+        live.task = task
+        self.last = live
+        c.tasks.add(task)
+        task.add_done_callback(c.tasks.discard)
+        either: set[asyncio.Future[Any]] = {task, started}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+        if started.done() and started.exception() is not None:
+            exc = started.exception()
+            raise exc if isinstance(exc, DealerbotError) else DealerbotError(str(exc))
+
+
 def register(app: FastAPI, c: Console) -> None:
     """Add 今日, 一键同步 and its page, and the current review workbook to ``app``."""
     from dealerbot.running.sync import CONSOLE_JOB, MANUAL_JOB, READ_BOTS, last_sync
 
     settings = c.settings
-    state: dict[str, ConsoleSync] = {}  # "last": the sync 一键同步 started in this app, if any
+    starter = SyncStarter(c)
+    app.state.sync_starter = starter  # other pages (a timetable row's 立即运行 of a sync) start it alike
 
     def console_sync() -> ConsoleSync | None:
-        return state.get("last")
+        return starter.last
 
     def the_sync(store: Store, timetable: Timetable) -> list[RunRecord]:
         return last_sync(store.runs(300), [*timetable.sync_jobs, MANUAL_JOB, CONSOLE_JOB])
@@ -262,7 +331,7 @@ def register(app: FastAPI, c: Console) -> None:
         if live is not None and live.running:
             return RedirectResponse("/sync", status_code=303)
         try:
-            await start_sync()
+            await starter.start()
         except DealerbotError as exc:
             with c.store() as store:
                 values = await asyncio.to_thread(page_values, store)
@@ -271,58 +340,6 @@ def register(app: FastAPI, c: Console) -> None:
                               error_link=("/runs", "查看运行记录"), **values)
             return c.page(request, "home.html", 409, error=f"无法开始同步：{exc}", **values)
         return RedirectResponse("/sync", status_code=303)
-
-    async def start_sync() -> None:
-        """Start the chain; return once its first run is recorded (or it ended before one).
-
-        Raises:
-            DealerbotError: it could not start (the console is stopping, the dictionary or the
-                store is unusable, a bot of the chain runs already in another process).
-        """
-        from dealerbot.running.sync import sync
-
-        if c.stop.is_set():
-            raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
-        loop = asyncio.get_running_loop()
-        started: asyncio.Future[str] = loop.create_future()
-        live = ConsoleSync(started=datetime.now())
-
-        def on_start(run_id: str, _run_dir: Path) -> None:
-            c.live.pop(live.current, None)
-            live.current = run_id
-            c.live[run_id] = {}
-            if not started.done():
-                started.set_result(run_id)
-
-        def progress(_bot: str) -> Any:
-            def counts(values: dict[str, int]) -> None:
-                if live.current:
-                    c.live[live.current] = dict(values)
-            return counts
-
-        async def chain() -> None:
-            try:
-                result = await sync(settings, trigger="console", passwords=c.passwords, job=CONSOLE_JOB, stop=c.stop,
-                                    workbook=True, on_step=live.steps.append, progress=progress, on_start=on_start)
-                live.stopped = result.stopped
-            except Exception as exc:  # noqa: BLE001 - said on the sync's page, never lost in a task
-                live.error = str(exc)
-                if not started.done():
-                    started.set_exception(exc)
-            finally:
-                c.live.pop(live.current, None)
-                live.current = ""
-
-        task = loop.create_task(chain())
-        live.task = task
-        state["last"] = live
-        c.tasks.add(task)
-        task.add_done_callback(c.tasks.discard)
-        either: set[asyncio.Future[Any]] = {task, started}
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED, timeout=60)
-        if started.done() and started.exception() is not None:
-            exc = started.exception()
-            raise exc if isinstance(exc, DealerbotError) else DealerbotError(str(exc))
 
     @app.get("/sync", response_class=HTMLResponse)
     async def sync_page(request: Request) -> HTMLResponse:
