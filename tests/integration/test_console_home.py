@@ -204,3 +204,24 @@ async def test_today_says_what_failed_with_what_to_do_and_warns_when_no_schedule
         summary = " ".join(str(v) for row in load_workbook(saved, read_only=True)["概要"].iter_rows(values_only=True)
                            for v in row if v is not None)
         assert "“全部记录”工作簿" in summary and "dealerbot export" not in summary
+
+
+async def test_a_bot_already_running_is_said_with_a_link_to_the_runs_not_a_cli_command(
+    console, settings, clean_sandbox, tmp_path,  # noqa: F811
+):
+    from dealerbot.running.registry import get_bot
+    from dealerbot.running.runner import single_instance
+
+    async with _browser_page() as page:
+        await _log_in(page, console)
+        with single_instance(settings, get_bot("oem-orders", home=settings.home)):  # as another process would
+            await page.click("#sync-now")
+            said = await page.inner_text("#error")
+            assert "正在运行" in said and "dealerbot runs" not in said
+            assert await page.get_attribute("#error a", "href") == "/runs"
+            await page.goto(console + "/bots")
+            await page.click("tr[data-bot='oem-orders'] button.run-now")
+            said = await page.inner_text("#error")
+            assert "oem-orders 正在运行" in said and "dealerbot" not in said
+            assert await page.get_attribute("#error a", "href") == "/runs?bot=oem-orders"
+            await page.screenshot(path=str(tmp_path / "home-already-running.png"), full_page=True)
