@@ -111,7 +111,8 @@ async def test_the_console_runs_bots_shows_what_went_wrong_and_takes_reviews(con
             assert "密码错误" in await page.inner_text("#error")
             await page.fill("#password", CONSOLE_PASSWORD)
             await page.click("#login")
-            assert page.url.endswith("/bots")
+            assert page.url == console + "/"  # 今日, the clerk's home
+            await page.goto(console + "/bots")
             await page.screenshot(path=str(tmp_path / "console-bots.png"), full_page=True)
 
             # A form posted without the session's CSRF token is refused (another site cannot post).
@@ -257,7 +258,7 @@ def test_a_burst_of_wrong_passwords_keeps_the_operator_out_at_most_the_cap(setti
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= MAX_DELAY
         now[0] += int(refused.headers["Retry-After"])
         answer = _login(web)
-        assert answer.status_code == 303 and answer.headers["location"] == "/bots"
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
         assert web.get("/bots").status_code == 200
 
 
@@ -440,7 +441,7 @@ def test_serve_runs_the_console_and_the_scheduler_together_and_stops_on_sigterm(
     try:
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, follow_redirects=True, timeout=10) as web:
-            assert console_login(web, CONSOLE_PASSWORD, proc).url.path == "/bots"
+            assert console_login(web, CONSOLE_PASSWORD, proc).url.path == "/"  # 今日
             page = web.get("/schedules").text
             assert "contracts" in page and "暂停" in page  # the scheduler runs in this process
             csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)

@@ -90,14 +90,21 @@ def test_a_postponed_run_exits_75_and_says_when_to_run_again(tmp_path, sandbox, 
     assert "已推迟" in history.stdout and "可在" in history.stdout
 
 
-async def test_a_run_on_the_saved_login_says_so(settings, clean_sandbox):
-    """A password changed on the portal goes unnoticed while the saved login lasts: say so."""
+async def test_the_saved_login_is_noted_once_when_the_password_changed_never_on_every_run(settings, clean_sandbox):
+    """Issue 22: the note that a run used the saved login repeated on every run, a second
+    after logging in. It is said where it matters: the password changed since the saved login
+    was made (the new one is not tried until that login expires), and only once."""
     first = await run_bot("oem-customers", settings, passwords=PASSWORDS)
     assert first.ok and first.notes == []
-    second = await run_bot("oem-customers", settings, passwords=PASSWORDS)
-    assert second.ok and any("使用了保存的登录" in n for n in second.notes), second.notes
+    second = await run_bot("oem-customers", settings, passwords=PASSWORDS)  # on the saved login
+    assert second.ok and second.notes == [], second.notes
+    changed = {**PASSWORDS, "oem": PASSWORDS["oem"] + "-new"}  # the saved login still holds
+    third = await run_bot("oem-customers", settings, passwords=changed)
+    assert third.ok and any("密码已更换" in n and "保存的登录" in n for n in third.notes), third.notes
     with Store.open(settings.store_url) as store:
-        assert store.run(second.run_id).notes == second.notes
+        assert store.run(third.run_id).notes == third.notes
+    fourth = await run_bot("oem-customers", settings, passwords=changed)
+    assert fourth.ok and fourth.notes == [], fourth.notes  # said once
 
 
 # -- many runs through random server errors --------------------------------------------------

@@ -138,7 +138,7 @@ def test_hostile_workbooks_uploaded_in_the_console_get_a_page_naming_the_file(fo
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=True, timeout=300) as web:
-            assert console_login(web, PASSWORD, proc).url.path == "/bots"
+            assert console_login(web, PASSWORD, proc).url.path == "/"  # 今日
             csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/review").text).group(1)
             start_mb = _vm_rss_mb(proc.pid)
             for kind, (path, word) in hostile.items():

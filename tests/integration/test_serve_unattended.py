@@ -57,7 +57,7 @@ def test_serve_with_no_terminal_takes_the_password_from_a_file_or_the_environmen
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", follow_redirects=True, timeout=10) as web:
             assert console_login(web, "not-the-password", proc).status_code == 401
-            assert console_login(web, PASSWORD, proc).url.path == "/bots"
+            assert console_login(web, PASSWORD, proc).url.path == "/"  # 今日
             assert "contracts" in web.get("/schedules").text  # the scheduler runs in this process
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)

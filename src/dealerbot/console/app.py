@@ -1,7 +1,8 @@
 """The console's web app (FastAPI, server-rendered Jinja2 templates, a few lines of plain JS).
 
-Pages: 机器人 (start a bot, with a dry run where the bot has one), 运行记录 (history filtered by
-bot and status), a run's page (live progress and log lines over server-sent events while it
+Pages: 今日 (the clerk's home: the last sync, approvals waiting, failures with what to do, the
+next runs, portal health, warnings; 一键同步), 机器人 (start a bot, with a dry run where the bot
+has one), 运行记录 (history filtered by bot and status), a run's page (live progress and log lines over server-sent events while it
 runs; then status, counts, rejects with reasons, failure screenshots, the workbook), 审核 (upload
 a reviewed workbook), 定时任务 (next and last runs; pause and resume when the scheduler runs in
 this process), 状态 (each portal's saved login and any refused password) and, for a dealership
@@ -248,7 +249,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         request.session.clear()  # a new session (and CSRF token), never the one from before the login
         sid = await asyncio.to_thread(c.sessions.open, c.password.fingerprint(c.secret), c.lifetime)
         request.session.update(user="operator", sid=sid, csrf=secrets.token_urlsafe(24))
-        return RedirectResponse("/bots", status_code=303)
+        return RedirectResponse("/", status_code=303)  # 今日: the clerk's home
 
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:

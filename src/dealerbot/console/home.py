@@ -1,19 +1,387 @@
-"""The console's home page (今日): where a clerk lands after logging in."""
+"""The console's home page (今日): where a clerk lands after logging in; 一键同步 and its page.
+
+今日 shows the last sync and its result, how many actions wait for approval (with the current
+review workbook to download and 立即写入DMS for what is approved), the failures that need a
+person with what to do (:func:`dealerbot.failure_text.explain`), the next timetable runs, each
+portal's login in brief, and warnings (:func:`home_warnings`: one place, so more can be added).
+
+一键同步 runs the daily chain (:func:`dealerbot.running.sync.sync`, as the timetable runs it) in
+this process, its runs recorded under :data:`~dealerbot.running.sync.CONSOLE_JOB`; its page
+(同步, ``/sync``) follows the newest sync, whoever started it, step by step while it runs.
+A dealership group's console (no store of its own) lands on 门店 instead.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse, Response
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from dealerbot.errors import AlreadyRunning, DealerbotError
+from dealerbot.failure_text import Advice, explain
+from dealerbot.private_files import private_dir
 
 if TYPE_CHECKING:
+    from dealerbot.config import Settings
     from dealerbot.console.app import Console
+    from dealerbot.store import RunRecord, Store
+
+STEP_TEXT = {"oem-orders": "读取厂家订单", "oem-customers": "读取厂家客户", "dms-customers": "读取DMS客户",
+             "dms-contracts": "读取DMS合同", "dms-rekey": "写入DMS", "dms-desktop-rekey": "写入DMS（桌面客户端）",
+             "sync": "每日同步"}
+PORTAL_TEXT = {"oem": "厂家门户", "dms": "DMS"}
+SHOWN_COUNTS = ("read", "stored", "rejected", "verified", "found", "failed", "unfinished", "rehearsed")
+NEXT_RUNS_SHOWN = 6
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class HomeWarning:
+    """A warning on 今日: what is wrong, and the console page that deals with it (if any)."""
+
+    text: str
+    link: str = ""
+    link_text: str = ""
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """A timetable job's next run as 今日 lists it (``at`` None: paused or none computed)."""
+
+    job: str
+    what: str
+    at: datetime | None
+    paused: bool = False
+    error: str = ""
+
+
+@dataclass
+class Timetable:
+    """What 今日 knows of the timetable: the next runs, a file that could not be read, and
+    where the scheduler runs (``here``: in this process; ``elsewhere``: another process of this
+    folder; ``none``)."""
+
+    next_runs: list[NextRun] = field(default_factory=list)
+    error: str = ""
+    scheduler: str = "none"
+    sync_jobs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ConsoleSync:
+    """The sync 一键同步 started in this process: its step messages, the step running now."""
+
+    started: datetime
+    task: asyncio.Task[Any] | None = None
+    steps: list[str] = field(default_factory=list)
+    current: str = ""  # the run id of the step running now
+    stopped: str | None = None
+    error: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.task is not None and not self.task.done()
+
+
+def home_warnings(settings: Settings, store: Store, timetable: Timetable, today: date | None = None) -> list[HomeWarning]:
+    """Everything 今日 warns about, most urgent first. One place for them all: a new kind of
+    warning is added here (and reads what it needs from ``settings``, ``store`` or ``timetable``);
+    ``today``: the date the holiday data is judged on (default: the local date)."""
+    from dealerbot.review.sheets import reapprovals
+    from dealerbot.schedule.holidays import calendar_warnings
+
+    out: list[HomeWarning] = []
+    if timetable.error:
+        out.append(HomeWarning(f"定时任务文件有误，定时任务不会运行：{timetable.error}", "/schedules", "定时任务"))
+    else:  # a year of holidays nobody entered: the daily sync runs Monday to Friday meanwhile
+        out.extend(HomeWarning(text, "/schedules", "定时任务") for text in calendar_warnings(settings, today))
+    for run in timetable.next_runs:
+        if run.error:
+            out.append(HomeWarning(f"定时任务 {run.job} 算不出下次运行时间：{run.error}", "/schedules", "定时任务"))
+    if timetable.next_runs and timetable.scheduler == "none":
+        out.append(HomeWarning("调度程序没有运行：定时任务（如每日同步）不会自动执行。可以点击“一键同步”手动同步；"
+                               "请联系管理员启动调度程序。", "/schedules", "定时任务"))
+    again = len(reapprovals(store))
+    if again:
+        out.append(HomeWarning(f"{again} 条原已审核的操作因厂家或DMS的数据变化需要重新审核。", "/review", "审核"))
+    return out
+
+
+def scheduler_state(c: Console) -> str:
+    """Where this folder's scheduler runs: ``here`` (in this process), ``elsewhere`` (another
+    live process holds the folder's scheduler lock: its pid file names it) or ``none``."""
+    import psutil
+
+    if c.scheduler is not None:
+        return "here"
+    pid_file = c.settings.path("state") / "locks" / "scheduler.pid"
+    try:
+        pid = int(pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return "none"
+    return "elsewhere" if psutil.pid_exists(pid) else "none"
+
+
+def read_timetable(c: Console) -> Timetable:
+    """The timetable's next runs (the scheduler's own times when it runs in this process)."""
+    from dealerbot.running.registry import discover
+    from dealerbot.schedule.timetable import SYNC, next_fire, timetables_of
+
+    out = Timetable(scheduler=scheduler_state(c))
+    try:
+        jobs = timetables_of(c.settings)
+        bots = discover(home=c.settings.home)
+    except DealerbotError as exc:
+        out.error = str(exc)
+        return out
+    for job in jobs:
+        if not job.enabled:
+            continue
+        what = "每日同步" if job.run == SYNC else STEP_TEXT.get(job.run) or (bots[job.run].description if job.run in bots else job.run)
+        if job.run == SYNC:
+            out.sync_jobs.append(job.name)
+        aps = c.scheduler.aps.get_job(job.name) if c.scheduler is not None else None
+        if aps is not None:
+            out.next_runs.append(NextRun(job.name, what, aps.next_run_time, paused=aps.next_run_time is None))
+            continue
+        try:
+            times = next_fire(job, c.settings)
+        except DealerbotError as exc:
+            out.next_runs.append(NextRun(job.name, what, None, error=str(exc)))
+            continue
+        out.next_runs.append(NextRun(job.name, what, times[0] if times else None))
+    out.next_runs.sort(key=lambda r: (r.at is None, r.at.timestamp() if r.at else 0.0))
+    return out
+
+
+def needs_a_person(runs: list[RunRecord]) -> list[tuple[RunRecord, Advice]]:
+    """The failures that need a person: each bot's newest finished run, when it failed or was
+    interrupted (a postponed run runs again by itself; a later success settles an earlier failure)."""
+    newest: dict[str, RunRecord] = {}
+    for r in runs:  # newest first
+        if r.status not in ("running", "skipped"):
+            newest.setdefault(r.bot, r)
+    out = []
+    for r in sorted(newest.values(), key=lambda r: r.started_at, reverse=True):
+        if r.status not in ("failed", "interrupted"):
+            continue
+        advice = explain(r.error_class, r.status, r.resume_after)
+        if r.bot == "sync" and r.error_class is None:  # a timetable firing that could not start
+            advice = Advice("每日同步无法开始", "原因见详情；若是配置或数据文件的问题，请联系管理员。", "administrator")
+        if advice is not None:
+            out.append((r, advice))
+    return out
+
+
+def sync_outcome(chain: list[RunRecord], live: ConsoleSync | None) -> tuple[str, str]:
+    """The last sync's result in a word and its CSS class: 运行中, 成功, 失败, 已推迟..."""
+    if (live is not None and live.running) or any(r.status == "running" for r in chain):
+        return "运行中", "warn"
+    statuses = [r.status for r in chain]
+    if live is not None and (live.stopped or live.error):
+        return "未完成", "bad"
+    for status, css in (("failed", "bad"), ("interrupted", "bad"), ("postponed", "warn"), ("skipped", "warn")):
+        if status in statuses:
+            return {"failed": "失败", "interrupted": "已中断", "postponed": "已推迟", "skipped": "已跳过"}[status], css
+    return "成功", "ok"
+
+
+class SyncStarter:
+    """一键同步: the daily chain (:func:`dealerbot.running.sync.sync`, as the timetable runs it,
+    the review workbook included) started in the console's process, its runs recorded under
+    :data:`~dealerbot.running.sync.CONSOLE_JOB`, their counts live in ``Console.live``; one at a
+    time. ``app.state.sync_starter`` holds the app's."""
+
+    def __init__(self, c: Console) -> None:
+        self.c = c
+        self.last: ConsoleSync | None = None  # the sync started here most recently
+
+    async def start(self) -> None:
+        """Start the chain; return once its first run is recorded (or it ended before one).
+        A sync started here that still runs is left to run (nothing new starts).
+
+        Raises:
+            DealerbotError: it could not start (the console is stopping, the dictionary or the
+                store is unusable); AlreadyRunning: a bot of the chain runs already (the
+                timetable's sync, another process).
+        """
+        from dealerbot.running.sync import CONSOLE_JOB, sync
+
+        c = self.c
+        if self.last is not None and self.last.running:
+            return
+        if c.stop.is_set():
+            raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[str] = loop.create_future()
+        live = ConsoleSync(started=datetime.now())
+
+        def on_start(run_id: str, _run_dir: Path) -> None:
+            c.live.pop(live.current, None)
+            live.current = run_id
+            c.live[run_id] = {}
+            if not started.done():
+                started.set_result(run_id)
+
+        def progress(_bot: str) -> Any:
+            def counts(values: dict[str, int]) -> None:
+                if live.current:
+                    c.live[live.current] = dict(values)
+            return counts
+
+        async def chain() -> None:
+            try:
+                result = await sync(c.settings, trigger="console", passwords=c.passwords, job=CONSOLE_JOB, stop=c.stop,
+                                    workbook=True, on_step=live.steps.append, progress=progress, on_start=on_start)
+                live.stopped = result.stopped
+            except Exception as exc:  # noqa: BLE001 - said on the sync's page, never lost in a task
+                live.error = str(exc)
+                if not started.done():
+                    started.set_exception(exc)
+            finally:
+                c.live.pop(live.current, None)
+                live.current = ""
+
+        task = loop.create_task(chain())
+        live.task = task
+        self.last = live
+        c.tasks.add(task)
+        task.add_done_callback(c.tasks.discard)
+        either: set[asyncio.Future[Any]] = {task, started}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED, timeout=60)
+        if started.done() and started.exception() is not None:
+            exc = started.exception()
+            raise exc if isinstance(exc, DealerbotError) else DealerbotError(str(exc))
 
 
 def register(app: FastAPI, c: Console) -> None:
-    """Add the home page to ``app``."""
+    """Add 今日, 一键同步 and its page, and the current review workbook to ``app``."""
+    from dealerbot.running.sync import CONSOLE_JOB, MANUAL_JOB, READ_BOTS, last_sync
 
-    @app.get("/")
-    async def home() -> Response:
-        return RedirectResponse("/bots", status_code=303)
+    settings = c.settings
+    starter = SyncStarter(c)
+    app.state.sync_starter = starter  # other pages (a timetable row's 立即运行 of a sync) start it alike
+
+    def console_sync() -> ConsoleSync | None:
+        return starter.last
+
+    def the_sync(store: Store, timetable: Timetable) -> list[RunRecord]:
+        return last_sync(store.runs(300), [*timetable.sync_jobs, MANUAL_JOB, CONSOLE_JOB])
+
+    def ledger_counts(store: Store) -> dict[str, Any]:
+        from dealerbot.rekey.ledger import AWAITING_REVIEW
+
+        if not store.has_plan():
+            return {"planned": False, "waiting": 0, "write_failed": 0, "approved": 0}
+        waiting = store.actions(states=AWAITING_REVIEW)
+        return {"planned": True, "waiting": len(waiting), "write_failed": sum(1 for a in waiting if a.state == "failed"),
+                "approved": len(store.actions(states=("approved",)))}
+
+    def portals(store: Store, runs: list[RunRecord]) -> list[dict[str, Any]]:
+        from dealerbot.running.context import account_key
+
+        out = []
+        for name in settings.portal_names:
+            portal = settings.portal(name)
+            saved = settings.path("state") / f"{name}-{portal.username or 'default'}.json"
+            out.append({
+                "name": name, "title": PORTAL_TEXT.get(name, name),
+                "refused": store.login_refusal(account_key(name, portal)),
+                "login": datetime.fromtimestamp(saved.stat().st_mtime) if saved.is_file() else None,
+                "last_ok": next((r for r in runs if r.status == "succeeded" and r.bot.startswith(name)), None),
+            })
+        return out
+
+    def page_values(store: Store) -> dict[str, Any]:
+        timetable = read_timetable(c)
+        runs = store.runs(300)
+        chain = the_sync(store, timetable)
+        live = console_sync()
+        if live is not None and live.running and chain and chain[0].started_at < live.started:
+            chain = []  # 一键同步 was pressed a moment ago: its first run is not recorded yet
+        if live is not None and not live.running and not (chain and chain[0].job == CONSOLE_JOB
+                                                           and chain[0].started_at >= live.started):
+            live = None  # the newest sync is not the one started here
+        result, css = sync_outcome(chain, live) if chain or (live and live.running) else ("", "")
+        return {
+            "chain": chain, "sync_result": result, "sync_css": css, "live_sync": live,
+            "ledger": ledger_counts(store), "failures": needs_a_person(runs)[:10], "timetable": timetable,
+            "next_runs": timetable.next_runs[:NEXT_RUNS_SHOWN], "portals": portals(store, runs),
+            "warnings": home_warnings(settings, store, timetable), "STEP_TEXT": STEP_TEXT,
+            "SHOWN_COUNTS": SHOWN_COUNTS, "now": datetime.now(),
+            "own_jobs": (MANUAL_JOB, CONSOLE_JOB),
+        }
+
+    @app.get("/", response_class=HTMLResponse)
+    async def home(request: Request) -> Response:
+        if settings.is_group and not settings.own_store:
+            return RedirectResponse("/stores", status_code=303)
+        error = request.session.pop("flash", "")  # said once, by the page that sent the clerk here
+        with c.store() as store:
+            store.close_abandoned_runs()
+            values = await asyncio.to_thread(page_values, store)
+        return c.page(request, "home.html", error=error, **values)
+
+    @app.post("/sync")
+    async def sync_now(request: Request, csrf: str = Form("")) -> Response:
+        """一键同步: the daily chain, now, in this process; then its page."""
+        c.check_csrf(request, csrf)
+        live = console_sync()
+        if live is not None and live.running:
+            return RedirectResponse("/sync", status_code=303)
+        try:
+            await starter.start()
+        except DealerbotError as exc:
+            with c.store() as store:
+                values = await asyncio.to_thread(page_values, store)
+            if isinstance(exc, AlreadyRunning):
+                return c.page(request, "home.html", 409, error="同步的机器人正在运行（可能是定时任务启动的），本次不再启动。",
+                              error_link=("/runs", "查看运行记录"), **values)
+            return c.page(request, "home.html", 409, error=f"无法开始同步：{exc}", **values)
+        return RedirectResponse("/sync", status_code=303)
+
+    @app.get("/sync", response_class=HTMLResponse)
+    async def sync_page(request: Request) -> HTMLResponse:
+        """The newest sync, step by step (reloading itself while it runs)."""
+        with c.store() as store:
+            values = await asyncio.to_thread(page_values, store)
+        chain = values["chain"]
+        values["running"] = values["sync_result"] == "运行中"
+        values["advice"] = {r.run_id: explain(r.error_class, r.status, r.resume_after) for r in chain}
+        values["live_counts"] = dict(c.live)
+        done = {r.bot for r in chain}
+        values["waiting_steps"] = [b for b in READ_BOTS if b not in done]
+        return c.page(request, "sync.html", **values)
+
+    @app.get("/workbook", response_model=None)
+    async def workbook(request: Request, all: str = "") -> Response:
+        """The current review workbook (what `dealerbot export` writes; ``all``: every record
+        in the store), made now into the private out folder."""
+        from dealerbot.review.export import default_workbook_path, export_runs, latest_runs
+        from dealerbot.running.registry import entity_of_bots
+
+        out = private_dir(settings.path("out"))
+
+        def make() -> Path | None:
+            with c.store() as store:
+                runs = latest_runs(store)
+                if not runs:
+                    return None
+                path = default_workbook_path(out, runs)
+                return export_runs(store, runs, path, entity_of_bots(settings.home), bool(all), console=True).path
+
+        try:
+            path = await asyncio.to_thread(make)
+        except (DealerbotError, ValueError, OSError) as exc:
+            request.session["flash"] = f"无法生成审核工作簿：{exc}"
+            return RedirectResponse("/", status_code=303)
+        if path is None:
+            request.session["flash"] = "还没有可导出的运行记录：请先点击“一键同步”。"
+            return RedirectResponse("/", status_code=303)
+        return FileResponse(path, filename=path.name, media_type=XLSX)
+

@@ -1,4 +1,5 @@
-"""The console's 审核 page: upload a reviewed workbook; actions whose approval a changed plan dropped."""
+"""The console's 审核 page: upload a reviewed workbook, then 立即写入DMS (the re-key bot, now);
+actions whose approval a changed plan dropped."""
 from __future__ import annotations
 
 import asyncio
@@ -8,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dealerbot.errors import DealerbotError
+from dealerbot.errors import AlreadyRunning, DealerbotError
 from dealerbot.private_files import private_dir
 from dealerbot.rekey.ledger import KIND_TEXT
 
@@ -30,8 +31,9 @@ def register(app: FastAPI, c: Console) -> None:
 
         with c.store() as store:
             again = reapprovals(store)
+            approved = len(store.actions(states=("approved",)))
         return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT[a.kind], "why": c.masker(a.note)}
-                                for a in again]}
+                                for a in again], "approved": approved}
 
     @app.get("/review", response_class=HTMLResponse)
     async def review_page(request: Request) -> HTMLResponse:
@@ -65,4 +67,20 @@ def register(app: FastAPI, c: Console) -> None:
                 apply_review(store, result, settings.rekey.reviewer or "控制台")
         except DealerbotError as exc:
             return c.page(request, "review.html", 422, error=str(exc).replace(str(target), shown))
-        return c.page(request, "review.html", done=result.counts, undecided=result.undecided, problems=result.problems)
+        return c.page(request, "review.html", done=result.counts, undecided=result.undecided, problems=result.problems,
+                      **review_page_values())
+
+    @app.post("/review/write")
+    async def write_now(request: Request, csrf: str = Form("")) -> Response:
+        """立即写入DMS: the re-key bot of this dealership's DMS ([rekey] client), now; its run page."""
+        from dealerbot.running.sync import WRITE_BOTS
+
+        check_csrf(request, csrf)
+        try:
+            run_id = await c.start(WRITE_BOTS[settings.rekey.client], False)
+        except AlreadyRunning:
+            return c.page(request, "review.html", 409, error="正在写入DMS（上一次写入还没有结束），本次不再启动。",
+                          error_link=("/runs", "查看运行记录"), **review_page_values())
+        except DealerbotError as exc:
+            return c.page(request, "review.html", 409, error=f"无法开始写入DMS：{exc}", **review_page_values())
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)

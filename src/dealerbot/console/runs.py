@@ -12,11 +12,33 @@ from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from dealerbot.console import run_page as view
-from dealerbot.errors import DealerbotError
+from dealerbot.errors import AlreadyRunning, DealerbotError
 from dealerbot.private_files import private_dir
 
 if TYPE_CHECKING:
+    from dealerbot.config import Settings
     from dealerbot.console.app import Console
+    from dealerbot.running.bot import Bot
+
+
+def fitting_bots(settings: Settings, bots: list[type[Bot]]) -> tuple[list[type[Bot]], list[tuple[type[Bot], str]]]:
+    """The bots this dealership uses, by name; and the others, each with why it is not among
+    them: the re-key bot of the DMS client it does not have (``[rekey] client``: a web DMS has
+    no use for ``dms-desktop-rekey``, nor a desktop one for ``dms-rekey``), a bot that needs an
+    input file (the console has no way to hand it one)."""
+    from dealerbot.running.sync import WRITE_BOTS
+
+    shown, more = [], []
+    for bot in sorted(bots, key=lambda b: b.name):
+        other_writer = bot.name in WRITE_BOTS.values() and bot.name != WRITE_BOTS[settings.rekey.client]
+        if other_writer:
+            how = "桌面客户端" if settings.rekey.client == "desktop" else "网页"
+            more.append((bot, f"本店的DMS通过{how}录入，不使用这个机器人"))
+        elif bot.needs_input:
+            more.append((bot, "需要输入文件，不能在控制台启动"))
+        else:
+            shown.append(bot)
+    return shown, more
 
 
 def register(app: FastAPI, c: Console) -> None:
@@ -24,27 +46,29 @@ def register(app: FastAPI, c: Console) -> None:
     settings = c.settings
     check_csrf = c.check_csrf
 
-    @app.get("/bots", response_class=HTMLResponse)
-    async def bots(request: Request, error: str = "") -> HTMLResponse:
+    def bots_values(error: str = "", error_link: tuple[str, str] | None = None) -> dict[str, Any]:
+        """The 机器人 page: the bots that fit this dealership first, the rarely used under 更多."""
         from dealerbot.running.registry import discover
 
         with c.store() as store:
             running = {r.bot for r in store.runs(50) if r.status == "running"}
-        return c.page(request, "bots.html", bots=sorted(discover(home=settings.home).values(), key=lambda b: b.name), running=running,
-                      error=error)
+        shown, more = fitting_bots(settings, list(discover(home=settings.home).values()))
+        return {"bots": shown, "more": more, "running": running, "error": error, "error_link": error_link}
+
+    @app.get("/bots", response_class=HTMLResponse)
+    async def bots(request: Request, error: str = "") -> HTMLResponse:
+        return c.page(request, "bots.html", **bots_values(error))
 
     @app.post("/bots/{name}/run")
     async def run_now(request: Request, name: str, csrf: str = Form(""), dry_run: str = Form("")) -> Response:
         check_csrf(request, csrf)
         try:
             run_id = await c.start(name, bool(dry_run))
+        except AlreadyRunning:
+            return c.page(request, "bots.html", 409, **bots_values(
+                f"{name} 正在运行（可能是定时任务或另一个窗口启动的），本次不再启动。", (f"/runs?bot={name}", "查看运行记录")))
         except DealerbotError as exc:
-            from dealerbot.running.registry import discover
-
-            with c.store() as store:
-                running = {r.bot for r in store.runs(50) if r.status == "running"}
-            return c.page(request, "bots.html", 409, bots=sorted(discover(home=settings.home).values(), key=lambda b: b.name),
-                          running=running, error=str(exc))
+            return c.page(request, "bots.html", 409, **bots_values(str(exc)))
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
     @app.get("/runs", response_class=HTMLResponse)
@@ -52,7 +76,10 @@ def register(app: FastAPI, c: Console) -> None:
         with c.store() as store:
             store.close_abandoned_runs()
             history = [r for r in store.runs(200, bot or None) if not status or r.status == status][:100]
-        return c.page(request, "runs.html", runs=history, bot=bot, status=status)
+        from dealerbot.failure_text import explain
+
+        advice = {r.run_id: explain(r.error_class, r.status, r.resume_after) for r in history}
+        return c.page(request, "runs.html", runs=history, bot=bot, status=status, advice=advice)
 
     def _run_or_404(run_id: str) -> Any:
         with c.store() as store:
@@ -118,7 +145,7 @@ def register(app: FastAPI, c: Console) -> None:
         out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"
         try:
             with c.store() as store:
-                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(settings.home), False)
+                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(settings.home), False, console=True)
         except (DealerbotError, ValueError, OSError) as exc:
             raise HTTPException(500, f"无法生成审核工作簿：{exc}") from None
         return FileResponse(out, filename=out.name,

@@ -55,11 +55,12 @@ def _rows(store: Store, entity: Entity, run_id: str, all_records: bool) -> Itera
         yield Row(values, cells, row_issues)
 
 
-def _scope(run: RunRecord, all_records: bool) -> str:
+def _scope(run: RunRecord, all_records: bool, console: bool = False) -> str:
     if all_records:
         return "库中全部记录，以及所有尚未更正的被拒记录"
     if run.status != "succeeded":
-        return "本次运行未成功：仅含失败前读取的记录；完整数据请用 dealerbot export --all 导出"
+        how = "在控制台“今日”页下载“全部记录”工作簿" if console else "用 dealerbot export --all 导出"
+        return f"本次运行未成功：仅含失败前读取的记录；完整数据请{how}"
     since = run.options.get("since")
     if since:
         return f"本次运行读取的记录：自 {since.replace('T', ' ')} 以来有变化的（增量）"
@@ -80,7 +81,7 @@ LEGEND = "红色 = 已拒绝（未入库，原因见“问题说明”）；黄�
 
 def export_runs(
     store: Store, runs: Sequence[RunRecord], path: Path, bot_records: dict[str, tuple[Entity, ...]],
-    all_records: bool = False, review: bool = True,
+    all_records: bool = False, review: bool = True, console: bool = False,
 ) -> WorkbookStats:
     """Write the review workbook for ``runs`` to ``path`` (atomically).
 
@@ -88,7 +89,9 @@ def export_runs(
     registry: :func:`dealerbot.running.registry.entity_of_bots`).
     Each run gives a sheet per record type: the records it read (or, with ``all_records``, every
     record in the store) and the records it rejected. With ``review``, the re-key sheets follow
-    (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review.sheets`).
+    (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review.sheets`). With
+    ``console`` (a workbook the console hands out) its notes name the console's way of doing
+    things, not CLI commands.
 
     Raises:
         ConfigError: nothing to export (no runs), or an unknown bot without an entity.
@@ -115,7 +118,7 @@ def export_runs(
             ("开始时间", run.started_at.replace(microsecond=0)),
             ("结束时间", run.ended_at.replace(microsecond=0) if run.ended_at else None),
             ("状态", STATUS_TEXT.get(run.status, run.status)),
-            ("范围", _scope(run, all_records)),
+            ("范围", _scope(run, all_records, console)),
             ("统计", counts or "无"),
         ]
         if run.error:
@@ -131,7 +134,7 @@ def export_runs(
     if review:
         from dealerbot.review.sheets import review_sheets
 
-        extra, lines = review_sheets(store)
+        extra, lines = review_sheets(store, console=console)
         sheets = extra[:1] + sheets + extra[1:]  # 待处理 first: what staff act on
         summary[2:2] = lines
     return write_workbook(path, summary, sheets)

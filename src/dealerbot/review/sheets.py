@@ -141,12 +141,13 @@ def reapprovals(store: Store) -> list[Action]:
     return [a for a in store.actions(AWAITING_REVIEW) if a.note.startswith(REAPPROVAL)]
 
 
-def review_sheets(store: Store, max_rows: int = 50_000) -> tuple[list[Sheet], list[tuple[str, Any]]]:
+def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -> tuple[list[Sheet], list[tuple[str, Any]]]:
     """The sheets a review workbook gains from the ledger, and lines for its 概要.
 
     待处理 (actions waiting for a person), 无法处理 (orders that cannot be written: rejected
     with the reason, or a conflict no write settles), 写入结果 (what the latest re-key run did),
     and the hidden marker sheet. Nothing when reconciliation never ran (a store that only reads).
+    With ``console``, the 概要 says to upload it in the console rather than the CLI command.
     """
     if not store.has_plan():
         return [], []
@@ -186,7 +187,7 @@ def review_sheets(store: Store, max_rows: int = 50_000) -> tuple[list[Sheet], li
     ]
     summary: list[tuple[str, Any]] = [
         ("待审核操作", f"{len(pending)} 条（见“{PENDING_TITLE}”表：在“审核”列选择 同意 / 跳过 / 修改后同意，"
-                    f"保存后运行 dealerbot import-review 文件名）"),
+                    f"保存后{'在控制台“审核”页上传' if console else '运行 dealerbot import-review 文件名'}）"),
         ("无法处理", f"{len(unresolved)} 条（见“{UNRESOLVED_TITLE}”表）"),
     ]
     again = sum(1 for a in pending if a.note.startswith(REAPPROVAL))

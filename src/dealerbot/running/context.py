@@ -5,6 +5,7 @@ evidence, counts and notes for the operator."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -161,8 +162,7 @@ class BotContext:
                 await session.count_every_request()
             try:
                 await session.step(f"open {selectors.title}", top.open)
-                if not session.shared.logged_in:
-                    self._note_saved_login(portal, selectors.title)
+                self._saved_login_password(portal, selectors.title, fingerprint, typed=session.shared.logged_in)
                 yield session
             except LoginRejected as exc:
                 if not exc.remembered:  # never type this password again (portals lock accounts)
@@ -228,15 +228,35 @@ class BotContext:
             self.log.info("{}: the password changed since the portal refused one: trying the new one", portal)
         return fingerprint
 
-    def _note_saved_login(self, portal: str, title: str) -> None:
-        """Say that no password was typed: a password changed on the portal since the saved
-        login shows only when that login expires."""
+    def _saved_login_password(self, portal: str, title: str, fingerprint: str, typed: bool) -> None:
+        """Keep which password the saved login was made with (its keyed fingerprint, beside the
+        saved login: ``state/<portal>-<user>.password.json``, 0600); and when this run used the
+        saved login while another password is configured now (it changed since: set anew after a
+        refusal, or by the operator), say once that the new password is not tried until that
+        login expires. A run on the saved login with the same password says nothing: the note
+        is for when it matters, not every run."""
+        from dealerbot.private_files import write_private_json
+
+        known = self.state_file(portal).with_suffix(".password.json")
+        if typed:
+            write_private_json(known, {"password": fingerprint})
+            return
+        try:
+            before = json.loads(known.read_text(encoding="utf-8")).get("password")
+        except (OSError, ValueError, AttributeError):
+            before = None  # a saved login from before dealerbot kept this: said once, then known
+        if before == fingerprint:
+            return
+        write_private_json(known, {"password": fingerprint})  # said once, not on every run
         saved = self.state_file(portal)
         since = f"（{datetime.fromtimestamp(saved.stat().st_mtime):%m-%d %H:%M} 登录）" if saved.exists() else ""
-        self.note(
-            f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现 "
-            f"({portal}: used the saved login; a changed password shows only when it expires)"
-        )
+        if before is None:
+            self.note(f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现 "
+                      f"({portal}: used the saved login; a changed password shows only when it expires)")
+        else:
+            self.note(f"{title}：密码已更换，但本次使用了保存的登录{since}，新密码尚未在门户上验证；该登录过期后"
+                      f"才会用新密码登录 ({portal}: the password changed; the saved login was used, the new password "
+                      f"is tried when it expires)")
 
     @asynccontextmanager
     async def desktop(self, portal: str, screens: str) -> AsyncIterator[Any]:

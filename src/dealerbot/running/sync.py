@@ -16,7 +16,7 @@ nested, so a sync never waits for itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,12 @@ from dealerbot.errors import DealerbotError
 from dealerbot.rekey.reconcile import ReconcileReport, reconcile_async
 from dealerbot.running.notify import Notifier, review_message
 from dealerbot.running.runner import RunResult, run_bot
-from dealerbot.store import Store
+from dealerbot.store import RunRecord, Store
 
 READ_BOTS = ("oem-orders", "oem-customers", "dms-customers", "dms-contracts")
+SYNC_RECORD = "sync"  # the bot name of a sync firing that never became runs (skipped, could not start)
+MANUAL_JOB = "sync"  # the job name of a sync's runs not started by the timetable (`dealerbot sync`)
+CONSOLE_JOB = "console-sync"  # ... started from the console's 一键同步 (a group's: queued under it too)
 WRITE_BOTS = {"web": "dms-rekey", "desktop": "dms-desktop-rekey"}  # [rekey] client
 
 RunStep = Callable[[str], Any]  # bot name -> an async callable running it (the CLI adds a progress bar)
@@ -64,18 +67,25 @@ async def sync(
     stop: asyncio.Event | None = None,
     engine_job: int | None = None,
     workbook: bool = False,
+    on_start: Callable[[str, Path], None] | None = None,
 ) -> SyncResult:
     """Run the chain (see the module docstring). Run failures are in the result, not raised.
+    ``on_start`` is told each step's run id as it starts (as :func:`run_bot`'s).
     A ``stop`` set between steps ends the chain there; approvals left waiting for a person are
     notified (``[notify] on`` review; the message names the workbook when one was written).
     With ``workbook`` (the timetable's and a group's workers' syncs) the review workbook is written into ``out/`` however the chain ended; a
     workbook that cannot be written is logged, not raised (the CLI writes its own).
 
+    Every run of the chain is recorded under ``job`` (the timetable's job; :data:`MANUAL_JOB`
+    when none is given), so that the chain can be found again (:func:`last_sync`).
+
     Raises:
         ConfigError: the dictionary, the policy or the store is unusable (before any run).
     """
+    job = job or MANUAL_JOB
     result = await _chain(settings, full=full, dry_run=dry_run, headed=headed, trigger=trigger, passwords=passwords,
-                          progress=progress, on_step=on_step, job=job, stop=stop, engine_job=engine_job)
+                          progress=progress, on_step=on_step, job=job, stop=stop, engine_job=engine_job,
+                          on_start=on_start)
     if workbook:
         from loguru import logger
 
@@ -112,6 +122,7 @@ async def _chain(
     settings: Settings, *, full: bool, dry_run: bool, headed: bool, trigger: str,
     passwords: Mapping[str, str] | None, progress: Callable[[str], Callable[[dict[str, int]], None] | None] | None,
     on_step: Callable[[str], None] | None, job: str | None, stop: asyncio.Event | None, engine_job: int | None,
+    on_start: Callable[[str, Path], None] | None = None,
 ) -> SyncResult:
     dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
     policy = settings.rekey.policy()
@@ -122,7 +133,7 @@ async def _chain(
         r = await run_bot(
             bot, settings, full=full and bot == "oem-orders", headed=headed, trigger=trigger, passwords=passwords,
             on_progress=progress(bot) if progress else None, options=options, job=job, stop=stop,
-            engine_job=engine_job,
+            engine_job=engine_job, on_start=on_start,
         )
         result.runs.append(r)
         return r
@@ -149,3 +160,27 @@ async def _chain(
     with Store.open(settings.store_url, settings.store_code) as store:
         result.left = await reconcile_async(store, dictionary, policy, on_wait=waiting)
     return result
+
+
+def last_sync(runs: Sequence[RunRecord], jobs: Iterable[str]) -> list[RunRecord]:
+    """The runs of the newest sync among ``runs`` (newest first, as :meth:`Store.runs` gives
+    them), oldest first: those of the newest run's job in ``jobs`` (the timetable's sync jobs,
+    :data:`MANUAL_JOB`, :data:`CONSOLE_JOB`) back to the chain's first step. A firing the
+    timetable recorded as skipped or unable to start (one record named ``sync``) is a sync of
+    its own. Empty when none of ``runs`` belongs to a sync."""
+    names = set(jobs)
+    newest = next((r for r in runs if r.job in names), None)
+    if newest is None:
+        return []
+    if newest.bot == SYNC_RECORD:
+        return [newest]
+    chain: list[RunRecord] = []
+    for r in runs:
+        if r.job != newest.job:
+            continue
+        if r.bot == SYNC_RECORD:
+            break
+        chain.append(r)
+        if r.bot == READ_BOTS[0]:
+            break
+    return chain[::-1]
