@@ -25,6 +25,10 @@ firings, each deferred to the group's task engine, once per store, instead of ru
   server down) is said once, notified once, and tried again after growing pauses (5 s, doubling,
   at most 5 minutes); firings meanwhile do not start (nothing could record them). When it opens
   again the scheduler says so, catches up what was missed as after the PC was off, and goes on.
+* A job a person paused (the console's 定时任务 page) stays paused across restarts: pauses are
+  kept in the store (:class:`~dealerbot.store.pauses.PausesPart`), applied when the scheduler
+  starts (and when its store opens again), and checked again at each firing, so a pause made by
+  a console in another process holds too. A paused job is not caught up either.
 * An exception in a run never stops the scheduler. :meth:`Scheduler.request_stop` (SIGTERM,
   Ctrl-C) lets running bots stop at their next safe point (a re-key finishes its current
   record), waits up to ``grace`` seconds, then cancels what is left (recorded ``interrupted``).
@@ -137,7 +141,7 @@ class Scheduler:
         self.log.info("scheduler started: {} job(s)", len(self.jobs))
         for line in self.describe():
             self.log.info("  {}", line)
-        self._catch_up()
+        self._catch_up()  # applies the pauses kept in the store first
         await self._stopping.wait()
         await self._shut_down()
 
@@ -189,17 +193,42 @@ class Scheduler:
         trigger.get_next_fire_time = safe  # type: ignore[method-assign]
         return trigger
 
+    def _apply_pauses(self, store: Store) -> set[str]:
+        """Pause in APScheduler the jobs paused in ``store`` (by a person, kept across restarts):
+        their names."""
+        paused = set()
+        for name, pause in store.job_pauses().items():
+            aps_job = self.aps.get_job(name)
+            if name not in self.jobs or aps_job is None:
+                continue
+            paused.add(name)
+            if aps_job.next_run_time is not None:
+                self.aps.pause_job(name)
+                self.log.warning("job {} stays paused (paused by {} at {:%Y-%m-%d %H:%M}): it does not run until resumed",
+                                 name, pause["paused_by"], pause["paused_at"])
+        return paused
+
+    def paused_by(self, name: str) -> dict[str, Any] | None:
+        """Who paused job ``name`` and when, as the store has it (None: not paused, or the store
+        cannot be opened now: a firing then goes on and meets the store's error itself)."""
+        try:
+            with Store.open(self.settings.store_url, self.settings.store_code) as store:
+                return store.job_pauses().get(name)
+        except Exception:  # noqa: BLE001 - the store's errors are dealt with where a run opens it
+            return None
+
     def _catch_up(self) -> None:
         now = datetime.now().astimezone()
         try:
             with Store.open(self.settings.store_url, self.settings.store_code) as store:
+                paused = self._apply_pauses(store)
                 last_runs = {name: store.last_job_run(name) for name in self.jobs}
         except Exception as exc:  # noqa: BLE001 - a store not reachable yet (PostgreSQL still starting), damaged...
             self._store_unusable(exc)  # caught up once it opens
             return
         for name, job in self.jobs.items():
             last = last_runs[name]
-            if job.on_start != "run_once" or last is None:
+            if job.on_start != "run_once" or last is None or name in paused:
                 continue
             started = last.started_at.astimezone(job.tz)  # stored naive, local time: astimezone reads it so
             due = self._trigger(job).get_next_fire_time(started, started)
@@ -217,6 +246,10 @@ class Scheduler:
             return
         if self._store_probe is not None:  # said once already; it is tried again meanwhile
             self.log.debug("job {} not started: the store cannot be opened", name)
+            return
+        pause = await asyncio.to_thread(self.paused_by, name)  # paused meanwhile by a console elsewhere
+        if pause is not None:
+            self.log.warning("job {} not run: paused by {} at {:%Y-%m-%d %H:%M}", name, pause["paused_by"], pause["paused_at"])
             return
         task = asyncio.current_task()
         if task is not None:

@@ -17,8 +17,8 @@ store is opened; a store made by an older dealerbot upgrades in place.
 The package, one module per concern behind one front, :class:`~dealerbot.store.front.Store`:
 ``runs`` (runs), ``records`` (records, rejects, watermarks), ``logins`` (refused passwords),
 ``ledger`` (the re-key ledger's actions), ``audit`` (the audit trail), ``fires`` (timetable
-fires), ``group`` (a group's request budget and overview); ``base`` (the engine and tables they
-share), ``schema`` (the tables), ``migrate`` (opening: migrations, checks), ``ledger_lock``.
+fires), ``pauses`` (paused timetable jobs), ``group`` (a group's request budget and overview);
+``base`` (the engine and tables they share), ``schema`` (the tables), ``migrate`` (opening: migrations, checks), ``ledger_lock``.
 """
 
 from dealerbot.store.front import Store
