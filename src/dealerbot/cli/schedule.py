@@ -72,10 +72,12 @@ def schedule_check(
 
 @schedule_app.command("list")
 def schedule_list(config: ConfigOpt = None) -> None:
-    """列出定时任务：下次运行时间和上次结果。
+    """列出定时任务：运行时间、下次运行（或已暂停）和上次结果。
 
-    The jobs with their next fire time and the last run each started."""
+    The jobs with their timetable in words, their next fire time (or who paused them and when)
+    and the last run each started."""
     from dealerbot.schedule.timetable import next_fire
+    from dealerbot.schedule.words import job_in_words
     from dealerbot.status_text import STATUS_TEXT
 
     settings = settings_from(config)
@@ -86,19 +88,22 @@ def schedule_list(config: ConfigOpt = None) -> None:
     if settings.is_group:
         table.add_column("门店")
     with open_store(settings) as store:
+        pauses = store.job_pauses()
         for job in jobs:
+            pause = pauses.get(job.name)
             try:
                 nxt = next_fire(job, settings)
                 next_text = f"{nxt[0]:%m-%d %H:%M}" if nxt else "-"
             except DealerbotError:
                 next_text = "节假日数据过期"
-            when = job.cron and f"cron {job.cron}" or f"every {job.every}"
+            if pause is not None:  # kept in the store: the scheduler does not run it until resumed
+                next_text = f"已暂停\n{pause['paused_by']}\n{pause['paused_at']:%m-%d %H:%M}"
             # A group's job: a line per store it runs for, with that store's last run.
             for code in (job.stores or list(settings.stores)) if settings.is_group else [None]:
                 last = (store.for_code(code) if code else store).last_job_run(job.name)
                 table.add_row(
                     escape(job.name) + ("" if job.enabled else "（停用）"), escape(job.run),
-                    escape(when) + ("，工作日" if job.days == "workdays" else ""), next_text,
+                    escape(job_in_words(job)), escape(next_text),
                     f"{last.started_at:%m-%d %H:%M}" if last else "-",
                     STATUS_TEXT.get(last.status, last.status) if last else "-",
                     *([code] if code else []),
