@@ -37,7 +37,7 @@ from dealerbot.web.browser import find_browser
 
 from .conftest import DMS_PASSWORD, OEM_PASSWORD, free_port
 from .keyring_backend import FileKeyring
-from .test_cli import _config
+from .test_cli import _config, dealerbot
 from .test_failures import _edit_selector
 
 CONSOLE_PASSWORD = "console-pass-1"
@@ -177,6 +177,8 @@ async def test_a_refused_password_is_replaced_in_the_console_and_the_next_run_lo
     for path in settings.path("logs").rglob("*"):  # never in a log or a run's evidence
         if path.is_file():
             assert DMS_PASSWORD.encode() not in path.read_bytes(), path
+    audit = dealerbot(["audit"], tmp_path)  # as the terminal shows the trail
+    assert audit.returncode == 0 and "更换门户密码" in audit.stdout and DMS_PASSWORD not in audit.stdout, audit.stdout
 
 
 def _account(settings) -> str:
@@ -321,3 +323,7 @@ async def test_a_job_paused_in_the_console_stays_paused_after_serve_restarts(tmp
         runs = [r.run_id for r in store.runs(20)]
         assert runs == ["20261201-030000-dms-contracts-0001"], runs  # no fire, no catch-up
         assert [r["event"] for r in store.audit_rows(10)] == ["job_paused"]
+    listed = dealerbot(["schedule", "list"], tmp_path)
+    assert listed.returncode == 0 and "每天 03:00" in listed.stdout and "已暂停" in listed.stdout, listed.stdout
+    audit = dealerbot(["audit"], tmp_path)
+    assert "暂停定时任务" in audit.stdout and "控制台操作员" in audit.stdout, audit.stdout
