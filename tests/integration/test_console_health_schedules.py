@@ -130,11 +130,17 @@ async def test_a_refused_password_is_replaced_in_the_console_and_the_next_run_lo
             assert "credentials set" not in await page.content()  # nothing to type in a terminal
             await page.screenshot(path=str(tmp_path / "health-refused.png"), full_page=True)
 
+            # The pages are not checked with the refused password either (the account could lock).
+            await dms.locator("button.check-pages").click()
+            assert "拒绝过现在的密码" in await page.inner_text("#error")
+            assert clean_sandbox.counters("dms").get("logins", 0) == logins_before
+
             # Typed twice differently: refused, nothing stored, the refusal kept.
             await page.fill("#password-dms", DMS_PASSWORD)
             await page.fill("#confirm-dms", DMS_PASSWORD + "x")
             await page.click("#portal-dms button.save-password")
             assert "不一致" in await page.inner_text("#error")
+            await page.screenshot(path=str(tmp_path / "health-mismatch.png"), full_page=True)
             assert json.loads(file_keyring.read_text())[f"dealerbot/dms:{username}"] == wrong
             assert store.login_refusal(refused_account) is not None
 
@@ -327,3 +333,11 @@ async def test_a_job_paused_in_the_console_stays_paused_after_serve_restarts(tmp
     assert listed.returncode == 0 and "每天 03:00" in listed.stdout and "已暂停" in listed.stdout, listed.stdout
     audit = dealerbot(["audit"], tmp_path)
     assert "暂停定时任务" in audit.stdout and "控制台操作员" in audit.stdout, audit.stdout
+    resumed = dealerbot(["schedule", "resume", "contracts"], tmp_path)  # from a terminal, audited too
+    assert resumed.returncode == 0 and "已恢复 contracts" in resumed.stdout, resumed.stdout + resumed.stderr
+    assert "已暂停" not in dealerbot(["schedule", "list"], tmp_path).stdout
+    with Store.open(f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}") as store:
+        assert store.job_pauses() == {} and store.audit_rows(1)[0]["event"] == "job_resumed"
+        assert store.audit_rows(1)[0]["actor"].startswith("终端")
+    unknown = dealerbot(["schedule", "pause", "no-such-job"], tmp_path)
+    assert unknown.returncode == 2 and "no-such-job" in unknown.stderr

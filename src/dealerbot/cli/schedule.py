@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -109,6 +110,43 @@ def schedule_list(config: ConfigOpt = None) -> None:
                     *([code] if code else []),
                 )
     make_console().print(table)
+
+
+@schedule_app.command("pause")
+def schedule_pause(
+    name: Annotated[str, typer.Argument(help="任务名（dealerbot schedule list）")],
+    config: ConfigOpt = None,
+) -> None:
+    """暂停一个定时任务，直到 resume（重启后仍然暂停；记入审计记录）。
+
+    Pause a job until `schedule resume`: kept in the store, so it holds after a restart (a
+    scheduler running now skips it at its next firing); who and when go to the audit trail."""
+    _pause_or_resume(name, config, pause=True)
+
+
+@schedule_app.command("resume")
+def schedule_resume(
+    name: Annotated[str, typer.Argument(help="任务名（dealerbot schedule list）")],
+    config: ConfigOpt = None,
+) -> None:
+    """恢复一个已暂停的定时任务（运行中的调度程序在重启后按计划运行它）。
+
+    Resume a paused job (a scheduler running now picks it up when restarted; the console of
+    `dealerbot serve` resumes it at once)."""
+    _pause_or_resume(name, config, pause=False)
+
+
+def _pause_or_resume(name: str, config: Path | None, pause: bool) -> None:
+    import getpass
+
+    settings = settings_from(config, store_needed=True)
+    if name not in {j.name for j in load_jobs(settings)}:
+        raise fail(f"没有定时任务 {name}：dealerbot schedule list 列出所有任务 (no job {name!r})")
+    actor = f"终端（{getpass.getuser()}）"
+    with open_store(settings) as store:
+        changed = store.pause_job(name, actor) if pause else store.resume_job(name, actor)
+    word = "暂停" if pause else "恢复"
+    make_console().print(f"已{word} {name}" if changed else f"{name} 本来就{'已暂停' if pause else '没有暂停'}")
 
 
 @schedule_app.command("start")
