@@ -84,13 +84,13 @@ def register(app: FastAPI, c: Console) -> None:
         elif password != confirm:
             problem = f"{name}：两次输入的密码不一致，没有保存"
         if problem:
-            return page(request, 400, error=problem, failed=name)
+            return page(request, 400, error=problem)
         actor = actor_of(request)
         try:
             with c.store() as store:
                 backend = await asyncio.to_thread(replace_password, settings, store, name, password, actor)
         except DealerbotError as exc:
-            return page(request, 409, error=str(exc), failed=name)
+            return page(request, 409, error=str(exc))
         logger.info("console: the {} password was replaced by {} (keyring: {})", name, actor, backend)
         return RedirectResponse(f"/health?saved={name}#portal-{name}", status_code=303)
 
@@ -110,12 +110,12 @@ def register(app: FastAPI, c: Console) -> None:
             with c.store() as store:  # a password the portal refused is never typed again, here neither
                 refused = store.login_refusal(account_key(name, portal))
                 if refused is not None and refused["fingerprint"] == store.password_fingerprint(password):
-                    return page(request, 409, failed=name,
+                    return page(request, 409,
                                 error=f"{name} 拒绝过现在的密码，为免账号被锁定不再尝试：请先在下面设置新密码，再检查页面")
             report = await check_selectors(settings, name, portal_app(name, settings.home),
                                            make_masker(settings, c.passwords, [name]),
                                            passwords=dict(c.passwords) if c.passwords else None)
             await asyncio.to_thread(record_check, settings, name, report)
         except (DealerbotError, OSError) as exc:
-            return page(request, 502, error=f"{name} 的页面检查没有完成：{c.masker(str(exc))}", failed=name)
+            return page(request, 502, error=f"{name} 的页面检查没有完成：{c.masker(str(exc))}")
         return RedirectResponse(f"/health#portal-{name}", status_code=303)
