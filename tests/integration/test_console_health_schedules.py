@@ -324,7 +324,7 @@ async def test_a_job_paused_in_the_console_stays_paused_after_serve_restarts(tmp
             await page.screenshot(path=str(tmp_path / "runs-after-restart.png"), full_page=True)
     finally:
         second = _stop(proc)
-    assert "stays paused" in second, second
+    assert "job contracts is paused (by 控制台操作员" in second and "missed" not in second, second
     with Store.open(f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}") as store:
         runs = [r.run_id for r in store.runs(20)]
         assert runs == ["20261201-030000-dms-contracts-0001"], runs  # no fire, no catch-up
@@ -341,3 +341,34 @@ async def test_a_job_paused_in_the_console_stays_paused_after_serve_restarts(tmp
         assert store.audit_rows(1)[0]["actor"].startswith("终端")
     unknown = dealerbot(["schedule", "pause", "no-such-job"], tmp_path)
     assert unknown.returncode == 2 and "no-such-job" in unknown.stderr
+
+
+async def test_a_running_scheduler_follows_a_pause_and_a_resume_made_in_another_process(settings, monkeypatch):
+    """A console (or `schedule pause`) in another process writes the pause into the store: the
+    running scheduler follows it (every PAUSE_POLL_SECONDS, shortened here), and the resume too."""
+    from dealerbot.running.registry import discover
+    from dealerbot.schedule import scheduler as scheduling
+    from dealerbot.schedule.timetable import load_timetables
+
+    monkeypatch.setattr(scheduling, "PAUSE_POLL_SECONDS", 0.2)
+    _schedules(settings.home, "jobs:\n  - {name: hourly, run: oem-orders, every: 1h, on_start: wait}\n")
+    scheduler = scheduling.Scheduler(settings, load_timetables(settings.home / "schedules", discover()))
+    serving = asyncio.create_task(scheduler.serve())
+
+    async def until(paused: bool) -> None:
+        deadline = time.monotonic() + 20
+        while (job := scheduler.aps.get_job("hourly")) is None or (job.next_run_time is None) != paused:
+            assert time.monotonic() < deadline and not serving.done(), f"the scheduler did not follow (paused={paused})"
+            await asyncio.sleep(0.1)
+
+    try:
+        await until(paused=False)
+        with Store.open(settings.store_url) as store:
+            assert store.pause_job("hourly", "终端（clerk）")
+        await until(paused=True)
+        with Store.open(settings.store_url) as store:
+            assert store.resume_job("hourly", "终端（clerk）")
+        await until(paused=False)
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 30)

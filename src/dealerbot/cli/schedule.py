@@ -120,7 +120,7 @@ def schedule_pause(
     """暂停一个定时任务，直到 resume（重启后仍然暂停；记入审计记录）。
 
     Pause a job until `schedule resume`: kept in the store, so it holds after a restart (a
-    scheduler running now skips it at its next firing); who and when go to the audit trail."""
+    scheduler running now follows within 30 s); who and when go to the audit trail."""
     _pause_or_resume(name, config, pause=True)
 
 
@@ -129,10 +129,9 @@ def schedule_resume(
     name: Annotated[str, typer.Argument(help="任务名（dealerbot schedule list）")],
     config: ConfigOpt = None,
 ) -> None:
-    """恢复一个已暂停的定时任务（运行中的调度程序在重启后按计划运行它）。
+    """恢复一个已暂停的定时任务（运行中的调度程序在 30 秒内跟上）。
 
-    Resume a paused job (a scheduler running now picks it up when restarted; the console of
-    `dealerbot serve` resumes it at once)."""
+    Resume a paused job (a scheduler running now follows within 30 s)."""
     _pause_or_resume(name, config, pause=False)
 
 

@@ -152,8 +152,9 @@ def register(app: FastAPI, c: Console) -> None:
             except DealerbotError as exc:
                 return page(request, 409, error=f"{job.name} 没有开始：{exc}")
             return RedirectResponse(f"/runs/{run_id}", status_code=303)
-        with c.store() as store:  # kept in the store first: it holds across restarts
+        with c.store() as store:  # kept in the store: it holds across restarts
             (store.pause_job if action == "pause" else store.resume_job)(name, actor_of(request))
-        if c.scheduler is not None and c.scheduler.aps.get_job(name) is not None:  # and now, in this process
-            getattr(c.scheduler.aps, f"{action}_job")(name)
+            pauses = store.job_pauses()
+        if c.scheduler is not None:  # the scheduler of this process follows at once (others within 30 s)
+            c.scheduler.follow_pauses(pauses)
         return RedirectResponse(f"/schedules#job-{name}", status_code=303)

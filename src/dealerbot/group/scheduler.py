@@ -147,7 +147,7 @@ class GroupScheduler(Scheduler):
             return
         with base:
             try:
-                paused = self._apply_pauses(base.for_code(self.settings.store_code))
+                paused = self.follow_pauses(base.for_code(self.settings.store_code).job_pauses())
             except Exception as exc:  # noqa: BLE001 - a database blink: pauses are checked again at each firing
                 self.log.error("paused jobs not read: {}", exc)
                 paused = set()

@@ -27,8 +27,9 @@ firings, each deferred to the group's task engine, once per store, instead of ru
   again the scheduler says so, catches up what was missed as after the PC was off, and goes on.
 * A job a person paused (the console's 定时任务 page) stays paused across restarts: pauses are
   kept in the store (:class:`~dealerbot.store.pauses.PausesPart`), applied when the scheduler
-  starts (and when its store opens again), and checked again at each firing, so a pause made by
-  a console in another process holds too. A paused job is not caught up either.
+  starts (and when its store opens again), read again every 30 s and checked at each firing, so
+  a pause or resume made in another process (a console, ``schedule pause``) holds too. A paused
+  job is not caught up either.
 * An exception in a run never stops the scheduler. :meth:`Scheduler.request_stop` (SIGTERM,
   Ctrl-C) lets running bots stop at their next safe point (a re-key finishes its current
   record), waits up to ``grace`` seconds, then cancels what is left (recorded ``interrupted``).
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 STOP_GRACE_SECONDS = 120.0
+PAUSE_POLL_SECONDS = 30.0  # how often the store's pauses are read again (a console in another process)
 STORE_RETRY_LONGEST_SECONDS = 300.0  # a store that cannot be opened: longest pause ([store] retry_first_seconds: the first)
 
 
@@ -124,6 +126,7 @@ class Scheduler:
         self.stop = asyncio.Event()  # handed to every run: stop at the next safe point
         self._stopping = asyncio.Event()
         self._active: set[asyncio.Task[Any]] = set()
+        self._paused: set[str] = set()  # jobs this scheduler paused because the store says so
         self.aps = AsyncIOScheduler(job_defaults={"max_instances": 1})
         self.notifier = Notifier(settings.notify, log)
 
@@ -141,7 +144,8 @@ class Scheduler:
         self.log.info("scheduler started: {} job(s)", len(self.jobs))
         for line in self.describe():
             self.log.info("  {}", line)
-        self._catch_up()  # applies the pauses kept in the store first
+        self._catch_up()  # follows the pauses kept in the store first
+        self._spawn(self._watch_pauses())
         await self._stopping.wait()
         await self._shut_down()
 
@@ -193,27 +197,50 @@ class Scheduler:
         trigger.get_next_fire_time = safe  # type: ignore[method-assign]
         return trigger
 
-    def _apply_pauses(self, store: Store) -> set[str]:
-        """Pause in APScheduler the jobs paused in ``store`` (by a person, kept across restarts):
-        their names."""
-        paused = set()
-        for name, pause in store.job_pauses().items():
-            aps_job = self.aps.get_job(name)
-            if name not in self.jobs or aps_job is None:
-                continue
-            paused.add(name)
-            if aps_job.next_run_time is not None:
+    def follow_pauses(self, pauses: Mapping[str, Mapping[str, Any]]) -> set[str]:
+        """Make APScheduler's pauses those of ``pauses`` (the store's: job -> who and when):
+        pause what was paused, resume what this scheduler paused and a person resumed since.
+        Returns the names of this timetable's jobs that are paused."""
+        for name, pause in pauses.items():
+            if name in self.jobs and name not in self._paused and self.aps.get_job(name) is not None:
                 self.aps.pause_job(name)
-                self.log.warning("job {} stays paused (paused by {} at {:%Y-%m-%d %H:%M}): it does not run until resumed",
+                self._paused.add(name)
+                self.log.warning("job {} is paused (by {} at {:%Y-%m-%d %H:%M}): it does not run until resumed",
                                  name, pause["paused_by"], pause["paused_at"])
-        return paused
+        for name in sorted(self._paused - set(pauses)):
+            self._paused.discard(name)
+            if self.aps.get_job(name) is not None:
+                self.aps.resume_job(name)
+                self.log.warning("job {} resumed", name)
+        return set(pauses) & set(self.jobs)
+
+    async def _watch_pauses(self) -> None:
+        """Follow the store's pauses every :data:`PAUSE_POLL_SECONDS` (a pause or resume made by a
+        console or ``schedule pause`` in another process)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), PAUSE_POLL_SECONDS)
+                return
+            except TimeoutError:
+                pass
+            if self._store_probe is not None:
+                continue  # the store cannot be opened: its probe catches up when it can
+            try:
+                pauses = await asyncio.to_thread(self._read_pauses)
+            except Exception as exc:  # noqa: BLE001 - a database blink: tried again next time
+                self.log.debug("paused jobs not read: {}", exc)
+                continue
+            self.follow_pauses(pauses)
+
+    def _read_pauses(self) -> dict[str, dict[str, Any]]:
+        with Store.open(self.settings.store_url, self.settings.store_code) as store:
+            return store.job_pauses()
 
     def paused_by(self, name: str) -> dict[str, Any] | None:
         """Who paused job ``name`` and when, as the store has it (None: not paused, or the store
         cannot be opened now: a firing then goes on and meets the store's error itself)."""
         try:
-            with Store.open(self.settings.store_url, self.settings.store_code) as store:
-                return store.job_pauses().get(name)
+            return self._read_pauses().get(name)
         except Exception:  # noqa: BLE001 - the store's errors are dealt with where a run opens it
             return None
 
@@ -221,7 +248,7 @@ class Scheduler:
         now = datetime.now().astimezone()
         try:
             with Store.open(self.settings.store_url, self.settings.store_code) as store:
-                paused = self._apply_pauses(store)
+                paused = self.follow_pauses(store.job_pauses())
                 last_runs = {name: store.last_job_run(name) for name in self.jobs}
         except Exception as exc:  # noqa: BLE001 - a store not reachable yet (PostgreSQL still starting), damaged...
             self._store_unusable(exc)  # caught up once it opens
