@@ -141,7 +141,7 @@ def register(app: FastAPI, c: Console) -> None:
         return job
 
     @app.post("/schedules/{name}/{action}")
-    async def pause_resume(request: Request, name: str, action: str, csrf: str = Form("")) -> Response:
+    async def job_action(request: Request, name: str, action: str, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
         if action not in ("pause", "resume", "run"):
             raise HTTPException(404, "没有这个操作")
