@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from dealerbot.errors import CredentialsMissing
+
+if TYPE_CHECKING:
+    from dealerbot.config import Settings
+    from dealerbot.store import Store
 
 KEYRING_SERVICE = "dealerbot"
 
@@ -74,6 +79,34 @@ def set_password(portal: str, username: str, password: str, store: str = "") -> 
         raise CredentialsMissing(
             f"这台电脑上的系统钥匙串不可用，请改用环境变量 {env_name(portal, store)} (the OS keyring is not usable here: {exc})"
         ) from None
+
+
+def environment_wins(portal: str, store: str = "") -> str | None:
+    """The environment variable whose password is used for ``portal`` before any the keyring
+    holds for ``store`` (``DEALERBOT_DMS_PASSWORD``...), or None when the keyring's is used."""
+    name = env_name(portal, store)
+    return name if os.environ.get(name) else None
+
+
+def replace_password(settings: Settings, store: Store, portal: str, password: str, actor: str) -> str:
+    """Set or replace ``portal``'s password where ``dealerbot credentials set`` keeps it (the OS
+    keyring; a group's store's own entry), forget the portal's refusal of the old one, and
+    append the change to the audit trail (who, which account; never the password). Returns the
+    keyring backend's name.
+
+    Raises:
+        ConfigError: no such portal.
+        CredentialsMissing: no usable keyring (nothing changed).
+    """
+    from dealerbot.running.context import account_key
+
+    portal_settings = settings.portal(portal)
+    backend = set_password(portal, portal_settings.username, password, settings.own_store)
+    cleared = store.clear_login_refusal(account_key(portal, portal_settings))
+    store.audit_event(actor, "password_set", portal, f"{portal}:{portal_settings.username}", {
+        "portal": portal, "username": portal_settings.username, "keyring": backend, "refusal_cleared": cleared,
+    }, note=f"{portal} 的密码已更换（保存在系统钥匙串）" + ("，清除了门户拒绝密码的记录" if cleared else ""))
+    return backend
 
 
 def password_source(overrides: Mapping[str, str] | None = None, store: str = "") -> PasswordSource:

@@ -201,7 +201,7 @@ async def test_today_says_what_failed_with_what_to_do_and_warns_when_no_schedule
         assert len(december) == 1 and december[0].text.startswith("2027 年的节假日安排尚未录入")
         assert december[0].link == "/schedules"
         assert not [w for w in home_warnings(settings, store, Timetable(), date(2026, 10, 20)) if "节假日" in w.text]
-        assert await page.get_attribute("#failures a.fix", "href") == "/health"  # where a password is set
+        assert await page.get_attribute("#failures a.fix", "href") == "/health#portal-dms"  # where its password is set
         await page.screenshot(path=str(tmp_path / "home-failure.png"), full_page=True)
         await page.click("#failures a.run")
         assert page.url.endswith(f"/runs/{refused.run_id}")

@@ -21,7 +21,9 @@ def credentials_set(
     """输入门户密码并保存到系统钥匙串。
 
     Prompt for a portal's password and store it in the OS keyring."""
-    from dealerbot.credentials import set_password
+    import getpass
+
+    from dealerbot.credentials import replace_password
 
     settings = settings_from(config)
     try:
@@ -30,11 +32,11 @@ def credentials_set(
         raise fail(str(exc)) from None
     password = typer.prompt(f"password for {portal} user {username}", hide_input=True, confirmation_prompt=True)
     try:
-        backend = set_password(portal, username, password, settings.own_store)
+        with open_store(settings) as store:  # the refusal of the old one forgotten, the change audited
+            backend = replace_password(settings, store, portal, password, f"终端（{getpass.getuser()}）")
     except DealerbotError as exc:
         raise fail(str(exc)) from None
     make_console().print(f"已保存到系统钥匙串 (stored in the OS keyring: {backend})")
-    _forget_refusal(settings, portal)
 
 
 def _forget_refusal(settings: Settings, portal: str) -> bool:

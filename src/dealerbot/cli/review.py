@@ -259,7 +259,8 @@ def audit(
               "update_contract": "更新合同", "cancel_contract": "取消合同", "approve": "审核同意",
               "approve_edited": "修改后同意", "skip": "审核跳过", "written": "已写入并回读", "found": "已存在，未写入",
               "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到",
-              "invalid": "校验未通过，未写入", "approval_dropped": "原审核作废（计划已变）"}
+              "invalid": "校验未通过，未写入", "approval_dropped": "原审核作废（计划已变）",
+              "password_set": "更换门户密码", "job_paused": "暂停定时任务", "job_resumed": "恢复定时任务"}
     table = Table(title="审计记录 (audit)")
     for col in ("时间", "事件", "厂家订单号/记录键", "对象", "操作人", "运行", "内容"):
         table.add_column(col, overflow="fold")

@@ -7,6 +7,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Coroutine
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -93,10 +94,12 @@ def schedule_check(
 
 @schedule_app.command("list")
 def schedule_list(config: ConfigOpt = None) -> None:
-    """列出定时任务：下次运行时间和上次结果。
+    """列出定时任务：运行时间、下次运行（或已暂停）和上次结果。
 
-    The jobs with their next fire time and the last run each started."""
+    The jobs with their timetable in words, their next fire time (or who paused them and when)
+    and the last run each started."""
     from dealerbot.schedule.timetable import next_fire
+    from dealerbot.schedule.words import job_in_words
     from dealerbot.status_text import STATUS_TEXT
 
     settings = settings_from(config)
@@ -107,24 +110,63 @@ def schedule_list(config: ConfigOpt = None) -> None:
     if settings.is_group:
         table.add_column("门店")
     with open_store(settings) as store:
+        pauses = store.job_pauses()
         for job in jobs:
+            pause = pauses.get(job.name)
             try:
                 nxt = next_fire(job, settings)
                 next_text = f"{nxt[0]:%m-%d %H:%M}" if nxt else "-"
             except DealerbotError:
                 next_text = "节假日数据过期"
-            when = job.cron and f"cron {job.cron}" or f"every {job.every}"
+            if pause is not None:  # kept in the store: the scheduler does not run it until resumed
+                next_text = f"已暂停\n{pause['paused_by']}\n{pause['paused_at']:%m-%d %H:%M}"
             # A group's job: a line per store it runs for, with that store's last run.
             for code in (job.stores or list(settings.stores)) if settings.is_group else [None]:
                 last = (store.for_code(code) if code else store).last_job_run(job.name)
                 table.add_row(
                     escape(job.name) + ("" if job.enabled else "（停用）"), escape(job.run),
-                    escape(when) + ("，工作日" if job.days == "workdays" else ""), next_text,
+                    escape(job_in_words(job)), escape(next_text),
                     f"{last.started_at:%m-%d %H:%M}" if last else "-",
                     STATUS_TEXT.get(last.status, last.status) if last else "-",
                     *([code] if code else []),
                 )
     make_console().print(table)
+
+
+@schedule_app.command("pause")
+def schedule_pause(
+    name: Annotated[str, typer.Argument(help="任务名（dealerbot schedule list）")],
+    config: ConfigOpt = None,
+) -> None:
+    """暂停一个定时任务，直到 resume（重启后仍然暂停；记入审计记录）。
+
+    Pause a job until `schedule resume`: kept in the store, so it holds after a restart (a
+    scheduler running now follows within 30 s); who and when go to the audit trail."""
+    _pause_or_resume(name, config, pause=True)
+
+
+@schedule_app.command("resume")
+def schedule_resume(
+    name: Annotated[str, typer.Argument(help="任务名（dealerbot schedule list）")],
+    config: ConfigOpt = None,
+) -> None:
+    """恢复一个已暂停的定时任务（运行中的调度程序在 30 秒内跟上）。
+
+    Resume a paused job (a scheduler running now follows within 30 s)."""
+    _pause_or_resume(name, config, pause=False)
+
+
+def _pause_or_resume(name: str, config: Path | None, pause: bool) -> None:
+    import getpass
+
+    settings = settings_from(config, store_needed=True)
+    if name not in {j.name for j in load_jobs(settings)}:
+        raise fail(f"没有定时任务 {name}：dealerbot schedule list 列出所有任务 (no job {name!r})")
+    actor = f"终端（{getpass.getuser()}）"
+    with open_store(settings) as store:
+        changed = store.pause_job(name, actor) if pause else store.resume_job(name, actor)
+    word = "暂停" if pause else "恢复"
+    make_console().print(f"已{word} {name}" if changed else f"{name} 本来就{'已暂停' if pause else '没有暂停'}")
 
 
 @schedule_app.command("start")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -46,12 +45,7 @@ def selectors_check(
     for row in report:
         table.add_row(row.name, f"[{colours[row.result]}]{row.result}[/]", escape(row.detail))
     make_console().print(table)
-    from collections import Counter
+    from dealerbot.web.selectors_check import record_check
 
-    from dealerbot.private_files import write_private_json
-
-    results = Counter(r.result for r in report)  # for the console's 状态 page
-    write_private_json(settings.path("state") / f"selectors-check-{portal}.json",
-                       {"at": datetime.now().isoformat(timespec="seconds"), **results})
-    if results["missing"]:
+    if record_check(settings, portal, report).get("missing"):  # kept for the console's 状态 page
         raise typer.Exit(1)

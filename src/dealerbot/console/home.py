@@ -297,6 +297,19 @@ def register(app: FastAPI, c: Console) -> None:
             })
         return out
 
+    def with_portal(failures: list[tuple[RunRecord, Advice]]) -> list[tuple[RunRecord, Advice, str]]:
+        """Each failure with the portal it is about (its 状态 section: ``/health#portal-<name>``),
+        titled as the run page titles it."""
+        from dealerbot.console.run_page import advice_for
+
+        out = []
+        for run, advice in failures:
+            titled, portal = advice_for(c, run)
+            if titled is not None and run.bot != "sync":
+                advice = titled
+            out.append((run, advice, portal.name if portal is not None else ""))
+        return out
+
     def page_values(store: Store) -> dict[str, Any]:
         timetable = read_timetable(c)
         runs = store.runs(300)
@@ -310,7 +323,7 @@ def register(app: FastAPI, c: Console) -> None:
         result, css = sync_outcome(chain, live) if chain or (live and live.running) else ("", "")
         return {
             "chain": chain, "sync_result": result, "sync_css": css, "live_sync": live,
-            "ledger": ledger_counts(store), "failures": needs_a_person(runs)[:10], "timetable": timetable,
+            "ledger": ledger_counts(store), "failures": with_portal(needs_a_person(runs)[:10]), "timetable": timetable,
             "next_runs": timetable.next_runs[:NEXT_RUNS_SHOWN], "portals": portals(store, runs),
             "warnings": home_warnings(settings, store, timetable), "STEP_TEXT": STEP_TEXT,
             "SHOWN_COUNTS": SHOWN_COUNTS, "now": datetime.now(),

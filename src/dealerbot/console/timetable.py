@@ -1,7 +1,12 @@
-"""The console's 定时任务 page: each job's next and last run; pause and resume."""
+"""The console's 定时任务 page: each job's timetable in words, next and last run; pause and
+resume (kept in the store: a pause survives a restart of ``dealerbot serve``, who paused it and
+when in the audit trail); 立即运行 starts the job's bot (or the daily sync) now in this process
+and opens its run page."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -10,6 +15,79 @@ from dealerbot.errors import DealerbotError
 
 if TYPE_CHECKING:
     from dealerbot.console.app import Console
+    from dealerbot.schedule.timetable import Job
+
+START_TIMEOUT = 60.0  # seconds a run started here may take to be recorded
+
+
+def actor_of(request: Request) -> str:
+    """Who did it, for the audit trail: the console's operator and the address they came from."""
+    return f"控制台操作员（{request.client.host if request.client else '?'}）"
+
+
+async def start_job(c: Console, job: Job) -> str:
+    """Start timetable job ``job`` now in this process (its bot with the job's options, or the
+    whole sync), recorded as started from the console and as that job's run: the run id of its
+    (first) run once recorded.
+
+    Raises:
+        DealerbotError: it could not start (already running, configuration, the console stopping).
+    """
+    from dealerbot.running.runner import run_bot
+    from dealerbot.schedule.timetable import SYNC
+
+    if c.stop.is_set():
+        raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[str] = loop.create_future()
+    holder: dict[str, str] = {}
+    options = dict(job.options)
+    full = bool(options.pop("full", False))
+    since = datetime.now()
+
+    def on_start(run_id: str, _run_dir: Any) -> None:
+        holder["id"] = run_id
+        c.live[run_id] = {}
+        if not started.done():
+            started.set_result(run_id)
+
+    def on_progress(counts: dict[str, int]) -> None:
+        if "id" in holder:
+            c.live[holder["id"]] = dict(counts)
+
+    if job.run == SYNC:
+        from dealerbot.running.sync import sync
+
+        work: Any = sync(c.settings, full=full, dry_run=bool(options.get("dry_run")), trigger="console",
+                         passwords=c.passwords, job=job.name, stop=c.stop, workbook=True)
+    else:
+        work = run_bot(job.run, c.settings, full=full, trigger="console", passwords=c.passwords, options=options,
+                       job=job.name, stop=c.stop, on_start=on_start, on_progress=on_progress)
+    task = loop.create_task(work)
+    c.tasks.add(task)
+
+    def ended(task: asyncio.Task[Any]) -> None:
+        c.tasks.discard(task)
+        c.live.pop(holder.get("id", ""), None)
+
+    task.add_done_callback(ended)
+    deadline = loop.time() + START_TIMEOUT
+    while loop.time() < deadline:
+        if job.run == SYNC:  # the sync's first step is recorded as this job's run
+            with c.store() as store:
+                last = store.last_job_run(job.name)
+            if last is not None and last.started_at >= since and last.trigger == "console":
+                return last.run_id
+        await asyncio.wait({task, started}, timeout=0.2 if job.run == SYNC else deadline - loop.time(),
+                           return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            return started.result()
+        if task.done():
+            failure = task.exception()
+            if failure is not None:
+                raise failure
+            raise DealerbotError(f"{job.name} 结束了但没有记录运行 (the job ended without recording a run)")
+    raise DealerbotError(f"{job.name} 在 {START_TIMEOUT:.0f} 秒内没有开始 (did not start within {START_TIMEOUT:.0f} s)")
 
 
 def register(app: FastAPI, c: Console) -> None:
@@ -17,34 +95,66 @@ def register(app: FastAPI, c: Console) -> None:
     settings = c.settings
     check_csrf = c.check_csrf
 
-    @app.get("/schedules", response_class=HTMLResponse)
-    async def schedules(request: Request) -> HTMLResponse:
-        from dealerbot.schedule.timetable import next_fire, timetables_of
+    def jobs_or_error() -> tuple[list[Job], str]:
+        from dealerbot.schedule.timetable import timetables_of
 
-        rows, error = [], ""
         try:
-            jobs = timetables_of(settings)
+            return timetables_of(settings), ""
         except DealerbotError as exc:
-            jobs, error = [], str(exc)
+            return [], str(exc)
+
+    def page(request: Request, code: int = 200, error: str = "") -> HTMLResponse:
+        from dealerbot.schedule.timetable import next_fire
+        from dealerbot.schedule.words import job_in_words
+
+        rows = []
+        jobs, problem = jobs_or_error()
         with c.store() as store:
+            pauses = store.job_pauses()
             for job in jobs:
                 aps = c.scheduler.aps.get_job(job.name) if c.scheduler is not None else None
-                if aps is not None:
-                    nxt = aps.next_run_time
-                else:
-                    try:
-                        times = next_fire(job, settings)
-                        nxt = times[0] if times else None
-                    except DealerbotError:
-                        nxt = None
-                rows.append({"job": job, "next": nxt, "last": store.last_job_run(job.name),
-                             "paused": aps is not None and aps.next_run_time is None})
-        return c.page(request, "schedules.html", rows=rows, serving=c.scheduler is not None, error=error)
+                pause = pauses.get(job.name)
+                nxt = None
+                if pause is None:
+                    if aps is not None:
+                        nxt = aps.next_run_time
+                    else:
+                        try:
+                            times = next_fire(job, settings)
+                            nxt = times[0] if times else None
+                        except DealerbotError:
+                            nxt = None
+                rows.append({"job": job, "words": job_in_words(job), "next": nxt, "last": store.last_job_run(job.name),
+                             "pause": pause})
+        return c.page(request, "schedules.html", code, rows=rows, serving=c.scheduler is not None,
+                      error=error or problem)
+
+    @app.get("/schedules", response_class=HTMLResponse)
+    async def schedules(request: Request) -> HTMLResponse:
+        return page(request)
+
+    def job_or_404(name: str) -> Job:
+        jobs, _ = jobs_or_error()
+        job = next((j for j in jobs if j.name == name and j.enabled), None)
+        if job is None:
+            raise HTTPException(404, "没有这个定时任务")
+        return job
 
     @app.post("/schedules/{name}/{action}")
-    async def pause_resume(request: Request, name: str, action: str, csrf: str = Form("")) -> Response:
+    async def job_action(request: Request, name: str, action: str, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
-        if c.scheduler is None or action not in ("pause", "resume") or c.scheduler.aps.get_job(name) is None:
-            raise HTTPException(404, "没有这个定时任务，或调度程序未在本进程运行")
-        getattr(c.scheduler.aps, f"{action}_job")(name)
-        return RedirectResponse("/schedules", status_code=303)
+        if action not in ("pause", "resume", "run"):
+            raise HTTPException(404, "没有这个操作")
+        job = job_or_404(name)
+        if action == "run":
+            try:
+                run_id = await start_job(c, job)
+            except DealerbotError as exc:
+                return page(request, 409, error=f"{job.name} 没有开始：{exc}")
+            return RedirectResponse(f"/runs/{run_id}", status_code=303)
+        with c.store() as store:  # kept in the store: it holds across restarts
+            (store.pause_job if action == "pause" else store.resume_job)(name, actor_of(request))
+            pauses = store.job_pauses()
+        if c.scheduler is not None:  # the scheduler of this process follows at once (others within 30 s)
+            c.scheduler.follow_pauses(pauses)
+        return RedirectResponse(f"/schedules#job-{name}", status_code=303)

@@ -69,6 +69,10 @@ class GroupScheduler(Scheduler):
         job = self.jobs[name]
         if self.stop.is_set():
             return
+        pause = await asyncio.to_thread(self.paused_by, name)
+        if pause is not None:
+            self.log.warning("job {} not deferred: paused by {} at {:%Y-%m-%d %H:%M}", name, pause["paused_by"], pause["paused_at"])
+            return
         task = asyncio.current_task()
         if task is not None:  # a stop waits for it: a firing claimed is deferred or recorded, not cut off
             self._active.add(task)
@@ -142,8 +146,13 @@ class GroupScheduler(Scheduler):
             self.log.error("no catch-up of missed runs: {}", exc)
             return
         with base:
+            try:
+                paused = self.follow_pauses(base.for_code(self.settings.store_code).job_pauses())
+            except Exception as exc:  # noqa: BLE001 - a database blink: pauses are checked again at each firing
+                self.log.error("paused jobs not read: {}", exc)
+                paused = set()
             for name, job in self.jobs.items():
-                if job.on_start != "run_once":
+                if job.on_start != "run_once" or name in paused:
                     continue
                 due: dict[str, str] = {}
                 for store in self.stores_of(job):

@@ -30,6 +30,11 @@ firings, each deferred to the group's task engine, once per store, instead of ru
   trigger first reaches that year, and from 1 November on sends a message once a day at most
   (``calendar`` event; the day of the last one kept in ``state/calendar-notice``, so restarts
   do not repeat it).
+* A job a person paused (the console's 定时任务 page) stays paused across restarts: pauses are
+  kept in the store (:class:`~dealerbot.store.pauses.PausesPart`), applied when the scheduler
+  starts (and when its store opens again), read again every 30 s and checked at each firing, so
+  a pause or resume made in another process (a console, ``schedule pause``) holds too. A paused
+  job is not caught up either.
 * An exception in a run never stops the scheduler. :meth:`Scheduler.request_stop` (SIGTERM,
   Ctrl-C) lets running bots stop at their next safe point (a re-key finishes its current
   record), waits up to ``grace`` seconds, then cancels what is left (recorded ``interrupted``).
@@ -61,6 +66,7 @@ if TYPE_CHECKING:
     from loguru import Logger
 
 STOP_GRACE_SECONDS = 120.0
+PAUSE_POLL_SECONDS = 30.0  # how often the store's pauses are read again (a console in another process)
 STORE_RETRY_LONGEST_SECONDS = 300.0  # a store that cannot be opened: longest pause ([store] retry_first_seconds: the first)
 CALENDAR_CHECK_SECONDS = 3600.0  # how often the holiday data's warning is looked at (sent once a day at most)
 
@@ -128,6 +134,7 @@ class Scheduler:
         self.stop = asyncio.Event()  # handed to every run: stop at the next safe point
         self._stopping = asyncio.Event()
         self._active: set[asyncio.Task[Any]] = set()
+        self._paused: set[str] = set()  # jobs this scheduler paused because the store says so
         self.aps = AsyncIOScheduler(job_defaults={"max_instances": 1})
         self.notifier = Notifier(settings.notify, log)
 
@@ -148,7 +155,8 @@ class Scheduler:
         for warning in warnings_for(list(self.jobs.values()), self.today()):
             self.log.warning("holiday data: {}", warning)
         self._spawn(self._calendar_notices())
-        self._catch_up()
+        self._catch_up()  # follows the pauses kept in the store first
+        self._spawn(self._watch_pauses())
         await self._stopping.wait()
         await self._shut_down()
 
@@ -207,17 +215,65 @@ class Scheduler:
         trigger.get_next_fire_time = safe  # type: ignore[method-assign]
         return trigger
 
+    def follow_pauses(self, pauses: Mapping[str, Mapping[str, Any]]) -> set[str]:
+        """Make APScheduler's pauses those of ``pauses`` (the store's: job -> who and when):
+        pause what was paused, resume what this scheduler paused and a person resumed since.
+        Returns the names of this timetable's jobs that are paused."""
+        for name, pause in pauses.items():
+            if name in self.jobs and name not in self._paused and self.aps.get_job(name) is not None:
+                self.aps.pause_job(name)
+                self._paused.add(name)
+                self.log.warning("job {} is paused (by {} at {:%Y-%m-%d %H:%M}): it does not run until resumed",
+                                 name, pause["paused_by"], pause["paused_at"])
+        for name in sorted(self._paused - set(pauses)):
+            self._paused.discard(name)
+            if self.aps.get_job(name) is not None:
+                self.aps.resume_job(name)
+                self.log.warning("job {} resumed", name)
+        return set(pauses) & set(self.jobs)
+
+    async def _watch_pauses(self) -> None:
+        """Follow the store's pauses every :data:`PAUSE_POLL_SECONDS` (a pause or resume made by a
+        console or ``schedule pause`` in another process)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), PAUSE_POLL_SECONDS)
+                return
+            except TimeoutError:
+                pass
+            if self._store_probe is not None:
+                continue  # the store cannot be opened: its probe catches up when it can
+            try:
+                pauses = await asyncio.to_thread(self._read_pauses)
+            except Exception as exc:  # noqa: BLE001 - a database blink: tried again next time
+                self.log.debug("paused jobs not read: {}", exc)
+                continue
+            self.follow_pauses(pauses)
+
+    def _read_pauses(self) -> dict[str, dict[str, Any]]:
+        with Store.open(self.settings.store_url, self.settings.store_code) as store:
+            return store.job_pauses()
+
+    def paused_by(self, name: str) -> dict[str, Any] | None:
+        """Who paused job ``name`` and when, as the store has it (None: not paused, or the store
+        cannot be opened now: a firing then goes on and meets the store's error itself)."""
+        try:
+            return self._read_pauses().get(name)
+        except Exception:  # noqa: BLE001 - the store's errors are dealt with where a run opens it
+            return None
+
     def _catch_up(self) -> None:
         now = datetime.now().astimezone()
         try:
             with Store.open(self.settings.store_url, self.settings.store_code) as store:
+                paused = self.follow_pauses(store.job_pauses())
                 last_runs = {name: store.last_job_run(name) for name in self.jobs}
         except Exception as exc:  # noqa: BLE001 - a store not reachable yet (PostgreSQL still starting), damaged...
             self._store_unusable(exc)  # caught up once it opens
             return
         for name, job in self.jobs.items():
             last = last_runs[name]
-            if job.on_start != "run_once" or last is None:
+            if job.on_start != "run_once" or last is None or name in paused:
                 continue
             started = last.started_at.astimezone(job.tz)  # stored naive, local time: astimezone reads it so
             due = self._trigger(job).get_next_fire_time(started, started)
@@ -235,6 +291,10 @@ class Scheduler:
             return
         if self._store_probe is not None:  # said once already; it is tried again meanwhile
             self.log.debug("job {} not started: the store cannot be opened", name)
+            return
+        pause = await asyncio.to_thread(self.paused_by, name)  # paused meanwhile by a console elsewhere
+        if pause is not None:
+            self.log.warning("job {} not run: paused by {} at {:%Y-%m-%d %H:%M}", name, pause["paused_by"], pause["paused_at"])
             return
         task = asyncio.current_task()
         if task is not None:

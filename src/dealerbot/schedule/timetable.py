@@ -87,6 +87,35 @@ def is_workday(day: date, beyond: str = "stop", calendar: WorkCalendar | None = 
     )
 
 
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # cron's weekday numbers: 0 and 7 are Sunday
+_CRON_DAY_PART = re.compile(r"^(\*|\d+|\d+-\d+)(?:/(\d+))?$")
+
+
+def cron_trigger(expression: str, tz: tzinfo) -> CronTrigger:
+    """The APScheduler trigger of a crontab line, its weekday numbers read as cron reads them
+    (0 or 7 Sunday, 1 Monday ... 6 Saturday: APScheduler 3 alone counts 0 as Monday, so
+    ``1-5`` would run Tuesday to Saturday); weekday names are taken as they are.
+
+    Raises:
+        ValueError: not a cron expression (minute hour day month weekday).
+    """
+    fields = expression.split()
+    if len(fields) == 5 and any(ch.isdigit() for ch in fields[4]):
+        names: list[str] = []
+        for part in fields[4].split(","):
+            m = _CRON_DAY_PART.match(part)
+            if m is None:
+                names.append(part)  # names (mon-fri): APScheduler reads them right
+                continue
+            first, _, last = m.group(1).partition("-")
+            low, high = (0, 6) if first == "*" else (int(first), int(last or (first if m.group(2) is None else 6)))
+            if high > 7 or low > high:
+                raise ValueError(f"weekday {part!r}: use 0-7 (0 and 7 are Sunday) or mon-sun")
+            names += [_CRON_DAYS[v] for v in range(low, high + 1, int(m.group(2) or 1))]
+        fields[4] = ",".join(dict.fromkeys(names))
+    return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
+
+
 def parse_every(text: str) -> timedelta:
     """``30m`` -> 30 minutes (units s, m, h, d).
 
@@ -170,7 +199,7 @@ class _JobSpec(BaseModel):
     def _cron(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                CronTrigger.from_crontab(v, timezone=ZoneInfo("UTC"))
+                cron_trigger(v, ZoneInfo("UTC"))
             except ValueError as exc:
                 raise ValueError(f"not a cron expression (minute hour day month weekday): {exc}") from None
         return v
@@ -220,7 +249,7 @@ class Job:
         fixes an ``every:`` job's phase (default: counted from now), so that schedulers on
         several machines compute the same fire times."""
         if self.cron:
-            base: BaseTrigger = CronTrigger.from_crontab(self.cron, timezone=self.tz)
+            base: BaseTrigger = cron_trigger(self.cron, self.tz)
         else:
             assert self.every is not None
             base = IntervalTrigger(seconds=int(self.every.total_seconds()), timezone=self.tz, start_date=anchor)

@@ -17,7 +17,7 @@ store is opened; a store made by an older dealerbot upgrades in place.
 The package, one module per concern behind one front, :class:`~dealerbot.store.front.Store`:
 ``runs`` (runs), ``records`` (records, rejects, watermarks), ``logins`` (refused passwords),
 ``ledger`` (the re-key ledger's actions), ``audit`` (the audit trail), ``fires`` (timetable
-fires), ``group`` (a group's request budget and overview), ``reported`` (the rejects a
+fires), ``pauses`` (paused timetable jobs), ``group`` (a group's request budget and overview), ``reported`` (the rejects a
 message has named); ``base`` (the engine and tables they share), ``schema`` (the tables),
 ``migrate`` (opening: migrations, checks), ``ledger_lock``.
 """

@@ -36,6 +36,20 @@ class AuditPart(StoreBase):
                 natural_key=key, old_values="{}", new_values=dumps(values), note=note, store=self.code,
             ))
 
+    def audit_event(self, actor: str, event: str, target: str, key: str, values: dict[str, Any], note: str = "",
+                    conn: Connection | None = None) -> None:
+        """Append the audit row of something a person did outside the ledger (a portal password
+        set, a timetable job paused or resumed): ``values`` never holds a secret. Inside
+        ``conn``'s transaction when given (the change and its row go together)."""
+        row = {"at": datetime.now(), "run_id": None, "actor": actor[:64], "action_id": None, "event": event,
+               "target": target[:64], "natural_key": key[:64], "old_values": "{}", "new_values": dumps(values),
+               "note": note, "store": self.code}
+        if conn is not None:
+            conn.execute(self.tables["audit"].insert().values(row))
+            return
+        with self.engine.begin() as own:
+            own.execute(self.tables["audit"].insert().values(row))
+
     def audit_rows(self, limit: int = 50, natural_key: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail, newest first."""
         t = self.tables["audit"]

@@ -20,17 +20,18 @@ from dealerbot.store.ledger import LedgerPart
 from dealerbot.store.ledger_lock import LEDGER_LOCK_POLL, LedgerLock, until_held
 from dealerbot.store.logins import LoginRefusalsPart
 from dealerbot.store.migrate import check_intact, migrate, sqlite_pragmas
+from dealerbot.store.pauses import PausesPart
 from dealerbot.store.records import RecordsPart
 from dealerbot.store.reported import ReportedRejectsPart
 from dealerbot.store.runs import RunsPart
 
 
-class Store(RunsPart, RecordsPart, LoginRefusalsPart, LedgerPart, FiresPart, GroupPart, ReportedRejectsPart):
+class Store(RunsPart, RecordsPart, LoginRefusalsPart, LedgerPart, FiresPart, GroupPart, PausesPart, ReportedRejectsPart):
     """The run store of one dealership store (``code``): every row it reads or writes is that
     store's, so the stores of a group share one database without ever seeing each other's data.
     Create with :meth:`open`; close with :meth:`close` (or ``with``). Made of one part per
     concern (runs, records, refused logins, the ledger and its audit, timetable fires, a
-    group's shared parts, the rejects messages have named); this class opens the database and
+    group's shared parts, paused jobs, the rejects messages have named); this class opens the database and
     holds the ledger lock."""
 
     @classmethod

@@ -192,6 +192,13 @@ def build_metadata() -> tuple[MetaData, dict[str, Table]]:
         Column("account", String(64), primary_key=True),  # a digest of the portal account
         Column("next_at", Float, nullable=False),  # the database clock's epoch seconds of the next free slot
     )
+    tables["job_pauses"] = Table(  # timetable jobs a person paused, until resumed (0009)
+        "job_pauses", meta,
+        _store_column(key=True),
+        Column("job", String(64), primary_key=True),
+        Column("paused_by", String(64), nullable=False),
+        Column("paused_at", DateTime, nullable=False),
+    )
     tables["records"] = Table(  # record types users declare: fields as JSON (migration 0006)
         "records", meta,
         _store_column(key=True),

@@ -113,3 +113,24 @@ async def check_selectors(
     for name in selectors.selectors:
         done.setdefault(name, SelectorResult(name, "unchecked", "not on any screen in 'screens'"))
     return [done[n] for n in selectors.selectors]
+
+
+def record_check(settings: Settings, portal: str, report: list[SelectorResult]) -> dict[str, object]:
+    """Keep a check's outcome for the console's 状态 page (``state/selectors-check-<portal>.json``):
+    when, how many of each result, and the names that fell back or are missing. Returns it.
+
+    Raises:
+        OSError: the state folder cannot be written.
+    """
+    from collections import Counter
+
+    from dealerbot.private_files import write_private_json
+
+    results = Counter(r.result for r in report)
+    kept: dict[str, object] = {
+        "at": datetime.now().isoformat(timespec="seconds"), **results,
+        "missing_names": [r.name for r in report if r.result == "missing"],
+        "fallback_names": [r.name for r in report if r.result == "fallback"],
+    }
+    write_private_json(settings.path("state") / f"selectors-check-{portal}.json", kept)
+    return kept

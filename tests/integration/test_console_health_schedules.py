@@ -1,0 +1,374 @@
+"""The console's 状态 and 定时任务 pages in real Chromium: a refused portal password replaced in
+the console (kept in the keyring, never shown again, the refusal forgotten, the change audited),
+the environment's password winning and said so, the selectors checked from a button; each
+job's timetable in words, 立即运行, and a pause that survives a restart of ``dealerbot serve``.
+Screenshots of each page state are kept under the test's folder (``health-*.png``,
+``schedules-*.png``) for a person to look at."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import keyring
+import pytest
+import uvicorn
+from playwright.async_api import async_playwright
+from sqlalchemy import update
+
+from dealerbot.config import BrowserSettings
+from dealerbot.console.app import create_app, server_config
+from dealerbot.credentials import set_password
+from dealerbot.running.runner import run_bot
+from dealerbot.store import Store
+from dealerbot.web.browser import find_browser
+
+from .conftest import DMS_PASSWORD, OEM_PASSWORD, free_port
+from .keyring_backend import FileKeyring
+from .test_cli import _config, dealerbot
+from .test_failures import _edit_selector
+
+CONSOLE_PASSWORD = "console-pass-1"
+
+
+@contextlib.contextmanager
+def serving(settings, passwords: Mapping[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+    """The console for ``settings`` on a free loopback port (passwords from the keyring and the
+    environment, as `dealerbot console` has them, unless ``passwords``): its address and app."""
+    port = free_port()
+    app = create_app(settings, passwords=passwords)
+    server = uvicorn.Server(server_config(app, settings, "127.0.0.1", port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+@pytest.fixture
+def file_keyring(tmp_path, monkeypatch) -> Iterator[Path]:
+    """The OS keyring's API over a file of the test's (the process's backend put back after)."""
+    path = tmp_path / "keyring.json"
+    monkeypatch.setenv("DEALERBOT_TEST_KEYRING_FILE", str(path))
+    before = keyring.get_keyring()
+    keyring.set_keyring(FileKeyring())
+    try:
+        yield path
+    finally:
+        keyring.set_keyring(before)
+
+
+@contextlib.asynccontextmanager
+async def chromium(console: str) -> AsyncIterator[Any]:
+    """A real Chromium page logged in to the console at ``console``."""
+    async with async_playwright() as pw:
+        spec = find_browser(BrowserSettings())
+        browser = await pw.chromium.launch(executable_path=spec.executable, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            await page.goto(console + "/login")
+            await page.fill("#password", CONSOLE_PASSWORD)
+            await page.click("#login")
+            await page.wait_for_load_state()
+            yield page
+        finally:
+            await browser.close()
+
+
+async def _wait_finished(page, timeout: float = 180) -> str:
+    """The run page reloads itself when the run ends: its final status."""
+    await page.wait_for_selector("#status", timeout=timeout * 1000)
+    deadline = time.monotonic() + timeout
+    while (status := (await page.inner_text("#status")).strip()) == "运行中":
+        assert time.monotonic() < deadline, "the run did not finish"
+        await asyncio.sleep(0.5)
+        await page.wait_for_load_state()
+    return status
+
+
+def _schedules(folder: Path, text: str) -> None:
+    (folder / "schedules").mkdir(exist_ok=True)
+    (folder / "schedules" / "jobs.yaml").write_text(text, encoding="utf-8")
+
+
+async def test_a_refused_password_is_replaced_in_the_console_and_the_next_run_logs_in(
+    settings, clean_sandbox, store, file_keyring, monkeypatch, tmp_path,
+):
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    monkeypatch.setenv("DEALERBOT_OEM_PASSWORD", OEM_PASSWORD)  # the OEM's from the environment: it wins
+    _schedules(tmp_path, "jobs:\n  - {name: dms-kunden, run: dms-customers, cron: '0 6 * * *', on_start: wait}\n")
+    username = settings.dms.username
+    wrong = "Wrong-Pass-123"
+    set_password("dms", username, wrong)  # the keyring holds a password the DMS refuses
+    refused = await run_bot("dms-customers", settings)
+    assert refused.status == "failed" and store.login_refusal(refused_account := _account(settings)) is not None
+    logins_before = clean_sandbox.counters("dms").get("logins", 0)
+
+    with serving(settings) as (console, _):
+        async with chromium(console) as page:
+            await page.goto(console + "/health")
+            dms = page.locator("#portal-dms")
+            assert "被门户拒绝" in await dms.inner_text()
+            assert "credentials set" not in await page.content()  # nothing to type in a terminal
+            await page.screenshot(path=str(tmp_path / "health-refused.png"), full_page=True)
+
+            # The pages are not checked with the refused password either (the account could lock).
+            await dms.locator("button.check-pages").click()
+            assert "拒绝过现在的密码" in await page.inner_text("#error")
+            assert clean_sandbox.counters("dms").get("logins", 0) == logins_before
+
+            # Typed twice differently: refused, nothing stored, the refusal kept.
+            await page.fill("#password-dms", DMS_PASSWORD)
+            await page.fill("#confirm-dms", DMS_PASSWORD + "x")
+            await page.click("#portal-dms button.save-password")
+            assert "不一致" in await page.inner_text("#error")
+            await page.screenshot(path=str(tmp_path / "health-mismatch.png"), full_page=True)
+            assert json.loads(file_keyring.read_text())[f"dealerbot/dms:{username}"] == wrong
+            assert store.login_refusal(refused_account) is not None
+
+            # A form posted without the session's token is refused.
+            forged = await page.request.post(console + "/health/dms/password",
+                                             form={"password": "x", "confirm": "x", "csrf": "forged"})
+            assert forged.status == 403
+
+            await page.fill("#password-dms", DMS_PASSWORD)
+            await page.fill("#confirm-dms", DMS_PASSWORD)
+            await page.click("#portal-dms button.save-password")
+            await page.wait_for_url("**/health?saved=dms*")
+            assert "新密码已保存" in await page.locator("#portal-dms .password-state").inner_text()
+            assert "被门户拒绝" not in await page.locator("#portal-dms").inner_text()
+            assert await page.input_value("#password-dms") == "" and DMS_PASSWORD not in await page.content()
+            await page.screenshot(path=str(tmp_path / "health-saved.png"), full_page=True)
+
+            # The OEM's password comes from the environment: said so, and no form to mislead.
+            oem = await page.locator("#portal-oem").inner_text()
+            assert "环境变量 DEALERBOT_OEM_PASSWORD" in oem and "优先" in oem
+            assert await page.locator("#password-oem").count() == 0
+            token = await page.get_attribute("input[name=csrf]", "value")
+            refused_oem = await page.request.post(console + "/health/oem/password",
+                                                  form={"password": "abc12345", "confirm": "abc12345", "csrf": token})
+            assert refused_oem.status == 400 and "DEALERBOT_OEM_PASSWORD" in await refused_oem.text()
+
+            # The bot runs again from the console and logs in with the new password.
+            await page.goto(console + "/schedules")
+            await page.click("#job-dms-kunden button.run-now")
+            assert "/runs/" in page.url
+            assert await _wait_finished(page) == "成功"
+
+    assert json.loads(file_keyring.read_text()) == {f"dealerbot/dms:{username}": DMS_PASSWORD}  # where `credentials set` keeps it
+    assert store.login_refusal(refused_account) is None
+    assert clean_sandbox.counters("dms").get("logins", 0) > logins_before
+    [entry] = [r for r in store.audit_rows(20) if r["event"] == "password_set"]
+    assert entry["actor"].startswith("控制台操作员") and entry["natural_key"] == f"dms:{username}"
+    assert entry["new_values"]["refusal_cleared"] is True
+    assert DMS_PASSWORD not in json.dumps(store.audit_rows(50), ensure_ascii=False, default=str)
+    for path in settings.path("logs").rglob("*"):  # never in a log or a run's evidence
+        if path.is_file():
+            assert DMS_PASSWORD.encode() not in path.read_bytes(), path
+    audit = dealerbot(["audit"], tmp_path)  # as the terminal shows the trail
+    assert audit.returncode == 0 and "更换门户密码" in audit.stdout and DMS_PASSWORD not in audit.stdout, audit.stdout
+
+
+def _account(settings) -> str:
+    from dealerbot.running.context import account_key
+
+    return account_key("dms", settings.dms)
+
+
+async def test_the_pages_are_checked_from_the_console(settings, clean_sandbox, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    monkeypatch.setenv("DEALERBOT_OEM_PASSWORD", OEM_PASSWORD)
+    _edit_selector(settings, "oem", '  orders.table:\n    - css: "#orders-table"', '  orders.table:\n    - css: "#orders-grid-v2"')
+    with serving(settings) as (console, _):
+        async with chromium(console) as page:
+            await page.goto(console + "/health")
+            oem = page.locator("#portal-oem")
+            assert "未检查" in await oem.locator(".check-state").inner_text()
+            assert "selectors check" not in await page.content()
+            await oem.locator("button.check-pages").click()
+            await page.wait_for_url("**/health#portal-oem", timeout=120_000)
+            shown = await oem.locator(".check-state").inner_text()
+            assert "缺失 1 项" in shown and "orders.table" in shown and "联系实施人员" in shown, shown
+            await page.screenshot(path=str(tmp_path / "health-checked.png"), full_page=True)
+    kept = json.loads((settings.path("state") / "selectors-check-oem.json").read_text(encoding="utf-8"))
+    assert kept["missing"] == 1 and kept["missing_names"] == ["orders.table"] and kept["ok"] > 10
+
+
+async def test_the_timetable_in_words_run_now_and_pause(settings, clean_sandbox, store, monkeypatch, tmp_path):
+    from .conftest import PASSWORDS
+
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    _schedules(tmp_path, """
+jobs:
+  - {name: daily-sync, run: sync, cron: '30 7 * * *', days: workdays}
+  - {name: customers, run: dms-customers, cron: '0 9-18 * * *', on_start: wait}
+  - {name: quarterly, run: oem-orders, every: 15m}
+""")
+    with serving(settings, PASSWORDS) as (console, app):
+        async with chromium(console) as page:
+            await page.goto(console + "/schedules")
+            words = {n: await page.locator(f"#job-{n} .words").inner_text() for n in ("daily-sync", "customers", "quarterly")}
+            assert words == {"daily-sync": "工作日 07:30", "customers": "每小时 09:00-18:00", "quarterly": "每 15 分钟"}
+            await page.screenshot(path=str(tmp_path / "schedules-words.png"), full_page=True)
+
+            await page.click("#job-customers button.pause")
+            paused = await page.locator("#job-customers .next").inner_text()
+            assert "已暂停" in paused and "控制台操作员" in paused
+            assert set(store.job_pauses()) == {"customers"}
+            await page.screenshot(path=str(tmp_path / "schedules-paused.png"), full_page=True)
+            await page.click("#job-customers button.resume")
+            assert "已暂停" not in await page.locator("#job-customers .next").inner_text()
+            assert store.job_pauses() == {}
+
+            # 立即运行 on the daily sync: its run page, the chain recorded as the job's.
+            await page.click("#job-daily-sync button.run-now")
+            assert "/runs/" in page.url
+            first = store.run(page.url.rsplit("/", 1)[1])
+            assert first is not None and first.bot == "oem-orders" and first.job == "daily-sync" and first.trigger == "console"
+            await page.screenshot(path=str(tmp_path / "schedules-run-now.png"), full_page=True)
+            assert await _wait_finished(page) == "成功"
+            deadline = time.monotonic() + 300
+            while app.state.console.tasks:  # the rest of the chain: reconcile, write, workbook
+                assert time.monotonic() < deadline, "the sync did not finish"
+                await asyncio.sleep(0.5)
+    ran = [r for r in store.runs(20) if r.job == "daily-sync"]
+    assert {r.bot for r in ran} >= {"oem-orders", "oem-customers", "dms-customers", "dms-contracts"}
+    assert all(r.status == "succeeded" for r in ran), [(r.bot, r.status, r.error) for r in ran]
+    events = [(r["event"], r["natural_key"]) for r in store.audit_rows(10, natural_key="customers")]
+    assert ("job_paused", "customers") in events and ("job_resumed", "customers") in events
+
+
+def _serve(tmp_path: Path, port: int) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_CONSOLE_PASSWORD=CONSOLE_PASSWORD, DEALERBOT_DMS_PASSWORD=DMS_PASSWORD, NO_COLOR="1",
+               COLUMNS="200")
+    return subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    return out
+
+
+async def _wait_for_console(url: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None and time.monotonic() < deadline, "the console did not start"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", int(url.rsplit(":", 1)[1]))) == 0:
+                return
+        await asyncio.sleep(0.2)
+
+
+async def test_a_job_paused_in_the_console_stays_paused_after_serve_restarts(tmp_path, sandbox, clean_sandbox):
+    """Paused over month-end, then the PC restarts: the job neither shows a next run nor runs,
+    not even the catch-up of the firing it missed while dealerbot was off."""
+    _config(tmp_path, sandbox)
+    _schedules(tmp_path, "jobs:\n  - {name: contracts, run: dms-contracts, cron: '0 3 * * *', on_start: run_once}\n")
+    port = free_port()
+    console = f"http://127.0.0.1:{port}"
+    proc = _serve(tmp_path, port)
+    try:
+        await _wait_for_console(console, proc)
+        async with chromium(console) as page:
+            await page.goto(console + "/schedules")
+            await page.click("#job-contracts button.pause")
+            assert "已暂停" in await page.locator("#job-contracts .next").inner_text()
+    finally:
+        _stop(proc)
+
+    # dealerbot was off over the job's time: its last run is three days old (a catch-up is due).
+    with Store.open(f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}") as store:
+        store.record_skipped_run("20261201-030000-dms-contracts-0001", "dms-contracts", "schedule", "earlier",
+                                 job="contracts")
+        t = store.tables["runs"]
+        with store.engine.begin() as conn:
+            conn.execute(update(t).values(started_at=datetime.now() - timedelta(days=3)))
+
+    proc = _serve(tmp_path, port)
+    try:
+        await _wait_for_console(console, proc)
+        async with chromium(console) as page:
+            await page.goto(console + "/schedules")
+            row = await page.locator("#job-contracts .next").inner_text()
+            assert "已暂停" in row and "控制台操作员" in row, row
+            assert await page.locator("#job-contracts button.resume").inner_text() == "恢复"
+            await page.screenshot(path=str(tmp_path / "schedules-paused-after-restart.png"), full_page=True)
+            await page.goto(console + "/runs")
+            await page.screenshot(path=str(tmp_path / "runs-after-restart.png"), full_page=True)
+    finally:
+        second = _stop(proc)
+    assert "job contracts is paused (by 控制台操作员" in second and "missed" not in second, second
+    with Store.open(f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}") as store:
+        runs = [r.run_id for r in store.runs(20)]
+        assert runs == ["20261201-030000-dms-contracts-0001"], runs  # no fire, no catch-up
+        assert [r["event"] for r in store.audit_rows(10)] == ["job_paused"]
+    listed = dealerbot(["schedule", "list"], tmp_path)
+    assert listed.returncode == 0 and "每天 03:00" in listed.stdout and "已暂停" in listed.stdout, listed.stdout
+    audit = dealerbot(["audit"], tmp_path)
+    assert "暂停定时任务" in audit.stdout and "控制台操作员" in audit.stdout, audit.stdout
+    resumed = dealerbot(["schedule", "resume", "contracts"], tmp_path)  # from a terminal, audited too
+    assert resumed.returncode == 0 and "已恢复 contracts" in resumed.stdout, resumed.stdout + resumed.stderr
+    assert "已暂停" not in dealerbot(["schedule", "list"], tmp_path).stdout
+    with Store.open(f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}") as store:
+        assert store.job_pauses() == {} and store.audit_rows(1)[0]["event"] == "job_resumed"
+        assert store.audit_rows(1)[0]["actor"].startswith("终端")
+    unknown = dealerbot(["schedule", "pause", "no-such-job"], tmp_path)
+    assert unknown.returncode == 2 and "no-such-job" in unknown.stderr
+
+
+async def test_a_running_scheduler_follows_a_pause_and_a_resume_made_in_another_process(settings, monkeypatch):
+    """A console (or `schedule pause`) in another process writes the pause into the store: the
+    running scheduler follows it (every PAUSE_POLL_SECONDS, shortened here), and the resume too."""
+    from dealerbot.running.registry import discover
+    from dealerbot.schedule import scheduler as scheduling
+    from dealerbot.schedule.timetable import load_timetables
+
+    monkeypatch.setattr(scheduling, "PAUSE_POLL_SECONDS", 0.2)
+    _schedules(settings.home, "jobs:\n  - {name: hourly, run: oem-orders, every: 1h, on_start: wait}\n")
+    scheduler = scheduling.Scheduler(settings, load_timetables(settings.home / "schedules", discover()))
+    serving = asyncio.create_task(scheduler.serve())
+
+    async def until(paused: bool) -> None:
+        deadline = time.monotonic() + 20
+        while (job := scheduler.aps.get_job("hourly")) is None or (job.next_run_time is None) != paused:
+            assert time.monotonic() < deadline and not serving.done(), f"the scheduler did not follow (paused={paused})"
+            await asyncio.sleep(0.1)
+
+    try:
+        await until(paused=False)
+        with Store.open(settings.store_url) as store:
+            assert store.pause_job("hourly", "终端（clerk）")
+        await until(paused=True)
+        with Store.open(settings.store_url) as store:
+            assert store.resume_job("hourly", "终端（clerk）")
+        await until(paused=False)
+    finally:
+        scheduler.request_stop()
+        await asyncio.wait_for(serving, 30)
