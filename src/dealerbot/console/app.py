@@ -113,10 +113,12 @@ class Console:
         if not token or not secrets.compare_digest(token, request.session.get("csrf", "")):
             raise HTTPException(403, "请求已过期，请刷新页面后重试 (CSRF token missing or wrong)")
 
-    async def start(self, bot: str, dry_run: bool, options: Mapping[str, Any] | None = None, full: bool = False) -> str:
+    async def start(self, bot: str, dry_run: bool, options: Mapping[str, Any] | None = None, full: bool = False,
+                    job: str | None = None) -> str:
         """Start ``bot`` in this process (with ``options``, as a run's own: 重新运行); its run id
         once it is recorded. The run has its own stop (:meth:`stop_run`), and stops with the
-        console too.
+        console too. ``job``: the timetable job it runs for (立即运行 on 定时任务), recorded as that
+        job's run.
 
         Raises:
             DealerbotError: it could not start (unknown bot, already running, configuration).
@@ -145,7 +147,7 @@ class Console:
         wanted = {**(options or {}), **({"dry_run": True} if dry_run else {})}
         task = loop.create_task(run_bot(
             bot, self.settings, full=full, trigger="console", passwords=self.passwords, on_start=on_start,
-            on_progress=on_progress, options=wanted, stop=own_stop,
+            on_progress=on_progress, options=wanted, stop=own_stop, job=job,
         ))
         self.tasks.add(task)
         # The console's stop (shutdown: `serve` sets it) reaches the run at once, as its own 停止 does.

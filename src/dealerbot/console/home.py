@@ -77,6 +77,7 @@ class ConsoleSync:
     """The sync 一键同步 started in this process: its step messages, the step running now."""
 
     started: datetime
+    job: str = ""  # the timetable job its runs are recorded under
     task: asyncio.Task[Any] | None = None
     steps: list[str] = field(default_factory=list)
     current: str = ""  # the run id of the step running now
@@ -201,9 +202,11 @@ class SyncStarter:
         self.c = c
         self.last: ConsoleSync | None = None  # the sync started here most recently
 
-    async def start(self) -> None:
-        """Start the chain; return once its first run is recorded (or it ended before one).
-        A sync started here that still runs is left to run (nothing new starts).
+    async def start(self, job: str | None = None, full: bool = False, dry_run: bool = False) -> str:
+        """Start the chain (recorded under timetable job ``job``, default
+        :data:`~dealerbot.running.sync.CONSOLE_JOB`: 立即运行 of a timetable's sync job names its
+        own); return the run id of its first run once recorded ("" when it ended before one, or
+        when a sync started here still runs: nothing new starts).
 
         Raises:
             DealerbotError: it could not start (the console is stopping, the dictionary or the
@@ -214,12 +217,12 @@ class SyncStarter:
 
         c = self.c
         if self.last is not None and self.last.running:
-            return
+            return ""
         if c.stop.is_set():
             raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
         loop = asyncio.get_running_loop()
         started: asyncio.Future[str] = loop.create_future()
-        live = ConsoleSync(started=datetime.now())
+        live = ConsoleSync(started=datetime.now(), job=job or CONSOLE_JOB)
 
         def on_start(run_id: str, _run_dir: Path) -> None:
             c.live.pop(live.current, None)
@@ -236,8 +239,9 @@ class SyncStarter:
 
         async def chain() -> None:
             try:
-                result = await sync(c.settings, trigger="console", passwords=c.passwords, job=CONSOLE_JOB, stop=c.stop,
-                                    workbook=True, on_step=live.steps.append, progress=progress, on_start=on_start)
+                result = await sync(c.settings, full=full, dry_run=dry_run, trigger="console", passwords=c.passwords,
+                                    job=job or CONSOLE_JOB, stop=c.stop, workbook=True, on_step=live.steps.append,
+                                    progress=progress, on_start=on_start)
                 live.stopped = result.stopped
             except Exception as exc:  # noqa: BLE001 - said on the sync's page, never lost in a task
                 live.error = str(exc)
@@ -257,6 +261,7 @@ class SyncStarter:
         if started.done() and started.exception() is not None:
             exc = started.exception()
             raise exc if isinstance(exc, DealerbotError) else DealerbotError(str(exc))
+        return started.result() if started.done() else ""
 
 
 def register(app: FastAPI, c: Console) -> None:
@@ -317,7 +322,7 @@ def register(app: FastAPI, c: Console) -> None:
         live = console_sync()
         if live is not None and live.running and chain and chain[0].started_at < live.started:
             chain = []  # 一键同步 was pressed a moment ago: its first run is not recorded yet
-        if live is not None and not live.running and not (chain and chain[0].job == CONSOLE_JOB
+        if live is not None and not live.running and not (chain and chain[0].job == live.job
                                                            and chain[0].started_at >= live.started):
             live = None  # the newest sync is not the one started here
         result, css = sync_outcome(chain, live) if chain or (live and live.running) else ("", "")

@@ -4,9 +4,7 @@ when in the audit trail); 立即运行 starts the job's bot (or the daily sync) 
 and opens its run page."""
 from __future__ import annotations
 
-import asyncio
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,9 +13,8 @@ from dealerbot.errors import DealerbotError
 
 if TYPE_CHECKING:
     from dealerbot.console.app import Console
+    from dealerbot.console.home import SyncStarter
     from dealerbot.schedule.timetable import Job
-
-START_TIMEOUT = 60.0  # seconds a run started here may take to be recorded
 
 
 def actor_of(request: Request) -> str:
@@ -25,69 +22,25 @@ def actor_of(request: Request) -> str:
     return f"控制台操作员（{request.client.host if request.client else '?'}）"
 
 
-async def start_job(c: Console, job: Job) -> str:
-    """Start timetable job ``job`` now in this process (its bot with the job's options, or the
-    whole sync), recorded as started from the console and as that job's run: the run id of its
-    (first) run once recorded.
+async def start_job(c: Console, starter: SyncStarter, job: Job) -> str:
+    """Start timetable job ``job`` now in this process (its bot with the job's options, through
+    :meth:`Console.start`; the whole sync, through 一键同步's ``starter``), recorded as started
+    from the console and as that job's run: the run id of its (first) run once recorded.
 
     Raises:
         DealerbotError: it could not start (already running, configuration, the console stopping).
     """
-    from dealerbot.running.runner import run_bot
     from dealerbot.schedule.timetable import SYNC
 
-    if c.stop.is_set():
-        raise DealerbotError("控制台正在停止，不再开始新的运行 (the console is stopping)")
-    loop = asyncio.get_running_loop()
-    started: asyncio.Future[str] = loop.create_future()
-    holder: dict[str, str] = {}
     options = dict(job.options)
     full = bool(options.pop("full", False))
-    since = datetime.now()
-
-    def on_start(run_id: str, _run_dir: Any) -> None:
-        holder["id"] = run_id
-        c.live[run_id] = {}
-        if not started.done():
-            started.set_result(run_id)
-
-    def on_progress(counts: dict[str, int]) -> None:
-        if "id" in holder:
-            c.live[holder["id"]] = dict(counts)
-
-    if job.run == SYNC:
-        from dealerbot.running.sync import sync
-
-        work: Any = sync(c.settings, full=full, dry_run=bool(options.get("dry_run")), trigger="console",
-                         passwords=c.passwords, job=job.name, stop=c.stop, workbook=True)
-    else:
-        work = run_bot(job.run, c.settings, full=full, trigger="console", passwords=c.passwords, options=options,
-                       job=job.name, stop=c.stop, on_start=on_start, on_progress=on_progress)
-    task = loop.create_task(work)
-    c.tasks.add(task)
-
-    def ended(task: asyncio.Task[Any]) -> None:
-        c.tasks.discard(task)
-        c.live.pop(holder.get("id", ""), None)
-
-    task.add_done_callback(ended)
-    deadline = loop.time() + START_TIMEOUT
-    while loop.time() < deadline:
-        if job.run == SYNC:  # the sync's first step is recorded as this job's run
-            with c.store() as store:
-                last = store.last_job_run(job.name)
-            if last is not None and last.started_at >= since and last.trigger == "console":
-                return last.run_id
-        await asyncio.wait({task, started}, timeout=0.2 if job.run == SYNC else deadline - loop.time(),
-                           return_when=asyncio.FIRST_COMPLETED)
-        if started.done():
-            return started.result()
-        if task.done():
-            failure = task.exception()
-            if failure is not None:
-                raise failure
-            raise DealerbotError(f"{job.name} 结束了但没有记录运行 (the job ended without recording a run)")
-    raise DealerbotError(f"{job.name} 在 {START_TIMEOUT:.0f} 秒内没有开始 (did not start within {START_TIMEOUT:.0f} s)")
+    dry_run = bool(options.pop("dry_run", False))
+    if job.run != SYNC:
+        return await c.start(job.run, dry_run, options=options, full=full, job=job.name)
+    run_id = await starter.start(job=job.name, full=full, dry_run=dry_run)
+    if not run_id:
+        raise DealerbotError("同步正在运行，或没有开始任何运行，请在“今日”查看 (a sync runs already, or none started)")
+    return run_id
 
 
 def register(app: FastAPI, c: Console) -> None:
@@ -148,7 +101,7 @@ def register(app: FastAPI, c: Console) -> None:
         job = job_or_404(name)
         if action == "run":
             try:
-                run_id = await start_job(c, job)
+                run_id = await start_job(c, app.state.sync_starter, job)
             except DealerbotError as exc:
                 return page(request, 409, error=f"{job.name} 没有开始：{exc}")
             return RedirectResponse(f"/runs/{run_id}", status_code=303)
