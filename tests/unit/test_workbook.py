@@ -263,6 +263,29 @@ def test_invalid_severity_and_kind_raise():
         Column("a", "甲", "money")  # type: ignore[arg-type]
 
 
+def test_frozen_columns_and_prompts_beyond_what_excel_holds_raise():
+    with pytest.raises(ValueError, match="frozen_columns"):
+        Sheet("表", [Column("a", "甲")], [], frozen_columns=2)
+    with pytest.raises(ValueError, match="prompt"):
+        Column("a", "甲", choices=("是", "否"), prompt="请" * 256)
+
+
+def test_a_row_needing_judgement_is_light_blue_where_no_issue_colours_it_and_long_text_gets_its_height(tmp_path):
+    path = tmp_path / "a.xlsx"
+    long = "原因" * 60  # 240 display columns: six lines in the 40-wide 问题说明
+    rows = [Row({"a": "x", "b": "y"}, {"b": CellIssue("reject", long)}, attention=True), Row({"a": "z", "b": "w"})]
+    write_workbook(path, [("说明", "很长的说明" * 30)], [Sheet("表", [Column("a", "甲"), Column("b", "乙")], rows,
+                                                                  frozen_columns=1)])
+    wb = load_workbook(path)
+    ws = wb["表"]
+    assert ws.freeze_panes == "B2"
+    assert _rgb(ws["A2"]) == "DDEBF7" and _rgb(ws["B2"]) == "FFC7CE"  # the issue keeps its own colour
+    assert _rgb(ws["A3"]) is None  # a routine row stays plain
+    assert ws["D2"].alignment.wrap_text and ws.row_dimensions[2].height >= 15 * 6
+    summary = wb["概要"]
+    assert summary["B2"].alignment.wrap_text and summary.row_dimensions[2].height > 15
+
+
 # --- formula injection --------------------------------------------------------
 
 
