@@ -4,7 +4,7 @@
 #   ./run.sh test     set up, run the test suite (real Chromium against the sandbox, a throwaway PostgreSQL)
 #   ./run.sh typecheck  set up, type-check src/dealerbot with mypy (pyproject.toml's [tool.mypy])
 #   ./run.sh soak     set up, run the slow soak tests
-#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group [args] for one)
+#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group|print [args] for one)
 #   ./run.sh mutants  set up, mutation-test the pure modules against their unit tests, print the survivors
 #   ./run.sh setup    only set up (.venv, Python packages, a browser)
 set -euo pipefail
@@ -119,6 +119,7 @@ case "$cmd" in
       portal) shift; exec "$VENV/bin/python" bench/own_portal.py "$@" ;;
       desktop) shift; exec "$VENV/bin/python" bench/desktop_rekey.py "$@" ;;
       group) shift; exec "$VENV/bin/python" bench/group.py "$@" ;;
+      print) shift; exec "$VENV/bin/python" bench/workbook_print.py "$@" ;;
       all) rc=0
         "$VENV/bin/python" bench/scrape_orders.py || rc=1
         "$VENV/bin/python" bench/rekey.py || rc=1
