@@ -33,7 +33,7 @@ def store(tmp_path: Path):
     w.flush()
     plans = [
         PlannedAction("create_contract", "XS2026000001", dict(VALUES, oem_order_no="XS2026000001"),
-                      customer=CustomerPlan("existing", "KH000001")),
+                      customer=CustomerPlan("existing", "KH000001"), note="客户：DMS现有客户 KH000001"),
         PlannedAction("create_contract", "XS2026000002", dict(VALUES, oem_order_no="XS2026000002"),
                       customer=CustomerPlan("ambiguous", values=NEW, candidates=("KH000001", "KH000009"))),
         PlannedAction("create_contract", "XS2026000003", dict(VALUES, oem_order_no="XS2026000003"),
@@ -157,6 +157,9 @@ def test_decision_and_order_stay_in_view_the_drop_down_says_what_to_pick_and_har
     assert ws.cell(routine, col["厂家订单号"]).fill.fill_type is None
     checked = {r[-2] for r in ws.iter_rows(min_row=2, values_only=True)}  # 校验结果: never the 待审核-like 待复核
     assert "需核对" in checked and "待复核" not in checked
+    # Which customer a routine row writes to is information, not a value to check: no yellow.
+    assert [c.value for c in ws[routine][-2:]] == ["通过", "客户：DMS现有客户 KH000001"]
+    assert ws[unsettled][-2].value == "需核对"
 
 
 def test_orders_that_cannot_be_written_are_grouped_by_what_to_do_about_them(store, tmp_path):

@@ -160,6 +160,8 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
         values = exported_values(a, dms_customers)
         cells: dict[str, CellIssue] = {}
         notes: list[CellIssue] = []
+        remarks: list[str] = []
+        hard = needs_thought(a)
         for f, (old, new) in a.changes.items():
             if a.kind != "create_contract" and f in CONTRACT_HEADERS:
                 cells[f] = CellIssue("flag", f"{CONTRACT_HEADERS[f]} 原为「{old or '空'}」")
@@ -169,6 +171,8 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
             notes.append(CellIssue("reject", f"上次写入失败：{a.failure_reason}"))
         if a.conflict:
             notes.append(CellIssue("reject", f"冲突：{a.note}"))
+        elif a.note and a.needs_approval and not hard:
+            remarks.append(a.note)  # e.g. which customer: information, not a value to check (a routine row)
         elif a.note:
             notes.append(CellIssue("flag" if a.needs_approval else "repaired", a.note))
         changes = "；".join(
@@ -178,10 +182,10 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
             "_key": a.id, "_checksum": a.stored_checksum, "_decision": None, "_review_note": None,
             "_kind": KIND_TEXT[a.kind], "_state": STATE_TEXT[a.state], "_order_no": a.natural_key,
             "_contract_no": a.contract_no or None, "_changes": changes,
-            "_attention": NEEDS_THOUGHT if needs_thought(a) else ROUTINE,
+            "_attention": NEEDS_THOUGHT if hard else ROUTINE,
             **{k: _cell_value(k, v) for k, v in values.items()},
         }
-        yield Row(row, cells, notes, attention=needs_thought(a))
+        yield Row(row, cells, notes, attention=hard, notes=remarks)
 
 
 def reapprovals(store: Store) -> list[Action]:

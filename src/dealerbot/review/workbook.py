@@ -205,6 +205,7 @@ class Row:
     issues: Mapping[str, CellIssue] = field(default_factory=dict)  # column key -> issue on that cell
     row_issues: Sequence[CellIssue] = ()  # issues not tied to a column (e.g. duplicate record)
     attention: bool = False  # needs a person's judgement: the row's cells without an issue are light blue
+    notes: Sequence[str] = ()  # plain remarks for 问题说明 that colour nothing and leave 校验结果 as it is
 
 
 @dataclass
@@ -593,6 +594,7 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
             if issue is not None:
                 reasons.append(f"{col.header}{LABEL_SEPARATOR}{issue.message}")
         reasons.extend(issue.message for issue in row.row_issues)
+        reasons.extend(row.notes)
         worst = _worst([i.severity for i in issues.values()] + [i.severity for i in row.row_issues])
         cells.append(_make_cell(ws, styles, STATUS_TEXT[worst], "status", worst or plain))
         detail = _clean_text(ISSUE_SEPARATOR.join(reasons)) if reasons else None
