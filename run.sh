@@ -125,6 +125,9 @@ case "$cmd" in
         "$VENV/bin/python" bench/rekey.py || rc=1
         "$VENV/bin/python" bench/own_portal.py || rc=1
         "$VENV/bin/python" bench/desktop_rekey.py || rc=1
+        if command -v soffice >/dev/null || command -v libreoffice >/dev/null; then
+          "$VENV/bin/python" bench/workbook_print.py || rc=1
+        else echo "bench print skipped: LibreOffice (soffice) is not installed" >&2; fi
         if [ -n "${DEALERBOT_BENCH_POSTGRES_URL:-${DEALERBOT_TEST_POSTGRES_URL:-}}" ]; then
           "$VENV/bin/python" bench/group.py || rc=1
         else echo "bench group skipped: set DEALERBOT_BENCH_POSTGRES_URL (a PostgreSQL database it may empty)" >&2; fi
