@@ -1,10 +1,13 @@
 """What runs' statuses and counts are called where operators read them (the CLI, the console,
-the workbook's 概要 sheet). Imports nothing: the CLI's summary must not pull in the workbook."""
+the workbook's 概要 sheet). Imports nothing: the CLI's summary must not pull in the workbook.
+
+A flagged record is 需核对 (a value to check), never 待复核: 待审核 is an action waiting for a
+person's decision (rekey.ledger.STATE_TEXT), and the two words must not be confused."""
 
 STATUS_TEXT = {"succeeded": "成功", "failed": "失败", "postponed": "已推迟", "running": "运行中", "interrupted": "已中断",
                "skipped": "已跳过"}
 COUNT_TEXT = {
-    "pages": "列表页", "read": "读取", "accepted": "接受", "repaired": "已修正", "flagged": "待复核",
+    "pages": "列表页", "read": "读取", "accepted": "接受", "repaired": "已修正", "flagged": "需核对",
     "rejected": "拒绝", "stored": "已入库", "actions": "待写入操作", "verified": "已写入并核对", "found": "已在DMS中找到",
     "customers_created": "新建客户", "failed": "失败", "unfinished": "未完成（下次继续）", "rehearsed": "演练",
     "retries": "重试", "relogins": "重新登录", "expected": "列表总数", "recycles": "更换浏览器上下文",

@@ -149,10 +149,11 @@ async def test_a_customer_name_like_a_formula_or_markup_is_flagged_for_review_an
         cell = ws.cell(row, name_col)
         assert cell.value == name and cell.data_type == "s"  # the text as read, never a live formula
         assert cell.fill.fgColor.rgb.endswith("FFEB9C")  # yellow
-        assert ws.cell(row, len(headers) - 1).value == "待复核"
+        assert ws.cell(row, len(headers) - 1).value == "需核对"
         assert "客户姓名" in ws.cell(row, len(headers)).value
     assert "像电子表格公式" in ws.cell(rows[new[0].natural_key], len(headers)).value
     assert "网页代码" in ws.cell(rows[new[1].natural_key], len(headers)).value
-    unresolved = {r[0]: r[3] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}
+    reason_col = [c.value for c in wb[UNRESOLVED_TITLE][1]].index("原因")
+    unresolved = {r[0]: r[reason_col] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}
     for order_no in names:
         assert "不会录入DMS" in unresolved[order_no]  # listed for a person, with the reason

@@ -110,7 +110,10 @@ async def test_sync_writes_exactly_the_expected_contracts_and_a_second_sync_writ
     wb = load_workbook(path, read_only=True)
     listed = {r[PENDING_HEADERS.index("厂家订单号")] for r in wb[PENDING_TITLE].iter_rows(min_row=2, values_only=True)}
     listed |= {r[0] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}
-    reasons = {r[0]: r[3] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}
+    unresolved_headers = [c.value for c in next(wb[UNRESOLVED_TITLE].iter_rows(max_row=1))]
+    reason_col, remedy_col = unresolved_headers.index("原因"), unresolved_headers.index("处理方式")
+    reasons = {r[0]: r[reason_col] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}
+    remedies = {r[0]: r[remedy_col] for r in wb[UNRESOLVED_TITLE].iter_rows(min_row=2, values_only=True)}
     rejected_at_read = {r["record_key"] for r in store.iter_open_rejects(OEM_ORDER)}
     for no, order in truth_orders.items():
         if no in after or (order["status"] == "已取消" and no not in before):
@@ -118,9 +121,9 @@ async def test_sync_writes_exactly_the_expected_contracts_and_a_second_sync_writ
         assert no in listed, f"{no} is neither in the DMS nor listed for review"
         if no in reasons and no not in rejected_at_read:
             if order["model_code"] == "EV9-AWD-LTD":
-                assert "未映射的车型代码 EV9-AWD-LTD" in reasons[no]
+                assert "未映射的车型代码 EV9-AWD-LTD" in reasons[no] and remedies[no].startswith("请管理员")
             elif consent.get(order["id_number"]) == "未授权":
-                assert "未授权" in reasons[no]
+                assert "未授权" in reasons[no] and remedies[no].startswith("无需处理")
     assert any("未映射的车型代码" in r for r in reasons.values())
     assert any("未授权" in r for r in reasons.values())
 

@@ -32,7 +32,7 @@ async def test_review_workbook_rows_highlights_and_formula_safety(settings, stor
     ws = wb[OEM_ORDER.title]
     headers = [c.value for c in ws[1]]
     assert headers[:3] == ["订单号", "客户姓名", "手机号"] and headers[-2:] == ["校验结果", "问题说明"]
-    assert ws.freeze_panes == "A2" and ws.auto_filter.ref.startswith("A1:")
+    assert ws.freeze_panes == "B2" and ws.auto_filter.ref.startswith("A1:")  # the header row and the order number
     rows = list(ws.iter_rows(min_row=2, values_only=True))
     assert len(rows) == orders.counts["read"] == len(clean_sandbox.orders())
     by_result = {}

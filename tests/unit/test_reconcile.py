@@ -326,3 +326,29 @@ def test_a_policy_approval_or_an_unchanged_plan_drops_nobodys_approval(tmp_path)
 
 def ws_headers(ws) -> list[str]:
     return [c for c in next(ws.iter_rows(min_row=1, max_row=1, values_only=True))]
+
+
+@pytest.mark.parametrize(("changes", "oem", "contracts", "remedy_text"), [
+    ({"model_code": "EV9-AWD-LTD"}, (OEM_CUSTOMER,), (), "请管理员：在字典中补充代码"),
+    ({"color": "玫瑰金"}, (OEM_CUSTOMER,), (), "请管理员：在字典中补充代码"),
+    ({}, (dict(OEM_CUSTOMER, consent=False),), (), "无需处理：客户未授权，依法不录入"),
+    ({}, (), (), "请操作员：先读取厂家客户"),
+    ({"mobile": "021-6234 5678"}, (dict(OEM_CUSTOMER, mobile="021-6234 5678"),), (), "请厂家更正数据（更正后自动重试）"),
+    ({}, (OEM_CUSTOMER,), (contract(contract_no="HT2026110099", oem_order_no=""),), "人工核对：两边数据冲突，在DMS中核对处理"),
+])
+def test_each_order_that_cannot_be_written_says_who_acts_on_it(changes, oem, contracts, remedy_text):
+    """The 无法处理 sheet's 处理方式, from the reasons reconciliation really gives."""
+    from dealerbot.review.sheets import remedy
+
+    out = classify(order(**changes), ix(oem=oem, dms=[], contracts=contracts), D)
+    assert out.klass in ("rejected", "conflict")
+    assert remedy(out.klass, out.reason) == remedy_text
+
+
+def test_a_record_rejected_when_read_is_for_the_oem_to_correct():
+    from dealerbot.data import validate
+    from dealerbot.review.sheets import REMEDY_OEM_DATA, remedy
+
+    issue = validate.normalize_vin("LGXGX7A10TH000005").issue  # a wrong check digit
+    assert issue is not None and issue.severity == "reject"
+    assert remedy("rejected", f"读取时被拒绝：{issue.message}") == REMEDY_OEM_DATA

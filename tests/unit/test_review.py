@@ -33,7 +33,7 @@ def store(tmp_path: Path):
     w.flush()
     plans = [
         PlannedAction("create_contract", "XS2026000001", dict(VALUES, oem_order_no="XS2026000001"),
-                      customer=CustomerPlan("existing", "KH000001")),
+                      customer=CustomerPlan("existing", "KH000001"), note="客户：DMS现有客户 KH000001"),
         PlannedAction("create_contract", "XS2026000002", dict(VALUES, oem_order_no="XS2026000002"),
                       customer=CustomerPlan("ambiguous", values=NEW, candidates=("KH000001", "KH000009"))),
         PlannedAction("create_contract", "XS2026000003", dict(VALUES, oem_order_no="XS2026000003"),
@@ -109,3 +109,98 @@ def test_updates_beyond_status_and_vin_wait_for_a_person():
     assert not Policy().needs_approval(status)
     assert Policy().needs_approval(model)  # e.g. after a dictionary edit: never rewritten unseen
     assert not Policy(auto_update_fields=frozenset({"model_code"})).needs_approval(model)
+
+
+def _with_unresolved(store: Store) -> None:
+    """Orders reconciliation could not plan, as they sit in the store (reasons as reconcile words them)."""
+    rows = [("XS2026000011", "rejected", "客户 CU0000008 未授权数据共享（未授权）：按个人信息保护法不录入DMS"),
+            ("XS2026000012", "rejected", "未映射的车型代码 EV9-AWD-LTD（请在 dictionary.yaml 的 models 中添加）"),
+            ("XS2026000013", "rejected", "读取时被拒绝：VIN校验位错误：应为 9，实为 0（LGXGX7A10SZ000123）"),
+            ("XS2026000014", "conflict", "VIN LGXGX7A18TN000123 已在DMS合同 HT2026110099 中，请人工核对后在DMS中处理"),
+            ("XS2026000010", "rejected", "客户 CU0000009 未授权数据共享（未授权）：按个人信息保护法不录入DMS")]
+    store.save_plan([], [], [{"oem_order_no": no, "contract_no": None, "klass": klass, "reason": reason,
+                              "changes": "[]", "base": "{}"} for no, klass, reason in rows])
+
+
+def test_every_sheet_prints_a4_landscape_one_page_wide_with_its_header_row_on_each_page(store, tmp_path):
+    """The page layout as the saved file holds it (read back, as Excel and LibreOffice read it)."""
+    path = tmp_path / "review.xlsx"
+    sheets, summary = review_sheets(store)
+    write_workbook(path, summary, sheets)
+    wb = load_workbook(path)
+    visible = [ws for ws in wb.worksheets if ws.sheet_state == "visible"]
+    assert [ws.title for ws in visible] == ["概要", "待处理", "无法处理", "写入结果"]
+    for ws in visible:
+        setup = ws.page_setup
+        assert (setup.orientation, setup.paperSize, setup.fitToWidth, setup.fitToHeight) == ("landscape", 9, 1, 0), ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert ws.print_title_rows == "$1:$1", ws.title
+        assert ws.oddHeader.center.text == "&A" and "&P" in ws.oddFooter.center.text and "&N" in ws.oddFooter.center.text
+        assert ws.page_margins.left < 0.75 and ws.print_area, ws.title
+    assert wb["概要"].freeze_panes == "A2" and wb["概要"].print_area == f"'概要'!$A$1:$B${wb['概要'].max_row}"
+    assert wb["概要"].column_dimensions["B"].width <= 90  # both columns on one landscape page, long text wraps
+
+
+def test_decision_and_order_stay_in_view_the_drop_down_says_what_to_pick_and_hard_rows_stand_out(store, tmp_path):
+    path = tmp_path / "review.xlsx"
+    wb, ws, col, rows = _workbook(store, path)
+    assert ws.freeze_panes == "E2"  # the header row, the hidden key and checksum, 审核 and 厂家订单号
+    assert (ws["C1"].value, ws["D1"].value) == ("审核", "厂家订单号")
+    assert ws.column_dimensions["A"].hidden and ws.column_dimensions["B"].hidden
+    [decision] = [dv for dv in ws.data_validations.dataValidation if "C2" in str(dv.sqref)]
+    assert decision.showInputMessage and decision.promptTitle == "审核"
+    assert all(word in decision.prompt for word in ("请选择", "同意", "跳过", "修改后同意"))
+    hint = {no: ws.cell(r, col["提示"]).value for no, r in rows.items()}
+    assert hint == {"XS2026000001": "常规", "XS2026000002": "需判断", "XS2026000003": "常规"}  # 2: no customer yet
+    unsettled, routine = rows["XS2026000002"], rows["XS2026000001"]
+    assert ws.cell(unsettled, col["厂家订单号"]).fill.fgColor.rgb.endswith("DDEBF7")
+    assert ws.cell(routine, col["厂家订单号"]).fill.fill_type is None
+    checked = {r[-2] for r in ws.iter_rows(min_row=2, values_only=True)}  # 校验结果: never the 待审核-like 待复核
+    assert "需核对" in checked and "待复核" not in checked
+    # Which customer a routine row writes to is information, not a value to check: no yellow.
+    assert [c.value for c in ws[routine][-2:]] == ["通过", "客户：DMS现有客户 KH000001"]
+    assert ws[unsettled][-2].value == "需核对"
+
+
+def test_orders_that_cannot_be_written_are_grouped_by_what_to_do_about_them(store, tmp_path):
+    _with_unresolved(store)
+    path = tmp_path / "review.xlsx"
+    sheets, summary = review_sheets(store)
+    write_workbook(path, summary, sheets)
+    ws = load_workbook(path)["无法处理"]
+    assert [c.value for c in ws[1]][:2] == ["厂家订单号", "处理方式"] and ws.freeze_panes == "B2"
+    listed = [(r[0], r[1]) for r in ws.iter_rows(min_row=2, values_only=True)]
+    assert listed == [
+        ("XS2026000014", "人工核对：两边数据冲突，在DMS中核对处理"),
+        ("XS2026000012", "请管理员：在字典中补充代码"),
+        ("XS2026000013", "请厂家更正数据（更正后自动重试）"),
+        ("XS2026000010", "无需处理：客户未授权，依法不录入"),
+        ("XS2026000011", "无需处理：客户未授权，依法不录入"),
+    ]
+    line = dict(summary)["无法处理"]
+    assert "无需处理：客户未授权，依法不录入 2 条" in line and "请管理员：在字典中补充代码 1 条" in line
+
+
+def test_a_workbook_exported_before_the_columns_moved_still_imports(store, tmp_path):
+    """Marker version 1 had 审核备注, 操作, 状态 before 厂家订单号 and no 提示 column."""
+    path = tmp_path / "review.xlsx"
+    wb, ws, col, rows = _workbook(store, path)
+    v1 = ("行键", "校验和", "审核", "审核备注", "操作", "状态", "厂家订单号", "合同号", "客户编号",
+          *PENDING_HEADERS[PENDING_HEADERS.index("客户编号") + 1:], "校验结果", "问题说明")
+    now = [c.value for c in ws[1]]
+    table = [[row[now.index(h)] for h in v1] for row in ws.iter_rows(values_only=True)]
+    old = wb.create_sheet("old")
+    for row in table:
+        old.append(row)
+    wb.remove(ws)
+    old.title = PENDING_TITLE
+    marker = wb["_dealerbot"]
+    next(r for r in marker.iter_rows(min_row=2) if r[0].value == "version")[1].value = "1"
+    order_col = v1.index("厂家订单号")
+    row = next(i for i, r in enumerate(table, 1) if r[order_col] == "XS2026000001")
+    old.cell(row, v1.index("审核") + 1).value = "同意"
+    wb.save(path)
+    review = read_review(path, store, D)
+    assert not review.problems, review.problems
+    assert review.counts["approve"] == 1 and [d["id"] for d in review.decisions] == [
+        store.actions(natural_key="XS2026000001")[-1].id]

@@ -637,7 +637,7 @@ def test_a_customer_name_like_a_formula_or_markup_is_flagged_kept_and_never_a_ne
         "order_no": "XS2026000001", "customer_name": name, "mobile": "13812345678", "id_type": "护照",
         "id_number": "E12345678", "model_code": "GX3-15T-STD", "status": "已下单"}))
     flags = [i for i in item.issues if i.field == "customer_name" and i.code == "suspicious_text"]
-    assert flags and flags[0].severity == "flag" and flags[0].message.startswith("客户姓名")  # 待复核, not 通过
+    assert flags and flags[0].severity == "flag" and flags[0].message.startswith("客户姓名")  # 需核对, not 通过
     assert item.data["customer_name"] == name  # kept as read, for staff to see
     refused = check_customer({"name": name, "mobile": "13812345678", "id_number": "E12345678", "address": "杭州市"})
     assert [(i.field, i.code, i.severity) for i in refused] == [("name", "suspicious_text", "reject")]

@@ -209,7 +209,7 @@ def test_issue_status_and_detail_texts(basic_book):
     ws = load_workbook(path)["客户"]
     status = [ws.cell(row=r, column=8).value for r in range(2, 6)]
     detail = [ws.cell(row=r, column=9).value for r in range(2, 6)]
-    assert status == ["通过", "已修正", "拒绝", "待复核"]
+    assert status == ["通过", "已修正", "拒绝", "需核对"]
     assert detail[0] is None
     assert detail[1] == "手机号：已修正，原值 139 1234 5678"
     assert detail[2] == "手机号：号码位数不足；金额：金额缺失；疑似重复记录"
@@ -263,6 +263,29 @@ def test_invalid_severity_and_kind_raise():
         Column("a", "甲", "money")  # type: ignore[arg-type]
 
 
+def test_frozen_columns_and_prompts_beyond_what_excel_holds_raise():
+    with pytest.raises(ValueError, match="frozen_columns"):
+        Sheet("表", [Column("a", "甲")], [], frozen_columns=2)
+    with pytest.raises(ValueError, match="prompt"):
+        Column("a", "甲", choices=("是", "否"), prompt="请" * 256)
+
+
+def test_a_row_needing_judgement_is_light_blue_where_no_issue_colours_it_and_long_text_gets_its_height(tmp_path):
+    path = tmp_path / "a.xlsx"
+    long = "原因" * 60  # 240 display columns: six lines in the 40-wide 问题说明
+    rows = [Row({"a": "x", "b": "y"}, {"b": CellIssue("reject", long)}, attention=True), Row({"a": "z", "b": "w"})]
+    write_workbook(path, [("说明", "很长的说明" * 30)], [Sheet("表", [Column("a", "甲"), Column("b", "乙")], rows,
+                                                                  frozen_columns=1)])
+    wb = load_workbook(path)
+    ws = wb["表"]
+    assert ws.freeze_panes == "B2"
+    assert _rgb(ws["A2"]) == "DDEBF7" and _rgb(ws["B2"]) == "FFC7CE"  # the issue keeps its own colour
+    assert _rgb(ws["A3"]) is None  # a routine row stays plain
+    assert ws["D2"].alignment.wrap_text and ws.row_dimensions[2].height >= 15 * 6
+    summary = wb["概要"]
+    assert summary["B2"].alignment.wrap_text and summary.row_dimensions[2].height > 15
+
+
 # --- formula injection --------------------------------------------------------
 
 
@@ -300,7 +323,8 @@ def test_formula_like_text_stays_text(tmp_path):
     summary = load_workbook(path)["概要"]
     assert (summary["A2"].value, summary["A2"].data_type) == ("=1+1", "s")
     assert (summary["B2"].value, summary["B2"].data_type) == ("=cmd|' /C calc'!A0", "s")
-    assert "<f" not in _sheet_xml(path, "概要")
+    summary_xml = _sheet_xml(path, "概要")
+    assert "<f>" not in summary_xml and "<f " not in summary_xml  # no formula (<firstHeader> is the print layout)
 
 
 def test_formula_like_issue_message_stays_text(tmp_path):
@@ -344,7 +368,7 @@ def test_large_generator_streams(tmp_path):
     wb.close()
     assert count == n
     assert last[:3] == (n - 1, f"客户{n - 1}", pytest.approx((n - 1) / 100))
-    xml_tail = _sheet_xml(path, "订单")[-400:]
+    xml_tail = _sheet_xml(path, "订单")[-1500:]  # after the rows: the filter, then the print layout
     assert f'<autoFilter ref="A1:E{n + 1}"/>' in xml_tail
 
 

@@ -41,7 +41,7 @@ class RunProgress:
             if "actions" in counts:  # a bot that writes
                 detail = f"已核对 {counts.get('verified', 0)} · 失败 {counts.get('failed', 0)} · 新客户 {counts.get('customers_created', 0)}"
             else:
-                detail = f"页 {counts.get('pages', 0)} · 拒绝 {counts.get('rejected', 0)} · 待复核 {counts.get('flagged', 0)}"
+                detail = f"页 {counts.get('pages', 0)} · 拒绝 {counts.get('rejected', 0)} · 需核对 {counts.get('flagged', 0)}"
             done, total = progress_of(counts)
             self.progress.update(task, completed=done, total=total, detail=detail)
 

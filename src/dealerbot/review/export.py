@@ -76,7 +76,8 @@ def latest_runs(store: Store) -> list[RunRecord]:
     return sorted(seen.values(), key=lambda r: r.started_at)
 
 
-LEGEND = "红色 = 已拒绝（未入库，原因见“问题说明”）；黄色 = 待复核；绿色 = 已自动修正；无色 = 通过"
+LEGEND = ("红色 = 已拒绝（未入库，原因见“问题说明”）；黄色 = 需核对（数值可疑，请看一眼）；绿色 = 已自动修正；无色 = 通过；"
+          "浅蓝色整行 = 需判断（不只是看一眼就能同意的行）")
 
 
 def export_runs(
@@ -130,7 +131,7 @@ def export_runs(
             columns = [Column(f.name, f.header, f.kind, f.width) for f in entity.fields]
             shared = sum(1 for r in runs if entity in bot_records.get(r.bot, ())) > 1
             title = f"{entity.title}-{run.run_id[-4:]}" if shared else entity.title
-            sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records)))
+            sheets.append(Sheet(title, columns, _rows(store, entity, run.run_id, all_records), frozen_columns=1))
     if review:
         from dealerbot.review.sheets import review_sheets
 

@@ -48,13 +48,19 @@ UNRESOLVED_TITLE = "无法处理"
 WRITTEN_TITLE = "写入结果"
 MARKER_TITLE = "_dealerbot"
 MARKER_FORMAT = "dealerbot-review"
-MARKER_VERSION = "1"
+MARKER_VERSION = "2"  # 2: 审核 and 厂家订单号 leftmost (frozen), the 提示 column
 APPROVE, SKIP, APPROVE_EDITED = "同意", "跳过", "修改后同意"
 DECISIONS = (APPROVE, SKIP, APPROVE_EDITED)
+DECISION_PROMPT = (f"请选择：{APPROVE}（按本行写入DMS）/ {SKIP}（本次不写入）/ {APPROVE_EDITED}（先改绿色表头的列，"
+                   f"再选此项）。留空 = 以后再审核")
+# The 提示 column: a row that needs a person's judgement (the customer is not settled, a conflict,
+# the last write failed, an approval voided by a change) and a routine one. Not 待审核 (every row
+# of 待处理 is that: the 状态 column) nor 需核对 (a value to check: the 校验结果 column).
+NEEDS_THOUGHT, ROUTINE = "需判断", "常规"
 
 _FIELD_COLUMNS = (
     *(Column(f, CUSTOMER_HEADERS[f], width=w, editable=True) for f, w in
-      (("name", 10), ("mobile", 13), ("id_number", 20), ("address", 24))),
+      (("name", 10), ("mobile", 13), ("id_number", 20), ("address", 18))),
     *(Column(f, CONTRACT_HEADERS[f], dms_kind(f), width=w, editable=True) for f, w in (
         ("model_code", 12), ("color", 8), ("vin", 20), ("price", 12), ("deposit", 10), ("delivery_date", 12),
         ("status", 9),
@@ -63,17 +69,25 @@ _FIELD_COLUMNS = (
 PENDING_COLUMNS = (
     Column("_key", "行键", "int", width=6, hidden=True),
     Column("_checksum", "校验和", width=8, hidden=True),
-    Column("_decision", "审核", width=11, choices=DECISIONS, editable=True),
-    Column("_review_note", "审核备注", width=16, editable=True),
+    Column("_decision", "审核", width=11, choices=DECISIONS, editable=True, prompt=DECISION_PROMPT),
+    Column("_order_no", "厂家订单号", width=15),
+    Column("_attention", "提示", width=8),
+    Column("_review_note", "审核备注", width=12, editable=True),
     Column("_kind", "操作", width=9),
     Column("_state", "状态", width=9),
-    Column("_order_no", "厂家订单号", width=15),
     Column("_contract_no", "合同号", width=14),
     Column("customer_no", "客户编号", width=11, editable=True),
     *_FIELD_COLUMNS,
-    Column("_changes", "变更", width=36),
+    Column("_changes", "变更", width=24),
 )
 PENDING_HEADERS = tuple(c.header for c in PENDING_COLUMNS)
+PENDING_FROZEN = 4  # the hidden row key and checksum, 审核 and 厂家订单号 stay in view
+# Each marker version's 待处理 columns, by key: a workbook exported before an upgrade still imports.
+_LAYOUTS = {
+    "1": ("_key", "_checksum", "_decision", "_review_note", "_kind", "_state", "_order_no", "_contract_no", "customer_no",
+          *(c.key for c in _FIELD_COLUMNS), "_changes"),
+    MARKER_VERSION: tuple(c.key for c in PENDING_COLUMNS),
+}
 
 
 def _cell_value(field: str, text: str) -> Any:
@@ -107,11 +121,47 @@ def exported_values(action: Action, dms_customers: dict[str, dict[str, Any]]) ->
     return {**cells, **{f: action.new_values.get(f, "") for f in REVIEWED_FIELDS}}
 
 
+# 无法处理: what to do about an order that cannot be written, in the order the sheet lists them.
+REMEDY_CONFLICT = "人工核对：两边数据冲突，在DMS中核对处理"
+REMEDY_DICTIONARY = "请管理员：在字典中补充代码"
+REMEDY_OEM_CUSTOMERS = "请操作员：先读取厂家客户"
+REMEDY_OEM_DATA = "请厂家更正数据（更正后自动重试）"
+REMEDY_NONE = "无需处理：客户未授权，依法不录入"
+REMEDIES = (REMEDY_CONFLICT, REMEDY_DICTIONARY, REMEDY_OEM_CUSTOMERS, REMEDY_OEM_DATA, REMEDY_NONE)
+
+
+def remedy(klass: str, reason: str) -> str:
+    """Who does what about an order reconciliation could not plan (``klass`` conflict or
+    rejected), from its reason as :mod:`dealerbot.rekey.reconcile` and the data steps word it:
+    nothing for a customer who did not consent (the law), the administrator for a code missing
+    from dictionary.yaml (:func:`dealerbot.data.mapping.contract_values`), the operator when the
+    OEM customers were not read, the OEM for data the checks refuse (a VIN's check digit, an ID
+    number, a mobile the DMS cannot file...), a person for a conflict."""
+    if klass == "conflict":
+        return REMEDY_CONFLICT
+    if "个人信息保护法" in reason:
+        return REMEDY_NONE
+    if "未映射的" in reason:
+        return REMEDY_DICTIONARY
+    if "先运行 oem-customers" in reason:
+        return REMEDY_OEM_CUSTOMERS
+    return REMEDY_OEM_DATA
+
+
+def needs_thought(action: Action) -> bool:
+    """Whether approving the action takes more than a look: its customer is not settled (客户编号
+    empty), it is a conflict, its last write failed, or a person's approval was voided by a change."""
+    return (action.kind == "create_contract" and action.customer.mode in ("ambiguous", "none")) or action.conflict \
+        or action.state == "failed" or action.note.startswith(REAPPROVAL)
+
+
 def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]]) -> Iterator[Row]:
     for a in actions:
         values = exported_values(a, dms_customers)
         cells: dict[str, CellIssue] = {}
         notes: list[CellIssue] = []
+        remarks: list[str] = []
+        hard = needs_thought(a)
         for f, (old, new) in a.changes.items():
             if a.kind != "create_contract" and f in CONTRACT_HEADERS:
                 cells[f] = CellIssue("flag", f"{CONTRACT_HEADERS[f]} 原为「{old or '空'}」")
@@ -121,6 +171,8 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
             notes.append(CellIssue("reject", f"上次写入失败：{a.failure_reason}"))
         if a.conflict:
             notes.append(CellIssue("reject", f"冲突：{a.note}"))
+        elif a.note and a.needs_approval and not hard:
+            remarks.append(a.note)  # e.g. which customer: information, not a value to check (a routine row)
         elif a.note:
             notes.append(CellIssue("flag" if a.needs_approval else "repaired", a.note))
         changes = "；".join(
@@ -130,9 +182,10 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
             "_key": a.id, "_checksum": a.stored_checksum, "_decision": None, "_review_note": None,
             "_kind": KIND_TEXT[a.kind], "_state": STATE_TEXT[a.state], "_order_no": a.natural_key,
             "_contract_no": a.contract_no or None, "_changes": changes,
+            "_attention": NEEDS_THOUGHT if hard else ROUTINE,
             **{k: _cell_value(k, v) for k, v in values.items()},
         }
-        yield Row(row, cells, notes)
+        yield Row(row, cells, notes, attention=hard, notes=remarks)
 
 
 def reapprovals(store: Store) -> list[Action]:
@@ -160,15 +213,18 @@ def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -
     unresolved = [r for r in sync.values() if r["klass"] in ("rejected", "conflict") and r["oem_order_no"] not in open_keys]
     last_run = next(iter(store.runs(limit=1, bot="dms-rekey")), None)
     written = store.actions(run_id=last_run.run_id) if last_run else []
+    remedies = {r["oem_order_no"]: remedy(r["klass"], r["reason"]) for r in unresolved}
+    unresolved.sort(key=lambda r: (REMEDIES.index(remedies[r["oem_order_no"]]), r["oem_order_no"]))
     sheets = [
-        Sheet(PENDING_TITLE, PENDING_COLUMNS, _pending_rows(pending, dms_customers)),
+        Sheet(PENDING_TITLE, PENDING_COLUMNS, _pending_rows(pending, dms_customers), frozen_columns=PENDING_FROZEN),
         Sheet(UNRESOLVED_TITLE, (
-            Column("oem_order_no", "厂家订单号", width=15), Column("klass", "分类", width=8),
-            Column("contract_no", "合同号", width=14), Column("reason", "原因", width=80),
-        ), (Row({"oem_order_no": r["oem_order_no"], "klass": "冲突" if r["klass"] == "conflict" else "拒绝",
-                 "contract_no": r["contract_no"], "reason": r["reason"]},
-                {"reason": CellIssue("reject" if r["klass"] == "rejected" else "flag", r["reason"])})
-            for r in sorted(unresolved, key=lambda r: r["oem_order_no"]))),
+            Column("oem_order_no", "厂家订单号", width=15), Column("remedy", "处理方式", width=34),
+            Column("klass", "分类", width=8), Column("contract_no", "合同号", width=14), Column("reason", "原因", width=70),
+        ), (Row({"oem_order_no": r["oem_order_no"], "remedy": remedies[r["oem_order_no"]],
+                 "klass": "冲突" if r["klass"] == "conflict" else "拒绝", "contract_no": r["contract_no"], "reason": r["reason"]},
+                {"reason": CellIssue("reject" if r["klass"] == "rejected" else "flag", r["reason"])},
+                attention=remedies[r["oem_order_no"]] != REMEDY_NONE)
+            for r in unresolved), frozen_columns=1),
         Sheet(WRITTEN_TITLE, (
             Column("natural_key", "厂家订单号", width=15), Column("kind", "操作", width=9),
             Column("state", "结果", width=12), Column("contract_no", "合同号", width=14),
@@ -178,7 +234,7 @@ def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -
                  "customer_no": a.result_customer_no or a.customer.customer_no or None,
                  "reason": a.failure_reason},
                 {"state": CellIssue("reject", a.failure_reason or "")} if a.state == "failed" else {})
-            for a in written)),
+            for a in written), frozen_columns=1),
         Sheet(MARKER_TITLE, (Column("key", "key"), Column("value", "value")), iter([
             Row({"key": "format", "value": MARKER_FORMAT}), Row({"key": "version", "value": MARKER_VERSION}),
             Row({"key": "store_id", "value": store.store_id()}),
@@ -188,7 +244,10 @@ def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -
     summary: list[tuple[str, Any]] = [
         ("待审核操作", f"{len(pending)} 条（见“{PENDING_TITLE}”表：在“审核”列选择 同意 / 跳过 / 修改后同意，"
                     f"保存后{'在控制台“审核”页上传' if console else '运行 dealerbot import-review 文件名'}）"),
-        ("无法处理", f"{len(unresolved)} 条（见“{UNRESOLVED_TITLE}”表）"),
+        ("其中需判断", f"{sum(1 for a in pending if needs_thought(a))} 条（“提示”列为“{NEEDS_THOUGHT}”、整行浅蓝色："
+                    f"客户未确定、冲突、上次写入失败或原审核已作废，请先看“问题说明”）"),
+        ("无法处理", f"{len(unresolved)} 条（见“{UNRESOLVED_TITLE}”表，按处理方式排列）"
+                 + "".join(f"；{m} {n} 条" for m in REMEDIES if (n := sum(1 for v in remedies.values() if v == m)))),
     ]
     again = sum(1 for a in pending if a.note.startswith(REAPPROVAL))
     if again:
@@ -226,14 +285,16 @@ def read_review(path: Path, store: Store, dictionary: Dictionary) -> ReviewImpor
             raise DataFileError(f"{path}: 这不是 dealerbot 导出的审核工作簿（缺少“{PENDING_TITLE}”表或标记）"
                                 f" (not a dealerbot review workbook)")
         marker = {str(r[0]): str(r[1]) for r in xlsx_rows(path, wb[MARKER_TITLE], min_row=2) if r and r[0]}
-        if marker.get("format") != MARKER_FORMAT or marker.get("version") != MARKER_VERSION:
+        if marker.get("format") != MARKER_FORMAT or marker.get("version") not in _LAYOUTS:
             raise DataFileError(f"{path}: 这不是 dealerbot 导出的审核工作簿（标记不符） (not a dealerbot review workbook)")
         if marker.get("store_id") != store.store_id():
             raise DataFileError(f"{path}: 这个工作簿来自另一个 dealerbot 数据库，不能导入到这里"
                                 f" (exported from another store)")
         rows = xlsx_rows(path, wb[PENDING_TITLE])
         header = tuple(next(rows, ()) or ())
-        expected = (*PENDING_HEADERS, "校验结果", "问题说明")
+        layout = _LAYOUTS[marker["version"]]
+        headers = {c.key: c.header for c in PENDING_COLUMNS}
+        expected = (*(headers[k] for k in layout), "校验结果", "问题说明")
         for i, want in enumerate(expected):
             got = header[i] if i < len(header) else None
             if got != want:
@@ -246,7 +307,7 @@ def read_review(path: Path, store: Store, dictionary: Dictionary) -> ReviewImpor
         for c in store.created_customers():
             dms_customers.setdefault(c["customer_no"], c)
         for row_number, raw in enumerate(rows, start=2):
-            cells = dict(zip((c.key for c in PENDING_COLUMNS), raw, strict=False))
+            cells = dict(zip(layout, raw, strict=False))
             if all(v in (None, "") for v in cells.values()):
                 continue
             _read_row(path, row_number, cells, store, dictionary, dms_customers, result)

@@ -43,6 +43,9 @@ from openpyxl.styles import Alignment, Font, NamedStyle, PatternFill
 from openpyxl.styles.cell_style import StyleArray
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.properties import PageSetupProperties
+from openpyxl.worksheet.worksheet import Worksheet
 
 from dealerbot.private_files import private_dir
 
@@ -76,10 +79,12 @@ SUMMARY_TITLE = "概要"
 SUMMARY_HEADERS = ("项目", "内容")
 STATUS_HEADER = "校验结果"
 DETAIL_HEADER = "问题说明"
+# "flag" is 需核对 (a value to check), never 待复核/待审核: 待审核 is the ledger's state of an action
+# waiting for a person's decision (rekey.ledger.STATE_TEXT), and both sit on one row of 待处理.
 STATUS_TEXT: dict[str | None, str] = {
     None: "通过",
     "repaired": "已修正",
-    "flag": "待复核",
+    "flag": "需核对",
     "reject": "拒绝",
 }
 BOOL_TEXT = {True: "是", False: "否"}
@@ -95,6 +100,9 @@ _SEVERITY_COLOURS = {
     "flag": ("FFEB9C", "9C5700"),
     "repaired": ("C6EFCE", "006100"),
 }
+# A row that needs a person's judgement (Row.attention): light blue, apart from the issue colours.
+_ATTENTION_COLOURS = ("DDEBF7", "1F3864")
+_ATTENTION = "attention"  # the style key of such a row's plain cells
 _HEADER_FILL = "1F4E78"  # dark blue
 _EDITABLE_HEADER_FILL = "548235"  # green: staff may change this column
 _HEADER_FONT = "FFFFFF"
@@ -116,9 +124,17 @@ _DEFAULT_WIDTHS = {
     "bool": 8.0,
 }
 _STATUS_WIDTH = 10.0
-_DETAIL_WIDTH = 60.0
+_DETAIL_WIDTH = 40.0  # wraps: the sheet stays narrow enough to print one page wide
+_LINE_HEIGHT = 15.0  # points: a wrapped cell's row gets this per line (no application re-measures rows on opening)
 _MAX_WIDTH = 80.0
 _FILTER_BUTTON_PAD = 4.0  # room for the autofilter drop-down arrow
+_SUMMARY_VALUE_WIDTH = 90.0  # 概要's value column wraps beyond this: both columns fit one landscape page
+
+# Print layout (every sheet): A4 landscape, as wide as one page, the header row on every page.
+_PRINT_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.7, "bottom": 0.7, "header": 0.3, "footer": 0.3}  # inches
+_PRINT_HEADER = "&A"  # the sheet's name
+_PRINT_FOOTER = "第 &P 页，共 &N 页"
+_PROMPT_TITLE_MAX, _PROMPT_MAX = 32, 255  # Excel's limits on a data validation's input message
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _BAD_TITLE_CHARS = frozenset("[]:*?/\\")
@@ -145,6 +161,7 @@ class Column:
     hidden: bool = False  # e.g. a row key read back on import
     choices: tuple[str, ...] = ()  # an Excel drop-down list on the column's cells
     editable: bool = False  # staff may change it (the header is coloured to say so)
+    prompt: str = ""  # the drop-down's input message, shown when a cell of the column is selected
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -157,6 +174,9 @@ class Column:
             )
         if self.width is not None and not (0 < self.width <= 255):
             raise ValueError(f"Column {self.key!r}: width must be in (0, 255], got {self.width!r}")
+        if len(self.prompt) > _PROMPT_MAX or (self.prompt and len(self.header) > _PROMPT_TITLE_MAX):
+            raise ValueError(f"Column {self.key!r}: a prompt is at most {_PROMPT_MAX} characters and its header "
+                             f"(the prompt's title) at most {_PROMPT_TITLE_MAX}")
 
 
 @dataclass(frozen=True)
@@ -184,6 +204,8 @@ class Row:
     values: Mapping[str, Any]  # key -> value (str, int, Decimal, float, date, datetime, bool, None)
     issues: Mapping[str, CellIssue] = field(default_factory=dict)  # column key -> issue on that cell
     row_issues: Sequence[CellIssue] = ()  # issues not tied to a column (e.g. duplicate record)
+    attention: bool = False  # needs a person's judgement: the row's cells without an issue are light blue
+    notes: Sequence[str] = ()  # plain remarks for 问题说明 that colour nothing and leave 校验结果 as it is
 
 
 @dataclass
@@ -204,10 +226,14 @@ class Sheet:
     columns: Sequence[Column]
     rows: Iterable[Row]
     hidden: bool = False  # a sheet for the program, not for people
+    frozen_columns: int = 0  # leading columns (hidden ones included) that stay in view when scrolling right
 
     def __post_init__(self) -> None:
         _validate_title(self.title)
         _validate_columns(self.title, self.columns)
+        if not 0 <= self.frozen_columns <= len(self.columns):
+            raise ValueError(f"sheet {self.title!r}: frozen_columns must be in [0, {len(self.columns)}], "
+                             f"got {self.frozen_columns!r}")
 
 
 @dataclass
@@ -321,18 +347,20 @@ class _Styles:
                     alignment=header_align,
                 ),
             )
-        self._add(wb, "label", NamedStyle(name=f"{_STYLE_PREFIX}-label", font=Font(bold=True)))
+        top = Alignment(vertical="top", wrap_text=True)
+        self._add(wb, "label", NamedStyle(name=f"{_STYLE_PREFIX}-label", font=Font(bold=True), alignment=top))
+        self._add(wb, "wrap", NamedStyle(name=f"{_STYLE_PREFIX}-wrap", alignment=top))
 
         fills = {
             sev: (
                 PatternFill(fill_type="solid", start_color=bg, end_color=bg),
                 Font(color=fg),
             )
-            for sev, (bg, fg) in _SEVERITY_COLOURS.items()
+            for sev, (bg, fg) in (*_SEVERITY_COLOURS.items(), (_ATTENTION, _ATTENTION_COLOURS))
         }
         centre = Alignment(horizontal="center")
         for kind in sorted(_KINDS):
-            for sev in (None, *sorted(_SEVERITIES)):
+            for sev in (None, *sorted(_SEVERITIES), _ATTENTION):
                 style = NamedStyle(name=f"{_STYLE_PREFIX}-{kind}-{sev or 'ok'}")
                 style.number_format = _NUMBER_FORMATS[kind]
                 if kind == "bool":
@@ -340,7 +368,12 @@ class _Styles:
                 if sev is not None:
                     style.fill, style.font = fills[sev]
                 self._add(wb, self.key(kind, sev), style)
-        for sev in (None, *sorted(_SEVERITIES)):
+        for sev in (None, *sorted(_SEVERITIES), _ATTENTION):
+            style = NamedStyle(name=f"{_STYLE_PREFIX}-detail-{sev or 'ok'}", alignment=top)
+            if sev is not None:
+                style.fill, style.font = fills[sev]
+            self._add(wb, self.key("detail", sev), style)
+        for sev in (None, *sorted(_SEVERITIES), _ATTENTION):
             style = NamedStyle(name=f"{_STYLE_PREFIX}-status-{sev or 'ok'}", alignment=centre)
             if sev is not None:
                 style.fill, style.font = fills[sev]
@@ -463,14 +496,52 @@ def _write_summary(wb: Workbook, styles: _Styles, summary: Sequence[tuple[str, A
     label_width = max([_display_width(SUMMARY_HEADERS[0])] + [_display_width(lbl) for lbl, _ in pairs])
     value_width = max([_display_width(SUMMARY_HEADERS[1])] + [_display_width(_rendered(v)) for _, v in pairs])
     ws.column_dimensions["A"].width = min(label_width + 2, _MAX_WIDTH)
-    ws.column_dimensions["B"].width = min(max(value_width + 2, 12.0), _MAX_WIDTH)
+    ws.column_dimensions["B"].width = min(max(value_width + 2, 12.0), _SUMMARY_VALUE_WIDTH)
+    _print_layout(ws, frozen_columns=0)
 
     ws.append([_styled_cell(ws, h, styles.array("header")) for h in SUMMARY_HEADERS])
+    row_number = 2
     for label, raw in pairs:
         label = _clean_text(label)
         label_cell = _styled_cell(ws, label, styles.array("label", is_formula_like(label)))
         value, kind = _coerce(raw, "text")
-        ws.append([label_cell, _make_cell(ws, styles, value, kind, None)])
+        if kind == "text":  # long text wraps within the page's width
+            cell = _styled_cell(ws, value, styles.array("wrap", isinstance(value, str) and is_formula_like(value)))
+            if value:
+                _fit_height(ws, row_number, value, ws.column_dimensions["B"].width)
+        else:
+            cell = _make_cell(ws, styles, value, kind, None)
+        ws.append([label_cell, cell])
+        row_number += 1
+    ws.print_area = f"A1:B{len(pairs) + 1}"
+
+
+def _fit_height(ws: WriteOnlyWorksheet, row_number: int, text: str, width: float) -> None:
+    """Give row ``row_number`` (not appended yet) the height of ``text`` wrapped at ``width``."""
+    lines = sum(max(1, math.ceil(_display_width(line) / max(width - 2, 1.0))) for line in text.splitlines() or [""])
+    if lines > 1:
+        sheet: Any = ws  # set in Worksheet._setup(), unseen by openpyxl's type stubs
+        sheet.row_dimensions[row_number].height = _LINE_HEIGHT * lines
+
+
+def _print_layout(ws: WriteOnlyWorksheet, frozen_columns: int) -> None:
+    """How a sheet prints and scrolls: A4 landscape, fitted to one page's width (as many pages
+    down as it takes), the header row repeated on every page, the sheet's name above and the
+    page number below; on screen the header row and ``frozen_columns`` columns stay in view.
+    Set before the first row is appended (write-only mode)."""
+    ws.freeze_panes = f"{get_column_letter(frozen_columns + 1)}2"
+    ws.print_title_rows = "1:1"
+    # A write-only sheet gets these in Worksheet._setup(), which openpyxl's type stubs do not see.
+    sheet: Any = ws
+    setup = sheet.page_setup
+    setup.orientation = "landscape"
+    setup.paperSize = Worksheet.PAPERSIZE_A4
+    setup.fitToWidth, setup.fitToHeight = 1, 0  # 0: as many pages down as it takes
+    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    sheet.page_margins = PageMargins(**_PRINT_MARGINS)
+    sheet.print_options.gridLines = True
+    sheet.oddHeader.center.text = _PRINT_HEADER
+    sheet.oddFooter.center.text = _PRINT_FOOTER
 
 
 def _worst(severities: Iterable[str]) -> str | None:
@@ -495,7 +566,7 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
         ws.column_dimensions[get_column_letter(idx)].hidden = col.hidden
     ws.column_dimensions[get_column_letter(ncols - 1)].width = _STATUS_WIDTH
     ws.column_dimensions[get_column_letter(ncols)].width = _DETAIL_WIDTH
-    ws.freeze_panes = "A2"
+    _print_layout(ws, sheet.frozen_columns)
 
     header_style, editable_style = styles.array("header"), styles.array("header-editable")
     ws.append(
@@ -514,27 +585,35 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
                 )
         cells = []
         reasons = []
+        plain = _ATTENTION if row.attention else None  # the colour of a cell without an issue
         for col in columns:
             issue = issues.get(col.key)
-            severity = issue.severity if issue is not None else None
+            severity = issue.severity if issue is not None else plain
             value, kind = _coerce(values.get(col.key), col.kind)
             cells.append(_make_cell(ws, styles, value, kind, severity))
             if issue is not None:
                 reasons.append(f"{col.header}{LABEL_SEPARATOR}{issue.message}")
         reasons.extend(issue.message for issue in row.row_issues)
+        reasons.extend(row.notes)
         worst = _worst([i.severity for i in issues.values()] + [i.severity for i in row.row_issues])
-        cells.append(_make_cell(ws, styles, STATUS_TEXT[worst], "status", worst))
+        cells.append(_make_cell(ws, styles, STATUS_TEXT[worst], "status", worst or plain))
         detail = _clean_text(ISSUE_SEPARATOR.join(reasons)) if reasons else None
-        cells.append(_make_cell(ws, styles, detail, "text", None))
+        cells.append(_make_cell(ws, styles, detail, "detail", plain))
+        if detail:
+            _fit_height(ws, count + 2, detail, _DETAIL_WIDTH)
         ws.append(cells)
         count += 1
 
     ws.auto_filter.ref = f"A1:{get_column_letter(ncols)}{count + 1}"
+    if not sheet.hidden:  # LibreOffice prints a hidden sheet's print area
+        ws.print_area = f"A1:{get_column_letter(ncols)}{count + 1}"
     for idx, col in enumerate(columns, 1):
         if col.choices and count:
             listed = ",".join(col.choices)
             validation = DataValidation(type="list", formula1=f'"{listed}"', allow_blank=True, showErrorMessage=True,
-                                errorTitle="请从列表中选择", error=f"可选：{listed}")
+                                        errorTitle="请从列表中选择", error=f"可选：{listed}",
+                                        showInputMessage=bool(col.prompt), promptTitle=col.header if col.prompt else None,
+                                        prompt=col.prompt or None)
             letter = get_column_letter(idx)
             validation.add(f"{letter}2:{letter}{count + 1}")
             ws.data_validations.append(validation)

@@ -111,7 +111,7 @@ def _tally(counts: Mapping[str, int]) -> str:
         return (f"写入 {counts.get('actions', 0)} 条，已核对 {counts.get('verified', 0)}，"
                 f"失败 {counts.get('failed', 0)}，未完成 {counts.get('unfinished', 0)}")
     return (f"读取 {counts.get('read', 0)} 条，接受 {counts.get('accepted', 0)}，"
-            f"待复核 {counts.get('flagged', 0)}，拒绝 {counts.get('rejected', 0)}")
+            f"需核对 {counts.get('flagged', 0)}，拒绝 {counts.get('rejected', 0)}")
 
 
 def _reason_kind(reason: str) -> str:
