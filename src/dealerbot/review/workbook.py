@@ -134,6 +134,11 @@ _SUMMARY_VALUE_WIDTH = 90.0  # 概要's value column wraps beyond this: both col
 _PRINT_MARGINS = {"left": 0.4, "right": 0.4, "top": 0.7, "bottom": 0.7, "header": 0.3, "footer": 0.3}  # inches
 _PRINT_HEADER = "&A"  # the sheet's name
 _PRINT_FOOTER = "第 &P 页，共 &N 页"
+# A sheet wider than one page at a readable scale prints over several pages across, its frozen
+# columns (审核, the order number) repeated on each: one A4 landscape page holds ~150 characters
+# of column width at 100 %; below 60 % the print is too small to read.
+_PAGE_WIDTH_CHARS = 150.0
+_MIN_PRINT_SCALE = 0.6
 _PROMPT_TITLE_MAX, _PROMPT_MAX = 32, 255  # Excel's limits on a data validation's input message
 
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -524,19 +529,30 @@ def _fit_height(ws: WriteOnlyWorksheet, row_number: int, text: str, width: float
         sheet.row_dimensions[row_number].height = _LINE_HEIGHT * lines
 
 
-def _print_layout(ws: WriteOnlyWorksheet, frozen_columns: int) -> None:
-    """How a sheet prints and scrolls: A4 landscape, fitted to one page's width (as many pages
-    down as it takes), the header row repeated on every page, the sheet's name above and the
-    page number below; on screen the header row and ``frozen_columns`` columns stay in view.
-    Set before the first row is appended (write-only mode)."""
+def pages_across(width: float) -> int:
+    """How many A4 landscape pages a sheet ``width`` characters wide prints across: one when it
+    fits at a readable scale (:data:`_MIN_PRINT_SCALE`), else as few as keep it readable."""
+    return max(1, math.ceil(width / (_PAGE_WIDTH_CHARS / _MIN_PRINT_SCALE)))
+
+
+def _print_layout(ws: WriteOnlyWorksheet, frozen_columns: int, width: float = 0.0) -> None:
+    """How a sheet prints and scrolls: A4 landscape, fitted to the width of one page or, for a
+    sheet ``width`` characters wide, of as few pages as keep it readable (:func:`pages_across`;
+    the frozen columns repeated on each), as many pages down as it takes, the header row
+    repeated on every page, the sheet's name above and the page number below; on screen the
+    header row and ``frozen_columns`` columns stay in view. Set before the first row is
+    appended (write-only mode)."""
     ws.freeze_panes = f"{get_column_letter(frozen_columns + 1)}2"
     ws.print_title_rows = "1:1"
+    across = pages_across(width)
+    if across > 1 and frozen_columns:
+        ws.print_title_cols = f"A:{get_column_letter(frozen_columns)}"
     # A write-only sheet gets these in Worksheet._setup(), which openpyxl's type stubs do not see.
     sheet: Any = ws
     setup = sheet.page_setup
     setup.orientation = "landscape"
     setup.paperSize = Worksheet.PAPERSIZE_A4
-    setup.fitToWidth, setup.fitToHeight = 1, 0  # 0: as many pages down as it takes
+    setup.fitToWidth, setup.fitToHeight = across, 0  # 0: as many pages down as it takes
     sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     sheet.page_margins = PageMargins(**_PRINT_MARGINS)
     sheet.print_options.gridLines = True
@@ -566,7 +582,8 @@ def _write_sheet(wb: Workbook, styles: _Styles, sheet: Sheet) -> int:
         ws.column_dimensions[get_column_letter(idx)].hidden = col.hidden
     ws.column_dimensions[get_column_letter(ncols - 1)].width = _STATUS_WIDTH
     ws.column_dimensions[get_column_letter(ncols)].width = _DETAIL_WIDTH
-    _print_layout(ws, sheet.frozen_columns)
+    width = sum(_column_width(col) for col in columns if not col.hidden) + _STATUS_WIDTH + _DETAIL_WIDTH
+    _print_layout(ws, sheet.frozen_columns, width)
 
     header_style, editable_style = styles.array("header"), styles.array("header-editable")
     ws.append(
