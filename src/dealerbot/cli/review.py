@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
 from dealerbot.cli.common import (
@@ -259,21 +260,32 @@ def audit(
               "approve_edited": "修改后同意", "skip": "审核跳过", "written": "已写入并回读", "found": "已存在，未写入",
               "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到",
               "invalid": "校验未通过，未写入", "approval_dropped": "原审核作废（计划已变）"}
-    table = Table(title="审计记录 (audit)")
-    for col in ("时间", "事件", "厂家订单号/记录键", "对象", "操作人", "运行", "内容"):
-        table.add_column(col, overflow="fold")
+    # One record per block (issue #22: a table row wrapped to 13 lines at 100 columns): a heading
+    # line, then labelled lines whose values wrap under themselves, at any terminal width.
+    console = make_console()
+    console.print("[bold]审计记录 (audit)[/]，最新的在前")
     for r in rows:
         entity = declared.get(r["target"]) if r["action_id"] is None else None  # a bot's write on its own portal
         names = {f.name: f.header for f in entity.fields} if entity else {**CONTRACT_HEADERS, **CUSTOMER_HEADERS}
         personal = set(entity.personal_fields) if entity else set()
         shown = {k: mask_personal_value(str(v)) if k in personal and v else v for k, v in r["new_values"].items()}
-        changes = "；".join(
+        changes = "； ".join(  # the space lets a long line wrap between fields, not inside a value
             f"{names.get(k, k)} {r['old_values'].get(k, '') or '空'}→{v or '空'}" if k in r["old_values"] else f"{names.get(k, k)}={v}"
             for k, v in shown.items()
         )
-        table.add_row(f"{r['at']:%m-%d %H:%M:%S}", events.get(r["event"], r["event"]), r["natural_key"], r["target"],
-                      escape(r["actor"]), r["run_id"] or "", escape(mask(" ".join(x for x in (changes, r["note"]) if x))))
-    make_console().print(table)
+        block = Table.grid(padding=(0, 1, 0, 0))
+        block.add_column(no_wrap=True, style="dim")
+        block.add_column(overflow="fold")
+        key_label = "厂家订单号" if r["action_id"] is not None else "记录键"  # a ledger action's key is the OEM order
+        for label, value in (("操作人", r["actor"]), ("运行", r["run_id"]),
+                             ("内容", mask(" ".join(x for x in (changes, r["note"]) if x)))):
+            if value:
+                block.add_row(label, escape(str(value)))
+        console.print()
+        console.print(f"[bold]{r['at']:%m-%d %H:%M:%S}  {events.get(r['event'], r['event'])}[/]  "
+                      f"[dim]{key_label}[/] {escape(r['natural_key'])}"
+                      + (f"  [dim]对象[/] {escape(r['target'])}" if r["target"] else ""))
+        console.print(Padding(block, (0, 0, 0, 2)))
 
 
 @app.command("sync")
