@@ -39,7 +39,7 @@ def store(tmp_path: Path):
         PlannedAction("create_contract", "XS2026000003", dict(VALUES, oem_order_no="XS2026000003"),
                       customer=CustomerPlan("new", values=NEW)),
     ]
-    s.save_plan([], [(p, True) for p in plans], [{"oem_order_no": p.natural_key, "contract_no": None, "klass": "create",
+    s.save_plan([], [(p, True) for p in plans], [{"oem_order_no": p.natural_key, "contract_no": None, "reconcile_class": "create",
                                                    "reason": "", "changes": "[]", "base": "{}"} for p in plans])
     yield s
     s.close()

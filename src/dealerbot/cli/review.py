@@ -111,13 +111,13 @@ def print_reconcile(
     console: Console, report: ReconcileReport, mask: Callable[[str], str], show: str | None = None, limit: int = 20,
     title: str = "对账结果 (reconcile)",
 ) -> None:
-    from dealerbot.rekey.reconcile import KLASS_TEXT, KLASSES
+    from dealerbot.rekey.reconcile import RECONCILE_CLASS_TEXT, RECONCILE_CLASSES
 
     table = Table(title=title)
     table.add_column("分类", no_wrap=True)
     table.add_column("订单数", justify="right", no_wrap=True)
-    for k in KLASSES:
-        table.add_row(f"{KLASS_TEXT[k]} ({k})", str(report.counts.get(k, 0)))
+    for k in RECONCILE_CLASSES:
+        table.add_row(f"{RECONCILE_CLASS_TEXT[k]} ({k})", str(report.counts.get(k, 0)))
     console.print(table)
     console.print(f"账本 (ledger)：新计划 {report.planned} 条 · 作废 {report.superseded} 条 · 待审核 {report.awaiting_approval} 条 · "
                   f"可写入 {report.ready} 条 · 写入中 {report.in_progress} 条")
@@ -130,13 +130,13 @@ def print_reconcile(
         for order_no, why in report.dropped[:limit]:
             console.print(f"  {escape(order_no)}：{escape(mask(why))}")
     wanted = [show] if show else ["conflict", "rejected"]
-    rows = [o for o in report.outcomes if o.klass in wanted]
+    rows = [o for o in report.outcomes if o.reconcile_class in wanted]
     if rows:
-        detail = Table(title=f"{'、'.join(KLASS_TEXT[k] for k in wanted)}（前 {min(limit, len(rows))} 条）")
+        detail = Table(title=f"{'、'.join(RECONCILE_CLASS_TEXT[k] for k in wanted)}（前 {min(limit, len(rows))} 条）")
         for col in ("厂家订单号", "分类", "合同号", "原因 / 变更"):
             detail.add_column(col, overflow="fold")
         for o in rows[:limit]:
-            detail.add_row(o.order_no, KLASS_TEXT[o.klass], o.contract_no, escape(mask(o.reason)))
+            detail.add_row(o.order_no, RECONCILE_CLASS_TEXT[o.reconcile_class], o.contract_no, escape(mask(o.reason)))
         console.print(detail)
 
 
@@ -153,11 +153,11 @@ def reconcile(
     Creations wait for approval in the review workbook (`dealerbot export`), status updates go
     straight through (see [rekey] in dealerbot.toml); `dealerbot run dms-rekey` writes them.
     """
-    from dealerbot.rekey.reconcile import KLASSES
+    from dealerbot.rekey.reconcile import RECONCILE_CLASSES
     from dealerbot.rekey.reconcile import reconcile as plan
 
-    if show is not None and show not in KLASSES:
-        raise fail(f"--show 应为 {', '.join(KLASSES)} 之一 (unknown class {show!r})")
+    if show is not None and show not in RECONCILE_CLASSES:
+        raise fail(f"--show 应为 {', '.join(RECONCILE_CLASSES)} 之一 (unknown class {show!r})")
     settings = settings_from(config, store_needed=True)
     dictionary = dictionary_for(settings)
     try:

@@ -156,17 +156,17 @@ def review_sheets(store: Store, max_rows: int = 50_000) -> tuple[list[Sheet], li
         dms_customers.setdefault(c["customer_no"], c)
     sync = store.sync_state()
     open_keys = {a.natural_key for a in store.actions(OPEN_STATES)}
-    unresolved = [r for r in sync.values() if r["klass"] in ("rejected", "conflict") and r["oem_order_no"] not in open_keys]
+    unresolved = [r for r in sync.values() if r["reconcile_class"] in ("rejected", "conflict") and r["oem_order_no"] not in open_keys]
     last_run = next(iter(store.runs(limit=1, bot="dms-rekey")), None)
     written = store.actions(run_id=last_run.run_id) if last_run else []
     sheets = [
         Sheet(PENDING_TITLE, PENDING_COLUMNS, _pending_rows(pending, dms_customers)),
         Sheet(UNRESOLVED_TITLE, (
-            Column("oem_order_no", "厂家订单号", width=15), Column("klass", "分类", width=8),
+            Column("oem_order_no", "厂家订单号", width=15), Column("reconcile_class", "分类", width=8),
             Column("contract_no", "合同号", width=14), Column("reason", "原因", width=80),
-        ), (Row({"oem_order_no": r["oem_order_no"], "klass": "冲突" if r["klass"] == "conflict" else "拒绝",
+        ), (Row({"oem_order_no": r["oem_order_no"], "reconcile_class": "冲突" if r["reconcile_class"] == "conflict" else "拒绝",
                  "contract_no": r["contract_no"], "reason": r["reason"]},
-                {"reason": CellIssue("reject" if r["klass"] == "rejected" else "flag", r["reason"])})
+                {"reason": CellIssue("reject" if r["reconcile_class"] == "rejected" else "flag", r["reason"])})
             for r in sorted(unresolved, key=lambda r: r["oem_order_no"]))),
         Sheet(WRITTEN_TITLE, (
             Column("natural_key", "厂家订单号", width=15), Column("kind", "操作", width=9),
