@@ -16,7 +16,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dealerbot.api import DesktopDriver, PageChanged, PortalUnavailable, StepTimeout, Submitted, dms_values
+from dealerbot.api import (
+    DesktopDriver,
+    PageChanged,
+    PortalUnavailable,
+    StepTimeout,
+    Submitted,
+    dms_values,
+    with_retries_sync,
+)
 
 FORM_GONE_SECONDS = 0.15  # a form must stay gone this long after 保存 to count as saved
 FILL_ATTEMPTS = 5  # a form interrupted while typing is closed and typed again from the start
@@ -24,6 +32,11 @@ SAVE_TIMEOUT_SECONDS = 20.0
 SEARCH_ATTEMPTS = 4  # a slow save is waited for this long; after that: unknown, search first
 FORMS = ("contract_new", "contract_edit", "customer_new")
 SELECTORS_USED = ("login", "main", *FORMS, "confirm", "error", "login_error")
+
+
+class _FormInterrupted(Exception):
+    """A form interrupted while typing (a dialog took the keyboard): retried by :meth:`DesktopDms._write`,
+    never raised out of it (after the last attempt it becomes :class:`PortalUnavailable`)."""
 
 
 def parse_rows(text: str) -> list[dict[str, str]]:
@@ -168,15 +181,22 @@ class DesktopDms:
 
     def _write(self, opener: Callable[[], None], window: str, form: str, values: dict[str, str], dry_run: bool,
                confirm: bool) -> Submitted:
-        for attempt in range(1, FILL_ATTEMPTS + 1):
+        def typed() -> None:  # the form opened and every field typed, or _FormInterrupted
             self._clean()
             opener()
             self.d.wait(window)
-            if self.d.fill(window, form, values):
-                break
+            if not self.d.fill(window, form, values):
+                raise _FormInterrupted(form)
+
+        def typing_again(_exc: BaseException, attempt: int, _seconds: float) -> None:
             self.d.step(f"{form}: interrupted while typing (attempt {attempt}): closed and typed again from the start")
-        else:
-            raise PortalUnavailable(f"dms_desktop: the {form} form was interrupted {FILL_ATTEMPTS} times while typing")
+
+        try:  # at once, no pause: the form is typed again from the start
+            with_retries_sync(f"{form}: typing", typed, FILL_ATTEMPTS - 1, 0.0, jitter=False,
+                              retry_if=lambda exc: isinstance(exc, _FormInterrupted), announce=typing_again)
+        except _FormInterrupted:
+            self.d.step(f"{form}: interrupted while typing (attempt {FILL_ATTEMPTS}): given up")
+            raise PortalUnavailable(f"dms_desktop: the {form} form was interrupted {FILL_ATTEMPTS} times while typing") from None
         if dry_run:
             self.d.keys(window, "close")
             self.d.wait(window, gone=True)

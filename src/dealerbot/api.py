@@ -24,6 +24,9 @@ Page objects
     ``fetch_html``, ``fetch_json``, ``step``, ``loc``), :class:`Form` / :class:`SubmitOutcome`
     (fill, choose, submit exactly once), :class:`LoginForm`, :class:`PagedTable`,
     :func:`read_table`, :class:`HeaderTable` (columns by header text).
+Retrying
+    :func:`with_retries` (a step that may fail for a while: backoff, what is retried, its words),
+    :func:`with_retries_sync` (the same for a blocking step, such as a desktop client's typing).
 Errors
     the tree of :mod:`dealerbot.errors`: raise :class:`RecordRejected` for a bad record,
     :class:`PageChanged` / :class:`PortalUnavailable` when the portal breaks.
@@ -59,6 +62,7 @@ from dealerbot.pages.common import (
     read_table,
 )
 from dealerbot.rekey.writer import DmsWriter, Rekeyer, Submitted, pending_actions, run_rekey, start_rekey, write_actions
+from dealerbot.retries import with_retries, with_retries_sync
 from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
 from dealerbot.running.context import BotContext
 from dealerbot.running.fan_out import fan_out
@@ -108,5 +112,7 @@ __all__ = [
     "run_rekey",
     "scrape_pages",
     "start_rekey",
+    "with_retries",
+    "with_retries_sync",
     "write_actions",
 ]

@@ -1,5 +1,6 @@
 """Retrying a step that may fail for a while: the one retry helper (portal steps and reads, a
-re-key's write, a browser's start). Exponential backoff (by default with jitter, at most
+re-key's write, a browser's start), and its blocking twin :func:`with_retries_sync` (the desktop
+client's typing, in its worker thread). Exponential backoff (by default with jitter, at most
 ``MAX_BACKOFF_SECONDS``, longer after a rate limit); each caller may turn those off and say in its
 own words what is retried."""
 
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from loguru import logger
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from dealerbot.errors import RateLimited, SystemFailure
 
@@ -26,6 +28,36 @@ MAX_BACKOFF_SECONDS = 30.0
 def retryable_failure(exc: BaseException) -> bool:
     """The default of what is retried: a :class:`SystemFailure` that says retrying may help."""
     return isinstance(exc, SystemFailure) and exc.retryable
+
+
+def _delay(backoff: float, jitter: bool, max_backoff: float | None,
+           rate_limit_factor: float) -> Callable[[int, BaseException | None], float]:
+    """The wait before retry ``failed`` (from 1) after ``exc``: see :func:`with_retries`."""
+
+    def delay(failed: int, exc: BaseException | None) -> float:
+        seconds = backoff * 2 ** (failed - 1)
+        if max_backoff is not None:
+            seconds = min(max_backoff, seconds)
+        seconds *= rate_limit_factor if isinstance(exc, RateLimited) else 1.0
+        return seconds * (1 + random.random() * 0.25) if jitter else seconds
+
+    return delay
+
+
+def _retrying_after(what: str, attempts: int, on_retry: Callable[[SystemFailure], None] | None, log: Logger,
+                    announce: Callable[[BaseException, int, float], None] | None,
+                    ) -> Callable[[int, BaseException | None, float], None]:
+    """What is said and counted before retry ``failed``: see :func:`with_retries`."""
+
+    def retrying_after(failed: int, exc: BaseException | None, seconds: float) -> None:
+        if announce is not None and exc is not None:
+            announce(exc, failed, seconds)
+        else:
+            log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, failed, attempts, seconds)
+        if on_retry and isinstance(exc, SystemFailure):
+            on_retry(exc)
+
+    return retrying_after
 
 
 async def with_retries(
@@ -66,21 +98,8 @@ async def with_retries(
             raise
         first = exc
 
-    def delay(failed: int, exc: BaseException | None) -> float:
-        seconds = backoff * 2 ** (failed - 1)
-        if max_backoff is not None:
-            seconds = min(max_backoff, seconds)
-        seconds *= rate_limit_factor if isinstance(exc, RateLimited) else 1.0
-        return seconds * (1 + random.random() * 0.25) if jitter else seconds
-
-    def retrying_after(failed: int, exc: BaseException | None, seconds: float) -> None:
-        if announce is not None and exc is not None:
-            announce(exc, failed, seconds)
-        else:
-            log.warning("{} failed: {}; retry {}/{} in {:.1f}s", what, exc, failed, attempts, seconds)
-        if on_retry and isinstance(exc, SystemFailure):
-            on_retry(exc)
-
+    delay = _delay(backoff, jitter, max_backoff, rate_limit_factor)
+    retrying_after = _retrying_after(what, attempts, on_retry, log, announce)
     seconds = delay(1, first)
     retrying_after(1, first, seconds)
     await sleep(seconds)
@@ -105,3 +124,47 @@ async def with_retries(
         reraise=True,
     )
     return await retrying(call)
+
+
+def with_retries_sync(
+    what: str,
+    fn: Callable[[], T],
+    attempts: int,
+    backoff: float,
+    on_retry: Callable[[SystemFailure], None] | None = None,
+    log: Logger = logger,
+    *,
+    retry_if: Callable[[BaseException], bool] = retryable_failure,
+    jitter: bool = True,
+    max_backoff: float | None = MAX_BACKOFF_SECONDS,
+    rate_limit_factor: float = RATE_LIMIT_FACTOR,
+    announce: Callable[[BaseException, int, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """:func:`with_retries` for a blocking step (the desktop client's keyboard, driven from its
+    worker thread): the same tries, failures, waits, words and counts; ``sleep`` blocks.
+
+    Raises:
+        Exception: the last failure once ``attempts`` retries are used up, or at once a failure
+            that ``retry_if`` does not accept (other exceptions, such as ``KeyboardInterrupt``,
+            are never caught).
+    """
+    delay = _delay(backoff, jitter, max_backoff, rate_limit_factor)
+    retrying_after = _retrying_after(what, attempts, on_retry, log, announce)
+
+    def wait(state: RetryCallState) -> float:  # tenacity's attempt n is the n-th failure here
+        return delay(state.attempt_number, state.outcome.exception() if state.outcome else None)
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        retrying_after(state.attempt_number, exc, state.next_action.sleep if state.next_action else 0.0)
+
+    retrying = Retrying(
+        sleep=sleep,
+        stop=stop_after_attempt(max(attempts, 0) + 1),
+        wait=wait,
+        retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and retry_if(exc)),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(fn)

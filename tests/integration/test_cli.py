@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -251,7 +252,7 @@ def test_a_killed_run_shows_what_it_had_stored(tmp_path, sandbox, clean_sandbox)
     history = dealerbot(["runs"], tmp_path)
     assert "已中断" in history.stdout and "运行中" not in history.stdout
     line = next(x for x in history.stdout.splitlines() if "oem-orders" in x)
-    assert int(line.split("│")[6].strip()) >= stored  # read, as saved with the last batch
+    assert int(line.split()[-2]) >= stored  # read (读取/写入, before 拒绝/失败), as saved with the last batch
 
 
 def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_and_what_was_written(tmp_path):
@@ -290,3 +291,55 @@ def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_a
     assert refused and all(r["厂家订单号"] and r["原因"] for r in refused)
     assert any("未授权" in why for why in reasons) and any("未映射的车型代码" in why for why in reasons), reasons
     assert not {r["厂家订单号"] for r in refused} & ({r["厂家订单号"] for r in waiting} | approved)
+
+
+def test_runs_and_audit_fit_an_80_column_terminal(tmp_path, sandbox, clean_sandbox):
+    """Issue #22: at 80 columns `runs` cut the run id and start time and dropped 秒, an `audit` row
+    wrapped to 13 lines at 100 columns, and one header was English. Real runs and audit rows: the
+    demo's chain (reads, approvals, writes) and a run refused by the portal (its error and evidence)."""
+    from rich.cells import cell_len
+
+    from dealerbot.status_text import STATUS_TEXT
+    from dealerbot.store import Store
+
+    assert dealerbot(["demo", "--orders", "40", "-o", "final.xlsx"], tmp_path).returncode == 0
+    store_url = f"sqlite:///{tmp_path / 'var' / 'demo.sqlite'}"
+    _config(tmp_path, sandbox)
+    refused = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_STORE__URL=store_url, DEALERBOT_OEM_PASSWORD="not-the-password")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    with Store.open(store_url) as store:
+        history, audit_rows = store.runs(50, None), store.audit_rows(200, None, None)
+    assert len(history) >= 6 and any(r.error for r in history) and len(audit_rows) >= 10
+
+    def shown(command: list[str], columns: int) -> list[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "dealerbot.cli", *command], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")},
+                 "COLUMNS": str(columns), "NO_COLOR": "1", "DEALERBOT_STORE__URL": store_url},
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        print(result.stdout)  # what the terminal showed, for a person reading the test's output
+        lines = result.stdout.splitlines()
+        too_wide = [line for line in lines if cell_len(line) > columns]
+        assert not too_wide, "\n".join(too_wide)
+        return lines
+
+    for columns in (80, 100):
+        lines = shown(["runs", "-n", "50"], columns)
+        header = next(i for i, line in enumerate(lines) if "开始" in line)
+        assert "秒" in lines[header] and "状态" in lines[header] and "…" not in "\n".join(lines), "\n".join(lines)
+        assert not re.search("[A-Za-z]", "".join(lines[header - 1:header + 1])), lines[header]  # Chinese headers only
+        for r in history:  # each run on its own line with its id and start time whole, its seconds beside them
+            seconds = f"{(r.ended_at - r.started_at).total_seconds():.0f}" if r.ended_at else "-"
+            [row] = [line for line in lines if line.startswith(f"{r.run_id} ") and f" {r.started_at:%m-%d %H:%M} " in line]
+            assert re.search(f" {seconds} +{STATUS_TEXT[r.status]} ", row), row
+
+        lines = shown(["audit", "-n", "200"], columns)
+        blocks = [line for line in lines if re.match(r"\d\d-\d\d \d\d:\d\d:\d\d  ", line)]
+        assert len(blocks) == len(audit_rows)  # one block per audit row, headed by its time
+        for row in audit_rows:
+            assert any(f"{row['at']:%m-%d %H:%M:%S}" in line and row["natural_key"] in line for line in blocks)
+            if row["run_id"]:
+                assert any(row["run_id"] in line for line in lines)
+        per_block = (len(lines) - 1) / len(audit_rows)  # the title line, then each block and the blank line before it
+        assert per_block <= (7 if columns == 80 else 6), per_block

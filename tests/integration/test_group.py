@@ -139,11 +139,11 @@ def _check_store_synced(store: Store, admin: Admin) -> None:
     """The user's view of one store after its sync: every OEM order dealerbot accepted has
     exactly one contract in that store's DMS, each written once; nothing left to write."""
     state = store.sync_state()
-    assert state and set(Counter(s["klass"] for s in state.values())) <= {"in_sync", "rejected"}, \
-        Counter(s["klass"] for s in state.values())
+    assert state and set(Counter(s["reconcile_class"] for s in state.values())) <= {"in_sync", "rejected"}, \
+        Counter(s["reconcile_class"] for s in state.values())
     # In sync: one contract in the DMS, or none where none is due (an order cancelled before
     # it had one).
-    in_sync = {k: 1 if s["contract_no"] else 0 for k, s in state.items() if s["klass"] == "in_sync"}
+    in_sync = {k: 1 if s["contract_no"] else 0 for k, s in state.items() if s["reconcile_class"] == "in_sync"}
     dms = Counter(c["oem_order_no"] for c in admin.contracts() if c.get("oem_order_no"))
     assert {k: dms[k] for k in in_sync} == in_sync
     assert sum(in_sync.values()) > 0

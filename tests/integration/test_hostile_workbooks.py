@@ -70,7 +70,7 @@ def folder(tmp_path: Path) -> Iterator[Path]:
         plans = [PlannedAction("create_contract", f"XS20260000{i:02d}", dict(VALUES, oem_order_no=f"XS20260000{i:02d}"),
                                customer=CustomerPlan("new", values=NEW)) for i in range(1, 6)]
         store.save_plan([], [(p, True) for p in plans], [{
-            "oem_order_no": p.natural_key, "contract_no": None, "klass": "create", "reason": "", "changes": "[]",
+            "oem_order_no": p.natural_key, "contract_no": None, "reconcile_class": "create", "reason": "", "changes": "[]",
             "base": "{}"} for p in plans])
         first = store.actions()[0]
         assert not store.review([{"id": first.id, "checksum": first.stored_checksum, "decision": "approve"}], "审核员")

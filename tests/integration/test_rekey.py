@@ -244,7 +244,7 @@ async def test_an_edited_workbook_writes_the_edited_values_and_skips_what_was_sk
     assert (await run_bot("dms-contracts", settings, passwords=PASSWORDS)).ok
     report = plan(settings, store)
     assert [a.state for a in store.actions(natural_key=key[skipped])][-1] == "skipped"
-    assert next(o for o in report.outcomes if o.order_no == key[edited]).klass == "in_sync"
+    assert next(o for o in report.outcomes if o.order_no == key[edited]).reconcile_class == "in_sync"
     assert store.actions(natural_key=key[edited])[-1].state == "verified"
 
 

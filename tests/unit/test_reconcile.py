@@ -57,7 +57,7 @@ def test_form_text_is_what_is_typed():
 
 def test_a_new_order_of_a_known_customer_becomes_a_creation_with_that_customer():
     out = classify(order(), ix(), D)
-    assert out.klass == "create"
+    assert out.reconcile_class == "create"
     a = out.action
     assert a.kind == "create_contract" and a.customer == CustomerPlan("existing", "KH000001")
     assert a.new_values == {
@@ -95,29 +95,29 @@ def test_customer_matching_mobile_then_id_then_name_never_guesses():
 ])
 def test_what_cannot_be_written_is_rejected_with_the_reason(changes, oem, words):
     out = classify(order(**changes), ix(oem=oem, dms=[]), D)
-    assert out.klass == "rejected" and words in out.reason and out.action is None
+    assert out.reconcile_class == "rejected" and words in out.reason and out.action is None
 
 
 def test_consent_of_a_customer_entered_twice_must_hold_for_both():
     twice = [OEM_CUSTOMER, dict(OEM_CUSTOMER, customer_no="CU0000009", mobile="138 1234 5678", consent=False)]
-    assert classify(order(), ix(oem=twice), D).klass == "rejected"
+    assert classify(order(), ix(oem=twice), D).reconcile_class == "rejected"
 
 
 def test_a_cancelled_order_without_contract_needs_nothing_and_a_vin_clash_is_a_conflict():
-    assert classify(order(status="已取消"), ix(), D).klass == "in_sync"
+    assert classify(order(status="已取消"), ix(), D).reconcile_class == "in_sync"
     clash = contract(contract_no="HT2026110099", oem_order_no="")
     out = classify(order(), ix(contracts=[clash]), D)
-    assert out.klass == "conflict" and "HT2026110099" in out.reason and out.action is None
+    assert out.reconcile_class == "conflict" and "HT2026110099" in out.reason and out.action is None
 
 
 def test_status_moves_forward_only_and_a_vin_fills_an_empty_field():
     behind = contract(status="已配车", vin="")
     out = classify(order(), ix(contracts=[behind]), D)
-    assert out.klass == "update" and out.action.kind == "update_contract"
+    assert out.reconcile_class == "update" and out.action.kind == "update_contract"
     assert out.action.changes == {"status": ("已配车", "运输中"), "vin": ("", VIN)}
     assert out.action.old_values["price"] == "234800.00"  # the dealer's price: never overwritten
     ahead = contract(status="已交车")  # delivered before the portal caught up
-    assert classify(order(), ix(contracts=[ahead]), D).klass == "in_sync"
+    assert classify(order(), ix(contracts=[ahead]), D).reconcile_class == "in_sync"
 
 
 def test_cancellation_is_its_own_action_and_waits_for_a_person():
@@ -132,18 +132,18 @@ def test_three_way_sync_keeps_staff_changes_and_flags_both_sides_changing():
     base = {"delivery_date": {"oem": "2026-12-20", "dms": "2026-12-20"}}
     # Only the OEM changed since both agreed: write it.
     out = classify(moved, ix(contracts=[contract()]), D, base)
-    assert out.klass == "update" and out.action.changes == {"delivery_date": ("2026-12-20", "2027-01-05")}
+    assert out.reconcile_class == "update" and out.action.changes == {"delivery_date": ("2026-12-20", "2027-01-05")}
     # Only staff changed the DMS: keep theirs.
     staff = contract(delivery_date=date(2026, 12, 28))
-    assert classify(order(), ix(contracts=[staff]), D, base).klass == "in_sync"
+    assert classify(order(), ix(contracts=[staff]), D, base).reconcile_class == "in_sync"
     # Both changed: a conflict for a person, proposing the OEM's value.
     both = classify(moved, ix(contracts=[staff]), D, base)
-    assert both.klass == "conflict" and both.action.conflict and "双方都已修改" in both.reason
+    assert both.reconcile_class == "conflict" and both.action.conflict and "双方都已修改" in both.reason
     assert Policy().needs_approval(both.action)
     # They differ and nothing records an agreement: not settled by any rule.
-    assert classify(moved, ix(contracts=[contract()]), D).klass == "conflict"
+    assert classify(moved, ix(contracts=[contract()]), D).reconcile_class == "conflict"
     # A VIN that differs on both sides is a conflict, never overwritten silently.
-    assert classify(order(), ix(contracts=[contract(vin="LGXGX7A17TN000999")]), D).klass == "conflict"
+    assert classify(order(), ix(contracts=[contract(vin="LGXGX7A17TN000999")]), D).reconcile_class == "conflict"
 
 
 def test_checks_mirror_the_dms_rules():
@@ -170,12 +170,12 @@ def test_a_difference_a_reviewer_chose_stays_until_one_side_moves():
     # The reviewer wrote 曜石黑 where the OEM says 珍珠白 (修改后同意): both sides recorded so.
     base = {"color": {"oem": "珍珠白", "dms": "曜石黑"}}
     oem_white = order(color="珍珠白")
-    assert classify(oem_white, ix(contracts=[contract(color="曜石黑")]), D, base).klass == "in_sync"
+    assert classify(oem_white, ix(contracts=[contract(color="曜石黑")]), D, base).reconcile_class == "in_sync"
     # The OEM changes the colour again: that reaches the DMS.
     out = classify(order(color="星空灰"), ix(contracts=[contract(color="曜石黑")]), D, base)
-    assert out.klass == "update" and out.action.changes == {"color": ("曜石黑", "星空灰")}
+    assert out.reconcile_class == "update" and out.action.changes == {"color": ("曜石黑", "星空灰")}
     # Staff change it in the DMS: theirs stays.
-    assert classify(oem_white, ix(contracts=[contract(color="冰川银")]), D, base).klass == "in_sync"
+    assert classify(oem_white, ix(contracts=[contract(color="冰川银")]), D, base).reconcile_class == "in_sync"
 
 
 # -- approvals and plan changes, over a real SQLite store ----------------------------------------
@@ -341,8 +341,8 @@ def test_each_order_that_cannot_be_written_says_who_acts_on_it(changes, oem, con
     from dealerbot.review.sheets import remedy
 
     out = classify(order(**changes), ix(oem=oem, dms=[], contracts=contracts), D)
-    assert out.klass in ("rejected", "conflict")
-    assert remedy(out.klass, out.reason) == remedy_text
+    assert out.reconcile_class in ("rejected", "conflict")
+    assert remedy(out.reconcile_class, out.reason) == remedy_text
 
 
 def test_a_record_rejected_when_read_is_for_the_oem_to_correct():

@@ -179,7 +179,7 @@ def test_an_update_names_each_change_and_an_empty_side_as_empty() -> None:
 def test_conflicts_say_which_side_has_what_and_why() -> None:
     c = contract(color="", delivery_date="2027-01-05", status="未知状态")
     out = classify(order(), ix(contracts=[c]), D, {"delivery_date": {"oem": "2026-12-01", "dms": "2026-12-31"}})
-    assert out.klass == "conflict" and out.action.conflict and out.reason == out.action.note
+    assert out.reconcile_class == "conflict" and out.action.conflict and out.reason == out.action.note
     assert out.reason == ("颜色 DMS为「空」，厂家为「曜石黑」（两边不一致且没有同步记录）；"
                           "交车日期 DMS为「2027-01-05」，厂家为「2026-12-20」（双方都已修改）；"
                           "合同状态 DMS为「未知状态」，厂家映射为「运输中」，不在 status_order 中")
@@ -197,20 +197,20 @@ def test_conflicts_say_which_side_has_what_and_why() -> None:
 def test_a_difference_a_reviewer_chose_stays_while_later_fields_still_update() -> None:
     base = {"color": {"oem": "曜石黑", "dms": "珍珠白"}}
     out = classify(order(), ix(contracts=[contract(color="珍珠白", status="已配车")]), D, base)
-    assert out.klass == "update" and out.action.changes == {"status": ("已配车", "运输中")}
+    assert out.reconcile_class == "update" and out.action.changes == {"status": ("已配车", "运输中")}
 
 
 def test_a_change_staff_made_in_the_dms_stays_while_later_fields_still_update() -> None:
     base = {"color": {"oem": "曜石黑", "dms": "曜石黑"}}
     out = classify(order(), ix(contracts=[contract(color="珍珠白", status="已配车")]), D, base)
-    assert out.klass == "update" and out.action.changes == {"status": ("已配车", "运输中")}
+    assert out.reconcile_class == "update" and out.action.changes == {"status": ("已配车", "运输中")}
 
 
 def test_fill_empty_fields_are_filled_never_emptied_and_sync_fields_may_be_emptied() -> None:
     out = classify(order(vin=""), ix(contracts=[contract()]), D)
-    assert out.klass == "in_sync"  # the OEM has no VIN (yet): the DMS's stays
+    assert out.reconcile_class == "in_sync"  # the OEM has no VIN (yet): the DMS's stays
     filled = classify(order(), ix(contracts=[contract(vin="")]), D)
-    assert filled.klass == "update" and filled.action.changes == {"vin": ("", VIN)}
+    assert filled.reconcile_class == "update" and filled.action.changes == {"vin": ("", VIN)}
     assert filled.reason == f"更新合同：VIN 空→{VIN}"
     emptied = classify(order(planned_delivery_date=None), ix(contracts=[contract()]), D,
                        {"delivery_date": {"oem": "2026-12-20", "dms": "2026-12-20"}})
@@ -219,7 +219,7 @@ def test_fill_empty_fields_are_filled_never_emptied_and_sync_fields_may_be_empti
 
 def test_a_cancellation_is_its_own_kind() -> None:
     out = classify(order(status="已取消"), ix(contracts=[contract()]), D)
-    assert out.klass == "update" and out.action.kind == "cancel_contract" and out.reason == "取消合同：合同状态 运输中→已取消"
+    assert out.reconcile_class == "update" and out.action.kind == "cancel_contract" and out.reason == "取消合同：合同状态 运输中→已取消"
 
 
 # -- what the ledger does with an outcome ---------------------------------------------------------

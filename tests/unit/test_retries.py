@@ -17,9 +17,10 @@ from dealerbot.config import BrowserSettings
 from dealerbot.errors import BrowserNotFound, PageChanged, PortalUnavailable, RateLimited
 from dealerbot.rekey.ledger import Policy
 from dealerbot.rekey.writer import Rekeyer, Submitted, pending_actions, write_actions
-from dealerbot.retries import with_retries
+from dealerbot.retries import with_retries, with_retries_sync
 from dealerbot.store import Store
 from dealerbot.web.browser import _launch
+from portals.dms_desktop import FILL_ATTEMPTS, DesktopDms
 
 
 def _failing(times: int, exc: Exception) -> tuple[list[int], object]:
@@ -130,6 +131,74 @@ def test_a_caller_says_what_is_retried_and_how_a_retry_is_announced():
         assert len(calls) == 1
 
 
+# -- the blocking twin (the desktop client's typing): the same tries, waits and words -------------
+
+
+def _failing_sync(times: int, exc: BaseException) -> tuple[list[int], object]:
+    calls: list[int] = []
+
+    def fn() -> str:
+        calls.append(1)
+        if len(calls) <= times:
+            raise exc
+        return "ok"
+
+    return calls, fn
+
+
+def test_a_blocking_step_is_retried_like_an_async_one_and_blocks_while_it_waits():
+    calls, fn = _failing_sync(0, PortalUnavailable("down"))
+    retried: list[Exception] = []
+    assert with_retries_sync("type", fn, 3, 0.0, retried.append) == "ok"
+    assert len(calls) == 1 and retried == []
+    calls, fn = _failing_sync(2, RateLimited("429"))
+    assert with_retries_sync("type", fn, 3, 0.0, retried.append) == "ok"
+    assert len(calls) == 3 and len(retried) == 2
+    calls, fn = _failing_sync(99, PortalUnavailable("down"))
+    with pytest.raises(PortalUnavailable):
+        with_retries_sync("type", fn, 2, 0.0)
+    assert len(calls) == 3
+    for attempts, exc in ((5, PageChanged("moved")), (0, PortalUnavailable("down")), (5, KeyboardInterrupt())):
+        calls, fn = _failing_sync(99, exc)
+        with pytest.raises(type(exc)):
+            with_retries_sync("type", fn, attempts, 0.0)
+        assert len(calls) == 1  # a page change, no retries asked, an interrupt: raised at once
+    # the waits, double each time and after a rate limit five times longer, block the thread
+    sleeps: list[float] = []
+    _, fn = _failing_sync(3, PortalUnavailable("down"))
+    assert with_retries_sync("type", fn, 3, 0.5, jitter=False, sleep=sleeps.append) == "ok"
+    assert sleeps == [0.5, 1.0, 2.0]
+    sleeps.clear()
+    _, fn = _failing_sync(2, RateLimited("429"))
+    with_retries_sync("type", fn, 2, 10.0, sleep=sleeps.append)
+    assert 50.0 <= sleeps[0] <= 62.5 and 100.0 <= sleeps[1] <= 125.0, sleeps
+    _, fn = _failing_sync(1, PortalUnavailable("down"))
+    started = time.monotonic()
+    assert with_retries_sync("type", fn, 1, 0.2, jitter=False) == "ok"
+    assert time.monotonic() - started >= 0.2  # time.sleep by default
+
+
+def test_a_blocking_step_says_in_its_own_words_what_is_retried():
+    class Interrupted(Exception):
+        pass
+
+    calls, fn = _failing_sync(99, Interrupted("form"))
+    announced: list[tuple[int, float]] = []
+    with pytest.raises(Interrupted):
+        with_retries_sync("typing", fn, 4, 0.0, retry_if=lambda e: isinstance(e, Interrupted), jitter=False,
+                          announce=lambda _e, n, s: announced.append((n, s)), sleep=lambda _s: None)
+    assert len(calls) == 5 and announced == [(1, 0.0), (2, 0.0), (3, 0.0), (4, 0.0)]
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    try:
+        _, fn = _failing_sync(99, PortalUnavailable("down"))
+        with pytest.raises(PortalUnavailable):
+            with_retries_sync("typing", fn, 2, 1.0, jitter=False, sleep=lambda _s: None)
+    finally:
+        logger.remove(sink)
+    assert lines == ["typing failed: down; retry 1/2 in 1.0s", "typing failed: down; retry 2/2 in 2.0s"]
+
+
 # -- its callers keep their own waits and words ----------------------------------------------------
 
 
@@ -228,3 +297,55 @@ async def test_a_browser_that_dies_as_it_starts_is_started_again_after_half_a_se
     gaps = [b - a for a, b in itertools.pairwise(chromium.launched)]
     for gap, least in zip(gaps, [0.5, 1.0], strict=False):
         assert least <= gap < least + 0.5, gaps
+
+
+class _TypingDriver:
+    """The desktop driver as the DMS client's form-typing sees it: the main window alone, each
+    form typed through (True) or interrupted (False) as scripted, the steps it logs."""
+
+    def __init__(self, typed: list[bool], opens: bool = True) -> None:
+        self.typed, self.opens, self.fills, self.keys_pressed, self.steps = typed, opens, 0, [], []
+        self.windows = SimpleNamespace(list=lambda: ["DMS客户端"])
+
+    def wait(self, name: str, gone: bool = False) -> None:
+        if not self.opens:
+            raise PortalUnavailable(f"dms_desktop: window {name} did not open")
+
+    def fill(self, window: str, form: str, values: dict[str, str]) -> bool:
+        self.fills += 1
+        return self.typed.pop(0) if self.typed else True
+
+    def keys(self, window: str, *names: str) -> None:
+        self.keys_pressed.append((window, *names))
+
+    def step(self, text: str) -> None:
+        self.steps.append(text)
+
+
+def test_an_interrupted_desktop_form_is_typed_again_at_once_then_given_up_after_five_attempts():
+    """The desktop writer's retype (on :func:`with_retries_sync`): opened and typed again from the
+    start without a pause, each interruption in the step log; five are PortalUnavailable;
+    a window that does not open is not typed again."""
+    def write(driver: _TypingDriver) -> str:
+        dms = DesktopDms(driver, lambda _name: None)  # type: ignore[arg-type]
+        return dms._write(lambda: driver.keys("main", "new_contract"), "contract_new", "contract", {"vin": "X"},
+                          True, confirm=True).result
+
+    driver = _TypingDriver([False, False, True])
+    started = time.monotonic()
+    assert write(driver) == "rehearsed" and driver.fills == 3
+    assert time.monotonic() - started < 0.5
+    assert driver.keys_pressed == [("main", "new_contract")] * 3 + [("contract_new", "close")]
+    assert driver.steps == [f"contract: interrupted while typing (attempt {n}): closed and typed again from the start"
+                            for n in (1, 2)]
+    driver = _TypingDriver([False] * 99)
+    with pytest.raises(PortalUnavailable, match=f"^dms_desktop: the contract form was interrupted {FILL_ATTEMPTS} times "
+                                                "while typing$"):
+        write(driver)
+    assert FILL_ATTEMPTS == 5 and driver.fills == 5
+    assert driver.steps[3:] == ["contract: interrupted while typing (attempt 4): closed and typed again from the start",
+                                "contract: interrupted while typing (attempt 5): given up"]
+    driver = _TypingDriver([False] * 99, opens=False)
+    with pytest.raises(PortalUnavailable, match="did not open"):
+        write(driver)
+    assert driver.fills == 0 and driver.keys_pressed == [("main", "new_contract")] and driver.steps == []

@@ -39,7 +39,7 @@ def store(tmp_path: Path):
         PlannedAction("create_contract", "XS2026000003", dict(VALUES, oem_order_no="XS2026000003"),
                       customer=CustomerPlan("new", values=NEW)),
     ]
-    s.save_plan([], [(p, True) for p in plans], [{"oem_order_no": p.natural_key, "contract_no": None, "klass": "create",
+    s.save_plan([], [(p, True) for p in plans], [{"oem_order_no": p.natural_key, "contract_no": None, "reconcile_class": "create",
                                                    "reason": "", "changes": "[]", "base": "{}"} for p in plans])
     yield s
     s.close()
@@ -118,8 +118,8 @@ def _with_unresolved(store: Store) -> None:
             ("XS2026000013", "rejected", "读取时被拒绝：VIN校验位错误：应为 9，实为 0（LGXGX7A10SZ000123）"),
             ("XS2026000014", "conflict", "VIN LGXGX7A18TN000123 已在DMS合同 HT2026110099 中，请人工核对后在DMS中处理"),
             ("XS2026000010", "rejected", "客户 CU0000009 未授权数据共享（未授权）：按个人信息保护法不录入DMS")]
-    store.save_plan([], [], [{"oem_order_no": no, "contract_no": None, "klass": klass, "reason": reason,
-                              "changes": "[]", "base": "{}"} for no, klass, reason in rows])
+    store.save_plan([], [], [{"oem_order_no": no, "contract_no": None, "reconcile_class": reconcile_class, "reason": reason,
+                              "changes": "[]", "base": "{}"} for no, reconcile_class, reason in rows])
 
 
 def test_every_sheet_prints_a4_landscape_one_page_wide_with_its_header_row_on_each_page(store, tmp_path):

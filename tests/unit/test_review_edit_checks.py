@@ -44,7 +44,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
                       dict(VALUES, oem_order_no="XS4", customer_no="KH000001"), contract_no="HT1", note="更新"),
         PlannedAction("create_contract", "XS5", dict(VALUES, oem_order_no="XS5"), customer=CustomerPlan("new", values=NEW)),
     ]
-    s.save_plan([], [(p, True) for p in plans], [{"oem_order_no": p.natural_key, "contract_no": None, "klass": "create",
+    s.save_plan([], [(p, True) for p in plans], [{"oem_order_no": p.natural_key, "contract_no": None, "reconcile_class": "create",
                                                    "reason": "", "changes": "[]", "base": "{}"} for p in plans])
     first = {a.natural_key: a for a in s.actions(OPEN_STATES)}["XS5"]
     apply_review(s, ReviewImport([{"id": first.id, "checksum": first.stored_checksum, "note": None, "decision": "approve"}]), "me")

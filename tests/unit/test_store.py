@@ -220,7 +220,7 @@ def test_two_stores_of_a_group_share_one_database_and_never_see_each_others_rows
             w.flush()
             store.set_watermark("oem-orders@x", f"2026-12-0{1 if store is one else 2}T08:00:00", f"run-{store.code}")
             store.save_plan([], [(_action(color="白" if store is one else "黑"), False)],
-                            [{"oem_order_no": "XS2026000001", "contract_no": None, "klass": "missing", "reason": "",
+                            [{"oem_order_no": "XS2026000001", "contract_no": None, "reconcile_class": "missing", "reason": "",
                               "changes": "[]", "base": "{}"}])
         assert one.get(OEM_ORDER, "XS2026000001")["status"] == "已下单"
         assert two.get(OEM_ORDER, "XS2026000001")["status"] == "在途"
@@ -276,6 +276,46 @@ def test_a_single_store_install_upgrades_into_the_store_keyed_schema_in_place(tm
             store.save_plan([], [(_action(), True)], [])
     with Store.open(f"sqlite:///{db}", store="S02") as other:
         assert other.get(OEM_ORDER, "XS2026000001") is None and other.actions() == []
+
+
+def test_a_store_at_0008_keeps_its_orders_reconciliation_through_the_rename_of_klass(url):
+    """Migration 0011 renames ``order_sync.klass`` to ``reconcile_class`` (issue #21): a store at
+    0008 with reconciled orders of two stores upgrades with every value, key and index kept."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import inspect
+
+    from dealerbot.store import MIGRATIONS
+
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0008")
+        for store, order_no, contract_no, klass in (("main", "XS2026000001", "HT2026110001", "in_sync"),
+                                                    ("main", "XS2026000002", None, "conflict"),
+                                                    ("S02", "XS2026000001", None, "rejected")):
+            conn.execute(text(
+                "INSERT INTO order_sync (store, oem_order_no, contract_no, klass, reason, changes, base, action_id, "
+                "reconciled_at) VALUES (:store, :no, :contract, :klass, :reason, '[]', '{}', NULL, '2026-11-20 08:00:00')"),
+                {"store": store, "no": order_no, "contract": contract_no, "klass": klass, "reason": f"{klass} 原因"})
+    engine.dispose()
+    with Store.open(url) as store:
+        assert schema_version(store.engine) == SCHEMA_HEAD
+        with store.engine.connect() as conn:
+            rows = sorted(conn.execute(text("SELECT store, oem_order_no, contract_no, reconcile_class, reason "
+                                            "FROM order_sync")).all())
+            indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("order_sync")}
+        assert [tuple(r) for r in rows] == [("S02", "XS2026000001", None, "rejected", "rejected 原因"),
+                                            ("main", "XS2026000001", "HT2026110001", "in_sync", "in_sync 原因"),
+                                            ("main", "XS2026000002", None, "conflict", "conflict 原因")]
+        assert indexes.get("ix_order_sync_reconcile_class") == ["reconcile_class"] and "ix_order_sync_klass" not in indexes
+        with pytest.raises(IntegrityError):  # the (store, order) key survived the copy
+            with store.engine.begin() as conn:
+                conn.execute(text("INSERT INTO order_sync (store, oem_order_no, reconcile_class, reason, changes, base, "
+                                  "reconciled_at) VALUES ('main', 'XS2026000001', 'create', '', '[]', '{}', "
+                                  "'2026-11-20 08:00:00')"))
 
 
 _HOLD = ("import sys; from dealerbot.store import Store; s = Store.open({url!r}, {code!r}); "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
 from dealerbot.cli.common import (
@@ -110,13 +111,13 @@ def print_reconcile(
     console: Console, report: ReconcileReport, mask: Callable[[str], str], show: str | None = None, limit: int = 20,
     title: str = "对账结果 (reconcile)",
 ) -> None:
-    from dealerbot.rekey.reconcile import KLASS_TEXT, KLASSES
+    from dealerbot.rekey.reconcile import RECONCILE_CLASS_TEXT, RECONCILE_CLASSES
 
     table = Table(title=title)
     table.add_column("分类", no_wrap=True)
     table.add_column("订单数", justify="right", no_wrap=True)
-    for k in KLASSES:
-        table.add_row(f"{KLASS_TEXT[k]} ({k})", str(report.counts.get(k, 0)))
+    for k in RECONCILE_CLASSES:
+        table.add_row(f"{RECONCILE_CLASS_TEXT[k]} ({k})", str(report.counts.get(k, 0)))
     console.print(table)
     console.print(f"账本 (ledger)：新计划 {report.planned} 条 · 作废 {report.superseded} 条 · 待审核 {report.awaiting_approval} 条 · "
                   f"可写入 {report.ready} 条 · 写入中 {report.in_progress} 条")
@@ -129,13 +130,13 @@ def print_reconcile(
         for order_no, why in report.dropped[:limit]:
             console.print(f"  {escape(order_no)}：{escape(mask(why))}")
     wanted = [show] if show else ["conflict", "rejected"]
-    rows = [o for o in report.outcomes if o.klass in wanted]
+    rows = [o for o in report.outcomes if o.reconcile_class in wanted]
     if rows:
-        detail = Table(title=f"{'、'.join(KLASS_TEXT[k] for k in wanted)}（前 {min(limit, len(rows))} 条）")
+        detail = Table(title=f"{'、'.join(RECONCILE_CLASS_TEXT[k] for k in wanted)}（前 {min(limit, len(rows))} 条）")
         for col in ("厂家订单号", "分类", "合同号", "原因 / 变更"):
             detail.add_column(col, overflow="fold")
         for o in rows[:limit]:
-            detail.add_row(o.order_no, KLASS_TEXT[o.klass], o.contract_no, escape(mask(o.reason)))
+            detail.add_row(o.order_no, RECONCILE_CLASS_TEXT[o.reconcile_class], o.contract_no, escape(mask(o.reason)))
         console.print(detail)
 
 
@@ -152,11 +153,11 @@ def reconcile(
     Creations wait for approval in the review workbook (`dealerbot export`), status updates go
     straight through (see [rekey] in dealerbot.toml); `dealerbot run dms-rekey` writes them.
     """
-    from dealerbot.rekey.reconcile import KLASSES
+    from dealerbot.rekey.reconcile import RECONCILE_CLASSES
     from dealerbot.rekey.reconcile import reconcile as plan
 
-    if show is not None and show not in KLASSES:
-        raise fail(f"--show 应为 {', '.join(KLASSES)} 之一 (unknown class {show!r})")
+    if show is not None and show not in RECONCILE_CLASSES:
+        raise fail(f"--show 应为 {', '.join(RECONCILE_CLASSES)} 之一 (unknown class {show!r})")
     settings = settings_from(config, store_needed=True)
     dictionary = dictionary_for(settings)
     try:
@@ -261,21 +262,32 @@ def audit(
               "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到",
               "invalid": "校验未通过，未写入", "approval_dropped": "原审核作废（计划已变）",
               "password_set": "更换门户密码", "job_paused": "暂停定时任务", "job_resumed": "恢复定时任务"}
-    table = Table(title="审计记录 (audit)")
-    for col in ("时间", "事件", "厂家订单号/记录键", "对象", "操作人", "运行", "内容"):
-        table.add_column(col, overflow="fold")
+    # One record per block (issue #22: a table row wrapped to 13 lines at 100 columns): a heading
+    # line, then labelled lines whose values wrap under themselves, at any terminal width.
+    console = make_console()
+    console.print("[bold]审计记录 (audit)[/]，最新的在前")
     for r in rows:
         entity = declared.get(r["target"]) if r["action_id"] is None else None  # a bot's write on its own portal
         names = {f.name: f.header for f in entity.fields} if entity else {**CONTRACT_HEADERS, **CUSTOMER_HEADERS}
         personal = set(entity.personal_fields) if entity else set()
         shown = {k: mask_personal_value(str(v)) if k in personal and v else v for k, v in r["new_values"].items()}
-        changes = "；".join(
+        changes = "； ".join(  # the space lets a long line wrap between fields, not inside a value
             f"{names.get(k, k)} {r['old_values'].get(k, '') or '空'}→{v or '空'}" if k in r["old_values"] else f"{names.get(k, k)}={v}"
             for k, v in shown.items()
         )
-        table.add_row(f"{r['at']:%m-%d %H:%M:%S}", events.get(r["event"], r["event"]), r["natural_key"], r["target"],
-                      escape(r["actor"]), r["run_id"] or "", escape(mask(" ".join(x for x in (changes, r["note"]) if x))))
-    make_console().print(table)
+        block = Table.grid(padding=(0, 1, 0, 0))
+        block.add_column(no_wrap=True, style="dim")
+        block.add_column(overflow="fold")
+        key_label = "厂家订单号" if r["action_id"] is not None else "记录键"  # a ledger action's key is the OEM order
+        for label, value in (("操作人", r["actor"]), ("运行", r["run_id"]),
+                             ("内容", mask(" ".join(x for x in (changes, r["note"]) if x)))):
+            if value:
+                block.add_row(label, escape(str(value)))
+        console.print()
+        console.print(f"[bold]{r['at']:%m-%d %H:%M:%S}  {events.get(r['event'], r['event'])}[/]  "
+                      f"[dim]{key_label}[/] {escape(r['natural_key'])}"
+                      + (f"  [dim]对象[/] {escape(r['target'])}" if r["target"] else ""))
+        console.print(Padding(block, (0, 0, 0, 2)))
 
 
 @app.command("sync")

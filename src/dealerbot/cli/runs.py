@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -109,21 +110,24 @@ def runs(
     if not history:
         make_console().print("还没有运行记录 (no runs yet): dealerbot run <bot>，或 dealerbot sync")
         return
-    table = Table(title="运行记录 (runs)", caption=escape(make_url(settings.store_url).render_as_string(hide_password=True)))
-    table.add_column("run", no_wrap=True)
+    # Fits 80 columns (issue #22): no vertical rules, the trigger under the run id, two-line count
+    # headers; the run id and start time never cut (the id folds rather than loses its end).
+    table = Table(title="运行记录 (runs)", caption=escape(make_url(settings.store_url).render_as_string(hide_password=True)),
+                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("运行编号 / 触发", overflow="fold")
     table.add_column("开始", no_wrap=True)
     table.add_column("秒", justify="right", no_wrap=True)
     table.add_column("状态", no_wrap=True)
-    table.add_column("触发", no_wrap=True)
-    table.add_column("读取/写入", justify="right", no_wrap=True)
-    table.add_column("拒绝/失败", justify="right", no_wrap=True)
+    table.add_column("读取/\n写入", justify="right", no_wrap=True)
+    table.add_column("拒绝/\n失败", justify="right", no_wrap=True)
     for r in history:
         seconds = f"{(r.ended_at - r.started_at).total_seconds():.0f}" if r.ended_at else "-"
         colour = {"succeeded": "green", "failed": "red"}.get(r.status, "yellow")
         writer = "actions" in r.counts  # a bot that writes: what it wrote and what failed
+        trigger = TRIGGER_TEXT.get(r.trigger, r.trigger) + (f" {r.job}" if r.job else "")
         table.add_row(
-            r.run_id, f"{r.started_at:%m-%d %H:%M}", seconds, f"[{colour}]{STATUS_TEXT.get(r.status, r.status)}[/]",
-            TRIGGER_TEXT.get(r.trigger, r.trigger) + (f" {r.job}" if r.job else ""),
+            f"{r.run_id}\n[dim]{escape(trigger)}[/]", f"{r.started_at:%m-%d %H:%M}", seconds,
+            f"[{colour}]{STATUS_TEXT.get(r.status, r.status)}[/]",
             str(r.counts.get("verified" if writer else "read", 0)), str(r.counts.get("failed" if writer else "rejected", 0)),
         )
     console = make_console()

@@ -66,8 +66,8 @@ from dealerbot.rekey.ledger import (
 )
 from dealerbot.store import Store, dumps
 
-KLASSES = ("create", "update", "in_sync", "conflict", "rejected")
-KLASS_TEXT = {"create": "待新建", "update": "待更新", "in_sync": "已同步", "conflict": "冲突", "rejected": "无法处理"}
+RECONCILE_CLASSES = ("create", "update", "in_sync", "conflict", "rejected")
+RECONCILE_CLASS_TEXT = {"create": "待新建", "update": "待更新", "in_sync": "已同步", "conflict": "冲突", "rejected": "无法处理"}
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Outcome:
     """What reconciliation decided for one OEM order."""
 
     order_no: str
-    klass: str
+    reconcile_class: str
     reason: str = ""
     contract_no: str = ""
     action: PlannedAction | None = None
@@ -378,10 +378,10 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
             outcome = classify(order, indexes, dictionary, (sync.get(key) or {}).get("base"))
         _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped)
         report.outcomes.append(outcome)
-        report.counts[outcome.klass] += 1
+        report.counts[outcome.reconcile_class] += 1
         base = {**((sync.get(key) or {}).get("base") or {}), **outcome.agreed}
         sync_rows.append({
-            "oem_order_no": key, "contract_no": outcome.contract_no or None, "klass": outcome.klass,
+            "oem_order_no": key, "contract_no": outcome.contract_no or None, "reconcile_class": outcome.reconcile_class,
             "reason": outcome.reason, "changes": dumps([list(c) for c in outcome.changes]), "base": dumps(base),
             "action_id": latest[key].id if key in latest else None,
         })
@@ -390,7 +390,7 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
         _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped)
         report.outcomes.append(outcome)
         report.counts["rejected"] += 1
-        sync_rows.append({"oem_order_no": key, "contract_no": None, "klass": "rejected", "reason": outcome.reason,
+        sync_rows.append({"oem_order_no": key, "contract_no": None, "reconcile_class": "rejected", "reason": outcome.reason,
                           "changes": "[]", "base": dumps((sync.get(key) or {}).get("base") or {}),
                           "action_id": latest[key].id if key in latest else None})
     store.save_plan(supersede, new, sync_rows, dropped=dropped)
@@ -425,7 +425,7 @@ def _decide(
             supersede.append(open_action.id)
             if by_person:
                 assert open_action is not None
-                why = f"订单现为「{KLASS_TEXT[outcome.klass]}」" + (f"：{outcome.reason}" if outcome.reason else "")
+                why = f"订单现为「{RECONCILE_CLASS_TEXT[outcome.reconcile_class]}」" + (f"：{outcome.reason}" if outcome.reason else "")
                 outcome.reason = _join(f"{REAPPROVAL}的{KIND_TEXT[open_action.kind]}已作废（{open_action.reviewed_by}）", outcome.reason)
                 if dropped is not None:
                     dropped.append((open_action, why))

@@ -130,14 +130,14 @@ REMEDY_NONE = "无需处理：客户未授权，依法不录入"
 REMEDIES = (REMEDY_CONFLICT, REMEDY_DICTIONARY, REMEDY_OEM_CUSTOMERS, REMEDY_OEM_DATA, REMEDY_NONE)
 
 
-def remedy(klass: str, reason: str) -> str:
-    """Who does what about an order reconciliation could not plan (``klass`` conflict or
+def remedy(reconcile_class: str, reason: str) -> str:
+    """Who does what about an order reconciliation could not plan (``reconcile_class`` conflict or
     rejected), from its reason as :mod:`dealerbot.rekey.reconcile` and the data steps word it:
     nothing for a customer who did not consent (the law), the administrator for a code missing
     from dictionary.yaml (:func:`dealerbot.data.mapping.contract_values`), the operator when the
     OEM customers were not read, the OEM for data the checks refuse (a VIN's check digit, an ID
     number, a mobile the DMS cannot file...), a person for a conflict."""
-    if klass == "conflict":
+    if reconcile_class == "conflict":
         return REMEDY_CONFLICT
     if "个人信息保护法" in reason:
         return REMEDY_NONE
@@ -210,19 +210,19 @@ def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -
         dms_customers.setdefault(c["customer_no"], c)
     sync = store.sync_state()
     open_keys = {a.natural_key for a in store.actions(OPEN_STATES)}
-    unresolved = [r for r in sync.values() if r["klass"] in ("rejected", "conflict") and r["oem_order_no"] not in open_keys]
+    unresolved = [r for r in sync.values() if r["reconcile_class"] in ("rejected", "conflict") and r["oem_order_no"] not in open_keys]
     last_run = next(iter(store.runs(limit=1, bot="dms-rekey")), None)
     written = store.actions(run_id=last_run.run_id) if last_run else []
-    remedies = {r["oem_order_no"]: remedy(r["klass"], r["reason"]) for r in unresolved}
+    remedies = {r["oem_order_no"]: remedy(r["reconcile_class"], r["reason"]) for r in unresolved}
     unresolved.sort(key=lambda r: (REMEDIES.index(remedies[r["oem_order_no"]]), r["oem_order_no"]))
     sheets = [
         Sheet(PENDING_TITLE, PENDING_COLUMNS, _pending_rows(pending, dms_customers), frozen_columns=PENDING_FROZEN),
         Sheet(UNRESOLVED_TITLE, (
             Column("oem_order_no", "厂家订单号", width=15), Column("remedy", "处理方式", width=34),
-            Column("klass", "分类", width=8), Column("contract_no", "合同号", width=14), Column("reason", "原因", width=70),
+            Column("reconcile_class", "分类", width=8), Column("contract_no", "合同号", width=14), Column("reason", "原因", width=70),
         ), (Row({"oem_order_no": r["oem_order_no"], "remedy": remedies[r["oem_order_no"]],
-                 "klass": "冲突" if r["klass"] == "conflict" else "拒绝", "contract_no": r["contract_no"], "reason": r["reason"]},
-                {"reason": CellIssue("reject" if r["klass"] == "rejected" else "flag", r["reason"])},
+                 "reconcile_class": "冲突" if r["reconcile_class"] == "conflict" else "拒绝", "contract_no": r["contract_no"], "reason": r["reason"]},
+                {"reason": CellIssue("reject" if r["reconcile_class"] == "rejected" else "flag", r["reason"])},
                 attention=remedies[r["oem_order_no"]] != REMEDY_NONE)
             for r in unresolved), frozen_columns=1),
         Sheet(WRITTEN_TITLE, (

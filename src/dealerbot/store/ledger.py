@@ -245,8 +245,8 @@ class LedgerPart(AuditPart):
             # from it (they differ where a reviewer edited the value).
             written = {f: {"oem": action.plan_values.get(f, v), "dms": v} for f, v in action.new_values.items()}
             base = {**(json.loads(row.base) if row else {}), **written}
-            conn.execute(self._upsert(st, ["store", "oem_order_no"], keep=["klass", "reason", "changes", "action_id"]), [{
-                "store": self.code, "oem_order_no": action.natural_key, "contract_no": contract_no, "klass": "in_sync", "reason": "",
+            conn.execute(self._upsert(st, ["store", "oem_order_no"], keep=["reconcile_class", "reason", "changes", "action_id"]), [{
+                "store": self.code, "oem_order_no": action.natural_key, "contract_no": contract_no, "reconcile_class": "in_sync", "reason": "",
                 "changes": "[]", "base": dumps(base), "action_id": action.id, "reconciled_at": now,
             }])
 

@@ -168,7 +168,7 @@ def build_metadata() -> tuple[MetaData, dict[str, Table]]:
             _store_column(key=True),
             Column("oem_order_no", String(64), primary_key=True),
             Column("contract_no", String(64)),
-            Column("klass", String(16), nullable=False, index=True),
+            Column("reconcile_class", String(16), nullable=False, index=True),
             Column("reason", Text, nullable=False, default=""),
             Column("changes", Text, nullable=False, default="[]"),
             Column("base", Text, nullable=False, default="{}"),
