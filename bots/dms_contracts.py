@@ -12,6 +12,7 @@ class DmsContractsBot(ListBot):
     name = "dms-contracts"
     portal = "dms"
     entity = DMS_CONTRACT
+    title = "读取DMS合同"
     description = "DMS销售合同"
     app = DmsApp
     screen = contracts_screen

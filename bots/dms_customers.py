@@ -12,6 +12,7 @@ class DmsCustomersBot(ListBot):
     name = "dms-customers"
     portal = "dms"
     entity = DMS_CUSTOMER
+    title = "读取DMS客户"
     description = "DMS客户档案"
     app = DmsApp
     screen = customers_screen

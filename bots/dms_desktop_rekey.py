@@ -22,6 +22,7 @@ class DmsDesktopRekeyBot(Bot):
 
     name = "dms-desktop-rekey"
     portal = "dms"
+    title = "写入DMS（桌面客户端）"
     description = "通过DMS桌面客户端（键盘与屏幕）录入已批准的操作，逐条回读核对"
     options = ("dry_run",)
     ledger_writer = True  # planning waits while it writes (the store's ledger lock)

@@ -21,6 +21,7 @@ class DmsRekeyBot(Bot):
 
     name = "dms-rekey"
     portal = "dms"
+    title = "写入DMS"
     description = "把已批准的操作录入DMS（新建合同及客户、更新状态），逐条回读核对"
     options = ("dry_run",)
     ledger_writer = True  # planning waits while it writes (the store's ledger lock)

@@ -12,6 +12,7 @@ class OemCustomersBot(ListBot):
     name = "oem-customers"
     portal = "oem"
     entity = OEM_CUSTOMER
+    title = "读取厂家客户"
     description = "厂家门户客户及数据共享授权"
     app = OemPortal
     screen = CustomersPage

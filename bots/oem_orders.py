@@ -17,6 +17,7 @@ class OemOrdersBot(Bot):
     name = "oem-orders"
     portal = "oem"
     entity = OEM_ORDER
+    title = "读取厂家订单"
     description = "厂家门户订单（含详情），默认增量"
     incremental = True
     recycles = True  # reads go through the session while the page waits on the list

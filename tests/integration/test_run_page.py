@@ -65,7 +65,7 @@ async def test_a_failed_run_says_what_went_wrong_in_chinese_and_runs_again(conso
         failed_url = await _start(page, console, "oem-customers")
         assert await _wait_finished(page) == "失败"
         title = await page.inner_text("#advice-title")
-        assert "厂家经销商门户" in title and re.search(r"[\u4e00-\u9fff]{4}", title), title
+        assert "厂家门户" in title and re.search(r"[\u4e00-\u9fff]{4}", title), title
         action = await page.inner_text("#advice-action")
         assert action.startswith("建议操作") and "重新运行" in action
         details = page.locator("#run-error")
@@ -235,7 +235,7 @@ async def test_a_refused_password_leads_to_the_portals_password_on_the_status_pa
     assert refused.error_class == "LoginRejected"
     async with _browser_page(console) as page:
         await page.goto(f"{console}/runs/{refused.run_id}")
-        assert await page.inner_text("#advice-title") == "厂家经销商门户：门户拒绝了密码"
+        assert await page.inner_text("#advice-title") == "厂家门户：门户拒绝了密码"
         assert "“状态”页" in await page.inner_text("#advice-action")
         link = page.locator("#set-password")
         assert await link.get_attribute("href") == "/health#portal-oem"

@@ -36,6 +36,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from dealerbot.config import Settings
 from dealerbot.console import health, home, manual, review, run_page, runs, stores, timetable
 from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, proxy_options, session_secret
+from dealerbot.console.names import Names
 from dealerbot.errors import DealerbotError
 from dealerbot.logsetup import Masker
 from dealerbot.status_text import COUNT_TEXT, STATUS_TEXT
@@ -76,6 +77,8 @@ class Console:
         )
         self.env.globals.update(STATUS_TEXT=STATUS_TEXT, TRIGGERS=TRIGGERS, COUNT_TEXT=COUNT_TEXT,
                                 IS_GROUP=settings.is_group)
+        self.names = Names(settings)  # what the pages call bots, portals and jobs
+        self.env.globals["names"] = self.names
         self.masker = Masker()  # mobiles and ID numbers quoted in reject reasons are shown masked
 
     def script(self) -> str:

@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from dealerbot.console.app import Console
     from dealerbot.store import RunRecord, Store
 
-STEP_TEXT = {"oem-orders": "读取厂家订单", "oem-customers": "读取厂家客户", "dms-customers": "读取DMS客户",
-             "dms-contracts": "读取DMS合同", "dms-rekey": "写入DMS", "dms-desktop-rekey": "写入DMS（桌面客户端）",
-             "sync": "每日同步"}
-PORTAL_TEXT = {"oem": "厂家门户", "dms": "DMS"}
 SHOWN_COUNTS = ("read", "stored", "rejected", "verified", "found", "failed", "unfinished", "rehearsed")
 NEXT_RUNS_SHOWN = 6
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -130,20 +126,18 @@ def scheduler_state(c: Console) -> str:
 
 def read_timetable(c: Console) -> Timetable:
     """The timetable's next runs (the scheduler's own times when it runs in this process)."""
-    from dealerbot.running.registry import discover
     from dealerbot.schedule.timetable import SYNC, next_fire, timetables_of
 
     out = Timetable(scheduler=scheduler_state(c))
     try:
         jobs = timetables_of(c.settings)
-        bots = discover(home=c.settings.home)
     except DealerbotError as exc:
         out.error = str(exc)
         return out
     for job in jobs:
         if not job.enabled:
             continue
-        what = "每日同步" if job.run == SYNC else STEP_TEXT.get(job.run) or (bots[job.run].description if job.run in bots else job.run)
+        what = c.names.job(job.name, job.run)
         if job.run == SYNC:
             out.sync_jobs.append(job.name)
         aps = c.scheduler.aps.get_job(job.name) if c.scheduler is not None else None
@@ -295,7 +289,7 @@ def register(app: FastAPI, c: Console) -> None:
             portal = settings.portal(name)
             saved = settings.path("state") / f"{name}-{portal.username or 'default'}.json"
             out.append({
-                "name": name, "title": PORTAL_TEXT.get(name, name),
+                "name": name, "title": c.names.portal(name),
                 "refused": store.login_refusal(account_key(name, portal)),
                 "login": datetime.fromtimestamp(saved.stat().st_mtime) if saved.is_file() else None,
                 "last_ok": next((r for r in runs if r.status == "succeeded" and r.bot.startswith(name)), None),
@@ -330,7 +324,7 @@ def register(app: FastAPI, c: Console) -> None:
             "chain": chain, "sync_result": result, "sync_css": css, "live_sync": live,
             "ledger": ledger_counts(store), "failures": with_portal(needs_a_person(runs)[:10]), "timetable": timetable,
             "next_runs": timetable.next_runs[:NEXT_RUNS_SHOWN], "portals": portals(store, runs),
-            "warnings": home_warnings(settings, store, timetable), "STEP_TEXT": STEP_TEXT,
+            "warnings": home_warnings(settings, store, timetable),
             "SHOWN_COUNTS": SHOWN_COUNTS, "now": datetime.now(),
             "own_jobs": (MANUAL_JOB, CONSOLE_JOB),
         }

@@ -47,21 +47,12 @@ def failure_portal(c: Console, run: RunRecord) -> Portal | None:
         portals = bot_portals(get_bot(run.bot, home=c.settings.home))
     except DealerbotError:
         return None
-    titled = [Portal(p, _title(c, p)) for p in portals]
+    titled = [Portal(p, c.names.portal(p)) for p in portals]
     text = run.error or ""
     for portal in titled:
         if re.search(rf"(?<![\w-]){re.escape(portal.name)}(?![\w-])", text) or (portal.title and portal.title in text):
             return portal
     return titled[0] if titled else None
-
-
-def _title(c: Console, portal: str) -> str:
-    from dealerbot.web.locators import load_portal_selectors
-
-    try:
-        return load_portal_selectors(portal, None, c.settings.home).title or portal
-    except DealerbotError:
-        return portal
 
 
 def progress_payload(counts: dict[str, int], elapsed: float | None) -> dict[str, Any]:

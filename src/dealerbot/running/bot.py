@@ -39,6 +39,9 @@ class Bot(ABC):
     entity: ClassVar[Entity | None] = None  # the records it reads (None: a bot that writes)
     entities: ClassVar[tuple[Entity, ...]] = ()  # further record types it emits
     description: ClassVar[str]
+    # What an operator calls it, short ("读取厂家订单"): the console's and the messages' name for
+    # it; empty: the description is used.
+    title: ClassVar[str] = ""
     incremental: ClassVar[bool] = False
     options: ClassVar[tuple[str, ...]] = ()  # run options it understands, e.g. ("dry_run",) or ("input",)
     needs_input: ClassVar[bool] = False  # True: a run without --input FILE is refused before it starts
