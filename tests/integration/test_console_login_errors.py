@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import pytest
 from loguru import logger
 from playwright.async_api import async_playwright
 
@@ -126,39 +127,47 @@ def test_the_login_leads_only_to_a_page_of_the_console(console):  # noqa: F811 -
         assert answer.headers["location"] == "/runs?status=failed"
 
 
-async def test_error_pages_are_chinese_pages_of_the_console(settings, clean_sandbox, monkeypatch, tmp_path):
+@pytest.mark.parametrize(("path", "code", "said"), [
+    ("/no-such-page", 404, "找不到这个页面"),
+    ("/runs/no-such-run", 404, "没有这次运行"),
+    ("/logout", 405, "只接收页面上的按钮提交"),  # a form's address opened as a page
+    ("/boom", 500, "意外错误"),  # a page that fails unexpectedly (added below)
+])
+async def test_error_pages_are_chinese_pages_of_the_console(settings, clean_sandbox, monkeypatch, tmp_path, path, code, said):
     monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
     logged: list[str] = []
     sink = logger.add(lambda m: logged.append(str(m)), level="ERROR")
     try:
         with serving(settings) as (url, app):
-            @app.get("/boom")  # a page that fails unexpectedly
+            @app.get("/boom")
             async def boom() -> None:
                 raise RuntimeError("unexpected-failure-4711")
 
             async with _browser_page() as page:
                 await _log_in(page, url)
-                cases = [
-                    ("/no-such-page", 404, "找不到这个页面"),
-                    ("/runs/no-such-run", 404, "没有这次运行"),
-                    ("/logout", 405, "只接收页面上的按钮提交"),  # a form's address opened as a page
-                    ("/boom", 500, "意外错误"),
-                ]
-                for path, code, said in cases:
-                    answer = await page.goto(url + path)
-                    assert answer.status == code, path
-                    body = await page.inner_text("body")
-                    assert said in body, (path, body)
-                    assert await page.inner_text("#back-home") == "返回今日"
-                    assert await page.locator("#nav-home").count() == 1  # inside the console's layout
-                    assert "detail" not in body and "{" not in body and "Not Found" not in body and "Method" not in body
-                    assert "Traceback" not in body and "unexpected-failure-4711" not in body
-                    await page.screenshot(path=str(tmp_path / f"console-error-{code}.png"))
-                await page.click("#back-home")
+                answer = await page.goto(url + path)
+                assert answer.status == code
+                body = await page.inner_text("body")
+                await page.screenshot(path=str(tmp_path / f"console-error-{code}.png"))
+                assert said in body, body
+                assert await page.locator("#nav-home").count() == 1  # inside the console's layout
+                assert "detail" not in body and "{" not in body and "Not Found" not in body and "Method" not in body
+                assert "Traceback" not in body and "unexpected-failure-4711" not in body
+                await page.click("#back-home")  # 返回今日
                 assert page.url == url + "/"
     finally:
         logger.remove(sink)
-    assert any("unexpected-failure-4711" in m and "Traceback" in m for m in logged), logged  # the traceback: in the log
+    if code == 500:  # the traceback: in the log
+        assert any("unexpected-failure-4711" in m and "Traceback" in m for m in logged), logged
+
+
+def test_a_form_sent_incomplete_is_answered_with_a_chinese_page(console):  # noqa: F811 - the fixture imported above
+    with httpx.Client(base_url=console, timeout=10) as web:
+        assert _login(web).status_code == 303
+        csrf = re.search(r'name="csrf" value="([^"]+)"', web.get("/review").text).group(1)
+        answer = web.post("/review", data={"csrf": csrf}, headers={"Accept": "text/html"})  # no workbook
+        assert answer.status_code == 422 and "提交的内容不完整" in answer.text and "返回今日" in answer.text
+        assert answer.headers["content-type"].startswith("text/html") and '"detail"' not in answer.text
 
 
 async def test_the_review_upload_has_a_chinese_button_and_shows_the_chosen_file(console, tmp_path):  # noqa: F811 - the fixture imported above
