@@ -101,6 +101,17 @@ async def test_after_the_login_ended_a_page_or_a_form_leads_back_to_the_login_an
         await page.click("#login")
         await page.wait_for_load_state()
         assert page.url == console + "/"
+
+        # The login page opened with the ended session's cookie, other pages opened meanwhile:
+        # the login still works.
+        _end_sessions(settings)
+        await page.goto(console + "/login")
+        await page.request.get(console + "/favicon.ico")
+        assert (await page.request.get(console + "/runs", max_redirects=0)).status == 303
+        await page.fill("#password", CONSOLE_PASSWORD)
+        await page.click("#login")
+        await page.wait_for_load_state()
+        assert page.url == console + "/"
     assert not store.runs(10)
 
     # The run page's live events (an EventSource, not a page): UTF-8 Chinese text.

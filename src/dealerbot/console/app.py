@@ -58,7 +58,8 @@ if TYPE_CHECKING:
 
 TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示",
             "retry": "接手重试"}
-PUBLIC = {"/login", "/console.js", "/favicon.ico"}
+FILES = {"/console.js", "/favicon.ico"}  # public, and the session is not looked at (no session check per page)
+PUBLIC = {"/login", *FILES}
 EXPIRED = "登录已过期，请重新登录"
 NOT_LOGGED_IN = "未登录，请先登录"
 # What an error page says when the error carries no Chinese detail of its own.
@@ -262,8 +263,8 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
     @app.middleware("http")
     async def guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
-        live = c.live_session(request)
-        expired = not live and "sid" in request.session
+        live = path not in FILES and c.live_session(request)
+        expired = path not in FILES and not live and "sid" in request.session
         if expired:
             # A logged-out, idle or old session: dropped from the browser too. A session without
             # a sid (the login form's CSRF token, before the login) is kept: a browser fetches
