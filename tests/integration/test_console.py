@@ -103,15 +103,16 @@ async def test_the_console_runs_bots_shows_what_went_wrong_and_takes_reviews(con
         page = await browser.new_page(accept_downloads=True, viewport={"width": 1280, "height": 900})
         page.on("dialog", lambda d: (alerts.append(d.message), asyncio.ensure_future(d.dismiss())))
         try:
-            # Not logged in: every page leads to the login; a wrong password is refused.
+            # Not logged in: every page leads to the login; a wrong password is refused; then
+            # the login leads to the page asked for.
             await page.goto(console + "/runs")
-            assert page.url.endswith("/login")
+            assert page.url.endswith("/login?next=%2Fruns")
             await page.fill("#password", "not-the-password")
             await page.click("#login")
             assert "密码错误" in await page.inner_text("#error")
             await page.fill("#password", CONSOLE_PASSWORD)
             await page.click("#login")
-            assert page.url == console + "/"  # 今日, the clerk's home
+            assert page.url == console + "/runs"
             await page.goto(console + "/bots")
             await page.screenshot(path=str(tmp_path / "console-bots.png"), full_page=True)
 
@@ -279,10 +280,10 @@ def test_logout_ends_the_session_for_every_copy_of_its_cookie(console, settings,
 
         assert web.post("/logout", data={"csrf": csrf}).status_code == 303
         gone = thief.get("/bots")
-        assert gone.status_code == 303 and gone.headers["location"] == "/login"
+        assert gone.status_code == 303 and gone.headers["location"] == "/login?expired=1&next=%2Fbots"
         thief.cookies.update(web.cookies)  # as copied before the logout, whatever the server sent since
         forged = thief.post("/bots/oem-orders/run", data={"csrf": csrf, "dry_run": ""})
-        assert forged.status_code == 401
+        assert forged.status_code == 401 and "登录" in forged.text and "charset=utf-8" in forged.headers["content-type"]
         assert web.get("/bots").status_code == 303
     assert not store.runs(10)  # no run was started with the dead session
     assert (settings.path("state") / "console-sessions.sqlite").stat().st_mode & 0o777 == 0o600
@@ -301,7 +302,7 @@ def test_an_idle_session_ends_and_a_new_password_ends_every_session(settings, cl
             assert web.get("/bots").status_code == 200
         time.sleep(2.5)  # unused longer than the idle timeout
         answer = web.get("/bots")
-        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+        assert answer.status_code == 303 and answer.headers["location"] == "/login?expired=1&next=%2Fbots"
 
         assert _login(web).status_code == 303 and web.get("/bots").status_code == 200
         monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", "a-new-password-2")  # the password changed
@@ -327,7 +328,7 @@ def test_a_session_in_use_ends_twelve_hours_after_its_login(settings, clean_sand
         assert web.get("/bots").status_code == 200
         logged_in_ago(12 * 3600 + 1)  # used a moment ago, but logged in over 12 hours ago
         answer = web.get("/bots")
-        assert answer.status_code == 303 and answer.headers["location"] == "/login"
+        assert answer.status_code == 303 and answer.headers["location"] == "/login?expired=1&next=%2Fbots"
         assert web.get("/runs").status_code == 303  # gone for good, not only for one request
         assert _login(web).status_code == 303 and web.get("/bots").status_code == 200  # a new login starts afresh
 

@@ -15,22 +15,31 @@ client's address is never taken from forwarding headers unless configured); ever
 (autoescape); evidence served only from the run's own recorded files, screenshots inline and
 anything else (the portal's HTML) as a download, never rendered in the console's origin; a
 Content-Security-Policy allowing only the console's own script.
+
+A session that ended leads back to the login (「登录已过期，请重新登录」), and the login back to
+the page asked for (a path of the console only). Errors are Chinese pages in the console's
+layout (``error.html``): never JSON, never a traceback (that goes to the log).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import http
 import math
 import secrets
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import FastAPI, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from loguru import logger
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from dealerbot.config import Settings
@@ -49,7 +58,41 @@ if TYPE_CHECKING:
 
 TRIGGERS = {"manual": "手动", "schedule": "定时", "catch-up": "补运行", "postponed": "推迟后", "console": "控制台", "demo": "演示",
             "retry": "接手重试"}
-PUBLIC = {"/login", "/console.js"}
+FILES = {"/console.js", "/favicon.ico"}  # public, and the session is not looked at (no session check per page)
+PUBLIC = {"/login", *FILES}
+EXPIRED = "登录已过期，请重新登录"
+NOT_LOGGED_IN = "未登录，请先登录"
+# What an error page says when the error carries no Chinese detail of its own.
+ERROR_TEXT = {
+    400: "请求的内容不对，请回到上一页重新操作",
+    403: "不能这样操作",
+    404: "找不到这个页面",
+    405: "这个地址只接收页面上的按钮提交，不能直接打开：请回到上一页，用页面上的按钮操作",
+    422: "提交的内容不完整或格式不对，请回到上一页重新填写",
+}
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after the login: ``target`` when it is a path of this console (``/runs?...``),
+    else ``/`` (never another site: ``//evil.com``, ``/\\evil.com``, ``http://...``)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path in ("/login", "/logout"):
+        return "/"
+    return target
+
+
+def from_a_page(request: Request) -> bool:
+    """Whether ``request`` comes from the browser's window (a page opened, a form sent), so
+    that a redirect to the login is the answer; not the run page's EventSource (it asks for
+    ``text/event-stream``) or a program posting."""
+    accept = request.headers.get("accept", "")
+    if request.method in ("GET", "HEAD"):
+        return "text/event-stream" not in accept
+    return "text/html" in accept
 
 
 
@@ -93,6 +136,19 @@ class Console:
         )
         return HTMLResponse(html, status_code=code)
 
+    def error_page(self, request: Request, code: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        """The error ``code`` said in Chinese: a page in the console's layout (``error.html``),
+        or plain UTF-8 text to a request that is not a page's (the run page's live events)."""
+        if "text/event-stream" in request.headers.get("accept", ""):
+            return PlainTextResponse(message, status_code=code, headers=headers)
+        title = ERROR_TEXT[404] if code == 404 else ("出错了" if code >= 500 else "无法完成")
+        session = request.scope.get("session") or {}
+        html = self.env.get_template("error.html").render(
+            request=request, csrf=session.get("csrf", ""), logged_in=bool(session.get("user")),
+            title=title, message=message, code=code,
+        )
+        return HTMLResponse(html, status_code=code, headers=headers)
+
     def live_session(self, request: Request) -> bool:
         """Whether ``request`` comes with a live session (see :class:`Sessions`)."""
         sid = request.session.get("sid")
@@ -114,7 +170,7 @@ class Console:
             HTTPException: 403 when it is missing or wrong.
         """
         if not token or not secrets.compare_digest(token, request.session.get("csrf", "")):
-            raise HTTPException(403, "请求已过期，请刷新页面后重试 (CSRF token missing or wrong)")
+            raise HTTPException(403, "页面已过期，请刷新页面后重试")
 
     async def start(self, bot: str, dry_run: bool, options: Mapping[str, Any] | None = None, full: bool = False,
                     job: str | None = None) -> str:
@@ -207,12 +263,28 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
     @app.middleware("http")
     async def guard(request: Request, call_next: RequestResponseEndpoint) -> Response:
         path = request.url.path
-        if path not in PUBLIC and not c.live_session(request):
-            request.session.clear()  # a logged-out, idle or old cookie: dropped from the browser too
-            if request.method == "GET":
-                return RedirectResponse("/login", status_code=303)
-            return Response("未登录或登录已过期 (not logged in)", status_code=401)
-        response: Response = await call_next(request)
+        live = path not in FILES and c.live_session(request)
+        expired = path not in FILES and not live and "sid" in request.session
+        if expired:
+            # A logged-out, idle or old session: dropped from the browser too. A session without
+            # a sid (the login form's CSRF token, before the login) is kept: a browser fetches
+            # /favicon.ico and the like by itself while the login page is open.
+            request.session.clear()
+        if path not in PUBLIC and not live:
+            said = EXPIRED if expired else NOT_LOGGED_IN
+            if from_a_page(request):
+                query = {"expired": "1"} if expired else {}
+                if request.method in ("GET", "HEAD") and path != "/":  # back where they were going, after the login
+                    query["next"] = path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse("/login" + (f"?{urlencode(query)}" if query else ""), status_code=303)
+            return PlainTextResponse(said, status_code=401)  # a script's request (EventSource): UTF-8 text
+        try:
+            response: Response = await call_next(request)
+        except Exception as exc:  # an unexpected failure: said in Chinese, the traceback only in the log
+            logger.opt(exception=exc).error("console: {} {} failed: {}", request.method, path, type(exc).__name__)
+            response = c.error_page(request, 500, (
+                f"控制台处理这个请求时出了意外错误（{datetime.now():%H:%M:%S}），这次操作可能没有完成。"
+                "请回到上一页刷新，看清结果再决定是否重试；问题一再出现时，请把这个时间告诉技术支持（详细记录在控制台的日志里）。"))
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; "
             "frame-ancestors 'none'; form-action 'self'"
@@ -220,6 +292,21 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else ""
+        with contextlib.suppress(ValueError):
+            if detail == http.HTTPStatus(exc.status_code).phrase:  # no detail of its own: Starlette's English
+                detail = ""
+        if exc.status_code == 405 and request.method not in ("GET", "HEAD"):
+            detail = "这个地址不能这样提交：请回到上一页重新操作"
+        detail = detail or ERROR_TEXT.get(exc.status_code, "无法完成这个请求，请回到上一页重试")
+        return c.error_page(request, exc.status_code, detail, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def form_error(request: Request, exc: RequestValidationError) -> Response:
+        return c.error_page(request, 422, ERROR_TEXT[422])
 
     # added after guard: it runs first, so guard sees request.session
     app.add_middleware(
@@ -231,30 +318,37 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
     async def script() -> Response:
         return Response(c.script(), media_type="text/javascript")
 
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        """Nothing (a browser asks for it by itself, logged in or not)."""
+        return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
+
     # -- login --------------------------------------------------------------------------------
     @app.get("/login", response_class=HTMLResponse)
-    async def login_page(request: Request) -> HTMLResponse:
+    async def login_page(request: Request, expired: str = "", next: str = "") -> HTMLResponse:
         request.session.setdefault("csrf", secrets.token_urlsafe(24))
-        return c.page(request, "login.html")
+        return c.page(request, "login.html", notice=EXPIRED if expired else "", next=safe_next(next))
 
     @app.post("/login")
-    async def login(request: Request, password: str = Form(""), csrf: str = Form("")) -> Response:
+    async def login(request: Request, password: str = Form(""), csrf: str = Form(""), next: str = Form("")) -> Response:
         client = request.client.host if request.client else "?"  # the peer: forwarding headers only from trusted proxies
+        target = safe_next(next)
         if not csrf or not secrets.compare_digest(csrf, request.session.get("csrf", "")):
-            return c.page(request, "login.html", 403, error="页面已过期，请重新输入 (CSRF)")
+            request.session.setdefault("csrf", secrets.token_urlsafe(24))  # the form shown again works
+            return c.page(request, "login.html", 403, error="页面已过期，请刷新页面后重新输入密码", next=target)
         wait = c.throttle.attempt(client)  # counted before the check: tries sent together gain nothing
         if wait:
-            page = c.page(request, "login.html", 429, error=f"登录失败次数过多，请 {math.ceil(wait)} 秒后再试")
+            page = c.page(request, "login.html", 429, error=f"登录失败次数过多，请 {math.ceil(wait)} 秒后再试", next=target)
             page.headers["Retry-After"] = str(math.ceil(wait))
             return page
         if not await asyncio.to_thread(c.password.verify, password):  # argon2 takes a while: not on the loop
             logger.warning("console: wrong password from {} ({} in a row)", client, c.throttle.failures_in_a_row(client))
-            return c.page(request, "login.html", 401, error="密码错误")
+            return c.page(request, "login.html", 401, error="密码错误", next=target)
         c.throttle.succeeded(client)
         request.session.clear()  # a new session (and CSRF token), never the one from before the login
         sid = await asyncio.to_thread(c.sessions.open, c.password.fingerprint(c.secret), c.lifetime)
         request.session.update(user="operator", sid=sid, csrf=secrets.token_urlsafe(24))
-        return RedirectResponse("/", status_code=303)  # 今日: the clerk's home
+        return RedirectResponse(target, status_code=303)  # where they were going, else 今日: the clerk's home
 
     @app.post("/logout")
     async def logout(request: Request, csrf: str = Form("")) -> Response:
