@@ -142,7 +142,7 @@ def warnings_for(jobs: Sequence[Job], today: date, console: bool = False) -> lis
         effect = "按工作日运行的定时任务暂按周一至周五运行（节假日照常运行，调休周末不运行）"
         if stopping:
             which = f"{len(stopping)} 个定时任务" if console else f"定时任务 {'、'.join(stopping)}"
-            effect += f"；{which}将在 {year} 年停止"
+            effect += f"；{which} 将在 {year} 年停止"
         ask = f"请联系 dealerbot 管理员录入 {year} 年节假日安排" if console else f"请在 {where} 中录入国务院公布的安排"
         out.append(f"{year} 年的节假日安排尚未录入：{effect}。{ask}。")
     return out
