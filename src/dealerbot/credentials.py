@@ -64,6 +64,14 @@ def get_password(portal: str, username: str, store: str = "") -> str:
     )
 
 
+def has_password(portal: str, username: str, store: str = "") -> bool:
+    """Whether :func:`get_password` would find a password for ``username`` on ``portal`` (the
+    environment or the keyring; store ``store``'s own or the group-wide one), without handing
+    it out. Never raises: a keyring that cannot be read holds none."""
+    return any(os.environ.get(env_name(portal, where)) or _keyring_get(portal, username, where)
+               for where in ((store, "") if store else ("",)))
+
+
 def set_password(portal: str, username: str, password: str, store: str = "") -> str:
     """Store a password in the OS keyring; returns the backend's name.
 

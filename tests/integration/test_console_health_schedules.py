@@ -153,19 +153,19 @@ async def test_a_refused_password_is_replaced_in_the_console_and_the_next_run_lo
             await page.fill("#confirm-dms", DMS_PASSWORD)
             await page.click("#portal-dms button.save-password")
             await page.wait_for_url("**/health?saved=dms*")
-            assert "新密码已保存" in await page.locator("#portal-dms .password-state").inner_text()
+            assert "密码已保存。" in await page.locator("#portal-dms .password-state").inner_text()
             assert "被门户拒绝" not in await page.locator("#portal-dms").inner_text()
             assert await page.input_value("#password-dms") == "" and DMS_PASSWORD not in await page.content()
             await page.screenshot(path=str(tmp_path / "health-saved.png"), full_page=True)
 
             # The OEM's password comes from the environment: said so, and no form to mislead.
-            oem = await page.locator("#portal-oem").inner_text()
-            assert "环境变量 DEALERBOT_OEM_PASSWORD" in oem and "优先" in oem
+            oem = await page.locator("#portal-oem .environment").inner_text()
+            assert oem.startswith("厂家门户的密码由管理员在服务器上设置，这里不能更换")
             assert await page.locator("#password-oem").count() == 0
             token = await page.get_attribute("input[name=csrf]", "value")
             refused_oem = await page.request.post(console + "/health/oem/password",
                                                   form={"password": "abc12345", "confirm": "abc12345", "csrf": token})
-            assert refused_oem.status == 400 and "DEALERBOT_OEM_PASSWORD" in await refused_oem.text()
+            assert refused_oem.status == 400 and "由管理员在服务器上设置" in await refused_oem.text()
 
             # The bot runs again from the console and logs in with the new password.
             await page.goto(console + "/schedules")
@@ -372,3 +372,154 @@ async def test_a_running_scheduler_follows_a_pause_and_a_resume_made_in_another_
     finally:
         scheduler.request_stop()
         await asyncio.wait_for(serving, 30)
+
+
+async def test_no_password_yet_is_said_and_after_saving_one_the_failed_run_is_one_click_away(
+    settings, clean_sandbox, store, file_keyring, monkeypatch, tmp_path,
+):
+    """Issue 22: with no DMS password stored, 今日 said 「未保存登录（下次运行时登录）」 and 状态
+    「正常」: the first sync failed. After 保存密码 the clerk was left on 状态 with no way back to
+    the failed run; the page spoke of keys (dms), environment variables and the keyring in English."""
+    import keyring.backends.fail
+
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    failed = await run_bot("dms-customers", settings)  # no password anywhere: it cannot log in
+    assert failed.status == "failed" and failed.error_class == "CredentialsMissing"
+    with serving(settings) as (console, _):
+        async with chromium(console) as page:
+            portals = await page.inner_text("#portals")
+            assert "DMS：还没有设置密码" in portals and "未保存登录" not in portals, portals
+            assert await page.get_attribute("#portals li:has-text('DMS') a.set-password", "href") == "/health#portal-dms"
+            warnings = await page.inner_text("#warnings")
+            assert "DMS还没有设置密码" in warnings and "设置密码" in warnings
+            # Nothing synced yet: no workbook to offer.
+            assert await page.locator("#download-workbook").count() == 0
+            assert "同步后这里会有审核工作簿" in await page.inner_text("#approvals")
+            await page.screenshot(path=str(tmp_path / "home-no-password.png"), full_page=True)
+
+            await page.click("#portals li:has-text('DMS') a.set-password")
+            assert page.url.endswith("/health#portal-dms")
+            dms = page.locator("#portal-dms")
+            assert "未设置" in await dms.locator(".password-state").inner_text()
+            assert await dms.locator("h3").inner_text() != "dms" and (await dms.locator("h3").inner_text()).startswith("DMS")
+            assert (await page.locator("#portal-oem h3").inner_text()).startswith("厂家门户")
+            await page.screenshot(path=str(tmp_path / "health-no-password.png"), full_page=True)
+
+            await page.fill("#password-dms", DMS_PASSWORD)
+            await page.fill("#confirm-dms", DMS_PASSWORD + "x")
+            await page.click("#portal-dms button.save-password")
+            assert (await page.inner_text("#error")).startswith("DMS：两次输入的密码不一致")
+
+            # No keyring on this machine: said in plain words, the technical detail folded away.
+            keyring.set_keyring(keyring.backends.fail.Keyring())
+            await page.fill("#password-dms", DMS_PASSWORD)
+            await page.fill("#confirm-dms", DMS_PASSWORD)
+            await page.click("#portal-dms button.save-password")
+            said = await page.inner_text("#error")
+            assert said == "这台电脑无法保存密码（系统钥匙串不可用），请联系管理员。", said
+            assert not await page.is_visible("#error-detail code")
+            assert "DEALERBOT_DMS_PASSWORD" not in said and "pypi" not in said
+            await page.screenshot(path=str(tmp_path / "health-no-keyring.png"), full_page=True)
+            keyring.set_keyring(FileKeyring())
+
+            await page.fill("#password-dms", DMS_PASSWORD)
+            await page.fill("#confirm-dms", DMS_PASSWORD)
+            await page.click("#portal-dms button.save-password")
+            await page.wait_for_url("**/health?saved=dms*")
+            assert "密码已保存。" in await dms.locator(".password-state").inner_text()
+            assert await dms.locator("a.rerun-failed").inner_text() == "重新运行失败的任务"
+            await page.screenshot(path=str(tmp_path / "health-saved-rerun.png"), full_page=True)
+            await dms.locator("a.rerun-failed").click()
+            assert page.url.endswith(f"/runs/{failed.run_id}")
+            await page.click("#rerun")
+            assert await _wait_finished(page) == "成功"
+
+            # 状态: the newest success by its time, not its run id; no raw key in the headings.
+            await page.goto(console + "/health")
+            last_ok = await page.locator("#portal-dms a[href^='/runs/']").inner_text()
+            assert re_fullmatch(r"\d\d-\d\d \d\d:\d\d", last_ok), last_ok
+            await page.goto(console + "/")
+            assert "DMS：已保存登录" in await page.inner_text("#portals")
+            assert "DMS还没有设置密码" not in await page.inner_text("#warnings")  # the OEM's is still missing
+    assert json.loads(file_keyring.read_text()) == {f"dealerbot/dms:{settings.dms.username}": DMS_PASSWORD}
+
+
+async def test_a_password_from_the_environment_is_said_without_naming_the_variable(settings, clean_sandbox, monkeypatch,
+                                                                                   tmp_path):
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    monkeypatch.setenv("DEALERBOT_OEM_PASSWORD", OEM_PASSWORD)
+    with serving(settings) as (console, _):
+        async with chromium(console) as page:
+            await page.goto(console + "/health")
+            note = page.locator("#portal-oem .environment")
+            assert (await note.inner_text()).startswith(
+                "厂家门户的密码由管理员在服务器上设置，这里不能更换；需要更换请联系管理员")
+            assert not await page.locator("#portal-oem .environment details code").is_visible()
+            assert "DEALERBOT_OEM_PASSWORD" in (await page.locator("#portal-oem .environment details code").text_content() or "")
+            assert "正常" in await page.locator("#portal-oem .password-state").inner_text()
+            await page.screenshot(path=str(tmp_path / "health-environment.png"), full_page=True)
+
+
+def re_fullmatch(pattern: str, text: str) -> bool:
+    import re
+
+    return re.fullmatch(pattern, text) is not None
+
+
+async def test_the_timetable_says_who_runs_it_names_jobs_and_shows_the_consoles_sync_as_the_daily_syncs_last(
+    settings, clean_sandbox, store, monkeypatch, tmp_path,
+):
+    """Issue 22: 定时任务 showed keys (daily-sync, oem-orders), told the clerk to run `dealerbot
+    serve` even when another process ran the timetable, said 上次 - for the daily sync while 今日
+    showed the sync the console ran, and 今日's holiday warning named a file."""
+    from datetime import date
+
+    from dealerbot.console.home import Timetable, home_warnings
+    from dealerbot.running.sync import CONSOLE_JOB
+    from dealerbot.schedule.holidays import calendar_warnings
+
+    from .conftest import PASSWORDS
+
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+    _schedules(tmp_path, """
+jobs:
+  - {name: daily-sync, run: sync, cron: '30 7 * * *', days: workdays}
+  - {name: orders-daytime, run: oem-orders, every: 15m}
+""")
+    # 一键同步's first step, recorded as the console records it.
+    synced = await run_bot("oem-orders", settings, passwords=PASSWORDS, trigger="console", job=CONSOLE_JOB)
+    assert synced.ok, synced.error
+    with serving(settings, PASSWORDS) as (console, _):
+        async with chromium(console) as page:
+            await page.goto(console + "/schedules")
+            banner = await page.inner_text("#scheduler-state")
+            assert "定时任务目前没有在运行，请联系管理员" in banner and "dealerbot" not in banner
+            sync_row = page.locator("#job-daily-sync")
+            assert (await sync_row.locator("td >> nth=0").inner_text()).startswith("每日同步")
+            orders_row = page.locator("#job-orders-daytime")
+            assert (await orders_row.locator("td >> nth=0").inner_text()).startswith("读取厂家订单")
+            assert await orders_row.locator("td.runs").inner_text() == "读取厂家订单"
+            last = await sync_row.locator("td.last").inner_text()
+            recorded = store.run(synced.run_id)
+            assert recorded is not None and recorded.job == CONSOLE_JOB
+            assert recorded.started_at.strftime("%m-%d %H:%M") in last and "由控制台运行" in last, last
+            assert await sync_row.locator("td.result").inner_text() == "成功"
+            holidays = await page.inner_text("#holidays")
+            assert "holidays.yaml" not in holidays and "节假日" in holidays
+            await page.screenshot(path=str(tmp_path / "schedules-names.png"), full_page=True)
+
+            # Another process of this folder runs the scheduler (its lock's pid file names it).
+            locks = settings.path("state") / "locks"
+            locks.mkdir(parents=True, exist_ok=True)
+            (locks / "scheduler.pid").write_text(str(os.getpid()), encoding="utf-8")
+            await page.reload()
+            assert (await page.inner_text("#scheduler-state")).startswith("定时任务由另一个程序运行")
+
+            # 今日: the next runs without the keys; the holiday warning asks the administrator.
+            await page.goto(console + "/")
+            next_runs = await page.inner_text("#next-runs")
+            assert "每日同步" in next_runs and "daily-sync" not in next_runs and "orders-daytime" not in next_runs
+    december = [w for w in home_warnings(settings, store, Timetable(), date(2026, 12, 20)) if "节假日" in w.text]
+    assert len(december) == 1 and "请联系 dealerbot 管理员录入 2027 年节假日安排" in december[0].text
+    assert "holidays.yaml" not in december[0].text and december[0].link == "/schedules#holidays"
+    assert any("schedules/holidays.yaml" in w for w in calendar_warnings(settings, date(2026, 12, 20)))  # the CLI's

@@ -188,7 +188,7 @@ async def test_today_says_what_failed_with_what_to_do_and_warns_when_no_schedule
         assert "读取DMS客户" in failures and "LoginRejected" not in failures
         assert "密码被拒绝" in await _text(page, "#portals")
         next_runs = await _text(page, "#next-runs")
-        assert "每日同步" in next_runs and "daily-sync" in next_runs
+        assert "每日同步" in next_runs and "daily-sync" not in next_runs  # what it does, not its key
         warnings = await _text(page, "#warnings")
         assert "调度程序没有运行" in warnings
         assert "dealerbot credentials" not in warnings + failures  # the console's way, never a CLI command
@@ -199,7 +199,7 @@ async def test_today_says_what_failed_with_what_to_do_and_warns_when_no_schedule
 
         december = [w for w in home_warnings(settings, store, Timetable(), date(2026, 12, 20)) if "节假日" in w.text]
         assert len(december) == 1 and december[0].text.startswith("2027 年的节假日安排尚未录入")
-        assert december[0].link == "/schedules"
+        assert december[0].link == "/schedules#holidays" and "holidays.yaml" not in december[0].text
         assert not [w for w in home_warnings(settings, store, Timetable(), date(2026, 10, 20)) if "节假日" in w.text]
         assert await page.get_attribute("#failures a.fix", "href") == "/health#portal-dms"  # where its password is set
         await page.screenshot(path=str(tmp_path / "home-failure.png"), full_page=True)

@@ -3,6 +3,7 @@ is down stops the run quickly (circuit breaker), and a maintenance notice postpo
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -101,6 +102,7 @@ async def test_the_saved_login_is_noted_once_when_the_password_changed_never_on_
     changed = {**PASSWORDS, "oem": PASSWORDS["oem"] + "-new"}  # the saved login still holds
     third = await run_bot("oem-customers", settings, passwords=changed)
     assert third.ok and any("密码已更换" in n and "保存的登录" in n for n in third.notes), third.notes
+    assert not [n for n in third.notes if re.search(r"[A-Za-z]{3,}", n)], third.notes  # for the operator: no English
     with Store.open(settings.store_url) as store:
         assert store.run(third.run_id).notes == third.notes
     fourth = await run_bot("oem-customers", settings, passwords=changed)

@@ -29,9 +29,31 @@ def register(app: FastAPI, c: Console) -> None:
         from dealerbot.credentials import environment_wins as env_first
 
         if c.passwords and c.passwords.get(name):
-            return "启动控制台时给定的密码"
+            return "启动控制台时给定的密码 (a password given when the console was started)"
         variable = env_first(name, settings.own_store)
-        return f"环境变量 {variable}" if variable else None
+        return f"环境变量 {variable} (environment variable)" if variable else None
+
+    def has_password(name: str) -> bool:
+        """Whether a password for the portal is stored anywhere this process looks (never read out)."""
+        from dealerbot.credentials import has_password as stored
+
+        return bool(c.passwords and c.passwords.get(name)) or stored(name, settings.portal(name).username,
+                                                                      settings.own_store)
+
+    def failed_run(store: Any, name: str) -> Any:
+        """The newest failed (or interrupted) run about portal ``name`` that still needs a
+        person (its bot has not succeeded since), or None."""
+        from dealerbot.console.home import needs_a_person
+        from dealerbot.console.run_page import failure_portal
+
+        for run, _advice in needs_a_person(store.runs(300)):
+            portal = failure_portal(c, run)
+            if portal is not None and portal.name == name:
+                return run
+        return None
+
+    def unchangeable(name: str) -> str:
+        return f"{c.names.portal(name)}的密码由管理员在服务器上设置，这里不能更换；需要更换请联系管理员。"
 
     def portals() -> list[dict[str, Any]]:
         from dealerbot.running.context import account_key
@@ -47,7 +69,8 @@ def register(app: FastAPI, c: Console) -> None:
                 except ValueError:
                     check = None
                 out.append({
-                    "name": name, "url": portal.url, "username": portal.username,
+                    "name": name, "title": c.names.portal(name), "url": portal.url, "username": portal.username,
+                    "has_password": has_password(name), "unchangeable": unchangeable(name),
                     "login": datetime.fromtimestamp(state.stat().st_mtime) if state.is_file() else None,
                     "refused": store.login_refusal(account_key(name, portal)),
                     "check": check, "environment": environment_wins(name),
@@ -59,36 +82,48 @@ def register(app: FastAPI, c: Console) -> None:
     def page(request: Request, code: int = 200, **values: Any) -> HTMLResponse:
         return c.page(request, "health.html", code, portals=portals(), **values)
 
+    def saved_values(name: str) -> dict[str, Any]:
+        """What 状态 says after portal ``name``'s password was saved: the failed run to run again."""
+        if name not in settings.portal_names:
+            return {"saved": ""}
+        with c.store() as store:
+            return {"saved": name, "rerun": failed_run(store, name)}
+
     def known(name: str) -> None:
         if name not in settings.portal_names:
             raise HTTPException(404, "没有这个门户")
 
     @app.get("/health", response_class=HTMLResponse)
     async def health(request: Request, saved: str = "") -> HTMLResponse:
-        return page(request, saved=saved if saved in settings.portal_names else "")
+        return page(request, **saved_values(saved))
 
     @app.post("/health/{name}/password")
     async def set_password(request: Request, name: str, csrf: str = Form(""), password: str = Form(""),
                            confirm: str = Form("")) -> Response:
         from dealerbot.console.timetable import actor_of
         from dealerbot.credentials import replace_password
+        from dealerbot.errors import CredentialsMissing
 
         check_csrf(request, csrf)
         known(name)
+        title = c.names.portal(name)
         wins = environment_wins(name)
-        problem = ""
+        problem = detail = ""
         if wins:
-            problem = f"{name} 的密码来自{wins}，它优先于在这里保存的密码：请更改它后重新启动 dealerbot"
+            problem, detail = unchangeable(name), f"{wins}: it is used before the keyring's"
         elif not password:
-            problem = f"请输入 {name} 的新密码"
+            problem = f"请输入{title}的新密码"
         elif password != confirm:
-            problem = f"{name}：两次输入的密码不一致，没有保存"
+            problem = f"{title}：两次输入的密码不一致，没有保存"
         if problem:
-            return page(request, 400, error=problem)
+            return page(request, 400, error=problem, error_detail=detail)
         actor = actor_of(request)
         try:
             with c.store() as store:
                 backend = await asyncio.to_thread(replace_password, settings, store, name, password, actor)
+        except CredentialsMissing as exc:  # no usable keyring on this machine: nothing the clerk can do
+            return page(request, 409, error="这台电脑无法保存密码（系统钥匙串不可用），请联系管理员。",
+                        error_detail=str(exc))
         except DealerbotError as exc:
             return page(request, 409, error=str(exc))
         logger.info("console: the {} password was replaced by {} (keyring: {})", name, actor, backend)
@@ -111,11 +146,11 @@ def register(app: FastAPI, c: Console) -> None:
                 refused = store.login_refusal(account_key(name, portal))
                 if refused is not None and refused["fingerprint"] == store.password_fingerprint(password):
                     return page(request, 409,
-                                error=f"{name} 拒绝过现在的密码，为免账号被锁定不再尝试：请先在下面设置新密码，再检查页面")
+                                error=f"{c.names.portal(name)}拒绝过现在的密码，为免账号被锁定不再尝试：请先在下面设置新密码，再检查页面")
             report = await check_selectors(settings, name, portal_app(name, settings.home),
                                            make_masker(settings, c.passwords, [name]),
                                            passwords=dict(c.passwords) if c.passwords else None)
             await asyncio.to_thread(record_check, settings, name, report)
         except (DealerbotError, OSError) as exc:
-            return page(request, 502, error=f"{name} 的页面检查没有完成：{c.masker(str(exc))}")
+            return page(request, 502, error=f"{c.names.portal(name)}的页面检查没有完成：{c.masker(str(exc))}")
         return RedirectResponse(f"/health#portal-{name}", status_code=303)

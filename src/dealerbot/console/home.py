@@ -27,8 +27,11 @@ from dealerbot.failure_text import Advice, explain
 from dealerbot.private_files import private_dir
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from dealerbot.config import Settings
     from dealerbot.console.app import Console
+    from dealerbot.console.names import Names
     from dealerbot.store import RunRecord, Store
 
 SHOWN_COUNTS = ("read", "stored", "rejected", "verified", "found", "failed", "unfinished", "rehearsed")
@@ -85,21 +88,37 @@ class ConsoleSync:
         return self.task is not None and not self.task.done()
 
 
-def home_warnings(settings: Settings, store: Store, timetable: Timetable, today: date | None = None) -> list[HomeWarning]:
+def missing_passwords(settings: Settings, passwords: Mapping[str, str] | None = None) -> list[str]:
+    """The portals with no password anywhere this process looks (``passwords`` given at start,
+    the environment, the keyring): their first run cannot log in. Never reads one out."""
+    from dealerbot.credentials import has_password
+
+    return [name for name in settings.portal_names
+            if not (passwords and passwords.get(name))
+            and not has_password(name, settings.portal(name).username, settings.own_store)]
+
+
+def home_warnings(settings: Settings, store: Store, timetable: Timetable, today: date | None = None,
+                  names: Names | None = None, passwords: Mapping[str, str] | None = None) -> list[HomeWarning]:
     """Everything 今日 warns about, most urgent first. One place for them all: a new kind of
     warning is added here (and reads what it needs from ``settings``, ``store`` or ``timetable``);
-    ``today``: the date the holiday data is judged on (default: the local date)."""
+    ``today``: the date the holiday data is judged on (default: the local date); ``names``: what
+    portals and jobs are called (default: their keys); ``passwords``: those given at start."""
     from dealerbot.review.sheets import reapprovals
     from dealerbot.schedule.holidays import calendar_warnings
 
     out: list[HomeWarning] = []
+    for name in missing_passwords(settings, passwords):
+        title = names.portal(name) if names is not None else name
+        out.append(HomeWarning(f"{title}还没有设置密码：同步无法登录{title}。", f"/health#portal-{name}", "设置密码"))
     if timetable.error:
         out.append(HomeWarning(f"定时任务文件有误，定时任务不会运行：{timetable.error}", "/schedules", "定时任务"))
     else:  # a year of holidays nobody entered: the daily sync runs Monday to Friday meanwhile
-        out.extend(HomeWarning(text, "/schedules", "定时任务") for text in calendar_warnings(settings, today))
+        out.extend(HomeWarning(text, "/schedules#holidays", "定时任务")
+                   for text in calendar_warnings(settings, today, console=True))
     for run in timetable.next_runs:
         if run.error:
-            out.append(HomeWarning(f"定时任务 {run.job} 算不出下次运行时间：{run.error}", "/schedules", "定时任务"))
+            out.append(HomeWarning(f"定时任务“{run.what}”算不出下次运行时间：{run.error}", "/schedules", "定时任务"))
     if timetable.next_runs and timetable.scheduler == "none":
         out.append(HomeWarning("调度程序没有运行：定时任务（如每日同步）不会自动执行。可以点击“一键同步”手动同步；"
                                "请联系管理员启动调度程序。", "/schedules", "定时任务"))
@@ -285,11 +304,12 @@ def register(app: FastAPI, c: Console) -> None:
         from dealerbot.running.context import account_key
 
         out = []
+        missing = missing_passwords(settings, c.passwords)
         for name in settings.portal_names:
             portal = settings.portal(name)
             saved = settings.path("state") / f"{name}-{portal.username or 'default'}.json"
             out.append({
-                "name": name, "title": c.names.portal(name),
+                "name": name, "title": c.names.portal(name), "no_password": name in missing,
                 "refused": store.login_refusal(account_key(name, portal)),
                 "login": datetime.fromtimestamp(saved.stat().st_mtime) if saved.is_file() else None,
                 "last_ok": next((r for r in runs if r.status == "succeeded" and r.bot.startswith(name)), None),
@@ -324,7 +344,7 @@ def register(app: FastAPI, c: Console) -> None:
             "chain": chain, "sync_result": result, "sync_css": css, "live_sync": live,
             "ledger": ledger_counts(store), "failures": with_portal(needs_a_person(runs)[:10]), "timetable": timetable,
             "next_runs": timetable.next_runs[:NEXT_RUNS_SHOWN], "portals": portals(store, runs),
-            "warnings": home_warnings(settings, store, timetable),
+            "warnings": home_warnings(settings, store, timetable, names=c.names, passwords=c.passwords),
             "SHOWN_COUNTS": SHOWN_COUNTS, "now": datetime.now(),
             "own_jobs": (MANUAL_JOB, CONSOLE_JOB),
         }

@@ -57,13 +57,18 @@ def register(app: FastAPI, c: Console) -> None:
             return [], str(exc)
 
     def page(request: Request, code: int = 200, error: str = "") -> HTMLResponse:
-        from dealerbot.schedule.timetable import next_fire
+        from dealerbot.console.home import scheduler_state, sync_outcome
+        from dealerbot.running.sync import CONSOLE_JOB, MANUAL_JOB, last_sync
+        from dealerbot.schedule.holidays import calendar_warnings
+        from dealerbot.schedule.timetable import SYNC, next_fire
         from dealerbot.schedule.words import job_in_words
 
         rows = []
         jobs, problem = jobs_or_error()
         with c.store() as store:
             pauses = store.job_pauses()
+            # The daily sync's last run is the newest sync, whoever started it (一键同步 too).
+            chain = last_sync(store.runs(300), [*(j.name for j in jobs if j.run == SYNC), MANUAL_JOB, CONSOLE_JOB])
             for job in jobs:
                 aps = c.scheduler.aps.get_job(job.name) if c.scheduler is not None else None
                 pause = pauses.get(job.name)
@@ -77,10 +82,22 @@ def register(app: FastAPI, c: Console) -> None:
                             nxt = times[0] if times else None
                         except DealerbotError:
                             nxt = None
-                rows.append({"job": job, "words": job_in_words(job), "next": nxt, "last": store.last_job_run(job.name),
+                last, result, by = store.last_job_run(job.name), "", ""
+                if job.run == SYNC and chain:
+                    last, by = chain[0], ("" if chain[0].job == job.name else
+                                          "控制台" if chain[0].job == CONSOLE_JOB else "手动")
+                    result = sync_outcome(chain, None)[0]
+                elif last is not None:
+                    from dealerbot.status_text import STATUS_TEXT
+
+                    result = STATUS_TEXT.get(last.status, last.status)
+                rows.append({"job": job, "title": c.names.job(job.name, job.run), "runs": c.names.bot(job.run),
+                             "words": job_in_words(job), "next": nxt, "last": last, "result": result, "by": by,
                              "pause": pause})
-        return c.page(request, "schedules.html", code, rows=rows, serving=c.scheduler is not None,
-                      error=error or problem)
+        holidays = [] if problem else calendar_warnings(settings, console=True)
+        workdays = any(j.enabled and j.days == "workdays" for j in jobs)
+        return c.page(request, "schedules.html", code, rows=rows, scheduler=scheduler_state(c),
+                      holidays=holidays, workdays=workdays, error=error or problem)
 
     @app.get("/schedules", response_class=HTMLResponse)
     async def schedules(request: Request) -> HTMLResponse:
@@ -103,7 +120,7 @@ def register(app: FastAPI, c: Console) -> None:
             try:
                 run_id = await start_job(c, app.state.sync_starter, job)
             except DealerbotError as exc:
-                return page(request, 409, error=f"{job.name} 没有开始：{exc}")
+                return page(request, 409, error=f"{c.names.job(job.name, job.run)}没有开始：{exc}")
             return RedirectResponse(f"/runs/{run_id}", status_code=303)
         with c.store() as store:  # kept in the store: it holds across restarts
             (store.pause_job if action == "pause" else store.resume_job)(name, actor_of(request))

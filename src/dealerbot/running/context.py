@@ -250,13 +250,14 @@ class BotContext:
         write_private_json(known, {"password": fingerprint})  # said once, not on every run
         saved = self.state_file(portal)
         since = f"（{datetime.fromtimestamp(saved.stat().st_mtime):%m-%d %H:%M} 登录）" if saved.exists() else ""
-        if before is None:
-            self.note(f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现 "
-                      f"({portal}: used the saved login; a changed password shows only when it expires)")
+        if before is None:  # the operator's note in Chinese only; the log says it in English too
+            self.log.info("{}: used the saved login; a changed password shows only when it expires", portal)
+            self.note(f"{title}：使用了保存的登录{since}，本次未输入密码；门户上的密码若已更改，要到该登录过期才会发现")
         else:
+            self.log.info("{}: the password changed; the saved login was used, the new password is tried when it "
+                          "expires", portal)
             self.note(f"{title}：密码已更换，但本次使用了保存的登录{since}，新密码尚未在门户上验证；该登录过期后"
-                      f"才会用新密码登录 ({portal}: the password changed; the saved login was used, the new password "
-                      f"is tried when it expires)")
+                      f"才会用新密码登录")
 
     @asynccontextmanager
     async def desktop(self, portal: str, screens: str) -> AsyncIterator[Any]:

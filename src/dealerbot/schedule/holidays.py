@@ -126,10 +126,11 @@ def undescribed_years(calendar: WorkCalendar, today: date) -> list[int]:
     return [y for y in years if calendar.described_by(y) is None]
 
 
-def warnings_for(jobs: Sequence[Job], today: date) -> list[str]:
+def warnings_for(jobs: Sequence[Job], today: date, console: bool = False) -> list[str]:
     """The warnings (Simplified Chinese, one per year) about the holiday data of ``jobs`` on
     ``today``: a year nobody has described that working-day jobs reach. Empty when no enabled
-    job runs on working days only."""
+    job runs on working days only. ``console``: worded for the console's clerk (who to ask,
+    not which file to edit)."""
     workday_jobs = [j for j in jobs if j.enabled and j.days == "workdays"]
     if not workday_jobs:
         return []
@@ -140,15 +141,18 @@ def warnings_for(jobs: Sequence[Job], today: date) -> list[str]:
     for year in undescribed_years(calendar, today):
         effect = "按工作日运行的定时任务暂按周一至周五运行（节假日照常运行，调休周末不运行）"
         if stopping:
-            effect += f"；定时任务 {'、'.join(stopping)} 将在 {year} 年停止"
-        out.append(f"{year} 年的节假日安排尚未录入：{effect}。请在 {where} 中录入国务院公布的安排。")
+            which = f"{len(stopping)} 个定时任务" if console else f"定时任务 {'、'.join(stopping)}"
+            effect += f"；{which} 将在 {year} 年停止"
+        ask = f"请联系 dealerbot 管理员录入 {year} 年节假日安排" if console else f"请在 {where} 中录入国务院公布的安排"
+        out.append(f"{year} 年的节假日安排尚未录入：{effect}。{ask}。")
     return out
 
 
-def calendar_warnings(settings: Settings, today: date | None = None) -> list[str]:
+def calendar_warnings(settings: Settings, today: date | None = None, console: bool = False) -> list[str]:
     """The warnings about the holiday data of this project's timetable on ``today`` (default:
     the local date), for the console's home page and ``schedule check``: one short Chinese
-    line per year nobody has described (from 1 November on, next year too). Never raises: a
+    line per year nobody has described (from 1 November on, next year too); ``console``: worded
+    for the console (ask the administrator; the CLI's names the file). Never raises: a
     timetable or holiday file that cannot be read is itself the warning."""
     from dealerbot.errors import DealerbotError
     from dealerbot.schedule.timetable import timetables_of
@@ -157,7 +161,7 @@ def calendar_warnings(settings: Settings, today: date | None = None) -> list[str
         jobs = timetables_of(settings)
     except DealerbotError as exc:
         return [f"定时任务文件有误，调度程序无法启动：{exc}"]
-    return warnings_for(jobs, today or date.today())
+    return warnings_for(jobs, today or date.today(), console)
 
 
 # -- the file -------------------------------------------------------------------------------
