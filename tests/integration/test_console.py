@@ -177,7 +177,7 @@ async def test_the_console_runs_bots_shows_what_went_wrong_and_takes_reviews(con
             for name in ("schedules", "health"):
                 await page.goto(f"{console}/{name}")
                 await page.screenshot(path=str(tmp_path / f"console-{name}.png"), full_page=True)
-            assert "dms" in await page.inner_text("#health")
+            assert "DMS" in await page.inner_text("#health") and "厂家门户" in await page.inner_text("#health")
         finally:
             await browser.close()
     assert not alerts, alerts  # no script of a scraped or typed value ever ran
