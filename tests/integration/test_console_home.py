@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -86,6 +87,7 @@ async def test_the_clerk_lands_on_today_downloads_the_workbook_and_syncs_with_on
             await page.click("#download-workbook")
         saved = tmp_path / "from-home.xlsx"
         await (await info.value).save_as(saved)
+        assert re.fullmatch(r"审核工作簿-\d{8}-\d{4}\.xlsx", (await info.value).suggested_filename)  # says what it is
         wb = load_workbook(saved, read_only=True)
         pending = [r for r in wb[PENDING_TITLE].iter_rows(min_row=2, values_only=True) if any(v is not None for v in r)]
         assert len(pending) == waiting

@@ -415,5 +415,7 @@ def register(app: FastAPI, c: Console) -> None:
         if path is None:
             request.session["flash"] = "还没有可导出的运行记录：请先点击“一键同步”。"
             return RedirectResponse("/", status_code=303)
-        return FileResponse(path, filename=path.name, media_type=XLSX)
+        # The name staff see in their downloads: which workbook it is, and when (the file in out/ keeps its own).
+        shown = f"{'全部记录' if all else '审核工作簿'}-{datetime.now():%Y%m%d-%H%M}.xlsx"
+        return FileResponse(path, filename=shown, media_type=XLSX)
 
