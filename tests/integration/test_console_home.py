@@ -88,6 +88,8 @@ async def test_the_clerk_lands_on_today_downloads_the_workbook_and_syncs_with_on
         saved = tmp_path / "from-home.xlsx"
         await (await info.value).save_as(saved)
         assert re.fullmatch(r"审核工作簿-\d{8}-\d{4}\.xlsx", (await info.value).suggested_filename)  # says what it is
+        summary = dict(load_workbook(saved, read_only=True)["概要"].iter_rows(values_only=True))
+        assert summary["机器人"] in {"读取厂家订单", "读取厂家客户", "读取DMS客户", "读取DMS合同", "写入DMS"}  # no bot key
         wb = load_workbook(saved, read_only=True)
         pending = [r for r in wb[PENDING_TITLE].iter_rows(min_row=2, values_only=True) if any(v is not None for v in r)]
         assert len(pending) == waiting

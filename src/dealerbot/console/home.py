@@ -405,7 +405,8 @@ def register(app: FastAPI, c: Console) -> None:
                 if not runs:
                     return None
                 path = default_workbook_path(out, runs)
-                return export_runs(store, runs, path, entity_of_bots(settings.home), bool(all), console=True).path
+                return export_runs(store, runs, path, entity_of_bots(settings.home), bool(all), console=True,
+                                   titles={r.bot: c.names.bot(r.bot) for r in runs}).path
 
         try:
             path = await asyncio.to_thread(make)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ LEGEND = ("红色 = 已拒绝（未入库，原因见“问题说明”）；黄
 
 def export_runs(
     store: Store, runs: Sequence[RunRecord], path: Path, bot_records: dict[str, tuple[Entity, ...]],
-    all_records: bool = False, review: bool = True, console: bool = False,
+    all_records: bool = False, review: bool = True, console: bool = False, titles: Mapping[str, str] | None = None,
 ) -> WorkbookStats:
     """Write the review workbook for ``runs`` to ``path`` (atomically).
 
@@ -92,7 +92,8 @@ def export_runs(
     record in the store) and the records it rejected. With ``review``, the re-key sheets follow
     (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review.sheets`). With
     ``console`` (a workbook the console hands out) its notes name the console's way of doing
-    things, not CLI commands.
+    things, not CLI commands, and no folder of the server. ``titles``: what operators call the
+    bots (by name; 概要 names a bot by its title when it has one).
 
     Raises:
         ConfigError: nothing to export (no runs), or an unknown bot without an entity.
@@ -114,8 +115,8 @@ def export_runs(
             raise ConfigError(f"run {run.run_id}: bot '{run.bot}' is unknown, cannot export it")
         counts = "，".join(f"{COUNT_TEXT.get(k, k)} {v}" for k, v in run.counts.items() if v and k in COUNT_TEXT)
         summary += [
+            ("机器人", (titles or {}).get(run.bot) or run.bot),
             ("运行编号", run.run_id),
-            ("机器人", run.bot),
             ("开始时间", run.started_at.replace(microsecond=0)),
             ("结束时间", run.ended_at.replace(microsecond=0) if run.ended_at else None),
             ("状态", STATUS_TEXT.get(run.status, run.status)),
@@ -124,8 +125,8 @@ def export_runs(
         ]
         if run.error:
             summary.append(("错误", run.error))
-        if run.evidence_dir:
-            summary.append(("失败证据", run.evidence_dir))
+        if run.evidence_dir:  # the console shows the evidence on the run's page: no server folder in its workbooks
+            summary.append(("失败证据", "见控制台中这次运行的页面" if console else run.evidence_dir))
         # A bot that only writes has no record sheet: its actions are on 待处理 / 写入结果.
         for entity in bot_records[run.bot]:
             columns = [Column(f.name, f.header, f.kind, f.width) for f in entity.fields]
