@@ -183,6 +183,7 @@ async def test_a_dry_run_lists_what_it_would_have_written(read_store, console, s
             assert done.state == "verified"
             assert action.natural_key in written and done.contract_no in written
         assert "已核对" in written and not ID_NUMBER.search(written)
+        assert not re.search(r"\b(model_code|status|oem_order_no|price|vin)\b", written), written  # by Chinese headers
         await page.screenshot(path=str(tmp_path / "run-go-live-written.png"), full_page=True)
     held = {c["contract_no"]: c for c in clean_sandbox.contracts()}
     for action in ready:  # the sandbox's ground truth: each contract the page names is in the DMS

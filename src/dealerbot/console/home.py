@@ -402,7 +402,7 @@ def register(app: FastAPI, c: Console) -> None:
             reconciled = [(text, plan.counts.get(k, 0)) for k, text in RECONCILE_CLASS_TEXT.items()]
         from dealerbot.console.run_page import job_names
 
-        job = job_names(c).get(chain[0].job, "") if chain else ""
+        job = job_names(c).get(chain[0].job or "", "") if chain else ""
         return {"advice": advice, "advice_portal": portals, "sync_banner": banner, "reconciled": reconciled,
                 "job_title": job}
 

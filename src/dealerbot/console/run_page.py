@@ -161,7 +161,7 @@ def written_of(c: Console, run: RunRecord) -> list[dict[str, Any]]:
     for r in reversed(rows):  # oldest first: the order they were written
         out.append({
             "kind": KIND_TEXT[r["event"]], "key": r["natural_key"], "contract_no": r["target"],
-            "values": {k: c.masker(str(v)) for k, v in (r["new_values"] or {}).items()},
+            "values": written_values(r["event"], r["old_values"] or {}, r["new_values"] or {}, c.masker),
             "verified": states[r["id"]] == "verified", "note": r.get("note") or "",
         })
     return out
@@ -189,6 +189,16 @@ def counts_shown(run: RunRecord) -> dict[str, tuple[str, int]]:
             label = "读取（自上次以来有变化的）"
         out[k] = (label, v)
     return out
+
+
+def written_values(kind: str, old: dict[str, Any], new: dict[str, Any], mask: Any) -> dict[str, str]:
+    """An audit row's written fields as the dry run's table words them: by the contract's
+    Chinese headers; an update as ``old → new``; masked."""
+    from dealerbot.data.mapping import CONTRACT_HEADERS
+
+    if kind == "create_contract":
+        return {CONTRACT_HEADERS.get(f, f): mask(str(v)) for f, v in new.items() if v}
+    return {CONTRACT_HEADERS.get(f, f): mask(f"{old.get(f) or '（空）'} → {v}") for f, v in new.items()}
 
 
 def reject_rows(c: Console, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
