@@ -252,6 +252,7 @@ async def test_a_run_started_here_and_postponed_by_maintenance_asks_for_a_rerun_
         assert "维护" in action and "重新运行" in action and "自动" in action and "不会自动" in action, action
         # waiting for the maintenance is no failure: not the red failure box
         assert "calm" in (await page.get_attribute("#advice", "class") or "")
+        assert "失败" not in await page.inner_text("main")  # neither its box nor its evidence speaks of a failure
         assert await page.eval_on_selector("#advice", "e => getComputedStyle(e).borderColor") != "rgb(176, 0, 32)"
         assert await page.locator("#rerun").count() == 1
         await page.screenshot(path=str(tmp_path / "run-postponed.png"), full_page=True)
