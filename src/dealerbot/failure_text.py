@@ -60,19 +60,22 @@ ADVICE: dict[str, Advice] = {
 }
 
 INTERRUPTED = Advice("运行被中断", "已处理的记录都已保存。需要时点击“重新运行”，会从未完成的记录继续。", "rerun")
+# A reading bot has no 未完成的记录 to go on from: a rerun reads again.
+INTERRUPTED_READ = Advice("运行被中断", "已读取的记录都已保存。需要时点击“重新运行”，会重新读取。", "rerun")
 
 
 def explain(error_class: str | None, status: str, resume_after: datetime | None = None,
-            scheduled: bool = True) -> Advice | None:
+            scheduled: bool = True, writes: bool = True) -> Advice | None:
     """The advice for a run that ended ``status`` with ``error_class`` (see
     :attr:`dealerbot.store.RunRecord.error_class`); None for a run that needs nothing done.
 
     A postponed run names the time it may run again: by itself when the timetable started it
     (``scheduled``), else when the operator starts it again. A failure of a class this table
     does not know (a store written by a newer dealerbot) gets the general advice for its status.
+    An interrupted run of a bot that only reads (not ``writes``) is read again, not continued.
     """
     if status == "interrupted":
-        return INTERRUPTED
+        return INTERRUPTED if writes else INTERRUPTED_READ
     if status == "postponed":
         if not scheduled:
             until = f"预计到 {resume_after:%H:%M} 结束" if resume_after is not None else "结束"

@@ -163,7 +163,8 @@ async def test_the_console_runs_bots_shows_what_went_wrong_and_takes_reviews(con
             # History filters; what is typed comes back as text, never as markup.
             await page.goto(console + "/runs?status=failed&bot=" + EVIL)
             await page.goto(console + "/runs?status=failed")
-            assert "oem-customers" in await page.inner_text("#runs") and "oem-orders" not in await page.inner_text("#runs")
+            runs_shown = await page.inner_text("#runs")
+            assert "读取厂家客户" in runs_shown and "读取厂家订单" not in runs_shown  # by their Chinese names
 
             # A workbook that is not a review workbook is refused, naming it, with nothing applied.
             await page.goto(console + "/review")

@@ -104,6 +104,8 @@ async def test_the_clerk_lands_on_today_downloads_the_workbook_and_syncs_with_on
         await page.screenshot(path=str(tmp_path / "home-sync-done.png"), full_page=True)
         steps = await _text(page, "#sync-steps")
         assert "读取厂家客户" in steps and "失败" not in steps
+        reconciled = await _text(page, "#reconciled")  # what the chain's reconciliation found
+        assert reconciled.startswith("对账结果：") and "待新建" in reconciled and "冲突" in reconciled, reconciled
 
         # Its second run of the OEM portal used the saved login: no note about it (issue 22).
         await page.click("#sync-steps tr[data-bot='oem-customers'] a")
@@ -118,7 +120,8 @@ async def test_the_clerk_lands_on_today_downloads_the_workbook_and_syncs_with_on
         # 机器人: the bots this web-DMS dealership uses, sync among them; the desktop one folded away.
         await page.goto(console + "/bots")
         shown = await page.inner_text("#bots")
-        assert "一键同步" in shown and "dms-rekey" in shown and "dms-desktop-rekey" not in shown
+        assert "一键同步" in shown and "写入DMS" in shown and "桌面客户端" not in shown
+        assert "dms-rekey" not in shown and "oem-orders" not in shown  # the bots by their Chinese names
         assert not await page.is_visible("#more-bots tr[data-bot='dms-desktop-rekey']")
         await page.click("#more-bots summary")
         assert await page.is_visible("#more-bots tr[data-bot='dms-desktop-rekey']")
@@ -235,6 +238,28 @@ async def test_a_bot_already_running_is_said_with_a_link_to_the_runs_not_a_cli_c
             await page.goto(console + "/bots")
             await page.click("tr[data-bot='oem-orders'] button.run-now")
             said = await page.inner_text("#error")
-            assert "oem-orders 正在运行" in said and "dealerbot" not in said
+            assert "读取厂家订单 正在运行" in said and "dealerbot" not in said and "oem-orders" not in said
             assert await page.get_attribute("#error a", "href") == "/runs?bot=oem-orders"
             await page.screenshot(path=str(tmp_path / "home-already-running.png"), full_page=True)
+
+
+async def test_a_sync_stopped_by_a_refused_password_says_so_in_chinese_with_where_to_set_it(
+    console, settings, store, clean_sandbox, tmp_path,  # noqa: F811
+):
+    from dealerbot.running.sync import sync
+
+    stopped = await sync(settings, passwords={**PASSWORDS, "dms": "not-the-password"})
+    assert stopped.stopped and not stopped.ok
+    async with _browser_page() as page:
+        await _log_in(page, console)
+        await page.goto(console + "/sync")
+        assert await _text(page, "#sync-status") == "失败"  # a failed step: a failed sync
+        banner = await _text(page, "#sync-stopped")
+        assert banner == "读取DMS客户失败，本次没有对账，也没有写入任何数据", banner
+        assert not re.search(r"[A-Za-z]{3,}", banner.replace("DMS", ""))
+        step = page.locator("tr.advice")
+        assert "门户拒绝了密码" in await step.inner_text()
+        assert await page.get_attribute("tr.advice a.set-password", "href") == "/health#portal-dms"
+        steps = await _text(page, "#sync-steps")
+        assert not re.search(r"\d{8}-\d{6}", steps)  # no run ids among the steps
+        await page.screenshot(path=str(tmp_path / "sync-password-refused.png"), full_page=True)

@@ -163,8 +163,31 @@ async def test_a_dry_run_lists_what_it_would_have_written(read_store, console, s
         assert "新建合同" in table and "可以写入" in table
         assert not ID_NUMBER.search(table)  # ID numbers masked, as in every artifact
         await page.screenshot(path=str(tmp_path / "run-dry-run.png"), full_page=True)
-    assert clean_sandbox.contracts() == contracts and clean_sandbox.customers() == customers
-    assert {store.action(a.id).state for a in ready} == {"approved"}
+        assert clean_sandbox.contracts() == contracts and clean_sandbox.customers() == customers
+        assert {store.action(a.id).state for a in ready} == {"approved"}
+
+        # 正式写入: the same bot for real, then its live page; the finished page lists what it wrote.
+        forged = await page.request.post(page.url + "/go-live", form={})
+        assert forged.status == 403
+        dry_url = page.url
+        await page.click("#go-live")
+        assert "/runs/" in page.url and page.url != dry_url
+        assert await _wait_finished(page) == "成功"
+        assert await page.locator("#dry-run-mark").count() == 0
+        headers = await page.locator("#counts-table th").all_inner_texts()
+        assert "本次计划写入" in headers and "待写入操作" not in headers, headers
+        written = await page.inner_text("#written")
+        assert await page.locator("#written tr").count() - 1 == len(ready)
+        for action in ready:
+            done = store.action(action.id)
+            assert done.state == "verified"
+            assert action.natural_key in written and done.contract_no in written
+        assert "已核对" in written and not ID_NUMBER.search(written)
+        assert not re.search(r"\b(model_code|status|oem_order_no|price|vin)\b", written), written  # by Chinese headers
+        await page.screenshot(path=str(tmp_path / "run-go-live-written.png"), full_page=True)
+    held = {c["contract_no"]: c for c in clean_sandbox.contracts()}
+    for action in ready:  # the sandbox's ground truth: each contract the page names is in the DMS
+        assert held[store.action(action.id).contract_no]["oem_order_no"] == action.natural_key
 
 
 async def test_rejects_are_listed_under_chinese_field_labels_with_what_to_do(read_store, console, settings, store, tmp_path):
@@ -208,6 +231,9 @@ async def test_a_run_cancelled_under_it_says_so_in_chinese_and_logs_english(cons
         await page.goto(f"{console}/runs/{run.run_id}")
         assert await page.inner_text("#advice-title") == "运行被中断"
         assert await page.locator("#rerun").count() == 1
+        action = await page.inner_text("#advice-action")
+        assert "未完成的记录继续" not in action and "重新读取" in action, action  # a reading bot reads again
+        assert "calm" in (await page.get_attribute("#advice", "class") or "")
         await page.screenshot(path=str(tmp_path / "run-interrupted.png"), full_page=True)
 
 
@@ -224,6 +250,10 @@ async def test_a_run_started_here_and_postponed_by_maintenance_asks_for_a_rerun_
         assert await _wait_finished(page) == "已推迟"
         action = await page.inner_text("#advice-action")
         assert "维护" in action and "重新运行" in action and "自动" in action and "不会自动" in action, action
+        # waiting for the maintenance is no failure: not the red failure box
+        assert "calm" in (await page.get_attribute("#advice", "class") or "")
+        assert "失败" not in await page.inner_text("main")  # neither its box nor its evidence speaks of a failure
+        assert await page.eval_on_selector("#advice", "e => getComputedStyle(e).borderColor") != "rgb(176, 0, 32)"
         assert await page.locator("#rerun").count() == 1
         await page.screenshot(path=str(tmp_path / "run-postponed.png"), full_page=True)
 
@@ -243,3 +273,59 @@ async def test_a_refused_password_leads_to_the_portals_password_on_the_status_pa
         await page.screenshot(path=str(tmp_path / "run-password-refused.png"), full_page=True)
         await link.click()
         assert page.url.endswith("/health#portal-oem")
+
+
+async def test_the_runs_list_and_a_runs_page_speak_the_clerks_words(read_store, console, settings, store, tmp_path):
+    from dealerbot.running.runner import run_bot
+
+    read_store.copy_into(settings)
+    refused = await run_bot("oem-customers", settings, passwords={"oem": "Wrong-Pass-1"}, trigger="console")
+    from .conftest import PASSWORDS
+
+    step = await run_bot("dms-customers", settings, passwords={"dms": "Wrong-Pass-1"}, job="console-sync",
+                         trigger="console")
+    rehearsed = await run_bot("dms-rekey", settings, passwords=PASSWORDS, options={"dry_run": True})
+    started = store.run(refused.run_id).started_at
+    async with _browser_page(console) as page:
+        await page.goto(f"{console}/runs")
+        row = page.locator(f"#runs tr[data-run='{refused.run_id}']")
+        cells = await row.locator("td").all_inner_texts()
+        assert cells[0].strip() == "读取厂家客户", cells
+        reason = row.locator("td.reason a")
+        assert (await reason.inner_text()).strip() == "厂家门户：门户拒绝了密码"
+        assert await reason.get_attribute("href") == f"/runs/{refused.run_id}"
+        table = await page.inner_text("#runs")
+        assert "dealerbot credentials" not in table and "no password" not in table
+        assert not re.search(r"\b(oem|dms)-(customers|orders|contracts|rekey)\b", table), table
+        assert not re.search(r"console-sync|orders-daytime", table), table
+        sync_row = await page.locator(f"#runs tr[data-run='{step.run_id}'] td").all_inner_texts()
+        assert sync_row[3].strip() == "控制台 · 一键同步", sync_row
+        assert "DMS：门户拒绝了密码" in sync_row[6]
+        dry_row = await page.locator(f"#runs tr[data-run='{rehearsed.run_id}'] td").all_inner_texts()
+        assert dry_row[0].split() == ["写入DMS", "演练"], dry_row
+        # the 机器人 filter: a drop-down of the bots' Chinese names
+        options = await page.locator("#bot-filter option").all_inner_texts()
+        assert "读取厂家客户" in options and "写入DMS" in options and "dms-rekey" not in options, options
+        await page.select_option("#bot-filter", label="读取厂家客户")
+        await page.click("form[action='/runs'] button")
+        assert "bot=oem-customers" in page.url
+        shown = {t.strip() for t in await page.locator("#runs tr td:first-child").all_inner_texts()}
+        assert shown == {"读取厂家客户"}, shown
+        await page.screenshot(path=str(tmp_path / "runs-list.png"), full_page=True)
+
+        # the run's page: its bot by name and when, the run id only small
+        await page.goto(f"{console}/runs/{refused.run_id}")
+        title = await page.inner_text("#run-title")
+        assert title.startswith(f"读取厂家客户 · {started:%m-%d %H:%M}"), title
+        assert await page.inner_text("#run-id") == refused.run_id
+        assert not title.startswith("oem-customers")
+        evidence = await page.locator("#evidence-files a").all_inner_texts() if await page.locator("#evidence-files").count() else []
+        assert all("（给技术人员）" in e for e in evidence), evidence
+        await page.screenshot(path=str(tmp_path / "run-titled.png"), full_page=True)
+
+        # the 机器人 page names the bots in Chinese
+        await page.goto(f"{console}/bots")
+        names = [t.strip() for t in await page.locator("#bots tr[data-bot] td:first-child").all_inner_texts()]
+        assert "读取厂家客户" in names and "写入DMS" in names, names
+        assert not any(re.fullmatch(r"[a-z-]+", n) for n in names), names
+        await page.screenshot(path=str(tmp_path / "bots.png"), full_page=True)

@@ -82,6 +82,7 @@ class ConsoleSync:
     current: str = ""  # the run id of the step running now
     stopped: str | None = None
     error: str = ""
+    plan: Any = None  # the chain's reconciliation (ReconcileReport) before writing, when it got that far
 
     @property
     def running(self) -> bool:
@@ -197,11 +198,11 @@ def sync_outcome(chain: list[RunRecord], live: ConsoleSync | None) -> tuple[str,
     if (live is not None and live.running) or any(r.status == "running" for r in chain):
         return "运行中", "warn"
     statuses = [r.status for r in chain]
+    for status, css in (("failed", "bad"), ("interrupted", "bad"), ("postponed", "warn"), ("skipped", "warn")):
+        if status in statuses:  # a step's outcome is the sync's: a failed step, a failed sync
+            return {"failed": "失败", "interrupted": "已中断", "postponed": "已推迟", "skipped": "已跳过"}[status], css
     if live is not None and (live.stopped or live.error):
         return "未完成", "bad"
-    for status, css in (("failed", "bad"), ("interrupted", "bad"), ("postponed", "warn"), ("skipped", "warn")):
-        if status in statuses:
-            return {"failed": "失败", "interrupted": "已中断", "postponed": "已推迟", "skipped": "已跳过"}[status], css
     return "成功", "ok"
 
 
@@ -255,7 +256,7 @@ class SyncStarter:
                 result = await sync(c.settings, full=full, dry_run=dry_run, trigger="console", passwords=c.passwords,
                                     job=job or CONSOLE_JOB, stop=c.stop, workbook=True, on_step=live.steps.append,
                                     progress=progress, on_start=on_start)
-                live.stopped = result.stopped
+                live.stopped, live.plan = result.stopped, result.plan
             except Exception as exc:  # noqa: BLE001 - said on the sync's page, never lost in a task
                 live.error = str(exc)
                 if not started.done():
@@ -384,11 +385,46 @@ def register(app: FastAPI, c: Console) -> None:
             values = await asyncio.to_thread(page_values, store)
         chain = values["chain"]
         values["running"] = values["sync_result"] == "运行中"
-        values["advice"] = {r.run_id: explain(r.error_class, r.status, r.resume_after) for r in chain}
+        values.update(sync_page_values(values, chain))
         values["live_counts"] = dict(c.live)
         done = {r.bot for r in chain}
         values["waiting_steps"] = [b for b in READ_BOTS if b not in done]
         return c.page(request, "sync.html", **values)
+
+    def sync_page_values(values: dict[str, Any], chain: list[RunRecord]) -> dict[str, Any]:
+        """What the 同步 page shows beyond 今日's values: each step's advice and the portal it
+        is about (its 设置密码), why the chain stopped in Chinese, and its reconciliation."""
+        from dealerbot.console.run_page import advice_for
+        from dealerbot.rekey.reconcile import RECONCILE_CLASS_TEXT
+        from dealerbot.status_text import STATUS_TEXT
+
+        advice, portals = {}, {}
+        for r in chain:
+            told, portal = advice_for(c, r)
+            if told is not None:
+                advice[r.run_id] = told
+                if portal is not None:
+                    portals[r.run_id] = portal.name
+        banner = ""
+        live = values["live_sync"]
+        if not values["running"]:
+            stopped_by = next((r for r in chain if r.bot in READ_BOTS and r.status in ("failed", "postponed", "interrupted")),
+                              None)
+            if stopped_by is not None:
+                banner = f"{c.names.bot(stopped_by.bot)}{STATUS_TEXT[stopped_by.status]}，本次没有对账，也没有写入任何数据"
+            elif live is not None and live.stopped:
+                banner = "同步被中途停止，本次没有对账，也没有写入任何数据"
+            elif live is not None and live.error:
+                banner = f"同步出错：{live.error}"
+        plan = live.plan if live is not None and not values["running"] else None
+        reconciled = []
+        if plan is not None:
+            reconciled = [(text, plan.counts.get(k, 0)) for k, text in RECONCILE_CLASS_TEXT.items()]
+        from dealerbot.console.run_page import job_names
+
+        job = job_names(c).get(chain[0].job or "", "") if chain else ""
+        return {"advice": advice, "advice_portal": portals, "sync_banner": banner, "reconciled": reconciled,
+                "job_title": job}
 
     @app.get("/workbook", response_model=None)
     async def workbook(request: Request, all: str = "") -> Response:

@@ -6,6 +6,7 @@ record type's Chinese field labels."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ RERUNNABLE = ("failed", "interrupted", "postponed")
 SCHEDULED = ("schedule", "catch-up", "postponed")  # triggers of the timetable: it runs a postponed job again
 # Counts the live display leaves out: the bar shows them (totals), or they are internal.
 NOT_LISTED = ("expected", "actions", "finished", "done")
+# Counts of how the run went about it, not what it did: shown in the folded technical details.
+TECHNICAL_COUNTS = ("retries", "relogins", "recycles", "pages")
 # Options a run records about itself rather than the operator's choice: not carried into a rerun.
 RUN_OWN_OPTIONS = ("since", "full")
 
@@ -82,13 +85,120 @@ def time_left(seconds: float) -> str:
 def advice_for(c: Console, run: RunRecord) -> tuple[Advice | None, Portal | None]:
     """The run's failure explained (None: nothing to do), its title naming the portal it is
     about; and that portal."""
-    advice = explain(run.error_class, run.status, run.resume_after, scheduled=run.trigger in SCHEDULED)
+    advice = explain(run.error_class, run.status, run.resume_after, scheduled=run.trigger in SCHEDULED,
+                     writes=writes(run))
     if advice is None:
         return None, None
     portal = failure_portal(c, run)
     if portal is not None and run.status == "failed" and advice.fix in ("password", "rerun", "integrator", "wait"):
         advice = Advice(f"{portal.title}：{advice.title}", advice.action, advice.fix)
     return advice, portal
+
+
+def trigger_text(c: Console, run: RunRecord, jobs: dict[str, str] | None = None) -> str:
+    """How ``run`` was started, in words: the trigger (控制台, 定时...) and the job by what it
+    runs (一键同步, a timetable job's name); never a job's key. ``jobs``: the timetable's jobs'
+    names by key, when the caller has read them already (:func:`job_names`)."""
+    from dealerbot.console.app import TRIGGERS
+    from dealerbot.running.sync import CONSOLE_JOB, MANUAL_JOB
+
+    words = TRIGGERS.get(run.trigger, "其他")
+    if not run.job:
+        return f"{words}启动"
+    if run.job == CONSOLE_JOB:
+        return f"{words} · 一键同步"
+    if run.job == MANUAL_JOB:
+        return f"{words} · 每日同步"
+    known = job_names(c) if jobs is None else jobs
+    return f"{words} · 定时任务「{known.get(run.job, c.names.bot(run.bot))}」"
+
+
+def job_names(c: Console) -> dict[str, str]:
+    """The timetable's jobs' operator names, by job key (none when the timetable is unreadable)."""
+    from dealerbot.schedule.timetable import timetables_of
+
+    try:
+        return {job.name: c.names.job(job.name, job.run) for job in timetables_of(c.settings)}
+    except DealerbotError:
+        return {}
+
+
+EVIDENCE_LABELS = {".png": "失败时的画面", ".html": "网页（给技术人员）", ".zip": "跟踪文件（给技术人员）"}
+
+
+def evidence_label(name: str, same_kind: int = 1, index: int = 1) -> str:
+    """An evidence file as the operator reads it (失败时的画面...), numbered when the run kept
+    ``same_kind`` files of its kind."""
+    label = EVIDENCE_LABELS.get(Path(name).suffix, "其他文件（给技术人员）")
+    return f"{label} {index}" if same_kind > 1 else label
+
+
+def labelled(names: list[str]) -> list[tuple[str, str]]:
+    """``names`` each with its label (:func:`evidence_label`)."""
+    kinds = Counter(Path(n).suffix for n in names)
+    seen: Counter[str] = Counter()
+    out = []
+    for n in names:
+        seen[Path(n).suffix] += 1
+        out.append((n, evidence_label(n, kinds[Path(n).suffix], seen[Path(n).suffix])))
+    return out
+
+
+def written_of(c: Console, run: RunRecord) -> list[dict[str, Any]]:
+    """The contracts a re-key run (not a dry run) wrote, from its audit rows: the OEM order,
+    the contract number, what was written and whether it was read back equal (核对)."""
+    from dealerbot.rekey.ledger import KIND_TEXT
+
+    if run.options.get("dry_run") or "actions" not in run.counts:
+        return []
+    with c.store() as store:
+        rows = [r for r in store.audit_rows(2000, run_id=run.run_id) if r["event"] in KIND_TEXT]
+        states = {}
+        for r in rows:
+            action = store.action(r["action_id"]) if r.get("action_id") else None
+            states[r["id"]] = action.state if action is not None else ""
+    out = []
+    for r in reversed(rows):  # oldest first: the order they were written
+        out.append({
+            "kind": KIND_TEXT[r["event"]], "key": r["natural_key"], "contract_no": r["target"],
+            "values": written_values(r["event"], r["old_values"] or {}, r["new_values"] or {}, c.masker),
+            "verified": states[r["id"]] == "verified", "note": r.get("note") or "",
+        })
+    return out
+
+
+def writes(run: RunRecord) -> bool:
+    """Whether ``run``'s bot writes (a re-key bot: it counts actions) rather than only reads."""
+    from dealerbot.running.sync import WRITE_BOTS
+
+    return "actions" in run.counts or run.bot in WRITE_BOTS.values()
+
+
+def counts_shown(run: RunRecord) -> dict[str, tuple[str, int]]:
+    """The finished run's counts under the labels the run page shows: a finished re-key's
+    actions are 本次计划写入; an incremental read says it read only what changed; the
+    internal ones (retries, relogins...) are left to the technical details."""
+    out: dict[str, tuple[str, int]] = {}
+    for k, v in run.counts.items():
+        if not v or k == "finished" or (k == "expected" and "actions" in run.counts) or k in TECHNICAL_COUNTS:
+            continue
+        label = COUNT_TEXT.get(k, k)
+        if k == "actions":
+            label = "本次计划写入"
+        elif k == "read" and run.options.get("since"):
+            label = "读取（自上次以来有变化的）"
+        out[k] = (label, v)
+    return out
+
+
+def written_values(kind: str, old: dict[str, Any], new: dict[str, Any], mask: Any) -> dict[str, str]:
+    """An audit row's written fields as the dry run's table words them: by the contract's
+    Chinese headers; an update as ``old → new``; masked."""
+    from dealerbot.data.mapping import CONTRACT_HEADERS
+
+    if kind == "create_contract":
+        return {CONTRACT_HEADERS.get(f, f): mask(str(v)) for f, v in new.items() if v}
+    return {CONTRACT_HEADERS.get(f, f): mask(f"{old.get(f) or '（空）'} → {v}") for f, v in new.items()}
 
 
 def reject_rows(c: Console, rejects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -135,12 +245,17 @@ def page_values(c: Console, run: RunRecord, rejects: list[dict[str, Any]]) -> di
         import asyncio
 
         elapsed = asyncio.get_running_loop().time() - c.started[run.run_id]
-    shown = {k: v for k, v in run.counts.items() if v and not (k == "expected" and "actions" in run.counts)
-             and k != "finished"}
+    technical = {COUNT_TEXT.get(k, k): v for k, v in run.counts.items() if v and k in TECHNICAL_COUNTS}
     return {
         "advice": advice, "portal": portal, "rerun": run.status in RERUNNABLE,
-        "can_stop": run.run_id in c.stops, "stopping": run.run_id in c.stops and c.stops[run.run_id].is_set(), "rejects": reject_rows(c, rejects), "rehearsal": rehearsal_of(c, run),
-        "dry_run": bool(run.options.get("dry_run")), "progress": progress_payload(counts, elapsed), "shown_counts": shown,
+        # a postponed or interrupted run is no failure: a neutral note, not the red box
+        "advice_css": "advice" if run.status == "failed" else "advice calm",
+        "can_stop": run.run_id in c.stops, "stopping": run.run_id in c.stops and c.stops[run.run_id].is_set(),
+        "rejects": reject_rows(c, rejects), "rehearsal": rehearsal_of(c, run), "written": written_of(c, run),
+        "dry_run": bool(run.options.get("dry_run")), "progress": progress_payload(counts, elapsed),
+        "shown_counts": counts_shown(run), "technical_counts": technical,
+        "bot_title": c.names.bot(run.bot), "trigger_text": trigger_text(c, run),
+        "go_live": bool(run.options.get("dry_run")) and run.status == "succeeded" and bool(run.counts.get("actions")),
     }
 
 
@@ -169,8 +284,27 @@ def register(app: FastAPI, c: Console) -> None:
                           **page_values(c, run, []))
         return RedirectResponse(f"/runs/{new_id}", status_code=303)
 
+    @app.post("/runs/{run_id}/go-live")
+    async def go_live(request: Request, run_id: str, csrf: str = Form("")) -> Response:
+        """正式写入: the same bot as the dry run ``run_id``, with its options, for real."""
+        c.check_csrf(request, csrf)
+        with c.store() as store:
+            run = store.run(run_id)
+        if run is None:
+            raise HTTPException(404, "没有这次运行")
+        if not run.options.get("dry_run"):
+            raise HTTPException(409, "这次运行不是演练")
+        options = {k: v for k, v in run.options.items() if k not in RUN_OWN_OPTIONS and k != "dry_run" and v}
+        try:
+            new_id = await c.start(run.bot, False, options)
+        except DealerbotError as exc:
+            return c.page(request, "run.html", 409, run=run, error=f"无法正式写入：{exc}", live=False, shots=[], files=[],
+                          **page_values(c, run, []))
+        return RedirectResponse(f"/runs/{new_id}", status_code=303)
 
-def evidence_names(run: RunRecord) -> tuple[list[str], list[str]]:
-    """The run's screenshots and its other evidence files, by name."""
-    shots = [Path(p).name for p in run.evidence if p.endswith(".png")]
-    return shots, [Path(p).name for p in run.evidence if not p.endswith(".png")]
+
+def evidence_names(run: RunRecord) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The run's screenshots and its other evidence files, by name, each with its label
+    (:func:`evidence_label`)."""
+    return (labelled([Path(p).name for p in run.evidence if p.endswith(".png")]),
+            labelled([Path(p).name for p in run.evidence if not p.endswith(".png")]))

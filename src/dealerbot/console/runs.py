@@ -66,7 +66,7 @@ def register(app: FastAPI, c: Console) -> None:
             run_id = await c.start(name, bool(dry_run))
         except AlreadyRunning:
             return c.page(request, "bots.html", 409, **bots_values(
-                f"{name} 正在运行（可能是定时任务或另一个窗口启动的），本次不再启动。", (f"/runs?bot={name}", "查看运行记录")))
+                f"{c.names.bot(name)} 正在运行（可能是定时任务或另一个窗口启动的），本次不再启动。", (f"/runs?bot={name}", "查看运行记录")))
         except DealerbotError as exc:
             return c.page(request, "bots.html", 409, **bots_values(str(exc)))
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
@@ -76,10 +76,18 @@ def register(app: FastAPI, c: Console) -> None:
         with c.store() as store:
             store.close_abandoned_runs()
             history = [r for r in store.runs(200, bot or None) if not status or r.status == status][:100]
-        from dealerbot.failure_text import explain
+        from dealerbot.running.registry import discover
 
-        advice = {r.run_id: explain(r.error_class, r.status, r.resume_after) for r in history}
-        return c.page(request, "runs.html", runs=history, bot=bot, status=status, advice=advice)
+        advice = {r.run_id: view.advice_for(c, r)[0] for r in history if r.status in view.RERUNNABLE}
+        jobs = view.job_names(c)
+        triggers = {r.run_id: view.trigger_text(c, r, jobs) for r in history}
+        try:
+            known = sorted(discover(home=settings.home))
+        except DealerbotError:
+            known = []
+        choices = [(b, c.names.bot(b)) for b in ["sync", *known, *([bot] if bot and bot not in known else [])]]
+        return c.page(request, "runs.html", runs=history, bot=bot, status=status, advice=advice, triggers=triggers,
+                      bot_choices=choices)
 
     def _run_or_404(run_id: str) -> Any:
         with c.store() as store:
