@@ -42,3 +42,15 @@ def test_a_console_sync_after_a_timetable_one_is_the_newest_and_a_skipped_firing
     skipped = _run(9, "sync", "daily-sync", "skipped")
     assert last_sync(_newest_first(*runs, skipped), JOBS) == [skipped]
     assert last_sync(_newest_first(_run(0, "oem-orders", None), _run(1, "oem-orders", "orders-daytime")), JOBS) == []
+
+
+def test_only_a_failure_needs_a_person_not_a_run_stopped_on_purpose_or_settled_by_a_later_success():
+    from dealerbot.console.home import needs_a_person
+
+    runs = _newest_first(
+        _run(0, "dms-customers", None, "failed"), _run(5, "dms-customers", None),  # settled by a success
+        _run(6, "dms-rekey", None, "interrupted"),  # 停止 pressed: the next run goes on
+        _run(7, "oem-orders", None, "postponed"),  # runs again by itself
+        _run(8, "oem-customers", None, "failed"),
+    )
+    assert [(r.bot, advice.fix) for r, advice in needs_a_person(runs)] == [("oem-customers", "rerun")]

@@ -175,15 +175,16 @@ def read_timetable(c: Console) -> Timetable:
 
 
 def needs_a_person(runs: list[RunRecord]) -> list[tuple[RunRecord, Advice]]:
-    """The failures that need a person: each bot's newest finished run, when it failed or was
-    interrupted (a postponed run runs again by itself; a later success settles an earlier failure)."""
+    """The failures that need a person: each bot's newest finished run, when it failed (a
+    postponed run runs again by itself; a run stopped on purpose or by a shutdown is no failure:
+    the next run goes on from where it stopped; a later success settles an earlier failure)."""
     newest: dict[str, RunRecord] = {}
     for r in runs:  # newest first
         if r.status not in ("running", "skipped"):
             newest.setdefault(r.bot, r)
     out = []
     for r in sorted(newest.values(), key=lambda r: r.started_at, reverse=True):
-        if r.status not in ("failed", "interrupted"):
+        if r.status != "failed":
             continue
         advice = explain(r.error_class, r.status, r.resume_after)
         if r.bot == "sync" and r.error_class is None:  # a timetable firing that could not start

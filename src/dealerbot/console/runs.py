@@ -153,7 +153,8 @@ def register(app: FastAPI, c: Console) -> None:
         out = private_dir(settings.path("out")) / f"review-{run_id}.xlsx"
         try:
             with c.store() as store:
-                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(settings.home), False, console=True)
+                await asyncio.to_thread(export_runs, store, [run], out, entity_of_bots(settings.home), False, console=True,
+                                        titles={run.bot: c.names.bot(run.bot)})
         except (DealerbotError, ValueError, OSError) as exc:
             raise HTTPException(500, f"无法生成审核工作簿：{exc}") from None
         return FileResponse(out, filename=out.name,

@@ -25,4 +25,6 @@ document.addEventListener('DOMContentLoaded', function () {
     counts.textContent = p.items.map(function (i) { return i[0] + ' ' + i[1]; }).join(' · ') || '运行中…';
   });
   es.addEventListener('done', function () { es.close(); location.reload(); });
+  // Refused for good (the login ended: a 401): the page itself leads to the login, saying so.
+  es.onerror = function () { if (es.readyState === EventSource.CLOSED) location.reload(); };
 });
