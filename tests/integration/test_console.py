@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from dealerbot.config import BrowserSettings
 from dealerbot.console.app import create_app, server_config
 from dealerbot.web.browser import find_browser
 
-from .conftest import PASSWORDS, console_login, wait_for_login_page
+from .conftest import PASSWORDS, console_login, free_port, wait_for_login_page
 from .test_failures import _edit_selector
 
 CONSOLE_PASSWORD = "console-pass-1"
@@ -32,13 +32,12 @@ EVIL = "<script>alert(1)</script>"
 
 
 @contextlib.contextmanager
-def serving(settings) -> Iterator[tuple[str, Any]]:
+def serving(settings, passwords: Mapping[str, str] | None = PASSWORDS) -> Iterator[tuple[str, Any]]:
     """The console for ``settings`` on a free loopback port, configured as `dealerbot console`
-    configures it: its address and its app."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    app = create_app(settings, passwords=PASSWORDS)
+    configures it (``passwords``: given to its runs; None: from the keyring and the environment,
+    as `dealerbot console` has them): its address and its app."""
+    port = free_port()
+    app = create_app(settings, passwords=passwords)
     server = uvicorn.Server(server_config(app, settings, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -24,12 +23,10 @@ from typing import Any
 
 import keyring
 import pytest
-import uvicorn
 from playwright.async_api import async_playwright
 from sqlalchemy import update
 
 from dealerbot.config import BrowserSettings
-from dealerbot.console.app import create_app, server_config
 from dealerbot.credentials import set_password
 from dealerbot.running.runner import run_bot
 from dealerbot.store import Store
@@ -38,6 +35,7 @@ from dealerbot.web.browser import find_browser
 from .conftest import DMS_PASSWORD, OEM_PASSWORD, free_port
 from .keyring_backend import FileKeyring
 from .test_cli import _config, dealerbot
+from .test_console import serving as console_serving
 from .test_failures import _edit_selector
 
 CONSOLE_PASSWORD = "console-pass-1"
@@ -45,22 +43,10 @@ CONSOLE_PASSWORD = "console-pass-1"
 
 @contextlib.contextmanager
 def serving(settings, passwords: Mapping[str, str] | None = None) -> Iterator[tuple[str, Any]]:
-    """The console for ``settings`` on a free loopback port (passwords from the keyring and the
-    environment, as `dealerbot console` has them, unless ``passwords``): its address and app."""
-    port = free_port()
-    app = create_app(settings, passwords=passwords)
-    server = uvicorn.Server(server_config(app, settings, "127.0.0.1", port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    """The console for ``settings`` (passwords from the keyring and the environment, as
+    `dealerbot console` has them, unless ``passwords``): its address and app."""
+    with console_serving(settings, passwords) as served:
+        yield served
 
 
 @pytest.fixture

@@ -269,38 +269,33 @@ def register(app: FastAPI, c: Console) -> None:
             raise HTTPException(409, "这次运行不在本控制台中运行（或已结束），无法从这里停止")
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
-    @app.post("/runs/{run_id}/rerun")
-    async def rerun(request: Request, run_id: str, csrf: str = Form("")) -> Response:
+    async def start_again(request: Request, run_id: str, csrf: str, live: bool) -> Response:
+        """重新运行 (the same bot with the same options) or, ``live``, 正式写入 (a dry run's bot
+        and options, for real); then the new run's page."""
         c.check_csrf(request, csrf)
         with c.store() as store:
             run = store.run(run_id)
         if run is None:
             raise HTTPException(404, "没有这次运行")
+        if live and not run.options.get("dry_run"):
+            raise HTTPException(409, "这次运行不是演练")
         options = {k: v for k, v in run.options.items() if k not in RUN_OWN_OPTIONS and v}
+        dry_run = bool(options.pop("dry_run", False)) and not live
         try:
-            new_id = await c.start(run.bot, bool(options.pop("dry_run", False)), options, full=bool(run.options.get("full")))
+            new_id = await c.start(run.bot, dry_run, options, full=bool(run.options.get("full")))
         except DealerbotError as exc:
-            return c.page(request, "run.html", 409, run=run, error=f"无法重新运行：{exc}", live=False, shots=[], files=[],
-                          **page_values(c, run, []))
+            return c.page(request, "run.html", 409, run=run, error=f"{'无法正式写入' if live else '无法重新运行'}：{exc}",
+                          live=False, shots=[], files=[], **page_values(c, run, []))
         return RedirectResponse(f"/runs/{new_id}", status_code=303)
+
+    @app.post("/runs/{run_id}/rerun")
+    async def rerun(request: Request, run_id: str, csrf: str = Form("")) -> Response:
+        return await start_again(request, run_id, csrf, live=False)
 
     @app.post("/runs/{run_id}/go-live")
     async def go_live(request: Request, run_id: str, csrf: str = Form("")) -> Response:
         """正式写入: the same bot as the dry run ``run_id``, with its options, for real."""
-        c.check_csrf(request, csrf)
-        with c.store() as store:
-            run = store.run(run_id)
-        if run is None:
-            raise HTTPException(404, "没有这次运行")
-        if not run.options.get("dry_run"):
-            raise HTTPException(409, "这次运行不是演练")
-        options = {k: v for k, v in run.options.items() if k not in RUN_OWN_OPTIONS and k != "dry_run" and v}
-        try:
-            new_id = await c.start(run.bot, False, options)
-        except DealerbotError as exc:
-            return c.page(request, "run.html", 409, run=run, error=f"无法正式写入：{exc}", live=False, shots=[], files=[],
-                          **page_values(c, run, []))
-        return RedirectResponse(f"/runs/{new_id}", status_code=303)
+        return await start_again(request, run_id, csrf, live=True)
 
 
 def evidence_names(run: RunRecord) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
