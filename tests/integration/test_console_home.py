@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from openpyxl import load_workbook
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import async_playwright
@@ -131,6 +132,7 @@ async def test_the_clerk_lands_on_today_downloads_the_workbook_and_syncs_with_on
     assert all(r.trigger == "console" and r.status == "succeeded" for r in runs)
 
 
+@pytest.mark.slow  # the default suite meets 立即写入DMS in test_clerk_morning.py, which checks the DMS the same way
 async def test_write_now_after_a_review_upload_writes_the_approved_actions_into_the_dms(
     read_store, console, settings, store, clean_sandbox, tmp_path,  # noqa: F811
 ):
