@@ -35,6 +35,7 @@ from dealerbot.web.browser import find_browser
 from .conftest import DMS_PASSWORD, OEM_PASSWORD, free_port
 from .keyring_backend import FileKeyring
 from .test_cli import _config, dealerbot
+from .test_console import _wait_finished as wait_finished
 from .test_console import serving as console_serving
 from .test_failures import _edit_selector
 
@@ -80,14 +81,8 @@ async def chromium(console: str) -> AsyncIterator[Any]:
 
 
 async def _wait_finished(page, timeout: float = 180) -> str:
-    """The run page reloads itself when the run ends: its final status."""
-    await page.wait_for_selector("#status", timeout=timeout * 1000)
-    deadline = time.monotonic() + timeout
-    while (status := (await page.inner_text("#status")).strip()) == "运行中":
-        assert time.monotonic() < deadline, "the run did not finish"
-        await asyncio.sleep(0.5)
-        await page.wait_for_load_state()
-    return status
+    """The run page's final status (a sync's first step may take a while here)."""
+    return await wait_finished(page, timeout)
 
 
 def _schedules(folder: Path, text: str) -> None:
