@@ -240,7 +240,8 @@ class GroupSettings(_Section):
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="how often a worker says it is alive")
 
 
-NOTIFY_EVENTS = ("calendar", "failed", "postponed", "rejects", "review", "skipped", "succeeded")
+NOTIFY_EVENTS = ("all_rejected", "calendar", "failed", "needs_person", "portal_changed", "postponed", "rejects", "review",
+                 "skipped", "succeeded")
 
 
 class NotifySettings(_Section):
@@ -251,7 +252,8 @@ class NotifySettings(_Section):
         description="apprise URLs, e.g. mailtos://user:pass@example.com, wecombot://KEY, dingtalk://TOKEN",
     )
     on: list[str] = Field(
-        default_factory=lambda: ["calendar", "failed", "postponed", "rejects", "review", "skipped"],
+        default_factory=lambda: ["all_rejected", "calendar", "failed", "needs_person", "portal_changed", "postponed", "rejects",
+                                 "review", "skipped"],
         description=f"which outcomes send a message: {', '.join(NOTIFY_EVENTS)}",
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)

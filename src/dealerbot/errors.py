@@ -8,6 +8,12 @@ The tree::
     │                                   or a scheduler already runs for this folder
     ├── StopRequested                   a shutdown (SIGTERM, Ctrl-C of the scheduler) asked the
     │                                   run to stop at a safe point, between records: interrupted
+    ├── NeedsPerson                     the portal's login wants what only a person has (an SMS
+    │                                   code, a captcha, a new password) and nobody is there to
+    │                                   answer: never guessed, never retried; ends "needs_person"
+    ├── PortalChanged                   the canary before writing found selectors of the writing
+    │                                   bot missing on the live screens: nothing written; ends
+    │                                   "portal_changed" (for the integrator)
     ├── ConfigError                     bad configuration or setup: fail fast, never retry
     │   ├── SelectorFileError           a selectors/*.yaml file is malformed (names file and line)
     │   ├── DataFileError               a file staff edit (dictionary.yaml, a review workbook)
@@ -56,6 +62,27 @@ class AlreadyRunning(DealerbotError):
 
 class StopRequested(DealerbotError):
     """The scheduler is shutting down: the bot stopped between two records (nothing half-done)."""
+
+
+class NeedsPerson(DealerbotError):
+    """The portal's login asks for something only a person can give (``need``: ``sms_code``,
+    ``captcha``, ``new_password``) and the run is unattended, or nobody answered in time. The
+    run ends ``needs_person``; it is never guessed or retried by itself."""
+
+    def __init__(self, message: str, portal: str = "", need: str = "") -> None:
+        super().__init__(message)
+        self.portal = portal
+        self.need = need
+
+
+class PortalChanged(DealerbotError):
+    """The canary before writing: selectors the writing bot uses are not on the portal's live
+    screens (``missing``: their names). Nothing was written; the run ends ``portal_changed``."""
+
+    def __init__(self, message: str, portal: str = "", missing: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.portal = portal
+        self.missing = list(missing or [])
 
 
 # --- configuration: fail fast -------------------------------------------------------------

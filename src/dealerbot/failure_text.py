@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-Fix = Literal["rerun", "password", "wait", "integrator", "dictionary", "administrator", "none"]
+Fix = Literal["rerun", "password", "wait", "integrator", "dictionary", "administrator", "login", "rejects", "none"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ _INTEGRATOR = "门户的页面改版了，dealerbot 找不到要操作的内容�
 
 ADVICE: dict[str, Advice] = {
     "AlreadyRunning": Advice("同一个机器人已在运行", "等它运行结束后再看结果，不需要重新启动。", "wait"),
+    "NeedsPerson": Advice("门户登录需要人工", "门户要求输入短信验证码、图形验证码或修改密码，dealerbot 不会代为猜测。"
+                          "请打开本次运行的页面，按提示完成登录，运行会从那里继续。", "login"),
+    "PortalChanged": Advice("门户页面改版，已停止写入", "写入前检查发现门户页面与配置不符（缺少的项目见详情），本次没有写入任何数据。"
+                            "已通知实施人员（集成商）；更新页面配置后再运行。", "integrator"),
     "StopRequested": Advice("运行被停止", "已处理的记录都已保存。需要时点击“重新运行”，会从未完成的记录继续。", "rerun"),
     "ConfigError": Advice("配置有误", "本次没有写入任何数据。请联系管理员检查 dealerbot.toml 配置。", "administrator"),
     "SelectorFileError": Advice("页面配置文件有误", "本次没有写入任何数据。请联系实施人员（集成商）修正 selectors 目录中的配置文件。",
@@ -59,6 +63,8 @@ ADVICE: dict[str, Advice] = {
     "internal": Advice("dealerbot 内部错误", "请点击“重新运行”；若再次出现，请把本页的技术详情发给实施人员。", "rerun"),
 }
 
+ALL_REJECTED = Advice("读取的记录全部被拒绝", "没有一条记录可以处理。请打开审核工作簿的“无法处理”表查看每条的原因"
+                      "（常见的是字典缺少代码或来源数据格式不对），改正后再同步。", "rejects")
 INTERRUPTED = Advice("运行被中断", "已处理的记录都已保存。需要时点击“重新运行”，会从未完成的记录继续。", "rerun")
 # A reading bot has no 未完成的记录 to go on from: a rerun reads again.
 INTERRUPTED_READ = Advice("运行被中断", "已读取的记录都已保存。需要时点击“重新运行”，会重新读取。", "rerun")
@@ -83,6 +89,12 @@ def explain(error_class: str | None, status: str, resume_after: datetime | None 
         if resume_after is None:
             return ADVICE["PortalMaintenance"]
         return Advice("门户正在维护", f"维护预计到 {resume_after:%H:%M} 结束，届时会自动重新运行。", "wait")
+    if status == "needs_person":
+        return ADVICE["NeedsPerson"]
+    if status == "portal_changed":
+        return ADVICE["PortalChanged"]
+    if status == "all_rejected":
+        return ALL_REJECTED
     if status != "failed":
         return None
     return ADVICE.get(error_class or "", ADVICE["internal"] if error_class else ADVICE["SystemFailure"])

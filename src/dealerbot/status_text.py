@@ -5,7 +5,14 @@ A flagged record is 需核对 (a value to check), never 待复核: 待审核 is 
 person's decision (rekey.ledger.STATE_TEXT), and the two words must not be confused."""
 
 STATUS_TEXT = {"succeeded": "成功", "failed": "失败", "postponed": "已推迟", "running": "运行中", "interrupted": "已中断",
-               "skipped": "已跳过"}
+               "skipped": "已跳过", "needs_person": "等待人工登录", "portal_changed": "门户已改版",
+               "all_rejected": "全部被拒绝"}
+# The console's colour class of each status: ok (green), bad (red), warn (amber).
+STATUS_CSS = {"succeeded": "ok", "failed": "bad", "interrupted": "bad", "portal_changed": "bad", "postponed": "warn",
+              "running": "warn", "skipped": "warn", "needs_person": "warn", "all_rejected": "warn"}
+# Statuses that ended a run without the failure of a portal or the machine: the run did what it
+# could (an all-rejected run read and recorded every record, each with its reason).
+FINISHED_OK = ("succeeded", "all_rejected")
 COUNT_TEXT = {
     "pages": "列表页", "read": "读取", "accepted": "接受", "repaired": "已修正", "flagged": "需核对",
     "rejected": "拒绝", "stored": "已入库", "actions": "待写入操作", "verified": "已写入并核对", "found": "已在DMS中找到",

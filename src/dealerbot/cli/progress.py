@@ -73,20 +73,27 @@ def summary_table(results: list[RunResult]) -> Table:
     from dealerbot.status_text import STATUS_TEXT
 
     for r in results:
-        colour = {"succeeded": "green", "postponed": "yellow"}.get(r.status, "red")
+        colour = {"succeeded": "green", "postponed": "yellow", "needs_person": "yellow", "all_rejected": "yellow"}.get(r.status, "red")
         table.add_row(r.bot, f"[{colour}]{STATUS_TEXT.get(r.status, r.status)}[/]", *(str(r.counts.get(k, 0)) for k, _ in shown))
     table.caption = "runs: " + ", ".join(r.run_id for r in results)
     return table
 EXIT_POSTPONED = 75  # sysexits' EX_TEMPFAIL: try again later (the portal's maintenance window)
+EXIT_NEEDS_PERSON = 76  # a login waits for a person (an SMS code, a captcha, a new password)
+EXIT_ALL_REJECTED = 65  # sysexits' EX_DATAERR: every record read was rejected (see the reasons)
 
 
 def exit_code_for(results: list[RunResult]) -> int:
-    """2 for a configuration problem, 1 for a failure, 75 when only postponed, 0 otherwise."""
+    """2 for a configuration problem, 1 for a failure (the portal changed included), 76 when a
+    login waits for a person, 75 when postponed, 65 when every record was rejected, 0 otherwise."""
     if any(r.error_kind == "config" for r in results):
         return 2
-    if any(r.status == "failed" for r in results):
+    if any(r.status in ("failed", "portal_changed") for r in results):
         return 1
-    return EXIT_POSTPONED if any(r.status == "postponed" for r in results) else 0
+    for status, code in (("needs_person", EXIT_NEEDS_PERSON), ("postponed", EXIT_POSTPONED),
+                         ("all_rejected", EXIT_ALL_REJECTED)):
+        if any(r.status == status for r in results):
+            return code
+    return 0
 
 
 def print_notes(console: Console, results: list[RunResult]) -> None:

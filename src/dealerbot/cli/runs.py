@@ -122,7 +122,7 @@ def runs(
     table.add_column("拒绝/\n失败", justify="right", no_wrap=True)
     for r in history:
         seconds = f"{(r.ended_at - r.started_at).total_seconds():.0f}" if r.ended_at else "-"
-        colour = {"succeeded": "green", "failed": "red"}.get(r.status, "yellow")
+        colour = {"succeeded": "green", "failed": "red", "portal_changed": "red"}.get(r.status, "yellow")
         writer = "actions" in r.counts  # a bot that writes: what it wrote and what failed
         trigger = TRIGGER_TEXT.get(r.trigger, r.trigger) + (f" {r.job}" if r.job else "")
         table.add_row(

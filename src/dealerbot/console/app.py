@@ -48,7 +48,7 @@ from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, pro
 from dealerbot.console.names import Names
 from dealerbot.errors import DealerbotError
 from dealerbot.logsetup import Masker
-from dealerbot.status_text import COUNT_TEXT, STATUS_TEXT
+from dealerbot.status_text import COUNT_TEXT, STATUS_CSS, STATUS_TEXT
 from dealerbot.store import Store
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class Console:
         self.env = Environment(
             loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]),
         )
-        self.env.globals.update(STATUS_TEXT=STATUS_TEXT, TRIGGERS=TRIGGERS, COUNT_TEXT=COUNT_TEXT,
+        self.env.globals.update(STATUS_TEXT=STATUS_TEXT, STATUS_CSS=STATUS_CSS, TRIGGERS=TRIGGERS, COUNT_TEXT=COUNT_TEXT,
                                 IS_GROUP=settings.is_group)
         self.names = Names(settings)  # what the pages call bots, portals and jobs
         self.env.globals["names"] = self.names

@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from dealerbot.errors import AlreadyRunning, DealerbotError
 from dealerbot.failure_text import Advice, explain
 from dealerbot.private_files import private_dir
+from dealerbot.status_text import STATUS_CSS, STATUS_TEXT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -184,7 +185,7 @@ def needs_a_person(runs: list[RunRecord]) -> list[tuple[RunRecord, Advice]]:
             newest.setdefault(r.bot, r)
     out = []
     for r in sorted(newest.values(), key=lambda r: r.started_at, reverse=True):
-        if r.status != "failed":
+        if r.status not in ("failed", "needs_person", "portal_changed", "all_rejected"):
             continue
         advice = explain(r.error_class, r.status, r.resume_after)
         if r.bot == "sync" and r.error_class is None:  # a timetable firing that could not start
@@ -199,9 +200,9 @@ def sync_outcome(chain: list[RunRecord], live: ConsoleSync | None) -> tuple[str,
     if (live is not None and live.running) or any(r.status == "running" for r in chain):
         return "运行中", "warn"
     statuses = [r.status for r in chain]
-    for status, css in (("failed", "bad"), ("interrupted", "bad"), ("postponed", "warn"), ("skipped", "warn")):
+    for status in ("failed", "portal_changed", "interrupted", "needs_person", "postponed", "skipped", "all_rejected"):
         if status in statuses:  # a step's outcome is the sync's: a failed step, a failed sync
-            return {"failed": "失败", "interrupted": "已中断", "postponed": "已推迟", "skipped": "已跳过"}[status], css
+            return STATUS_TEXT[status], STATUS_CSS[status]
     if live is not None and (live.stopped or live.error):
         return "未完成", "bad"
     return "成功", "ok"
@@ -397,7 +398,6 @@ def register(app: FastAPI, c: Console) -> None:
         is about (its 设置密码), why the chain stopped in Chinese, and its reconciliation."""
         from dealerbot.console.run_page import advice_for
         from dealerbot.rekey.reconcile import RECONCILE_CLASS_TEXT
-        from dealerbot.status_text import STATUS_TEXT
 
         advice, portals = {}, {}
         for r in chain:
@@ -409,7 +409,7 @@ def register(app: FastAPI, c: Console) -> None:
         banner = ""
         live = values["live_sync"]
         if not values["running"]:
-            stopped_by = next((r for r in chain if r.bot in READ_BOTS and r.status in ("failed", "postponed", "interrupted")),
+            stopped_by = next((r for r in chain if r.bot in READ_BOTS and r.status not in ("running", "succeeded", "all_rejected")),
                               None)
             if stopped_by is not None:
                 banner = f"{c.names.bot(stopped_by.bot)}{STATUS_TEXT[stopped_by.status]}，本次没有对账，也没有写入任何数据"

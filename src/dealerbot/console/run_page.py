@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from dealerbot.console.app import Console
     from dealerbot.store.runs import RunRecord
 
-RERUNNABLE = ("failed", "interrupted", "postponed")
+RERUNNABLE = ("failed", "interrupted", "postponed", "needs_person", "portal_changed")
 SCHEDULED = ("schedule", "catch-up", "postponed")  # triggers of the timetable: it runs a postponed job again
 # Counts the live display leaves out: the bar shows them (totals), or they are internal.
 NOT_LISTED = ("expected", "actions", "finished", "done")
@@ -90,7 +90,7 @@ def advice_for(c: Console, run: RunRecord) -> tuple[Advice | None, Portal | None
     if advice is None:
         return None, None
     portal = failure_portal(c, run)
-    if portal is not None and run.status == "failed" and advice.fix in ("password", "rerun", "integrator", "wait"):
+    if portal is not None and run.status in ("failed", "portal_changed", "needs_person") and advice.fix in ("password", "rerun", "integrator", "wait", "login"):
         advice = Advice(f"{portal.title}：{advice.title}", advice.action, advice.fix)
     return advice, portal
 
@@ -249,7 +249,7 @@ def page_values(c: Console, run: RunRecord, rejects: list[dict[str, Any]]) -> di
     return {
         "advice": advice, "portal": portal, "rerun": run.status in RERUNNABLE,
         # a postponed or interrupted run is no failure: a neutral note, not the red box
-        "advice_css": "advice" if run.status == "failed" else "advice calm",
+        "advice_css": "advice" if run.status in ("failed", "portal_changed") else "advice calm",
         "can_stop": run.run_id in c.stops, "stopping": run.run_id in c.stops and c.stops[run.run_id].is_set(),
         "rejects": reject_rows(c, rejects), "rehearsal": rehearsal_of(c, run), "written": written_of(c, run),
         "dry_run": bool(run.options.get("dry_run")), "progress": progress_payload(counts, elapsed),

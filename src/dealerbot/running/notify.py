@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 TITLES = {
     "calendar": "节假日安排尚未录入", "failed": "失败", "postponed": "已推迟", "rejects": "有新的被拒绝记录", "review": "有待审核的操作",
-    "skipped": "未运行", "succeeded": "成功",
+    "skipped": "未运行", "succeeded": "成功", "needs_person": "等待人工登录", "portal_changed": "门户页面改版，已停止写入",
+    "all_rejected": "读取的记录全部被拒绝",
 }
 KINDS_LISTED = 3  # kinds of reject (or dropped approvals) named in a message's line; the rest counted
 DROPPED_LISTED = 3
@@ -147,7 +148,7 @@ def run_messages(result: RunResult, console: str = "",
     link = run_link(console, result.run_id)
     where = f"详情：{link}" if link else ""
     out = []
-    if result.status in ("failed", "postponed"):
+    if result.status in ("failed", "postponed", "needs_person", "portal_changed", "all_rejected"):
         advice = explain(result.error_class, result.status, result.resume_after)
         if advice is not None:
             out.append(Message(result.status, f"dealerbot：{result.bot} {TITLES[result.status]}",

@@ -2,7 +2,10 @@
 
     open run in store -> run folder + log sinks -> browser -> bot.run(ctx) -> flush records
       -> succeeded: move the bot's watermark
+      -> every record read was rejected (nothing accepted): all_rejected, watermark moved
       -> ConfigError (bad setup, wrong password): failed, no retry
+      -> NeedsPerson (a login code or captcha and nobody to type it): needs_person, no retry
+      -> PortalChanged (the canary found the writing bot's selectors missing): portal_changed
       -> PortalMaintenance (the portal's maintenance notice): postponed until the window's end
       -> SystemFailure (after the retries inside): failed, evidence listed
       -> anything else: failed as an internal error, with the traceback in the run log
@@ -31,6 +34,8 @@ from dealerbot.errors import (
     BrowserCrashed,
     ConfigError,
     DealerbotError,
+    NeedsPerson,
+    PortalChanged,
     PortalMaintenance,
     StopRequested,
     SystemFailure,
@@ -72,7 +77,9 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        """The run did its work: succeeded, or read records that were every one rejected (each
+        with its reason, for a person): a chain goes on after either."""
+        return self.status in ("succeeded", "all_rejected")
 
 
 def new_run_id(bot: str, now: datetime | None = None) -> str:
@@ -220,7 +227,7 @@ async def run_bot(
                                 raise
                             raise browser.crash_error(exc, log) from None
                     writer.flush()
-                    result.status = "succeeded"
+                    result.status = "all_rejected" if every_record_rejected(ctx.counts) else "succeeded"
                     if bot.incremental and ctx.newest_change is not None:
                         store.set_watermark(mark, ctx.newest_change.isoformat(timespec="seconds"), run_id)
                     log.info("run {} succeeded: {}", run_id, _fmt_counts(ctx.counts))
@@ -233,6 +240,14 @@ async def run_bot(
                     result.status, result.error, result.error_kind = "failed", str(exc), "config"
                     result.error_class = type(exc).__name__
                     log.error("run {} failed (configuration): {}", run_id, exc)
+                except NeedsPerson as exc:
+                    result.status, result.error, result.error_kind = "needs_person", str(exc), "person"
+                    result.error_class = type(exc).__name__
+                    log.warning("run {} needs a person: {}", run_id, exc)
+                except PortalChanged as exc:
+                    result.status, result.error, result.error_kind = "portal_changed", str(exc), "portal_changed"
+                    result.error_class = type(exc).__name__
+                    log.error("run {} stopped before writing, the portal changed: {}", run_id, exc)
                 except StopRequested as exc:
                     result.status, result.error = "interrupted", str(exc)
                     log.warning("run {} stopped: {}", run_id, exc)
@@ -284,6 +299,14 @@ def _ledger(store: Store, bot: Bot, run_id: str, log: Logger) -> contextlib.Abst
         return contextlib.nullcontext()
     return store.ledger_lock_async(
         f"{bot.name} {run_id}", on_wait=lambda who: log.warning("waiting for {} to finish before writing", who))
+
+
+def every_record_rejected(counts: Mapping[str, int]) -> bool:
+    """A reading run that read records and rejected each one (none accepted or stored): not a
+    plain success, though nothing failed. A run that read nothing, or a writing run, is not."""
+    read = counts.get("read", 0)
+    return read > 0 and "actions" not in counts and counts.get("rejected", 0) >= read \
+        and not counts.get("accepted", 0) and not counts.get("stored", 0)
 
 
 def resume_time(hhmm: str, now: datetime | None = None) -> datetime:

@@ -25,7 +25,8 @@ _TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
 }
 
 
-RUN_STATUSES = ("running", "succeeded", "failed", "postponed", "interrupted", "skipped")
+RUN_STATUSES = ("running", "succeeded", "failed", "postponed", "interrupted", "skipped", "needs_person", "portal_changed",
+                "all_rejected")
 
 
 def _store_column(key: bool = False) -> Column[Any]:
