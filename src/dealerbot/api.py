@@ -23,7 +23,8 @@ Page objects
     :class:`PortalApp` (logging in), :class:`PortalSession` (the logged-in page, ``goto``,
     ``fetch_html``, ``fetch_json``, ``step``, ``loc``), :class:`Form` / :class:`SubmitOutcome`
     (fill, choose, submit exactly once), :class:`LoginForm`, :class:`PagedTable`,
-    :func:`read_table`, :class:`HeaderTable` (columns by header text).
+    :func:`read_table`, :class:`HeaderTable` (columns by header text), :func:`read_saved_table`
+    (a declared table read from a saved page: a project's own tests).
 Retrying
     :func:`with_retries` (a step that may fail for a while: backoff, what is retried, its words),
     :func:`with_retries_sync` (the same for a blocking step, such as a desktop client's typing).
@@ -61,6 +62,7 @@ from dealerbot.pages.common import (
     paged_table_selectors,
     read_table,
 )
+from dealerbot.pages.saved import read_saved_table
 from dealerbot.rekey.writer import DmsWriter, Rekeyer, Submitted, pending_actions, run_rekey, start_rekey, write_actions
 from dealerbot.retries import with_retries, with_retries_sync
 from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
@@ -108,6 +110,7 @@ __all__ = [
     "fan_out",
     "paged_table_selectors",
     "pending_actions",
+    "read_saved_table",
     "read_table",
     "run_rekey",
     "scrape_pages",

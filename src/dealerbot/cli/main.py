@@ -20,7 +20,63 @@ from dealerbot.cli.selectors import selectors_app
 
 # The order ``dealerbot --help`` lists the commands in: a day's work first, then the services.
 COMMAND_ORDER = ("run", "bots", "runs", "export", "reconcile", "import-review", "audit", "sync", "sandbox", "demo",
-                 "console", "serve", "doctor", "worker")
+                 "console", "serve", "doctor", "worker", "init", "record")
+
+
+# -- a new portal: init and record (the work is in cli/init.py and cli/record.py, imported when run)
+@app.command("init")
+def init_command(
+    portal: Annotated[str, typer.Argument(help="新门户名（小写字母、数字、下划线），如 usedcars2")],
+    url: Annotated[str, typer.Option("--url", help="门户地址（默认：沙箱二手车置换平台）")] = "http://127.0.0.1:8703",
+    username: Annotated[str, typer.Option("--username", help="登录用户名")] = "zhihuan01",
+    title: Annotated[str, typer.Option("--title", help="门户的中文名（默认同门户名）")] = "",
+    login_path: Annotated[str, typer.Option("--login-path", help="登录页路径")] = "/accounts/login/",
+    list_path: Annotated[str, typer.Option("--list-path", help="列表页路径")] = "/cars/",
+    expired_path: Annotated[str, typer.Option(
+        "--expired-path", help="登录失效时门户跳转到的路径（不是登录页时填写；空字符串表示无）")] = "/404",
+    columns: Annotated[str | None, typer.Option(
+        "--columns", help="列表的列：字段=列标题，逗号分隔，第一列为主键（默认：沙箱置换车辆列表的九列）")] = None,
+    personal: Annotated[str | None, typer.Option(
+        "--personal", help="含个人信息的字段（姓名、手机等），逗号分隔：在日志和证据中遮盖")] = None,
+    username_label: Annotated[str, typer.Option("--username-label", help="登录页用户名框的标签文字")] = "用户名",
+    password_label: Annotated[str, typer.Option("--password-label", help="登录页密码框的标签文字")] = "密码",
+    submit: Annotated[str, typer.Option("--submit", help="登录按钮的文字")] = "登录",
+    table_css: Annotated[str, typer.Option("--table-css", help="列表表格的 CSS")] = "table",
+    next_css: Annotated[str, typer.Option("--next-css", help="“下一页”链接的 CSS")] = ".pagination .next a",
+    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的文件")] = False,
+) -> None:
+    """在项目文件夹中新建一个门户：设置、选择器文件、页面对象、读取列表的机器人和一个测试。
+
+    Scaffold a portal in the project folder (the working folder): a [portals.<name>] section in
+    dealerbot.toml, selectors/<name>.yaml, portals/<name>.py, bots/<name>_list.py and
+    tests/test_<name>.py with a saved page. Refuses to overwrite a file (exit 2) unless --force."""
+    from pathlib import Path
+
+    from dealerbot.cli.common import fail, make_console
+    from dealerbot.cli.init import DEFAULT_COLUMNS, DEFAULT_PERSONAL, PortalSpec, ScaffoldError, scaffold
+
+    spec = PortalSpec(portal, url=url, username=username, title=title, login_path=login_path, list_path=list_path, expired_path=expired_path,
+                      columns=DEFAULT_COLUMNS if columns is None else columns,
+                      personal=(DEFAULT_PERSONAL if columns is None else "") if personal is None else personal,
+                      username_label=username_label, password_label=password_label, submit_name=submit,
+                      table_css=table_css, next_css=next_css)
+    folder = Path.cwd()
+    try:
+        done = scaffold(folder, spec, force=force)
+    except ScaffoldError as exc:
+        raise fail(str(exc)) from None
+    out = make_console()
+    for path, what in done:
+        out.print(f"{what}  {path.relative_to(folder)}", markup=False)
+    bot = f"{portal.replace('_', '-')}-list"
+    out.print(f"\n门户 {portal} 已建好。下一步：\n"
+              f"  export DEALERBOT_{portal.upper()}_PASSWORD='...'   # 或 dealerbot credentials set {portal}\n"
+              f"  dealerbot selectors check {portal}\n"
+              f"  dealerbot run {bot}\n"
+              f"  python -m pytest tests/test_{portal}.py\n"
+              f"  dealerbot record {portal} --screen <屏幕名>   # 点一遍某个页面，记录选择器", markup=False)
+
+
 app.registered_commands.sort(key=lambda c: COMMAND_ORDER.index(c.name or c.callback.__name__))  # type: ignore[union-attr]
 app.add_typer(selectors_app, name="selectors")
 app.add_typer(dictionary_app, name="dictionary")
