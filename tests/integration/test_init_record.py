@@ -6,6 +6,8 @@ engine), into named selector entries with fallbacks merged into the selector fil
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from dealerbot.sandbox.usedcars import DEMO_PASSWORD
+from dealerbot.web.locators import load_selector_file
 
 from .test_cli import dealerbot
-from .test_own_portal import Platform, _sheet
+from .test_own_portal import Platform
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +36,20 @@ def _run(folder: Path, *args: str):
     return dealerbot(list(args), folder, DEALERBOT_USEDCARS2_PASSWORD=DEMO_PASSWORD)
 
 
-def test_init_writes_a_portal_that_reads_every_car_and_record_adds_named_selectors(tmp_path, sandbox, platform):
+DRIVE = '''
+async def drive(page):
+    # a clerk on the 登记置换车辆 screen, scripted: types into three fields, picks a brand, presses
+    # 保存 (its confirm() is dismissed: nothing is saved)
+    await page.locator("input[name=vin]").click()
+    await page.keyboard.type("LSVAA1234")
+    await page.locator("select[name=brand]").select_option(label="丰田")
+    await page.locator("input[name=model]").click()
+    await page.keyboard.type("卡罗拉")
+    await page.get_by_role("button", name="保存").click()
+'''
+
+
+def test_a_portal_started_with_init_and_record_runs_as_written(tmp_path, sandbox, platform):
     folder = tmp_path / "shop"
     folder.mkdir()
     (folder / "dealerbot.toml").write_text("# the shop's own settings\n[run]\nbackoff_seconds = 0.05  # fast\n", encoding="utf-8")
@@ -41,27 +57,58 @@ def test_init_writes_a_portal_that_reads_every_car_and_record_adds_named_selecto
     assert made.returncode == 0, made.stdout + made.stderr
     config = (folder / "dealerbot.toml").read_text(encoding="utf-8")
     assert config.startswith("# the shop's own settings\n[run]\nbackoff_seconds = 0.05  # fast\n")  # kept as it was
-    assert f'[portals.usedcars2]\nurl = "{sandbox.usedcars_url}"' in config
+    path = folder / "selectors" / "usedcars2.yaml"
+    before = path.read_text(encoding="utf-8").splitlines()
+    (folder / "drive.py").write_text(DRIVE, encoding="utf-8")
 
-    again = _run(folder, "init", "usedcars2")
-    assert again.returncode == 2 and "selectors/usedcars2.yaml 已存在" in again.stderr  # nothing overwritten
-    assert (folder / "dealerbot.toml").read_text(encoding="utf-8") == config
+    recorded = _run(folder, "record", "usedcars2", "--screen", "car", "--path", "/cars/add/", "--script", "drive.py",
+                    "--headless")
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    after = path.read_text(encoding="utf-8").splitlines()
+    kept = iter(after)
+    assert all(line in kept for line in before), "a line of the file (a comment, an entry) was lost or moved"
+    assert "  car.vin:                  # recorded: locator('input[name=\"vin\"]')" in after
+    f = load_selector_file(path)
+    choices = {name: [(c.kind, c.value, c.name) for c in f.selectors[name].candidates] for name in f.selectors}
+    assert choices["car.vin"] == [("label", "车架号", None), ("css", "input[name='vin']", None)]  # unlinked label, then css
+    assert choices["car.brand"] == [("label", "品牌", None), ("css", "select[name='brand']", None)]
+    assert choices["car.model"] == [("label", "车型", None), ("css", "input[name='model']", None)]
+    assert choices["car.button_1"] == [("role", "button", "保存")]  # no id or name: role + name only
+    assert f.endpoints["car_page"] == "/cars/add/" and any("car" in s.names for s in f.screens)
+    assert platform.counters()["submits"] == 0 and "LSVAA1234" not in path.read_text(encoding="utf-8")
 
-    check = _run(folder, "selectors", "check", "usedcars2")
+    check = _run(folder, "selectors", "check", "usedcars2")  # the scaffold's names and the recorded ones
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "missing" not in check.stdout and "login.username" in check.stdout
+    lines = {line.split("│")[1].strip(): line for line in check.stdout.splitlines() if line.count("│") >= 3}
+    for name in ("login.username", "login.password", "login.submit", "list.table", "list.next", "car.vin", "car.brand",
+                 "car.model", "car.button_1"):
+        assert " ok " in lines[name], check.stdout
 
     read = _run(folder, "run", "usedcars2-list")
     assert read.returncode == 0, read.stdout + read.stderr
-    exported = _run(folder, "export", "-o", "cars.xlsx")
-    assert exported.returncode == 0, exported.stdout + exported.stderr
-    rows = _sheet(folder / "cars.xlsx", "二手车平台")
+    with sqlite3.connect(folder / "var" / "dealerbot.sqlite") as db:
+        stored = {k: json.loads(d)["brand"] for k, d in db.execute(
+            "select record_key, data from records where entity = 'usedcars2_row'")}
     truth = platform.cars()
-    assert sorted(r["车架号"] for r in rows) == sorted(c["vin"] for c in truth)  # every car, three pages
-    first = next(r for r in rows if r["车架号"] == truth[0]["vin"])
-    assert first["品牌"] == truth[0]["brand"] and first["车主"] == truth[0]["owner_name"]
+    assert stored == {c["vin"]: c["brand"] for c in truth}  # every car, three pages, by header text
 
-    own = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=folder,
+    generated = _import(folder / "tests" / "test_usedcars2.py")
+    generated.test_the_list_is_read_by_its_column_headers()  # the project's own test, as written
+
+
+def _import(path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("generated_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # another Python and pytest started for one test: ~10 s
+def test_the_generated_test_passes_under_pytest_in_the_project_folder(tmp_path):
+    made = _run(tmp_path, "init", "shop_portal", "--columns", "order_no=订单号,customer=客户", "--personal", "customer")
+    assert made.returncode == 0, made.stdout + made.stderr
+    own = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert own.returncode == 0 and "1 passed" in own.stdout, own.stdout + own.stderr
-

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 # Importing a command module registers its commands on ``app`` (the order is set below).
 from dealerbot.cli import demo, doctor, group, review, runs, serve  # noqa: F401  (top-level commands)
-from dealerbot.cli.common import app
+from dealerbot.cli.common import ConfigOpt, app
 from dealerbot.cli.credentials import credentials_app
 from dealerbot.cli.dictionary import dictionary_app
 from dealerbot.cli.group import group_app
@@ -50,8 +51,6 @@ def init_command(
     Scaffold a portal in the project folder (the working folder): a [portals.<name>] section in
     dealerbot.toml, selectors/<name>.yaml, portals/<name>.py, bots/<name>_list.py and
     tests/test_<name>.py with a saved page. Refuses to overwrite a file (exit 2) unless --force."""
-    from pathlib import Path
-
     from dealerbot.cli.common import fail, make_console
     from dealerbot.cli.init import DEFAULT_COLUMNS, DEFAULT_PERSONAL, PortalSpec, ScaffoldError, scaffold
 
@@ -75,6 +74,59 @@ def init_command(
               f"  dealerbot run {bot}\n"
               f"  python -m pytest tests/test_{portal}.py\n"
               f"  dealerbot record {portal} --screen <屏幕名>   # 点一遍某个页面，记录选择器", markup=False)
+
+
+@app.command("record")
+def record_command(
+    portal: Annotated[str, typer.Argument(help="门户名（selectors/<门户>.yaml 须已存在，可先 dealerbot init）")],
+    screen: Annotated[str, typer.Option("--screen", help="屏幕名：新选择器命名为 <屏幕名>.<字段>，如 car")],
+    path: Annotated[str, typer.Option("--path", help="屏幕的路径或端点名，如 /cars/add/")],
+    script: Annotated[Path | None, typer.Option(
+        "--script", help="代替人工操作的脚本（定义 async def drive(page)），如在 CI 中")] = None,
+    headless: Annotated[bool, typer.Option("--headless", help="不显示浏览器窗口（仅与 --script 一起）")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """打开门户（已登录），录制在某个屏幕上的操作，把用到的元素写入选择器文件。
+
+    Record the elements clicked through on a screen (Playwright's recorder, the engine behind
+    codegen, in the browser dealerbot finds) and merge them into selectors/<portal>.yaml as named
+    entries with fallbacks (role + name, label, CSS), comments and order kept."""
+    import asyncio
+
+    from dealerbot.cli.common import fail, log_to_console, make_console, settings_from
+    from dealerbot.cli.record import SCREEN_NAME, RecordError, load_script, merge_entries, record_screen
+    from dealerbot.errors import DealerbotError
+    from dealerbot.web.locators import portal_selectors_path
+
+    settings = settings_from(config)
+    log_to_console(settings, False)
+    if not SCREEN_NAME.fullmatch(screen):
+        raise fail(f"屏幕名 '{screen}' 无效：只能用小写字母、数字和下划线，以字母开头 (screen name)")
+    if headless and script is None:
+        raise fail("--headless 只能与 --script 一起使用：人工录制需要看得见的浏览器 (--headless needs --script)")
+    target = portal_selectors_path(portal, home=settings.home)
+    if not target.resolve().is_relative_to(settings.home.resolve()):
+        raise fail(f"项目文件夹中没有 selectors/{portal}.yaml：先运行 dealerbot init {portal} (no selector file of the project's own)")
+    out = make_console()
+    try:
+        settings.portal(portal)
+        drive = load_script(script) if script is not None else None
+        entries = asyncio.run(record_screen(settings, portal, screen, path, drive, headed=not headless,
+                                            say=lambda line: out.print(line, markup=False)))
+        if not entries:
+            raise fail("没有录制到任何操作，选择器文件未改动 (nothing recorded; file unchanged)")
+        merged, said = merge_entries(target, screen, path, entries)
+    except (RecordError, DealerbotError) as exc:
+        raise fail(str(exc)) from None
+    if merged == target.read_text(encoding="utf-8"):
+        for line in said:
+            out.print(f"  {line}", markup=False)
+        out.print(f"没有新的选择器，{target} 未改动 (nothing new)", markup=False)
+        return
+    target.write_text(merged, encoding="utf-8")
+    for line in said:
+        out.print(f"  {line}", markup=False)
+    out.print(f"已写入 {target}。检查：dealerbot selectors check {portal}", markup=False)
 
 
 app.registered_commands.sort(key=lambda c: COMMAND_ORDER.index(c.name or c.callback.__name__))  # type: ignore[union-attr]
