@@ -145,7 +145,7 @@ def apply_chain(page: Page, recorded: Recorded) -> Locator:
     for method, args, kwargs in recorded.chain:
         attr = getattr(target, method)
         target = attr if method in CHAIN_PROPERTIES else attr(*args, **dict(kwargs))
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 # -- choices for one element ---------------------------------------------------------------------
@@ -439,7 +439,7 @@ def load_script(path: Path) -> Driver:
     drive = runpy.run_path(str(path)).get("drive")
     if not callable(drive):
         raise RecordError(f"{path}: 没有定义 async def drive(page) (defines no drive(page))")
-    return drive  # type: ignore[no-any-return]
+    return drive
 
 
 class _Sink:
@@ -460,11 +460,29 @@ class _Sink:
 
 
 async def _wait_for_person(page: Page) -> None:
+    """Until the person presses Enter in the terminal or closes the page. The terminal is read
+    in a daemon thread: one still waiting for Enter never holds up the command's exit."""
+    import threading
+
     loop = asyncio.get_running_loop()
-    enter = loop.run_in_executor(None, input)
-    closed = asyncio.ensure_future(page.wait_for_event("close", timeout=0))
+    enter: asyncio.Future[None] = loop.create_future()
+
+    def read() -> None:
+        try:
+            input()
+        except EOFError:  # no terminal: wait for the window only
+            return
+        loop.call_soon_threadsafe(_settle, enter)
+
+    threading.Thread(target=read, daemon=True).start()
+    closed: asyncio.Future[Any] = asyncio.ensure_future(page.wait_for_event("close", timeout=0))
     await asyncio.wait([enter, closed], return_when=asyncio.FIRST_COMPLETED)
     closed.cancel()
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def record_screen(settings: Settings, portal: str, screen: str, screen_path: str, drive: Driver | None,
