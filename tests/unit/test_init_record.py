@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dealerbot.cli.init import PortalSpec, ScaffoldError, scaffold
-from dealerbot.cli.record import Entry, RecordError, merge_entries, parse_recorded, recorded_locators
-from dealerbot.errors import PageChanged
+from dealerbot.cli.init import PortalSpec, scaffold
+from dealerbot.cli.record import Entry, merge_entries, parse_recorded, recorded_locators
+from dealerbot.errors import ConfigError, PageChanged
 from dealerbot.web.locators import load_selector_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def test_init_appends_its_section_writes_a_passing_test_and_refuses_to_overwrite
         generated.test_the_list_is_read_by_its_column_headers()
 
     selectors_text = (tmp_path / "selectors" / "stock_dms.yaml").read_text(encoding="utf-8")
-    with pytest.raises(ScaffoldError, match=r"selectors/stock_dms.yaml 已存在"):
+    with pytest.raises(ConfigError, match=r"selectors/stock_dms.yaml 已存在"):
         scaffold(tmp_path, PortalSpec("stock_dms"))
     assert (tmp_path / "dealerbot.toml").read_text(encoding="utf-8") == config  # nothing written
     assert (tmp_path / "selectors" / "stock_dms.yaml").read_text(encoding="utf-8") == selectors_text
@@ -70,14 +70,14 @@ def test_init_appends_its_section_writes_a_passing_test_and_refuses_to_overwrite
     (PortalSpec("s", list_path="cars"), "--list-path 'cars'"),
 ])
 def test_bad_init_options_are_named_and_nothing_is_written(tmp_path, spec, words):
-    with pytest.raises(ScaffoldError, match=words):
+    with pytest.raises(ConfigError, match=words):
         scaffold(tmp_path, spec)
     assert not any(tmp_path.iterdir())
 
 
 def test_a_config_that_is_not_toml_is_named_and_left_alone(tmp_path):
     (tmp_path / "dealerbot.toml").write_text("[run\n", encoding="utf-8")
-    with pytest.raises(ScaffoldError, match="dealerbot.toml: 不是有效的 TOML"):
+    with pytest.raises(ConfigError, match="dealerbot.toml: 不是有效的 TOML"):
         scaffold(tmp_path, PortalSpec("s"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dealerbot.toml"]
 
@@ -148,7 +148,7 @@ def test_recorded_entries_merge_into_the_file_keeping_every_line_and_never_repla
     again, _ = merge_entries(_write(path, merged), "edit", "/cars/{car_id}/edit/", entries)
     assert again.count("edit.plate:") == 1 and again.count("edit_page:") == 1  # recorded twice: nothing doubled
 
-    with pytest.raises(RecordError, match="合并后的选择器文件无法加载"):
+    with pytest.raises(ConfigError, match="合并后的选择器文件无法加载"):
         merge_entries(path, "edit", "/x/", [Entry("edit.save", [{"css": "button:has-text('保存')"}])])
 
 

@@ -10,7 +10,7 @@ used-car trade-in platform (二手车置换平台), so ``init`` followed by ``--
 a project that runs as written; another portal gets its own values through the options.
 
 Nothing is written when any file to write exists already (unless ``force``) or an option is
-malformed: :class:`ScaffoldError` names the file or the option.
+malformed: :class:`ConfigError` names the file or the option.
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 PLAIN_YAML = re.compile(r"[^\s:#,\[\]{}&*!|>'\"%@`?-][^:#,\[\]{}]*")  # needs no quotes in YAML
 
 
-class ScaffoldError(ConfigError):
-    """A file to write exists already, or an option is malformed (the message names it)."""
-
-
 @dataclass
 class PortalSpec:
     """What ``init`` writes a portal for (the command's options)."""
@@ -66,17 +62,17 @@ class PortalSpec:
         """Validate the options and parse the columns.
 
         Raises:
-            ScaffoldError: the option at fault named, with what it should look like.
+            ConfigError: the option at fault named, with what it should look like.
         """
         if not PORTAL_NAME.fullmatch(self.name):
-            raise ScaffoldError(f"门户名 '{self.name}' 无效：只能用小写字母、数字和下划线，以字母开头 "
+            raise ConfigError(f"门户名 '{self.name}' 无效：只能用小写字母、数字和下划线，以字母开头 "
                                 f"(portal name: lower-case letters, digits, _)")
         if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", self.url):
-            raise ScaffoldError(f"--url '{self.url}' 不是网址，例如 http://127.0.0.1:8703 (not an http(s) URL)")
+            raise ConfigError(f"--url '{self.url}' 不是网址，例如 http://127.0.0.1:8703 (not an http(s) URL)")
         for option, path in (("--login-path", self.login_path), ("--list-path", self.list_path),
                              ("--expired-path", self.expired_path or "/")):
             if not path.startswith("/") or any(c.isspace() for c in path):
-                raise ScaffoldError(f"{option} '{path}' 应以 / 开头，例如 /cars/ (a path on the portal)")
+                raise ConfigError(f"{option} '{path}' 应以 / 开头，例如 /cars/ (a path on the portal)")
         columns: list[tuple[str, str]] = []
         for part in re.split(r"[,，]", self.columns):
             if not part.strip():
@@ -84,16 +80,16 @@ class PortalSpec:
             key, sep, header = part.partition("=")
             key, header = key.strip(), header.strip()
             if not sep or not FIELD_NAME.fullmatch(key) or not header:
-                raise ScaffoldError(f"--columns 中的 '{part.strip()}' 应写成 字段=列标题，字段用小写字母、数字和下划线，"
+                raise ConfigError(f"--columns 中的 '{part.strip()}' 应写成 字段=列标题，字段用小写字母、数字和下划线，"
                                     f"例如 vin=车架号 (field=header)")
             if key in dict(columns):
-                raise ScaffoldError(f"--columns 中字段 '{key}' 重复 (a field named twice)")
+                raise ConfigError(f"--columns 中字段 '{key}' 重复 (a field named twice)")
             columns.append((key, header))
         if not columns:
-            raise ScaffoldError("--columns 为空：至少一列，例如 vin=车架号 (no columns)")
+            raise ConfigError("--columns 为空：至少一列，例如 vin=车架号 (no columns)")
         unknown = [p for p in _names(self.personal) if p not in dict(columns)]
         if unknown:
-            raise ScaffoldError(f"--personal 中的 {', '.join(unknown)} 不在 --columns 中 (personal fields must be columns)")
+            raise ConfigError(f"--personal 中的 {', '.join(unknown)} 不在 --columns 中 (personal fields must be columns)")
         self.parsed_columns = columns
         self.title = self.title or self.name
 
@@ -166,7 +162,7 @@ def scaffold(folder: Path, spec: PortalSpec, force: bool = False) -> list[tuple[
     with what was done to it (``新建``, ``覆盖``, ``追加``, ``保留``).
 
     Raises:
-        ScaffoldError: an option is malformed, a file to write exists (without ``force``), or
+        ConfigError: an option is malformed, a file to write exists (without ``force``), or
             dealerbot.toml is not valid TOML or already has the portal (without ``force``);
             nothing is written then.
     """
@@ -190,7 +186,7 @@ def scaffold(folder: Path, spec: PortalSpec, force: bool = False) -> list[tuple[
         f'title="{title_comment}"', f"title={json.dumps(spec.title, ensure_ascii=False)}")
     existing = [p for p in files if p.exists()]
     if existing and not force:
-        raise ScaffoldError(f"{existing[0]} 已存在，未做任何改动；加 --force 覆盖 (exists: nothing written; --force overwrites)")
+        raise ConfigError(f"{existing[0]} 已存在，未做任何改动；加 --force 覆盖 (exists: nothing written; --force overwrites)")
     config = folder / "dealerbot.toml"
     section = _template("config.toml").substitute(values, title=title_comment)
     old = ""
@@ -200,10 +196,10 @@ def scaffold(folder: Path, spec: PortalSpec, force: bool = False) -> list[tuple[
         try:
             parsed = tomllib.loads(old)
         except tomllib.TOMLDecodeError as exc:
-            raise ScaffoldError(f"{config}: 不是有效的 TOML（{exc}），未做任何改动 (not valid TOML)") from None
+            raise ConfigError(f"{config}: 不是有效的 TOML（{exc}），未做任何改动 (not valid TOML)") from None
         if name in parsed.get("portals", {}) or (name in ("oem", "dms") and name in parsed):
             if not force:
-                raise ScaffoldError(f"{config} 已有 [portals.{name}]，未做任何改动；加 --force 保留它并写其余文件 "
+                raise ConfigError(f"{config} 已有 [portals.{name}]，未做任何改动；加 --force 保留它并写其余文件 "
                                     f"(the portal is configured already)")
             keep_section = True
     new_config = old if keep_section else old + ("\n" if old and not old.endswith("\n") else "") + (

@@ -52,7 +52,8 @@ def init_command(
     dealerbot.toml, selectors/<name>.yaml, portals/<name>.py, bots/<name>_list.py and
     tests/test_<name>.py with a saved page. Refuses to overwrite a file (exit 2) unless --force."""
     from dealerbot.cli.common import fail, make_console
-    from dealerbot.cli.init import DEFAULT_COLUMNS, DEFAULT_PERSONAL, PortalSpec, ScaffoldError, scaffold
+    from dealerbot.cli.init import DEFAULT_COLUMNS, DEFAULT_PERSONAL, PortalSpec, scaffold
+    from dealerbot.errors import ConfigError
 
     spec = PortalSpec(portal, url=url, username=username, title=title, login_path=login_path, list_path=list_path, expired_path=expired_path,
                       columns=DEFAULT_COLUMNS if columns is None else columns,
@@ -62,7 +63,7 @@ def init_command(
     folder = Path.cwd()
     try:
         done = scaffold(folder, spec, force=force)
-    except ScaffoldError as exc:
+    except ConfigError as exc:
         raise fail(str(exc)) from None
     out = make_console()
     for path, what in done:
@@ -94,7 +95,7 @@ def record_command(
     import asyncio
 
     from dealerbot.cli.common import fail, log_to_console, make_console, settings_from
-    from dealerbot.cli.record import SCREEN_NAME, RecordError, load_script, merge_entries, record_screen
+    from dealerbot.cli.record import SCREEN_NAME, load_script, merge_entries, record_screen
     from dealerbot.errors import DealerbotError
     from dealerbot.web.locators import portal_selectors_path
 
@@ -116,7 +117,7 @@ def record_command(
         if not entries:
             raise fail("没有录制到任何操作，选择器文件未改动 (nothing recorded; file unchanged)")
         merged, said = merge_entries(target, screen, path, entries)
-    except (RecordError, DealerbotError) as exc:
+    except DealerbotError as exc:
         raise fail(str(exc)) from None
     if merged == target.read_text(encoding="utf-8"):
         for line in said:

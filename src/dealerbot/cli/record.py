@@ -49,10 +49,6 @@ SCREEN_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MARK = "__dealerbotRecorded"
 
 
-class RecordError(ConfigError):
-    """Recording cannot start or its result cannot be merged (the message says why)."""
-
-
 @dataclass(frozen=True)
 class Recorded:
     """One locator an action of the recorded script used: its calls from ``page`` on."""
@@ -78,12 +74,12 @@ def parse_recorded(code: str) -> list[Recorded]:
     in order, each once.
 
     Raises:
-        RecordError: the code is not Python.
+        ConfigError: the code is not Python.
     """
     try:
         tree = ast.parse(code)
     except SyntaxError as exc:
-        raise RecordError(f"录制的脚本无法解析 (the recorded script is not Python): {exc}") from None
+        raise ConfigError(f"录制的脚本无法解析 (the recorded script is not Python): {exc}") from None
     found: list[Recorded] = []
     seen: set[tuple[Any, ...]] = set()
     for node in ast.walk(tree):
@@ -108,7 +104,7 @@ def recorded_locators(snippets: list[str]) -> list[Recorded]:
         wrapped = "async def run(page):\n" + textwrap.indent(textwrap.dedent(snippet), "    ") + "\n    pass\n"
         try:
             parsed = parse_recorded(wrapped)
-        except RecordError:
+        except ConfigError:
             continue
         for rec in parsed:
             if all(rec.chain != f.chain for f in found):
@@ -307,7 +303,7 @@ def merge_entries(path: Path, screen: str, screen_path: str, entries: list[Entry
     Every other line stays as it was.
 
     Raises:
-        RecordError: the file is not a selector file this can add to, or the result would not
+        ConfigError: the file is not a selector file this can add to, or the result would not
             load (the loader's message).
     """
     import yaml
@@ -321,10 +317,10 @@ def merge_entries(path: Path, screen: str, screen_path: str, entries: list[Entry
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
-        raise RecordError(f"{path}: 不是有效的 YAML (not YAML): {exc}") from None
+        raise ConfigError(f"{path}: 不是有效的 YAML (not YAML): {exc}") from None
     top = {k.value: (k, v) for k, v in root.value} if isinstance(root, yaml.MappingNode) else {}
     if "selectors" not in top or not isinstance(top["selectors"][1], yaml.MappingNode) or not top["selectors"][1].value:
-        raise RecordError(f"{path}: 没有 selectors: 段，无法添加 (no selectors mapping to add to)")
+        raise ConfigError(f"{path}: 没有 selectors: 段，无法添加 (no selectors mapping to add to)")
     sel_node = top["selectors"][1]
     existing = {k.value: _choices_of(v) for k, v in sel_node.value}
     key_indent = " " * sel_node.value[0][0].start_mark.column
@@ -374,7 +370,7 @@ def merge_entries(path: Path, screen: str, screen_path: str, entries: list[Entry
         endpoint = screen_path if screen_path in keys else known.get(screen_path)
         if endpoint is None:
             if not isinstance(endpoints, yaml.MappingNode) or not endpoints.value:
-                raise RecordError(f"{path}: 没有 endpoints: 段，无法为屏幕 {screen} 添加地址 (no endpoints mapping)")
+                raise ConfigError(f"{path}: 没有 endpoints: 段，无法为屏幕 {screen} 添加地址 (no endpoints mapping)")
             endpoint = f"{screen}_page"
             ind = " " * endpoints.value[0][0].start_mark.column
             inserts.append((_last_line(endpoints) + 1, [f"{ind}{endpoint}: {_yaml_scalar(screen_path)}\n"]))
@@ -397,7 +393,7 @@ def merge_entries(path: Path, screen: str, screen_path: str, entries: list[Entry
         try:
             load_selector_file(probe)
         except ConfigError as exc:
-            raise RecordError(f"合并后的选择器文件无法加载，未写入 (the merged file would not load; nothing written): {exc}") from None
+            raise ConfigError(f"合并后的选择器文件无法加载，未写入 (the merged file would not load; nothing written): {exc}") from None
     return merged, said
 
 
@@ -430,15 +426,15 @@ def load_script(path: Path) -> Driver:
     """``async def drive(page)`` from a Python file: the clicks a person would make, scripted.
 
     Raises:
-        RecordError: the file is missing or defines no ``drive``.
+        ConfigError: the file is missing or defines no ``drive``.
     """
     import runpy
 
     if not path.is_file():
-        raise RecordError(f"{path}: 文件不存在 (no such file)")
+        raise ConfigError(f"{path}: 文件不存在 (no such file)")
     drive = runpy.run_path(str(path)).get("drive")
     if not callable(drive):
-        raise RecordError(f"{path}: 没有定义 async def drive(page) (defines no drive(page))")
+        raise ConfigError(f"{path}: 没有定义 async def drive(page) (defines no drive(page))")
     return drive
 
 
@@ -493,7 +489,7 @@ async def record_screen(settings: Settings, portal: str, screen: str, screen_pat
 
     Raises:
         ConfigError: unknown portal, no browser, wrong password (as a run).
-        RecordError: this Playwright has no recorder to start.
+        ConfigError: this Playwright has no recorder to start.
         SystemFailure: the portal could not be reached.
     """
     from datetime import datetime
@@ -521,7 +517,7 @@ async def record_screen(settings: Settings, portal: str, screen: str, screen_pat
             impl = getattr(pctx.context, "_impl_obj", None)
             start, stop = getattr(impl, "_start_recording", None), getattr(impl, "_stop_recording", None)
             if start is None or stop is None:
-                raise RecordError("这个版本的 Playwright 没有录制器接口 (this Playwright has no recorder to start)")
+                raise ConfigError("这个版本的 Playwright 没有录制器接口 (this Playwright has no recorder to start)")
             sink = _Sink()
             await start({"language": "python-async"}, sink)
             await page.goto(session.url(screen_path))
