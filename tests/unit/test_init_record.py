@@ -8,8 +8,10 @@ import shutil
 import tomllib
 from pathlib import Path
 
+import lxml.html
 import pytest
 
+from dealerbot.api import read_saved_table
 from dealerbot.cli.init import PortalSpec, scaffold
 from dealerbot.cli.record import Entry, merge_entries, parse_recorded, recorded_locators
 from dealerbot.errors import ConfigError, PageChanged
@@ -46,6 +48,11 @@ def test_init_appends_its_section_writes_a_passing_test_and_refuses_to_overwrite
 
     generated = _generated_test(tmp_path, "stock_dms")
     generated.test_the_list_is_read_by_its_column_headers()  # passes as written
+    page_html = (tmp_path / "tests" / "pages" / "stock_dms_list.html").read_text(encoding="utf-8")
+    rows = read_saved_table("stock_dms", "list", page_html, home=tmp_path)
+    assert "list.personal" in f.evidence_mask  # the personal column's cells, masked in screenshots and saved pages
+    masked = lxml.html.fromstring(page_html).cssselect(f.selectors["list.personal"].candidates[0].value)
+    assert [c.text_content() for c in masked] == [r["buyer"] for r in rows] and len(rows) == 2
     page = tmp_path / "tests" / "pages" / "stock_dms_list.html"
     page.write_text(page.read_text(encoding="utf-8").replace("<th>车型</th>", "<th>型号</th>"), encoding="utf-8")
     with pytest.raises(PageChanged, match="no column 「车型」"):  # and fails when the page drifts

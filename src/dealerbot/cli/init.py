@@ -126,7 +126,13 @@ def _values(spec: PortalSpec) -> dict[str, str]:
         "<tr>" + "".join(f"<td>{v if f != key else v[:-1] + str(n)}</td>" for f, v in sample.items()) + "</tr>"
         for n in (1, 2)
     )
+    cells = ", ".join(f"{spec.table_css} td:nth-child({i})" for i, (f, _) in enumerate(columns, 1) if f in personal)
     return {
+        "personal_mask": ", list.personal" if cells else "",
+        "personal_cells": (
+            "  list.personal:            # the personal columns' cells, masked in failure screenshots and saved pages\n"
+            "                            # (their positions in the order --columns gave: check them against the page)\n"
+            f"    - css: \"{_css(cells)}\"\n") if cells else "",
         "name": name,
         "NAME": name.upper(),
         "Class": "".join(p.capitalize() for p in name.split("_")),

@@ -36,7 +36,7 @@ def init_command(
     expired_path: Annotated[str, typer.Option(
         "--expired-path", help="登录失效时门户跳转到的路径（不是登录页时填写；空字符串表示无）")] = "/404",
     columns: Annotated[str | None, typer.Option(
-        "--columns", help="列表的列：字段=列标题，逗号分隔，第一列为主键（默认：沙箱置换车辆列表的九列）")] = None,
+        "--columns", help="列表的列：字段=列标题，逗号分隔，按页面上的顺序，第一列为主键（默认：沙箱置换车辆列表的九列）")] = None,
     personal: Annotated[str | None, typer.Option(
         "--personal", help="含个人信息的字段（姓名、手机等），逗号分隔：在日志和证据中遮盖")] = None,
     username_label: Annotated[str, typer.Option("--username-label", help="登录页用户名框的标签文字")] = "用户名",
