@@ -7,6 +7,7 @@ engine), into named selector entries with fallbacks merged into the selector fil
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -61,8 +62,7 @@ def test_a_portal_started_with_init_and_record_runs_as_written(tmp_path, sandbox
     before = path.read_text(encoding="utf-8").splitlines()
     (folder / "drive.py").write_text(DRIVE, encoding="utf-8")
 
-    recorded = _run(folder, "record", "usedcars2", "--screen", "car", "--path", "/cars/add/", "--script", "drive.py",
-                    "--headless")
+    recorded = _record_headed(folder, tmp_path)  # in a visible browser, as a person would
     assert recorded.returncode == 0, recorded.stdout + recorded.stderr
     after = path.read_text(encoding="utf-8").splitlines()
     kept = iter(after)
@@ -94,6 +94,22 @@ def test_a_portal_started_with_init_and_record_runs_as_written(tmp_path, sandbox
 
     generated = _import(folder / "tests" / "test_usedcars2.py")
     generated.test_the_list_is_read_by_its_column_headers()  # the project's own test, as written
+
+
+def _record_headed(folder: Path, tmp_path: Path):
+    """`dealerbot record` with the browser's window shown, on a private X display (headless
+    where there is no Xvfb)."""
+    args = ["record", "usedcars2", "--screen", "car", "--path", "/cars/add/", "--script", "drive.py"]
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        return _run(folder, *args, "--headless")
+    from dealerbot.desktop.display import start_virtual_display
+
+    xvfb, env = start_virtual_display(tmp_path)
+    try:
+        return dealerbot(args, folder, DEALERBOT_USEDCARS2_PASSWORD=DEMO_PASSWORD, **env)
+    finally:
+        xvfb.terminate()
+        xvfb.wait(5)
 
 
 def _import(path: Path):

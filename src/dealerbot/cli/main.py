@@ -105,6 +105,9 @@ def record_command(
         raise fail(f"屏幕名 '{screen}' 无效：只能用小写字母、数字和下划线，以字母开头 (screen name)")
     if headless and script is None:
         raise fail("--headless 只能与 --script 一起使用：人工录制需要看得见的浏览器 (--headless needs --script)")
+    if not headless and sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise fail("没有图形界面（DISPLAY 未设置），无法显示浏览器：请在桌面上运行，或用 xvfb-run，或 --script 加 --headless "
+                   "(no display for the browser's window)")
     target = portal_selectors_path(portal, home=settings.home)
     if not target.resolve().is_relative_to(settings.home.resolve()):
         raise fail(f"项目文件夹中没有 selectors/{portal}.yaml：先运行 dealerbot init {portal} (no selector file of the project's own)")
