@@ -70,6 +70,7 @@ def test_init_appends_its_section_writes_a_passing_test_and_refuses_to_overwrite
 
 @pytest.mark.parametrize(("spec", "words"), [
     (PortalSpec("Stock"), "门户名 'Stock' 无效"),
+    (PortalSpec("dms"), "'dms' 是 dealerbot 自带的门户"),
     (PortalSpec("s", url="dms.example.cn"), "--url 'dms.example.cn'"),
     (PortalSpec("s", columns="vin=车架号,车型"), "'车型' 应写成 字段=列标题"),
     (PortalSpec("s", columns="vin=车架号,vin=VIN"), "字段 'vin' 重复"),

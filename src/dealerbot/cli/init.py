@@ -67,6 +67,8 @@ class PortalSpec:
         if not PORTAL_NAME.fullmatch(self.name):
             raise ConfigError(f"门户名 '{self.name}' 无效：只能用小写字母、数字和下划线，以字母开头 "
                                 f"(portal name: lower-case letters, digits, _)")
+        if self.name in ("oem", "dms"):
+            raise ConfigError(f"门户名 '{self.name}' 是 dealerbot 自带的门户，请换一个名字 (a shipped portal's name)")
         if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", self.url):
             raise ConfigError(f"--url '{self.url}' 不是网址，例如 http://127.0.0.1:8703 (not an http(s) URL)")
         for option, path in (("--login-path", self.login_path), ("--list-path", self.list_path),
