@@ -29,7 +29,7 @@ import ast
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,7 +178,6 @@ class Entry:
     choices: list[dict[str, str]]
     note: str = ""  # a comment written above it
     recorded: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _css_string(value: str) -> str:
@@ -244,8 +243,11 @@ async def choices_for(page: Page, recorded: Recorded) -> tuple[list[dict[str, st
 
 
 def _plain_css(css: str) -> bool:
-    """CSS the selector files accept (no Playwright-only engines or pseudo-classes)."""
-    return not re.search(r"(>>|internal:|:has-text|:text|:visible|:nth-match|^xpath=|^text=|^//)", css)
+    """CSS the selector files accept: the loader's own rule (no Playwright-only engines or
+    pseudo-classes), and none of Playwright's internal selectors."""
+    from dealerbot.web.locators import _NONSTANDARD_CSS
+
+    return not (_NONSTANDARD_CSS.search(css) or "internal:" in css or css.startswith(("//", "xpath")))
 
 
 def _slug(text: str) -> str:
