@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -202,7 +203,11 @@ class BotContext:
         if not self.settings.portal(portal).canary:
             self.log.info("{}: the canary before writing is off ([{}] canary = false)", portal, portal)
             return
+        started = time.perf_counter()
         outcome = await session.step(f"canary {title}", lambda: run_canary(session, names))
+        if outcome.ok and outcome.checked and landing in session.selectors.endpoints:
+            await session.goto(landing)  # where the app left the page: part of the canary's cost
+        outcome.seconds = time.perf_counter() - started
         if outcome.unchecked:
             self.log.warning("{}: the canary cannot check {} (on no screen of the selector file's 'screens')",
                              portal, ", ".join(outcome.unchecked))
@@ -220,8 +225,6 @@ class BotContext:
                 portal, outcome.missing, outcome.screen, outcome.screen_title, news)
         self.log.info("{}: canary passed: {} name(s) on {} in {:.2f}s", portal, outcome.names,
                       ", ".join(outcome.checked) or "no screen", outcome.seconds)
-        if outcome.checked and landing in session.selectors.endpoints:
-            await session.goto(landing)
 
     @asynccontextmanager
     async def portal_pages(
