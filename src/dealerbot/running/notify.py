@@ -239,7 +239,8 @@ def firing_message(status: str, title: str, reason: str, run_id: str | None = No
 async def notify_run(settings: NotifySettings, console: str, store: Store | None, result: RunResult,
                      log: Logger = logger) -> int:
     """Send the messages ``result`` calls for; a reading run's reject message names only the
-    rejects no earlier message named (``store``), and those are remembered once it was sent.
+    rejects no earlier message named (``store``), and those are remembered once it was sent; a
+    "portal_changed" run's screen and missing names also go to ``integrator_urls`` (once per miss).
     How many messages went out. Never raises (a failure to send or to remember is logged)."""
     notifier = Notifier(settings, log)
     fresh: list[dict[str, Any]] | None = None
@@ -252,11 +253,11 @@ async def notify_run(settings: NotifySettings, console: str, store: Store | None
     elif wants_rejects:
         fresh = []
     messages = run_messages(result, console, fresh)
-    for_integrator = integrator_message(result, console)
-    if for_integrator is not None and settings.integrator_urls:
-        await Notifier(settings.model_copy(update={"urls": settings.integrator_urls}), log).send([for_integrator])
     rejects = [m for m in messages if m.event == "rejects"]
     sent = await notifier.send([m for m in messages if m.event != "rejects"])
+    for_integrator = integrator_message(result, console)  # a changed portal: the names, for who maintains them
+    if for_integrator is not None and settings.integrator_urls:
+        sent += await Notifier(settings.model_copy(update={"urls": settings.integrator_urls}), log).send([for_integrator])
     if rejects:
         told = await notifier.send(rejects)
         sent += told
