@@ -25,6 +25,7 @@ class DmsRekeyBot(Bot):
     description = "把已批准的操作录入DMS（新建合同及客户、更新状态），逐条回读核对"
     options = ("dry_run",)
     ledger_writer = True  # planning waits while it writes (the store's ledger lock)
+    writes_to = ("dms",)  # the canary checks the DMS's contract and customer forms before writing
     # A failed record keeps a screenshot and the page; a trace of every form would cost about a
     # fifth of the speed ([browser] trace = true records one anyway).
     trace = False

@@ -63,6 +63,12 @@ class PortalSettings(_Section):
                     "directly with its cookies (faster); 'browser' through the browser, for a portal that answers "
                     "only a real browser",
     )
+    canary: bool = Field(
+        default=True,
+        description="before a run writes into this portal (dry runs too), check that the writing bot's selectors "
+                    "match the live screens; a miss ends the run 'portal_changed' with nothing written "
+                    "(docs/rekey.md, 'The canary before writing'); false: no check",
+    )
 
     @field_validator("url")
     @classmethod
@@ -255,6 +261,11 @@ class NotifySettings(_Section):
         default_factory=lambda: ["all_rejected", "calendar", "failed", "needs_person", "portal_changed", "postponed", "rejects",
                                  "review", "skipped"],
         description=f"which outcomes send a message: {', '.join(NOTIFY_EVENTS)}",
+    )
+    integrator_urls: list[str] = Field(
+        default_factory=list,
+        description="apprise URLs of whoever maintains the selector files (the integrator): told a 'portal_changed' "
+                    "run's screen and missing selector names (the operator's message says it in plain Chinese)",
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 

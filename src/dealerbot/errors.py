@@ -79,10 +79,14 @@ class PortalChanged(DealerbotError):
     """The canary before writing: selectors the writing bot uses are not on the portal's live
     screens (``missing``: their names). Nothing was written; the run ends ``portal_changed``."""
 
-    def __init__(self, message: str, portal: str = "", missing: list[str] | None = None) -> None:
+    def __init__(self, message: str, portal: str = "", missing: list[str] | None = None, screen: str = "",
+                 screen_title: str = "", news: bool = True) -> None:
         super().__init__(message)
         self.portal = portal
         self.missing = list(missing or [])
+        self.screen = screen  # the screen (its endpoint name in the selector file) with the missing names
+        self.screen_title = screen_title  # the page's own title, for the operator
+        self.news = news  # False: the last canary of this portal found the very same miss
 
 
 # --- configuration: fail fast -------------------------------------------------------------

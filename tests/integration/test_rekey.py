@@ -3,6 +3,7 @@ exactly the expected contracts and customers, nothing written twice, nothing los
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -529,3 +530,62 @@ async def test_a_plan_made_while_the_re_key_writes_waits_and_every_approved_acti
     contracts = by_order(clean_sandbox.contracts())
     assert all(len(contracts[a.natural_key]) == 1 for a in chosen)
     assert "waiting for dms-rekey" in out("second")  # it waited, and said so
+
+
+async def test_a_dms_changed_overnight_stops_the_re_key_before_any_write_and_the_next_run_writes_once(
+    read_store, settings, store, clean_sandbox, monkeypatch,
+):
+    """Issue 23, the canary before writing: the DMS's contract form changed overnight (two ids
+    renamed). The re-key run (and a dry run) ends "portal_changed" before touching anything: no
+    contract, no customer, the ledger as it was, the screen and the missing names on the
+    console's 状态 page and in the integrator's message, plain Chinese in the operator's (the
+    same miss not told the integrator twice). Switched back, the next run writes each once."""
+    import httpx
+
+    from .test_console import CONSOLE_PASSWORD, _login, serving
+    from .test_scheduler import Receiver
+
+    read_store.copy_into(settings)
+    plan(settings, store)
+    chosen = approve(store, 3)
+    operator, integrator = Receiver(), Receiver()
+    settings.notify.urls, settings.notify.integrator_urls = [operator.url], [integrator.url]
+    ledger = {a.id: (a.state, a.run_id) for a in store.actions()}
+    contracts, customers = clean_sandbox.contracts(), clean_sandbox.customers()
+    clean_sandbox.behave("dms", dms_form_changed=True)
+    try:
+        changed = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
+        assert changed.status == "portal_changed", (changed.status, changed.error)
+        assert changed.changed["screen"] == "contract_new"
+        assert changed.changed["missing"] == ["contract_form.customer_no", "contract_form.form"]
+        assert clean_sandbox.contracts() == contracts and clean_sandbox.customers() == customers
+        assert {a.id: (a.state, a.run_id) for a in store.actions()} == ledger  # nothing claimed
+        assert not store.audit_rows(100, run_id=changed.run_id)
+        assert any(p.suffix == ".png" for p in changed.evidence)  # the changed screen, masked
+        [said] = operator.messages
+        assert "门户页面改版" in said["title"] and "「新建合同」页面有 2 项找不到，本次没有写入任何数据" in said["message"]
+        assert "contract_form" not in said["message"]  # the operator reads Chinese, not selector names
+        [told] = integrator.messages
+        assert "contract_form.customer_no、contract_form.form" in told["message"] and "contract_new" in told["message"]
+        # A dry run would type into the forms: the canary runs first there too; the same miss
+        # again: the operator is told (the run failed), the integrator not twice.
+        dry = await run_bot("dms-rekey", settings, passwords=PASSWORDS, options={"dry_run": True})
+        assert dry.status == "portal_changed" and dry.changed["news"] is False
+        assert len(operator.messages) == 2 and len(integrator.messages) == 1
+        monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)
+        with serving(settings) as (url, _), httpx.Client(base_url=url, timeout=30) as web:
+            assert _login(web).status_code == 303
+            health = web.get("/health").text
+        section = health[health.index('id="portal-dms"'):]
+        section = section[:section.index("</section>")]
+        assert "门户已改版" in section and "新建合同" in section
+        assert "contract_form.customer_no、contract_form.form" in section
+    finally:
+        clean_sandbox.behave("dms", dms_form_changed=False)
+        operator.close()
+        integrator.close()
+    fixed = await run_bot("dms-rekey", settings, passwords=PASSWORDS)
+    assert fixed.ok, fixed.error
+    assert_written_as_planned(clean_sandbox, store, chosen)  # each once
+    state = json.loads((settings.path("state") / "canary-dms.json").read_text(encoding="utf-8"))
+    assert state["ok"] is True and state["run_id"] == fixed.run_id and state["checked"] == ["contract_new", "customer_new"]

@@ -1,5 +1,6 @@
 """The console's 状态 page: each portal (``#portal-<name>``, for other pages to link to) with its
-saved login, refused password and last selector check; a form to set or replace the portal's
+saved login, refused password, last selector check and
+last canary before writing (写入前检查: its screen and missing names when the portal changed); a form to set or replace the portal's
 password (kept where ``dealerbot credentials set`` keeps it, never shown again, the refusal
 forgotten, the change audited) and a 检查页面 button running ``dealerbot selectors check``."""
 from __future__ import annotations
@@ -57,6 +58,7 @@ def register(app: FastAPI, c: Console) -> None:
 
     def portals() -> list[dict[str, Any]]:
         from dealerbot.running.context import account_key
+        from dealerbot.web.canary import last_canary
 
         out = []
         with c.store() as store:
@@ -74,6 +76,7 @@ def register(app: FastAPI, c: Console) -> None:
                     "login": datetime.fromtimestamp(state.stat().st_mtime) if state.is_file() else None,
                     "refused": store.login_refusal(account_key(name, portal)),
                     "check": check, "environment": environment_wins(name),
+                    "canary": last_canary(settings.path("state"), name),
                     "last_ok": next((r for r in store.runs(200) if r.status == "succeeded"
                                      and r.bot.startswith(name)), None),
                 })

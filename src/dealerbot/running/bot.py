@@ -54,6 +54,9 @@ class Bot(ABC):
     # True: the bot writes the re-key ledger's actions (start_rekey): its run holds the store's
     # ledger lock from before it lists them until it ends, so no plan changes them meanwhile.
     ledger_writer: ClassVar[bool] = False
+    # The portals the bot writes into: before its first write, the canary checks the screens it
+    # writes through (dealerbot.web.canary; a miss ends the run "portal_changed", nothing written).
+    writes_to: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     async def run(self, ctx: BotContext) -> None:

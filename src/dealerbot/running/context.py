@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -163,6 +164,9 @@ class BotContext:
             try:
                 await session.step(f"open {selectors.title}", top.open)
                 self._saved_login_password(portal, selectors.title, fingerprint, typed=session.shared.logged_in)
+                if portal in self.bot.writes_to:
+                    await self._canary(session, require or (*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *own),
+                                       getattr(top, "landing", "landing"))
                 yield session
             except LoginRejected as exc:
                 if not exc.remembered:  # never type this password again (portals lock accounts)
@@ -181,6 +185,46 @@ class BotContext:
             finally:
                 with suppress(Exception):
                     await session.close_reads()
+
+    async def _canary(self, session: PortalSession, names: tuple[str, ...], landing: str) -> None:
+        """The canary before writing (:mod:`dealerbot.web.canary`): the screens holding ``names``
+        checked in ``session`` (logged in); its outcome kept for the console; the page back on
+        ``landing`` after a pass. Not when ``[<portal>] canary = false`` (logged).
+
+        Raises:
+            PortalChanged: a name is on none of its screen's choices: nothing was written (the
+                page is left on that screen for the evidence).
+            SystemFailure: a screen could not be opened.
+        """
+        from dealerbot.errors import PortalChanged
+        from dealerbot.web.canary import record_canary, run_canary
+
+        portal, title = session.name, session.selectors.title
+        if not self.settings.portal(portal).canary:
+            self.log.info("{}: the canary before writing is off ([{}] canary = false)", portal, portal)
+            return
+        started = time.perf_counter()
+        outcome = await session.step(f"canary {title}", lambda: run_canary(session, names))
+        if outcome.ok and outcome.checked and landing in session.selectors.endpoints:
+            await session.goto(landing)  # where the app left the page: part of the canary's cost
+        outcome.seconds = time.perf_counter() - started
+        if outcome.unchecked:
+            self.log.warning("{}: the canary cannot check {} (on no screen of the selector file's 'screens')",
+                             portal, ", ".join(outcome.unchecked))
+        try:
+            news = record_canary(self.settings.path("state"), outcome, self.run_id, self.bot.name)
+        except OSError as exc:  # the console's record only: never hides the outcome itself
+            self.log.warning("could not keep the canary's outcome: {}", exc)
+            news = True
+        if not outcome.ok:
+            shown = outcome.screen_title or outcome.screen
+            raise PortalChanged(
+                f"{title}的「{shown}」页面与配置不符，找不到 {len(outcome.missing)} 项，本次没有写入任何数据 "
+                f"(the canary before writing: on screen {outcome.screen} of {portal}, missing: "
+                f"{', '.join(outcome.missing)})",
+                portal, outcome.missing, outcome.screen, outcome.screen_title, news)
+        self.log.info("{}: canary passed: {} name(s) on {} in {:.2f}s", portal, outcome.names,
+                      ", ".join(outcome.checked) or "no screen", outcome.seconds)
 
     @asynccontextmanager
     async def portal_pages(

@@ -152,7 +152,7 @@ def run_messages(result: RunResult, console: str = "",
         advice = explain(result.error_class, result.status, result.resume_after)
         if advice is not None:
             out.append(Message(result.status, f"dealerbot：{result.bot} {TITLES[result.status]}",
-                               _body(advice.title, f"建议：{_suggestion(advice.action)}", where)))
+                               _body(_changed_screen(result) or advice.title, f"建议：{_suggestion(advice.action)}", where)))
     elif result.status == "skipped":
         reason = in_chinese(result.error or "")
         out.append(Message("skipped", f"dealerbot：{result.bot} {TITLES['skipped']}", _body(reason, where)))
@@ -170,6 +170,34 @@ def run_messages(result: RunResult, console: str = "",
                                    _body(_masked(kinds), where or "原因见审核工作簿的“无法处理”表")))
         out.append(Message("succeeded", f"dealerbot：{result.bot} {TITLES['succeeded']}", _body(_tally(counts), where)))
     return out
+
+
+def _changed_screen(result: RunResult) -> str:
+    """The operator's line on a "portal_changed" run: which screen, in plain Chinese ("" else)."""
+    changed = getattr(result, "changed", None) or {}
+    if result.status != "portal_changed" or not changed.get("missing"):
+        return ""
+    shown = changed.get("screen_title") or changed.get("screen") or "写入"
+    return f"「{_masked(str(shown))}」页面有 {len(changed['missing'])} 项找不到，本次没有写入任何数据，计划的操作留到下次"
+
+
+def integrator_message(result: RunResult, console: str = "") -> Message | None:
+    """The integrator's message on a "portal_changed" run (``[notify] integrator_urls``): the
+    portal, the screen, the missing selector names and where the masked screenshot is; None for
+    any other run, and for a miss the portal's previous canary found the same (already told)."""
+    changed = getattr(result, "changed", None) or {}
+    if result.status != "portal_changed" or not changed.get("missing") or not changed.get("news", True):
+        return None
+    link = run_link(console, result.run_id)
+    portal, screen = changed.get("portal", ""), changed.get("screen", "")
+    title = changed.get("screen_title", "")
+    return Message("portal_changed", f"dealerbot：门户 {portal} 页面改版，{result.bot} 已停止写入",
+                   _masked(_body(
+                       f"页面：{screen}" + (f"（{title}）" if title else ""),
+                       f"找不到的选择器：{'、'.join(changed['missing'])}",
+                       f"运行：{result.run_id}（截图和页面已遮盖个人信息，见运行页）",
+                       f"请更新 selectors/{portal}.yaml，再运行 dealerbot selectors check {portal}",
+                       f"详情：{link}" if link else "")))
 
 
 def _masked(text: str) -> str:
@@ -211,7 +239,8 @@ def firing_message(status: str, title: str, reason: str, run_id: str | None = No
 async def notify_run(settings: NotifySettings, console: str, store: Store | None, result: RunResult,
                      log: Logger = logger) -> int:
     """Send the messages ``result`` calls for; a reading run's reject message names only the
-    rejects no earlier message named (``store``), and those are remembered once it was sent.
+    rejects no earlier message named (``store``), and those are remembered once it was sent; a
+    "portal_changed" run's screen and missing names also go to ``integrator_urls`` (once per miss).
     How many messages went out. Never raises (a failure to send or to remember is logged)."""
     notifier = Notifier(settings, log)
     fresh: list[dict[str, Any]] | None = None
@@ -226,6 +255,9 @@ async def notify_run(settings: NotifySettings, console: str, store: Store | None
     messages = run_messages(result, console, fresh)
     rejects = [m for m in messages if m.event == "rejects"]
     sent = await notifier.send([m for m in messages if m.event != "rejects"])
+    for_integrator = integrator_message(result, console)  # a changed portal: the names, for who maintains them
+    if for_integrator is not None and settings.integrator_urls:
+        sent += await Notifier(settings.model_copy(update={"urls": settings.integrator_urls}), log).send([for_integrator])
     if rejects:
         told = await notifier.send(rejects)
         sent += told

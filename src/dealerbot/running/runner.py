@@ -74,6 +74,9 @@ class RunResult:
     evidence: list[Path] = field(default_factory=list)
     resume_after: datetime | None = None  # a postponed run: not before this
     notes: list[str] = field(default_factory=list)
+    # A "portal_changed" run: the canary's portal, screen, screen_title, missing names and news
+    # (False: the same miss as the portal's last canary), for the integrator's message.
+    changed: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -98,7 +101,7 @@ def make_masker(
     from dealerbot.credentials import env_name, get_password
 
     masker = Masker(passwords.values() if passwords else ())
-    for url in settings.notify.urls:  # notification URLs carry tokens and mail passwords
+    for url in (*settings.notify.urls, *settings.notify.integrator_urls):  # URLs carry tokens and mail passwords
         masker.add_secret(url)
     if settings.store.url:  # a group's PostgreSQL password (decoded: %40 is the @ it stands for)
         from sqlalchemy.engine import make_url
@@ -247,6 +250,8 @@ async def run_bot(
                 except PortalChanged as exc:
                     result.status, result.error, result.error_kind = "portal_changed", str(exc), "portal_changed"
                     result.error_class = type(exc).__name__
+                    result.changed = {"portal": exc.portal, "screen": exc.screen, "screen_title": exc.screen_title,
+                                      "missing": list(exc.missing), "news": exc.news}
                     log.error("run {} stopped before writing, the portal changed: {}", run_id, exc)
                 except StopRequested as exc:
                     result.status, result.error = "interrupted", str(exc)

@@ -26,6 +26,7 @@ BEHAVIOUR_KEYS = (
     "session_idle_seconds",
     "session_rotate_requests",
     "write_faults",
+    "dms_form_changed",
 )
 
 # What a real DMS does to a save now and then (``write_faults``): the form is accepted and the
@@ -149,6 +150,10 @@ class SandboxConfig(BaseModel):
     fault_seed: int | None = None  # seeds the draws of error_rate/slow_rate (None: unseeded)
     save_delay_ms: int = 0
     write_faults: dict[str, WriteFault] = {}  # kind (WRITE_FAULTS) -> which saves it hits
+    # A DMS release overnight: the contract form's ids change (#contract-form -> #sales-contract-form,
+    # #customer_no -> #cust_no); what the form saves stays the same. The canary before writing
+    # (dealerbot.web.canary) must stop a writing run on it.
+    dms_form_changed: bool = False
 
     @field_validator("host")
     @classmethod

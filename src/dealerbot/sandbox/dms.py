@@ -287,7 +287,7 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         display = f"{cust['name']}（{cust['customer_no']}）" if cust else ""
         return rt.render(request, "dms_contract_form.html", status_code=status_code, v=v, errors=errors,
                          contract_no=contract_no, models=DMS_MODELS, statuses=CONTRACT_STATUSES,
-                         customer_display=display, nav="contracts",
+                         customer_display=display, nav="contracts", changed=bool(rt.behaviours.get("dms_form_changed")),
                          action=f"/contracts/{contract_no}/edit" if contract_no else "/contracts/new")
 
     async def contract_post(request: Request, contract_no: str | None):

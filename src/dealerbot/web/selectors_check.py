@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from dealerbot.config import Settings
 from dealerbot.credentials import password_source
@@ -44,26 +44,45 @@ class SelectorResult:
     detail: str
 
 
-async def _check_names(session: PortalSession, screen: Screen, done: dict[str, SelectorResult]) -> None:
+async def _first_match(name: str, candidates: list[Any], locators: list[Any]) -> SelectorResult | None:
+    """The first of ``candidates`` (their ``locators``) matching on the page, or None."""
+    for index, (candidate, locator) in enumerate(zip(candidates, locators, strict=True)):
+        if await locator.count() > 0:
+            return SelectorResult(name, "ok" if index == 0 else "fallback", f"#{index + 1} {candidate.describe()}")
+    return None
+
+
+async def _check_names(session: PortalSession, screen: Screen, done: dict[str, SelectorResult],
+                       only: frozenset[str] | None = None, wait_ms: int = WAIT_MS) -> None:
+    """Resolve the names of ``screen`` (only those in ``only`` when given) on the page as it
+    stands, into ``done``. A name absent at first is waited for up to ``wait_ms`` (scripts that
+    fill the page); once one has been waited for in vain, the others are not waited for again."""
     params = dict(screen.params)
+    waited = False
     for name, spec in session.selectors.selectors.items():
         if name in done or not any(name.startswith(prefix + ".") for prefix in screen.names):
+            continue
+        if only is not None and name not in only:
             continue
         result = None
         candidates = [candidate.format(params) for candidate in spec.candidates if not (candidate.fields() - params.keys())]
         locators = [build_locator(session.page, candidate) for candidate in candidates]
-        if locators:
+
+        # The first choice there at once (the usual case) costs one round trip; otherwise the
+        # page gets a moment (scripts that fill it) before every choice is tried again.
+        if locators and await locators[0].count() > 0:
+            result = SelectorResult(name, "ok", f"#1 {candidates[0].describe()}")
+        elif locators and not waited:
             combined = locators[0]
             for locator in locators[1:]:
                 combined = combined.or_(locator)
             try:  # give scripts that fill the page a moment
-                await combined.first.wait_for(state="attached", timeout=WAIT_MS)
+                await combined.first.wait_for(state="attached", timeout=wait_ms)
             except Exception:  # noqa: BLE001 - absent: reported below
-                pass
-        for index, (candidate, locator) in enumerate(zip(candidates, locators, strict=True)):
-            if await locator.count() > 0:
-                result = SelectorResult(name, "ok" if index == 0 else "fallback", f"#{index + 1} {candidate.describe()}")
-                break
+                waited = True
+            result = await _first_match(name, candidates, locators)
+        else:
+            result = await _first_match(name, candidates, locators)
         if result is None:
             kind = "optional" if name in session.selectors.optional else "missing"
             result = SelectorResult(name, kind, f"none of {len(spec.candidates)} choice(s) on {session.page.url}")

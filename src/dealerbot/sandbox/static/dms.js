@@ -2,7 +2,7 @@
 (function () {
   'use strict';
   function $(id) { return document.getElementById(id); }
-  var form = $('contract-form');
+  var form = $('contract-form') || $('sales-contract-form');  // (dms_form_changed: the new ids)
   if (!form) return;
   var dialog = $('customer-dialog');
   var tbody = document.querySelector('#customer-dialog-table tbody');
@@ -34,7 +34,7 @@
           b.className = 'pick';
           b.textContent = '选择';
           b.addEventListener('click', function () {
-            $('customer_no').value = c.customer_no;
+            ($('customer_no') || $('cust_no')).value = c.customer_no;
             $('customer-display').textContent = c.name + '（' + c.customer_no + '）';
             dialog.style.display = 'none';
           });
