@@ -144,8 +144,10 @@ async def _chain(
             return result
         r = await run(bot)
         if not r.ok:
-            verb, word = ("已推迟", "postponed") if r.status == "postponed" else ("失败", "failed")
-            result.stopped = f"{bot} {verb}：未做对账和写入（{bot} {word}: nothing planned or written）"
+            from dealerbot.status_text import STATUS_TEXT
+
+            verb = STATUS_TEXT.get(r.status, "失败")
+            result.stopped = f"{bot} {verb}：未做对账和写入（{bot} {r.status}: nothing planned or written）"
             return result
     def waiting(who: str) -> None:
         say(f"等待 {who} 结束后再对账 (waiting for {who} to finish)")
