@@ -38,6 +38,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from .config import SandboxConfig
 from .data import GIVEN_CHARS, SURNAMES, vin_check_digit, vin_is_valid
+from .rounds import add_rounds
 
 if TYPE_CHECKING:
     from starlette.middleware.base import RequestResponseEndpoint
@@ -181,6 +182,8 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
     def admin(request: Request) -> None:
         if not secrets.compare_digest(request.headers.get("X-Admin-Token", ""), admin_token):
             raise HTTPException(403, "admin token required")
+
+    add_rounds(app, admin)  # /rounds/: the moving form of bench/moving_form.py (sandbox/rounds.py)
 
     @app.get("/", response_model=None)
     async def root() -> RedirectResponse:
