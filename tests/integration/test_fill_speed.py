@@ -52,6 +52,8 @@ KINDS = """
   <div><label>成交价格</label><span><textarea name="unlinked_area"></textarea></span></div>
   <label for="city">所在城市</label><select id="city" name="select"><option value="">--</option>
     <option value="sh">上海</option><option value="sz">苏州</option></select>
+  <label for="d">备注（内部）</label><input id="d" name="decoy">
+  <label for="x">备注</label><input id="x" name="exact">
 </form>
 <script>
   window.seen = [];
@@ -78,14 +80,16 @@ async def test_every_kind_of_label_is_filled_in_one_round_trip_and_the_moving_fo
             await page.set_content(KINDS)
             calls: list[str] = []
             session = PortalSession("drill", PortalSettings(url=sandbox.usedcars_url), None,  # type: ignore[arg-type]
-                                    Counted(page, calls), load_selector_file(_selectors(tmp_path, KIND_FIELDS)),
+                                    Counted(page, calls), load_selector_file(_selectors(
+                                        tmp_path, KIND_FIELDS, "  f.exact:\n    - label: 备注\n      exact: true\n")),
                                     RunSettings(timeout_seconds=3))
-            values = {f"f.{k}": f"值{i}" for i, k in enumerate(KIND_FIELDS)} | {"f.select": "苏州"}
+            values = {f"f.{k}": f"值{i}" for i, k in enumerate(KIND_FIELDS)} | {"f.select": "苏州", "f.exact": "精确"}
             await Form(session).fill(values, by_text=frozenset({"f.select"}))
             assert calls == ["evaluate"], calls  # one call to the browser, whatever the label's kind
             got = await page.evaluate("() => Object.fromEntries(Array.from(document.forms[0].elements, e => [e.name, e.value]))")
             assert {k: got[k] for k in KIND_FIELDS} == {k: ("sz" if k == "select" else f"值{i}")
                                                          for i, k in enumerate(KIND_FIELDS)}
+            assert (got["exact"], got["decoy"]) == ("精确", "")  # exact: true: 备注 itself, not 备注（内部）
             seen = await page.evaluate("() => seen")
             assert all(f"{kind}:{k}" in seen for k in KIND_FIELDS for kind in ("input", "change")), seen
 
