@@ -5,10 +5,15 @@ request API (``context.request``: the same cookies, no page rendered; parsed wit
 dealerbot reads over HTTP through its session), then register the cars of an input CSV in the
 browser, each searched first (never registered twice) and read back after saving.
 
+With ``--sell`` it does the sale-like task instead (measured apart): for each sale of an input
+CSV, find the car by its VIN on the list, open its sale form (售出登记), fill it, submit once,
+read the sale back from the car's sale page; a car already sold is not sold again.
+
 It has none of what dealerbot adds (retries, re-login, evidence, masking, run history, store,
 workbook, rejects with reasons): it is the time and the lines to beat.
 
     python bench/plain_usedcars.py URL USER PASSWORD BROWSER INPUT.csv OUTPUT.csv
+    python bench/plain_usedcars.py --sell URL USER PASSWORD BROWSER SALES.csv
 """
 
 import csv
@@ -17,7 +22,9 @@ import sys
 from lxml import html
 from playwright.sync_api import sync_playwright
 
-url, user, password, executable, input_csv, output_csv = sys.argv[1:7]
+selling = sys.argv[1] == "--sell"
+url, user, password, executable, input_csv, output_csv = (sys.argv[2:7] + [""]) if selling else sys.argv[1:7]
+SALE_FIELDS = ("sale_price", "buyer_name", "buyer_mobile", "sold_on")
 COLUMNS = ["vin", "brand", "model", "reg_date", "mileage_km", "price", "owner_name", "owner_mobile", "status"]
 READ_ROWS = """rows => rows.filter(r => r.cells.length > 1).map(r => Array.from(r.cells, c => c.innerText.trim()))"""
 
@@ -37,6 +44,32 @@ with sync_playwright() as pw:
         page.click("button[type=submit]")
     if "/accounts/login/" in page.url:
         sys.exit("login refused")
+
+    if selling:
+        with open(input_csv, encoding="utf-8-sig") as fh:
+            for sale in csv.DictReader(fh):
+                page.goto(f"{url}/cars/?q={sale['vin']}")
+                link = page.locator("table.table tbody td:first-child a", has_text=sale["vin"])
+                if not link.count():
+                    print(f"{sale['vin']} not on the list")
+                    continue
+                sale_page = f"{url}{link.first.get_attribute('href')}sell/"
+                page.goto(sale_page)
+                if page.locator("dl.sale").count():
+                    print(f"{sale['vin']} already sold")
+                    continue
+                for field in SALE_FIELDS:
+                    page.fill(f"input[name={field}]", sale[field])
+                with page.expect_navigation():
+                    page.click("#sale-form button[type=submit]")
+                if page.locator(".errorlist").count():
+                    print(f"{sale['vin']} refused: {page.locator('.errorlist').first.inner_text()}")
+                    continue
+                page.goto(sale_page)
+                if page.locator("dl.sale dd[data-field=sold_on]").inner_text() != sale["sold_on"]:
+                    print(f"{sale['vin']} not found sold after saving")
+        browser.close()
+        sys.exit()
 
     with open(output_csv, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)

@@ -38,6 +38,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from .config import SandboxConfig
 from .data import GIVEN_CHARS, SURNAMES, vin_check_digit, vin_is_valid
+from .rounds import add_rounds
+from .sales import add_sales
 
 if TYPE_CHECKING:
     from starlette.middleware.base import RequestResponseEndpoint
@@ -69,6 +71,10 @@ class Car:
     owner_mobile: str
     status: str = "在售"
     license_file: str = ""  # the 行驶证 photo uploaded with it (file name)
+    sale_price: str = ""  # the sale (sandbox/sales.py: 售出登记)
+    buyer_name: str = ""
+    buyer_mobile: str = ""
+    sold_on: str = ""
 
 
 def _vin(r: random.Random, serial: int) -> str:
@@ -181,6 +187,8 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
     def admin(request: Request) -> None:
         if not secrets.compare_digest(request.headers.get("X-Admin-Token", ""), admin_token):
             raise HTTPException(403, "admin token required")
+
+    add_rounds(app, admin)  # /rounds/: the moving form of bench/moving_form.py (sandbox/rounds.py)
 
     @app.get("/", response_model=None)
     async def root() -> RedirectResponse:
@@ -317,6 +325,8 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
             return sid
         car = next((c for c in st.cars if c.id == car_id), None)
         return (sid, car) if car is not None else _page("页面不存在", "<h1>页面不存在</h1>", 404)
+
+    add_sales(app, st, car_page, _page)  # /cars/{id}/sell/: the sale form (sandbox/sales.py)
 
     @app.get("/cars/{car_id}/", response_model=None)
     async def detail(request: Request, car_id: int) -> Response:

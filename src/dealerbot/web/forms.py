@@ -2,9 +2,12 @@
 to write (public API: a user's own portal uses it the same way).
 
 * :meth:`Form.fill` types a mapping of selector names to values. Plain inputs, text areas and
-  ``<select>`` elements reachable by a ``css`` choice are set in **one** browser round-trip,
-  firing the ``input`` and ``change`` events the page listens to; anything else (a ``label`` or
-  ``role`` choice, a CSS extension only Playwright knows) is filled by Playwright, field by field.
+  ``<select>`` elements reachable by a ``css`` or a ``label`` choice (linked by ``for=``, nested,
+  ``aria-label``/``aria-labelledby``, or unlinked: found as :mod:`~dealerbot.web.page_locators`
+  finds it) are set in **one** browser round-trip, firing the ``input`` and ``change`` events the
+  page listens to; anything else (a ``role``/``text``/``placeholder`` choice, a choice in a frame,
+  a checkbox or file input, a labelled field hidden, disabled or read-only at that moment, one
+  not on the page yet) is filled by Playwright, field by field.
 * :meth:`Form.choose` picks a ``<select>`` option by its value or visible text.
 * :meth:`Form.submit` clicks once (and confirms a confirm dialog when given: the page's own, or
   the browser's native ``confirm()`` with ``dialog="accept"``) and reads the outcome: the page the
@@ -44,6 +47,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import DealerbotError, PageChanged, PortalUnavailable, RecordRejected, StepTimeout, SystemFailure
+from dealerbot.web.page_locators import unlinked_label_xpath
 from dealerbot.web.portal import PortalSession
 
 if TYPE_CHECKING:
@@ -61,31 +65,92 @@ _DROPPED = ("ERR_ABORTED", "NS_BINDING_ABORTED", "NS_ERROR_ABORT", "cancelled")
 
 _MISSING, _NO_OPTION, _NOT_BATCHABLE = -1, -2, -3
 
-# Sets many fields in one evaluate: tries each field's CSS choices in order, uses the native
-# value setter (so that frameworks watching the property see it) and fires input + change.
+# Sets many fields in one evaluate: tries each field's choices in order, uses the native value
+# setter (so that frameworks watching the property see it) and fires input + change.
+# A choice is [kind, value, exact, xpath]: a "css" choice is document.querySelector(value); a
+# "label" choice finds what the Python side finds (page_locators.build_locator: Playwright's
+# get_by_label, or the unlinked-label XPath, whichever element comes first in the document):
+# an element whose aria-labelledby elements, else aria-label, else <label>s (el.labels) have the
+# text (Playwright's matching: whitespace normalised, case-insensitive substring, or equal when
+# exact). A label's element Playwright would wait for (hidden, disabled, read-only) is left to
+# Playwright (-3), as is anything but a plain input, text area or select.
 _FILL_JS = """
-(items) => items.map(([choices, value, bySelectText]) => {
-  let el = null, index = -1;
-  for (let i = 0; i < choices.length && !el; i++) {
-    try { el = document.querySelector(choices[i]); } catch (e) { return -3; }
-    if (el) index = i;
-  }
-  if (!el) return -1;
-  if (el.tagName === 'SELECT') {
-    const opt = Array.from(el.options).find(o => bySelectText ? o.textContent.trim() === value : o.value === value);
-    if (!opt) return -2;
-    el.value = opt.value;
-  } else if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') {
-    if (el.type === 'checkbox' || el.type === 'radio' || el.type === 'file') return -3;
-    const proto = el.tagName === 'TEXTAREA' ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
-    Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
-  } else {
-    return -3;
-  }
-  el.dispatchEvent(new Event('input', {bubbles: true}));
-  el.dispatchEvent(new Event('change', {bubbles: true}));
-  return index;
-})
+(items) => {
+  const norm = (t) => (t || '').replace(/\\u200b/g, '').trim().replace(/\\s+/g, ' ');
+  const textOf = (node) => {
+    if (node.nodeType === Node.TEXT_NODE) return node.nodeValue || '';
+    if (node.nodeType !== Node.ELEMENT_NODE && node.nodeType !== Node.DOCUMENT_FRAGMENT_NODE) return '';
+    if (['SCRIPT', 'NOSCRIPT', 'STYLE'].includes(node.nodeName)) return '';
+    if (node.nodeName === 'INPUT' && (node.type === 'submit' || node.type === 'button')) return node.value;
+    let out = '';
+    for (let c = node.firstChild; c; c = c.nextSibling) out += textOf(c);
+    if (node.shadowRoot) out += textOf(node.shadowRoot);
+    return out;
+  };
+  const labelsOf = (el) => {
+    const ref = el.getAttribute('aria-labelledby');
+    if (ref !== null) {
+      const root = el.getRootNode();
+      const refs = ref.split(/\\s+/).filter(Boolean).map(id => root.getElementById ? root.getElementById(id) : null).filter(Boolean);
+      if (refs.length) return refs.map(textOf);
+    }
+    const aria = el.getAttribute('aria-label');
+    if (aria !== null && aria.trim()) return [aria];
+    const labelable = ['BUTTON', 'METER', 'OUTPUT', 'PROGRESS', 'SELECT', 'TEXTAREA'].includes(el.nodeName)
+      || (el.nodeName === 'INPUT' && el.type !== 'hidden');
+    return labelable && el.labels ? Array.from(el.labels, textOf) : [];
+  };
+  const all = (root, out) => {
+    for (const el of root.querySelectorAll('*')) {
+      out.push(el);
+      if (el.shadowRoot) all(el.shadowRoot, out);
+    }
+    return out;
+  };
+  const byLabel = (text, exact) => {
+    const want = exact ? norm(text) : norm(text).toLowerCase();
+    const hit = (t) => exact ? norm(t) === want : norm(t).toLowerCase().includes(want);
+    for (const el of all(document, [])) {
+      if (labelsOf(el).some(hit)) return el;
+    }
+    return null;
+  };
+  const resolve = ([kind, value, exact, xpath]) => {
+    if (kind === 'css') return [document.querySelector(value), false];
+    const linked = byLabel(value, exact);
+    const unlinked = document.evaluate(xpath, document, null, XPathResult.FIRST_ORDERED_NODE_TYPE, null).singleNodeValue;
+    if (!linked || !unlinked) return [linked || unlinked, true];
+    return [linked.compareDocumentPosition(unlinked) & Node.DOCUMENT_POSITION_PRECEDING ? unlinked : linked, true];
+  };
+  const actionable = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility === 'visible'
+      && !el.disabled && !el.readOnly && !el.closest('fieldset:disabled');
+  };
+  return items.map(([choices, value, bySelectText]) => {
+    let el = null, index = -1, byLabelChoice = false;
+    for (let i = 0; i < choices.length && !el; i++) {
+      try { [el, byLabelChoice] = resolve(choices[i]); } catch (e) { return -3; }
+      if (el) index = i;
+    }
+    if (!el) return -1;
+    if (byLabelChoice && !actionable(el)) return -3;
+    if (el.tagName === 'SELECT') {
+      const opt = Array.from(el.options).find(o => bySelectText ? o.textContent.trim() === value : o.value === value);
+      if (!opt) return -2;
+      el.value = opt.value;
+    } else if (el.tagName === 'INPUT' || el.tagName === 'TEXTAREA') {
+      if (el.type === 'checkbox' || el.type === 'radio' || el.type === 'file') return -3;
+      const proto = el.tagName === 'TEXTAREA' ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
+      Object.getOwnPropertyDescriptor(proto, 'value').set.call(el, value);
+    } else {
+      return -3;
+    }
+    el.dispatchEvent(new Event('input', {bubbles: true}));
+    el.dispatchEvent(new Event('change', {bubbles: true}));
+    return index;
+  });
+}
 """
 
 _READ_JS = """
@@ -274,20 +339,38 @@ class Form:
         """
         await self._watched(self._fill(values, by_text))
 
+    def _batchable(self, name: str) -> tuple[list[list[Any]], list[int], bool, bool]:
+        """The choices of ``name`` the one-round-trip fill can try (``css`` and ``label``, not in
+        a frame; in order, as ``[kind, value, exact, xpath]``), their positions among all its
+        choices, whether it has other choices too (role, text, a frame...: only Playwright can
+        try those), and whether a ``label`` choice is among them."""
+        cands = self.s.selectors.spec(name).candidates
+        out: list[tuple[int, list[Any]]] = []
+        for i, c in enumerate(cands):
+            if c.frame:
+                continue
+            if c.kind == "css":
+                out.append((i, ["css", c.value, False, ""]))
+            elif c.kind == "label":
+                out.append((i, ["label", c.value, c.exact, unlinked_label_xpath(c.value, c.exact).removeprefix("xpath=")]))
+        return [v for _, v in out], [i for i, _ in out], len(out) < len(cands), any(v[0] == "label" for _, v in out)
+
     async def _fill(self, values: Mapping[str, str], by_text: frozenset[str]) -> None:
-        batch: list[tuple[str, list[str], list[int], bool, str]] = []
+        batch: list[tuple[str, list[list[Any]], list[int], bool, str]] = []
         slow: list[tuple[str, str]] = []
         for name, value in values.items():
-            css, positions, others = self._css(name)
-            if css:
-                batch.append((name, css, positions, others, value))
+            choices, positions, others, labels = self._batchable(name)
+            if choices:
+                # a label's element may still be coming (a form drawn by script): Playwright waits for it
+                batch.append((name, choices, positions, others or labels, value))
             else:
                 slow.append((name, value))
         if batch:
-            codes = await self.page.evaluate(_FILL_JS, [[css, value, name in by_text] for name, css, _, _, value in batch])
-            for (name, css, positions, others, value), code in zip(batch, codes, strict=True):
-                if code == _MISSING and not others:
-                    raise PageChanged(f"{self.s.name}: form field '{name}' not on {self.page.url} (tried {', '.join(css)})")
+            codes = await self.page.evaluate(_FILL_JS, [[choices, value, name in by_text] for name, choices, _, _, value in batch])
+            for (name, choices, positions, wait, value), code in zip(batch, codes, strict=True):
+                if code == _MISSING and not wait:
+                    tried = ", ".join(c[1] for c in choices)
+                    raise PageChanged(f"{self.s.name}: form field '{name}' not on {self.page.url} (tried {tried})")
                 if code == _NO_OPTION:
                     raise RecordRejected("option_missing", f"下拉框「{name}」中没有选项「{value}」", name)
                 if code in (_MISSING, _NOT_BATCHABLE):
