@@ -44,6 +44,7 @@ from dealerbot.errors import (
     ConfigError,
     DealerbotError,
     LoginRejected,
+    NeedsPerson,
     PageChanged,
     PortalUnavailable,
     RecordRejected,
@@ -54,6 +55,7 @@ from dealerbot.errors import (
 from dealerbot.failpoints import Failpoints
 from dealerbot.pages.common import (
     LOGIN_SELECTORS,
+    LOGIN_STEP_SELECTORS,
     HeaderTable,
     LoginForm,
     PagedTable,
@@ -73,6 +75,7 @@ __all__ = [
     "DMS_CONTRACT",
     "DMS_CUSTOMER",
     "LOGIN_SELECTORS",
+    "LOGIN_STEP_SELECTORS",
     "OEM_CUSTOMER",
     "OEM_ORDER",
     "Bot",
@@ -89,6 +92,7 @@ __all__ = [
     "ListBot",
     "LoginForm",
     "LoginRejected",
+    "NeedsPerson",
     "PageChanged",
     "PagedTable",
     "PlaywrightError",

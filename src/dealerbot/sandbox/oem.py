@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from . import login_steps
 from .common import (
     PAGE_SIZE,
     STATIC,
@@ -27,7 +28,6 @@ from .common import (
     require_login,
     safe_next,
 )
-from . import login_steps
 from .config import SandboxConfig
 from .data import ID_TYPES, STATUSES, iso
 from .state import SandboxState
