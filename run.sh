@@ -120,6 +120,7 @@ case "$cmd" in
       desktop) shift; exec "$VENV/bin/python" bench/desktop_rekey.py "$@" ;;
       group) shift; exec "$VENV/bin/python" bench/group.py "$@" ;;
       print) shift; exec "$VENV/bin/python" bench/workbook_print.py "$@" ;;
+      login) shift; exec "$VENV/bin/python" bench/login_handoff.py "$@" ;;
       all) rc=0
         "$VENV/bin/python" bench/scrape_orders.py || rc=1
         "$VENV/bin/python" bench/rekey.py || rc=1
