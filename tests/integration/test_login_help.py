@@ -7,7 +7,8 @@ run again in the console, whose page shows a box for the captcha (its image) and
 SMS code (both read from the sandbox's admin API, as an eye and a phone would): a wrong code is said back and never sent again by
 dealerbot, the right one logs in; the new password the portal forces is typed by the person,
 kept in the keyring and used; no code or password appears in any file of the dealership's
-folder; and the next unattended run on the saved login asks for nothing and sends no code.
+folder; and the next unattended run on the saved login (the password now from the keyring)
+asks for nothing and sends no code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from dealerbot.config import load_settings
 from dealerbot.credentials import get_password, set_password
+from dealerbot.running.runner import run_bot
 
 from .conftest import OEM_PASSWORD
 from .test_console import CONSOLE_PASSWORD, _wait_finished
@@ -112,7 +114,7 @@ async def test_a_login_that_needs_a_person(settings, sandbox, clean_sandbox, fil
                 await page.click("#login-answer-submit")
                 key, prompt = await _box(page, after=key)
                 assert "还可尝试 2 次" in prompt and "短信验证码" in prompt, prompt  # the portal's words, asked again
-                await page.wait_for_timeout(1500)
+                await page.wait_for_timeout(1000)
                 account = clean_sandbox.get("oem", "/__admin/accounts")["D31001/dealer_admin"]
                 assert account["sms_wrong"] == 1 and account["sms_sent"] == 1 and not account["locked"]  # never again by itself
                 await page.fill("#login-answer", code)
@@ -133,8 +135,8 @@ async def test_a_login_that_needs_a_person(settings, sandbox, clean_sandbox, fil
         assert not leaks, leaks
 
         # The saved login still works: an unattended run asks for nothing and no code is sent.
-        again = _cli_run(tmp_path, "oem-customers")
-        assert again.returncode == 0, again.stdout + again.stderr
+        again = await run_bot("oem-customers", load_settings(None), trigger="schedule")
+        assert again.status == "succeeded", again.error
         assert clean_sandbox.get("oem", "/__admin/sms")["sent"] == 1
     finally:
         receiver.close()
