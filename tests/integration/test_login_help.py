@@ -141,3 +141,43 @@ async def test_a_login_that_needs_a_person(settings, sandbox, clean_sandbox, fil
     finally:
         receiver.close()
 
+
+
+def test_a_terminal_run_asks_on_its_terminal(sandbox, clean_sandbox, tmp_path):
+    """`dealerbot run` on a terminal (a real pseudo-terminal): the SMS code is asked there, typed
+    by the person, and the run succeeds; the code is not echoed into the run's log."""
+    import pty
+    import select
+
+    (tmp_path / "dealerbot.toml").write_text(
+        f'[oem]\nurl = "{sandbox.oem_url}"\nlogin_steps = ["sms_code"]\n[dms]\nurl = "{sandbox.dms_url}"\n'
+        f'[run]\nbackoff_seconds = 0.05\n', encoding="utf-8")
+    clean_sandbox.behave("oem", login_sms_code=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    env.update(DEALERBOT_OEM_PASSWORD=OEM_PASSWORD, COLUMNS="160", NO_COLOR="1")
+    main, tty = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "dealerbot.cli", "run", "oem-customers"], cwd=tmp_path, env=env,
+                            stdin=tty, stdout=tty, stderr=tty, close_fds=True)
+    os.close(tty)
+    seen, typed, code = b"", False, ""
+    deadline = time.monotonic() + 120
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(main, 4096)
+                except OSError:
+                    break
+            if not typed and "短信验证码".encode() in seen:
+                code = clean_sandbox.get("oem", "/__admin/sms")["code"]
+                os.write(main, code.encode() + b"\n")
+                typed = True
+        proc.wait(30)
+    finally:
+        os.close(main)
+    assert typed, seen.decode(errors="replace")[-2000:]
+    assert proc.returncode == 0, seen.decode(errors="replace")[-2000:]
+    assert clean_sandbox.get("oem", "/__admin/sms")["sent"] == 1
+    [log] = (tmp_path / "logs" / "runs").glob("*/run.log")
+    assert code not in log.read_text(encoding="utf-8")
