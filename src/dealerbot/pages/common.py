@@ -110,8 +110,9 @@ class LoginForm:
             resp = await nav.value
             # The portal took the password when it answered the POST with a redirect.
             accepted = resp is not None and resp.request.redirected_from is not None
-            if accepted and not await self.is_shown():
-                resp = await self._steps() or resp
+            # A step screen (an SMS code, a new password), after a redirect or in the answer to
+            # the login POST itself: answered through the run's person (a no-op without one).
+            resp = await self._steps() or resp
             shown = await self.is_shown()  # the page stays as it is until the checks below
             if not shown:
                 # Past the login page: logged in, whatever the page it led to answered (a 500 on
