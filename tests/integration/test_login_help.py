@@ -104,6 +104,8 @@ async def test_a_login_that_needs_a_person(settings, sandbox, clean_sandbox, fil
                 assert "图形验证码" in prompt, prompt
                 assert await page.evaluate("document.getElementById('login-captcha').naturalWidth") > 0
                 captcha = clean_sandbox.get("oem", "/__admin/captcha")["answer"]
+                forged = await page.request.post(page.url.split("?")[0] + "/answer", form={"answer": captcha, "key": key})
+                assert forged.status == 403  # without the session's CSRF token nothing reaches the run
                 await page.fill("#login-answer", captcha)
                 await page.click("#login-answer-submit")
                 key, prompt = await _box(page, after=key)
