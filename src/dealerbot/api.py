@@ -45,6 +45,7 @@ from dealerbot.errors import (
     ConfigError,
     DealerbotError,
     LoginRejected,
+    NeedsPerson,
     PageChanged,
     PortalUnavailable,
     RecordRejected,
@@ -55,6 +56,7 @@ from dealerbot.errors import (
 from dealerbot.failpoints import Failpoints
 from dealerbot.pages.common import (
     LOGIN_SELECTORS,
+    LOGIN_STEP_SELECTORS,
     HeaderTable,
     LoginForm,
     PagedTable,
@@ -75,6 +77,7 @@ __all__ = [
     "DMS_CONTRACT",
     "DMS_CUSTOMER",
     "LOGIN_SELECTORS",
+    "LOGIN_STEP_SELECTORS",
     "OEM_CUSTOMER",
     "OEM_ORDER",
     "Bot",
@@ -91,6 +94,7 @@ __all__ = [
     "ListBot",
     "LoginForm",
     "LoginRejected",
+    "NeedsPerson",
     "PageChanged",
     "PagedTable",
     "PlaywrightError",

@@ -69,6 +69,12 @@ class PortalSettings(_Section):
                     "match the live screens; a miss ends the run 'portal_changed' with nothing written "
                     "(docs/rekey.md, 'The canary before writing'); false: no check",
     )
+    login_steps: list[Literal["sms_code", "captcha", "new_password"]] = Field(
+        default_factory=list,
+        description="what the portal's login asks of a person after (or beside) the password: 'sms_code', "
+                    "'captcha', 'new_password'. An unattended run then stops as needs_person before typing "
+                    "anything, unless the saved login still works (see docs/own-portal.md, Logins that need a person)",
+    )
 
     @field_validator("url")
     @classmethod

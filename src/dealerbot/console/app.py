@@ -48,6 +48,7 @@ from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, pro
 from dealerbot.console.names import Names
 from dealerbot.errors import DealerbotError
 from dealerbot.logsetup import Masker
+from dealerbot.running.login_help import ConsoleHelp
 from dealerbot.status_text import COUNT_TEXT, STATUS_CSS, STATUS_TEXT
 from dealerbot.store import Store
 
@@ -123,6 +124,7 @@ class Console:
         self.names = Names(settings)  # what the pages call bots, portals and jobs
         self.env.globals["names"] = self.names
         self.masker = Masker()  # mobiles and ID numbers quoted in reject reasons are shown masked
+        self.login_help = ConsoleHelp()  # the box on a run's page where a person types a login's code
 
     def script(self) -> str:
         """The console's own JavaScript: every ``static/*.js``, in name order (one file per page's
@@ -206,7 +208,7 @@ class Console:
         wanted = {**(options or {}), **({"dry_run": True} if dry_run else {})}
         task = loop.create_task(run_bot(
             bot, self.settings, full=full, trigger="console", passwords=self.passwords, on_start=on_start,
-            on_progress=on_progress, options=wanted, stop=own_stop, job=job,
+            on_progress=on_progress, options=wanted, stop=own_stop, job=job, login_help=self.login_help,
         ))
         self.tasks.add(task)
         # The console's stop (shutdown: `serve` sets it) reaches the run at once, as its own 停止 does.

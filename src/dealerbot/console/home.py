@@ -257,7 +257,7 @@ class SyncStarter:
             try:
                 result = await sync(c.settings, full=full, dry_run=dry_run, trigger="console", passwords=c.passwords,
                                     job=job or CONSOLE_JOB, stop=c.stop, workbook=True, on_step=live.steps.append,
-                                    progress=progress, on_start=on_start)
+                                    progress=progress, on_start=on_start, login_help=c.login_help)
                 live.stopped, live.plan = result.stopped, result.plan
             except Exception as exc:  # noqa: BLE001 - said on the sync's page, never lost in a task
                 live.error = str(exc)
@@ -391,6 +391,7 @@ def register(app: FastAPI, c: Console) -> None:
         values["live_counts"] = dict(c.live)
         done = {r.bot for r in chain}
         values["waiting_steps"] = [b for b in READ_BOTS if b not in done]
+        values["login_waits"] = [r for r in chain if c.login_help.waiting(r.run_id) is not None]
         return c.page(request, "sync.html", **values)
 
     def sync_page_values(values: dict[str, Any], chain: list[RunRecord]) -> dict[str, Any]:

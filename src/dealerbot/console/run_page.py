@@ -256,6 +256,7 @@ def page_values(c: Console, run: RunRecord, rejects: list[dict[str, Any]]) -> di
         "shown_counts": counts_shown(run), "technical_counts": technical,
         "bot_title": c.names.bot(run.bot), "trigger_text": trigger_text(c, run),
         "go_live": bool(run.options.get("dry_run")) and run.status == "succeeded" and bool(run.counts.get("actions")),
+        "question": c.login_help.waiting(run.run_id),  # the login's code/captcha/new password it waits on
     }
 
 
@@ -287,6 +288,29 @@ def register(app: FastAPI, c: Console) -> None:
             return c.page(request, "run.html", 409, run=run, error=f"{'无法正式写入' if live else '无法重新运行'}：{exc}",
                           live=False, shots=[], files=[], **page_values(c, run, []))
         return RedirectResponse(f"/runs/{new_id}", status_code=303)
+
+    @app.post("/runs/{run_id}/answer")
+    async def answer(request: Request, run_id: str, csrf: str = Form(""), answer: str = Form(""),
+                     key: str = Form("")) -> Response:
+        """The box on a live run's page: what a person typed for the portal's login (an SMS code,
+        a captcha, a new password) goes to the run waiting on it (in this process), never to a
+        log or a page."""
+        c.check_csrf(request, csrf)
+        waiting = c.login_help.waiting(run_id)
+        if waiting is None or (key and key != waiting.key):
+            raise HTTPException(409, "这次运行没有在等待输入（可能已超时或已结束），请刷新页面")
+        if not answer.strip():
+            raise HTTPException(400, "请输入内容后再提交")
+        c.login_help.answer(run_id, answer)
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    @app.get("/runs/{run_id}/login-image")
+    async def login_image(run_id: str) -> Response:
+        """The captcha the run's login waits on, as the portal showed it (from memory; never saved)."""
+        waiting = c.login_help.waiting(run_id)
+        if waiting is None or not waiting.image:
+            raise HTTPException(404, "没有等待输入的图形验证码")
+        return Response(waiting.image, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.post("/runs/{run_id}/rerun")
     async def rerun(request: Request, run_id: str, csrf: str = Form("")) -> Response:

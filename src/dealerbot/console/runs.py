@@ -124,6 +124,9 @@ def register(app: FastAPI, c: Console) -> None:
                     elapsed = asyncio.get_running_loop().time() - started if started is not None else None
                     progress = view.progress_payload(c.live[run_id], elapsed)
                     yield f"event: counts\ndata: {json.dumps(progress, ensure_ascii=False)}\n\n"
+                question = c.login_help.waiting(run_id)
+                if question is not None:  # the key only: the page shows the box when it reloads
+                    yield f"event: ask\ndata: {json.dumps({'key': question.key})}\n\n"
                 with c.store() as store:
                     current = store.run(run_id)
                 if current is None or current.status != "running" or c.stop.is_set():

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlparse
 
-from dealerbot.errors import LoginRejected, PageChanged, SessionExpired
+from dealerbot.errors import LoginRejected, NeedsPerson, PageChanged, SessionExpired
 from dealerbot.web.portal import PortalSession
 
 if TYPE_CHECKING:
@@ -22,11 +22,24 @@ if TYPE_CHECKING:
 LOGIN_SELECTORS = ("login.form", "login.password", "login.submit", "login.error")
 
 
+# Optional login steps a portal's selector file may name; each is handled when its screen shows
+# (see docs/own-portal.md, "Logins that need a person"):
+#   login.captcha (the image) + login.captcha_answer (its box) on the login form itself;
+#   login.sms_code + login.sms_submit: a screen after the password asking for an SMS code;
+#   login.new_password (+ login.new_password_confirm) + login.new_password_submit: a forced change.
+LOGIN_STEP_SELECTORS = ("login.captcha", "login.captcha_answer", "login.sms_code", "login.sms_submit",
+                        "login.new_password", "login.new_password_confirm", "login.new_password_submit")
+NEED_WORDS = {"sms_code": "短信验证码", "captcha": "图形验证码", "new_password": "修改密码"}
+
+
 class LoginForm:
     """A portal's login screen.
 
     ``fields`` maps selector names to the values to type (the password is typed separately,
-    with tracing paused so that no trace ever holds it).
+    with tracing paused so that no trace ever holds it). The steps a person must answer (an
+    SMS code, a captcha, a forced new password: ``LOGIN_STEP_SELECTORS``) are asked through the
+    run's person (``session.shared.ask_person``); an unattended run stops with
+    :class:`~dealerbot.errors.NeedsPerson` before typing anything.
     """
 
     def __init__(self, session: PortalSession, fields: dict[str, str], password: Callable[[], str]) -> None:
@@ -38,18 +51,49 @@ class LoginForm:
         """Whether the page is the login screen."""
         return self.s.is_login_url(self.s.page.url) or await self.s.loc.present("login.form")
 
+    async def _step_shown(self, name: str) -> bool:
+        """Whether the optional step selector ``name`` is in the portal's file and on the page."""
+        return name in self.s.selectors.selectors and await self.s.loc.present(name)
+
+    def _unattended(self, needs: list[str]) -> NeedsPerson:
+        s = self.s
+        words = "、".join(NEED_WORDS.get(n, n) for n in needs)
+        return NeedsPerson(
+            f"{s.selectors.title}登录需要人工（{words}），本次运行无人值守，没有输入任何内容；请在控制台打开本次运行的页面，"
+            f"点击“登录并继续”，按提示输入 ({s.name}: the login needs a person ({', '.join(needs)}); nothing was typed)",
+            s.name, needs[0],
+        )
+
+    async def _ask(self, need: str, prompt: str, image: bytes | None = None) -> str:
+        ask = self.s.shared.ask_person
+        if ask is None:
+            raise self._unattended([need])
+        return await ask(need, prompt, image)
+
     async def login(self) -> None:
-        """Log in once. Never retries a refused password (portals lock accounts).
+        """Log in once. Never retries a refused password (portals lock accounts), never types a
+        code or an answer a person did not give.
 
         Raises:
             LoginRejected: the portal showed a login error (wrong password, locked account).
+            NeedsPerson: the login needs a person (``login_steps``, a captcha on the form, a step
+                screen after the password) and the run has none, or nobody answered.
             PageChanged: the login form is not where the selectors say.
             CredentialsMissing: no password is configured.
         """
         s = self.s
         secret = self.password()
+        self._stepped = False
         if not await self.is_shown():
             await s.goto("login", expect_login=True)
+        captcha = await self._step_shown("login.captcha")
+        needs = list(dict.fromkeys([*s.settings.login_steps, *(["captcha"] if captcha else [])]))
+        if needs and s.shared.ask_person is None:
+            raise self._unattended(needs)  # before typing anything: no code is sent for nobody
+        captcha_answer = ""
+        if captcha:
+            image = await (await s.loc.get("login.captcha")).screenshot()
+            captcha_answer = await self._ask("captcha", "请输入图片中的图形验证码", image)
         for name, value in self.fields.items():
             await (await s.loc.get(name)).fill(value)
         await s.pctx.pause_tracing()
@@ -58,19 +102,24 @@ class LoginForm:
         try:
             password = await s.loc.get("login.password")
             await password.fill(secret)
+            if captcha_answer:
+                await (await s.loc.get("login.captcha_answer")).fill(captcha_answer)
             submit = await s.loc.get("login.submit")
             async with s.page.expect_navigation(wait_until="domcontentloaded") as nav:
                 await submit.click()
             resp = await nav.value
             # The portal took the password when it answered the POST with a redirect.
             accepted = resp is not None and resp.request.redirected_from is not None
+            # A step screen (an SMS code, a new password), after a redirect or in the answer to
+            # the login POST itself: answered through the run's person (a no-op without one).
+            resp = await self._steps() or resp
             shown = await self.is_shown()  # the page stays as it is until the checks below
             if not shown:
                 # Past the login page: logged in, whatever the page it led to answered (a 500 on
                 # the landing page is for the next step to retry, not a failed login).
                 s.shared.logged_in = True
                 await s.pctx.save_state()  # while not tracing: the state holds the session cookie
-            elif accepted:
+            elif accepted and not captcha_answer and not self._stepped:
                 # Logged in, then sent back to the login page (the new session ended at once):
                 # the password is right; log in again later, never count it as refused.
                 raise SessionExpired(f"{s.name}: logged in, but the portal sent us back to its login page")
@@ -93,9 +142,52 @@ class LoginForm:
                 f"{s.selectors.title}拒绝登录（{who}）：{message or '仍停留在登录页'}。为免账号被锁定，不会自动重试；"
                 f"请核对密码：dealerbot credentials set {s.name} "
                 f"({s.name}: the portal refused the login for {who}; not retried: portals lock accounts after "
-                f"repeated wrong passwords)"
+                f"repeated wrong passwords)",
+                # a captcha or a code a person typed may be what was wrong: the password is not
+                # remembered as refused (the next run may type it again)
+                remembered=bool(captcha_answer) or self._stepped,
             )
         s.log.info("{}: logged in as {}", s.name, " / ".join(self.fields.values()))
+
+    _stepped = False  # a step screen after the password was answered this login
+
+    async def _steps(self) -> Any:
+        """Answer the step screens after the password (an SMS code, a forced new password), each
+        through the run's person, until none shows; the last answer's response (None: no step).
+        A step the portal refuses (its ``login.error`` on the same screen) is asked again of the
+        person with the portal's words; nothing is ever typed that a person did not give.
+
+        Raises:
+            NeedsPerson: a step shows and nobody is there (or nobody answered).
+        """
+        s = self.s
+        resp = None
+        error = ""
+        while True:
+            if await self._step_shown("login.sms_code"):
+                need, box, submit = "sms_code", "login.sms_code", "login.sms_submit"
+                prompt = "请输入手机收到的短信验证码"
+            elif await self._step_shown("login.new_password"):
+                need, box, submit = "new_password", "login.new_password", "login.new_password_submit"
+                prompt = "门户要求首次登录修改密码：请输入新密码（dealerbot 会保存它）"
+            else:
+                return resp
+            if await s.loc.present("login.error"):
+                error = (await (await s.loc.get("login.error")).inner_text()).strip()
+            answer = await self._ask(need, f"{error}；{prompt}" if error else prompt)
+            self._stepped = True
+            await (await s.loc.get(box)).fill(answer)
+            if need == "new_password" and "login.new_password_confirm" in s.selectors.selectors:
+                await (await s.loc.get("login.new_password_confirm")).fill(answer)
+            async with s.page.expect_navigation(wait_until="domcontentloaded") as nav:
+                await (await s.loc.get(submit)).click()
+            resp = await nav.value
+            refused = await self._step_shown(box) and await s.loc.present("login.error")
+            if need == "new_password" and not refused and not await self.is_shown():
+                if s.shared.keep_password is not None:
+                    s.shared.keep_password(answer)
+                s.log.info("{}: the portal took the new password a person chose; it is kept", s.name)
+            error = ""
 
 
 class PortalApp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,7 +20,7 @@ from dealerbot.config import PortalSettings, Settings
 from dealerbot.credentials import PasswordSource, env_name
 from dealerbot.data.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.data.records import Entity, Item
-from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopRequested
+from dealerbot.errors import ConfigError, DealerbotError, LoginRejected, RecordRejected, StopRequested
 from dealerbot.store import RecordWriter, Store
 from dealerbot.web.browser import Browser, Evidence
 from dealerbot.web.locators import SelectorFile, load_portal_selectors
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from dealerbot.desktop.driver import DesktopDriver
     from dealerbot.running.bot import Bot
+    from dealerbot.running.login_help import LoginHelp
 
 
 class PortalApp(Protocol):
@@ -79,6 +81,8 @@ class BotContext:
     # Handed in by the runner (this module reaches neither the registry nor the group):
     portal_apps: Callable[[str], AppFactory] | None = None  # portal -> its app (portals/ or the default)
     shared_pace: Callable[[str, int], Pace] | None = None  # (account, per minute) -> a pace shared across processes
+    login_help: LoginHelp | None = None  # a person to ask for a login's code/captcha/new password (None: unattended)
+    _new_passwords: dict[str, str] = field(default_factory=dict)  # portal -> the password a person chose this run
     _pipelines: dict[str, Pipeline] = field(default_factory=dict)
 
     # -- portals ----------------------------------------------------------------------------
@@ -155,6 +159,9 @@ class BotContext:
             )
             top = app(session, lambda: self.password(portal))
             session.login, session.app = top.login, top
+            if self.login_help is not None:
+                session.shared.ask_person = self._asker(portal, selectors.title)
+            session.shared.keep_password = lambda new: self._keep_password(portal, selectors.title, new)
             if self.bot.recycles:
                 session.recycle_when(self.settings.browser.recycle_requests, self.settings.browser.recycle_memory_mb)
             if self.settings.run.requests_per_minute:
@@ -406,12 +413,50 @@ class BotContext:
         await session.pctx.render_answer(session.name, f"HTTP {status} {self.evidence.masker(url)}", masked)
 
     def password(self, portal: str) -> str:
-        """The portal's password (environment, keyring or the runner's overrides).
+        """The portal's password (one a person chose this run, environment, keyring or the
+        runner's overrides).
 
         Raises:
             CredentialsMissing: there is none.
         """
-        return self.passwords(portal, self.settings.portal(portal).username)
+        return self._new_passwords.get(portal) or self.passwords(portal, self.settings.portal(portal).username)
+
+    def _asker(self, portal: str, title: str) -> Callable[[str, str, bytes | None], Awaitable[str]]:
+        """``ask(need, prompt, image)`` for the portal's login: the run's person answers; the
+        answer is a secret from then on (masked in the log, traces, saved pages)."""
+        from dealerbot.running.login_help import Question
+
+        help_ = self.login_help
+        assert help_ is not None
+
+        async def ask(need: str, prompt: str, image: bytes | None) -> str:
+            self.log.info("{}: the login asks a person for the {}", portal, need)
+            answer = await help_.ask(Question(self.run_id, portal, title, need, prompt, image))
+            self.evidence.masker.add_secret(answer)
+            self.log.info("{}: a person gave the {}", portal, need)
+            return answer
+
+        return ask
+
+    def _keep_password(self, portal: str, title: str, new: str) -> None:
+        """The portal took a new password a person chose (a forced change): keep it where
+        ``dealerbot credentials set`` keeps it (the keyring, with an audit entry); an
+        environment variable that still holds the old one is said in a note."""
+        from dealerbot.credentials import replace_password
+
+        self._new_passwords[portal] = new
+        self.evidence.masker.add_secret(new)
+        try:
+            replace_password(self.settings, self.store, portal, new, f"run {self.run_id}")
+        except DealerbotError as exc:
+            self.log.error("{}: the new password could not be kept: {}", portal, exc)
+            self.note(f"{title}：门户已改用新密码，但 dealerbot 无法保存它（{exc}）；请运行 dealerbot credentials set {portal} 保存新密码")
+            return
+        store = self.settings.own_store
+        if os.environ.get(env_name(portal, store)) or os.environ.get(env_name(portal)):
+            self.note(f"{title}：门户已改用新密码，已保存到系统钥匙串；环境变量 {env_name(portal, store)} 仍是旧密码，请更新或删除它")
+        else:
+            self.note(f"{title}：门户要求修改密码，新密码已保存到系统钥匙串")
 
     # -- records --------------------------------------------------------------------------
     def emit(self, entity: Entity, data: dict[str, Any], source: str = "") -> bool:

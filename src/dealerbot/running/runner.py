@@ -44,6 +44,7 @@ from dealerbot.logsetup import Masker, run_sinks
 from dealerbot.running.bot import Bot, bot_portals
 from dealerbot.running.context import COUNT_KEYS, BotContext
 from dealerbot.running.fan_out import first_error
+from dealerbot.running.login_help import LoginHelp, for_run
 from dealerbot.running.notify import notify_run
 from dealerbot.running.registry import get_bot, portal_app
 from dealerbot.store import Store
@@ -146,6 +147,7 @@ async def run_bot(
     job: str | None = None,
     stop: asyncio.Event | None = None,
     engine_job: int | None = None,
+    login_help: LoginHelp | None = None,
 ) -> RunResult:
     """Run the bot ``name`` once and record the run (``engine_job``: the group's task engine job
     running it).
@@ -154,6 +156,9 @@ async def run_bot(
     says why it started (manual, schedule, catch-up, postponed, console, demo) and ``job`` which
     timetable job started it; when ``stop`` is set, a bot that checks it stops between records
     (status ``interrupted``). Notifications (``[notify]``) go out when the run has finished.
+    ``login_help``: who answers a login's SMS code, captcha or new password (the console's box);
+    None: a terminal prompt for a ``manual`` run on a TTY, else nobody (the run ends
+    ``needs_person`` when the login needs a person).
 
     Raises:
         ConfigError: a group's settings with no store chosen (before any run is recorded).
@@ -216,6 +221,7 @@ async def run_bot(
                             stop=stop or asyncio.Event(), input=input_rows,
                             portal_apps=lambda portal: portal_app(portal, settings.home),
                             shared_pace=_shared_pace(settings, store),
+                            login_help=for_run(trigger, login_help),
                         )
                         try:
                             try:

@@ -25,6 +25,7 @@ from dealerbot.config import Settings
 from dealerbot.data.dictionary import load_dictionary
 from dealerbot.errors import DealerbotError
 from dealerbot.rekey.reconcile import ReconcileReport, reconcile_async
+from dealerbot.running.login_help import LoginHelp
 from dealerbot.running.notify import Notifier, review_message
 from dealerbot.running.runner import RunResult, run_bot
 from dealerbot.store import RunRecord, Store
@@ -68,9 +69,11 @@ async def sync(
     engine_job: int | None = None,
     workbook: bool = False,
     on_start: Callable[[str, Path], None] | None = None,
+    login_help: LoginHelp | None = None,
 ) -> SyncResult:
     """Run the chain (see the module docstring). Run failures are in the result, not raised.
-    ``on_start`` is told each step's run id as it starts (as :func:`run_bot`'s).
+    ``on_start`` is told each step's run id as it starts (as :func:`run_bot`'s); ``login_help``
+    answers a login's code for each step's run (as :func:`run_bot`'s: the console's box).
     A ``stop`` set between steps ends the chain there; approvals left waiting for a person are
     notified (``[notify] on`` review; the message names the workbook when one was written).
     With ``workbook`` (the timetable's and a group's workers' syncs) the review workbook is written into ``out/`` however the chain ended; a
@@ -85,7 +88,7 @@ async def sync(
     job = job or MANUAL_JOB
     result = await _chain(settings, full=full, dry_run=dry_run, headed=headed, trigger=trigger, passwords=passwords,
                           progress=progress, on_step=on_step, job=job, stop=stop, engine_job=engine_job,
-                          on_start=on_start)
+                          on_start=on_start, login_help=login_help)
     if workbook:
         from loguru import logger
 
@@ -122,7 +125,7 @@ async def _chain(
     settings: Settings, *, full: bool, dry_run: bool, headed: bool, trigger: str,
     passwords: Mapping[str, str] | None, progress: Callable[[str], Callable[[dict[str, int]], None] | None] | None,
     on_step: Callable[[str], None] | None, job: str | None, stop: asyncio.Event | None, engine_job: int | None,
-    on_start: Callable[[str, Path], None] | None = None,
+    on_start: Callable[[str, Path], None] | None = None, login_help: LoginHelp | None = None,
 ) -> SyncResult:
     dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
     policy = settings.rekey.policy()
@@ -133,7 +136,7 @@ async def _chain(
         r = await run_bot(
             bot, settings, full=full and bot == "oem-orders", headed=headed, trigger=trigger, passwords=passwords,
             on_progress=progress(bot) if progress else None, options=options, job=job, stop=stop,
-            engine_job=engine_job, on_start=on_start,
+            engine_job=engine_job, on_start=on_start, login_help=login_help,
         )
         result.runs.append(r)
         return r

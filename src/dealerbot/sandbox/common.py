@@ -58,6 +58,8 @@ class Session:
     display_name: str = ""
     notice_acked: bool = False
     flash: str | None = None
+    pending: str | None = None       # account key past its password, waiting for a login step (SMS code, new password)
+    captcha: str = ""                # the answer of the captcha this session was shown last
 
 
 @dataclass
@@ -68,6 +70,11 @@ class Account:
     failed: int = 0
     locked: bool = False              # after too many wrong passwords, until admin unlock/reset
     locked_until: float = 0.0         # temporary lock after rate-limit abuse
+    password_changed: bool = False    # login_new_password: the first login changed it
+    sms_code: str = ""                # the SMS code sent last (login_sms_code), as the phone shows it
+    sms_sent_at: float = 0.0          # when it was sent (time.time())
+    sms_sent: int = 0                 # how many codes were sent
+    sms_wrong: int = 0                # wrong codes typed since the last right one
 
 
 @dataclass
@@ -88,6 +95,7 @@ class Runtime:
     retired: dict[str, float] = field(default_factory=dict)  # renewed session id -> valid until (monotonic)
     fail_next: list[dict] = field(default_factory=list)  # one-shot faults: {path, mode, count}
     write_fault_log: list[dict] = field(default_factory=list)  # the ground truth of write faults applied
+    last_captcha: str = ""  # the answer of the captcha shown last (GET /__admin/captcha)
     lock: threading.RLock = field(default_factory=threading.RLock)
     rng: random.Random = field(default_factory=random.Random)
     templates: jinja2.Environment = field(default_factory=make_templates)
@@ -105,6 +113,7 @@ class Runtime:
             self.retired = {}
             self.fail_next = []
             self.write_fault_log = []
+            self.last_captcha = ""
 
     def write_fault(self, kind: str, record: str) -> bool:
         """Whether the save of ``record`` (an OEM order no or ID number) meets write fault

@@ -27,7 +27,17 @@ BEHAVIOUR_KEYS = (
     "session_rotate_requests",
     "write_faults",
     "dms_form_changed",
+    "login_sms_code",
+    "login_captcha",
+    "login_new_password",
 )
+
+# The login steps a real portal adds that need a person (each off by default; docs/sandbox.md):
+# an SMS code after the password, an image captcha on the login form, a forced password change
+# on an account's first login.
+LOGIN_STEP_KEYS = ("login_sms_code", "login_captcha", "login_new_password")
+SMS_CODE_SECONDS = 300  # an SMS code expires 5 minutes after it is sent
+MAX_WRONG_SMS_CODES = 3  # the third wrong code locks the account
 
 # What a real DMS does to a save now and then (``write_faults``): the form is accepted and the
 # answer says saved, but what is stored differs from what was typed.
@@ -154,6 +164,9 @@ class SandboxConfig(BaseModel):
     # #customer_no -> #cust_no); what the form saves stays the same. The canary before writing
     # (dealerbot.web.canary) must stop a writing run on it.
     dms_form_changed: bool = False
+    login_sms_code: bool = False  # OEM: an SMS code after the password (read: GET /__admin/sms)
+    login_captcha: bool = False  # OEM: an image captcha on the login form (answer: GET /__admin/captcha)
+    login_new_password: bool = False  # OEM: an account's first login must change its password
 
     @field_validator("host")
     @classmethod

@@ -6,6 +6,7 @@ import io
 import math
 import secrets
 from datetime import date, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Request
@@ -13,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from . import login_steps
 from .common import (
     PAGE_SIZE,
     STATIC,
@@ -163,11 +165,28 @@ def create_oem_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
     async def root() -> RedirectResponse:
         return RedirectResponse("/orders", status_code=303)
 
+    def login_form(request: Request, status_code: int = 200, **values: Any) -> HTMLResponse:
+        """The login page; with ``login_captcha`` on, a new captcha each time it is shown."""
+        captcha = bool(rt.behaviours.get("login_captcha"))
+        if captcha and request.state.session is not None:
+            login_steps.new_captcha(rt, request.state.session)
+        return rt.render(request, "oem_login.html", status_code=status_code, captcha=captcha, **values)
+
+    def finish_login(request: Request, user: str, nxt: str) -> Response:
+        old = request.state.session
+        with rt.lock:
+            rt.sessions.pop(old.sid, None)
+        sess = rt.new_session()
+        sess.user = user
+        sess.display_name = rt.accounts[sess.user].display_name
+        resp = RedirectResponse(nxt, status_code=303)
+        resp.set_cookie(rt.cookie, sess.sid, httponly=True, samesite="lax", path="/")
+        return resp
+
     @app.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, expired: str | None = None, next: str | None = None):  # noqa: A002
         error = "会话已过期，请重新登录" if expired == "1" else ""
-        return rt.render(request, "oem_login.html", error=error, next=safe_next(next, "/orders"),
-                         dealer_code="", username="")
+        return login_form(request, error=error, next=safe_next(next, "/orders"), dealer_code="", username="")
 
     @app.post("/login")
     async def login_post(request: Request):
@@ -176,21 +195,22 @@ def create_oem_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         dealer_code = str(form.get("dealer_code") or "").strip()
         username = str(form.get("username") or "").strip()
         if not check_csrf(request, str(form.get("csrf_token") or "")):
-            return rt.render(request, "oem_login.html", status_code=403, error="页面已过期，请刷新后重试",
-                             next=nxt, dealer_code=dealer_code, username=username)
+            return login_form(request, status_code=403, error="页面已过期，请刷新后重试",
+                              next=nxt, dealer_code=dealer_code, username=username)
+        if rt.behaviours.get("login_captcha"):
+            sess = request.state.session
+            typed, wanted = str(form.get("captcha") or "").strip(), sess.captcha if sess is not None else ""
+            if sess is not None:
+                sess.captcha = ""  # a captcha answers once
+            if not wanted or not secrets.compare_digest(typed.encode(), wanted.encode()):
+                return login_form(request, error="图形验证码错误，请重新输入", next=nxt, dealer_code=dealer_code,
+                                  username=username)
         ok, msg = rt.check_login(f"{dealer_code}/{username}", str(form.get("password") or ""))
         if not ok:
-            return rt.render(request, "oem_login.html", error=msg, next=nxt, dealer_code=dealer_code,
-                             username=username)
-        old = request.state.session
-        with rt.lock:
-            rt.sessions.pop(old.sid, None)
-        sess = rt.new_session()
-        sess.user = f"{dealer_code}/{username}"
-        sess.display_name = rt.accounts[sess.user].display_name
-        resp = RedirectResponse(nxt, status_code=303)
-        resp.set_cookie(rt.cookie, sess.sid, httponly=True, samesite="lax", path="/")
-        return resp
+            return login_form(request, error=msg, next=nxt, dealer_code=dealer_code, username=username)
+        return login_steps.after_password(rt, request, f"{dealer_code}/{username}", nxt, finish_login)
+
+    login_steps.register(app, rt, finish_login)
 
     @app.get("/logout")
     async def logout(request: Request) -> RedirectResponse:

@@ -30,6 +30,9 @@ firings, each deferred to the group's task engine, once per store, instead of ru
   trigger first reaches that year, and from 1 November on sends a message once a day at most
   (``calendar`` event; the day of the last one kept in ``state/calendar-notice``, so restarts
   do not repeat it).
+* While a portal's login waits for a person (the newest finished run of its bots ended
+  ``needs_person``: an SMS code, a captcha), a job that writes through it is skipped and recorded
+  with why (:mod:`dealerbot.schedule.login_wait`) until a person completes the login.
 * A job a person paused (the console's 定时任务 page) stays paused across restarts: pauses are
   kept in the store (:class:`~dealerbot.store.pauses.PausesPart`), applied when the scheduler
   starts (and when its store opens again), read again every 30 s and checked at each firing, so
@@ -296,6 +299,10 @@ class Scheduler:
         if pause is not None:
             self.log.warning("job {} not run: paused by {} at {:%Y-%m-%d %H:%M}", name, pause["paused_by"], pause["paused_at"])
             return
+        waits = await asyncio.to_thread(self.login_waits, job)
+        if waits is not None:  # a write while a portal's login waits for a person: recorded, not run
+            await self._skipped(job, why, waits)
+            return
         task = asyncio.current_task()
         if task is not None:
             self._active.add(task)
@@ -335,6 +342,32 @@ class Scheduler:
                 self.aps.add_job(self._fire, DateTrigger(at), args=[name, "postponed"], id=f"{name}@postponed",
                                  replace_existing=True, misfire_grace_time=job.misfire_grace_seconds)
                 break
+
+    def login_waits(self, job: Job) -> str | None:
+        """Why ``job`` must not fire now because a login of one of its portals waits for a
+        person (:mod:`dealerbot.schedule.login_wait`); None when it may. A store or a bots
+        folder that cannot be read says nothing here (the run itself then says it)."""
+        from dealerbot.running.registry import discover
+        from dealerbot.schedule.login_wait import logins_waiting, skip_reason
+
+        try:
+            bots = discover(home=self.settings.home)
+            with Store.open(self.settings.store_url, self.settings.store_code) as store:
+                waiting = logins_waiting(store.runs(200), bots)
+        except Exception:  # noqa: BLE001 - see the docstring
+            return None
+        if not waiting:
+            return None
+        titles = {p: self._portal_title(p) for p in waiting}
+        return skip_reason(job.run, job.portals, waiting, bots, titles)
+
+    def _portal_title(self, portal: str) -> str:
+        from dealerbot.web.locators import load_portal_selectors
+
+        try:
+            return load_portal_selectors(portal, None, self.settings.home).title
+        except Exception:  # noqa: BLE001 - a name is enough
+            return portal
 
     async def _skipped(self, job: Job, why: str, reason: str, status: str = "skipped") -> None:
         """Record (and notify) a firing that did not become a run: ``skipped``, or ``failed``

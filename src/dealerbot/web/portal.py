@@ -116,6 +116,11 @@ class _Shared:
     http_synced_at: float = 0.0  # event-loop time of that copy
     moves: int = 0  # screens the browser went to and actions on them: each may have changed its cookies
     warned_cookies: bool = False  # said once that some cookies cannot go over plain HTTP
+    # A person's help with the login (set by the run's context; None: unattended, nobody to ask):
+    # (need, prompt, image) -> the answer; the run's masker knows it before it is returned.
+    ask_person: Callable[[str, str, bytes | None], Awaitable[str]] | None = None
+    # Keeps a new password the portal made the person choose (where `credentials set` keeps it).
+    keep_password: Callable[[str], None] | None = None
 
 
 class PortalSession(SessionReads, SessionPacing):

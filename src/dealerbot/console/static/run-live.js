@@ -24,6 +24,11 @@ document.addEventListener('DOMContentLoaded', function () {
     }
     counts.textContent = p.items.map(function (i) { return i[0] + ' ' + i[1]; }).join(' · ') || '运行中…';
   });
+  // The run's login waits for a person (an SMS code, a captcha): the page shows the box for it.
+  es.addEventListener('ask', function (e) {
+    var shown = document.getElementById('login-help');
+    if (!shown || shown.getAttribute('data-ask') !== JSON.parse(e.data).key) { es.close(); location.reload(); }
+  });
   es.addEventListener('done', function () { es.close(); location.reload(); });
   // Refused for good (the login ended: a 401): the page itself leads to the login, saying so.
   es.onerror = function () { if (es.readyState === EventSource.CLOSED) location.reload(); };
