@@ -111,6 +111,12 @@ class GroupScheduler(Scheduler):
         except Exception as exc:  # noqa: BLE001 - not claimed: another scheduler may still take it
             self.log.error("job {} for store {} at {}: could not claim the firing: {}", name, store, key, exc)
             return
+        from dealerbot.schedule.login_wait import job_waits
+
+        waits = await asyncio.to_thread(job_waits, dealership, self.settings.home, job.run, job.portals)
+        if waits is not None:  # a write while this store's login waits for a person: recorded, not queued
+            await self._record(dealership, job, why, waits, "skipped")
+            return
         try:
             engine_job = await self.engine.defer(store, job.run, job=name, trigger=why, options=dict(job.options))
         except Exception as exc:  # noqa: BLE001 - recorded and notified below

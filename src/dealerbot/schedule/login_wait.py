@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 from dealerbot.running.bot import bot_portals
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dealerbot.store import Store
     from dealerbot.store.runs import RunRecord
 
 SYNC = "sync"
@@ -58,3 +61,27 @@ def skip_reason(job_run: str, portals: Iterable[str], waiting: Mapping[str, RunR
                     f"请在控制台打开该运行页面，点击“登录并继续” ({portal}: a login waits for a person since run "
                     f"{run.run_id}; writing jobs are not fired until it is done)")
     return None
+
+
+def job_waits(store: Store, home: Path, job_run: str, portals: Iterable[str]) -> str | None:
+    """Why a job running ``job_run`` through ``portals`` must not fire now for the dealership
+    of ``store`` (its newest runs), the bots and selector titles found in ``home``; None when it
+    may. The one check a dealership's timetable and a group's scheduler both make. A bots folder
+    or a store that cannot be read says nothing here (the run itself then says it)."""
+    from dealerbot.running.registry import discover
+    from dealerbot.web.locators import load_portal_selectors
+
+    try:
+        bots = discover(home=home)
+        waiting = logins_waiting(store.runs(200), bots)
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+    if not waiting:
+        return None
+    titles: dict[str, str] = {}
+    for portal in waiting:
+        try:
+            titles[portal] = load_portal_selectors(portal, None, home).title
+        except Exception:  # noqa: BLE001 - a name is enough
+            titles[portal] = portal
+    return skip_reason(job_run, portals, waiting, bots, titles)

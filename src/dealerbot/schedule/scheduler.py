@@ -345,29 +345,15 @@ class Scheduler:
 
     def login_waits(self, job: Job) -> str | None:
         """Why ``job`` must not fire now because a login of one of its portals waits for a
-        person (:mod:`dealerbot.schedule.login_wait`); None when it may. A store or a bots
-        folder that cannot be read says nothing here (the run itself then says it)."""
-        from dealerbot.running.registry import discover
-        from dealerbot.schedule.login_wait import logins_waiting, skip_reason
+        person (:func:`dealerbot.schedule.login_wait.job_waits`); None when it may."""
+        from dealerbot.schedule.login_wait import job_waits
 
         try:
-            bots = discover(home=self.settings.home)
-            with Store.open(self.settings.store_url, self.settings.store_code) as store:
-                waiting = logins_waiting(store.runs(200), bots)
-        except Exception:  # noqa: BLE001 - see the docstring
+            store = Store.open(self.settings.store_url, self.settings.store_code)
+        except Exception:  # noqa: BLE001 - the run itself then says what is wrong with the store
             return None
-        if not waiting:
-            return None
-        titles = {p: self._portal_title(p) for p in waiting}
-        return skip_reason(job.run, job.portals, waiting, bots, titles)
-
-    def _portal_title(self, portal: str) -> str:
-        from dealerbot.web.locators import load_portal_selectors
-
-        try:
-            return load_portal_selectors(portal, None, self.settings.home).title
-        except Exception:  # noqa: BLE001 - a name is enough
-            return portal
+        with store:
+            return job_waits(store, self.settings.home, job.run, job.portals)
 
     async def _skipped(self, job: Job, why: str, reason: str, status: str = "skipped") -> None:
         """Record (and notify) a firing that did not become a run: ``skipped``, or ``failed``
