@@ -64,8 +64,10 @@ def key_format(item: Item) -> Item:
     """Reject a record whose key does not look like the entity's keys (it would go into URLs)."""
     key = str(item.data.get(item.entity.key) or "").strip()
     if key and not item.entity.key_is_valid(key):
-        item.issues.append(validate.Issue(item.entity.key, "bad_key", "reject",
-                                   f"{item.entity.header(item.entity.key)}格式不正确：「{key}」"))
+        entity = item.entity
+        item.issues.append(validate.Issue(entity.key, "bad_key", "reject",
+                                   f"{entity.header(entity.key)}格式不正确：「{key}」不符合{entity.title}的编号规则"
+                                   f"（{entity.key_rule_text()}；record type {entity.name}: key_pattern）"))
     return item
 
 
