@@ -341,3 +341,44 @@ def test_a_script_handled_form_and_an_admin_list_answer_without_a_page_load(shop
     said = raw.stdout + raw.stderr
     assert raw.returncode == 2 and "车架号、品牌" in said and "vin、brand、model" in said, said
     assert platform.counters()["submits"] == 3
+
+
+def test_a_run_that_rejects_every_record_says_so_everywhere(shop, platform, monkeypatch):
+    """10 of 10 rows rejected (keys that break the record type's key rule): 全部被拒绝, exit 65, in
+    the summary, the console's run page and the workbook's 概要; one row found among nine bad
+    ones is a plain success (a record found is a record of the run, not a reject)."""
+    from starlette.testclient import TestClient
+
+    from dealerbot.config import load_settings
+    from dealerbot.console.app import create_app
+
+    header = "vin,brand,model,reg_date,mileage_km,price,owner_name,owner_mobile\n"
+    bad = [f"LSVB123A/PH9000{i:02d},丰田,卡罗拉,2021-05-06,42000,86000,欧阳娜,13912345678\n" for i in range(10)]
+    (shop / "bad.csv").write_text(header + "".join(bad), encoding="utf-8")
+    rejected = run(shop, "run", "usedcars-register", "--input", "bad.csv")
+    assert rejected.returncode == 65, rejected.stdout + rejected.stderr
+    assert "全部被拒绝" in rejected.stdout and "成功" not in rejected.stdout.split("运行结果")[-1]
+    run_id = rejected.stdout.split("runs: ")[1].split()[0]
+    assert platform.counters()["submits"] == 0
+
+    run(shop, "export", "-o", "bad.xlsx")
+    wb = load_workbook(shop / "bad.xlsx", read_only=True)
+    summary = [c for row in wb["概要"].iter_rows(values_only=True) for c in row if c]
+    assert "全部被拒绝" in summary
+    sheet = [t for t in wb.sheetnames if t.startswith("置换车辆")][-1]
+    reasons = [r["问题说明"] for r in _sheet(shop / "bad.xlsx", sheet)]
+    assert len(reasons) == 10 and all("不符合置换车辆的编号规则" in r and "最长64位" in r for r in reasons), reasons
+
+    monkeypatch.chdir(shop)
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", "console-pass-1")
+    web = TestClient(create_app(load_settings(shop / "dealerbot.toml")), base_url="http://127.0.0.1")
+    csrf = web.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+    web.post("/login", data={"password": "console-pass-1", "csrf": csrf})
+    page = web.get(f"/runs/{run_id}")
+    assert page.status_code == 200 and "全部被拒绝" in page.text
+
+    existing = platform.cars()[0]["vin"]
+    (shop / "mixed.csv").write_text(header + f"{existing},大众,朗逸,2020-01-01,1000,1000,张三,13800000000\n"
+                                    + "".join(bad[1:]), encoding="utf-8")
+    mixed = run(shop, "run", "usedcars-register", "--input", "mixed.csv")
+    assert mixed.returncode == 0 and "全部被拒绝" not in mixed.stdout, mixed.stdout + mixed.stderr
