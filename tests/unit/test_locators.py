@@ -195,3 +195,17 @@ def test_outcomes_and_empty_tables_load_as_declared(tmp_path):
     assert [(s.kind, s.value, s.status) for s in out.success] == [
         ("selector", "a.ok", ()), ("text", "保存成功", ()), ("response", "api", (200, 201))]
     assert [(s.kind, s.value) for s in out.failure] == [("response", "/api/cars")]
+
+
+def test_fetched_pages_find_a_link_by_its_role_or_words(tmp_path):
+    f = load_selector_file(_write(tmp_path, (
+        "portal: x\nselectors:\n  by.role:\n    - role: link\n      name: 下一页\n  by.text:\n    - text: 下一页\n"
+        "  by.exact:\n    - text: 0 辆车\n      exact: true\n  by.none:\n    - role: link\n      name: 上一页\n")))
+    root = html.fromstring(
+        "<html><head><title>下一页</title><script>var t = '下一页 0 辆车';</script></head><body>"
+        "<p>第 1/3 页 <a href='?p=2'><span>下一页</span></a></p><a>下一页</a><p>共 10 辆车</p><p> 0  辆车 </p></body></html>")
+    reader = HtmlReader(f)
+    assert [el.get("href") for el in reader.find_any(root, "by.role")] == ["?p=2"]  # <a> without href is no link
+    assert [el.tag for el in reader.find_any(root, "by.text")] == ["span", "a"]  # innermost; not the title or script
+    assert [el.text_content() for el in reader.find_any(root, "by.exact")] == [" 0  辆车 "]
+    assert reader.find_any(root, "by.none") == []

@@ -40,6 +40,9 @@ def _by_attribute(css: str, key: str) -> tuple[str, str] | None:
 _ROLES = {"link": "//a[@href]|//*[@role='link']", "button": "//button|//input[@type='submit']|//*[@role='button']"}
 
 
+_UNSHOWN = frozenset({"script", "style", "title", "head", "template", "noscript"})  # text nobody sees
+
+
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
@@ -125,7 +128,8 @@ class HtmlReader:
             if cand.kind == "css":
                 found = list(self._css(cand.value)(root))
             elif cand.kind == "text":
-                found = [el for el in root.iter() if isinstance(el.tag, str) and _holds(el, cand.value, cand.exact)
+                found = [el for el in root.iter() if isinstance(el.tag, str) and el.tag not in _UNSHOWN
+                         and _holds(el, cand.value, cand.exact)
                          and not any(_holds(child, cand.value, cand.exact) for child in el.iterchildren()
                                      if isinstance(child.tag, str))]
             else:
