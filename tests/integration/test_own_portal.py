@@ -335,22 +335,27 @@ def test_a_script_handled_form_and_an_admin_list_answer_without_a_page_load(shop
     rejects = {r["车架号"]: r["问题说明"] for r in written if r["校验结果"] == "拒绝"}
     assert set(rejects) == {tesla} and "保存失败：品牌「特斯拉」不在本平台可置换品牌之列" in rejects[tesla]
 
-    # find() returning the table's own headers is the bot's mistake, said before anything is written
+    # find() returning the table's own headers is the bot's mistake: the run stops at once, naming
+    # them and the fields it must return, and the audit says the car was saved but not read back
     (shop / "bots" / "usedcars_quick.py").write_text(QUICK_BOT.replace('ctx.options.get("raw")', "True"), encoding="utf-8")
-    raw = run(shop, "run", "usedcars-quick", "--input", "quick.csv")
+    fourth = _vin(910004)
+    (shop / "raw.csv").write_text(header + f"{fourth},丰田,凯美瑞,2021-05-06,42000,86000,上官婉,13912345671,\n"
+                                  + f"{_vin(910005)},丰田,凯美瑞,2021-05-06,42000,86000,上官婉,13912345672,\n", encoding="utf-8")
+    raw = run(shop, "run", "usedcars-quick", "--input", "raw.csv")
     said = raw.stdout + raw.stderr
     assert raw.returncode == 2 and "车架号、品牌" in said and "vin、brand、model" in said, said
-    assert platform.counters()["submits"] == 3
+    assert platform.counters()["submits"] == 4  # the second car is not typed after the mistake showed
+    audit = run(shop, "audit", "--order", fourth).stdout
+    assert "已保存，查找结果无法读取" in audit and "已写入并回读" not in audit, audit
 
 
 def test_a_run_that_rejects_every_record_says_so_everywhere(shop, platform, monkeypatch):
     """10 of 10 rows rejected (keys that break the record type's key rule): 全部被拒绝, exit 65, in
     the summary, the console's run page and the workbook's 概要; one row found among nine bad
     ones is a plain success (a record found is a record of the run, not a reject)."""
-    from starlette.testclient import TestClient
-
     from dealerbot.config import load_settings
-    from dealerbot.console.app import create_app
+
+    from .test_console import serving
 
     header = "vin,brand,model,reg_date,mileage_km,price,owner_name,owner_mobile\n"
     bad = [f"LSVB123A/PH9000{i:02d},丰田,卡罗拉,2021-05-06,42000,86000,欧阳娜,13912345678\n" for i in range(10)]
@@ -371,11 +376,11 @@ def test_a_run_that_rejects_every_record_says_so_everywhere(shop, platform, monk
 
     monkeypatch.chdir(shop)
     monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", "console-pass-1")
-    web = TestClient(create_app(load_settings(shop / "dealerbot.toml")), base_url="http://127.0.0.1")
-    csrf = web.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
-    web.post("/login", data={"password": "console-pass-1", "csrf": csrf})
-    page = web.get(f"/runs/{run_id}")
-    assert page.status_code == 200 and "全部被拒绝" in page.text
+    with serving(load_settings(shop / "dealerbot.toml"), passwords=None) as (url, _), httpx.Client(base_url=url) as web:
+        csrf = web.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+        web.post("/login", data={"password": "console-pass-1", "csrf": csrf})
+        page = web.get(f"/runs/{run_id}")
+    assert page.status_code == 200 and "全部被拒绝" in page.text  # the console's run page
 
     existing = platform.cars()[0]["vin"]
     (shop / "mixed.csv").write_text(header + f"{existing},大众,朗逸,2020-01-01,1000,1000,张三,13800000000\n"
