@@ -350,6 +350,34 @@ def test_a_script_handled_form_and_an_admin_list_answer_without_a_page_load(shop
     assert "已保存，查找结果无法读取" in audit and "已写入并回读" not in audit, audit
 
 
+READBACK_BOT = '''
+from dealerbot.api import Bot, BotContext, SubmitOutcome
+from portals.usedcars import USED_CAR
+
+
+class ReadBack(Bot):
+    name = "usedcars-readback"
+    portal = "usedcars"
+    entity = USED_CAR
+    description = "a portal that shows a saved car without its brand"
+    uses_browser = False
+
+    async def run(self, ctx: BotContext) -> None:
+        saved = {}
+
+        async def find(vin):
+            return saved.get(vin)
+
+        async def create(car):
+            saved[car["vin"]] = {f: car[f] for f in ("vin", "model", "owner_name", "owner_mobile")}
+            return SubmitOutcome("saved", "/cars/1/")
+
+        car = {"vin": "LSVB123A5PH910001", "brand": "丰田", "model": "卡罗拉", "owner_name": "欧阳娜",
+               "owner_mobile": "13912345678"}
+        await ctx.write_once(USED_CAR, car, find, create)
+'''
+
+
 def test_a_run_that_rejects_every_record_says_so_everywhere(shop, platform, monkeypatch):
     """10 of 10 rows rejected (keys that break the record type's key rule): 全部被拒绝, exit 65, in
     the summary, the console's run page and the workbook's 概要; one row found among nine bad
@@ -382,6 +410,14 @@ def test_a_run_that_rejects_every_record_says_so_everywhere(shop, platform, monk
         web.post("/login", data={"password": "console-pass-1", "csrf": csrf})
         page = web.get(f"/runs/{run_id}")
     assert page.status_code == 200 and "全部被拒绝" in page.text  # the console's run page
+
+    # a saved record whose read-back the pipeline rejects (the portal shows no brand): the audit
+    # says so, never 已写入并回读 beside a reject
+    (shop / "bots" / "usedcars_readback.py").write_text(READBACK_BOT, encoding="utf-8")
+    readback = run(shop, "run", "usedcars-readback")
+    assert readback.returncode == 65, readback.stdout + readback.stderr
+    audit = run(shop, "audit", "--order", "LSVB123A5PH910001").stdout
+    assert "已写入，回读的记录被拒绝" in audit and "缺少品牌" in audit and "已写入并回读" not in audit, audit
 
     existing = platform.cars()[0]["vin"]
     (shop / "mixed.csv").write_text(header + f"{existing},大众,朗逸,2020-01-01,1000,1000,张三,13800000000\n"
