@@ -133,7 +133,7 @@ def test_a_new_user_reads_and_registers_cars_on_their_own_portal(shop, platform)
     register_sheets = [t for t in wb.sheetnames if t.startswith("置换车辆")]
     rows = _sheet(shop / "review.xlsx", register_sheets[-1])
     reasons = {r["车架号"]: r["问题说明"] for r in rows if r["校验结果"] == "拒绝"}
-    assert "特斯拉" in reasons[unknown_brand] and "VIN校验位错误" in reasons[refused_vin]
+    assert "特斯拉" in reasons[unknown_brand] and "车架号校验位错误" in reasons[refused_vin]  # by its own header
 
 
 def test_an_ended_session_sent_to_a_404_page_logs_in_again(shop, platform):

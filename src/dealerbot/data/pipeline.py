@@ -293,11 +293,31 @@ _CHECKS: dict[str, Callable[[str], Step]] = {
 }
 
 
+# The words each check's messages use for its field (the shipped record types' headers).
+_CHECK_WORDS = {"name": "客户姓名", "mobile": "手机号", "id_number": "证件号码", "vin": "VIN"}
+
+
+def _in_own_words(step: Step, word: str, header: str) -> Step:
+    """``step``, its messages naming the field by ``header`` instead of the check's ``word`` (a
+    user's 车主 field is not said to be missing a 客户姓名)."""
+    if word == header:
+        return step
+
+    def own(item: Item) -> Item:
+        before = len(item.issues)
+        item = step(item)
+        item.issues[before:] = [dataclasses.replace(i, message=i.message.replace(word, header)) for i in item.issues[before:]]
+        return item
+
+    return own
+
+
 def default_steps(entity: Entity) -> list[Step]:
     """The pipeline of a record type a user declared: suspicious text flagged, the key and the
     ``required`` fields present, the key's form, each field's ``check`` (name, mobile, ID
-    number, VIN), typed values; any error rejects the record with its reason."""
-    checks = [_CHECKS[f.check](f.name) for f in entity.fields if f.check]
+    number, VIN), typed values; any error rejects the record with its reason (naming the field
+    by its header)."""
+    checks = [_in_own_words(_CHECKS[f.check](f.name), _CHECK_WORDS[f.check], f.header) for f in entity.fields if f.check]
     return [
         suspicious_text,
         required(entity.key, *(f.name for f in entity.fields if f.required and f.name != entity.key)),
