@@ -363,7 +363,9 @@ class ReadBack(Bot):
     uses_browser = False
 
     async def run(self, ctx: BotContext) -> None:
-        saved = {}
+        there = {"vin": "LSVB123A3PH910000", "brand": "大众", "model": "朗逸", "owner_name": "张三",
+                 "owner_mobile": "13800000000"}
+        saved = {there["vin"]: there}
 
         async def find(vin):
             return saved.get(vin)
@@ -374,14 +376,15 @@ class ReadBack(Bot):
 
         car = {"vin": "LSVB123A5PH910001", "brand": "丰田", "model": "卡罗拉", "owner_name": "欧阳娜",
                "owner_mobile": "13912345678"}
+        await ctx.write_once(USED_CAR, there, find, create)  # found: a record of the run, not a reject
         await ctx.write_once(USED_CAR, car, find, create)
 '''
 
 
 def test_a_run_that_rejects_every_record_says_so_everywhere(shop, platform, monkeypatch):
     """10 of 10 rows rejected (keys that break the record type's key rule): 全部被拒绝, exit 65, in
-    the summary, the console's run page and the workbook's 概要; one row found among nine bad
-    ones is a plain success (a record found is a record of the run, not a reject)."""
+    the summary, the console's run page and the workbook's 概要; one record found beside one
+    rejected is a plain success (a record found is a record of the run, not a reject)."""
     from dealerbot.config import load_settings
 
     from .test_console import serving
@@ -411,19 +414,14 @@ def test_a_run_that_rejects_every_record_says_so_everywhere(shop, platform, monk
         page = web.get(f"/runs/{run_id}")
     assert page.status_code == 200 and "全部被拒绝" in page.text  # the console's run page
 
+    # one record found and one rejected is a plain success (a record found is a record of the run);
     # a saved record whose read-back the pipeline rejects (the portal shows no brand): the audit
     # says so, never 已写入并回读 beside a reject
     (shop / "bots" / "usedcars_readback.py").write_text(READBACK_BOT, encoding="utf-8")
     readback = run(shop, "run", "usedcars-readback")
-    assert readback.returncode == 65, readback.stdout + readback.stderr
+    assert readback.returncode == 0 and "全部被拒绝" not in readback.stdout, readback.stdout + readback.stderr
     audit = run(shop, "audit", "--order", "LSVB123A5PH910001").stdout
     assert "已写入，回读的记录被拒绝" in audit and "缺少品牌" in audit and "已写入并回读" not in audit, audit
-
-    existing = platform.cars()[0]["vin"]
-    (shop / "mixed.csv").write_text(header + f"{existing},大众,朗逸,2020-01-01,1000,1000,张三,13800000000\n"
-                                    + "".join(bad[1:]), encoding="utf-8")
-    mixed = run(shop, "run", "usedcars-register", "--input", "mixed.csv")
-    assert mixed.returncode == 0 and "全部被拒绝" not in mixed.stdout, mixed.stdout + mixed.stderr
 
 
 @pytest.mark.slow  # waits out a submit timeout (8 s) on purpose, then runs again
