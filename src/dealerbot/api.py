@@ -17,13 +17,15 @@ Re-keying into a DMS
     :class:`Submitted`.
 Records
     :class:`Entity`, :class:`FieldDef`: declare a record type; it gets the default pipeline
-    (required key, types, rejects with reasons), a place in the store, a workbook sheet and the
-    masking of its ``personal`` fields.
+    (required key matching ``key_pattern``, named in words by ``key_rule``; types; rejects with
+    reasons), a place in the store, a workbook sheet and the masking of its ``personal`` fields.
 Page objects
     :class:`PortalApp` (logging in), :class:`PortalSession` (the logged-in page, ``goto``,
     ``fetch_html``, ``fetch_json``, ``step``, ``loc``), :class:`Form` / :class:`SubmitOutcome`
-    (fill, choose, submit exactly once), :class:`LoginForm`, :class:`PagedTable`,
-    :func:`read_table`, :class:`HeaderTable` (columns by header text), :func:`read_saved_table`
+    (fill, choose, submit exactly once; a script-handled form's outcome from its ``success`` /
+    ``failure`` signals, or the selector file's ``outcomes:``), :class:`LoginForm`,
+    :class:`PagedTable`, :func:`read_table`, :class:`HeaderTable` (columns by header text; a
+    ``find`` for ``write_once`` returns the record type's field names), :func:`read_saved_table`
     (a declared table read from a saved page: a project's own tests).
 Retrying
     :func:`with_retries` (a step that may fail for a while: backoff, what is retried, its words),

@@ -36,6 +36,10 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
+_OUTCOMES = ("portal: x\nselectors:\n  a.save: {role: button, name: 保存}\n  a.ok: {css: '.ok'}\n"
+             "  a.lbl: {label: 下一页}\n")
+
+
 @pytest.mark.parametrize(
     ("text", "line", "words"),
     [
@@ -50,6 +54,15 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("portal: x\nselectors:\n  a.b:\n    - css: '#a'\nevidence_mask: [a.c]\n", 5, "unknown selector 'a.c'"),
         ("portal: x\nselectors:\n  a.b: [css: '#a'\n", 4, "not valid YAML"),
         ("portal: x\nselectors:\n  a.b:\n    - css: '#a'\nscreens:\n  - {names: [zz], endpoint: login}\n", 6, "no selector name starts with 'zz.'"),
+        (_OUTCOMES + "outcomes:\n  a.save:\n    success: [{selector: a.gone}]\n", 8, "unknown selector 'a.gone'"),
+        (_OUTCOMES + "outcomes:\n  a.save:\n    success: [{toast: ok}]\n", 8, "a signal is one of"),
+        (_OUTCOMES + "outcomes:\n  a.save:\n    failure: [{text: 失败}]\n", 8, "with success: [signals]"),
+        (_OUTCOMES + "outcomes:\n  a.save:\n    success: [{response: {url: /api, status: ok}}]\n", 8, "an HTTP status"),
+        (_OUTCOMES + "outcomes:\n  a.nope:\n    success: [{text: 好}]\n", 7, "'a.nope' is not a selector"),
+        (_OUTCOMES + "endpoints: {l: /l}\ntables:\n  t: {endpoint: l, table: a.ok, columns: {v: V}, empty: none}\n", 8,
+         "empty must be 'no_rows'"),
+        (_OUTCOMES + "endpoints: {l: /l}\ntables:\n  t: {endpoint: l, table: a.ok, columns: {v: V}, next: a.lbl}\n", 8,
+         "needs a css, text or role (link/button) choice"),
     ],
 )
 def test_malformed_files_name_file_and_line(tmp_path, text, line, words):
@@ -169,3 +182,30 @@ def test_a_working_folder_selectors_file_replaces_only_its_own_portal(tmp_path, 
     assert portal_selectors_path("dms") == own  # the dealership's adjusted copy
     assert portal_selectors_path("oem") == shipped_selectors_dir() / "oem.yaml"  # not hidden by it
     assert load_portal_selectors("oem").portal == "oem"
+
+
+def test_outcomes_and_empty_tables_load_as_declared(tmp_path):
+    f = load_selector_file(_write(tmp_path, _OUTCOMES + (
+        "endpoints: {l: /l, api: /api/cars}\n"
+        "tables:\n  t: {endpoint: l, table: a.ok, columns: {v: V}, next: a.save, empty: no_rows}\n"
+        "outcomes:\n  a.save:\n    success: [{selector: a.ok}, {text: 保存成功}, {response: {url: api, status: [200, 201]}}]\n"
+        "    failure: [{response: /api/cars}]\n")))
+    assert f.tables["t"].empty == "no_rows" and f.tables["t"].next == "a.save"
+    out = f.outcomes["a.save"]
+    assert [(s.kind, s.value, s.status) for s in out.success] == [
+        ("selector", "a.ok", ()), ("text", "保存成功", ()), ("response", "api", (200, 201))]
+    assert [(s.kind, s.value) for s in out.failure] == [("response", "/api/cars")]
+
+
+def test_fetched_pages_find_a_link_by_its_role_or_words(tmp_path):
+    f = load_selector_file(_write(tmp_path, (
+        "portal: x\nselectors:\n  by.role:\n    - role: link\n      name: 下一页\n  by.text:\n    - text: 下一页\n"
+        "  by.exact:\n    - text: 0 辆车\n      exact: true\n  by.none:\n    - role: link\n      name: 上一页\n")))
+    root = html.fromstring(
+        "<html><head><title>下一页</title><script>var t = '下一页 0 辆车';</script></head><body>"
+        "<p>第 1/3 页 <a href='?p=2'><span>下一页</span></a></p><a>下一页</a><p>共 10 辆车</p><p> 0  辆车 </p></body></html>")
+    reader = HtmlReader(f)
+    assert [el.get("href") for el in reader.find_any(root, "by.role")] == ["?p=2"]  # <a> without href is no link
+    assert [el.tag for el in reader.find_any(root, "by.text")] == ["span", "a"]  # innermost; not the title or script
+    assert [el.text_content() for el in reader.find_any(root, "by.exact")] == [" 0  辆车 "]
+    assert reader.find_any(root, "by.none") == []

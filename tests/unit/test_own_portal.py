@@ -98,6 +98,24 @@ def test_a_declared_record_type_gets_the_default_pipeline():
     assert bad_vin.value.field == "vin"
 
 
+def test_a_rejected_key_names_the_rule_and_checks_speak_of_the_field_by_its_header():
+    with pytest.raises(RecordRejected) as default_rule:
+        pipeline_for(CAR).process(Item(CAR, {"vin": "a.b@example.com", "brand": "丰田"}))
+    assert "不符合" in default_rule.value.reason and "只含字母、数字、_ 和 -，最长64位" in default_rule.value.reason
+    contact = Entity("contact", "联系人", "email", (FieldDef("email", "Email"), FieldDef("owner", "车主", check="name")),
+                     key_pattern=r"[^@\s/]+@[^@\s/]+\.[A-Za-z]{2,}", key_rule="有效的电子邮箱地址")
+    assert pipeline_for(contact).process(Item(contact, {"email": "a.b@example.com", "owner": "王伟"})).key == "a.b@example.com"
+    with pytest.raises(RecordRejected) as own_rule:
+        pipeline_for(contact).process(Item(contact, {"email": "../logout", "owner": "王伟"}))
+    assert "Email格式不正确：「../logout」不符合联系人的编号规则（有效的电子邮箱地址" in own_rule.value.reason
+    with pytest.raises(RecordRejected) as unnamed:
+        pipeline_for(contact).process(Item(contact, {"email": "a@b.cn", "owner": ""}))
+    assert unnamed.value.reason == "缺少车主"  # its own header, not the shipped types' 客户姓名
+    bare = Entity("contact", "联系人", "email", (FieldDef("email", "Email"),), key_pattern=r"\S+@\S+")
+    with pytest.raises(RecordRejected, match=r"须完全匹配 \\S\+@\\S\+"):
+        pipeline_for(bare).process(Item(bare, {"email": "nobody"}))
+
+
 @pytest.mark.parametrize(
     ("make", "words"),
     [
@@ -106,6 +124,7 @@ def test_a_declared_record_type_gets_the_default_pipeline():
         (lambda: Entity("used_car", "t", "vin", (FieldDef("vin", "v"), FieldDef("vin", "w"))), "appears twice"),
         (lambda: FieldDef("price", "p", "money"), "kind 'money'"),  # type: ignore[arg-type]
         (lambda: Entity("a" * 33, "t", "vin", (FieldDef("vin", "v"),)), "at most 32"),
+        (lambda: Entity("contact", "t", "email", (FieldDef("email", "v"),), key_pattern="[a-z"), "key_pattern '\\[a-z' is not a regular expression"),
     ],
 )
 def test_a_malformed_record_type_is_refused_where_it_is_declared(make, words):

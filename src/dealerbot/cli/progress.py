@@ -120,6 +120,11 @@ def report_failure(console: Console, result: RunResult) -> None:
         when = f"，可在 {result.resume_after:%m-%d %H:%M} 后再运行" if result.resume_after else ""
         console.print(f"[bold yellow]{result.bot} 已推迟 (postponed){when}[/]：{escape(str(result.error))}")
         return
+    if result.status == "all_rejected":
+        from dealerbot.failure_text import ALL_REJECTED
+
+        console.print(f"[bold yellow]{result.bot} {ALL_REJECTED.title} (every record rejected)[/]：{ALL_REJECTED.action}")
+        return
     console.print(f"[bold red]{result.bot} 失败 (failed)[/]：{escape(str(result.error))}")
     if result.evidence:
         console.print(f"失败证据 (evidence): {escape(str(result.run_dir))}")

@@ -260,6 +260,7 @@ def audit(
               "update_contract": "更新合同", "cancel_contract": "取消合同", "approve": "审核同意",
               "approve_edited": "修改后同意", "skip": "审核跳过", "written": "已写入并回读", "found": "已存在，未写入",
               "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到",
+              "written_rejected": "已写入，回读的记录被拒绝", "unreadable": "已保存，查找结果无法读取",
               "invalid": "校验未通过，未写入", "approval_dropped": "原审核作废（计划已变）",
               "password_set": "更换门户密码", "job_paused": "暂停定时任务", "job_resumed": "恢复定时任务"}
     # One record per block (issue #22: a table row wrapped to 13 lines at 100 columns): a heading

@@ -35,7 +35,8 @@ def run(
 
     Exit 0 on success; 1 when the portal or network failed (evidence folder printed); 2 when the
     configuration is wrong (wrong password, selector file, missing credentials); 75 when the run
-    was postponed (the portal's maintenance window: run again after the time printed).
+    was postponed (the portal's maintenance window: run again after the time printed); 65 when
+    every record it read was rejected (全部被拒绝: the reasons are in the review workbook).
     """
     from dealerbot.running.registry import get_bot
 
@@ -57,7 +58,7 @@ def run(
     print_notes(console, [result])
     if dry_run and result.ok:
         print_planned(settings, console, "演练：以下操作将被写入DMS（dry run: what would be written）", ("approved",))
-    if not result.ok:
+    if not result.ok or result.status == "all_rejected":  # all_rejected: finished, not a plain success
         report_failure(console, result)
         raise typer.Exit(exit_code_for([result]))
 

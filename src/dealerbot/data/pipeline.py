@@ -64,8 +64,10 @@ def key_format(item: Item) -> Item:
     """Reject a record whose key does not look like the entity's keys (it would go into URLs)."""
     key = str(item.data.get(item.entity.key) or "").strip()
     if key and not item.entity.key_is_valid(key):
-        item.issues.append(validate.Issue(item.entity.key, "bad_key", "reject",
-                                   f"{item.entity.header(item.entity.key)}格式不正确：「{key}」"))
+        entity = item.entity
+        item.issues.append(validate.Issue(entity.key, "bad_key", "reject",
+                                   f"{entity.header(entity.key)}格式不正确：「{key}」不符合{entity.title}的编号规则"
+                                   f"（{entity.key_rule_text()}；record type {entity.name}: key_pattern）"))
     return item
 
 
@@ -291,11 +293,31 @@ _CHECKS: dict[str, Callable[[str], Step]] = {
 }
 
 
+# The words each check's messages use for its field (the shipped record types' headers).
+_CHECK_WORDS = {"name": "客户姓名", "mobile": "手机号", "id_number": "证件号码", "vin": "VIN"}
+
+
+def _in_own_words(step: Step, word: str, header: str) -> Step:
+    """``step``, its messages naming the field by ``header`` instead of the check's ``word`` (a
+    user's 车主 field is not said to be missing a 客户姓名)."""
+    if word == header:
+        return step
+
+    def own(item: Item) -> Item:
+        before = len(item.issues)
+        item = step(item)
+        item.issues[before:] = [dataclasses.replace(i, message=i.message.replace(word, header)) for i in item.issues[before:]]
+        return item
+
+    return own
+
+
 def default_steps(entity: Entity) -> list[Step]:
     """The pipeline of a record type a user declared: suspicious text flagged, the key and the
     ``required`` fields present, the key's form, each field's ``check`` (name, mobile, ID
-    number, VIN), typed values; any error rejects the record with its reason."""
-    checks = [_CHECKS[f.check](f.name) for f in entity.fields if f.check]
+    number, VIN), typed values; any error rejects the record with its reason (naming the field
+    by its header)."""
+    checks = [_in_own_words(_CHECKS[f.check](f.name), _CHECK_WORDS[f.check], f.header) for f in entity.fields if f.check]
     return [
         suspicious_text,
         required(entity.key, *(f.name for f in entity.fields if f.required and f.name != entity.key)),

@@ -13,6 +13,8 @@ from typing import Any, Literal
 Kind = Literal["text", "int", "decimal", "date", "datetime", "bool"]
 KINDS = ("text", "int", "decimal", "date", "datetime", "bool")
 ENTITY_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # the store keeps 32 characters
+DEFAULT_KEY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+DEFAULT_KEY_RULE = "以字母或数字开头，只含字母、数字、_ 和 -，最长64位"
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,20 @@ class Entity:
     key: str
     fields: tuple[FieldDef, ...]
     change_field: str | None = None  # source's last-changed timestamp (for watermarks)
-    # What a key may look like: keys go into URLs (detail pages, edit forms), so a scraped key
-    # such as "../logout" is rejected, never followed.
-    key_pattern: str = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+    # What a key may look like (a regular expression the whole key must match): keys go into
+    # URLs (detail pages, edit forms), so a scraped key such as "../logout" is rejected, never
+    # followed. A type keyed otherwise sets its own (an e-mail: r"[^@\s/]+@[^@\s/]+\.[A-Za-z]{2,}")
+    # and says it in words in ``key_rule``: a rejected record's reason names the rule.
+    key_pattern: str = DEFAULT_KEY_PATTERN
+    key_rule: str = ""  # the rule in words (operator-facing, Chinese); default: said for the default pattern
 
     def __post_init__(self) -> None:
         if not ENTITY_NAME.fullmatch(self.name):
             raise ValueError(f"record type name {self.name!r}: use lower-case letters, digits and _ (at most 32)")
+        try:
+            re.compile(self.key_pattern)
+        except re.error as exc:
+            raise ValueError(f"record type {self.name!r}: key_pattern {self.key_pattern!r} is not a regular expression: {exc}") from None
         names = [f.name for f in self.fields]
         if self.key not in names:
             raise ValueError(f"record type {self.name!r}: key {self.key!r} is not one of its fields")
@@ -59,8 +68,17 @@ class Entity:
             raise ValueError(f"record type {self.name!r}: change_field {self.change_field!r} is not one of its fields")
 
     def key_is_valid(self, key: str) -> bool:
-        """Whether ``key`` has the form of this entity's keys."""
+        """Whether ``key`` has the form of this entity's keys (matches ``key_pattern`` whole)."""
         return re.fullmatch(self.key_pattern, key) is not None
+
+    def key_rule_text(self) -> str:
+        """The key rule as a rejected record's reason says it: ``key_rule``, the default
+        pattern's own words, or the pattern itself."""
+        if self.key_rule:
+            return self.key_rule
+        if self.key_pattern == DEFAULT_KEY_PATTERN:
+            return DEFAULT_KEY_RULE
+        return f"须完全匹配 {self.key_pattern}"
 
     @property
     def field_names(self) -> list[str]:

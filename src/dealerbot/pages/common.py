@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlparse
 
 from dealerbot.errors import LoginRejected, NeedsPerson, PageChanged, SessionExpired
+from dealerbot.web.locators import NO_ROWS
 from dealerbot.web.portal import PortalSession
 
 if TYPE_CHECKING:
@@ -331,6 +332,13 @@ class HeaderTable:
             table: stock.table
             next: stock.next          # the "next page" link; its href is followed
             columns: {vin: 车架号, model: 车型, price: 指导价}
+            empty: no_rows            # optional: a page without the table has no rows
+
+    The ``next`` selector may be ``css``, ``text`` (下一页) or ``role: link`` with its ``name``:
+    a link with no CSS hook is found by its words. ``empty`` is for portals that omit the table
+    when a search finds nothing (Django admin does): ``no_rows``, or, stricter, the name of a
+    selector for the "0 条结果" line (no rows only when it shows; a page with neither is a
+    changed screen, so a broken search never passes for "not there").
 
     Pages are fetched through the logged-in session (retries, re-login, request budget) and
     read with lxml; the link to the next page is followed while there is one (only to the
@@ -362,8 +370,7 @@ class HeaderTable:
                 return  # an empty page ends the list, whatever its pager says
             if self.spec.next is None or (page_limit and pages >= page_limit):
                 return
-            links = self.s.html.find_all(root, self.spec.next)
-            href = links[0].get("href") if links else None
+            href = self._next_href(root)
             if not href or href.startswith(("#", "javascript:")):
                 return
             url = urljoin(self.s.url(target, query), href)
@@ -414,15 +421,33 @@ class HeaderTable:
 
         return find
 
+    def _next_href(self, root: HtmlElement) -> str | None:
+        """The href of the "next page" link (its css, text or role choice; for a text inside
+        the link, the link around it)."""
+        assert self.spec.next is not None
+        for found in self.s.html.find_any(root, self.spec.next):
+            el: HtmlElement | None = found
+            while el is not None and el.get("href") is None:
+                el = el.getparent()
+            if el is not None:
+                return str(el.get("href"))
+        return None
+
     def read(self, root: HtmlElement) -> list[dict[str, str]]:
         """The rows of the table in an lxml page.
 
         Raises:
-            PageChanged: no table, or a declared header is not among its headers.
+            PageChanged: no table (unless the table's ``empty:`` says what that means: with
+                ``no_rows``, no rows; with a selector name, no rows when that element is on
+                the page), or a declared header is not among its headers.
         """
         tables = self.s.html.find_all(root, self.spec.table)
         if not tables:
-            raise PageChanged(f"{self.s.name}: table '{self.spec.name}' ({self.spec.table}) is not on the page")
+            empty = self.spec.empty
+            if empty == NO_ROWS or (empty is not None and self.s.html.find_any(root, empty)):
+                return []
+            said = f" (nor '{empty}', which says the list is empty)" if empty else ""
+            raise PageChanged(f"{self.s.name}: table '{self.spec.name}' ({self.spec.table}) is not on the page{said}")
         table = tables[0]
         head = table.xpath("./thead/tr[1]/th|./thead/tr[1]/td") or table.xpath("(./tr|./tbody/tr)[1]/th")
         headers = [" ".join(h.text_content().split()) for h in head]

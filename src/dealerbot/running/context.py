@@ -21,6 +21,7 @@ from dealerbot.credentials import PasswordSource, env_name
 from dealerbot.data.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.data.records import Entity, Item
 from dealerbot.errors import ConfigError, DealerbotError, LoginRejected, RecordRejected, StopRequested
+from dealerbot.logsetup import mask_personal_value
 from dealerbot.store import RecordWriter, Store
 from dealerbot.web.browser import Browser, Evidence
 from dealerbot.web.locators import SelectorFile, load_portal_selectors
@@ -464,6 +465,10 @@ class BotContext:
 
         Returns True when accepted (possibly repaired or flagged), False when rejected.
         """
+        return self._emit(entity, data, source) is None
+
+    def _emit(self, entity: Entity, data: dict[str, Any], source: str = "") -> str | None:
+        """:meth:`emit`; None when accepted, else the reason it was rejected."""
         pipeline = self._pipelines.get(entity.name)
         if pipeline is None:
             pipeline = self._pipelines[entity.name] = pipeline_for(entity)
@@ -478,7 +483,7 @@ class BotContext:
             self.writer.reject(entity, item.key, rej.code, rej.field, rej.reason, raw, [issue_dict(i) for i in item.issues])
             self.log.info("rejected {} {}: {}", entity.name, item.key or "(no key)", rej.reason)
             self.progress()
-            return False
+            return rej.reason
         self.personal(*(item.data.get(f) for f in entity.personal_fields))  # as cleaned
         severities = {i.severity for i in item.issues}
         if "flag" in severities:
@@ -488,7 +493,7 @@ class BotContext:
         self.counts["accepted"] += 1
         self.writer.add(entity, item.data, [issue_dict(i) for i in item.issues])
         self.progress()
-        return True
+        return None
 
     def reject(self, entity: Entity, data: dict[str, Any], code: str, reason: str, field: str = "") -> None:
         """Reject a record before it is read further (e.g. a listed key that cannot be a key)."""
@@ -519,20 +524,30 @@ class BotContext:
     ) -> str:
         """Write one record into a portal exactly once, the way the re-key bot does.
 
-        ``find(key)`` looks the record up on the portal (None: not there); ``create(record)``
-        fills the form and submits it once, returning the :class:`~dealerbot.web.forms.SubmitOutcome`.
+        ``find(key)`` looks the record up on the portal: None when it is not there, else the
+        record as the portal holds it, **by the record type's field names** (``{"vin": ...,
+        "brand": ...}``, as :meth:`HeaderTable.finder <dealerbot.pages.common.HeaderTable.finder>`
+        returns it for a table whose ``columns`` name the type's fields), the key field included.
+        ``create(record)`` fills the form and submits it once, returning the
+        :class:`~dealerbot.web.forms.SubmitOutcome`.
         The record is first checked by its type's pipeline (the key and required fields present,
         each field's check, types): a bad one is rejected with its reason and the portal is never
         touched; ``create`` gets the cleaned values as text (every field of the type present,
         "" when empty, dates as YYYY-MM-DD), with the record's other columns as given.
-        A record the portal already holds is not typed again (``found``); a refused submit, or
-        one with no clear answer, is never repeated: the record is rejected with the portal's
-        words (a later run searches first, so an unclear save is never doubled); a saved one is
-        found again and what the portal now holds is emitted (``written``). Business errors on
-        the way (a dropdown without the value) reject the record; every outcome is in the audit
-        trail (``dealerbot audit``). Returns ``found``, ``written`` or ``rejected``.
+        A record the portal already holds is not typed again (``found``, counted as read); a
+        refused submit, or one with no clear answer, is never repeated: the record is rejected
+        with the portal's words (a later run searches first, so an unclear save is never
+        doubled); a saved one is found again and what the portal now holds is emitted through
+        the pipeline (``written``; when the pipeline rejects what the portal holds, the record
+        is listed as rejected and the audit says so). Business errors on the way (a dropdown
+        without the value) reject the record; every outcome is in the audit trail (``dealerbot
+        audit``: the record type's fields only, its ``personal`` ones masked there). Returns
+        ``found``, ``written`` or ``rejected``.
 
         Raises:
+            ConfigError: ``find`` returned something other than the record type's fields (not a
+                mapping, without the key field, or with names that are not fields): the message
+                names what it returned and what it must (a bot's mistake: nothing more is written).
             SystemFailure: the portal failed while searching or opening the form (nothing was
                 submitted, or the next run's search finds what was).
             StopRequested: a shutdown asked to stop (checked before the record is started).
@@ -540,34 +555,52 @@ class BotContext:
         self.check_stop()
         self.personal(*(record.get(f) for f in entity.personal_fields))
         actor = f"bot:{self.bot.name}"
+        personal = set(entity.personal_fields)
+
+        def audit(event: str, values: dict[str, Any], note: str = "") -> None:
+            # the record type's fields only: an input file's other columns are not the record's
+            # (personal ones masked as stored: the display may not know the type)
+            kept = {f: mask_personal_value(str(values[f])) if f in personal and values[f] else values[f]
+                    for f in entity.field_names if f in values}
+            self.store.audit_write(self.run_id, actor, event, entity.name, key, kept, note)
+
         try:
             cleaned = pipeline_for(entity).process(Item(entity, {f: record.get(f) for f in entity.field_names})).data
         except RecordRejected as rej:
             key = str(record.get(entity.key) or "").strip()
-            self.store.audit_write(self.run_id, actor, "invalid", entity.name, key, {}, rej.reason)
+            audit("invalid", {}, rej.reason)
             self.reject(entity, record, rej.code, rej.reason, rej.field or "")
             return "rejected"
         record = {**record, **{f: as_text(v) for f, v in cleaned.items()}}
         key = record[entity.key]
         with self.rejecting(entity, record):
-            if await find(key) is not None:
-                self.store.audit_write(self.run_id, actor, "found", entity.name, key, {})
+            if _checked_find(entity, key, await find(key), find) is not None:
+                audit("found", {})
+                self.counts["read"] += 1  # a record of the run, not a reject: the run is no "all rejected"
+                self.progress()
                 self.note(f"{key} 已在{entity.title}中，未重复写入 (already there: not written again)")
                 return "found"
             outcome = await create(record)
             if outcome.result != "saved":
-                self.store.audit_write(self.run_id, actor, outcome.result, entity.name, key, record, outcome.message)
+                audit(outcome.result, record, outcome.message)
                 reason = outcome.message or ("门户没有明确答复，下次运行会先查找再决定" if outcome.result == "unknown" else "门户拒绝保存")
                 self.reject(entity, record, f"submit_{outcome.result}", reason)
                 return "rejected"
-            held = await find(key)
+            try:
+                held = _checked_find(entity, key, await find(key), find)
+            except ConfigError as exc:
+                audit("unreadable", record, str(exc))
+                raise
             if held is None:
-                self.store.audit_write(self.run_id, actor, "missing", entity.name, key, record, outcome.url)
+                audit("missing", record, outcome.url)
                 self.reject(entity, record, "not_found_after_save", "保存后在门户上查不到该记录 (saved, but not found again)")
                 return "rejected"
-            self.store.audit_write(self.run_id, actor, "written", entity.name, key, held, outcome.url)
-            self.emit(entity, held, source=outcome.url)
-            return "written"
+            refused = self._emit(entity, held, source=outcome.url)
+            if refused is None:
+                audit("written", held, outcome.url)
+                return "written"
+            audit("written_rejected", held, refused)
+            return "rejected"
         return "rejected"
 
     def observe_change(self, changed_at: datetime) -> None:
@@ -589,6 +622,32 @@ class BotContext:
         """Tell the progress display (if any) the current counts."""
         if self.on_progress is not None:
             self.on_progress(self.counts)
+
+
+def _checked_find(entity: Entity, key: str, found: Any, find: Callable[..., Any]) -> dict[str, Any] | None:
+    """What a ``write_once`` ``find`` returned, checked: None, or a mapping by the record type's
+    field names holding the key field.
+
+    Raises:
+        ConfigError: anything else (names what came back and what must).
+    """
+    if found is None:
+        return None
+    what = getattr(find, "__qualname__", repr(find))
+    fields = "、".join(entity.field_names)
+    if not isinstance(found, dict):
+        raise ConfigError(f"write_once：查找函数 {what} 返回了 {type(found).__name__}，应返回 None 或以{entity.title}字段名"
+                          f"为键的字典（{fields}）(find() must return None or a dict by the record type's field names)")
+    strange = [str(k) for k in found if k not in entity.field_names]
+    if entity.key not in found or strange:
+        got = "、".join(str(k) for k in found) or "（空）"
+        raise ConfigError(
+            f"write_once：查找函数 {what} 为 {key} 返回的字段是 {got}，应为{entity.title}（{entity.name}）的字段名："
+            f"{fields}（须含键字段 {entity.key}）"
+            + (f"；不是字段名的：{'、'.join(strange)}" if strange else "")
+            + f" (find() for {entity.name} must return the record type's field names, the key '{entity.key}' included; "
+              f"a HeaderTable's columns: should be named by them)")
+    return found
 
 
 def as_text(value: Any) -> str:

@@ -12,7 +12,11 @@ what the "your own portal" example, its tests and benchmark run against. Its qui
 * 保存 asks a native ``confirm()`` (确认登记该车辆？) before the form is posted;
 * an ended session is sent to a 404 page (页面不存在或登录已失效), not to the login page;
 * the list has an 导出CSV download, and a notice in an ``<iframe>``; a car's status badge is
-  rendered inside an open shadow root; 打印车辆信息 opens a new window.
+  rendered inside an open shadow root; 打印车辆信息 opens a new window;
+* 快速登记 (``/quick/add/``) is a form its script sends (``fetch`` to ``/api/cars``) and answers
+  with a toast (保存成功 / 保存失败 with the refusal's words), never loading a page;
+* the admin-style list (``/admin/cars/``) omits its table when a search finds nothing (``0 辆车``)
+  and its 下一页 link carries no class or id.
 
 Test-only admin endpoints (``X-Admin-Token``): ``/__admin/cars`` (ground truth),
 ``/__admin/counters``, ``/__admin/reset``, ``PUT /__admin/behaviours`` (``session_idle_seconds``,
@@ -164,6 +168,44 @@ def _car_form(values: dict[str, str], errors: dict[str, str]) -> str:
         + "<div class='form-row'><label>行驶证照片（可选）：</label><input type='file' name='license_photo' accept='image/*'></div>"
         + "<button type='submit' onclick=\"return confirm('确认登记该车辆？')\">保存</button></form>"
     )
+
+
+# 快速登记: a form its script sends (fetch to /api/cars, JSON) and answers with a toast that goes
+# away after a few seconds; the page never navigates. The brand is typed, not picked.
+QUICK_FORM = """
+<h1>快速登记</h1>
+<div id='quick'>
+<div class='form-row'><label>车架号：</label><input name='vin'></div>
+<div class='form-row'><label>品牌：</label><input name='brand'></div>
+<div class='form-row'><label>车型：</label><input name='model'></div>
+<div class='form-row'><label>上牌日期：</label><input name='reg_date' type='date'></div>
+<div class='form-row'><label>表显里程（公里）：</label><input name='mileage_km'></div>
+<div class='form-row'><label>评估价（元）：</label><input name='price'></div>
+<div class='form-row'><label>车主姓名：</label><input name='owner_name'></div>
+<div class='form-row'><label>车主手机：</label><input name='owner_mobile'></div>
+<button type='button' id='quick-save'>保存</button>
+</div>
+<div id='toasts' style='position:fixed;top:8px;right:8px'></div>
+<script>
+document.getElementById('quick-save').addEventListener('click', async () => {
+  const data = {};
+  document.querySelectorAll('#quick input').forEach(el => { data[el.name] = el.value; });
+  let ok = false, said = '';
+  try {
+    const r = await fetch('/api/cars', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                        body: JSON.stringify(data)});
+    const body = await r.json().catch(() => ({}));
+    ok = r.ok; said = ok ? body.message : (body.error || ('HTTP ' + r.status));
+  } catch (e) { said = '网络错误'; }
+  const t = document.createElement('div');
+  t.className = ok ? 'toast toast-ok' : 'toast toast-error';
+  t.textContent = (ok ? '保存成功：' : '保存失败：') + said;
+  document.getElementById('toasts').appendChild(t);
+  if (ok) document.querySelectorAll('#quick input').forEach(el => { el.value = ''; });
+  setTimeout(() => t.remove(), 4000);
+});
+</script>
+"""
 
 
 def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
@@ -353,6 +395,81 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
         _, car = found
         return HTMLResponse(f"<!doctype html><meta charset='utf-8'><title>打印</title><h1 class='print-vin'>{car.vin}</h1>"
                             f"<p>{html.escape(car.brand)} {html.escape(car.model)}</p>")
+
+    # -- a script-handled form and an admin-style list (h-api): /quick/add/, /api/cars, /admin/cars/
+    @app.get("/quick/add/", response_model=None)
+    async def quick_page(request: Request) -> Response:
+        sid = guard(request)
+        return sid if isinstance(sid, Response) else _page("快速登记", QUICK_FORM)
+
+    @app.post("/api/cars", response_model=None)
+    async def quick_save(request: Request) -> Response:
+        if st.session(request) is None:
+            return JSONResponse({"error": "登录已失效，请重新登录"}, status_code=401)
+        st.counters["submits"] += 1
+        try:
+            posted = await request.json()
+        except ValueError:
+            posted = None
+        if not isinstance(posted, dict):
+            return JSONResponse({"error": "请求格式不正确"}, status_code=400)
+        form = {k: str(posted.get(k, "")).strip() for k in
+                ("vin", "brand", "model", "reg_date", "mileage_km", "price", "owner_name", "owner_mobile")}
+        vin = form["vin"].upper()
+        mobile = form["owner_mobile"]
+        error = ""
+        if not vin_is_valid(vin):
+            error = "车架号无效（校验位不符）"
+        elif any(c.vin == vin for c in st.cars):
+            error = "该车架号已登记"
+        elif form["brand"] not in BRANDS.values():
+            error = f"品牌「{form['brand']}」不在本平台可置换品牌之列"
+        elif not all(form[k] for k in ("model", "reg_date", "owner_name")):
+            error = "车型、上牌日期和车主姓名为必填项"
+        elif not (len(mobile) == 11 and mobile.isdigit() and mobile.startswith("1")):
+            error = "请输入11位手机号"
+        try:
+            mileage = int(form["mileage_km"].replace(",", "") or "0")
+            price = f"{float(form['price'].replace(',', '') or '0'):.2f}"
+        except ValueError:
+            error = error or "里程和评估价须为数字"
+        if error:
+            return JSONResponse({"error": error}, status_code=400)
+        if st.save_delay_ms:
+            import asyncio
+
+            await asyncio.sleep(st.save_delay_ms / 1000)
+        with st.lock:
+            car = Car(max((c.id for c in st.cars), default=0) + 1, vin, form["brand"], form["model"], form["reg_date"],
+                      mileage, price, form["owner_name"], mobile)
+            st.cars.append(car)
+            st.counters["created"] += 1
+        return JSONResponse({"id": car.id, "message": f"车辆 {vin} 已登记"})
+
+    @app.get("/admin/cars/", response_model=None)
+    async def admin_list(request: Request, p: int = 1, q: str = "") -> Response:
+        """Django admin's change list: an empty search shows no table at all ("0 辆车"), and the
+        pager's links carry no class or id (found by their words only)."""
+        sid = guard(request)
+        if isinstance(sid, Response):
+            return sid
+        rows = [c for c in st.cars if not q or q.upper() in c.vin]
+        search = (f"<form id='changelist-search' method='get'><input name='q' value='{html.escape(q)}'>"
+                  "<input type='submit' value='搜索'></form>")
+        if not rows:
+            return _page("选择车辆", f"<h1>选择要修改的车辆</h1>{search}<p>0 辆车</p>")
+        pages = -(-len(rows) // PAGE_SIZE)
+        shown = rows[(p - 1) * PAGE_SIZE: p * PAGE_SIZE]
+        body = "".join(f"<tr><th><a href='/cars/{c.id}/'>{c.vin}</a></th><td>{html.escape(c.brand)}</td>"
+                       f"<td>{html.escape(c.model)}</td><td>{html.escape(c.owner_name)}</td></tr>" for c in shown)
+        extra = f"&{urlencode({'q': q})}" if q else ""
+        pager = f"第 {p}/{pages} 页，共 {len(rows)} 辆车"
+        if p < pages:
+            pager += f" <a href='?p={p + 1}{extra}'>下一页</a>"
+        return _page("选择车辆", (
+            f"<h1>选择要修改的车辆</h1>{search}<div id='changelist'><table id='result_list'><thead><tr>"
+            "<th>车架号</th><th>品牌</th><th>车型</th><th>车主</th></tr></thead>"
+            f"<tbody>{body}</tbody></table><p>{pager}</p></div>"))
 
     @app.get("/__admin/cars")
     async def admin_cars(request: Request) -> JSONResponse:

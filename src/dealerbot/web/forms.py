@@ -34,10 +34,12 @@ the failure of one of the page's own requests instead (see there).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import json
 import os
 import re
-from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -47,6 +49,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import DealerbotError, PageChanged, PortalUnavailable, RecordRejected, StepTimeout, SystemFailure
+from dealerbot.web.locators import Signal, parse_signal
 from dealerbot.web.page_locators import unlinked_label_xpath
 from dealerbot.web.portal import PortalSession
 
@@ -176,13 +179,21 @@ _ERRORS_JS = """
 """
 
 
+# The texts of a locator's visible matches (a toast being shown), in one round-trip.
+_VISIBLE_TEXTS_JS = """
+(els) => els.filter(el => el.checkVisibility ? el.checkVisibility() : !!(el.offsetWidth || el.offsetHeight))
+            .map(el => (el.innerText || el.textContent || '').trim())
+"""
+
+
 @dataclass(frozen=True)
 class SubmitOutcome:
     """What the portal answered to a submit.
 
-    ``result``: ``saved`` (the portal moved on from the form), ``refused`` (it showed the form
-    again, with ``errors`` by field; ``""`` is the form as a whole) or ``unknown`` (no answer:
-    the submit may or may not have been saved).
+    ``result``: ``saved`` (the portal moved on from the form, or showed a success signal),
+    ``refused`` (it showed the form again, or a failure signal, with ``errors`` by field; ``""``
+    is the form as a whole: a failure signal's text) or ``unknown`` (no answer: the submit may
+    or may not have been saved).
     """
 
     result: Literal["saved", "refused", "unknown"]
@@ -536,16 +547,31 @@ class Form:
         timeout_ms: float | None = None,
         dialog: Dialog | None = None,
         toast: str | None = None,
+        success: Sequence[Signal | Mapping[str, Any]] | None = None,
+        failure: Sequence[Signal | Mapping[str, Any]] | None = None,
     ) -> SubmitOutcome:
         """Click ``button`` once (then ``confirm``, the OK of a confirm dialog) and read what the
         portal answered.
 
-        ``saved``: the answer is a page other than the form (``stayed(url)`` false; by default,
-        any URL other than the form's) with a status below 400; ``refused``: the form came back,
-        with the texts of the ``errors`` elements by their ``error_attr`` (field name);
-        ``unknown``: no answer within the timeout, or the page went away. Never retried.
-        ``dialog="accept"`` answers the browser's native ``confirm()`` the click opens;
-        ``toast`` names the success message read into the outcome's ``detail`` when saved.
+        A form whose page is posted (a navigation): ``saved``: the answer is a page other than
+        the form (``stayed(url)`` false; by default, any URL other than the form's) with a status
+        below 400; ``refused``: the form came back, with the texts of the ``errors`` elements by
+        their ``error_attr`` (field name); ``unknown``: no answer within the timeout, or the page
+        went away. Never retried. ``dialog="accept"`` answers the browser's native ``confirm()``
+        the click opens; ``toast`` names the success message read into the outcome's ``detail``
+        when saved.
+
+        A script-handled form (its script sends the data and shows the answer, no page load):
+        give its signals, ``success`` and ``failure`` (each a list of ``{"selector": name}``,
+        ``{"text": "保存成功"}``, ``{"response": {"url": "/api/cars", "status": 200}}``), or
+        declare them under ``outcomes:`` in the selector file by the button's name (arguments
+        given here win). Whichever shows first after the click decides, without waiting for a
+        navigation: a failure signal is ``refused`` with its text (or the answer's ``error`` /
+        ``message``) as the reason, plus the ``errors`` elements by field; a success signal is
+        ``saved`` with its text as ``detail``. An element or text already showing before the
+        click counts only when another one appears (or its text changes): a toast left from the
+        record before is not this one's answer. Nothing within the timeout: ``unknown``. A
+        signal shown on a page the form led to counts too; the login page is ``unknown``.
 
         Inside :meth:`watch_requests`: a failure of the page's own requests seen before is
         raised before the click (nothing is sent); from the click on, the watch ends.
@@ -553,13 +579,22 @@ class Form:
         Raises:
             PageChanged: the button or the confirm dialog is not there.
             SystemFailure: see :meth:`watch_requests`.
+            ValueError: a signal given here is malformed (a bot's mistake).
         """
         self.s.browser_acted()
+        declared = self.s.selectors.outcomes.get(button)
+        names = self.s.selectors.selectors
+        wins = tuple(parse_signal(x, names) for x in success) if success is not None else declared.success if declared else ()
+        loses = tuple(parse_signal(x, names) for x in failure) if failure is not None else declared.failure if declared else ()
+        if loses and not wins:
+            raise ValueError(f"submit('{button}'): failure signals need success signals too")
         if self._watch is not None and self._watch.active:
             if self._watch.failure is not None:
                 raise self._watch.failure
             self._watch.active = False  # the submit's own outcome says what happened
         with self._answering(dialog):
+            if wins:
+                return await self._submit_signalled(button, confirm, errors, error_attr, timeout_ms, wins, loses)
             outcome = await self._submit(button, confirm, errors, error_attr, stayed, timeout_ms)
         if outcome.result == "saved" and toast:
             found = await self.read_text(toast)
@@ -625,6 +660,130 @@ class Form:
             found = await self.errors(errors, error_attr) if errors else {}
             return SubmitOutcome("refused", url, status, found, "" if found else f"HTTP {status}: the form came back")
         return SubmitOutcome("saved", url, status)
+
+    async def _submit_signalled(
+        self, button: str, confirm: str | None, errors: str | None, error_attr: str, timeout_ms: float | None,
+        success: tuple[Signal, ...], failure: tuple[Signal, ...],
+    ) -> SubmitOutcome:
+        """:meth:`submit` of a script-handled form: the click, then the first of the signals."""
+        page = self.page
+        timeout = timeout_ms if timeout_ms is not None else self.s.run.timeout_seconds * 1000
+        button_loc = self.s.loc.known(button) or await self.s.loc.get(button)
+        answers: list[Response] = []  # the page's answers a response signal names, in order
+
+        def on_response(response: Response) -> None:
+            if any(sig.kind == "response" and self._url_is(sig, response.url) for sig in (*success, *failure)):
+                answers.append(response)
+
+        page.on("response", on_response)
+        try:
+            before = {sig: await self._shown(sig) for sig in (*failure, *success) if sig.kind != "response"}
+            sent = False  # from the click that may save on, any doubt means "unknown", never "again"
+            try:
+                if confirm is None:
+                    sent = True
+                    await button_loc.click(no_wait_after=True, timeout=timeout)
+                else:
+                    await button_loc.click(no_wait_after=True, timeout=timeout)  # opens the confirm dialog
+                    confirm_loc = self.s.loc.known(confirm) or await self.s.loc.get(confirm)
+                    sent = True
+                    await confirm_loc.click(no_wait_after=True, timeout=timeout)
+            except PlaywrightTimeout:
+                if not sent:
+                    raise PageChanged(f"{self.s.name}: '{button}' did not take the click") from None
+                return SubmitOutcome("unknown", page.url, None, {}, f"no answer within {timeout / 1000:.1f}s")
+            except PlaywrightError as exc:
+                if not sent:
+                    raise PageChanged(f"{self.s.name}: '{button}': {str(exc).splitlines()[0]}") from None
+                return SubmitOutcome("unknown", "", None, {}, str(exc).splitlines()[0])
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout / 1000
+            while True:
+                url = page.url
+                if self.s.is_login_url(url) or self.s.is_expired(url):
+                    return SubmitOutcome("unknown", url, None, {}, "the portal asked to log in again (session expired)")
+                for result, signals in (("refused", failure), ("saved", success)):
+                    for sig in signals:
+                        seen = await self._seen(sig, before.get(sig, ()), answers, result == "saved")
+                        if seen is None:
+                            continue
+                        status, text = seen
+                        if result == "saved":
+                            return SubmitOutcome("saved", page.url, status, {}, text)
+                        found = await self.errors(errors, error_attr) if errors else {}
+                        said = {"": text} if text and text not in found.values() else {}
+                        return SubmitOutcome("refused", page.url, status, {**said, **found},
+                                             "" if said or found else f"the portal showed {sig.describe()}")
+                if loop.time() >= deadline:
+                    shown = ", ".join(sig.describe() for sig in (*success, *failure))
+                    return SubmitOutcome("unknown", page.url, None, {},
+                                         f"none of {shown} within {timeout / 1000:.1f}s")
+                await asyncio.sleep(0.1)
+        finally:
+            page.remove_listener("response", on_response)
+
+    def _url_is(self, sig: Signal, url: str) -> bool:
+        """Whether ``url`` is the one a response signal names (a path, a full URL or an endpoint)."""
+        wanted = sig.value
+        if wanted in self.s.selectors.endpoints:
+            wanted = self.s.selectors.endpoint(wanted)
+        if "://" in wanted:
+            return url.split("?")[0].rstrip("/") == wanted.split("?")[0].rstrip("/")
+        return urlparse(url).path.rstrip("/") == wanted.split("?")[0].rstrip("/")
+
+    def _signal_locator(self, sig: Signal) -> Locator | None:
+        if sig.kind == "text":
+            return self.page.get_by_text(sig.value)
+        combined = None
+        for candidate in self.s.loc.all_candidates(sig.value):
+            combined = candidate if combined is None else combined.or_(candidate)
+        return combined
+
+    async def _shown(self, sig: Signal) -> tuple[str, ...]:
+        """The texts of the visible elements a selector or text signal matches now."""
+        loc = self._signal_locator(sig)
+        if loc is None:
+            return ()
+        try:
+            texts = await loc.evaluate_all(_VISIBLE_TEXTS_JS)
+        except PlaywrightError:
+            return ()  # the page is being replaced: looked at again in a moment
+        return tuple(str(t) for t in texts)
+
+    async def _seen(
+        self, sig: Signal, before: tuple[str, ...], answers: list[Response], success: bool,
+    ) -> tuple[int | None, str] | None:
+        """(status, text) when ``sig`` shows now and did not before the click, else None."""
+        if sig.kind != "response":
+            now = collections.Counter(await self._shown(sig))
+            new = now - collections.Counter(before)
+            return (None, next(iter(new))) if new else None
+        for response in answers:
+            if sig.status:
+                if response.status not in sig.status:
+                    continue
+            elif (response.status < 400) != success:
+                continue
+            return response.status, await self._answer_text(response)
+        return None
+
+    @staticmethod
+    async def _answer_text(response: Response) -> str:
+        """What a signalled answer says: its JSON's ``error``/``message``/``detail``/``msg``, or its
+        text (shortened); "" when unreadable."""
+        try:
+            body = await response.text()
+        except PlaywrightError:
+            return ""
+        with contextlib.suppress(ValueError):
+            data = json.loads(body)
+            if isinstance(data, dict):
+                for key in ("error", "message", "detail", "msg"):
+                    if isinstance(data.get(key), str) and data[key].strip():
+                        return str(data[key]).strip()
+            return ""
+        text = " ".join(body.split())
+        return "" if text.startswith("<") else text[:200]
 
     async def download(
         self, name: str, folder: Path, /, filename: str | None = None, timeout_ms: float | None = None, **params: Any,

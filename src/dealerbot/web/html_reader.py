@@ -36,6 +36,25 @@ def _by_attribute(css: str, key: str) -> tuple[str, str] | None:
     return css[:m.start()] + f"[{m.group(1)}]" + css[m.end():], m.group(1)
 
 
+# Roles a fetched page's element can be told by without a browser (what a "next page" is).
+_ROLES = {"link": "//a[@href]|//*[@role='link']", "button": "//button|//input[@type='submit']|//*[@role='button']"}
+
+
+_UNSHOWN = frozenset({"script", "style", "title", "head", "template", "noscript"})  # text nobody sees
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _holds(el: HtmlElement, wanted: str, exact: bool) -> bool:
+    """Whether ``el``'s text (or an input's value, an element's aria-label) is ``wanted`` (exact)
+    or holds it, compared as Playwright does: whitespace-normalised, case-insensitive."""
+    text = _norm(el.get("aria-label") or el.text_content() or el.get("value") or "")
+    want = _norm(wanted)
+    return text == want if exact else want in text
+
+
 class HtmlReader:
     """Reads fields out of HTML fetched without a browser (the portal's pages, same cookies).
 
@@ -88,6 +107,38 @@ class HtmlReader:
         if not cands:
             raise UnknownSelector(f"{self.file.path}: '{name}' has no css choice to read fetched HTML with")
         return cands
+
+    def find_any(self, root: HtmlElement, name: str, /) -> list[HtmlElement]:
+        """Elements matching the first choice of ``name`` that matches anything, where a choice may
+        also be ``text`` (an element whose own text holds it: the innermost) or ``role`` ``link`` /
+        ``button`` with its ``name`` (``<a href>`` / ``[role=link]``, ``<button>`` /
+        ``[role=button]`` whose text holds it), as Playwright's ``get_by_text`` / ``get_by_role``
+        match them: case-insensitive and whitespace-normalised, whole text with ``exact: true``.
+        Other kinds (``label``, ``placeholder``, ``testid``, frames) need a live page: skipped.
+
+        Raises:
+            UnknownSelector: no such name, or none of its choices can read fetched HTML.
+        """
+        cands = [c for c in self.file.spec(name).candidates if not c.frame and (
+            c.kind == "css" or c.kind == "text" or (c.kind == "role" and c.value in _ROLES))]
+        if not cands:
+            raise UnknownSelector(f"{self.file.path}: '{name}' has no css, text or role (link/button) choice "
+                                  f"to read fetched HTML with")
+        for index, cand in enumerate(cands):
+            if cand.kind == "css":
+                found = list(self._css(cand.value)(root))
+            elif cand.kind == "text":
+                found = [el for el in root.iter() if isinstance(el.tag, str) and el.tag not in _UNSHOWN
+                         and _holds(el, cand.value, cand.exact)
+                         and not any(_holds(child, cand.value, cand.exact) for child in el.iterchildren()
+                                     if isinstance(child.tag, str))]
+            else:
+                found = [el for el in root.xpath(_ROLES[cand.value])
+                         if cand.name is None or _holds(el, cand.name, cand.exact)]
+            if found:
+                self._drifted(name, cands[0], cand, index)
+                return found
+        return []
 
     def _drifted(self, name: str, first: Candidate, used: Candidate, index: int) -> None:
         """Warn once per name that a fallback (``index`` > 0) matched."""

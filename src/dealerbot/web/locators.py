@@ -20,8 +20,15 @@ A selector file looks like::
       stock:
         endpoint: stock_page             # fetched through the logged-in session
         table: stock.table               # the <table> (a css choice)
-        next: stock.next                 # optional: the "next page" link (its href is followed)
+        next: stock.next                 # optional: the "next page" link (its href is followed;
+                                         # css, text or role: link with its name)
+        empty: no_rows                   # optional: a page without the table has no rows (or a
+                                         # selector name: only when that "0 results" line shows)
         columns: {vin: 车架号, model: 车型}   # field -> header text
+    outcomes:                            # how a script-handled form answers (no page load),
+      quick.save:                        # by the submit button's name (Form.submit reads them)
+        success: [{selector: quick.ok}, {text: 保存成功}, {response: {url: /api/cars, status: 200}}]
+        failure: [{selector: quick.error}]
     session_expired:                     # how an ended session shows, besides the login page
       paths: [/error/session]            # being sent to one of these pages
       text: 登录已失效                     # or an answer holding this text
@@ -77,8 +84,10 @@ _OPTIONS = {"name", "exact", "frame"}
 _NONSTANDARD_CSS = re.compile(
     r":(has-text|text|text-is|text-matches|visible|nth-match|left-of|right-of|above|below|near|contains)\b|>>|^(xpath|text|id)="
 )
-TOP_KEYS = {"portal", "title", "selectors", "endpoints", "evidence_mask", "screens", "optional", "tables", "session_expired"}
-TABLE_KEYS = {"endpoint", "table", "next", "columns"}
+TOP_KEYS = {"portal", "title", "selectors", "endpoints", "evidence_mask", "screens", "optional", "tables", "session_expired",
+            "outcomes"}
+TABLE_KEYS = {"endpoint", "table", "next", "columns", "empty"}
+NO_ROWS = "no_rows"  # tables: <name>: empty: no_rows: a page without the table has no rows
 SCREEN_KEYS = {"names", "endpoint", "via", "before", "params", "logged_out"}
 
 
@@ -151,6 +160,70 @@ class TableSpec:
     columns: tuple[tuple[str, str], ...]  # (field, header text)
     next: str | None = None
     line: int = 0
+    # When the table is not on the page: None, the list screen changed (PageChanged); "no_rows":
+    # no rows (a portal that omits an empty search's table); a selector name: no rows when that
+    # element (the "0 条结果" line) is on the page, else the screen changed.
+    empty: str | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One sign of a submit's outcome a script-handled form shows without loading a page:
+    ``selector`` (an element by name appears: a toast), ``text`` (an element with this text
+    appears) or ``response`` (the page's own request to ``url``, a path or an endpoint name,
+    answered with one of ``status``; none given: below 400 for success, 400 and above for
+    failure)."""
+
+    kind: str  # "selector", "text" or "response"
+    value: str
+    status: tuple[int, ...] = ()
+
+    def describe(self) -> str:
+        extra = f" {'/'.join(map(str, self.status))}" if self.status else ""
+        return f"{self.kind}={self.value!r}{extra}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a submit's outcome shows (``outcomes:`` in the selector file, by the submit button's
+    name; or given to :meth:`Form.submit <dealerbot.web.forms.Form.submit>`)."""
+
+    success: tuple[Signal, ...] = ()
+    failure: tuple[Signal, ...] = ()
+
+
+SIGNAL_KINDS = ("selector", "text", "response")
+
+
+def parse_signal(raw: Any, selectors: Iterable[str] | None = None) -> Signal:
+    """A signal from its YAML/Python form: ``{"selector": "quick.ok"}``, ``{"text": "保存成功"}``,
+    ``{"response": {"url": "/api/cars", "status": 200}}`` (status: a number or a list).
+
+    Raises:
+        ValueError: anything else (says what is allowed); a selector name not in ``selectors``.
+    """
+    if isinstance(raw, Signal):
+        return raw
+    if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in SIGNAL_KINDS:
+        raise ValueError(f"a signal is one of {{selector: NAME}}, {{text: TEXT}}, {{response: {{url: PATH, status: CODE}}}}; "
+                         f"got {raw!r}")
+    kind, value = next(iter(raw.items()))
+    if kind == "response":
+        if isinstance(value, str):
+            value = {"url": value}
+        if not isinstance(value, dict) or set(value) - {"url", "status"} or not isinstance(value.get("url"), str) \
+                or not value["url"].strip():
+            raise ValueError(f"a response signal is {{url: PATH or endpoint name, status: CODE or [CODES]}}; got {value!r}")
+        status = value.get("status", ())
+        codes = status if isinstance(status, list) else [status] if status != () else []
+        if not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in codes):
+            raise ValueError(f"a response signal's status is an HTTP status or a list of them; got {status!r}")
+        return Signal("response", value["url"].strip(), tuple(codes))
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"a {kind} signal needs a non-empty text; got {value!r}")
+    if kind == "selector" and selectors is not None and value not in selectors:
+        raise ValueError(f"selector signal names unknown selector '{value}'")
+    return Signal(kind, value.strip())
 
 
 @dataclass
@@ -168,6 +241,7 @@ class SelectorFile:
     tables: dict[str, TableSpec] = field(default_factory=dict)
     expired_paths: tuple[str, ...] = ()  # pages the portal sends an ended session to (besides login)
     expired_text: str = ""  # text of an answer to an ended session
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # submit button name -> its outcome signals
 
     def table(self, name: str) -> TableSpec:
         """The table declared as ``name`` under ``tables:``.
@@ -354,8 +428,36 @@ def load_selector_file(path: Path) -> SelectorFile:
     optional = _name_list(path, top.get("optional"), selectors, "optional")
     tables = _tables(path, top["tables"][1], selectors, endpoints) if "tables" in top else {}
     expired_paths, expired_text = _expiry(path, top["session_expired"][1]) if "session_expired" in top else ((), "")
+    outcomes = _outcomes(path, top["outcomes"][1], selectors) if "outcomes" in top else {}
     return SelectorFile(path, portal, title, selectors, endpoints, tuple(mask), screens, frozenset(optional), tables,
-                        expired_paths, expired_text)
+                        expired_paths, expired_text, outcomes=outcomes)
+
+
+def _outcomes(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec]) -> dict[str, Outcome]:
+    """``outcomes:``: submit button name -> {success: [signals], failure: [signals]}."""
+    if not isinstance(node, yaml.MappingNode):
+        raise _err(path, node, "'outcomes' must be a mapping of submit button name -> {success: [...], failure: [...]}")
+    out: dict[str, Outcome] = {}
+    for key_node, item in node.value:
+        name = _scalar(path, key_node, "submit button name")
+        if name not in selectors:
+            raise _err(path, key_node, f"outcomes: '{name}' is not a selector (name the submit button)")
+        if name in out:
+            raise _err(path, key_node, f"outcomes: '{name}' is defined twice")
+        data = yaml.safe_load(yaml.serialize(item)) if isinstance(item, yaml.MappingNode) else None
+        if not isinstance(data, dict) or set(data) - {"success", "failure"} or not data.get("success"):
+            raise _err(path, item, f"outcomes: '{name}' must be a mapping with success: [signals] (and failure: [signals])")
+        lists: dict[str, tuple[Signal, ...]] = {}
+        for part in ("success", "failure"):
+            raw = data.get(part) or []
+            if not isinstance(raw, list):
+                raise _err(path, item, f"outcomes: '{name}': {part} must be a list of signals")
+            try:
+                lists[part] = tuple(parse_signal(r, selectors) for r in raw)
+            except ValueError as exc:
+                raise _err(path, item, f"outcomes: '{name}': {part}: {exc}") from None
+        out[name] = Outcome(lists["success"], lists["failure"])
+    return out
 
 
 def _expiry(path: Path, node: yaml.Node) -> tuple[tuple[str, ...], str]:
@@ -395,20 +497,28 @@ def _tables(path: Path, node: yaml.Node, selectors: dict[str, SelectorSpec], end
                 raise _err(path, item, f"table '{name}': missing '{required}'")
         if data["endpoint"] not in endpoints:
             raise _err(path, item, f"table '{name}': unknown endpoint '{data['endpoint']}' (add it under endpoints:)")
-        for key in ("table", "next"):
+        empty = data.get("empty")
+        if empty is not None and (not isinstance(empty, str) or (empty != NO_ROWS and empty not in selectors)):
+            raise _err(path, item, f"table '{name}': empty must be '{NO_ROWS}' (a page without the table has no rows) "
+                                   f"or the name of a selector shown when nothing is found, not {empty!r}")
+        for key in ("table", "next", "empty"):
             ref = data.get(key)
-            if ref is None:
+            if ref is None or (key == "empty" and ref == NO_ROWS):
                 continue
             if ref not in selectors:
                 raise _err(path, item, f"table '{name}': {key} names unknown selector '{ref}'")
-            if not any(c.kind == "css" for c in selectors[ref].candidates):
+            if key == "table" and not any(c.kind == "css" for c in selectors[ref].candidates):
                 raise _err(path, item, f"table '{name}': selector '{ref}' needs a css choice (the page is read as fetched HTML)")
+            if key != "table" and not any(c.kind in ("css", "text") or (c.kind == "role" and c.value in ("link", "button"))
+                                          for c in selectors[ref].candidates if not c.frame):
+                raise _err(path, item, f"table '{name}': selector '{ref}' needs a css, text or role (link/button) choice "
+                                       f"(the page is read as fetched HTML)")
         columns = data["columns"]
         if not isinstance(columns, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
                                                     for k, v in columns.items()):
             raise _err(path, item, f"table '{name}': columns must map field names to header texts")
         out[name] = TableSpec(name, data["endpoint"], data["table"], tuple((k, v.strip()) for k, v in columns.items()),
-                              data.get("next"), key_node.start_mark.line + 1)
+                              data.get("next"), key_node.start_mark.line + 1, empty)
     return out
 
 
