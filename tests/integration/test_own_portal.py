@@ -158,6 +158,16 @@ def test_a_bad_input_file_changes_nothing_and_says_where(shop, platform):
     missing = run(shop, "run", "usedcars-register")  # no file: refused before anything starts
     assert missing.returncode == 2 and "需要输入文件" in missing.stdout + missing.stderr
     assert platform.counters()["requests"] == 0 and not (shop / "logs" / "runs").exists()
+    # The platform's form changed overnight (its 车架号 label is gone, as the selector file now
+    # expects another): the canary stops the register before its first write, nothing written.
+    before = platform.cars()
+    selectors = shop / "selectors" / "usedcars.yaml"
+    selectors.write_text(selectors.read_text(encoding="utf-8").replace("label: 车架号\n", "label: 车辆识别代号\n", 1),
+                         encoding="utf-8")
+    changed = run(shop, "run", "usedcars-register", "--input", str(ROOT / "examples" / "usedcars" / "cars.csv"))
+    out = changed.stdout + changed.stderr
+    assert changed.returncode == 1 and "门户已改版" in out and "car.vin" in out, out
+    assert platform.cars() == before
 
 
 PROBE_BOT = '''

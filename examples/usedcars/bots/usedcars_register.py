@@ -13,6 +13,7 @@ from portals.usedcars import CAR_SALE, USED_CAR, CarForm, SaleForm
 class UsedCarsRegister(Bot):
     name = "usedcars-register"
     portal = "usedcars"
+    writes_to = ("usedcars",)  # the canary: the registration form's selectors checked before the first write
     entity = USED_CAR
     description = "二手车置换平台：按输入文件登记车辆（已登记的跳过）"
     options = ("input",)  # columns: vin, brand, model, reg_date, mileage_km, price, owner_name, owner_mobile

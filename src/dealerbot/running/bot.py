@@ -55,7 +55,9 @@ class Bot(ABC):
     # ledger lock from before it lists them until it ends, so no plan changes them meanwhile.
     ledger_writer: ClassVar[bool] = False
     # The portals the bot writes into: before its first write, the canary checks the screens it
-    # writes through (dealerbot.web.canary; a miss ends the run "portal_changed", nothing written).
+    # writes through (dealerbot.web.canary; a miss ends the run "portal_changed", nothing written):
+    # the names passed as ``require`` to ``ctx.portal``, else every non-optional name that a
+    # screen of the portal's selector file holds (the login screen left out).
     writes_to: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod

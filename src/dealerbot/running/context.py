@@ -172,9 +172,8 @@ class BotContext:
             try:
                 await session.step(f"open {selectors.title}", top.open)
                 self._saved_login_password(portal, selectors.title, fingerprint, typed=session.shared.logged_in)
-                if portal in self.bot.writes_to:
-                    await self._canary(session, require or (*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *own),
-                                       getattr(top, "landing", "landing"))
+                if portal in self.bot.writes_to:  # the names its steps use, else every name of the file's screens
+                    await self._canary(session, require or tuple(selectors.selectors), getattr(top, "landing", "landing"))
                 yield session
             except LoginRejected as exc:
                 if not exc.remembered:  # never type this password again (portals lock accounts)

@@ -40,12 +40,13 @@ def logins_waiting(runs: Iterable[RunRecord], bots: Mapping[str, Any]) -> dict[s
 
 
 def writes(run: str, bots: Mapping[str, Any]) -> bool:
-    """Whether a job running ``run`` (a bot name or ``sync``) writes into a portal (a bot with
-    no record type it reads writes; the daily sync ends with the re-key)."""
+    """Whether a job running ``run`` (a bot name or ``sync``) writes into a portal: a bot that
+    declares the portals it writes to (``Bot.writes_to``), or one with no record type it reads
+    (the shipped re-key bots); the daily sync ends with the re-key."""
     if run == SYNC:
         return True
     cls = bots.get(run)
-    return cls is not None and getattr(cls, "entity", None) is None
+    return cls is not None and (bool(getattr(cls, "writes_to", ())) or getattr(cls, "entity", None) is None)
 
 
 def skip_reason(job_run: str, portals: Iterable[str], waiting: Mapping[str, RunRecord], bots: Mapping[str, Any],
