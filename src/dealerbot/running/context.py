@@ -131,7 +131,8 @@ class BotContext:
         selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *own, *require))
         self.log.info("{}: selectors from {}", portal, selectors.path)
         account = account_key(portal, settings)
-        fingerprint = self._check_not_refused(portal, account, selectors.title)
+        # a portal without a login (a public form, an intranet page): no password, nothing to refuse
+        fingerprint = self._check_not_refused(portal, account, selectors.title) if settings.needs_login else ""
 
         def mask(page: Any) -> list[Any]:
             return [
@@ -147,6 +148,7 @@ class BotContext:
             timeout_ms=self.settings.run.timeout_seconds * 1000, trace=self.bot.trace if trace is None else trace,
             mask_css=[c.value for name in selectors.evidence_mask for c in selectors.spec(name).candidates
                       if c.kind == "css" and not c.fields() and not c.frame],
+            proxy=self.settings.portal_proxy(portal), allowed_hosts=self.settings.allowed_hosts(portal),
         ) as pctx:
             page = await pctx.new_page()
             session = PortalSession(
@@ -162,7 +164,8 @@ class BotContext:
                 await session.count_every_request()
             try:
                 await session.step(f"open {selectors.title}", top.open)
-                self._saved_login_password(portal, selectors.title, fingerprint, typed=session.shared.logged_in)
+                if settings.needs_login:
+                    self._saved_login_password(portal, selectors.title, fingerprint, typed=session.shared.logged_in)
                 yield session
             except LoginRejected as exc:
                 if not exc.remembered:  # never type this password again (portals lock accounts)

@@ -215,7 +215,8 @@ class SessionReads:
             language = await self.page.evaluate("navigator.languages.join(',')")
             if sh.http is None:  # the first reads of several pages start together: one client for all
                 sh.http = CookieClient(connections=self.run.concurrency + 1, timeout_seconds=self.run.timeout_seconds,
-                                       user_agent=agent, accept_language=language)
+                                       user_agent=agent, accept_language=language,
+                                       proxy=getattr(self.pctx, "proxy", None))
         mark = (sh.generation, id(self.pctx.context), sh.moves)  # before the copy: a move meanwhile copies again
         now = asyncio.get_running_loop().time()
         if sh.http_synced != mark or now - sh.http_synced_at >= COOKIE_RECHECK_SECONDS:
