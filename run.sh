@@ -120,11 +120,13 @@ case "$cmd" in
       desktop) shift; exec "$VENV/bin/python" bench/desktop_rekey.py "$@" ;;
       group) shift; exec "$VENV/bin/python" bench/group.py "$@" ;;
       print) shift; exec "$VENV/bin/python" bench/workbook_print.py "$@" ;;
+      startup) shift; exec "$VENV/bin/python" bench/startup.py "$@" ;;
       all) rc=0
         "$VENV/bin/python" bench/scrape_orders.py || rc=1
         "$VENV/bin/python" bench/rekey.py || rc=1
         "$VENV/bin/python" bench/own_portal.py || rc=1
         "$VENV/bin/python" bench/desktop_rekey.py || rc=1
+        "$VENV/bin/python" bench/startup.py || rc=1
         if command -v soffice >/dev/null || command -v libreoffice >/dev/null; then
           "$VENV/bin/python" bench/workbook_print.py || rc=1
         else echo "bench print skipped: LibreOffice (soffice) is not installed" >&2; fi
@@ -132,7 +134,7 @@ case "$cmd" in
           "$VENV/bin/python" bench/group.py || rc=1
         else echo "bench group skipped: set DEALERBOT_BENCH_POSTGRES_URL (a PostgreSQL database it may empty)" >&2; fi
         exit "$rc" ;;
-      *) echo "usage: ./run.sh bench [scrape|rekey|portal|desktop|group] [args...]" >&2; exit 2 ;;
+      *) echo "usage: ./run.sh bench [scrape|rekey|portal|desktop|group|print|startup] [args...]" >&2; exit 2 ;;
     esac ;;
   mutants)
     setup

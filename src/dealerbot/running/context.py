@@ -19,8 +19,6 @@ from dealerbot.credentials import PasswordSource, env_name
 from dealerbot.data.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.data.records import Entity, Item
 from dealerbot.errors import ConfigError, LoginRejected, RecordRejected, StopRequested
-from dealerbot.store import RecordWriter, Store
-from dealerbot.web.browser import Browser, Evidence
 from dealerbot.web.locators import SelectorFile, load_portal_selectors
 from dealerbot.web.pacing import Pace
 from dealerbot.web.page_locators import build_locator
@@ -31,6 +29,8 @@ if TYPE_CHECKING:
 
     from dealerbot.desktop.driver import DesktopDriver
     from dealerbot.running.bot import Bot
+    from dealerbot.store import RecordWriter, Store
+    from dealerbot.web.browser import Browser, Evidence
 
 
 class PortalApp(Protocol):

@@ -34,9 +34,9 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-import httpx
-
 if TYPE_CHECKING:
+    import httpx
+
     # Playwright's own types of cookies: what ``context.cookies()`` gives and ``add_cookies`` takes
     # (the second is only in its implementation package, under this name).
     from playwright._impl._api_structures import SetCookieParam
@@ -76,6 +76,7 @@ class CookieClient:
             headers["Accept-Language"] = accept_language
         import ssl
 
+        import httpx  # here, not at import: commands that read nothing (`dealerbot bots`) never load it
         import truststore
 
         self._client = httpx.AsyncClient(
@@ -102,6 +103,8 @@ class CookieClient:
         """
         # Host-only cookies stay on their host, as in the browser (the standard library's default
         # also sends them to subdomains).
+        import httpx
+
         policy = DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain)
         store = CookieJar(policy)
         jar = httpx.Cookies(store)

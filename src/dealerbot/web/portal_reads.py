@@ -11,9 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
-import httpx
-from lxml import html as lxml_html
-
 from dealerbot.errors import BrowserCrashed, PageChanged, PortalUnavailable, SessionExpired, StepTimeout, SystemFailure
 from dealerbot.retries import with_retries
 from dealerbot.web.http_reads import Answer
@@ -81,6 +78,8 @@ class SessionReads:
         Raises:
             SystemFailure: see the module docstring.
         """
+        from lxml import html as lxml_html  # not at import: `dealerbot bots` need not load it
+
         body = await self.fetch(endpoint, params, patient=patient, **fmt)
         return lxml_html.fromstring(body)
 
@@ -196,6 +195,8 @@ class SessionReads:
             client = await self._http()
         except Exception as exc:  # playwright.Error: the browser or the page closed
             raise self._network_error(exc, url) from exc
+        import httpx  # loaded with the client (dealerbot.web.http_reads): not before a read needs it
+
         try:
             return await client.get(url)
         except httpx.TimeoutException as exc:
