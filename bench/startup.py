@@ -2,6 +2,7 @@
 
     ./run.sh bench startup            # 9 runs of each, medians
     ./run.sh bench startup --runs 15
+    ./run.sh bench startup --before /tmp/old   # also an older checkout's commands, interleaved
 
 Each command runs as an operator runs it (a fresh process: ``python -m dealerbot.cli ...``) in
 a throwaway project folder (a config, an empty run store). The baseline, measured in the same
@@ -42,6 +43,7 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--before", type=Path, help="a checkout (e.g. `git archive`d) whose src/ is timed too")
     args = ap.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
     env.update(COLUMNS="120", NO_COLOR="1")
@@ -51,13 +53,20 @@ def main() -> int:
         (home / "schedules").mkdir()
         (home / "schedules" / "daily.yaml").write_bytes((ROOT / "schedules" / "daily.yaml").read_bytes())
         runs = {"import playwright.async_api": [], **{" ".join(c): [] for c in COMMANDS}}
+        old_env = dict(env, PYTHONPATH=str(args.before.resolve() / "src")) if args.before else None
+        if old_env:
+            runs.update({"before: " + " ".join(c): [] for c in COMMANDS})
         for argv in [BASELINE] + [[sys.executable, "-m", "dealerbot.cli", *c] for c in COMMANDS]:
             timed(argv, home, env)  # warm the file cache (and create the run store) once
+            if old_env:
+                timed(argv, home, old_env)
         for _ in range(args.runs):
             # alternating: a busy moment costs the baseline and the commands alike
             runs["import playwright.async_api"].append(timed(BASELINE, home, env))
             for c in COMMANDS:
                 runs[" ".join(c)].append(timed([sys.executable, "-m", "dealerbot.cli", *c], home, env))
+                if old_env:
+                    runs["before: " + " ".join(c)].append(timed([sys.executable, "-m", "dealerbot.cli", *c], home, old_env))
     base = statistics.median(runs["import playwright.async_api"])
     print(f"{'command':<32}{'median s':>10}{'ratio':>8}   ({args.runs} runs each, {os.cpu_count()} cores)")
     missed = False
@@ -65,10 +74,12 @@ def main() -> int:
         med = statistics.median(times)
         ratio = med / base
         flag = ""
-        if name != "import playwright.async_api":
+        if not name.startswith(("import", "before")):
             flag = "" if ratio <= MAX_RATIO else "  missed"
             missed |= ratio > MAX_RATIO
-        print(f"{'dealerbot ' + name if name in runs and not name.startswith('import') else name:<32}"
+        label = name if name.startswith("import") else ("before: dealerbot " + name[8:] if name.startswith("before")
+                                                        else "dealerbot " + name)
+        print(f"{label:<32}"
               f"{med:>10.3f}{ratio:>7.2f}x{flag}")
     print(f"target: under {TARGET_SECONDS} s on an idle machine; ratio to the baseline at most {MAX_RATIO}x")
     return 1 if missed else 0

@@ -25,8 +25,8 @@ BOT = '''"""prices-read: the platform's public guide prices (no login)."""
 
 from dealerbot.api import Entity, FieldDef, TableBot
 
-PRICE = Entity(name="guide_price", title="收车指导价", key="model", fields=(
-    FieldDef("brand", "品牌", required=True), FieldDef("model", "车型", required=True),
+PRICE = Entity(name="guide_price", title="收车指导价", key="code", fields=(
+    FieldDef("code", "编号"), FieldDef("brand", "品牌", required=True), FieldDef("model", "车型", required=True),
     FieldDef("price", "指导价", "decimal")))
 
 
@@ -47,7 +47,7 @@ tables:
   prices:
     endpoint: prices_page
     table: prices.table
-    columns: {brand: 品牌, model: 车型, price: 指导价}
+    columns: {code: 编号, brand: 品牌, model: 车型, price: 指导价}
 selectors:
   prices.table:
     - css: "table.prices"
@@ -150,10 +150,11 @@ def _project(folder: Path, toml: str, run: str = "timeout_seconds = 20\n") -> Pa
     return folder
 
 
-def _prices(folder: Path) -> list[tuple]:
+def _prices(folder: Path) -> dict[str, dict]:
+    """The review workbook's 收车指导价 rows by 编号."""
     assert dealerbot(["export", "-o", "prices.xlsx"], folder).returncode == 0
-    ws = load_workbook(folder / "prices.xlsx", read_only=True)["收车指导价"]
-    return [r for r in ws.iter_rows(min_row=2, values_only=True) if any(r)]
+    rows = list(load_workbook(folder / "prices.xlsx", read_only=True)["收车指导价"].iter_rows(values_only=True))
+    return {r[rows[0].index("编号")]: dict(zip(rows[0], r)) for r in rows[1:] if any(r)}
 
 
 def test_a_public_portal_behind_a_dead_cdn(tmp_path, sandbox, platform):
@@ -174,9 +175,9 @@ args = ["--host-resolver-rules=MAP *.dealer.test 127.0.0.1"]
 allowed_hosts = ["static.faw-vw.test"]
 {portal}""")
         ran = dealerbot(["run", "prices-read"], folder)  # no DEALERBOT_PRICES_PASSWORD, no keyring
-        assert ran.returncode == 0, ran.stdout + ran.stderr
+        assert ran.returncode == 0 and READ_12.search(ran.stdout), ran.stdout + ran.stderr
         rows = _prices(folder)
-        assert len(rows) == 12 and ("大众", "朗逸") in {(r[0], r[1]) for r in rows}
+        assert len(rows) == 12 and rows["GP100"]["车型"] == "朗逸" and float(rows["GP100"]["指导价"]) == 77_500
         assert not hole.connections  # the CDN was never even connected to
         log = "\n".join(p.read_text(encoding="utf-8") for p in (folder / "logs").rglob("*.log"))
         assert "requests to cdn.dealer.test are aborted" in log

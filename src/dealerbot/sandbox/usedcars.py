@@ -358,13 +358,14 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
     @app.get("/public/prices/", response_class=HTMLResponse)
     async def public_prices() -> HTMLResponse:
         # public: no session needed (a portal without a login reads it)
-        rows = "".join(f"<tr><td>{html.escape(BRANDS[b])}</td><td>{html.escape(m)}</td><td>{_guide_price(b, i):,.2f}</td></tr>"
+        rows = "".join(f"<tr><td>GP{b}{i:02d}</td><td>{html.escape(BRANDS[b])}</td><td>{html.escape(m)}</td>"
+                       f"<td>{_guide_price(b, i):,.2f}</td></tr>"
                        for b, models in MODELS.items() for i, m in enumerate(models))
         script = f"<script src='{html.escape(st.cdn_script)}'></script>" if st.cdn_script else ""
         return HTMLResponse(
             f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>收车指导价 | 二手车置换平台</title>"
             f"{STYLE}{script}</head><body><header><b>二手车置换平台</b></header><main><h1>收车指导价（公开）</h1>"
-            f"<table class='table prices'><thead><tr><th>品牌</th><th>车型</th><th>指导价</th></tr></thead>"
+            f"<table class='table prices'><thead><tr><th>编号</th><th>品牌</th><th>车型</th><th>指导价</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></main></body></html>")
 
     @app.get("/__admin/cars")
