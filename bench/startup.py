@@ -8,7 +8,8 @@ Each command runs as an operator runs it (a fresh process: ``python -m dealerbot
 a throwaway project folder (a config, an empty run store). The baseline, measured in the same
 run and alternating with the commands: a process that only imports ``playwright.async_api``
 (what any command that drove the browser would pay before doing anything). Printed per command:
-the median of the runs in seconds and its ratio to the baseline; target: every command under
+the median of the runs in seconds and its ratio to the baseline, and the same for the CPU seconds
+(user + system) of those runs, which a busy machine sways less; target: every command under
 0.25 s on an idle machine, i.e. not much slower than importing Playwright's API alone.
 Exits 1 when a command fails or misses the target by ratio (more than 2.5x the baseline).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,12 +33,20 @@ TARGET_SECONDS = 0.25
 MAX_RATIO = 2.5
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+CPU: dict[str, list[float]] = {}  # the same runs' CPU seconds (user + system): less swayed by a busy machine
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str], name: str = "") -> float:
+    """Wall seconds of one run of ``argv`` (its CPU seconds kept in CPU[name] when named)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     took = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    if name:
+        CPU.setdefault(name, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return took
 
 
@@ -62,13 +72,17 @@ def main() -> int:
                 timed(argv, home, old_env)
         for _ in range(args.runs):
             # alternating: a busy moment costs the baseline and the commands alike
-            runs["import playwright.async_api"].append(timed(BASELINE, home, env))
+            runs["import playwright.async_api"].append(timed(BASELINE, home, env, "import playwright.async_api"))
             for c in COMMANDS:
-                runs[" ".join(c)].append(timed([sys.executable, "-m", "dealerbot.cli", *c], home, env))
+                name = " ".join(c)
+                runs[name].append(timed([sys.executable, "-m", "dealerbot.cli", *c], home, env, name))
                 if old_env:
-                    runs["before: " + " ".join(c)].append(timed([sys.executable, "-m", "dealerbot.cli", *c], home, old_env))
+                    runs["before: " + name].append(
+                        timed([sys.executable, "-m", "dealerbot.cli", *c], home, old_env, "before: " + name))
     base = statistics.median(runs["import playwright.async_api"])
-    print(f"{'command':<32}{'median s':>10}{'ratio':>8}   ({args.runs} runs each, {os.cpu_count()} cores)")
+    cpu_base = statistics.median(CPU["import playwright.async_api"])
+    print(f"{'command':<32}{'median s':>10}{'ratio':>8}{'CPU s':>8}{'ratio':>8}   ({args.runs} runs each, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
     missed = False
     for name, times in runs.items():
         med = statistics.median(times)
@@ -79,8 +93,8 @@ def main() -> int:
             missed |= ratio > MAX_RATIO
         label = name if name.startswith("import") else ("before: dealerbot " + name[8:] if name.startswith("before")
                                                         else "dealerbot " + name)
-        print(f"{label:<32}"
-              f"{med:>10.3f}{ratio:>7.2f}x{flag}")
+        cpu = statistics.median(CPU[name])
+        print(f"{label:<32}{med:>10.3f}{ratio:>7.2f}x{cpu:>8.3f}{cpu / cpu_base:>7.2f}x{flag}")
     print(f"target: under {TARGET_SECONDS} s on an idle machine; ratio to the baseline at most {MAX_RATIO}x")
     return 1 if missed else 0
 
