@@ -55,7 +55,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--before", type=Path, help="a checkout (e.g. `git archive`d) whose src/ is timed too")
     args = ap.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_")}
+    # Compiled modules are kept as in an installed dealerbot (pip writes them; an environment
+    # that forbids it would time compiling dealerbot's sources on every start instead).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(COLUMNS="120", NO_COLOR="1")
     with tempfile.TemporaryDirectory(prefix="dealerbot-startup-") as tmp:
         home = Path(tmp)
