@@ -4,7 +4,7 @@
 #   ./run.sh test     set up, run the test suite (real Chromium against the sandbox, a throwaway PostgreSQL)
 #   ./run.sh typecheck  set up, type-check src/dealerbot with mypy (pyproject.toml's [tool.mypy])
 #   ./run.sh soak     set up, run the slow soak tests
-#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group|print|canary|form|login [args] for one)
+#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|desktop|group|print|canary|form|login|startup|hosts [args] for one)
 #   ./run.sh mutants  set up, mutation-test the pure modules against their unit tests, print the survivors
 #   ./run.sh setup    only set up (.venv, Python packages, a browser)
 set -euo pipefail
@@ -123,6 +123,8 @@ case "$cmd" in
       canary) shift; exec "$VENV/bin/python" bench/canary.py "$@" ;;
       form) shift; exec "$VENV/bin/python" bench/moving_form.py "$@" ;;
       login) shift; exec "$VENV/bin/python" bench/login_handoff.py "$@" ;;
+      startup) shift; exec "$VENV/bin/python" bench/startup.py "$@" ;;
+      hosts) shift; exec "$VENV/bin/python" bench/allowed_hosts.py "$@" ;;
       all) rc=0
         "$VENV/bin/python" bench/scrape_orders.py || rc=1
         "$VENV/bin/python" bench/rekey.py || rc=1
@@ -131,6 +133,8 @@ case "$cmd" in
         "$VENV/bin/python" bench/desktop_rekey.py || rc=1
         "$VENV/bin/python" bench/canary.py || rc=1
         "$VENV/bin/python" bench/login_handoff.py || rc=1
+        "$VENV/bin/python" bench/startup.py || rc=1
+        "$VENV/bin/python" bench/allowed_hosts.py || rc=1
         if command -v soffice >/dev/null || command -v libreoffice >/dev/null; then
           "$VENV/bin/python" bench/workbook_print.py || rc=1
         else echo "bench print skipped: LibreOffice (soffice) is not installed" >&2; fi
@@ -138,7 +142,7 @@ case "$cmd" in
           "$VENV/bin/python" bench/group.py || rc=1
         else echo "bench group skipped: set DEALERBOT_BENCH_POSTGRES_URL (a PostgreSQL database it may empty)" >&2; fi
         exit "$rc" ;;
-      *) echo "usage: ./run.sh bench [scrape|rekey|portal|form|desktop|group|print|canary|login] [args...]" >&2; exit 2 ;;
+      *) echo "usage: ./run.sh bench [scrape|rekey|portal|form|desktop|group|print|canary|login|startup|hosts] [args...]" >&2; exit 2 ;;
     esac ;;
   mutants)
     setup

@@ -37,9 +37,6 @@ Errors
 
 from __future__ import annotations
 
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeout
-
 from dealerbot.data.mapping import dms_values
 from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, FieldDef
 from dealerbot.desktop.driver import DesktopDriver
@@ -73,6 +70,7 @@ from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
 from dealerbot.running.context import BotContext
 from dealerbot.running.fan_out import fan_out
 from dealerbot.web.forms import Form, SubmitOutcome
+from dealerbot.web.playwright_errors import PlaywrightError, PlaywrightTimeout
 from dealerbot.web.portal import PortalSession
 
 __all__ = [

@@ -46,6 +46,71 @@ PORTAL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 SHIPPED_PORTALS = ("oem", "dms")
 
 
+HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?)*|\[[0-9a-f:.]+\]")
+PROXY_SCHEMES = ("http", "https", "socks4", "socks5")
+
+
+def _host_patterns(value: list[str]) -> list[str]:
+    """``allowed_hosts``, checked: each a host name (``portal.example.com``), an address
+    (``10.1.2.3``), every host under a domain (``*.faw-vw.com``) or ``*`` (any host)."""
+    out = []
+    for raw in value:
+        text = str(raw).strip().lower()
+        if text != "*" and not HOST_PATTERN.fullmatch(text):
+            raise ValueError(f"{raw!r} is not a host name or pattern: write e.g. portal.example.com, 10.1.2.3 or "
+                             f"*.faw-vw.com (no scheme, port or path)")
+        out.append(text)
+    return out
+
+
+class ProxySettings(_Section):
+    """A proxy for the browser and for plain-HTTP reads: ``proxy = {server = "http://10.0.0.5:3128"}``.
+    The password never lives in the file: ``DEALERBOT_BROWSER__PROXY__PASSWORD`` (a portal's own
+    proxy: ``DEALERBOT_PORTALS__<NAME>__PROXY__PASSWORD``)."""
+
+    server: str = Field(description="the proxy's address, e.g. http://10.0.0.5:3128 or socks5://10.0.0.5:1080")
+    bypass: str = Field(default="", description="hosts reached without the proxy, comma-separated, e.g. "
+                                                "\"*.internal, 10.1.2.3\"")
+    username: str = ""
+    password: str = Field(default="", description="from the environment only (see above); masked in every artifact")
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, v: str) -> str:
+        text = v.strip()
+        parts = urlparse(text if "://" in text else f"http://{text}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in PROXY_SCHEMES or not parts.hostname or port == -1 or (parts.path not in ("", "/")):
+            raise ValueError(f"{v!r} is not a proxy address: write e.g. http://10.0.0.5:3128 or socks5://10.0.0.5:1080 "
+                             f"(schemes: {', '.join(PROXY_SCHEMES)})")
+        if parts.username or parts.password:
+            raise ValueError("give the proxy's user as proxy.username and its password in "
+                             "DEALERBOT_BROWSER__PROXY__PASSWORD, not in the address")
+        return text if "://" in text else f"http://{text}"
+
+    @property
+    def url(self) -> str:
+        """The server with the user and password in it (for httpx); a secret: never log it."""
+        if not self.username:
+            return self.server
+        from urllib.parse import quote
+
+        scheme, _, rest = self.server.partition("://")
+        return f"{scheme}://{quote(self.username, safe='')}:{quote(self.password, safe='')}@{rest}"
+
+    def bypassed(self, host: str) -> bool:
+        """Whether ``host`` is in :attr:`bypass` (``*.x`` / ``.x`` match the hosts under x)."""
+        host = host.lower()
+        for item in (p.strip().lower() for p in self.bypass.split(",")):
+            if item and (host == item.lstrip("*.") if not item.startswith(("*.", ".")) else
+                         host.endswith(item.lstrip("*"))):
+                return True
+        return False
+
+
 class PortalSettings(_Section):
     """Where a portal lives and who logs in (the password is looked up separately)."""
 
@@ -76,6 +141,21 @@ class PortalSettings(_Section):
                     "anything, unless the saved login still works (see docs/own-portal.md, Logins that need a person)",
     )
 
+    login: bool | None = Field(
+        default=None,
+        description="whether the portal has a login; unset: it has one when username, dealer_code or login_fields "
+                    "are set (a public form or an intranet page: no password, no login.* selectors)",
+    )
+    browser_args: list[str] = Field(
+        default_factory=list, description="extra Chromium arguments for runs that open this portal (after [browser] args)",
+    )
+    proxy: ProxySettings | None = Field(default=None, description="this portal's proxy, instead of [browser] proxy")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="hosts this portal's pages may load besides [browser] allowed_hosts and its own; see "
+                    "docs/own-portal.md (Offline offices)",
+    )
+
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -83,6 +163,24 @@ class PortalSettings(_Section):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"{v!r} is not a web address: write it in full, e.g. http://{v.strip() or '127.0.0.1:8701'}")
         return v.strip()
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        return _host_patterns(value)
+
+    @field_validator("browser_args")
+    @classmethod
+    def _browser_args(cls, value: list[str]) -> list[str]:
+        return _chromium_args(value)
+
+    @property
+    def needs_login(self) -> bool:
+        """Whether the portal has a login (and so a password): ``login`` when set, else whether a
+        user name, dealer code or other login field is configured."""
+        if self.login is not None:
+            return self.login
+        return bool(self.username or self.dealer_code or self.login_fields)
 
 
 class OemSettings(PortalSettings):
@@ -100,8 +198,33 @@ class DmsSettings(PortalSettings):
     username: str = "sales01"
 
 
+def _chromium_args(value: list[str]) -> list[str]:
+    for arg in value:
+        if not isinstance(arg, str) or not arg.startswith("--") or len(arg) < 3 or "\n" in arg:
+            raise ValueError(f"{arg!r} is not a Chromium argument: each starts with --, e.g. \"--lang=zh-CN\"")
+    return list(value)
+
+
 class BrowserSettings(_Section):
     """Which browser to drive. Empty values mean: discover one (see :mod:`dealerbot.web.browser`)."""
+
+    args: list[str] = Field(default_factory=list, description="extra Chromium arguments, e.g. [\"--lang=zh-CN\"]")
+    proxy: ProxySettings | None = Field(default=None, description="a proxy for every portal (see ProxySettings)")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="the only hosts pages may load (besides each portal's own host and its own allowed_hosts); "
+                    "requests to any other host are aborted at once; empty: no restriction",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        return _host_patterns(value)
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        return _chromium_args(value)
 
     executable: str = ""
     channel: str = ""
@@ -530,6 +653,39 @@ class Settings(BaseSettings):
         copy.home, copy.source = self.home, self.source
         return copy
 
+    # -- browser options of a portal -----------------------------------------------------
+    def portal_proxy(self, name: str) -> ProxySettings | None:
+        """The proxy portal ``name`` is reached through: its own ``proxy``, else ``[browser] proxy``
+        (None: direct). A host in the proxy's ``bypass`` is reached directly.
+
+        Raises:
+            ConfigError: no such portal.
+        """
+        return self.portal(name).proxy or self.browser.proxy
+
+    def allowed_hosts(self, name: str) -> list[str]:
+        """The host patterns portal ``name``'s pages may load; [] means any host. The rule:
+        ``[browser] allowed_hosts`` plus the portal's own ``allowed_hosts`` plus the portal's own
+        host; both lists empty, or either holding ``*``: no restriction.
+
+        Raises:
+            ConfigError: no such portal.
+        """
+        portal = self.portal(name)
+        hosts = [*self.browser.allowed_hosts, *portal.allowed_hosts]
+        if not hosts or "*" in hosts:
+            return []
+        own = (urlparse(portal.url).hostname or "").lower()
+        return list(dict.fromkeys([own, *hosts]))
+
+    def launch_settings(self, portals: list[str] | tuple[str, ...]) -> BrowserSettings:
+        """``[browser]`` for a run opening ``portals``: its ``args`` followed by each portal's
+        ``browser_args`` (one browser serves every portal of a run)."""
+        extra = [a for n in portals if n in self.portal_names for a in self.portal(n).browser_args]
+        if not extra:
+            return self.browser
+        return self.browser.model_copy(update={"args": list(dict.fromkeys([*self.browser.args, *extra]))})
+
     # -- derived paths ---------------------------------------------------------------------
     def path(self, name: str) -> Path:
         """Absolute folder for ``logs``, ``state``, ``out`` or ``var`` (for a group's store, the
@@ -593,6 +749,13 @@ def _refuse_passwords(data: dict[str, Any], path: Path) -> None:
                 _, code, portal = section.split(".", 2)
                 env = f"DEALERBOT_{code.upper().replace('-', '_')}_{portal.upper()}_PASSWORD"
                 command = f"dealerbot --store {code} credentials set {portal}"
+            proxy = values.get("proxy")
+            if isinstance(proxy, dict) and any(w in k.lower() for k in proxy for w in ("password", "passwd", "pwd")):
+                var = "DEALERBOT_BROWSER__PROXY__PASSWORD" if section == "browser" else (
+                    f"DEALERBOT_PORTALS__{portal.upper()}__PROXY__PASSWORD" if section.startswith("portals.")
+                    else f"DEALERBOT_{section.upper().replace('.', '__')}__PROXY__PASSWORD")
+                raise ConfigError(f"{path}: [{section}] proxy.password holds a password; passwords are never read "
+                                  f"from the config file. Remove it and set {var}.")
             fields = values.get("login_fields")
             keys = [*values, *(f"login_fields.{k}" for k in fields)] if isinstance(fields, dict) else list(values)
             for key in keys:

@@ -239,6 +239,9 @@ def passwords_checks(settings: Settings) -> list[Check]:
     store = settings.own_store
     for portal in settings.portal_names:
         username = settings.portal(portal).username
+        if not settings.portal(portal).needs_login:
+            checks.append(Check(f"{portal} 密码", OK, "该门户不需要登录，无需密码"))
+            continue
         where = next((f"环境变量 {env_name(portal, s)}" for s in ((store, "") if store else ("",)) if os.environ.get(env_name(portal, s))), "")
         try:
             get_password(portal, username, store)

@@ -30,6 +30,9 @@ def credentials_set(
         username = settings.portal(portal).username
     except DealerbotError as exc:
         raise fail(str(exc)) from None
+    if not settings.portal(portal).needs_login:
+        raise fail(f"门户 {portal} 不需要登录，无需密码；需要登录时请在配置中写明 username 或 login = true "
+                   f"(portal {portal} has no login: no password to store)")
     password = typer.prompt(f"password for {portal} user {username}", hide_input=True, confirmation_prompt=True)
     try:
         with open_store(settings) as store:  # the refusal of the old one forgotten, the change audited

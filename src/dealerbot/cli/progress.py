@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dealerbot.config import Settings
@@ -22,6 +21,8 @@ class RunProgress:
     """Rich progress bars fed by runs' counts: one line per bot (:meth:`track`)."""
 
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),

@@ -72,7 +72,8 @@ def register(app: FastAPI, c: Console) -> None:
                     check = None
                 out.append({
                     "name": name, "title": c.names.portal(name), "url": portal.url, "username": portal.username,
-                    "has_password": has_password(name), "unchangeable": unchangeable(name),
+                    "has_password": portal.needs_login and has_password(name), "unchangeable": unchangeable(name),
+                    "needs_login": portal.needs_login,
                     "login": datetime.fromtimestamp(state.stat().st_mtime) if state.is_file() else None,
                     "refused": store.login_refusal(account_key(name, portal)),
                     "check": check, "environment": environment_wins(name),

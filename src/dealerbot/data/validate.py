@@ -19,8 +19,6 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Final, Generic, Literal, TypeVar
 
-import phonenumbers
-
 __all__ = [
     "Checked",
     "Issue",
@@ -234,6 +232,8 @@ def normalize_mobile(raw: str | None) -> Checked[str]:
     )
     if not _PHONE_TEXT_RE.fullmatch(text):
         return invalid
+    import phonenumbers  # here: its tables load on the first number, not in every command (`dealerbot bots`)
+
     try:
         number = phonenumbers.parse(text, "CN")
     except phonenumbers.NumberParseException:

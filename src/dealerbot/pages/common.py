@@ -224,7 +224,11 @@ class PortalApp:
     @classmethod
     def selectors_used(cls, settings: PortalSettings) -> tuple[str, ...]:
         """Every selector and endpoint name this app needs with these portal settings (checked
-        when the portal is opened, before the browser starts)."""
+        when the portal is opened, before the browser starts). A portal without a login
+        (:attr:`PortalSettings.needs_login <dealerbot.config.PortalSettings.needs_login>` false)
+        needs no ``login.*`` name and no ``login`` endpoint."""
+        if not settings.needs_login:
+            return tuple(n for n in (*cls.SELECTORS_USED, cls.landing) if n != "login" and not n.startswith("login."))
         return (*cls.SELECTORS_USED, cls.landing, *cls.login_fields(settings))
 
     async def open(self) -> None:
@@ -234,6 +238,10 @@ class PortalApp:
             LoginRejected: the password was refused.
             PageChanged: a screen is not as the selectors say.
         """
+        if not self.s.settings.needs_login:  # a public form, an intranet page: nothing to log in to
+            await self.s.goto(self.landing)
+            await self.ready()
+            return
         await self.s.goto(self.landing, expect_login=True)
         if self.s.is_expired(self.s.page.url) or await self.login_form.is_shown():
             await self.login()
@@ -247,7 +255,8 @@ class PortalApp:
         Raises:
             LoginRejected: the password was refused (never retried).
         """
-        await self.login_form.login()
+        if self.s.settings.needs_login:
+            await self.login_form.login()
         await self.ready()
 
     async def ready(self) -> None:

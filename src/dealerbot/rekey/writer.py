@@ -47,12 +47,12 @@ from dealerbot.failpoints import Failpoints
 from dealerbot.private_files import private_dir, private_file
 from dealerbot.rekey.ledger import IN_FLIGHT, KIND_TEXT, Action
 from dealerbot.retries import with_retries
-from dealerbot.store import Store
 
 if TYPE_CHECKING:
     from loguru import Logger
 
     from dealerbot.running.context import BotContext
+    from dealerbot.store import Store
 
 REKEY_COUNTS = ("actions", "done", "verified", "found", "customers_created", "failed", "unfinished", "rehearsed")
 # A dry run's account of what it would have written, one JSON object a line, in the run's folder

@@ -22,8 +22,6 @@ from dealerbot.data.pipeline import Pipeline, issue_dict, pipeline_for
 from dealerbot.data.records import Entity, Item
 from dealerbot.errors import ConfigError, DealerbotError, LoginRejected, RecordRejected, StopRequested
 from dealerbot.logsetup import mask_personal_value
-from dealerbot.store import RecordWriter, Store
-from dealerbot.web.browser import Browser, Evidence
 from dealerbot.web.locators import SelectorFile, load_portal_selectors
 from dealerbot.web.pacing import Pace
 from dealerbot.web.page_locators import build_locator
@@ -35,6 +33,8 @@ if TYPE_CHECKING:
     from dealerbot.desktop.driver import DesktopDriver
     from dealerbot.running.bot import Bot
     from dealerbot.running.login_help import LoginHelp
+    from dealerbot.store import RecordWriter, Store
+    from dealerbot.web.browser import Browser, Evidence
 
 
 class PortalApp(Protocol):
@@ -137,7 +137,8 @@ class BotContext:
         selectors.require((*getattr(sys.modules[app.__module__], "SELECTORS_USED", ()), *own, *require))
         self.log.info("{}: selectors from {}", portal, selectors.path)
         account = account_key(portal, settings)
-        fingerprint = self._check_not_refused(portal, account, selectors.title)
+        # a portal without a login (a public form, an intranet page): no password, nothing to refuse
+        fingerprint = self._check_not_refused(portal, account, selectors.title) if settings.needs_login else ""
 
         def mask(page: Any) -> list[Any]:
             return [
@@ -153,6 +154,7 @@ class BotContext:
             timeout_ms=self.settings.run.timeout_seconds * 1000, trace=self.bot.trace if trace is None else trace,
             mask_css=[c.value for name in selectors.evidence_mask for c in selectors.spec(name).candidates
                       if c.kind == "css" and not c.fields() and not c.frame],
+            proxy=self.settings.portal_proxy(portal), allowed_hosts=self.settings.allowed_hosts(portal),
         ) as pctx:
             page = await pctx.new_page()
             session = PortalSession(
@@ -171,7 +173,8 @@ class BotContext:
                 await session.count_every_request()
             try:
                 await session.step(f"open {selectors.title}", top.open)
-                self._saved_login_password(portal, selectors.title, fingerprint, typed=session.shared.logged_in)
+                if settings.needs_login:
+                    self._saved_login_password(portal, selectors.title, fingerprint, typed=session.shared.logged_in)
                 if portal in self.bot.writes_to:  # the names its steps use, else every name of the file's screens
                     await self._canary(session, require or tuple(selectors.selectors), getattr(top, "landing", "landing"))
                 yield session

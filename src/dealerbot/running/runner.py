@@ -112,6 +112,10 @@ def make_masker(
         except Exception:  # noqa: BLE001 - a malformed URL is refused when the store opens
             pass
     wanted = list(settings.portal_names if portals is None else portals)
+    for proxy in [settings.browser.proxy, *(settings.portal(p).proxy for p in wanted if p in settings.portal_names)]:
+        if proxy is not None:  # a proxy's password (from the environment only)
+            masker.add_secret(proxy.password or None)
+    wanted = [p for p in wanted if p not in settings.portal_names or settings.portal(p).needs_login]  # no login: no password
     store = settings.own_store
     own = [store] if store else list(settings.stores)  # a worker's or scheduler's: every store's
     for portal in wanted:
@@ -185,7 +189,8 @@ async def run_bot(
     bot = bot_cls()
     input_rows = read_input(Path(options["input"])) if options.get("input") else None  # bad file: nothing starts
     with single_instance(settings, bot_cls):
-        launch = BrowserLaunch(settings.browser, headed=headed, wanted=bot.uses_browser)  # starts meanwhile
+        launch = BrowserLaunch(settings.launch_settings(bot_portals(bot_cls)), headed=headed,
+                               wanted=bot.uses_browser)  # starts meanwhile
         try:
             store = await asyncio.to_thread(Store.open, settings.store_url, settings.store_code)
         except BaseException:

@@ -20,7 +20,12 @@ what the "your own portal" example, its tests and benchmark run against. Its qui
 
 Test-only admin endpoints (``X-Admin-Token``): ``/__admin/cars`` (ground truth),
 ``/__admin/counters``, ``/__admin/reset``, ``PUT /__admin/behaviours`` (``session_idle_seconds``,
-``save_delay_ms``).
+``save_delay_ms``, ``cdn_script``).
+
+A public page needs no login: ``/public/prices/`` (收车指导价, a plain table), for a portal
+without a login. With the behaviour ``cdn_script`` set to a URL (off by default), it loads that
+script in its ``<head>`` as pages built on a CDN's libraries do: an office whose network cannot
+reach the CDN waits on it.
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ class _State:
         self.lock = threading.Lock()
         self.idle = cfg.session_idle_seconds
         self.save_delay_ms = 0
+        self.cdn_script = ""  # a script URL the public page loads in its <head>; "": none
         self.reset()
 
     def reset(self) -> None:
@@ -136,6 +142,11 @@ def _page(title: str, body: str, status: int = 200, logged_in: bool = True) -> H
         f"{STYLE}</head><body><header><b>二手车置换平台</b> {nav}</header><main>{body}</main></body></html>",
         status_code=status,
     )
+
+
+def _guide_price(brand: int, index: int) -> float:
+    """The public guide price of a model (fixed: the public page is the same for everyone)."""
+    return 60_000 + brand * 17_500 + index * 23_000
 
 
 def _login_form(error: str = "", next_url: str = "/cars/") -> str:
@@ -471,6 +482,19 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
             "<th>车架号</th><th>品牌</th><th>车型</th><th>车主</th></tr></thead>"
             f"<tbody>{body}</tbody></table><p>{pager}</p></div>"))
 
+    @app.get("/public/prices/", response_class=HTMLResponse)
+    async def public_prices() -> HTMLResponse:
+        # public: no session needed (a portal without a login reads it)
+        rows = "".join(f"<tr><td>GP{b}{i:02d}</td><td>{html.escape(BRANDS[b])}</td><td>{html.escape(m)}</td>"
+                       f"<td>{_guide_price(b, i):,.2f}</td></tr>"
+                       for b, models in MODELS.items() for i, m in enumerate(models))
+        script = f"<script src='{html.escape(st.cdn_script)}'></script>" if st.cdn_script else ""
+        return HTMLResponse(
+            f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>收车指导价 | 二手车置换平台</title>"
+            f"{STYLE}{script}</head><body><header><b>二手车置换平台</b></header><main><h1>收车指导价（公开）</h1>"
+            f"<table class='table prices'><thead><tr><th>编号</th><th>品牌</th><th>车型</th><th>指导价</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></main></body></html>")
+
     @app.get("/__admin/cars")
     async def admin_cars(request: Request) -> JSONResponse:
         admin(request)
@@ -486,17 +510,20 @@ def create_usedcars_app(cfg: SandboxConfig, admin_token: str) -> FastAPI:
         admin(request)
         st.reset()
         st.idle, st.save_delay_ms = cfg.session_idle_seconds, 0
+        st.cdn_script = ""
         return JSONResponse({"ok": True})
 
     @app.put("/__admin/behaviours")
     async def admin_behaviours(request: Request) -> JSONResponse:
         admin(request)
         data = await request.json()
-        unknown = set(data) - {"session_idle_seconds", "save_delay_ms"}
+        unknown = set(data) - {"session_idle_seconds", "save_delay_ms", "cdn_script"}
         if unknown:
             raise HTTPException(422, f"unknown behaviour(s): {sorted(unknown)}")
         st.idle = float(data.get("session_idle_seconds", st.idle))
         st.save_delay_ms = int(data.get("save_delay_ms", st.save_delay_ms))
-        return JSONResponse({"session_idle_seconds": st.idle, "save_delay_ms": st.save_delay_ms})
+        st.cdn_script = str(data.get("cdn_script", st.cdn_script))
+        return JSONResponse({"session_idle_seconds": st.idle, "save_delay_ms": st.save_delay_ms,
+                             "cdn_script": st.cdn_script})
 
     return app

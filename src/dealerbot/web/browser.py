@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -35,7 +36,7 @@ from loguru import logger
 from playwright.async_api import Browser as PwBrowser
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
 
-from dealerbot.config import BrowserSettings
+from dealerbot.config import BrowserSettings, ProxySettings
 from dealerbot.errors import BrowserCrashed, BrowserNotFound, StopRequested
 from dealerbot.logsetup import Masker
 from dealerbot.private_files import make_private, private_dir, write_private_json
@@ -216,6 +217,19 @@ class PortalContext:
         self._mask_css = tuple(mask_css)
         self._trace = trace
         self._tracing = False
+        self.proxy: ProxySettings | None = None  # the proxy the context reaches the web through (plain reads too)
+        self.blocked = 0  # requests to hosts outside allowed_hosts, aborted
+        self._blocked_hosts: set[str] = set()
+
+    def count_blocked(self, url: str) -> None:
+        """Count a request aborted for its host (each host logged once)."""
+        from urllib.parse import urlparse
+
+        self.blocked += 1
+        host = urlparse(url).hostname or url
+        if host not in self._blocked_hosts:
+            self._blocked_hosts.add(host)
+            self.evidence.log.info("{}: requests to {} are aborted (not in allowed_hosts)", self.portal, host)
 
     async def new_page(self) -> Page:
         """Open a page in this context."""
@@ -371,6 +385,20 @@ class PortalContext:
             self.evidence.log.warning("could not save the trace: {}", exc)
 
 
+def _host_regex(pattern: str) -> str:
+    if pattern.startswith("*."):
+        return r"(?:[^/?#:@]+\.)+" + pattern[2:].replace(".", r"\.")
+    return pattern.replace(".", r"\.").replace("[", r"\[").replace("]", r"\]")
+
+
+def blocked_hosts_pattern(allowed_hosts: Sequence[str]) -> re.Pattern[str]:
+    """A URL pattern matching web requests to every host *not* in ``allowed_hosts`` (host names
+    or addresses, ``*.example.com`` for every host under example.com; any port). Playwright's
+    driver matches it, so requests to allowed hosts never reach Python."""
+    hosts = "|".join(_host_regex(h.lower()) for h in allowed_hosts)
+    return re.compile(rf"^(?:https?|wss?)://(?!(?:{hosts})(?::\d+)?(?:[/?#]|$))", re.IGNORECASE)
+
+
 class Browser:
     """One launched browser for a run."""
 
@@ -409,8 +437,13 @@ class Browser:
         timeout_ms: float = 30_000,
         trace: bool = True,
         mask_css: Sequence[str] = (),
+        proxy: ProxySettings | None = None,
+        allowed_hosts: Sequence[str] = (),
     ) -> AsyncIterator[PortalContext]:
-        """A fresh context for ``portal``, reusing ``state_file``'s saved login if present.
+        """A fresh context for ``portal``, reusing ``state_file``'s saved login if present,
+        reaching the web through ``proxy`` (None: directly); with ``allowed_hosts`` (host
+        patterns, see :func:`blocked_hosts_pattern`) every request to another host is aborted at
+        once (counted in :attr:`PortalContext.blocked`).
 
         On an exception inside the block, evidence is saved before the context closes (with a
         Playwright trace when ``trace``) and the exception propagates unchanged.
@@ -421,6 +454,17 @@ class Browser:
             "viewport": {"width": 1366, "height": 900},
             "accept_downloads": True,
         }
+        if proxy is not None:
+            kwargs["proxy"] = {"server": proxy.server, "bypass": proxy.bypass or None,
+                               "username": proxy.username or None, "password": proxy.password or None}
+        blocked = blocked_hosts_pattern(allowed_hosts) if allowed_hosts else None
+        pctx_box: list[PortalContext] = []
+
+        async def abort(route: Any) -> None:
+            if pctx_box:
+                pctx_box[0].count_blocked(route.request.url)
+            with contextlib.suppress(Exception):  # the page went away meanwhile
+                await route.abort("blockedbyclient")
         state: Any = None
         if state_file is not None and state_file.is_file():
             try:
@@ -432,10 +476,16 @@ class Browser:
         async def new_context(state: Any) -> BrowserContext:
             ctx = await self.browser.new_context(**kwargs, **({"storage_state": state} if state else {}))
             ctx.set_default_timeout(timeout_ms)
+            if blocked is not None:
+                # Only requests to other hosts match: the allowed ones are let through by
+                # Playwright's driver, never handed to Python (bench/allowed_hosts.py).
+                await ctx.route(blocked, abort)
             return ctx
 
         pctx = PortalContext(await new_context(state), portal, state_file, evidence, mask_locators, trace, mask_css,
                              renew=new_context, owner=self)
+        pctx_box.append(pctx)
+        pctx.proxy = proxy
         await pctx.start_tracing()
         failed = False
         try:
@@ -448,6 +498,9 @@ class Browser:
                 await pctx.capture()
             raise
         finally:
+            if pctx.blocked:
+                evidence.log.info("{}: aborted {} request{} to hosts not in allowed_hosts", portal, pctx.blocked,
+                                  "" if pctx.blocked == 1 else "s")
             if self.crashed:
                 evidence.log.warning("{}: the browser ended under the run: no screenshot, HTML or trace", portal)
             else:
@@ -571,6 +624,7 @@ async def _launch(pw: Playwright, settings: BrowserSettings, headed: bool) -> Br
     headless = settings.headless and not headed
     spec = find_browser(settings, bundled, headless)
     args = list(CHROMIUM_ARGS)
+    extra = list(settings.args)  # [browser] args (and the run's portals' browser_args): last, so they win
     if headless:
         # Nobody looks at the pixels: smaller caches and tiles (about 40% less renderer memory
         # over a long run of page loads) and one renderer process for the pages of a portal
@@ -585,6 +639,7 @@ async def _launch(pw: Playwright, settings: BrowserSettings, headed: bool) -> Br
             args.append("--no-zygote")
     if platform.system() == "Linux" and hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+    args += [a for a in extra if a not in args]
 
     async def launch() -> PwBrowser:
         return await pw.chromium.launch(

@@ -45,12 +45,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
-from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeout
-
 from dealerbot.errors import DealerbotError, PageChanged, PortalUnavailable, RecordRejected, StepTimeout, SystemFailure
 from dealerbot.web.locators import Signal, parse_signal
 from dealerbot.web.page_locators import unlinked_label_xpath
+from dealerbot.web.playwright_errors import PlaywrightError, PlaywrightTimeout
 from dealerbot.web.portal import PortalSession
 
 if TYPE_CHECKING:

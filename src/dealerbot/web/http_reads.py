@@ -34,13 +34,15 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlparse
 
-import httpx
-
 if TYPE_CHECKING:
+    import httpx
+
     # Playwright's own types of cookies: what ``context.cookies()`` gives and ``add_cookies`` takes
     # (the second is only in its implementation package, under this name).
     from playwright._impl._api_structures import SetCookieParam
     from playwright.async_api import Cookie
+
+    from dealerbot.config import ProxySettings
 
 _SAME_SITE: dict[str, Literal["Lax", "None", "Strict"]] = {"lax": "Lax", "none": "None", "strict": "Strict"}
 
@@ -67,12 +69,14 @@ class CookieClient:
     One per login (the pages of a portal share it); close it with :meth:`aclose`.
     """
 
-    def __init__(self, *, connections: int, timeout_seconds: float, user_agent: str, accept_language: str = "") -> None:
+    def __init__(self, *, connections: int, timeout_seconds: float, user_agent: str, accept_language: str = "",
+                 proxy: ProxySettings | None = None) -> None:
         headers = {"User-Agent": user_agent}
         if accept_language:
             headers["Accept-Language"] = accept_language
         import ssl
 
+        import httpx  # here, not at import: commands that read nothing (`dealerbot bots`) never load it
         import truststore
 
         self._client = httpx.AsyncClient(
@@ -83,6 +87,10 @@ class CookieClient:
             timeout=timeout_seconds,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             headers=headers,
+            # the browser's proxy ([browser] / the portal's proxy), the hosts it bypasses reached
+            # directly as the browser reaches them
+            proxy=proxy.url if proxy is not None else None,
+            mounts=_bypass_mounts(proxy.bypass) if proxy is not None else None,
         )
 
     def load(self, cookies: list[Cookie]) -> list[str]:
@@ -95,6 +103,8 @@ class CookieClient:
         """
         # Host-only cookies stay on their host, as in the browser (the standard library's default
         # also sends them to subdomains).
+        import httpx
+
         policy = DefaultCookiePolicy(strict_ns_domain=DefaultCookiePolicy.DomainStrictNonDomain)
         store = CookieJar(policy)
         jar = httpx.Cookies(store)
@@ -137,6 +147,18 @@ class CookieClient:
     async def aclose(self) -> None:
         """Close the connections."""
         await self._client.aclose()
+
+
+def _bypass_mounts(bypass: str) -> dict[str, None] | None:
+    """httpx mounts sending the hosts of a proxy's ``bypass`` (``a.example.com, *.internal,
+    .corp``) directly; entries httpx cannot express (``<local>``, address ranges) are left out."""
+    mounts: dict[str, None] = {}
+    for item in (h.strip().lower() for h in bypass.split(",")):
+        if item.startswith("."):
+            item = "*" + item
+        if item and all(c.isalnum() or c in ".-*:[]" for c in item) and "*" not in item[1:]:
+            mounts[f"all://{item}"] = None
+    return mounts or None
 
 
 def _for_browser(resp: httpx.Response) -> tuple[list[SetCookieParam], list[tuple[str, str, str]]]:

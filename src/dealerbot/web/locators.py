@@ -286,11 +286,15 @@ class SelectorFile:
         """Check at start-up that every name a page object uses exists.
 
         Raises:
-            UnknownSelector: naming the first missing name.
+            UnknownSelector: naming every missing name at once (one missing name: the message
+                also lists the close names the file has).
         """
-        for name in names:
-            if name not in self.selectors and name not in self.endpoints:
-                self.spec(name)
+        missing = list(dict.fromkeys(n for n in names if n not in self.selectors and n not in self.endpoints))
+        if len(missing) == 1:
+            self.spec(missing[0])
+        if missing:
+            raise UnknownSelector(f"{self.path}: no selector or endpoint named {', '.join(repr(n) for n in missing)} "
+                                  f"({len(missing)} names missing)")
 
 
 def _err(path: Path, node: yaml.Node | None, msg: str) -> SelectorFileError:

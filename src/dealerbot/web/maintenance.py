@@ -6,8 +6,6 @@ import contextlib
 import json
 import re
 
-from lxml import html as lxml_html
-
 _WINDOW = re.compile(r"(\d{1,2}:\d{2})\s*(?:-|–|—|~|～|至|到)\s*(\d{1,2}:\d{2})")
 _SENTENCE_END = "。！!？?\n"
 
@@ -43,6 +41,8 @@ def maintenance_notice(body: str) -> tuple[str, str | None] | None:
         text = " ".join(str(v) for v in data.values()) if isinstance(data, dict) else str(data)
     if text is body and "<" in body:
         with contextlib.suppress(Exception):  # not HTML after all: search the raw text
+            from lxml import html as lxml_html
+
             root = lxml_html.fromstring(body)
             for junk in root.xpath("//script | //style"):
                 junk.drop_tree()

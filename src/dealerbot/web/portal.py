@@ -36,7 +36,6 @@ from urllib.parse import urlencode, urljoin, urlparse
 
 from aiolimiter import AsyncLimiter
 from loguru import logger
-from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from dealerbot.errors import (
     CircuitOpen,
@@ -55,6 +54,7 @@ from dealerbot.web.locators import SelectorFile
 from dealerbot.web.maintenance import maintenance_notice
 from dealerbot.web.pacing import PACE_MARGIN, Gate, Pace, SessionPacing
 from dealerbot.web.page_locators import Locators
+from dealerbot.web.playwright_errors import PlaywrightTimeout
 from dealerbot.web.portal_reads import SessionReads
 
 if TYPE_CHECKING:

@@ -11,9 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
-import httpx
-from lxml import html as lxml_html
-
 from dealerbot.errors import BrowserCrashed, PageChanged, PortalUnavailable, SessionExpired, StepTimeout, SystemFailure
 from dealerbot.retries import with_retries
 from dealerbot.web.http_reads import Answer
@@ -81,6 +78,8 @@ class SessionReads:
         Raises:
             SystemFailure: see the module docstring.
         """
+        from lxml import html as lxml_html  # not at import: `dealerbot bots` need not load it
+
         body = await self.fetch(endpoint, params, patient=patient, **fmt)
         return lxml_html.fromstring(body)
 
@@ -196,6 +195,8 @@ class SessionReads:
             client = await self._http()
         except Exception as exc:  # playwright.Error: the browser or the page closed
             raise self._network_error(exc, url) from exc
+        import httpx  # loaded with the client (dealerbot.web.http_reads): not before a read needs it
+
         try:
             return await client.get(url)
         except httpx.TimeoutException as exc:
@@ -215,7 +216,8 @@ class SessionReads:
             language = await self.page.evaluate("navigator.languages.join(',')")
             if sh.http is None:  # the first reads of several pages start together: one client for all
                 sh.http = CookieClient(connections=self.run.concurrency + 1, timeout_seconds=self.run.timeout_seconds,
-                                       user_agent=agent, accept_language=language)
+                                       user_agent=agent, accept_language=language,
+                                       proxy=getattr(self.pctx, "proxy", None))
         mark = (sh.generation, id(self.pctx.context), sh.moves)  # before the copy: a move meanwhile copies again
         now = asyncio.get_running_loop().time()
         if sh.http_synced != mark or now - sh.http_synced_at >= COOKIE_RECHECK_SECONDS:
