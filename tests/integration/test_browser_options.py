@@ -51,6 +51,8 @@ tables:
 selectors:
   prices.table:
     - css: "table.prices"
+screens:
+  - {names: [prices], endpoint: prices_page}
 """
 
 
@@ -183,6 +185,11 @@ allowed_hosts = ["static.faw-vw.test"]
         assert "requests to cdn.dealer.test are aborted" in log
         assert re.search(r"prices: aborted [12] requests? to hosts not in allowed_hosts", log)  # counted
         assert "使用了保存的登录" not in ran.stdout + log  # nothing was logged in to
+
+        # `selectors check` opens the browser a run gets: no login, the CDN aborted, never reached
+        checked = dealerbot(["selectors", "check", "prices"], folder)
+        assert checked.returncode == 0 and "prices.table" in checked.stdout, checked.stdout + checked.stderr
+        assert not hole.connections
 
         creds = dealerbot(["credentials", "set", "prices"], folder)
         assert creds.returncode == 2 and "不需要登录" in creds.stderr

@@ -107,16 +107,19 @@ async def check_selectors(
     done: dict[str, SelectorResult] = {}
     folder = settings.path("logs") / "runs" / f"{datetime.now():%Y%m%d-%H%M%S}-check-{portal}"
     evidence = Evidence(folder, masker)  # written only if the check fails
-    async with open_browser(settings.browser, headed=headed) as browser:
+    # the browser a run of this portal gets: its extra arguments, its proxy, its allowed hosts
+    async with open_browser(settings.launch_settings([portal]), headed=headed) as browser:
         assert browser is not None  # wanted: a browser, else BrowserNotFound
-        async with browser.context(portal, evidence, state_file=None, trace=settings.browser.trace is not False) as pctx:
+        async with browser.context(portal, evidence, state_file=None, trace=settings.browser.trace is not False,
+                                   proxy=settings.portal_proxy(portal), allowed_hosts=settings.allowed_hosts(portal)) as pctx:
             page = await pctx.new_page()
             session = PortalSession(portal, portal_settings, pctx, page, selectors, settings.run)
             app = app_cls(session, lambda: lookup(portal, portal_settings.username))
             logged_in = False
             for screen in selectors.screens:
                 if not screen.logged_out and not logged_in:
-                    await app.login_form.login()
+                    if portal_settings.needs_login:  # a portal without a login: nothing to log in to
+                        await app.login_form.login()
                     logged_in = True
                 if screen.endpoint:
                     await page.goto(session.url(screen.endpoint))
