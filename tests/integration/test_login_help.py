@@ -106,6 +106,11 @@ async def test_a_login_that_needs_a_person(settings, sandbox, clean_sandbox, fil
                 captcha = clean_sandbox.get("oem", "/__admin/captcha")["answer"]
                 forged = await page.request.post(page.url.split("?")[0] + "/answer", form={"answer": captcha, "key": key})
                 assert forged.status == 403  # without the session's CSRF token nothing reaches the run
+                await page.fill("#login-answer", "0000" if captcha != "0000" else "1111")  # misread
+                await page.click("#login-answer-submit")
+                key, prompt = await _box(page, after=key)  # a new image, asked again with the portal's words
+                assert "图形验证码错误" in prompt, prompt
+                captcha = clean_sandbox.get("oem", "/__admin/captcha")["answer"]
                 await page.fill("#login-answer", captcha)
                 await page.click("#login-answer-submit")
                 key, prompt = await _box(page, after=key)

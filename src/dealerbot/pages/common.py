@@ -82,6 +82,13 @@ class LoginForm:
             PageChanged: the login form is not where the selectors say.
             CredentialsMissing: no password is configured.
         """
+        await self._login("", 1)
+
+    CAPTCHA_TRIES = 3  # a captcha the portal refused is asked again of the person, this many in all
+
+    async def _login(self, captcha_error: str, attempt: int) -> None:
+        """:meth:`login`, the ``attempt``-th time: ``captcha_error`` the portal's words about the
+        captcha answer typed the time before ("" at first)."""
         s = self.s
         secret = self.password()
         self._stepped = False
@@ -94,7 +101,8 @@ class LoginForm:
         captcha_answer = ""
         if captcha:
             image = await (await s.loc.get("login.captcha")).screenshot()
-            captcha_answer = await self._ask("captcha", "请输入图片中的图形验证码", image)
+            prompt = "请输入图片中的图形验证码"
+            captcha_answer = await self._ask("captcha", f"{captcha_error}；{prompt}" if captcha_error else prompt, image)
         for name, value in self.fields.items():
             await (await s.loc.get(name)).fill(value)
         await s.pctx.pause_tracing()
@@ -137,6 +145,13 @@ class LoginForm:
             message = ""
             if await s.loc.present("login.error"):
                 message = (await (await s.loc.get("login.error")).inner_text()).strip()
+            if (captcha_answer and "验证码" in message and attempt < self.CAPTCHA_TRIES
+                    and await self._step_shown("login.captcha")):
+                # the portal refused what the person read off the image, not the password: a new
+                # image, asked again with the portal's words (a person is there: they typed it)
+                s.log.warning("{}: the portal refused the captcha answer; asking the person again", s.name)
+                await self._login(message, attempt + 1)
+                return
             s.pctx.forget_state()
             who = " / ".join(self.fields.values())
             raise LoginRejected(
