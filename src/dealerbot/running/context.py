@@ -427,14 +427,14 @@ class BotContext:
     def _asker(self, portal: str, title: str) -> Callable[[str, str, bytes | None], Awaitable[str]]:
         """``ask(need, prompt, image)`` for the portal's login: the run's person answers; the
         answer is a secret from then on (masked in the log, traces, saved pages)."""
-        from dealerbot.running.login_help import Question
+        from dealerbot.running.login_help import Question, ask_unless_stopped
 
         help_ = self.login_help
         assert help_ is not None
 
         async def ask(need: str, prompt: str, image: bytes | None) -> str:
             self.log.info("{}: the login asks a person for the {}", portal, need)
-            answer = await help_.ask(Question(self.run_id, portal, title, need, prompt, image))
+            answer = await ask_unless_stopped(help_, Question(self.run_id, portal, title, need, prompt, image), self.stop)
             self.evidence.masker.add_secret(answer)
             self.log.info("{}: a person gave the {}", portal, need)
             return answer

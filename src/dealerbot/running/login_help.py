@@ -23,7 +23,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from dealerbot.errors import NeedsPerson
+from dealerbot.errors import NeedsPerson, StopRequested
 
 # What a login may need from a person, in the words a person reads.
 NEEDS = {"sms_code": "短信验证码", "captcha": "图形验证码", "new_password": "新密码"}
@@ -118,6 +118,29 @@ class ConsoleHelp(LoginHelp):
             ) from None
         finally:
             self.questions.pop(question.run_id, None)
+
+
+async def ask_unless_stopped(help_: LoginHelp, question: Question, stop: asyncio.Event) -> str:
+    """``help_``'s answer to ``question``, unless the run is asked to stop first (the console's
+    停止, a shutdown): then the question is withdrawn (the box goes from the page) and nothing is
+    typed.
+
+    Raises:
+        StopRequested: ``stop`` was set before an answer came (the run ends interrupted).
+        NeedsPerson: nobody answered (see :meth:`LoginHelp.ask`).
+    """
+    asking = asyncio.ensure_future(help_.ask(question))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({asking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not asking.done():
+        asking.cancel()
+        await asyncio.gather(asking, return_exceptions=True)
+        raise StopRequested(f"{question.title}登录等待输入时运行被停止，没有输入任何内容 "
+                            f"({question.portal}: stopped while the login waited for a person)")
+    return asking.result()
 
 
 def for_run(trigger: str, given: LoginHelp | None) -> LoginHelp | None:
