@@ -35,7 +35,7 @@ ADVICE: dict[str, Advice] = {
     "NeedsPerson": Advice("门户登录需要人工", "门户要求输入短信验证码、图形验证码或修改密码，dealerbot 不会代为猜测。"
                           "请打开本次运行的页面，按提示完成登录，运行会从那里继续。", "login"),
     "PortalChanged": Advice("门户页面改版，已停止写入", "写入前检查发现门户页面与配置不符（缺少的项目见详情），本次没有写入任何数据。"
-                            "已通知实施人员（集成商）；更新页面配置后再运行。", "integrator"),
+                            "请联系实施人员（集成商），缺少的项目见详情（若设置了集成商通知，他们也已收到）；更新页面配置后再运行。", "integrator"),
     "StopRequested": Advice("运行被停止", "已处理的记录都已保存。需要时点击“重新运行”，会从未完成的记录继续。", "rerun"),
     "ConfigError": Advice("配置有误", "本次没有写入任何数据。请联系管理员检查 dealerbot.toml 配置。", "administrator"),
     "SelectorFileError": Advice("页面配置文件有误", "本次没有写入任何数据。请联系实施人员（集成商）修正 selectors 目录中的配置文件。",
