@@ -74,7 +74,7 @@ def init_command(
               f"  dealerbot selectors check {portal}\n"
               f"  dealerbot run {bot}\n"
               f"  python -m pytest tests/test_{portal}.py\n"
-              f"  dealerbot record {portal} --screen <屏幕名>   # 点一遍某个页面，记录选择器", markup=False)
+              f"  dealerbot record {portal} --screen <屏幕名> --path <页面路径>   # 点一遍某个页面，记录选择器", markup=False)
 
 
 @app.command("record")
