@@ -198,3 +198,31 @@ def console_login(web: httpx.Client, password: str, proc: object) -> httpx.Respo
 
     csrf = re.search(r'name="csrf" value="([^"]+)"', wait_for_login_page(web, proc).text).group(1)  # type: ignore[union-attr]
     return web.post("/login", data={"password": password, "csrf": csrf})
+
+
+# The sandbox's used-car platform through its admin API: the ground truth of the tests of a portal
+# of one's own (test_own_portal, test_init_record, test_browser_options).
+class Platform:
+    def __init__(self, sandbox) -> None:
+        self.http = httpx.Client(base_url=sandbox.usedcars_url, headers={"X-Admin-Token": sandbox.admin_token}, timeout=10)
+
+    def cars(self) -> list[dict]:
+        return self.http.get("/__admin/cars").raise_for_status().json()["cars"]
+
+    def counters(self) -> dict:
+        return self.http.get("/__admin/counters").raise_for_status().json()
+
+    def behave(self, **values) -> None:
+        self.http.put("/__admin/behaviours", json=values).raise_for_status()
+
+    def reset(self) -> None:
+        self.http.post("/__admin/reset").raise_for_status()
+
+
+@pytest.fixture
+def platform(sandbox) -> Iterator[Platform]:
+    p = Platform(sandbox)
+    p.reset()
+    yield p
+    p.reset()
+    p.http.close()

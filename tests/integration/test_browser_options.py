@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 
 from .test_cli import dealerbot
-from .test_own_portal import Platform
 
 pytestmark = pytest.mark.browser
 READ_12 = re.compile(r"prices-read\s*│\s*成功\s*│\s*12\s*│")  # the run's summary line: succeeded, 12 read
@@ -131,14 +129,6 @@ class ForwardProxy:
     def close(self) -> None:
         self.sock.close()
 
-
-@pytest.fixture
-def platform(sandbox) -> Iterator[Platform]:
-    p = Platform(sandbox)
-    p.reset()
-    yield p
-    p.reset()
-    p.http.close()
 
 
 def _project(folder: Path, toml: str, run: str = "timeout_seconds = 20\n") -> Path:

@@ -19,18 +19,9 @@ from dealerbot.sandbox.usedcars import DEMO_PASSWORD
 from dealerbot.web.locators import load_selector_file
 
 from .test_cli import dealerbot
-from .test_own_portal import Platform
 
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture
-def platform(sandbox):
-    p = Platform(sandbox)
-    p.reset()
-    yield p
-    p.reset()
-    p.http.close()
 
 
 def _run(folder: Path, *args: str):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,32 +22,6 @@ from .test_cli import dealerbot
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.browser
-
-
-class Platform:
-    def __init__(self, sandbox) -> None:
-        self.http = httpx.Client(base_url=sandbox.usedcars_url, headers={"X-Admin-Token": sandbox.admin_token}, timeout=10)
-
-    def cars(self) -> list[dict]:
-        return self.http.get("/__admin/cars").raise_for_status().json()["cars"]
-
-    def counters(self) -> dict:
-        return self.http.get("/__admin/counters").raise_for_status().json()
-
-    def behave(self, **values) -> None:
-        self.http.put("/__admin/behaviours", json=values).raise_for_status()
-
-    def reset(self) -> None:
-        self.http.post("/__admin/reset").raise_for_status()
-
-
-@pytest.fixture
-def platform(sandbox) -> Iterator[Platform]:
-    p = Platform(sandbox)
-    p.reset()
-    yield p
-    p.reset()
-    p.http.close()
 
 
 @pytest.fixture
