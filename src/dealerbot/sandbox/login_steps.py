@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -102,6 +103,18 @@ def register(app: FastAPI, rt: Runtime, finish: Callable[[Request, str, str], Re
     def back_to_login(nxt: str) -> RedirectResponse:
         return RedirectResponse(f"/login?next={nxt}", status_code=303)
 
+    async def step_post(request: Request, template: str, **page: Any) -> tuple[Any, str, Session, Account] | Response:
+        """A step screen's POST: its form, ``next``, session and account; or the answer that
+        ends it here (no login pending: back to the login; a stale form: 403 on the same page)."""
+        form = await request.form()
+        nxt = safe_next(str(form.get("next") or ""), "/orders")
+        found = pending(request)
+        if found is None:
+            return back_to_login(nxt)
+        if not check_csrf(request, str(form.get("csrf_token") or "")):
+            return rt.render(request, template, status_code=403, error="页面已过期，请刷新后重试", next=nxt, **page)
+        return (form, nxt, *found)
+
     @app.get("/login/captcha.svg")
     async def captcha_image(request: Request) -> Response:
         sess: Session | None = request.state.session
@@ -119,15 +132,10 @@ def register(app: FastAPI, rt: Runtime, finish: Callable[[Request, str, str], Re
 
     @app.post(SMS_PATH)
     async def sms_post(request: Request):
-        form = await request.form()
-        nxt = safe_next(str(form.get("next") or ""), "/orders")
-        found = pending(request)
-        if found is None:
-            return back_to_login(nxt)
-        sess, acc = found
-        if not check_csrf(request, str(form.get("csrf_token") or "")):
-            return rt.render(request, "oem_login_sms.html", status_code=403, error="页面已过期，请刷新后重试", next=nxt,
-                             mobile="138****0021")
+        got = await step_post(request, "oem_login_sms.html", mobile="138****0021")
+        if isinstance(got, Response):
+            return got
+        form, nxt, sess, acc = got
         code = str(form.get("sms_code") or "").strip()
         with rt.lock:
             if acc.locked:
@@ -164,14 +172,10 @@ def register(app: FastAPI, rt: Runtime, finish: Callable[[Request, str, str], Re
 
     @app.post(NEW_PASSWORD_PATH)
     async def new_password_post(request: Request):
-        form = await request.form()
-        nxt = safe_next(str(form.get("next") or ""), "/orders")
-        found = pending(request)
-        if found is None:
-            return back_to_login(nxt)
-        sess, acc = found
-        if not check_csrf(request, str(form.get("csrf_token") or "")):
-            return rt.render(request, "oem_new_password.html", status_code=403, error="页面已过期，请刷新后重试", next=nxt)
+        got = await step_post(request, "oem_new_password.html")
+        if isinstance(got, Response):
+            return got
+        form, nxt, sess, acc = got
         new, confirm = str(form.get("new_password") or ""), str(form.get("confirm_password") or "")
         error = ""
         if len(new) < MIN_PASSWORD_LENGTH:
