@@ -14,25 +14,26 @@ through :meth:`Settings.portal` everywhere. The shipped two keep their short sec
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
+import types
+import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dealerbot.errors import ConfigError
+from dealerbot.project_folder import find_config
 
 if TYPE_CHECKING:
     from dealerbot.rekey.ledger import Policy
 
-CONFIG_ENV = "DEALERBOT_CONFIG"
 STORE_ENV = "DEALERBOT_STORE_CODE"  # which store of a group this process works for
-DEFAULT_CONFIG_NAME = "dealerbot.toml"
 MAX_CONFIG_BYTES = 1_000_000  # a dealership's config is a few KB; refuse what is not one
 DEFAULT_STORE = "main"  # the store code of a single dealership (and of data made before groups)
 STORE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
@@ -463,32 +464,123 @@ def fold_shipped_portals(data: Any, where: str = "settings") -> Any:
     return data
 
 
-class _SectionEnv(EnvSettingsSource):
-    """``DEALERBOT_<SECTION>__<KEY>`` variables; a plain ``DEALERBOT_<SECTION>`` that is not a
-    JSON object (``DEALERBOT_BROWSER=/usr/bin/chromium``) is some other setting, not the section.
-    ``DEALERBOT_PORTALS__OEM__URL`` is ``DEALERBOT_OEM__URL``."""
-
-    def __call__(self) -> dict[str, Any]:
-        return fold_shipped_portals(super().__call__(), "environment")
-
-    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
-        if isinstance(value, str) and not value.lstrip().startswith("{"):
-            value = None
-        return super().prepare_field_value(field_name, field, value, value_is_complex)
+ENV_PREFIX = "DEALERBOT_"
+ENV_NESTED = "__"
 
 
-class Settings(BaseSettings):
+def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given by ``DEALERBOT_<SECTION>__<KEY>`` variables, as nested dicts (names are
+    case-insensitive; ``DEALERBOT_PORTALS__OEM__URL`` is ``DEALERBOT_OEM__URL``).
+
+    A key whose setting is a list, a table or a section takes JSON
+    (``DEALERBOT_BROWSER__ALLOWED_HOSTS='["portal.example.com"]'``), others take the text as it is
+    (checked by the settings models like the file's values). A whole section may be given as a JSON
+    object (``DEALERBOT_RUN='{"retries": 0}'``); a plain ``DEALERBOT_<SECTION>`` that is not one
+    (``DEALERBOT_BROWSER=/usr/bin/chromium``) is some other setting, not the section. Variables
+    that name no setting (``DEALERBOT_OEM_PASSWORD``, ``DEALERBOT_CONFIG``) are not settings.
+
+    Raises:
+        ConfigError: a value that must be JSON is not (names the variable).
+    """
+    out: dict[str, Any] = {}
+    for name, raw in sorted(environ.items()):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        path = name[len(ENV_PREFIX):].lower().split(ENV_NESTED)
+        if path[0] not in Settings.model_fields or not all(path):
+            continue
+        if len(path) == 1:
+            if not raw.lstrip().startswith("{"):
+                continue
+            value: Any = _env_json(name, raw)
+        else:
+            complex_, text_too = _is_complex(_annotation_at(path))
+            value = raw
+            if complex_:
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    if not text_too:
+                        value = _env_json(name, raw)
+        node = out
+        for key in path[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        last = node.get(path[-1])
+        node[path[-1]] = _deep_merge(last, value) if isinstance(last, dict) and isinstance(value, dict) else value
+    return fold_shipped_portals(out, "environment")
+
+
+def _env_json(name: str, raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"${name}: 不是有效的 JSON (not valid JSON: {exc}); 例如 '[\"a\", \"b\"]' 或 '{{\"key\": 1}}'") from None
+
+
+def _annotation_at(path: list[str]) -> Any:
+    """The type of the setting at ``path`` (a dict's keys are any name), or None when unknown."""
+    annotation: Any = Settings
+    for key in path:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(key)
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif typing.get_origin(annotation) is dict:
+            args = typing.get_args(annotation)
+            annotation = args[1] if len(args) == 2 else None
+        else:
+            return None
+    return annotation
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``; other annotations as they are."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return annotation
+
+
+def _is_complex(annotation: Any) -> tuple[bool, bool]:
+    """(whether a value of this type is given as JSON, whether plain text is allowed too)."""
+    members = (typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+               else (annotation,))
+    complex_ = text = False
+    for member in members:
+        if member is type(None):
+            continue
+        origin = typing.get_origin(member) or member
+        if origin in (list, tuple, set, frozenset, dict) or (isinstance(origin, type) and issubclass(origin, BaseModel)):
+            complex_ = True
+        else:
+            text = True
+    return complex_, text
+
+
+def _deep_merge(base: Any, over: Any) -> Any:
+    """``over`` on ``base``: tables merged key by key, anything else replaced."""
+    if not (isinstance(base, dict) and isinstance(over, dict)):
+        return over
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = _deep_merge(merged.get(key), value)
+    return merged
+
+
+class Settings(BaseModel):
     """All of dealerbot's settings.
 
     Build with :func:`load_settings`, which reads the file, refuses literal passwords and
     turns validation errors into :class:`ConfigError` naming the key.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix="DEALERBOT_",
-        env_nested_delimiter="__",
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
 
     oem: OemSettings = OemSettings()
     dms: DmsSettings = DmsSettings()
@@ -583,18 +675,6 @@ class Settings(BaseSettings):
     @home.setter
     def home(self, value: Path) -> None:
         self._home = value
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init kwargs; the environment wins over them.
-        return (_SectionEnv(settings_cls), init_settings)
 
     @model_validator(mode="before")
     @classmethod
@@ -719,21 +799,6 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.path('var') / 'dealerbot.sqlite'}"
 
 
-def _find_config(explicit: Path | None) -> Path | None:
-    if explicit is not None:
-        if not explicit.is_file():
-            raise ConfigError(f"config file not found: {explicit}")
-        return explicit
-    env = os.environ.get(CONFIG_ENV)
-    if env:
-        p = Path(env)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p} (from {CONFIG_ENV})")
-        return p
-    p = Path.cwd() / DEFAULT_CONFIG_NAME
-    return p if p.is_file() else None
-
-
 def _refuse_passwords(data: dict[str, Any], path: Path) -> None:
     sections = [(s, v) for s, v in data.items() if s not in ("portals", "stores")]
     if isinstance(data.get("portals"), dict):
@@ -797,7 +862,7 @@ def load_settings(config: Path | None = None, store: str | None = None, **overri
             ``MAX_CONFIG_BYTES``, is not valid TOML (names the line), holds a password, or a
             value is invalid (names the key).
     """
-    path = _find_config(config)
+    path = find_config(config)
     data: dict[str, Any] = {}
     home = Path.cwd()
     if path is not None:
@@ -827,6 +892,7 @@ def load_settings(config: Path | None = None, store: str | None = None, **overri
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         home = path.resolve().parent
+    data = _deep_merge(data, environment_values(os.environ))  # the environment wins over the file
     try:
         settings = Settings(**data)
     except ValidationError as exc:

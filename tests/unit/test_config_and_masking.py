@@ -23,6 +23,32 @@ def test_file_values_environment_wins_and_paths_are_relative_to_the_file(tmp_pat
     assert s.store_url == f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}"
 
 
+
+def test_the_environment_gives_lists_as_json_sections_as_objects_and_names_a_bad_variable(tmp_path, monkeypatch):
+    """dealerbot reads its DEALERBOT_* variables itself (no pydantic-settings: 0.05 s of every
+    command's start-up): lists and tables as JSON, other keys as text, any case, the shipped
+    portals under either spelling; a variable that is not a setting is left alone."""
+    (tmp_path / "dealerbot.toml").write_text('[browser]\nallowed_hosts = ["file.example.com"]\n[run]\nretries = 4\n'
+                                             '[portals.usedcars]\nurl = "http://127.0.0.1:9903"\nusername = "zhihuan01"\n',
+                                             encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEALERBOT_BROWSER__ALLOWED_HOSTS", '["portal.example.com", "*.cdn.example.com"]')
+    monkeypatch.setenv("dealerbot_run__concurrency", "3")
+    monkeypatch.setenv("DEALERBOT_PORTALS__OEM__DEALER_CODE", "D99999")
+    monkeypatch.setenv("DEALERBOT_PORTALS__USEDCARS__URL", "http://127.0.0.1:9904")
+    monkeypatch.setenv("DEALERBOT_BROWSER", "/usr/bin/chromium")  # the browser to use, not the section
+    monkeypatch.setenv("DEALERBOT_NOTIFY", '{"urls": ["json://127.0.0.1:9/hook"]}')
+    monkeypatch.setenv("DEALERBOT_OEM_PASSWORD", "not-a-setting")
+    s = load_settings()
+    assert s.browser.allowed_hosts == ["portal.example.com", "*.cdn.example.com"]
+    assert (s.run.concurrency, s.run.retries) == (3, 4)  # the file's other keys kept
+    assert s.oem.dealer_code == "D99999"
+    assert (s.portal("usedcars").url, s.portal("usedcars").username) == ("http://127.0.0.1:9904", "zhihuan01")
+    assert s.notify.urls == ["json://127.0.0.1:9/hook"]
+    monkeypatch.setenv("DEALERBOT_BROWSER__ALLOWED_HOSTS", "portal.example.com")
+    with pytest.raises(ConfigError, match=r"\$DEALERBOT_BROWSER__ALLOWED_HOSTS: .*JSON"):
+        load_settings()
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [

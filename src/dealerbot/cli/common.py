@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dealerbot.config import Settings, load_settings
 from dealerbot.errors import ConfigError, DealerbotError
 
 if TYPE_CHECKING:
+    from dealerbot.config import Settings
     from dealerbot.data.dictionary import Dictionary
     from dealerbot.store import Store
 
@@ -52,6 +52,8 @@ def settings_from(config: Path | None, *, store_needed: bool = False, **override
     Raises:
         typer.Exit: 2 with the reason.
     """
+    from dealerbot.config import load_settings
+
     try:
         settings = load_settings(config, **overrides)
     except ConfigError as exc:

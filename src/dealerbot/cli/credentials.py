@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dealerbot.cli.common import ConfigOpt, fail, make_console, open_store, settings_from
-from dealerbot.config import Settings
 from dealerbot.errors import DealerbotError
+
+if TYPE_CHECKING:
+    from dealerbot.config import Settings
 
 credentials_app = typer.Typer(help="门户密码（保存在系统钥匙串）(portal passwords in the OS keyring).", no_args_is_help=True)
 

@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,8 +15,10 @@ from rich.markup import escape
 from dealerbot.cli.common import ConfigOpt, app, dictionary_for, fail, log_to_console, make_console, open_store, settings_from
 from dealerbot.cli.progress import report_failure, run_one, summary_table
 from dealerbot.cli.review import export_workbook, sync_and_report
-from dealerbot.config import Settings
 from dealerbot.errors import DealerbotError
+
+if TYPE_CHECKING:
+    from dealerbot.config import Settings
 
 
 @app.command()

@@ -6,7 +6,6 @@ import typer
 
 from dealerbot.cli.common import ConfigOpt, app
 from dealerbot.cli.serve import HostOpt, PortOpt
-from dealerbot.config import load_settings
 from dealerbot.errors import ConfigError
 
 
@@ -16,6 +15,7 @@ def doctor_command(host: HostOpt = "127.0.0.1", port: PortOpt = 8750, config: Co
 
     Check what a run needs and say, in Chinese, what to do about what is missing. Exit 0 when
     nothing a run needs is missing (warnings allowed), 2 otherwise."""
+    from dealerbot.config import load_settings
     from dealerbot.doctor import render, run_checks
 
     try:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from dealerbot.cli.common import ConfigOpt, app, fail, log_to_console, make_console, settings_from
-from dealerbot.config import Settings
 from dealerbot.errors import DealerbotError
+
+if TYPE_CHECKING:
+    from dealerbot.config import Settings
 
 T = TypeVar("T")
 
@@ -38,6 +39,8 @@ def _group_settings(config: Path | None) -> Settings:
 def _group_call(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` (a coroutine); a group that cannot work exits 2 with the reason (1 when
     it failed while working: a supervisor should start it again)."""
+    import asyncio
+
     from dealerbot.errors import SystemFailure
 
     try:
@@ -73,6 +76,8 @@ def worker_command(
         raise fail(f"没有队列 {', '.join(unknown)}：可用的队列有 {', '.join(known)} (no such queue)")
 
     async def serve() -> None:
+        import asyncio
+
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

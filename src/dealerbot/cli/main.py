@@ -198,9 +198,8 @@ def _quick_exit(code: object) -> None:
     if not isinstance(code, int):
         return  # a message: SystemExit prints it
     run_exit_handlers()
-    from loguru import logger
-
-    logger.remove()  # every sink closed: queued lines written
+    if "loguru" in sys.modules:  # every sink closed: queued lines written
+        sys.modules["loguru"].logger.remove()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

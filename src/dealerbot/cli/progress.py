@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +9,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dealerbot.config import Settings
 from dealerbot.status_text import progress_of
 
 if TYPE_CHECKING:
+    from dealerbot.config import Settings
     from dealerbot.running.runner import RunResult
 
 
@@ -107,6 +106,8 @@ def run_one(
     settings: Settings, bot: str, console: Console, *, full: bool = False, headed: bool = False,
     trigger: str = "manual", passwords: dict[str, str] | None = None, options: dict[str, Any] | None = None,
 ) -> RunResult:
+    import asyncio
+
     from dealerbot.running.runner import run_bot
 
     with RunProgress(console) as bar:

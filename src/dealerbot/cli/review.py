@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -26,10 +25,10 @@ from dealerbot.cli.common import (
     settings_from,
 )
 from dealerbot.cli.progress import RunProgress, exit_code_for, print_notes, report_failure, summary_table
-from dealerbot.config import Settings
 from dealerbot.errors import ConfigError, DealerbotError
 
 if TYPE_CHECKING:
+    from dealerbot.config import Settings
     from dealerbot.rekey.reconcile import ReconcileReport
     from dealerbot.running.sync import SyncResult
 
@@ -173,6 +172,8 @@ def reconcile(
         report = plan(store, dictionary, policy, on_wait=waiting)
     print_reconcile(console, report, masker_for(settings), show, limit)
     if report.dropped:  # someone's approval was undone by this plan: they hear of it
+        import asyncio
+
         from dealerbot.running.notify import Notifier, review_message
 
         asyncio.run(Notifier(settings.notify).send([review_message(
@@ -316,6 +317,8 @@ def sync_command(
 
 
 def sync_and_report(settings: Settings, console: Console, output: Path | None = None, **kwargs: Any) -> SyncResult:
+    import asyncio
+
     from dealerbot.running.sync import sync
 
     try:

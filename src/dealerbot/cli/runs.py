@@ -68,21 +68,20 @@ def bots(config: ConfigOpt = None) -> None:
     """列出所有机器人。
 
     List the bots that exist (the shipped ones and the project folder's bots/)."""
-    from dealerbot.running.bot import bot_entities, bot_portals
-    from dealerbot.running.registry import discover
+    from dealerbot.project_folder import project_home
+    from dealerbot.running.bot_list import bot_summaries
 
-    settings = settings_from(config)
-    try:
-        found = discover(home=settings.home)
+    try:  # the project folder only: the settings are not needed to list its bots (`doctor` checks them)
+        found = bot_summaries(project_home(config))  # from the cache while no bot changed: none imported
     except DealerbotError as exc:
         raise fail(str(exc)) from None
     table = Table(title="bots")
     for col in ("name", "portal", "records", "incremental"):
         table.add_column(col, no_wrap=True)
     table.add_column("description", overflow="fold")
-    for name, cls in found.items():
-        records = "、".join(e.title for e in bot_entities(cls)) or "（写入）"
-        table.add_row(name, ", ".join(bot_portals(cls)), records, "yes" if cls.incremental else "no", cls.description)
+    for name, bot in found.items():
+        records = "、".join(bot.records) or "（写入）"
+        table.add_row(name, ", ".join(bot.portals), records, "yes" if bot.incremental else "no", bot.description)
     make_console().print(table)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Coroutine
@@ -15,10 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from dealerbot.cli.common import ConfigOpt, fail, log_to_console, make_console, open_store, say_where, settings_from
-from dealerbot.config import Settings
 from dealerbot.errors import DealerbotError
 
 if TYPE_CHECKING:
+    from dealerbot.config import Settings
     from dealerbot.schedule.scheduler import Scheduler
     from dealerbot.schedule.timetable import Job
 
@@ -185,6 +184,8 @@ def schedule_start(
     jobs = load_jobs(settings)
 
     async def serve() -> None:
+        import asyncio
+
         async with scheduler_for(settings, jobs) as scheduler:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -225,6 +226,8 @@ def run_service(main: Coroutine[Any, Any, None], stopped: str) -> None:
     Raises:
         typer.Exit: 2 when it could not run (the store, the timetable), with the reason.
     """
+    import asyncio
+
     try:
         asyncio.run(main)
     except KeyboardInterrupt:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -24,6 +23,8 @@ def selectors_check(
     """在门户上逐个检查选择器：匹配、备用或缺失。
 
     Resolve every selector on the live portal: which match, which fall back, which are missing."""
+    import asyncio
+
     from dealerbot.running.registry import portal_app
     from dealerbot.running.runner import make_masker
     from dealerbot.web.selectors_check import check_selectors

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -15,10 +14,10 @@ import typer
 
 from dealerbot.cli.common import ConfigOpt, app, fail, log_to_console, make_console, say_where, settings_from
 from dealerbot.cli.schedule import load_jobs, run_service, scheduler_for
-from dealerbot.config import Settings
 from dealerbot.errors import DealerbotError
 
 if TYPE_CHECKING:
+    from dealerbot.config import Settings
     from dealerbot.schedule.scheduler import Scheduler
 
 # -- the operator console --------------------------------------------------------------------
@@ -80,6 +79,8 @@ async def _serve_console(settings: Settings, host: str, port: int, scheduler: Sc
     Raises:
         DealerbotError: the scheduler could not start (its error, after the console stopped).
     """
+    import asyncio
+
     import uvicorn
 
     from dealerbot.console.app import create_app, server_config
