@@ -29,7 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from dealerbot.config import Settings
+from dealerbot.config import SHIPPED_PORTALS, Settings
 
 if TYPE_CHECKING:
     from dealerbot.web.browser import LaunchSpec
@@ -239,6 +239,10 @@ def passwords_checks(settings: Settings) -> list[Check]:
     store = settings.own_store
     for portal in settings.portal_names:
         username = settings.portal(portal).username
+        if settings.source is not None and portal in SHIPPED_PORTALS and portal not in settings.model_fields_set:
+            # a project of its own portals (`dealerbot init`): the built-in OEM/DMS defaults are the sandbox's
+            checks.append(Check(f"{portal} 密码", OK, f"{settings.source.name} 中没有 [{portal}]：不使用该门户，无需密码"))
+            continue
         if not settings.portal(portal).needs_login:
             checks.append(Check(f"{portal} 密码", OK, "该门户不需要登录，无需密码"))
             continue

@@ -176,6 +176,10 @@ def test_passwords_missing_for_a_configured_portal_are_problems_and_found_ones_n
     found = {c.name: c for c in passwords_checks(settings)}
     assert found["oem 密码"].status == OK and "DEALERBOT_OEM_PASSWORD" in found["oem 密码"].detail
     assert OEM_PASSWORD not in repr(found)
+    assert found["dms 密码"].status == OK and "没有 [dms]" in found["dms 密码"].detail  # not used: no password asked
+    own = {c.name: c for c in passwords_checks(_settings(tmp_path, monkeypatch, '[portals.usedcars]\nurl = "http://127.0.0.1:9"\n'
+                                                                                 'username = "zhihuan01"\n'))}
+    assert own["usedcars 密码"].status == PROBLEM and own["oem 密码"].status == own["dms 密码"].status == OK
 
 
 def test_a_bad_config_is_a_problem_naming_the_key_and_the_other_checks_still_run(tmp_path):
