@@ -75,13 +75,13 @@ def bots(config: ConfigOpt = None) -> None:
         found = bot_summaries(project_home(config))  # from the cache while no bot changed: none imported
     except DealerbotError as exc:
         raise fail(str(exc)) from None
-    table = Table(title="bots")
-    for col in ("name", "portal", "records", "incremental"):
+    table = Table(title="机器人 (bots)")
+    for col in ("名称 (name)", "门户 (portal)", "记录类型 (records)", "增量 (incremental)"):
         table.add_column(col, no_wrap=True)
-    table.add_column("description", overflow="fold")
+    table.add_column("说明 (description)", overflow="fold")
     for name, bot in found.items():
         records = "、".join(bot.records) or "（写入）"
-        table.add_row(name, ", ".join(bot.portals), records, "yes" if bot.incremental else "no", bot.description)
+        table.add_row(name, ", ".join(bot.portals), records, "是" if bot.incremental else "否", bot.description)
     make_console().print(table)
 
 

@@ -39,12 +39,13 @@ def selectors_check(
         raise fail(str(exc)) from None
     from dealerbot.web.locators import portal_selectors_path
 
-    table = Table(title=f"{portal_selectors_path(portal, home=settings.home)} on {settings.portal(portal).url}")
-    for col in ("name", "result", "matched"):
+    table = Table(title=f"{portal_selectors_path(portal, home=settings.home)}，门户 {settings.portal(portal).url}")
+    for col in ("选择器 (name)", "结果 (result)", "页面上匹配到的 (matched)"):
         table.add_column(col)
     colours = {"ok": "green", "fallback": "yellow", "missing": "red", "optional": "dim", "unchecked": "dim"}
+    words = {"ok": "正常", "fallback": "用了备用", "missing": "缺失", "optional": "可选，未出现", "unchecked": "未检查"}
     for row in report:
-        table.add_row(row.name, f"[{colours[row.result]}]{row.result}[/]", escape(row.detail))
+        table.add_row(row.name, f"[{colours[row.result]}]{words[row.result]} {row.result}[/]", escape(row.detail))
     make_console().print(table)
     from dealerbot.web.selectors_check import record_check
 
