@@ -177,21 +177,21 @@ def run_forever(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
-        echo(f"OEM portal (厂家经销商门户): {sb.oem_url}")
-        echo(f"  login: dealer code {DEMO_DEALER_CODE} / user {DEMO_USERNAME} / password {DEMO_PASSWORD}")
-        echo(f"DMS (经销商管理系统):       {sb.dms_url}")
-        echo(f"  login: user {DMS_USER} / password {DMS_PASSWORD}")
+        echo(f"厂家经销商门户 (OEM portal):             {sb.oem_url}")
+        echo(f"  登录：经销商代码 {DEMO_DEALER_CODE} / 用户名 {DEMO_USERNAME} / 密码 {DEMO_PASSWORD}")
+        echo(f"经销商管理系统 (DMS):                    {sb.dms_url}")
+        echo(f"  登录：用户名 {DMS_USER} / 密码 {DMS_PASSWORD}")
         echo(f"二手车置换平台 (used-car trade-in platform): {sb.usedcars_url}")
-        echo(f"  login: user {USED_USER} / password {USED_PASSWORD}")
+        echo(f"  登录：用户名 {USED_USER} / 密码 {USED_PASSWORD}")
         if token_file is not None:
             token_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(sb.admin_token + "\n")
             os.chmod(token_file, 0o600)
-            echo(f"admin token (header X-Admin-Token): in {token_file} (readable by you only)")
+            echo(f"管理接口令牌 (admin token, header X-Admin-Token)：见 {token_file}（仅您本人可读）")
         helper = with_server(sb.dms_url) if with_server is not None else None  # e.g. the desktop DMS client
-        echo("Press Ctrl-C to stop.")
+        echo("按 Ctrl-C 停止沙箱 (press Ctrl-C to stop).")
         while not stop.is_set():
             stop.wait(0.5)
         if helper is not None:
