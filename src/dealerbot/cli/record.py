@@ -527,6 +527,7 @@ async def record_screen(settings: Settings, portal: str, screen: str, screen_pat
                 await drive(page)
             else:
                 say(f"请在浏览器中操作屏幕 {screen}（{screen_path}），完成后在此按回车或关闭浏览器窗口。")
+                say("注意：这是真实门户，录制时点击“保存/提交”会真的保存一条记录；填好表单后请不要点最后的按钮。")
                 await _wait_for_person(page)
             await stop()
             recorded = recorded_locators(sink.code)
