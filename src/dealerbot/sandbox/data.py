@@ -148,6 +148,10 @@ class Dataset:
     oem_orders: list[dict] = field(default_factory=list)
     dms_customers: list[dict] = field(default_factory=list)
     dms_contracts: list[dict] = field(default_factory=list)
+    # the delivery-report flow (sandbox/retail_data.py): OEM allocations and reports, DMS deliveries
+    oem_allocations: list[dict] = field(default_factory=list)
+    oem_reports: list[dict] = field(default_factory=list)
+    dms_deliveries: list[dict] = field(default_factory=list)
 
 
 class _Gen:
@@ -349,6 +353,10 @@ def generate(seed: int, orders: int, customers: int | None = None) -> Dataset:
             "updated_at": o["updated_at"],
         })
     _quirks(ds, seed, ref)
+    from .retail_data import generate_retail  # (it imports this module's check digits)
+
+    retail = generate_retail(seed, ref, ds.oem_orders, ds.dms_contracts, ds.dms_customers)
+    ds.oem_allocations, ds.oem_reports, ds.dms_deliveries = retail["allocations"], retail["reports"], retail["deliveries"]
     for c in ds.oem_customers:
         c.pop("_city", None)
         c.pop("clean_mobile", None)

@@ -22,6 +22,12 @@ OEM_CUSTOMER_COLS = ("customer_no", "name", "mobile", "id_type", "id_number", "c
 DMS_CUSTOMER_COLS = ("customer_no", "name", "mobile", "id_number", "address", "created_at")
 DMS_CONTRACT_COLS = ("contract_no", "customer_no", "customer_name", "model_code", "color", "vin", "price",
                      "deposit", "delivery_date", "oem_order_no", "status", "updated_at")
+OEM_ALLOCATION_COLS = ("vin", "dealer_code", "dealer_name", "order_no", "model_code", "allocated_on")
+OEM_REPORT_COLS = ("report_no", "vin", "dealer_code", "order_no", "model_code", "delivery_date", "invoice_no",
+                   "invoice_amount", "consent", "buyer_id_number", "buyer_mobile", "reported_on", "deadline", "late",
+                   "seed_case")
+DMS_DELIVERY_COLS = ("delivery_no", "contract_no", "vin", "delivery_date", "invoice_no", "invoice_amount", "plate_no",
+                     "consent", "updated_at", "seed_case")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS oem_customers (
@@ -45,6 +51,19 @@ CREATE TABLE IF NOT EXISTS dms_contracts (
   updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_dms_contracts_vin ON dms_contracts(vin);
 CREATE INDEX IF NOT EXISTS ix_dms_contracts_oem ON dms_contracts(oem_order_no);
+CREATE TABLE IF NOT EXISTS oem_allocations (
+  vin TEXT PRIMARY KEY, dealer_code TEXT NOT NULL, dealer_name TEXT NOT NULL, order_no TEXT NOT NULL,
+  model_code TEXT NOT NULL, allocated_on TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oem_reports (
+  report_no TEXT PRIMARY KEY, vin TEXT NOT NULL, dealer_code TEXT NOT NULL, order_no TEXT NOT NULL,
+  model_code TEXT NOT NULL, delivery_date TEXT NOT NULL, invoice_no TEXT NOT NULL, invoice_amount REAL NOT NULL,
+  consent TEXT NOT NULL, buyer_id_number TEXT NOT NULL, buyer_mobile TEXT NOT NULL, reported_on TEXT NOT NULL,
+  deadline TEXT NOT NULL, late INTEGER NOT NULL, seed_case TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_oem_reports_vin ON oem_reports(vin);
+CREATE TABLE IF NOT EXISTS dms_deliveries (
+  delivery_no TEXT PRIMARY KEY, contract_no TEXT NOT NULL UNIQUE, vin TEXT NOT NULL, delivery_date TEXT NOT NULL,
+  invoice_no TEXT NOT NULL, invoice_amount REAL NOT NULL, plate_no TEXT NOT NULL, consent TEXT NOT NULL,
+  updated_at TEXT NOT NULL, seed_case TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -107,11 +126,14 @@ class SandboxState:
         ds = self.dataset
         self._reload("oem_customers", OEM_CUSTOMER_COLS, ds.oem_customers)
         self._reload("oem_orders", OEM_ORDER_COLS, ds.oem_orders)
+        self._reload("oem_allocations", OEM_ALLOCATION_COLS, ds.oem_allocations)
+        self._reload("oem_reports", OEM_REPORT_COLS, ds.oem_reports)
 
     def reset_dms(self) -> None:
         ds = self.dataset
         self._reload("dms_customers", DMS_CUSTOMER_COLS, ds.dms_customers)
         self._reload("dms_contracts", DMS_CONTRACT_COLS, ds.dms_contracts)
+        self._reload("dms_deliveries", DMS_DELIVERY_COLS, ds.dms_deliveries)
         self.burned_contract_no = ""  # the highest number a lost save answered with (never given again)
 
     # ---- helpers -------------------------------------------------------------------------
@@ -292,3 +314,90 @@ class SandboxState:
 
     def all_contracts(self) -> list[dict]:
         return self.query("SELECT * FROM dms_contracts ORDER BY contract_no")
+
+    # ---- the delivery-report flow: DMS deliveries (交车), OEM allocations and reports (交车上报) ----
+    _DELIVERY_VIEW = (
+        "SELECT d.delivery_no, d.contract_no, c.customer_no, COALESCE(k.name, '') AS buyer_name, "
+        "COALESCE(k.id_number, '') AS buyer_id_number, COALESCE(k.mobile, '') AS buyer_mobile, "
+        "COALESCE(c.model_code, '') AS model_code, d.vin, d.delivery_date, d.invoice_no, d.invoice_amount, d.plate_no, "
+        "d.consent, d.updated_at, d.seed_case FROM dms_deliveries d LEFT JOIN dms_contracts c ON c.contract_no = d.contract_no "
+        "LEFT JOIN dms_customers k ON k.customer_no = c.customer_no")
+
+    def search_deliveries(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """交车记录 as the DMS lists them (the buyer from the contract's customer), newest first;
+        ``q`` matches the delivery no, contract no, VIN or invoice no."""
+        where, args = "", []
+        if q:
+            like = f"%{q.strip().upper()}%"
+            where = " WHERE d.delivery_no LIKE ? OR d.contract_no LIKE ? OR d.vin LIKE ? OR d.invoice_no LIKE ?"
+            args = [like] * 4
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM dms_deliveries d{where}", args))
+            rows = self.query(f"{self._DELIVERY_VIEW}{where} ORDER BY d.delivery_date DESC, d.delivery_no DESC "
+                              "LIMIT ? OFFSET ?", args + [limit, offset])
+        return total, rows
+
+    def all_deliveries(self) -> list[dict]:
+        return self.query(f"{self._DELIVERY_VIEW} ORDER BY d.delivery_no")
+
+    def delivery_of_contract(self, contract_no: str) -> dict | None:
+        return self.one("SELECT * FROM dms_deliveries WHERE contract_no = ?", (contract_no,))
+
+    def insert_delivery(self, row: dict) -> str:
+        """Record a delivery (numbered ``JC<yyyymm of the reference><4 digits>``); its delivery no."""
+        with self.lock:
+            ref = self.reference
+            prefix = f"JC{ref.year}{ref.month:02d}"
+            seq = self.scalar("SELECT MAX(CAST(SUBSTR(delivery_no, 9) AS INTEGER)) FROM dms_deliveries "
+                              "WHERE delivery_no LIKE ?", (prefix + "%",)) or 0
+            no = f"{prefix}{seq + 1:04d}"
+            full = {"seed_case": "", **row, "delivery_no": no, "updated_at": self.next_timestamp("dms_deliveries")}
+            cols = DMS_DELIVERY_COLS
+            self.execute(f"INSERT INTO dms_deliveries ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                         tuple(full[k] for k in cols))
+            return no
+
+    def get_allocation(self, vin: str) -> dict | None:
+        return self.one("SELECT * FROM oem_allocations WHERE vin = ?", (vin,))
+
+    def all_allocations(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_allocations ORDER BY vin")
+
+    def insert_allocation(self, row: dict) -> None:
+        cols = OEM_ALLOCATION_COLS
+        self.execute(f"INSERT OR REPLACE INTO oem_allocations ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                     tuple(row[k] for k in cols))
+
+    def search_reports(self, dealer_code: str, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """上报记录 of one dealer, newest first; ``q`` matches the report no, VIN or invoice no."""
+        where, args = " WHERE dealer_code = ?", [dealer_code]
+        if q:
+            like = f"%{q.strip().upper()}%"
+            where += " AND (report_no LIKE ? OR vin LIKE ? OR invoice_no LIKE ?)"
+            args += [like] * 3
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM oem_reports{where}", args))
+            rows = self.query(f"SELECT * FROM oem_reports{where} ORDER BY reported_on DESC, report_no DESC "
+                              "LIMIT ? OFFSET ?", args + [limit, offset])
+        return total, rows
+
+    def report_of(self, column: str, value: str) -> dict | None:
+        assert column in ("vin", "invoice_no")
+        return self.one(f"SELECT * FROM oem_reports WHERE {column} = ? ORDER BY report_no LIMIT 1", (value,))
+
+    def all_reports(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_reports ORDER BY report_no")
+
+    def insert_report(self, row: dict) -> str:
+        """Record a report (numbered ``SB<yyyymm of the reference><4 digits>``); its report no."""
+        with self.lock:
+            ref = self.reference
+            prefix = f"SB{ref.year}{ref.month:02d}"
+            seq = self.scalar("SELECT MAX(CAST(SUBSTR(report_no, 9) AS INTEGER)) FROM oem_reports "
+                              "WHERE report_no LIKE ?", (prefix + "%",)) or 0
+            no = f"{prefix}{seq + 1:04d}"
+            full = {"seed_case": "", **row, "report_no": no}
+            cols = OEM_REPORT_COLS
+            self.execute(f"INSERT INTO oem_reports ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                         tuple(full[k] for k in cols))
+            return no
