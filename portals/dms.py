@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 from dealerbot.api import (
     DMS_CONTRACT,
     DMS_CUSTOMER,
+    DMS_DELIVERY,
     LOGIN_SELECTORS,
     Form,
     PageChanged,
@@ -27,8 +28,12 @@ SELECTORS_USED = (
     *LOGIN_SELECTORS, "login.username", *paged_table_selectors("customers"), *paged_table_selectors("contracts"),
     "login", "landing", "customers_page", "contracts_page",
 )
+# The names the 交车记录 reader needs besides SELECTORS_USED (required by the bots that read it,
+# so a selector file of before the deliveries screen still serves the other bots).
+DELIVERY_SELECTORS = (*paged_table_selectors("deliveries"), "deliveries_page")
 CUSTOMER_FIELDS = tuple(DMS_CUSTOMER.field_names)  # the customers list's columns, in order
 CONTRACT_FIELDS = tuple(DMS_CONTRACT.field_names)  # the contracts list's columns, in order
+DELIVERY_FIELDS = tuple(DMS_DELIVERY.field_names)  # the deliveries list's columns, in order
 
 class DmsApp(PortalApp):
     """The DMS as a whole: logging in (user name, password)."""
@@ -44,6 +49,12 @@ def customers_screen(session: PortalSession) -> PagedTable:
 def contracts_screen(session: PortalSession) -> PagedTable:
     """销售合同."""
     return PagedTable(session, "contracts", "contracts_page", CONTRACT_FIELDS)
+
+
+def deliveries_screen(session: PortalSession) -> PagedTable:
+    """交车记录: each delivery recorded on a contract, with the buyer as the DMS has them (the
+    contract's customer) and the data-sharing consent signed at handover."""
+    return PagedTable(session, "deliveries", "deliveries_page", DELIVERY_FIELDS)
 
 
 # -- writing: the contract and customer forms -------------------------------------------------

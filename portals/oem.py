@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlparse
 
 from dealerbot.api import (
     LOGIN_SELECTORS,
     OEM_CUSTOMER,
     OEM_ORDER,
+    OEM_REPORT,
+    Form,
     PageChanged,
     PagedTable,
     PlaywrightTimeout,
@@ -30,6 +33,17 @@ SELECTORS_USED = (
     "login", "landing", "orders_page", "orders_api", "order_detail", "customers_page",
 )
 NOTICE_TIMEOUT_MS = 5_000
+REPORT_FIELDS = tuple(OEM_REPORT.field_names)  # the 上报记录 list's columns, in order
+# The 交车上报 form's fields typed as text (the consent is chosen from its list).
+REPORT_FORM = {f: f"report_form.{f}" for f in ("delivery_date", "invoice_no", "invoice_amount", "buyer_id_number", "buyer_mobile")}
+# The names the 上报记录 reader needs besides SELECTORS_USED (required by the bots that use it, so
+# a selector file of before these screens still serves the other bots).
+REPORTS_SELECTORS = (*paged_table_selectors("reports"), "reports_page")
+# ... and what writing a report needs on top (a writing bot requires them: the canary checks them).
+REPORT_WRITE_SELECTORS = (
+    *REPORT_FORM.values(), "report_form.form", "report_form.consent", "report_form.submit", "report_form.confirm_ok",
+    "report_form.confirm_cancel", "report_search.vin_error", "form.field_error", "toast", "report_new",
+)
 
 
 async def dismiss_notice(s: PortalSession) -> None:
@@ -126,3 +140,99 @@ class CustomersPage(PagedTable):
         """Show the list in the browser, closing the notice if it covers it."""
         await super().open()
         await dismiss_notice(self.s)
+
+
+class ReportsPage(PagedTable):
+    """上报记录: the dealer's delivery reports (交车上报), newest first, 20 a page."""
+
+    def __init__(self, session: PortalSession) -> None:
+        super().__init__(session, "reports", "reports_page", REPORT_FIELDS)
+
+    async def open(self) -> None:
+        """Show the list in the browser, closing the notice if it covers it."""
+        await super().open()
+        await dismiss_notice(self.s)
+
+    async def find(self, vin: str) -> list[dict[str, str]]:
+        """The reports of ``vin`` (exactly that VIN; the list's search also matches parts): a
+        report already made is found here before one is made again.
+
+        Raises:
+            PageChanged: the list is not as the selectors say.
+            SystemFailure: see :meth:`PortalSession.fetch`.
+        """
+        wanted = vin.strip().upper()
+        rows, _ = await self.fetch(1, wanted, patient=False)
+        return [r for r in rows if r["vin"].strip().upper() == wanted]
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What the portal answered to one 交车上报.
+
+    ``result``: ``accepted`` (``report_no`` the portal's number; ``late`` when the portal flagged
+    it 逾期: accepted past the deadline), ``refused`` (``message``: the portal's words, ``errors``
+    them by field: ``vin`` for the car itself, such as another dealer's or reported already),
+    ``unknown`` (no clear answer: look in 上报记录 before anything else) or ``rehearsed`` (a dry
+    run filled the form and cancelled the confirm step).
+    """
+
+    result: Literal["accepted", "refused", "unknown", "rehearsed"]
+    report_no: str = ""
+    late: bool = False
+    message: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class ReportForm:
+    """交车上报: the VIN search, the form it enables and its 确认上报 step."""
+
+    def __init__(self, session: PortalSession) -> None:
+        self.s = session
+        self.form = Form(session)
+
+    async def open(self, vin: str) -> str:
+        """Search the car by ``vin``: "" when the form is ready for it, else the portal's words
+        why it cannot be reported (not found, another dealer's, reported already).
+
+        Raises:
+            PageChanged: the screen is not as the selectors say.
+            SystemFailure: see :meth:`PortalSession.goto`.
+        """
+        await self.s.goto("report_new", {"vin": vin.strip().upper()})
+        await dismiss_notice(self.s)
+        if await self.s.loc.present("report_search.vin_error"):
+            return await self.form.read_text("report_search.vin_error")
+        await self.s.loc.get("report_form.form")
+        return ""
+
+    async def report_delivery(self, values: dict[str, str], dry_run: bool = False) -> ReportOutcome:
+        """Report one delivery: search its ``vin``, type ``delivery_date`` (YYYY-MM-DD),
+        ``invoice_no``, ``invoice_amount``, choose ``consent`` (已授权 / 未授权), type
+        ``buyer_id_number`` and ``buyer_mobile`` when given (a buyer who did not consent: leave
+        them out), then 提交上报 and 确认上报, once. Never retried: an ``unknown`` outcome must be
+        looked for in 上报记录 (:meth:`ReportsPage.find`) before anything else.
+
+        Raises:
+            PageChanged: a named element is missing (the portal changed), or the consent is not
+                one of the form's choices (RecordRejected).
+            SystemFailure: the screen could not be opened (before anything was submitted).
+        """
+        refused = await self.open(values["vin"])
+        if refused:
+            return ReportOutcome("refused", message=refused, errors={"vin": refused})
+        await self.form.fill({REPORT_FORM[f]: str(v) for f, v in values.items() if f in REPORT_FORM and v})
+        await self.form.choose("report_form.consent", value=values.get("consent") or "已授权")
+        if dry_run:
+            await self.form.click("report_form.submit")
+            await self.form.click("report_form.confirm_cancel")
+            return ReportOutcome("rehearsed")
+        outcome = await self.form.submit("report_form.submit", confirm="report_form.confirm_ok",
+                                         errors="form.field_error", toast="toast")
+        if outcome.result == "saved":
+            number = (parse_qs(urlparse(outcome.url).query).get("q") or [""])[0]
+            return ReportOutcome("accepted", report_no=number, late="逾期" in outcome.detail, message=outcome.detail)
+        if outcome.result == "refused":
+            words = "；".join(outcome.errors.values()) or outcome.detail
+            return ReportOutcome("refused", message=words, errors=dict(outcome.errors))
+        return ReportOutcome("unknown", message=outcome.detail)

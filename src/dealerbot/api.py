@@ -38,7 +38,16 @@ Errors
 from __future__ import annotations
 
 from dealerbot.data.mapping import dms_values
-from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, FieldDef
+from dealerbot.data.records import (
+    DMS_CONTRACT,
+    DMS_CUSTOMER,
+    DMS_DELIVERY,
+    OEM_CUSTOMER,
+    OEM_ORDER,
+    OEM_REPORT,
+    Entity,
+    FieldDef,
+)
 from dealerbot.desktop.driver import DesktopDriver
 from dealerbot.errors import (
     ConfigError,
@@ -76,10 +85,12 @@ from dealerbot.web.portal import PortalSession
 __all__ = [
     "DMS_CONTRACT",
     "DMS_CUSTOMER",
+    "DMS_DELIVERY",
     "LOGIN_SELECTORS",
     "LOGIN_STEP_SELECTORS",
     "OEM_CUSTOMER",
     "OEM_ORDER",
+    "OEM_REPORT",
     "Bot",
     "BotContext",
     "ConfigError",

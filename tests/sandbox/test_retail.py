@@ -122,7 +122,7 @@ def test_oem_refuses_each_wrong_report_in_its_own_words_and_writes_nothing(oem, 
     other = case["other_dealer"]
     page, r = _report(oem, other["vin"], **values(other))
     words = f"该车辆未分配给本经销商（VIN {other['vin']}），不能上报"
-    assert errors(page) == {"vin": words} and 'id="report-form"' not in page
+    assert errors(page) == {"vin": words} and 'id="report-submit" disabled' in page
     assert r.status_code == 422 and errors(r.text) == {"vin": words}
     # delivered before the OEM allocated the car
     early = case["before_allocation"]

@@ -184,4 +184,52 @@ DMS_CONTRACT = Entity(
     ),
 )
 
-ENTITIES: dict[str, Entity] = {e.name: e for e in (OEM_ORDER, OEM_CUSTOMER, DMS_CUSTOMER, DMS_CONTRACT)}
+# The delivery-report flow (交车 -> 交车上报): what the DMS recorded at each delivery, with the buyer
+# as the DMS has them (the contract's customer) and the data-sharing consent signed at handover,
+# and what the OEM portal's 上报记录 lists.
+DMS_DELIVERY = Entity(
+    name="dms_delivery",
+    title="DMS交车记录",
+    key="delivery_no",
+    change_field="updated_at",
+    fields=(
+        FieldDef("delivery_no", "交车单号", width=15),
+        FieldDef("contract_no", "合同号", width=15, required=True),
+        FieldDef("customer_no", "客户编号", width=12),
+        FieldDef("buyer_name", "购车人", width=12, personal=True),
+        FieldDef("buyer_id_number", "购车人证件号码", width=21, personal=True),
+        FieldDef("buyer_mobile", "购车人手机号", width=15, personal=True),
+        FieldDef("model_code", "DMS车型代码", width=14),
+        FieldDef("vin", "VIN", width=20, required=True),
+        FieldDef("delivery_date", "交车日期", "date", width=12, required=True),
+        FieldDef("invoice_no", "发票号码", width=22),
+        FieldDef("invoice_amount", "发票金额", "decimal", width=13),
+        FieldDef("plate_no", "车牌号", width=11),
+        FieldDef("consent", "客户信息授权", "bool", width=12),
+        FieldDef("updated_at", "登记时间", "datetime", width=19),
+    ),
+)
+
+OEM_REPORT = Entity(
+    name="oem_report",
+    title="厂家交车上报",
+    key="report_no",
+    fields=(
+        FieldDef("report_no", "上报单号", width=15),
+        FieldDef("vin", "VIN", width=20, required=True),
+        FieldDef("model_code", "车型代码", width=14),
+        FieldDef("delivery_date", "交车日期", "date", width=12),
+        FieldDef("invoice_no", "发票号码", width=22),
+        FieldDef("invoice_amount", "发票金额", "decimal", width=13),
+        FieldDef("consent", "客户信息授权", "bool", width=12),
+        FieldDef("buyer_id_number", "购车人证件号码", width=21, personal=True),
+        FieldDef("buyer_mobile", "购车人手机号", width=15, personal=True),
+        FieldDef("reported_on", "上报日期", "date", width=12),
+        FieldDef("deadline", "截止日期", "date", width=12),
+        FieldDef("status", "上报状态", width=10),  # 按时上报 / 逾期上报
+    ),
+)
+
+ENTITIES: dict[str, Entity] = {
+    e.name: e for e in (OEM_ORDER, OEM_CUSTOMER, DMS_CUSTOMER, DMS_CONTRACT, DMS_DELIVERY, OEM_REPORT)
+}
