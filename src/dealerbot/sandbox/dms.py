@@ -29,6 +29,7 @@ from .common import (
 from .config import SandboxConfig
 from .data import CONTRACT_STATUSES, DMS_MODELS, VIN_CHARS, id_is_valid, mobile_is_clean, vin_is_valid
 from .deliveries import add_deliveries
+from .prospects import add_prospects
 from .state import SandboxState
 
 DEMO_USERNAME = "sales01"
@@ -349,6 +350,7 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         return await contract_post(request, contract_no)
 
     add_deliveries(app, rt, state)  # 交车登记 / 交车记录 (sandbox/deliveries.py)
+    add_prospects(app, rt, state)  # 潜客管理 / 跟进记录 (sandbox/prospects.py)
 
     # ---- admin ---------------------------------------------------------------------------
     app.include_router(common_admin_router(rt, state.reset_dms))

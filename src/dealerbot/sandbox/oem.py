@@ -30,6 +30,7 @@ from .common import (
 )
 from .config import SandboxConfig
 from .data import ID_TYPES, STATUSES, iso
+from .leads import add_leads
 from .retail_reports import add_retail_reports
 from .state import SandboxState
 
@@ -306,6 +307,7 @@ def create_oem_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
                          pager_id="customers-pager")
 
     add_retail_reports(app, rt, state)  # 交车上报 / 上报记录 (sandbox/retail_reports.py)
+    add_leads(app, rt, state)  # 线索管理 / 回访登记 (sandbox/leads.py)
 
     # ---- admin ---------------------------------------------------------------------------
     app.include_router(common_admin_router(rt, state.reset_oem))

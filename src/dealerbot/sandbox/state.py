@@ -28,6 +28,10 @@ OEM_REPORT_COLS = ("report_no", "vin", "dealer_code", "order_no", "model_code", 
                    "seed_case")
 DMS_DELIVERY_COLS = ("delivery_no", "contract_no", "vin", "delivery_date", "invoice_no", "invoice_amount", "plate_no",
                      "consent", "updated_at", "seed_case")
+OEM_LEAD_COLS = ("lead_no", "name", "mobile", "model_code", "source", "assigned_on", "followup_deadline", "seed_case")
+OEM_FOLLOWUP_COLS = ("followup_no", "lead_no", "followed_on", "result", "next_step", "note", "logged_on", "late")
+DMS_PROSPECT_COLS = ("prospect_no", "name", "mobile", "model_code", "source", "oem_lead_no", "sales_rep", "created_at")
+DMS_FOLLOWUP_COLS = ("followup_no", "prospect_no", "followed_on", "result", "next_step", "note", "staff", "created_at")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS oem_customers (
@@ -64,6 +68,18 @@ CREATE TABLE IF NOT EXISTS dms_deliveries (
   delivery_no TEXT PRIMARY KEY, contract_no TEXT NOT NULL UNIQUE, vin TEXT NOT NULL, delivery_date TEXT NOT NULL,
   invoice_no TEXT NOT NULL, invoice_amount REAL NOT NULL, plate_no TEXT NOT NULL, consent TEXT NOT NULL,
   updated_at TEXT NOT NULL, seed_case TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oem_leads (
+  lead_no TEXT PRIMARY KEY, name TEXT NOT NULL, mobile TEXT NOT NULL, model_code TEXT NOT NULL, source TEXT NOT NULL,
+  assigned_on TEXT NOT NULL, followup_deadline TEXT NOT NULL, seed_case TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oem_followups (
+  followup_no TEXT PRIMARY KEY, lead_no TEXT NOT NULL, followed_on TEXT NOT NULL, result TEXT NOT NULL,
+  next_step TEXT NOT NULL, note TEXT NOT NULL, logged_on TEXT NOT NULL, late INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dms_prospects (
+  prospect_no TEXT PRIMARY KEY, name TEXT NOT NULL, mobile TEXT NOT NULL, model_code TEXT NOT NULL, source TEXT NOT NULL,
+  oem_lead_no TEXT NOT NULL, sales_rep TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dms_followups (
+  followup_no TEXT PRIMARY KEY, prospect_no TEXT NOT NULL, followed_on TEXT NOT NULL, result TEXT NOT NULL,
+  next_step TEXT NOT NULL, note TEXT NOT NULL, staff TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -128,12 +144,16 @@ class SandboxState:
         self._reload("oem_orders", OEM_ORDER_COLS, ds.oem_orders)
         self._reload("oem_allocations", OEM_ALLOCATION_COLS, ds.oem_allocations)
         self._reload("oem_reports", OEM_REPORT_COLS, ds.oem_reports)
+        self._reload("oem_leads", OEM_LEAD_COLS, ds.oem_leads)
+        self._reload("oem_followups", OEM_FOLLOWUP_COLS, ds.oem_followups)
 
     def reset_dms(self) -> None:
         ds = self.dataset
         self._reload("dms_customers", DMS_CUSTOMER_COLS, ds.dms_customers)
         self._reload("dms_contracts", DMS_CONTRACT_COLS, ds.dms_contracts)
         self._reload("dms_deliveries", DMS_DELIVERY_COLS, ds.dms_deliveries)
+        self._reload("dms_prospects", DMS_PROSPECT_COLS, ds.dms_prospects)
+        self._reload("dms_followups", DMS_FOLLOWUP_COLS, ds.dms_followups)
         self.burned_contract_no = ""  # the highest number a lost save answered with (never given again)
 
     # ---- helpers -------------------------------------------------------------------------
@@ -400,4 +420,103 @@ class SandboxState:
             cols = OEM_REPORT_COLS
             self.execute(f"INSERT INTO oem_reports ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
                          tuple(full[k] for k in cols))
+            return no
+
+    # ---- the leads flow: OEM leads (线索) and follow-ups (回访登记), DMS prospects (潜客) ----------
+    def _numbered(self, table: str, column: str, code: str) -> str:
+        """The next ``<code><yyyymm of the reference><4 digits>`` of ``table``."""
+        ref = self.reference
+        prefix = f"{code}{ref.year}{ref.month:02d}"
+        seq = self.scalar(f"SELECT MAX(CAST(SUBSTR({column}, 9) AS INTEGER)) FROM {table} WHERE {column} LIKE ?",
+                          (prefix + "%",)) or 0
+        return f"{prefix}{seq + 1:04d}"
+
+    def _insert(self, table: str, cols: tuple[str, ...], row: dict) -> None:
+        self.execute(f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                     tuple(row[k] for k in cols))
+
+    _LEAD_VIEW = ("SELECT l.*, (SELECT COUNT(*) FROM oem_followups f WHERE f.lead_no = l.lead_no) AS followups "
+                  "FROM oem_leads l")
+
+    def search_leads(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """线索, newest assigned first; ``q`` matches lead no, name or mobile."""
+        where, args = "", []
+        if q:
+            where, args = " WHERE l.lead_no LIKE ? OR l.name LIKE ? OR l.mobile LIKE ?", [f"%{q.strip()}%"] * 3
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM oem_leads l{where}", args))
+            rows = self.query(f"{self._LEAD_VIEW}{where} ORDER BY l.assigned_on DESC, l.lead_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def get_lead(self, lead_no: str) -> dict | None:
+        return self.one(f"{self._LEAD_VIEW} WHERE l.lead_no = ?", (lead_no,))
+
+    def all_leads(self) -> list[dict]:
+        return self.query(f"{self._LEAD_VIEW} ORDER BY l.lead_no")
+
+    def followups_of(self, lead_no: str) -> list[dict]:
+        return self.query("SELECT * FROM oem_followups WHERE lead_no = ? ORDER BY followed_on, followup_no", (lead_no,))
+
+    def all_oem_followups(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_followups ORDER BY followup_no")
+
+    def insert_oem_followup(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("oem_followups", "followup_no", "HF")
+            self._insert("oem_followups", OEM_FOLLOWUP_COLS, {**row, "followup_no": no})
+            return no
+
+    def search_prospects(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """潜客, newest first; ``q`` matches prospect no, name, mobile or OEM lead no."""
+        where, args = "", []
+        if q:
+            where = " WHERE prospect_no LIKE ? OR name LIKE ? OR mobile LIKE ? OR oem_lead_no LIKE ?"
+            args = [f"%{q.strip()}%"] * 4
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM dms_prospects{where}", args))
+            rows = self.query(f"SELECT * FROM dms_prospects{where} ORDER BY prospect_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def all_prospects(self) -> list[dict]:
+        return self.query("SELECT * FROM dms_prospects ORDER BY prospect_no")
+
+    def prospect_with(self, column: str, value: str) -> dict | None:
+        assert column in ("oem_lead_no", "mobile", "prospect_no")
+        return self.one(f"SELECT * FROM dms_prospects WHERE {column} = ? ORDER BY prospect_no LIMIT 1", (value,))
+
+    def insert_prospect(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("dms_prospects", "prospect_no", "QK")
+            self._insert("dms_prospects", DMS_PROSPECT_COLS,
+                         {**row, "prospect_no": no, "created_at": self.next_timestamp("dms_prospects", "created_at")})
+            return no
+
+    _DMS_FOLLOWUP_VIEW = ("SELECT f.followup_no, f.prospect_no, COALESCE(p.oem_lead_no, '') AS oem_lead_no, "
+                          "COALESCE(p.name, '') AS name, COALESCE(p.mobile, '') AS mobile, f.followed_on, f.result, "
+                          "f.next_step, f.note, f.staff, f.created_at FROM dms_followups f "
+                          "LEFT JOIN dms_prospects p ON p.prospect_no = f.prospect_no")
+
+    def search_dms_followups(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """跟进记录, newest first; ``q`` matches follow-up no, prospect no or OEM lead no."""
+        where, args = "", []
+        if q:
+            where = " WHERE f.followup_no LIKE ? OR f.prospect_no LIKE ? OR p.oem_lead_no LIKE ?"
+            args = [f"%{q.strip()}%"] * 3
+        with self.lock:
+            total = int(self.scalar("SELECT COUNT(*) FROM dms_followups f LEFT JOIN dms_prospects p "
+                                    f"ON p.prospect_no = f.prospect_no{where}", args))
+            rows = self.query(f"{self._DMS_FOLLOWUP_VIEW}{where} ORDER BY f.followup_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def all_dms_followups(self) -> list[dict]:
+        return self.query(f"{self._DMS_FOLLOWUP_VIEW} ORDER BY f.followup_no")
+
+    def insert_dms_followup(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("dms_followups", "followup_no", "GJ")
+            self._insert("dms_followups", DMS_FOLLOWUP_COLS,
+                         {**row, "followup_no": no, "created_at": self.next_timestamp("dms_followups", "created_at")})
             return no
