@@ -31,7 +31,7 @@ class Probe(Bot):
             for step in plan:
                 got = await form.report_delivery(step["values"], dry_run=step.get("dry_run", False))
                 found = await reports.find(step["values"]["vin"])
-                out.append({"result": got.result, "report_no": got.report_no, "late": got.late, "message": got.message,
+                out.append({"result": got.result, "report_no": got.number, "late": got.late, "message": got.message,
                             "errors": got.errors, "found": [r["report_no"] for r in found],
                             "status": [r["status"] for r in found]})
         Path("outcomes.json").write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")

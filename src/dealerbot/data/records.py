@@ -230,6 +230,78 @@ OEM_REPORT = Entity(
     ),
 )
 
+# The leads flow (线索 -> 潜客 -> 回访登记): the OEM's leads and the follow-ups logged on its portal,
+# the DMS's prospects and the follow-ups its sales staff entered.
+OEM_LEAD = Entity(
+    name="oem_lead",
+    title="厂家线索",
+    key="lead_no",
+    fields=(
+        FieldDef("lead_no", "线索编号", width=15),
+        FieldDef("name", "姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
+        FieldDef("model_code", "意向车型", width=14),
+        FieldDef("source", "线索来源", width=10),
+        FieldDef("assigned_on", "分配日期", "date", width=12),
+        FieldDef("followup_deadline", "回访截止", "date", width=12),
+        FieldDef("status", "回访状态", width=10),  # 待回访 / 已回访 / 已超时
+    ),
+)
+
+OEM_FOLLOWUP = Entity(
+    name="oem_followup",
+    title="厂家回访记录",
+    key="followup_no",
+    fields=(
+        FieldDef("followup_no", "回访编号", width=15),
+        FieldDef("lead_no", "线索编号", width=15, required=True),
+        FieldDef("followed_on", "回访日期", "date", width=12),
+        FieldDef("result", "回访结果", width=16),
+        FieldDef("next_step", "下一步计划", width=20),
+        FieldDef("note", "备注", width=24),
+        FieldDef("logged_on", "登记日期", "date", width=12),
+        FieldDef("late", "是否超时", width=8),  # 按时 / 超时
+    ),
+)
+
+DMS_PROSPECT = Entity(
+    name="dms_prospect",
+    title="DMS潜客",
+    key="prospect_no",
+    change_field="created_at",
+    fields=(
+        FieldDef("prospect_no", "潜客编号", width=15),
+        FieldDef("name", "客户姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
+        FieldDef("model_code", "意向车型", width=14),
+        FieldDef("source", "客户来源", width=10),
+        FieldDef("oem_lead_no", "厂家线索编号", width=15),
+        FieldDef("sales_rep", "销售顾问", width=14),
+        FieldDef("created_at", "建档时间", "datetime", width=19),
+    ),
+)
+
+DMS_FOLLOWUP = Entity(
+    name="dms_followup",
+    title="DMS跟进记录",
+    key="followup_no",
+    change_field="created_at",
+    fields=(
+        FieldDef("followup_no", "跟进编号", width=15),
+        FieldDef("prospect_no", "潜客编号", width=15, required=True),
+        FieldDef("oem_lead_no", "厂家线索编号", width=15),
+        FieldDef("name", "客户姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
+        FieldDef("followed_on", "跟进日期", "date", width=12),
+        FieldDef("result", "跟进结果", width=12),
+        FieldDef("next_step", "下一步", width=20),
+        FieldDef("note", "备注", width=24),
+        FieldDef("staff", "跟进人", width=14),
+        FieldDef("created_at", "录入时间", "datetime", width=19),
+    ),
+)
+
 ENTITIES: dict[str, Entity] = {
-    e.name: e for e in (OEM_ORDER, OEM_CUSTOMER, DMS_CUSTOMER, DMS_CONTRACT, DMS_DELIVERY, OEM_REPORT)
+    e.name: e for e in (OEM_ORDER, OEM_CUSTOMER, DMS_CUSTOMER, DMS_CONTRACT, DMS_DELIVERY, OEM_REPORT, OEM_LEAD,
+                        OEM_FOLLOWUP, DMS_PROSPECT, DMS_FOLLOWUP)
 }

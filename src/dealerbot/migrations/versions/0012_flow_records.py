@@ -1,6 +1,7 @@
-"""The delivery-report flow's built-in record types get their tables: ``dms_delivery`` (the DMS's
-交车记录) and ``oem_report`` (the OEM portal's 上报记录), keyed by store and record key like the
-other scraped records.
+"""The built-in record types of the delivery-report and leads flows get their tables:
+``dms_delivery`` (the DMS's 交车记录), ``oem_report`` (the OEM portal's 上报记录), ``oem_lead`` and
+``oem_followup`` (线索 and their 回访记录), ``dms_prospect`` and ``dms_followup`` (潜客 and their
+跟进记录), keyed by store and record key like the other scraped records.
 
 Revision ID: 0012
 Revises: 0011
@@ -51,6 +52,21 @@ def upgrade() -> None:
             ("consent", sa.Boolean()), ("buyer_id_number", text), ("buyer_mobile", text), ("reported_on", day),
             ("deadline", day), ("status", text),
         ])
+    moment = sa.DateTime()
+    more: dict[str, tuple[str, list[tuple[str, sa.types.TypeEngine[Any]]]]] = {
+        "oem_lead": ("lead_no", [("name", text), ("mobile", text), ("model_code", text), ("source", text),
+                                 ("assigned_on", day), ("followup_deadline", day), ("status", text)]),
+        "oem_followup": ("followup_no", [("lead_no", text), ("followed_on", day), ("result", text), ("next_step", text),
+                                         ("note", text), ("logged_on", day), ("late", text)]),
+        "dms_prospect": ("prospect_no", [("name", text), ("mobile", text), ("model_code", text), ("source", text),
+                                         ("oem_lead_no", text), ("sales_rep", text), ("created_at", moment)]),
+        "dms_followup": ("followup_no", [("prospect_no", text), ("oem_lead_no", text), ("name", text), ("mobile", text),
+                                         ("followed_on", day), ("result", text), ("next_step", text), ("note", text),
+                                         ("staff", text), ("created_at", moment)]),
+    }
+    for name, (key, fields) in more.items():
+        if name not in existing:
+            _table(name, key, fields)
 
 
 def downgrade() -> None:
