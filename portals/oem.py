@@ -45,7 +45,7 @@ FOLLOWUP_FORM = {f: f"followup_form.{f}" for f in ("followed_on", "next_step", "
 LEADS_SELECTORS = (*paged_table_selectors("leads"), "lead.detail", "lead.field", "lead.followup_row",
                    "lead.followup_cell", "leads_page", "lead_detail")
 FOLLOWUP_WRITE_SELECTORS = (*FOLLOWUP_FORM.values(), "followup_form.form", "followup_form.result", "followup_form.submit",
-                            "followup_form.confirm_ok", "followup_form.confirm_cancel", "form.field_error", "toast")
+                            "followup_form.confirm_ok", "followup_form.confirm_cancel", "form.field_error", "shell.toast")
 # The 交车上报 form's fields typed as text (the consent is chosen from its list).
 REPORT_FORM = {f: f"report_form.{f}" for f in ("delivery_date", "invoice_no", "invoice_amount", "buyer_id_number", "buyer_mobile")}
 # The names the 上报记录 reader needs besides SELECTORS_USED (required by the bots that use it, so
@@ -54,7 +54,7 @@ REPORTS_SELECTORS = (*paged_table_selectors("reports"), "reports_page")
 # ... and what writing a report needs on top (a writing bot requires them: the canary checks them).
 REPORT_WRITE_SELECTORS = (
     *REPORT_FORM.values(), "report_form.form", "report_form.consent", "report_form.submit", "report_form.confirm_ok",
-    "report_form.confirm_cancel", "report_search.vin_error", "form.field_error", "toast", "report_new",
+    "report_form.confirm_cancel", "report_search.vin_error", "form.field_error", "shell.toast", "report_new",
 )
 
 
@@ -241,7 +241,7 @@ class ReportForm:
             await self.form.click("report_form.confirm_cancel")
             return WriteOutcome("rehearsed")
         outcome = await self.form.submit("report_form.submit", confirm="report_form.confirm_ok",
-                                         errors="form.field_error", toast="toast")
+                                         errors="form.field_error", toast="shell.toast")
         if outcome.result == "saved":
             number = (parse_qs(urlparse(outcome.url).query).get("q") or [""])[0]
             return WriteOutcome("accepted", number=number, late="逾期" in outcome.detail, message=outcome.detail)
@@ -316,7 +316,7 @@ class FollowupForm:
             return WriteOutcome("rehearsed")
         # the answer to a saved follow-up is the lead's page again: only the POST's own URL is the form coming back
         outcome = await self.form.submit("followup_form.submit", confirm="followup_form.confirm_ok", errors="form.field_error",
-                                         toast="toast", stayed=lambda url: urlparse(url).path.endswith("/followups"))
+                                         toast="shell.toast", stayed=lambda url: urlparse(url).path.endswith("/followups"))
         if outcome.result == "saved":
             number = re.search(r"回访编号\s*(HF\d+)", outcome.detail)
             return WriteOutcome("accepted", number=number.group(1) if number else "", late="超时" in outcome.detail,
