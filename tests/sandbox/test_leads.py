@@ -62,8 +62,10 @@ def test_oem_followup_refusals_and_the_late_flag(oem, oem_admin, reset):
     after = oem_admin.get("/__admin/followups").json()
     new = [f for f in after if f not in before]
     assert [(f["lead_no"], f["late"]) for f in new] == [(lead["lead_no"], 0), (overdue["lead_no"], 1)]
+    pushed = oem_admin.post("/__admin/leads", json={"name": "测试线索", "mobile": "13900001234", "model_code": "GX7-25T-LUX"}).json()
+    assert pushed["assigned_on"] == today.isoformat() and pushed["followup_deadline"] == (today + timedelta(days=2)).isoformat()
     listed = {r["lead_no"]: r["status"] for r in read_all(oem, "/leads", "lead-row")}
-    assert listed[lead["lead_no"]] == listed[overdue["lead_no"]] == "已回访"
+    assert listed[lead["lead_no"]] == listed[overdue["lead_no"]] == "已回访" and listed[pushed["lead_no"]] == "待回访"
 
 
 def test_dms_prospects_and_followups_and_the_create_form(dms, dms_admin, oem_admin, reset):

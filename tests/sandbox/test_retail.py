@@ -204,3 +204,22 @@ def test_oem_report_screens_keep_the_portals_session_and_rate_limit(sandbox, oem
     statuses = [c.get("/retail-reports").status_code for _ in range(5)]
     assert statuses[:2] == [200, 200] and statuses[-1] == 429
     c.close()
+
+
+def test_the_reports_list_pages_twenty_at_a_time(oem, oem_admin, reset):
+    today = oem_admin.get("/__admin/today").json()["today"]
+    page = oem.get("/retail-reports/new").text
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    for k in range(20):  # cars allocated to this dealer today, each reported
+        vin = f"LGXGX5A1{k % 10}TH{910000 + k:06d}"
+        assert oem_admin.post("/__admin/allocations", json={"vin": vin, "dealer_code": "D31001", "allocated_on": today,
+                                                            "model_code": "GX5-15T-STD"}).status_code == 200
+        r = oem.post("/retail-reports/new", data={"vin": vin, "csrf_token": token, "delivery_date": today,
+                                                 "invoice_no": f"{70000000 + k}", "invoice_amount": "129800",
+                                                 "consent": "未授权"})
+        assert r.status_code == 303, errors(r.text)
+    own = [r for r in oem_admin.get("/__admin/reports").json() if r["dealer_code"] == "D31001"]
+    first = oem.get("/retail-reports").text
+    assert f"第 1/2 页，共 {len(own)} 条" in first and len(rows(first, "report-row")) == 20 and 'id="pager-next"' in first
+    second = oem.get("/retail-reports", params={"page": 2}).text
+    assert len(rows(second, "report-row")) == len(own) - 20 and 'id="pager-next"' not in second

@@ -7,11 +7,11 @@ Registered on the OEM app with one line (:func:`add_leads`).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from .common import Runtime, admin_guard, check_csrf, paged_search, require_login
 from .leads_data import FOLLOWUP_DAYS, OEM_RESULTS
@@ -104,6 +104,24 @@ def add_leads(app: FastAPI, rt: Runtime, state: SandboxState) -> None:
         """Every lead with ``followups`` (how many are logged) and its ``seed_case``."""
         admin_guard(rt, request)
         return state.all_leads()
+
+    @app.post("/__admin/leads")
+    async def admin_add_lead(request: Request) -> Response:
+        """Push a lead to the dealer (tests): ``name``, ``mobile``, ``model_code``, ``source``,
+        ``assigned_on`` (default today); the deadline follows; answers the lead."""
+        admin_guard(rt, request)
+        body = await request.json()
+        try:
+            assigned = date.fromisoformat(str(body.get("assigned_on") or today().isoformat()))
+        except ValueError:
+            return JSONResponse({"error": "assigned_on must be YYYY-MM-DD"}, status_code=422)
+        with state.lock:
+            no = state.insert_lead({"name": str(body.get("name", "")), "mobile": str(body.get("mobile", "")),
+                                    "model_code": str(body.get("model_code", "")), "source": str(body.get("source") or "官网"),
+                                    "assigned_on": assigned.isoformat(),
+                                    "followup_deadline": (assigned + timedelta(days=FOLLOWUP_DAYS)).isoformat(),
+                                    "seed_case": ""})
+            return JSONResponse(state.get_lead(no))
 
     @app.get("/__admin/followups")
     async def admin_followups(request: Request) -> list[dict]:

@@ -455,6 +455,12 @@ class SandboxState:
     def all_leads(self) -> list[dict]:
         return self.query(f"{self._LEAD_VIEW} ORDER BY l.lead_no")
 
+    def insert_lead(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("oem_leads", "lead_no", "XL")
+            self._insert("oem_leads", OEM_LEAD_COLS, {**row, "lead_no": no})
+            return no
+
     def followups_of(self, lead_no: str) -> list[dict]:
         return self.query("SELECT * FROM oem_followups WHERE lead_no = ? ORDER BY followed_on, followup_no", (lead_no,))
 
