@@ -6,6 +6,7 @@ Registered on the DMS app with one line (:func:`add_deliveries`).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from urllib.parse import urlencode
@@ -28,7 +29,7 @@ def money(raw: str) -> float | None:
         v = float(raw.replace(",", "").replace("，", "").strip())
     except ValueError:
         return None
-    return v if v == v and v not in (float("inf"), float("-inf")) else None
+    return v if math.isfinite(v) else None
 
 
 def add_deliveries(app: FastAPI, rt: Runtime, state: SandboxState) -> None:

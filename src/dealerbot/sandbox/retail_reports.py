@@ -135,8 +135,8 @@ def add_retail_reports(app: FastAPI, rt: Runtime, state: SandboxState) -> None:
         vin = str(posted.get("vin") or "").strip().upper()
         v = {k: str(posted.get(k) or "").strip() for k in REPORT_FORM}
         if not check_csrf(request, str(posted.get("csrf_token") or "")):
-            car = state.get_allocation(vin)
-            return page(request, vin, car, "", v, {"form": "页面已过期，请刷新后重试"}, 403)
+            car, why = vehicle(vin, dealer_of(sess))
+            return page(request, vin, car, why, v, {"form": "页面已过期，请刷新后重试"}, 403)
         with state.lock:
             car, why = vehicle(vin, dealer_of(sess))
             if car is None:
