@@ -108,6 +108,7 @@ async def test_followups_and_prospects_written_once_then_read_back_as_the_ground
     for no, row in stored.items():
         t = truth[no]
         assert (row["name"], row["mobile"], row["model_code"], row["source"]) == (t["name"], t["mobile"], t["model_code"], t["source"])
+        assert row["consent"] is (t["consent"] == "已授权")
         assert (row["assigned_on"], row["followup_deadline"]) == (date.fromisoformat(t["assigned_on"]), date.fromisoformat(t["followup_deadline"]))
     assert stored[case["new"]["lead_no"]]["status"] == "已回访"
     followups = {f["followup_no"]: f for f in clean_sandbox.rows("oem", "followups")}

@@ -16,13 +16,15 @@ def _case(leads: list[dict], name: str) -> dict:
 def test_oem_leads_list_and_detail_are_the_ground_truth(oem, oem_admin):
     leads = oem_admin.get("/__admin/leads").json()
     today = date.fromisoformat(oem_admin.get("/__admin/today").json()["today"])
-    assert {"new", "known_customer", "in_dms", "to_log", "logged", "overdue"} <= {lead["seed_case"] for lead in leads}
+    assert {"new", "known_customer", "in_dms", "to_log", "logged", "overdue", "no_consent"} <= {lead["seed_case"] for lead in leads}
+    assert {lead["lead_no"] for lead in leads if lead["consent"] == "未授权"} == {_case(leads, "no_consent")["lead_no"]}
     shown = {r["lead_no"]: r for r in read_all(oem, "/leads", "lead-row")}
     assert set(shown) == {lead["lead_no"] for lead in leads}
     for lead in leads:
         row = shown[lead["lead_no"]]
-        assert (row["name"], row["mobile"], row["model_code"], row["source"], row["assigned_on"], row["followup_deadline"]) == (
-            lead["name"], lead["mobile"], lead["model_code"], lead["source"], lead["assigned_on"], lead["followup_deadline"])
+        assert (row["name"], row["mobile"], row["model_code"], row["source"], row["assigned_on"], row["followup_deadline"],
+                row["consent"]) == (lead["name"], lead["mobile"], lead["model_code"], lead["source"], lead["assigned_on"],
+                                    lead["followup_deadline"], lead["consent"])
         assert date.fromisoformat(lead["followup_deadline"]) == date.fromisoformat(lead["assigned_on"]) + timedelta(days=2)
         expected = "已回访" if lead["followups"] else "已超时" if today > date.fromisoformat(lead["followup_deadline"]) else "待回访"
         assert row["status"] == expected

@@ -244,6 +244,7 @@ OEM_LEAD = Entity(
         FieldDef("source", "线索来源", width=10),
         FieldDef("assigned_on", "分配日期", "date", width=12),
         FieldDef("followup_deadline", "回访截止", "date", width=12),
+        FieldDef("consent", "信息授权", "bool", width=10),  # may the person's data reach the dealer's systems
         FieldDef("status", "回访状态", width=10),  # 待回访 / 已回访 / 已超时
     ),
 )

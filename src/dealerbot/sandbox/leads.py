@@ -108,7 +108,7 @@ def add_leads(app: FastAPI, rt: Runtime, state: SandboxState) -> None:
     @app.post("/__admin/leads")
     async def admin_add_lead(request: Request) -> Response:
         """Push a lead to the dealer (tests): ``name``, ``mobile``, ``model_code``, ``source``,
-        ``assigned_on`` (default today); the deadline follows; answers the lead."""
+        ``assigned_on`` (default today), ``consent`` (default 已授权); the deadline follows; answers the lead."""
         admin_guard(rt, request)
         body = await request.json()
         try:
@@ -120,7 +120,7 @@ def add_leads(app: FastAPI, rt: Runtime, state: SandboxState) -> None:
                                     "model_code": str(body.get("model_code", "")), "source": str(body.get("source") or "官网"),
                                     "assigned_on": assigned.isoformat(),
                                     "followup_deadline": (assigned + timedelta(days=FOLLOWUP_DAYS)).isoformat(),
-                                    "seed_case": ""})
+                                    "consent": str(body.get("consent") or "已授权"), "seed_case": ""})
             return JSONResponse(state.get_lead(no))
 
     @app.get("/__admin/followups")

@@ -13,6 +13,8 @@ as it was. Each lead carries ``seed_case`` in the admin ground truth:
 ``to_log``             the DMS has a follow-up the OEM portal does not
 ``logged``             its follow-up is logged on the portal already (the same as the DMS's)
 ``overdue``            past its follow-up deadline with no follow-up anywhere
+``no_consent``         new, and the person did not agree to their data being shared with
+                       the dealer's systems (信息授权 未授权): not to be copied into the DMS
 =====================  ==================================================================
 
 A lead must be followed up within :data:`FOLLOWUP_DAYS` days of being assigned; the OEM's
@@ -32,7 +34,7 @@ OEM_RESULTS = ("有意向-邀约到店", "有意向-持续跟进", "已到店", 
 DMS_RESULTS = ("意向客户", "持续跟进", "已到店", "已成交", "战败", "未接通", "空号")
 NEXT_STEPS = ("邀约周末到店试驾", "发送报价单", "三天后再次电话回访", "安排金融方案", "")
 CASES = ("new", "known_customer", "in_dms", "to_log", "logged", "overdue", "to_log", "new", "logged", "in_dms",
-         "overdue", "to_log")
+         "overdue", "to_log", "no_consent")
 STAFF = ("销售顾问 张敏", "销售顾问 李强", "销售顾问 王芳")
 
 
@@ -61,7 +63,8 @@ def generate_leads(seed: int, reference: datetime, dms_customers: list[dict]) ->
         lead = {
             "lead_no": f"XL{stamp}{k + 1:04d}", "name": name, "mobile": mobile, "model_code": model[0],
             "source": r.choice(LEAD_SOURCES), "assigned_on": assigned.isoformat(),
-            "followup_deadline": (assigned + timedelta(days=FOLLOWUP_DAYS)).isoformat(), "seed_case": case,
+            "followup_deadline": (assigned + timedelta(days=FOLLOWUP_DAYS)).isoformat(),
+            "consent": "未授权" if case == "no_consent" else "已授权", "seed_case": case,
         }
         leads.append(lead)
         if case in ("in_dms", "to_log", "logged"):

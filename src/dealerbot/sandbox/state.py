@@ -28,7 +28,8 @@ OEM_REPORT_COLS = ("report_no", "vin", "dealer_code", "order_no", "model_code", 
                    "seed_case")
 DMS_DELIVERY_COLS = ("delivery_no", "contract_no", "vin", "delivery_date", "invoice_no", "invoice_amount", "plate_no",
                      "consent", "updated_at", "seed_case")
-OEM_LEAD_COLS = ("lead_no", "name", "mobile", "model_code", "source", "assigned_on", "followup_deadline", "seed_case")
+OEM_LEAD_COLS = ("lead_no", "name", "mobile", "model_code", "source", "assigned_on", "followup_deadline", "consent",
+                 "seed_case")
 OEM_FOLLOWUP_COLS = ("followup_no", "lead_no", "followed_on", "result", "next_step", "note", "logged_on", "late")
 DMS_PROSPECT_COLS = ("prospect_no", "name", "mobile", "model_code", "source", "oem_lead_no", "sales_rep", "created_at")
 DMS_FOLLOWUP_COLS = ("followup_no", "prospect_no", "followed_on", "result", "next_step", "note", "staff", "created_at")
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS dms_deliveries (
   updated_at TEXT NOT NULL, seed_case TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS oem_leads (
   lead_no TEXT PRIMARY KEY, name TEXT NOT NULL, mobile TEXT NOT NULL, model_code TEXT NOT NULL, source TEXT NOT NULL,
-  assigned_on TEXT NOT NULL, followup_deadline TEXT NOT NULL, seed_case TEXT NOT NULL);
+  assigned_on TEXT NOT NULL, followup_deadline TEXT NOT NULL, consent TEXT NOT NULL, seed_case TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS oem_followups (
   followup_no TEXT PRIMARY KEY, lead_no TEXT NOT NULL, followed_on TEXT NOT NULL, result TEXT NOT NULL,
   next_step TEXT NOT NULL, note TEXT NOT NULL, logged_on TEXT NOT NULL, late INTEGER NOT NULL);

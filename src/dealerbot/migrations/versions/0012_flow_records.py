@@ -55,7 +55,8 @@ def upgrade() -> None:
     moment = sa.DateTime()
     more: dict[str, tuple[str, list[tuple[str, sa.types.TypeEngine[Any]]]]] = {
         "oem_lead": ("lead_no", [("name", text), ("mobile", text), ("model_code", text), ("source", text),
-                                 ("assigned_on", day), ("followup_deadline", day), ("status", text)]),
+                                 ("assigned_on", day), ("followup_deadline", day), ("consent", sa.Boolean()),
+                                 ("status", text)]),
         "oem_followup": ("followup_no", [("lead_no", text), ("followed_on", day), ("result", text), ("next_step", text),
                                          ("note", text), ("logged_on", day), ("late", text)]),
         "dms_prospect": ("prospect_no", [("name", text), ("mobile", text), ("model_code", text), ("source", text),
