@@ -9,6 +9,9 @@ from urllib.parse import parse_qs, urlparse
 from dealerbot.api import (
     DMS_CONTRACT,
     DMS_CUSTOMER,
+    DMS_DELIVERY,
+    DMS_FOLLOWUP,
+    DMS_PROSPECT,
     LOGIN_SELECTORS,
     Form,
     PageChanged,
@@ -27,8 +30,20 @@ SELECTORS_USED = (
     *LOGIN_SELECTORS, "login.username", *paged_table_selectors("customers"), *paged_table_selectors("contracts"),
     "login", "landing", "customers_page", "contracts_page",
 )
+# The names the 交车记录 reader needs besides SELECTORS_USED (required by the bots that read it,
+# so a selector file of before the deliveries screen still serves the other bots).
+DELIVERY_SELECTORS = (*paged_table_selectors("deliveries"), "deliveries_page")
+# ... and the names the 潜客 readers need, and what creating a prospect needs on top.
+PROSPECT_SELECTORS = (*paged_table_selectors("prospects"), *paged_table_selectors("prospect_followups"), "prospects_page",
+                      "prospect_followups_page")
+PROSPECT_FORM = {f: f"prospect_form.{f}" for f in ("name", "mobile", "oem_lead_no")}  # typed; model and source chosen
+PROSPECT_WRITE_SELECTORS = (*PROSPECT_FORM.values(), "prospect_form.form", "prospect_form.model_code", "prospect_form.source",
+                            "prospect_form.save", "form.field_error", "prospect_new")
 CUSTOMER_FIELDS = tuple(DMS_CUSTOMER.field_names)  # the customers list's columns, in order
 CONTRACT_FIELDS = tuple(DMS_CONTRACT.field_names)  # the contracts list's columns, in order
+DELIVERY_FIELDS = tuple(DMS_DELIVERY.field_names)  # the deliveries list's columns, in order
+PROSPECT_FIELDS = tuple(DMS_PROSPECT.field_names)  # the prospects list's columns, in order
+FOLLOWUP_FIELDS = tuple(DMS_FOLLOWUP.field_names)  # the follow-ups list's columns, in order
 
 class DmsApp(PortalApp):
     """The DMS as a whole: logging in (user name, password)."""
@@ -44,6 +59,67 @@ def customers_screen(session: PortalSession) -> PagedTable:
 def contracts_screen(session: PortalSession) -> PagedTable:
     """销售合同."""
     return PagedTable(session, "contracts", "contracts_page", CONTRACT_FIELDS)
+
+
+def deliveries_screen(session: PortalSession) -> PagedTable:
+    """交车记录: each delivery recorded on a contract, with the buyer as the DMS has them (the
+    contract's customer) and the data-sharing consent signed at handover."""
+    return PagedTable(session, "deliveries", "deliveries_page", DELIVERY_FIELDS)
+
+
+def prospects_screen(session: PortalSession) -> PagedTable:
+    """潜客管理: prospects, with the OEM lead each came from (``oem_lead_no``, when one did)."""
+    return PagedTable(session, "prospects", "prospects_page", PROSPECT_FIELDS)
+
+
+def prospect_followups_screen(session: PortalSession) -> PagedTable:
+    """跟进记录: the follow-ups sales staff entered, with their prospect's OEM lead no, name and
+    mobile; ``result`` in the DMS's own words (they differ from the OEM portal's 回访结果)."""
+    return PagedTable(session, "prospect_followups", "prospect_followups_page", FOLLOWUP_FIELDS)
+
+
+class ProspectForm:
+    """新建潜客: name, mobile, model (the DMS's codes), source, the OEM lead no."""
+
+    def __init__(self, session: PortalSession) -> None:
+        self.s = session
+        self.form = Form(session)
+        self.prospects = prospects_screen(session)
+
+    async def find_prospect(self, oem_lead_no: str) -> list[dict[str, str]]:
+        """The prospects made from the OEM lead ``oem_lead_no`` (exactly; the search matches parts).
+
+        Raises:
+            PageChanged: the list is not as the selectors say.
+            SystemFailure: see :meth:`PortalSession.fetch`.
+        """
+        wanted = oem_lead_no.strip().upper()
+        rows, _ = await self.prospects.fetch(1, wanted, patient=False)
+        return [r for r in rows if r["oem_lead_no"].strip().upper() == wanted]
+
+    async def create_prospect(self, values: dict[str, str], dry_run: bool = False) -> Submitted:
+        """Create one prospect: ``name``, ``mobile``, ``model_code`` (a DMS code), ``source`` (its
+        text, e.g. 厂家线索), ``oem_lead_no``; 保存 once. ``saved`` with the new prospect no as
+        ``key``; ``refused`` with the DMS's words; never retried (an ``unknown`` one is looked for
+        with :meth:`find_prospect` first).
+
+        Raises:
+            PageChanged: a named element is missing.
+            RecordRejected: the model or source is not one of the form's choices.
+        """
+        await self.s.goto("prospect_new")
+        await self.s.loc.get("prospect_form.form")
+        await self.form.fill({PROSPECT_FORM[f]: str(v) for f, v in values.items() if f in PROSPECT_FORM and v})
+        await self.form.choose("prospect_form.model_code", value=values.get("model_code", ""))
+        await self.form.choose("prospect_form.source", text=values.get("source", ""))
+        if dry_run:
+            return Submitted("rehearsed")
+        outcome = await self.form.submit("prospect_form.save", errors="form.field_error")
+        if outcome.result == "saved":
+            return Submitted("saved", _query_param(outcome.url))
+        if outcome.result == "refused":
+            return Submitted("refused", message="；".join(outcome.errors.values()) or outcome.detail)
+        return Submitted("unknown", message=outcome.detail)
 
 
 # -- writing: the contract and customer forms -------------------------------------------------

@@ -38,7 +38,20 @@ Errors
 from __future__ import annotations
 
 from dealerbot.data.mapping import dms_values
-from dealerbot.data.records import DMS_CONTRACT, DMS_CUSTOMER, OEM_CUSTOMER, OEM_ORDER, Entity, FieldDef
+from dealerbot.data.records import (
+    DMS_CONTRACT,
+    DMS_CUSTOMER,
+    DMS_DELIVERY,
+    DMS_FOLLOWUP,
+    DMS_PROSPECT,
+    OEM_CUSTOMER,
+    OEM_FOLLOWUP,
+    OEM_LEAD,
+    OEM_ORDER,
+    OEM_REPORT,
+    Entity,
+    FieldDef,
+)
 from dealerbot.desktop.driver import DesktopDriver
 from dealerbot.errors import (
     ConfigError,
@@ -76,10 +89,16 @@ from dealerbot.web.portal import PortalSession
 __all__ = [
     "DMS_CONTRACT",
     "DMS_CUSTOMER",
+    "DMS_DELIVERY",
+    "DMS_FOLLOWUP",
+    "DMS_PROSPECT",
     "LOGIN_SELECTORS",
     "LOGIN_STEP_SELECTORS",
     "OEM_CUSTOMER",
+    "OEM_FOLLOWUP",
+    "OEM_LEAD",
     "OEM_ORDER",
+    "OEM_REPORT",
     "Bot",
     "BotContext",
     "ConfigError",

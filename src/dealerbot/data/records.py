@@ -184,4 +184,125 @@ DMS_CONTRACT = Entity(
     ),
 )
 
-ENTITIES: dict[str, Entity] = {e.name: e for e in (OEM_ORDER, OEM_CUSTOMER, DMS_CUSTOMER, DMS_CONTRACT)}
+# The delivery-report flow (交车 -> 交车上报): what the DMS recorded at each delivery, with the buyer
+# as the DMS has them (the contract's customer) and the data-sharing consent signed at handover,
+# and what the OEM portal's 上报记录 lists.
+DMS_DELIVERY = Entity(
+    name="dms_delivery",
+    title="DMS交车记录",
+    key="delivery_no",
+    change_field="updated_at",
+    fields=(
+        FieldDef("delivery_no", "交车单号", width=15),
+        FieldDef("contract_no", "合同号", width=15, required=True),
+        FieldDef("customer_no", "客户编号", width=12),
+        FieldDef("buyer_name", "购车人", width=12, personal=True),
+        FieldDef("buyer_id_number", "购车人证件号码", width=21, personal=True),
+        FieldDef("buyer_mobile", "购车人手机号", width=15, personal=True),
+        FieldDef("model_code", "DMS车型代码", width=14),
+        FieldDef("vin", "VIN", width=20, required=True),
+        FieldDef("delivery_date", "交车日期", "date", width=12, required=True),
+        FieldDef("invoice_no", "发票号码", width=22),
+        FieldDef("invoice_amount", "发票金额", "decimal", width=13),
+        FieldDef("plate_no", "车牌号", width=11),
+        FieldDef("consent", "客户信息授权", "bool", width=12),
+        FieldDef("updated_at", "登记时间", "datetime", width=19),
+    ),
+)
+
+OEM_REPORT = Entity(
+    name="oem_report",
+    title="厂家交车上报",
+    key="report_no",
+    fields=(
+        FieldDef("report_no", "上报单号", width=15),
+        FieldDef("vin", "VIN", width=20, required=True),
+        FieldDef("model_code", "车型代码", width=14),
+        FieldDef("delivery_date", "交车日期", "date", width=12),
+        FieldDef("invoice_no", "发票号码", width=22),
+        FieldDef("invoice_amount", "发票金额", "decimal", width=13),
+        FieldDef("consent", "客户信息授权", "bool", width=12),
+        FieldDef("buyer_id_number", "购车人证件号码", width=21, personal=True),
+        FieldDef("buyer_mobile", "购车人手机号", width=15, personal=True),
+        FieldDef("reported_on", "上报日期", "date", width=12),
+        FieldDef("deadline", "截止日期", "date", width=12),
+        FieldDef("status", "上报状态", width=10),  # 按时上报 / 逾期上报
+    ),
+)
+
+# The leads flow (线索 -> 潜客 -> 回访登记): the OEM's leads and the follow-ups logged on its portal,
+# the DMS's prospects and the follow-ups its sales staff entered.
+OEM_LEAD = Entity(
+    name="oem_lead",
+    title="厂家线索",
+    key="lead_no",
+    fields=(
+        FieldDef("lead_no", "线索编号", width=15),
+        FieldDef("name", "姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
+        FieldDef("model_code", "意向车型", width=14),
+        FieldDef("source", "线索来源", width=10),
+        FieldDef("assigned_on", "分配日期", "date", width=12),
+        FieldDef("followup_deadline", "回访截止", "date", width=12),
+        FieldDef("consent", "信息授权", "bool", width=10),  # may the person's data reach the dealer's systems
+        FieldDef("status", "回访状态", width=10),  # 待回访 / 已回访 / 已超时
+    ),
+)
+
+OEM_FOLLOWUP = Entity(
+    name="oem_followup",
+    title="厂家回访记录",
+    key="followup_no",
+    fields=(
+        FieldDef("followup_no", "回访编号", width=15),
+        FieldDef("lead_no", "线索编号", width=15, required=True),
+        FieldDef("followed_on", "回访日期", "date", width=12),
+        FieldDef("result", "回访结果", width=16),
+        FieldDef("next_step", "下一步计划", width=20),
+        FieldDef("note", "备注", width=24),
+        FieldDef("logged_on", "登记日期", "date", width=12),
+        FieldDef("late", "是否超时", width=8),  # 按时 / 超时
+    ),
+)
+
+DMS_PROSPECT = Entity(
+    name="dms_prospect",
+    title="DMS潜客",
+    key="prospect_no",
+    change_field="created_at",
+    fields=(
+        FieldDef("prospect_no", "潜客编号", width=15),
+        FieldDef("name", "客户姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
+        FieldDef("model_code", "意向车型", width=14),
+        FieldDef("source", "客户来源", width=10),
+        FieldDef("oem_lead_no", "厂家线索编号", width=15),
+        FieldDef("sales_rep", "销售顾问", width=14),
+        FieldDef("created_at", "建档时间", "datetime", width=19),
+    ),
+)
+
+DMS_FOLLOWUP = Entity(
+    name="dms_followup",
+    title="DMS跟进记录",
+    key="followup_no",
+    change_field="created_at",
+    fields=(
+        FieldDef("followup_no", "跟进编号", width=15),
+        FieldDef("prospect_no", "潜客编号", width=15, required=True),
+        FieldDef("oem_lead_no", "厂家线索编号", width=15),
+        FieldDef("name", "客户姓名", width=12, personal=True),
+        FieldDef("mobile", "手机号", width=15, personal=True),
+        FieldDef("followed_on", "跟进日期", "date", width=12),
+        FieldDef("result", "跟进结果", width=12),
+        FieldDef("next_step", "下一步", width=20),
+        FieldDef("note", "备注", width=24),
+        FieldDef("staff", "跟进人", width=14),
+        FieldDef("created_at", "录入时间", "datetime", width=19),
+    ),
+)
+
+ENTITIES: dict[str, Entity] = {
+    e.name: e for e in (OEM_ORDER, OEM_CUSTOMER, DMS_CUSTOMER, DMS_CONTRACT, DMS_DELIVERY, OEM_REPORT, OEM_LEAD,
+                        OEM_FOLLOWUP, DMS_PROSPECT, DMS_FOLLOWUP)
+}

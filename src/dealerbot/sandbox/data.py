@@ -148,6 +148,15 @@ class Dataset:
     oem_orders: list[dict] = field(default_factory=list)
     dms_customers: list[dict] = field(default_factory=list)
     dms_contracts: list[dict] = field(default_factory=list)
+    # the delivery-report flow (sandbox/retail_data.py): OEM allocations and reports, DMS deliveries
+    oem_allocations: list[dict] = field(default_factory=list)
+    oem_reports: list[dict] = field(default_factory=list)
+    dms_deliveries: list[dict] = field(default_factory=list)
+    # the leads flow (sandbox/leads_data.py): OEM leads and logged follow-ups, DMS prospects and follow-ups
+    oem_leads: list[dict] = field(default_factory=list)
+    oem_followups: list[dict] = field(default_factory=list)
+    dms_prospects: list[dict] = field(default_factory=list)
+    dms_followups: list[dict] = field(default_factory=list)
 
 
 class _Gen:
@@ -349,6 +358,15 @@ def generate(seed: int, orders: int, customers: int | None = None) -> Dataset:
             "updated_at": o["updated_at"],
         })
     _quirks(ds, seed, ref)
+    from .retail_data import generate_retail  # (it imports this module's check digits)
+
+    retail = generate_retail(seed, ref, ds.oem_orders, ds.dms_contracts, ds.dms_customers)
+    ds.oem_allocations, ds.oem_reports, ds.dms_deliveries = retail["allocations"], retail["reports"], retail["deliveries"]
+    from .leads_data import generate_leads
+
+    leads = generate_leads(seed, ref, ds.dms_customers)
+    ds.oem_leads, ds.oem_followups = leads["leads"], leads["oem_followups"]
+    ds.dms_prospects, ds.dms_followups = leads["prospects"], leads["dms_followups"]
     for c in ds.oem_customers:
         c.pop("_city", None)
         c.pop("clean_mobile", None)

@@ -28,6 +28,8 @@ from .common import (
 )
 from .config import SandboxConfig
 from .data import CONTRACT_STATUSES, DMS_MODELS, VIN_CHARS, id_is_valid, mobile_is_clean, vin_is_valid
+from .deliveries import add_deliveries
+from .prospects import add_prospects
 from .state import SandboxState
 
 DEMO_USERNAME = "sales01"
@@ -346,6 +348,9 @@ def create_dms_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
         if state.get_contract(contract_no) is None:
             raise HTTPException(404, detail=f"合同 {contract_no} 不存在。")
         return await contract_post(request, contract_no)
+
+    add_deliveries(app, rt, state)  # 交车登记 / 交车记录 (sandbox/deliveries.py)
+    add_prospects(app, rt, state)  # 潜客管理 / 跟进记录 (sandbox/prospects.py)
 
     # ---- admin ---------------------------------------------------------------------------
     app.include_router(common_admin_router(rt, state.reset_dms))

@@ -30,6 +30,8 @@ from .common import (
 )
 from .config import SandboxConfig
 from .data import ID_TYPES, STATUSES, iso
+from .leads import add_leads
+from .retail_reports import add_retail_reports
 from .state import SandboxState
 
 DEMO_DEALER_CODE = "D31001"
@@ -303,6 +305,9 @@ def create_oem_app(cfg: SandboxConfig, state: SandboxState, admin_token: str | N
             return sess
         return rt.render(request, "oem_customers.html", **paged_search(request, state.search_oem_customers),
                          pager_id="customers-pager")
+
+    add_retail_reports(app, rt, state)  # 交车上报 / 上报记录 (sandbox/retail_reports.py)
+    add_leads(app, rt, state)  # 线索管理 / 回访登记 (sandbox/leads.py)
 
     # ---- admin ---------------------------------------------------------------------------
     app.include_router(common_admin_router(rt, state.reset_oem))

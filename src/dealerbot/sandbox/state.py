@@ -22,6 +22,17 @@ OEM_CUSTOMER_COLS = ("customer_no", "name", "mobile", "id_type", "id_number", "c
 DMS_CUSTOMER_COLS = ("customer_no", "name", "mobile", "id_number", "address", "created_at")
 DMS_CONTRACT_COLS = ("contract_no", "customer_no", "customer_name", "model_code", "color", "vin", "price",
                      "deposit", "delivery_date", "oem_order_no", "status", "updated_at")
+OEM_ALLOCATION_COLS = ("vin", "dealer_code", "dealer_name", "order_no", "model_code", "allocated_on")
+OEM_REPORT_COLS = ("report_no", "vin", "dealer_code", "order_no", "model_code", "delivery_date", "invoice_no",
+                   "invoice_amount", "consent", "buyer_id_number", "buyer_mobile", "reported_on", "deadline", "late",
+                   "seed_case")
+DMS_DELIVERY_COLS = ("delivery_no", "contract_no", "vin", "delivery_date", "invoice_no", "invoice_amount", "plate_no",
+                     "consent", "updated_at", "seed_case")
+OEM_LEAD_COLS = ("lead_no", "name", "mobile", "model_code", "source", "assigned_on", "followup_deadline", "consent",
+                 "seed_case")
+OEM_FOLLOWUP_COLS = ("followup_no", "lead_no", "followed_on", "result", "next_step", "note", "logged_on", "late")
+DMS_PROSPECT_COLS = ("prospect_no", "name", "mobile", "model_code", "source", "oem_lead_no", "sales_rep", "created_at")
+DMS_FOLLOWUP_COLS = ("followup_no", "prospect_no", "followed_on", "result", "next_step", "note", "staff", "created_at")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS oem_customers (
@@ -45,6 +56,31 @@ CREATE TABLE IF NOT EXISTS dms_contracts (
   updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_dms_contracts_vin ON dms_contracts(vin);
 CREATE INDEX IF NOT EXISTS ix_dms_contracts_oem ON dms_contracts(oem_order_no);
+CREATE TABLE IF NOT EXISTS oem_allocations (
+  vin TEXT PRIMARY KEY, dealer_code TEXT NOT NULL, dealer_name TEXT NOT NULL, order_no TEXT NOT NULL,
+  model_code TEXT NOT NULL, allocated_on TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oem_reports (
+  report_no TEXT PRIMARY KEY, vin TEXT NOT NULL, dealer_code TEXT NOT NULL, order_no TEXT NOT NULL,
+  model_code TEXT NOT NULL, delivery_date TEXT NOT NULL, invoice_no TEXT NOT NULL, invoice_amount REAL NOT NULL,
+  consent TEXT NOT NULL, buyer_id_number TEXT NOT NULL, buyer_mobile TEXT NOT NULL, reported_on TEXT NOT NULL,
+  deadline TEXT NOT NULL, late INTEGER NOT NULL, seed_case TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ix_oem_reports_vin ON oem_reports(vin);
+CREATE TABLE IF NOT EXISTS dms_deliveries (
+  delivery_no TEXT PRIMARY KEY, contract_no TEXT NOT NULL UNIQUE, vin TEXT NOT NULL, delivery_date TEXT NOT NULL,
+  invoice_no TEXT NOT NULL, invoice_amount REAL NOT NULL, plate_no TEXT NOT NULL, consent TEXT NOT NULL,
+  updated_at TEXT NOT NULL, seed_case TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oem_leads (
+  lead_no TEXT PRIMARY KEY, name TEXT NOT NULL, mobile TEXT NOT NULL, model_code TEXT NOT NULL, source TEXT NOT NULL,
+  assigned_on TEXT NOT NULL, followup_deadline TEXT NOT NULL, consent TEXT NOT NULL, seed_case TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS oem_followups (
+  followup_no TEXT PRIMARY KEY, lead_no TEXT NOT NULL, followed_on TEXT NOT NULL, result TEXT NOT NULL,
+  next_step TEXT NOT NULL, note TEXT NOT NULL, logged_on TEXT NOT NULL, late INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dms_prospects (
+  prospect_no TEXT PRIMARY KEY, name TEXT NOT NULL, mobile TEXT NOT NULL, model_code TEXT NOT NULL, source TEXT NOT NULL,
+  oem_lead_no TEXT NOT NULL, sales_rep TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dms_followups (
+  followup_no TEXT PRIMARY KEY, prospect_no TEXT NOT NULL, followed_on TEXT NOT NULL, result TEXT NOT NULL,
+  next_step TEXT NOT NULL, note TEXT NOT NULL, staff TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -107,11 +143,18 @@ class SandboxState:
         ds = self.dataset
         self._reload("oem_customers", OEM_CUSTOMER_COLS, ds.oem_customers)
         self._reload("oem_orders", OEM_ORDER_COLS, ds.oem_orders)
+        self._reload("oem_allocations", OEM_ALLOCATION_COLS, ds.oem_allocations)
+        self._reload("oem_reports", OEM_REPORT_COLS, ds.oem_reports)
+        self._reload("oem_leads", OEM_LEAD_COLS, ds.oem_leads)
+        self._reload("oem_followups", OEM_FOLLOWUP_COLS, ds.oem_followups)
 
     def reset_dms(self) -> None:
         ds = self.dataset
         self._reload("dms_customers", DMS_CUSTOMER_COLS, ds.dms_customers)
         self._reload("dms_contracts", DMS_CONTRACT_COLS, ds.dms_contracts)
+        self._reload("dms_deliveries", DMS_DELIVERY_COLS, ds.dms_deliveries)
+        self._reload("dms_prospects", DMS_PROSPECT_COLS, ds.dms_prospects)
+        self._reload("dms_followups", DMS_FOLLOWUP_COLS, ds.dms_followups)
         self.burned_contract_no = ""  # the highest number a lost save answered with (never given again)
 
     # ---- helpers -------------------------------------------------------------------------
@@ -292,3 +335,195 @@ class SandboxState:
 
     def all_contracts(self) -> list[dict]:
         return self.query("SELECT * FROM dms_contracts ORDER BY contract_no")
+
+    # ---- the delivery-report flow: DMS deliveries (交车), OEM allocations and reports (交车上报) ----
+    _DELIVERY_VIEW = (
+        "SELECT d.delivery_no, d.contract_no, c.customer_no, COALESCE(k.name, '') AS buyer_name, "
+        "COALESCE(k.id_number, '') AS buyer_id_number, COALESCE(k.mobile, '') AS buyer_mobile, "
+        "COALESCE(c.model_code, '') AS model_code, d.vin, d.delivery_date, d.invoice_no, d.invoice_amount, d.plate_no, "
+        "d.consent, d.updated_at, d.seed_case FROM dms_deliveries d LEFT JOIN dms_contracts c ON c.contract_no = d.contract_no "
+        "LEFT JOIN dms_customers k ON k.customer_no = c.customer_no")
+
+    def search_deliveries(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """交车记录 as the DMS lists them (the buyer from the contract's customer), newest first;
+        ``q`` matches the delivery no, contract no, VIN or invoice no."""
+        where, args = "", []
+        if q:
+            like = f"%{q.strip().upper()}%"
+            where = " WHERE d.delivery_no LIKE ? OR d.contract_no LIKE ? OR d.vin LIKE ? OR d.invoice_no LIKE ?"
+            args = [like] * 4
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM dms_deliveries d{where}", args))
+            rows = self.query(f"{self._DELIVERY_VIEW}{where} ORDER BY d.delivery_date DESC, d.delivery_no DESC "
+                              "LIMIT ? OFFSET ?", args + [limit, offset])
+        return total, rows
+
+    def all_deliveries(self) -> list[dict]:
+        return self.query(f"{self._DELIVERY_VIEW} ORDER BY d.delivery_no")
+
+    def delivery_of_contract(self, contract_no: str) -> dict | None:
+        return self.one("SELECT * FROM dms_deliveries WHERE contract_no = ?", (contract_no,))
+
+    def insert_delivery(self, row: dict) -> str:
+        """Record a delivery (numbered ``JC<yyyymm of the reference><4 digits>``); its delivery no."""
+        with self.lock:
+            ref = self.reference
+            prefix = f"JC{ref.year}{ref.month:02d}"
+            seq = self.scalar("SELECT MAX(CAST(SUBSTR(delivery_no, 9) AS INTEGER)) FROM dms_deliveries "
+                              "WHERE delivery_no LIKE ?", (prefix + "%",)) or 0
+            no = f"{prefix}{seq + 1:04d}"
+            full = {"seed_case": "", **row, "delivery_no": no, "updated_at": self.next_timestamp("dms_deliveries")}
+            cols = DMS_DELIVERY_COLS
+            self.execute(f"INSERT INTO dms_deliveries ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                         tuple(full[k] for k in cols))
+            return no
+
+    def get_allocation(self, vin: str) -> dict | None:
+        return self.one("SELECT * FROM oem_allocations WHERE vin = ?", (vin,))
+
+    def all_allocations(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_allocations ORDER BY vin")
+
+    def insert_allocation(self, row: dict) -> None:
+        cols = OEM_ALLOCATION_COLS
+        self.execute(f"INSERT OR REPLACE INTO oem_allocations ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                     tuple(row[k] for k in cols))
+
+    def search_reports(self, dealer_code: str, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """上报记录 of one dealer, newest first; ``q`` matches the report no, VIN or invoice no."""
+        where, args = " WHERE dealer_code = ?", [dealer_code]
+        if q:
+            like = f"%{q.strip().upper()}%"
+            where += " AND (report_no LIKE ? OR vin LIKE ? OR invoice_no LIKE ?)"
+            args += [like] * 3
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM oem_reports{where}", args))
+            rows = self.query(f"SELECT * FROM oem_reports{where} ORDER BY reported_on DESC, report_no DESC "
+                              "LIMIT ? OFFSET ?", args + [limit, offset])
+        return total, rows
+
+    def report_of(self, column: str, value: str) -> dict | None:
+        assert column in ("vin", "invoice_no")
+        return self.one(f"SELECT * FROM oem_reports WHERE {column} = ? ORDER BY report_no LIMIT 1", (value,))
+
+    def all_reports(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_reports ORDER BY report_no")
+
+    def insert_report(self, row: dict) -> str:
+        """Record a report (numbered ``SB<yyyymm of the reference><4 digits>``); its report no."""
+        with self.lock:
+            ref = self.reference
+            prefix = f"SB{ref.year}{ref.month:02d}"
+            seq = self.scalar("SELECT MAX(CAST(SUBSTR(report_no, 9) AS INTEGER)) FROM oem_reports "
+                              "WHERE report_no LIKE ?", (prefix + "%",)) or 0
+            no = f"{prefix}{seq + 1:04d}"
+            full = {"seed_case": "", **row, "report_no": no}
+            cols = OEM_REPORT_COLS
+            self.execute(f"INSERT INTO oem_reports ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                         tuple(full[k] for k in cols))
+            return no
+
+    # ---- the leads flow: OEM leads (线索) and follow-ups (回访登记), DMS prospects (潜客) ----------
+    def _numbered(self, table: str, column: str, code: str) -> str:
+        """The next ``<code><yyyymm of the reference><4 digits>`` of ``table``."""
+        ref = self.reference
+        prefix = f"{code}{ref.year}{ref.month:02d}"
+        seq = self.scalar(f"SELECT MAX(CAST(SUBSTR({column}, 9) AS INTEGER)) FROM {table} WHERE {column} LIKE ?",
+                          (prefix + "%",)) or 0
+        return f"{prefix}{seq + 1:04d}"
+
+    def _insert(self, table: str, cols: tuple[str, ...], row: dict) -> None:
+        self.execute(f"INSERT INTO {table} ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
+                     tuple(row[k] for k in cols))
+
+    _LEAD_VIEW = ("SELECT l.*, (SELECT COUNT(*) FROM oem_followups f WHERE f.lead_no = l.lead_no) AS followups "
+                  "FROM oem_leads l")
+
+    def search_leads(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """线索, newest assigned first; ``q`` matches lead no, name or mobile."""
+        where, args = "", []
+        if q:
+            where, args = " WHERE l.lead_no LIKE ? OR l.name LIKE ? OR l.mobile LIKE ?", [f"%{q.strip()}%"] * 3
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM oem_leads l{where}", args))
+            rows = self.query(f"{self._LEAD_VIEW}{where} ORDER BY l.assigned_on DESC, l.lead_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def get_lead(self, lead_no: str) -> dict | None:
+        return self.one(f"{self._LEAD_VIEW} WHERE l.lead_no = ?", (lead_no,))
+
+    def all_leads(self) -> list[dict]:
+        return self.query(f"{self._LEAD_VIEW} ORDER BY l.lead_no")
+
+    def insert_lead(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("oem_leads", "lead_no", "XL")
+            self._insert("oem_leads", OEM_LEAD_COLS, {**row, "lead_no": no})
+            return no
+
+    def followups_of(self, lead_no: str) -> list[dict]:
+        return self.query("SELECT * FROM oem_followups WHERE lead_no = ? ORDER BY followed_on, followup_no", (lead_no,))
+
+    def all_oem_followups(self) -> list[dict]:
+        return self.query("SELECT * FROM oem_followups ORDER BY followup_no")
+
+    def insert_oem_followup(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("oem_followups", "followup_no", "HF")
+            self._insert("oem_followups", OEM_FOLLOWUP_COLS, {**row, "followup_no": no})
+            return no
+
+    def search_prospects(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """潜客, newest first; ``q`` matches prospect no, name, mobile or OEM lead no."""
+        where, args = "", []
+        if q:
+            where = " WHERE prospect_no LIKE ? OR name LIKE ? OR mobile LIKE ? OR oem_lead_no LIKE ?"
+            args = [f"%{q.strip()}%"] * 4
+        with self.lock:
+            total = int(self.scalar(f"SELECT COUNT(*) FROM dms_prospects{where}", args))
+            rows = self.query(f"SELECT * FROM dms_prospects{where} ORDER BY prospect_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def all_prospects(self) -> list[dict]:
+        return self.query("SELECT * FROM dms_prospects ORDER BY prospect_no")
+
+    def prospect_with(self, column: str, value: str) -> dict | None:
+        assert column in ("oem_lead_no", "mobile", "prospect_no")
+        return self.one(f"SELECT * FROM dms_prospects WHERE {column} = ? ORDER BY prospect_no LIMIT 1", (value,))
+
+    def insert_prospect(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("dms_prospects", "prospect_no", "QK")
+            self._insert("dms_prospects", DMS_PROSPECT_COLS,
+                         {**row, "prospect_no": no, "created_at": self.next_timestamp("dms_prospects", "created_at")})
+            return no
+
+    _DMS_FOLLOWUP_VIEW = ("SELECT f.followup_no, f.prospect_no, COALESCE(p.oem_lead_no, '') AS oem_lead_no, "
+                          "COALESCE(p.name, '') AS name, COALESCE(p.mobile, '') AS mobile, f.followed_on, f.result, "
+                          "f.next_step, f.note, f.staff, f.created_at FROM dms_followups f "
+                          "LEFT JOIN dms_prospects p ON p.prospect_no = f.prospect_no")
+
+    def search_dms_followups(self, q: str, limit: int, offset: int) -> tuple[int, list[dict]]:
+        """跟进记录, newest first; ``q`` matches follow-up no, prospect no or OEM lead no."""
+        where, args = "", []
+        if q:
+            where = " WHERE f.followup_no LIKE ? OR f.prospect_no LIKE ? OR p.oem_lead_no LIKE ?"
+            args = [f"%{q.strip()}%"] * 3
+        with self.lock:
+            total = int(self.scalar("SELECT COUNT(*) FROM dms_followups f LEFT JOIN dms_prospects p "
+                                    f"ON p.prospect_no = f.prospect_no{where}", args))
+            rows = self.query(f"{self._DMS_FOLLOWUP_VIEW}{where} ORDER BY f.followup_no DESC LIMIT ? OFFSET ?",
+                              args + [limit, offset])
+        return total, rows
+
+    def all_dms_followups(self) -> list[dict]:
+        return self.query(f"{self._DMS_FOLLOWUP_VIEW} ORDER BY f.followup_no")
+
+    def insert_dms_followup(self, row: dict) -> str:
+        with self.lock:
+            no = self._numbered("dms_followups", "followup_no", "GJ")
+            self._insert("dms_followups", DMS_FOLLOWUP_COLS,
+                         {**row, "followup_no": no, "created_at": self.next_timestamp("dms_followups", "created_at")})
+            return no
