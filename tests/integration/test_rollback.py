@@ -46,7 +46,7 @@ def _approve_in_workbook(store: Store, path: Path, ids: set[int], dictionary) ->
 
 
 async def test_a_run_written_with_a_wrong_dictionary_entry_is_rolled_back_to_the_dms_as_it_was(
-    read_store, console, settings, store, clean_sandbox, tmp_path,
+    read_store, console, settings, store, clean_sandbox, tmp_path,  # noqa: F811 - the console fixture
 ):
     read_store.copy_into(settings)
     # A store's dictionary overlay with a wrong entry: the OEM's 已配车 typed as 运输中.
@@ -73,6 +73,8 @@ async def test_a_run_written_with_a_wrong_dictionary_entry_is_rolled_back_to_the
     assert len(created) == 3 and len(updated) >= 4 and len(wrong_ones) >= 3, (len(created), len(updated), len(wrong_ones))
     new_customers = {c["customer_no"] for c in clean_sandbox.customers()} - customers_before
     assert len(new_customers) == 1
+    idle = await run_bot("dms-rekey", settings, passwords=PASSWORDS)  # nothing approved left: writes nothing
+    assert idle.ok and not idle.counts.get("verified")
 
     # Staff move one written contract on after the run; the store reads the DMS again.
     kept, late = wrong_ones[0], wrong_ones[1]
@@ -113,7 +115,8 @@ async def test_a_run_written_with_a_wrong_dictionary_entry_is_rolled_back_to_the
     reading_run = store.runs(5, "dms-contracts")[0].run_id
     ledger = [(a.id, a.state) for a in store.actions()]
     for args, words in ((["rollback", "--run", wrote.run_id], "已于"), (["rollback", "--run", "no-such-run"], "没有这次运行"),
-                        (["rollback", "--run", reading_run], "不是写入DMS的运行")):
+                        (["rollback", "--run", reading_run], "不是写入DMS的运行"),
+                        (["rollback", "--run", idle.run_id], "没有写入DMS的记录")):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output
         assert words in result.output and "未做任何改动" in result.output, result.output
