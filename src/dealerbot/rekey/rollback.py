@@ -165,12 +165,12 @@ def plan_rollback(store: Store, run_id: str, cancelled_status: str, policy: Poli
     run = store.run(run_id)
     if run is None:
         raise _refuse(run_id, "没有这次运行（见 dealerbot runs 或控制台的运行记录）")
+    if run.status == "running":
+        raise _refuse(run_id, "这次运行还没有结束，请等它结束后再回滚")
     if "actions" not in run.counts:
         raise _refuse(run_id, f"这是「{run.bot}」的运行，不是写入DMS的运行（只有 dms-rekey 等写入DMS的运行可以回滚）")
     if run.options.get("dry_run"):
         raise _refuse(run_id, "这是演练（未写入DMS），没有可回滚的写入")
-    if run.status == "running":
-        raise _refuse(run_id, "这次运行还没有结束，请等它结束后再回滚")
     earlier = store.rollback_rows(run_id)
     if earlier:
         first = earlier[0]
