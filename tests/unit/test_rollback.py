@@ -81,3 +81,24 @@ def test_a_run_still_writing_or_an_order_being_written_is_refused_with_nothing_c
     with pytest.raises(RollbackRefused, match="XS1 正在写入DMS"):
         plan_rollback(store, "r1", "已取消", Policy())
     assert (_ledger(store), len(store.audit_rows(1000))) == before
+
+
+def test_the_command_prints_the_plan_in_chinese_and_stores_it_for_review(tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from dealerbot.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DEALERBOT_CONFIG", raising=False)
+    shutil.copy(Path(__file__).resolve().parents[2] / "dictionary.yaml", tmp_path / "dictionary.yaml")
+    with Store.open(f"sqlite:///{tmp_path / 'var' / 'dealerbot.sqlite'}") as store:
+        _write(store, "r1", {**CONTRACT, "status": "运输中", "vin": "LGXGX3A11SZ000058"})
+        result = CliRunner().invoke(app, ["rollback", "--run", "r1", "--by", "李会计"])
+        assert result.exit_code == 0, result.output
+        assert "XS1 合同 HT1：恢复 VIN LGXGX3A11SZ000058→空；合同状态 运输中→待配车" in result.output
+        assert "计划回滚操作 1 条（均需审核同意）" in result.output and "此处没有写入DMS" in result.output
+        [reverse] = [a for a in store.actions(["planned"])]
+        assert reverse.note.startswith("回滚运行 r1：恢复") and store.reverse_actions() == {reverse.id: "r1"}
