@@ -90,6 +90,7 @@ async def test_a_run_written_with_a_wrong_dictionary_entry_is_rolled_back_to_the
         assert forged.status == 403
         await page.click("#rollback")
         plan_text = await page.inner_text("#rollback-plan")
+        await page.screenshot(path=str(tmp_path / "rollback-plan.png"), full_page=True)
         conflict_line = next(li for li in plan_text.splitlines() if kept in li)
         assert "冲突" in conflict_line and "运输中" in conflict_line and "待交车" in conflict_line, conflict_line
         assert "取消合同未启用" in plan_text and "cancel_contract" in plan_text
