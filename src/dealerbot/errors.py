@@ -23,8 +23,11 @@ The tree::
     │   ├── UnknownBot                  no bot of that name (lists the ones that exist)
     │   ├── BrowserNotFound             no usable Chromium/Chrome/Edge (says what was tried)
     │   ├── CredentialsMissing          no password in the environment or the keyring
-    │   └── LoginRejected               the portal said the password is wrong / account locked;
-    │                                   never retried (the OEM portal locks after 5 wrong tries)
+    │   ├── LoginRejected               the portal said the password is wrong / account locked;
+    │   │                               never retried (the OEM portal locks after 5 wrong tries)
+    │   └── RollbackRefused             a run that cannot be rolled back (unknown, not a writing
+    │                                   run, nothing to reverse, already rolled back, still
+    │                                   writing): nothing planned, exit 2
     ├── SystemFailure                   the portal, the network or the browser broke:
     │   │                               save evidence, retry with backoff, then fail the run
     │   ├── PortalUnavailable           HTTP 5xx, connection refused
@@ -135,6 +138,13 @@ class LoginRejected(ConfigError):
     def __init__(self, message: str, remembered: bool = False) -> None:
         super().__init__(message)
         self.remembered = remembered
+
+
+class RollbackRefused(ConfigError):
+    """``dealerbot rollback --run ID`` (or the console's 回滚此次写入) cannot plan for that run:
+    there is no such run, it did not write into the DMS, it wrote nothing, it was rolled back
+    already, or an order it wrote is being written right now. The message says which, in
+    Chinese; nothing was planned."""
 
 
 # --- system: evidence, retry, then fail ---------------------------------------------------

@@ -36,6 +36,7 @@ async def test_the_manual_is_one_click_from_every_page_and_explains_every_failur
             assert "看“最近一次同步”" in text and "上次同步" not in text  # 今日's card
             for remedy in REMEDIES:  # the 处理方式 column of 无法处理, word for word
                 assert remedy in text, remedy
+            assert "回滚此次写入" in text and "确认，加入审核" in text and "冲突，需人工处理" in text  # the run page's words
             assert "黄色的可编辑" not in text and "表头为绿色的列" in text and "需判断" in text and "需核对" in text
             postponed = await page.inner_text("#manual tr:has-text('已推迟')")
             assert "重新运行" in postponed, postponed  # a run started by hand is not run again by itself

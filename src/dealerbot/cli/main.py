@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 # Importing a command module registers its commands on ``app`` (the order is set below).
-from dealerbot.cli import demo, doctor, group, review, runs, serve  # noqa: F401  (top-level commands)
+from dealerbot.cli import demo, doctor, group, review, rollback, runs, serve  # noqa: F401  (top-level commands)
 from dealerbot.cli.common import ConfigOpt, app
 from dealerbot.cli.credentials import credentials_app
 from dealerbot.cli.dictionary import dictionary_app
@@ -20,8 +20,8 @@ from dealerbot.cli.schedule import schedule_app
 from dealerbot.cli.selectors import selectors_app
 
 # The order ``dealerbot --help`` lists the commands in: a day's work first, then the services.
-COMMAND_ORDER = ("run", "bots", "runs", "export", "reconcile", "import-review", "audit", "sync", "sandbox", "demo",
-                 "console", "serve", "doctor", "worker", "init", "record")
+COMMAND_ORDER = ("run", "bots", "runs", "export", "reconcile", "import-review", "audit", "rollback", "sync", "sandbox",
+                 "demo", "console", "serve", "doctor", "worker", "init", "record")
 
 
 # -- a new portal: init and record (the work is in cli/init.py and cli/record.py, imported when run)

@@ -263,6 +263,7 @@ def audit(
               "refused": "门户拒绝", "unknown": "结果不明", "missing": "保存后未找到",
               "written_rejected": "已写入，回读的记录被拒绝", "unreadable": "已保存，查找结果无法读取",
               "invalid": "校验未通过，未写入", "approval_dropped": "原审核作废（计划已变）",
+              "rollback_planned": "计划回滚", "rollback_conflict": "回滚冲突（人工处理）",
               "password_set": "更换门户密码", "job_paused": "暂停定时任务", "job_resumed": "恢复定时任务"}
     # One record per block (issue #22: a table row wrapped to 13 lines at 100 columns): a heading
     # line, then labelled lines whose values wrap under themselves, at any terminal width.

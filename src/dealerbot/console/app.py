@@ -43,7 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from dealerbot.config import Settings
-from dealerbot.console import health, home, manual, review, run_page, runs, stores, timetable
+from dealerbot.console import health, home, manual, review, rollback, run_page, runs, stores, timetable
 from dealerbot.console.auth import ConsolePassword, LoginThrottle, Sessions, proxy_options, session_secret
 from dealerbot.console.names import Names
 from dealerbot.errors import DealerbotError
@@ -359,7 +359,7 @@ def create_app(settings: Settings, scheduler: Scheduler | None = None, passwords
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
-    for pages in (home, runs, run_page, review, timetable, health, stores, manual):
+    for pages in (home, runs, run_page, rollback, review, timetable, health, stores, manual):
         pages.register(app, c)
     return app
 

@@ -27,17 +27,20 @@ def register(app: FastAPI, c: Console) -> None:
     # -- review ---------------------------------------------------------------------------------
     def review_page_values() -> dict[str, Any]:
         """What the review page lists: actions whose approval a changed plan dropped, and why."""
+        from dealerbot.console.rollback import pending_reversals
         from dealerbot.review.sheets import reapprovals
 
         with c.store() as store:
             again = reapprovals(store)
             approved = len(store.actions(states=("approved",)))
+            reversals = pending_reversals(c, store)
         return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT[a.kind], "why": c.masker(a.note)}
-                                for a in again], "approved": approved}
+                                for a in again], "approved": approved, "reversals": reversals}
 
     @app.get("/review", response_class=HTMLResponse)
-    async def review_page(request: Request) -> HTMLResponse:
-        return c.page(request, "review.html", **review_page_values())
+    async def review_page(request: Request, rollback: str = "") -> HTMLResponse:
+        """``rollback``: the run just rolled back (回滚此次写入 came here): said on top."""
+        return c.page(request, "review.html", rolled_back=rollback, **review_page_values())
 
     @app.post("/review", response_class=HTMLResponse)
     async def review_upload(request: Request, file: UploadFile, csrf: str = Form(""), apply_valid: str = Form("")) -> HTMLResponse:

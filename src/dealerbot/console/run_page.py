@@ -246,18 +246,28 @@ def page_values(c: Console, run: RunRecord, rejects: list[dict[str, Any]]) -> di
 
         elapsed = asyncio.get_running_loop().time() - c.started[run.run_id]
     technical = {COUNT_TEXT.get(k, k): v for k, v in run.counts.items() if v and k in TECHNICAL_COUNTS}
+    written = written_of(c, run)
     return {
         "advice": advice, "portal": portal, "rerun": run.status in RERUNNABLE,
         # a postponed or interrupted run is no failure: a neutral note, not the red box
         "advice_css": "advice" if run.status in ("failed", "portal_changed") else "advice calm",
         "can_stop": run.run_id in c.stops, "stopping": run.run_id in c.stops and c.stops[run.run_id].is_set(),
-        "rejects": reject_rows(c, rejects), "rehearsal": rehearsal_of(c, run), "written": written_of(c, run),
+        "rejects": reject_rows(c, rejects), "rehearsal": rehearsal_of(c, run), "written": written,
+        "rollback": rollback_of(c, run, bool(written)),
         "dry_run": bool(run.options.get("dry_run")), "progress": progress_payload(counts, elapsed),
         "shown_counts": counts_shown(run), "technical_counts": technical,
         "bot_title": c.names.bot(run.bot), "trigger_text": trigger_text(c, run),
         "go_live": bool(run.options.get("dry_run")) and run.status == "succeeded" and bool(run.counts.get("actions")),
         "question": c.login_help.waiting(run.run_id),  # the login's code/captcha/new password it waits on
     }
+
+
+def rollback_of(c: Console, run: RunRecord, wrote: bool) -> dict[str, Any] | None:
+    """回滚此次写入 on the page of a run that wrote into the DMS (:mod:`dealerbot.console.rollback`)."""
+    from dealerbot.console.rollback import rollback_state
+
+    with c.store() as store:
+        return rollback_state(store, run, wrote)
 
 
 def register(app: FastAPI, c: Console) -> None:

@@ -47,6 +47,12 @@ POLICY_REVIEWER = "policy"  # reviewed_by of an action approved by [rekey] polic
 # How the note of an action replacing one a person approved starts (a plan changed under it):
 # the workbook, the console and the message after a sync say it with what changed.
 REAPPROVAL = "原已审核"
+# A run rolled back (dealerbot.rekey.rollback): its reverse actions are ordinary actions, each
+# marked by an append-only audit row of this event (run_id: the run rolled back, action_id: the
+# reverse action); a contract with only conflicts gets a ROLLBACK_CONFLICT row instead.
+ROLLBACK_PLANNED = "rollback_planned"
+ROLLBACK_CONFLICT = "rollback_conflict"
+ROLLBACK_EVENTS = (ROLLBACK_PLANNED, ROLLBACK_CONFLICT)
 CustomerMode = Literal["existing", "new", "ambiguous", "none"]
 NEW_CUSTOMER = "新建"  # what a reviewer types in the 客户编号 cell to have a customer created
 

@@ -31,6 +31,24 @@ approvals it was about to write). Two rules keep a person's approval from being 
   (shown in the review workbook and the console) starts with "原已审核 ..., 因计划已变化需重新审核"
   and what changed, the audit trail gets an ``approval_dropped`` row, and the report lists it
   for the message to people (:func:`dealerbot.running.notify.review_message`).
+
+**Reverse actions** (a run rolled back: :mod:`dealerbot.rekey.rollback`) are a person's decision
+about what the DMS should hold, not a plan drawn from the data, so reconciliation never
+supersedes, replans or undoes one:
+
+* while one is open (planned, approved, failed, being written), its order is left alone: no
+  new action, whatever the order's class; the reason says a rollback is pending;
+* once it is verified, the order's base takes, for each field, the value restored as its DMS
+  side and keeps its OEM side (the OEM's value through the dictionary as it was when the run
+  wrote; :meth:`~dealerbot.store.Store.record_verified`). With the same data and dictionary the
+  difference is one a person settled, so the same wrong write is not planned again; a changed
+  dictionary entry or OEM value (the OEM side moves) is planned as any OEM change (the entry
+  corrected to the restored value: in sync), and a later staff edit in the DMS (the DMS side
+  moves) is kept as any staff edit;
+* skipped by the reviewer: nothing was restored, the base is the one the run's write left, and
+  reconciliation goes on from there (it does not plan the reverse itself);
+* an open action of the same order when the rollback is planned (planned over what the run
+  wrote) is superseded by the reverse action, said as any dropped approval would be.
 """
 
 from __future__ import annotations
@@ -57,6 +75,7 @@ from dealerbot.rekey.ledger import (
     KIND_TEXT,
     OPEN_STATES,
     REAPPROVAL,
+    STATE_TEXT,
     Action,
     ActionKind,
     CustomerPlan,
@@ -362,6 +381,7 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
     for c in store.created_customers():
         indexes.add_dms_customer(c)
     latest = store.latest_actions()
+    reverse = store.reverse_actions()  # a rollback's actions: left alone while open (module docstring)
     sync = store.sync_state()
     rejected_at_read = {r["record_key"]: r["reason"] for r in store.iter_open_rejects(OEM_ORDER) if r["record_key"]}
 
@@ -376,7 +396,7 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
             outcome = Outcome(key, "rejected", f"读取时被拒绝：{rejected_at_read.pop(key)}")
         else:
             outcome = classify(order, indexes, dictionary, (sync.get(key) or {}).get("base"))
-        _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped)
+        _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped, reverse)
         report.outcomes.append(outcome)
         report.counts[outcome.reconcile_class] += 1
         base = {**((sync.get(key) or {}).get("base") or {}), **outcome.agreed}
@@ -387,7 +407,7 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
         })
     for key, reason in sorted(rejected_at_read.items()):  # rejected at every read so far
         outcome = Outcome(key, "rejected", f"读取时被拒绝：{reason}")
-        _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped)
+        _decide(outcome, latest.get(key), policy, supersede, new, report, indexes, dropped, reverse)
         report.outcomes.append(outcome)
         report.counts["rejected"] += 1
         sync_rows.append({"oem_order_no": key, "contract_no": None, "reconcile_class": "rejected", "reason": outcome.reason,
@@ -409,15 +429,20 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
 def _decide(
     outcome: Outcome, latest: Action | None, policy: Policy, supersede: list[int],
     new: list[tuple[PlannedAction, bool]], report: ReconcileReport, indexes: Indexes | None = None,
-    dropped: list[tuple[Action, str]] | None = None,
+    dropped: list[tuple[Action, str]] | None = None, reverse: dict[int, str] | None = None,
 ) -> None:
     """What the ledger does with ``outcome``, given the order's newest action (see the module
     docstring); ``indexes`` is the DMS as planned against, ``dropped`` collects the approvals a
-    person gave that this plan supersedes, with what changed."""
+    person gave that this plan supersedes, with what changed; ``reverse``: the reverse actions
+    of rollbacks by id (the run each rolls back), left alone while open."""
     open_action = latest if latest is not None and latest.state in OPEN_STATES else None
     if open_action is not None and open_action.state in ("in_progress", "written"):
         outcome.reason = _join(outcome.reason, "正在写入DMS（上次运行未完成，下次运行继续）")
         return  # the re-key bot owns it until it is verified or failed
+    if open_action is not None and reverse and open_action.id in reverse:
+        outcome.reason = _join(f"回滚运行 {reverse[open_action.id]} 的操作{STATE_TEXT[open_action.state]}，对账不改动它",
+                               outcome.reason)
+        return  # a person's rollback: reviewed, written or skipped, never replanned here
     action = outcome.action
     by_person = open_action is not None and approved_by_person(open_action)
     if action is None:

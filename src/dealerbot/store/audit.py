@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from dealerbot.rekey.ledger import Action
+from dealerbot.rekey.ledger import ROLLBACK_EVENTS, ROLLBACK_PLANNED, Action
 from dealerbot.store.base import StoreBase
 from dealerbot.store.schema import dumps
 
@@ -63,3 +63,30 @@ class AuditPart(StoreBase):
                 {**r, "old_values": json.loads(r["old_values"]), "new_values": json.loads(r["new_values"])}
                 for r in conn.execute(q).mappings()
             ]
+
+    def run_audit(self, run_id: str, events: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The audit rows of ``run_id`` with one of ``events``, oldest first (values parsed)."""
+        t = self.tables["audit"]
+        q = select(t).where(self._mine(t), t.c.run_id == run_id, t.c.event.in_(list(events))).order_by(t.c.id)
+        with self.engine.connect() as conn:
+            return [{**r, "old_values": json.loads(r["old_values"]), "new_values": json.loads(r["new_values"])}
+                    for r in conn.execute(q).mappings()]
+
+    def rollback_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The audit rows of a rollback planned for ``run_id`` (none: never rolled back)."""
+        return self.run_audit(run_id, ROLLBACK_EVENTS)
+
+    def reverse_actions(self) -> dict[int, str]:
+        """Every reverse action (a rollback's), by its id: the run it rolls back."""
+        t = self.tables["audit"]
+        q = select(t.c.action_id, t.c.run_id).where(self._mine(t), t.c.event == ROLLBACK_PLANNED, t.c.action_id.is_not(None))
+        with self.engine.connect() as conn:
+            return {int(a): str(r) for a, r in conn.execute(q).all()}
+
+    def _reverses(self, conn: Connection, action: Action) -> str | None:
+        """The run ``action`` rolls back (inside ``conn``'s transaction), or None: not a reverse action."""
+        t = self.tables["audit"]
+        q = select(t.c.run_id).where(self._mine(t), t.c.natural_key == action.natural_key, t.c.event == ROLLBACK_PLANNED,
+                                     t.c.action_id == action.id)
+        found = conn.execute(q).first()
+        return None if found is None else str(found.run_id)

@@ -15,6 +15,8 @@ from dealerbot.rekey.ledger import (
     CLAIMABLE,
     IN_FLIGHT,
     POLICY_REVIEWER,
+    ROLLBACK_CONFLICT,
+    ROLLBACK_PLANNED,
     SUPERSEDABLE,
     Action,
     CustomerPlan,
@@ -244,7 +246,12 @@ class LedgerPart(AuditPart):
             # Both sides agree now: the DMS holds what was written, the OEM what was planned
             # from it (they differ where a reviewer edited the value).
             written = {f: {"oem": action.plan_values.get(f, v), "dms": v} for f, v in action.new_values.items()}
-            base = {**(json.loads(row.base) if row else {}), **written}
+            before = json.loads(row.base) if row else {}
+            if self._reverses(conn, action) is not None:
+                # A rollback's write restored the DMS, the OEM did not move: each field keeps
+                # the OEM side of its base (rule in dealerbot.rekey.reconcile's docstring).
+                written = {f: {"oem": (before.get(f) or {}).get("oem", v), "dms": v} for f, v in action.new_values.items()}
+            base = {**before, **written}
             conn.execute(self._upsert(st, ["store", "oem_order_no"], keep=["reconcile_class", "reason", "changes", "action_id"]), [{
                 "store": self.code, "oem_order_no": action.natural_key, "contract_no": contract_no, "reconcile_class": "in_sync", "reason": "",
                 "changes": "[]", "base": dumps(base), "action_id": action.id, "reconciled_at": now,
@@ -303,3 +310,58 @@ class LedgerPart(AuditPart):
                             {k: v for k, v in before.items() if k in after and after[k] != v},
                             {k: v for k, v in after.items() if before.get(k) != v}, decision.get("note") or "")
         return []
+
+    def save_rollback(
+        self, run_id: str, actor: str, reversals: Sequence[dict[str, Any]], supersede: Sequence[Action] = (),
+        dropped: Sequence[tuple[Action, str]] = (),
+    ) -> dict[str, int]:
+        """Store a rollback of ``run_id`` in one transaction (:mod:`dealerbot.rekey.rollback`):
+        close the open actions in ``supersede`` (``superseded``; each of ``dropped``, a person's
+        approval, gets an ``approval_dropped`` audit row with its reason), add each reversal's
+        ``action`` (a :class:`PlannedAction`, or None for a contract with only conflicts) as
+        ``planned`` for a person's approval, and mark each in the audit trail (``run_id``: the run
+        rolled back; ``target``, ``old``, ``new``, ``note`` as given). Returns the new action
+        ids by natural key.
+
+        Raises:
+            dealerbot.errors.RollbackRefused: the run was rolled back meanwhile (nothing stored).
+            sqlalchemy.exc.IntegrityError: a second open action for one order (nothing stored).
+        """
+        from dealerbot.errors import RollbackRefused
+
+        t, audit = self.tables["actions"], self.tables["audit"]
+        now = datetime.now()
+        ids: dict[str, int] = {}
+        with self.engine.begin() as conn:
+            done = select(audit.c.id).where(self._mine(audit), audit.c.run_id == run_id,
+                                            audit.c.event.in_([ROLLBACK_PLANNED, ROLLBACK_CONFLICT])).limit(1)
+            if conn.execute(done).first() is not None:
+                raise RollbackRefused(f"运行 {run_id} 已计划过回滚，未重复计划 (already rolled back)")
+            if supersede:
+                conn.execute(update(t).where(self._mine(t), t.c.id.in_([a.id for a in supersede]), t.c.state.in_(SUPERSEDABLE))
+                             .values(state="superseded", updated_at=now))
+            for action, reason in dropped:
+                self._audit(conn, None, actor, action, "approval_dropped", action.contract_no, {}, {}, reason)
+            for r in reversals:
+                plan: PlannedAction | None = r["action"]
+                if plan is None:
+                    conn.execute(audit.insert().values(
+                        at=now, run_id=run_id, actor=actor, action_id=None, event=ROLLBACK_CONFLICT, target=r["target"],
+                        natural_key=r["natural_key"], old_values=dumps(r["old"]), new_values=dumps(r["new"]),
+                        note=r["note"], store=self.code))
+                    continue
+                result = conn.execute(t.insert().values(
+                    kind=plan.kind, natural_key=plan.natural_key, contract_no=plan.contract_no or None,
+                    customer=dumps(plan.customer.as_dict()), new_values=dumps(plan.new_values),
+                    old_values=dumps(plan.old_values), checksum=plan.checksum(), plan_checksum=plan.checksum(),
+                    plan_values=dumps(plan.new_values), state="planned", needs_approval=True, conflict=plan.conflict,
+                    note=plan.note, planned_at=now, updated_at=now, attempts=0, store=self.code,
+                ))
+                key = result.inserted_primary_key
+                assert key is not None  # a single-row INSERT always has its key
+                ids[plan.natural_key] = int(key[0])
+                conn.execute(audit.insert().values(
+                    at=now, run_id=run_id, actor=actor, action_id=ids[plan.natural_key], event=ROLLBACK_PLANNED,
+                    target=r["target"], natural_key=plan.natural_key, old_values=dumps(r["old"]),
+                    new_values=dumps(r["new"]), note=r["note"], store=self.code))
+        return ids
