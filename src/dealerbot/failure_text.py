@@ -40,6 +40,8 @@ ADVICE: dict[str, Advice] = {
     "ConfigError": Advice("配置有误", "本次没有写入任何数据。请联系管理员检查 dealerbot.toml 配置。", "administrator"),
     "SelectorFileError": Advice("页面配置文件有误", "本次没有写入任何数据。请联系实施人员（集成商）修正 selectors 目录中的配置文件。",
                                 "integrator"),
+    "RollbackRefused": Advice("无法回滚这次运行", "没有计划任何回滚，也没有写入任何数据。请按错误详情检查运行编号（只有写入DMS的运行能回滚，且只能回滚一次）。",
+                              "administrator"),
     "DataFileError": Advice("数据文件有误", "本次没有写入任何数据。请管理员按错误详情中指出的文件和行修正后重新运行。", "administrator"),
     "CalendarUnknown": Advice("缺少该年度的节假日安排", "请管理员在 schedules 目录中补充该年度的节假日与调休安排。", "administrator"),
     "UnknownSelector": Advice("页面配置缺少一项", _INTEGRATOR, "integrator"),

@@ -44,7 +44,7 @@ def test_listing_bots_again_imports_no_bot_and_sees_a_changed_or_new_bot_at_once
     project = tmp_path / "project"
     (project / "bots").mkdir(parents=True)
     (project / "bots" / "__init__.py").write_text("", encoding="utf-8")
-    env = {"XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path)}
+    env = {"XDG_CACHE_HOME": str(cache), "HOME": str(tmp_path), "COLUMNS": "200"}  # one line per bot
 
     def listing() -> tuple[list[str], list[str]]:
         code = (
