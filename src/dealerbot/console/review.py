@@ -32,7 +32,7 @@ def register(app: FastAPI, c: Console) -> None:
         with c.store() as store:
             again = reapprovals(store)
             approved = len(store.actions(states=("approved",)))
-        return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT[a.kind], "why": c.masker(a.note)}
+        return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT.get(a.kind, a.kind), "why": c.masker(a.note)}
                                 for a in again], "approved": approved}
 
     @app.get("/review", response_class=HTMLResponse)

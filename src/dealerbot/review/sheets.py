@@ -180,7 +180,7 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
         ) if a.kind != "create_contract" else "新建"
         row = {
             "_key": a.id, "_checksum": a.stored_checksum, "_decision": None, "_review_note": None,
-            "_kind": KIND_TEXT[a.kind], "_state": STATE_TEXT[a.state], "_order_no": a.natural_key,
+            "_kind": KIND_TEXT.get(a.kind, a.kind), "_state": STATE_TEXT[a.state], "_order_no": a.natural_key,
             "_contract_no": a.contract_no or None, "_changes": changes,
             "_attention": NEEDS_THOUGHT if hard else ROUTINE,
             **{k: _cell_value(k, v) for k, v in values.items()},
@@ -229,7 +229,7 @@ def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -
             Column("natural_key", "厂家订单号", width=15), Column("kind", "操作", width=9),
             Column("state", "结果", width=12), Column("contract_no", "合同号", width=14),
             Column("customer_no", "客户编号", width=11), Column("reason", "说明", width=60),
-        ), (Row({"natural_key": a.natural_key, "kind": KIND_TEXT[a.kind], "state": STATE_TEXT[a.state],
+        ), (Row({"natural_key": a.natural_key, "kind": KIND_TEXT.get(a.kind, a.kind), "state": STATE_TEXT[a.state],
                  "contract_no": a.contract_no or None,
                  "customer_no": a.result_customer_no or a.customer.customer_no or None,
                  "reason": a.failure_reason},
