@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from dealerbot.config import load_settings
 from dealerbot.sandbox.usedcars import DEMO_PASSWORD
@@ -56,8 +57,24 @@ def test_a_flow_of_ones_own_plans_writes_once_resumes_after_a_kill_and_keeps_ref
         waiting = {a.natural_key: a for a in store.actions(["planned"], flow="usedcars")}
         assert set(waiting) == {new, refused}  # the car on the platform already is in sync
         assert store.actions(flow="orders") == []
-        assert not store.review([{"id": a.id, "checksum": a.stored_checksum, "decision": "approve"}
-                                 for a in waiting.values()], "店长")
+    # The review workbook's sheet of the flow, filled in as staff would: one approved with an
+    # edited price, one approved as planned.
+    [book] = sorted((shop / "out").glob("review-*.xlsx"))
+    wb = load_workbook(book)
+    ws = wb["待处理-置换车辆登记"]
+    heads = [c.value for c in ws[1]]
+    assert {"审核", "流程", "车架号", "评估价"} <= set(heads)
+    for row in ws.iter_rows(min_row=2):
+        cells = dict(zip(heads, row))
+        assert cells["流程"].value == "usedcars"
+        if cells["记录键"].value == new:
+            cells["审核"].value, cells["评估价"].value = "修改后同意", "88000.00"
+        else:
+            cells["审核"].value = "同意"
+    wb.save(shop / "reviewed.xlsx")
+    imported = run(shop, "import-review", "reviewed.xlsx", "--reviewer", "店长")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert "同意 1 条，修改后同意 1 条" in imported.stdout
 
     rehearsal = run(shop, "sync", "--flow", "usedcars", "--dry-run")
     assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
@@ -77,6 +94,7 @@ def test_a_flow_of_ones_own_plans_writes_once_resumes_after_a_kill_and_keeps_ref
     cars = platform.cars()
     assert [c["vin"] for c in cars].count(new) == 1 and refused not in {c["vin"] for c in cars}
     assert len(cars) == before + 1 and platform.counters()["submits"] == 2  # one per approved car, ever
+    assert next(c for c in cars if c["vin"] == new)["price"] == "88000.00"  # the reviewer's edited value
     with _store(shop) as store:
         done = store.actions(natural_key=new, flow="usedcars")[-1]
         failed = store.actions(natural_key=refused, flow="usedcars")[-1]

@@ -70,7 +70,10 @@ def export_workbook(settings: Settings, run_id: str | None, output: Path | None,
                 else:
                     runs = latest_runs(store)
             path = output or default_workbook_path(settings.path("out"), runs)
-            stats = export_runs(store, runs, path, entity_of_bots(settings.home), all_records)
+            from dealerbot.flows.registry import discover_flows
+
+            stats = export_runs(store, runs, path, entity_of_bots(settings.home), all_records,
+                                flows=discover_flows(settings.home))
     except (DealerbotError, ValueError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:  # a read-only or full disk, a folder that is a file, a file open in Excel
@@ -224,15 +227,17 @@ def import_review(
     """
     import getpass
 
+    from dealerbot.flows.registry import discover_flows
     from dealerbot.review.sheets import apply_review, read_review
 
     settings = settings_from(config, store_needed=True)
-    dictionary = dictionary_for(settings)
+    orders = "orders" in settings.flows.enabled or settings.dictionary_path.is_file()
+    dictionary = dictionary_for(settings) if orders else None  # a project of its own flows may have none
     actor = reviewer or settings.rekey.reviewer or getpass.getuser()
     console = make_console()
     with open_store(settings) as store:
         try:
-            review = read_review(file, store, dictionary)
+            review = read_review(file, store, dictionary, discover_flows(settings.home))
         except DealerbotError as exc:
             raise fail(str(exc)) from None
         for problem in review.problems:

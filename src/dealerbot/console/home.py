@@ -438,12 +438,15 @@ def register(app: FastAPI, c: Console) -> None:
         out = private_dir(settings.path("out"))
 
         def make() -> Path | None:
+            from dealerbot.flows.registry import discover_flows
+
             with c.store() as store:
                 runs = latest_runs(store)
                 if not runs:
                     return None
                 path = default_workbook_path(out, runs)
                 return export_runs(store, runs, path, entity_of_bots(settings.home), bool(all), console=True,
+                                   flows=discover_flows(settings.home),
                                    titles={r.bot: c.names.bot(r.bot) for r in runs}).path
 
         try:

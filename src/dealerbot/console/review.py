@@ -57,10 +57,14 @@ def register(app: FastAPI, c: Console) -> None:
         from dealerbot.data.dictionary import load_dictionary
         from dealerbot.review.sheets import apply_review, read_review
 
+        from dealerbot.flows.registry import discover_flows
+
         try:
-            dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
+            dictionary = (load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
+                          if "orders" in settings.flows.enabled or settings.dictionary_path.is_file() else None)
+            flows = discover_flows(settings.home)
             with c.store() as store:
-                result = await asyncio.to_thread(read_review, target, store, dictionary)
+                result = await asyncio.to_thread(read_review, target, store, dictionary, flows)
                 if result.problems and not apply_valid:
                     return c.page(request, "review.html", 422, problems=result.problems,
                                   error=f"{len(result.problems)} 行有问题，未导入任何内容")

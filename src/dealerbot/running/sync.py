@@ -131,7 +131,9 @@ def write_review_workbook(settings: Settings) -> Path:
     with Store.open(settings.store_url, settings.store_code) as store:
         runs = latest_runs(store)
         path = default_workbook_path(settings.path("out"), runs)
-        return export_runs(store, runs, path, entity_of_bots(settings.home)).path
+        from dealerbot.flows.registry import discover_flows
+
+        return export_runs(store, runs, path, entity_of_bots(settings.home), flows=discover_flows(settings.home)).path
 
 
 async def _chain(
