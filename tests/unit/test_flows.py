@@ -93,3 +93,20 @@ def test_flows_settings_switch_flows_and_approvals_and_an_old_config_behaves_as_
             check_flows(settings)
         assert all(w in str(exc.value) for w in words), (body, str(exc.value))
         assert "dealerbot.toml" in str(exc.value)
+
+
+def test_a_timetable_fires_sync_for_one_flow_named_in_its_options(tmp_path):
+    from dealerbot.errors import DataFileError
+    from dealerbot.running.registry import discover
+    from dealerbot.schedule.timetable import load_timetables
+
+    folder = tmp_path / "schedules"
+    folder.mkdir()
+    job = "jobs:\n  - name: orders-only\n    run: sync\n    cron: '30 7 * * *'\n    options: {flow: %s, dry_run: false}\n"
+    (folder / "daily.yaml").write_text(job % "orders", encoding="utf-8")
+    [loaded] = load_timetables(folder, discover(), flows=discover_flows())
+    assert loaded.options == {"flow": "orders", "dry_run": False} and set(loaded.portals) == {"oem", "dms"}
+    (folder / "daily.yaml").write_text(job % "ordres", encoding="utf-8")
+    with pytest.raises(DataFileError) as exc:
+        load_timetables(folder, discover(), flows=discover_flows())
+    assert "daily.yaml:5" in str(exc.value) and "no flow 'ordres'" in str(exc.value)
