@@ -7,9 +7,11 @@ Checked against the platform's admin ground truth."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 from openpyxl import load_workbook
 
@@ -18,6 +20,7 @@ from dealerbot.sandbox.usedcars import DEMO_PASSWORD
 from dealerbot.store import Store
 
 from .test_cli import dealerbot
+from .test_console import CONSOLE_PASSWORD, _login, serving
 from .test_own_portal import _vin, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +42,7 @@ def _store(shop: Path) -> Store:
     return Store.open(settings.store_url, settings.store_code)
 
 
-def test_a_flow_of_ones_own_plans_writes_once_resumes_after_a_kill_and_keeps_refusals(shop, platform):
+def test_a_flow_of_ones_own_plans_writes_once_resumes_after_a_kill_and_keeps_refusals(shop, platform, monkeypatch):
     on_platform = platform.cars()[0]
     new, refused = _vin(910001), _vin(910002)
     (shop / "trade_ins.csv").write_text(
@@ -102,6 +105,14 @@ def test_a_flow_of_ones_own_plans_writes_once_resumes_after_a_kill_and_keeps_ref
         assert "上牌日期为必填项" in (failed.failure_reason or "")  # the platform's own words
         notes = [r["note"] for r in store.audit_rows(50, new)]
         assert any("找到已保存的记录" in n for n in notes)
+
+    monkeypatch.setenv("DEALERBOT_CONSOLE_PASSWORD", CONSOLE_PASSWORD)  # the console counts per flow
+    with serving(load_settings(shop / "dealerbot.toml")) as (url, _), httpx.Client(base_url=url, timeout=10) as web:
+        _login(web)
+        for page in ("/", "/review"):
+            html = web.get(page).text
+            row = re.search(r'<tr data-flow="usedcars"><td>([^<]+)</td><td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>', html)
+            assert row and row.group(1).startswith("置换车辆登记") and row.groups()[1:] == ("1", "1", "0"), html
 
     third = run(shop, "sync")
     assert third.returncode == 0 and platform.counters()["submits"] == 2  # nothing written twice

@@ -295,13 +295,16 @@ def register(app: FastAPI, c: Console) -> None:
         return last_sync(store.runs(300), [*timetable.sync_jobs, MANUAL_JOB, CONSOLE_JOB])
 
     def ledger_counts(store: Store) -> dict[str, Any]:
-        from dealerbot.rekey.ledger import AWAITING_REVIEW
+        from dealerbot.flows.registry import discover_flows, flow_counts
+        from dealerbot.rekey.ledger import AWAITING_REVIEW, ORDERS_FLOW
 
-        if not store.has_plan():
-            return {"planned": False, "waiting": 0, "write_failed": 0, "approved": 0}
+        per_flow = flow_counts(store, discover_flows(settings.home))
+        if not store.has_plan() and not per_flow:
+            return {"planned": False, "waiting": 0, "write_failed": 0, "approved": 0, "flows": []}
         waiting = store.actions(states=AWAITING_REVIEW)
+        shown = per_flow if any(f["name"] != ORDERS_FLOW for f in per_flow) else []  # only orders: as before
         return {"planned": True, "waiting": len(waiting), "write_failed": sum(1 for a in waiting if a.state == "failed"),
-                "approved": len(store.actions(states=("approved",)))}
+                "approved": len(store.actions(states=("approved",), flow=ORDERS_FLOW)), "flows": shown}
 
     def portals(store: Store, runs: list[RunRecord]) -> list[dict[str, Any]]:
         from dealerbot.running.context import account_key

@@ -29,11 +29,18 @@ def register(app: FastAPI, c: Console) -> None:
         """What the review page lists: actions whose approval a changed plan dropped, and why."""
         from dealerbot.review.sheets import reapprovals
 
+        from dealerbot.flows.registry import discover_flows, flow_counts
+        from dealerbot.rekey.ledger import ORDERS_FLOW
+
+        flows = discover_flows(settings.home)
         with c.store() as store:
             again = reapprovals(store)
-            approved = len(store.actions(states=("approved",)))
-        return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT.get(a.kind, a.kind), "why": c.masker(a.note)}
-                                for a in again], "approved": approved}
+            approved = len(store.actions(states=("approved",), flow=ORDERS_FLOW))  # the 立即写入DMS button's
+            per_flow = flow_counts(store, flows)
+        kinds = {k: v for f in flows.values() for k, v in f.kinds.items()}
+        return {"reapprovals": [{"order_no": a.natural_key, "kind": kinds.get(a.kind, KIND_TEXT.get(a.kind, a.kind)),
+                                 "why": c.masker(a.note)} for a in again], "approved": approved,
+                "flows": per_flow if any(f["name"] != ORDERS_FLOW for f in per_flow) else []}
 
     @app.get("/review", response_class=HTMLResponse)
     async def review_page(request: Request) -> HTMLResponse:

@@ -17,6 +17,7 @@ from dealerbot.rekey.ledger import ORDERS_FLOW, Policy
 
 if TYPE_CHECKING:
     from dealerbot.config import Settings
+    from dealerbot.store import Store
 
 
 def discover_flows(home: Path | None = None) -> dict[str, Flow]:
@@ -116,3 +117,24 @@ def check_flows(settings: Settings) -> list[str]:
     for flow in flows.values():
         flow_policy(flow, settings)  # a [flows.<name>] of a flow switched off is checked too
     return lines
+
+
+def flow_counts(store: Store, flows: dict[str, Flow]) -> list[dict[str, object]]:
+    """Each flow's open actions, for the console and the messages: ``name``, ``title``,
+    ``waiting`` (for a person: planned or failed), ``failed``, ``approved`` (to be written);
+    every flow that has any, in declaration order (unknown ones, e.g. of a flow removed since,
+    last, by name)."""
+    from dealerbot.rekey.ledger import OPEN_STATES
+
+    counts: dict[str, dict[str, object]] = {}
+    for a in store.actions(OPEN_STATES):
+        flow = flows.get(a.flow)
+        row = counts.setdefault(a.flow, {"name": a.flow, "title": flow.title if flow else a.flow,
+                                         "waiting": 0, "failed": 0, "approved": 0})
+        key = "waiting" if a.state in ("planned", "failed") else "approved" if a.state == "approved" else ""
+        if key:
+            row[key] = int(str(row[key])) + 1
+        if a.state == "failed":
+            row["failed"] = int(str(row["failed"])) + 1
+    order = list(flows)
+    return sorted(counts.values(), key=lambda r: (order.index(str(r["name"])) if r["name"] in order else len(order), str(r["name"])))
