@@ -20,7 +20,7 @@ from dealerbot.cli.schedule import schedule_app
 from dealerbot.cli.selectors import selectors_app
 
 # The order ``dealerbot --help`` lists the commands in: a day's work first, then the services.
-COMMAND_ORDER = ("run", "bots", "runs", "export", "reconcile", "import-review", "audit", "sync", "sandbox", "demo",
+COMMAND_ORDER = ("run", "bots", "flows", "runs", "export", "reconcile", "import-review", "audit", "sync", "sandbox", "demo",
                  "console", "serve", "doctor", "worker", "init", "record")
 
 
