@@ -393,7 +393,13 @@ def register(app: FastAPI, c: Console) -> None:
         values.update(sync_page_values(values, chain))
         values["live_counts"] = dict(c.live)
         done = {r.bot for r in chain}
-        values["waiting_steps"] = [b for b in READ_BOTS if b not in done]
+        try:
+            from dealerbot.flows.registry import enabled_flows
+
+            read_bots = list(dict.fromkeys(b for f in enabled_flows(settings) for b in f.read_bots))
+        except DealerbotError:
+            read_bots = list(READ_BOTS)
+        values["waiting_steps"] = [b for b in read_bots if b not in done]
         values["login_waits"] = [r for r in chain if c.login_help.waiting(r.run_id) is not None]
         return c.page(request, "sync.html", **values)
 

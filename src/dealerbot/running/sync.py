@@ -201,7 +201,8 @@ def last_sync(runs: Sequence[RunRecord], jobs: Iterable[str]) -> list[RunRecord]
     them), oldest first: those of the newest run's job in ``jobs`` (the timetable's sync jobs,
     :data:`MANUAL_JOB`, :data:`CONSOLE_JOB`) back to the chain's first step. A firing the
     timetable recorded as skipped or unable to start (one record named ``sync``) is a sync of
-    its own. Empty when none of ``runs`` belongs to a sync."""
+    its own; a bot met again starts the sync before (the chain of a flow that does not begin with
+    ``oem-orders``). Empty when none of ``runs`` belongs to a sync."""
     names = set(jobs)
     newest = next((r for r in runs if r.job in names), None)
     if newest is None:
@@ -212,8 +213,8 @@ def last_sync(runs: Sequence[RunRecord], jobs: Iterable[str]) -> list[RunRecord]
     for r in runs:
         if r.job != newest.job:
             continue
-        if r.bot == SYNC_RECORD:
-            break
+        if r.bot == SYNC_RECORD or any(c.bot == r.bot for c in chain):
+            break  # a chain runs each bot once: a bot seen again is the sync before (a flow of one's own)
         chain.append(r)
         if r.bot == READ_BOTS[0]:
             break
