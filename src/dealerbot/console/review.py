@@ -27,10 +27,9 @@ def register(app: FastAPI, c: Console) -> None:
     # -- review ---------------------------------------------------------------------------------
     def review_page_values() -> dict[str, Any]:
         """What the review page lists: actions whose approval a changed plan dropped, and why."""
-        from dealerbot.review.sheets import reapprovals
-
         from dealerbot.flows.registry import discover_flows, flow_counts
         from dealerbot.rekey.ledger import ORDERS_FLOW
+        from dealerbot.review.sheets import reapprovals
 
         flows = discover_flows(settings.home)
         with c.store() as store:
@@ -62,9 +61,8 @@ def register(app: FastAPI, c: Console) -> None:
 
     async def _import(request: Request, target: Path, shown: str, apply_valid: bool) -> HTMLResponse:
         from dealerbot.data.dictionary import load_dictionary
-        from dealerbot.review.sheets import apply_review, read_review
-
         from dealerbot.flows.registry import discover_flows
+        from dealerbot.review.sheets import apply_review, read_review
 
         try:
             dictionary = (load_dictionary(settings.dictionary_path, settings.dictionary_overlay)

@@ -38,9 +38,9 @@ from dealerbot.rekey.ledger import (
     KIND_TEXT,
     NEW_CUSTOMER,
     OPEN_STATES,
+    ORDERS_FLOW,
     REAPPROVAL,
     STATE_TEXT,
-    ORDERS_FLOW,
     Action,
     CustomerPlan,
 )
