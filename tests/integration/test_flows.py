@@ -79,7 +79,7 @@ def test_a_flow_of_ones_own_plans_writes_once_resumes_after_a_kill_and_keeps_ref
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert "同意 1 条，修改后同意 1 条" in imported.stdout
 
-    rehearsal = run(shop, "sync", "--flow", "usedcars", "--dry-run")
+    rehearsal = run(shop, "run", "usedcars-flow-write", "--dry-run")  # (sync --dry-run passes it on: test_rekey)
     assert rehearsal.returncode == 0, rehearsal.stdout + rehearsal.stderr
     assert platform.counters()["submits"] == 0 and len(platform.cars()) == before  # filled, never saved
     rehearsed = [json.loads(line) for p in (shop / "logs").rglob("rehearsal.jsonl") for line in p.read_text().splitlines()]
@@ -92,7 +92,7 @@ def test_a_flow_of_ones_own_plans_writes_once_resumes_after_a_kill_and_keeps_ref
     with _store(shop) as store:
         assert store.actions(natural_key=new, flow="usedcars")[-1].state == "in_progress"
 
-    again = run(shop, "sync")  # resumes: searches first, finds the car, never submits it again
+    again = run(shop, "sync", "--flow", "usedcars")  # resumes: searches first, finds the car, never submits it again
     assert again.returncode == 0, again.stdout + again.stderr
     cars = platform.cars()
     assert [c["vin"] for c in cars].count(new) == 1 and refused not in {c["vin"] for c in cars}
