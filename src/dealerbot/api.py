@@ -15,6 +15,12 @@ Re-keying into a DMS
     :func:`run_rekey` (a re-key bot's whole run, given how to open its writers: :class:`DmsWriter`),
     :func:`start_rekey`, :func:`write_actions`, :func:`pending_actions`, :class:`Rekeyer`,
     :class:`Submitted`.
+Flows
+    :class:`Flow` (declare one at module level in a ``bots/`` module: read bots, source record
+    type, pure ``plan``, writer bot, action kinds, default approvals), :func:`run_ledger_writer`
+    (a flow's writer bot's whole run through the ledger, given how to open its
+    :class:`LedgerTarget` s: search first, one submit, read back, resume after a kill),
+    :func:`start_ledger_writer`, :class:`LedgerWriter`.
 Records
     :class:`Entity`, :class:`FieldDef`: declare a record type; it gets the default pipeline
     (required key matching ``key_pattern``, named in words by ``key_rule``; types; rejects with
@@ -66,6 +72,8 @@ from dealerbot.errors import (
     SystemFailure,
 )
 from dealerbot.failpoints import Failpoints
+from dealerbot.flows import Flow
+from dealerbot.flows.writer import LedgerTarget, LedgerWriter, run_ledger_writer, start_ledger_writer
 from dealerbot.pages.common import (
     LOGIN_SELECTORS,
     LOGIN_STEP_SELECTORS,
@@ -77,6 +85,7 @@ from dealerbot.pages.common import (
     read_table,
 )
 from dealerbot.pages.saved import read_saved_table
+from dealerbot.rekey.ledger import Action, PlannedAction
 from dealerbot.rekey.writer import DmsWriter, Rekeyer, Submitted, pending_actions, run_rekey, start_rekey, write_actions
 from dealerbot.retries import with_retries, with_retries_sync
 from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
@@ -99,6 +108,7 @@ __all__ = [
     "OEM_LEAD",
     "OEM_ORDER",
     "OEM_REPORT",
+    "Action",
     "Bot",
     "BotContext",
     "ConfigError",
@@ -108,14 +118,18 @@ __all__ = [
     "Entity",
     "Failpoints",
     "FieldDef",
+    "Flow",
     "Form",
     "HeaderTable",
+    "LedgerTarget",
+    "LedgerWriter",
     "ListBot",
     "LoginForm",
     "LoginRejected",
     "NeedsPerson",
     "PageChanged",
     "PagedTable",
+    "PlannedAction",
     "PlaywrightError",
     "PlaywrightTimeout",
     "PortalApp",
@@ -135,8 +149,10 @@ __all__ = [
     "pending_actions",
     "read_saved_table",
     "read_table",
+    "run_ledger_writer",
     "run_rekey",
     "scrape_pages",
+    "start_ledger_writer",
     "start_rekey",
     "with_retries",
     "with_retries_sync",

@@ -314,6 +314,60 @@ class RekeySettings(_Section):
         return Policy.of(self.approval_required, self.enabled, self.auto_update_fields)
 
 
+class FlowSettings(_Section):
+    """One flow's own settings: ``[flows.<name>]``."""
+
+    approval_required: list[str] | None = Field(
+        default=None, description="this flow's action kinds that wait for a person's approval (default: the flow's "
+                                  "own; for orders: [rekey] approval_required)",
+    )
+    kinds: list[str] | None = Field(
+        default=None, description="the action kinds this flow may write (default: the flow's own; for orders: "
+                                  "[rekey] enabled)",
+    )
+
+
+class FlowsSettings(BaseModel):
+    """Which flows run (``[flows] enabled``) and each flow's approvals (``[flows.<name>]``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: list[str] = Field(
+        default_factory=lambda: ["orders"],
+        description="the flows `dealerbot sync` runs, by name (`dealerbot flows` lists them); default: orders",
+    )
+
+    @model_validator(mode="after")
+    def _flow_sections(self) -> FlowsSettings:
+        for name, value in list((self.__pydantic_extra__ or {}).items()):
+            if not PORTAL_NAME.fullmatch(name.replace("-", "_")):
+                raise ValueError(f"[flows.{name}]: not a flow name (lower-case letters, digits, '-' or '_')")
+            if isinstance(value, FlowSettings):
+                continue
+            if not isinstance(value, dict):
+                raise ValueError(f"[flows] {name} = {value!r}: a flow's settings are a table, [flows.{name}]")
+            try:
+                (self.__pydantic_extra__ or {})[name] = FlowSettings.model_validate(value)
+            except ValidationError as exc:
+                bad = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"[flows.{name}] {bad}") from None
+        seen = set()
+        for name in self.enabled:
+            if name in seen:
+                raise ValueError(f"[flows] enabled names {name!r} twice")
+            seen.add(name)
+        return self
+
+    def of(self, name: str) -> FlowSettings:
+        """``[flows.<name>]`` (empty when not written)."""
+        value = (self.__pydantic_extra__ or {}).get(name)
+        return value if isinstance(value, FlowSettings) else FlowSettings()
+
+    def sections(self) -> dict[str, FlowSettings]:
+        """Every ``[flows.<name>]`` written, by name."""
+        return {k: v for k, v in (self.__pydantic_extra__ or {}).items() if isinstance(v, FlowSettings)}
+
+
 class StoreSettings(_Section):
     """The run store. SQLite by default; any SQLAlchemy URL (PostgreSQL for groups)."""
 
@@ -587,6 +641,7 @@ class Settings(BaseModel):
     browser: BrowserSettings = BrowserSettings()
     run: RunSettings = RunSettings()
     rekey: RekeySettings = RekeySettings()
+    flows: FlowsSettings = FlowsSettings()
     store: StoreSettings = StoreSettings()
     paths: PathSettings = PathSettings()
     notify: NotifySettings = NotifySettings()

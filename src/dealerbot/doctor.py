@@ -67,7 +67,7 @@ def run_checks(settings: Settings | None, config_error: str = "", host: str = "1
     order: list[Callable[[], Check | list[Check]]] = [
         _bind(browser_check, settings), font_check, keyring_check, _bind(passwords_checks, settings),
         _bind(display_check, settings), _titled("控制台端口")(lambda: port_check(host, port)),
-        _bind(store_check, settings), _bind(folders_check, settings),
+        _bind(store_check, settings), _bind(folders_check, settings), _bind(flows_check, settings),
         _titled("节假日数据")(lambda: calendar_check(settings=settings)),
     ]
     for check in order:
@@ -364,6 +364,20 @@ def _probe_folder(folder: Path) -> str:
     os.close(fd)
     os.unlink(name)
     return ""
+
+
+@_titled("流程")
+def flows_check(settings: Settings) -> Check:
+    """The flows `dealerbot sync` runs ([flows] enabled) and each one's approvals; a flow named
+    there but declared nowhere, or an action kind it does not have, is a problem naming the key."""
+    from dealerbot.errors import DealerbotError
+    from dealerbot.flows.registry import check_flows
+
+    try:
+        lines = check_flows(settings)
+    except DealerbotError as exc:
+        return Check("流程", PROBLEM, str(exc), "改正 dealerbot.toml 的 [flows] 部分（dealerbot flows 列出已有的流程）")
+    return Check("流程", OK, "；".join(lines) if lines else "没有启用任何流程（[flows] enabled 为空）：sync 只会生成工作簿")
 
 
 @_titled("存储")

@@ -54,3 +54,12 @@ def test_only_a_failure_needs_a_person_not_a_run_stopped_on_purpose_or_settled_b
         _run(8, "oem-customers", None, "failed"),
     )
     assert [(r.bot, advice.fix) for r, advice in needs_a_person(runs)] == [("oem-customers", "rerun")]
+
+
+def test_the_chain_of_a_flow_of_ones_own_ends_where_its_first_bot_ran_before():
+    """A sync of the used-car flow alone (issue #24) starts with trade-ins, not oem-orders: the
+    sync before it is not part of the newest chain."""
+    runs = _newest_first(_run(0, "trade-ins", MANUAL_JOB), _run(1, "usedcars-stock", MANUAL_JOB),
+                         _run(10, "trade-ins", MANUAL_JOB), _run(11, "usedcars-stock", MANUAL_JOB),
+                         _run(12, "usedcars-flow-write", MANUAL_JOB))
+    assert [r.run_id for r in last_sync(runs, JOBS)] == ["10-trade-ins", "11-usedcars-stock", "12-usedcars-flow-write"]

@@ -26,12 +26,15 @@ FORM_FIELDS = ("vin", "model", "reg_date", "mileage_km", "price", "owner_name", 
 class CarForm(Form):
     """登记置换车辆: labels not linked to inputs, brand picked by its text, a native confirm()."""
 
-    async def register(self, car: dict[str, str]) -> SubmitOutcome:
+    async def register(self, car: dict[str, str], dry_run: bool = False) -> SubmitOutcome:
+        """Fill the registration form and save it once (``dry_run``: fill only, never save)."""
         await self.s.goto("car_new")
         await self.fill({f"car.{f}": car[f] for f in FORM_FIELDS})
         await self.choose("car.brand", text=car["brand"])
         if car.get("license_photo"):  # optional: a photo of the 行驶证, by its path
             await self.upload("car.license_photo", car["license_photo"])
+        if dry_run:
+            return SubmitOutcome("unknown", detail="dry run: not saved")
         return await self.submit("car.save", errors="car.errors", dialog="accept")
 
 

@@ -20,7 +20,7 @@ from dealerbot.cli.schedule import schedule_app
 from dealerbot.cli.selectors import selectors_app
 
 # The order ``dealerbot --help`` lists the commands in: a day's work first, then the services.
-COMMAND_ORDER = ("run", "bots", "runs", "export", "reconcile", "import-review", "audit", "rollback", "sync", "sandbox",
+COMMAND_ORDER = ("run", "bots", "flows", "runs", "export", "reconcile", "import-review", "audit", "rollback", "sync", "sandbox",
                  "demo", "console", "serve", "doctor", "worker", "init", "record")
 
 

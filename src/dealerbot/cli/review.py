@@ -69,7 +69,10 @@ def export_workbook(settings: Settings, run_id: str | None, output: Path | None,
                 else:
                     runs = latest_runs(store)
             path = output or default_workbook_path(settings.path("out"), runs)
-            stats = export_runs(store, runs, path, entity_of_bots(settings.home), all_records)
+            from dealerbot.flows.registry import discover_flows
+
+            stats = export_runs(store, runs, path, entity_of_bots(settings.home), all_records,
+                                flows=discover_flows(settings.home))
     except (DealerbotError, ValueError) as exc:
         raise fail(str(exc)) from None
     except OSError as exc:  # a read-only or full disk, a folder that is a file, a file open in Excel
@@ -99,7 +102,7 @@ def print_planned(settings: Settings, console: Console, title: str, states: tupl
         else:
             what = "；".join(f"{CONTRACT_HEADERS.get(f, f)} {o or '空'}→{n or '空'}" for f, (o, n) in a.changes.items())
         mask = masker_for(settings)
-        table.add_row(a.natural_key, KIND_TEXT[a.kind], STATE_TEXT[a.state], a.contract_no or "", escape(mask(what)),
+        table.add_row(a.natural_key, KIND_TEXT.get(a.kind, a.kind), STATE_TEXT[a.state], a.contract_no or "", escape(mask(what)),
                       escape(mask(a.failure_reason or a.note or "")))
     if len(actions) > limit:
         table.caption = f"另有 {len(actions) - limit} 条未列出 ({len(actions)} in all)"
@@ -143,6 +146,7 @@ def print_reconcile(
 def reconcile(
     show: Annotated[str | None, typer.Option("--show", help="列出一类：create / update / in_sync / conflict / rejected")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="列出多少条订单")] = 20,
+    flow: Annotated[str | None, typer.Option("--flow", help="只对账一个流程（默认 orders：厂家订单录入DMS）")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """对账：逐条比对厂家订单与DMS合同，生成写入计划（此处不写入）。
@@ -158,9 +162,17 @@ def reconcile(
     if show is not None and show not in RECONCILE_CLASSES:
         raise fail(f"--show 应为 {', '.join(RECONCILE_CLASSES)} 之一 (unknown class {show!r})")
     settings = settings_from(config, store_needed=True)
+    if flow is not None and flow != "orders":
+        report = reconcile_one_flow(settings, flow)
+        print_reconcile(make_console(), report, masker_for(settings), show, limit, title=f"对账结果：流程 {flow} (reconcile)")
+        return
     dictionary = dictionary_for(settings)
     try:
         policy = settings.rekey.policy()
+        if flow is not None:
+            from dealerbot.flows.registry import flow_policy, get_flow
+
+            policy = flow_policy(get_flow(flow, settings), settings)
     except DealerbotError as exc:
         raise fail(str(exc)) from None
     console = make_console()
@@ -180,6 +192,27 @@ def reconcile(
             report.awaiting_approval, dropped=report.dropped, console=settings.console.public_url)]))
 
 
+def reconcile_one_flow(settings: Settings, name: str) -> ReconcileReport:
+    """Plan the flow ``name`` (not orders) over the store, holding the ledger lock.
+
+    Raises:
+        typer.Exit: (2) an unknown flow, a bad policy or dictionary (the message names it).
+    """
+    from dealerbot.data.dictionary import load_dictionary
+    from dealerbot.flows.plan import plan_flow
+    from dealerbot.flows.registry import flow_policy, get_flow
+
+    try:
+        chosen = get_flow(name, settings)
+        policy = flow_policy(chosen, settings)
+        dictionary = (load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
+                      if settings.dictionary_path.is_file() else None)
+    except DealerbotError as exc:
+        raise fail(str(exc)) from None
+    with open_store(settings) as store, store.ledger_lock("reconcile"):
+        return plan_flow(store, chosen, dictionary, policy)
+
+
 @app.command("import-review")
 def import_review(
     file: Annotated[Path, typer.Argument(help="已填写“审核”列的审核工作簿（.xlsx）")],
@@ -195,15 +228,17 @@ def import_review(
     """
     import getpass
 
+    from dealerbot.flows.registry import discover_flows
     from dealerbot.review.sheets import apply_review, read_review
 
     settings = settings_from(config, store_needed=True)
-    dictionary = dictionary_for(settings)
+    orders = "orders" in settings.flows.enabled or settings.dictionary_path.is_file()
+    dictionary = dictionary_for(settings) if orders else None  # a project of its own flows may have none
     actor = reviewer or settings.rekey.reviewer or getpass.getuser()
     console = make_console()
     with open_store(settings) as store:
         try:
-            review = read_review(file, store, dictionary)
+            review = read_review(file, store, dictionary, discover_flows(settings.home))
         except DealerbotError as exc:
             raise fail(str(exc)) from None
         for problem in review.problems:
@@ -223,7 +258,7 @@ def import_review(
         from dealerbot.rekey.ledger import KIND_TEXT
 
         with open_store(settings) as store:
-            held = {a.kind for a in store.actions(["approved"]) if a.kind not in settings.rekey.enabled}
+            held = {a.kind for a in store.actions(["approved"], flow="orders") if a.kind not in settings.rekey.enabled}
         for kind in sorted(held):
             console.print(f"[yellow]注意[/]：{KIND_TEXT[kind]}未启用，已同意的{KIND_TEXT[kind]}不会写入；"
                           f"需要时在 dealerbot.toml 的 [rekey] enabled 中加入 {kind}")
@@ -236,6 +271,7 @@ def audit(
     order: Annotated[str | None, typer.Option("--order", help="只看一个厂家订单号（或合同号/客户编号）")] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="只看一次运行")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="显示多少条")] = 50,
+    flow: Annotated[str | None, typer.Option("--flow", help="只看一个流程的操作（如 orders）")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """审计记录：每次写入和审核决定，最新的在前（只增不改）。
@@ -245,7 +281,8 @@ def audit(
 
     settings = settings_from(config, store_needed=True)
     with open_store(settings) as store:
-        rows = store.audit_rows(limit, order, run_id)
+        rows = store.audit_rows(limit, order, run_id, flow=flow)
+        flows_of = store.action_flows({r["action_id"] for r in rows if r["action_id"] is not None})
     if not rows:
         make_console().print("还没有审计记录 (no audit entries yet)")
         return
@@ -282,7 +319,7 @@ def audit(
         block.add_column(no_wrap=True, style="dim")
         block.add_column(overflow="fold")
         key_label = "厂家订单号" if r["action_id"] is not None else "记录键"  # a ledger action's key is the OEM order
-        for label, value in (("操作人", r["actor"]), ("运行", r["run_id"]),
+        for label, value in (("流程", flows_of.get(r["action_id"], "")), ("操作人", r["actor"]), ("运行", r["run_id"]),
                              ("内容", mask(" ".join(x for x in (changes, r["note"]) if x)))):
             if value:
                 block.add_row(label, escape(str(value)))
@@ -300,6 +337,7 @@ def sync_command(
     headed: Annotated[bool, typer.Option("--headed", help="显示浏览器窗口")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="工作簿路径（.xlsx）")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="在终端显示调试日志")] = False,
+    flow: Annotated[str | None, typer.Option("--flow", help="只同步一个流程（默认：[flows] enabled 中的每个流程）")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """每日同步：读取厂家门户和DMS、对账、写入已批准的操作、生成审核工作簿。
@@ -313,8 +351,18 @@ def sync_command(
     settings = settings_from(config, store_needed=True)
     say_where(settings)
     log_to_console(settings, verbose)
-    dictionary_for(settings)  # a broken dictionary is said before anything runs
-    sync_and_report(settings, make_console(), full=full, dry_run=dry_run, headed=headed, output=output)
+    from dealerbot.flows.registry import enabled_flows, flow_policy
+
+    try:
+        flows = enabled_flows(settings, only=flow)
+        for f in flows:
+            flow_policy(f, settings)
+    except DealerbotError as exc:
+        raise fail(str(exc)) from None
+    if any(f.name == "orders" for f in flows):
+        dictionary_for(settings)  # a broken dictionary is said before anything runs
+    options: dict[str, Any] = {"flow": flow} if flow else {}
+    sync_and_report(settings, make_console(), full=full, dry_run=dry_run, headed=headed, output=output, **options)
 
 
 def sync_and_report(settings: Settings, console: Console, output: Path | None = None, **kwargs: Any) -> SyncResult:
@@ -338,8 +386,11 @@ def sync_and_report(settings: Settings, console: Console, output: Path | None = 
         p = result.plan
         console.print(f"写入前的计划 (planned before writing)：待新建 {p.counts.get('create', 0)} · 待更新 "
                       f"{p.counts.get('update', 0)} · 冲突 {p.counts.get('conflict', 0)} · 可写入 {p.ready} 条")
-    if result.left is not None:
-        print_reconcile(console, result.left, masker_for(settings), title="写入后仍待处理 (left after writing)")
+    for name, left in result.lefts.items():
+        title = "写入后仍待处理 (left after writing)"
+        if len(result.lefts) > 1 or name != "orders":
+            title = f"{result.titles.get(name, name)}（{name}）：写入后仍待处理 (left after writing)"
+        print_reconcile(console, left, masker_for(settings), title=title)
     if kwargs.get("dry_run"):
         print_planned(settings, console, "演练：以下操作将被写入DMS（dry run: what would be written）", ("approved",))
     result.workbook_path = path = result.workbook_path or export_workbook(settings, None, output)

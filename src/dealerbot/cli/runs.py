@@ -86,6 +86,33 @@ def bots(config: ConfigOpt = None) -> None:
 
 
 @app.command()
+def flows(config: ConfigOpt = None) -> None:
+    """列出所有流程（sync 运行 [flows] enabled 中的流程）。
+
+    List the declared flows (the shipped orders and the project folder's bots/ Flows), whether
+    each is switched on, its bots and its approvals from the settings."""
+    from dealerbot.flows.registry import discover_flows, flow_policy
+
+    settings = settings_from(config)
+    try:
+        found = discover_flows(settings.home)
+        policies = {name: flow_policy(flow, settings) for name, flow in found.items()}
+    except DealerbotError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title="flows")
+    for col in ("name", "title", "on", "read bots", "writer"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("kinds (需审核*)", overflow="fold")
+    for name, flow in found.items():
+        policy = policies[name]
+        kinds = "、".join(f"{flow.kind_text(k)}{'*' if k in policy.approval_required else ''}"
+                         + ("" if k in policy.enabled else "（未启用）") for k in flow.kinds)
+        table.add_row(name, flow.title, "yes" if name in settings.flows.enabled else "no", ", ".join(flow.read_bots),
+                      flow.writer_bot, kinds)
+    make_console().print(table)
+
+
+@app.command()
 def runs(
     limit: Annotated[int, typer.Option("--limit", "-n", help="显示多少条")] = 20,
     bot: Annotated[str | None, typer.Option("--bot", help="只看这个机器人")] = None,

@@ -295,13 +295,16 @@ def register(app: FastAPI, c: Console) -> None:
         return last_sync(store.runs(300), [*timetable.sync_jobs, MANUAL_JOB, CONSOLE_JOB])
 
     def ledger_counts(store: Store) -> dict[str, Any]:
-        from dealerbot.rekey.ledger import AWAITING_REVIEW
+        from dealerbot.flows.registry import discover_flows, flow_counts
+        from dealerbot.rekey.ledger import AWAITING_REVIEW, ORDERS_FLOW
 
-        if not store.has_plan():
-            return {"planned": False, "waiting": 0, "write_failed": 0, "approved": 0}
+        per_flow = flow_counts(store, discover_flows(settings.home))
+        if not store.has_plan() and not per_flow:
+            return {"planned": False, "waiting": 0, "write_failed": 0, "approved": 0, "flows": []}
         waiting = store.actions(states=AWAITING_REVIEW)
+        shown = per_flow if any(f["name"] != ORDERS_FLOW for f in per_flow) else []  # only orders: as before
         return {"planned": True, "waiting": len(waiting), "write_failed": sum(1 for a in waiting if a.state == "failed"),
-                "approved": len(store.actions(states=("approved",)))}
+                "approved": len(store.actions(states=("approved",), flow=ORDERS_FLOW)), "flows": shown}
 
     def portals(store: Store, runs: list[RunRecord]) -> list[dict[str, Any]]:
         from dealerbot.running.context import account_key
@@ -390,7 +393,13 @@ def register(app: FastAPI, c: Console) -> None:
         values.update(sync_page_values(values, chain))
         values["live_counts"] = dict(c.live)
         done = {r.bot for r in chain}
-        values["waiting_steps"] = [b for b in READ_BOTS if b not in done]
+        try:
+            from dealerbot.flows.registry import enabled_flows
+
+            read_bots = list(dict.fromkeys(b for f in enabled_flows(settings) for b in f.read_bots))
+        except DealerbotError:
+            read_bots = list(READ_BOTS)
+        values["waiting_steps"] = [b for b in read_bots if b not in done]
         values["login_waits"] = [r for r in chain if c.login_help.waiting(r.run_id) is not None]
         return c.page(request, "sync.html", **values)
 
@@ -438,12 +447,15 @@ def register(app: FastAPI, c: Console) -> None:
         out = private_dir(settings.path("out"))
 
         def make() -> Path | None:
+            from dealerbot.flows.registry import discover_flows
+
             with c.store() as store:
                 runs = latest_runs(store)
                 if not runs:
                     return None
                 path = default_workbook_path(out, runs)
                 return export_runs(store, runs, path, entity_of_bots(settings.home), bool(all), console=True,
+                                   flows=discover_flows(settings.home),
                                    titles={r.bot: c.names.bot(r.bot) for r in runs}).path
 
         try:

@@ -28,14 +28,20 @@ def register(app: FastAPI, c: Console) -> None:
     def review_page_values() -> dict[str, Any]:
         """What the review page lists: actions whose approval a changed plan dropped, and why."""
         from dealerbot.console.rollback import pending_reversals
+        from dealerbot.flows.registry import discover_flows, flow_counts
+        from dealerbot.rekey.ledger import ORDERS_FLOW
         from dealerbot.review.sheets import reapprovals
 
+        flows = discover_flows(settings.home)
         with c.store() as store:
             again = reapprovals(store)
-            approved = len(store.actions(states=("approved",)))
+            approved = len(store.actions(states=("approved",), flow=ORDERS_FLOW))  # the 立即写入DMS button's
+            per_flow = flow_counts(store, flows)
             reversals = pending_reversals(c, store)
-        return {"reapprovals": [{"order_no": a.natural_key, "kind": KIND_TEXT[a.kind], "why": c.masker(a.note)}
-                                for a in again], "approved": approved, "reversals": reversals}
+        kinds = {k: v for f in flows.values() for k, v in f.kinds.items()}
+        return {"reapprovals": [{"order_no": a.natural_key, "kind": kinds.get(a.kind, KIND_TEXT.get(a.kind, a.kind)),
+                                 "why": c.masker(a.note)} for a in again], "approved": approved, "reversals": reversals,
+                "flows": per_flow if any(f["name"] != ORDERS_FLOW for f in per_flow) else []}
 
     @app.get("/review", response_class=HTMLResponse)
     async def review_page(request: Request, rollback: str = "") -> HTMLResponse:
@@ -58,12 +64,15 @@ def register(app: FastAPI, c: Console) -> None:
 
     async def _import(request: Request, target: Path, shown: str, apply_valid: bool) -> HTMLResponse:
         from dealerbot.data.dictionary import load_dictionary
+        from dealerbot.flows.registry import discover_flows
         from dealerbot.review.sheets import apply_review, read_review
 
         try:
-            dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
+            dictionary = (load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
+                          if "orders" in settings.flows.enabled or settings.dictionary_path.is_file() else None)
+            flows = discover_flows(settings.home)
             with c.store() as store:
-                result = await asyncio.to_thread(read_review, target, store, dictionary)
+                result = await asyncio.to_thread(read_review, target, store, dictionary, flows)
                 if result.problems and not apply_valid:
                     return c.page(request, "review.html", 422, problems=result.problems,
                                   error=f"{len(result.problems)} 行有问题，未导入任何内容")

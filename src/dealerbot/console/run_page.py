@@ -160,7 +160,7 @@ def written_of(c: Console, run: RunRecord) -> list[dict[str, Any]]:
     out = []
     for r in reversed(rows):  # oldest first: the order they were written
         out.append({
-            "kind": KIND_TEXT[r["event"]], "key": r["natural_key"], "contract_no": r["target"],
+            "kind": KIND_TEXT.get(r["event"], r["event"]), "key": r["natural_key"], "contract_no": r["target"],
             "values": written_values(r["event"], r["old_values"] or {}, r["new_values"] or {}, c.masker),
             "verified": states[r["id"]] == "verified", "note": r.get("note") or "",
         })

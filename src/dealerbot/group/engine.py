@@ -214,7 +214,8 @@ class GroupEngine:
                 from dealerbot.running.sync import sync
 
                 done = await sync(settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why, job=job,
-                                  stop=self.stop, engine_job=engine_job, workbook=True)
+                                  stop=self.stop, engine_job=engine_job, workbook=True,
+                                  flow=str(options["flow"]) if options.get("flow") else None)
                 results: list[RunResult] = done.runs
                 stopped_early = done.stopped is not None and self.stop.is_set()
             else:

@@ -11,7 +11,10 @@ Every write dealerbot makes in the DMS is first a planned action in the store (t
     in_progress / written after a crash: the next run searches the DMS first (never a blind
     resubmit), then goes on from where the record stands.
 
-At most one action per OEM order is open (planned, approved, in_progress, written or failed):
+Every action belongs to a flow (:mod:`dealerbot.flows`; the OEM-order -> DMS-contract re-key is
+the flow :data:`ORDERS_FLOW`): the states and the store's functions are the same for every flow.
+
+At most one action per OEM order (per natural key of a flow) is open (planned, approved, in_progress, written or failed):
 the store's unique index makes a second "create" for the same order impossible. The values to
 write are kept as the text typed into the DMS form; :func:`checksum` covers everything a
 reviewer approves, so that a workbook exported before the data changed is refused on import.
@@ -27,6 +30,7 @@ from typing import Any, Literal
 
 from dealerbot.errors import ConfigError
 
+ORDERS_FLOW = "orders"  # the flow of the OEM-order -> DMS-contract re-key (every action made before flows)
 ActionKind = Literal["create_contract", "update_contract", "cancel_contract"]
 ACTION_KINDS: tuple[str, ...] = ("create_contract", "update_contract", "cancel_contract")
 KIND_TEXT = {"create_contract": "新建合同", "update_contract": "更新合同", "cancel_contract": "取消合同"}
@@ -97,6 +101,7 @@ class PlannedAction:
     customer: CustomerPlan = field(default_factory=CustomerPlan)
     conflict: bool = False
     note: str = ""
+    flow: str = ORDERS_FLOW  # not in the checksum: one flow's actions are only ever compared among themselves
 
     @property
     def changes(self) -> dict[str, tuple[str, str]]:
@@ -167,16 +172,19 @@ class Policy:
 
     @classmethod
     def of(cls, approval_required: Iterable[str], enabled: Iterable[str],
-           auto_update_fields: Iterable[str] = ("status", "vin")) -> Policy:
-        """Build from config lists.
+           auto_update_fields: Iterable[str] = ("status", "vin"), kinds: Iterable[str] = ACTION_KINDS,
+           where: str = "[rekey]") -> Policy:
+        """Build from config lists; ``kinds`` are the flow's action kinds (the re-key's by
+        default), ``where`` names the settings' section in the message.
 
         Raises:
             ConfigError: an unknown action kind (names it and the known ones).
         """
         approval, allowed = frozenset(approval_required), frozenset(enabled)
-        unknown = sorted((approval | allowed) - set(ACTION_KINDS))
+        known = tuple(kinds)
+        unknown = sorted((approval | allowed) - set(known))
         if unknown:
-            raise ConfigError(f"[rekey]: unknown action kind(s) {unknown}; known: {', '.join(ACTION_KINDS)}")
+            raise ConfigError(f"{where}: unknown action kind(s) {unknown}; known: {', '.join(known)}")
         return cls(approval, allowed, frozenset(auto_update_fields))
 
     def needs_approval(self, action: PlannedAction) -> bool:

@@ -74,6 +74,7 @@ from dealerbot.errors import RecordRejected
 from dealerbot.rekey.ledger import (
     KIND_TEXT,
     OPEN_STATES,
+    ORDERS_FLOW,
     REAPPROVAL,
     STATE_TEXT,
     Action,
@@ -416,7 +417,7 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
     store.save_plan(supersede, new, sync_rows, dropped=dropped)
     report.dropped = [(a.natural_key, why) for a, why in dropped]
     report.planned, report.superseded = len(new), len(supersede)
-    for a in store.actions(OPEN_STATES):
+    for a in store.actions(OPEN_STATES, flow=ORDERS_FLOW):
         if a.state in ("planned", "failed"):
             report.awaiting_approval += 1
         elif a.state == "approved" and a.kind in policy.enabled:

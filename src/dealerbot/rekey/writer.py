@@ -45,7 +45,7 @@ from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS
 from dealerbot.errors import CircuitOpen, ConfigError, RecordRejected, StopRequested, SystemFailure, UnknownOutcome
 from dealerbot.failpoints import Failpoints
 from dealerbot.private_files import private_dir, private_file
-from dealerbot.rekey.ledger import IN_FLIGHT, KIND_TEXT, Action
+from dealerbot.rekey.ledger import IN_FLIGHT, KIND_TEXT, ORDERS_FLOW, Action
 from dealerbot.retries import with_retries
 
 if TYPE_CHECKING:
@@ -456,12 +456,13 @@ async def run_rekey(
 
 def pending_actions(
     store: Store, kinds: frozenset[str], include_resumed: bool = True, log: Logger | None = None,
+    flow: str = ORDERS_FLOW,
 ) -> list[tuple[Action, bool]]:
-    """What a run would write, in order, as ``(action, resumed)``: first the actions left
-    half-done by runs that ended (unless ``include_resumed`` is false: a dry run), then the
+    """What a run would write for ``flow``, in order, as ``(action, resumed)``: first the actions
+    left half-done by runs that ended (unless ``include_resumed`` is false: a dry run), then the
     approved ones of ``kinds``. Approved actions of other kinds are held back (logged)."""
-    resume = [(a, True) for a in store.abandoned_actions() if a.kind in kinds] if include_resumed else []
-    approved = store.actions(["approved"])
+    resume = [(a, True) for a in store.abandoned_actions(flow) if a.kind in kinds] if include_resumed else []
+    approved = store.actions(["approved"], flow=flow)
     held = Counter(a.kind for a in approved if a.kind not in kinds)
     if held and log is not None:
         log.warning("approved but not enabled, held back: {} (add them to [rekey] enabled to write them)",

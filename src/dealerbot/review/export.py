@@ -83,6 +83,7 @@ LEGEND = ("红色 = 已拒绝（未入库，原因见“问题说明”）；黄
 def export_runs(
     store: Store, runs: Sequence[RunRecord], path: Path, bot_records: dict[str, tuple[Entity, ...]],
     all_records: bool = False, review: bool = True, console: bool = False, titles: Mapping[str, str] | None = None,
+    flows: Mapping[str, Any] | None = None,
 ) -> WorkbookStats:
     """Write the review workbook for ``runs`` to ``path`` (atomically).
 
@@ -92,7 +93,9 @@ def export_runs(
     record in the store) and the records it rejected. With ``review``, the re-key sheets follow
     (待处理 for approval, 无法处理, 写入结果; see :mod:`dealerbot.review.sheets`). With
     ``console`` (a workbook the console hands out) its notes name the console's way of doing
-    things, not CLI commands, and no folder of the server. ``titles``: what operators call the
+    things, not CLI commands, and no folder of the server. ``flows``: the declared flows by name
+    (:func:`dealerbot.flows.registry.discover_flows`: each other flow's 待处理 sheet gets its
+    title and headers). ``titles``: what operators call the
     bots (by name; 概要 names a bot by its title when it has one).
 
     Raises:
@@ -136,7 +139,7 @@ def export_runs(
     if review:
         from dealerbot.review.sheets import review_sheets
 
-        extra, lines = review_sheets(store, console=console)
+        extra, lines = review_sheets(store, console=console, flows=flows)
         sheets = extra[:1] + sheets + extra[1:]  # 待处理 first: what staff act on
         summary[2:2] = lines
     return write_workbook(path, summary, sheets)

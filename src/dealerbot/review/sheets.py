@@ -10,16 +10,23 @@ dealerbot's, is damaged, or comes from another store is refused as a whole; a ro
 changed since the export (checksum), whose edited values the DMS would refuse, or whose
 decision is unclear is named with its row number; then nothing is applied unless the operator
 asks to apply the valid rows only.
+
+Every flow other than ``orders`` (:mod:`dealerbot.flows`) gets a 待处理 sheet of its own,
+``待处理-<flow title>``: the same hidden row key and checksum, 审核 and 审核备注, a 流程 column,
+and one editable column per value the flow types (headers from its source record type; the
+column keys are kept in the marker sheet, so importing needs nothing else). Importing reads every
+such sheet with 待处理; an edited value is checked by the flow's record type when the flow is
+known (``flows``), and refused otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dealerbot.data import validate
 from dealerbot.data.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
@@ -31,6 +38,7 @@ from dealerbot.rekey.ledger import (
     KIND_TEXT,
     NEW_CUSTOMER,
     OPEN_STATES,
+    ORDERS_FLOW,
     REAPPROVAL,
     STATE_TEXT,
     Action,
@@ -41,9 +49,14 @@ from dealerbot.review.untrusted import open_xlsx, xlsx_rows
 from dealerbot.review.workbook import CellIssue, Column, Row, Sheet
 from dealerbot.store import Store
 
+if TYPE_CHECKING:
+    from dealerbot.flows import Flow
+
 # The contract fields a reviewer sees and may edit (the OEM order no is the row's own key).
 REVIEWED_FIELDS = tuple(f for f in CONTRACT_FIELDS if f != "oem_order_no")
 PENDING_TITLE = "待处理"
+FLOW_PENDING_PREFIX = "待处理-"  # + a flow's title: the 待处理 sheet of a flow other than orders
+FLOW_COLUMNS_MARKER = "columns:"  # + a flow's sheet title: the keys of its columns, in the marker sheet
 UNRESOLVED_TITLE = "无法处理"
 WRITTEN_TITLE = "写入结果"
 MARKER_TITLE = "_dealerbot"
@@ -180,7 +193,7 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
         ) if a.kind != "create_contract" else "新建"
         row = {
             "_key": a.id, "_checksum": a.stored_checksum, "_decision": None, "_review_note": None,
-            "_kind": KIND_TEXT[a.kind], "_state": STATE_TEXT[a.state], "_order_no": a.natural_key,
+            "_kind": KIND_TEXT.get(a.kind, a.kind), "_state": STATE_TEXT[a.state], "_order_no": a.natural_key,
             "_contract_no": a.contract_no or None, "_changes": changes,
             "_attention": NEEDS_THOUGHT if hard else ROUTINE,
             **{k: _cell_value(k, v) for k, v in values.items()},
@@ -191,25 +204,31 @@ def _pending_rows(actions: list[Action], dms_customers: dict[str, dict[str, Any]
 def reapprovals(store: Store) -> list[Action]:
     """Actions waiting for a person that replaced one a person had approved (the plan changed
     under it): their note says so and why (:mod:`dealerbot.rekey.reconcile`)."""
-    return [a for a in store.actions(AWAITING_REVIEW) if a.note.startswith(REAPPROVAL)]
+    return [a for a in store.actions(AWAITING_REVIEW) if a.note.startswith(REAPPROVAL)]  # every flow's
 
 
-def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -> tuple[list[Sheet], list[tuple[str, Any]]]:
+def review_sheets(
+    store: Store, max_rows: int = 50_000, console: bool = False, flows: Mapping[str, Flow] | None = None,
+) -> tuple[list[Sheet], list[tuple[str, Any]]]:
     """The sheets a review workbook gains from the ledger, and lines for its 概要.
 
     待处理 (actions waiting for a person), 无法处理 (orders that cannot be written: rejected
     with the reason, or a conflict no write settles), 写入结果 (what the latest re-key run did),
-    and the hidden marker sheet. Nothing when reconciliation never ran (a store that only reads).
+    and the hidden marker sheet; a 待处理 sheet per other flow with actions waiting (``flows``
+    gives their titles and headers). Nothing when no flow was ever planned (a store that only reads).
     With ``console``, the 概要 says to upload it in the console rather than the CLI command.
     """
+    flow_sheets, flow_lines, markers = _flow_pending_sheets(store, flows or {}, max_rows)
     if not store.has_plan():
-        return [], []
-    pending = store.actions(AWAITING_REVIEW)[:max_rows]
+        if not flow_sheets:
+            return [], []
+        return [*flow_sheets, _marker_sheet(store, markers)], flow_lines
+    pending = store.actions(AWAITING_REVIEW, flow=ORDERS_FLOW)[:max_rows]
     dms_customers = {c["customer_no"]: c for c in store.iter_records(DMS_CUSTOMER)}
     for c in store.created_customers():
         dms_customers.setdefault(c["customer_no"], c)
     sync = store.sync_state()
-    open_keys = {a.natural_key for a in store.actions(OPEN_STATES)}
+    open_keys = {a.natural_key for a in store.actions(OPEN_STATES, flow=ORDERS_FLOW)}
     unresolved = [r for r in sync.values() if r["reconcile_class"] in ("rejected", "conflict") and r["oem_order_no"] not in open_keys]
     last_run = next(iter(store.runs(limit=1, bot="dms-rekey")), None)
     written = store.actions(run_id=last_run.run_id) if last_run else []
@@ -229,17 +248,14 @@ def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -
             Column("natural_key", "厂家订单号", width=15), Column("kind", "操作", width=9),
             Column("state", "结果", width=12), Column("contract_no", "合同号", width=14),
             Column("customer_no", "客户编号", width=11), Column("reason", "说明", width=60),
-        ), (Row({"natural_key": a.natural_key, "kind": KIND_TEXT[a.kind], "state": STATE_TEXT[a.state],
+        ), (Row({"natural_key": a.natural_key, "kind": KIND_TEXT.get(a.kind, a.kind), "state": STATE_TEXT[a.state],
                  "contract_no": a.contract_no or None,
                  "customer_no": a.result_customer_no or a.customer.customer_no or None,
                  "reason": a.failure_reason},
                 {"state": CellIssue("reject", a.failure_reason or "")} if a.state == "failed" else {})
             for a in written), frozen_columns=1),
-        Sheet(MARKER_TITLE, (Column("key", "key"), Column("value", "value")), iter([
-            Row({"key": "format", "value": MARKER_FORMAT}), Row({"key": "version", "value": MARKER_VERSION}),
-            Row({"key": "store_id", "value": store.store_id()}),
-            Row({"key": "exported_at", "value": datetime.now().isoformat(timespec="seconds")}),
-        ]), hidden=True),
+        *flow_sheets,
+        _marker_sheet(store, markers),
     ]
     summary: list[tuple[str, Any]] = [
         ("待审核操作", f"{len(pending)} 条（见“{PENDING_TITLE}”表：在“审核”列选择 同意 / 跳过 / 修改后同意，"
@@ -254,7 +270,61 @@ def review_sheets(store: Store, max_rows: int = 50_000, console: bool = False) -
         summary.insert(1, ("原已审核、需重新审核", f"{again} 条：计划在审核后有变化，原审核已作废（原因见“{PENDING_TITLE}”表的“问题说明”）"))
     if last_run is not None:
         summary.append(("最近一次写入", f"{last_run.run_id}：{len(written)} 条（见“{WRITTEN_TITLE}”表）"))
-    return sheets, summary
+    return sheets, summary + flow_lines
+
+
+def _marker_sheet(store: Store, markers: list[tuple[str, str]]) -> Sheet:
+    rows = [("format", MARKER_FORMAT), ("version", MARKER_VERSION), ("store_id", store.store_id()),
+            ("exported_at", datetime.now().isoformat(timespec="seconds")), *markers]
+    return Sheet(MARKER_TITLE, (Column("key", "key"), Column("value", "value")),
+                 iter([Row({"key": k, "value": v}) for k, v in rows]), hidden=True)
+
+
+def _flow_base_columns() -> tuple[Column, ...]:
+    return (
+        Column("_key", "行键", "int", width=6, hidden=True),
+        Column("_checksum", "校验和", width=8, hidden=True),
+        Column("_decision", "审核", width=11, choices=DECISIONS, editable=True, prompt=DECISION_PROMPT),
+        Column("_order_no", "记录键", width=18),
+        Column("_flow", "流程", width=10),
+        Column("_review_note", "审核备注", width=12, editable=True),
+        Column("_kind", "操作", width=9),
+        Column("_state", "状态", width=9),
+    )
+
+
+def _flow_pending_sheets(
+    store: Store, flows: Mapping[str, Flow], max_rows: int,
+) -> tuple[list[Sheet], list[tuple[str, Any]], list[tuple[str, str]]]:
+    """The 待处理 sheet of each flow other than orders with actions waiting for a person, the
+    概要's lines for them, and the marker rows naming each sheet's columns."""
+    waiting: dict[str, list[Action]] = {}
+    for a in store.actions(AWAITING_REVIEW):
+        if a.flow != ORDERS_FLOW:
+            waiting.setdefault(a.flow, []).append(a)
+    sheets: list[Sheet] = []
+    lines: list[tuple[str, Any]] = []
+    markers: list[tuple[str, str]] = []
+    for name, actions in sorted(waiting.items()):
+        flow = flows.get(name)
+        title = f"{FLOW_PENDING_PREFIX}{flow.title if flow else name}"[:31]
+        fields = list(dict.fromkeys(f for a in actions for f in a.new_values))
+        headers = {f.name: f.header for f in flow.source.fields} if flow else {}
+        columns = (*_flow_base_columns(), *(Column(f, headers.get(f, f), width=14, editable=True) for f in fields),
+                   Column("_changes", "变更", width=24))
+        rows = (Row({
+            "_key": a.id, "_checksum": a.stored_checksum, "_decision": None, "_review_note": None, "_order_no": a.natural_key,
+            "_flow": name, "_kind": flow.kind_text(a.kind) if flow else a.kind, "_state": STATE_TEXT[a.state],
+            "_changes": "；".join(f"{headers.get(f, f)} {o or '空'}→{n or '空'}" for f, (o, n) in a.changes.items())
+            if a.old_values else "新建",
+            **{f: a.new_values.get(f) or None for f in fields},
+        }, {}, [CellIssue("reject", f"上次写入失败：{a.failure_reason}")] if a.state == "failed" else
+            ([CellIssue("flag", a.note)] if a.note else []), attention=a.state == "failed")
+            for a in actions[:max_rows])
+        sheets.append(Sheet(title, columns, rows, frozen_columns=4))
+        markers.append((f"{FLOW_COLUMNS_MARKER}{title}", ",".join(c.key for c in columns)))
+        lines.append((f"待审核（{flow.title if flow else name}）", f"{len(actions)} 条（见“{title}”表）"))
+    return sheets, lines, markers
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -270,7 +340,7 @@ class ReviewImport:
     counts: dict[str, int] = field(default_factory=lambda: {"approve": 0, "approve_edited": 0, "skip": 0})
 
 
-def read_review(path: Path, store: Store, dictionary: Dictionary) -> ReviewImport:
+def read_review(path: Path, store: Store, dictionary: Dictionary | None, flows: Mapping[str, Flow] | None = None) -> ReviewImport:
     """Read a reviewed workbook and check every row against the store and the DMS's rules.
 
     Raises:
@@ -281,7 +351,8 @@ def read_review(path: Path, store: Store, dictionary: Dictionary) -> ReviewImpor
     """
     wb = open_xlsx(path)
     try:
-        if MARKER_TITLE not in wb.sheetnames or PENDING_TITLE not in wb.sheetnames:
+        flow_titles = [t for t in wb.sheetnames if t.startswith(FLOW_PENDING_PREFIX)]
+        if MARKER_TITLE not in wb.sheetnames or (PENDING_TITLE not in wb.sheetnames and not flow_titles):
             raise DataFileError(f"{path}: 这不是 dealerbot 导出的审核工作簿（缺少“{PENDING_TITLE}”表或标记）"
                                 f" (not a dealerbot review workbook)")
         marker = {str(r[0]): str(r[1]) for r in xlsx_rows(path, wb[MARKER_TITLE], min_row=2) if r and r[0]}
@@ -290,6 +361,12 @@ def read_review(path: Path, store: Store, dictionary: Dictionary) -> ReviewImpor
         if marker.get("store_id") != store.store_id():
             raise DataFileError(f"{path}: 这个工作簿来自另一个 dealerbot 数据库，不能导入到这里"
                                 f" (exported from another store)")
+        result = ReviewImport()
+        for title in flow_titles:
+            _read_flow_sheet(path, wb[title], title, marker, store, flows or {}, result)
+        if PENDING_TITLE not in wb.sheetnames:
+            return result
+        assert dictionary is not None, "the orders flow's 待处理 needs the dictionary"
         rows = xlsx_rows(path, wb[PENDING_TITLE])
         header = tuple(next(rows, ()) or ())
         layout = _LAYOUTS[marker["version"]]
@@ -302,7 +379,6 @@ def read_review(path: Path, store: Store, dictionary: Dictionary) -> ReviewImpor
 
                 raise DataFileError(f"{path}: “{PENDING_TITLE}”表的表头被改动：{get_column_letter(i + 1)} 列应为“{want}”，"
                                     f"实为“{got or '空'}” (the sheet's layout changed)")
-        result = ReviewImport()
         dms_customers = {c["customer_no"]: c for c in store.iter_records(DMS_CUSTOMER)}
         for c in store.created_customers():
             dms_customers.setdefault(c["customer_no"], c)
@@ -385,6 +461,81 @@ def _read_row(
     result.decisions.append({**decision_entry, "decision": "approve", "new_values": new_values, "customer": customer,
                              "plan_note": customer_note(customer) if creating else action.note})
     result.counts["approve_edited"] += 1
+
+
+def _read_flow_sheet(
+    path: Path, sheet: Any, title: str, marker: dict[str, str], store: Store, flows: Mapping[str, Flow],
+    result: ReviewImport,
+) -> None:
+    """The decisions of one flow's 待处理 sheet (see the module docstring), into ``result``.
+
+    Raises:
+        DataFileError: the sheet's columns are not those exported (the marker names them).
+    """
+    from dealerbot.data.pipeline import pipeline_for
+    from dealerbot.data.records import Item
+    from dealerbot.errors import RecordRejected
+
+    keys = [k for k in marker.get(f"{FLOW_COLUMNS_MARKER}{title}", "").split(",") if k]
+    if not keys:
+        raise DataFileError(f"{path}: “{title}”表不是导出时的样子（标记中没有它的列） (unknown sheet layout)")
+    rows = xlsx_rows(path, sheet)
+    header = tuple(next(rows, ()) or ())
+    if len(header) < len(keys) or header[keys.index("_decision")] != "审核" or header[keys.index("_order_no")] != "记录键":
+        raise DataFileError(f"{path}: “{title}”表的表头被改动 (the sheet's layout changed)")
+    value_keys = [k for k in keys if not k.startswith("_")]
+    for row_number, raw in enumerate(rows, start=2):
+        cells = dict(zip(keys, raw, strict=False))
+        if all(v in (None, "") for v in cells.values()):
+            continue
+        key_text = str(cells.get("_order_no") or "?")
+        where = f"{title}表第 {row_number} 行（{key_text}）"
+        decision = str(cells.get("_decision") or "").strip()
+        if not decision:
+            result.undecided += 1
+            continue
+        if decision not in DECISIONS:
+            result.problems.append(f"{where}：审核应为 {' / '.join(DECISIONS)}，实为「{decision}」")
+            continue
+        try:
+            action = store.action(int(cells["_key"]))
+        except (KeyError, TypeError, ValueError):
+            result.problems.append(f"{where}：隐藏的行键缺失或被修改，无法对应到操作")
+            continue
+        if action is None or action.natural_key != cells.get("_order_no") or action.flow != cells.get("_flow"):
+            result.problems.append(f"{where}：行键不对应这条记录（行键被修改？）")
+            continue
+        if action.stored_checksum != str(cells.get("_checksum") or "") or action.state not in AWAITING_REVIEW:
+            result.problems.append(f"{where}：导出后数据已变化或已处理（{STATE_TEXT[action.state]}），请重新导出后再审核")
+            continue
+        entry: dict[str, Any] = {"id": action.id, "checksum": action.stored_checksum,
+                                 "note": str(cells.get("_review_note") or "").strip() or None}
+        if decision == SKIP:
+            result.decisions.append({**entry, "decision": "skip"})
+            result.counts["skip"] += 1
+            continue
+        now = {k: form_text(cells.get(k)) for k in value_keys if k in action.new_values}
+        edited = {k for k, v in now.items() if v != action.new_values.get(k, "")}
+        if decision == APPROVE and edited:
+            result.problems.append(f"{where}：改动了 {'、'.join(sorted(edited))}，但审核选的是“同意”；请改选“修改后同意”，或恢复原值")
+            continue
+        if not edited:
+            result.decisions.append({**entry, "decision": "approve"})
+            result.counts["approve"] += 1
+            continue
+        flow = flows.get(action.flow)
+        if flow is None:
+            result.problems.append(f"{where}：流程 {action.flow} 未找到，无法校验修改后的值；请恢复原值")
+            continue
+        new_values = {**action.new_values, **now}
+        try:
+            pipeline_for(flow.source).process(Item(flow.source, {f: new_values.get(f) for f in flow.source.field_names}))
+        except RecordRejected as rej:
+            result.problems.append(f"{where}：{rej.reason}")
+            continue
+        result.decisions.append({**entry, "decision": "approve", "new_values": new_values, "customer": action.customer,
+                                 "plan_note": action.note})
+        result.counts["approve_edited"] += 1
 
 
 def _cell_text(key: str, value: Any) -> str:

@@ -1,8 +1,10 @@
 """``dealerbot sync``: the whole daily chain, for the CLI, the timetable and the console.
 
-    read the OEM portal (orders, customers) -> read the DMS (customers, contracts)
-      -> reconcile (plan) -> write what is approved or needs no approval (dms-rekey)
-      -> reconcile again (what is left) -> the review workbook
+For every flow switched on (``[flows] enabled``; ``--flow NAME``: that one, :mod:`dealerbot.flows`)::
+
+    read each read bot the flows need, once (orders: the OEM portal's orders and customers, the
+      DMS's customers and contracts) -> plan each flow -> write each flow's approved actions
+      (its writer bot: dms-rekey for orders) -> plan each again (what is left) -> the review workbook
 
 A reading step that fails stops the chain before anything is planned or written from
 incomplete data; the workbook is still written so staff see the failure.
@@ -17,24 +19,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dealerbot.config import Settings
 from dealerbot.data.dictionary import load_dictionary
 from dealerbot.errors import DealerbotError
-from dealerbot.rekey.reconcile import ReconcileReport, reconcile_async
+from dealerbot.flows.orders import READ_BOTS, WRITE_BOTS
+from dealerbot.rekey.ledger import ORDERS_FLOW
+from dealerbot.rekey.reconcile import ReconcileReport
 from dealerbot.running.login_help import LoginHelp
 from dealerbot.running.notify import Notifier, review_message
 from dealerbot.running.runner import RunResult, run_bot
 from dealerbot.store import RunRecord, Store
 
-READ_BOTS = ("oem-orders", "oem-customers", "dms-customers", "dms-contracts")
 SYNC_RECORD = "sync"  # the bot name of a sync firing that never became runs (skipped, could not start)
 MANUAL_JOB = "sync"  # the job name of a sync's runs not started by the timetable (`dealerbot sync`)
 CONSOLE_JOB = "console-sync"  # ... started from the console's 一键同步 (a group's: queued under it too)
-WRITE_BOTS = {"web": "dms-rekey", "desktop": "dms-desktop-rekey"}  # [rekey] client
+__all__ = ["CONSOLE_JOB", "MANUAL_JOB", "READ_BOTS", "SYNC_RECORD", "WRITE_BOTS", "SyncResult", "last_sync", "sync"]
 
 RunStep = Callable[[str], Any]  # bot name -> an async callable running it (the CLI adds a progress bar)
 
@@ -44,8 +47,11 @@ class SyncResult:
     """What one sync did."""
 
     runs: list[RunResult] = field(default_factory=list)
-    plan: ReconcileReport | None = None  # before writing
-    left: ReconcileReport | None = None  # after writing
+    plan: ReconcileReport | None = None  # before writing (the orders flow's; else the first flow's)
+    left: ReconcileReport | None = None  # after writing (likewise)
+    plans: dict[str, ReconcileReport] = field(default_factory=dict)  # each flow's, by flow name, before writing
+    lefts: dict[str, ReconcileReport] = field(default_factory=dict)  # ... after writing
+    titles: dict[str, str] = field(default_factory=dict)  # each flow's Chinese title, by name
     workbook_path: Path | None = None
     stopped: str | None = None  # why the chain stopped early
 
@@ -70,8 +76,9 @@ async def sync(
     workbook: bool = False,
     on_start: Callable[[str, Path], None] | None = None,
     login_help: LoginHelp | None = None,
+    flow: str | None = None,
 ) -> SyncResult:
-    """Run the chain (see the module docstring). Run failures are in the result, not raised.
+    """Run the chain (see the module docstring) for every enabled flow (``flow``: that one). Run failures are in the result, not raised.
     ``on_start`` is told each step's run id as it starts (as :func:`run_bot`'s); ``login_help``
     answers a login's code for each step's run (as :func:`run_bot`'s: the console's box).
     A ``stop`` set between steps ends the chain there; approvals left waiting for a person are
@@ -83,12 +90,12 @@ async def sync(
     when none is given), so that the chain can be found again (:func:`last_sync`).
 
     Raises:
-        ConfigError: the dictionary, the policy or the store is unusable (before any run).
+        ConfigError: the dictionary, the flows, a policy or the store is unusable (before any run).
     """
     job = job or MANUAL_JOB
     result = await _chain(settings, full=full, dry_run=dry_run, headed=headed, trigger=trigger, passwords=passwords,
                           progress=progress, on_step=on_step, job=job, stop=stop, engine_job=engine_job,
-                          on_start=on_start, login_help=login_help)
+                          on_start=on_start, login_help=login_help, flow=flow)
     if workbook:
         from loguru import logger
 
@@ -96,12 +103,18 @@ async def sync(
             result.workbook_path = write_review_workbook(settings)
         except (DealerbotError, OSError, ValueError) as exc:
             logger.error("the review workbook could not be written: {}", exc)
-    if result.plan is not None and result.left is not None:
-        dropped = result.plan.dropped + result.left.dropped
-        if result.left.awaiting_approval or dropped:  # after the workbook: the message names it
+    if result.lefts:
+        dropped = [d for name in result.lefts for d in (result.plans[name].dropped + result.lefts[name].dropped)]
+        waiting = sum(r.awaiting_approval for r in result.lefts.values())
+        if waiting or dropped:  # after the workbook: the message names it
             name = result.workbook_path.name if result.workbook_path else None
-            await Notifier(settings.notify).send([review_message(
-                result.left.awaiting_approval, name, dropped, settings.console.public_url)])
+            message = review_message(waiting, name, dropped, settings.console.public_url)
+            if len(result.lefts) > 1 or ORDERS_FLOW not in result.lefts:  # say which flow waits for what
+                per_flow = "；".join(f"{result.titles.get(n, n)} {r.awaiting_approval} 条"
+                                     for n, r in result.lefts.items() if r.awaiting_approval)
+                if per_flow:
+                    message = replace(message, body=f"按流程：{per_flow}\n{message.body}".rstrip())
+            await Notifier(settings.notify).send([message])
     return result
 
 
@@ -118,18 +131,26 @@ def write_review_workbook(settings: Settings) -> Path:
     with Store.open(settings.store_url, settings.store_code) as store:
         runs = latest_runs(store)
         path = default_workbook_path(settings.path("out"), runs)
-        return export_runs(store, runs, path, entity_of_bots(settings.home)).path
+        from dealerbot.flows.registry import discover_flows
+
+        return export_runs(store, runs, path, entity_of_bots(settings.home), flows=discover_flows(settings.home)).path
 
 
 async def _chain(
     settings: Settings, *, full: bool, dry_run: bool, headed: bool, trigger: str,
     passwords: Mapping[str, str] | None, progress: Callable[[str], Callable[[dict[str, int]], None] | None] | None,
     on_step: Callable[[str], None] | None, job: str | None, stop: asyncio.Event | None, engine_job: int | None,
-    on_start: Callable[[str, Path], None] | None = None, login_help: LoginHelp | None = None,
+    on_start: Callable[[str, Path], None] | None = None, login_help: LoginHelp | None = None, flow: str | None = None,
 ) -> SyncResult:
-    dictionary = load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
-    policy = settings.rekey.policy()
-    result = SyncResult()
+    from dealerbot.flows.plan import reconcile_flow
+    from dealerbot.flows.registry import enabled_flows, flow_policy
+
+    flows = enabled_flows(settings, only=flow)
+    policies = {f.name: flow_policy(f, settings) for f in flows}
+    needs_dictionary = any(f.name == ORDERS_FLOW for f in flows)
+    dictionary = (load_dictionary(settings.dictionary_path, settings.dictionary_overlay)
+                  if needs_dictionary or settings.dictionary_path.is_file() else None)
+    result = SyncResult(titles={f.name: f.title for f in flows})
     say = on_step or (lambda _msg: None)
 
     async def run(bot: str, **options: Any) -> RunResult:
@@ -141,7 +162,7 @@ async def _chain(
         result.runs.append(r)
         return r
 
-    for bot in READ_BOTS:
+    for bot in dict.fromkeys(b for f in flows for b in f.read_bots):  # each read bot once, in the flows' order
         if stop is not None and stop.is_set():
             result.stopped = "调度程序正在停止：同步未完成 (stopping: the chain ended early)"
             return result
@@ -155,15 +176,23 @@ async def _chain(
     def waiting(who: str) -> None:
         say(f"等待 {who} 结束后再对账 (waiting for {who} to finish)")
 
-    say("对账 (reconcile)")
-    with Store.open(settings.store_url, settings.store_code) as store:
-        result.plan = await reconcile_async(store, dictionary, policy, on_wait=waiting)
-    if result.plan.ready or result.plan.in_progress:
-        writer = WRITE_BOTS[settings.rekey.client]
-        say(f"写入DMS ({writer}{' --dry-run' if dry_run else ''})")
-        await run(writer, dry_run=dry_run)
-    with Store.open(settings.store_url, settings.store_code) as store:
-        result.left = await reconcile_async(store, dictionary, policy, on_wait=waiting)
+    many = len(flows) > 1 or flows[0].name != ORDERS_FLOW
+    for f in flows:
+        say(f"对账 (reconcile){f'：{f.title}（{f.name}）' if many else ''}")
+        with Store.open(settings.store_url, settings.store_code) as store:
+            result.plans[f.name] = await reconcile_flow(store, f, dictionary, policies[f.name], on_wait=waiting)
+    for f in flows:
+        plan = result.plans[f.name]
+        if plan.ready or plan.in_progress:
+            writer = WRITE_BOTS[settings.rekey.client] if f.name == ORDERS_FLOW else f.writer_bot
+            target = "DMS" if f.name == ORDERS_FLOW else f.title
+            say(f"写入{target} ({writer}{' --dry-run' if dry_run else ''})")
+            await run(writer, dry_run=dry_run)
+    for f in flows:
+        with Store.open(settings.store_url, settings.store_code) as store:
+            result.lefts[f.name] = await reconcile_flow(store, f, dictionary, policies[f.name], on_wait=waiting)
+    first = ORDERS_FLOW if ORDERS_FLOW in result.plans else flows[0].name
+    result.plan, result.left = result.plans[first], result.lefts[first]
     return result
 
 
@@ -172,7 +201,8 @@ def last_sync(runs: Sequence[RunRecord], jobs: Iterable[str]) -> list[RunRecord]
     them), oldest first: those of the newest run's job in ``jobs`` (the timetable's sync jobs,
     :data:`MANUAL_JOB`, :data:`CONSOLE_JOB`) back to the chain's first step. A firing the
     timetable recorded as skipped or unable to start (one record named ``sync``) is a sync of
-    its own. Empty when none of ``runs`` belongs to a sync."""
+    its own; a bot met again starts the sync before (the chain of a flow that does not begin with
+    ``oem-orders``). Empty when none of ``runs`` belongs to a sync."""
     names = set(jobs)
     newest = next((r for r in runs if r.job in names), None)
     if newest is None:
@@ -183,8 +213,8 @@ def last_sync(runs: Sequence[RunRecord], jobs: Iterable[str]) -> list[RunRecord]
     for r in runs:
         if r.job != newest.job:
             continue
-        if r.bot == SYNC_RECORD:
-            break
+        if r.bot == SYNC_RECORD or any(c.bot == r.bot for c in chain):
+            break  # a chain runs each bot once: a bot seen again is the sync before (a flow of one's own)
         chain.append(r)
         if r.bot == READ_BOTS[0]:
             break

@@ -313,7 +313,8 @@ class Scheduler:
                 from dealerbot.running.sync import sync
 
                 done = await sync(self.settings, full=full, dry_run=bool(options.get("dry_run")), trigger=why,
-                                  passwords=self.passwords, job=name, stop=self.stop, workbook=True)
+                                  passwords=self.passwords, job=name, stop=self.stop, workbook=True,
+                                  flow=str(options["flow"]) if options.get("flow") else None)
                 results: list[RunResult] = done.runs
             else:
                 results = [await run_bot(job.run, self.settings, full=full, trigger=why, passwords=self.passwords,

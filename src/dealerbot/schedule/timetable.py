@@ -186,13 +186,24 @@ class _JobSpec(BaseModel):
     every: str | None = None
     timezone: str | None = None
     days: Literal["all", "workdays"] = "all"
-    options: dict[str, bool] = Field(default_factory=dict)
+    options: dict[str, bool | str] = Field(default_factory=dict)
     misfire_grace_seconds: int = Field(default=3600, ge=30, le=7 * 86400)
     coalesce: bool = True
     on_start: Literal["run_once", "wait"] = "run_once"
     beyond_calendar: Literal["stop", "weekdays"] = "weekdays"
     enabled: bool = True
     stores: list[str] = Field(default_factory=list)  # a group's stores this job runs for (empty: all)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options(cls, v: Any) -> Any:
+        """Every option is a yes/no except a sync's ``flow`` (a flow's name)."""
+        if not isinstance(v, dict):
+            return v
+        from pydantic import TypeAdapter
+
+        yes_no = TypeAdapter(bool)
+        return {k: (val if k == "flow" and isinstance(val, str) else yes_no.validate_python(val)) for k, val in v.items()}
 
     @field_validator("cron")
     @classmethod
@@ -233,7 +244,7 @@ class Job:
     cron: str | None
     every: timedelta | None
     days: str
-    options: dict[str, bool]
+    options: dict[str, bool | str]
     misfire_grace_seconds: int
     coalesce: bool
     on_start: str
@@ -345,13 +356,16 @@ def fire_times(job: Job, n: int = 5, now: datetime | None = None, trigger: JobTr
 
 def load_timetables(
     folder: Path, bots: dict[str, Any], portals: Sequence[str] = ("oem", "dms"), stores: Sequence[str] | None = None,
+    flows: dict[str, Any] | None = None,
 ) -> list[Job]:
     """Every job of every ``*.yaml`` in ``folder`` (sorted by file name; ``holidays.yaml`` is
     the holiday data, :mod:`dealerbot.schedule.holidays`, which every job's calendar uses), validated.
 
     ``bots`` maps bot names to their classes (to check ``run`` and find the portals whose
     blackouts apply); ``portals`` names the configured portals (blackouts may name those too);
-    ``stores``, a group's store codes (a job's ``stores:`` must name those).
+    ``stores``, a group's store codes (a job's ``stores:`` must name those); ``flows``, the
+    declared flows by name (a sync job's ``options: {flow: NAME}`` must name one; its bots'
+    portals' blackouts apply).
 
     Raises:
         DataFileError: a file is not valid YAML or a job is invalid (the message names the file
@@ -364,7 +378,7 @@ def load_timetables(
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         if path.name.lower() == HOLIDAYS_FILE:
             continue
-        for job in _load_file(path, bots, portals, stores, calendar):
+        for job in _load_file(path, bots, portals, stores, calendar, flows):
             if job.name in seen:
                 raise DataFileError(f"{job.source}: job name '{job.name}' is used twice (also at {seen[job.name]})")
             seen[job.name] = job.source
@@ -379,10 +393,11 @@ def timetables_of(settings: Settings) -> list[Job]:
     Raises:
         DataFileError: as :func:`load_timetables`.
     """
+    from dealerbot.flows.registry import discover_flows
     from dealerbot.running.registry import discover
 
     return load_timetables(settings.path("schedules"), discover(home=settings.home), settings.portal_names,
-                           list(settings.stores) if settings.is_group else None)
+                           list(settings.stores) if settings.is_group else None, discover_flows(settings.home))
 
 
 def scheduler_trigger(job: Job, settings: Settings) -> JobTrigger:
@@ -408,7 +423,7 @@ def _tz(name: str, where: str) -> tzinfo:
 
 
 def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str], stores: Sequence[str] | None = None,
-               calendar: WorkCalendar | None = None) -> list[Job]:
+               calendar: WorkCalendar | None = None, flows: dict[str, Any] | None = None) -> list[Job]:
     data, lines = load_yaml(path)
     if data is None:
         return []
@@ -432,7 +447,18 @@ def _load_file(path: Path, bots: dict[str, Any], portals: Sequence[str], stores:
             raise DataFileError(f"{where}: job '{j.name}' needs exactly one of cron: or every:")
         if j.run == SYNC:
             job_portals: tuple[str, ...] = ("oem", "dms")
-            allowed = {"full", "dry_run"}
+            allowed = {"full", "dry_run", "flow"}
+            if "flow" in j.options:
+                name = j.options["flow"]
+                if not isinstance(name, str) or (flows is not None and name not in flows):
+                    known = f"flows: {', '.join(flows)}" if flows else "a flow's name"
+                    raise DataFileError(f"{lines.where(('jobs', i, 'options', 'flow'))}: job '{j.name}': no flow "
+                                        f"{name!r} ({known})")
+                if flows is not None:
+                    flow = flows[name]
+                    named = [b for b in (*flow.read_bots, flow.writer_bot) if b in bots]
+                    job_portals = tuple(dict.fromkeys(
+                        p for b in named for p in (bots[b].portal, *getattr(bots[b], "also_uses", ())))) or job_portals
         elif j.run in bots:
             job_portals = (bots[j.run].portal, *getattr(bots[j.run], "also_uses", ()))
             allowed = {"full", *bots[j.run].options}

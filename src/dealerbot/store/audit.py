@@ -36,6 +36,15 @@ class AuditPart(StoreBase):
                 natural_key=key, old_values="{}", new_values=dumps(values), note=note, store=self.code,
             ))
 
+    def action_flows(self, ids: set[int]) -> dict[int, str]:
+        """The flow of each ledger action in ``ids``."""
+        if not ids:
+            return {}
+        a = self.tables["actions"]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(a.c.id, a.c.flow).where(self._mine(a), a.c.id.in_(sorted(ids)))).all()
+        return {int(i): str(f) for i, f in rows}
+
     def audit_event(self, actor: str, event: str, target: str, key: str, values: dict[str, Any], note: str = "",
                     conn: Connection | None = None) -> None:
         """Append the audit row of something a person did outside the ledger (a portal password
@@ -50,10 +59,14 @@ class AuditPart(StoreBase):
         with self.engine.begin() as own:
             own.execute(self.tables["audit"].insert().values(row))
 
-    def audit_rows(self, limit: int = 50, natural_key: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
-        """The audit trail, newest first."""
+    def audit_rows(self, limit: int = 50, natural_key: str | None = None, run_id: str | None = None,
+                   flow: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail, newest first (``flow``: only rows of that flow's ledger actions)."""
         t = self.tables["audit"]
         q = select(t).where(self._mine(t)).order_by(t.c.id.desc()).limit(limit)
+        if flow is not None:
+            a = self.tables["actions"]
+            q = q.where(t.c.action_id.in_(select(a.c.id).where(self._mine(a), a.c.flow == flow)))
         if natural_key:
             q = q.where((t.c.natural_key == natural_key) | (t.c.target == natural_key))
         if run_id:

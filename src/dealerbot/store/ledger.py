@@ -14,6 +14,7 @@ from dealerbot.rekey.ledger import (
     AWAITING_REVIEW,
     CLAIMABLE,
     IN_FLIGHT,
+    ORDERS_FLOW,
     POLICY_REVIEWER,
     ROLLBACK_CONFLICT,
     ROLLBACK_PLANNED,
@@ -48,6 +49,7 @@ class LedgerPart(AuditPart):
             run_id=row["run_id"], attempts=row["attempts"], customer_submitted=row["customer_submitted_at"] is not None,
             submitted=row["submitted_at"] is not None, result_customer_no=row["result_customer_no"],
             failure_code=row["failure_code"], failure_reason=row["failure_reason"], evidence_dir=row["evidence_dir"],
+            flow=row["flow"],
         )
 
     def action(self, action_id: int) -> Action | None:
@@ -59,10 +61,14 @@ class LedgerPart(AuditPart):
 
     def actions(
         self, states: Iterable[str] | None = None, natural_key: str | None = None, run_id: str | None = None,
+        flow: str | None = None,
     ) -> list[Action]:
-        """Actions (in the given states, of one order, last taken by one run), oldest first."""
+        """Actions (in the given states, of one order, last taken by one run, of one flow: every
+        flow's when None), oldest first."""
         t = self.tables["actions"]
         q = select(t).where(self._mine(t)).order_by(t.c.id)
+        if flow is not None:
+            q = q.where(t.c.flow == flow)
         if states is not None:
             q = q.where(t.c.state.in_(list(states)))
         if natural_key is not None:
@@ -72,10 +78,11 @@ class LedgerPart(AuditPart):
         with self.engine.connect() as conn:
             return [self._action(r) for r in conn.execute(q).mappings()]
 
-    def latest_actions(self) -> dict[str, Action]:
-        """The newest action of every OEM order that has one."""
+    def latest_actions(self, flow: str = ORDERS_FLOW) -> dict[str, Action]:
+        """The newest action of every OEM order (natural key of ``flow``) that has one."""
         t = self.tables["actions"]
-        newest = select(func.max(t.c.id)).where(self._mine(t)).group_by(t.c.natural_key).scalar_subquery()
+        newest = (select(func.max(t.c.id)).where(self._mine(t), t.c.flow == flow)
+                  .group_by(t.c.natural_key).scalar_subquery())
         with self.engine.connect() as conn:
             rows = conn.execution_options(yield_per=1000).execute(select(t).where(t.c.id.in_(newest))).mappings()
             return {r["natural_key"]: self._action(r) for r in rows}
@@ -85,7 +92,8 @@ class LedgerPart(AuditPart):
         happened next): the contract no, its values as written and when; newer than a scrape
         taken before it."""
         t = self.tables["actions"]
-        q = select(t).where(self._mine(t), t.c.written_at.is_not(None), t.c.contract_no.is_not(None)).order_by(t.c.id)
+        q = select(t).where(self._mine(t), t.c.flow == ORDERS_FLOW, t.c.written_at.is_not(None),
+                            t.c.contract_no.is_not(None)).order_by(t.c.id)
         out: dict[str, dict[str, Any]] = {}
         with self.engine.connect() as conn:
             for r in conn.execution_options(yield_per=1000).execute(q).mappings():
@@ -100,7 +108,8 @@ class LedgerPart(AuditPart):
     def created_customers(self) -> list[dict[str, Any]]:
         """The DMS customers dealerbot created (their number and the values typed)."""
         t = self.tables["actions"]
-        q = select(t.c.customer, t.c.result_customer_no).where(self._mine(t), t.c.result_customer_no.is_not(None))
+        q = select(t.c.customer, t.c.result_customer_no).where(self._mine(t), t.c.flow == ORDERS_FLOW,
+                                                                t.c.result_customer_no.is_not(None))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         out = []
@@ -142,7 +151,7 @@ class LedgerPart(AuditPart):
                 self._audit(conn, None, "reconcile", action, "approval_dropped", action.contract_no, {}, {}, reason)
             for plan, needs_approval in new:
                 result = conn.execute(t.insert().values(
-                    kind=plan.kind, natural_key=plan.natural_key, contract_no=plan.contract_no or None,
+                    flow=plan.flow, kind=plan.kind, natural_key=plan.natural_key, contract_no=plan.contract_no or None,
                     customer=dumps(plan.customer.as_dict()), new_values=dumps(plan.new_values),
                     old_values=dumps(plan.old_values), checksum=plan.checksum(), plan_checksum=plan.checksum(),
                     plan_values=dumps(plan.new_values),
@@ -191,13 +200,16 @@ class LedgerPart(AuditPart):
         with self.engine.begin() as conn:
             return conn.execute(q.values(**values)).rowcount == 1
 
-    def abandoned_actions(self) -> list[Action]:
-        """Actions left ``in_progress`` or ``written`` by runs that are no longer running."""
+    def abandoned_actions(self, flow: str | None = None) -> list[Action]:
+        """Actions (of ``flow``; every flow's when None) left ``in_progress`` or ``written`` by
+        runs that are no longer running."""
         t, r = self.tables["actions"], self.tables["runs"]
         running = select(r.c.run_id).where(r.c.status == "running")
         q = select(t).where(
             self._mine(t), t.c.state.in_(IN_FLIGHT), (t.c.run_id.is_(None)) | (t.c.run_id.not_in(running))
         ).order_by(t.c.id)
+        if flow is not None:
+            q = q.where(t.c.flow == flow)
         with self.engine.connect() as conn:
             return [self._action(row) for row in conn.execute(q).mappings()]
 
@@ -235,13 +247,15 @@ class LedgerPart(AuditPart):
                         "在DMS中找到已保存的记录（上次运行在记录前中断）" if found else "")
 
     def record_verified(self, action: Action, run_id: str, contract_no: str) -> None:
-        """Read back equal to what was planned: state ``verified``; the values become the base
-        both sides agree on."""
+        """Read back equal to what was planned: state ``verified``; for the orders flow the values
+        become the base both sides agree on."""
         t, st = self.tables["actions"], self.tables["order_sync"]
         now = datetime.now()
         with self.engine.begin() as conn:
             conn.execute(update(t).where(self._mine(t), t.c.id == action.id, t.c.run_id == run_id).values(
                 state="verified", verified_at=now, updated_at=now, failure_code=None, failure_reason=None))
+            if action.flow != ORDERS_FLOW:
+                return
             row = conn.execute(select(st.c.base).where(self._mine(st), st.c.oem_order_no == action.natural_key)).first()
             # Both sides agree now: the DMS holds what was written, the OEM what was planned
             # from it (they differ where a reviewer edited the value).

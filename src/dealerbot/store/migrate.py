@@ -11,7 +11,7 @@ from sqlalchemy import Engine, inspect, text
 
 from dealerbot.errors import ConfigError
 
-SCHEMA_HEAD = "0012"  # the newest migration in dealerbot/migrations/versions (a test checks)
+SCHEMA_HEAD = "0013"  # the newest migration in dealerbot/migrations/versions (a test checks)
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 

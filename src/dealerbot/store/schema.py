@@ -106,6 +106,7 @@ def build_metadata() -> tuple[MetaData, dict[str, Table]]:
         "actions": Table(
             "actions", meta,
             Column("id", Integer, primary_key=True, autoincrement=True),
+            Column("flow", String(32), nullable=False, server_default="orders"),  # dealerbot.flows
             Column("kind", String(32), nullable=False),
             Column("natural_key", String(64), nullable=False, index=True),
             Column("contract_no", String(64)),
@@ -136,7 +137,7 @@ def build_metadata() -> tuple[MetaData, dict[str, Table]]:
             Column("evidence_dir", Text),
             _store_column(),
             Index(
-                "ux_actions_open_key", "store", "natural_key", unique=True,
+                "ux_actions_open_key", "store", "flow", "natural_key", unique=True,
                 sqlite_where=text(f"state IN {OPEN_STATES!r}"), postgresql_where=text(f"state IN {OPEN_STATES!r}"),
             ),
         ),
