@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from openpyxl import load_workbook
 
 from .conftest import OEM_PASSWORD
@@ -255,16 +256,25 @@ def test_a_killed_run_shows_what_it_had_stored(tmp_path, sandbox, clean_sandbox)
     assert int(line.split()[-2]) >= stored  # read (读取/写入, before 拒绝/失败), as saved with the last batch
 
 
-def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_and_what_was_written(tmp_path):
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory) -> Path:
+    """A folder `dealerbot demo --orders 80 -o final.xlsx` ran in (80: both kinds of refusal), once
+    for the tests that look at what a demo leaves (a demo is a whole chain: half a minute)."""
+    folder = tmp_path_factory.mktemp("demo")
+    done = dealerbot(["demo", "--orders", "80", "-o", "final.xlsx"], folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "final.xlsx" in done.stdout
+    return folder
+
+
+def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_and_what_was_written(demo_folder):
     """`dealerbot demo` (what `./run.sh demo` runs) in an empty folder: the final workbook a user
     opens has 待处理 (what still waits for a person), 无法处理 (each refused order and why: no
     consent, a model the dictionary lacks...) and 写入结果 (exactly the ten new contracts the demo's
     reviewer approved, written and checked)."""
     from dealerbot.cli.demo import DEMO_APPROVALS
 
-    done = dealerbot(["demo", "--orders", "80", "-o", "final.xlsx"], tmp_path)  # 80: both kinds of refusal
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "final.xlsx" in done.stdout
+    tmp_path = demo_folder
 
     def rows(path: Path, title: str) -> list[dict]:
         ws = load_workbook(path, read_only=True)[title]
@@ -293,7 +303,7 @@ def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_a
     assert not {r["厂家订单号"] for r in refused} & ({r["厂家订单号"] for r in waiting} | approved)
 
 
-def test_runs_and_audit_fit_an_80_column_terminal(tmp_path, sandbox, clean_sandbox):
+def test_runs_and_audit_fit_an_80_column_terminal(demo_folder, sandbox, clean_sandbox):
     """Issue #22: at 80 columns `runs` cut the run id and start time and dropped 秒, an `audit` row
     wrapped to 13 lines at 100 columns, and one header was English. Real runs and audit rows: the
     demo's chain (reads, approvals, writes) and a run refused by the portal (its error and evidence)."""
@@ -302,7 +312,7 @@ def test_runs_and_audit_fit_an_80_column_terminal(tmp_path, sandbox, clean_sandb
     from dealerbot.status_text import STATUS_TEXT
     from dealerbot.store import Store
 
-    assert dealerbot(["demo", "--orders", "40", "-o", "final.xlsx"], tmp_path).returncode == 0
+    tmp_path = demo_folder  # the demo's chain (reads, approvals, writes) is in its store
     store_url = f"sqlite:///{tmp_path / 'var' / 'demo.sqlite'}"
     _config(tmp_path, sandbox)
     refused = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_STORE__URL=store_url, DEALERBOT_OEM_PASSWORD="not-the-password")
