@@ -603,7 +603,7 @@ PROVEN: dict[tuple[str, str], str] = {
     ("one_submit_each", "web"):
         "test_rekey.py::test_sync_writes_exactly_the_expected_contracts_and_a_second_sync_writes_nothing",
     ("one_submit_each", "desktop"):
-        "test_desktop.py::test_twenty_contracts_typed_into_the_desktop_client_are_in_the_dms_exactly_once",
+        "test_desktop.py::test_twelve_contracts_typed_into_the_desktop_client_are_in_the_dms_exactly_once",
     ("search_before_create", "web"): "test_rekey.py::test_killed_at_any_step_then_rerun_no_duplicate_nothing_missing",
     ("search_before_create", "desktop"): "test_desktop.py::test_killed_mid_run_then_rerun_no_duplicate",
     ("read_back_difference_is_listed_failure", "web"):

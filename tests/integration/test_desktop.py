@@ -92,30 +92,31 @@ def approve_creations(store, news: int, olds: int) -> list:
     return chosen
 
 
-async def test_twenty_contracts_typed_into_the_desktop_client_are_in_the_dms_exactly_once(
+async def test_twelve_contracts_typed_into_the_desktop_client_are_in_the_dms_exactly_once(
         read_store, settings, store, clean_sandbox, display, sandbox, tmp_path):
-    # now and then a 提示 pop-up or a window stealing the focus, as on a real desk
-    client = start_client(sandbox, tmp_path, "--prompt-rate", "0.05", "--focus-steal-rate", "0.05", "--seed", "5")
+    # now and then a 提示 pop-up or a window stealing the focus, as on a real desk (twelve contracts:
+    # twenty took 48 s alone and three times that beside the other worker; the soak types 500)
+    client = start_client(sandbox, tmp_path, "--prompt-rate", "0.08", "--focus-steal-rate", "0.08", "--seed", "5")
     try:
-        await _twenty(read_store, settings, store, clean_sandbox)
+        await _twelve(read_store, settings, store, clean_sandbox)
     finally:
         client.kill()
 
 
-async def _twenty(read_store, settings, store, clean_sandbox) -> None:
+async def _twelve(read_store, settings, store, clean_sandbox) -> None:
     read_store.copy_into(settings)
     plan(settings, store)
-    chosen = approve_creations(store, 5, 15)
+    chosen = approve_creations(store, 4, 8)
     assert any(not a.customer.values.get("name", "").isascii() for a in chosen if a.customer.mode == "new")
     customers_before = len(clean_sandbox.customers())
     started = time.monotonic()
     result = await run_bot("dms-desktop-rekey", desktop_settings(settings, creations_only=True), passwords=PASSWORDS)
     seconds = time.monotonic() - started
     assert result.ok, result.error
-    assert result.counts["verified"] == 20 and result.counts["failed"] == 0 and not result.counts.get("unfinished")
+    assert result.counts["verified"] == 12 and result.counts["failed"] == 0 and not result.counts.get("unfinished")
     assert_written_as_planned(clean_sandbox, store, chosen)  # Chinese names and addresses, as planned
-    assert len(clean_sandbox.customers()) == customers_before + 5
-    print(f"desktop re-key: 20 contracts (5 new customers) in {seconds:.1f} s = {20 / seconds * 60:.1f} contracts/min")
+    assert len(clean_sandbox.customers()) == customers_before + 4
+    print(f"desktop re-key: 12 contracts (4 new customers) in {seconds:.1f} s = {12 / seconds * 60:.1f} contracts/min")
     closed = [int(n.split("关闭了 ")[1].split(" ")[0]) for n in result.notes if "意外弹窗" in n]
     assert closed and closed[0] > 0, result.notes  # pop-ups came, and were closed without a wrong keystroke
     # A second run has nothing left to write and types nothing.
@@ -167,7 +168,7 @@ async def test_the_users_clipboard_is_back_after_chinese_text_was_typed_and_reco
     assert clipboard.paste() == mine
 
 
-@pytest.mark.slow  # the default suite meets them at a lower rate in the twenty-contract test
+@pytest.mark.slow  # the default suite meets them at a lower rate in the twelve-contract test
 async def test_unexpected_modals_and_a_stolen_focus_are_handled(
     read_store, settings, store, clean_sandbox, display, sandbox, tmp_path,
 ):
