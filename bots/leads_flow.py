@@ -25,8 +25,9 @@ missing there is a listed reject (never guessed). The lead's deadline (回访截
 note; the OEM accepts a follow-up logged late and flags it 超时.
 
 Leads past their deadline with no follow-up anywhere (the OEM portal's own 已超时, which it
-decides by its business date, not the wall clock) are listed for a person: a reject of the
-``leads`` flow (``overdue``) in the sync's output and :func:`overdue_leads` for the messages.
+decides by its business date, not the wall clock; and no DMS follow-up of them) are listed for a
+person by :func:`overdue_leads`, the ``leads`` flow's ``attention``: a 需人工 sheet in the review
+workbook and a line in the message after each sync (lead no and deadline, no personal data).
 
 Both flows' actions wait for approval by default (``[flows.leads] approval_required = []``
 lets new prospects through unreviewed); both are off until ``[flows] enabled`` names them.
@@ -97,17 +98,13 @@ def plan_prospect(lead: dict[str, Any], target: dict[str, Any] | None, dictionar
     """A lead with no DMS prospect becomes one 新建潜客 (pure: the text to type).
 
     Raises:
-        RecordRejected: no consent (``no_consent``), a model the dictionary does not map
-            (``unmapped_model``), or past its deadline with no follow-up anywhere (``overdue``,
-            listed for a person: the prospect exists already).
+        RecordRejected: no consent (``no_consent``) or a model the dictionary does not map
+            (``unmapped_model``).
     """
     target = target or {}
     lead_no = _text(lead.get("lead_no"))
     if target.get("prospect") is not None:
-        if _text(lead.get("status")) == OVERDUE and not target.get("followed"):
-            raise RecordRejected("overdue", f"回访已超时（截止 {_text(lead.get('followup_deadline'))}），DMS中也没有跟进记录："
-                                            f"请尽快回访客户并在DMS录入跟进", "followup_deadline")
-        return None
+        return None  # (past its deadline with no follow-up: listed by overdue_leads, not a reject)
     if not _consented(lead.get("consent")):
         raise RecordRejected("no_consent", "客户未授权信息共享（信息授权：未授权），不把姓名、手机号复制到DMS；"
                                            "厂家门户显示已授权后，下次同步会自动建潜客", "consent")
@@ -141,19 +138,24 @@ LEADS = Flow(
     kinds={CREATE_PROSPECT: "新建潜客"},
     approval_required=frozenset({CREATE_PROSPECT}),
     plan=plan_prospect,
+    attention=lambda store: overdue_leads(store),
     description="厂家门户的线索 → DMS潜客（按手机号匹配现有客户；未授权的不复制）",
 )
 
 
-def overdue_leads(store: Any) -> list[dict[str, Any]]:
+def overdue_leads(store: Any) -> list[tuple[str, str]]:
     """The leads past their deadline with no follow-up anywhere (the OEM's 已超时, by its business
-    date, and no DMS follow-up of them): what a person must call now. Each: ``lead_no``,
-    ``followup_deadline``, ``model_code``."""
+    date, and no DMS follow-up of them): what a person must call now, as (lead no, why)."""
     targets = lead_targets(store)
-    return [{"lead_no": _text(lead["lead_no"]), "followup_deadline": _text(lead.get("followup_deadline")),
-             "model_code": _text(lead.get("model_code"))}
-            for lead in store.iter_records(OEM_LEAD)
-            if _text(lead.get("status")) == OVERDUE and not targets.get(_text(lead["lead_no"]), {}).get("followed")]
+    out = []
+    for lead in store.iter_records(OEM_LEAD):
+        lead_no = _text(lead["lead_no"])
+        if _text(lead.get("status")) != OVERDUE or targets.get(lead_no, {}).get("followed"):
+            continue
+        where = "DMS潜客已建" if targets.get(lead_no, {}).get("prospect") is not None else "DMS中尚无潜客"
+        out.append((lead_no, f"回访已超时（截止 {_text(lead.get('followup_deadline'))}），厂家门户和DMS都没有回访记录（{where}）："
+                             f"请尽快电话回访，并在DMS录入跟进"))
+    return out
 
 
 class ProspectTarget:

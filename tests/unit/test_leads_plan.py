@@ -45,11 +45,18 @@ def test_a_new_lead_becomes_one_prospect_matched_by_mobile_and_consent_applies(d
     assert refused.reconcile_class == "rejected" and "未授权" in refused.reason and refused.action is None
     with pytest.raises(RecordRejected, match="GX0"):
         plan_prospect({**LEAD, "model_code": "GX0"}, None, dictionary)
-    overdue = {**LEAD, "status": "已超时"}
-    with pytest.raises(RecordRejected, match="回访已超时") as rej:
-        plan_prospect(overdue, {"prospect": {"prospect_no": "QK1"}, "followed": False}, dictionary)
-    assert rej.value.code == "overdue"
-    assert plan_prospect(overdue, {"prospect": {"prospect_no": "QK1"}, "followed": True}, dictionary) is None
+
+
+def test_the_message_after_a_sync_names_what_waits_for_a_person_per_flow():
+    from dealerbot.running.notify import attention_message, review_message
+
+    rows = [(f"XL20261200{i:02d}", "回访已超时（截止 2026-12-01）") for i in range(12)]
+    alone = attention_message(review_message(0), {"厂家线索建潜客": rows}, waiting=False)
+    assert alone.title == "dealerbot：12 条需人工处理"
+    assert "厂家线索建潜客：需人工处理 12 条：XL2026120000（回访已超时" in alone.body and "等 12 条" in alone.body
+    assert "XL2026120011" not in alone.body  # ten named, the workbook has them all
+    both = attention_message(review_message(3, "review.xlsx"), {"厂家线索建潜客": rows[:1]}, waiting=True)
+    assert both.title == "dealerbot：3 条操作等待审核" and "review.xlsx" in both.body and "XL2026120000" in both.body
 
 
 def test_a_dms_followup_is_logged_once_with_its_result_mapped_through_the_dictionary(dictionary):

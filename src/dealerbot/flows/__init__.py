@@ -15,6 +15,9 @@ A flow names everything its daily run needs::
   written portal holds, as last read) with the same key, or None; a flow whose target is not
   keyed like its source (a DMS prospect found by its OEM lead no) gives ``targets(store)``: what
   ``plan`` gets as ``target`` for each source key (read from the store once per planning);
+* ``attention``: what waits for a person besides approvals (a lead past its deadline with no
+  follow-up), as ``(key, words)`` from the store: listed in the review workbook (a 需人工 sheet
+  per flow) and in the message after each sync;
 * ``writer_bot``: the bot that writes its approved actions (through :func:`dealerbot.flows.writer.run_ledger_writer`,
   or the DMS re-key's :func:`~dealerbot.rekey.writer.run_rekey`);
 * ``kinds``: its action kinds with their Chinese words; ``approval_required`` the kinds that wait
@@ -68,6 +71,8 @@ class Flow:
     # source key -> what ``plan`` gets as ``target``, when the target is not keyed like the source
     targets: Callable[[Store], Mapping[str, dict[str, Any]]] | None = field(default=None, compare=False)
     description: str = ""
+    # what waits for a person besides approvals: (record key, the words why), after each sync
+    attention: Callable[[Store], list[tuple[str, str]]] | None = field(default=None, compare=False)
     # The orders flow's own policy hook (its [rekey] section); None: built from the above.
     settings_policy: Callable[[Any], Policy] | None = field(default=None, compare=False)
 
