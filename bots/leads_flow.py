@@ -180,12 +180,14 @@ class LeadsWrite(Bot):
     options = ("dry_run",)
     ledger_writer = True  # planning waits while it writes
     writes_to = ("dms",)
+    trace = False  # as dms-rekey: a failed record keeps a screenshot and the page
 
     async def run(self, ctx: BotContext) -> None:
         @asynccontextmanager
-        async def targets(_count: int) -> AsyncIterator[list[ProspectTarget]]:
-            async with ctx.portal("dms", DmsApp, require=(*PROSPECT_SELECTORS, *PROSPECT_WRITE_SELECTORS)) as s:
-                yield [ProspectTarget(s)]
+        async def targets(actions: int) -> AsyncIterator[list[ProspectTarget]]:
+            count = min(ctx.settings.rekey.concurrency, actions)  # pages of one login, as dms-rekey's
+            async with ctx.portal_pages("dms", DmsApp, count, (*PROSPECT_SELECTORS, *PROSPECT_WRITE_SELECTORS)) as sessions:
+                yield [ProspectTarget(s) for s in sessions]
 
         await run_ledger_writer(ctx, LEADS.name, targets)
 
@@ -284,12 +286,15 @@ class FollowupsWrite(Bot):
     options = ("dry_run",)
     ledger_writer = True  # planning waits while it writes
     writes_to = ("oem",)
+    trace = False  # as dms-rekey: a failed record keeps a screenshot and the page
 
     async def run(self, ctx: BotContext) -> None:
         @asynccontextmanager
-        async def targets(_count: int) -> AsyncIterator[list[FollowupTarget]]:
-            # one session: the OEM portal's rate limit and login as the reading bots keep them
-            async with ctx.portal("oem", OemPortal, require=(*LEADS_SELECTORS, *FOLLOWUP_WRITE_SELECTORS)) as s:
-                yield [FollowupTarget(s)]
+        async def targets(actions: int) -> AsyncIterator[list[FollowupTarget]]:
+            # pages of one login: they share its re-logins and the request budget ([run]
+            # requests_per_minute), so the OEM portal's rate limit is kept as the reading bots keep it
+            count = min(ctx.settings.rekey.concurrency, actions)
+            async with ctx.portal_pages("oem", OemPortal, count, (*LEADS_SELECTORS, *FOLLOWUP_WRITE_SELECTORS)) as sessions:
+                yield [FollowupTarget(s) for s in sessions]
 
         await run_ledger_writer(ctx, FOLLOWUPS.name, targets)

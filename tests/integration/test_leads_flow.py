@@ -22,6 +22,7 @@ from .test_cli import dealerbot
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.browser
+LIMIT, WINDOW, PACE = 10, 1.0, 300  # the OEM takes 10 requests a second; dealerbot paces its own at 5/s
 SAME = ("lead_no", "followed_on", "result", "next_step", "note")
 
 
@@ -45,7 +46,9 @@ def test_leads_become_prospects_and_followups_are_logged_once_through_review_kil
     shutil.copy(ROOT / "dictionary.yaml", shop / "dictionary.yaml")
     (shop / "dealerbot.toml").write_text(
         f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n[run]\nbackoff_seconds = 0.05\n'
+        f'requests_per_minute = {PACE}\n'
         '[flows]\nenabled = ["leads", "followups"]\n', encoding="utf-8")
+    admin.behave("oem", rate_limit_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)  # the OEM's stricter limit
     leads = admin.rows("oem", "leads")
     bad = admin.oem.post("/__admin/leads", json={"name": "钱多多", "mobile": "1391234567", "model_code": "GX3-15T-STD"}).json()
     prospect = next(p for p in admin.rows("dms", "prospects")
@@ -97,7 +100,11 @@ def test_leads_become_prospects_and_followups_are_logged_once_through_review_kil
     for bot in ("leads-write", "followups-write"):
         killed = _run(shop, "run", bot, DEALERBOT_FAILPOINTS="flow.after_submit:1")
         assert killed.returncode == -9, killed.stdout + killed.stderr  # SIGKILL right after the first submit
-    assert len(admin.rows("oem", "followups")) == oem_before + 1 and len(admin.rows("dms", "prospects")) == prospects_before + 1
+    # killed right after its first submit: the pages of one login (as many as [rekey] concurrency)
+    # may each have submitted one by then, none twice
+    oem_new, dms_new = len(admin.rows("oem", "followups")) - oem_before, len(admin.rows("dms", "prospects")) - prospects_before
+    assert 1 <= oem_new <= 3 and 1 <= dms_new <= 3, (oem_new, dms_new)
+    assert all(_on_oem(admin, a.new_values) <= 1 for a in waiting_followups.values())
 
     again = _run(shop, "sync")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -112,7 +119,8 @@ def test_leads_become_prospects_and_followups_are_logged_once_through_review_kil
         want = {**action.new_values, "next_step": "安排金融方案（店长改）"} if no == edited else action.new_values
         assert _on_oem(admin, want) == (0 if no == too_long["followup_no"] else 1), no
     assert len(admin.rows("oem", "followups")) == oem_before + len(waiting_followups) - 1
-    assert admin.counters("oem")["rate_limited"] == 0
+    counters = admin.counters("oem")
+    assert counters["rate_limited"] == 0 and 0 < counters["rate_window_peak"] <= LIMIT, counters
     with _store(shop) as store:
         refused_oem = store.actions(natural_key=too_long["followup_no"], flow="followups")[-1]
         refused_dms = store.actions(natural_key=bad["lead_no"], flow="leads")[-1]
