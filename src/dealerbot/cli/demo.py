@@ -124,7 +124,7 @@ def demo(
         if not result.ok:
             report_failure(console, result)
             raise typer.Exit(1)
-        _demo_leads(settings, console, first.workbook_path, out / f"demo-reviewed-leads-{stamp}.xlsx", headed, passwords)
+        _demo_leads(settings, console, first.workbook_path, out / f"demo-leads-reviewed-{stamp}.xlsx", headed, passwords)
     path = export_workbook(settings, None, output or out / f"demo-final-{stamp}.xlsx")
     console.rule("完成")
     console.print(f"[bold green]审核工作簿 (review workbook):[/] {escape(str(path))}")
