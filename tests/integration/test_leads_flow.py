@@ -19,6 +19,7 @@ from dealerbot.store import Store
 
 from .conftest import DMS_PASSWORD, OEM_PASSWORD
 from .test_cli import dealerbot
+from .test_messages import assert_readable, receiver  # noqa: F401 - the receiver fixture: a webhook on loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.browser
@@ -39,14 +40,15 @@ def _on_oem(admin, f: dict) -> int:
     return sum(1 for o in admin.rows("oem", "followups") if all(str(o[k]) == str(f[k]) for k in SAME))
 
 
-def test_leads_become_prospects_and_followups_are_logged_once_through_review_kills_and_refusals(tmp_path, sandbox, clean_sandbox):
+def test_leads_become_prospects_and_followups_are_logged_once_through_review_kills_and_refusals(
+        tmp_path, sandbox, clean_sandbox, receiver):  # noqa: F811
     admin = clean_sandbox
     shop = tmp_path / "shop"
     shop.mkdir()
     shutil.copy(ROOT / "dictionary.yaml", shop / "dictionary.yaml")
     (shop / "dealerbot.toml").write_text(
         f'[oem]\nurl = "{sandbox.oem_url}"\n[dms]\nurl = "{sandbox.dms_url}"\n[run]\nbackoff_seconds = 0.05\n'
-        f'requests_per_minute = {PACE}\n'
+        f'requests_per_minute = {PACE}\n[notify]\nurls = ["{receiver.url}"]\n'
         '[flows]\nenabled = ["leads", "followups"]\n', encoding="utf-8")
     admin.behave("oem", rate_limit_per_minute=LIMIT, rate_limit_window_seconds=WINDOW)  # the OEM's stricter limit
     leads = admin.rows("oem", "leads")
@@ -136,3 +138,7 @@ def test_leads_become_prospects_and_followups_are_logged_once_through_review_kil
     ws = load_workbook(book, read_only=True)["需人工-厂家线索建潜客"]
     listed = {r[0]: r[1] for r in ws.iter_rows(min_row=2, values_only=True)}
     assert set(listed) == overdue and all("回访已超时" in why for why in listed.values())
+    last = receiver.messages[-1]  # the message after the sync names them too (lead nos, no personal data)
+    assert f"需人工处理 {len(overdue)} 条" in last["message"] and all(f"{no}（回访已超时（截止" in last["message"] for no in overdue), last
+    assert_readable(last, load_settings(shop / "dealerbot.toml"), ("XL",))  # (the lead nos: the OEM's own numbers)
+    assert not any(lead["name"] in last["message"] or lead["mobile"] in last["message"] for lead in leads)

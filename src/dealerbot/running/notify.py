@@ -233,16 +233,16 @@ ATTENTION_LISTED = 10  # the keys a message names per flow (the workbook's 需�
 
 def attention_message(message: Message, listed: Mapping[str, Sequence[tuple[str, str]]], waiting: bool) -> Message:
     """``message`` (:func:`review_message`) with what each flow lists for a person besides approvals
-    (by flow title: (key, why), e.g. leads past their deadline), first; its title says so when
+    (by flow title: (key, why): the why's first clause, e.g. leads past their deadline), first; its title says so when
     nothing waits for approval. Keys and reasons only: a flow never lists personal data here."""
     total = sum(len(rows) for rows in listed.values())
-    lines = []
+    parts = []
     for title, rows in listed.items():
-        named = "；".join(f"{key}（{_masked(why)[:40]}）" for key, why in rows[:ATTENTION_LISTED])
+        named = "；".join(f"{key}（{_masked(why).split('，', 1)[0][:40]}）" for key, why in rows[:ATTENTION_LISTED])
         more = f" 等 {len(rows)} 条" if len(rows) > ATTENTION_LISTED else ""
-        lines.append(f"{title}：需人工处理 {len(rows)} 条：{named}{more}")
+        parts.append(f"{title}需人工处理 {len(rows)} 条：{named}{more}")
     title = message.title if waiting else f"dealerbot：{total} 条需人工处理"
-    body = _body(*lines, message.body if waiting else "")
+    body = _body("　".join(parts), message.body if waiting else "")  # one line, however many flows
     return replace(message, title=title, body=body)
 
 
