@@ -302,6 +302,12 @@ def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_a
     assert any("未授权" in why for why in reasons) and any("未映射的车型代码" in why for why in reasons), reasons
     assert not {r["厂家订单号"] for r in refused} & ({r["厂家订单号"] for r in waiting} | approved)
 
+    # the leads flows: every new prospect and follow-up approved and written (their runs in the
+    # summary), the leads past the OEM's deadline listed for a person
+    assert "leads-write" in done.stdout and "followups-write" in done.stdout and "失败 1" not in done.stdout
+    overdue = rows(final, "需人工-厂家线索建潜客")
+    assert overdue and all(r["记录键"].startswith("XL") and "回访已超时" in r["说明"] for r in overdue)
+
 
 def test_runs_and_audit_fit_an_80_column_terminal(demo_folder, sandbox, clean_sandbox):
     """Issue #22: at 80 columns `runs` cut the run id and start time and dropped 秒, an `audit` row

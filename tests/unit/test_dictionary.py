@@ -116,7 +116,7 @@ def test_a_store_adds_its_own_entries_over_the_groups_dictionary(tmp_path):
     assert d.lookup("models", "EV9-AWD-LTD") == "DMS-EV9L" and d.lookup("models", "GX7-25T-LUX") == "PD-GX7L"
     assert d.lookup("models", "GX3-15T-STD") == "DMS-GX3S" and d.lookup("statuses", "在途") == "运输中"
     bad = _write(tmp_path, "models:\n  X: DMS-X\nstatus_order: [待配车]\n", "bad.yaml")
-    with pytest.raises(DataFileError, match=r"bad\.yaml:3: a store's dictionary holds models, colors, statuses only"):
+    with pytest.raises(DataFileError, match=r"bad\.yaml:3: a store's dictionary holds models, colors, statuses, followup_results only"):
         load_dictionary(SHIPPED, bad)
     unknown = _write(tmp_path, "statuses:\n  在途: 运输途中\n", "statuses-S01.yaml")
     with pytest.raises(DataFileError, match=r"statuses-S01\.yaml:2: statuses: 在途 -> 运输途中"):

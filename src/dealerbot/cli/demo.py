@@ -103,6 +103,7 @@ def demo(
             None,
             oem__url=sandbox_server.oem_url, dms__url=sandbox_server.dms_url, store__url=f"sqlite:///{demo_store}",
             paths__state=str(base.path("state") / "demo"), rekey__dictionary=str(_sandbox_dictionary(base)),
+            flows__enabled=["orders", *DEMO_LEAD_FLOWS],
         )
         log_to_console(settings, verbose)
         passwords = _demo_passwords()
@@ -123,13 +124,14 @@ def demo(
         if not result.ok:
             report_failure(console, result)
             raise typer.Exit(1)
+        _demo_leads(settings, console, first.workbook_path, out / f"demo-leads-reviewed-{stamp}.xlsx", headed, passwords)
     path = export_workbook(settings, None, output or out / f"demo-final-{stamp}.xlsx")
     console.rule("完成")
     console.print(f"[bold green]审核工作簿 (review workbook):[/] {escape(str(path))}")
     console.print(f"员工填写过的工作簿: {escape(str(reviewed))}")
     console.print("请用 Excel 打开：“待处理”表列出等待审核的操作（在“审核”列选择 同意 / 跳过 / 修改后同意，"
                   "再运行 dealerbot import-review 文件名）；“无法处理”表列出被拒绝的订单及原因；"
-                  "“写入结果”表列出刚写入DMS并核对过的合同。")
+                  "“写入结果”表列出刚写入DMS并核对过的合同；“需人工-厂家线索建潜客”表列出回访已超时的厂家线索。")
     console.print(f"审计记录 (audit trail): DEALERBOT_STORE__URL=sqlite:///{demo_store} dealerbot audit", markup=False)
 
 
@@ -155,6 +157,49 @@ def _demo_review(settings: Settings, console: Console, workbook: Path, reviewed:
         apply_review(store, review, "演示审核员")
     console.print(f"已同意 {review.counts['approve']} 条；其余 {review.undecided} 条仍待审核 ({escape(str(reviewed))})")
     return reviewed
+
+
+DEMO_LEAD_FLOWS = ("leads", "followups")  # OEM leads -> DMS prospects, DMS follow-ups -> OEM 回访登记
+
+
+def _demo_leads(settings: Settings, console: Console, workbook: Path, reviewed: Path, headed: bool,
+                passwords: dict[str, str]) -> None:
+    """The leads flows: a staff member approves every new prospect and follow-up in their 待处理
+    sheets of the first sync's workbook, then leads-write and followups-write write them once.
+
+    Raises:
+        typer.Exit: 1 when a writer fails (its failure shown).
+    """
+    from openpyxl import load_workbook
+
+    from dealerbot.flows.registry import discover_flows
+    from dealerbot.review.sheets import APPROVE, FLOW_PENDING_PREFIX, apply_review, read_review
+
+    flows = discover_flows(settings.home)
+    titles = [f"{FLOW_PENDING_PREFIX}{flows[name].title}"[:31] for name in DEMO_LEAD_FLOWS]
+    console.rule("4. 线索：同意新建潜客和回访登记，写入DMS和厂家门户 (leads-write, followups-write)")
+    wb = load_workbook(workbook)
+    for title in (t for t in titles if t in wb.sheetnames):
+        ws = wb[title]
+        decision = [c.value for c in ws[1]].index("审核") + 1
+        for row in range(2, ws.max_row + 1):
+            ws.cell(row, decision).value = APPROVE
+    wb.save(reviewed)
+    with open_store(settings) as store:
+        review = read_review(reviewed, store, dictionary_for(settings), flows)
+        apply_review(store, review, "演示审核员")
+    console.print(f"已同意 {review.counts['approve']} 条线索操作 ({escape(str(reviewed))})")
+    results = []
+    for bot in (flows[name].writer_bot for name in DEMO_LEAD_FLOWS):
+        try:
+            results.append(run_one(settings, bot, console, headed=headed, passwords=passwords, trigger="demo"))
+        except DealerbotError as exc:
+            raise fail(str(exc)) from None
+    console.print(summary_table(results))
+    for r in results:
+        if not r.ok:
+            report_failure(console, r)
+            raise typer.Exit(1)
 
 
 def _sandbox_dictionary(settings: Settings) -> Path:

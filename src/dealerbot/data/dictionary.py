@@ -9,7 +9,7 @@ rejects the record ("unmapped model code X").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,8 +21,8 @@ from dealerbot.resources import shipped_dir
 from dealerbot.yamlfile import Lines, as_text, key_as_text, load_yaml
 
 DEFAULT_FILE = "dictionary.yaml"
-TABLES = ("models", "colors", "statuses")
-TABLE_TEXT = {"models": "车型代码", "colors": "颜色", "statuses": "订单状态"}
+TABLES = ("models", "colors", "statuses", "followup_results")
+TABLE_TEXT = {"models": "车型代码", "colors": "颜色", "statuses": "订单状态", "followup_results": "跟进结果"}
 Update = Literal["sync", "fill_empty", "forward", "never"]
 # The DMS form fields the re-key bot types from the dictionary: the record types' fields but what
 # the DMS assigns itself (numbers, times) and what customer matching decides (customer_no).
@@ -78,12 +78,13 @@ class _DictionaryFile(_Strict):
     models: dict[str, str]
     colors: dict[str, str]
     statuses: dict[str, str]
+    followup_results: dict[str, str] = {}  # DMS 跟进结果 -> the OEM's 回访结果 (the leads flow's follow-ups)
     status_order: list[str]
     cancelled_status: str
     contract: dict[str, FieldRule]
     customer: dict[str, FieldRule]
 
-    @field_validator("models", "colors", "statuses", mode="before")
+    @field_validator("models", "colors", "statuses", "followup_results", mode="before")
     @classmethod
     def _codes(cls, v: Any) -> Any:
         if isinstance(v, dict):
@@ -125,10 +126,14 @@ class Dictionary:
     cancelled_status: str
     contract: dict[str, FieldRule]
     customer: dict[str, FieldRule]
+    # A DMS follow-up's result words (跟进结果) -> the OEM's 回访结果 (its fixed list); the
+    # followups flow rejects a word missing here.
+    followup_results: dict[str, str] = field(default_factory=dict)
 
     def table(self, name: str) -> dict[str, str]:
-        """One of the code tables: ``models``, ``colors`` or ``statuses``."""
-        return {"models": self.models, "colors": self.colors, "statuses": self.statuses}[name]
+        """One of the code tables: ``models``, ``colors``, ``statuses`` or ``followup_results``."""
+        return {"models": self.models, "colors": self.colors, "statuses": self.statuses,
+                "followup_results": self.followup_results}[name]
 
     def lookup(self, name: str, code: str) -> str | None:
         """The DMS value of an OEM ``code`` in table ``name``, or None when the code is unmapped."""
@@ -179,7 +184,7 @@ def load_dictionary(path: Path, overlay: Path | None = None) -> Dictionary:
     return Dictionary(
         path=path, models=parsed.models, colors=parsed.colors, statuses=parsed.statuses,
         status_order=tuple(parsed.status_order), cancelled_status=parsed.cancelled_status,
-        contract=parsed.contract, customer=parsed.customer,
+        contract=parsed.contract, customer=parsed.customer, followup_results=parsed.followup_results,
     )
 
 

@@ -12,7 +12,12 @@ A flow names everything its daily run needs::
   :class:`~dealerbot.rekey.ledger.PlannedAction` that brings the target in line, None when it
   already is, or raising :class:`~dealerbot.errors.RecordRejected` with the reason (codes go
   through the data dictionary); ``target`` is the record of the ``target`` record type (what the
-  written portal holds, as last read) with the same key, or None;
+  written portal holds, as last read) with the same key, or None; a flow whose target is not
+  keyed like its source (a DMS prospect found by its OEM lead no) gives ``targets(store)``: what
+  ``plan`` gets as ``target`` for each source key (read from the store once per planning);
+* ``attention``: what waits for a person besides approvals (a lead past its deadline with no
+  follow-up), as ``(key, words)`` from the store: listed in the review workbook (a 需人工 sheet
+  per flow) and in the message after each sync;
 * ``writer_bot``: the bot that writes its approved actions (through :func:`dealerbot.flows.writer.run_ledger_writer`,
   or the DMS re-key's :func:`~dealerbot.rekey.writer.run_rekey`);
 * ``kinds``: its action kinds with their Chinese words; ``approval_required`` the kinds that wait
@@ -39,6 +44,7 @@ from dealerbot.rekey.ledger import ORDERS_FLOW, PlannedAction, Policy
 
 if TYPE_CHECKING:
     from dealerbot.data.dictionary import Dictionary
+    from dealerbot.store import Store
 
 FlowPlan = Callable[[dict[str, Any], "dict[str, Any] | None", "Dictionary | None"], "PlannedAction | None"]
 FLOW_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
@@ -62,7 +68,11 @@ class Flow:
     enabled_kinds: frozenset[str] | None = None  # None: every kind
     target: Entity | None = None  # what the written portal holds, keyed like ``source`` (read by a read bot)
     plan: FlowPlan | None = None  # None only for the shipped orders flow (planned by dealerbot.rekey.reconcile)
+    # source key -> what ``plan`` gets as ``target``, when the target is not keyed like the source
+    targets: Callable[[Store], Mapping[str, dict[str, Any]]] | None = field(default=None, compare=False)
     description: str = ""
+    # what waits for a person besides approvals: (record key, the words why), after each sync
+    attention: Callable[[Store], list[tuple[str, str]]] | None = field(default=None, compare=False)
     # The orders flow's own policy hook (its [rekey] section); None: built from the above.
     settings_policy: Callable[[Any], Policy] | None = field(default=None, compare=False)
 

@@ -18,7 +18,7 @@ Planning holds the store's ledger lock, so it never changes actions a writer has
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +58,10 @@ def plan_flow(store: Store, flow: Flow, dictionary: Dictionary | None, policy: P
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the store failed.
     """
-    targets: dict[str, dict[str, Any]] = {}
-    if flow.target is not None:
+    targets: Mapping[str, dict[str, Any]] = {}
+    if flow.targets is not None:
+        targets = flow.targets(store)
+    elif flow.target is not None:
         targets = {str(r.get(flow.target.key) or ""): r for r in store.iter_records(flow.target)}
     latest = store.latest_actions(flow.name)
     report = ReconcileReport(Counter(), [])

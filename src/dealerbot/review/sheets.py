@@ -21,6 +21,7 @@ known (``flows``), and refused otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from dealerbot.data import validate
 from dealerbot.data.dictionary import CONTRACT_FIELDS, CUSTOMER_FIELDS, Dictionary, dms_kind
 from dealerbot.data.mapping import CONTRACT_HEADERS, CUSTOMER_HEADERS, check_contract, check_customer, form_text, issues_text
-from dealerbot.data.records import DMS_CUSTOMER
+from dealerbot.data.records import DMS_CUSTOMER, Entity
 from dealerbot.errors import DataFileError
 from dealerbot.rekey.ledger import (
     AWAITING_REVIEW,
@@ -280,6 +281,9 @@ def _marker_sheet(store: Store, markers: list[tuple[str, str]]) -> Sheet:
                  iter([Row({"key": k, "value": v}) for k, v in rows]), hidden=True)
 
 
+ATTENTION_PREFIX = "需人工-"  # a flow's sheet of what waits for a person besides approvals (never imported)
+
+
 def _flow_base_columns() -> tuple[Column, ...]:
     return (
         Column("_key", "行键", "int", width=6, hidden=True),
@@ -309,10 +313,29 @@ def _flow_pending_sheets(
         flow = flows.get(name)
         title = f"{FLOW_PENDING_PREFIX}{flow.title if flow else name}"[:31]
         fields = list(dict.fromkeys(f for a in actions for f in a.new_values))
-        headers = {f.name: f.header for f in flow.source.fields} if flow else {}
+        headers = {f.name: f.header for f in flow.target.fields} if flow and flow.target else {}
+        headers.update({f.name: f.header for f in flow.source.fields} if flow else {})  # the source's words first
         columns = (*_flow_base_columns(), *(Column(f, headers.get(f, f), width=14, editable=True) for f in fields),
                    Column("_changes", "变更", width=24))
-        rows = (Row({
+        rows = _flow_rows(actions[:max_rows], name, flow, fields, headers)
+        sheets.append(Sheet(title, columns, rows, frozen_columns=4))
+        markers.append((f"{FLOW_COLUMNS_MARKER}{title}", ",".join(c.key for c in columns)))
+        lines.append((f"待审核（{flow.title if flow else name}）", f"{len(actions)} 条（见“{title}”表）"))
+    for flow in flows.values():
+        listed = flow.attention(store) if flow.attention is not None else []
+        if listed:
+            title = f"{ATTENTION_PREFIX}{flow.title}"[:31]
+            sheets.append(Sheet(title, (Column("key", "记录键", width=18), Column("why", "说明", width=80)),
+                                (Row({"key": k, "why": why}, {"why": CellIssue("flag", why)}, attention=True) for k, why in listed),
+                                frozen_columns=1))
+            lines.append((f"需人工处理（{flow.title}）", f"{len(listed)} 条（见“{title}”表）"))
+    return sheets, lines, markers
+
+
+def _flow_rows(actions: list[Action], name: str, flow: Flow | None, fields: list[str], headers: dict[str, str]) -> Iterator[Row]:
+    """The rows of one flow's 待处理 sheet (streamed: bound here, not to the caller's loop)."""
+    for a in actions:
+        yield Row({
             "_key": a.id, "_checksum": a.stored_checksum, "_decision": None, "_review_note": None, "_order_no": a.natural_key,
             "_flow": name, "_kind": flow.kind_text(a.kind) if flow else a.kind, "_state": STATE_TEXT[a.state],
             "_changes": "；".join(f"{headers.get(f, f)} {o or '空'}→{n or '空'}" for f, (o, n) in a.changes.items())
@@ -320,11 +343,6 @@ def _flow_pending_sheets(
             **{f: a.new_values.get(f) or None for f in fields},
         }, {}, [CellIssue("reject", f"上次写入失败：{a.failure_reason}")] if a.state == "failed" else
             ([CellIssue("flag", a.note)] if a.note else []), attention=a.state == "failed")
-            for a in actions[:max_rows])
-        sheets.append(Sheet(title, columns, rows, frozen_columns=4))
-        markers.append((f"{FLOW_COLUMNS_MARKER}{title}", ",".join(c.key for c in columns)))
-        lines.append((f"待审核（{flow.title if flow else name}）", f"{len(actions)} 条（见“{title}”表）"))
-    return sheets, lines, markers
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -528,14 +546,28 @@ def _read_flow_sheet(
             result.problems.append(f"{where}：流程 {action.flow} 未找到，无法校验修改后的值；请恢复原值")
             continue
         new_values = {**action.new_values, **now}
+        checked, record = _typed_part(flow, action.natural_key, new_values)
         try:
-            pipeline_for(flow.source).process(Item(flow.source, {f: new_values.get(f) for f in flow.source.field_names}))
+            pipeline_for(checked).process(Item(checked, record))
         except RecordRejected as rej:
             result.problems.append(f"{where}：{rej.reason}")
             continue
         result.decisions.append({**entry, "decision": "approve", "new_values": new_values, "customer": action.customer,
                                  "plan_note": action.note})
         result.counts["approve_edited"] += 1
+
+
+def _typed_part(flow: Flow, key: str, values: dict[str, str]) -> tuple[Entity, dict[str, Any]]:
+    """What an edited row is checked as: the flow's source record type when the action types all
+    of its required fields, else only the fields it types (and the key): a follow-up logged into
+    another portal types a few of the DMS record's fields, never its own numbers."""
+    source = flow.source
+    needed = {source.key, *(f.name for f in source.fields if f.required)}
+    if needed <= set(values):
+        return source, {f: values.get(f) for f in source.field_names}
+    part = dataclasses.replace(source, fields=tuple(f for f in source.fields if f.name in values or f.name == source.key),
+                               change_field=None)
+    return part, {**{f: values.get(f) for f in part.field_names}, source.key: key}
 
 
 def _cell_text(key: str, value: Any) -> str:

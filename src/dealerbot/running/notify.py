@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -226,6 +226,24 @@ def review_message(waiting: int, workbook: str | None = None, dropped: Sequence[
     if link:
         lines.append(f"控制台：{link}")
     return Message("review", title, _body(*lines))
+
+
+ATTENTION_LISTED = 10  # the keys a message names per flow (the workbook's 需人工 sheet has them all)
+
+
+def attention_message(message: Message, listed: Mapping[str, Sequence[tuple[str, str]]], waiting: bool) -> Message:
+    """``message`` (:func:`review_message`) with what each flow lists for a person besides approvals
+    (by flow title: (key, why): the why's first clause, e.g. leads past their deadline), first; its title says so when
+    nothing waits for approval. Keys and reasons only: a flow never lists personal data here."""
+    total = sum(len(rows) for rows in listed.values())
+    parts = []
+    for title, rows in listed.items():
+        named = "；".join(f"{key}（{_masked(why).split('，', 1)[0][:40]}）" for key, why in rows[:ATTENTION_LISTED])
+        more = f" 等 {len(rows)} 条" if len(rows) > ATTENTION_LISTED else ""
+        parts.append(f"{title}需人工处理 {len(rows)} 条：{named}{more}")
+    title = message.title if waiting else f"dealerbot：{total} 条需人工处理"
+    body = _body("　".join(parts), message.body if waiting else "")  # one line, however many flows
+    return replace(message, title=title, body=body)
 
 
 def firing_message(status: str, title: str, reason: str, run_id: str | None = None, console: str = "") -> Message:

@@ -30,7 +30,7 @@ from dealerbot.flows.orders import READ_BOTS, WRITE_BOTS
 from dealerbot.rekey.ledger import ORDERS_FLOW
 from dealerbot.rekey.reconcile import ReconcileReport
 from dealerbot.running.login_help import LoginHelp
-from dealerbot.running.notify import Notifier, review_message
+from dealerbot.running.notify import Notifier, attention_message, review_message
 from dealerbot.running.runner import RunResult, run_bot
 from dealerbot.store import RunRecord, Store
 
@@ -52,6 +52,7 @@ class SyncResult:
     plans: dict[str, ReconcileReport] = field(default_factory=dict)  # each flow's, by flow name, before writing
     lefts: dict[str, ReconcileReport] = field(default_factory=dict)  # ... after writing
     titles: dict[str, str] = field(default_factory=dict)  # each flow's Chinese title, by name
+    attention: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # each flow's (key, why) for a person
     workbook_path: Path | None = None
     stopped: str | None = None  # why the chain stopped early
 
@@ -106,9 +107,12 @@ async def sync(
     if result.lefts:
         dropped = [d for name in result.lefts for d in (result.plans[name].dropped + result.lefts[name].dropped)]
         waiting = sum(r.awaiting_approval for r in result.lefts.values())
-        if waiting or dropped:  # after the workbook: the message names it
+        listed = {n: rows for n, rows in result.attention.items() if rows}
+        if waiting or dropped or listed:  # after the workbook: the message names it
             name = result.workbook_path.name if result.workbook_path else None
             message = review_message(waiting, name, dropped, settings.console.public_url)
+            if listed:
+                message = attention_message(message, {result.titles.get(n, n): rows for n, rows in listed.items()}, bool(waiting or dropped))
             if len(result.lefts) > 1 or ORDERS_FLOW not in result.lefts:  # say which flow waits for what
                 per_flow = "；".join(f"{result.titles.get(n, n)} {r.awaiting_approval} 条"
                                      for n, r in result.lefts.items() if r.awaiting_approval)
@@ -191,6 +195,8 @@ async def _chain(
     for f in flows:
         with Store.open(settings.store_url, settings.store_code) as store:
             result.lefts[f.name] = await reconcile_flow(store, f, dictionary, policies[f.name], on_wait=waiting)
+            if f.attention is not None:
+                result.attention[f.name] = f.attention(store)
     first = ORDERS_FLOW if ORDERS_FLOW in result.plans else flows[0].name
     result.plan, result.left = result.plans[first], result.lefts[first]
     return result
