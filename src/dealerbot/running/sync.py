@@ -52,6 +52,7 @@ class SyncResult:
     plans: dict[str, ReconcileReport] = field(default_factory=dict)  # each flow's, by flow name, before writing
     lefts: dict[str, ReconcileReport] = field(default_factory=dict)  # ... after writing
     titles: dict[str, str] = field(default_factory=dict)  # each flow's Chinese title, by name
+    waiting: dict[str, list[str]] = field(default_factory=dict)  # each flow's own list of what waits (Flow.waiting)
     workbook_path: Path | None = None
     stopped: str | None = None  # why the chain stopped early
 
@@ -106,7 +107,8 @@ async def sync(
     if result.lefts:
         dropped = [d for name in result.lefts for d in (result.plans[name].dropped + result.lefts[name].dropped)]
         waiting = sum(r.awaiting_approval for r in result.lefts.values())
-        if waiting or dropped:  # after the workbook: the message names it
+        listed = {n: lines for n, lines in result.waiting.items() if lines}
+        if waiting or dropped or listed:  # after the workbook: the message names it
             name = result.workbook_path.name if result.workbook_path else None
             message = review_message(waiting, name, dropped, settings.console.public_url)
             if len(result.lefts) > 1 or ORDERS_FLOW not in result.lefts:  # say which flow waits for what
@@ -114,6 +116,11 @@ async def sync(
                                      for n, r in result.lefts.items() if r.awaiting_approval)
                 if per_flow:
                     message = replace(message, body=f"按流程：{per_flow}\n{message.body}".rstrip())
+            if not waiting and not dropped:
+                message = replace(message, title="dealerbot：" + "、".join(result.titles.get(n, n) for n in listed) + " 有待处理项")
+            for n, lines in listed.items():  # a flow's own list (deliveries: by deadline, the late ones first)
+                body = "\n".join(f"- {line}" for line in lines)
+                message = replace(message, body=f"{message.body}\n{result.titles.get(n, n)}待处理：\n{body}".strip())
             await Notifier(settings.notify).send([message])
     return result
 
@@ -191,6 +198,8 @@ async def _chain(
     for f in flows:
         with Store.open(settings.store_url, settings.store_code) as store:
             result.lefts[f.name] = await reconcile_flow(store, f, dictionary, policies[f.name], on_wait=waiting)
+            if f.waiting is not None:
+                result.waiting[f.name] = f.waiting(store)
     first = ORDERS_FLOW if ORDERS_FLOW in result.plans else flows[0].name
     result.plan, result.left = result.plans[first], result.lefts[first]
     return result
