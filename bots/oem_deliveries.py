@@ -25,8 +25,7 @@ the run's summary. The sync's message lists what waits, closest to its deadline 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
@@ -54,6 +53,7 @@ REPORT_DAYS = 7  # the OEM's deadline: days after the delivery
 CONSENTED, NOT_CONSENTED = "已授权", "未授权"
 # What a report holds, compared field by field with the OEM's 上报记录 on read-back.
 REPORT_FIELDS = ("vin", "delivery_date", "invoice_no", "invoice_amount", "consent", "buyer_id_number", "buyer_mobile")
+DMS_KEYS = ("delivery_no", "contract_no")
 COMPARED = ("delivery_date", "invoice_no", "invoice_amount")  # a report already there that differs here: a conflict
 
 
@@ -135,6 +135,8 @@ def report_values(record: dict[str, Any]) -> dict[str, str]:
         raise RecordRejected("no_id_number", "新能源车型须填写购车人证件号码，DMS中没有" if ev
                              else "客户已授权，但DMS中没有购车人证件号码", "buyer_id_number")
     return {
+        # the DMS's own numbers (the review workbook's row is a whole delivery; never typed)
+        "delivery_no": str(record.get("delivery_no") or ""), "contract_no": str(record.get("contract_no") or ""),
         "vin": vin, "delivery_date": delivered, "invoice_no": invoice,
         "invoice_amount": amount_text(record.get("invoice_amount")),
         "consent": CONSENTED if agreed else NOT_CONSENTED,
@@ -288,6 +290,8 @@ class ReportTarget:
         if not rows:
             return None
         row = dict(rows[0])
+        for own in DMS_KEYS:  # not the portal's: the DMS's numbers the report was planned from
+            row[own] = action.new_values.get(own, "")
         try:
             row["invoice_amount"] = amount_text(row.get("invoice_amount", ""))
         except RecordRejected:

@@ -37,7 +37,7 @@ def test_a_delivery_not_reported_is_reported_with_its_buyer_once_the_same_report
     action = plan_report(delivery(), None, None)
     assert action is not None and action.kind == REPORT and action.flow == "deliveries"
     assert action.natural_key == "JC2026110001"
-    assert action.new_values == {"vin": "LGXCG5A10TH000001", "delivery_date": "2026-12-01", "invoice_no": "12345678",
+    assert action.new_values == {"delivery_no": "JC2026110001", "contract_no": "HT1", "vin": "LGXCG5A10TH000001", "delivery_date": "2026-12-01", "invoice_no": "12345678",
                                  "invoice_amount": "239800.00", "consent": "已授权", "buyer_id_number": ID,
                                  "buyer_mobile": "13800138000"}
     assert "上报截止 2026-12-08" in action.note
