@@ -307,6 +307,11 @@ class ReportTarget:
                 self.ctx.note(f"逾期上报：{action.natural_key}（VIN {action.new_values.get('vin', '')}，"
                               f"截止 {deadline_of(action.new_values['delivery_date'])}）厂家已受理并标记逾期")
                 self.ctx.counts["late"] = self.ctx.counts.get("late", 0) + 1
+                self.ctx.store.audit_write(  # the 逾期 flag in the audit trail (`dealerbot audit`)
+                    self.ctx.run_id, self.ctx.bot.name, "late", OEM_REPORT.name, action.natural_key,
+                    {"vin": action.new_values.get("vin", ""), "report_no": out.number,
+                     "deadline": deadline_of(action.new_values["delivery_date"])},
+                    note="逾期上报：厂家已受理并标记逾期")
             return Answer("saved", out.message, out.number)
         if out.result == "rehearsed":
             return Answer("saved", "rehearsed")
@@ -326,11 +331,12 @@ class OemReportDeliveries(Bot):
         writer, todo = start_ledger_writer(ctx, DELIVERIES.name)
         if not todo:
             return
-        async with ctx.portal("oem", OemPortal, require=(*REPORTS_SELECTORS, *REPORT_WRITE_SELECTORS,
-                                                         "report_form.business_date")) as s:
-            target = ReportTarget(ctx, s)
-            today = await s.step("read the business date", target.business_date)
+        pages = max(1, min(ctx.settings.rekey.concurrency, len(todo)))  # pages of one login, one request budget
+        async with ctx.portal_pages("oem", OemPortal, pages, (*REPORTS_SELECTORS, *REPORT_WRITE_SELECTORS,
+                                                              "report_form.business_date")) as sessions:
+            targets = [ReportTarget(ctx, s) for s in sessions]
+            today = await sessions[0].step("read the business date", targets[0].business_date)
             todo = write_order(todo, today)
-            await write_actions(ctx.store, writer, [target], todo, ctx.settings.run.retries,
+            await write_actions(ctx.store, writer, targets, todo, ctx.settings.run.retries,
                                 ctx.settings.run.backoff_seconds, ctx.log, check_stop=ctx.check_stop,
                                 requeue_rounds=ctx.settings.run.requeue_rounds)
