@@ -40,10 +40,12 @@ from dealerbot.api import (
     Flow,
     PlannedAction,
     RecordRejected,
+    read_table,
     start_ledger_writer,
     write_actions,
 )
 from dealerbot.rekey.ledger import OPEN_STATES
+from portals.oem import REPORT_FIELDS as OEM_REPORT_FIELDS
 from portals.oem import REPORT_WRITE_SELECTORS, REPORTS_SELECTORS, OemPortal, ReportForm, ReportsPage, WriteOutcome
 
 REPORT = "report"
@@ -274,6 +276,7 @@ class ReportTarget:
         self.s = session
         self.reports = ReportsPage(session)
         self.form = ReportForm(session)
+        self.shown: dict[str, str] | None = None  # the report 上报记录 showed right after a save
 
     async def business_date(self) -> date | None:
         """The portal's business date (当前业务日期 on the 交车上报 screen), None if not shown."""
@@ -286,7 +289,12 @@ class ReportTarget:
             return None
 
     async def find(self, action: Action) -> dict[str, str] | None:
-        rows = await self.reports.find(action.new_values.get("vin") or action.natural_key)
+        vin = (action.new_values.get("vin") or action.natural_key).strip().upper()
+        shown, self.shown = self.shown, None
+        if shown is not None and shown.get("vin", "").strip().upper() == vin:
+            rows = [shown]  # the read-back: the list the portal answered the save with (one request fewer)
+        else:
+            rows = await self.reports.find(vin)
         if not rows:
             return None
         row = dict(rows[0])
@@ -298,11 +306,26 @@ class ReportTarget:
             pass
         return row
 
+    async def _shown_after_save(self, action: Action) -> dict[str, str] | None:
+        """The report of the action's VIN on the 上报记录 page the portal redirected the save to
+        (the list filtered by the new report's number, rendered from what it stored), or None."""
+        from lxml import html as lxml_html
+
+        try:
+            root = lxml_html.fromstring(await self.s.page.content())
+            rows = read_table(self.s, root, "reports.row", "reports.cell", OEM_REPORT_FIELDS)
+        except Exception as exc:  # noqa: BLE001 - the read-back then searches the list as usual
+            self.ctx.log.debug("the list after the save could not be read ({}): searching it", exc)
+            return None
+        vin = action.new_values.get("vin", "").strip().upper()
+        return next((r for r in rows if r.get("vin", "").strip().upper() == vin), None)
+
     async def submit(self, action: Action, dry_run: bool) -> Answer:
         if action.kind not in (REPORT, REPORT_ID_REQUIRED):
             raise RecordRejected("not_writable", "与厂家记录不符：门户不能修改上报，请联系厂家更正")
         out: WriteOutcome = await self.form.report_delivery(dict(action.new_values), dry_run=dry_run)
         if out.result == "accepted":
+            self.shown = await self._shown_after_save(action)
             if out.late:
                 self.ctx.note(f"逾期上报：{action.natural_key}（VIN {action.new_values.get('vin', '')}，"
                               f"截止 {deadline_of(action.new_values['delivery_date'])}）厂家已受理并标记逾期")
