@@ -115,6 +115,7 @@ def main() -> int:
     ap.add_argument("--orders", type=int, default=600, help="orders in the sandbox (contracts to deliver come from them)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--rate-limit", type=int, default=600, help="the OEM's requests a minute to state the bound for")
+    ap.add_argument("--pages", type=int, default=3, help="dealerbot's pages of one login ([rekey] concurrency)")
     ap.add_argument("--enforce", action="store_true", help="run with the sandbox enforcing --rate-limit")
     args = ap.parse_args()
     executable = find_browser(BrowserSettings(), headless=True).executable
@@ -168,6 +169,7 @@ def main() -> int:
             limit = f"requests_per_minute = {int(args.rate_limit * 0.9)}\n" if args.enforce else ""
             (shop / "dealerbot.toml").write_text(
                 f'[oem]\nurl = "{sb.oem}"\n{limit}[dms]\nurl = "{sb.dms}"\n[flows]\nenabled = ["deliveries"]\n'
+                f'[rekey]\nconcurrency = {args.pages}\n'
                 '[flows.deliveries]\napproval_required = ["report", "report_id_required", "report_conflict"]\n',
                 encoding="utf-8")
             planned = measure([sys.executable, "-m", "dealerbot.cli", "sync", "--flow", "deliveries"], shop, env)
@@ -203,6 +205,7 @@ def main() -> int:
     bound = args.rate_limit / 60 / per_report["dealerbot"]
     ratio = best["dealerbot"] / best["plain"]
     print(f"deliveries reported: {args.deliveries} a side; rounds: {args.rounds} (best counts); cores: {os.cpu_count()}; "
+          f"dealerbot pages: {args.pages}; "
           f"OEM rate limit {'enforced' if args.enforce else 'off'}")
     for side, label in (("dealerbot", "dealerbot run (process, browser, login)"), ("plain", "plain Playwright script"),
                         ("floor", "HTTP floor (httpx)")):
