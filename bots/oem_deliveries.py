@@ -45,8 +45,16 @@ from dealerbot.api import (
     write_actions,
 )
 from dealerbot.rekey.ledger import OPEN_STATES
+from portals.oem import (
+    BUSINESS_DATE_MARK,
+    REPORT_WRITE_SELECTORS,
+    REPORTS_SELECTORS,
+    OemPortal,
+    ReportForm,
+    ReportsPage,
+    WriteOutcome,
+)
 from portals.oem import REPORT_FIELDS as OEM_REPORT_FIELDS
-from portals.oem import REPORT_WRITE_SELECTORS, REPORTS_SELECTORS, OemPortal, ReportForm, ReportsPage, WriteOutcome
 
 REPORT = "report"
 REPORT_ID_REQUIRED = "report_id_required"
@@ -235,8 +243,15 @@ def portal_date(report_dates: Iterable[Any]) -> date | None:
 
 def waiting_deliveries(store: Any) -> list[str]:
     """The message's lines after a sync: each delivery not reported yet (waiting for a person,
-    failed, or not written), the late ones first, then by deadline."""
-    today = portal_date(r.get("reported_on") for r in store.iter_records(OEM_REPORT))
+    failed, or not written), the late ones first, then by deadline; late by the portal's business
+    date as last read (else its newest 上报日期 the store holds)."""
+    mark = store.watermark(BUSINESS_DATE_MARK)  # read by oem-reports / this flow's writer from the portal
+    try:
+        today: date | None = date.fromisoformat(mark) if mark else None
+    except ValueError:
+        today = None
+    if today is None:
+        today = portal_date(r.get("reported_on") for r in store.iter_records(OEM_REPORT))
     open_ = [(a.natural_key, a.new_values) for a in store.actions(OPEN_STATES, flow=DELIVERIES.name)
              if a.kind in (REPORT, REPORT_ID_REQUIRED)]
     return deadline_lines(open_, today)
@@ -279,14 +294,14 @@ class ReportTarget:
         self.shown: dict[str, str] | None = None  # the report 上报记录 showed right after a save
 
     async def business_date(self) -> date | None:
-        """The portal's business date (当前业务日期 on the 交车上报 screen), None if not shown."""
-        await self.s.goto("report_new", {})
-        text = (await self.form.form.read_text("report_form.business_date")).strip()
-        try:
-            return date.fromisoformat(text[:10])
-        except ValueError:
-            self.ctx.log.warning("the 交车上报 screen shows no business date ({!r}): writing by deadline", text)
-            return None
+        """The portal's business date (当前业务日期 on the 交车上报 screen), None if not shown;
+        remembered in the store for the sync's message."""
+        today = await self.form.business_date()
+        if today is None:
+            self.ctx.log.warning("the 交车上报 screen shows no business date: writing by deadline")
+        else:
+            self.ctx.store.set_watermark(BUSINESS_DATE_MARK, today.isoformat(), self.ctx.run_id)
+        return today
 
     async def find(self, action: Action) -> dict[str, str] | None:
         vin = (action.new_values.get("vin") or action.natural_key).strip().upper()

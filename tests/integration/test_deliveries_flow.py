@@ -18,6 +18,7 @@ from dealerbot.store import Store
 
 from .conftest import DMS_PASSWORD, OEM_PASSWORD
 from .test_cli import _config, dealerbot
+from .test_scheduler import Receiver
 
 pytestmark = pytest.mark.browser
 
@@ -29,8 +30,10 @@ def run(folder: Path, *args: str, **env: str):
 def test_deliveries_are_reported_once_after_review_refusals_kept_resumed_after_a_kill(tmp_path, sandbox, clean_sandbox):
     admin = clean_sandbox
     # every report needs a person here, so that the workbook decides (the shipped default: none)
+    receiver = Receiver()  # the message after a sync (apprise json:// on loopback)
     _config(tmp_path, sandbox, '[flows]\nenabled = ["deliveries"]\n[flows.deliveries]\n'
-                               'approval_required = ["report", "report_id_required", "report_conflict"]\n')
+                               'approval_required = ["report", "report_id_required", "report_conflict"]\n'
+                               f'[notify]\nurls = ["{receiver.url}"]\n')
     settings = load_settings(tmp_path / "dealerbot.toml")
     deliveries = {d["delivery_no"]: d for d in admin.rows("dms", "deliveries") if d["seed_case"]}
     by_case: dict[str, list[dict]] = {}
@@ -53,6 +56,15 @@ def test_deliveries_are_reported_once_after_review_refusals_kept_resumed_after_a
     [fuel] = by_case["no_consent"]
     assert waiting[fuel["delivery_no"]].new_values["buyer_mobile"] == ""  # field minimisation
     assert waiting[fuel["delivery_no"]].new_values["buyer_id_number"] == ""
+    # The message lists what waits by the portal's business date: the late ones first, then the
+    # closest deadlines (the conflict is not a report to make).
+    receiver.close()
+    [message] = receiver.messages
+    listed = message["message"].split("交车上报待处理：", 1)[1]
+    late = {d["delivery_no"] for d in by_case["past_deadline"]}
+    first = [line for line in listed.splitlines() if line.startswith("- ")][:len(late)]
+    assert {line[2:].split("（")[0] for line in first} == late and all("已逾期" in line for line in first), listed
+    assert by_case["near_deadline"][0]["delivery_no"] in listed and conflict["delivery_no"] not in listed
 
     # The review workbook's sheet, as staff fill it in: the delivery dated before the allocation
     # corrected to the allocation date, everything else approved (the conflict cannot be written).
