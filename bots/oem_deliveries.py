@@ -34,6 +34,7 @@ from typing import Any
 from dealerbot.api import (
     DMS_DELIVERY,
     OEM_REPORT,
+    OPEN_STATES,
     Action,
     Bot,
     BotContext,
@@ -44,7 +45,6 @@ from dealerbot.api import (
     start_ledger_writer,
     write_actions,
 )
-from dealerbot.rekey.ledger import OPEN_STATES
 from portals.oem import (
     BUSINESS_DATE_MARK,
     REPORT_WRITE_SELECTORS,
