@@ -291,6 +291,12 @@ def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_a
     assert refused and all(r["厂家订单号"] and r["原因"] for r in refused)
     assert any("未授权" in why for why in reasons) and any("未映射的车型代码" in why for why in reasons), reasons
     assert not {r["厂家订单号"] for r in refused} & ({r["厂家订单号"] for r in waiting} | approved)
+    # The delivery reports (flow deliveries, on in the demo): reported in the sync, counted in the
+    # summary; what waits for a person (an EV whose buyer did not consent, a conflict) in its sheet.
+    assert "交车上报：待上报" in done.stdout and "oem-report-deliveries" in done.stdout
+    held = rows(final, "待处理-交车上报")
+    assert {"未授权新能源车上报（须证件号）", "与厂家记录不符"} <= {r["操作"] for r in held}, held
+    assert all(r["状态"] != "待审核" for r in held if r["操作"] == "上报交车")  # only a refused report is left
 
 
 def test_runs_and_audit_fit_an_80_column_terminal(tmp_path, sandbox, clean_sandbox):
