@@ -34,6 +34,9 @@ def test_deliveries_are_reported_once_after_review_refusals_kept_resumed_after_a
     _config(tmp_path, sandbox, '[flows]\nenabled = ["deliveries"]\n[flows.deliveries]\n'
                                'approval_required = ["report", "report_id_required", "report_conflict"]\n'
                                f'[notify]\nurls = ["{receiver.url}"]\n')
+    cfg = tmp_path / "dealerbot.toml"  # 8 requests/s: under the OEM's limit below
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[run]\n", "[run]\nrequests_per_minute = 480\n"), encoding="utf-8")
+    admin.behave("oem", rate_limit_per_minute=40, rate_limit_window_seconds=4)  # the OEM allows 10/s (reset after)
     settings = load_settings(tmp_path / "dealerbot.toml")
     deliveries = {d["delivery_no"]: d for d in admin.rows("dms", "deliveries") if d["seed_case"]}
     by_case: dict[str, list[dict]] = {}
@@ -117,4 +120,5 @@ def test_deliveries_are_reported_once_after_review_refusals_kept_resumed_after_a
         late = {r["natural_key"] for r in store.audit_rows(limit=500) if r["event"] == "late"}
     assert late == {d["delivery_no"] for d in by_case["past_deadline"]}  # the 逾期 flag in the audit trail
     assert all(states[d["delivery_no"]] == "verified" for c in written for d in by_case.get(c, []))
-    assert admin.counters("oem")["rate_limited"] == 0
+    counters = admin.counters("oem")
+    assert counters["rate_limited"] == 0 and 0 < counters["rate_window_peak"] <= 40  # the OEM's limit kept
