@@ -1,8 +1,8 @@
 """The delivery-report flow end to end (issue #24): `dealerbot sync --flow deliveries` reads the
 DMS's 交车记录 and the OEM's 上报记录, plans, and after approval in the review workbook reports
 each delivery into the OEM's 交车上报 once, read back; checked against the sandbox's admin
-ground truth: every reportable delivery reported exactly once (a SIGKILL right after a submit
-then a re-run doubles nothing and loses nothing), each refusal kept with the portal's words, a
+ground truth: every reportable delivery reported exactly once (a SIGKILL right after a submit,
+another just before one, then a re-run: nothing doubled, nothing lost), each refusal kept with the portal's words, a
 dry run writes nothing, a value edited in the 待处理-交车上报 sheet applied, a late report
 accepted and flagged, the OEM's rate limit kept (0 refusals at the limit)."""
 
@@ -94,6 +94,8 @@ def test_deliveries_are_reported_once_after_review_refusals_kept_resumed_after_a
 
     killed = run(tmp_path, "run", "oem-report-deliveries", DEALERBOT_FAILPOINTS="flow.after_submit:2")
     assert killed.returncode == -9, killed.stdout + killed.stderr  # SIGKILL right after the second submit
+    killed = run(tmp_path, "run", "oem-report-deliveries", DEALERBOT_FAILPOINTS="flow.before_submit:2")
+    assert killed.returncode == -9, killed.stdout + killed.stderr  # ... and once marked submitted, before the click
     again = run(tmp_path, "sync", "--flow", "deliveries")  # resumes: searches first, never submits twice
     assert again.returncode == 0, again.stdout + again.stderr
 
