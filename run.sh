@@ -4,7 +4,7 @@
 #   ./run.sh test     set up, run the test suite (real Chromium against the sandbox, a throwaway PostgreSQL)
 #   ./run.sh typecheck  set up, type-check src/dealerbot with mypy (pyproject.toml's [tool.mypy])
 #   ./run.sh soak     set up, run the slow soak tests
-#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|followups|desktop|group|print|canary|form|login|startup|hosts [args] for one)
+#   ./run.sh bench    set up, run the benchmarks in bench/ (./run.sh bench scrape|rekey|portal|deliveries|followups|desktop|group|print|canary|form|login|startup|hosts [args] for one)
 #   ./run.sh mutants  set up, mutation-test the pure modules against their unit tests, print the survivors
 #   ./run.sh setup    only set up (.venv, Python packages, a browser)
 set -euo pipefail
@@ -118,6 +118,7 @@ case "$cmd" in
       rekey) shift; exec "$VENV/bin/python" bench/rekey.py "$@" ;;
       portal) shift; exec "$VENV/bin/python" bench/own_portal.py "$@" ;;
       followups) shift; exec "$VENV/bin/python" bench/followups.py "$@" ;;
+      deliveries) shift; exec "$VENV/bin/python" bench/deliveries.py "$@" ;;
       desktop) shift; exec "$VENV/bin/python" bench/desktop_rekey.py "$@" ;;
       group) shift; exec "$VENV/bin/python" bench/group.py "$@" ;;
       print) shift; exec "$VENV/bin/python" bench/workbook_print.py "$@" ;;
@@ -130,6 +131,7 @@ case "$cmd" in
         "$VENV/bin/python" bench/scrape_orders.py || rc=1
         "$VENV/bin/python" bench/rekey.py || rc=1
         "$VENV/bin/python" bench/own_portal.py || rc=1
+        "$VENV/bin/python" bench/deliveries.py || rc=1
         "$VENV/bin/python" bench/moving_form.py || rc=1
         "$VENV/bin/python" bench/desktop_rekey.py || rc=1
         "$VENV/bin/python" bench/canary.py || rc=1

@@ -3,8 +3,8 @@ reconcile the DMS's deliveries against."""
 
 from __future__ import annotations
 
-from dealerbot.api import OEM_REPORT, BotContext, ListBot, scrape_pages
-from portals.oem import REPORTS_SELECTORS, OemPortal, ReportsPage
+from dealerbot.api import OEM_REPORT, BotContext, DealerbotError, ListBot, scrape_pages
+from portals.oem import BUSINESS_DATE_MARK, REPORTS_SELECTORS, OemPortal, ReportForm, ReportsPage
 
 
 class OemReportsBot(ListBot):
@@ -23,3 +23,10 @@ class OemReportsBot(ListBot):
             screen = ReportsPage(s)
             await s.step("open the list", screen.open)
             await scrape_pages(ctx, screen, self.entity)
+            try:  # the portal's business date, for the deadlines the sync's message lists (best effort)
+                today = await ReportForm(s).business_date()
+            except DealerbotError as exc:
+                ctx.log.warning("the portal's business date could not be read: {}", exc)
+                return
+            if today is not None:
+                ctx.store.set_watermark(BUSINESS_DATE_MARK, today.isoformat(), ctx.run_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlparse
 
@@ -51,6 +51,8 @@ REPORT_FORM = {f: f"report_form.{f}" for f in ("delivery_date", "invoice_no", "i
 # The names the 上报记录 reader needs besides SELECTORS_USED (required by the bots that use it, so
 # a selector file of before these screens still serves the other bots).
 REPORTS_SELECTORS = (*paged_table_selectors("reports"), "reports_page")
+# Where the store keeps the portal's business date last read (a watermark of its own name).
+BUSINESS_DATE_MARK = "oem:business-date"
 # ... and what writing a report needs on top (a writing bot requires them: the canary checks them).
 REPORT_WRITE_SELECTORS = (
     *REPORT_FORM.values(), "report_form.form", "report_form.consent", "report_form.submit", "report_form.confirm_ok",
@@ -218,6 +220,21 @@ class ReportForm:
             return await self.form.read_text("report_search.vin_error")
         await self.s.loc.get("report_form.form")
         return ""
+
+    async def business_date(self) -> date | None:
+        """The portal's business date (当前业务日期 on the 交车上报 screen: deadlines count from
+        it, never from the wall clock); None when the screen shows none.
+
+        Raises:
+            PageChanged: the screen is not as the selectors say.
+            SystemFailure: see :meth:`PortalSession.goto`.
+        """
+        await self.s.goto("report_new", {})
+        text = (await self.form.read_text("report_form.business_date")).strip()
+        try:
+            return date.fromisoformat(text[:10])
+        except ValueError:
+            return None
 
     async def report_delivery(self, values: dict[str, str], dry_run: bool = False) -> WriteOutcome:
         """Report one delivery: search its ``vin``, type ``delivery_date`` (YYYY-MM-DD),

@@ -20,7 +20,8 @@ Flows
     type, pure ``plan``, writer bot, action kinds, default approvals), :func:`run_ledger_writer`
     (a flow's writer bot's whole run through the ledger, given how to open its
     :class:`LedgerTarget` s: search first, one submit, read back, resume after a kill),
-    :func:`start_ledger_writer`, :class:`LedgerWriter`.
+    :func:`start_ledger_writer`, :class:`LedgerWriter`; ``OPEN_STATES`` (the ledger states of an
+    action not yet done: what a flow's ``waiting`` lists).
 Records
     :class:`Entity`, :class:`FieldDef`: declare a record type; it gets the default pipeline
     (required key matching ``key_pattern``, named in words by ``key_rule``; types; rejects with
@@ -85,7 +86,7 @@ from dealerbot.pages.common import (
     read_table,
 )
 from dealerbot.pages.saved import read_saved_table
-from dealerbot.rekey.ledger import Action, PlannedAction
+from dealerbot.rekey.ledger import OPEN_STATES, Action, PlannedAction
 from dealerbot.rekey.writer import DmsWriter, Rekeyer, Submitted, pending_actions, run_rekey, start_rekey, write_actions
 from dealerbot.retries import with_retries, with_retries_sync
 from dealerbot.running.bot import Bot, ListBot, TableBot, scrape_pages
@@ -129,6 +130,7 @@ __all__ = [
     "NeedsPerson",
     "PageChanged",
     "PagedTable",
+    "OPEN_STATES",
     "PlannedAction",
     "PlaywrightError",
     "PlaywrightTimeout",

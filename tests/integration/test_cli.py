@@ -257,14 +257,14 @@ def test_a_killed_run_shows_what_it_had_stored(tmp_path, sandbox, clean_sandbox)
 
 
 @pytest.fixture(scope="module")
-def demo_folder(tmp_path_factory) -> Path:
+def demo_folder(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A folder `dealerbot demo --orders 80 -o final.xlsx` ran in (80: both kinds of refusal), once
     for the tests that look at what a demo leaves (a demo is a whole chain: half a minute)."""
     folder = tmp_path_factory.mktemp("demo")
     done = dealerbot(["demo", "--orders", "80", "-o", "final.xlsx"], folder)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "final.xlsx" in done.stdout
-    return folder
+    return folder, done
 
 
 def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_and_what_was_written(demo_folder):
@@ -274,7 +274,7 @@ def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_a
     reviewer approved, written and checked)."""
     from dealerbot.cli.demo import DEMO_APPROVALS
 
-    tmp_path = demo_folder
+    tmp_path, done = demo_folder
 
     def rows(path: Path, title: str) -> list[dict]:
         ws = load_workbook(path, read_only=True)[title]
@@ -301,6 +301,12 @@ def test_the_demo_leaves_a_final_workbook_of_what_waits_what_cannot_be_written_a
     assert refused and all(r["厂家订单号"] and r["原因"] for r in refused)
     assert any("未授权" in why for why in reasons) and any("未映射的车型代码" in why for why in reasons), reasons
     assert not {r["厂家订单号"] for r in refused} & ({r["厂家订单号"] for r in waiting} | approved)
+    # The delivery reports (flow deliveries, on in the demo): reported in the sync, counted in the
+    # summary; what waits for a person (an EV whose buyer did not consent, a conflict) in its sheet.
+    assert "交车上报：待上报" in done.stdout and "oem-report-deliveries" in done.stdout
+    held = rows(final, "待处理-交车上报")
+    assert {"未授权新能源车上报（须证件号）", "与厂家记录不符"} <= {r["操作"] for r in held}, held
+    assert all(r["状态"] != "待审核" for r in held if r["操作"] == "上报交车")  # only a refused report is left
 
     # the leads flows: every new prospect and follow-up approved and written (their runs in the
     # summary), the leads past the OEM's deadline listed for a person
@@ -318,7 +324,7 @@ def test_runs_and_audit_fit_an_80_column_terminal(demo_folder, sandbox, clean_sa
     from dealerbot.status_text import STATUS_TEXT
     from dealerbot.store import Store
 
-    tmp_path = demo_folder  # the demo's chain (reads, approvals, writes) is in its store
+    tmp_path, _ = demo_folder  # the demo's chain (reads, approvals, writes) is in its store
     store_url = f"sqlite:///{tmp_path / 'var' / 'demo.sqlite'}"
     _config(tmp_path, sandbox)
     refused = dealerbot(["run", "oem-orders"], tmp_path, DEALERBOT_STORE__URL=store_url, DEALERBOT_OEM_PASSWORD="not-the-password")

@@ -79,7 +79,7 @@ def test_flows_settings_switch_flows_and_approvals_and_an_old_config_behaves_as_
     shop = load_settings(ROOT / "examples" / "usedcars" / "dealerbot.toml")
     [usedcars] = enabled_flows(shop)
     assert usedcars.name == "usedcars" and usedcars.writer_bot == "usedcars-flow-write"
-    assert {"orders", "usedcars", "leads", "followups"} <= set(discover_flows(shop.home))  # the shipped ones too
+    assert {"orders", "usedcars", "deliveries", "leads", "followups"} <= set(discover_flows(shop.home))  # the shipped ones too
     assert flow_policy(usedcars, shop).approval_required == frozenset({"register_car"})
 
     for body, words in (

@@ -103,7 +103,7 @@ def demo(
             None,
             oem__url=sandbox_server.oem_url, dms__url=sandbox_server.dms_url, store__url=f"sqlite:///{demo_store}",
             paths__state=str(base.path("state") / "demo"), rekey__dictionary=str(_sandbox_dictionary(base)),
-            flows__enabled=["orders", *DEMO_LEAD_FLOWS],
+            flows__enabled=_demo_flows(),
         )
         log_to_console(settings, verbose)
         passwords = _demo_passwords()
@@ -112,6 +112,7 @@ def demo(
         console.rule("1. 读取两边、对账、自动写入状态更新 (sync)")
         first = sync_and_report(settings, console, out / f"demo-review-{stamp}.xlsx", headed=headed, passwords=passwords,
                                  trigger="demo")
+        _demo_deliveries(console, first)
         console.rule(f"2. 审核：模拟员工在“待处理”表中同意前 {DEMO_APPROVALS} 条新建合同")
         assert first.workbook_path is not None  # _sync_and_report always writes the workbook
         reviewed = _demo_review(settings, console, first.workbook_path, out / f"demo-reviewed-{stamp}.xlsx")
@@ -133,6 +134,24 @@ def demo(
                   "再运行 dealerbot import-review 文件名）；“无法处理”表列出被拒绝的订单及原因；"
                   "“写入结果”表列出刚写入DMS并核对过的合同；“需人工-厂家线索建潜客”表列出回访已超时的厂家线索。")
     console.print(f"审计记录 (audit trail): DEALERBOT_STORE__URL=sqlite:///{demo_store} dealerbot audit", markup=False)
+
+
+def _demo_flows() -> list[str]:
+    """The flows the demo runs: every shipped flow (a dealership's default is orders alone)."""
+    return ["orders", "deliveries", *DEMO_LEAD_FLOWS]
+
+
+def _demo_deliveries(console: Console, result: Any) -> None:
+    """The delivery reports' part of the demo's summary: what the sync planned and what is left."""
+    plan, left = result.plans.get("deliveries"), result.lefts.get("deliveries")
+    if plan is None or left is None:
+        return
+    counts = plan.counts
+    console.print(f"交车上报：待上报 {counts.get('create', 0)} 条，已上报 {counts.get('in_sync', 0)} 条，"
+                  f"与厂家不符 {counts.get('conflict', 0)} 条，无法上报 {counts.get('rejected', 0)} 条；"
+                  f"写入后仍待审核 {left.awaiting_approval} 条（见工作簿“待处理-交车上报”表）", markup=False)
+    for line in result.waiting.get("deliveries", []):
+        console.print(f"  - {line}", markup=False)
 
 
 def _demo_review(settings: Settings, console: Console, workbook: Path, reviewed: Path) -> Path:

@@ -12,7 +12,7 @@ A flow names everything its daily run needs::
   :class:`~dealerbot.rekey.ledger.PlannedAction` that brings the target in line, None when it
   already is, or raising :class:`~dealerbot.errors.RecordRejected` with the reason (codes go
   through the data dictionary); ``target`` is the record of the ``target`` record type (what the
-  written portal holds, as last read) with the same key, or None; a flow whose target is not
+  written portal holds, as last read) with the same key (or the same ``match`` field), or None; a flow whose target is not
   keyed like its source (a DMS prospect found by its OEM lead no) gives ``targets(store)``: what
   ``plan`` gets as ``target`` for each source key (read from the store once per planning);
 * ``attention``: what waits for a person besides approvals (a lead past its deadline with no
@@ -67,12 +67,18 @@ class Flow:
     approval_required: frozenset[str] = frozenset()
     enabled_kinds: frozenset[str] | None = None  # None: every kind
     target: Entity | None = None  # what the written portal holds, keyed like ``source`` (read by a read bot)
+    # A field both record types have that pairs a source record with the target's (the VIN of a
+    # delivery and of its report); "": the target is keyed like the source.
+    match: str = ""
     plan: FlowPlan | None = None  # None only for the shipped orders flow (planned by dealerbot.rekey.reconcile)
     # source key -> what ``plan`` gets as ``target``, when the target is not keyed like the source
     targets: Callable[[Store], Mapping[str, dict[str, Any]]] | None = field(default=None, compare=False)
     description: str = ""
     # what waits for a person besides approvals: (record key, the words why), after each sync
     attention: Callable[[Store], list[tuple[str, str]]] | None = field(default=None, compare=False)
+    # What waits for this flow, in lines for the message after a sync (the store after planning);
+    # None: the counts say it all.
+    waiting: Callable[[Any], list[str]] | None = field(default=None, compare=False)
     # The orders flow's own policy hook (its [rekey] section); None: built from the above.
     settings_policy: Callable[[Any], Policy] | None = field(default=None, compare=False)
 

@@ -62,14 +62,18 @@ def plan_flow(store: Store, flow: Flow, dictionary: Dictionary | None, policy: P
     if flow.targets is not None:
         targets = flow.targets(store)
     elif flow.target is not None:
-        targets = {str(r.get(flow.target.key) or ""): r for r in store.iter_records(flow.target)}
+        by = flow.match or flow.target.key
+        targets = {str(r.get(by) or "").strip().upper() if flow.match else str(r.get(by) or ""): r
+                   for r in store.iter_records(flow.target)}
     latest = store.latest_actions(flow.name)
     report = ReconcileReport(Counter(), [])
     supersede: list[int] = []
     new: list[tuple[PlannedAction, bool]] = []
     dropped: list[tuple[Action, str]] = []
     for record in store.iter_records(flow.source):
-        outcome = classify_flow(flow, record, targets.get(str(record.get(flow.source.key) or "")), dictionary)
+        pair = (str(record.get(flow.match) or "").strip().upper() if flow.match
+                else str(record.get(flow.source.key) or ""))
+        outcome = classify_flow(flow, record, targets.get(pair), dictionary)
         _decide(flow, outcome, latest.get(outcome.order_no), policy, supersede, new, dropped)
         report.outcomes.append(outcome)
         report.counts[outcome.reconcile_class] += 1

@@ -53,6 +53,7 @@ class SyncResult:
     lefts: dict[str, ReconcileReport] = field(default_factory=dict)  # ... after writing
     titles: dict[str, str] = field(default_factory=dict)  # each flow's Chinese title, by name
     attention: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # each flow's (key, why) for a person
+    waiting: dict[str, list[str]] = field(default_factory=dict)  # each flow's own list of what waits (Flow.waiting)
     workbook_path: Path | None = None
     stopped: str | None = None  # why the chain stopped early
 
@@ -107,17 +108,24 @@ async def sync(
     if result.lefts:
         dropped = [d for name in result.lefts for d in (result.plans[name].dropped + result.lefts[name].dropped)]
         waiting = sum(r.awaiting_approval for r in result.lefts.values())
-        listed = {n: rows for n, rows in result.attention.items() if rows}
-        if waiting or dropped or listed:  # after the workbook: the message names it
+        attention = {n: rows for n, rows in result.attention.items() if rows}  # for a person besides approvals
+        listed = {n: lines for n, lines in result.waiting.items() if lines}  # a flow's own list of what waits
+        if waiting or dropped or attention or listed:  # after the workbook: the message names it
             name = result.workbook_path.name if result.workbook_path else None
             message = review_message(waiting, name, dropped, settings.console.public_url)
-            if listed:
-                message = attention_message(message, {result.titles.get(n, n): rows for n, rows in listed.items()}, bool(waiting or dropped))
+            if attention:
+                message = attention_message(message, {result.titles.get(n, n): rows for n, rows in attention.items()},
+                                            bool(waiting or dropped))
             if len(result.lefts) > 1 or ORDERS_FLOW not in result.lefts:  # say which flow waits for what
                 per_flow = "；".join(f"{result.titles.get(n, n)} {r.awaiting_approval} 条"
                                      for n, r in result.lefts.items() if r.awaiting_approval)
                 if per_flow:
                     message = replace(message, body=f"按流程：{per_flow}\n{message.body}".rstrip())
+            if not waiting and not dropped and not attention:
+                message = replace(message, title="dealerbot：" + "、".join(result.titles.get(n, n) for n in listed) + " 有待处理项")
+            for n, lines in listed.items():  # a flow's own list (deliveries: by deadline, the late ones first)
+                body = "\n".join(f"- {line}" for line in lines)
+                message = replace(message, body=f"{message.body}\n{result.titles.get(n, n)}待处理：\n{body}".strip())
             await Notifier(settings.notify).send([message])
     return result
 
@@ -197,6 +205,8 @@ async def _chain(
             result.lefts[f.name] = await reconcile_flow(store, f, dictionary, policies[f.name], on_wait=waiting)
             if f.attention is not None:
                 result.attention[f.name] = f.attention(store)
+            if f.waiting is not None:
+                result.waiting[f.name] = f.waiting(store)
     first = ORDERS_FLOW if ORDERS_FLOW in result.plans else flows[0].name
     result.plan, result.left = result.plans[first], result.lefts[first]
     return result
