@@ -60,10 +60,11 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERBOT_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(COLUMNS="120", NO_COLOR="1")
     with tempfile.TemporaryDirectory(prefix="dealerbot-startup-") as tmp:
-        home = Path(tmp)
-        (home / "dealerbot.toml").write_text('[oem]\nurl = "http://127.0.0.1:9"\n', encoding="utf-8")
-        (home / "schedules").mkdir()
-        (home / "schedules" / "daily.yaml").write_bytes((ROOT / "schedules" / "daily.yaml").read_bytes())
+        home, old_home = Path(tmp) / "now", Path(tmp) / "before"  # each its own run store (its own schema)
+        for folder in (home, old_home):
+            (folder / "schedules").mkdir(parents=True)
+            (folder / "dealerbot.toml").write_text('[oem]\nurl = "http://127.0.0.1:9"\n', encoding="utf-8")
+            (folder / "schedules" / "daily.yaml").write_bytes((ROOT / "schedules" / "daily.yaml").read_bytes())
         runs = {"import playwright.async_api": [], **{" ".join(c): [] for c in COMMANDS}}
         old_env = dict(env, PYTHONPATH=str(args.before.resolve() / "src")) if args.before else None
         if old_env:
@@ -71,7 +72,7 @@ def main() -> int:
         for argv in [BASELINE] + [[sys.executable, "-m", "dealerbot.cli", *c] for c in COMMANDS]:
             timed(argv, home, env)  # warm the file cache (and create the run store) once
             if old_env:
-                timed(argv, home, old_env)
+                timed(argv, old_home, old_env)
         for _ in range(args.runs):
             # alternating: a busy moment costs the baseline and the commands alike
             runs["import playwright.async_api"].append(timed(BASELINE, home, env, "import playwright.async_api"))
@@ -80,7 +81,7 @@ def main() -> int:
                 runs[name].append(timed([sys.executable, "-m", "dealerbot.cli", *c], home, env, name))
                 if old_env:
                     runs["before: " + name].append(
-                        timed([sys.executable, "-m", "dealerbot.cli", *c], home, old_env, "before: " + name))
+                        timed([sys.executable, "-m", "dealerbot.cli", *c], old_home, old_env, "before: " + name))
     base = statistics.median(runs["import playwright.async_api"])
     cpu_base = statistics.median(CPU["import playwright.async_api"])
     print(f"{'command':<32}{'median s':>10}{'ratio':>8}{'CPU s':>8}{'ratio':>8}   ({args.runs} runs each, "

@@ -1,7 +1,8 @@
-"""What each bot is, without importing the bots: for commands that only list or check them.
+"""What each bot and flow is, without importing the bots: for commands that only list or check them.
 
-Listing the bots (``dealerbot bots``, ``dealerbot schedule check``) needs each bot's name, portals,
-record types, options and description. Getting them by importing every bot module loads the
+Listing the bots (``dealerbot bots``) and checking a timetable (``dealerbot schedule check``, the
+scheduler's start) need each bot's name, portals, record types, options and description, and
+each flow's name, read bots and writer. Getting them by importing every bot module loads the
 whole engine (page objects, the data pipeline, the desktop driver...), most of such a command's
 start-up time. :func:`bot_summaries` keeps what discovery found in a small JSON file in the
 user's cache folder, valid while no Python file it depends on changed: the project folder's
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ class BotSummary:
     def portals(self) -> tuple[str, ...]:
         """Every portal the bot opens (``portal`` first)."""
         return (self.portal, *(p for p in self.also_uses if p != self.portal))
+
+
+@dataclass(frozen=True)
+class FlowSummary:
+    """A flow as a timetable checks it (the attributes keep :class:`~dealerbot.flows.Flow`'s names)."""
+
+    name: str
+    title: str
+    read_bots: tuple[str, ...]
+    writer_bot: str
 
 
 def cache_dir() -> Path:
@@ -90,9 +101,9 @@ def summarise(bots: dict[str, Any]) -> list[BotSummary]:
     ]
 
 
-def _summary(kept: dict[str, Any]) -> BotSummary:
+def _summary(cls: type[Any], kept: dict[str, Any]) -> Any:
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in kept.items()}
-    return BotSummary(**values)
+    return cls(**values)
 
 
 def bot_summaries(home: Path | None, cache: Path | None = None) -> dict[str, BotSummary]:
@@ -104,6 +115,17 @@ def bot_summaries(home: Path | None, cache: Path | None = None) -> dict[str, Bot
         ConfigError: as :func:`~dealerbot.running.registry.discover` (a bot module fails to
             import, two bots share a name...), when the cache is not current.
     """
+    return project_summaries(home, cache)[0]
+
+
+def project_summaries(home: Path | None, cache: Path | None = None) -> tuple[dict[str, BotSummary], dict[str, FlowSummary]]:
+    """Every bot and every flow (``orders`` first) of the project folder ``home`` by name, as
+    :func:`bot_summaries` (one cache, one discovery).
+
+    Raises:
+        ConfigError: as :func:`~dealerbot.running.registry.discover` and
+            :func:`~dealerbot.flows.registry.discover_flows`, when the cache is not current.
+    """
     home = home.resolve() if home is not None else None
     folder = cache if cache is not None else cache_dir()
     path = folder / f"bots-{hashlib.sha256(str(home).encode()).hexdigest()[:16]}.json"
@@ -111,18 +133,21 @@ def bot_summaries(home: Path | None, cache: Path | None = None) -> dict[str, Bot
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
         if kept.get("key") == key:
-            return {b["name"]: _summary(b) for b in kept["bots"]}
+            return ({b["name"]: _summary(BotSummary, b) for b in kept["bots"]},
+                    {f["name"]: _summary(FlowSummary, f) for f in kept["flows"]})
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         pass  # missing, unreadable or from another version: discover again
+    from dealerbot.flows.registry import discover_flows
     from dealerbot.running.registry import discover
 
-    found = summarise(discover(home=home))
+    bots = summarise(discover(home=home))
+    flows = [FlowSummary(f.name, f.title, tuple(f.read_bots), f.writer_bot) for f in discover_flows(home).values()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "bots": [asdict(b) for b in found]}, ensure_ascii=False),
-                       encoding="utf-8")
+        tmp.write_text(json.dumps({"key": key, "bots": [asdict(b) for b in bots], "flows": [asdict(f) for f in flows]},
+                                  ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home folder: listing still works, only slower
-    return {b.name: b for b in found}
+    return {b.name: b for b in bots}, {f.name: f for f in flows}

@@ -393,11 +393,11 @@ def timetables_of(settings: Settings) -> list[Job]:
     Raises:
         DataFileError: as :func:`load_timetables`.
     """
-    from dealerbot.flows.registry import discover_flows
-    from dealerbot.running.registry import discover
+    from dealerbot.running.bot_list import project_summaries
 
-    return load_timetables(settings.path("schedules"), discover(home=settings.home), settings.portal_names,
-                           list(settings.stores) if settings.is_group else None, discover_flows(settings.home))
+    bots, flows = project_summaries(settings.home)  # what a timetable checks of them: no bot imported while none changed
+    return load_timetables(settings.path("schedules"), dict(bots), settings.portal_names,
+                           list(settings.stores) if settings.is_group else None, dict(flows))
 
 
 def scheduler_trigger(job: Job, settings: Settings) -> JobTrigger:
