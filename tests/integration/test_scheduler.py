@@ -214,7 +214,10 @@ def test_sigterm_stops_the_scheduler_cleanly_and_the_run_is_recorded_interrupted
     with Store.open(store_url) as store:
         runs = store.runs(10)
     assert runs and not [r for r in runs if r.status == "running"]
-    assert runs[0].status == "interrupted" and runs[0].trigger == "schedule" and runs[0].job == "orders"
+    # the run that was cut short (a firing meanwhile, every 2 s, is recorded skipped: on a busy
+    # machine one may come after it)
+    ran = [r for r in runs if r.status != "skipped"]
+    assert ran[0].status == "interrupted" and ran[0].trigger == "schedule" and ran[0].job == "orders"
 
 
 async def test_firings_missed_while_the_scheduler_was_held_up_start_one_run(settings, clean_sandbox):
