@@ -99,15 +99,15 @@ def flows(config: ConfigOpt = None) -> None:
         policies = {name: flow_policy(flow, settings) for name, flow in found.items()}
     except DealerbotError as exc:
         raise fail(str(exc)) from None
-    table = Table(title="flows")
-    for col in ("name", "title", "on", "read bots", "writer"):
+    table = Table(title="流程 (flows)")
+    for col in ("名称 (name)", "流程", "已开启", "读取 (read bots)", "写入 (writer)"):
         table.add_column(col, no_wrap=True)
-    table.add_column("kinds (需审核*)", overflow="fold")
+    table.add_column("操作（*需审核）", overflow="fold")
     for name, flow in found.items():
         policy = policies[name]
         kinds = "、".join(f"{flow.kind_text(k)}{'*' if k in policy.approval_required else ''}"
                          + ("" if k in policy.enabled else "（未启用）") for k in flow.kinds)
-        table.add_row(name, flow.title, "yes" if name in settings.flows.enabled else "no", ", ".join(flow.read_bots),
+        table.add_row(name, flow.title, "是" if name in settings.flows.enabled else "否", ", ".join(flow.read_bots),
                       flow.writer_bot, kinds)
     make_console().print(table)
 
