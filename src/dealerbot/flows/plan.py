@@ -80,13 +80,7 @@ def plan_flow(store: Store, flow: Flow, dictionary: Dictionary | None, policy: P
     store.save_plan(supersede, new, [], dropped=dropped)
     report.dropped = [(a.natural_key, why) for a, why in dropped]
     report.planned, report.superseded = len(new), len(supersede)
-    for a in store.actions(OPEN_STATES, flow=flow.name):
-        if a.state in ("planned", "failed"):
-            report.awaiting_approval += 1
-        elif a.state == "approved" and a.kind in policy.enabled:
-            report.ready += 1
-        elif a.state in ("in_progress", "written"):
-            report.in_progress += 1
+    report.count_open(store, flow.name, policy)
     return report
 
 

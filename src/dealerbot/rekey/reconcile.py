@@ -334,6 +334,17 @@ class ReconcileReport:
     # A person's approval superseded by this plan: (OEM order no, what changed), said to people.
     dropped: list[tuple[str, str]] = field(default_factory=list)
 
+    def count_open(self, store: Store, flow: str, policy: Policy) -> None:
+        """Count ``flow``'s open actions as they stand after planning: waiting for a person,
+        ready for its writer (approved, of a kind ``policy`` writes), or being written."""
+        for a in store.actions(OPEN_STATES, flow=flow):
+            if a.state in ("planned", "failed"):
+                self.awaiting_approval += 1
+            elif a.state == "approved" and a.kind in policy.enabled:
+                self.ready += 1
+            elif a.state in ("in_progress", "written"):
+                self.in_progress += 1
+
 
 def reconcile(
     store: Store, dictionary: Dictionary, policy: Policy, on_wait: Callable[[str], None] | None = None,
@@ -417,13 +428,7 @@ def plan_ledger(store: Store, dictionary: Dictionary, policy: Policy) -> Reconci
     store.save_plan(supersede, new, sync_rows, dropped=dropped)
     report.dropped = [(a.natural_key, why) for a, why in dropped]
     report.planned, report.superseded = len(new), len(supersede)
-    for a in store.actions(OPEN_STATES, flow=ORDERS_FLOW):
-        if a.state in ("planned", "failed"):
-            report.awaiting_approval += 1
-        elif a.state == "approved" and a.kind in policy.enabled:
-            report.ready += 1
-        elif a.state in ("in_progress", "written"):
-            report.in_progress += 1
+    report.count_open(store, ORDERS_FLOW, policy)
     return report
 
 
